@@ -1,0 +1,1 @@
+"""Hivewire's gRPC services: registry, coordinator, gateway, and what they share."""

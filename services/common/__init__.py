@@ -1,0 +1,1 @@
+"""What every Hivewire service shares: config, server bootstrap, Redis, keys, errors."""

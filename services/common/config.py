@@ -1,0 +1,70 @@
+"""Configuration: the one place that reads HIVEWIRE_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting with its safe default; field `x_y` is read from `HIVEWIRE_X_Y`."""
+
+    redis_url: str = "redis://127.0.0.1:6390/0"
+    namespace: str = "hw"
+    gateway_addr: str = "127.0.0.1:50051"
+    registry_addr: str = "127.0.0.1:50052"
+    coordinator_addr: str = "127.0.0.1:50053"
+    # Where each service listens; empty means the host:port of its *_addr.
+    gateway_listen: str = ""
+    registry_listen: str = ""
+    coordinator_listen: str = ""
+    log_level: str = "INFO"
+    rpc_timeout: float = 5.0
+    shutdown_grace: float = 5.0
+    max_message_bytes: int = 8 * 1024 * 1024
+    max_payload_bytes: int = 1024 * 1024
+    max_batch: int = 1000
+    lease_seconds: float = 15.0
+    lease_sweep_interval: float = 1.0
+    default_max_attempts: int = 3
+    retry_initial_backoff: float = 1.0
+    retry_max_backoff: float = 60.0
+    scheduler_interval: float = 0.2
+    scheduler_batch: int = 512
+    results_batch: int = 512
+    events_maxlen: int = 200_000
+    task_retention_seconds: float = 7 * 24 * 3600.0
+    stream_queue_size: int = 1024
+    agent_running_report_after: float = 0.1
+
+    def listen(self, service: str) -> str:
+        """Listen address of a service: HIVEWIRE_<SERVICE>_LISTEN, else its *_ADDR."""
+        explicit = str(getattr(self, f"{service}_listen"))
+        return explicit or str(getattr(self, f"{service}_addr"))
+
+
+ENV_PREFIX = "HIVEWIRE_"
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable that sets a Settings field."""
+    return ENV_PREFIX + field_name.upper()
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Read Settings from the environment (or `env`), then apply keyword overrides."""
+    source = os.environ if env is None else env
+    values: dict[str, object] = {}
+    for f in fields(Settings):
+        raw = source.get(env_name(f.name))
+        if raw is None or raw == "":
+            continue
+        kind = type(getattr(Settings, f.name))
+        try:
+            values[f.name] = kind(raw)
+        except ValueError as exc:
+            raise ValueError(f"{env_name(f.name)}={raw!r} is not a valid {kind.__name__}") from exc
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]

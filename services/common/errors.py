@@ -1,0 +1,120 @@
+"""Domain errors, and the one place they are mapped to gRPC status codes with rich details."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+DOMAIN = "hivewire.dev"
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One bad field of a request."""
+
+    field: str
+    description: str
+
+
+class HivewireError(Exception):
+    """Base of domain errors: a gRPC code, an ErrorInfo reason and optional field violations."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    reason: str = "INTERNAL"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        field: str | None = None,
+        violations: list[FieldViolation] | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if reason is not None:
+            self.reason = reason
+        self.violations = list(violations or [])
+        if field is not None:
+            self.violations.append(FieldViolation(field, message))
+        self.metadata = dict(metadata or {})
+
+
+class InvalidArgument(HivewireError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "INVALID_ARGUMENT"
+
+
+class NotFound(HivewireError):
+    code = grpc.StatusCode.NOT_FOUND
+    reason = "NOT_FOUND"
+
+
+class FailedPrecondition(HivewireError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "FAILED_PRECONDITION"
+
+
+class ResourceExhausted(HivewireError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "RESOURCE_EXHAUSTED"
+
+
+class Unauthenticated(HivewireError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+    reason = "BAD_AGENT_TOKEN"
+
+
+class Unavailable(HivewireError):
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "UNAVAILABLE"
+
+
+def to_status(err: HivewireError) -> status_pb2.Status:
+    """google.rpc.Status with ErrorInfo{reason, domain} and BadRequest field violations."""
+    details = []
+    info = error_details_pb2.ErrorInfo(reason=err.reason, domain=DOMAIN, metadata=err.metadata)
+    details.append(info)
+    if err.violations:
+        details.append(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=v.field, description=v.description
+                    )
+                    for v in err.violations
+                ]
+            )
+        )
+    packed = []
+    for d in details:
+        a = any_pb2.Any()
+        a.Pack(d)
+        packed.append(a)
+    code_value = getattr(code_pb2, err.code.name)
+    return status_pb2.Status(code=code_value, message=err.message, details=packed)
+
+
+def error_info(status: status_pb2.Status) -> error_details_pb2.ErrorInfo | None:
+    """The ErrorInfo detail of a status, if any."""
+    for d in status.details:
+        if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            d.Unpack(info)
+            return info
+    return None
+
+
+def field_violations(status: status_pb2.Status) -> list[FieldViolation]:
+    """The BadRequest field violations of a status."""
+    out: list[FieldViolation] = []
+    for d in status.details:
+        if d.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            br = error_details_pb2.BadRequest()
+            d.Unpack(br)
+            out.extend(FieldViolation(v.field, v.description) for v in br.field_violations)
+    return out

@@ -1,0 +1,130 @@
+"""All Redis key names, under one prefix with a hash tag so the layout can be sharded later."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.common.validation import check_capability, check_id
+
+INBOX_GROUP = "agent"
+RESULTS_GROUP = "coordinators"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names for one namespace: `hivewire:{<namespace>}:...`.
+
+    Every key that takes a name checks it first, so no unchecked input reaches a key name.
+    """
+
+    namespace: str = "hw"
+
+    @property
+    def prefix(self) -> str:
+        return f"hivewire:{{{self.namespace}}}:"
+
+    # Tasks
+    def task(self, task_id: str) -> str:
+        return f"{self.prefix}task:{check_id(task_id, 'task_id')}"
+
+    @property
+    def task_prefix(self) -> str:
+        """Prefix of task hashes (Lua scripts append the id)."""
+        return f"{self.prefix}task:"
+
+    def pending(self, capability: str) -> str:
+        return f"{self.prefix}pending:{check_capability(capability)}"
+
+    @property
+    def pending_prefix(self) -> str:
+        return f"{self.prefix}pending:"
+
+    @property
+    def pending_capabilities(self) -> str:
+        """Set of capabilities whose pending queue may be non-empty."""
+        return f"{self.prefix}pending-capabilities"
+
+    @property
+    def tasks_index(self) -> str:
+        """Sorted set of every task id by submission sequence."""
+        return f"{self.prefix}tasks"
+
+    def tasks_by_state(self, state_name: str) -> str:
+        return f"{self.prefix}tasks:{state_name}"
+
+    @property
+    def tasks_by_state_prefix(self) -> str:
+        return f"{self.prefix}tasks:"
+
+    @property
+    def task_seq(self) -> str:
+        return f"{self.prefix}seq:task"
+
+    def request_id(self, request_id_hash: str) -> str:
+        return f"{self.prefix}request:{request_id_hash}"
+
+    @property
+    def request_prefix(self) -> str:
+        return f"{self.prefix}request:"
+
+    @property
+    def due(self) -> str:
+        """Sorted set of task ids waiting for a retry backoff, scored by due time (ms)."""
+        return f"{self.prefix}due"
+
+    @property
+    def finished(self) -> str:
+        """Sorted set of terminal task ids by end time (ms), for retention."""
+        return f"{self.prefix}finished"
+
+    # Agents
+    def agent(self, agent_id: str) -> str:
+        return f"{self.prefix}agent:{check_id(agent_id, 'agent_id')}"
+
+    @property
+    def agent_prefix(self) -> str:
+        return f"{self.prefix}agent:"
+
+    @property
+    def agents_index(self) -> str:
+        """Sorted set of every agent id by registration sequence."""
+        return f"{self.prefix}agents"
+
+    @property
+    def agent_seq(self) -> str:
+        return f"{self.prefix}seq:agent"
+
+    @property
+    def leases(self) -> str:
+        """Sorted set of live agent ids by lease expiry (ms)."""
+        return f"{self.prefix}leases"
+
+    @property
+    def agent_load(self) -> str:
+        """Hash agent id -> tasks delivered and not yet finished."""
+        return f"{self.prefix}agent-load"
+
+    def inbox(self, agent_id: str) -> str:
+        return f"{self.prefix}inbox:{check_id(agent_id, 'agent_id')}"
+
+    @property
+    def inbox_prefix(self) -> str:
+        return f"{self.prefix}inbox:"
+
+    @property
+    def agent_changes(self) -> str:
+        """Stream of membership changes (what WatchAgents tails)."""
+        return f"{self.prefix}agent-changes"
+
+    # Shared streams
+    @property
+    def results(self) -> str:
+        return f"{self.prefix}results"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}events"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.prefix}dead-letters"

@@ -1,0 +1,38 @@
+"""Loads Lua scripts with the shared prelude and the enum constants of the generated code."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from redis.commands.core import AsyncScript
+
+from hivewire.v1 import agent_pb2, event_pb2, stream_pb2, task_pb2
+from services.common.redis import Redis
+
+_HERE = Path(__file__).parent
+
+
+@cache
+def constants() -> str:
+    """`local NAME = number` for every value of the enums scripts use."""
+    lines = []
+    for enum in (
+        task_pb2.TaskState,
+        event_pb2.EventType,
+        agent_pb2.AgentState,
+        stream_pb2.TaskOutcome,
+    ):
+        for name, number in enum.items():
+            lines.append(f"local {name} = {number}")
+    return "\n".join(lines) + "\n"
+
+
+def script_source(path: Path) -> str:
+    """Constants, the prelude, then the script body."""
+    return constants() + (_HERE / "prelude.lua").read_text() + "\n" + path.read_text()
+
+
+def register(redis: Redis, path: Path) -> AsyncScript:
+    """A script object that runs by SHA and reloads itself after a SCRIPT FLUSH or restart."""
+    return redis.register_script(script_source(path))

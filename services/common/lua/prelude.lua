@@ -1,0 +1,45 @@
+-- Shared by every Hivewire script: a minimal protobuf encoder for hivewire.v1.Event.
+-- Enum constants (TASK_STATE_*, EVENT_TYPE_*, ...) are prepended from the generated code.
+
+local function pb_varint(n)
+  local out = {}
+  repeat
+    local b = n % 128
+    n = math.floor(n / 128)
+    if n > 0 then b = b + 128 end
+    out[#out + 1] = string.char(b)
+  until n == 0
+  return table.concat(out)
+end
+
+local function pb_uint(field, n)
+  n = tonumber(n)
+  if n == nil or n == 0 then return '' end
+  return pb_varint(field * 8) .. pb_varint(n)
+end
+
+local function pb_bytes(field, s)
+  if s == nil or s == false or s == '' then return '' end
+  return pb_varint(field * 8 + 2) .. pb_varint(#s) .. s
+end
+
+local function pb_timestamp(field, ms)
+  ms = tonumber(ms)
+  local secs = math.floor(ms / 1000)
+  local nanos = (ms % 1000) * 1000000
+  local body = pb_uint(1, secs) .. pb_uint(2, nanos)
+  return pb_varint(field * 8 + 2) .. pb_varint(#body) .. body
+end
+
+-- hivewire.v1.Event: type=2 time=3 task_id=4 workflow_id=5 agent_id=6 capability=7
+-- task_state=8 attempt=9 message=10 (cursor=1 is the stream id, set when read).
+local function encode_event(ev)
+  return pb_uint(2, ev.type) .. pb_timestamp(3, ev.ms) .. pb_bytes(4, ev.task_id)
+    .. pb_bytes(5, ev.workflow_id) .. pb_bytes(6, ev.agent_id) .. pb_bytes(7, ev.capability)
+    .. pb_uint(8, ev.state) .. pb_uint(9, ev.attempt) .. pb_bytes(10, ev.message)
+end
+
+-- Append an event to the events stream, trimmed approximately to maxlen entries.
+local function emit_event(events_key, maxlen, ev)
+  redis.call('XADD', events_key, 'MAXLEN', '~', maxlen, '*', 'event', encode_event(ev))
+end

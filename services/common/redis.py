@@ -1,0 +1,38 @@
+"""Redis connection factory: hiredis parser, capped exponential backoff with jitter, timeouts."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+Redis = aioredis.Redis
+
+
+def create_redis(
+    url: str,
+    *,
+    socket_timeout: float = 5.0,
+    retries: int = 3,
+    max_connections: int = 64,
+) -> Redis:
+    """A client for `url` whose commands retry connection errors a few times, then raise.
+
+    Blocking reads (XREADGROUP BLOCK) pass their own longer timeout per call.
+    """
+    retry = Retry(ExponentialWithJitterBackoff(cap=1.0, base=0.05), retries)
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=2.0,
+        retry=retry,
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        health_check_interval=10,
+        max_connections=max_connections,
+        decode_responses=False,
+    )
+
+
+REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)

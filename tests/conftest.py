@@ -1,0 +1,60 @@
+"""Shared fixtures: a real redis-server on a free loopback port, settings, Redis clients."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from hivewire.embedded_redis import EmbeddedRedis, free_port
+from services.common.config import Settings, load_settings
+from services.common.keys import Keys
+from services.common.redis import Redis, create_redis
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """One redis-server for the session (AOF off: tests want speed, not durability)."""
+    server = EmbeddedRedis(free_port(), tmp_path_factory.mktemp("redis"), appendonly=False)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A fresh key namespace per test, so tests never see each other's keys."""
+    return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def settings(redis_server: EmbeddedRedis, namespace: str) -> Settings:
+    return load_settings(
+        env={},
+        redis_url=redis_server.url,
+        namespace=namespace,
+        lease_seconds=3.0,
+        lease_sweep_interval=0.2,
+        retry_initial_backoff=0.05,
+        retry_max_backoff=0.2,
+        scheduler_interval=0.05,
+    )
+
+
+@pytest.fixture
+def keys(settings: Settings) -> Keys:
+    return Keys(settings.namespace)
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    client = create_redis(settings.redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

@@ -1,0 +1,34 @@
+"""Events encoded by the Lua prelude parse as hivewire.v1.Event in Python."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hivewire.v1 import event_pb2, task_pb2
+from services.common import lua
+from services.common.events import decode_entry
+from services.common.keys import Keys
+from services.common.redis import Redis
+
+
+async def test_lua_event_round_trips(redis: Redis, keys: Keys, tmp_path: Path) -> None:
+    body = tmp_path / "emit.lua"
+    body.write_text(
+        "emit_event(KEYS[1], 100, {type=EVENT_TYPE_TASK_SUCCEEDED, ms=tonumber(ARGV[1]),"
+        " task_id=ARGV[2], agent_id='', capability='echo', state=TASK_STATE_SUCCEEDED,"
+        " attempt=3, message=ARGV[3]})"
+    )
+    script = lua.register(redis, body)
+    ms = 1_764_000_000_123
+    await script(keys=[keys.events], args=[ms, "ab" * 16, "héllo \x00 bytes"])
+    [(entry_id, fields)] = await redis.xrange(keys.events)
+    event = decode_entry(entry_id, fields)
+    assert event.type == event_pb2.EVENT_TYPE_TASK_SUCCEEDED
+    assert event.task_state == task_pb2.TASK_STATE_SUCCEEDED
+    assert event.time.ToMilliseconds() == ms
+    assert event.task_id == "ab" * 16
+    assert event.capability == "echo"
+    assert event.attempt == 3
+    assert event.agent_id == ""
+    assert event.message == "héllo \x00 bytes"
+    assert event.cursor == entry_id.decode()
