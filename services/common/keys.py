@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hivewire.wire import INBOX_GROUP, RESULTS_GROUP
 from services.common.validation import check_capability, check_id
 
-INBOX_GROUP = "agent"
-RESULTS_GROUP = "coordinators"
+__all__ = ["INBOX_GROUP", "RESULTS_GROUP", "Keys"]
 
 
 @dataclass(frozen=True)
