@@ -1,0 +1,1 @@
+"""The coordinator: accepts tasks, schedules them onto agents, applies their results."""

@@ -1,0 +1,181 @@
+"""The scheduler: matches pending tasks to live agents with free slots, least loaded first."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+from hivewire.v1 import stream_pb2
+from services.common import lua
+from services.common.clock import duration_from_seconds, now_ms, ts_from_ms
+from services.common.config import Settings
+from services.common.keys import Keys
+from services.common.redis import Redis
+from services.coordinator.agent_cache import AgentCache, CachedAgent
+from services.coordinator.loops import Backoff
+
+logger = logging.getLogger(__name__)
+
+_HERE = Path(__file__).parent
+# Tasks looked at beyond the free slots, so a head task whose labels match no agent
+# does not block the ones behind it.
+LOOKAHEAD = 64
+_PENDING_FIELDS = ("attempt", "labels", "payload", "workflow_id", "timeout_ms", "trace_id")
+
+
+@dataclass
+class Assignment:
+    task_id: str
+    agent_id: str
+    attempt: int
+    token: str
+    envelope: bytes
+
+
+def plan(
+    tasks: list[tuple[str, dict[str, str]]],
+    agents: list[CachedAgent],
+    load: dict[str, int],
+) -> list[tuple[str, str]]:
+    """Pair tasks (in queue order) with agents: matching labels, a free slot, least loaded.
+
+    `load` is updated in place with the slots this plan takes.
+    """
+    pairs: list[tuple[str, str]] = []
+    for task_id, required in tasks:
+        best: CachedAgent | None = None
+        for agent in agents:
+            used = load.get(agent.agent_id, 0)
+            if used >= agent.max_concurrency or not agent.matches(required):
+                continue
+            if best is None or (used, -agent.max_concurrency) < (
+                load.get(best.agent_id, 0),
+                -best.max_concurrency,
+            ):
+                best = agent
+        if best is not None:
+            load[best.agent_id] = load.get(best.agent_id, 0) + 1
+            pairs.append((task_id, best.agent_id))
+    return pairs
+
+
+class Scheduler:
+    """Runs scheduling passes when woken (submit, result, agent change) or every interval."""
+
+    def __init__(self, redis: Redis, keys: Keys, settings: Settings, cache: AgentCache) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.settings = settings
+        self.cache = cache
+        self._assign = lua.register(redis, _HERE / "assign.lua")
+        self._promote = lua.register(redis, _HERE / "promote.lua")
+        self._wake = asyncio.Event()
+        self.assigned_total = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        backoff = Backoff()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.scheduler_interval)
+            self._wake.clear()
+            try:
+                await self.promote_due()
+                while await self.schedule_once() >= self.settings.scheduler_batch:
+                    pass  # a full batch: more may be waiting
+                backoff.reset()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await backoff.failed("scheduler pass", exc)
+
+    async def promote_due(self) -> int:
+        """Move tasks whose retry backoff has passed back to their pending queue."""
+        return int(
+            await self._promote(
+                keys=[self.keys.due],
+                args=[self.keys.prefix, now_ms(), self.settings.scheduler_batch],
+            )
+        )
+
+    async def schedule_once(self) -> int:
+        """One pass over every capability with live agents; returns assignments applied."""
+        caps = self.cache.capabilities()
+        if not caps:
+            return 0
+        raw_load = cast(dict[bytes, bytes], await self.redis.hgetall(self.keys.agent_load))
+        load = {k.decode(): int(v) for k, v in raw_load.items()}
+        wanted: list[tuple[str, list[CachedAgent], int]] = []
+        for cap in caps:
+            agents = self.cache.for_capability(cap)
+            free = sum(max(0, a.max_concurrency - load.get(a.agent_id, 0)) for a in agents)
+            if free:
+                wanted.append((cap, agents, min(free, self.settings.scheduler_batch)))
+        if not wanted:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cap, _, free in wanted:
+                pipe.zrange(self.keys.pending(cap), 0, free + LOOKAHEAD - 1)
+            queues = await pipe.execute()
+        task_ids = [tid.decode() for queue in queues for tid in queue]
+        if not task_ids:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for task_id in task_ids:
+                pipe.hmget(self.keys.task(task_id), _PENDING_FIELDS)
+            rows = dict(zip(task_ids, await pipe.execute(), strict=True))
+        assignments: list[Assignment] = []
+        now = now_ms()
+        for (cap, agents, free), queue in zip(wanted, queues, strict=True):
+            tasks = []
+            for raw_id in queue:
+                row = rows[raw_id.decode()]
+                if row[0] is not None:
+                    tasks.append((raw_id.decode(), json.loads(row[1] or b"{}")))
+            for task_id, agent_id in plan(tasks, agents, load)[:free]:
+                assignments.append(self._prepare(task_id, agent_id, cap, rows[task_id], now))
+        if not assignments:
+            return 0
+        return await self._apply(assignments, now)
+
+    def _prepare(
+        self, task_id: str, agent_id: str, capability: str, row: list[bytes | None], now: int
+    ) -> Assignment:
+        attempt = int(row[0] or 0) + 1
+        token = secrets.token_hex(16)
+        envelope = stream_pb2.TaskEnvelope(
+            task_id=task_id,
+            attempt=attempt,
+            attempt_token=token,
+            capability=capability,
+            payload=row[2] or b"",
+            agent_id=agent_id,
+            workflow_id=(row[3] or b"").decode(),
+        )
+        envelope.assign_time.CopyFrom(ts_from_ms(now))
+        timeout_ms = int(row[4] or 0)
+        if timeout_ms:
+            envelope.attempt_timeout.CopyFrom(duration_from_seconds(timeout_ms / 1000))
+        return Assignment(task_id, agent_id, attempt, token, envelope.SerializeToString())
+
+    async def _apply(self, assignments: list[Assignment], now: int) -> int:
+        args: list[str | bytes | int] = [
+            self.keys.prefix,
+            now,
+            self.settings.events_maxlen,
+            len(assignments),
+        ]
+        for a in assignments:
+            args += [a.task_id, a.agent_id, a.attempt, a.token, a.envelope]
+        codes = await self._assign(keys=[self.keys.events, self.keys.agent_load], args=args)
+        applied = sum(1 for c in codes if int(c) == 1)
+        self.assigned_total += applied
+        return applied

@@ -1,0 +1,136 @@
+"""Coordinator wiring: gRPC server, registry watch, scheduler, results consumer, retention."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from pathlib import Path
+from types import TracebackType
+
+import grpc
+
+from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc
+from services.common import lua
+from services.common.clock import now_ms
+from services.common.config import Settings, load_settings
+from services.common.keys import Keys
+from services.common.logs import setup_logging
+from services.common.redis import Redis, create_redis
+from services.common.server import GrpcServer, create_channel, create_server, run, run_until_signal
+from services.coordinator.agent_cache import AgentCache
+from services.coordinator.loops import Backoff
+from services.coordinator.results import ResultsConsumer
+from services.coordinator.scheduler import Scheduler
+from services.coordinator.service import CoordinatorService
+from services.coordinator.store import TaskStore
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = coordinator_pb2.DESCRIPTOR.services_by_name["CoordinatorService"].full_name
+RETENTION_EVERY_S = 30.0
+
+
+class CoordinatorServer:
+    """One coordinator process. Several may run at once: all state lives in Redis."""
+
+    def __init__(self, settings: Settings, redis: Redis | None = None) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.namespace)
+        self._own_redis = redis is None
+        self.redis = redis or create_redis(settings.redis_url)
+        self.instance = uuid.uuid4().hex[:12]
+        self.registry_channel: grpc.aio.Channel | None = None
+        self.grpc: GrpcServer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = False
+        self.store = TaskStore(self.redis, self.keys, settings)
+        self.scheduler: Scheduler | None = None
+        self.results: ResultsConsumer | None = None
+
+    async def start(self, listen: str | None = None) -> int:
+        self.registry_channel = create_channel(self.settings.registry_addr, self.settings)
+        cache = AgentCache(self.registry_channel, on_change=lambda: self._wake())
+        self.scheduler = Scheduler(self.redis, self.keys, self.settings, cache)
+        self.results = ResultsConsumer(
+            self.redis, self.keys, self.settings, f"coordinator-{self.instance}", self._wake
+        )
+        service = CoordinatorService(self.store, self.settings, on_submit=self._wake)
+        self.grpc = await create_server(
+            listen or self.settings.listen("coordinator"),
+            lambda s: coordinator_pb2_grpc.add_CoordinatorServiceServicer_to_server(service, s),
+            [SERVICE_NAME],
+            self.settings,
+        )
+        self._tasks = [
+            asyncio.create_task(cache.run(), name="agent-cache"),
+            asyncio.create_task(self.scheduler.run(), name="scheduler"),
+            asyncio.create_task(self.results.run(), name="results"),
+            asyncio.create_task(self._retention(), name="retention"),
+        ]
+        logger.info("coordinator %s listening on port %d", self.instance, self.grpc.port)
+        return self.grpc.port
+
+    def _wake(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.wake()
+
+    async def _retention(self) -> None:
+        """Delete terminal tasks older than the retention period, a bounded batch at a time."""
+        script = lua.register(self.redis, Path(__file__).parent / "expire.lua")
+        backoff = Backoff()
+        while True:
+            await asyncio.sleep(RETENTION_EVERY_S)
+            try:
+                cutoff = now_ms() - int(self.settings.task_retention_seconds * 1000)
+                while await script(
+                    keys=[self.keys.finished, self.keys.tasks_index],
+                    args=[self.keys.prefix, cutoff, 1000],
+                ):
+                    pass
+                backoff.reset()
+            except Exception as exc:
+                await backoff.failed("retention", exc)
+
+    async def shutdown(self) -> None:
+        """Ordered and idempotent: NOT_SERVING, stop loops, drain RPCs, close channel and Redis."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.grpc is not None:
+            await self.grpc.set_serving(False)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.grpc is not None:
+            await self.grpc.stop(self.settings.shutdown_grace)
+        if self.registry_channel is not None:
+            await self.registry_channel.close()
+        if self._own_redis:
+            await self.redis.aclose()
+
+    async def __aenter__(self) -> CoordinatorServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()
+
+
+async def _serve(settings: Settings) -> None:
+    server = CoordinatorServer(settings)
+    await run_until_signal(server.start, server.shutdown)
+
+
+def main() -> None:
+    settings = load_settings()
+    setup_logging(settings.log_level)
+    run(lambda: _serve(settings))

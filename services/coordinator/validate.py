@@ -1,0 +1,83 @@
+"""Validation of task submissions before anything is written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hivewire.v1 import task_pb2
+from services.common.config import Settings
+from services.common.errors import InvalidArgument, ResourceExhausted
+from services.common.validation import MAX_REQUEST_ID, check_capability, check_labels
+
+MAX_PRIORITY = 100
+MAX_ATTEMPTS = 100
+
+
+@dataclass(frozen=True)
+class ValidTask:
+    """A checked submission, ready for the store."""
+
+    capability: str
+    payload: bytes
+    priority: int
+    max_attempts: int
+    required_labels: dict[str, str] = field(default_factory=dict)
+    request_id: str = ""
+    timeout_ms: int = 0
+    trace_id: str = ""
+
+
+def validate_task(
+    req: task_pb2.SubmitTaskRequest, settings: Settings, where: str = ""
+) -> ValidTask:
+    """Check one SubmitTaskRequest; `where` prefixes field names (e.g. 'tasks[3].')."""
+    check_capability(req.capability, f"{where}capability")
+    if len(req.payload) > settings.max_payload_bytes:
+        raise ResourceExhausted(
+            f"{where}payload is {len(req.payload)} bytes, over the limit of"
+            f" {settings.max_payload_bytes}",
+            reason="PAYLOAD_TOO_LARGE",
+            field=f"{where}payload",
+        )
+    if not 0 <= req.priority <= MAX_PRIORITY:
+        raise InvalidArgument(
+            f"{where}priority must be 0..{MAX_PRIORITY}", field=f"{where}priority"
+        )
+    if not 0 <= req.max_attempts <= MAX_ATTEMPTS:
+        raise InvalidArgument(
+            f"{where}max_attempts must be 0..{MAX_ATTEMPTS}", field=f"{where}max_attempts"
+        )
+    check_labels(req.required_labels, f"{where}required_labels")
+    if len(req.request_id) > MAX_REQUEST_ID:
+        raise InvalidArgument(
+            f"{where}request_id is longer than {MAX_REQUEST_ID}", field=f"{where}request_id"
+        )
+    timeout_ms = 0
+    if req.HasField("attempt_timeout"):
+        timeout_ms = req.attempt_timeout.ToMilliseconds()
+        if timeout_ms <= 0:
+            raise InvalidArgument(
+                f"{where}attempt_timeout must be positive", field=f"{where}attempt_timeout"
+            )
+    return ValidTask(
+        capability=req.capability,
+        payload=req.payload,
+        priority=req.priority,
+        max_attempts=req.max_attempts or settings.default_max_attempts,
+        required_labels=dict(req.required_labels),
+        request_id=req.request_id,
+        timeout_ms=timeout_ms,
+    )
+
+
+def validate_batch(reqs: list[task_pb2.SubmitTaskRequest], settings: Settings) -> list[ValidTask]:
+    """Check a batch: 1..max_batch tasks, each valid."""
+    if not reqs:
+        raise InvalidArgument("tasks must not be empty", field="tasks")
+    if len(reqs) > settings.max_batch:
+        raise ResourceExhausted(
+            f"tasks has {len(reqs)} entries, over the limit of {settings.max_batch}",
+            reason="BATCH_TOO_LARGE",
+            field="tasks",
+        )
+    return [validate_task(r, settings, f"tasks[{i}].") for i, r in enumerate(reqs)]

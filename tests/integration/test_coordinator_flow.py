@@ -1,0 +1,213 @@
+"""Scheduler and results consumer against a real Redis: the life of a task, minus gRPC."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+
+from hivewire.v1 import event_pb2, stream_pb2, task_pb2
+from services.common.config import Settings
+from services.common.events import decode_entry
+from services.common.keys import Keys
+from services.common.redis import Redis
+from services.coordinator.agent_cache import AgentCache
+from services.coordinator.results import ResultsConsumer
+from services.coordinator.scheduler import Scheduler
+from services.coordinator.store import TaskStore
+from services.coordinator.validate import validate_task
+from tests.integration.coordinator_helpers import add_agent, read_inbox, send_result
+
+
+class Parts:
+    def __init__(
+        self, redis: Redis, keys: Keys, settings: Settings, channel: grpc.aio.Channel
+    ) -> None:
+        self.redis, self.keys, self.settings = redis, keys, settings
+        self.cache = AgentCache(channel, on_change=lambda: None)
+        self.store = TaskStore(redis, keys, settings)
+        self.scheduler = Scheduler(redis, keys, settings, self.cache)
+        self.results = ResultsConsumer(redis, keys, settings, "test", on_applied=lambda: None)
+
+    async def submit(self, capability: str, n: int = 1, **kw: object) -> list[task_pb2.Task]:
+        reqs = [task_pb2.SubmitTaskRequest(capability=capability, **kw) for _ in range(n)]  # type: ignore[arg-type]
+        return await self.store.submit([validate_task(r, self.settings) for r in reqs])
+
+    async def drain_results(self) -> None:
+        await self.results.ensure_group()
+        while True:
+            reply = await self.redis.xreadgroup(
+                "coordinators", "test", {self.keys.results: ">"}, count=100
+            )
+            if not reply:
+                return
+            for _, entries in reply:
+                await self.results.apply(entries)
+
+    async def events(self) -> list[event_pb2.Event]:
+        return [decode_entry(i, f) for i, f in await self.redis.xrange(self.keys.events)]
+
+
+@pytest.fixture
+async def parts(redis: Redis, keys: Keys, settings: Settings) -> AsyncIterator[Parts]:
+    channel = grpc.aio.insecure_channel("127.0.0.1:9")  # never dialled: the cache is fed directly
+    yield Parts(redis, keys, settings, channel)
+    await channel.close()
+
+
+async def test_task_succeeds_end_to_end(parts: Parts) -> None:
+    agent = await add_agent(parts.redis, parts.keys, parts.cache, ["echo"])
+    [task] = await parts.submit("echo", payload=b'"hi"')
+    assert await parts.scheduler.schedule_once() == 1
+    [env] = await read_inbox(parts.redis, parts.keys, agent)
+    assert (env.task_id, env.attempt, env.payload, env.agent_id) == (
+        task.task_id,
+        1,
+        b'"hi"',
+        agent,
+    )
+    assert len(env.attempt_token) == 32
+    assert (await parts.store.get(task.task_id)).state == task_pb2.TASK_STATE_ASSIGNED
+    await send_result(parts.redis, parts.keys, env, result=b'"hi"')
+    await parts.drain_results()
+    done = await parts.store.get(task.task_id)
+    assert done.state == task_pb2.TASK_STATE_SUCCEEDED
+    assert done.result == b'"hi"'
+    assert done.agent_id == agent
+    assert int(await parts.redis.hget(parts.keys.agent_load, agent)) == 0
+    assert await parts.redis.xlen(parts.keys.results) == 0  # applied entries are deleted
+    types = [e.type for e in await parts.events()]
+    assert types == [
+        event_pb2.EVENT_TYPE_TASK_SUBMITTED,
+        event_pb2.EVENT_TYPE_TASK_ASSIGNED,
+        event_pb2.EVENT_TYPE_TASK_SUCCEEDED,
+    ]
+
+
+async def test_never_more_than_free_slots_and_least_loaded_first(parts: Parts) -> None:
+    a = await add_agent(parts.redis, parts.keys, parts.cache, ["echo"], max_concurrency=3)
+    b = await add_agent(parts.redis, parts.keys, parts.cache, ["echo"], max_concurrency=1)
+    await parts.submit("echo", n=10)
+    assert await parts.scheduler.schedule_once() == 4
+    assert await parts.scheduler.schedule_once() == 0  # all slots taken
+    got_a = await read_inbox(parts.redis, parts.keys, a)
+    got_b = await read_inbox(parts.redis, parts.keys, b)
+    assert (len(got_a), len(got_b)) == (3, 1)
+    await send_result(parts.redis, parts.keys, got_b[0])
+    await parts.drain_results()
+    assert await parts.scheduler.schedule_once() == 1
+    assert len(await read_inbox(parts.redis, parts.keys, b)) == 1
+
+
+async def test_priority_then_age(parts: Parts) -> None:
+    agent = await add_agent(parts.redis, parts.keys, parts.cache, ["echo"], max_concurrency=1)
+    low = await parts.submit("echo", priority=0)
+    high = await parts.submit("echo", priority=9)
+    high2 = await parts.submit("echo", priority=9)
+    order = []
+    for _ in range(3):
+        await parts.scheduler.schedule_once()
+        [env] = await read_inbox(parts.redis, parts.keys, agent)
+        order.append(env.task_id)
+        await send_result(parts.redis, parts.keys, env)
+        await parts.drain_results()
+    assert order == [high[0].task_id, high2[0].task_id, low[0].task_id]
+
+
+async def test_required_labels_route_and_do_not_block(parts: Parts) -> None:
+    gpu = await add_agent(parts.redis, parts.keys, parts.cache, ["train"], labels={"gpu": "a100"})
+    cpu = await add_agent(parts.redis, parts.keys, parts.cache, ["train"])
+    [needs_tpu] = await parts.submit("train", required_labels={"tpu": "v5"})
+    [needs_gpu] = await parts.submit("train", required_labels={"gpu": "a100"})
+    [anyone] = await parts.submit("train")
+    assert await parts.scheduler.schedule_once() == 2
+    assert [e.task_id for e in await read_inbox(parts.redis, parts.keys, gpu)] == [
+        needs_gpu.task_id
+    ]
+    assert [e.task_id for e in await read_inbox(parts.redis, parts.keys, cpu)] == [anyone.task_id]
+    assert (await parts.store.get(needs_tpu.task_id)).state == task_pb2.TASK_STATE_PENDING
+
+
+async def test_failures_retry_then_dead_letter(parts: Parts) -> None:
+    agent = await add_agent(parts.redis, parts.keys, parts.cache, ["fail"])
+    [task] = await parts.submit("fail", max_attempts=2)
+    await parts.scheduler.schedule_once()
+    [env] = await read_inbox(parts.redis, parts.keys, agent)
+    await send_result(parts.redis, parts.keys, env, stream_pb2.TASK_OUTCOME_FAILED, error="boom 1")
+    await parts.drain_results()
+    retrying = await parts.store.get(task.task_id)
+    assert retrying.state == task_pb2.TASK_STATE_PENDING
+    assert retrying.error == "boom 1"
+    assert await parts.scheduler.schedule_once() == 0  # not before its backoff
+    while not await parts.scheduler.promote_due():
+        pass  # backoff is at most retry_max_backoff (0.2 s in tests)
+    assert await parts.scheduler.schedule_once() == 1
+    [env2] = await read_inbox(parts.redis, parts.keys, agent)
+    assert env2.attempt == 2
+    assert env2.attempt_token != env.attempt_token
+    await send_result(parts.redis, parts.keys, env2, stream_pb2.TASK_OUTCOME_FAILED, error="boom 2")
+    await parts.drain_results()
+    failed = await parts.store.get(task.task_id)
+    assert failed.state == task_pb2.TASK_STATE_FAILED
+    assert failed.attempt == 2
+    [(_, dead)] = await parts.redis.xrange(parts.keys.dead_letters)
+    assert dead[b"task_id"].decode() == task.task_id
+    assert dead[b"error"] == b"boom 2"
+
+
+async def test_stale_duplicate_and_forged_results_are_ignored(parts: Parts) -> None:
+    agent = await add_agent(parts.redis, parts.keys, parts.cache, ["echo"])
+    [task] = await parts.submit("echo")
+    await parts.scheduler.schedule_once()
+    [env] = await read_inbox(parts.redis, parts.keys, agent)
+    await send_result(parts.redis, parts.keys, env, result=b"forged", token="0" * 32)
+    await send_result(parts.redis, parts.keys, env, result=b"real")
+    await send_result(parts.redis, parts.keys, env, result=b"again")
+    await parts.drain_results()
+    done = await parts.store.get(task.task_id)
+    assert done.result == b"real"
+    ignored = [e for e in await parts.events() if e.type == event_pb2.EVENT_TYPE_RESULT_IGNORED]
+    assert len(ignored) == 2
+    assert "token" in ignored[0].message
+    assert "duplicate" in ignored[1].message
+    assert int(await parts.redis.hget(parts.keys.agent_load, agent)) == 0
+
+
+async def test_non_retryable_failure_fails_at_once(parts: Parts) -> None:
+    agent = await add_agent(parts.redis, parts.keys, parts.cache, ["fail"])
+    [task] = await parts.submit("fail", max_attempts=5)
+    await parts.scheduler.schedule_once()
+    [env] = await read_inbox(parts.redis, parts.keys, agent)
+    await send_result(
+        parts.redis, parts.keys, env, stream_pb2.TASK_OUTCOME_FAILED_PERMANENTLY, error="bad input"
+    )
+    await parts.drain_results()
+    assert (await parts.store.get(task.task_id)).state == task_pb2.TASK_STATE_FAILED
+
+
+async def test_started_marks_running(parts: Parts) -> None:
+    agent = await add_agent(parts.redis, parts.keys, parts.cache, ["sleep"])
+    [task] = await parts.submit("sleep")
+    await parts.scheduler.schedule_once()
+    [env] = await read_inbox(parts.redis, parts.keys, agent)
+    await send_result(parts.redis, parts.keys, env, stream_pb2.TASK_OUTCOME_STARTED)
+    await parts.drain_results()
+    assert (await parts.store.get(task.task_id)).state == task_pb2.TASK_STATE_RUNNING
+    await send_result(parts.redis, parts.keys, env, result=b"{}")
+    await parts.drain_results()
+    assert (await parts.store.get(task.task_id)).state == task_pb2.TASK_STATE_SUCCEEDED
+
+
+async def test_cancel_running_keeps_slot_until_agent_reports(parts: Parts) -> None:
+    agent = await add_agent(parts.redis, parts.keys, parts.cache, ["sleep"], max_concurrency=1)
+    [task] = await parts.submit("sleep")
+    await parts.scheduler.schedule_once()
+    [env] = await read_inbox(parts.redis, parts.keys, agent)
+    assert (await parts.store.cancel(task.task_id)).state == task_pb2.TASK_STATE_CANCELLED
+    await parts.submit("sleep")
+    assert await parts.scheduler.schedule_once() == 0  # the slot is still held
+    await send_result(parts.redis, parts.keys, env, result=b"late")
+    await parts.drain_results()
+    assert (await parts.store.get(task.task_id)).state == task_pb2.TASK_STATE_CANCELLED
+    assert await parts.scheduler.schedule_once() == 1
