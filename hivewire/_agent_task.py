@@ -1,0 +1,166 @@
+"""What a handler sees (TaskContext), how its return value is encoded, and how one attempt runs."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from hivewire._agent_support import error_text
+from hivewire.v1 import stream_pb2
+
+Handler: TypeAlias = Callable[["TaskContext"], Any]
+"""An async or sync callable taking a TaskContext and returning bytes, str or a JSON value."""
+
+
+class NonRetryableError(Exception):
+    """Raise from a handler to fail the task now, without further attempts."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskContext:
+    """One attempt of one task, as given to a handler."""
+
+    task_id: str
+    attempt: int
+    capability: str
+    payload: bytes
+    agent_id: str
+    workflow_id: str = ""
+
+    def json(self) -> Any:
+        """The payload decoded as JSON (an empty payload is None)."""
+        return json.loads(self.payload) if self.payload else None
+
+    def text(self) -> str:
+        return self.payload.decode()
+
+
+def encode_result(value: object) -> bytes:
+    """bytes as they are, str as UTF-8, anything else as JSON."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode()
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _now() -> Timestamp:
+    ts = Timestamp()
+    ts.GetCurrentTime()
+    return ts
+
+
+def make_result(
+    envelope: stream_pb2.TaskEnvelope,
+    outcome: stream_pb2.TaskOutcome.ValueType,
+    start: Timestamp,
+    *,
+    result: bytes = b"",
+    error: str = "",
+    finished: bool = True,
+) -> stream_pb2.TaskResult:
+    msg = stream_pb2.TaskResult(
+        task_id=envelope.task_id,
+        attempt=envelope.attempt,
+        attempt_token=envelope.attempt_token,
+        agent_id=envelope.agent_id,
+        outcome=outcome,
+        result=result,
+        error=error,
+        start_time=start,
+    )
+    if finished:
+        msg.end_time.CopyFrom(_now())
+    return msg
+
+
+async def _call(handler: Handler, ctx: TaskContext) -> object:
+    if inspect.iscoroutinefunction(handler):
+        return await handler(ctx)
+    value = await asyncio.to_thread(handler, ctx)
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+async def run_attempt(
+    envelope: stream_pb2.TaskEnvelope,
+    handler: Handler | None,
+    report_started: Callable[[stream_pb2.TaskResult], Awaitable[None]],
+    report_after: float,
+) -> stream_pb2.TaskResult:
+    """Run one attempt and return its final TaskResult; never raises except on cancellation.
+
+    If the handler is still running after `report_after` seconds, a STARTED result is reported
+    first (short tasks skip that write).
+    """
+    start = _now()
+    if handler is None:
+        return make_result(
+            envelope,
+            stream_pb2.TASK_OUTCOME_FAILED_PERMANENTLY,
+            start,
+            error=f"UnknownCapability: no handler for {envelope.capability!r}",
+        )
+    ctx = TaskContext(
+        task_id=envelope.task_id,
+        attempt=envelope.attempt,
+        capability=envelope.capability,
+        payload=envelope.payload,
+        agent_id=envelope.agent_id,
+        workflow_id=envelope.workflow_id,
+    )
+    timeout = (
+        envelope.attempt_timeout.ToTimedelta().total_seconds()
+        if envelope.HasField("attempt_timeout")
+        else None
+    )
+    work = asyncio.ensure_future(_call(handler, ctx))
+    try:
+        async with asyncio.timeout(timeout or None):
+            done, _ = await asyncio.wait({work}, timeout=report_after)
+            if not done:
+                started = make_result(
+                    envelope, stream_pb2.TASK_OUTCOME_STARTED, start, finished=False
+                )
+                await report_started(started)
+            value = await work
+        payload = encode_result(value)
+    except NonRetryableError as exc:
+        return _failed(envelope, start, stream_pb2.TASK_OUTCOME_FAILED_PERMANENTLY, exc)
+    except TimeoutError as exc:
+        if not work.done():
+            work.cancel()
+        return _failed(envelope, start, stream_pb2.TASK_OUTCOME_FAILED, exc)
+    except (TypeError, ValueError) as exc:
+        # A return value that cannot be encoded fails the same way on every attempt.
+        outcome = (
+            stream_pb2.TASK_OUTCOME_FAILED_PERMANENTLY
+            if work.done() and not work.cancelled() and work.exception() is None
+            else stream_pb2.TASK_OUTCOME_FAILED
+        )
+        return _failed(envelope, start, outcome, exc)
+    except asyncio.CancelledError:
+        work.cancel()
+        raise
+    except Exception as exc:
+        return _failed(envelope, start, stream_pb2.TASK_OUTCOME_FAILED, exc)
+    return make_result(envelope, stream_pb2.TASK_OUTCOME_SUCCEEDED, start, result=payload)
+
+
+def _failed(
+    envelope: stream_pb2.TaskEnvelope,
+    start: Timestamp,
+    outcome: stream_pb2.TaskOutcome.ValueType,
+    exc: BaseException,
+) -> stream_pb2.TaskResult:
+    text = error_text(exc)
+    if isinstance(exc, TimeoutError) and not str(exc):
+        text = "TimeoutError: attempt timed out"
+    return make_result(envelope, outcome, start, error=text)

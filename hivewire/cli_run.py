@@ -1,0 +1,97 @@
+"""`hivewire up` and `hivewire agent`: the long-running commands."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import grpc
+import typer
+
+from hivewire._agent_support import (
+    DEFAULT_COORDINATOR_ADDR,
+    DEFAULT_GATEWAY_ADDR,
+    DEFAULT_REGISTRY_ADDR,
+    env,
+)
+from hivewire.agent import Agent, run_agent
+from hivewire.cli_format import format_rpc_error
+from hivewire.demo import build_agent
+
+EXIT_RPC_ERROR = 2
+
+
+def up(
+    demo: Annotated[bool, typer.Option(help="Also start two demo agents.")] = False,
+    redis_url: Annotated[
+        str | None, typer.Option(help="Use this Redis instead of starting one.")
+    ] = None,
+    redis_port: Annotated[int, typer.Option(help="Port of the embedded Redis.")] = 6390,
+    data_dir: Annotated[Path, typer.Option(help="Data directory of the embedded Redis.")] = Path(
+        ".hivewire"
+    ),
+    gateway_addr: Annotated[str | None, typer.Option(help="Gateway listen address.")] = None,
+    registry_addr: Annotated[str | None, typer.Option(help="Registry listen address.")] = None,
+    coordinator_addr: Annotated[
+        str | None, typer.Option(help="Coordinator listen address.")
+    ] = None,
+) -> None:
+    """Start Redis, the registry, coordinator and gateway (and demo agents) until Ctrl-C."""
+    from hivewire.supervisor import UpConfig, run_up
+
+    config = UpConfig(
+        gateway_addr=gateway_addr or env("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR),
+        registry_addr=registry_addr or env("REGISTRY_ADDR", DEFAULT_REGISTRY_ADDR),
+        coordinator_addr=coordinator_addr or env("COORDINATOR_ADDR", DEFAULT_COORDINATOR_ADDR),
+        redis_url=redis_url,
+        redis_port=redis_port,
+        data_dir=data_dir,
+        demo=demo,
+    )
+    raise typer.Exit(asyncio.run(run_up(config)))
+
+
+def load_agent(target: str) -> Agent:
+    """The Agent named by `module:attribute` (an Agent, or a function returning one)."""
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise typer.BadParameter("expected module:object", param_hint="TARGET")
+    sys.path.insert(0, ".")
+    obj = getattr(importlib.import_module(module_name), attr)
+    if not isinstance(obj, Agent) and callable(obj):
+        obj = obj()
+    if not isinstance(obj, Agent):
+        raise typer.BadParameter(f"{target} is not a hivewire.agent.Agent", param_hint="TARGET")
+    return obj
+
+
+def agent(
+    target: Annotated[
+        str | None, typer.Argument(help="module:object of your Agent; the demo agent if omitted.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Agent name.")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Tasks run at once.", min=1)] = None,
+    capabilities: Annotated[
+        str, typer.Option(help="Demo agent only: comma-separated handlers.")
+    ] = "echo,wordcount,sleep",
+) -> None:
+    """Run an agent until SIGTERM/Ctrl-C, then drain its in-flight work."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if target is None:
+        caps = [c.strip() for c in capabilities.split(",") if c.strip()]
+        the_agent = build_agent(name or "demo", caps, concurrency or 8)
+    else:
+        the_agent = load_agent(target)
+        if name:
+            the_agent.name = name
+        if concurrency:
+            the_agent.max_concurrency = concurrency
+    try:
+        run_agent(the_agent)
+    except grpc.aio.AioRpcError as exc:
+        typer.echo(format_rpc_error(exc), err=True)
+        raise typer.Exit(EXIT_RPC_ERROR) from None
