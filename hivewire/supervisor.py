@@ -16,6 +16,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hivewire.embedded_redis import EmbeddedRedis
+from hivewire.v1 import agent_pb2, gateway_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,8 @@ class Supervisor:
             for name, caps in self.config.demo_agents:
                 argv = [sys.executable, "-m", "hivewire.demo", "--name", name]
                 await self._spawn(name, [*argv, "--capabilities", caps], core=False)
+            names = {name for name, _ in self.config.demo_agents}
+            await wait_agents_online(self.config.gateway_addr, names, READY_TIMEOUT)
 
     async def _until_ready(self, child: Child, ready: Awaitable[object]) -> None:
         waiter = asyncio.ensure_future(ready)
@@ -175,6 +178,27 @@ async def wait_serving(addr: str, limit: float) -> None:
                 pass
             if loop.time() >= deadline:
                 raise TimeoutError(f"{addr} not SERVING after {limit}s")
+            await asyncio.sleep(0.1)
+
+
+async def wait_agents_online(gateway_addr: str, names: set[str], limit: float) -> None:
+    """Poll the gateway's ListAgents until agents with these names are ONLINE."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    async with grpc.aio.insecure_channel(gateway_addr) as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+        while True:
+            try:
+                reply = await stub.ListAgents(
+                    agent_pb2.ListAgentsRequest(state=agent_pb2.AGENT_STATE_ONLINE, page_size=1000),
+                    timeout=1.0,
+                )
+                if names <= {a.name for a in reply.agents}:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            if loop.time() >= deadline:
+                raise TimeoutError(f"agents {sorted(names)} not ONLINE after {limit}s")
             await asyncio.sleep(0.1)
 
 

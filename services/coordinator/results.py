@@ -19,8 +19,8 @@ from services.common.clock import now_ms
 from services.common.config import Settings
 from services.common.errors import InvalidArgument
 from services.common.keys import Keys
+from services.common.loops import Backoff
 from services.common.redis import Redis
-from services.coordinator.loops import Backoff
 
 logger = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from services.common import lua
 from services.common.clock import duration_from_seconds, now_ms, ts_from_ms
 from services.common.config import Settings
 from services.common.keys import Keys
+from services.common.loops import Backoff
 from services.common.redis import Redis
 from services.coordinator.agent_cache import AgentCache, CachedAgent
-from services.coordinator.loops import Backoff
 
 logger = logging.getLogger(__name__)
 

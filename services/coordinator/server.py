@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from pathlib import Path
@@ -17,10 +16,10 @@ from services.common.clock import now_ms
 from services.common.config import Settings, load_settings
 from services.common.keys import Keys
 from services.common.logs import setup_logging
+from services.common.loops import Backoff, cancel_and_wait
 from services.common.redis import Redis, create_redis
 from services.common.server import GrpcServer, create_channel, create_server, run, run_until_signal
 from services.coordinator.agent_cache import AgentCache
-from services.coordinator.loops import Backoff
 from services.coordinator.results import ResultsConsumer
 from services.coordinator.scheduler import Scheduler
 from services.coordinator.service import CoordinatorService
@@ -100,11 +99,7 @@ class CoordinatorServer:
         self._stopped = True
         if self.grpc is not None:
             await self.grpc.set_serving(False)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._tasks)
         if self.grpc is not None:
             await self.grpc.stop(self.settings.shutdown_grace)
         if self.registry_channel is not None:

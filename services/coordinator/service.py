@@ -7,8 +7,8 @@ from typing import Any, TypeAlias
 
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, task_pb2
 from services.common.config import Settings
+from services.common.submission import validate_batch, validate_task
 from services.coordinator.store import TaskStore
-from services.coordinator.validate import validate_batch, validate_task
 
 # grpc ships no type hints, so its context type is Any to mypy.
 Context: TypeAlias = Any

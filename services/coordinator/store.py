@@ -17,9 +17,9 @@ from services.common.config import Settings
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.common.keys import Keys
 from services.common.redis import Redis
+from services.common.submission import ValidTask
 from services.common.validation import check_id, check_page_size
 from services.coordinator.model import TASK_FIELDS, TERMINAL_STATES, task_from_values
-from services.coordinator.validate import ValidTask
 
 _HERE = Path(__file__).parent
 REQUEST_ID_TTL_SECONDS = 24 * 3600

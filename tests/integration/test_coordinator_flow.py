@@ -12,11 +12,11 @@ from services.common.config import Settings
 from services.common.events import decode_entry
 from services.common.keys import Keys
 from services.common.redis import Redis
+from services.common.submission import validate_task
 from services.coordinator.agent_cache import AgentCache
 from services.coordinator.results import ResultsConsumer
 from services.coordinator.scheduler import Scheduler
 from services.coordinator.store import TaskStore
-from services.coordinator.validate import validate_task
 from tests.integration.coordinator_helpers import add_agent, read_inbox, send_result
 
 

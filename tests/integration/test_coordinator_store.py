@@ -10,8 +10,8 @@ from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.common.events import decode_entry
 from services.common.keys import Keys
 from services.common.redis import Redis
+from services.common.submission import validate_batch, validate_task
 from services.coordinator.store import TaskStore
-from services.coordinator.validate import validate_batch, validate_task
 
 
 def spec(settings: Settings, **kw: object) -> object:

@@ -16,7 +16,10 @@ def test_defaults_and_parsing() -> None:
     assert s.max_batch == 10
     assert s.gateway_addr == "127.0.0.1:50051"
     assert s.listen("registry") == "127.0.0.1:50052"
-    assert load_settings(env={"HIVEWIRE_REGISTRY_LISTEN": "0.0.0.0:1"}).listen("registry") == "0.0.0.0:1"
+    assert (
+        load_settings(env={"HIVEWIRE_REGISTRY_LISTEN": "0.0.0.0:1"}).listen("registry")
+        == "0.0.0.0:1"
+    )
 
 
 def test_bad_value_names_the_variable() -> None:

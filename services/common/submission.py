@@ -1,4 +1,4 @@
-"""Validation of task submissions before anything is written."""
+"""Validation of task submissions, shared by the gateway (edge) and the coordinator (store)."""
 
 from __future__ import annotations
 

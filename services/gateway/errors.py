@@ -1,0 +1,14 @@
+"""Gateway-specific domain errors."""
+
+from __future__ import annotations
+
+import grpc
+
+from services.common.errors import HivewireError
+
+
+class OutOfRange(HivewireError):
+    """A position outside what is still kept, such as a cursor older than the trimmed stream."""
+
+    code = grpc.StatusCode.OUT_OF_RANGE
+    reason = "OUT_OF_RANGE"

@@ -1,0 +1,116 @@
+"""Gateway wiring: channels to the coordinator and registry, the events hub, the gRPC server."""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import cast
+
+import grpc
+
+from hivewire.v1 import coordinator_pb2_grpc, gateway_pb2_grpc, registry_pb2_grpc
+from services.common.config import Settings, load_settings
+from services.common.keys import Keys
+from services.common.logs import setup_logging
+from services.common.redis import Redis, create_redis
+from services.common.server import GrpcServer, create_channel, create_server, run, run_until_signal
+from services.gateway.events_hub import EventsHub
+from services.gateway.service import GatewayServicer
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = "hivewire.v1.GatewayService"
+
+
+class GatewayServer:
+    """The gateway process: `await start()` returns the bound port; `shutdown()` is idempotent."""
+
+    def __init__(self, settings: Settings, redis: Redis | None = None) -> None:
+        self.settings = settings
+        self._redis = redis
+        self._owns_redis = redis is None
+        self._coordinator_channel: grpc.aio.Channel | None = None
+        self._registry_channel: grpc.aio.Channel | None = None
+        self.hub: EventsHub | None = None
+        self._server: GrpcServer | None = None
+        self._stopped = False
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("gateway is not started")
+        return self._server.port
+
+    async def start(self, listen: str | None = None) -> int:
+        settings = self.settings
+        if self._redis is None:
+            self._redis = create_redis(settings.redis_url)
+        self._coordinator_channel = create_channel(settings.coordinator_addr, settings)
+        self._registry_channel = create_channel(settings.registry_addr, settings)
+        self.hub = EventsHub(
+            self._redis, Keys(settings.namespace).events, settings.stream_queue_size
+        )
+        self.hub.start()
+        servicer = GatewayServicer(
+            settings,
+            cast(
+                "coordinator_pb2_grpc.CoordinatorServiceAsyncStub",
+                coordinator_pb2_grpc.CoordinatorServiceStub(self._coordinator_channel),
+            ),
+            cast(
+                "registry_pb2_grpc.RegistryServiceAsyncStub",
+                registry_pb2_grpc.RegistryServiceStub(self._registry_channel),
+            ),
+            self.hub,
+        )
+
+        def register(server: grpc.aio.Server) -> None:
+            gateway_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, server)
+
+        self._server = await create_server(
+            listen or settings.listen("gateway"), register, [SERVICE_NAME], settings
+        )
+        logger.info("gateway listening on port %d", self._server.port)
+        return self._server.port
+
+    async def shutdown(self) -> None:
+        """Health NOT_SERVING, stop the hub (streams end with a cursor), stop the server,
+        close channels, close Redis."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._server is not None:
+            await self._server.set_serving(False)
+        if self.hub is not None:
+            await self.hub.stop()
+        if self._server is not None:
+            await self._server.stop(self.settings.shutdown_grace)
+        for channel in (self._coordinator_channel, self._registry_channel):
+            if channel is not None:
+                await channel.close()
+        if self._redis is not None and self._owns_redis:
+            await self._redis.aclose()
+        logger.info("gateway stopped")
+
+    async def __aenter__(self) -> GatewayServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()
+
+
+async def _serve(settings: Settings) -> None:
+    gateway = GatewayServer(settings)
+    await run_until_signal(gateway.start, gateway.shutdown)
+
+
+def main() -> None:
+    settings = load_settings()
+    setup_logging(settings.log_level)
+    run(lambda: _serve(settings))

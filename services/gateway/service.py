@@ -1,0 +1,129 @@
+"""The GatewayService servicer: check at the edge, forward to the coordinator/registry, stream."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from hivewire.v1 import (
+    agent_pb2,
+    coordinator_pb2,
+    coordinator_pb2_grpc,
+    event_pb2,
+    gateway_pb2_grpc,
+    registry_pb2,
+    registry_pb2_grpc,
+    task_pb2,
+)
+from services.common.config import Settings
+from services.common.validation import check_id
+from services.gateway import checks
+from services.gateway.events_hub import EventsHub
+
+logger = logging.getLogger(__name__)
+
+
+class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
+    """Thin: every request is checked here, then forwarded with a deadline or served from the hub.
+
+    Errors from the coordinator or registry propagate as AioRpcError; the error interceptor passes
+    their code and rich details through unchanged.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        coordinator: coordinator_pb2_grpc.CoordinatorServiceAsyncStub,
+        registry: registry_pb2_grpc.RegistryServiceAsyncStub,
+        hub: EventsHub,
+    ) -> None:
+        self._settings = settings
+        self._coordinator = coordinator
+        self._registry = registry
+        self._hub = hub
+        self._timeout = settings.rpc_timeout
+
+    async def SubmitTask(
+        self, request: task_pb2.SubmitTaskRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> task_pb2.SubmitTaskResponse:
+        checks.check_submit(request, self._settings)
+        reply: coordinator_pb2.CoordinatorServiceSubmitTaskResponse = (
+            await self._coordinator.SubmitTask(
+                coordinator_pb2.CoordinatorServiceSubmitTaskRequest(request=request),
+                timeout=self._timeout,
+            )
+        )
+        return reply.response
+
+    async def SubmitTasks(
+        self, request: task_pb2.SubmitTasksRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> task_pb2.SubmitTasksResponse:
+        checks.check_batch(request.tasks, self._settings)
+        reply: coordinator_pb2.CoordinatorServiceSubmitTasksResponse = (
+            await self._coordinator.SubmitTasks(
+                coordinator_pb2.CoordinatorServiceSubmitTasksRequest(request=request),
+                timeout=self._timeout,
+            )
+        )
+        return reply.response
+
+    async def GetTask(
+        self, request: task_pb2.GetTaskRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> task_pb2.GetTaskResponse:
+        check_id(request.task_id, "task_id")
+        reply: coordinator_pb2.CoordinatorServiceGetTaskResponse = await self._coordinator.GetTask(
+            coordinator_pb2.CoordinatorServiceGetTaskRequest(request=request),
+            timeout=self._timeout,
+        )
+        return reply.response
+
+    async def ListTasks(
+        self, request: task_pb2.ListTasksRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> task_pb2.ListTasksResponse:
+        checks.check_list_tasks(request)
+        reply: coordinator_pb2.CoordinatorServiceListTasksResponse = (
+            await self._coordinator.ListTasks(
+                coordinator_pb2.CoordinatorServiceListTasksRequest(request=request),
+                timeout=self._timeout,
+            )
+        )
+        return reply.response
+
+    async def CancelTask(
+        self, request: task_pb2.CancelTaskRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> task_pb2.CancelTaskResponse:
+        check_id(request.task_id, "task_id")
+        reply: coordinator_pb2.CoordinatorServiceCancelTaskResponse = (
+            await self._coordinator.CancelTask(
+                coordinator_pb2.CoordinatorServiceCancelTaskRequest(request=request),
+                timeout=self._timeout,
+            )
+        )
+        return reply.response
+
+    async def ListAgents(
+        self, request: agent_pb2.ListAgentsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> agent_pb2.ListAgentsResponse:
+        checks.check_list_agents(request)
+        reply: registry_pb2.RegistryServiceListAgentsResponse = await self._registry.ListAgents(
+            registry_pb2.RegistryServiceListAgentsRequest(request=request),
+            timeout=self._timeout,
+        )
+        return reply.response
+
+    async def StreamEvents(
+        self, request: event_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[event_pb2.StreamEventsResponse]:
+        """Events matching the filters; headers are sent once the subscription is in place."""
+        flt, since = checks.event_subscription(request)
+        sub = self._hub.subscribe(flt, since)
+        try:
+            await sub.open()
+            await context.send_initial_metadata(())
+            async for event in sub:
+                yield event_pb2.StreamEventsResponse(event=event)
+        finally:
+            sub.close()

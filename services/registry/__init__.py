@@ -1,0 +1,1 @@
+"""The registry service: agent registration, leases renewed by heartbeats, membership changes."""

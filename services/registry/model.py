@@ -1,0 +1,97 @@
+"""Pure mapping between the stored agent hash and hivewire.v1.Agent, and ListAgents page tokens."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+
+from hivewire.v1 import agent_pb2
+from services.common.clock import ts_from_ms
+from services.common.errors import InvalidArgument
+
+_INT32_MAX = 2**31 - 1
+_PAGE_TOKEN_PREFIX = "agents:"
+
+
+def _text(fields: Mapping[bytes, bytes], name: bytes) -> str:
+    return fields.get(name, b"").decode("utf-8", "replace")
+
+
+def _int(fields: Mapping[bytes, bytes], name: bytes) -> int:
+    raw = fields.get(name)
+    if not raw:
+        return 0
+    try:
+        return int(raw)
+    except ValueError:
+        return 0
+
+
+def parse_load(raw: bytes | str | int | None) -> int:
+    """An agent_load value as a non-negative int32 (missing or malformed counts as 0)."""
+    if raw is None:
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        return 0
+    return max(0, min(value, _INT32_MAX))
+
+
+def agent_from_hash(
+    agent_id: str, fields: Mapping[bytes, bytes], in_flight: int = 0
+) -> agent_pb2.Agent:
+    """The Agent stored in hash `fields` (the agent layout); `in_flight` comes from agent_load."""
+    capabilities = _text(fields, b"capabilities")
+    try:
+        labels = json.loads(fields.get(b"labels") or b"{}")
+    except ValueError:
+        labels = {}
+    if not isinstance(labels, dict):
+        labels = {}
+    agent = agent_pb2.Agent(
+        agent_id=agent_id,
+        name=_text(fields, b"name"),
+        capabilities=[c for c in capabilities.split(",") if c],
+        max_concurrency=_int(fields, b"max_concurrency"),
+        labels={str(k): str(v) for k, v in labels.items()},
+        state=_int(fields, b"state"),  # type: ignore[arg-type]
+        in_flight=max(0, min(in_flight, _INT32_MAX)),
+    )
+    for field, name in (
+        ("register_time", b"register_ms"),
+        ("last_heartbeat_time", b"heartbeat_ms"),
+        ("lease_expire_time", b"lease_expire_ms"),
+    ):
+        ms = _int(fields, name)
+        if ms:
+            getattr(agent, field).CopyFrom(ts_from_ms(ms))
+    return agent
+
+
+def encode_labels(labels: Mapping[str, str]) -> str:
+    """Labels as stored: a compact JSON object with sorted keys."""
+    return json.dumps(dict(labels), sort_keys=True, separators=(",", ":"))
+
+
+def encode_page_token(seq: int) -> str:
+    """An opaque token meaning "agents registered after sequence `seq`"."""
+    raw = f"{_PAGE_TOKEN_PREFIX}{seq}".encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_page_token(token: str, field: str = "page_token") -> int:
+    """The sequence of an encoded page token; 0 for an empty token (the first page)."""
+    if not token:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, UnicodeError, ValueError):
+        raise InvalidArgument(f"{field} is not a valid page token", field=field) from None
+    digits = raw.removeprefix(_PAGE_TOKEN_PREFIX)
+    valid = digits.isascii() and digits.isdigit() and len(digits) <= 18
+    if not raw.startswith(_PAGE_TOKEN_PREFIX) or not valid:
+        raise InvalidArgument(f"{field} is not a valid page token", field=field)
+    return int(digits)

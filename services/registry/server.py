@@ -1,0 +1,108 @@
+"""Wiring of the registry: gRPC server, change hub, lease sweeper; ordered start and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import TracebackType
+
+import grpc
+
+from hivewire.v1 import registry_pb2, registry_pb2_grpc
+from services.common.config import Settings, load_settings
+from services.common.keys import Keys
+from services.common.logs import setup_logging
+from services.common.loops import cancel_and_wait
+from services.common.redis import Redis, create_redis
+from services.common.server import GrpcServer, create_server, run, run_until_signal
+from services.registry.service import RegistryServicer
+from services.registry.store import AgentStore
+from services.registry.sweeper import LeaseSweeper
+from services.registry.watch import ChangeHub
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
+
+
+class RegistryServer:
+    """The registry process: `await start()` returns the bound port, `await shutdown()` stops it."""
+
+    def __init__(self, settings: Settings, redis: Redis | None = None) -> None:
+        self.settings = settings
+        self._owns_redis = redis is None
+        self.redis: Redis = redis if redis is not None else create_redis(settings.redis_url)
+        self.keys = Keys(settings.namespace)
+        self.store = AgentStore(self.redis, self.keys, settings)
+        self.hub = ChangeHub(
+            self.redis,
+            self.keys,
+            self.store,
+            settings.stream_queue_size,
+            ready_timeout=settings.rpc_timeout,
+        )
+        self.sweeper = LeaseSweeper(self.store, settings.lease_sweep_interval)
+        self._server: GrpcServer | None = None
+        self._sweeper_task: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("registry server is not started")
+        return self._server.port
+
+    async def start(self, listen: str | None = None) -> int:
+        address = listen or self.settings.listen("registry")
+        servicer = RegistryServicer(self.store, self.hub, self.keys, self.settings)
+
+        def register(server: grpc.aio.Server) -> None:
+            registry_pb2_grpc.add_RegistryServiceServicer_to_server(servicer, server)
+
+        self.hub.start()
+        self._sweeper_task = asyncio.create_task(self.sweeper.run(), name="registry-lease-sweeper")
+        try:
+            self._server = await create_server(address, register, [SERVICE_NAME], self.settings)
+        except BaseException:
+            await self.shutdown()
+            raise
+        logger.info("registry listening on port %d", self._server.port)
+        return self._server.port
+
+    async def shutdown(self) -> None:
+        """Ordered and idempotent: NOT_SERVING, stop loops and watches, stop the server, Redis."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._server is not None:
+            await self._server.set_serving(False)
+        await cancel_and_wait([self._sweeper_task])
+        await self.hub.stop()
+        if self._server is not None:
+            await self._server.stop(self.settings.shutdown_grace)
+        if self._owns_redis:
+            await self.redis.aclose()
+        logger.info("registry stopped")
+
+    async def __aenter__(self) -> RegistryServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()
+
+
+async def _serve(settings: Settings) -> None:
+    server = RegistryServer(settings)
+    await run_until_signal(server.start, server.shutdown)
+
+
+def main() -> None:
+    settings = load_settings()
+    setup_logging(settings.log_level)
+    run(lambda: _serve(settings))

@@ -1,0 +1,122 @@
+"""The grpc.aio RegistryService servicer: validates requests, calls the store, maps to protos."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any, TypeAlias
+
+from hivewire.v1 import agent_pb2, registry_pb2, registry_pb2_grpc
+from services.common.clock import duration_from_seconds, ts_from_ms
+from services.common.config import Settings
+from services.common.errors import InvalidArgument, Unauthenticated
+from services.common.keys import INBOX_GROUP, Keys
+from services.common.validation import check_capability, check_id, check_labels, check_page_size
+from services.registry.model import decode_page_token, encode_page_token
+from services.registry.store import AgentStore
+from services.registry.watch import ChangeHub, watch_agents
+
+Context: TypeAlias = Any  # grpc.aio.ServicerContext (grpc ships no type hints)
+
+MAX_NAME = 128
+MAX_CAPABILITIES = 64
+MAX_CONCURRENCY = 10_000
+
+
+def validate_registration(request: registry_pb2.RegisterAgentRequest) -> list[str]:
+    """Check a RegisterAgentRequest; returns its capabilities without duplicates, in order."""
+    if not 1 <= len(request.name) <= MAX_NAME:
+        raise InvalidArgument(f"name must be 1-{MAX_NAME} characters", field="name")
+    if not 1 <= len(request.capabilities) <= MAX_CAPABILITIES:
+        raise InvalidArgument(
+            f"capabilities must list 1-{MAX_CAPABILITIES} names", field="capabilities"
+        )
+    for i, capability in enumerate(request.capabilities):
+        check_capability(capability, f"capabilities[{i}]")
+    if not 1 <= request.max_concurrency <= MAX_CONCURRENCY:
+        raise InvalidArgument(
+            f"max_concurrency must be between 1 and {MAX_CONCURRENCY}", field="max_concurrency"
+        )
+    check_labels(request.labels, "labels")
+    return list(dict.fromkeys(request.capabilities))
+
+
+def check_agent(agent_id: str, token: str) -> None:
+    check_id(agent_id, "agent_id")
+    if not token:
+        raise Unauthenticated("agent_token is required", reason="BAD_AGENT_TOKEN")
+
+
+class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
+    """hivewire.v1.RegistryService over an AgentStore and a ChangeHub."""
+
+    def __init__(self, store: AgentStore, hub: ChangeHub, keys: Keys, settings: Settings) -> None:
+        self._store = store
+        self._hub = hub
+        self._keys = keys
+        self._settings = settings
+
+    async def RegisterAgent(
+        self, request: registry_pb2.RegisterAgentRequest, context: Context
+    ) -> registry_pb2.RegisterAgentResponse:
+        capabilities = validate_registration(request)
+        registration = await self._store.register(
+            request.name, capabilities, request.max_concurrency, dict(request.labels)
+        )
+        agent_id = registration.agent.agent_id
+        return registry_pb2.RegisterAgentResponse(
+            agent=registration.agent,
+            agent_token=registration.token,
+            lease_duration=duration_from_seconds(self._settings.lease_seconds),
+            inbox_stream=self._keys.inbox(agent_id),
+            inbox_group=INBOX_GROUP,
+            results_stream=self._keys.results,
+        )
+
+    async def SendHeartbeat(
+        self, request: registry_pb2.SendHeartbeatRequest, context: Context
+    ) -> registry_pb2.SendHeartbeatResponse:
+        check_agent(request.agent_id, request.agent_token)
+        if request.in_flight < 0:
+            raise InvalidArgument("in_flight must not be negative", field="in_flight")
+        expire_ms = await self._store.heartbeat(
+            request.agent_id, request.agent_token, draining=request.draining
+        )
+        return registry_pb2.SendHeartbeatResponse(lease_expire_time=ts_from_ms(expire_ms))
+
+    async def DeregisterAgent(
+        self, request: registry_pb2.DeregisterAgentRequest, context: Context
+    ) -> registry_pb2.DeregisterAgentResponse:
+        check_agent(request.agent_id, request.agent_token)
+        await self._store.deregister(request.agent_id, request.agent_token)
+        return registry_pb2.DeregisterAgentResponse()
+
+    async def GetAgent(
+        self, request: registry_pb2.GetAgentRequest, context: Context
+    ) -> registry_pb2.GetAgentResponse:
+        check_id(request.agent_id, "agent_id")
+        return registry_pb2.GetAgentResponse(agent=await self._store.get(request.agent_id))
+
+    async def ListAgents(
+        self, request: registry_pb2.RegistryServiceListAgentsRequest, context: Context
+    ) -> registry_pb2.RegistryServiceListAgentsResponse:
+        inner = request.request
+        page_size = check_page_size(inner.page_size)
+        after_seq = decode_page_token(inner.page_token)
+        if inner.capability:
+            check_capability(inner.capability, "capability")
+        if inner.state not in agent_pb2.AgentState.values():
+            raise InvalidArgument("state is not a valid AgentState", field="state")
+        page = await self._store.list_page(page_size, after_seq, inner.capability, inner.state)
+        token = "" if page.last_seq is None else encode_page_token(page.last_seq)
+        return registry_pb2.RegistryServiceListAgentsResponse(
+            response=agent_pb2.ListAgentsResponse(agents=page.agents, next_page_token=token)
+        )
+
+    async def WatchAgents(
+        self, request: registry_pb2.WatchAgentsRequest, context: Context
+    ) -> AsyncIterator[registry_pb2.WatchAgentsResponse]:
+        # aclosing: the subscription is released as soon as this stream ends, not at GC.
+        async with contextlib.aclosing(watch_agents(self._hub, self._store)) as stream:
+            async for message in stream:
+                yield message

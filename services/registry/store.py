@@ -1,0 +1,264 @@
+"""Agent records in Redis: every transition is one Lua script; reads are pipelined."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hivewire.v1 import agent_pb2, registry_pb2
+from services.common import lua
+from services.common.clock import now_ms
+from services.common.config import Settings
+from services.common.errors import FailedPrecondition, NotFound, Unauthenticated
+from services.common.keys import INBOX_GROUP, Keys
+from services.common.redis import Redis
+from services.registry.model import agent_from_hash, encode_labels, parse_load
+
+_HERE = Path(__file__).parent
+CHANGES_MAXLEN = 10_000
+OFFLINE_TTL_SECONDS = 24 * 3600
+SWEEP_BATCH = 256
+_LIVE_STATES = (agent_pb2.AGENT_STATE_ONLINE, agent_pb2.AGENT_STATE_DRAINING)
+_MAX_SCAN_BATCHES = 10
+
+
+def token_sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A newly registered agent and its secret token (shown once, stored only as a hash)."""
+
+    agent: agent_pb2.Agent
+    token: str
+
+
+@dataclass(frozen=True)
+class AgentPage:
+    agents: list[agent_pb2.Agent]
+    last_seq: int | None  # None: no further page
+
+
+class AgentStore:
+    """Reads and writes the agent layout (hash, index, leases, inbox, agent_changes, events)."""
+
+    def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._settings = settings
+        self._register = lua.register(redis, _HERE / "register.lua")
+        self._heartbeat = lua.register(redis, _HERE / "heartbeat.lua")
+        self._deregister = lua.register(redis, _HERE / "deregister.lua")
+        self._expire = lua.register(redis, _HERE / "expire.lua")
+
+    @property
+    def lease_ms(self) -> int:
+        return int(self._settings.lease_seconds * 1000)
+
+    async def register(
+        self,
+        name: str,
+        capabilities: Sequence[str],
+        max_concurrency: int,
+        labels: Mapping[str, str],
+    ) -> Registration:
+        """Create an ONLINE agent with a fresh id, token, lease and inbox (already validated)."""
+        agent_id = uuid.uuid4().hex
+        token = secrets.token_urlsafe(32)
+        now = now_ms()
+        k = self._keys
+        await self._register(
+            keys=[
+                k.agent(agent_id),
+                k.agents_index,
+                k.leases,
+                k.inbox(agent_id),
+                k.agent_changes,
+                k.events,
+                k.agent_seq,
+            ],
+            args=[
+                agent_id,
+                name,
+                ",".join(capabilities),
+                encode_labels(labels),
+                max_concurrency,
+                now,
+                now + self.lease_ms,
+                token_sha256(token),
+                INBOX_GROUP,
+                CHANGES_MAXLEN,
+                registry_pb2.AGENT_CHANGE_UPSERTED,
+                self._settings.events_maxlen,
+            ],
+        )
+        return Registration(await self.get(agent_id), token)
+
+    async def heartbeat(self, agent_id: str, token: str, *, draining: bool) -> int:
+        """Renew the lease; returns the new lease expiry (ms)."""
+        now = now_ms()
+        expire = now + self.lease_ms
+        result = await self._heartbeat(
+            keys=[self._keys.agent(agent_id), self._keys.leases, self._keys.agent_changes],
+            args=[
+                agent_id,
+                token_sha256(token),
+                now,
+                expire,
+                "1" if draining else "0",
+                CHANGES_MAXLEN,
+                registry_pb2.AGENT_CHANGE_UPSERTED,
+            ],
+        )
+        _raise_for(result, agent_id)
+        return expire
+
+    async def deregister(self, agent_id: str, token: str) -> None:
+        """Take the agent offline for good; idempotent for an agent already offline."""
+        result = await self._deregister(
+            keys=[
+                self._keys.agent(agent_id),
+                self._keys.leases,
+                self._keys.agent_changes,
+                self._keys.events,
+            ],
+            args=[
+                agent_id,
+                token_sha256(token),
+                now_ms(),
+                CHANGES_MAXLEN,
+                registry_pb2.AGENT_CHANGE_REMOVED,
+                self._settings.events_maxlen,
+                OFFLINE_TTL_SECONDS,
+            ],
+        )
+        if result != b"ALREADY_OFFLINE":
+            _raise_for(result, agent_id)
+
+    async def get(self, agent_id: str) -> agent_pb2.Agent:
+        [agent] = await self.load_agents([agent_id])
+        if agent is None:
+            raise NotFound(f"agent {agent_id} not found", reason="AGENT_NOT_FOUND")
+        return agent
+
+    async def load_agents(self, agent_ids: Sequence[str]) -> list[agent_pb2.Agent | None]:
+        """The agents (None where the hash is gone) with their load, in one round trip."""
+        if not agent_ids:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for agent_id in agent_ids:
+            pipe.hgetall(self._keys.agent(agent_id))
+        pipe.hmget(self._keys.agent_load, list(agent_ids))
+        replies: list[Any] = await pipe.execute()
+        hashes, loads = replies[:-1], replies[-1]
+        return [
+            agent_from_hash(agent_id, fields, parse_load(load)) if fields else None
+            for agent_id, fields, load in zip(agent_ids, hashes, loads, strict=True)
+        ]
+
+    async def list_page(
+        self,
+        page_size: int,
+        after_seq: int,
+        capability: str = "",
+        state: int = agent_pb2.AGENT_STATE_UNSPECIFIED,
+    ) -> AgentPage:
+        """Agents registered after `after_seq`, oldest first, matching the filters.
+
+        With filters a page may come back short (scanning stops after a bounded number of
+        index batches); index entries whose hash expired are dropped from the index.
+        """
+        index = self._keys.agents_index
+        batch_size = page_size if not (capability or state) else max(page_size, 100)
+        found: list[agent_pb2.Agent] = []
+        cursor = after_seq
+        for _ in range(_MAX_SCAN_BATCHES):
+            batch: Any = await self._redis.zrangebyscore(
+                index, f"({cursor}", "+inf", start=0, num=batch_size, withscores=True
+            )
+            ids = [member.decode() for member, _ in batch]
+            agents = await self.load_agents(ids)
+            stale = [i for i, a in zip(ids, agents, strict=True) if a is None]
+            if stale:
+                await self._redis.zrem(index, *stale)
+            for position, ((_, score), agent) in enumerate(zip(batch, agents, strict=True)):
+                cursor = int(score)
+                if agent is not None and _matches(agent, capability, state):
+                    found.append(agent)
+                    if len(found) == page_size:
+                        more = position + 1 < len(batch) or await self._has_after(cursor)
+                        return AgentPage(found, cursor if more else None)
+            if len(batch) < batch_size:
+                return AgentPage(found, None)
+        return AgentPage(found, cursor)
+
+    async def _has_after(self, seq: int) -> bool:
+        count = await self._redis.zcount(self._keys.agents_index, f"({seq}", "+inf")
+        return int(count) > 0
+
+    async def snapshot(self) -> list[agent_pb2.Agent]:
+        """Every ONLINE or DRAINING agent (the leases set holds exactly those)."""
+        members: Any = await self._redis.zrange(self._keys.leases, 0, -1)
+        ids = [member.decode() for member in members]
+        out: list[agent_pb2.Agent] = []
+        for start in range(0, len(ids), 500):
+            for agent in await self.load_agents(ids[start : start + 500]):
+                if agent is not None and agent.state in _LIVE_STATES:
+                    out.append(agent)
+        return out
+
+    async def expire_leases(self, now: int | None = None) -> list[str]:
+        """Take every agent whose lease ran out before `now` offline; returns their ids."""
+        now = now_ms() if now is None else now
+        expired: list[str] = []
+        while True:
+            due: Any = await self._redis.zrangebyscore(
+                self._keys.leases, "-inf", f"({now}", start=0, num=SWEEP_BATCH
+            )
+            ids = [member.decode() for member in due]
+            if ids:
+                expired.extend(await self.expire_agents(ids, now))
+            if len(ids) < SWEEP_BATCH:
+                return expired
+
+    async def expire_agents(self, agent_ids: Sequence[str], now: int) -> list[str]:
+        """Run the expiry script for these ids; it re-checks each lease against `now`."""
+        k = self._keys
+        result: list[bytes] = await self._expire(
+            keys=[k.leases, k.agent_changes, k.events, *(k.agent(i) for i in agent_ids)],
+            args=[
+                now,
+                CHANGES_MAXLEN,
+                registry_pb2.AGENT_CHANGE_REMOVED,
+                self._settings.events_maxlen,
+                OFFLINE_TTL_SECONDS,
+                *agent_ids,
+            ],
+        )
+        return [member.decode() for member in result]
+
+
+def _matches(agent: agent_pb2.Agent, capability: str, state: int) -> bool:
+    if capability and capability not in agent.capabilities:
+        return False
+    return not state or agent.state == state
+
+
+def _raise_for(result: bytes, agent_id: str) -> None:
+    if result == b"OK":
+        return
+    if result == b"NOT_FOUND":
+        raise NotFound(f"agent {agent_id} not found", reason="AGENT_NOT_FOUND")
+    if result == b"BAD_TOKEN":
+        raise Unauthenticated("agent_token does not match the agent", reason="BAD_AGENT_TOKEN")
+    if result == b"OFFLINE":
+        raise FailedPrecondition(
+            f"agent {agent_id} is offline; register again", reason="AGENT_OFFLINE"
+        )
+    raise RuntimeError(f"unexpected script result {result!r}")

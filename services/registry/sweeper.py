@@ -1,0 +1,38 @@
+"""The lease sweeper: agents whose lease ran out are taken offline (see expire.lua)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from services.common.loops import backoff_delay
+from services.registry.store import AgentStore
+
+logger = logging.getLogger(__name__)
+
+
+class LeaseSweeper:
+    """Every `interval` seconds, expires due leases. Safe to run in several registries at once."""
+
+    def __init__(self, store: AgentStore, interval: float) -> None:
+        self._store = store
+        self._interval = interval
+
+    async def sweep_once(self) -> list[str]:
+        expired = await self._store.expire_leases()
+        for agent_id in expired:
+            logger.info("agent %s lease expired; now offline", agent_id)
+        return expired
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await self.sweep_once()
+                failures = 0
+                delay = self._interval
+            except Exception:
+                failures += 1
+                delay = max(self._interval, backoff_delay(failures))
+                logger.warning("lease sweep failed; retry in %.2fs", delay, exc_info=True)
+            await asyncio.sleep(delay)
