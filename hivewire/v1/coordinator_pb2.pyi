@@ -6,6 +6,7 @@ isort:skip_file
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from hivewire.v1 import task_pb2 as _task_pb2
+from hivewire.v1 import workflow_pb2 as _workflow_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -256,3 +257,291 @@ class CoordinatorServiceCancelTaskResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CoordinatorServiceCancelTaskResponse: _TypeAlias = CoordinatorServiceCancelTaskResponse  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceListDeadLettersRequest(_message.Message):
+    """CoordinatorServiceListDeadLettersRequest wraps ListDeadLettersRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> _task_pb2.ListDeadLettersRequest:
+        """The public request."""
+
+    def __init__(
+        self,
+        *,
+        request: _task_pb2.ListDeadLettersRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceListDeadLettersRequest: _TypeAlias = CoordinatorServiceListDeadLettersRequest  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceListDeadLettersResponse(_message.Message):
+    """CoordinatorServiceListDeadLettersResponse wraps ListDeadLettersResponse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def response(self) -> _task_pb2.ListDeadLettersResponse:
+        """The public response."""
+
+    def __init__(
+        self,
+        *,
+        response: _task_pb2.ListDeadLettersResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceListDeadLettersResponse: _TypeAlias = CoordinatorServiceListDeadLettersResponse  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceRetryDeadLetterRequest(_message.Message):
+    """CoordinatorServiceRetryDeadLetterRequest wraps RetryDeadLetterRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> _task_pb2.RetryDeadLetterRequest:
+        """The public request."""
+
+    def __init__(
+        self,
+        *,
+        request: _task_pb2.RetryDeadLetterRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceRetryDeadLetterRequest: _TypeAlias = CoordinatorServiceRetryDeadLetterRequest  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceRetryDeadLetterResponse(_message.Message):
+    """CoordinatorServiceRetryDeadLetterResponse wraps RetryDeadLetterResponse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def response(self) -> _task_pb2.RetryDeadLetterResponse:
+        """The public response."""
+
+    def __init__(
+        self,
+        *,
+        response: _task_pb2.RetryDeadLetterResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceRetryDeadLetterResponse: _TypeAlias = CoordinatorServiceRetryDeadLetterResponse  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceSubmitWorkflowRequest(_message.Message):
+    """CoordinatorServiceSubmitWorkflowRequest wraps SubmitWorkflowRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> _workflow_pb2.SubmitWorkflowRequest:
+        """The public request."""
+
+    def __init__(
+        self,
+        *,
+        request: _workflow_pb2.SubmitWorkflowRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceSubmitWorkflowRequest: _TypeAlias = CoordinatorServiceSubmitWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceSubmitWorkflowResponse(_message.Message):
+    """CoordinatorServiceSubmitWorkflowResponse wraps SubmitWorkflowResponse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def response(self) -> _workflow_pb2.SubmitWorkflowResponse:
+        """The public response."""
+
+    def __init__(
+        self,
+        *,
+        response: _workflow_pb2.SubmitWorkflowResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceSubmitWorkflowResponse: _TypeAlias = CoordinatorServiceSubmitWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceGetWorkflowRequest(_message.Message):
+    """CoordinatorServiceGetWorkflowRequest wraps GetWorkflowRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> _workflow_pb2.GetWorkflowRequest:
+        """The public request."""
+
+    def __init__(
+        self,
+        *,
+        request: _workflow_pb2.GetWorkflowRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceGetWorkflowRequest: _TypeAlias = CoordinatorServiceGetWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceGetWorkflowResponse(_message.Message):
+    """CoordinatorServiceGetWorkflowResponse wraps GetWorkflowResponse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def response(self) -> _workflow_pb2.GetWorkflowResponse:
+        """The public response."""
+
+    def __init__(
+        self,
+        *,
+        response: _workflow_pb2.GetWorkflowResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceGetWorkflowResponse: _TypeAlias = CoordinatorServiceGetWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceListWorkflowsRequest(_message.Message):
+    """CoordinatorServiceListWorkflowsRequest wraps ListWorkflowsRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> _workflow_pb2.ListWorkflowsRequest:
+        """The public request."""
+
+    def __init__(
+        self,
+        *,
+        request: _workflow_pb2.ListWorkflowsRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceListWorkflowsRequest: _TypeAlias = CoordinatorServiceListWorkflowsRequest  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceListWorkflowsResponse(_message.Message):
+    """CoordinatorServiceListWorkflowsResponse wraps ListWorkflowsResponse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def response(self) -> _workflow_pb2.ListWorkflowsResponse:
+        """The public response."""
+
+    def __init__(
+        self,
+        *,
+        response: _workflow_pb2.ListWorkflowsResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceListWorkflowsResponse: _TypeAlias = CoordinatorServiceListWorkflowsResponse  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceCancelWorkflowRequest(_message.Message):
+    """CoordinatorServiceCancelWorkflowRequest wraps CancelWorkflowRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> _workflow_pb2.CancelWorkflowRequest:
+        """The public request."""
+
+    def __init__(
+        self,
+        *,
+        request: _workflow_pb2.CancelWorkflowRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceCancelWorkflowRequest: _TypeAlias = CoordinatorServiceCancelWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceCancelWorkflowResponse(_message.Message):
+    """CoordinatorServiceCancelWorkflowResponse wraps CancelWorkflowResponse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def response(self) -> _workflow_pb2.CancelWorkflowResponse:
+        """The public response."""
+
+    def __init__(
+        self,
+        *,
+        response: _workflow_pb2.CancelWorkflowResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceCancelWorkflowResponse: _TypeAlias = CoordinatorServiceCancelWorkflowResponse  # noqa: Y015

@@ -61,6 +61,36 @@ class CoordinatorServiceStub:
                 request_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCancelTaskRequest.SerializeToString,
                 response_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCancelTaskResponse.FromString,
                 _registered_method=True)
+        self.ListDeadLetters = channel.unary_unary(
+                '/hivewire.v1.CoordinatorService/ListDeadLetters',
+                request_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceListDeadLettersRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceListDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.RetryDeadLetter = channel.unary_unary(
+                '/hivewire.v1.CoordinatorService/RetryDeadLetter',
+                request_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceRetryDeadLetterRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceRetryDeadLetterResponse.FromString,
+                _registered_method=True)
+        self.SubmitWorkflow = channel.unary_unary(
+                '/hivewire.v1.CoordinatorService/SubmitWorkflow',
+                request_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceSubmitWorkflowRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceSubmitWorkflowResponse.FromString,
+                _registered_method=True)
+        self.GetWorkflow = channel.unary_unary(
+                '/hivewire.v1.CoordinatorService/GetWorkflow',
+                request_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceGetWorkflowRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceGetWorkflowResponse.FromString,
+                _registered_method=True)
+        self.ListWorkflows = channel.unary_unary(
+                '/hivewire.v1.CoordinatorService/ListWorkflows',
+                request_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceListWorkflowsRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceListWorkflowsResponse.FromString,
+                _registered_method=True)
+        self.CancelWorkflow = channel.unary_unary(
+                '/hivewire.v1.CoordinatorService/CancelWorkflow',
+                request_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCancelWorkflowRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCancelWorkflowResponse.FromString,
+                _registered_method=True)
 
 
 class CoordinatorServiceServicer:
@@ -103,6 +133,48 @@ class CoordinatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeadLetters(self, request, context):
+        """ListDeadLetters pages through dead letters.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryDeadLetter(self, request, context):
+        """RetryDeadLetter re-queues a dead-lettered task.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitWorkflow(self, request, context):
+        """SubmitWorkflow accepts a workflow.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWorkflow(self, request, context):
+        """GetWorkflow returns one workflow.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWorkflows(self, request, context):
+        """ListWorkflows pages through workflows.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelWorkflow(self, request, context):
+        """CancelWorkflow cancels a workflow.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoordinatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -130,6 +202,36 @@ def add_CoordinatorServiceServicer_to_server(servicer, server):
                     servicer.CancelTask,
                     request_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCancelTaskRequest.FromString,
                     response_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCancelTaskResponse.SerializeToString,
+            ),
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceListDeadLettersRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceListDeadLettersResponse.SerializeToString,
+            ),
+            'RetryDeadLetter': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryDeadLetter,
+                    request_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceRetryDeadLetterRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceRetryDeadLetterResponse.SerializeToString,
+            ),
+            'SubmitWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitWorkflow,
+                    request_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceSubmitWorkflowRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceSubmitWorkflowResponse.SerializeToString,
+            ),
+            'GetWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkflow,
+                    request_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceGetWorkflowRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceGetWorkflowResponse.SerializeToString,
+            ),
+            'ListWorkflows': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkflows,
+                    request_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceListWorkflowsRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceListWorkflowsResponse.SerializeToString,
+            ),
+            'CancelWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelWorkflow,
+                    request_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCancelWorkflowRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCancelWorkflowResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -269,6 +371,168 @@ class CoordinatorService:
             '/hivewire.v1.CoordinatorService/CancelTask',
             hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCancelTaskRequest.SerializeToString,
             hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCancelTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.CoordinatorService/ListDeadLetters',
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceListDeadLettersRequest.SerializeToString,
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceListDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryDeadLetter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.CoordinatorService/RetryDeadLetter',
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceRetryDeadLetterRequest.SerializeToString,
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceRetryDeadLetterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.CoordinatorService/SubmitWorkflow',
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceSubmitWorkflowRequest.SerializeToString,
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceSubmitWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.CoordinatorService/GetWorkflow',
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceGetWorkflowRequest.SerializeToString,
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceGetWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkflows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.CoordinatorService/ListWorkflows',
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceListWorkflowsRequest.SerializeToString,
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceListWorkflowsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.CoordinatorService/CancelWorkflow',
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCancelWorkflowRequest.SerializeToString,
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCancelWorkflowResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,18 @@ class CoordinatorServiceStub:
     """ListTasks pages through tasks."""
     CancelTask: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceCancelTaskRequest, _coordinator_pb2.CoordinatorServiceCancelTaskResponse]
     """CancelTask cancels a task that has not finished."""
+    ListDeadLetters: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceListDeadLettersRequest, _coordinator_pb2.CoordinatorServiceListDeadLettersResponse]
+    """ListDeadLetters pages through dead letters."""
+    RetryDeadLetter: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceRetryDeadLetterRequest, _coordinator_pb2.CoordinatorServiceRetryDeadLetterResponse]
+    """RetryDeadLetter re-queues a dead-lettered task."""
+    SubmitWorkflow: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceSubmitWorkflowRequest, _coordinator_pb2.CoordinatorServiceSubmitWorkflowResponse]
+    """SubmitWorkflow accepts a workflow."""
+    GetWorkflow: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceGetWorkflowRequest, _coordinator_pb2.CoordinatorServiceGetWorkflowResponse]
+    """GetWorkflow returns one workflow."""
+    ListWorkflows: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceListWorkflowsRequest, _coordinator_pb2.CoordinatorServiceListWorkflowsResponse]
+    """ListWorkflows pages through workflows."""
+    CancelWorkflow: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceCancelWorkflowRequest, _coordinator_pb2.CoordinatorServiceCancelWorkflowResponse]
+    """CancelWorkflow cancels a workflow."""
 
 @_typing.type_check_only
 class CoordinatorServiceAsyncStub(CoordinatorServiceStub):
@@ -63,6 +75,18 @@ class CoordinatorServiceAsyncStub(CoordinatorServiceStub):
     """ListTasks pages through tasks."""
     CancelTask: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceCancelTaskRequest, _coordinator_pb2.CoordinatorServiceCancelTaskResponse]  # type: ignore[assignment]
     """CancelTask cancels a task that has not finished."""
+    ListDeadLetters: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceListDeadLettersRequest, _coordinator_pb2.CoordinatorServiceListDeadLettersResponse]  # type: ignore[assignment]
+    """ListDeadLetters pages through dead letters."""
+    RetryDeadLetter: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceRetryDeadLetterRequest, _coordinator_pb2.CoordinatorServiceRetryDeadLetterResponse]  # type: ignore[assignment]
+    """RetryDeadLetter re-queues a dead-lettered task."""
+    SubmitWorkflow: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceSubmitWorkflowRequest, _coordinator_pb2.CoordinatorServiceSubmitWorkflowResponse]  # type: ignore[assignment]
+    """SubmitWorkflow accepts a workflow."""
+    GetWorkflow: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceGetWorkflowRequest, _coordinator_pb2.CoordinatorServiceGetWorkflowResponse]  # type: ignore[assignment]
+    """GetWorkflow returns one workflow."""
+    ListWorkflows: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceListWorkflowsRequest, _coordinator_pb2.CoordinatorServiceListWorkflowsResponse]  # type: ignore[assignment]
+    """ListWorkflows pages through workflows."""
+    CancelWorkflow: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceCancelWorkflowRequest, _coordinator_pb2.CoordinatorServiceCancelWorkflowResponse]  # type: ignore[assignment]
+    """CancelWorkflow cancels a workflow."""
 
 class CoordinatorServiceServicer(metaclass=_abc_1.ABCMeta):
     """CoordinatorService owns tasks: accepts them, schedules them onto agents, applies results.
@@ -108,5 +132,53 @@ class CoordinatorServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_coordinator_pb2.CoordinatorServiceCancelTaskResponse, _abc.Awaitable[_coordinator_pb2.CoordinatorServiceCancelTaskResponse]]:
         """CancelTask cancels a task that has not finished."""
+
+    @_abc_1.abstractmethod
+    def ListDeadLetters(
+        self,
+        request: _coordinator_pb2.CoordinatorServiceListDeadLettersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_coordinator_pb2.CoordinatorServiceListDeadLettersResponse, _abc.Awaitable[_coordinator_pb2.CoordinatorServiceListDeadLettersResponse]]:
+        """ListDeadLetters pages through dead letters."""
+
+    @_abc_1.abstractmethod
+    def RetryDeadLetter(
+        self,
+        request: _coordinator_pb2.CoordinatorServiceRetryDeadLetterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_coordinator_pb2.CoordinatorServiceRetryDeadLetterResponse, _abc.Awaitable[_coordinator_pb2.CoordinatorServiceRetryDeadLetterResponse]]:
+        """RetryDeadLetter re-queues a dead-lettered task."""
+
+    @_abc_1.abstractmethod
+    def SubmitWorkflow(
+        self,
+        request: _coordinator_pb2.CoordinatorServiceSubmitWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_coordinator_pb2.CoordinatorServiceSubmitWorkflowResponse, _abc.Awaitable[_coordinator_pb2.CoordinatorServiceSubmitWorkflowResponse]]:
+        """SubmitWorkflow accepts a workflow."""
+
+    @_abc_1.abstractmethod
+    def GetWorkflow(
+        self,
+        request: _coordinator_pb2.CoordinatorServiceGetWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_coordinator_pb2.CoordinatorServiceGetWorkflowResponse, _abc.Awaitable[_coordinator_pb2.CoordinatorServiceGetWorkflowResponse]]:
+        """GetWorkflow returns one workflow."""
+
+    @_abc_1.abstractmethod
+    def ListWorkflows(
+        self,
+        request: _coordinator_pb2.CoordinatorServiceListWorkflowsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_coordinator_pb2.CoordinatorServiceListWorkflowsResponse, _abc.Awaitable[_coordinator_pb2.CoordinatorServiceListWorkflowsResponse]]:
+        """ListWorkflows pages through workflows."""
+
+    @_abc_1.abstractmethod
+    def CancelWorkflow(
+        self,
+        request: _coordinator_pb2.CoordinatorServiceCancelWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_coordinator_pb2.CoordinatorServiceCancelWorkflowResponse, _abc.Awaitable[_coordinator_pb2.CoordinatorServiceCancelWorkflowResponse]]:
+        """CancelWorkflow cancels a workflow."""
 
 def add_CoordinatorServiceServicer_to_server(servicer: CoordinatorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

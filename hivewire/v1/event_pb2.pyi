@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -57,6 +58,20 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     """An agent deregistered."""
     EVENT_TYPE_TASK_RECLAIMED: _EventType.ValueType  # 14
     """An agent's in-flight work was reclaimed and re-queued."""
+    EVENT_TYPE_WORKFLOW_SUBMITTED: _EventType.ValueType  # 15
+    """A workflow was accepted."""
+    EVENT_TYPE_WORKFLOW_SUCCEEDED: _EventType.ValueType  # 16
+    """Every step of a workflow succeeded."""
+    EVENT_TYPE_WORKFLOW_FAILED: _EventType.ValueType  # 17
+    """A workflow ended with a failed step."""
+    EVENT_TYPE_WORKFLOW_CANCELLED: _EventType.ValueType  # 18
+    """A workflow was cancelled."""
+    EVENT_TYPE_HOOK_SUCCEEDED: _EventType.ValueType  # 19
+    """A hook ran successfully for an event."""
+    EVENT_TYPE_HOOK_FAILED: _EventType.ValueType  # 20
+    """A hook failed for an event (after its retries)."""
+    EVENT_TYPE_TASK_REQUEUED: _EventType.ValueType  # 21
+    """A dead-lettered task was put back in its queue."""
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
     """EventType names what happened."""
@@ -91,6 +106,20 @@ EVENT_TYPE_AGENT_DEREGISTERED: EventType.ValueType  # 13
 """An agent deregistered."""
 EVENT_TYPE_TASK_RECLAIMED: EventType.ValueType  # 14
 """An agent's in-flight work was reclaimed and re-queued."""
+EVENT_TYPE_WORKFLOW_SUBMITTED: EventType.ValueType  # 15
+"""A workflow was accepted."""
+EVENT_TYPE_WORKFLOW_SUCCEEDED: EventType.ValueType  # 16
+"""Every step of a workflow succeeded."""
+EVENT_TYPE_WORKFLOW_FAILED: EventType.ValueType  # 17
+"""A workflow ended with a failed step."""
+EVENT_TYPE_WORKFLOW_CANCELLED: EventType.ValueType  # 18
+"""A workflow was cancelled."""
+EVENT_TYPE_HOOK_SUCCEEDED: EventType.ValueType  # 19
+"""A hook ran successfully for an event."""
+EVENT_TYPE_HOOK_FAILED: EventType.ValueType  # 20
+"""A hook failed for an event (after its retries)."""
+EVENT_TYPE_TASK_REQUEUED: EventType.ValueType  # 21
+"""A dead-lettered task was put back in its queue."""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 @_typing.final
@@ -109,6 +138,8 @@ class Event(_message.Message):
     TASK_STATE_FIELD_NUMBER: _builtins.int
     ATTEMPT_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_FIELD_NUMBER: _builtins.int
+    STEP_ID_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
     """Position in the events stream; pass it as since_cursor to resume after this event."""
     type: Global___EventType.ValueType
@@ -127,6 +158,10 @@ class Event(_message.Message):
     """Attempt concerned."""
     message: _builtins.str
     """Detail (error text, reason a result was ignored, ...)."""
+    snapshot: _builtins.bool
+    """True for events synthesized from current state when a stream starts with a snapshot."""
+    step_id: _builtins.str
+    """Workflow step concerned, if any."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When it happened."""
@@ -144,10 +179,12 @@ class Event(_message.Message):
         task_state: _task_pb2.TaskState.ValueType = ...,
         attempt: _builtins.int = ...,
         message: _builtins.str = ...,
+        snapshot: _builtins.bool = ...,
+        step_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "attempt", b"attempt", "capability", b"capability", "cursor", b"cursor", "message", b"message", "task_id", b"task_id", "task_state", b"task_state", "time", b"time", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "attempt", b"attempt", "capability", b"capability", "cursor", b"cursor", "message", b"message", "snapshot", b"snapshot", "step_id", b"step_id", "task_id", b"task_id", "task_state", b"task_state", "time", b"time", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -165,6 +202,8 @@ class StreamEventsRequest(_message.Message):
     CAPABILITY_FIELD_NUMBER: _builtins.int
     TYPES_FIELD_NUMBER: _builtins.int
     SINCE_CURSOR_FIELD_NUMBER: _builtins.int
+    INCLUDE_SNAPSHOT_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_INTERVAL_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Only events of this task."""
     workflow_id: _builtins.str
@@ -175,9 +214,15 @@ class StreamEventsRequest(_message.Message):
     """Only events of this capability."""
     since_cursor: _builtins.str
     """Resume after this cursor; empty starts with the next new event."""
+    include_snapshot: _builtins.bool
+    """Start with the current state of matching agents and unfinished tasks (snapshot events)."""
     @_builtins.property
     def types(self) -> _containers.RepeatedScalarFieldContainer[Global___EventType.ValueType]:
         """Only events of these types (empty for all)."""
+
+    @_builtins.property
+    def heartbeat_interval(self) -> _duration_pb2.Duration:
+        """Send a heartbeat frame when no event was sent for this long (default 15 s; minimum 1 s)."""
 
     def __init__(
         self,
@@ -188,10 +233,12 @@ class StreamEventsRequest(_message.Message):
         capability: _builtins.str = ...,
         types: _abc.Iterable[Global___EventType.ValueType] | None = ...,
         since_cursor: _builtins.str = ...,
+        include_snapshot: _builtins.bool = ...,
+        heartbeat_interval: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval", b"heartbeat_interval"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "capability", b"capability", "since_cursor", b"since_cursor", "task_id", b"task_id", "types", b"types", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "capability", b"capability", "heartbeat_interval", b"heartbeat_interval", "include_snapshot", b"include_snapshot", "since_cursor", b"since_cursor", "task_id", b"task_id", "types", b"types", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -199,24 +246,88 @@ Global___StreamEventsRequest: _TypeAlias = StreamEventsRequest  # noqa: Y015
 
 @_typing.final
 class StreamEventsResponse(_message.Message):
-    """StreamEventsResponse carries one event."""
+    """StreamEventsResponse is one frame of an event stream."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENT_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_COMPLETE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def event(self) -> Global___Event:
-        """The event."""
+        """An event."""
+
+    @_builtins.property
+    def heartbeat(self) -> Global___StreamHeartbeat:
+        """Nothing happened for a while; the stream is alive."""
+
+    @_builtins.property
+    def snapshot_complete(self) -> Global___SnapshotComplete:
+        """The snapshot is complete; live events follow."""
 
     def __init__(
         self,
         *,
         event: Global___Event | None = ...,
+        heartbeat: Global___StreamHeartbeat | None = ...,
+        snapshot_complete: Global___SnapshotComplete | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "frame", b"frame", "heartbeat", b"heartbeat", "snapshot_complete", b"snapshot_complete"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "frame", b"frame", "heartbeat", b"heartbeat", "snapshot_complete", b"snapshot_complete"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_frame: _TypeAlias = _typing.Literal["event", "heartbeat", "snapshot_complete"]  # noqa: Y015
+    _WhichOneofArgType_frame: _TypeAlias = _typing.Literal["frame", b"frame"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_frame) -> _WhichOneofReturnType_frame | None: ...
+
+Global___StreamEventsResponse: _TypeAlias = StreamEventsResponse  # noqa: Y015
+
+@_typing.final
+class StreamHeartbeat(_message.Message):
+    """StreamHeartbeat keeps an idle stream alive."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.str
+    """Cursor of the last event delivered on this stream (resume from it)."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When it was sent."""
+
+    def __init__(
+        self,
+        *,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        cursor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___StreamEventsResponse: _TypeAlias = StreamEventsResponse  # noqa: Y015
+Global___StreamHeartbeat: _TypeAlias = StreamHeartbeat  # noqa: Y015
+
+@_typing.final
+class SnapshotComplete(_message.Message):
+    """SnapshotComplete ends the snapshot part of a stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURSOR_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.str
+    """Position in the events stream the live part starts after."""
+    def __init__(
+        self,
+        *,
+        cursor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SnapshotComplete: _TypeAlias = SnapshotComplete  # noqa: Y015

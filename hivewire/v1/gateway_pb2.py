@@ -23,17 +23,20 @@ _sym_db = _symbol_database.Default()
 
 
 from hivewire.v1 import agent_pb2 as hivewire_dot_v1_dot_agent__pb2
+from hivewire.v1 import command_pb2 as hivewire_dot_v1_dot_command__pb2
 from hivewire.v1 import event_pb2 as hivewire_dot_v1_dot_event__pb2
+from hivewire.v1 import stats_pb2 as hivewire_dot_v1_dot_stats__pb2
 from hivewire.v1 import task_pb2 as hivewire_dot_v1_dot_task__pb2
+from hivewire.v1 import workflow_pb2 as hivewire_dot_v1_dot_workflow__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19hivewire/v1/gateway.proto\x12\x0bhivewire.v1\x1a\x17hivewire/v1/agent.proto\x1a\x17hivewire/v1/event.proto\x1a\x16hivewire/v1/task.proto2\xb8\x04\n\x0eGatewayService\x12M\n\nSubmitTask\x12\x1e.hivewire.v1.SubmitTaskRequest\x1a\x1f.hivewire.v1.SubmitTaskResponse\x12P\n\x0bSubmitTasks\x12\x1f.hivewire.v1.SubmitTasksRequest\x1a .hivewire.v1.SubmitTasksResponse\x12\x44\n\x07GetTask\x12\x1b.hivewire.v1.GetTaskRequest\x1a\x1c.hivewire.v1.GetTaskResponse\x12J\n\tListTasks\x12\x1d.hivewire.v1.ListTasksRequest\x1a\x1e.hivewire.v1.ListTasksResponse\x12M\n\nCancelTask\x12\x1e.hivewire.v1.CancelTaskRequest\x1a\x1f.hivewire.v1.CancelTaskResponse\x12M\n\nListAgents\x12\x1e.hivewire.v1.ListAgentsRequest\x1a\x1f.hivewire.v1.ListAgentsResponse\x12U\n\x0cStreamEvents\x12 .hivewire.v1.StreamEventsRequest\x1a!.hivewire.v1.StreamEventsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19hivewire/v1/gateway.proto\x12\x0bhivewire.v1\x1a\x17hivewire/v1/agent.proto\x1a\x19hivewire/v1/command.proto\x1a\x17hivewire/v1/event.proto\x1a\x17hivewire/v1/stats.proto\x1a\x16hivewire/v1/task.proto\x1a\x1ahivewire/v1/workflow.proto2\xc9\n\n\x0eGatewayService\x12M\n\nSubmitTask\x12\x1e.hivewire.v1.SubmitTaskRequest\x1a\x1f.hivewire.v1.SubmitTaskResponse\x12P\n\x0bSubmitTasks\x12\x1f.hivewire.v1.SubmitTasksRequest\x1a .hivewire.v1.SubmitTasksResponse\x12\x44\n\x07GetTask\x12\x1b.hivewire.v1.GetTaskRequest\x1a\x1c.hivewire.v1.GetTaskResponse\x12J\n\tListTasks\x12\x1d.hivewire.v1.ListTasksRequest\x1a\x1e.hivewire.v1.ListTasksResponse\x12M\n\nCancelTask\x12\x1e.hivewire.v1.CancelTaskRequest\x1a\x1f.hivewire.v1.CancelTaskResponse\x12M\n\nListAgents\x12\x1e.hivewire.v1.ListAgentsRequest\x1a\x1f.hivewire.v1.ListAgentsResponse\x12U\n\x0cStreamEvents\x12 .hivewire.v1.StreamEventsRequest\x1a!.hivewire.v1.StreamEventsResponse0\x01\x12O\n\nWatchStats\x12\x1e.hivewire.v1.WatchStatsRequest\x1a\x1f.hivewire.v1.WatchStatsResponse0\x01\x12\\\n\x0fListDeadLetters\x12#.hivewire.v1.ListDeadLettersRequest\x1a$.hivewire.v1.ListDeadLettersResponse\x12\\\n\x0fRetryDeadLetter\x12#.hivewire.v1.RetryDeadLetterRequest\x1a$.hivewire.v1.RetryDeadLetterResponse\x12Y\n\x0eSubmitWorkflow\x12\".hivewire.v1.SubmitWorkflowRequest\x1a#.hivewire.v1.SubmitWorkflowResponse\x12P\n\x0bGetWorkflow\x12\x1f.hivewire.v1.GetWorkflowRequest\x1a .hivewire.v1.GetWorkflowResponse\x12V\n\rListWorkflows\x12!.hivewire.v1.ListWorkflowsRequest\x1a\".hivewire.v1.ListWorkflowsResponse\x12Y\n\x0e\x43\x61ncelWorkflow\x12\".hivewire.v1.CancelWorkflowRequest\x1a#.hivewire.v1.CancelWorkflowResponse\x12S\n\x0cListCommands\x12 .hivewire.v1.ListCommandsRequest\x1a!.hivewire.v1.ListCommandsResponse\x12M\n\nRunCommand\x12\x1e.hivewire.v1.RunCommandRequest\x1a\x1f.hivewire.v1.RunCommandResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hivewire.v1.gateway_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GATEWAYSERVICE']._serialized_start=117
-  _globals['_GATEWAYSERVICE']._serialized_end=685
+  _globals['_GATEWAYSERVICE']._serialized_start=197
+  _globals['_GATEWAYSERVICE']._serialized_end=1550
 # @@protoc_insertion_point(module_scope)

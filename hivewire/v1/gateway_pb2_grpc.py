@@ -4,8 +4,11 @@ import grpc
 import warnings
 
 from hivewire.v1 import agent_pb2 as hivewire_dot_v1_dot_agent__pb2
+from hivewire.v1 import command_pb2 as hivewire_dot_v1_dot_command__pb2
 from hivewire.v1 import event_pb2 as hivewire_dot_v1_dot_event__pb2
+from hivewire.v1 import stats_pb2 as hivewire_dot_v1_dot_stats__pb2
 from hivewire.v1 import task_pb2 as hivewire_dot_v1_dot_task__pb2
+from hivewire.v1 import workflow_pb2 as hivewire_dot_v1_dot_workflow__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -72,6 +75,51 @@ class GatewayServiceStub:
                 request_serializer=hivewire_dot_v1_dot_event__pb2.StreamEventsRequest.SerializeToString,
                 response_deserializer=hivewire_dot_v1_dot_event__pb2.StreamEventsResponse.FromString,
                 _registered_method=True)
+        self.WatchStats = channel.unary_stream(
+                '/hivewire.v1.GatewayService/WatchStats',
+                request_serializer=hivewire_dot_v1_dot_stats__pb2.WatchStatsRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_stats__pb2.WatchStatsResponse.FromString,
+                _registered_method=True)
+        self.ListDeadLetters = channel.unary_unary(
+                '/hivewire.v1.GatewayService/ListDeadLetters',
+                request_serializer=hivewire_dot_v1_dot_task__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_task__pb2.ListDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.RetryDeadLetter = channel.unary_unary(
+                '/hivewire.v1.GatewayService/RetryDeadLetter',
+                request_serializer=hivewire_dot_v1_dot_task__pb2.RetryDeadLetterRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_task__pb2.RetryDeadLetterResponse.FromString,
+                _registered_method=True)
+        self.SubmitWorkflow = channel.unary_unary(
+                '/hivewire.v1.GatewayService/SubmitWorkflow',
+                request_serializer=hivewire_dot_v1_dot_workflow__pb2.SubmitWorkflowRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_workflow__pb2.SubmitWorkflowResponse.FromString,
+                _registered_method=True)
+        self.GetWorkflow = channel.unary_unary(
+                '/hivewire.v1.GatewayService/GetWorkflow',
+                request_serializer=hivewire_dot_v1_dot_workflow__pb2.GetWorkflowRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_workflow__pb2.GetWorkflowResponse.FromString,
+                _registered_method=True)
+        self.ListWorkflows = channel.unary_unary(
+                '/hivewire.v1.GatewayService/ListWorkflows',
+                request_serializer=hivewire_dot_v1_dot_workflow__pb2.ListWorkflowsRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_workflow__pb2.ListWorkflowsResponse.FromString,
+                _registered_method=True)
+        self.CancelWorkflow = channel.unary_unary(
+                '/hivewire.v1.GatewayService/CancelWorkflow',
+                request_serializer=hivewire_dot_v1_dot_workflow__pb2.CancelWorkflowRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_workflow__pb2.CancelWorkflowResponse.FromString,
+                _registered_method=True)
+        self.ListCommands = channel.unary_unary(
+                '/hivewire.v1.GatewayService/ListCommands',
+                request_serializer=hivewire_dot_v1_dot_command__pb2.ListCommandsRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_command__pb2.ListCommandsResponse.FromString,
+                _registered_method=True)
+        self.RunCommand = channel.unary_unary(
+                '/hivewire.v1.GatewayService/RunCommand',
+                request_serializer=hivewire_dot_v1_dot_command__pb2.RunCommandRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_command__pb2.RunCommandResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -127,6 +175,69 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchStats(self, request, context):
+        """WatchStats streams a snapshot of queues, agents, throughput and latency every interval.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDeadLetters(self, request, context):
+        """ListDeadLetters pages through tasks that failed for good.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryDeadLetter(self, request, context):
+        """RetryDeadLetter puts a dead-lettered task back in its queue with a fresh attempt budget.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitWorkflow(self, request, context):
+        """SubmitWorkflow accepts a DAG of steps.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWorkflow(self, request, context):
+        """GetWorkflow returns a workflow with every step.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWorkflows(self, request, context):
+        """ListWorkflows pages through workflows, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelWorkflow(self, request, context):
+        """CancelWorkflow cancels a workflow that has not finished.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCommands(self, request, context):
+        """ListCommands lists the custom commands (workflow templates).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RunCommand(self, request, context):
+        """RunCommand starts a custom command as a workflow.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -164,6 +275,51 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.StreamEvents,
                     request_deserializer=hivewire_dot_v1_dot_event__pb2.StreamEventsRequest.FromString,
                     response_serializer=hivewire_dot_v1_dot_event__pb2.StreamEventsResponse.SerializeToString,
+            ),
+            'WatchStats': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchStats,
+                    request_deserializer=hivewire_dot_v1_dot_stats__pb2.WatchStatsRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_stats__pb2.WatchStatsResponse.SerializeToString,
+            ),
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=hivewire_dot_v1_dot_task__pb2.ListDeadLettersRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_task__pb2.ListDeadLettersResponse.SerializeToString,
+            ),
+            'RetryDeadLetter': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryDeadLetter,
+                    request_deserializer=hivewire_dot_v1_dot_task__pb2.RetryDeadLetterRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_task__pb2.RetryDeadLetterResponse.SerializeToString,
+            ),
+            'SubmitWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitWorkflow,
+                    request_deserializer=hivewire_dot_v1_dot_workflow__pb2.SubmitWorkflowRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_workflow__pb2.SubmitWorkflowResponse.SerializeToString,
+            ),
+            'GetWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkflow,
+                    request_deserializer=hivewire_dot_v1_dot_workflow__pb2.GetWorkflowRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_workflow__pb2.GetWorkflowResponse.SerializeToString,
+            ),
+            'ListWorkflows': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkflows,
+                    request_deserializer=hivewire_dot_v1_dot_workflow__pb2.ListWorkflowsRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_workflow__pb2.ListWorkflowsResponse.SerializeToString,
+            ),
+            'CancelWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelWorkflow,
+                    request_deserializer=hivewire_dot_v1_dot_workflow__pb2.CancelWorkflowRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_workflow__pb2.CancelWorkflowResponse.SerializeToString,
+            ),
+            'ListCommands': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCommands,
+                    request_deserializer=hivewire_dot_v1_dot_command__pb2.ListCommandsRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_command__pb2.ListCommandsResponse.SerializeToString,
+            ),
+            'RunCommand': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunCommand,
+                    request_deserializer=hivewire_dot_v1_dot_command__pb2.RunCommandRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_command__pb2.RunCommandResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -356,6 +512,249 @@ class GatewayService:
             '/hivewire.v1.GatewayService/StreamEvents',
             hivewire_dot_v1_dot_event__pb2.StreamEventsRequest.SerializeToString,
             hivewire_dot_v1_dot_event__pb2.StreamEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/WatchStats',
+            hivewire_dot_v1_dot_stats__pb2.WatchStatsRequest.SerializeToString,
+            hivewire_dot_v1_dot_stats__pb2.WatchStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/ListDeadLetters',
+            hivewire_dot_v1_dot_task__pb2.ListDeadLettersRequest.SerializeToString,
+            hivewire_dot_v1_dot_task__pb2.ListDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryDeadLetter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/RetryDeadLetter',
+            hivewire_dot_v1_dot_task__pb2.RetryDeadLetterRequest.SerializeToString,
+            hivewire_dot_v1_dot_task__pb2.RetryDeadLetterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/SubmitWorkflow',
+            hivewire_dot_v1_dot_workflow__pb2.SubmitWorkflowRequest.SerializeToString,
+            hivewire_dot_v1_dot_workflow__pb2.SubmitWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/GetWorkflow',
+            hivewire_dot_v1_dot_workflow__pb2.GetWorkflowRequest.SerializeToString,
+            hivewire_dot_v1_dot_workflow__pb2.GetWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkflows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/ListWorkflows',
+            hivewire_dot_v1_dot_workflow__pb2.ListWorkflowsRequest.SerializeToString,
+            hivewire_dot_v1_dot_workflow__pb2.ListWorkflowsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/CancelWorkflow',
+            hivewire_dot_v1_dot_workflow__pb2.CancelWorkflowRequest.SerializeToString,
+            hivewire_dot_v1_dot_workflow__pb2.CancelWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCommands(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/ListCommands',
+            hivewire_dot_v1_dot_command__pb2.ListCommandsRequest.SerializeToString,
+            hivewire_dot_v1_dot_command__pb2.ListCommandsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunCommand(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/RunCommand',
+            hivewire_dot_v1_dot_command__pb2.RunCommandRequest.SerializeToString,
+            hivewire_dot_v1_dot_command__pb2.RunCommandResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -6,8 +6,11 @@ isort:skip_file
 from collections import abc as _abc
 from grpc import aio as _aio
 from hivewire.v1 import agent_pb2 as _agent_pb2
+from hivewire.v1 import command_pb2 as _command_pb2
 from hivewire.v1 import event_pb2 as _event_pb2
+from hivewire.v1 import stats_pb2 as _stats_pb2
 from hivewire.v1 import task_pb2 as _task_pb2
+from hivewire.v1 import workflow_pb2 as _workflow_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys
@@ -49,6 +52,24 @@ class GatewayServiceStub:
     """ListAgents pages through agents."""
     StreamEvents: _grpc.UnaryStreamMultiCallable[_event_pb2.StreamEventsRequest, _event_pb2.StreamEventsResponse]
     """StreamEvents streams events as they happen, filtered, resumable from a cursor."""
+    WatchStats: _grpc.UnaryStreamMultiCallable[_stats_pb2.WatchStatsRequest, _stats_pb2.WatchStatsResponse]
+    """WatchStats streams a snapshot of queues, agents, throughput and latency every interval."""
+    ListDeadLetters: _grpc.UnaryUnaryMultiCallable[_task_pb2.ListDeadLettersRequest, _task_pb2.ListDeadLettersResponse]
+    """ListDeadLetters pages through tasks that failed for good."""
+    RetryDeadLetter: _grpc.UnaryUnaryMultiCallable[_task_pb2.RetryDeadLetterRequest, _task_pb2.RetryDeadLetterResponse]
+    """RetryDeadLetter puts a dead-lettered task back in its queue with a fresh attempt budget."""
+    SubmitWorkflow: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.SubmitWorkflowRequest, _workflow_pb2.SubmitWorkflowResponse]
+    """SubmitWorkflow accepts a DAG of steps."""
+    GetWorkflow: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.GetWorkflowRequest, _workflow_pb2.GetWorkflowResponse]
+    """GetWorkflow returns a workflow with every step."""
+    ListWorkflows: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.ListWorkflowsRequest, _workflow_pb2.ListWorkflowsResponse]
+    """ListWorkflows pages through workflows, newest first."""
+    CancelWorkflow: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.CancelWorkflowRequest, _workflow_pb2.CancelWorkflowResponse]
+    """CancelWorkflow cancels a workflow that has not finished."""
+    ListCommands: _grpc.UnaryUnaryMultiCallable[_command_pb2.ListCommandsRequest, _command_pb2.ListCommandsResponse]
+    """ListCommands lists the custom commands (workflow templates)."""
+    RunCommand: _grpc.UnaryUnaryMultiCallable[_command_pb2.RunCommandRequest, _command_pb2.RunCommandResponse]
+    """RunCommand starts a custom command as a workflow."""
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
@@ -69,6 +90,24 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """ListAgents pages through agents."""
     StreamEvents: _aio.UnaryStreamMultiCallable[_event_pb2.StreamEventsRequest, _event_pb2.StreamEventsResponse]  # type: ignore[assignment]
     """StreamEvents streams events as they happen, filtered, resumable from a cursor."""
+    WatchStats: _aio.UnaryStreamMultiCallable[_stats_pb2.WatchStatsRequest, _stats_pb2.WatchStatsResponse]  # type: ignore[assignment]
+    """WatchStats streams a snapshot of queues, agents, throughput and latency every interval."""
+    ListDeadLetters: _aio.UnaryUnaryMultiCallable[_task_pb2.ListDeadLettersRequest, _task_pb2.ListDeadLettersResponse]  # type: ignore[assignment]
+    """ListDeadLetters pages through tasks that failed for good."""
+    RetryDeadLetter: _aio.UnaryUnaryMultiCallable[_task_pb2.RetryDeadLetterRequest, _task_pb2.RetryDeadLetterResponse]  # type: ignore[assignment]
+    """RetryDeadLetter puts a dead-lettered task back in its queue with a fresh attempt budget."""
+    SubmitWorkflow: _aio.UnaryUnaryMultiCallable[_workflow_pb2.SubmitWorkflowRequest, _workflow_pb2.SubmitWorkflowResponse]  # type: ignore[assignment]
+    """SubmitWorkflow accepts a DAG of steps."""
+    GetWorkflow: _aio.UnaryUnaryMultiCallable[_workflow_pb2.GetWorkflowRequest, _workflow_pb2.GetWorkflowResponse]  # type: ignore[assignment]
+    """GetWorkflow returns a workflow with every step."""
+    ListWorkflows: _aio.UnaryUnaryMultiCallable[_workflow_pb2.ListWorkflowsRequest, _workflow_pb2.ListWorkflowsResponse]  # type: ignore[assignment]
+    """ListWorkflows pages through workflows, newest first."""
+    CancelWorkflow: _aio.UnaryUnaryMultiCallable[_workflow_pb2.CancelWorkflowRequest, _workflow_pb2.CancelWorkflowResponse]  # type: ignore[assignment]
+    """CancelWorkflow cancels a workflow that has not finished."""
+    ListCommands: _aio.UnaryUnaryMultiCallable[_command_pb2.ListCommandsRequest, _command_pb2.ListCommandsResponse]  # type: ignore[assignment]
+    """ListCommands lists the custom commands (workflow templates)."""
+    RunCommand: _aio.UnaryUnaryMultiCallable[_command_pb2.RunCommandRequest, _command_pb2.RunCommandResponse]  # type: ignore[assignment]
+    """RunCommand starts a custom command as a workflow."""
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     """GatewayService is the one public endpoint for clients in any language."""
@@ -128,5 +167,77 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_event_pb2.StreamEventsResponse], _abc.AsyncIterator[_event_pb2.StreamEventsResponse]]:
         """StreamEvents streams events as they happen, filtered, resumable from a cursor."""
+
+    @_abc_1.abstractmethod
+    def WatchStats(
+        self,
+        request: _stats_pb2.WatchStatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_stats_pb2.WatchStatsResponse], _abc.AsyncIterator[_stats_pb2.WatchStatsResponse]]:
+        """WatchStats streams a snapshot of queues, agents, throughput and latency every interval."""
+
+    @_abc_1.abstractmethod
+    def ListDeadLetters(
+        self,
+        request: _task_pb2.ListDeadLettersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_pb2.ListDeadLettersResponse, _abc.Awaitable[_task_pb2.ListDeadLettersResponse]]:
+        """ListDeadLetters pages through tasks that failed for good."""
+
+    @_abc_1.abstractmethod
+    def RetryDeadLetter(
+        self,
+        request: _task_pb2.RetryDeadLetterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_pb2.RetryDeadLetterResponse, _abc.Awaitable[_task_pb2.RetryDeadLetterResponse]]:
+        """RetryDeadLetter puts a dead-lettered task back in its queue with a fresh attempt budget."""
+
+    @_abc_1.abstractmethod
+    def SubmitWorkflow(
+        self,
+        request: _workflow_pb2.SubmitWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_workflow_pb2.SubmitWorkflowResponse, _abc.Awaitable[_workflow_pb2.SubmitWorkflowResponse]]:
+        """SubmitWorkflow accepts a DAG of steps."""
+
+    @_abc_1.abstractmethod
+    def GetWorkflow(
+        self,
+        request: _workflow_pb2.GetWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_workflow_pb2.GetWorkflowResponse, _abc.Awaitable[_workflow_pb2.GetWorkflowResponse]]:
+        """GetWorkflow returns a workflow with every step."""
+
+    @_abc_1.abstractmethod
+    def ListWorkflows(
+        self,
+        request: _workflow_pb2.ListWorkflowsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_workflow_pb2.ListWorkflowsResponse, _abc.Awaitable[_workflow_pb2.ListWorkflowsResponse]]:
+        """ListWorkflows pages through workflows, newest first."""
+
+    @_abc_1.abstractmethod
+    def CancelWorkflow(
+        self,
+        request: _workflow_pb2.CancelWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_workflow_pb2.CancelWorkflowResponse, _abc.Awaitable[_workflow_pb2.CancelWorkflowResponse]]:
+        """CancelWorkflow cancels a workflow that has not finished."""
+
+    @_abc_1.abstractmethod
+    def ListCommands(
+        self,
+        request: _command_pb2.ListCommandsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_command_pb2.ListCommandsResponse, _abc.Awaitable[_command_pb2.ListCommandsResponse]]:
+        """ListCommands lists the custom commands (workflow templates)."""
+
+    @_abc_1.abstractmethod
+    def RunCommand(
+        self,
+        request: _command_pb2.RunCommandRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_command_pb2.RunCommandResponse, _abc.Awaitable[_command_pb2.RunCommandResponse]]:
+        """RunCommand starts a custom command as a workflow."""
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

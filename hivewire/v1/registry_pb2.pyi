@@ -168,6 +168,7 @@ class SendHeartbeatRequest(_message.Message):
     AGENT_TOKEN_FIELD_NUMBER: _builtins.int
     IN_FLIGHT_FIELD_NUMBER: _builtins.int
     DRAINING_FIELD_NUMBER: _builtins.int
+    RUNNING_TASK_IDS_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
     """Id of the agent."""
     agent_token: _builtins.str
@@ -176,6 +177,10 @@ class SendHeartbeatRequest(_message.Message):
     """Tasks the agent is running now."""
     draining: _builtins.bool
     """True when the agent is draining and wants no new work."""
+    @_builtins.property
+    def running_task_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Tasks the agent is running now; their attempt leases are renewed."""
+
     def __init__(
         self,
         *,
@@ -183,10 +188,11 @@ class SendHeartbeatRequest(_message.Message):
         agent_token: _builtins.str = ...,
         in_flight: _builtins.int = ...,
         draining: _builtins.bool = ...,
+        running_task_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_token", b"agent_token", "draining", b"draining", "in_flight", b"in_flight"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_token", b"agent_token", "draining", b"draining", "in_flight", b"in_flight", "running_task_ids", b"running_task_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -206,7 +212,7 @@ class SendHeartbeatResponse(_message.Message):
 
     @_builtins.property
     def cancel_task_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Tasks the agent holds that were cancelled and should be stopped."""
+        """Tasks among running_task_ids that were cancelled or superseded and should be stopped."""
 
     def __init__(
         self,

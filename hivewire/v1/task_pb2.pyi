@@ -110,6 +110,11 @@ class Task(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     TRACE_ID_FIELD_NUMBER: _builtins.int
     ATTEMPT_TIMEOUT_FIELD_NUMBER: _builtins.int
+    SCHEDULE_TO_START_TIMEOUT_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_TIMEOUT_FIELD_NUMBER: _builtins.int
+    RETRY_INITIAL_BACKOFF_FIELD_NUMBER: _builtins.int
+    RETRY_MAX_BACKOFF_FIELD_NUMBER: _builtins.int
+    STEP_ID_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Server-assigned id (32 lowercase hex characters)."""
     capability: _builtins.str
@@ -136,6 +141,8 @@ class Task(_message.Message):
     """Workflow the task belongs to, if any."""
     trace_id: _builtins.str
     """W3C trace id of the task's trace (32 hex characters), empty when untraced."""
+    step_id: _builtins.str
+    """Id of the workflow step this task runs, if any."""
     @_builtins.property
     def required_labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Labels an agent must carry (exact match) to be given this task."""
@@ -160,6 +167,22 @@ class Task(_message.Message):
     def attempt_timeout(self) -> _duration_pb2.Duration:
         """Longest one attempt may run before it is failed (start-to-close); unset means no limit."""
 
+    @_builtins.property
+    def schedule_to_start_timeout(self) -> _duration_pb2.Duration:
+        """Longest the task may wait to be started (schedule-to-start); past it the task is TIMED_OUT."""
+
+    @_builtins.property
+    def heartbeat_timeout(self) -> _duration_pb2.Duration:
+        """An attempt whose agent sends no heartbeat naming it for this long is reclaimed and retried."""
+
+    @_builtins.property
+    def retry_initial_backoff(self) -> _duration_pb2.Duration:
+        """Delay before the first retry; each later retry doubles it, with jitter."""
+
+    @_builtins.property
+    def retry_max_backoff(self) -> _duration_pb2.Duration:
+        """Cap on the retry delay."""
+
     def __init__(
         self,
         *,
@@ -182,10 +205,15 @@ class Task(_message.Message):
         end_time: _timestamp_pb2.Timestamp | None = ...,
         trace_id: _builtins.str = ...,
         attempt_timeout: _duration_pb2.Duration | None = ...,
+        schedule_to_start_timeout: _duration_pb2.Duration | None = ...,
+        heartbeat_timeout: _duration_pb2.Duration | None = ...,
+        retry_initial_backoff: _duration_pb2.Duration | None = ...,
+        retry_max_backoff: _duration_pb2.Duration | None = ...,
+        step_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assign_time", b"assign_time", "attempt_timeout", b"attempt_timeout", "create_time", b"create_time", "end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assign_time", b"assign_time", "attempt_timeout", b"attempt_timeout", "create_time", b"create_time", "end_time", b"end_time", "heartbeat_timeout", b"heartbeat_timeout", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "assign_time", b"assign_time", "attempt", b"attempt", "attempt_timeout", b"attempt_timeout", "capability", b"capability", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "request_id", b"request_id", "required_labels", b"required_labels", "result", b"result", "start_time", b"start_time", "state", b"state", "task_id", b"task_id", "trace_id", b"trace_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "assign_time", b"assign_time", "attempt", b"attempt", "attempt_timeout", b"attempt_timeout", "capability", b"capability", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "request_id", b"request_id", "required_labels", b"required_labels", "result", b"result", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_time", b"start_time", "state", b"state", "step_id", b"step_id", "task_id", b"task_id", "trace_id", b"trace_id", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -224,6 +252,10 @@ class SubmitTaskRequest(_message.Message):
     REQUIRED_LABELS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     ATTEMPT_TIMEOUT_FIELD_NUMBER: _builtins.int
+    SCHEDULE_TO_START_TIMEOUT_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_TIMEOUT_FIELD_NUMBER: _builtins.int
+    RETRY_INITIAL_BACKOFF_FIELD_NUMBER: _builtins.int
+    RETRY_MAX_BACKOFF_FIELD_NUMBER: _builtins.int
     capability: _builtins.str
     """Capability the task needs; lowercase letters, digits, '.', '_', '-', ':' (1-64 characters)."""
     payload: _builtins.bytes
@@ -242,6 +274,22 @@ class SubmitTaskRequest(_message.Message):
     def attempt_timeout(self) -> _duration_pb2.Duration:
         """Longest one attempt may run (start-to-close); unset means no limit."""
 
+    @_builtins.property
+    def schedule_to_start_timeout(self) -> _duration_pb2.Duration:
+        """Longest the task may wait to be started (schedule-to-start); unset means no limit."""
+
+    @_builtins.property
+    def heartbeat_timeout(self) -> _duration_pb2.Duration:
+        """Reclaim an attempt whose agent stops naming it in heartbeats for this long (default 30 s)."""
+
+    @_builtins.property
+    def retry_initial_backoff(self) -> _duration_pb2.Duration:
+        """Delay before the first retry (default 1 s); doubles per retry, with jitter."""
+
+    @_builtins.property
+    def retry_max_backoff(self) -> _duration_pb2.Duration:
+        """Cap on the retry delay (default 60 s)."""
+
     def __init__(
         self,
         *,
@@ -252,10 +300,14 @@ class SubmitTaskRequest(_message.Message):
         required_labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         request_id: _builtins.str = ...,
         attempt_timeout: _duration_pb2.Duration | None = ...,
+        schedule_to_start_timeout: _duration_pb2.Duration | None = ...,
+        heartbeat_timeout: _duration_pb2.Duration | None = ...,
+        retry_initial_backoff: _duration_pb2.Duration | None = ...,
+        retry_max_backoff: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "heartbeat_timeout", b"heartbeat_timeout", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "request_id", b"request_id", "required_labels", b"required_labels"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "request_id", b"request_id", "required_labels", b"required_labels", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -486,3 +538,179 @@ class CancelTaskResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CancelTaskResponse: _TypeAlias = CancelTaskResponse  # noqa: Y015
+
+@_typing.final
+class DeadLetter(_message.Message):
+    """DeadLetter is a task that failed for good, kept in the dead-letter stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEAD_LETTER_ID_FIELD_NUMBER: _builtins.int
+    TASK_FIELD_NUMBER: _builtins.int
+    ERRORS_FIELD_NUMBER: _builtins.int
+    DEAD_LETTER_TIME_FIELD_NUMBER: _builtins.int
+    dead_letter_id: _builtins.str
+    """Id of the dead-letter entry (its stream id)."""
+    @_builtins.property
+    def task(self) -> Global___Task:
+        """The task as it was when it was dead-lettered."""
+
+    @_builtins.property
+    def errors(self) -> _containers.RepeatedCompositeFieldContainer[Global___AttemptError]:
+        """The error of every failed attempt, oldest first."""
+
+    @_builtins.property
+    def dead_letter_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was dead-lettered."""
+
+    def __init__(
+        self,
+        *,
+        dead_letter_id: _builtins.str = ...,
+        task: Global___Task | None = ...,
+        errors: _abc.Iterable[Global___AttemptError] | None = ...,
+        dead_letter_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dead_letter_time", b"dead_letter_time", "task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dead_letter_id", b"dead_letter_id", "dead_letter_time", b"dead_letter_time", "errors", b"errors", "task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeadLetter: _TypeAlias = DeadLetter  # noqa: Y015
+
+@_typing.final
+class AttemptError(_message.Message):
+    """AttemptError is the failure of one attempt."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    AGENT_ID_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    attempt: _builtins.int
+    """Attempt number."""
+    agent_id: _builtins.str
+    """Agent that ran it."""
+    error: _builtins.str
+    """Error message."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the failure was recorded."""
+
+    def __init__(
+        self,
+        *,
+        attempt: _builtins.int = ...,
+        agent_id: _builtins.str = ...,
+        error: _builtins.str = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "attempt", b"attempt", "error", b"error", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AttemptError: _TypeAlias = AttemptError  # noqa: Y015
+
+@_typing.final
+class ListDeadLettersRequest(_message.Message):
+    """ListDeadLettersRequest pages through dead letters, newest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Page size (1..1000, default 100)."""
+    page_token: _builtins.str
+    """Token from a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDeadLettersRequest: _TypeAlias = ListDeadLettersRequest  # noqa: Y015
+
+@_typing.final
+class ListDeadLettersResponse(_message.Message):
+    """ListDeadLettersResponse is one page of dead letters."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEAD_LETTERS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    @_builtins.property
+    def dead_letters(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeadLetter]:
+        """The dead letters on this page."""
+
+    def __init__(
+        self,
+        *,
+        dead_letters: _abc.Iterable[Global___DeadLetter] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dead_letters", b"dead_letters", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDeadLettersResponse: _TypeAlias = ListDeadLettersResponse  # noqa: Y015
+
+@_typing.final
+class RetryDeadLetterRequest(_message.Message):
+    """RetryDeadLetterRequest puts a dead-lettered task back in its queue."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEAD_LETTER_ID_FIELD_NUMBER: _builtins.int
+    dead_letter_id: _builtins.str
+    """Id of the dead-letter entry."""
+    def __init__(
+        self,
+        *,
+        dead_letter_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dead_letter_id", b"dead_letter_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryDeadLetterRequest: _TypeAlias = RetryDeadLetterRequest  # noqa: Y015
+
+@_typing.final
+class RetryDeadLetterResponse(_message.Message):
+    """RetryDeadLetterResponse returns the task, PENDING again with a fresh attempt budget."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def task(self) -> Global___Task:
+        """The task."""
+
+    def __init__(
+        self,
+        *,
+        task: Global___Task | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryDeadLetterResponse: _TypeAlias = RetryDeadLetterResponse  # noqa: Y015

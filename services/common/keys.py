@@ -128,3 +128,16 @@ class Keys:
     @property
     def dead_letters(self) -> str:
         return f"{self.prefix}dead-letters"
+
+    @property
+    def workflow_updates(self) -> str:
+        """Stream of workflow tasks that reached a terminal state (fields task_id,
+        workflow_id, step_id, state), consumed by the workflow engine's consumer group."""
+        return f"{self.prefix}workflow-updates"
+
+    def workflow(self, workflow_id: str) -> str:
+        return f"{self.prefix}workflow:{check_id(workflow_id, 'workflow_id')}"
+
+    @property
+    def workflow_prefix(self) -> str:
+        return f"{self.prefix}workflow:"

@@ -25,6 +25,8 @@ class ValidTask:
     request_id: str = ""
     timeout_ms: int = 0
     trace_id: str = ""
+    workflow_id: str = ""
+    step_id: str = ""
 
 
 def validate_task(

@@ -35,10 +35,10 @@ for i = 0, n - 1 do
   redis.call('XDEL', KEYS[2], entry_id)
   local tk = prefix .. 'task:' .. task_id
   local t = redis.call('HMGET', tk, 'state', 'attempt', 'token', 'capability', 'seq',
-    'max_attempts', 'held', 'workflow_id', 'priority')
+    'max_attempts', 'held', 'workflow_id', 'priority', 'step_id')
   local state = tonumber(t[1])
   local ev = {ms = now, task_id = task_id, workflow_id = t[8], agent_id = agent_id,
-    capability = t[4], attempt = attempt}
+    capability = t[4], attempt = attempt, step_id = t[10]}
   local why = nil
   if not state then
     why = 'unknown task'
@@ -89,6 +89,7 @@ for i = 0, n - 1 do
     move_index(task_id, t[5], state, to)
     if to ~= TASK_STATE_PENDING then
       redis.call('ZADD', KEYS[6], now, task_id)
+      notify_workflow(prefix, t[8], t[10], task_id, to)
     end
     ev.state = to
     emit_event(KEYS[1], maxlen, ev)

@@ -26,6 +26,7 @@ TASK_FIELDS = (
     b"error",
     b"trace_id",
     b"timeout_ms",
+    b"step_id",
 )
 
 TERMINAL_STATES = frozenset(
@@ -64,6 +65,7 @@ def task_from_values(task_id: str, values: list[bytes | None]) -> task_pb2.Task:
         request_id=_text(v[b"request_id"]),
         workflow_id=_text(v[b"workflow_id"]),
         trace_id=_text(v[b"trace_id"]),
+        step_id=_text(v[b"step_id"]),
     )
     for field, name in (
         (b"create_ms", "create_time"),

@@ -70,6 +70,8 @@ class TaskStore:
                 request_key,
                 spec.timeout_ms,
                 spec.trace_id,
+                spec.workflow_id,
+                spec.step_id,
             ]
         raw = await self._submit(
             keys=[self.keys.tasks_index, self.keys.task_seq, self.keys.events], args=args
@@ -96,6 +98,8 @@ class TaskStore:
                 required_labels=spec.required_labels,
                 request_id=spec.request_id,
                 trace_id=spec.trace_id,
+                workflow_id=spec.workflow_id,
+                step_id=spec.step_id,
             )
             task.create_time.CopyFrom(ts_from_ms(now))
             out.append(task)

@@ -1,16 +1,17 @@
 -- Create a batch of tasks atomically: hash, pending queue, indexes, SUBMITTED event.
 -- A repeated request_id returns the task it created before instead of a new one.
 -- KEYS: tasks_index, task_seq, events
--- ARGV: prefix, now_ms, events_maxlen, request_ttl_s, n, then per task 10 values:
+-- ARGV: prefix, now_ms, events_maxlen, request_ttl_s, n, then per task 12 values:
 --   task_id, capability, payload, priority, max_attempts, labels_json, request_id,
---   request_key, timeout_ms, trace_id
+--   request_key, timeout_ms, trace_id, workflow_id, step_id
 local prefix, now, maxlen, ttl, n = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
 local out = {}
 for i = 0, n - 1 do
-  local b = 6 + i * 10
+  local b = 6 + i * 12
   local task_id, cap, payload = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local priority, max_attempts, labels = tonumber(ARGV[b + 3]), ARGV[b + 4], ARGV[b + 5]
   local request_id, request_key, timeout_ms, trace_id = ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
+  local workflow_id, step_id = ARGV[b + 10], ARGV[b + 11]
   local existing = false
   if request_key ~= '' then
     existing = redis.call('GET', request_key)
@@ -26,12 +27,12 @@ for i = 0, n - 1 do
       'capability', cap, 'payload', payload, 'state', TASK_STATE_PENDING, 'attempt', 0,
       'max_attempts', max_attempts, 'priority', priority, 'labels', labels,
       'request_id', request_id, 'seq', seq, 'create_ms', now, 'timeout_ms', timeout_ms,
-      'trace_id', trace_id)
+      'trace_id', trace_id, 'workflow_id', workflow_id, 'step_id', step_id)
     redis.call('ZADD', prefix .. 'pending:' .. cap, (100 - priority) * 17592186044416 + seq, task_id)
     redis.call('ZADD', KEYS[1], seq, task_id)
     redis.call('ZADD', prefix .. 'tasks:' .. TASK_STATE_PENDING, seq, task_id)
     emit_event(KEYS[3], maxlen, {type = EVENT_TYPE_TASK_SUBMITTED, ms = now, task_id = task_id,
-      capability = cap, state = TASK_STATE_PENDING})
+      capability = cap, state = TASK_STATE_PENDING, workflow_id = workflow_id, step_id = step_id})
     out[#out + 1] = task_id
   end
 end

@@ -32,14 +32,23 @@ local function pb_timestamp(field, ms)
 end
 
 -- hivewire.v1.Event: type=2 time=3 task_id=4 workflow_id=5 agent_id=6 capability=7
--- task_state=8 attempt=9 message=10 (cursor=1 is the stream id, set when read).
+-- task_state=8 attempt=9 message=10 snapshot=11 step_id=12 (cursor=1 is the stream id).
 local function encode_event(ev)
   return pb_uint(2, ev.type) .. pb_timestamp(3, ev.ms) .. pb_bytes(4, ev.task_id)
     .. pb_bytes(5, ev.workflow_id) .. pb_bytes(6, ev.agent_id) .. pb_bytes(7, ev.capability)
     .. pb_uint(8, ev.state) .. pb_uint(9, ev.attempt) .. pb_bytes(10, ev.message)
+    .. pb_bytes(12, ev.step_id)
 end
 
 -- Append an event to the events stream, trimmed approximately to maxlen entries.
 local function emit_event(events_key, maxlen, ev)
   redis.call('XADD', events_key, 'MAXLEN', '~', maxlen, '*', 'event', encode_event(ev))
+end
+
+-- Tell the workflow engine that a workflow task reached a terminal state.
+local function notify_workflow(prefix, workflow_id, step_id, task_id, state)
+  if workflow_id and workflow_id ~= '' then
+    redis.call('XADD', prefix .. 'workflow-updates', '*', 'task_id', task_id,
+      'workflow_id', workflow_id, 'step_id', step_id or '', 'state', state)
+  end
 end
