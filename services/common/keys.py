@@ -73,6 +73,21 @@ class Keys:
         return f"{self.prefix}due"
 
     @property
+    def task_leases(self) -> str:
+        """Sorted set of task ids in flight by lease expiry (ms), renewed by agent heartbeats."""
+        return f"{self.prefix}task-leases"
+
+    @property
+    def start_deadlines(self) -> str:
+        """Sorted set of never-started task ids by schedule-to-start deadline (ms)."""
+        return f"{self.prefix}start-deadlines"
+
+    @property
+    def attempt_deadlines(self) -> str:
+        """Sorted set of task ids in flight by start-to-close deadline (ms)."""
+        return f"{self.prefix}attempt-deadlines"
+
+    @property
     def finished(self) -> str:
         """Sorted set of terminal task ids by end time (ms), for retention."""
         return f"{self.prefix}finished"

@@ -25,14 +25,21 @@ def constants() -> str:
     ):
         for name, number in enum.items():
             lines.append(f"local {name} = {number}")
+    names = ", ".join(
+        f"[{n}] = '{name.removeprefix('TASK_STATE_')}'" for name, n in task_pb2.TaskState.items()
+    )
+    lines.append(f"local TASK_STATE_NAMES = {{{names}}}")
     return "\n".join(lines) + "\n"
 
 
-def script_source(path: Path) -> str:
-    """Constants, the prelude, then the script body."""
-    return constants() + (_HERE / "prelude.lua").read_text() + "\n" + path.read_text()
+def script_source(path: Path, libs: tuple[Path, ...] = ()) -> str:
+    """Constants, the prelude, any libraries, then the script body."""
+    parts = [constants(), (_HERE / "prelude.lua").read_text()]
+    parts += [lib.read_text() for lib in libs]
+    parts.append(path.read_text())
+    return "\n".join(parts)
 
 
-def register(redis: Redis, path: Path) -> AsyncScript:
+def register(redis: Redis, path: Path, libs: tuple[Path, ...] = ()) -> AsyncScript:
     """A script object that runs by SHA and reloads itself after a SCRIPT FLUSH or restart."""
-    return redis.register_script(script_source(path))
+    return redis.register_script(script_source(path, libs))
