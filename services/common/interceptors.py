@@ -12,10 +12,13 @@ from grpc_status import rpc_status
 
 from services.common.errors import HivewireError, Unavailable, to_status
 from services.common.redis import REDIS_UNAVAILABLE
+from services.common.redis_health import RedisGate, redis_unavailable
 
 logger = logging.getLogger(__name__)
 
 _PASSTHROUGH_KEYS = {rpc_status.GRPC_DETAILS_METADATA_KEY}
+# Health and reflection answer whatever Redis does: they are how callers learn about it.
+_UNGATED_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
 
 
 async def abort_for(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
@@ -39,7 +42,14 @@ async def abort_for(context: grpc.aio.ServicerContext[Any, Any], exc: BaseExcept
 
 
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Wraps unary-unary and unary-stream handlers so any exception gets a mapped status."""
+    """Wraps unary-unary and unary-stream handlers so any exception gets a mapped status.
+
+    With a RedisGate, RPCs are refused with UNAVAILABLE while Redis is unreachable, and a unary
+    RPC running when Redis is lost ends with UNAVAILABLE rather than waiting on socket timeouts.
+    """
+
+    def __init__(self, gate: RedisGate | None = None) -> None:
+        self.gate = gate
 
     async def intercept_service(
         self,
@@ -49,45 +59,73 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
+        gate = self.gate
+        if handler_call_details.method.startswith(_UNGATED_PREFIXES):
+            gate = None
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary),
+                _wrap_unary(handler.unary_unary, gate),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream),
+                _wrap_stream(handler.unary_stream, gate),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler
 
 
-def _wrap_unary(inner: Any) -> Any:
+async def _failed(
+    context: grpc.aio.ServicerContext[Any, Any], exc: Exception, gate: RedisGate | None
+) -> None:
+    if gate is not None and isinstance(exc, REDIS_UNAVAILABLE):
+        gate.suspect()
+    await abort_for(context, exc)
+
+
+def _wrap_unary(inner: Any, gate: RedisGate | None) -> Any:
     async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
-            return await inner(request, context)
+            if gate is None:
+                return await inner(request, context)
+            if not gate.available:
+                raise redis_unavailable()
+            scope = asyncio.timeout(None)
+            gate.watch(scope)
+            try:
+                async with scope:
+                    return await inner(request, context)
+            except TimeoutError:
+                if scope.expired():
+                    raise redis_unavailable() from None
+                raise
+            finally:
+                gate.unwatch(scope)
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
         except Exception as exc:
-            await abort_for(context, exc)
+            await _failed(context, exc, gate)
             raise  # unreachable: abort raises
 
     return unary
 
 
-def _wrap_stream(inner: Any) -> Any:
+def _wrap_stream(inner: Any, gate: RedisGate | None) -> Any:
     async def stream(
         request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
         try:
+            # Long-lived streams are only refused at the start: they resume on their own.
+            if gate is not None and not gate.available:
+                raise redis_unavailable()
             async for item in inner(request, context):
                 yield item
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
         except Exception as exc:
-            await abort_for(context, exc)
+            await _failed(context, exc, gate)
             raise
 
     return stream

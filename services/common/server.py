@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from services.common.config import Settings
 from services.common.interceptors import ErrorMappingInterceptor
+from services.common.redis_health import RedisGate
 
 logger = logging.getLogger(__name__)
 
@@ -48,14 +49,25 @@ def create_channel(addr: str, settings: Settings) -> grpc.aio.Channel:
 
 @dataclass
 class GrpcServer:
-    """A started grpc.aio server with its health servicer."""
+    """A started grpc.aio server with its health servicer.
+
+    Health is SERVING when the owner wants it to serve (`set_serving`) and, if there is a
+    Redis gate, Redis is reachable.
+    """
 
     server: grpc.aio.Server
     port: int
     health: health.aio.HealthServicer
     service_names: Sequence[str]
+    redis_gate: RedisGate | None = None
+    _wanted: bool = True
 
     async def set_serving(self, serving: bool) -> None:
+        self._wanted = serving
+        await self._publish()
+
+    async def _publish(self) -> None:
+        serving = self._wanted and (self.redis_gate is None or self.redis_gate.available)
         status = (
             health_pb2.HealthCheckResponse.SERVING
             if serving
@@ -64,10 +76,15 @@ class GrpcServer:
         for name in ("", *self.service_names):
             await self.health.set(name, status)
 
+    async def on_redis_change(self, available: bool) -> None:
+        await self._publish()
+
     async def stop(self, grace: float) -> None:
         await self.set_serving(False)
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        if self.redis_gate is not None:
+            await self.redis_gate.close()
 
 
 async def create_server(
@@ -75,10 +92,24 @@ async def create_server(
     register: Callable[[grpc.aio.Server], None],
     service_names: Sequence[str],
     settings: Settings,
+    *,
+    watch_redis: bool = True,
 ) -> GrpcServer:
-    """Build, bind and start a server; `listen` may use port 0 (the bound port is returned)."""
+    """Build, bind and start a server; `listen` may use port 0 (the bound port is returned).
+
+    With `watch_redis`, health follows Redis reachability and RPCs fail fast while it is lost.
+    """
+    gate = (
+        RedisGate(
+            settings.redis_url,
+            interval=settings.redis_probe_interval,
+            timeout=settings.redis_probe_timeout,
+        )
+        if watch_redis
+        else None
+    )
     server = grpc.aio.server(
-        interceptors=[ErrorMappingInterceptor()],
+        interceptors=[ErrorMappingInterceptor(gate)],
         options=[
             *KEEPALIVE_SERVER_OPTIONS,
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -93,10 +124,15 @@ async def create_server(
     )
     port = server.add_insecure_port(listen)
     if port == 0:
+        if gate is not None:
+            await gate.close()
         raise OSError(f"could not bind {listen}")
     await server.start()
-    grpc_server = GrpcServer(server, port, health_servicer, service_names)
+    grpc_server = GrpcServer(server, port, health_servicer, service_names, gate)
     await grpc_server.set_serving(True)
+    if gate is not None:
+        gate.on_change = grpc_server.on_redis_change
+        gate.start()
     return grpc_server
 
 

@@ -41,7 +41,9 @@ class RegistryServer:
             settings.stream_queue_size,
             ready_timeout=settings.rpc_timeout,
         )
-        self.sweeper = LeaseSweeper(self.store, settings.lease_sweep_interval)
+        self.sweeper = LeaseSweeper(
+            self.store, settings.lease_sweep_interval, outage_grace=settings.lease_seconds / 2
+        )
         self._server: GrpcServer | None = None
         self._sweeper_task: asyncio.Task[None] | None = None
         self._stopped = False

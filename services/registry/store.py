@@ -213,6 +213,9 @@ class AgentStore:
                     out.append(agent)
         return out
 
+    async def ping(self) -> None:
+        await self._redis.ping()
+
     async def expire_leases(self, now: int | None = None) -> list[str]:
         """Take every agent whose lease ran out before `now` offline; returns their ids."""
         now = now_ms() if now is None else now

@@ -12,11 +12,17 @@ logger = logging.getLogger(__name__)
 
 
 class LeaseSweeper:
-    """Every `interval` seconds, expires due leases. Safe to run in several registries at once."""
+    """Every `interval` seconds, expires due leases. Safe to run in several registries at once.
 
-    def __init__(self, store: AgentStore, interval: float) -> None:
+    After a sweep fails (Redis unreachable) no lease is expired for `outage_grace` seconds
+    once Redis answers again: agents could not heartbeat during the outage, and each gets one
+    heartbeat interval to renew before it is judged dead.
+    """
+
+    def __init__(self, store: AgentStore, interval: float, outage_grace: float = 0.0) -> None:
         self._store = store
         self._interval = interval
+        self._outage_grace = outage_grace
 
     async def sweep_once(self) -> list[str]:
         expired = await self._store.expire_leases()
@@ -26,12 +32,18 @@ class LeaseSweeper:
 
     async def run(self) -> None:
         failures = 0
+        loop = asyncio.get_running_loop()
+        hold_until = 0.0
         while True:
             try:
-                await self.sweep_once()
+                if loop.time() < hold_until:
+                    await self._store.ping()
+                else:
+                    await self.sweep_once()
                 failures = 0
                 delay = self._interval
             except Exception:
+                hold_until = loop.time() + self._outage_grace
                 failures += 1
                 delay = max(self._interval, backoff_delay(failures))
                 logger.warning("lease sweep failed; retry in %.2fs", delay, exc_info=True)
