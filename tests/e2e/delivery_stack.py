@@ -66,6 +66,12 @@ class Processes:
         self.coordinators.append(addr)
         return addr
 
+    def start_gateway(self) -> str:
+        addr = f"127.0.0.1:{free_port()}"
+        env = {"HIVEWIRE_GATEWAY_ADDR": addr, "HIVEWIRE_COORDINATOR_ADDR": self.coordinators[0]}
+        self.spawn("gateway", ["-m", "services.gateway"], env)
+        return addr
+
     def start_agent(self, name: str, concurrency: int = 4) -> None:
         self.spawn(name, ["-m", "tests.e2e.delivery_agent", name, str(concurrency)])
 
