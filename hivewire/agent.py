@@ -127,6 +127,7 @@ class Agent:
             rpc_timeout=self.rpc_timeout,
             in_flight=lambda: len(self._running),
             on_cancel=self._cancel_tasks,
+            running=lambda: sorted(set(self._running.values()) - {""}),
         )
         try:
             await session.register(retry_for=30.0)

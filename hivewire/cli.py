@@ -15,6 +15,7 @@ from hivewire._agent_support import (
     env,
 )
 from hivewire._client_convert import agent_to_dict, event_to_dict, task_to_dict
+from hivewire.cli_dlq import dlq_app
 from hivewire.cli_format import (
     agents_table,
     dumps,
@@ -41,6 +42,7 @@ app.command()(up)
 app.command()(agent)
 task_app = typer.Typer(help="Inspect or cancel one task.", no_args_is_help=True)
 app.add_typer(task_app, name="task")
+app.add_typer(dlq_app, name="dlq")
 
 EXIT_TASK_FAILED = 1
 EXIT_RPC_ERROR = 2

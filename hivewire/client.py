@@ -17,6 +17,7 @@ import grpc
 
 from hivewire._agent_support import DEFAULT_GATEWAY_ADDR, backoff, channel_options, env
 from hivewire._client_convert import agent_to_dict, encode_payload, task_to_dict
+from hivewire._client_dlq import DeadLetterMethods
 from hivewire.v1 import agent_pb2, event_pb2, gateway_pb2_grpc, task_pb2
 
 __all__ = ["TERMINAL_STATES", "Client", "agent_to_dict", "encode_payload", "task_to_dict"]
@@ -40,6 +41,10 @@ def _submit_request(
     required_labels: Mapping[str, str] | None = None,
     request_id: str = "",
     attempt_timeout: float | None = None,
+    schedule_to_start_timeout: float | None = None,
+    heartbeat_timeout: float | None = None,
+    retry_initial_backoff: float | None = None,
+    retry_max_backoff: float | None = None,
 ) -> task_pb2.SubmitTaskRequest:
     req = task_pb2.SubmitTaskRequest(
         capability=capability,
@@ -51,10 +56,18 @@ def _submit_request(
     )
     if attempt_timeout is not None:
         req.attempt_timeout.FromNanoseconds(int(attempt_timeout * 1e9))
+    for name, seconds in (
+        ("schedule_to_start_timeout", schedule_to_start_timeout),
+        ("heartbeat_timeout", heartbeat_timeout),
+        ("retry_initial_backoff", retry_initial_backoff),
+        ("retry_max_backoff", retry_max_backoff),
+    ):
+        if seconds is not None:
+            getattr(req, name).FromNanoseconds(int(seconds * 1e9))
     return req
 
 
-class Client:
+class Client(DeadLetterMethods):
     """One channel to the gateway; every unary call has a deadline (`timeout` seconds)."""
 
     def __init__(self, addr: str | None = None, *, timeout: float = 10.0) -> None:
@@ -88,8 +101,13 @@ class Client:
         required_labels: Mapping[str, str] | None = None,
         request_id: str = "",
         attempt_timeout: float | None = None,
+        **timeouts: float | None,
     ) -> task_pb2.Task:
-        """Submit one task; `payload` is sent as is when bytes, else JSON-encoded."""
+        """Submit one task; `payload` is sent as is when bytes, else JSON-encoded.
+
+        `timeouts` (seconds): schedule_to_start_timeout, heartbeat_timeout,
+        retry_initial_backoff, retry_max_backoff.
+        """
         req = _submit_request(
             capability,
             payload,
@@ -98,6 +116,7 @@ class Client:
             required_labels=required_labels,
             request_id=request_id,
             attempt_timeout=attempt_timeout,
+            **timeouts,
         )
         resp: task_pb2.SubmitTaskResponse = await self._stub.SubmitTask(req, timeout=self.timeout)
         return resp.task

@@ -38,6 +38,9 @@ class Settings:
     task_retention_seconds: float = 7 * 24 * 3600.0
     stream_queue_size: int = 1024
     agent_running_report_after: float = 0.1
+    task_lease_seconds: float = 30.0
+    reclaim_interval: float = 1.0
+    dead_letters_maxlen: int = 100_000
     # Redis reachability probe of every service (health NOT_SERVING and fail-fast RPCs).
     redis_probe_interval: float = 1.0
     redis_probe_timeout: float = 1.0

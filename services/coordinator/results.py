@@ -14,13 +14,13 @@ from redis.exceptions import ResponseError
 
 from hivewire.v1 import stream_pb2
 from hivewire.wire import RESULT_FIELD, RESULTS_GROUP
-from services.common import lua
 from services.common.clock import now_ms
 from services.common.config import Settings
 from services.common.errors import InvalidArgument
 from services.common.keys import Keys
 from services.common.loops import Backoff
 from services.common.redis import Redis
+from services.coordinator import tasklua
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class ResultsConsumer:
         self.settings = settings
         self.consumer = consumer
         self._on_applied = on_applied
-        self._complete = lua.register(redis, _HERE / "complete.lua")
+        self._complete = tasklua.register(redis, "complete")
         self.counts = {"applied": 0, "ignored": 0, "retried": 0, "failed": 0}
 
     async def ensure_group(self) -> None:
@@ -104,14 +104,7 @@ class ResultsConsumer:
                 return
 
     async def apply(self, entries: list[Entry]) -> None:
-        args: list[str | bytes | int | float] = [
-            self.keys.prefix,
-            now_ms(),
-            self.settings.events_maxlen,
-            RESULTS_GROUP,
-            int(self.settings.retry_initial_backoff * 1000),
-            int(self.settings.retry_max_backoff * 1000),
-        ]
+        args = [*tasklua.context_args(self.keys, self.settings, now_ms()), RESULTS_GROUP]
         body: list[str | bytes | int | float] = []
         n = 0
         bad: list[bytes] = []
@@ -143,14 +136,7 @@ class ResultsConsumer:
         if not n:
             return
         reply = await self._complete(
-            keys=[
-                self.keys.events,
-                self.keys.results,
-                self.keys.due,
-                self.keys.dead_letters,
-                self.keys.agent_load,
-                self.keys.finished,
-            ],
+            keys=[*tasklua.context_keys(self.keys), self.keys.results],
             args=[*args, n, *body],
         )
         for name, value in zip(self.counts, reply, strict=True):

@@ -20,6 +20,7 @@ from services.common.loops import Backoff, cancel_and_wait
 from services.common.redis import Redis, create_redis
 from services.common.server import GrpcServer, create_channel, create_server, run, run_until_signal
 from services.coordinator.agent_cache import AgentCache
+from services.coordinator.reclaim import Reclaimer
 from services.coordinator.results import ResultsConsumer
 from services.coordinator.scheduler import Scheduler
 from services.coordinator.service import CoordinatorService
@@ -47,6 +48,7 @@ class CoordinatorServer:
         self.store = TaskStore(self.redis, self.keys, settings)
         self.scheduler: Scheduler | None = None
         self.results: ResultsConsumer | None = None
+        self.reclaimer: Reclaimer | None = None
 
     async def start(self, listen: str | None = None) -> int:
         self.registry_channel = create_channel(self.settings.registry_addr, self.settings)
@@ -54,6 +56,9 @@ class CoordinatorServer:
         self.scheduler = Scheduler(self.redis, self.keys, self.settings, cache)
         self.results = ResultsConsumer(
             self.redis, self.keys, self.settings, f"coordinator-{self.instance}", self._wake
+        )
+        self.reclaimer = Reclaimer(
+            self.redis, self.keys, self.settings, f"reclaimer-{self.instance}", self._wake
         )
         service = CoordinatorService(self.store, self.settings, on_submit=self._wake)
         self.grpc = await create_server(
@@ -67,6 +72,7 @@ class CoordinatorServer:
             asyncio.create_task(self.scheduler.run(), name="scheduler"),
             asyncio.create_task(self.results.run(), name="results"),
             asyncio.create_task(self._retention(), name="retention"),
+            asyncio.create_task(self.reclaimer.run(), name="reclaimer"),
         ]
         logger.info("coordinator %s listening on port %d", self.instance, self.grpc.port)
         return self.grpc.port

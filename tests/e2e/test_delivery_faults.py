@@ -1,0 +1,101 @@
+"""Delivery under faults: agents killed -9 or stopped by signal, long tasks, poison, two
+coordinators. Registry, coordinator and agents run as real processes on a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from hivewire.v1 import task_pb2
+from services.common.config import Settings
+from services.common.redis import Redis
+from tests.e2e.delivery_stack import Driver, Processes, types
+
+pytestmark = pytest.mark.e2e
+
+RUNNING = task_pb2.TASK_STATE_RUNNING
+SUCCEEDED = task_pb2.TASK_STATE_SUCCEEDED
+FAILED = task_pb2.TASK_STATE_FAILED
+
+
+@pytest.fixture
+def procs(settings: Settings, tmp_path: Path) -> Iterator[Processes]:
+    p = Processes(settings, tmp_path, {})
+    p.start_registry()
+    p.start_coordinator()
+    yield p
+    p.close()
+
+
+@pytest.fixture
+async def driver(procs: Processes, redis: Redis, settings: Settings) -> AsyncIterator[Driver]:
+    d = Driver(redis, settings, procs.coordinators[0])
+    yield d
+    await d.close()
+
+
+def secs(n: float) -> bytes:
+    return json.dumps({"secs": n}).encode()
+
+
+async def test_agent_kill9_mid_task_completes_on_another_agent(
+    procs: Processes, driver: Driver
+) -> None:
+    procs.start_agent("a")
+    a = await driver.agent_id("a")
+    task = await driver.submit("sleep", secs(2))
+    await driver.wait_for(task.task_id, lambda t: t.state == RUNNING and t.agent_id == a)
+    procs.start_agent("b")
+    b = await driver.agent_id("b")
+    procs.kill("a")
+    done = await driver.wait_for(task.task_id, lambda t: t.state == SUCCEEDED)
+    assert (done.agent_id, done.attempt) == (b, 2), procs.logs()
+    assert json.loads(done.result) == {"agent": "b", "attempt": 2}
+    seen = types(await driver.events(task.task_id))
+    assert seen.count("TASK_SUCCEEDED") == 1
+    assert "TASK_RECLAIMED" in seen
+    # The dead agent's inbox was reclaimed and forgotten.
+    assert not await driver.redis.exists(driver.keys.inbox(a))
+    assert await driver.redis.zcard(driver.keys.reclaim_agents) == 0
+
+
+async def test_agent_stopped_past_its_lease_has_its_late_result_ignored(
+    procs: Processes, driver: Driver
+) -> None:
+    procs.start_agent("a")
+    a = await driver.agent_id("a")
+    task = await driver.submit("sleep", secs(2))
+    await driver.wait_for(task.task_id, lambda t: t.state == RUNNING and t.agent_id == a)
+    procs.start_agent("b")
+    await driver.agent_id("b")
+    procs.signal("a", signal.SIGSTOP)
+    done = await driver.wait_for(task.task_id, lambda t: t.state == SUCCEEDED)
+    procs.signal("a", signal.SIGCONT)
+    assert json.loads(done.result)["agent"] == "b"
+    for _ in range(200):
+        ignored = [e for e in await driver.events(task.task_id) if types([e]) == ["RESULT_IGNORED"]]
+        if ignored:
+            break
+        await asyncio.sleep(0.1)
+    assert ignored, procs.logs()
+    assert ignored[0].attempt == 1 and ignored[0].agent_id == a
+    assert "superseded" in ignored[0].message
+    after = await driver.store.get(task.task_id)
+    assert (after.state, after.result, after.attempt) == (SUCCEEDED, done.result, 2)
+    assert types(await driver.events(task.task_id)).count("TASK_SUCCEEDED") == 1
+
+
+async def test_long_task_with_heartbeats_is_not_reclaimed(procs: Processes, driver: Driver) -> None:
+    procs.start_agent("a")
+    await driver.agent_id("a")
+    # The attempt lease is 3 s (FAST); the task runs well past two leases.
+    task = await driver.submit("sleep", secs(8))
+    done = await driver.wait_for(task.task_id, lambda t: t.state == SUCCEEDED)
+    assert done.attempt == 1
+    seen = types(await driver.events(task.task_id))
+    assert "TASK_RECLAIMED" not in seen and "TASK_RETRYING" not in seen
