@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint fmt proto proto-check bench clean
+.PHONY: setup run test test-fast lint fmt proto proto-check bench chaos clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,11 @@ proto: setup
 
 bench: setup
 	$(PY) -m bench
+
+# Kill -9 agents, the coordinator and Redis under load, then prove delivery offline.
+# Options: make chaos CHAOS_ARGS="--tasks 5000 --seed 7" (see python -m bench.chaos --help).
+chaos: setup
+	$(PY) -m bench.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .hivewire .pytest_cache .mypy_cache .ruff_cache

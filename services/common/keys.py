@@ -161,3 +161,10 @@ class Keys:
     @property
     def workflow_prefix(self) -> str:
         return f"{self.prefix}workflow:"
+
+    # Harnesses
+    @property
+    def chaos_executions(self) -> str:
+        """Hash task id -> handler executions, written by the chaos harness's agents
+        (`make chaos`) so its offline checker can compare work done with results applied."""
+        return f"{self.prefix}chaos-executions"
