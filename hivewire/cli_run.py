@@ -39,6 +39,10 @@ def up(
     coordinator_addr: Annotated[
         str | None, typer.Option(help="Coordinator listen address.")
     ] = None,
+    appendfsync: Annotated[
+        str | None,
+        typer.Option(help="Embedded Redis AOF fsync: everysec (default) or always (no loss)."),
+    ] = None,
 ) -> None:
     """Start Redis, the registry, coordinator and gateway (and demo agents) until Ctrl-C."""
     from hivewire.supervisor import UpConfig, run_up
@@ -50,6 +54,7 @@ def up(
         redis_url=redis_url,
         redis_port=redis_port,
         data_dir=data_dir,
+        appendfsync=appendfsync or env("REDIS_APPENDFSYNC", "everysec"),
         demo=demo,
     )
     raise typer.Exit(asyncio.run(run_up(config)))

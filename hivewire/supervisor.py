@@ -35,6 +35,7 @@ class UpConfig:
     redis_url: str | None = None
     redis_port: int = 6390
     data_dir: Path = Path(".hivewire")
+    appendfsync: str = "everysec"
     demo: bool = False
     demo_agents: list[tuple[str, str]] = field(
         default_factory=lambda: [
@@ -95,7 +96,11 @@ class Supervisor:
     async def start(self) -> None:
         """Start Redis (unless external), the services, then demo agents; each waits to be ready."""
         if self.config.redis_url is None:
-            redis = EmbeddedRedis(self.config.redis_port, self.config.data_dir.resolve())
+            redis = EmbeddedRedis(
+                self.config.redis_port,
+                self.config.data_dir.resolve(),
+                appendfsync=self.config.appendfsync,
+            )
             self.config.data_dir.mkdir(parents=True, exist_ok=True)
             child = await self._spawn("redis", redis.command(), core=True)
             await self._until_ready(child, asyncio.to_thread(redis.wait_ready, READY_TIMEOUT))

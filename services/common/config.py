@@ -44,6 +44,8 @@ class Settings:
     # Redis reachability probe of every service (health NOT_SERVING and fail-fast RPCs).
     redis_probe_interval: float = 1.0
     redis_probe_timeout: float = 1.0
+    # AOF fsync policy of the Redis `hivewire up` embeds: everysec or always.
+    redis_appendfsync: str = "everysec"
 
     def listen(self, service: str) -> str:
         """Listen address of a service: HIVEWIRE_<SERVICE>_LISTEN, else its *_ADDR."""
