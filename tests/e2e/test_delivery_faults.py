@@ -185,3 +185,32 @@ async def test_attempt_timeout_on_a_real_agent_fails_then_retries(
     assert done.attempt == 2
     assert "TimeoutError" in done.error
     assert types(await driver.events(task.task_id)).count("TASK_RETRYING") == 1
+
+
+async def test_memory_stays_bounded_after_a_run(
+    settings: Settings, tmp_path: Path, redis: Redis
+) -> None:
+    procs = Processes(settings, tmp_path, {"HIVEWIRE_EVENTS_MAXLEN": "100"})
+    procs.start_registry()
+    procs.start_coordinator()
+    procs.start_agent("a", concurrency=16)
+    driver = Driver(redis, settings, procs.coordinators[0])
+    try:
+        tasks = [await driver.submit("sleep", secs(0)) for _ in range(300)]
+        for task in tasks:
+            await driver.wait_for(task.task_id, lambda t: t.state == SUCCEEDED)
+        k = driver.keys
+        for _ in range(200):  # the trimmer runs every few seconds
+            if await redis.xlen(k.events) <= 110:
+                break
+            await asyncio.sleep(0.1)
+        assert await redis.xlen(k.events) <= 110
+        assert await redis.xlen(k.results) == 0
+        a = await driver.agent_id("a")
+        assert await redis.xlen(k.inbox(a)) == 0
+        for key in (k.due, k.task_leases, k.attempt_deadlines, k.start_deadlines):
+            assert await redis.zcard(key) == 0, key
+        assert await redis.hget(k.agent_load, a) == b"0"
+    finally:
+        await driver.close()
+        procs.close()
