@@ -32,6 +32,7 @@ def procs(settings: Settings, tmp_path: Path) -> Iterator[Processes]:
     p.start_coordinator()
     yield p
     p.close()
+    assert p.unclean == [], p.logs()
 
 
 @pytest.fixture
