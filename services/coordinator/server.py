@@ -25,6 +25,7 @@ from services.coordinator.results import ResultsConsumer
 from services.coordinator.scheduler import Scheduler
 from services.coordinator.service import CoordinatorService
 from services.coordinator.store import TaskStore
+from services.coordinator.trimmer import StreamTrimmer
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,9 @@ class CoordinatorServer:
             asyncio.create_task(self.results.run(), name="results"),
             asyncio.create_task(self._retention(), name="retention"),
             asyncio.create_task(self.reclaimer.run(), name="reclaimer"),
+            asyncio.create_task(
+                StreamTrimmer(self.redis, self.keys, self.settings).run(), name="trimmer"
+            ),
         ]
         logger.info("coordinator %s listening on port %d", self.instance, self.grpc.port)
         return self.grpc.port

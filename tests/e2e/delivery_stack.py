@@ -50,6 +50,7 @@ class Processes:
         self.log_dir = log_dir
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.coordinators: list[str] = []
+        self.unclean: list[str] = []  # children that ignored SIGTERM and were killed
 
     def spawn(self, name: str, args: list[str], env: Mapping[str, str] | None = None) -> None:
         log = (self.log_dir / f"{name}.log").open("ab")
@@ -90,17 +91,25 @@ class Processes:
         return "\n".join(out)
 
     def close(self) -> None:
-        for proc in self.children.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGCONT)
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for proc in self.children.values():
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        """SIGTERM agents first (they deregister with the registry), then the services."""
+        services = ("registry", "coordinator", "gateway")
+        agents = [n for n in self.children if not n.startswith(services)]
+        rest = [n for n in self.children if n.startswith(services)]
+        for group in (agents, rest):
+            for name in group:
+                proc = self.children[name]
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGCONT)
+                    proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            for name in group:
+                proc = self.children[name]
+                try:
+                    proc.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    self.unclean.append(name)
+                    proc.kill()
+                    proc.wait(5)
 
 
 class Driver:
