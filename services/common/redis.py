@@ -20,19 +20,23 @@ def create_redis(
 ) -> Redis:
     """A client for `url` whose commands retry connection errors a few times, then raise.
 
-    Blocking reads (XREADGROUP BLOCK) pass their own longer timeout per call.
+    Blocking reads (XREADGROUP BLOCK) pass their own longer timeout per call. When all
+    `max_connections` are busy a command waits for one (up to `socket_timeout`) rather than
+    failing at once, so a burst of concurrent RPCs queues instead of being refused.
     """
     retry = Retry(ExponentialWithJitterBackoff(cap=1.0, base=0.05), retries)
-    return aioredis.Redis.from_url(
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=socket_timeout,
         socket_timeout=socket_timeout,
         socket_connect_timeout=2.0,
         retry=retry,
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         health_check_interval=10,
-        max_connections=max_connections,
         decode_responses=False,
     )
+    return aioredis.Redis.from_pool(pool)
 
 
 REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)

@@ -61,16 +61,25 @@ class Reclaimer:
 
     async def run(self) -> None:
         backoff = Backoff()
+        loop = asyncio.get_running_loop()
+        # After a failed pass (Redis unreachable) no lease is judged for half an agent lease:
+        # agents could not heartbeat meanwhile, and each gets a heartbeat to renew first.
+        outage_grace = self.settings.lease_seconds / 2
+        hold_until = 0.0
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.reclaim_interval)
             self._wake.clear()
             try:
-                await self.pass_once()
+                if loop.time() < hold_until:
+                    await self.redis.ping()
+                else:
+                    await self.pass_once()
                 backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                hold_until = loop.time() + outage_grace
                 await backoff.failed("reclaim pass", exc)
 
     async def pass_once(self) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from services.common.loops import backoff_delay
+from services.common.redis import REDIS_UNAVAILABLE
 from services.registry.store import AgentStore
 
 logger = logging.getLogger(__name__)
@@ -42,9 +43,13 @@ class LeaseSweeper:
                     await self.sweep_once()
                 failures = 0
                 delay = self._interval
-            except Exception:
+            except Exception as exc:
                 hold_until = loop.time() + self._outage_grace
                 failures += 1
                 delay = max(self._interval, backoff_delay(failures))
-                logger.warning("lease sweep failed; retry in %.2fs", delay, exc_info=True)
+                logger.warning(
+                    "lease sweep failed; retry in %.2fs",
+                    delay,
+                    exc_info=not isinstance(exc, REDIS_UNAVAILABLE),
+                )
             await asyncio.sleep(delay)

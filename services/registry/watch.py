@@ -12,7 +12,7 @@ from services.common.clock import now_ms, ts_from_ms
 from services.common.errors import HivewireError, ResourceExhausted, Unavailable
 from services.common.keys import Keys
 from services.common.loops import backoff_delay, cancel_and_wait
-from services.common.redis import Redis
+from services.common.redis import REDIS_UNAVAILABLE, Redis
 from services.common.validation import check_id
 from services.registry.store import AgentStore
 
@@ -147,10 +147,15 @@ class ChangeHub:
                     # Advance only after dispatch, so a failed hydration is retried.
                     self._last_id = entries[-1][0]
                 failures = 0
-            except Exception:
+            except Exception as exc:
                 failures += 1
                 delay = backoff_delay(failures)
-                logger.warning("reading agent changes failed; retry in %.2fs", delay, exc_info=True)
+                logger.warning(
+                    "reading agent changes failed (%s); retry in %.2fs",
+                    type(exc).__name__,
+                    delay,
+                    exc_info=not isinstance(exc, REDIS_UNAVAILABLE),
+                )
                 await asyncio.sleep(delay)
 
     async def _tail_id(self) -> bytes:

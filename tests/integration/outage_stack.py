@@ -33,6 +33,7 @@ class OutageStack:
     addrs: dict[str, str]
     agent: Agent
     executions: list[str]
+    sleeping: asyncio.Event
 
     def kill_redis(self) -> None:
         self.redis.kill()
@@ -76,6 +77,8 @@ async def outage_stack(data_dir: Path, namespace: str) -> AsyncIterator[OutageSt
         redis_url=redis.url,
         namespace=namespace,
         lease_seconds=6.0,
+        task_lease_seconds=4.0,
+        reclaim_interval=0.2,
         lease_sweep_interval=0.2,
         retry_initial_backoff=0.05,
         retry_max_backoff=0.2,
@@ -94,6 +97,7 @@ async def outage_stack(data_dir: Path, namespace: str) -> AsyncIterator[OutageSt
     gateway = GatewayServer(settings)
     gateway_port = await gateway.start("127.0.0.1:0")
     executions: list[str] = []
+    sleeping = asyncio.Event()
     agent = Agent(
         "outage",
         max_concurrency=4,
@@ -107,6 +111,13 @@ async def outage_stack(data_dir: Path, namespace: str) -> AsyncIterator[OutageSt
         executions.append(ctx.task_id)
         return ctx.payload
 
+    @agent.handler("sleep")
+    async def sleep(ctx: TaskContext) -> dict[str, int]:
+        executions.append(ctx.task_id)
+        sleeping.set()
+        await asyncio.sleep(float(ctx.json()["secs"]))
+        return {"attempt": ctx.attempt}
+
     await agent.start()
     stack = OutageStack(
         redis,
@@ -118,6 +129,7 @@ async def outage_stack(data_dir: Path, namespace: str) -> AsyncIterator[OutageSt
         },
         agent,
         executions,
+        sleeping,
     )
     try:
         yield stack

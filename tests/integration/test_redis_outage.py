@@ -133,3 +133,20 @@ async def test_tasks_in_flight_survive_a_redis_restart(stack: OutageStack) -> No
     async with Client(stack.addrs["gateway"], timeout=RPC_DEADLINE) as client:
         done = await asyncio.gather(*(client.wait(t.task_id, 90) for t in tasks))
     assert [t.state for t in done] == [task_pb2.TASK_STATE_SUCCEEDED] * len(tasks)
+
+
+async def test_a_running_task_outlives_an_outage_longer_than_its_lease(
+    stack: OutageStack,
+) -> None:
+    async with Client(stack.addrs["gateway"], timeout=RPC_DEADLINE) as client:
+        task = await client.submit("sleep", {"secs": 12})
+        await asyncio.wait_for(stack.sleeping.wait(), 30)
+    stack.kill_redis()  # down longer than the 4 s attempt lease; the handler keeps running
+    await asyncio.sleep(LONG_OUTAGE - 4)
+    stack.restart_redis()
+    await stack.wait_health(SERVING)
+    async with Client(stack.addrs["gateway"], timeout=RPC_DEADLINE) as client:
+        done = await client.wait(task.task_id, 60)
+    # Heartbeats renewed the lease before any was judged: the first attempt finished the task.
+    assert done.state == task_pb2.TASK_STATE_SUCCEEDED
+    assert (done.attempt, stack.executions.count(task.task_id)) == (1, 1)
