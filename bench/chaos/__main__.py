@@ -16,6 +16,7 @@ def parse(argv: Sequence[str] | None) -> tuple[ChaosConfig, Path | None]:
     p = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__)
     p.add_argument("--tasks", type=int, default=20_000, help="tasks to submit (20000)")
     p.add_argument("--agents", type=int, default=3)
+    p.add_argument("--coordinators", type=int, default=1, help="coordinators running at once")
     p.add_argument("--concurrency", type=int, default=16, help="slots per agent")
     p.add_argument("--kill-min", type=float, default=2.0, help="seconds between faults, min")
     p.add_argument("--kill-max", type=float, default=5.0, help="seconds between faults, max")
@@ -32,6 +33,7 @@ def parse(argv: Sequence[str] | None) -> tuple[ChaosConfig, Path | None]:
     cfg = ChaosConfig(
         tasks=a.tasks,
         agents=a.agents,
+        coordinators=a.coordinators,
         concurrency=a.concurrency,
         kill_every=(a.kill_min, a.kill_max),
         submit_rate=a.submit_rate,

@@ -46,7 +46,8 @@ def kind_of(n: int, flaky_every: int, poison_every: int) -> str:
 
 @dataclass
 class Driver:
-    addr: str
+    addrs: list[str]
+    """Coordinators; a refused batch is retried on the next one."""
     ledger: Path
     run_id: str
     tasks: int
@@ -81,16 +82,21 @@ class Driver:
         for start in range(0, self.tasks, self.batch):
             starts.put_nowait(start)
         t0 = time.monotonic()
-        with self.ledger.open("a") as out:
-            async with grpc.aio.insecure_channel(self.addr) as channel:
-                stub = coordinator_pb2_grpc.CoordinatorServiceStub(channel)
+        channels = [grpc.aio.insecure_channel(addr) for addr in self.addrs]
+        stubs = [coordinator_pb2_grpc.CoordinatorServiceStub(c) for c in channels]
+        try:
+            with self.ledger.open("a") as out:
                 await asyncio.gather(
-                    *(self._submitter(stub, starts, out, t0) for _ in range(self.submitters))
+                    *(self._submitter(stubs, i, starts, out, t0) for i in range(self.submitters))
                 )
+        finally:
+            for channel in channels:
+                await channel.close()
 
     async def _submitter(
         self,
-        stub: coordinator_pb2_grpc.CoordinatorServiceStub,
+        stubs: list[coordinator_pb2_grpc.CoordinatorServiceStub],
+        which: int,
         starts: asyncio.Queue[int],
         out: TextIO,
         t0: float,
@@ -101,7 +107,7 @@ class Driver:
                 await asyncio.sleep(max(0.0, t0 + start / self.rate - time.monotonic()))
             await self._room()
             numbers = list(range(start, min(self.tasks, start + self.batch)))
-            tasks = await self._submit(stub, [self.request(n) for n in numbers])
+            tasks, which = await self._submit(stubs, which, [self.request(n) for n in numbers])
             lines = []
             for n, task in zip(numbers, tasks, strict=True):
                 a = Accepted(f"{self.run_id}-{n}", task.task_id, self._kind(n), n)
@@ -124,11 +130,14 @@ class Driver:
 
     async def _submit(
         self,
-        stub: coordinator_pb2_grpc.CoordinatorServiceStub,
+        stubs: list[coordinator_pb2_grpc.CoordinatorServiceStub],
+        which: int,
         reqs: list[task_pb2.SubmitTaskRequest],
-    ) -> list[task_pb2.Task]:
+    ) -> tuple[list[task_pb2.Task], int]:
+        """Submit one batch until acknowledged; returns its tasks and the stub that took it."""
         failures = 0
         while True:
+            stub = stubs[which % len(stubs)]
             try:
                 resp = await stub.SubmitTasks(
                     coordinator_pb2.CoordinatorServiceSubmitTasksRequest(
@@ -136,10 +145,11 @@ class Driver:
                     ),
                     timeout=CALL_TIMEOUT,
                 )
-                return list(resp.response.tasks)
+                return list(resp.response.tasks), which
             except grpc.aio.AioRpcError as exc:
                 if exc.code() not in RETRY_CODES:
                     raise
                 failures += 1
+                which += 1
                 self.retried_batches += 1
                 await asyncio.sleep(backoff_delay(failures, 0.1, 2.0))

@@ -1,4 +1,4 @@
-"""The fault injector: kill -9 a random agent or the coordinator every few seconds and start
+"""The fault injector: kill -9 a random agent or coordinator every few seconds and start
 it again shortly after, or freeze an agent (SIGSTOP) past its lease and let it go on (SIGCONT)
 so its late results meet the fence; once, kill -9 Redis and restart it from its AOF."""
 
@@ -51,10 +51,14 @@ class FaultInjector:
         """Inject faults until `stop` is set; restart Redis once when `restart_redis_now()`
         first says so (and at the latest when stopping, so every run includes it)."""
         redis_done = False
-        victims = [*self.stack.agents, "coordinator"]
+        victims = [*self.stack.agents, *self.stack.coordinators]
         # The first faults are an agent kill, a coordinator kill and an agent pause, so even a
         # short run has each; then a random agent, the coordinator, or a pause.
-        first = [self.rng.choice(self.stack.agents), "coordinator", PAUSE]
+        first = [
+            self.rng.choice(self.stack.agents),
+            self.rng.choice(self.stack.coordinators),
+            PAUSE,
+        ]
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.rng.uniform(*self.kill_every))

@@ -26,13 +26,14 @@ def summary(result: ChaosResult) -> dict[str, Any]:
         "executions": c.get("executions", 0),
         "re_executions": c.get("re_executions", 0),
         "agent_kills": sum(1 for f in kills if f.target.startswith("agent-")),
-        "coordinator_kills": sum(1 for f in kills if f.target == "coordinator"),
+        "coordinator_kills": sum(1 for f in kills if f.target.startswith("coordinator")),
         "redis_restarts": sum(1 for f in kills if f.target == "redis"),
         "agent_pauses": sum(1 for f in result.faults if f.action == "SIGSTOP"),
         "retried_submit_batches": result.retried_batches,
         "delivery_rate_per_s": round(result.verdict.rate(), 1),
         "wall_seconds": round(result.wall_seconds, 1),
         "agents": result.config.agents,
+        "coordinators": result.config.coordinators,
         "appendfsync": result.config.appendfsync,
         "seed": result.seed,
         "violations": [str(v) for v in result.verdict.violations],
@@ -43,7 +44,8 @@ def render(result: ChaosResult) -> str:
     s = summary(result)
     lines = [
         "",
-        f"chaos run: {s['tasks']} tasks, {s['agents']} agents, seed {s['seed']}, "
+        f"chaos run: {s['tasks']} tasks, {s['agents']} agents, {s['coordinators']} "
+        f"coordinator(s), seed {s['seed']}, "
         f"appendfsync {s['appendfsync']}",
         f"  faults     {s['agent_kills']} agent kill -9, {s['coordinator_kills']} coordinator "
         f"kill -9, {s['agent_pauses']} agent SIGSTOP past its lease, "

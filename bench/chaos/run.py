@@ -28,6 +28,7 @@ TERMINAL_STATE_NAMES = ("4", "5", "6", "7")  # SUCCEEDED, FAILED, CANCELLED, TIM
 class ChaosConfig:
     tasks: int = 20_000
     agents: int = 3
+    coordinators: int = 1
     concurrency: int = 16
     kill_every: tuple[float, float] = (2.0, 5.0)
     submit_rate: float = 0.0
@@ -87,7 +88,11 @@ async def run_chaos(cfg: ChaosConfig, log: Callable[[str], None] = lambda _: Non
     seed = cfg.seed if cfg.seed is not None else random.randrange(1 << 30)
     workdir = cfg.workdir or Path(tempfile.mkdtemp(prefix="hivewire-chaos-"))
     stack = ChaosStack(
-        workdir, agents=cfg.agents, concurrency=cfg.concurrency, appendfsync=cfg.appendfsync
+        workdir,
+        agents=cfg.agents,
+        concurrency=cfg.concurrency,
+        appendfsync=cfg.appendfsync,
+        coordinators=cfg.coordinators,
     )
     keys = Keys(NAMESPACE)
     try:
@@ -127,7 +132,7 @@ async def _chaos_phase(
     have stopped (most tasks ended)."""
     progress = Progress(redis, keys)
     driver = Driver(
-        stack.addrs["coordinator"],
+        [stack.addrs[name] for name in stack.coordinators],
         workdir / "accepted.jsonl",
         uuid.uuid4().hex[:8],
         cfg.tasks,

@@ -1,4 +1,4 @@
-"""The chaos stack: an AOF redis-server, registry, coordinator and agents as child processes
+"""The chaos stack: an AOF redis-server, registry, coordinator(s) and agents as child processes
 that can be killed -9 and started again on the same ports."""
 
 from __future__ import annotations
@@ -31,20 +31,33 @@ FAST = {
     "HIVEWIRE_REDIS_PROBE_INTERVAL": "0.5",
     "HIVEWIRE_LOG_LEVEL": "WARNING",
 }
-SERVICES = ("registry", "coordinator")
 
 
 class ChaosStack:
     """Children by name (`redis`, `registry`, `coordinator`, `agent-1`...), logs in `workdir`."""
 
-    def __init__(self, workdir: Path, *, agents: int, concurrency: int, appendfsync: str) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        agents: int,
+        concurrency: int,
+        appendfsync: str,
+        coordinators: int = 1,
+    ) -> None:
         self.workdir = workdir
         self.logs = workdir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.redis = EmbeddedRedis(
             free_port(), workdir / "redis", appendonly=True, appendfsync=appendfsync
         )
-        self.addrs = {name: f"127.0.0.1:{free_port()}" for name in SERVICES}
+        self.coordinators = (
+            ["coordinator"]
+            if coordinators == 1
+            else [f"coordinator-{i}" for i in range(1, coordinators + 1)]
+        )
+        self.services = ["registry", *self.coordinators]
+        self.addrs = {name: f"127.0.0.1:{free_port()}" for name in self.services}
         self.agents = [f"agent-{i}" for i in range(1, agents + 1)]
         self.concurrency = concurrency
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -54,13 +67,12 @@ class ChaosStack:
             "HIVEWIRE_REDIS_URL": self.redis.url,
             "HIVEWIRE_NAMESPACE": NAMESPACE,
             "HIVEWIRE_REGISTRY_ADDR": self.addrs["registry"],
-            "HIVEWIRE_COORDINATOR_ADDR": self.addrs["coordinator"],
             "PYTHONUNBUFFERED": "1",
         }
 
     def argv(self, name: str) -> list[str]:
-        if name in SERVICES:
-            return [sys.executable, "-m", f"services.{name}"]
+        if name in self.services:
+            return [sys.executable, "-m", f"services.{name.split('-')[0]}"]
         return [
             sys.executable, "-m", "bench.chaos.agent",
             "--name", name, "--concurrency", str(self.concurrency),
@@ -76,10 +88,13 @@ class ChaosStack:
             self.procs["redis"] = self.redis.process
             return
         with (self.logs / f"{name}.log").open("ab") as log:
+            env = dict(self.env)
+            if name in self.coordinators:
+                env["HIVEWIRE_COORDINATOR_ADDR"] = self.addrs[name]
             self.procs[name] = subprocess.Popen(
                 self.argv(name),
                 cwd=REPO,
-                env=self.env,
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -98,7 +113,7 @@ class ChaosStack:
 
     async def start_all(self) -> None:
         await asyncio.to_thread(self.start, "redis")
-        for name in SERVICES:
+        for name in self.services:
             self.start(name)
             await wait_serving(self.addrs[name], 60)
         for name in self.agents:
@@ -107,7 +122,7 @@ class ChaosStack:
     async def stop_all(self) -> None:
         """SIGTERM agents, then the coordinator and registry (SIGKILL after a grace). Redis
         keeps running so the record can be read."""
-        for group in (self.agents, ["coordinator"], ["registry"]):
+        for group in (self.agents, self.coordinators, ["registry"]):
             procs = [self.procs[n] for n in group if self.alive(n)]
             for proc in procs:
                 proc.send_signal(signal.SIGTERM)
