@@ -99,6 +99,7 @@ async def test_redis_killed_then_restarted(stack: OutageStack) -> None:
 
 
 async def test_redis_frozen_then_thawed(stack: OutageStack) -> None:
+    agent_id = stack.agent.agent_id
     assert all(t.state == task_pb2.TASK_STATE_SUCCEEDED for t in await run_tasks(stack, 5))
 
     stack.freeze_redis()
@@ -118,7 +119,9 @@ async def test_redis_frozen_then_thawed(stack: OutageStack) -> None:
         # The refused submission may or may not have reached Redis: its request_id says which.
         again = await client.submit("echo", {"frozen": True}, request_id="frozen-1")
         assert (await client.wait(again.task_id, 60)).state == task_pb2.TASK_STATE_SUCCEEDED
-    assert all(t.state == task_pb2.TASK_STATE_SUCCEEDED for t in await run_tasks(stack, 20))
+    done = await run_tasks(stack, 20)
+    assert all(t.state == task_pb2.TASK_STATE_SUCCEEDED for t in done)
+    assert {t.agent_id for t in done} == {agent_id} == {stack.agent.agent_id}
 
 
 async def test_tasks_in_flight_survive_a_redis_restart(stack: OutageStack) -> None:
