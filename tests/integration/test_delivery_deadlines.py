@@ -116,7 +116,9 @@ async def test_attempt_past_its_start_to_close_deadline_fails_and_retries(d: Del
             await d.scheduler.promote_due()
         [env] = await read_inbox(d.redis, d.keys, agent)
         assert env.attempt == attempt
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.25)
+        assert await d.reclaimer.reap_once() == 0  # the agent gets the first word
+        await asyncio.sleep(0.25)
         await d.reclaimer.reap_once()
     got = await d.store.get(task.task_id)
     assert (got.state, got.attempt) == (task_pb2.TASK_STATE_FAILED, 2)
