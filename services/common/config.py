@@ -41,6 +41,7 @@ class Settings:
     task_lease_seconds: float = 30.0
     reclaim_interval: float = 1.0
     dead_letters_maxlen: int = 100_000
+    results_claim_idle: float = 30.0
     # Redis reachability probe of every service (health NOT_SERVING and fail-fast RPCs).
     redis_probe_interval: float = 1.0
     redis_probe_timeout: float = 1.0

@@ -37,9 +37,11 @@ for i = 0, n - 1 do
     move_index(C, t, TASK_STATE_ASSIGNED)
     redis.call('ZADD', C.leases, C.now + lease_ms(C, t), task_id)
     redis.call('ZREM', C.start_deadlines, task_id)
+    -- The agent enforces attempt_timeout from when it starts the handler and reports the
+    -- failure itself; the coordinator's deadline is the backstop, a little later.
     local timeout = tonumber(t.timeout_ms) or 0
     if timeout > 0 then
-      redis.call('ZADD', C.attempt_deadlines, C.now + timeout, task_id)
+      redis.call('ZADD', C.attempt_deadlines, C.now + timeout + math.min(timeout, 1000), task_id)
     end
     redis.call('XADD', C.prefix .. 'inbox:' .. agent_id, '*', 'envelope', envelope)
     emit(C, event_of(t, EVENT_TYPE_TASK_ASSIGNED, TASK_STATE_ASSIGNED, attempt, agent_id))

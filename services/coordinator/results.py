@@ -25,8 +25,8 @@ from services.coordinator import tasklua
 logger = logging.getLogger(__name__)
 
 _HERE = Path(__file__).parent
-# Entries another coordinator read but did not apply for this long are taken over.
-CLAIM_IDLE_MS = 30_000
+# Entries another coordinator read but did not apply for HIVEWIRE_RESULTS_CLAIM_IDLE seconds
+# are taken over, checked every half of that (at most every CLAIM_EVERY_S).
 CLAIM_EVERY_S = 10.0
 Entry = tuple[bytes, dict[bytes, bytes]]
 
@@ -65,7 +65,8 @@ class ResultsConsumer:
             try:
                 await self.ensure_group()
                 while True:
-                    if loop.time() - last_claim > CLAIM_EVERY_S:
+                    every = min(CLAIM_EVERY_S, self.settings.results_claim_idle / 2)
+                    if loop.time() - last_claim > every:
                         last_claim = loop.time()
                         await self.claim_abandoned()
                     reply = await self.redis.xreadgroup(
@@ -92,7 +93,7 @@ class ResultsConsumer:
                 self.keys.results,
                 RESULTS_GROUP,
                 self.consumer,
-                CLAIM_IDLE_MS,
+                int(self.settings.results_claim_idle * 1000),
                 start_id=start,
                 count=self.settings.results_batch,
             )

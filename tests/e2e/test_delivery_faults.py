@@ -215,3 +215,34 @@ async def test_memory_stays_bounded_after_a_run(
     finally:
         await driver.close()
         procs.close()
+
+
+async def test_coordinator_kill9_under_load_then_restart(
+    settings: Settings, tmp_path: Path, redis: Redis
+) -> None:
+    procs = Processes(settings, tmp_path, {"HIVEWIRE_RESULTS_CLAIM_IDLE": "2"})
+    procs.start_registry()
+    procs.start_coordinator()
+    procs.start_agent("a", concurrency=8)
+    procs.start_agent("b", concurrency=8)
+    driver = Driver(redis, settings, procs.coordinators[0])
+    try:
+        tasks = [await driver.submit("sleep", secs(0.02)) for _ in range(300)]
+        done_index = driver.keys.tasks_by_state(str(SUCCEEDED))
+        for _ in range(3000):
+            if await redis.zcard(done_index) >= 60:
+                break
+            await asyncio.sleep(0.02)
+        procs.kill("coordinator")
+        await asyncio.sleep(1.0)  # agents keep writing results nobody applies yet
+        restarted = Driver(redis, settings, procs.start_coordinator("coordinator-2"))
+        try:
+            for task in tasks:
+                await restarted.wait_for(task.task_id, lambda t: t.state == SUCCEEDED, within=60)
+        finally:
+            await restarted.close()
+        succeeded = [e.task_id for e in await driver.events() if types([e]) == ["TASK_SUCCEEDED"]]
+        assert sorted(succeeded) == sorted(t.task_id for t in tasks)
+    finally:
+        await driver.close()
+        procs.close()

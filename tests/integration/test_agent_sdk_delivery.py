@@ -108,3 +108,29 @@ async def test_dead_reader_stops_heartbeats_and_the_lease_runs_out(
     finally:
         await redis.delete(keys.inbox(agent_id))
         await agent.stop(grace=1)
+
+
+async def test_inbox_deleted_during_a_blocking_read_means_register_again(
+    registry_port: int, settings: Settings, redis: Redis, keys: Keys
+) -> None:
+    async with sleeper(registry_port, settings) as agent:
+        old = agent.agent_id
+        await asyncio.sleep(0.3)  # the reader is now blocked in XREADGROUP
+        await redis.delete(keys.inbox(old))  # as a reclaim of this agent's inbox would
+        for _ in range(100):
+            if agent.agent_id != old:
+                break
+            await asyncio.sleep(0.05)
+        assert agent.agent_id != old
+        task_id = await deliver(redis, keys, agent.agent_id, 0)
+        for _ in range(100):
+            entries = await redis.xrange(keys.results)
+            done = [
+                r
+                for r in (stream_pb2.TaskResult.FromString(f[RESULT_FIELD]) for _, f in entries)
+                if r.task_id == task_id and r.outcome == stream_pb2.TASK_OUTCOME_SUCCEEDED
+            ]
+            if done:
+                break
+            await asyncio.sleep(0.05)
+        assert done

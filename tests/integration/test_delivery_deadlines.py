@@ -53,17 +53,17 @@ async def d(redis: Redis, keys: Keys, settings: Settings) -> AsyncIterator[Deliv
 
 async def test_silent_attempt_is_reclaimed_after_its_heartbeat_timeout(d: Delivery) -> None:
     agent = await add_agent(d.redis, d.keys, d.cache, ["sleep"])
-    [task] = await d.submit("sleep", heartbeat_timeout=dur(0.3))
-    assert task.heartbeat_timeout.ToMilliseconds() == 300
+    [task] = await d.submit("sleep", heartbeat_timeout=dur(1.0))
+    assert task.heartbeat_timeout.ToMilliseconds() == 1000
     await d.scheduler.schedule_once()
     [env] = await read_inbox(d.redis, d.keys, agent)
     # Heartbeats naming the task keep it; the lease moves forward each time.
     for _ in range(3):
-        await asyncio.sleep(0.15)
+        await asyncio.sleep(0.4)
         assert await d.leases.renew(agent, [task.task_id]) == []
         assert await d.reclaimer.reap_once() == 0
     assert (await d.store.get(task.task_id)).state == ASSIGNED
-    await asyncio.sleep(0.4)  # now silent past the timeout
+    await asyncio.sleep(1.1)  # now silent past the timeout
     assert await d.reclaimer.reap_once() == 1
     got = await d.store.get(task.task_id)
     assert (got.state, got.attempt) == (PENDING, 1)
@@ -110,13 +110,15 @@ async def test_cancelled_attempt_frees_its_slot_when_its_lease_runs_out(d: Deliv
 
 async def test_attempt_past_its_start_to_close_deadline_fails_and_retries(d: Delivery) -> None:
     agent = await add_agent(d.redis, d.keys, d.cache, ["sleep"])
-    [task] = await d.submit("sleep", attempt_timeout=dur(0.2), max_attempts=2)
+    [task] = await d.submit("sleep", attempt_timeout=dur(0.5), max_attempts=2)
     for attempt in (1, 2):
         while not await d.scheduler.schedule_once():
             await d.scheduler.promote_due()
         [env] = await read_inbox(d.redis, d.keys, agent)
         assert env.attempt == attempt
         await asyncio.sleep(0.3)
+        assert await d.reclaimer.reap_once() == 0  # the agent gets the first word
+        await asyncio.sleep(0.8)
         await d.reclaimer.reap_once()
     got = await d.store.get(task.task_id)
     assert (got.state, got.attempt) == (task_pb2.TASK_STATE_FAILED, 2)
