@@ -71,15 +71,15 @@ class Reclaimer:
                 await asyncio.wait_for(self._wake.wait(), self.settings.reclaim_interval)
             self._wake.clear()
             try:
-                if loop.time() < hold_until:
+                if backoff.failures:
                     await self.redis.ping()
-                else:
+                    hold_until = loop.time() + outage_grace  # counted from recovery
+                elif loop.time() >= hold_until:
                     await self.pass_once()
                 backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                hold_until = loop.time() + outage_grace
                 await backoff.failed("reclaim pass", exc)
 
     async def pass_once(self) -> None:

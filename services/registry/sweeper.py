@@ -37,14 +37,14 @@ class LeaseSweeper:
         hold_until = 0.0
         while True:
             try:
-                if loop.time() < hold_until:
+                if failures:
                     await self._store.ping()
-                else:
+                    hold_until = loop.time() + self._outage_grace  # counted from recovery
+                elif loop.time() >= hold_until:
                     await self.sweep_once()
                 failures = 0
                 delay = self._interval
             except Exception as exc:
-                hold_until = loop.time() + self._outage_grace
                 failures += 1
                 delay = max(self._interval, backoff_delay(failures))
                 logger.warning(
