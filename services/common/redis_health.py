@@ -115,7 +115,8 @@ class RedisGate:
             logger.warning("redis is unreachable; health NOT_SERVING, refusing RPCs")
             loop = asyncio.get_running_loop()
             for scope in list(self._inflight):
-                scope.reschedule(loop.time())
+                with contextlib.suppress(RuntimeError):  # already expiring from a prior trip
+                    scope.reschedule(loop.time())
         if self.on_change is not None:
             try:
                 await self.on_change(available)
