@@ -43,6 +43,8 @@ class ChaosConfig:
     """Stop injecting faults once every task is submitted and this fraction has ended."""
     drain_timeout: float = 300.0
     seed: int | None = None
+    faults: bool = True
+    """False: the same run without any fault, for comparison."""
     workdir: Path | None = None
     keep: bool = False
 
@@ -146,6 +148,8 @@ async def _chaos_phase(
     stop = asyncio.Event()
     faults = asyncio.create_task(
         injector.run(stop, lambda: progress.ended >= cfg.redis_restart_at * cfg.tasks)
+        if cfg.faults
+        else stop.wait()
     )
     submitting = asyncio.create_task(driver.run())
     try:
