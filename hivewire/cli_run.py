@@ -45,8 +45,14 @@ def up(
     ] = None,
 ) -> None:
     """Start Redis, the registry, coordinator and gateway (and demo agents) until Ctrl-C."""
+    from hivewire.embedded_redis import APPENDFSYNC
     from hivewire.supervisor import UpConfig, run_up
 
+    fsync = appendfsync or env("REDIS_APPENDFSYNC", "everysec")
+    if fsync not in APPENDFSYNC:
+        raise typer.BadParameter(
+            f"{fsync!r} is not one of {', '.join(APPENDFSYNC)}", param_hint="--appendfsync"
+        )
     config = UpConfig(
         gateway_addr=gateway_addr or env("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR),
         registry_addr=registry_addr or env("REGISTRY_ADDR", DEFAULT_REGISTRY_ADDR),
@@ -54,7 +60,7 @@ def up(
         redis_url=redis_url,
         redis_port=redis_port,
         data_dir=data_dir,
-        appendfsync=appendfsync or env("REDIS_APPENDFSYNC", "everysec"),
+        appendfsync=fsync,
         demo=demo,
     )
     raise typer.Exit(asyncio.run(run_up(config)))

@@ -136,3 +136,9 @@ def test_bad_arguments_are_usage_errors(args: list[str]) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert "Traceback" not in result.output
+
+
+def test_up_rejects_an_unknown_appendfsync_policy() -> None:
+    result = runner.invoke(app, ["up", "--appendfsync", "sometimes"])
+    assert result.exit_code == 2
+    assert "--appendfsync" in result.output and "everysec" in result.output
