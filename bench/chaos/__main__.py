@@ -27,6 +27,7 @@ def parse(argv: Sequence[str] | None) -> tuple[ChaosConfig, Path | None]:
     p.add_argument("--drain-timeout", type=float, default=300.0)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--no-faults", action="store_true", help="the same run without faults")
+    p.add_argument("--kill-registry", action="store_true", help="kill -9 the registry too")
     p.add_argument("--workdir", type=Path, default=None, help="keep Redis data and logs here")
     p.add_argument("--keep", action="store_true", help="keep the workdir after a clean run")
     p.add_argument("--json", type=Path, default=None, help="also write the summary here")
@@ -44,6 +45,7 @@ def parse(argv: Sequence[str] | None) -> tuple[ChaosConfig, Path | None]:
         drain_timeout=a.drain_timeout,
         seed=a.seed,
         faults=not a.no_faults,
+        kill_registry=a.kill_registry,
         workdir=a.workdir,
         keep=a.keep,
     )

@@ -35,6 +35,7 @@ class FaultInjector:
     rng: random.Random
     kill_every: tuple[float, float]
     restart_after: tuple[float, float] = (0.2, 1.0)
+    kill_registry: bool = False
     log: Callable[[str], None] = lambda _: None
     faults: list[Fault] = field(default_factory=list)
     _t0: float = field(default_factory=time.monotonic)
@@ -53,12 +54,16 @@ class FaultInjector:
         redis_done = False
         victims = [*self.stack.agents, *self.stack.coordinators]
         # The first faults are an agent kill, a coordinator kill and an agent pause, so even a
-        # short run has each; then a random agent, the coordinator, or a pause.
+        # short run has each (and the registry when it is a victim); then a random victim or
+        # a pause.
         first = [
             self.rng.choice(self.stack.agents),
             self.rng.choice(self.stack.coordinators),
             PAUSE,
         ]
+        if self.kill_registry:
+            victims.append("registry")
+            first.insert(1, "registry")
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.rng.uniform(*self.kill_every))

@@ -29,6 +29,7 @@ def summary(result: ChaosResult) -> dict[str, Any]:
         "coordinator_kills": sum(1 for f in kills if f.target.startswith("coordinator")),
         "redis_restarts": sum(1 for f in kills if f.target == "redis"),
         "agent_pauses": sum(1 for f in result.faults if f.action == "SIGSTOP"),
+        "registry_kills": sum(1 for f in kills if f.target == "registry"),
         "retried_submit_batches": result.retried_batches,
         "delivery_rate_per_s": round(result.verdict.rate(), 1),
         "wall_seconds": round(result.wall_seconds, 1),
@@ -49,7 +50,7 @@ def render(result: ChaosResult) -> str:
         f"appendfsync {s['appendfsync']}",
         f"  faults     {s['agent_kills']} agent kill -9, {s['coordinator_kills']} coordinator "
         f"kill -9, {s['agent_pauses']} agent SIGSTOP past its lease, "
-        f"{s['redis_restarts']} Redis kill -9 + restart",
+        f"{s['registry_kills']} registry kill -9, {s['redis_restarts']} Redis kill -9 + restart",
         f"  outcome    {s['succeeded']} succeeded, {s['failed']} failed "
         f"({s['dead_letters']} dead letters)",
         f"  delivery   {s['reclaims']} reclaims, {s['retries']} retries, "

@@ -44,6 +44,8 @@ class ChaosConfig:
     drain_timeout: float = 300.0
     seed: int | None = None
     faults: bool = True
+    kill_registry: bool = False
+    """Also kill -9 the registry among the random victims."""
     """False: the same run without any fault, for comparison."""
     workdir: Path | None = None
     keep: bool = False
@@ -144,7 +146,9 @@ async def _chaos_phase(
         max_outstanding=cfg.max_outstanding,
         ended=lambda: progress.ended,
     )
-    injector = FaultInjector(stack, random.Random(seed), cfg.kill_every, log=log)
+    injector = FaultInjector(
+        stack, random.Random(seed), cfg.kill_every, kill_registry=cfg.kill_registry, log=log
+    )
     stop = asyncio.Event()
     faults = asyncio.create_task(
         injector.run(stop, lambda: progress.ended >= cfg.redis_restart_at * cfg.tasks)
