@@ -129,6 +129,8 @@ async def create_server(
         raise OSError(f"could not bind {listen}")
     await server.start()
     grpc_server = GrpcServer(server, port, health_servicer, service_names, gate)
+    if gate is not None:
+        gate.available = await gate.probe()  # a service started without Redis is not serving
     await grpc_server.set_serving(True)
     if gate is not None:
         gate.on_change = grpc_server.on_redis_change

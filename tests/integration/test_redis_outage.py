@@ -10,9 +10,11 @@ from pathlib import Path
 import grpc
 import pytest
 from google.rpc import status_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from hivewire.client import Client
+from hivewire.embedded_redis import EmbeddedRedis, free_port
 from hivewire.v1 import (
     agent_pb2,
     coordinator_pb2,
@@ -20,7 +22,9 @@ from hivewire.v1 import (
     registry_pb2_grpc,
     task_pb2,
 )
+from services.common.config import load_settings
 from services.common.errors import error_info
+from services.coordinator.server import CoordinatorServer
 from tests.integration.outage_stack import NOT_SERVING, SERVING, OutageStack, outage_stack
 
 pytestmark = pytest.mark.timeout(180)
@@ -153,3 +157,60 @@ async def test_a_running_task_outlives_an_outage_longer_than_its_lease(
     # Heartbeats renewed the lease before any was judged: the first attempt finished the task.
     assert done.state == task_pb2.TASK_STATE_SUCCEEDED
     assert (done.attempt, stack.executions.count(task.task_id)) == (1, 1)
+
+
+async def test_a_service_started_before_redis_serves_once_redis_arrives(
+    tmp_path: Path, namespace: str
+) -> None:
+    redis = EmbeddedRedis(free_port(), tmp_path / "late", appendonly=False)
+    settings = load_settings(
+        env={},
+        redis_url=redis.url,
+        namespace=namespace,
+        registry_addr=f"127.0.0.1:{free_port()}",
+        redis_probe_interval=0.25,
+        redis_probe_timeout=0.5,
+        shutdown_grace=1.0,
+    )
+    coordinator = CoordinatorServer(settings)
+    port = await coordinator.start("127.0.0.1:0")
+    addr = f"127.0.0.1:{port}"
+    try:
+        assert await health_of(addr) == NOT_SERVING
+        async with grpc.aio.insecure_channel(addr) as channel:
+            stub = coordinator_pb2_grpc.CoordinatorServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.SubmitTask(submit_request(), timeout=RPC_DEADLINE)
+            assert (err.value.code(), reason(err.value)) == (
+                grpc.StatusCode.UNAVAILABLE,
+                "REDIS_UNAVAILABLE",
+            )
+            redis.start()
+            await wait_for_health(addr, SERVING)
+            reply = await stub.SubmitTask(submit_request(), timeout=RPC_DEADLINE)
+            assert reply.response.task.state == task_pb2.TASK_STATE_PENDING
+    finally:
+        await coordinator.shutdown()
+        redis.stop()
+
+
+def submit_request() -> coordinator_pb2.CoordinatorServiceSubmitTaskRequest:
+    return coordinator_pb2.CoordinatorServiceSubmitTaskRequest(
+        request=task_pb2.SubmitTaskRequest(capability="echo", payload=b"{}")
+    )
+
+
+async def health_of(addr: str) -> int:
+    async with grpc.aio.insecure_channel(addr) as channel:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=5.0
+        )
+        return int(reply.status)
+
+
+async def wait_for_health(addr: str, status: int, limit: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while (got := await health_of(addr)) != status:
+        assert loop.time() < deadline, f"health {got} after {limit}s, wanted {status}"
+        await asyncio.sleep(0.1)
