@@ -53,7 +53,7 @@ async def throughput(gateway: str, redis_url: str, n: int, namespace: str = "hw"
         submitting = asyncio.gather(*(submit(i) for i in range(0, n, SUBMIT_BATCH)))
         try:
             # Poll the SUCCEEDED index: the bench reads the record, not the client's wait loop.
-            for _ in iter(int, 1):
+            while True:
                 if int(await redis.zcard(key)) - before >= n:
                     break
                 await asyncio.sleep(0.01)
