@@ -22,7 +22,13 @@ from typing import cast
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from hivewire._agent_redis import REDIS_ERRORS, ack, add_result, complete, create_agent_redis
+from hivewire._agent_redis import (
+    REDIS_ERRORS,
+    ResultWriter,
+    ack,
+    add_result,
+    create_agent_redis,
+)
 from hivewire._agent_session import Identity, Session
 from hivewire._agent_support import (
     DEFAULT_REDIS_URL,
@@ -74,6 +80,7 @@ class Agent:
         self._handlers: dict[str, Handler] = {}
         self._session: Session | None = None
         self._redis: aioredis.Redis | None = None
+        self._writer: ResultWriter | None = None
         self._running: dict[asyncio.Task[None], str] = {}
         self._cancel_requested: set[str] = set()
         self._slot_free = asyncio.Event()
@@ -118,6 +125,7 @@ class Agent:
         if not self._handlers:
             raise ValueError("an agent needs at least one handler")
         self._redis = create_agent_redis(self.redis_url, READ_BLOCK_MS)
+        self._writer = ResultWriter(self._redis)
         session = Session(
             self.registry_addr,
             name=self.name,
@@ -288,7 +296,8 @@ class Agent:
                 error="cancelled on request",
             )
             result.end_time.GetCurrentTime()
-        await complete(redis, identity, entry_id, result)
+        assert self._writer is not None
+        await self._writer.complete(identity, entry_id, result)
 
     def _cancel_tasks(self, task_ids: list[str]) -> None:
         wanted = set(task_ids)
