@@ -25,7 +25,7 @@ from services.common.config import Settings
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.common.keys import Keys
 from services.common.loops import Backoff
-from services.common.redis import Redis
+from services.common.redis import REDIS_UNAVAILABLE, Redis
 from services.common.workflow_spec import WorkflowDef
 from services.coordinator.store import TaskStore
 from services.coordinator.workflow import plan
@@ -114,7 +114,12 @@ class WorkflowEngine:
     async def sweep(self) -> None:
         """Reconcile every running workflow (at start, then now and then)."""
         for workflow_id in await self.store.running():
-            await self.reconcile(workflow_id)
+            try:
+                await self.reconcile(workflow_id)
+            except REDIS_UNAVAILABLE:
+                raise
+            except Exception:
+                logger.exception("workflow %s could not advance", workflow_id)
 
     async def run(self) -> None:
         backoff = Backoff()
@@ -178,7 +183,13 @@ class WorkflowEngine:
             if wid not in ids:
                 ids.append(wid)
         for wid in ids:
-            await self.reconcile(wid)
+            try:
+                await self.reconcile(wid)
+            except REDIS_UNAVAILABLE:
+                raise  # not acknowledged: read again once Redis is back
+            except Exception:
+                # A workflow that cannot advance must not block the others; the sweep retries it.
+                logger.exception("workflow %s could not advance", wid)
         entry_ids = [e[0] for e in entries]
         if entry_ids:
             await self.redis.xack(self.keys.workflow_updates, WORKFLOW_GROUP, *entry_ids)
