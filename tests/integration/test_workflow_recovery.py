@@ -18,7 +18,7 @@ from hivewire.v1 import workflow_pb2
 from services.common.config import Settings, env_name
 from services.common.keys import Keys
 from services.common.redis import Redis
-from tests.integration.workflow_stack import Stack, stack_settings
+from tests.integration.workflow_stack import Stack, running_stack
 
 N = 30
 
@@ -47,12 +47,8 @@ def spawn(settings: Settings) -> subprocess.Popen[bytes]:
 @pytest.fixture
 async def outside(settings: Settings) -> AsyncIterator[Stack]:
     """Registry, gateway and agents in this process; the coordinator is the test's to run."""
-    s = Stack(stack_settings(settings))
-    await s.start(with_coordinator=False)
-    try:
+    async with running_stack(settings, with_coordinator=False) as s:
         yield s
-    finally:
-        await s.stop()
 
 
 async def wait_serving(stack: Stack) -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
-
-import pytest
 
 from hivewire.agent import Agent, TaskContext
 from hivewire.client import Client
@@ -89,10 +88,11 @@ def stack_settings(settings: Settings, **overrides: Any) -> Settings:
     )
 
 
-@pytest.fixture
-async def stack(settings: Settings) -> AsyncIterator[Stack]:
+@contextlib.asynccontextmanager
+async def running_stack(settings: Settings, with_coordinator: bool = True) -> AsyncIterator[Stack]:
+    """A started Stack on free ports (the coordinator optional), stopped afterwards."""
     s = Stack(stack_settings(settings))
-    await s.start()
+    await s.start(with_coordinator)
     try:
         yield s
     finally:
