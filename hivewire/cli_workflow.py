@@ -26,6 +26,7 @@ from hivewire.workflow_yaml import WorkflowFileError, load_yaml, workflow_reques
 T = TypeVar("T")
 EXIT_FAILED = 1
 EXIT_RPC_ERROR = 2
+MAX_RESULT_CHARS = 2000
 
 workflow_app = typer.Typer(help="Run, inspect or cancel workflows.", no_args_is_help=True)
 
@@ -63,7 +64,13 @@ def workflow_detail(wf: workflow_pb2.Workflow) -> str:
         out = s.error or (short(decode_data(s.output), 50) if s.output else "")
         rows.append([s.step_id, s.capability, state, s.agent_id[:12], str(s.attempt), out])
     headers = ["STEP", "CAPABILITY", "STATE", "AGENT", "ATTEMPT", "OUTPUT / ERROR"]
-    return head + "\n" + table(headers, rows)
+    text = head + "\n" + table(headers, rows)
+    # The outputs of the final steps (those nothing depends on) are the workflow's result.
+    needed = {d for s in wf.steps for d in s.depends_on}
+    for s in wf.steps:
+        if s.step_id not in needed and s.state == workflow_pb2.STEP_STATE_SUCCEEDED:
+            text += f"\n{s.step_id}: {short(decode_data(s.output), MAX_RESULT_CHARS)}"
+    return text
 
 
 def _print(wf: workflow_pb2.Workflow, as_json: bool) -> None:
@@ -193,7 +200,7 @@ def commands(
                 else ""
             )
             typer.echo(f"    -p {p.name}=<{kind}>{extra}  {p.description}")
-        typer.echo(f"    steps: {' -> '.join(cmd.step_ids)}")
+        typer.echo(f"    steps: {', '.join(cmd.step_ids)}")
 
 
 def _params(items: list[str]) -> dict[str, str]:
