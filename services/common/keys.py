@@ -167,6 +167,11 @@ class Keys:
         return f"{self.prefix}workflows:{int(state)}"
 
     @property
+    def workflows_finished(self) -> str:
+        """Sorted set of ended workflow ids by end time (ms), for retention."""
+        return f"{self.prefix}workflows-finished"
+
+    @property
     def workflow_seq(self) -> str:
         return f"{self.prefix}seq:workflow"
 

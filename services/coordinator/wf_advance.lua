@@ -7,7 +7,8 @@
 --   C: cancel a WAITING or RUNNING step
 --   W: end the workflow (state, message), with its WORKFLOW_* event
 -- Nothing applies unless the workflow is RUNNING; launches stop once cancel is requested.
--- KEYS: events, tasks_index, task_seq, pending_capabilities, workflows_running
+-- KEYS: events, tasks_index, task_seq, pending_capabilities, workflows_running,
+--   workflows_finished
 -- ARGV: prefix, now_ms, events_maxlen, workflow_id, then ops (see parse below)
 -- Returns how many ops applied.
 local prefix, now, maxlen, wid = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
@@ -83,6 +84,7 @@ for _ = 1, nops do
     applied = applied + 1
     redis.call('HSET', wk, 'state', to, 'end_ms', now, 'error', message)
     redis.call('ZREM', KEYS[5], wid)
+    redis.call('ZADD', KEYS[6], now, wid)
     redis.call('ZADD', prefix .. 'workflows:' .. to, w[3], wid)
     local types = {[WORKFLOW_STATE_SUCCEEDED] = EVENT_TYPE_WORKFLOW_SUCCEEDED,
       [WORKFLOW_STATE_FAILED] = EVENT_TYPE_WORKFLOW_FAILED,

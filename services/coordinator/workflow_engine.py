@@ -21,6 +21,7 @@ from typing import cast
 from redis.exceptions import ResponseError
 
 from hivewire.v1 import workflow_pb2
+from services.common.clock import now_ms
 from services.common.config import Settings
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.common.keys import Keys
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 WORKFLOW_GROUP = "workflow-engine"
 READ_BATCH = 256
+EXPIRE_EVERY_S = 60.0
 Entry = tuple[bytes, dict[bytes, bytes]]
 
 
@@ -121,10 +123,17 @@ class WorkflowEngine:
             except Exception:
                 logger.exception("workflow %s could not advance", workflow_id)
 
+    async def expire(self) -> None:
+        """Delete workflows that ended longer ago than the task retention period."""
+        cutoff = now_ms() - int(self.settings.task_retention_seconds * 1000)
+        while await self.store.expire(cutoff) > 0:
+            pass
+
     async def run(self) -> None:
         backoff = Backoff()
         loop = asyncio.get_running_loop()
         last_sweep = last_claim = float("-inf")
+        last_expire = loop.time()
         while True:
             try:
                 await self.ensure_group()
@@ -136,6 +145,9 @@ class WorkflowEngine:
                     if now - last_sweep > self.settings.workflow_sweep_interval:
                         last_sweep = now
                         await self.sweep()
+                    if now - last_expire > EXPIRE_EVERY_S:
+                        last_expire = now
+                        await self.expire()
                     reply = await self.redis.xreadgroup(
                         WORKFLOW_GROUP,
                         self.consumer,

@@ -42,6 +42,7 @@ class WorkflowStore:
         self._record = lua.register(redis, _HERE / "wf_record.lua")
         self._advance = lua.register(redis, _HERE / "wf_advance.lua")
         self._cancel = lua.register(redis, _HERE / "wf_cancel.lua")
+        self._expire = lua.register(redis, _HERE / "wf_expire.lua")
 
     @property
     def running_index(self) -> str:
@@ -125,6 +126,7 @@ class WorkflowStore:
                 self.keys.task_seq,
                 self.keys.pending_capabilities,
                 self.running_index,
+                self.keys.workflows_finished,
             ],
             args=[self.keys.prefix, now_ms(), self.settings.events_maxlen, workflow_id, n, *ops],
         )
@@ -137,6 +139,14 @@ class WorkflowStore:
         if state == 0:
             raise NotFound(f"workflow {workflow_id} not found", reason="WORKFLOW_NOT_FOUND")
         return state
+
+    async def expire(self, cutoff_ms: int, limit: int = 1000) -> int:
+        """Delete up to `limit` workflows that ended before the cutoff; returns how many."""
+        got = await self._expire(
+            keys=[self.keys.workflows_finished, self.keys.workflows_index],
+            args=[self.keys.prefix, cutoff_ms, limit],
+        )
+        return int(got)
 
     async def running(self, limit: int = 1000) -> list[str]:
         """Ids of running workflows, oldest first (the resume sweep walks these)."""

@@ -12,6 +12,7 @@ import pytest
 from hivewire.v1 import workflow_pb2
 from hivewire.workflow_yaml import workflow_request
 from services.common.config import Settings
+from services.common.errors import NotFound
 from services.common.keys import Keys
 from services.common.redis import Redis
 from services.common.workflow_spec import validate_workflow
@@ -115,3 +116,15 @@ async def test_sweep_advances_without_any_notification(parts: Parts) -> None:
     await parts.engine.sweep()
     done = await parts.engine.store.get(wf.workflow_id)
     assert done.state == workflow_pb2.WORKFLOW_STATE_FAILED
+
+
+async def test_ended_workflows_expire_after_retention(parts: Parts) -> None:
+    wf = await parts.engine.submit(define([{"id": "a", "capability": "x"}], parts.settings))
+    await parts.engine.cancel(wf.workflow_id)
+    live = await parts.engine.submit(define([{"id": "a", "capability": "x"}], parts.settings))
+    assert await parts.engine.store.expire(cutoff_ms=0) == 0
+    assert await parts.engine.store.expire(cutoff_ms=2**50) == 1
+    with pytest.raises(NotFound):
+        await parts.engine.store.get(wf.workflow_id)
+    page = await parts.engine.store.list(page_size=10, page_token="", state=0)
+    assert [w.workflow_id for w in page.workflows] == [live.workflow_id]
