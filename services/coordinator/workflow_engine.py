@@ -79,17 +79,21 @@ class WorkflowEngine:
         await self.reconcile(workflow_id)
         return await self.store.get(workflow_id)
 
-    async def reconcile(self, workflow_id: str) -> None:
-        """Bring one workflow up to date with its tasks. Safe to repeat or run concurrently."""
+    async def reconcile(self, workflow_id: str, finished: list[str] | None = None) -> None:
+        """Bring one workflow up to date with its tasks. Safe to repeat or run concurrently.
+
+        `finished` names the tasks a notification reported; without it every unrecorded task
+        of the running steps is checked (the sweep, and after submit or cancel).
+        """
         self.reconciled += 1
-        for _ in range(1000):
+        run = await self.store.load(workflow_id)
+        if run is None or run.state != workflow_pb2.WORKFLOW_STATE_RUNNING:
+            return
+        await self.store.record(workflow_id, run.live_tasks() if finished is None else finished)
+        for _ in range(len(run.defn.steps) + 2):
             run = await self.store.load(workflow_id)
             if run is None or run.state != workflow_pb2.WORKFLOW_STATE_RUNNING:
                 return
-            if await self.store.record(workflow_id, run.live_tasks()):
-                run = await self.store.load(workflow_id)
-                if run is None:
-                    return
             decided = plan(run, self.settings.workflow_max_map, self.settings.max_payload_bytes)
             if decided.empty:
                 return
@@ -184,7 +188,7 @@ class WorkflowEngine:
 
     async def apply(self, entries: list[Entry]) -> None:
         """Reconcile each workflow named once, then acknowledge and delete the entries."""
-        ids: list[str] = []
+        finished: dict[str, list[str]] = {}
         for _, fields in entries:
             wid = fields.get(b"workflow_id", b"").decode()
             try:
@@ -192,11 +196,10 @@ class WorkflowEngine:
             except InvalidArgument:
                 logger.warning("dropping workflow update with bad workflow_id %r", wid[:40])
                 continue
-            if wid not in ids:
-                ids.append(wid)
-        for wid in ids:
+            finished.setdefault(wid, []).append(fields.get(b"task_id", b"").decode())
+        for wid, task_ids in finished.items():
             try:
-                await self.reconcile(wid)
+                await self.reconcile(wid, task_ids)
             except REDIS_UNAVAILABLE:
                 raise  # not acknowledged: read again once Redis is back
             except Exception:
