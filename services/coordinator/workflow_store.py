@@ -184,7 +184,8 @@ class WorkflowStore:
         return wf
 
     async def list(self, *, page_size: int, page_token: str, state: int) -> WorkflowPage:
-        """Newest first, optionally one state; the page token is the last sequence seen."""
+        """Newest first, optionally one state; the page token is the last sequence seen.
+        Steps come without their outputs (a page could otherwise be huge)."""
         size = check_page_size(page_size)
         if state and state not in workflow_pb2.WorkflowState.values():
             raise InvalidArgument(f"unknown state {state}", field="state")
@@ -211,6 +212,9 @@ class WorkflowStore:
         for (wid, _), raw in zip(page, hashes, strict=True):
             run = run_from_hash(wid.decode(), raw)
             if run is not None:
-                out.append(workflow_to_proto(run))
+                wf = workflow_to_proto(run)
+                for step in wf.steps:  # outputs can be large: GetWorkflow has them
+                    step.ClearField("output")
+                out.append(wf)
         token = str(int(page[-1][1])) if more and page else ""
         return WorkflowPage(out, token)
