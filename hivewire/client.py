@@ -17,9 +17,17 @@ import grpc
 
 from hivewire._agent_support import DEFAULT_GATEWAY_ADDR, backoff, channel_options, env
 from hivewire._client_convert import agent_to_dict, encode_payload, task_to_dict
+from hivewire._client_workflow import WorkflowCalls, workflow_to_dict
 from hivewire.v1 import agent_pb2, event_pb2, gateway_pb2_grpc, task_pb2
 
-__all__ = ["TERMINAL_STATES", "Client", "agent_to_dict", "encode_payload", "task_to_dict"]
+__all__ = [
+    "TERMINAL_STATES",
+    "Client",
+    "agent_to_dict",
+    "encode_payload",
+    "task_to_dict",
+    "workflow_to_dict",
+]
 
 TERMINAL_STATES = frozenset(
     {
@@ -54,7 +62,7 @@ def _submit_request(
     return req
 
 
-class Client:
+class Client(WorkflowCalls):
     """One channel to the gateway; every unary call has a deadline (`timeout` seconds)."""
 
     def __init__(self, addr: str | None = None, *, timeout: float = 10.0) -> None:

@@ -38,8 +38,8 @@ class UpConfig:
     demo: bool = False
     demo_agents: list[tuple[str, str]] = field(
         default_factory=lambda: [
-            ("demo-1", "echo,wordcount,sleep"),
-            ("demo-2", "echo,wordcount,fail"),
+            ("demo-1", "echo,wordcount,sleep,chunk,merge-counts,upper,collect"),
+            ("demo-2", "echo,wordcount,fail,chunk,merge-counts,upper,collect"),
         ]
     )
 
@@ -214,6 +214,12 @@ def banner(config: UpConfig, redis_url: str) -> str:
         '  hivewire submit echo --payload \'{"hello": "world"}\' --wait --json',
         '  hivewire submit wordcount --payload \'{"text": "to be or not to be"}\' --wait',
         "  hivewire watch",
+        "",
+        "workflows (custom commands in ./commands):",
+        "  hivewire commands",
+        "  hivewire run analyze-text -p text='to be or not to be that is the question' --wait",
+        "  hivewire run diamond --wait --json",
+        "  hivewire workflows",
         "",
         "Ctrl-C stops everything.",
         "",

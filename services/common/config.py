@@ -38,6 +38,12 @@ class Settings:
     task_retention_seconds: float = 7 * 24 * 3600.0
     stream_queue_size: int = 1024
     agent_running_report_after: float = 0.1
+    # Workflows and custom commands
+    workflow_max_steps: int = 500
+    workflow_max_map: int = 1000
+    workflow_claim_idle: float = 30.0
+    workflow_sweep_interval: float = 10.0
+    commands_dir: str = ""
 
     def listen(self, service: str) -> str:
         """Listen address of a service: HIVEWIRE_<SERVICE>_LISTEN, else its *_ADDR."""

@@ -156,3 +156,25 @@ class Keys:
     @property
     def workflow_prefix(self) -> str:
         return f"{self.prefix}workflow:"
+
+    @property
+    def workflows_index(self) -> str:
+        """Sorted set of every workflow id by submission sequence."""
+        return f"{self.prefix}workflows"
+
+    def workflows_by_state(self, state: int) -> str:
+        """Sorted set of workflow ids in one WorkflowState, by submission sequence."""
+        return f"{self.prefix}workflows:{int(state)}"
+
+    @property
+    def workflows_finished(self) -> str:
+        """Sorted set of ended workflow ids by end time (ms), for retention."""
+        return f"{self.prefix}workflows-finished"
+
+    @property
+    def workflow_seq(self) -> str:
+        return f"{self.prefix}seq:workflow"
+
+    def workflow_request(self, request_id_hash: str) -> str:
+        """Idempotency: a SubmitWorkflow request_id (hashed) -> workflow id."""
+        return f"{self.prefix}workflow-request:{request_id_hash}"

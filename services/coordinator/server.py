@@ -24,6 +24,7 @@ from services.coordinator.results import ResultsConsumer
 from services.coordinator.scheduler import Scheduler
 from services.coordinator.service import CoordinatorService
 from services.coordinator.store import TaskStore
+from services.coordinator.workflow_engine import WorkflowEngine
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ class CoordinatorServer:
         self.store = TaskStore(self.redis, self.keys, settings)
         self.scheduler: Scheduler | None = None
         self.results: ResultsConsumer | None = None
+        self.workflows = WorkflowEngine(
+            self.redis, self.keys, settings, self.store, f"coordinator-{self.instance}", self._wake
+        )
 
     async def start(self, listen: str | None = None) -> int:
         self.registry_channel = create_channel(self.settings.registry_addr, self.settings)
@@ -56,6 +60,7 @@ class CoordinatorServer:
             self.redis, self.keys, self.settings, f"coordinator-{self.instance}", self._wake
         )
         service = CoordinatorService(self.store, self.settings, on_submit=self._wake)
+        service.workflows = self.workflows
         self.grpc = await create_server(
             listen or self.settings.listen("coordinator"),
             lambda s: coordinator_pb2_grpc.add_CoordinatorServiceServicer_to_server(service, s),
@@ -67,6 +72,7 @@ class CoordinatorServer:
             asyncio.create_task(self.scheduler.run(), name="scheduler"),
             asyncio.create_task(self.results.run(), name="results"),
             asyncio.create_task(self._retention(), name="retention"),
+            asyncio.create_task(self.workflows.run(), name="workflows"),
         ]
         logger.info("coordinator %s listening on port %d", self.instance, self.grpc.port)
         return self.grpc.port

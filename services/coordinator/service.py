@@ -9,12 +9,13 @@ from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, task_pb2
 from services.common.config import Settings
 from services.common.submission import validate_batch, validate_task
 from services.coordinator.store import TaskStore
+from services.coordinator.workflow_rpcs import WorkflowRpcs
 
 # grpc ships no type hints, so its context type is Any to mypy.
 Context: TypeAlias = Any
 
 
-class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
+class CoordinatorService(WorkflowRpcs, coordinator_pb2_grpc.CoordinatorServiceServicer):
     def __init__(self, store: TaskStore, settings: Settings, on_submit: Callable[[], None]) -> None:
         self.store = store
         self.settings = settings
