@@ -53,6 +53,7 @@ class Session:
         rpc_timeout: float,
         in_flight: Callable[[], int],
         on_cancel: Callable[[list[str]], None],
+        running: Callable[[], list[str]] = list,
     ) -> None:
         self._channel = grpc.aio.insecure_channel(registry_addr, options=channel_options())
         self._stub = registry_pb2_grpc.RegistryServiceStub(self._channel)
@@ -62,6 +63,7 @@ class Session:
         self._timeout = rpc_timeout
         self._in_flight = in_flight
         self._on_cancel = on_cancel
+        self._running = running
         self._identity: Identity | None = None
         self._draining = False
         self._heartbeat: asyncio.Task[None] | None = None
@@ -157,6 +159,7 @@ class Session:
                 agent_token=identity.agent_token,
                 in_flight=self._in_flight(),
                 draining=draining,
+                running_task_ids=self._running(),
             ),
             timeout=self._timeout,
         )

@@ -135,6 +135,7 @@ class Agent:
             rpc_timeout=self.rpc_timeout,
             in_flight=lambda: len(self._running),
             on_cancel=self._cancel_tasks,
+            running=lambda: sorted(set(self._running.values()) - {""}),
         )
         try:
             await session.register(retry_for=30.0)
@@ -235,7 +236,9 @@ class Agent:
                 await asyncio.sleep(next(delays))
                 continue
             except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
+                # NOGROUP, or UNBLOCKED when the inbox is deleted during the blocking read:
+                # the coordinator reclaimed it after this agent's lease ran out.
+                if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
                     raise
                 logger.warning("inbox %s is gone; re-registering", identity.inbox_stream)
                 await self._session.reregister(identity)

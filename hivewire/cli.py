@@ -15,6 +15,7 @@ from hivewire._agent_support import (
     env,
 )
 from hivewire._client_convert import agent_to_dict, event_to_dict, task_to_dict
+from hivewire.cli_dlq import dlq_app
 from hivewire.cli_format import (
     agents_table,
     dumps,
@@ -46,6 +47,7 @@ app.add_typer(workflow_app, name="workflow")
 app.command()(workflows)
 app.command()(commands)
 app.command()(run)
+app.add_typer(dlq_app, name="dlq")
 
 EXIT_TASK_FAILED = 1
 EXIT_RPC_ERROR = 2

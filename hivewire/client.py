@@ -17,6 +17,7 @@ import grpc
 
 from hivewire._agent_support import DEFAULT_GATEWAY_ADDR, backoff, channel_options, env
 from hivewire._client_convert import agent_to_dict, encode_payload, task_to_dict
+from hivewire._client_dlq import DeadLetterMethods
 from hivewire._client_workflow import WorkflowCalls, workflow_to_dict
 from hivewire.v1 import agent_pb2, event_pb2, gateway_pb2_grpc, task_pb2
 
@@ -48,6 +49,10 @@ def _submit_request(
     required_labels: Mapping[str, str] | None = None,
     request_id: str = "",
     attempt_timeout: float | None = None,
+    schedule_to_start_timeout: float | None = None,
+    heartbeat_timeout: float | None = None,
+    retry_initial_backoff: float | None = None,
+    retry_max_backoff: float | None = None,
 ) -> task_pb2.SubmitTaskRequest:
     req = task_pb2.SubmitTaskRequest(
         capability=capability,
@@ -59,10 +64,18 @@ def _submit_request(
     )
     if attempt_timeout is not None:
         req.attempt_timeout.FromNanoseconds(int(attempt_timeout * 1e9))
+    for name, seconds in (
+        ("schedule_to_start_timeout", schedule_to_start_timeout),
+        ("heartbeat_timeout", heartbeat_timeout),
+        ("retry_initial_backoff", retry_initial_backoff),
+        ("retry_max_backoff", retry_max_backoff),
+    ):
+        if seconds is not None:
+            getattr(req, name).FromNanoseconds(int(seconds * 1e9))
     return req
 
 
-class Client(WorkflowCalls):
+class Client(WorkflowCalls, DeadLetterMethods):
     """One channel to the gateway; every unary call has a deadline (`timeout` seconds)."""
 
     def __init__(self, addr: str | None = None, *, timeout: float = 10.0) -> None:
@@ -96,8 +109,13 @@ class Client(WorkflowCalls):
         required_labels: Mapping[str, str] | None = None,
         request_id: str = "",
         attempt_timeout: float | None = None,
+        **timeouts: float | None,
     ) -> task_pb2.Task:
-        """Submit one task; `payload` is sent as is when bytes, else JSON-encoded."""
+        """Submit one task; `payload` is sent as is when bytes, else JSON-encoded.
+
+        `timeouts` (seconds): schedule_to_start_timeout, heartbeat_timeout,
+        retry_initial_backoff, retry_max_backoff.
+        """
         req = _submit_request(
             capability,
             payload,
@@ -106,6 +124,7 @@ class Client(WorkflowCalls):
             required_labels=required_labels,
             request_id=request_id,
             attempt_timeout=attempt_timeout,
+            **timeouts,
         )
         resp: task_pb2.SubmitTaskResponse = await self._stub.SubmitTask(req, timeout=self.timeout)
         return resp.task

@@ -44,6 +44,10 @@ class Settings:
     workflow_claim_idle: float = 30.0
     workflow_sweep_interval: float = 10.0
     commands_dir: str = ""
+    task_lease_seconds: float = 30.0
+    reclaim_interval: float = 1.0
+    dead_letters_maxlen: int = 100_000
+    results_claim_idle: float = 30.0
 
     def listen(self, service: str) -> str:
         """Listen address of a service: HIVEWIRE_<SERVICE>_LISTEN, else its *_ADDR."""

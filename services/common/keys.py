@@ -88,6 +88,11 @@ class Keys:
         return f"{self.prefix}attempt-deadlines"
 
     @property
+    def reclaim_agents(self) -> str:
+        """Sorted set of agents gone offline whose inbox awaits reclaim, by time (ms)."""
+        return f"{self.prefix}reclaim-agents"
+
+    @property
     def finished(self) -> str:
         """Sorted set of terminal task ids by end time (ms), for retention."""
         return f"{self.prefix}finished"

@@ -27,6 +27,10 @@ class ValidTask:
     trace_id: str = ""
     workflow_id: str = ""
     step_id: str = ""
+    schedule_to_start_ms: int = 0
+    heartbeat_timeout_ms: int = 0
+    retry_initial_backoff_ms: int = 0
+    retry_max_backoff_ms: int = 0
 
 
 def validate_task(
@@ -61,6 +65,15 @@ def validate_task(
             raise InvalidArgument(
                 f"{where}attempt_timeout must be positive", field=f"{where}attempt_timeout"
             )
+    durations = {
+        name: _positive_ms(req, name, where)
+        for name in (
+            "schedule_to_start_timeout",
+            "heartbeat_timeout",
+            "retry_initial_backoff",
+            "retry_max_backoff",
+        )
+    }
     return ValidTask(
         capability=req.capability,
         payload=req.payload,
@@ -69,7 +82,26 @@ def validate_task(
         required_labels=dict(req.required_labels),
         request_id=req.request_id,
         timeout_ms=timeout_ms,
+        schedule_to_start_ms=durations["schedule_to_start_timeout"],
+        heartbeat_timeout_ms=durations["heartbeat_timeout"],
+        retry_initial_backoff_ms=durations["retry_initial_backoff"],
+        retry_max_backoff_ms=durations["retry_max_backoff"],
     )
+
+
+MAX_DURATION_MS = 30 * 24 * 3600 * 1000
+
+
+def _positive_ms(req: task_pb2.SubmitTaskRequest, name: str, where: str) -> int:
+    """An optional Duration field in milliseconds (0 when unset); must be positive if set."""
+    if not req.HasField(name):  # type: ignore[arg-type]
+        return 0
+    ms = int(getattr(req, name).ToMilliseconds())
+    if not 0 < ms <= MAX_DURATION_MS:
+        raise InvalidArgument(
+            f"{where}{name} must be positive and at most 30 days", field=f"{where}{name}"
+        )
+    return ms
 
 
 def validate_batch(reqs: list[task_pb2.SubmitTaskRequest], settings: Settings) -> list[ValidTask]:

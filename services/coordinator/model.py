@@ -6,6 +6,7 @@ import json
 
 from hivewire.v1 import task_pb2
 from services.common.clock import duration_from_seconds, ts_from_ms
+from services.common.submission import ValidTask
 
 TASK_FIELDS = (
     b"capability",
@@ -27,6 +28,11 @@ TASK_FIELDS = (
     b"trace_id",
     b"timeout_ms",
     b"step_id",
+    b"s2s_ms",
+    b"hb_ms",
+    b"backoff_ms",
+    b"backoff_max_ms",
+    b"attempt_base",
 )
 
 TERMINAL_STATES = frozenset(
@@ -79,4 +85,30 @@ def task_from_values(task_id: str, values: list[bytes | None]) -> task_pb2.Task:
     timeout_ms = _int(v[b"timeout_ms"])
     if timeout_ms:
         task.attempt_timeout.CopyFrom(duration_from_seconds(timeout_ms / 1000))
+    for field, name in _DURATIONS:
+        ms = _int(v[field])
+        if ms:
+            getattr(task, name).CopyFrom(duration_from_seconds(ms / 1000))
+    # Attempts counted against the budget restart after a dead letter is retried.
+    task.max_attempts += _int(v[b"attempt_base"])
     return task
+
+
+_DURATIONS = (
+    (b"s2s_ms", "schedule_to_start_timeout"),
+    (b"hb_ms", "heartbeat_timeout"),
+    (b"backoff_ms", "retry_initial_backoff"),
+    (b"backoff_max_ms", "retry_max_backoff"),
+)
+
+
+def set_durations(task: task_pb2.Task, spec: ValidTask) -> None:
+    """Copy a submission's optional durations onto a Task message."""
+    for ms, name in (
+        (spec.schedule_to_start_ms, "schedule_to_start_timeout"),
+        (spec.heartbeat_timeout_ms, "heartbeat_timeout"),
+        (spec.retry_initial_backoff_ms, "retry_initial_backoff"),
+        (spec.retry_max_backoff_ms, "retry_max_backoff"),
+    ):
+        if ms:
+            getattr(task, name).CopyFrom(duration_from_seconds(ms / 1000))

@@ -14,19 +14,19 @@ from redis.exceptions import ResponseError
 
 from hivewire.v1 import stream_pb2
 from hivewire.wire import RESULT_FIELD, RESULTS_GROUP
-from services.common import lua
 from services.common.clock import now_ms
 from services.common.config import Settings
 from services.common.errors import InvalidArgument
 from services.common.keys import Keys
 from services.common.loops import Backoff
 from services.common.redis import Redis
+from services.coordinator import tasklua
 
 logger = logging.getLogger(__name__)
 
 _HERE = Path(__file__).parent
-# Entries another coordinator read but did not apply for this long are taken over.
-CLAIM_IDLE_MS = 30_000
+# Entries another coordinator read but did not apply for HIVEWIRE_RESULTS_CLAIM_IDLE seconds
+# are taken over, checked every half of that (at most every CLAIM_EVERY_S).
 CLAIM_EVERY_S = 10.0
 Entry = tuple[bytes, dict[bytes, bytes]]
 
@@ -47,7 +47,7 @@ class ResultsConsumer:
         self.settings = settings
         self.consumer = consumer
         self._on_applied = on_applied
-        self._complete = lua.register(redis, _HERE / "complete.lua")
+        self._complete = tasklua.register(redis, "complete")
         self.counts = {"applied": 0, "ignored": 0, "retried": 0, "failed": 0}
 
     async def ensure_group(self) -> None:
@@ -65,7 +65,8 @@ class ResultsConsumer:
             try:
                 await self.ensure_group()
                 while True:
-                    if loop.time() - last_claim > CLAIM_EVERY_S:
+                    every = min(CLAIM_EVERY_S, self.settings.results_claim_idle / 2)
+                    if loop.time() - last_claim > every:
                         last_claim = loop.time()
                         await self.claim_abandoned()
                     reply = await self.redis.xreadgroup(
@@ -92,7 +93,7 @@ class ResultsConsumer:
                 self.keys.results,
                 RESULTS_GROUP,
                 self.consumer,
-                CLAIM_IDLE_MS,
+                int(self.settings.results_claim_idle * 1000),
                 start_id=start,
                 count=self.settings.results_batch,
             )
@@ -104,14 +105,7 @@ class ResultsConsumer:
                 return
 
     async def apply(self, entries: list[Entry]) -> None:
-        args: list[str | bytes | int | float] = [
-            self.keys.prefix,
-            now_ms(),
-            self.settings.events_maxlen,
-            RESULTS_GROUP,
-            int(self.settings.retry_initial_backoff * 1000),
-            int(self.settings.retry_max_backoff * 1000),
-        ]
+        args = [*tasklua.context_args(self.keys, self.settings, now_ms()), RESULTS_GROUP]
         body: list[str | bytes | int | float] = []
         n = 0
         bad: list[bytes] = []
@@ -143,14 +137,7 @@ class ResultsConsumer:
         if not n:
             return
         reply = await self._complete(
-            keys=[
-                self.keys.events,
-                self.keys.results,
-                self.keys.due,
-                self.keys.dead_letters,
-                self.keys.agent_load,
-                self.keys.finished,
-            ],
+            keys=[*tasklua.context_keys(self.keys), self.keys.results],
             args=[*args, n, *body],
         )
         for name, value in zip(self.counts, reply, strict=True):

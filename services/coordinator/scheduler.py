@@ -18,6 +18,7 @@ from services.common.config import Settings
 from services.common.keys import Keys
 from services.common.loops import Backoff
 from services.common.redis import Redis
+from services.coordinator import tasklua
 from services.coordinator.agent_cache import AgentCache, CachedAgent
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class Scheduler:
         self.keys = keys
         self.settings = settings
         self.cache = cache
-        self._assign = lua.register(redis, _HERE / "assign.lua")
+        self._assign = tasklua.register(redis, "assign")
         self._promote = lua.register(redis, _HERE / "promote.lua")
         self._wake = asyncio.Event()
         self.assigned_total = 0
@@ -167,15 +168,10 @@ class Scheduler:
         return Assignment(task_id, agent_id, attempt, token, envelope.SerializeToString())
 
     async def _apply(self, assignments: list[Assignment], now: int) -> int:
-        args: list[str | bytes | int] = [
-            self.keys.prefix,
-            now,
-            self.settings.events_maxlen,
-            len(assignments),
-        ]
+        args = [*tasklua.context_args(self.keys, self.settings, now), len(assignments)]
         for a in assignments:
             args += [a.task_id, a.agent_id, a.attempt, a.token, a.envelope]
-        codes = await self._assign(keys=[self.keys.events, self.keys.agent_load], args=args)
+        codes = await self._assign(keys=tasklua.context_keys(self.keys), args=args)
         applied = sum(1 for c in codes if int(c) == 1)
         self.assigned_total += applied
         return applied

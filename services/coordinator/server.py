@@ -20,10 +20,12 @@ from services.common.loops import Backoff, cancel_and_wait
 from services.common.redis import Redis, create_redis
 from services.common.server import GrpcServer, create_channel, create_server, run, run_until_signal
 from services.coordinator.agent_cache import AgentCache
+from services.coordinator.reclaim import Reclaimer
 from services.coordinator.results import ResultsConsumer
 from services.coordinator.scheduler import Scheduler
 from services.coordinator.service import CoordinatorService
 from services.coordinator.store import TaskStore
+from services.coordinator.trimmer import StreamTrimmer
 from services.coordinator.workflow_engine import WorkflowEngine
 
 logger = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ class CoordinatorServer:
         self.workflows = WorkflowEngine(
             self.redis, self.keys, settings, self.store, f"coordinator-{self.instance}", self._wake
         )
+        self.reclaimer: Reclaimer | None = None
 
     async def start(self, listen: str | None = None) -> int:
         self.registry_channel = create_channel(self.settings.registry_addr, self.settings)
@@ -58,6 +61,9 @@ class CoordinatorServer:
         self.scheduler = Scheduler(self.redis, self.keys, self.settings, cache)
         self.results = ResultsConsumer(
             self.redis, self.keys, self.settings, f"coordinator-{self.instance}", self._wake
+        )
+        self.reclaimer = Reclaimer(
+            self.redis, self.keys, self.settings, f"reclaimer-{self.instance}", self._wake
         )
         service = CoordinatorService(self.store, self.settings, on_submit=self._wake)
         service.workflows = self.workflows
@@ -73,6 +79,10 @@ class CoordinatorServer:
             asyncio.create_task(self.results.run(), name="results"),
             asyncio.create_task(self._retention(), name="retention"),
             asyncio.create_task(self.workflows.run(), name="workflows"),
+            asyncio.create_task(self.reclaimer.run(), name="reclaimer"),
+            asyncio.create_task(
+                StreamTrimmer(self.redis, self.keys, self.settings).run(), name="trimmer"
+            ),
         ]
         logger.info("coordinator %s listening on port %d", self.instance, self.grpc.port)
         return self.grpc.port

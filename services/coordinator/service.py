@@ -8,6 +8,7 @@ from typing import Any, TypeAlias
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, task_pb2
 from services.common.config import Settings
 from services.common.submission import validate_batch, validate_task
+from services.coordinator.dead_letter_rpcs import DeadLetterRpcs
 from services.coordinator.store import TaskStore
 from services.coordinator.workflow_rpcs import WorkflowRpcs
 
@@ -15,7 +16,9 @@ from services.coordinator.workflow_rpcs import WorkflowRpcs
 Context: TypeAlias = Any
 
 
-class CoordinatorService(WorkflowRpcs, coordinator_pb2_grpc.CoordinatorServiceServicer):
+class CoordinatorService(
+    WorkflowRpcs, DeadLetterRpcs, coordinator_pb2_grpc.CoordinatorServiceServicer
+):
     def __init__(self, store: TaskStore, settings: Settings, on_submit: Callable[[], None]) -> None:
         self.store = store
         self.settings = settings

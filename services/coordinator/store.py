@@ -19,7 +19,13 @@ from services.common.keys import Keys
 from services.common.redis import Redis
 from services.common.submission import ValidTask
 from services.common.validation import check_id, check_page_size
-from services.coordinator.model import TASK_FIELDS, TERMINAL_STATES, task_from_values
+from services.coordinator import tasklua
+from services.coordinator.model import (
+    TASK_FIELDS,
+    TERMINAL_STATES,
+    set_durations,
+    task_from_values,
+)
 
 _HERE = Path(__file__).parent
 REQUEST_ID_TTL_SECONDS = 24 * 3600
@@ -39,7 +45,7 @@ class TaskStore:
         self.keys = keys
         self.settings = settings
         self._submit = lua.register(redis, _HERE / "submit.lua")
-        self._cancel = lua.register(redis, _HERE / "cancel.lua")
+        self._cancel = tasklua.register(redis, "cancel")
 
     async def submit(self, specs: Sequence[ValidTask]) -> list[task_pb2.Task]:
         """Create tasks atomically; a known request_id yields the task it created before."""
@@ -72,9 +78,19 @@ class TaskStore:
                 spec.trace_id,
                 spec.workflow_id,
                 spec.step_id,
+                spec.schedule_to_start_ms,
+                spec.heartbeat_timeout_ms,
+                spec.retry_initial_backoff_ms,
+                spec.retry_max_backoff_ms,
             ]
         raw = await self._submit(
-            keys=[self.keys.tasks_index, self.keys.task_seq, self.keys.events], args=args
+            keys=[
+                self.keys.tasks_index,
+                self.keys.task_seq,
+                self.keys.events,
+                self.keys.start_deadlines,
+            ],
+            args=args,
         )
         ids = [r.decode() for r in cast(list[bytes], raw)]
         out: list[task_pb2.Task] = []
@@ -102,6 +118,7 @@ class TaskStore:
                 step_id=spec.step_id,
             )
             task.create_time.CopyFrom(ts_from_ms(now))
+            set_durations(task, spec)
             out.append(task)
         return out
 
@@ -167,8 +184,8 @@ class TaskStore:
         check_id(task_id, "task_id")
         previous = int(
             await self._cancel(
-                keys=[self.keys.events, self.keys.due, self.keys.finished],
-                args=[self.keys.prefix, now_ms(), self.settings.events_maxlen, task_id],
+                keys=tasklua.context_keys(self.keys),
+                args=[*tasklua.context_args(self.keys, self.settings, now_ms()), task_id],
             )
         )
         if previous == 0:

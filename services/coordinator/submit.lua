@@ -1,17 +1,20 @@
 -- Create a batch of tasks atomically: hash, pending queue, indexes, SUBMITTED event.
 -- A repeated request_id returns the task it created before instead of a new one.
--- KEYS: tasks_index, task_seq, events
--- ARGV: prefix, now_ms, events_maxlen, request_ttl_s, n, then per task 12 values:
+-- KEYS: tasks_index, task_seq, events, start_deadlines
+-- ARGV: prefix, now_ms, events_maxlen, request_ttl_s, n, then per task 16 values:
 --   task_id, capability, payload, priority, max_attempts, labels_json, request_id,
---   request_key, timeout_ms, trace_id, workflow_id, step_id
+--   request_key, timeout_ms, trace_id, workflow_id, step_id, schedule_to_start_ms,
+--   heartbeat_timeout_ms, backoff_ms, backoff_max_ms (the last four 0 for the defaults)
 local prefix, now, maxlen, ttl, n = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
 local out = {}
 for i = 0, n - 1 do
-  local b = 6 + i * 12
+  local b = 6 + i * 16
   local task_id, cap, payload = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local priority, max_attempts, labels = tonumber(ARGV[b + 3]), ARGV[b + 4], ARGV[b + 5]
   local request_id, request_key, timeout_ms, trace_id = ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
   local workflow_id, step_id = ARGV[b + 10], ARGV[b + 11]
+  local s2s_ms, hb_ms = tonumber(ARGV[b + 12]), ARGV[b + 13]
+  local backoff_ms, backoff_max_ms = ARGV[b + 14], ARGV[b + 15]
   local existing = false
   if request_key ~= '' then
     existing = redis.call('GET', request_key)
@@ -27,10 +30,14 @@ for i = 0, n - 1 do
       'capability', cap, 'payload', payload, 'state', TASK_STATE_PENDING, 'attempt', 0,
       'max_attempts', max_attempts, 'priority', priority, 'labels', labels,
       'request_id', request_id, 'seq', seq, 'create_ms', now, 'timeout_ms', timeout_ms,
-      'trace_id', trace_id, 'workflow_id', workflow_id, 'step_id', step_id)
+      'trace_id', trace_id, 'workflow_id', workflow_id, 'step_id', step_id,
+      's2s_ms', s2s_ms, 'hb_ms', hb_ms, 'backoff_ms', backoff_ms, 'backoff_max_ms', backoff_max_ms)
     redis.call('ZADD', prefix .. 'pending:' .. cap, (100 - priority) * 17592186044416 + seq, task_id)
     redis.call('ZADD', KEYS[1], seq, task_id)
     redis.call('ZADD', prefix .. 'tasks:' .. TASK_STATE_PENDING, seq, task_id)
+    if s2s_ms > 0 then
+      redis.call('ZADD', KEYS[4], now + s2s_ms, task_id)
+    end
     emit_event(KEYS[3], maxlen, {type = EVENT_TYPE_TASK_SUBMITTED, ms = now, task_id = task_id,
       capability = cap, state = TASK_STATE_PENDING, workflow_id = workflow_id, step_id = step_id})
     out[#out + 1] = task_id

@@ -1,10 +1,23 @@
--- Task transitions shared by the coordinator's scripts. Each script sets up a context C:
--- C.prefix, C.now, C.maxlen, and key names C.events, C.load, C.finished, C.dead, C.due,
--- C.leases, C.attempt_deadlines, C.start_deadlines; C.backoff_ms and C.backoff_max_ms are
--- the defaults for tasks that set none.
+-- Task transitions shared by the coordinator's scripts (prepended after the prelude).
+-- Every script using it takes the same leading KEYS and ARGV (see services/coordinator/
+-- tasklua.py), read by context():
+--   KEYS[1..8]: events, agent_load, finished, dead_letters, due, task_leases,
+--               attempt_deadlines, start_deadlines
+--   ARGV[1..7]: prefix, now_ms, events_maxlen, backoff_initial_ms, backoff_max_ms,
+--               dead_letters_maxlen, default task lease ms
+-- Script-specific KEYS start at 9 and ARGV at 8.
 
 local TASK_FIELDS = {'state', 'attempt', 'token', 'capability', 'seq', 'max_attempts', 'held',
-  'workflow_id', 'priority', 'step_id', 'backoff_ms', 'backoff_max_ms', 'errors', 'agent_id'}
+  'workflow_id', 'priority', 'step_id', 'backoff_ms', 'backoff_max_ms', 'errors', 'agent_id',
+  'attempt_base', 'hb_ms', 'timeout_ms'}
+
+local function context()
+  return {events = KEYS[1], load = KEYS[2], finished = KEYS[3], dead = KEYS[4], due = KEYS[5],
+    leases = KEYS[6], attempt_deadlines = KEYS[7], start_deadlines = KEYS[8],
+    prefix = ARGV[1], now = tonumber(ARGV[2]), maxlen = ARGV[3],
+    backoff_ms = tonumber(ARGV[4]), backoff_max_ms = tonumber(ARGV[5]),
+    dead_maxlen = ARGV[6], lease_ms = tonumber(ARGV[7])}
+end
 
 local function load_task(C, task_id)
   local tk = C.prefix .. 'task:' .. task_id
@@ -15,6 +28,10 @@ local function load_task(C, task_id)
   return t
 end
 
+local function is_live(t)
+  return t.state == TASK_STATE_ASSIGNED or t.state == TASK_STATE_RUNNING
+end
+
 local function pending_score(priority, seq)
   return (100 - tonumber(priority)) * 17592186044416 + tonumber(seq)
 end
@@ -22,6 +39,13 @@ end
 local function move_index(C, t, to)
   redis.call('ZREM', C.prefix .. 'tasks:' .. t.state, t.id)
   redis.call('ZADD', C.prefix .. 'tasks:' .. to, t.seq, t.id)
+end
+
+-- Lease of a new attempt: the task's heartbeat timeout, else the default.
+local function lease_ms(C, t)
+  local ms = tonumber(t.hb_ms) or 0
+  if ms <= 0 then ms = C.lease_ms end
+  return ms
 end
 
 -- Free the agent slot an attempt holds, once.
@@ -52,7 +76,7 @@ local function emit(C, ev)
   emit_event(C.events, C.maxlen, ev)
 end
 
--- Enter a terminal state (from a live or pending state), with its bookkeeping.
+-- Enter a terminal state, with its bookkeeping (indexes, retention, workflow notice).
 local function finish(C, t, to, fields)
   redis.call('HSET', t.key, 'state', to, 'end_ms', C.now, unpack(fields or {}))
   move_index(C, t, to)
@@ -62,15 +86,18 @@ local function finish(C, t, to, fields)
   notify_workflow(C.prefix, t.workflow_id, t.step_id, t.id, to)
 end
 
--- Record a failed attempt, then retry it after a backoff (or at once when delay is 0), or,
+-- Record a failed attempt, then retry it after a backoff (or at once when `immediate`), or,
 -- past the attempt budget or when not retryable, fail the task and dead-letter it.
 -- Returns 'retry' or 'failed'.
 local function fail_attempt(C, t, attempt, agent_id, err, retryable, jitter, immediate)
   local errors = cjson.decode(t.errors or '[]')
   errors[#errors + 1] = {attempt = attempt, agent_id = agent_id, error = err, ms = C.now}
+  while #errors > 20 do table.remove(errors, 1) end
   local errors_json = cjson.encode(errors)
+  t.errors = errors_json
   redis.call('HSET', t.key, 'error', err, 'errors', errors_json)
-  if retryable and attempt < tonumber(t.max_attempts) then
+  local used = attempt - (tonumber(t.attempt_base) or 0)
+  if retryable and used < tonumber(t.max_attempts) then
     move_index(C, t, TASK_STATE_PENDING)
     redis.call('HSET', t.key, 'state', TASK_STATE_PENDING)
     t.state = TASK_STATE_PENDING
@@ -81,7 +108,7 @@ local function fail_attempt(C, t, attempt, agent_id, err, retryable, jitter, imm
       if initial <= 0 then initial = C.backoff_ms end
       local cap = tonumber(t.backoff_max_ms) or 0
       if cap <= 0 then cap = C.backoff_max_ms end
-      local delay = math.min(cap, initial * 2 ^ (attempt - 1))
+      local delay = math.min(cap, initial * 2 ^ (used - 1))
       delay = math.floor(delay / 2 + jitter * delay / 2)
       redis.call('ZADD', C.due, C.now + delay, t.id)
     end
@@ -94,22 +121,37 @@ local function fail_attempt(C, t, attempt, agent_id, err, retryable, jitter, imm
   return 'failed'
 end
 
+-- Emit the events of a fail_attempt outcome.
+local function emit_failure(C, t, outcome, attempt, agent_id, err)
+  if outcome == 'retry' then
+    emit(C, event_of(t, EVENT_TYPE_TASK_RETRYING, TASK_STATE_PENDING, attempt, agent_id, err))
+  else
+    emit(C, event_of(t, EVENT_TYPE_TASK_FAILED, TASK_STATE_FAILED, attempt, agent_id, err))
+    emit(C, event_of(t, EVENT_TYPE_TASK_DEAD_LETTERED, TASK_STATE_FAILED, attempt, agent_id, err))
+  end
+end
+
 -- Lose an in-flight attempt (its agent died, its lease or deadline passed): free its slot and
--- retry or fail it. Returns 'retry', 'failed', or nil when the attempt is not current.
+-- retry or fail it. `event_type` (may be nil) records the loss itself.
+-- Returns 'retry', 'failed', or nil when the attempt is not current (nothing changes then,
+-- except that a slot still held by a finished attempt is freed).
 local function lose_attempt(C, task_id, attempt, why, event_type, jitter, immediate)
   local t = load_task(C, task_id)
-  if t.state ~= TASK_STATE_ASSIGNED and t.state ~= TASK_STATE_RUNNING then return nil end
-  if tonumber(t.attempt) ~= tonumber(attempt) then return nil end
-  local agent_id = t.held ~= '' and t.held or (t.agent_id or '')
+  if not t.state then return nil end
+  if not is_live(t) or tonumber(t.attempt) ~= tonumber(attempt) then
+    if tonumber(t.attempt) == tonumber(attempt) then
+      release_slot(C, t)
+      end_attempt(C, t)
+    end
+    return nil
+  end
+  local agent_id = (t.held and t.held ~= '') and t.held or (t.agent_id or '')
   release_slot(C, t)
   end_attempt(C, t)
-  emit(C, event_of(t, event_type, t.state, attempt, agent_id, why))
-  local outcome = fail_attempt(C, t, tonumber(attempt), agent_id, why, true, jitter, immediate)
-  if outcome == 'retry' then
-    emit(C, event_of(t, EVENT_TYPE_TASK_RETRYING, TASK_STATE_PENDING, attempt, agent_id, why))
-  else
-    emit(C, event_of(t, EVENT_TYPE_TASK_FAILED, TASK_STATE_FAILED, attempt, agent_id, why))
-    emit(C, event_of(t, EVENT_TYPE_TASK_DEAD_LETTERED, TASK_STATE_FAILED, attempt, agent_id, why))
+  if event_type then
+    emit(C, event_of(t, event_type, t.state, attempt, agent_id, why))
   end
+  local outcome = fail_attempt(C, t, tonumber(attempt), agent_id, why, true, jitter, immediate)
+  emit_failure(C, t, outcome, tonumber(attempt), agent_id, why)
   return outcome
 end

@@ -21,13 +21,14 @@ from hivewire.v1 import (
 from services.common.config import Settings
 from services.common.validation import check_id
 from services.gateway import checks
+from services.gateway.dead_letter_rpcs import GatewayDeadLetterRpcs
 from services.gateway.events_hub import EventsHub
 from services.gateway.workflow_rpcs import WorkflowRpcs
 
 logger = logging.getLogger(__name__)
 
 
-class GatewayServicer(WorkflowRpcs, gateway_pb2_grpc.GatewayServiceServicer):
+class GatewayServicer(WorkflowRpcs, GatewayDeadLetterRpcs, gateway_pb2_grpc.GatewayServiceServicer):
     """Thin: every request is checked here, then forwarded with a deadline or served from the hub.
 
     Errors from the coordinator or registry propagate as AioRpcError; the error interceptor passes

@@ -14,6 +14,7 @@ from services.common.keys import INBOX_GROUP, Keys
 from services.common.validation import check_capability, check_id, check_labels, check_page_size
 from services.registry.model import decode_page_token, encode_page_token
 from services.registry.store import AgentStore
+from services.registry.task_leases import TaskLeases, check_running_ids
 from services.registry.watch import ChangeHub, watch_agents
 
 Context: TypeAlias = Any  # grpc.aio.ServicerContext (grpc ships no type hints)
@@ -55,6 +56,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self._hub = hub
         self._keys = keys
         self._settings = settings
+        self._task_leases = TaskLeases(store.redis, keys, settings)
 
     async def RegisterAgent(
         self, request: registry_pb2.RegisterAgentRequest, context: Context
@@ -79,10 +81,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         check_agent(request.agent_id, request.agent_token)
         if request.in_flight < 0:
             raise InvalidArgument("in_flight must not be negative", field="in_flight")
+        running = check_running_ids(request.running_task_ids)
         expire_ms = await self._store.heartbeat(
             request.agent_id, request.agent_token, draining=request.draining
         )
-        return registry_pb2.SendHeartbeatResponse(lease_expire_time=ts_from_ms(expire_ms))
+        cancel = await self._task_leases.renew(request.agent_id, running)
+        return registry_pb2.SendHeartbeatResponse(
+            lease_expire_time=ts_from_ms(expire_ms), cancel_task_ids=cancel
+        )
 
     async def DeregisterAgent(
         self, request: registry_pb2.DeregisterAgentRequest, context: Context

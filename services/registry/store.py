@@ -49,6 +49,7 @@ class AgentStore:
     """Reads and writes the agent layout (hash, index, leases, inbox, agent_changes, events)."""
 
     def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
+        self.redis = redis
         self._redis = redis
         self._keys = keys
         self._settings = settings
@@ -127,6 +128,7 @@ class AgentStore:
                 self._keys.leases,
                 self._keys.agent_changes,
                 self._keys.events,
+                self._keys.reclaim_agents,
             ],
             args=[
                 agent_id,
@@ -231,7 +233,13 @@ class AgentStore:
         """Run the expiry script for these ids; it re-checks each lease against `now`."""
         k = self._keys
         result: list[bytes] = await self._expire(
-            keys=[k.leases, k.agent_changes, k.events, *(k.agent(i) for i in agent_ids)],
+            keys=[
+                k.leases,
+                k.agent_changes,
+                k.events,
+                k.reclaim_agents,
+                *(k.agent(i) for i in agent_ids),
+            ],
             args=[
                 now,
                 CHANGES_MAXLEN,

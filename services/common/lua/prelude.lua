@@ -40,9 +40,12 @@ local function encode_event(ev)
     .. pb_bytes(12, ev.step_id)
 end
 
--- Append an event to the events stream, trimmed approximately to maxlen entries.
+-- Append an event to the events stream. The coordinator trims it to about maxlen entries but
+-- never past an entry a consumer group has not acknowledged (services/coordinator/trimmer.py);
+-- 10 x maxlen is only the hard cap that bounds memory if a group stalls.
 local function emit_event(events_key, maxlen, ev)
-  redis.call('XADD', events_key, 'MAXLEN', '~', maxlen, '*', 'event', encode_event(ev))
+  redis.call('XADD', events_key, 'MAXLEN', '~', tonumber(maxlen) * 10, '*', 'event',
+    encode_event(ev))
 end
 
 -- Tell the workflow engine that a workflow task reached a terminal state.

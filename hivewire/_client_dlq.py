@@ -1,0 +1,40 @@
+"""Client SDK methods for dead letters (a mixin of Client)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from hivewire.v1 import gateway_pb2_grpc, task_pb2
+
+
+class DeadLetterMethods:
+    """Uses the Client's gateway stub and timeout."""
+
+    _stub: gateway_pb2_grpc.GatewayServiceStub
+    timeout: float
+
+    async def list_dead_letters(
+        self, page_size: int = 100, page_token: str = ""
+    ) -> tuple[list[task_pb2.DeadLetter], str]:
+        """One page of dead letters, newest first, and the next page token ('' on the last)."""
+        resp: task_pb2.ListDeadLettersResponse = await self._stub.ListDeadLetters(
+            task_pb2.ListDeadLettersRequest(page_size=page_size, page_token=page_token),
+            timeout=self.timeout,
+        )
+        return list(resp.dead_letters), resp.next_page_token
+
+    async def iter_dead_letters(self, page_size: int = 100) -> AsyncIterator[task_pb2.DeadLetter]:
+        token = ""
+        while True:
+            page, token = await self.list_dead_letters(page_size, token)
+            for letter in page:
+                yield letter
+            if not token:
+                return
+
+    async def retry_dead_letter(self, dead_letter_id: str) -> task_pb2.Task:
+        """Put a dead-lettered task back in its queue with a fresh attempt budget."""
+        resp: task_pb2.RetryDeadLetterResponse = await self._stub.RetryDeadLetter(
+            task_pb2.RetryDeadLetterRequest(dead_letter_id=dead_letter_id), timeout=self.timeout
+        )
+        return resp.task

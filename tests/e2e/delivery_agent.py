@@ -1,0 +1,35 @@
+"""A test agent process for the delivery fault tests: `python -m tests.e2e.delivery_agent NAME`.
+
+Handlers: `sleep` sleeps payload["secs"] then returns {"agent": NAME, "attempt": n};
+`poison` always raises. Configured through HIVEWIRE_* like any agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Any
+
+from hivewire.agent import Agent, TaskContext, run_agent
+
+
+def build(name: str, max_concurrency: int) -> Agent:
+    agent = Agent(name, max_concurrency=max_concurrency, running_report_after=0.05)
+
+    @agent.handler("sleep")
+    async def sleep(ctx: TaskContext) -> dict[str, Any]:
+        await asyncio.sleep(float(ctx.json()["secs"]))
+        return {"agent": name, "attempt": ctx.attempt}
+
+    @agent.handler("poison")
+    async def poison(ctx: TaskContext) -> None:
+        raise RuntimeError("poison pill")
+
+    return agent
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    concurrency = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+    run_agent(build(sys.argv[1], concurrency))

@@ -1,0 +1,248 @@
+"""Delivery under faults: agents killed -9 or stopped by signal, long tasks, poison, two
+coordinators. Registry, coordinator and agents run as real processes on a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf.duration_pb2 import Duration
+
+from hivewire.v1 import coordinator_pb2, task_pb2
+from services.common.config import Settings
+from services.common.redis import Redis
+from tests.e2e.delivery_stack import Driver, Processes, types
+
+pytestmark = pytest.mark.e2e
+
+RUNNING = task_pb2.TASK_STATE_RUNNING
+SUCCEEDED = task_pb2.TASK_STATE_SUCCEEDED
+FAILED = task_pb2.TASK_STATE_FAILED
+
+
+@pytest.fixture
+def procs(settings: Settings, tmp_path: Path) -> Iterator[Processes]:
+    p = Processes(settings, tmp_path, {})
+    p.start_registry()
+    p.start_coordinator()
+    yield p
+    p.close()
+    assert p.unclean == [], p.logs()
+
+
+@pytest.fixture
+async def driver(procs: Processes, redis: Redis, settings: Settings) -> AsyncIterator[Driver]:
+    d = Driver(redis, settings, procs.coordinators[0])
+    yield d
+    await d.close()
+
+
+def secs(n: float) -> bytes:
+    return json.dumps({"secs": n}).encode()
+
+
+async def test_agent_kill9_mid_task_completes_on_another_agent(
+    procs: Processes, driver: Driver
+) -> None:
+    procs.start_agent("a")
+    a = await driver.agent_id("a")
+    task = await driver.submit("sleep", secs(2))
+    await driver.wait_for(task.task_id, lambda t: t.state == RUNNING and t.agent_id == a)
+    procs.start_agent("b")
+    b = await driver.agent_id("b")
+    procs.kill("a")
+    done = await driver.wait_for(task.task_id, lambda t: t.state == SUCCEEDED)
+    assert (done.agent_id, done.attempt) == (b, 2), procs.logs()
+    assert json.loads(done.result) == {"agent": "b", "attempt": 2}
+    seen = types(await driver.events(task.task_id))
+    assert seen.count("TASK_SUCCEEDED") == 1
+    assert "TASK_RECLAIMED" in seen
+    # The dead agent's inbox was reclaimed and forgotten.
+    assert not await driver.redis.exists(driver.keys.inbox(a))
+    assert await driver.redis.zcard(driver.keys.reclaim_agents) == 0
+
+
+async def test_agent_stopped_past_its_lease_has_its_late_result_ignored(
+    procs: Processes, driver: Driver
+) -> None:
+    procs.start_agent("a")
+    a = await driver.agent_id("a")
+    task = await driver.submit("sleep", secs(2))
+    await driver.wait_for(task.task_id, lambda t: t.state == RUNNING and t.agent_id == a)
+    procs.start_agent("b")
+    await driver.agent_id("b")
+    procs.signal("a", signal.SIGSTOP)
+    done = await driver.wait_for(task.task_id, lambda t: t.state == SUCCEEDED)
+    procs.signal("a", signal.SIGCONT)
+    assert json.loads(done.result)["agent"] == "b"
+    for _ in range(200):
+        ignored = [e for e in await driver.events(task.task_id) if types([e]) == ["RESULT_IGNORED"]]
+        if ignored:
+            break
+        await asyncio.sleep(0.1)
+    assert ignored, procs.logs()
+    assert ignored[0].attempt == 1 and ignored[0].agent_id == a
+    assert "superseded" in ignored[0].message
+    after = await driver.store.get(task.task_id)
+    assert (after.state, after.result, after.attempt) == (SUCCEEDED, done.result, 2)
+    assert types(await driver.events(task.task_id)).count("TASK_SUCCEEDED") == 1
+
+
+async def test_long_task_with_heartbeats_is_not_reclaimed(procs: Processes, driver: Driver) -> None:
+    procs.start_agent("a")
+    await driver.agent_id("a")
+    # The attempt lease is 3 s (FAST); the task runs well past two leases.
+    task = await driver.submit("sleep", secs(8))
+    done = await driver.wait_for(task.task_id, lambda t: t.state == SUCCEEDED)
+    assert done.attempt == 1
+    seen = types(await driver.events(task.task_id))
+    assert "TASK_RECLAIMED" not in seen and "TASK_RETRYING" not in seen
+
+
+async def test_cancel_reaches_the_running_handler(procs: Processes, driver: Driver) -> None:
+    procs.start_agent("a", concurrency=1)
+    a = await driver.agent_id("a")
+    task = await driver.submit("sleep", secs(60))
+    await driver.wait_for(task.task_id, lambda t: t.state == RUNNING)
+    cancelled = await driver.stub.CancelTask(
+        coordinator_pb2.CoordinatorServiceCancelTaskRequest(
+            request=task_pb2.CancelTaskRequest(task_id=task.task_id)
+        ),
+        timeout=5,
+    )
+    assert cancelled.response.task.state == task_pb2.TASK_STATE_CANCELLED
+    # The next heartbeat tells the agent; it stops the handler and reports back, which
+    # frees its only slot long before the 60 s task would have ended.
+    for _ in range(150):
+        if await driver.redis.hget(driver.keys.agent_load, a) == b"0":
+            break
+        await asyncio.sleep(0.1)
+    assert await driver.redis.hget(driver.keys.agent_load, a) == b"0", procs.logs()
+    seen = types(await driver.events(task.task_id))
+    assert seen.count("TASK_CANCELLED") == 1 and "RESULT_IGNORED" not in seen
+    follow = await driver.submit("sleep", secs(0))
+    await driver.wait_for(follow.task_id, lambda t: t.state == SUCCEEDED)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await driver.stub.CancelTask(
+            coordinator_pb2.CoordinatorServiceCancelTaskRequest(
+                request=task_pb2.CancelTaskRequest(task_id=follow.task_id)
+            ),
+            timeout=5,
+        )
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_capability_without_agent_waits_then_drains(procs: Processes, driver: Driver) -> None:
+    tasks = [await driver.submit("sleep", secs(0)) for _ in range(5)]
+    await asyncio.sleep(1.5)
+    for task in tasks:
+        assert (await driver.store.get(task.task_id)).state == task_pb2.TASK_STATE_PENDING
+    procs.start_agent("late")
+    for task in tasks:
+        done = await driver.wait_for(task.task_id, lambda t: t.state == SUCCEEDED)
+        assert done.attempt == 1
+
+
+async def test_two_coordinators_apply_every_result_once(
+    procs: Processes, driver: Driver, redis: Redis, settings: Settings
+) -> None:
+    second = Driver(redis, settings, procs.start_coordinator("coordinator-2"))
+    procs.start_agent("a", concurrency=8)
+    procs.start_agent("b", concurrency=8)
+    try:
+        submitted = await asyncio.gather(
+            *(
+                (driver if i % 2 else second).submit("sleep", secs(0.01), request_id=f"r{i}")
+                for i in range(120)
+            )
+        )
+        # The same request_id through the other coordinator is the same task.
+        again = await second.submit("sleep", secs(0.01), request_id="r1")
+        assert again.task_id == submitted[1].task_id
+        for task in submitted:
+            await driver.wait_for(task.task_id, lambda t: t.state == SUCCEEDED, within=60)
+    finally:
+        await second.close()
+    events = await driver.events()
+    succeeded = [e.task_id for e in events if types([e]) == ["TASK_SUCCEEDED"]]
+    assert sorted(succeeded) == sorted(t.task_id for t in submitted)
+    assert len(set(succeeded)) == 120
+
+
+async def test_attempt_timeout_on_a_real_agent_fails_then_retries(
+    procs: Processes, driver: Driver
+) -> None:
+    procs.start_agent("a")
+    await driver.agent_id("a")
+    timeout = Duration()
+    timeout.FromMilliseconds(300)
+    task = await driver.submit("sleep", secs(30), attempt_timeout=timeout, max_attempts=2)
+    done = await driver.wait_for(task.task_id, lambda t: t.state == FAILED)
+    assert done.attempt == 2
+    assert "TimeoutError" in done.error
+    assert types(await driver.events(task.task_id)).count("TASK_RETRYING") == 1
+
+
+async def test_memory_stays_bounded_after_a_run(
+    settings: Settings, tmp_path: Path, redis: Redis
+) -> None:
+    procs = Processes(settings, tmp_path, {"HIVEWIRE_EVENTS_MAXLEN": "100"})
+    procs.start_registry()
+    procs.start_coordinator()
+    procs.start_agent("a", concurrency=16)
+    driver = Driver(redis, settings, procs.coordinators[0])
+    try:
+        tasks = [await driver.submit("sleep", secs(0)) for _ in range(300)]
+        for task in tasks:
+            await driver.wait_for(task.task_id, lambda t: t.state == SUCCEEDED)
+        k = driver.keys
+        for _ in range(200):  # the trimmer runs every few seconds
+            if await redis.xlen(k.events) <= 110:
+                break
+            await asyncio.sleep(0.1)
+        assert await redis.xlen(k.events) <= 110
+        assert await redis.xlen(k.results) == 0
+        a = await driver.agent_id("a")
+        assert await redis.xlen(k.inbox(a)) == 0
+        for key in (k.due, k.task_leases, k.attempt_deadlines, k.start_deadlines):
+            assert await redis.zcard(key) == 0, key
+        assert await redis.hget(k.agent_load, a) == b"0"
+    finally:
+        await driver.close()
+        procs.close()
+
+
+async def test_coordinator_kill9_under_load_then_restart(
+    settings: Settings, tmp_path: Path, redis: Redis
+) -> None:
+    procs = Processes(settings, tmp_path, {"HIVEWIRE_RESULTS_CLAIM_IDLE": "2"})
+    procs.start_registry()
+    procs.start_coordinator()
+    procs.start_agent("a", concurrency=8)
+    procs.start_agent("b", concurrency=8)
+    driver = Driver(redis, settings, procs.coordinators[0])
+    try:
+        tasks = [await driver.submit("sleep", secs(0.02)) for _ in range(300)]
+        done_index = driver.keys.tasks_by_state(str(SUCCEEDED))
+        for _ in range(3000):
+            if await redis.zcard(done_index) >= 60:
+                break
+            await asyncio.sleep(0.02)
+        procs.kill("coordinator")
+        await asyncio.sleep(1.0)  # agents keep writing results nobody applies yet
+        restarted = Driver(redis, settings, procs.start_coordinator("coordinator-2"))
+        try:
+            for task in tasks:
+                await restarted.wait_for(task.task_id, lambda t: t.state == SUCCEEDED, within=60)
+        finally:
+            await restarted.close()
+        succeeded = [e.task_id for e in await driver.events() if types([e]) == ["TASK_SUCCEEDED"]]
+        assert sorted(succeeded) == sorted(t.task_id for t in tasks)
+    finally:
+        await driver.close()
+        procs.close()

@@ -1,0 +1,136 @@
+"""The agent SDK's part in delivery, against the real registry (port 0) and real Redis:
+heartbeats name running tasks and carry cancellations back; a dead reader stops heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from hivewire.agent import Agent, TaskContext
+from hivewire.v1 import agent_pb2, stream_pb2, task_pb2
+from hivewire.wire import ENVELOPE_FIELD, RESULT_FIELD
+from services.common.config import Settings
+from services.common.keys import Keys
+from services.common.redis import Redis
+from services.registry.server import RegistryServer
+
+
+@pytest.fixture
+async def registry_port(settings: Settings) -> AsyncIterator[int]:
+    server = RegistryServer(settings)
+    port = await server.start("127.0.0.1:0")
+    yield port
+    await server.shutdown()
+
+
+def sleeper(registry_port: int, settings: Settings) -> Agent:
+    agent = Agent(
+        "delivery-sdk",
+        registry_addr=f"127.0.0.1:{registry_port}",
+        redis_url=settings.redis_url,
+        running_report_after=0.01,
+        drain_grace=1.0,
+    )
+
+    @agent.handler("sleep")
+    async def sleep(ctx: TaskContext) -> None:
+        await asyncio.sleep(float(ctx.json()["secs"]))
+
+    return agent
+
+
+async def deliver(redis: Redis, keys: Keys, agent_id: str, secs: float) -> str:
+    task_id = uuid.uuid4().hex
+    envelope = stream_pb2.TaskEnvelope(
+        task_id=task_id,
+        attempt=1,
+        attempt_token=uuid.uuid4().hex,
+        capability="sleep",
+        payload=json.dumps({"secs": secs}).encode(),
+        agent_id=agent_id,
+    )
+    await redis.xadd(keys.inbox(agent_id), {ENVELOPE_FIELD: envelope.SerializeToString()})
+    return task_id
+
+
+async def test_heartbeat_renews_running_tasks_and_cancels_others(
+    registry_port: int, settings: Settings, redis: Redis, keys: Keys
+) -> None:
+    async with sleeper(registry_port, settings) as agent:
+        agent_id = agent.agent_id
+        kept = await deliver(redis, keys, agent_id, 30)
+        dropped = await deliver(redis, keys, agent_id, 30)
+        # As the coordinator would have it: `kept` is this agent's attempt; `dropped` was
+        # cancelled by a client meanwhile.
+        await redis.hset(
+            keys.task(kept), mapping={"state": task_pb2.TASK_STATE_RUNNING, "agent_id": agent_id}
+        )
+        await redis.hset(
+            keys.task(dropped),
+            mapping={"state": task_pb2.TASK_STATE_CANCELLED, "agent_id": agent_id},
+        )
+        final: list[stream_pb2.TaskResult] = []
+        for _ in range(100):  # heartbeats come every lease/3 = 1 s
+            entries = await redis.xrange(keys.results)
+            results = [stream_pb2.TaskResult.FromString(f[RESULT_FIELD]) for _, f in entries]
+            final = [r for r in results if r.outcome != stream_pb2.TASK_OUTCOME_STARTED]
+            if final and await redis.zscore(keys.task_leases, kept) is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert [(r.task_id, r.outcome) for r in final] == [
+            (dropped, stream_pb2.TASK_OUTCOME_CANCELLED)
+        ]
+        assert await redis.zscore(keys.task_leases, kept) is not None
+        assert agent.in_flight == 1
+
+
+async def test_dead_reader_stops_heartbeats_and_the_lease_runs_out(
+    registry_port: int, settings: Settings, redis: Redis, keys: Keys
+) -> None:
+    agent = sleeper(registry_port, settings)
+    await agent.start()
+    agent_id = agent.agent_id
+    try:
+        # Break the inbox so the reader fails with an error it does not retry.
+        await redis.delete(keys.inbox(agent_id))
+        await redis.set(keys.inbox(agent_id), "not a stream")
+        for _ in range(150):
+            state = await redis.hget(keys.agent(agent_id), "state")
+            if int(state or 0) == agent_pb2.AGENT_STATE_OFFLINE:
+                break
+            await asyncio.sleep(0.1)
+        assert int(state or 0) == agent_pb2.AGENT_STATE_OFFLINE
+        assert await redis.zscore(keys.reclaim_agents, agent_id) is not None
+    finally:
+        await redis.delete(keys.inbox(agent_id))
+        await agent.stop(grace=1)
+
+
+async def test_inbox_deleted_during_a_blocking_read_means_register_again(
+    registry_port: int, settings: Settings, redis: Redis, keys: Keys
+) -> None:
+    async with sleeper(registry_port, settings) as agent:
+        old = agent.agent_id
+        await asyncio.sleep(0.3)  # the reader is now blocked in XREADGROUP
+        await redis.delete(keys.inbox(old))  # as a reclaim of this agent's inbox would
+        for _ in range(100):
+            if agent.agent_id != old:
+                break
+            await asyncio.sleep(0.05)
+        assert agent.agent_id != old
+        task_id = await deliver(redis, keys, agent.agent_id, 0)
+        for _ in range(100):
+            entries = await redis.xrange(keys.results)
+            done = [
+                r
+                for r in (stream_pb2.TaskResult.FromString(f[RESULT_FIELD]) for _, f in entries)
+                if r.task_id == task_id and r.outcome == stream_pb2.TASK_OUTCOME_SUCCEEDED
+            ]
+            if done:
+                break
+            await asyncio.sleep(0.05)
+        assert done
