@@ -38,6 +38,16 @@ class Settings:
     task_retention_seconds: float = 7 * 24 * 3600.0
     stream_queue_size: int = 1024
     agent_running_report_after: float = 0.1
+    # Hooks runner (services/hooks): no file means the runner idles.
+    hooks_file: str = ""
+    hooks_addr: str = "127.0.0.1:50054"
+    hooks_listen: str = ""
+    hooks_concurrency: int = 8
+    hooks_max_attempts: int = 5
+    hooks_retry_initial_backoff: float = 1.0
+    hooks_retry_max_backoff: float = 60.0
+    hooks_claim_idle: float = 30.0
+    hooks_poll_interval: float = 0.2
 
     def listen(self, service: str) -> str:
         """Listen address of a service: HIVEWIRE_<SERVICE>_LISTEN, else its *_ADDR."""
