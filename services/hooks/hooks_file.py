@@ -23,6 +23,19 @@ MAX_ATTEMPTS = 100
 LOOP_TYPES = frozenset({event_pb2.EVENT_TYPE_HOOK_SUCCEEDED, event_pb2.EVENT_TYPE_HOOK_FAILED})
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false, so the key `on` stays the string "on"."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
 class HooksFileError(ValueError):
     """The hooks file is invalid; the message names the file and the field."""
 
@@ -108,14 +121,15 @@ def parse_hooks(
 ) -> HooksConfig:
     """Parse hooks YAML (`hooks:` list); `env` resolves `secret_env` names."""
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise HooksFileError(f"{source}: not valid YAML: {exc}") from None
     p = _Parser(source, env, default_max_attempts)
     if doc is None:
         return HooksConfig()
     root = p.mapping(doc, "", {"hooks"})
-    items = root.get("hooks") or []
+    items = root.get("hooks")
+    items = [] if items is None else items
     if not isinstance(items, list):
         raise p.error("hooks", "must be a list of hooks")
     hooks = tuple(p.hook(item, f"hooks[{i}]") for i, item in enumerate(items))
