@@ -68,7 +68,8 @@ class ActionRunner:
         reader = asyncio.ensure_future(_read_tail(proc.stdout, tail))
         try:
             async with asyncio.timeout(action.timeout):
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                # A command may exit without reading stdin (uvloop then raises RuntimeError).
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError, RuntimeError):
                     proc.stdin.write(body(delivery))
                     await proc.stdin.drain()
                     proc.stdin.close()

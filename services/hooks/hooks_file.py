@@ -121,7 +121,7 @@ def parse_hooks(
 ) -> HooksConfig:
     """Parse hooks YAML (`hooks:` list); `env` resolves `secret_env` names."""
     try:
-        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        doc = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise HooksFileError(f"{source}: not valid YAML: {exc}") from None
     p = _Parser(source, env, default_max_attempts)

@@ -29,17 +29,17 @@ HOOK_TYPES = (event_pb2.EVENT_TYPE_HOOK_SUCCEEDED, event_pb2.EVENT_TYPE_HOOK_FAI
 
 
 async def eventually(
-    check: Callable[[], Awaitable[T]], timeout: float = 60.0, interval: float = 0.05
+    check: Callable[[], Awaitable[T]], limit: float = 60.0, interval: float = 0.05
 ) -> T:
-    """Poll until `check` returns something truthy; fail with its last value after `timeout`."""
+    """Poll until `check` returns something truthy; fail with its last value after `limit` s."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + limit
     while True:
         value = await check()
         if value:
             return value
         if loop.time() > deadline:
-            raise AssertionError(f"condition not met after {timeout}s (last: {value!r})")
+            raise AssertionError(f"condition not met after {limit}s (last: {value!r})")
         await asyncio.sleep(interval)
 
 
@@ -93,7 +93,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's method name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 expected = "sha256=" + hmac.new(receiver.secret, body, hashlib.sha256).hexdigest()
                 given = self.headers.get("X-Hivewire-Signature", "")
@@ -111,7 +111,7 @@ class Receiver:
                 self.send_response(status)
                 self.end_headers()
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         return Handler

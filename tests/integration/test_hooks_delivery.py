@@ -133,7 +133,8 @@ async def test_entries_a_dead_runner_read_are_taken_over(
     """A runner that read entries and died before scheduling them: XAUTOCLAIM finds them."""
     out = tmp_path / "out"
     config = config_of(
-        f"hooks: [{{name: note, on: task.failed, command: [sh, -c, 'echo $HIVEWIRE_TASK_ID >> {out}']}}]"
+        "hooks: [{name: note, on: task.failed,"
+        f" command: [sh, -c, 'echo $HIVEWIRE_TASK_ID >> {out}']}}]"
     )
     hsettings = hook_settings(settings, hooks_claim_idle=0.3)
     store = DeliveryStore(redis, keys, hsettings)

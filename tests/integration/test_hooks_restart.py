@@ -103,7 +103,7 @@ async def test_kill_9_mid_hook_then_restart_loses_nothing(
         await emit(redis, keys, FAILED, task_id=t, capability="x")
     (tmp_path / "gate").touch()
     async with runner(settings, hooks, log) as second:
-        outcomes = await eventually(lambda: _hook_events(redis, keys, 10), timeout=90)
+        outcomes = await eventually(lambda: _hook_events(redis, keys, 10), limit=90)
         await eventually(lambda: _none_pending(redis, keys))
         second.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(second.wait(), 30) == 0, b"".join(log).decode()
@@ -111,7 +111,7 @@ async def test_kill_9_mid_hook_then_restart_loses_nothing(
     assert {e.type for e in outcomes} == {event_pb2.EVENT_TYPE_HOOK_SUCCEEDED}
     # At least once: the two runs the dead runner left were run again by the new one.
     runs = Counter(read_ids(tmp_path / "runs"))
-    assert sorted(runs.values()) == [1] * 8 + [2] * 2
+    assert sorted(runs.values()) == [1] * 8 + [2] * 2, b"".join(log).decode()
     assert set(read_ids(tmp_path / "done")) == set(tasks)
     assert len(await redis.zrange(keys.hook_due, 0, -1)) == 0
 

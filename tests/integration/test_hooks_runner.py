@@ -1,4 +1,4 @@
-"""The hooks runner in-process against a real Redis, the real registry and coordinator, and agents."""
+"""The hooks runner in-process against real Redis, the real registry and coordinator, agents."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from tests.integration.hooks_helpers import (
     HOOK_TYPES,
     Receiver,
     config_of,
-    eventually,
     events_of,
+    eventually,
     hook_settings,
     hooks_pending,
     real_stack,
@@ -201,7 +201,7 @@ hooks:
             await eventually(lambda: _is(runner.dispatcher.in_flight == 2))
             assert await events_of(redis, keys, *HOOK_TYPES) == []
             gate.touch()
-            outcomes = await eventually(lambda: _n_events(redis, keys, 20), timeout=90)
+            outcomes = await eventually(lambda: _n_events(redis, keys, 20), limit=90)
         assert {e.type for e in outcomes} == {event_pb2.EVENT_TYPE_HOOK_FAILED}
         assert {e.task_id for e in outcomes} == set(ids)
         assert {e.attempt for e in outcomes} == {3}

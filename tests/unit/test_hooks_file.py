@@ -176,5 +176,5 @@ def test_dotted_names_cover_every_event_type() -> None:
     assert len(EVENT_NAMES) == len(event_pb2.EventType.items()) - 1
     for number, name in EVENT_NAMES.items():
         assert event_type(name) == number
-    with pytest.raises(ValueError, match="known: agent.deregistered"):
+    with pytest.raises(ValueError, match=r"known: agent\.deregistered"):
         event_type("TASK_FAILED")
