@@ -140,7 +140,7 @@ hooks:
                 ids[zone] = reply.agent.agent_id
             await channel.close()
             offline = await eventually(
-                lambda: _offline_events(redis, keys, set(ids.values())), timeout=30
+                lambda: _offline_events(redis, keys, set(ids.values())), limit=30
             )
             assert len(offline) == 2
             await eventually(lambda: events_of(redis, keys, *HOOK_TYPES))
