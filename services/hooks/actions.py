@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 # and dropped so a chatty hook can neither block on a full pipe nor fill our memory.
 OUTPUT_TAIL_BYTES = 2048
 KILL_WAIT_S = 5.0
+RESPONSE_START_BYTES = 200
 
 
 @dataclass(frozen=True)
@@ -96,13 +97,31 @@ class ActionRunner:
             "X-Hivewire-Delivery": delivery.delivery_id,
             "X-Hivewire-Hook": delivery.hook,
         }
-        resp = await self._http.post(
-            action.url, content=payload, headers=headers, timeout=action.timeout
-        )
-        if resp.is_success:
-            return Outcome(True, f"HTTP {resp.status_code}")
-        text = resp.text[:200].strip()
-        return Outcome(False, f"HTTP {resp.status_code}" + (f": {text}" if text else ""))
+        try:
+            async with asyncio.timeout(action.timeout):  # httpx's timeout is per phase
+                request = self._http.build_request(
+                    "POST", action.url, content=payload, headers=headers, timeout=action.timeout
+                )
+                resp = await self._http.send(request, stream=True)
+                try:
+                    status, text = resp.status_code, await _read_start(resp)
+                finally:
+                    await resp.aclose()
+        except TimeoutError:
+            return Outcome(False, f"timed out after {action.timeout:g}s")
+        if 200 <= status < 300:
+            return Outcome(True, f"HTTP {status}")
+        return Outcome(False, f"HTTP {status}" + (f": {text}" if text else ""))
+
+
+async def _read_start(resp: httpx.Response) -> str:
+    """The first bytes of a response body (the rest is never read into memory)."""
+    start = bytearray()
+    async for chunk in resp.aiter_raw():
+        start += chunk
+        if len(start) >= RESPONSE_START_BYTES:
+            break
+    return start[:RESPONSE_START_BYTES].decode(errors="replace").strip()
 
 
 async def _read_tail(stream: asyncio.StreamReader, tail: bytearray) -> None:

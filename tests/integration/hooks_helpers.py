@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -84,6 +85,7 @@ class Receiver:
 
     secret: bytes
     fail_first: int = 0
+    delay: float = 0.0
     valid: list[dict[str, Any]] = field(default_factory=list)
     invalid: int = 0
     headers: list[dict[str, str]] = field(default_factory=list)
@@ -95,6 +97,7 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                time.sleep(receiver.delay)
                 expected = "sha256=" + hmac.new(receiver.secret, body, hashlib.sha256).hexdigest()
                 given = self.headers.get("X-Hivewire-Signature", "")
                 with receiver.lock:
