@@ -254,11 +254,7 @@ class _Parser:
         return CommandAction(tuple(argv), timeout, cwd, env)
 
     def webhook(self, value: Any, where: str) -> WebhookAction:
-        w = (
-            {"url": value}
-            if isinstance(value, str)
-            else self.mapping(value, where, {"url", "secret", "secret_env", "timeout", "headers"})
-        )
+        w = self.mapping(value, where, {"url", "secret", "secret_env", "timeout", "headers"})
         url = w.get("url")
         parts = urlsplit(url) if isinstance(url, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:

@@ -100,6 +100,10 @@ def test_empty_file_means_no_hooks() -> None:
             "needs exactly one action",
         ),
         (
+            "hooks: [{name: a, on: task.failed, webhook: 'http://h'}]",
+            "(a).webhook: must be a mapping",
+        ),
+        (
             "hooks: [{name: a, on: task.failed, command: []}]",
             "(a).command.argv: must be a non-empty",
         ),
