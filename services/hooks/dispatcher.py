@@ -124,7 +124,7 @@ class Dispatcher:
         else:
             self.counts["succeeded" if verdict == "ok" else "failed"] += 1
             log = logger.info if verdict == "ok" else logger.warning
-            log("hook %s for %s: %s", delivery.hook, delivery.entry_id, message)
+            log("hook %s (event %s, attempt %d)", message, delivery.entry_id, delivery.attempt)
 
     async def drain(self, grace: float) -> None:
         """Let running hooks finish for `grace` seconds; cancel and hand back the rest."""
