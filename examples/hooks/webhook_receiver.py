@@ -13,7 +13,7 @@ SECRET = os.environ["HIVEWIRE_HOOK_SECRET"].encode()
 
 
 class Receiver(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's method name
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         expected = "sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, self.headers.get("X-Hivewire-Signature", "")):
