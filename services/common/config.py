@@ -48,6 +48,7 @@ class Settings:
     hooks_retry_max_backoff: float = 60.0
     hooks_claim_idle: float = 30.0
     hooks_poll_interval: float = 0.2
+    hooks_max_backlog: int = 10_000
 
     def listen(self, service: str) -> str:
         """Listen address of a service: HIVEWIRE_<SERVICE>_LISTEN, else its *_ADDR."""

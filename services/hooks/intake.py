@@ -50,6 +50,7 @@ class EventIntake:
         self.consumer = consumer
         self._on_scheduled = on_scheduled
         self.counts = {"read": 0, "scheduled": 0, "acked": 0}
+        self._full = False
 
     async def run(self) -> None:
         backoff = Backoff()
@@ -63,11 +64,15 @@ class EventIntake:
                     if loop.time() - last_claim >= claim_every:
                         last_claim = loop.time()
                         await self.claim_abandoned()
+                    room = await self._room()
+                    if room <= 0:
+                        await asyncio.sleep(self.settings.hooks_poll_interval)
+                        continue
                     reply = await self.redis.xreadgroup(
                         HOOKS_GROUP,
                         self.consumer,
                         {self.keys.events: ">"},
-                        count=READ_COUNT,
+                        count=min(READ_COUNT, room),
                         block=READ_BLOCK_MS,
                     )
                     for _, entries in cast(list[tuple[bytes, list[Entry]]] | None, reply) or []:
@@ -77,6 +82,18 @@ class EventIntake:
                 raise
             except Exception as exc:
                 await backoff.failed("hooks intake", exc)
+
+    async def _room(self) -> int:
+        """Events we may still read: the backlog of events waiting for hooks is bounded.
+
+        When hooks fall behind, unread events wait in the (capped) events stream instead.
+        """
+        _, waiting = await self.store.backlog()
+        room = self.settings.hooks_max_backlog - waiting
+        if room <= 0 and not self._full:
+            logger.warning("%d events wait for their hooks; reading paused", waiting)
+        self._full = room <= 0
+        return room
 
     async def claim_abandoned(self) -> None:
         """Take over entries read by a runner that died before scheduling their hooks."""

@@ -158,3 +158,33 @@ async def _count(redis: Redis, keys: Keys, n: int) -> bool:
 
 async def _acked(redis: Redis, keys: Keys) -> bool:
     return await hooks_pending(redis, keys) == 0
+
+
+async def test_backlog_is_bounded_and_drains(
+    redis: Redis, keys: Keys, settings: Settings, tmp_path: Path
+) -> None:
+    """Hooks stuck at a gate: the runner reads at most 3 events ahead, the rest wait unread."""
+    gate, runs = tmp_path / "gate", tmp_path / "runs"
+    script = f"echo $HIVEWIRE_TASK_ID >> {runs}; while [ ! -f {gate} ]; do sleep 0.05; done"
+    config = config_of(
+        f"hooks: [{{name: gated, on: task.failed, command: {{argv: [sh, -c, '{script}'], "
+        "timeout: 60}}]"
+    )
+    hsettings = hook_settings(settings, hooks_max_backlog=3, hooks_concurrency=1)
+    tasks = [uuid.uuid4().hex for _ in range(10)]
+    async with HooksServer(hsettings, config) as runner:
+        for t in tasks:
+            await emit(redis, keys, FAILED, task_id=t, capability="x")
+        await eventually(lambda: _backlog_is(runner, 3))
+        for _ in range(20):  # it stays there while the hook is stuck
+            assert (await runner.store.backlog())[1] <= 3
+            assert await hooks_pending(redis, keys) <= 3  # read and not acknowledged
+            await asyncio.sleep(0.05)
+        gate.touch()
+        await eventually(lambda: _count(redis, keys, 10))
+        await eventually(lambda: _acked(redis, keys))
+    assert sorted(runs.read_text().split()) == sorted(tasks)
+
+
+async def _backlog_is(runner: HooksServer, n: int) -> bool:
+    return (await runner.store.backlog())[1] == n
