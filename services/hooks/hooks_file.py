@@ -236,12 +236,13 @@ class _Parser:
             else self.mapping(value, where, {"argv", "timeout", "cwd", "env"})
         )
         argv = c.get("argv")
-        if (
-            not isinstance(argv, list)
-            or not argv
-            or not all(isinstance(a, str) for a in argv)
-            or not argv[0]
-        ):
+        for i, arg in enumerate(argv if isinstance(argv, list) else []):
+            if not isinstance(arg, str):
+                raise self.error(
+                    f"{where}.argv[{i}]",
+                    f"YAML read {arg!r}, not a string: quote it (e.g. 'true', '1')",
+                )
+        if not isinstance(argv, list) or not argv or not argv[0]:
             raise self.error(
                 f"{where}.argv",
                 "must be a non-empty list of strings (no shell: use [sh, -c, '...'])",

@@ -109,6 +109,10 @@ def test_empty_file_means_no_hooks() -> None:
         ),
         ("hooks: [{name: a, on: task.failed, command: 'rm -rf /'}]", "command: must be a mapping"),
         (
+            "hooks: [{name: a, on: task.failed, command: [true]}]",
+            "(a).command.argv[0]: YAML read True, not a string: quote it",
+        ),
+        (
             "hooks: [{name: a, on: task.failed, command: {argv: [x], timeout: 0}}]",
             "command.timeout: must be a number of seconds",
         ),
