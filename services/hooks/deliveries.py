@@ -64,7 +64,7 @@ class DeliveryStore:
             len(entries),
         ]
         for entry_id, event_bytes, hooks in entries:
-            args += [entry_id, event_bytes, len(hooks)]
+            args += [entry_id, event_bytes if hooks else b"", len(hooks)]
             for hook in hooks:
                 args += [delivery_id(entry_id, hook), hook]
         keys = [self.keys.events, self.keys.hook_due, self.keys.hook_entries]

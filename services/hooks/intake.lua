@@ -12,21 +12,18 @@ for _ = 1, n do
   local entry_id, event, k = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2])
   local first = b + 3
   b = first + 2 * k
-  local pending = redis.call('XPENDING', KEYS[1], group, entry_id, entry_id, 1)
-  if #pending > 0 and redis.call('HEXISTS', KEYS[3], entry_id) == 0 then
-    if k == 0 then
-      redis.call('XACK', KEYS[1], group, entry_id)
-      acked = acked + 1
-    else
-      for j = 0, k - 1 do
-        local id, hook = ARGV[first + 2 * j], ARGV[first + 2 * j + 1]
-        redis.call('HSET', dprefix .. id, 'hook', hook, 'entry', entry_id, 'event', event,
-          'attempt', 0, 'created_ms', now)
-        redis.call('ZADD', KEYS[2], now, id)
-      end
-      redis.call('HSET', KEYS[3], entry_id, k)
-      scheduled = scheduled + k
+  if k == 0 then
+    acked = acked + redis.call('XACK', KEYS[1], group, entry_id)
+  elseif redis.call('HEXISTS', KEYS[3], entry_id) == 0
+      and #redis.call('XPENDING', KEYS[1], group, entry_id, entry_id, 1) > 0 then
+    for j = 0, k - 1 do
+      local id, hook = ARGV[first + 2 * j], ARGV[first + 2 * j + 1]
+      redis.call('HSET', dprefix .. id, 'hook', hook, 'entry', entry_id, 'event', event,
+        'attempt', 0, 'created_ms', now)
+      redis.call('ZADD', KEYS[2], now, id)
     end
+    redis.call('HSET', KEYS[3], entry_id, k)
+    scheduled = scheduled + k
   end
 end
 return {scheduled, acked}
