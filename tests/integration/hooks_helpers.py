@@ -49,8 +49,9 @@ def config_of(text: str, env: dict[str, str] | None = None) -> HooksConfig:
 
 
 def hook_settings(settings: Settings, **overrides: Any) -> Settings:
-    """Fast retries and polling for tests."""
+    """Fast retries and polling for tests; health on a free port."""
     values: dict[str, Any] = {
+        "hooks_listen": "127.0.0.1:0",
         "hooks_retry_initial_backoff": 0.05,
         "hooks_retry_max_backoff": 0.2,
         "hooks_poll_interval": 0.05,
