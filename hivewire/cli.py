@@ -24,6 +24,7 @@ from hivewire.cli_format import (
     task_line,
     tasks_table,
 )
+from hivewire.cli_hooks import hooks_app
 from hivewire.cli_run import agent, up
 from hivewire.client import TERMINAL_STATES, Client
 from hivewire.v1 import event_pb2, task_pb2
@@ -41,6 +42,7 @@ app.command()(up)
 app.command()(agent)
 task_app = typer.Typer(help="Inspect or cancel one task.", no_args_is_help=True)
 app.add_typer(task_app, name="task")
+app.add_typer(hooks_app, name="hooks")
 
 EXIT_TASK_FAILED = 1
 EXIT_RPC_ERROR = 2
