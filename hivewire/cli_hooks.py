@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -39,7 +40,7 @@ def check(
         if isinstance(hook.action, CommandAction):
             action = "command " + " ".join(hook.action.argv)
         else:
-            action = f"webhook {hook.action.url}"
+            action = f"webhook {_origin(hook.action.url)}"
         parts = (
             [f"capability={','.join(sorted(hook.filter.capabilities))}"]
             if hook.filter.capabilities
@@ -55,3 +56,10 @@ def check(
             f"{hook.max_attempts} attempts)"
         )
     typer.echo(f"{target}: {len(config.hooks)} hook(s), valid")
+
+
+def _origin(url: str) -> str:
+    """Scheme and host only: webhook paths often carry a token (Slack, Discord, ...)."""
+    parts = urlsplit(url)
+    rest = "/..." if parts.path.strip("/") or parts.query else ""
+    return f"{parts.scheme}://{parts.netloc}{rest}"

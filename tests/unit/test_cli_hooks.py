@@ -27,7 +27,7 @@ def test_check_summarises_a_valid_file(tmp_path: Path, monkeypatch: pytest.Monke
     assert result.output.splitlines() == [
         "a: on agent.offline,task.failed [zone=eu] -> command notify --now"
         " (timeout 10s, 7 attempts)",
-        "b: on workflow.succeeded [command=analyze-text] -> webhook http://127.0.0.1:9/x"
+        "b: on workflow.succeeded [command=analyze-text] -> webhook http://127.0.0.1:9/..."
         " (timeout 2s, 2 attempts)",
         f"{path}: 2 hook(s), valid",
     ]
