@@ -22,6 +22,7 @@ from typing import cast
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from hivewire._agent_hooks import AgentHooks
 from hivewire._agent_redis import (
     REDIS_ERRORS,
     ResultWriter,
@@ -48,7 +49,7 @@ logger = logging.getLogger(__name__)
 READ_BLOCK_MS = 1000
 
 
-class Agent:
+class Agent(AgentHooks):
     """A worker process: handlers by capability, run with at most `max_concurrency` at once."""
 
     def __init__(
@@ -286,7 +287,9 @@ class Agent:
                 logger.warning("could not report start of %s: %s", envelope.task_id, exc)
 
         try:
-            result = await run_attempt(envelope, handler, report_started, self.running_report_after)
+            result = await run_attempt(
+                envelope, handler, report_started, self.running_report_after, self.task_hooks
+            )
         except asyncio.CancelledError:
             if envelope.task_id not in self._cancel_requested:
                 raise

@@ -25,6 +25,7 @@ from hivewire.cli_format import (
     task_line,
     tasks_table,
 )
+from hivewire.cli_hooks import hooks_app
 from hivewire.cli_run import agent, up
 from hivewire.cli_workflow import commands, run, workflow_app, workflows
 from hivewire.client import TERMINAL_STATES, Client
@@ -48,6 +49,7 @@ app.command()(workflows)
 app.command()(commands)
 app.command()(run)
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(hooks_app, name="hooks")
 
 EXIT_TASK_FAILED = 1
 EXIT_RPC_ERROR = 2

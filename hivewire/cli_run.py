@@ -23,6 +23,7 @@ from hivewire.cli_format import format_rpc_error
 from hivewire.demo import build_agent
 
 EXIT_RPC_ERROR = 2
+DEFAULT_HOOKS_ADDR = "127.0.0.1:50054"
 
 
 def up(
@@ -39,9 +40,19 @@ def up(
     coordinator_addr: Annotated[
         str | None, typer.Option(help="Coordinator listen address.")
     ] = None,
+    hooks_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Hooks file: also start the hooks runner (default $HIVEWIRE_HOOKS_FILE)."
+        ),
+    ] = None,
 ) -> None:
     """Start Redis, the registry, coordinator and gateway (and demo agents) until Ctrl-C."""
     from hivewire.supervisor import UpConfig, run_up
+
+    hooks = hooks_file or (Path(env("HOOKS_FILE", "")) if env("HOOKS_FILE", "") else None)
+    if hooks is not None:
+        check_hooks_file(hooks)
 
     config = UpConfig(
         gateway_addr=gateway_addr or env("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR),
@@ -51,8 +62,23 @@ def up(
         redis_port=redis_port,
         data_dir=data_dir,
         demo=demo,
+        hooks_file=hooks,
+        hooks_addr=env("HOOKS_ADDR", DEFAULT_HOOKS_ADDR),
     )
     raise typer.Exit(asyncio.run(run_up(config)))
+
+
+def check_hooks_file(path: Path) -> None:
+    """Validate a hooks file before starting anything; exit 2 with the error otherwise."""
+    import os
+
+    from services.hooks.hooks_file import HooksFileError, load_hooks
+
+    try:
+        load_hooks(path, os.environ)
+    except HooksFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_RPC_ERROR) from None
 
 
 def load_agent(target: str) -> Agent:

@@ -48,6 +48,17 @@ class Settings:
     reclaim_interval: float = 1.0
     dead_letters_maxlen: int = 100_000
     results_claim_idle: float = 30.0
+    # Hooks runner (services/hooks): no file means the runner idles.
+    hooks_file: str = ""
+    hooks_addr: str = "127.0.0.1:50054"
+    hooks_listen: str = ""
+    hooks_concurrency: int = 8
+    hooks_max_attempts: int = 5
+    hooks_retry_initial_backoff: float = 1.0
+    hooks_retry_max_backoff: float = 60.0
+    hooks_claim_idle: float = 30.0
+    hooks_poll_interval: float = 0.2
+    hooks_max_backlog: int = 10_000
 
     def listen(self, service: str) -> str:
         """Listen address of a service: HIVEWIRE_<SERVICE>_LISTEN, else its *_ADDR."""
