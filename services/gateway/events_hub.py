@@ -6,9 +6,11 @@ import asyncio
 import logging
 import random
 import re
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
+
+from redis.exceptions import ResponseError
 
 from hivewire.v1 import event_pb2
 from services.common.errors import HivewireError, InvalidArgument, ResourceExhausted, Unavailable
@@ -75,9 +77,12 @@ class Subscription:
         """Check the cursor; a live subscriber (no cursor) is registered before this returns."""
         await self.hub.ready()
         if self.since is None:
-            self.hub._register(self)
+            position = self.hub._register(self)
+            # Nothing delivered yet: resuming from the registration point loses nothing.
+            self.last_delivered = format_stream_id(position) if position else ""
         else:
             await self.hub._check_not_trimmed(self.since)
+            self.last_delivered = format_stream_id(self.since)
 
     def close(self) -> None:
         self.hub._unregister(self)
@@ -89,6 +94,12 @@ class Subscription:
             self.queue.put_nowait(None)  # wake a consumer blocked on an empty queue
 
     async def __aiter__(self) -> AsyncIterator[event_pb2.Event]:
+        async for event in self.frames(None):
+            if event is not None:
+                yield event
+
+    async def frames(self, idle: float | None) -> AsyncIterator[event_pb2.Event | None]:
+        """Events after the start point; None each time nothing arrived for `idle` seconds."""
         last: StreamId | None = self.since
         if last is not None:
             async for sid, event in self._catch_up(last):
@@ -96,7 +107,13 @@ class Subscription:
                 self.last_delivered = event.cursor
                 yield event
         while True:
-            item = await self.queue.get()
+            try:
+                item = await asyncio.wait_for(self.queue.get(), idle)
+            except TimeoutError:
+                if self.error is not None:
+                    raise self.error from None
+                yield None
+                continue
             if self.error is not None:
                 raise self.error
             if item is None:
@@ -150,6 +167,7 @@ class EventsHub:
         count: int = 512,
         block_ms: int = 1000,
         max_backoff: float = 5.0,
+        max_subscribers: int = 1000,
     ) -> None:
         self.redis = redis
         self.key = key
@@ -157,8 +175,10 @@ class EventsHub:
         self.count = count
         self.block_ms = block_ms
         self.max_backoff = max_backoff
+        self.max_subscribers = max_subscribers
         self.position: StreamId | None = None
         self._subscribers: set[Subscription] = set()
+        self._listeners: list[Callable[[event_pb2.Event], None]] = []
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
@@ -166,6 +186,10 @@ class EventsHub:
     def subscribe(self, flt: EventFilter, since: StreamId | None) -> Subscription:
         queue: asyncio.Queue[_Item | None] = asyncio.Queue(self.queue_size)
         return Subscription(self, flt, since, queue)
+
+    def add_listener(self, listener: Callable[[event_pb2.Event], None]) -> None:
+        """Call `listener` (synchronously, it must not block) with every event read."""
+        self._listeners.append(listener)
 
     @property
     def subscriber_count(self) -> int:
@@ -202,6 +226,11 @@ class EventsHub:
     def _register(self, sub: Subscription) -> StreamId | None:
         if self._stopped:
             raise Unavailable("gateway is shutting down", reason="SHUTTING_DOWN")
+        if sub not in self._subscribers and len(self._subscribers) >= self.max_subscribers:
+            raise ResourceExhausted(
+                f"this gateway already serves {self.max_subscribers} event streams",
+                reason="TOO_MANY_SUBSCRIBERS",
+            )
         self._subscribers.add(sub)
         return self.position
 
@@ -221,8 +250,22 @@ class EventsHub:
         return [(_sid(entry_id), decode_entry(entry_id, fields)) for entry_id, fields in rows]
 
     async def _check_not_trimmed(self, since: StreamId) -> None:
-        first = cast(list[_Entry], await self.redis.xrange(self.key, min="-", max="+", count=1))
-        if first and since < _sid(first[0][0]):
+        """OutOfRange when an entry after `since` may have been trimmed away.
+
+        Entries older than the first one kept are gone only if any entry was ever removed:
+        Redis 7 counts the entries ever added; older servers cannot tell, so there a cursor
+        before the first entry counts as trimmed unless it is the very start (0-0).
+        """
+        try:
+            info = cast(dict[Any, Any], await self.redis.xinfo_stream(self.key))
+        except ResponseError:
+            return  # no stream yet: nothing was ever trimmed
+        first = info.get("first-entry")
+        if not first or since >= _sid(first[0]):
+            return
+        added = info.get("entries-added")
+        ever_removed = int(added) > int(info.get("length", 0)) if added is not None else None
+        if ever_removed or (ever_removed is None and since != (0, 0)):
             raise OutOfRange(
                 f"since_cursor {format_stream_id(since)} is older than the oldest event kept",
                 reason="CURSOR_TRIMMED",
@@ -275,6 +318,11 @@ class EventsHub:
             except Exception:
                 logger.exception("events hub: skipping undecodable entry %s", entry_id)
                 continue
+            for listener in self._listeners:
+                try:
+                    listener(event)
+                except Exception:
+                    logger.exception("events hub: listener failed on %s", entry_id)
             for sub in list(self._subscribers):
                 if not sub.filter.matches(event):
                     continue

@@ -48,7 +48,10 @@ class GatewayServer:
         self._coordinator_channel = create_channel(settings.coordinator_addr, settings)
         self._registry_channel = create_channel(settings.registry_addr, settings)
         self.hub = EventsHub(
-            self._redis, Keys(settings.namespace).events, settings.stream_queue_size
+            self._redis,
+            Keys(settings.namespace).events,
+            settings.stream_queue_size,
+            max_subscribers=settings.stream_max_subscribers,
         )
         self.hub.start()
         servicer = GatewayServicer(
