@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -13,51 +12,31 @@ from typing import Any, cast
 from redis.exceptions import ResponseError
 
 from hivewire.v1 import event_pb2
-from services.common.errors import HivewireError, InvalidArgument, ResourceExhausted, Unavailable
+from services.common.errors import HivewireError, ResourceExhausted, Unavailable
 from services.common.events import decode_entry
 from services.common.loops import cancel_and_wait
 from services.common.redis import REDIS_UNAVAILABLE, Redis
 from services.gateway.errors import OutOfRange
+from services.gateway.event_filter import (
+    EventFilter,
+    StreamId,
+    format_stream_id,
+    parse_stream_id,
+)
+from services.gateway.event_filter import sid as _sid
+
+__all__ = [
+    "EventFilter",
+    "EventsHub",
+    "StreamId",
+    "Subscription",
+    "format_stream_id",
+    "parse_stream_id",
+]
 
 logger = logging.getLogger(__name__)
 
-StreamId = tuple[int, int]
 _Entry = tuple[bytes, dict[bytes, bytes]]
-_STREAM_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
-
-
-def parse_stream_id(value: str, field_name: str = "since_cursor") -> StreamId:
-    """`<ms>-<seq>` as a comparable tuple; InvalidArgument naming `field_name` otherwise."""
-    match = _STREAM_ID.fullmatch(value)
-    if match is None:
-        raise InvalidArgument(f"{field_name} must look like <ms>-<seq>", field=field_name)
-    return int(match.group(1)), int(match.group(2))
-
-
-def format_stream_id(sid: StreamId) -> str:
-    return f"{sid[0]}-{sid[1]}"
-
-
-@dataclass(frozen=True)
-class EventFilter:
-    """Every set criterion must match; empty strings and an empty type set match anything."""
-
-    task_id: str = ""
-    workflow_id: str = ""
-    agent_id: str = ""
-    capability: str = ""
-    types: frozenset[int] = frozenset()
-
-    def matches(self, event: event_pb2.Event) -> bool:
-        return (
-            (not self.task_id or event.task_id == self.task_id)
-            and (not self.workflow_id or event.workflow_id == self.workflow_id)
-            and (not self.agent_id or event.agent_id == self.agent_id)
-            and (not self.capability or event.capability == self.capability)
-            and (not self.types or event.type in self.types)
-        )
-
-
 _Item = tuple[StreamId, event_pb2.Event]
 
 
@@ -337,9 +316,3 @@ class EventsHub:
                             metadata={"cursor": sub.last_delivered},
                         )
                     )
-
-
-def _sid(entry_id: bytes | str) -> StreamId:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
