@@ -20,6 +20,8 @@ from services.gateway.state_reader import StateReader, is_live
 from services.gateway.stats_counters import EventCounters, Percentiles
 
 CACHE_SECONDS = 0.1
+SCAN_EVERY = 10.0  # how often queues of capabilities no event named are looked for
+SCAN_LIMIT = 10_000
 MAX_AGENTS = 10_000
 _TASK_STATES = [v for v in task_pb2.TaskState.values() if v != task_pb2.TASK_STATE_UNSPECIFIED]
 
@@ -57,6 +59,8 @@ class StatsCollector:
         self._workflows_running = workflows_running
         self._cached: tuple[float, float, stats_pb2.Stats] | None = None
         self._lock = asyncio.Lock()
+        self._scanned: set[str] = set()
+        self._scanned_at = float("-inf")
 
     async def snapshot(self, window: float) -> stats_pb2.Stats:
         """The current Stats; rates are over the last `window` seconds."""
@@ -68,6 +72,20 @@ class StatsCollector:
             stats = await self._build(window)
             self._cached = (time.monotonic(), window, stats)
             return stats
+
+    async def _queued_capabilities(self) -> set[str]:
+        """Capabilities with a pending queue, found by SCAN at most every SCAN_EVERY seconds."""
+        if time.monotonic() - self._scanned_at < SCAN_EVERY:
+            return self._scanned
+        self._scanned_at = time.monotonic()
+        prefix = self.keys.pending_prefix
+        found: set[str] = set()
+        async for key in self.redis.scan_iter(match=prefix + "*", count=1000):
+            found.add((key.decode() if isinstance(key, bytes) else str(key))[len(prefix) :])
+            if len(found) >= SCAN_LIMIT:
+                break
+        self._scanned = found
+        return found
 
     async def _build(self, window: float) -> stats_pb2.Stats:
         agents_by_state: Counter[str] = Counter()
@@ -87,7 +105,9 @@ class StatsCollector:
             for s, n in zip(_TASK_STATES, replies, strict=True)
         }
         throughput = self.counters.throughput(window)
-        capabilities = sorted(set(agents_by_cap) | pending_caps | set(throughput))
+        queued = await self._queued_capabilities()
+        seen = self.counters.capabilities
+        capabilities = sorted(set(agents_by_cap) | pending_caps | set(throughput) | queued | seen)
         capabilities = [c for c in capabilities if c]
         depth_pipe = self.redis.pipeline(transaction=False)
         for cap in capabilities:

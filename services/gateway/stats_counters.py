@@ -18,6 +18,7 @@ SLOTS = 600  # 60 s of history: the longest WatchStats interval
 MAX_SAMPLES = 4096
 LATENCY_WINDOW = 60.0
 MAX_TRACKED = 100_000
+MAX_CAPABILITIES = 10_000
 
 _FINISHED = frozenset(
     {
@@ -66,6 +67,7 @@ class EventCounters:
         self.reclaims = 0
         self.dead_letters = 0
         self.events = 0
+        self.capabilities: set[str] = set()  # seen in events (bounded)
         self._submitted: OrderedDict[str, int] = OrderedDict()  # task id -> submit ms
         self._assignment: deque[tuple[float, float]] = deque(maxlen=MAX_SAMPLES)
         self._end_to_end: deque[tuple[float, float]] = deque(maxlen=MAX_SAMPLES)
@@ -84,6 +86,8 @@ class EventCounters:
             self.dead_letters += 1
         if not event.task_id:
             return
+        if event.capability and len(self.capabilities) < MAX_CAPABILITIES:
+            self.capabilities.add(event.capability)
         ms = event.time.seconds * 1000 + event.time.nanos // 1_000_000
         if kind == event_pb2.EVENT_TYPE_TASK_SUBMITTED:
             self._submitted[event.task_id] = ms

@@ -146,6 +146,7 @@ class WorkflowCount:
         self._max_pages = max_pages
         self._value = 0
         self._at = float("-inf")
+        self._last_error: grpc.StatusCode | None = None
 
     async def __call__(self) -> int:
         if time.monotonic() - self._at < self._ttl:
@@ -171,8 +172,10 @@ class WorkflowCount:
                 if not token:
                     break
         except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
-                logger.warning("stats: ListWorkflows failed: %s", exc.code().name)
+            if exc.code() != self._last_error:  # log a change, not every failed poll
+                logger.info("stats: workflows not counted (ListWorkflows %s)", exc.code().name)
+            self._last_error = exc.code()
             return self._value
+        self._last_error = None
         self._value = count
         return count

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import inspect
+import itertools
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -67,3 +71,21 @@ async def running_stack(settings: Settings) -> AsyncIterator[Stack]:
         await stack.gateway.shutdown()
         await coordinator.shutdown()
         await registry.shutdown()
+
+
+async def eventually(check: Callable[[], object], limit: float = 15.0) -> None:
+    """Poll `check` (sync or async) until it is truthy; AssertionError after `limit` seconds."""
+    deadline = time.monotonic() + limit
+    for _ in itertools.count():
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {limit}s")
+        await asyncio.sleep(0.02)
+
+
+def subscribers(stack: Stack) -> int:
+    return stack.gateway.hub.subscriber_count if stack.gateway.hub else 0

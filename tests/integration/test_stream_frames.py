@@ -17,7 +17,7 @@ from services.common.config import Settings
 from services.common.errors import field_violations
 from services.common.keys import Keys
 from services.common.redis import Redis
-from tests.integration.stack_helpers import Stack, running_stack
+from tests.integration.stack_helpers import Stack, eventually, running_stack, subscribers
 from tests.integration.test_gateway_events import add, ev, rich_status
 
 
@@ -37,9 +37,9 @@ def hold_setup(release: asyncio.Event) -> Any:
     return setup
 
 
-async def read_frames(call: Any, until: Any, timeout: float = 10) -> list[Any]:
+async def read_frames(call: Any, until: Any) -> list[Any]:
     frames = []
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(15):
         while True:
             frame = await call.read()
             assert frame is not grpc.aio.EOF
@@ -54,8 +54,11 @@ async def test_snapshot_then_live(stack: Stack) -> None:
     async with Client(stack.gateway_addr) as client:
         held = await client.submit("hold", {})
         queued = [await client.submit("nobody", {"n": i}) for i in range(3)]
-        while (await client.get(held.task_id)).state == task_pb2.TASK_STATE_PENDING:
-            await asyncio.sleep(0.02)
+
+        async def held_assigned() -> bool:
+            return (await client.get(held.task_id)).state != task_pb2.TASK_STATE_PENDING
+
+        await eventually(held_assigned)
         stub = gateway_pb2_grpc.GatewayServiceStub(client._channel)
         call = stub.StreamEvents(event_pb2.StreamEventsRequest(include_snapshot=True))
         frames = await read_frames(call, lambda f: f.HasField("snapshot_complete"))
@@ -76,8 +79,10 @@ async def test_snapshot_then_live(stack: Stack) -> None:
         release.set()
         live = await read_frames(
             call,
-            lambda f: f.event.task_id == held.task_id
-            and f.event.type == event_pb2.EVENT_TYPE_TASK_SUCCEEDED,
+            lambda f: (
+                f.event.task_id == held.task_id
+                and f.event.type == event_pb2.EVENT_TYPE_TASK_SUCCEEDED
+            ),
         )
         assert not any(f.event.snapshot for f in live)
         call.cancel()
@@ -124,17 +129,13 @@ async def collect(client: Client, n: int, got: list[str], **filters: Any) -> Non
             return
 
 
-async def test_sdk_resumes_across_a_gateway_restart(
-    stack: Stack, redis: Redis, keys: Keys
-) -> None:
+async def test_sdk_resumes_across_a_gateway_restart(stack: Stack, redis: Redis, keys: Keys) -> None:
     got: list[str] = []
     async with Client(stack.gateway_addr) as client:
         reader = asyncio.create_task(collect(client, 30, got, task_id="cd" * 16))
-        while stack.gateway.hub is None or stack.gateway.hub.subscriber_count == 0:
-            await asyncio.sleep(0.02)
+        await eventually(lambda: subscribers(stack) == 1)
         await add(redis, keys, *[ev("cd" * 16, message=f"a{i}") for i in range(10)])
-        while len(got) < 10:
-            await asyncio.sleep(0.02)
+        await eventually(lambda: len(got) == 10)
         await stack.gateway.shutdown()
         # Written while no gateway runs: the client must get them after it reconnects.
         await add(redis, keys, *[ev("cd" * 16, message=f"b{i}") for i in range(10)])
@@ -151,8 +152,7 @@ async def test_sdk_resumes_after_being_cut_off_as_too_slow(
         got: list[str] = []
         async with Client(stack.gateway_addr) as client:
             reader = asyncio.create_task(collect(client, 300, got))
-            while stack.gateway.hub is None or stack.gateway.hub.subscriber_count == 0:
-                await asyncio.sleep(0.02)
+            await eventually(lambda: subscribers(stack) == 1)
             # Bursts of 100 in one read overflow a queue of 4 at once: the stream is cut off
             # each time and the SDK resumes from the cursor the gateway reported.
             for burst in range(3):
