@@ -15,6 +15,7 @@ from hivewire._agent_support import (
     env,
 )
 from hivewire._client_convert import agent_to_dict, event_to_dict, task_to_dict
+from hivewire.cli_dashboard import dashboard
 from hivewire.cli_format import (
     agents_table,
     dumps,
@@ -39,6 +40,7 @@ app = typer.Typer(
 )
 app.command()(up)
 app.command()(agent)
+app.command()(dashboard)
 task_app = typer.Typer(help="Inspect or cancel one task.", no_args_is_help=True)
 app.add_typer(task_app, name="task")
 
