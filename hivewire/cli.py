@@ -222,7 +222,9 @@ def agents(
 def watch(
     ctx: typer.Context,
     task: Annotated[str, typer.Option(help="Only events of this task.")] = "",
+    workflow: Annotated[str, typer.Option(help="Only events of this workflow.")] = "",
     agent: Annotated[str, typer.Option(help="Only events of this agent.")] = "",
+    capability: Annotated[str, typer.Option(help="Only events of this capability.")] = "",
     type_: Annotated[
         list[str] | None,
         typer.Option("--type", help="Only this event type, e.g. TASK_FAILED (repeatable)."),
@@ -242,7 +244,9 @@ def watch(
     async def go(client: Client) -> None:
         async for event in client.events(
             task_id=task,
+            workflow_id=workflow,
             agent_id=agent,
+            capability=capability,
             types=types,
             since_cursor=since,
         ):
