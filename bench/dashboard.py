@@ -6,7 +6,7 @@ tasks at a steady rate, and every event a reading subscriber receives is timed a
 commit time of its entry: the events stream entry id is the Redis server's clock (ms) at
 the XADD inside the Lua script that made the change, on this same machine.
 
-    python -m bench.dashboard [--seconds 20] [--rate 200]
+    python -m bench.dashboard [--seconds 20] [--rates 50,200]
 """
 
 from __future__ import annotations
@@ -150,7 +150,8 @@ async def measure(gateway: str, seconds: float, rate: float, subscribers: int = 
 
 def markdown(report: Report) -> str:
     return "\n".join([
-        "## Dashboard latency (state change committed in Redis -> StreamEvents subscriber)",
+        f"## Dashboard latency at {report.tasks_per_second:g} tasks/s "
+        "(state change committed in Redis -> StreamEvents subscriber)",
         "",
         f"{report.subscribers} subscribers, {report.stalled} of which never reads; "
         f"{report.tasks_per_second} no-op tasks/s for {report.seconds} s "
@@ -167,12 +168,13 @@ def markdown(report: Report) -> str:
     ])  # fmt: skip
 
 
-def run(seconds: float, rate: float) -> Report:
+def run(seconds: float, rates: list[float]) -> list[Report]:
     with tempfile.TemporaryDirectory(prefix="hivewire-bench-") as tmp:
         processes, env = _start_stack(Path(tmp))
         try:
             time.sleep(2)  # the agent registers
-            return asyncio.run(measure(env["HIVEWIRE_GATEWAY_ADDR"], seconds, rate))
+            addr = env["HIVEWIRE_GATEWAY_ADDR"]
+            return [asyncio.run(measure(addr, seconds, rate)) for rate in rates]
         finally:
             for process in processes:
                 process.terminate()
@@ -182,17 +184,22 @@ def run(seconds: float, rate: float) -> Report:
                     process.kill()
 
 
-def main(argv: list[str] | None = None) -> Report:
+def main(argv: list[str] | None = None) -> list[Report]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--rate", type=float, default=200.0, help="tasks submitted per second")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each run")
+    parser.add_argument(
+        "--rates", default="50,200", help="tasks submitted per second, one run each"
+    )
     args = parser.parse_args(argv)
-    report = run(args.seconds, args.rate)
+    reports = run(args.seconds, [float(r) for r in args.rates.split(",")])
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "dashboard.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
-    (RESULTS / "dashboard.md").write_text(markdown(report))
-    print(markdown(report))
-    return report
+    text = "\n".join(markdown(r) for r in reports)
+    (RESULTS / "dashboard.json").write_text(
+        json.dumps([asdict(r) for r in reports], indent=2) + "\n"
+    )
+    (RESULTS / "dashboard.md").write_text(text)
+    print(text)
+    return reports
 
 
 if __name__ == "__main__":
