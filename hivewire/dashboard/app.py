@@ -56,7 +56,7 @@ class Dashboard(App[None]):
     #workflows { height: auto; max-height: 30%; border: round $secondary; }
     #log { border: round $secondary; }
     QueueLine, WorkflowLine { height: 1; }
-    QueueLine .label { width: 40; }
+    QueueLine .label { width: 44; }
     WorkflowLine .label { width: 32; }
     Sparkline { width: 1fr; }
     #filter { dock: bottom; display: none; }
