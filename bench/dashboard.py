@@ -48,10 +48,40 @@ class Report:
     max_ms: float
     stalled_outcome: str
     load_average: float  # 1-minute load average at the end of the run (2-core machine)
+    gateway_cpu: float  # CPU seconds the gateway process used per second of the run
 
 
 def _pct(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    kids = [int(k) for k in text.split()]
+    return kids + [g for k in kids for g in _children(k)]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), 0 when unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def find_service(root: int, name: str) -> int:
+    """Pid of `python -m services.<name>` under process `root` (0 when not found)."""
+    for pid in _children(root):
+        try:
+            if f"services.{name}".encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+        except OSError:
+            continue
+    return 0
 
 
 def _commit_ms(cursor: str) -> int:
@@ -121,7 +151,9 @@ def _reader_process(gateway: str, streams: int, ready: Any, stop_at: Any, result
     results.put(asyncio.run(_read_streams(gateway, streams, ready, stop_at)))
 
 
-async def measure(gateway: str, seconds: float, rate: float, subscribers: int = 10) -> Report:
+async def measure(
+    gateway: str, seconds: float, rate: float, gateway_pid: int = 0, subscribers: int = 10
+) -> Report:
     """Readers run in READER_PROCESSES processes so that the client side, not the gateway,
     is not what gets measured; the stalled subscriber and the producer run here."""
     ctx = multiprocessing.get_context("spawn")
@@ -150,6 +182,7 @@ async def measure(gateway: str, seconds: float, rate: float, subscribers: int = 
     )
     await asyncio.wait_for(stalled.initial_metadata(), 30)
     batch = max(1, int(rate / 20))
+    cpu_before = _cpu_seconds(gateway_pid) if gateway_pid else 0.0
     started = time.monotonic()
     submitted = 0
     while time.monotonic() - started < seconds:
@@ -158,6 +191,7 @@ async def measure(gateway: str, seconds: float, rate: float, subscribers: int = 
         submitted += batch
         await asyncio.sleep(max(0.0, started + submitted / rate - time.monotonic()))
     elapsed = time.monotonic() - started
+    gateway_cpu = (_cpu_seconds(gateway_pid) - cpu_before) / elapsed if gateway_pid else 0.0
     stop_at.value = time.time() + 2  # let the last events arrive
     latencies = [await asyncio.to_thread(results.get, True, 120) for _ in procs]
     for proc in procs:
@@ -186,6 +220,7 @@ async def measure(gateway: str, seconds: float, rate: float, subscribers: int = 
         max_ms=round(every[-1], 2) if every else 0.0,
         stalled_outcome=outcome,
         load_average=round(os.getloadavg()[0], 2),
+        gateway_cpu=round(gateway_cpu, 2),
     )
 
 
@@ -205,7 +240,8 @@ def markdown(report: Report) -> str:
         "",
         f"The subscriber that never read: {report.stalled_outcome}.",
         f"Load average at the end of the run: {report.load_average} "
-        f"(on {os.cpu_count()} cores, shared with whatever else ran).",
+        f"(on {os.cpu_count()} cores, shared with whatever else ran); the gateway used "
+        f"{report.gateway_cpu} CPU-seconds per second.",
         "Commit times are the events stream entry ids (Redis server clock, whole ms), so each",
         "latency reads up to 1 ms high.",
         "",
@@ -218,7 +254,8 @@ def run(seconds: float, rates: list[float]) -> list[Report]:
         try:
             time.sleep(2)  # the agent registers
             addr = env["HIVEWIRE_GATEWAY_ADDR"]
-            return [asyncio.run(measure(addr, seconds, rate)) for rate in rates]
+            pid = find_service(processes[1].pid, "gateway")
+            return [asyncio.run(measure(addr, seconds, rate, pid)) for rate in rates]
         finally:
             for process in processes:
                 process.terminate()
