@@ -8,6 +8,7 @@ gateway that does not offer workflows (UNIMPLEMENTED) leaves that panel empty.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,6 +25,15 @@ logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
 WORKFLOW_PAGE = 200
+MAX_DETAILED = 20  # running workflows listed without steps get a GetWorkflow each, up to this
+_WORKFLOW_EVENTS = frozenset(
+    {
+        event_pb2.EVENT_TYPE_WORKFLOW_SUBMITTED,
+        event_pb2.EVENT_TYPE_WORKFLOW_SUCCEEDED,
+        event_pb2.EVENT_TYPE_WORKFLOW_FAILED,
+        event_pb2.EVENT_TYPE_WORKFLOW_CANCELLED,
+    }
+)
 
 
 class Feed:
@@ -45,6 +55,7 @@ class Feed:
         self.request = request or event_pb2.StreamEventsRequest()
         self.events: EventStream | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._workflows_changed = asyncio.Event()
 
     def start(self) -> None:
         self._tasks = [
@@ -99,6 +110,8 @@ class Feed:
             self._connected()
             if frame.WhichOneof("frame") == "event":
                 self.model.on_event(frame.event)
+                if frame.event.type in _WORKFLOW_EVENTS or frame.event.workflow_id:
+                    self._workflows_changed.set()  # refresh the workflows panel now
                 self.changed()
 
     def _on_events_disconnect(self, error: Any) -> None:
@@ -120,13 +133,9 @@ class Feed:
 
     async def _workflows(self) -> None:
         while True:
+            self._workflows_changed.clear()
             try:
-                reply = await self.client._stub.ListWorkflows(
-                    workflow_pb2.ListWorkflowsRequest(
-                        page_size=WORKFLOW_PAGE, state=workflow_pb2.WORKFLOW_STATE_RUNNING
-                    ),
-                    timeout=self.client.timeout,
-                )
+                workflows = await self._running_workflows()
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.UNAVAILABLE:
                     raise
@@ -135,7 +144,28 @@ class Feed:
                 self.changed()
                 await asyncio.sleep(POLL_SECONDS * 5)
                 continue
-            self.model.workflows = list(reply.workflows)
+            self.model.workflows = workflows
             self.model.workflows_available = True
             self.changed()
-            await asyncio.sleep(POLL_SECONDS * 2)
+            # Poll every 2 s, sooner when a workflow event arrives (at most 4 times a second).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._workflows_changed.wait(), POLL_SECONDS * 2)
+            await asyncio.sleep(0.25)
+
+    async def _running_workflows(self) -> list[workflow_pb2.Workflow]:
+        stub = self.client._stub
+        reply = await stub.ListWorkflows(
+            workflow_pb2.ListWorkflowsRequest(
+                page_size=WORKFLOW_PAGE, state=workflow_pb2.WORKFLOW_STATE_RUNNING
+            ),
+            timeout=self.client.timeout,
+        )
+        workflows = list(reply.workflows)
+        for i, wf in enumerate(workflows[:MAX_DETAILED]):
+            if not wf.steps:  # a list that leaves steps out: fetch them for the progress bar
+                full = await stub.GetWorkflow(
+                    workflow_pb2.GetWorkflowRequest(workflow_id=wf.workflow_id),
+                    timeout=self.client.timeout,
+                )
+                workflows[i] = full.workflow
+        return workflows
