@@ -87,7 +87,13 @@ class Subscription:
                 yield event
         while True:
             try:
-                item = await asyncio.wait_for(self.queue.get(), idle)
+                # A busy stream takes what is queued without waiting; wait_for (a task per
+                # call) only when the queue is empty.
+                item = (
+                    self.queue.get_nowait()
+                    if not self.queue.empty()
+                    else await asyncio.wait_for(self.queue.get(), idle)
+                )
             except TimeoutError:
                 if self.error is not None:
                     raise self.error from None
