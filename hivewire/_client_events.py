@@ -22,6 +22,7 @@ from hivewire.v1 import event_pb2
 logger = logging.getLogger(__name__)
 
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
+DEFAULT_MAX_BATCH = 256
 RESUMABLE = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,
@@ -53,11 +54,25 @@ def frame_cursor(frame: event_pb2.StreamEventsResponse) -> str:
         return frame.heartbeat.cursor
     if kind == "snapshot_complete":
         return frame.snapshot_complete.cursor
+    if kind == "events" and frame.events.events:
+        return frame.events.events[-1].cursor
     return ""
 
 
+def _singles(
+    frame: event_pb2.StreamEventsResponse,
+) -> list[event_pb2.StreamEventsResponse]:
+    if frame.WhichOneof("frame") != "events":
+        return [frame]
+    return [event_pb2.StreamEventsResponse(event=e) for e in frame.events.events]
+
+
 class EventStream:
-    """Iterate frames of StreamEvents; `cursor` is where a new stream would resume."""
+    """Iterate frames of StreamEvents; `cursor` is where a new stream would resume.
+
+    The stream asks for batches (`max_batch`, default 256) so a consumer that falls behind
+    catches up in fewer, larger messages; batches are handed on as single `event` frames.
+    """
 
     def __init__(
         self,
@@ -85,17 +100,21 @@ class EventStream:
             request.since_cursor = self.cursor
             # A snapshot is wanted once; after that the cursor carries the state forward.
             request.include_snapshot = self._request.include_snapshot and not snapshot_done
+            if not request.max_batch:
+                request.max_batch = DEFAULT_MAX_BATCH
             call = self._stub.StreamEvents(request)
             error: grpc.aio.AioRpcError | None = None
             try:
                 async for frame in call:
-                    cursor = frame_cursor(frame)
-                    if cursor:
-                        self.cursor = cursor
+                    delays = backoff(0.05, self._max_backoff)
                     if frame.WhichOneof("frame") == "snapshot_complete":
                         snapshot_done = True
-                    delays = backoff(0.05, self._max_backoff)
-                    yield frame
+                    # A batch is handed on one event at a time, the cursor moving with each.
+                    for single in _singles(frame):
+                        cursor = frame_cursor(single)
+                        if cursor:
+                            self.cursor = cursor
+                        yield single
             except grpc.aio.AioRpcError as exc:
                 if not self.resume or exc.code() not in RESUMABLE:
                     raise

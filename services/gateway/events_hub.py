@@ -73,18 +73,28 @@ class Subscription:
             self.queue.put_nowait(None)  # wake a consumer blocked on an empty queue
 
     async def __aiter__(self) -> AsyncIterator[event_pb2.Event]:
-        async for event in self.frames(None):
-            if event is not None:
+        async for batch in self.batches(None, 1):
+            for event in batch or ():
                 yield event
 
-    async def frames(self, idle: float | None) -> AsyncIterator[event_pb2.Event | None]:
-        """Events after the start point; None each time nothing arrived for `idle` seconds."""
+    async def batches(
+        self, idle: float | None, limit: int
+    ) -> AsyncIterator[list[event_pb2.Event] | None]:
+        """Events after the start point, up to `limit` at a time when several are waiting
+        (never waiting to fill a batch); None each time nothing arrived for `idle` seconds."""
         last: StreamId | None = self.since
         if last is not None:
+            batch: list[event_pb2.Event] = []
             async for sid, event in self._catch_up(last):
                 last = sid
-                self.last_delivered = event.cursor
-                yield event
+                batch.append(event)
+                if len(batch) >= limit:
+                    self.last_delivered = batch[-1].cursor
+                    yield batch
+                    batch = []
+            if batch:
+                self.last_delivered = batch[-1].cursor
+                yield batch
         while True:
             try:
                 # A busy stream takes what is queued without waiting; wait_for (a task per
@@ -101,14 +111,18 @@ class Subscription:
                 continue
             if self.error is not None:
                 raise self.error
-            if item is None:
-                continue
-            sid, event = item
-            if last is not None and sid <= last:
-                continue  # already delivered by the catch-up read
-            last = sid
-            self.last_delivered = event.cursor
-            yield event
+            batch = []
+            # No await below: the hub cannot cut this subscriber off while the batch forms.
+            while True:
+                if item is not None and (last is None or item[0] > last):
+                    last = item[0]  # older ones were already delivered by the catch-up read
+                    batch.append(item[1])
+                if len(batch) >= limit or self.queue.empty():
+                    break
+                item = self.queue.get_nowait()
+            if batch:
+                self.last_delivered = batch[-1].cursor
+                yield batch
 
     async def _catch_up(self, after: StreamId) -> AsyncIterator[_Item]:
         """Read history after `after` to the tail, register, then read up to the hub's position.

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT = 15.0
 DEFAULT_STATS_INTERVAL = 1.0
+MAX_BATCH = 1000
 
 
 def _seconds(
@@ -65,6 +66,9 @@ class StreamRpcs:
         idle = _seconds(
             request.heartbeat_interval, "heartbeat_interval", DEFAULT_HEARTBEAT, 1.0, 3600.0
         )
+        if not 0 <= request.max_batch <= MAX_BATCH:
+            raise InvalidArgument(f"max_batch must be 0..{MAX_BATCH}", field="max_batch")
+        batch_limit = max(1, request.max_batch)
         hub = self._hub
         snapshot_cursor = ""
         if request.include_snapshot and since is None:
@@ -87,9 +91,14 @@ class StreamRpcs:
                 yield event_pb2.StreamEventsResponse(
                     snapshot_complete=event_pb2.SnapshotComplete(cursor=snapshot_cursor)
                 )
-            async for live in sub.frames(idle):
-                if live is not None:
-                    yield event_pb2.StreamEventsResponse(event=live)
+            async for batch in sub.batches(idle, batch_limit):
+                if batch is not None:
+                    if len(batch) == 1:
+                        yield event_pb2.StreamEventsResponse(event=batch[0])
+                    else:
+                        frame = event_pb2.StreamEventsResponse()
+                        frame.events.events.extend(batch)
+                        yield frame
                     continue
                 beat = event_pb2.StreamHeartbeat(cursor=sub.last_delivered)
                 beat.time.CopyFrom(ts_from_ms(now_ms()))

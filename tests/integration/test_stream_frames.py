@@ -160,3 +160,36 @@ async def test_sdk_resumes_after_being_cut_off_as_too_slow(
                 await asyncio.sleep(0.2)
             await asyncio.wait_for(reader, 30)
         assert got == [f"{b}-{i}" for b in range(3) for i in range(100)]
+
+
+async def test_batches_carry_waiting_events_in_order(
+    stack: Stack, redis: Redis, keys: Keys
+) -> None:
+    async with Client(stack.gateway_addr) as client:
+        stub = gateway_pb2_grpc.GatewayServiceStub(client._channel)
+        batched = stub.StreamEvents(event_pb2.StreamEventsRequest(max_batch=50, task_id="ef" * 16))
+        single = stub.StreamEvents(event_pb2.StreamEventsRequest(task_id="ef" * 16))
+        for call in (batched, single):
+            await asyncio.wait_for(call.initial_metadata(), 5)
+        # 120 events in one transaction reach the hub in one read: they wait together.
+        ids = await add(redis, keys, *[ev("ef" * 16, message=str(i)) for i in range(120)])
+        got: list[str] = []
+        sizes: list[int] = []
+        async with asyncio.timeout(15):
+            while len(got) < 120:
+                frame = await batched.read()
+                events = frame.events.events if frame.HasField("events") else [frame.event]
+                sizes.append(len(events))
+                got.extend(e.cursor for e in events)
+        assert got == ids
+        assert max(sizes) == 50 and len(sizes) < 120
+        # Without max_batch every frame carries one event.
+        frames = [await asyncio.wait_for(single.read(), 5) for _ in range(120)]
+        assert [f.WhichOneof("frame") for f in frames] == ["event"] * 120
+        assert [f.event.cursor for f in frames] == ids
+        for call in (batched, single):
+            call.cancel()
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.StreamEvents(event_pb2.StreamEventsRequest(max_batch=1001)).read()
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert [v.field for v in field_violations(rich_status(info.value))] == ["max_batch"]
