@@ -1,4 +1,5 @@
-"""`make bench`: Hivewire against a bare Redis Streams loop, same machine, same run."""
+"""`make bench`: Hivewire against a bare Redis Streams loop, same machine, same run; then the
+dashboard latency bench (bench/dashboard.py). Results go to bench/results/."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from bench import dashboard
 from bench.baseline import run_baseline
 from bench.measure import latency, throughput
 from bench.stack import bench_stack
@@ -73,6 +75,7 @@ def main() -> None:
     parser.add_argument("--latency-tasks", type=int, default=300)
     parser.add_argument("--latency-rate", type=float, default=100.0, help="submits per second")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--no-dashboard", action="store_true", help="skip the dashboard bench")
     args = parser.parse_args()
     result = asyncio.run(run(args))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -80,6 +83,8 @@ def main() -> None:
     text = markdown(result)
     (args.out / "latest.md").write_text(text)
     print(text)
+    if not args.no_dashboard:
+        dashboard.main([])
 
 
 if __name__ == "__main__":

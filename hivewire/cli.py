@@ -15,6 +15,7 @@ from hivewire._agent_support import (
     env,
 )
 from hivewire._client_convert import agent_to_dict, event_to_dict, task_to_dict
+from hivewire.cli_dashboard import dashboard
 from hivewire.cli_dlq import dlq_app
 from hivewire.cli_format import (
     agents_table,
@@ -42,6 +43,7 @@ app = typer.Typer(
 )
 app.command()(up)
 app.command()(agent)
+app.command()(dashboard)
 task_app = typer.Typer(help="Inspect or cancel one task.", no_args_is_help=True)
 app.add_typer(task_app, name="task")
 app.add_typer(workflow_app, name="workflow")
@@ -229,7 +231,9 @@ def agents(
 def watch(
     ctx: typer.Context,
     task: Annotated[str, typer.Option(help="Only events of this task.")] = "",
+    workflow: Annotated[str, typer.Option(help="Only events of this workflow.")] = "",
     agent: Annotated[str, typer.Option(help="Only events of this agent.")] = "",
+    capability: Annotated[str, typer.Option(help="Only events of this capability.")] = "",
     type_: Annotated[
         list[str] | None,
         typer.Option("--type", help="Only this event type, e.g. TASK_FAILED (repeatable)."),
@@ -249,7 +253,9 @@ def watch(
     async def go(client: Client) -> None:
         async for event in client.events(
             task_id=task,
+            workflow_id=workflow,
             agent_id=agent,
+            capability=capability,
             types=types,
             since_cursor=since,
         ):

@@ -18,8 +18,9 @@ import grpc
 from hivewire._agent_support import DEFAULT_GATEWAY_ADDR, backoff, channel_options, env
 from hivewire._client_convert import agent_to_dict, encode_payload, task_to_dict
 from hivewire._client_dlq import DeadLetterMethods
+from hivewire._client_events import EventStream
 from hivewire._client_workflow import WorkflowCalls, workflow_to_dict
-from hivewire.v1 import agent_pb2, event_pb2, gateway_pb2_grpc, task_pb2
+from hivewire.v1 import agent_pb2, event_pb2, gateway_pb2_grpc, stats_pb2, task_pb2
 
 __all__ = [
     "TERMINAL_STATES",
@@ -257,8 +258,13 @@ class Client(WorkflowCalls, DeadLetterMethods):
         capability: str = "",
         types: Iterable[event_pb2.EventType.ValueType] = (),
         since_cursor: str = "",
+        resume: bool = True,
     ) -> AsyncIterator[event_pb2.Event]:
-        """Events as they happen (after `since_cursor` when given); runs until cancelled."""
+        """Events as they happen (after `since_cursor` when given); runs until cancelled.
+
+        With `resume` (the default) a dropped stream is reopened after the last event seen,
+        so no event is lost or repeated across gateway restarts and slow-subscriber cut-offs.
+        """
         req = event_pb2.StreamEventsRequest(
             task_id=task_id,
             workflow_id=workflow_id,
@@ -267,9 +273,21 @@ class Client(WorkflowCalls, DeadLetterMethods):
             types=list(types),
             since_cursor=since_cursor,
         )
-        call = self._stub.StreamEvents(req)
+        async for frame in self.stream(req, resume=resume):
+            if frame.WhichOneof("frame") == "event":
+                yield frame.event
+
+    def stream(self, request: event_pb2.StreamEventsRequest, *, resume: bool = True) -> EventStream:
+        """Every frame of StreamEvents (snapshot, events, heartbeats), resumed on disconnect."""
+        return EventStream(self._stub, request, resume=resume)
+
+    async def watch_stats(self, interval: float = 1.0) -> AsyncIterator[stats_pb2.Stats]:
+        """A Stats snapshot every `interval` seconds; runs until cancelled."""
+        req = stats_pb2.WatchStatsRequest()
+        req.interval.FromNanoseconds(int(interval * 1e9))
+        call = self._stub.WatchStats(req)
         try:
             async for resp in call:
-                yield resp.event
+                yield resp.stats
         finally:
             call.cancel()

@@ -37,6 +37,8 @@ class Settings:
     events_maxlen: int = 200_000
     task_retention_seconds: float = 7 * 24 * 3600.0
     stream_queue_size: int = 1024
+    stream_max_subscribers: int = 1000
+    snapshot_max_tasks: int = 10_000
     agent_running_report_after: float = 0.1
     # Workflows and custom commands
     workflow_max_steps: int = 500

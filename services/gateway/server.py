@@ -8,7 +8,7 @@ from typing import cast
 
 import grpc
 
-from hivewire.v1 import coordinator_pb2_grpc, gateway_pb2_grpc, registry_pb2_grpc
+from hivewire.v1 import coordinator_pb2_grpc, gateway_pb2, gateway_pb2_grpc, registry_pb2_grpc
 from services.common.config import Settings, load_settings
 from services.common.keys import Keys
 from services.common.logs import setup_logging
@@ -19,7 +19,9 @@ from services.gateway.service import GatewayServicer
 
 logger = logging.getLogger(__name__)
 
-SERVICE_NAME = "hivewire.v1.GatewayService"
+# Taken from gateway_pb2 so its descriptor is loaded: gateway_pb2_grpc alone does not load it
+# (the file defines only the service), and reflection (grpcurl describe) would not find it.
+SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
 
 
 class GatewayServer:
@@ -48,7 +50,10 @@ class GatewayServer:
         self._coordinator_channel = create_channel(settings.coordinator_addr, settings)
         self._registry_channel = create_channel(settings.registry_addr, settings)
         self.hub = EventsHub(
-            self._redis, Keys(settings.namespace).events, settings.stream_queue_size
+            self._redis,
+            Keys(settings.namespace).events,
+            settings.stream_queue_size,
+            max_subscribers=settings.stream_max_subscribers,
         )
         self.hub.start()
         servicer = GatewayServicer(
