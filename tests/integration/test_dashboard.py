@@ -59,9 +59,23 @@ async def test_dashboard_shows_the_system_and_survives_a_gateway_restart(stack: 
         await eventually(lambda: "nobody" in nobody_label() and "1 queued" in nobody_label())
         await eventually(lambda: max(app._queues["echo"].query_one(Sparkline).data or [0]) > 0)
         assert isinstance(app._queues["echo"], QueueLine)
-        # Workflows are not offered on this branch's gateway: the panel says so, nothing breaks.
-        await eventually(lambda: not app.model.workflows_available)
-        assert "not offered" in str(app.query_one("#no-workflows", Static).content)
+        # Workflows in progress: one step done, the next waits for an agent that never comes.
+        wf = await client.submit_workflow(
+            {
+                "name": "pipeline",
+                "steps": [
+                    {"id": "first", "capability": "echo", "payload": {}},
+                    {"id": "second", "capability": "nobody", "depends_on": ["first"]},
+                ],
+            }
+        )
+        await eventually(lambda: wf.workflow_id in app._workflows)
+
+        def workflow_label() -> str:
+            return str(app._workflows[wf.workflow_id].query_one(Static).content)
+
+        await eventually(lambda: "pipeline" in workflow_label() and "1/2" in workflow_label())
+        assert app.model.workflows_available
 
         # p pauses the log: new events are held, then shown on resume.
         await pilot.press("p")
