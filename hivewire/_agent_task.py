@@ -6,11 +6,13 @@ import asyncio
 import inspect
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeAlias
 
 from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry import trace
 
+from hivewire import tracing
 from hivewire._agent_support import error_text
 from hivewire.v1 import stream_pb2
 
@@ -32,6 +34,19 @@ class TaskContext:
     payload: bytes
     agent_id: str
     workflow_id: str = ""
+    span: trace.Span = field(default=trace.INVALID_SPAN, compare=False, repr=False)
+    """The handler's span (current while it runs): add attributes and events to it."""
+
+    @property
+    def tracer(self) -> trace.Tracer:
+        """A tracer for child spans of the handler's span (`ctx.tracer.start_as_current_span`)."""
+        return tracing.tracer()
+
+    @property
+    def trace_id(self) -> str:
+        """The 32-hex trace id of this attempt ('' when untraced)."""
+        sc = self.span.get_span_context()
+        return format(sc.trace_id, "032x") if sc.is_valid else ""
 
     def json(self) -> Any:
         """The payload decoded as JSON (an empty payload is None)."""
@@ -81,12 +96,17 @@ def make_result(
 
 
 async def _call(handler: Handler, ctx: TaskContext) -> object:
-    if inspect.iscoroutinefunction(handler):
-        return await handler(ctx)
-    value = await asyncio.to_thread(handler, ctx)
-    if inspect.isawaitable(value):
-        return await value
-    return value
+    """Run the handler inside its own span, a child of the delivery's processing span."""
+    with tracing.tracer().start_as_current_span(
+        f"handle {ctx.capability}", attributes={tracing.TASK_ID: ctx.task_id}
+    ) as span:
+        ctx = replace(ctx, span=span)
+        if inspect.iscoroutinefunction(handler):
+            return await handler(ctx)
+        value = await asyncio.to_thread(handler, ctx)
+        if inspect.isawaitable(value):
+            return await value
+        return value
 
 
 async def run_attempt(

@@ -32,6 +32,7 @@ from hivewire._agent_support import (
     env_float,
 )
 from hivewire._agent_task import Handler, NonRetryableError, TaskContext, run_attempt
+from hivewire._agent_tracing import processing_span, record_outcome
 from hivewire.v1 import stream_pb2
 from hivewire.wire import ENVELOPE_FIELD
 
@@ -274,21 +275,25 @@ class Agent:
             except REDIS_ERRORS as exc:
                 logger.warning("could not report start of %s: %s", envelope.task_id, exc)
 
-        try:
-            result = await run_attempt(envelope, handler, report_started, self.running_report_after)
-        except asyncio.CancelledError:
-            if envelope.task_id not in self._cancel_requested:
-                raise
-            result = stream_pb2.TaskResult(
-                task_id=envelope.task_id,
-                attempt=envelope.attempt,
-                attempt_token=envelope.attempt_token,
-                agent_id=envelope.agent_id,
-                outcome=stream_pb2.TASK_OUTCOME_CANCELLED,
-                error="cancelled on request",
-            )
-            result.end_time.GetCurrentTime()
-        await complete(redis, identity, entry_id, result)
+        with processing_span(envelope, identity.inbox_stream) as span:
+            try:
+                result = await run_attempt(
+                    envelope, handler, report_started, self.running_report_after
+                )
+            except asyncio.CancelledError:
+                if envelope.task_id not in self._cancel_requested:
+                    raise
+                result = stream_pb2.TaskResult(
+                    task_id=envelope.task_id,
+                    attempt=envelope.attempt,
+                    attempt_token=envelope.attempt_token,
+                    agent_id=envelope.agent_id,
+                    outcome=stream_pb2.TASK_OUTCOME_CANCELLED,
+                    error="cancelled on request",
+                )
+                result.end_time.GetCurrentTime()
+            record_outcome(span, result, envelope.capability)
+            await complete(redis, identity, entry_id, result)
 
     def _cancel_tasks(self, task_ids: list[str]) -> None:
         wanted = set(task_ids)
@@ -299,7 +304,13 @@ class Agent:
 
 
 def run_agent(agent: Agent) -> None:
-    """Run an agent until SIGTERM or SIGINT, then drain (uses uvloop when available)."""
+    """Run an agent until SIGTERM or SIGINT, then drain (uses uvloop when available).
+
+    The process exports traces as `hivewire-agent` when OTEL_EXPORTER_OTLP_ENDPOINT is set and
+    serves /metrics when HIVEWIRE_AGENT_METRICS_PORT is set.
+    """
+
+    from hivewire._agent_process import observed_process
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -307,9 +318,10 @@ def run_agent(agent: Agent) -> None:
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(agent.stop()))
         await agent.run()
 
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
-        asyncio.run(main())
-        return
-    uvloop.run(main())
+    with observed_process():
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+            asyncio.run(main())
+            return
+        uvloop.run(main())

@@ -147,6 +147,8 @@ def submit(
         typer.echo(task_line(task))
     else:
         typer.echo(task.task_id)
+    if not as_json and task.trace_id:
+        typer.echo(f"trace_id {task.trace_id}", err=True)  # paste into Jaeger's search
     if wait and task.state != task_pb2.TASK_STATE_SUCCEEDED:
         raise typer.Exit(EXIT_TASK_FAILED)
 

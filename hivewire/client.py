@@ -17,6 +17,7 @@ import grpc
 
 from hivewire._agent_support import DEFAULT_GATEWAY_ADDR, backoff, channel_options, env
 from hivewire._client_convert import agent_to_dict, encode_payload, task_to_dict
+from hivewire.tracing import client_interceptors, new_traceparent, traceparent_of
 from hivewire.v1 import agent_pb2, event_pb2, gateway_pb2_grpc, task_pb2
 
 __all__ = ["TERMINAL_STATES", "Client", "agent_to_dict", "encode_payload", "task_to_dict"]
@@ -54,13 +55,21 @@ def _submit_request(
     return req
 
 
+def _trace_metadata() -> tuple[tuple[str, str], ...]:
+    """A fresh trace for a submission made outside any span, so the task gets a trace id the
+    caller knows (Task.trace_id); inside a span, the interceptor propagates that span instead."""
+    return () if traceparent_of() else (("traceparent", new_traceparent()),)
+
+
 class Client:
     """One channel to the gateway; every unary call has a deadline (`timeout` seconds)."""
 
     def __init__(self, addr: str | None = None, *, timeout: float = 10.0) -> None:
         self.addr = addr or env("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR)
         self.timeout = timeout
-        self._channel = grpc.aio.insecure_channel(self.addr, options=channel_options())
+        self._channel = grpc.aio.insecure_channel(
+            self.addr, options=channel_options(), interceptors=client_interceptors()
+        )
         self._stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
 
     async def close(self) -> None:
@@ -99,7 +108,9 @@ class Client:
             request_id=request_id,
             attempt_timeout=attempt_timeout,
         )
-        resp: task_pb2.SubmitTaskResponse = await self._stub.SubmitTask(req, timeout=self.timeout)
+        resp: task_pb2.SubmitTaskResponse = await self._stub.SubmitTask(
+            req, timeout=self.timeout, metadata=_trace_metadata()
+        )
         return resp.task
 
     async def submit_many(
@@ -110,7 +121,9 @@ class Client:
             t if isinstance(t, task_pb2.SubmitTaskRequest) else _submit_request(**t) for t in tasks
         ]
         resp = await self._stub.SubmitTasks(
-            task_pb2.SubmitTasksRequest(tasks=reqs), timeout=self.timeout
+            task_pb2.SubmitTasksRequest(tasks=reqs),
+            timeout=self.timeout,
+            metadata=_trace_metadata(),
         )
         return list(resp.tasks)
 

@@ -38,6 +38,12 @@ class Settings:
     task_retention_seconds: float = 7 * 24 * 3600.0
     stream_queue_size: int = 1024
     agent_running_report_after: float = 0.1
+    # Prometheus /metrics port of each service (0 disables) and the address it binds.
+    gateway_metrics_port: int = 0
+    registry_metrics_port: int = 0
+    coordinator_metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    log_format: str = "text"
 
     def listen(self, service: str) -> str:
         """Listen address of a service: HIVEWIRE_<SERVICE>_LISTEN, else its *_ADDR."""

@@ -156,3 +156,9 @@ class Keys:
     @property
     def workflow_prefix(self) -> str:
         return f"{self.prefix}workflow:"
+
+    # Metrics
+    @property
+    def task_counters(self) -> str:
+        """Hash "<counter>|<capability>" -> count, kept by the coordinators' metrics feed."""
+        return f"{self.prefix}metrics:tasks"

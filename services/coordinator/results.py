@@ -21,6 +21,7 @@ from services.common.errors import InvalidArgument
 from services.common.keys import Keys
 from services.common.loops import Backoff
 from services.common.redis import Redis
+from services.coordinator.dispatch_tracing import end_result_spans, start_result_spans
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +114,7 @@ class ResultsConsumer:
             int(self.settings.retry_max_backoff * 1000),
         ]
         body: list[str | bytes | int | float] = []
+        results: list[stream_pb2.TaskResult] = []
         n = 0
         bad: list[bytes] = []
         for entry_id, fields in entries:
@@ -124,6 +126,7 @@ class ResultsConsumer:
                 bad.append(entry_id)
                 continue
             n += 1
+            results.append(result)
             body += [
                 entry_id,
                 result.task_id,
@@ -142,17 +145,23 @@ class ResultsConsumer:
             await self.redis.xdel(self.keys.results, *bad)
         if not n:
             return
-        reply = await self._complete(
-            keys=[
-                self.keys.events,
-                self.keys.results,
-                self.keys.due,
-                self.keys.dead_letters,
-                self.keys.agent_load,
-                self.keys.finished,
-            ],
-            args=[*args, n, *body],
-        )
+        spans = start_result_spans(results)
+        try:
+            reply = await self._complete(
+                keys=[
+                    self.keys.events,
+                    self.keys.results,
+                    self.keys.due,
+                    self.keys.dead_letters,
+                    self.keys.agent_load,
+                    self.keys.finished,
+                ],
+                args=[*args, n, *body],
+            )
+        except BaseException as exc:
+            end_result_spans(spans, exc)
+            raise
+        end_result_spans(spans)
         for name, value in zip(self.counts, reply, strict=True):
             self.counts[name] += int(value)
         self._on_applied()

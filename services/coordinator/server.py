@@ -18,8 +18,11 @@ from services.common.keys import Keys
 from services.common.logs import setup_logging
 from services.common.loops import Backoff, cancel_and_wait
 from services.common.redis import Redis, create_redis
+from services.common.redis_metrics import ServiceMetrics
 from services.common.server import GrpcServer, create_channel, create_server, run, run_until_signal
+from services.common.telemetry import setup_tracing
 from services.coordinator.agent_cache import AgentCache
+from services.coordinator.metrics_feed import MetricsFeed
 from services.coordinator.results import ResultsConsumer
 from services.coordinator.scheduler import Scheduler
 from services.coordinator.service import CoordinatorService
@@ -47,6 +50,13 @@ class CoordinatorServer:
         self.store = TaskStore(self.redis, self.keys, settings)
         self.scheduler: Scheduler | None = None
         self.results: ResultsConsumer | None = None
+        self.metrics = ServiceMetrics(
+            settings.redis_url,
+            self.keys,
+            settings.coordinator_metrics_port,
+            settings.metrics_host,
+            ("tasks", "queues", "streams"),
+        )
 
     async def start(self, listen: str | None = None) -> int:
         self.registry_channel = create_channel(self.settings.registry_addr, self.settings)
@@ -68,6 +78,9 @@ class CoordinatorServer:
             asyncio.create_task(self.results.run(), name="results"),
             asyncio.create_task(self._retention(), name="retention"),
         ]
+        if self.metrics.start():
+            feed = MetricsFeed(self.redis, self.keys, f"coordinator-{self.instance}")
+            self._tasks.append(asyncio.create_task(feed.run(), name="metrics-feed"))
         logger.info("coordinator %s listening on port %d", self.instance, self.grpc.port)
         return self.grpc.port
 
@@ -100,6 +113,7 @@ class CoordinatorServer:
         if self.grpc is not None:
             await self.grpc.set_serving(False)
         await cancel_and_wait(self._tasks)
+        self.metrics.close()
         if self.grpc is not None:
             await self.grpc.stop(self.settings.shutdown_grace)
         if self.registry_channel is not None:
@@ -127,5 +141,6 @@ async def _serve(settings: Settings) -> None:
 
 def main() -> None:
     settings = load_settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
+    setup_tracing("coordinator")
     run(lambda: _serve(settings))

@@ -1,0 +1,33 @@
+"""Process-level observability of an agent run by `run_agent`: tracing and /metrics."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def observed_process() -> Iterator[None]:
+    """Tracing as `hivewire-agent` (when OTEL_* ask) and /metrics on HIVEWIRE_AGENT_METRICS_PORT
+    (bound to HIVEWIRE_METRICS_HOST, default 127.0.0.1); spans are flushed on the way out."""
+    from services.common.metrics import start_metrics_server
+    from services.common.telemetry import setup_tracing, shutdown_tracing
+
+    setup_tracing("agent")
+    raw_port = os.environ.get("HIVEWIRE_AGENT_METRICS_PORT") or "0"
+    try:
+        port = int(raw_port)
+    except ValueError as exc:
+        raise ValueError(f"HIVEWIRE_AGENT_METRICS_PORT={raw_port!r} is not a port") from exc
+    host = os.environ.get("HIVEWIRE_METRICS_HOST") or "127.0.0.1"
+    server = start_metrics_server(port, host)
+    try:
+        yield
+    finally:
+        if server is not None:
+            server.close()
+        shutdown_tracing()
