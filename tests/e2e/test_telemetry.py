@@ -1,0 +1,307 @@
+"""Traces and metrics of the real stack: `hivewire up --demo` exporting to an in-process collector."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from hivewire.client import Client
+from hivewire.embedded_redis import free_port
+from hivewire.v1 import task_pb2
+from tests.e2e.conftest import READY, Stack
+from tests.e2e.otel_collector import Collector, SpanRecord
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def collector() -> Iterator[Collector]:
+    c = Collector()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope="module")
+def metrics_ports() -> dict[str, int]:
+    return {name: free_port() for name in ("gateway", "registry", "coordinator")}
+
+
+@pytest.fixture(scope="module")
+def traced_stack(
+    tmp_path_factory: pytest.TempPathFactory, collector: Collector, metrics_ports: dict[str, int]
+) -> Iterator[Stack]:
+    ports = {name: free_port() for name in ("redis", "gateway", "registry", "coordinator")}
+    addr = {k: f"127.0.0.1:{v}" for k, v in ports.items()}
+    env = {
+        **os.environ,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "HIVEWIRE_RETRY_INITIAL_BACKOFF": "0.2",
+        **{f"HIVEWIRE_{k.upper()}_METRICS_PORT": str(v) for k, v in metrics_ports.items()},
+    }
+    cmd = [
+        sys.executable, "-m", "hivewire.cli", "up", "--demo",
+        "--redis-port", str(ports["redis"]),
+        "--data-dir", str(tmp_path_factory.mktemp("hivewire-otel")),
+        "--gateway-addr", addr["gateway"],
+        "--registry-addr", addr["registry"],
+        "--coordinator-addr", addr["coordinator"],
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env
+    )
+    stack = Stack(
+        addr["gateway"],
+        addr["registry"],
+        addr["coordinator"],
+        f"redis://127.0.0.1:{ports['redis']}/0",
+        process,
+    )
+    ready = threading.Event()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            stack.output.append(line)
+            if READY in line:
+                ready.set()
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 90
+    while not ready.wait(0.2):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"stack did not start:\n{stack.log()}")
+    try:
+        yield stack
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        reader.join(5)
+
+
+def cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in stack.env().items() if not k.startswith("OTEL_")}
+    return subprocess.run(
+        [sys.executable, "-m", "hivewire.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+def one(spans: list[SpanRecord], **want: object) -> SpanRecord:
+    found = [s for s in spans if all(getattr(s, k) == v for k, v in want.items())]
+    assert len(found) == 1, (want, [(s.service, s.name, s.kind) for s in spans])
+    return found[0]
+
+
+def _has_task_tree(trace_id: str, capability: str) -> object:
+    def check(spans: list[SpanRecord]) -> bool:
+        names = {(s.service, s.name) for s in spans if s.trace_id == trace_id}
+        return {
+            ("hivewire-gateway", "hivewire.v1.GatewayService/SubmitTask"),
+            ("hivewire-coordinator", f"dispatch {capability}"),
+            ("hivewire-agent", f"process {capability}"),
+            ("hivewire-agent", f"handle {capability}"),
+            ("hivewire-coordinator", "apply result"),
+        } <= names
+
+    return check
+
+
+def test_one_task_is_one_trace_across_services(traced_stack: Stack, collector: Collector) -> None:
+    out = cli(traced_stack, "submit", "echo", "--payload", '{"traced": true}', "--wait", "--json")
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout)
+    trace_id = body["trace_id"]
+    assert len(trace_id) == 32 and int(trace_id, 16), body
+    spans = collector.wait_for(_has_task_tree(trace_id, "echo"))
+    mine = [s for s in spans if s.trace_id == trace_id]
+    gw = one(mine, service="hivewire-gateway", name="hivewire.v1.GatewayService/SubmitTask")
+    assert gw.kind == "SERVER" and gw.parent_span_id  # child of the CLI's traceparent
+    gw_client = one(
+        mine, service="hivewire-gateway", name="hivewire.v1.CoordinatorService/SubmitTask"
+    )
+    assert (gw_client.kind, gw_client.parent_span_id) == ("CLIENT", gw.span_id)
+    co = one(mine, service="hivewire-coordinator", name="hivewire.v1.CoordinatorService/SubmitTask")
+    assert (co.kind, co.parent_span_id) == ("SERVER", gw_client.span_id)
+    dispatch = one(mine, name="dispatch echo")
+    assert (dispatch.kind, dispatch.parent_span_id) == ("PRODUCER", co.span_id)
+    assert dispatch.attr("hivewire.task_id") == body["task_id"]
+    assert dispatch.attr("hivewire.attempt") == 1
+    assert dispatch.attr("hivewire.agent_id") == body["agent_id"]
+    assert dispatch.attr("hivewire.capability") == "echo"
+    process = one(mine, name="process echo")
+    assert (process.service, process.kind) == ("hivewire-agent", "CONSUMER")
+    assert process.parent_span_id == dispatch.span_id and not process.links
+    assert process.attr("hivewire.task_id") == body["task_id"]
+    assert process.attr("hivewire.outcome") == "SUCCEEDED"
+    handle = one(mine, name="handle echo")
+    assert (handle.kind, handle.parent_span_id) == ("INTERNAL", process.span_id)
+    applied = one(mine, name="apply result")
+    assert applied.service == "hivewire-coordinator"
+    assert applied.parent_span_id == process.span_id
+    assert applied.attr("hivewire.task_id") == body["task_id"]
+
+
+def test_plain_submit_prints_the_trace_id(traced_stack: Stack) -> None:
+    out = cli(traced_stack, "submit", "echo", "--payload", "1")
+    assert out.returncode == 0, out.stderr
+    task_id = out.stdout.strip()
+    [line] = [ln for ln in out.stderr.splitlines() if ln.startswith("trace_id ")]
+    got = json.loads(cli(traced_stack, "task", "get", task_id, "--json").stdout)
+    assert line.split()[1] == got["trace_id"]
+
+
+def test_redelivered_attempt_links_to_the_original(
+    traced_stack: Stack, collector: Collector
+) -> None:
+    out = cli(traced_stack, "submit", "fail", "--max-attempts", "2", "--wait", "--json")
+    assert out.returncode == 1, out.stderr
+    body = json.loads(out.stdout)
+    assert (body["state"], body["attempt"]) == ("FAILED", 2)
+    trace_id, task_id = body["trace_id"], body["task_id"]
+
+    def both_attempts(spans: list[SpanRecord]) -> bool:
+        got = [
+            s for s in spans if s.name == "process fail" and s.attr("hivewire.task_id") == task_id
+        ]
+        return len(got) == 2
+
+    spans = collector.wait_for(both_attempts)
+    dispatches = {
+        s.attr("hivewire.attempt"): s
+        for s in spans
+        if s.name == "dispatch fail" and s.attr("hivewire.task_id") == task_id
+    }
+    assert set(dispatches) == {1, 2}
+    assert all(d.trace_id == trace_id for d in dispatches.values())
+    assert dispatches[1].parent_span_id == dispatches[2].parent_span_id  # the submit span
+    processing = {
+        s.attr("hivewire.attempt"): s
+        for s in spans
+        if s.name == "process fail" and s.attr("hivewire.task_id") == task_id
+    }
+    first, second = processing[1], processing[2]
+    assert first.trace_id == trace_id and first.parent_span_id == dispatches[1].span_id
+    assert first.attr("hivewire.outcome") == "FAILED"
+    # The redelivery is linked, not parented: its own trace, pointing at its dispatch.
+    assert second.parent_span_id == "" and second.trace_id != trace_id
+    assert second.links == [(trace_id, dispatches[2].span_id)]
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Samples of one /metrics endpoint as {(name, sorted labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def test_metrics_match_a_known_run(
+    traced_stack: Stack, metrics_ports: dict[str, int]
+) -> None:
+    co, gw, reg = (metrics_ports[k] for k in ("coordinator", "gateway", "registry"))
+    before = await asyncio.to_thread(scrape, co)
+    gw_before = await asyncio.to_thread(scrape, gw)
+    async with Client(traced_stack.gateway) as client:
+        submitted = [await client.submit("echo", {"n": i}) for i in range(4)]
+        submitted.append(await client.submit("fail", None, max_attempts=2))
+        done = await asyncio.gather(*(client.wait(t.task_id, timeout=60) for t in submitted))
+        assert [t.state for t in done] == [task_pb2.TASK_STATE_SUCCEEDED] * 4 + [
+            task_pb2.TASK_STATE_FAILED
+        ]
+        events = client.events(capability="echo")
+        reader = asyncio.ensure_future(events.__anext__())
+        try:
+            expected = {
+                ("hivewire_tasks_submitted_total", "echo"): 4,
+                ("hivewire_tasks_succeeded_total", "echo"): 4,
+                ("hivewire_tasks_submitted_total", "fail"): 1,
+                ("hivewire_tasks_retried_total", "fail"): 1,
+                ("hivewire_tasks_failed_total", "fail"): 1,
+                ("hivewire_tasks_dead_lettered_total", "fail"): 1,
+                ("hivewire_tasks_failed_total", "echo"): 0,
+                ("hivewire_task_assignment_latency_seconds_count", "echo"): 4,
+            }
+            deadline = time.monotonic() + 30
+            while True:
+                after = await asyncio.to_thread(scrape, co)
+                got = {
+                    key: value(after, key[0], capability=key[1])
+                    - value(before, key[0], capability=key[1])
+                    for key in expected
+                }
+                if got == expected or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.3)
+            assert got == expected
+            e2e = "hivewire_task_end_to_end_latency_seconds_count"
+            assert (
+                value(after, e2e, capability="echo", state="SUCCEEDED")
+                - value(before, e2e, capability="echo", state="SUCCEEDED")
+                == 4
+            )
+            assert value(after, "hivewire_redis_up") == 1
+            assert ("hivewire_queue_depth", (("capability", "echo"),)) in after
+            assert value(after, "hivewire_queue_depth", capability="echo") == 0
+            assert value(after, "hivewire_stream_length", stream="events") > 0
+            assert (
+                "hivewire_stream_pending",
+                (("group", "coordinators"), ("stream", "results")),
+            ) in after or any(
+                k[0] == "hivewire_stream_pending" and ("stream", "results") in k[1] for k in after
+            )
+            assert any(
+                k[0] == "hivewire_stream_lag" and ("group", "metrics") in k[1] for k in after
+            )
+            agents = await asyncio.to_thread(scrape, reg)
+            assert value(agents, "hivewire_agents", state="ONLINE") == 2
+            gw_after = await asyncio.to_thread(scrape, gw)
+            rpc = "hivewire_rpc_duration_seconds_count"
+            method = "hivewire.v1.GatewayService/SubmitTask"
+            assert (
+                value(gw_after, rpc, method=method, code="OK")
+                - value(gw_before, rpc, method=method, code="OK")
+                == 5
+            )
+            assert value(gw_after, "hivewire_dashboard_subscribers") == 1
+            assert ("hivewire_dashboard_overflows_total", ()) in gw_after
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await reader
+            await events.aclose()
