@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -21,6 +22,12 @@ from hivewire.client import Client
 from hivewire.embedded_redis import free_port
 from hivewire.v1 import task_pb2
 from hivewire.wire import RESULTS_GROUP
+from services.common.config import load_settings
+from services.common.keys import Keys
+from services.common.redis import create_redis
+from services.common.submission import ValidTask
+from services.coordinator.store import TaskStore
+from services.coordinator.workflow_tracing import start_workflow_trace
 from tests.e2e.conftest import READY, Stack
 from tests.e2e.otel_collector import Collector, SpanRecord
 
@@ -307,3 +314,70 @@ async def test_metrics_match_a_known_run(
             with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
                 await reader
             await events.aclose()
+
+
+async def test_workflow_steps_share_the_workflow_trace(
+    traced_stack: Stack, collector: Collector
+) -> None:
+    """What the workflow engine does: one workflow traceparent given to every step task."""
+    workflow_id = uuid.uuid4().hex
+    traceparent = start_workflow_trace(workflow_id, "two-steps")
+    trace_id, workflow_span = traceparent.split("-")[1:3]
+    redis = create_redis(traced_stack.redis_url)
+    try:
+        store = TaskStore(redis, Keys(), load_settings({}))
+        steps = [
+            ValidTask(
+                capability="echo",
+                payload=json.dumps({"step": step}).encode(),
+                priority=0,
+                max_attempts=1,
+                trace_id=traceparent,
+                workflow_id=workflow_id,
+                step_id=step,
+            )
+            for step in ("a", "b")
+        ]
+        tasks = await store.submit(steps)
+    finally:
+        await redis.aclose()
+    assert [t.trace_id for t in tasks] == [trace_id, trace_id]
+    async with Client(traced_stack.gateway) as client:
+        for task in tasks:
+            done = await client.wait(task.task_id, timeout=60)
+            assert done.state == task_pb2.TASK_STATE_SUCCEEDED
+            assert done.trace_id == trace_id
+    ids = {t.task_id for t in tasks}
+
+    def all_processed(spans: list[SpanRecord]) -> bool:
+        got = {s.attr("hivewire.task_id") for s in spans if s.name == "process echo"}
+        return ids <= got
+
+    spans = collector.wait_for(all_processed)
+    dispatches = [
+        s for s in spans if s.name == "dispatch echo" and s.attr("hivewire.task_id") in ids
+    ]
+    assert len(dispatches) == 2
+    for d in dispatches:
+        assert (d.trace_id, d.parent_span_id) == (trace_id, workflow_span)
+        assert d.attr("hivewire.workflow_id") == workflow_id
+    processing = [
+        s for s in spans if s.name == "process echo" and s.attr("hivewire.task_id") in ids
+    ]
+    assert {s.trace_id for s in processing} == {trace_id}
+    assert {s.parent_span_id for s in processing} == {d.span_id for d in dispatches}
+
+
+async def test_collector_outage_never_fails_requests(
+    traced_stack: Stack, collector: Collector
+) -> None:
+    """Last in this module: the collector goes away; work still flows and shutdown is clean."""
+    collector.stop()
+    async with Client(traced_stack.gateway) as client:
+        tasks = [await client.submit("echo", {"n": i}) for i in range(20)]
+        done = await asyncio.gather(*(client.wait(t.task_id, timeout=60) for t in tasks))
+    assert {t.state for t in done} == {task_pb2.TASK_STATE_SUCCEEDED}
+    process = traced_stack.process
+    process.send_signal(signal.SIGINT)
+    code = await asyncio.to_thread(process.wait, 60)
+    assert code == 0, traced_stack.log()
