@@ -24,6 +24,7 @@ from hivewire.cli_format import (
     task_line,
     tasks_table,
 )
+from hivewire.cli_health import healthcheck
 from hivewire.cli_run import agent, up
 from hivewire.client import TERMINAL_STATES, Client
 from hivewire.v1 import event_pb2, task_pb2
@@ -39,6 +40,7 @@ app = typer.Typer(
 )
 app.command()(up)
 app.command()(agent)
+app.command()(healthcheck)
 task_app = typer.Typer(help="Inspect or cancel one task.", no_args_is_help=True)
 app.add_typer(task_app, name="task")
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from hivewire.agent import Agent, NonRetryableError, TaskContext, run_agent
+from services.common.logs import setup_logging
 
 MAX_SLEEP_SECONDS = 300.0
 DEFAULT_CAPABILITIES = ("echo", "wordcount", "sleep")
@@ -74,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level, os.environ.get("HIVEWIRE_LOG_FORMAT") or "text")
     caps = [c.strip() for c in args.capabilities.split(",") if c.strip()]
     run_agent(build_agent(args.name, caps, args.concurrency))
 

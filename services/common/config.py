@@ -42,6 +42,8 @@ class Settings:
     gateway_metrics_port: int = 0
     registry_metrics_port: int = 0
     coordinator_metrics_port: int = 0
+    # Read by the agent SDK's run_agent (agents do not load Settings); listed for completeness.
+    agent_metrics_port: int = 0
     metrics_host: str = "127.0.0.1"
     log_format: str = "text"
 
