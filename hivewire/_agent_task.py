@@ -97,16 +97,21 @@ def make_result(
 
 async def _call(handler: Handler, ctx: TaskContext) -> object:
     """Run the handler inside its own span, a child of the delivery's processing span."""
+    if not tracing.recording():
+        return await _invoke(handler, ctx)
     with tracing.tracer().start_as_current_span(
         f"handle {ctx.capability}", attributes={tracing.TASK_ID: ctx.task_id}
     ) as span:
-        ctx = replace(ctx, span=span)
-        if inspect.iscoroutinefunction(handler):
-            return await handler(ctx)
-        value = await asyncio.to_thread(handler, ctx)
-        if inspect.isawaitable(value):
-            return await value
-        return value
+        return await _invoke(handler, replace(ctx, span=span))
+
+
+async def _invoke(handler: Handler, ctx: TaskContext) -> object:
+    if inspect.iscoroutinefunction(handler):
+        return await handler(ctx)
+    value = await asyncio.to_thread(handler, ctx)
+    if inspect.isawaitable(value):
+        return await value
+    return value
 
 
 async def run_attempt(

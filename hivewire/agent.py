@@ -292,7 +292,7 @@ class Agent:
                     error="cancelled on request",
                 )
                 result.end_time.GetCurrentTime()
-            record_outcome(span, result, envelope.capability)
+            record_outcome(span, result, envelope)
             await complete(redis, identity, entry_id, result)
 
     def _cancel_tasks(self, task_ids: list[str]) -> None:
