@@ -41,7 +41,11 @@ def wordcount(ctx: TaskContext) -> dict[str, Any]:
     text = body.get("text") if isinstance(body, dict) else body
     if not isinstance(text, str):
         raise NonRetryableError('payload must be {"text": string}')
-    counts = Counter(word.lower() for word in _WORD.findall(text))
+    # Handlers add their own spans under the task's trace through ctx.tracer / ctx.span.
+    with ctx.tracer.start_as_current_span("count words") as span:
+        counts = Counter(word.lower() for word in _WORD.findall(text))
+        span.set_attribute("hivewire.demo.words", sum(counts.values()))
+    ctx.span.set_attribute("hivewire.demo.distinct_words", len(counts))
     return {"words": sum(counts.values()), "counts": dict(counts)}
 
 

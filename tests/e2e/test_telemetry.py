@@ -175,6 +175,27 @@ def test_one_task_is_one_trace_across_services(traced_stack: Stack, collector: C
     assert applied.attr("hivewire.task_id") == body["task_id"]
 
 
+def test_handlers_add_child_spans_through_the_sdk(
+    traced_stack: Stack, collector: Collector
+) -> None:
+    """The demo wordcount handler opens `count words` with ctx.tracer and tags ctx.span."""
+    out = cli(
+        traced_stack, "submit", "wordcount", "--payload", '{"text": "a b a"}', "--wait", "--json"
+    )
+    assert out.returncode == 0, out.stderr
+    trace_id = json.loads(out.stdout)["trace_id"]
+
+    def has_child(spans: list[SpanRecord]) -> bool:
+        return any(s.trace_id == trace_id and s.name == "count words" for s in spans)
+
+    mine = [s for s in collector.wait_for(has_child) if s.trace_id == trace_id]
+    handle = one(mine, name="handle wordcount")
+    child = one(mine, name="count words")
+    assert (child.service, child.parent_span_id) == ("hivewire-agent", handle.span_id)
+    assert child.attr("hivewire.demo.words") == 3
+    assert handle.attr("hivewire.demo.distinct_words") == 2
+
+
 def test_plain_submit_prints_the_trace_id(traced_stack: Stack) -> None:
     out = cli(traced_stack, "submit", "echo", "--payload", "1")
     assert out.returncode == 0, out.stderr
