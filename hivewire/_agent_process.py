@@ -24,7 +24,11 @@ def observed_process() -> Iterator[None]:
     except ValueError as exc:
         raise ValueError(f"HIVEWIRE_AGENT_METRICS_PORT={raw_port!r} is not a port") from exc
     host = os.environ.get("HIVEWIRE_METRICS_HOST") or "127.0.0.1"
-    server = start_metrics_server(port, host)
+    try:
+        server = start_metrics_server(port, host)
+    except OSError as exc:  # e.g. two agents on one host with the same setting
+        logger.warning("agent /metrics not served: cannot bind %s:%d (%s)", host, port, exc)
+        server = None
     try:
         yield
     finally:
