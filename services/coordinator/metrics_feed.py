@@ -3,7 +3,8 @@
 It reads the events stream through its own consumer group, so with several coordinators each
 event is counted by exactly one of them; the counters live in Redis (every replica's /metrics
 reports the same totals) and survive restarts. A slow feed never slows the task path: it only
-reads the events stream.
+reads the events stream. With tracing on it also turns retries, reclaims and dead letters into
+spans in each task's trace (services/coordinator/lifecycle_spans.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from services.common.keys import Keys
 from services.common.loops import Backoff
 from services.common.metrics import ASSIGNMENT_LATENCY, END_TO_END_LATENCY
 from services.common.redis import Redis
+from services.coordinator.lifecycle_spans import record_lifecycle_spans
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +125,7 @@ class MetricsFeed:
         acked = await self._count(keys=[self.keys.events, self.keys.task_counters], args=args)
         fresh = [e for e, a in zip(events, acked, strict=True) if e is not None and int(a) == 1]
         await self._observe(fresh)
+        await record_lifecycle_spans(self.redis, self.keys, fresh)
 
     async def _observe(self, events: list[event_pb2.Event]) -> None:
         timed = [

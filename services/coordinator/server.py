@@ -10,6 +10,7 @@ from types import TracebackType
 
 import grpc
 
+from hivewire import tracing
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc
 from services.common import lua
 from services.common.clock import now_ms
@@ -78,7 +79,7 @@ class CoordinatorServer:
             asyncio.create_task(self.results.run(), name="results"),
             asyncio.create_task(self._retention(), name="retention"),
         ]
-        if self.metrics.start():
+        if self.metrics.start() or tracing.recording():
             feed = MetricsFeed(self.redis, self.keys, f"coordinator-{self.instance}")
             self._tasks.append(asyncio.create_task(feed.run(), name="metrics-feed"))
         logger.info("coordinator %s listening on port %d", self.instance, self.grpc.port)

@@ -241,6 +241,20 @@ def test_redelivered_attempt_links_to_the_original(
     assert second.parent_span_id == "" and second.trace_id != trace_id
     assert second.links == [(trace_id, dispatches[2].span_id)]
 
+    def lifecycle(spans: list[SpanRecord]) -> bool:
+        names = {s.name for s in spans if s.trace_id == trace_id}
+        return {"task retrying", "task dead-lettered"} <= names
+
+    spans = [s for s in collector.wait_for(lifecycle) if s.trace_id == trace_id]
+    retrying = one(spans, name="task retrying")
+    assert retrying.service == "hivewire-coordinator"
+    assert retrying.parent_span_id == dispatches[1].parent_span_id  # under the submit span
+    assert (retrying.attr("hivewire.task_id"), retrying.attr("hivewire.attempt")) == (task_id, 1)
+    assert retrying.attr("hivewire.capability") == "fail"
+    assert "demo failure on attempt 1" in retrying.attr("hivewire.message")
+    dead = one(spans, name="task dead-lettered")
+    assert dead.attr("hivewire.attempt") == 2
+
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Samples of one /metrics endpoint as {(name, sorted labels): value}."""
