@@ -1,129 +1,32 @@
-"""Traces and metrics of the real stack: `hivewire up --demo` exporting to an in-process
-collector."""
+"""Traces of the real stack: `hivewire up --demo` exporting to an in-process collector."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import signal
-import subprocess
-import sys
-import threading
-import time
-import urllib.request
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from hivewire.client import Client
-from hivewire.embedded_redis import free_port
 from hivewire.v1 import task_pb2
-from hivewire.wire import RESULTS_GROUP
 from services.common.config import load_settings
 from services.common.keys import Keys
 from services.common.redis import create_redis
 from services.common.submission import ValidTask
 from services.coordinator.store import TaskStore
 from services.coordinator.workflow_tracing import start_workflow_trace
-from tests.e2e.conftest import READY, Stack
+from tests.e2e import traced_stack as fixtures
+from tests.e2e.conftest import Stack
 from tests.e2e.otel_collector import Collector, SpanRecord
+from tests.e2e.traced_stack import cli, one
 
 pytestmark = pytest.mark.e2e
 
-
-@pytest.fixture(scope="module")
-def collector() -> Iterator[Collector]:
-    c = Collector()
-    try:
-        yield c
-    finally:
-        c.stop()
-
-
-@pytest.fixture(scope="module")
-def metrics_ports() -> dict[str, int]:
-    return {name: free_port() for name in ("gateway", "registry", "coordinator")}
-
-
-@pytest.fixture(scope="module")
-def traced_stack(
-    tmp_path_factory: pytest.TempPathFactory, collector: Collector, metrics_ports: dict[str, int]
-) -> Iterator[Stack]:
-    ports = {name: free_port() for name in ("redis", "gateway", "registry", "coordinator")}
-    addr = {k: f"127.0.0.1:{v}" for k, v in ports.items()}
-    env = {
-        **os.environ,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
-        "OTEL_EXPORTER_OTLP_INSECURE": "true",
-        "OTEL_BSP_SCHEDULE_DELAY": "200",
-        "HIVEWIRE_RETRY_INITIAL_BACKOFF": "0.2",
-        **{f"HIVEWIRE_{k.upper()}_METRICS_PORT": str(v) for k, v in metrics_ports.items()},
-    }
-    cmd = [
-        sys.executable, "-m", "hivewire.cli", "up", "--demo",
-        "--redis-port", str(ports["redis"]),
-        "--data-dir", str(tmp_path_factory.mktemp("hivewire-otel")),
-        "--gateway-addr", addr["gateway"],
-        "--registry-addr", addr["registry"],
-        "--coordinator-addr", addr["coordinator"],
-    ]  # fmt: skip
-    process = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env
-    )
-    stack = Stack(
-        addr["gateway"],
-        addr["registry"],
-        addr["coordinator"],
-        f"redis://127.0.0.1:{ports['redis']}/0",
-        process,
-    )
-    ready = threading.Event()
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            stack.output.append(line)
-            if READY in line:
-                ready.set()
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    deadline = time.monotonic() + 90
-    while not ready.wait(0.2):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"stack did not start:\n{stack.log()}")
-    try:
-        yield stack
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-        reader.join(5)
-
-
-def cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in stack.env().items() if not k.startswith("OTEL_")}
-    return subprocess.run(
-        [sys.executable, "-m", "hivewire.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-
-
-def one(spans: list[SpanRecord], **want: object) -> SpanRecord:
-    found = [s for s in spans if all(getattr(s, k) == v for k, v in want.items())]
-    assert len(found) == 1, (want, [(s.service, s.name, s.kind) for s in spans])
-    return found[0]
+collector = fixtures.collector
+metrics_ports = fixtures.metrics_ports
+traced_stack = fixtures.traced_stack
 
 
 def _has_task_tree(trace_id: str, capability: str) -> object:
@@ -254,101 +157,6 @@ def test_redelivered_attempt_links_to_the_original(
     assert "demo failure on attempt 1" in retrying.attr("hivewire.message")
     dead = one(spans, name="task dead-lettered")
     assert dead.attr("hivewire.attempt") == 2
-
-
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Samples of one /metrics endpoint as {(name, sorted labels): value}."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
-        text = resp.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(
-    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
-) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-async def test_metrics_match_a_known_run(
-    traced_stack: Stack, metrics_ports: dict[str, int]
-) -> None:
-    co, gw, reg = (metrics_ports[k] for k in ("coordinator", "gateway", "registry"))
-    before = await asyncio.to_thread(scrape, co)
-    gw_before = await asyncio.to_thread(scrape, gw)
-    async with Client(traced_stack.gateway) as client:
-        submitted = [await client.submit("echo", {"n": i}) for i in range(4)]
-        submitted.append(await client.submit("fail", None, max_attempts=2))
-        done = await asyncio.gather(*(client.wait(t.task_id, timeout=60) for t in submitted))
-        assert [t.state for t in done] == [task_pb2.TASK_STATE_SUCCEEDED] * 4 + [
-            task_pb2.TASK_STATE_FAILED
-        ]
-        events = client.events(capability="echo")
-        reader = asyncio.ensure_future(events.__anext__())
-        try:
-            expected = {
-                ("hivewire_tasks_submitted_total", "echo"): 4,
-                ("hivewire_tasks_succeeded_total", "echo"): 4,
-                ("hivewire_tasks_submitted_total", "fail"): 1,
-                ("hivewire_tasks_retried_total", "fail"): 1,
-                ("hivewire_tasks_failed_total", "fail"): 1,
-                ("hivewire_tasks_dead_lettered_total", "fail"): 1,
-                ("hivewire_tasks_failed_total", "echo"): 0,
-                ("hivewire_task_assignment_latency_seconds_count", "echo"): 4,
-            }
-            deadline = time.monotonic() + 30
-            while True:
-                after = await asyncio.to_thread(scrape, co)
-                got = {
-                    key: value(after, key[0], capability=key[1])
-                    - value(before, key[0], capability=key[1])
-                    for key in expected
-                }
-                if got == expected or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.3)
-            assert got == expected
-            e2e = "hivewire_task_end_to_end_latency_seconds_count"
-            assert (
-                value(after, e2e, capability="echo", state="SUCCEEDED")
-                - value(before, e2e, capability="echo", state="SUCCEEDED")
-                == 4
-            )
-            assert value(after, "hivewire_redis_up") == 1
-            assert ("hivewire_queue_depth", (("capability", "echo"),)) in after
-            assert value(after, "hivewire_queue_depth", capability="echo") == 0
-            assert value(after, "hivewire_stream_length", stream="events") > 0
-            pending = ("group", RESULTS_GROUP), ("stream", "results")
-            assert ("hivewire_stream_pending", pending) in after
-            assert any(
-                k[0] == "hivewire_stream_lag" and ("group", "metrics") in k[1] for k in after
-            )
-            agents = await asyncio.to_thread(scrape, reg)
-            assert value(agents, "hivewire_agents", state="ONLINE") == 2
-            gw_after = await asyncio.to_thread(scrape, gw)
-            rpc = "hivewire_rpc_duration_seconds_count"
-            method = "hivewire.v1.GatewayService/SubmitTask"
-            assert (
-                value(gw_after, rpc, method=method, code="OK")
-                - value(gw_before, rpc, method=method, code="OK")
-                == 5
-            )
-            deadline = time.monotonic() + 30
-            while value(gw_after, "hivewire_dashboard_subscribers") != 1:
-                assert time.monotonic() < deadline, "subscriber never counted"
-                await asyncio.sleep(0.2)
-                gw_after = await asyncio.to_thread(scrape, gw)
-            assert ("hivewire_dashboard_overflows_total", ()) in gw_after
-        finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await reader
-            await events.aclose()
 
 
 async def test_workflow_steps_share_the_workflow_trace(
