@@ -7,6 +7,7 @@ import contextlib
 import time
 import urllib.request
 
+import grpc
 import pytest
 
 from hivewire.client import Client
@@ -110,6 +111,25 @@ async def test_metrics_match_a_known_run(
                 await asyncio.sleep(0.2)
                 gw_after = await asyncio.to_thread(scrape, gw)
             assert ("hivewire_dashboard_overflows_total", ()) in gw_after
+            # Errors are measured under their status code, on both hops.
+            co_before = await asyncio.to_thread(scrape, co)
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await client.get("0" * 32)
+            assert err.value.code() == grpc.StatusCode.NOT_FOUND
+            gw_err = await asyncio.to_thread(scrape, gw)
+            co_err = await asyncio.to_thread(scrape, co)
+            get = "hivewire.v1.GatewayService/GetTask"
+            assert (
+                value(gw_err, rpc, method=get, code="NOT_FOUND")
+                - value(gw_after, rpc, method=get, code="NOT_FOUND")
+                == 1
+            )
+            co_get = "hivewire.v1.CoordinatorService/GetTask"
+            assert (
+                value(co_err, rpc, method=co_get, code="NOT_FOUND")
+                - value(co_before, rpc, method=co_get, code="NOT_FOUND")
+                == 1
+            )
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
