@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from hivewire._agent_support import env
 
 logger = logging.getLogger(__name__)
 
@@ -18,12 +19,12 @@ def observed_process() -> Iterator[None]:
     from services.common.telemetry import setup_tracing, shutdown_tracing
 
     setup_tracing("agent")
-    raw_port = os.environ.get("HIVEWIRE_AGENT_METRICS_PORT") or "0"
+    raw_port = env("AGENT_METRICS_PORT", "0")
     try:
         port = int(raw_port)
     except ValueError as exc:
         raise ValueError(f"HIVEWIRE_AGENT_METRICS_PORT={raw_port!r} is not a port") from exc
-    host = os.environ.get("HIVEWIRE_METRICS_HOST") or "127.0.0.1"
+    host = env("METRICS_HOST", "127.0.0.1")
     try:
         server = start_metrics_server(port, host)
     except OSError as exc:  # e.g. two agents on one host with the same setting

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import sys
 import time
 import urllib.request
 
@@ -11,6 +13,7 @@ import grpc
 import pytest
 
 from hivewire.client import Client
+from hivewire.embedded_redis import free_port
 from hivewire.v1 import task_pb2
 from hivewire.wire import RESULTS_GROUP
 from tests.e2e import traced_stack as fixtures
@@ -135,3 +138,29 @@ async def test_metrics_match_a_known_run(
             with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
                 await reader
             await events.aclose()
+
+
+async def test_agent_metrics_count_its_own_attempts(traced_stack: Stack) -> None:
+    port = free_port()
+    env = {**traced_stack.env(), "HIVEWIRE_AGENT_METRICS_PORT": str(port)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hivewire.cli", "agent", "tests.e2e.probe_agent:agent",
+        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        async with Client(traced_stack.gateway) as client:
+            deadline = time.monotonic() + 60
+            while "probe" not in {a.name for a in (await client.list_agents())[0]}:
+                assert time.monotonic() < deadline, "probe agent never registered"
+                await asyncio.sleep(0.2)
+            tasks = [await client.submit("probe", {"n": i}) for i in range(3)]
+            for task in tasks:
+                done = await client.wait(task.task_id, timeout=60)
+                assert done.state == task_pb2.TASK_STATE_SUCCEEDED
+        got = await asyncio.to_thread(scrape, port)
+        ok = {"capability": "probe", "outcome": "SUCCEEDED"}
+        assert value(got, "hivewire_agent_tasks_total", **ok) == 3
+        assert value(got, "hivewire_agent_task_duration_seconds_count", capability="probe") == 3
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 60) == 0
