@@ -67,11 +67,11 @@ def processing_span(envelope: stream_pb2.TaskEnvelope, inbox: str) -> Iterator[S
         AGENT_TASK_DURATION.labels(envelope.capability).observe(time.perf_counter() - start)
 
 
-def record_outcome(
-    span: Span, result: stream_pb2.TaskResult, envelope: stream_pb2.TaskEnvelope
-) -> None:
-    """Outcome on the processing span, the counter, and the span's traceparent on the result
-    (untraced, the envelope's traceparent passes through so the coordinator can still parent)."""
+def record_outcome(result: stream_pb2.TaskResult, envelope: stream_pb2.TaskEnvelope) -> None:
+    """Outcome on the current (processing) span, the counter, and the span's traceparent on the
+    result (untraced, the envelope's traceparent passes through so the coordinator can still
+    parent its span)."""
+    span = trace.get_current_span()
     name = stream_pb2.TaskOutcome.Name(result.outcome).removeprefix("TASK_OUTCOME_")
     AGENT_TASKS.labels(envelope.capability, name).inc()
     if not span.is_recording():

@@ -251,7 +251,7 @@ class Agent:
         else:
             if not envelope.agent_id:
                 envelope.agent_id = identity.agent_id
-            task = asyncio.create_task(self._run_one(identity, entry_id, envelope))
+            task = asyncio.create_task(self._run_traced(identity, entry_id, envelope))
         self._running[task] = envelope.task_id
         task.add_done_callback(self._finished)
 
@@ -261,6 +261,13 @@ class Agent:
         self._slot_free.set()
         if not task.cancelled() and task.exception() is not None:
             logger.error("task runner failed", exc_info=task.exception())
+
+    async def _run_traced(
+        self, identity: Identity, entry_id: bytes, envelope: stream_pb2.TaskEnvelope
+    ) -> None:
+        """One delivery inside its CONSUMER span (see hivewire/_agent_tracing.py)."""
+        with processing_span(envelope, identity.inbox_stream):
+            await self._run_one(identity, entry_id, envelope)
 
     async def _run_one(
         self, identity: Identity, entry_id: bytes, envelope: stream_pb2.TaskEnvelope
@@ -275,25 +282,22 @@ class Agent:
             except REDIS_ERRORS as exc:
                 logger.warning("could not report start of %s: %s", envelope.task_id, exc)
 
-        with processing_span(envelope, identity.inbox_stream) as span:
-            try:
-                result = await run_attempt(
-                    envelope, handler, report_started, self.running_report_after
-                )
-            except asyncio.CancelledError:
-                if envelope.task_id not in self._cancel_requested:
-                    raise
-                result = stream_pb2.TaskResult(
-                    task_id=envelope.task_id,
-                    attempt=envelope.attempt,
-                    attempt_token=envelope.attempt_token,
-                    agent_id=envelope.agent_id,
-                    outcome=stream_pb2.TASK_OUTCOME_CANCELLED,
-                    error="cancelled on request",
-                )
-                result.end_time.GetCurrentTime()
-            record_outcome(span, result, envelope)
-            await complete(redis, identity, entry_id, result)
+        try:
+            result = await run_attempt(envelope, handler, report_started, self.running_report_after)
+        except asyncio.CancelledError:
+            if envelope.task_id not in self._cancel_requested:
+                raise
+            result = stream_pb2.TaskResult(
+                task_id=envelope.task_id,
+                attempt=envelope.attempt,
+                attempt_token=envelope.attempt_token,
+                agent_id=envelope.agent_id,
+                outcome=stream_pb2.TASK_OUTCOME_CANCELLED,
+                error="cancelled on request",
+            )
+            result.end_time.GetCurrentTime()
+        record_outcome(result, envelope)
+        await complete(redis, identity, entry_id, result)
 
     def _cancel_tasks(self, task_ids: list[str]) -> None:
         wanted = set(task_ids)
@@ -309,19 +313,18 @@ def run_agent(agent: Agent) -> None:
     The process exports traces as `hivewire-agent` when OTEL_EXPORTER_OTLP_ENDPOINT is set and
     serves /metrics when HIVEWIRE_AGENT_METRICS_PORT is set.
     """
-
     from hivewire._agent_process import observed_process
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(agent.stop()))
-        await agent.run()
+        with observed_process():
+            await agent.run()
 
-    with observed_process():
-        try:
-            import uvloop
-        except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
-            asyncio.run(main())
-            return
-        uvloop.run(main())
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        asyncio.run(main())
+        return
+    uvloop.run(main())

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind
 
 from hivewire import tracing
 from hivewire.v1 import stream_pb2
@@ -84,8 +84,6 @@ def start_result_spans(results: Sequence[stream_pb2.TaskResult]) -> list[Span]:
     return spans
 
 
-def end_result_spans(spans: list[Span], error: BaseException | None = None) -> None:
+def end_result_spans(spans: list[Span]) -> None:
     for span in spans:
-        if error is not None:
-            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
         span.end()

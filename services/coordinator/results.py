@@ -145,22 +145,18 @@ class ResultsConsumer:
             await self.redis.xdel(self.keys.results, *bad)
         if not n:
             return
-        spans = start_result_spans(results)
-        try:
-            reply = await self._complete(
-                keys=[
-                    self.keys.events,
-                    self.keys.results,
-                    self.keys.due,
-                    self.keys.dead_letters,
-                    self.keys.agent_load,
-                    self.keys.finished,
-                ],
-                args=[*args, n, *body],
-            )
-        except BaseException as exc:
-            end_result_spans(spans, exc)
-            raise
+        spans = start_result_spans(results)  # not ended (so not exported) if the call fails
+        reply = await self._complete(
+            keys=[
+                self.keys.events,
+                self.keys.results,
+                self.keys.due,
+                self.keys.dead_letters,
+                self.keys.agent_load,
+                self.keys.finished,
+            ],
+            args=[*args, n, *body],
+        )
         end_result_spans(spans)
         for name, value in zip(self.counts, reply, strict=True):
             self.counts[name] += int(value)

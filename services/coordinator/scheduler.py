@@ -178,11 +178,8 @@ class Scheduler:
         ]
         for a in assignments:
             args += [a.task_id, a.agent_id, a.attempt, a.token, a.envelope]
-        codes: list[Any] = [0] * len(assignments)
-        try:
-            codes = await self._assign(keys=[self.keys.events, self.keys.agent_load], args=args)
-        finally:
-            end_dispatch([a.span for a in assignments], codes)
+        codes = await self._assign(keys=[self.keys.events, self.keys.agent_load], args=args)
+        end_dispatch([a.span for a in assignments], codes)  # a failed call drops its spans
         applied = sum(1 for c in codes if int(c) == 1)
         self.assigned_total += applied
         return applied

@@ -34,6 +34,8 @@ def _has_task_tree(trace_id: str, capability: str) -> object:
         names = {(s.service, s.name) for s in spans if s.trace_id == trace_id}
         return {
             ("hivewire-gateway", "hivewire.v1.GatewayService/SubmitTask"),
+            ("hivewire-gateway", "hivewire.v1.CoordinatorService/SubmitTask"),
+            ("hivewire-coordinator", "hivewire.v1.CoordinatorService/SubmitTask"),
             ("hivewire-coordinator", f"dispatch {capability}"),
             ("hivewire-agent", f"process {capability}"),
             ("hivewire-agent", f"handle {capability}"),
@@ -89,7 +91,8 @@ def test_handlers_add_child_spans_through_the_sdk(
     trace_id = json.loads(out.stdout)["trace_id"]
 
     def has_child(spans: list[SpanRecord]) -> bool:
-        return any(s.trace_id == trace_id and s.name == "count words" for s in spans)
+        names = {s.name for s in spans if s.trace_id == trace_id}
+        return {"handle wordcount", "count words"} <= names
 
     mine = [s for s in collector.wait_for(has_child) if s.trace_id == trace_id]
     handle = one(mine, name="handle wordcount")
@@ -118,10 +121,20 @@ def test_redelivered_attempt_links_to_the_original(
     trace_id, task_id = body["trace_id"], body["task_id"]
 
     def both_attempts(spans: list[SpanRecord]) -> bool:
+        """Both attempts' dispatch and processing spans, and the retry/dead-letter spans."""
         got = [
-            s for s in spans if s.name == "process fail" and s.attr("hivewire.task_id") == task_id
+            (s.name, s.attr("hivewire.attempt"))
+            for s in spans
+            if s.attr("hivewire.task_id") == task_id
         ]
-        return len(got) == 2
+        return {
+            ("dispatch fail", 1),
+            ("dispatch fail", 2),
+            ("process fail", 1),
+            ("process fail", 2),
+            ("task retrying", 1),
+            ("task dead-lettered", 2),
+        } <= set(got)
 
     spans = collector.wait_for(both_attempts)
     dispatches = {
@@ -193,8 +206,9 @@ async def test_workflow_steps_share_the_workflow_trace(
     ids = {t.task_id for t in tasks}
 
     def all_processed(spans: list[SpanRecord]) -> bool:
-        got = {s.attr("hivewire.task_id") for s in spans if s.name == "process echo"}
-        return ids <= got
+        processed = {s.attr("hivewire.task_id") for s in spans if s.name == "process echo"}
+        dispatched = {s.attr("hivewire.task_id") for s in spans if s.name == "dispatch echo"}
+        return ids <= processed and ids <= dispatched
 
     spans = collector.wait_for(all_processed)
     dispatches = [
