@@ -102,6 +102,23 @@ def test_handlers_add_child_spans_through_the_sdk(
     assert handle.attr("hivewire.demo.distinct_words") == 2
 
 
+def test_every_process_logs_json_lines(traced_stack: Stack) -> None:
+    """HIVEWIRE_LOG_FORMAT=json reaches every service and agent `hivewire up` starts."""
+    seen: dict[str, dict[str, object]] = {}
+    for line in list(traced_stack.output):
+        name, _, rest = line.partition("] ")
+        name = name.lstrip("[")
+        if name in ("registry", "coordinator", "gateway", "demo-1", "demo-2") and rest.startswith(
+            "{"
+        ):
+            seen.setdefault(name, json.loads(rest))
+    assert set(seen) == {"registry", "coordinator", "gateway", "demo-1", "demo-2"}, (
+        traced_stack.log()
+    )
+    for record in seen.values():
+        assert {"time", "level", "logger", "message"} <= set(record)
+
+
 def test_plain_submit_prints_the_trace_id(traced_stack: Stack) -> None:
     out = cli(traced_stack, "submit", "echo", "--payload", "1")
     assert out.returncode == 0, out.stderr

@@ -44,6 +44,7 @@ def traced_stack(
         "OTEL_EXPORTER_OTLP_INSECURE": "true",
         "OTEL_BSP_SCHEDULE_DELAY": "200",
         "HIVEWIRE_RETRY_INITIAL_BACKOFF": "0.2",
+        "HIVEWIRE_LOG_FORMAT": "json",
         **{f"HIVEWIRE_{k.upper()}_METRICS_PORT": str(v) for k, v in metrics_ports.items()},
     }
     cmd = [
