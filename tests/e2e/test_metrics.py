@@ -114,25 +114,29 @@ async def test_metrics_match_a_known_run(
                 await asyncio.sleep(0.2)
                 gw_after = await asyncio.to_thread(scrape, gw)
             assert ("hivewire_dashboard_overflows_total", ()) in gw_after
-            # Errors are measured under their status code, on both hops.
-            co_before = await asyncio.to_thread(scrape, co)
+            # Errors are measured under their status code, on both hops. An aborted RPC's status
+            # reaches the caller before the server-side observation, so poll for it.
+            gw_get = "hivewire.v1.GatewayService/GetTask"
+            co_get = "hivewire.v1.CoordinatorService/GetTask"
+            gw_base = value(gw_after, rpc, method=gw_get, code="NOT_FOUND")
+            co_base = value(
+                await asyncio.to_thread(scrape, co), rpc, method=co_get, code="NOT_FOUND"
+            )
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await client.get("0" * 32)
             assert err.value.code() == grpc.StatusCode.NOT_FOUND
-            gw_err = await asyncio.to_thread(scrape, gw)
-            co_err = await asyncio.to_thread(scrape, co)
-            get = "hivewire.v1.GatewayService/GetTask"
-            assert (
-                value(gw_err, rpc, method=get, code="NOT_FOUND")
-                - value(gw_after, rpc, method=get, code="NOT_FOUND")
-                == 1
-            )
-            co_get = "hivewire.v1.CoordinatorService/GetTask"
-            assert (
-                value(co_err, rpc, method=co_get, code="NOT_FOUND")
-                - value(co_before, rpc, method=co_get, code="NOT_FOUND")
-                == 1
-            )
+            deadline = time.monotonic() + 30
+            while True:
+                gw_err = await asyncio.to_thread(scrape, gw)
+                co_err = await asyncio.to_thread(scrape, co)
+                got_errors = (
+                    value(gw_err, rpc, method=gw_get, code="NOT_FOUND") - gw_base,
+                    value(co_err, rpc, method=co_get, code="NOT_FOUND") - co_base,
+                )
+                if got_errors == (1, 1) or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+            assert got_errors == (1, 1)
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
