@@ -6,11 +6,13 @@ import asyncio
 import inspect
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry import trace
 
+from hivewire import tracing
 from hivewire._agent_support import error_text
 from hivewire.v1 import stream_pb2
 
@@ -35,6 +37,19 @@ class TaskContext:
     payload: bytes
     agent_id: str
     workflow_id: str = ""
+    span: trace.Span = field(default=trace.INVALID_SPAN, compare=False, repr=False)
+    """The handler's span (current while it runs): add attributes and events to it."""
+
+    @property
+    def tracer(self) -> trace.Tracer:
+        """A tracer for child spans of the handler's span (`ctx.tracer.start_as_current_span`)."""
+        return tracing.tracer()
+
+    @property
+    def trace_id(self) -> str:
+        """The 32-hex trace id of this attempt ('' when untraced)."""
+        sc = self.span.get_span_context()
+        return format(sc.trace_id, "032x") if sc.is_valid else ""
 
     def json(self) -> Any:
         """The payload decoded as JSON (an empty payload is None)."""
@@ -84,6 +99,16 @@ def make_result(
 
 
 async def _call(handler: Handler, ctx: TaskContext) -> object:
+    """Run the handler inside its own span, a child of the delivery's processing span."""
+    if not tracing.recording():
+        return await _invoke(handler, ctx)
+    with tracing.tracer().start_as_current_span(
+        f"handle {ctx.capability}", attributes={tracing.TASK_ID: ctx.task_id}
+    ) as span:
+        return await _invoke(handler, replace(ctx, span=span))
+
+
+async def _invoke(handler: Handler, ctx: TaskContext) -> object:
     if inspect.iscoroutinefunction(handler):
         return await handler(ctx)
     value = await asyncio.to_thread(handler, ctx)

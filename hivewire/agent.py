@@ -39,6 +39,7 @@ from hivewire._agent_support import (
     env_float,
 )
 from hivewire._agent_task import Handler, NonRetryableError, TaskContext, run_attempt
+from hivewire._agent_tracing import processing_span, record_outcome
 from hivewire.v1 import stream_pb2
 from hivewire.wire import ENVELOPE_FIELD
 
@@ -262,7 +263,7 @@ class Agent(AgentHooks):
         else:
             if not envelope.agent_id:
                 envelope.agent_id = identity.agent_id
-            task = asyncio.create_task(self._run_one(identity, entry_id, envelope))
+            task = asyncio.create_task(self._run_traced(identity, entry_id, envelope))
         self._running[task] = envelope.task_id
         task.add_done_callback(self._finished)
 
@@ -272,6 +273,13 @@ class Agent(AgentHooks):
         self._slot_free.set()
         if not task.cancelled() and task.exception() is not None:
             logger.error("task runner failed", exc_info=task.exception())
+
+    async def _run_traced(
+        self, identity: Identity, entry_id: bytes, envelope: stream_pb2.TaskEnvelope
+    ) -> None:
+        """One delivery inside its CONSUMER span (see hivewire/_agent_tracing.py)."""
+        with processing_span(envelope, identity.inbox_stream):
+            await self._run_one(identity, entry_id, envelope)
 
     async def _run_one(
         self, identity: Identity, entry_id: bytes, envelope: stream_pb2.TaskEnvelope
@@ -302,6 +310,7 @@ class Agent(AgentHooks):
                 error="cancelled on request",
             )
             result.end_time.GetCurrentTime()
+        record_outcome(result, envelope)
         assert self._writer is not None
         await self._writer.complete(identity, entry_id, result)
 
@@ -314,13 +323,19 @@ class Agent(AgentHooks):
 
 
 def run_agent(agent: Agent) -> None:
-    """Run an agent until SIGTERM or SIGINT, then drain (uses uvloop when available)."""
+    """Run an agent until SIGTERM or SIGINT, then drain (uses uvloop when available).
+
+    The process exports traces as `hivewire-agent` when OTEL_EXPORTER_OTLP_ENDPOINT is set and
+    serves /metrics when HIVEWIRE_AGENT_METRICS_PORT is set.
+    """
+    from hivewire._agent_process import observed_process
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(agent.stop()))
-        await agent.run()
+        with observed_process():
+            await agent.run()
 
     try:
         import uvloop

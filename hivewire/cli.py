@@ -26,6 +26,7 @@ from hivewire.cli_format import (
     task_line,
     tasks_table,
 )
+from hivewire.cli_health import healthcheck
 from hivewire.cli_hooks import hooks_app
 from hivewire.cli_run import agent, up
 from hivewire.cli_workflow import commands, run, workflow_app, workflows
@@ -44,6 +45,7 @@ app = typer.Typer(
 app.command()(up)
 app.command()(agent)
 app.command()(dashboard)
+app.command()(healthcheck)
 task_app = typer.Typer(help="Inspect or cancel one task.", no_args_is_help=True)
 app.add_typer(task_app, name="task")
 app.add_typer(workflow_app, name="workflow")
@@ -158,6 +160,8 @@ def submit(
         typer.echo(task_line(task))
     else:
         typer.echo(task.task_id)
+    if not as_json and task.trace_id:
+        typer.echo(f"trace_id {task.trace_id}", err=True)  # paste into Jaeger's search
     if wait and task.state != task_pb2.TASK_STATE_SUCCEEDED:
         raise typer.Exit(EXIT_TASK_FAILED)
 

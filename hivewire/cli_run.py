@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -106,7 +106,9 @@ def agent(
     ] = "echo,wordcount,sleep",
 ) -> None:
     """Run an agent until SIGTERM/Ctrl-C, then drain its in-flight work."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from services.common.logs import setup_logging
+
+    setup_logging("INFO", os.environ.get("HIVEWIRE_LOG_FORMAT") or "text")
     if target is None:
         caps = [c.strip() for c in capabilities.split(",") if c.strip()]
         the_agent = build_agent(name or "demo", caps, concurrency or 8)

@@ -20,6 +20,7 @@ from hivewire._client_convert import agent_to_dict, encode_payload, task_to_dict
 from hivewire._client_dlq import DeadLetterMethods
 from hivewire._client_events import EventStream
 from hivewire._client_workflow import WorkflowCalls, workflow_to_dict
+from hivewire.tracing import client_interceptors, new_traceparent, traceparent_of
 from hivewire.v1 import agent_pb2, event_pb2, gateway_pb2_grpc, stats_pb2, task_pb2
 
 __all__ = [
@@ -76,13 +77,21 @@ def _submit_request(
     return req
 
 
+def _trace_metadata() -> tuple[tuple[str, str], ...]:
+    """A fresh trace for a submission made outside any span, so the task gets a trace id the
+    caller knows (Task.trace_id); inside a span, the interceptor propagates that span instead."""
+    return () if traceparent_of() else (("traceparent", new_traceparent()),)
+
+
 class Client(WorkflowCalls, DeadLetterMethods):
     """One channel to the gateway; every unary call has a deadline (`timeout` seconds)."""
 
     def __init__(self, addr: str | None = None, *, timeout: float = 10.0) -> None:
         self.addr = addr or env("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR)
         self.timeout = timeout
-        self._channel = grpc.aio.insecure_channel(self.addr, options=channel_options())
+        self._channel = grpc.aio.insecure_channel(
+            self.addr, options=channel_options(), interceptors=client_interceptors()
+        )
         self._stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
 
     async def close(self) -> None:
@@ -127,7 +136,9 @@ class Client(WorkflowCalls, DeadLetterMethods):
             attempt_timeout=attempt_timeout,
             **timeouts,
         )
-        resp: task_pb2.SubmitTaskResponse = await self._stub.SubmitTask(req, timeout=self.timeout)
+        resp: task_pb2.SubmitTaskResponse = await self._stub.SubmitTask(
+            req, timeout=self.timeout, metadata=_trace_metadata()
+        )
         return resp.task
 
     async def submit_many(
@@ -138,7 +149,9 @@ class Client(WorkflowCalls, DeadLetterMethods):
             t if isinstance(t, task_pb2.SubmitTaskRequest) else _submit_request(**t) for t in tasks
         ]
         resp = await self._stub.SubmitTasks(
-            task_pb2.SubmitTasksRequest(tasks=reqs), timeout=self.timeout
+            task_pb2.SubmitTasksRequest(tasks=reqs),
+            timeout=self.timeout,
+            metadata=_trace_metadata(),
         )
         return list(resp.tasks)
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from hivewire.agent import Agent, NonRetryableError, TaskContext, run_agent
+from services.common.logs import setup_logging
 
 MAX_SLEEP_SECONDS = 300.0
 DEFAULT_CAPABILITIES = ("echo", "wordcount", "sleep")
@@ -60,7 +61,11 @@ def text_of(body: Any) -> str:
 def wordcount(ctx: TaskContext) -> dict[str, Any]:
     """{"text": ...} -> {"words": total, "counts": {word: n}}, lowercased, split on non-letters."""
     text = text_of(ctx.json())
-    counts = Counter(word.lower() for word in _WORD.findall(text))
+    # Handlers add their own spans under the task's trace through ctx.tracer / ctx.span.
+    with ctx.tracer.start_as_current_span("count words") as span:
+        counts = Counter(word.lower() for word in _WORD.findall(text))
+        span.set_attribute("hivewire.demo.words", sum(counts.values()))
+    ctx.span.set_attribute("hivewire.demo.distinct_words", len(counts))
     return {"words": sum(counts.values()), "counts": dict(counts)}
 
 
@@ -157,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level, os.environ.get("HIVEWIRE_LOG_FORMAT") or "text")
     caps = [c.strip() for c in args.capabilities.split(",") if c.strip()]
     run_agent(build_agent(args.name, caps, args.concurrency))
 

@@ -61,6 +61,14 @@ class Settings:
     hooks_claim_idle: float = 30.0
     hooks_poll_interval: float = 0.2
     hooks_max_backlog: int = 10_000
+    # Prometheus /metrics port of each service (0 disables) and the address it binds.
+    gateway_metrics_port: int = 0
+    registry_metrics_port: int = 0
+    coordinator_metrics_port: int = 0
+    # Read by the agent SDK's run_agent (agents do not load Settings); listed for completeness.
+    agent_metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    log_format: str = "text"
 
     def listen(self, service: str) -> str:
         """Listen address of a service: HIVEWIRE_<SERVICE>_LISTEN, else its *_ADDR."""

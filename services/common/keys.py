@@ -205,3 +205,9 @@ class Keys:
     def hook_entries(self) -> str:
         """Hash events-stream entry id -> hook deliveries of it not yet settled."""
         return f"{self.prefix}hook-entries"
+
+    # Metrics
+    @property
+    def task_counters(self) -> str:
+        """Hash "<counter>|<capability>" -> count, kept by the coordinators' metrics feed."""
+        return f"{self.prefix}metrics:tasks"

@@ -14,8 +14,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from hivewire.tracing import client_interceptors
 from services.common.config import Settings
 from services.common.interceptors import ErrorMappingInterceptor
+from services.common.rpc_telemetry import TelemetryServerInterceptor
+from services.common.telemetry import shutdown_tracing
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +46,9 @@ def channel_options(settings: Settings) -> list[tuple[str, int]]:
 
 def create_channel(addr: str, settings: Settings) -> grpc.aio.Channel:
     """One long-lived channel per dependency per process; close it on shutdown."""
-    return grpc.aio.insecure_channel(addr, options=channel_options(settings))
+    return grpc.aio.insecure_channel(
+        addr, options=channel_options(settings), interceptors=client_interceptors()
+    )
 
 
 @dataclass
@@ -78,7 +83,7 @@ async def create_server(
 ) -> GrpcServer:
     """Build, bind and start a server; `listen` may use port 0 (the bound port is returned)."""
     server = grpc.aio.server(
-        interceptors=[ErrorMappingInterceptor()],
+        interceptors=[TelemetryServerInterceptor(), ErrorMappingInterceptor()],
         options=[
             *KEEPALIVE_SERVER_OPTIONS,
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -117,6 +122,7 @@ async def run_until_signal(
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
         await shutdown()
+        shutdown_tracing()  # last: spans of the shutdown itself are flushed too
 
 
 def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:

@@ -14,6 +14,7 @@ from hivewire.v1 import event_pb2
 from services.common.errors import ResourceExhausted, Unavailable
 from services.common.events import decode_entry
 from services.common.loops import cancel_and_wait
+from services.common.metrics import DASHBOARD_OVERFLOWS
 from services.common.redis import REDIS_UNAVAILABLE, Redis
 from services.gateway.errors import OutOfRange
 from services.gateway.event_filter import (
@@ -217,6 +218,7 @@ class EventsHub:
                 try:
                     sub.queue.put_nowait((sid, event))
                 except asyncio.QueueFull:
+                    DASHBOARD_OVERFLOWS.inc()
                     sub._cut_off(
                         ResourceExhausted(
                             "subscriber too slow; resume from cursor "
