@@ -42,29 +42,71 @@ async def add_result(
     await redis.xadd(identity.results_stream, {RESULT_FIELD: result.SerializeToString()})
 
 
-async def complete(
-    redis: aioredis.Redis, identity: Identity, entry_id: bytes, result: stream_pb2.TaskResult
-) -> None:
-    """XADD the result, then XACK and XDEL the delivery, in one MULTI; retried on Redis errors.
+class ResultWriter:
+    """Writes finished attempts in batches: XADD each result, then XACK and XDEL the deliveries.
 
-    Deleting the handled entry keeps the inbox as short as the work in flight.
-
-    If every attempt fails the entry stays pending and the coordinator reclaims it.
+    Callers await their own write; whatever finishes while a write is in flight goes in the next
+    one, so a busy agent pays one round trip per batch and an idle one adds no delay. Deleting
+    handled entries keeps the inbox as short as the work in flight. A batch that still fails
+    after WRITE_ATTEMPTS stays pending in the inbox, and the coordinator reclaims it.
     """
-    data = result.SerializeToString()
-    delays = backoff(0.05, 2.0)
-    for _ in range(WRITE_ATTEMPTS):
-        try:
-            async with redis.pipeline(transaction=True) as pipe:
-                pipe.xadd(identity.results_stream, {RESULT_FIELD: data})
-                pipe.xack(identity.inbox_stream, identity.inbox_group, entry_id)
-                pipe.xdel(identity.inbox_stream, entry_id)
-                await pipe.execute()
-            return
-        except REDIS_ERRORS as exc:
-            logger.warning("writing result of %s failed (%s)", result.task_id, exc)
-            await asyncio.sleep(next(delays))
-    logger.error("gave up writing result of %s; it will be reclaimed", result.task_id)
+
+    def __init__(self, redis: aioredis.Redis, max_batch: int = 256) -> None:
+        self._redis = redis
+        self._max_batch = max_batch
+        self._queue: list[tuple[Identity, bytes, stream_pb2.TaskResult, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def complete(
+        self, identity: Identity, entry_id: bytes, result: stream_pb2.TaskResult
+    ) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self._queue.append((identity, entry_id, result, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="hivewire-result-writer")
+        await asyncio.shield(done)
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch = self._queue[: self._max_batch]
+            del self._queue[: self._max_batch]
+            try:
+                await self._write(batch)
+            finally:
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+    async def _write(
+        self, batch: list[tuple[Identity, bytes, stream_pb2.TaskResult, asyncio.Future[None]]]
+    ) -> None:
+        delays = backoff(0.05, 2.0)
+        for _ in range(WRITE_ATTEMPTS):
+            try:
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    for identity, _, result, _ in batch:
+                        pipe.xadd(
+                            identity.results_stream, {RESULT_FIELD: result.SerializeToString()}
+                        )
+                    for (inbox, group), ids in _by_inbox(batch).items():
+                        pipe.xack(inbox, group, *ids)
+                        pipe.xdel(inbox, *ids)
+                    await pipe.execute()
+                return
+            except REDIS_ERRORS as exc:
+                logger.warning("writing %d result(s) failed (%s)", len(batch), exc)
+                await asyncio.sleep(next(delays))
+        logger.error("gave up writing %d result(s); they will be reclaimed", len(batch))
+
+
+def _by_inbox(
+    batch: list[tuple[Identity, bytes, stream_pb2.TaskResult, asyncio.Future[None]]],
+) -> dict[tuple[str, str], list[bytes]]:
+    """Entry ids per (inbox, group): one XACK and one XDEL each (re-registration moves inboxes)."""
+    ids: dict[tuple[str, str], list[bytes]] = {}
+    for identity, entry_id, _, _ in batch:
+        ids.setdefault((identity.inbox_stream, identity.inbox_group), []).append(entry_id)
+    return ids
 
 
 async def ack(redis: aioredis.Redis, identity: Identity, entry_id: bytes) -> None:

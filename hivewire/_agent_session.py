@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import grpc
 
 from hivewire._agent_support import backoff, channel_options
+from hivewire.tracing import client_interceptors
 from hivewire.v1 import registry_pb2, registry_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,9 @@ class Session:
         on_cancel: Callable[[list[str]], None],
         running: Callable[[], list[str]] = list,
     ) -> None:
-        self._channel = grpc.aio.insecure_channel(registry_addr, options=channel_options())
+        self._channel = grpc.aio.insecure_channel(
+            registry_addr, options=channel_options(), interceptors=client_interceptors()
+        )
         self._stub = registry_pb2_grpc.RegistryServiceStub(self._channel)
         self._request = registry_pb2.RegisterAgentRequest(
             name=name, capabilities=capabilities, max_concurrency=max_concurrency, labels=labels

@@ -6,13 +6,18 @@ import asyncio
 import inspect
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, TypeAlias
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry import trace
 
+from hivewire import tracing
 from hivewire._agent_support import error_text
 from hivewire.v1 import stream_pb2
+
+if TYPE_CHECKING:
+    from hivewire._agent_hooks import TaskHooks
 
 Handler: TypeAlias = Callable[["TaskContext"], Any]
 """An async or sync callable taking a TaskContext and returning bytes, str or a JSON value."""
@@ -32,6 +37,19 @@ class TaskContext:
     payload: bytes
     agent_id: str
     workflow_id: str = ""
+    span: trace.Span = field(default=trace.INVALID_SPAN, compare=False, repr=False)
+    """The handler's span (current while it runs): add attributes and events to it."""
+
+    @property
+    def tracer(self) -> trace.Tracer:
+        """A tracer for child spans of the handler's span (`ctx.tracer.start_as_current_span`)."""
+        return tracing.tracer()
+
+    @property
+    def trace_id(self) -> str:
+        """The 32-hex trace id of this attempt ('' when untraced)."""
+        sc = self.span.get_span_context()
+        return format(sc.trace_id, "032x") if sc.is_valid else ""
 
     def json(self) -> Any:
         """The payload decoded as JSON (an empty payload is None)."""
@@ -81,6 +99,16 @@ def make_result(
 
 
 async def _call(handler: Handler, ctx: TaskContext) -> object:
+    """Run the handler inside its own span, a child of the delivery's processing span."""
+    if not tracing.recording():
+        return await _invoke(handler, ctx)
+    with tracing.tracer().start_as_current_span(
+        f"handle {ctx.capability}", attributes={tracing.TASK_ID: ctx.task_id}
+    ) as span:
+        return await _invoke(handler, replace(ctx, span=span))
+
+
+async def _invoke(handler: Handler, ctx: TaskContext) -> object:
     if inspect.iscoroutinefunction(handler):
         return await handler(ctx)
     value = await asyncio.to_thread(handler, ctx)
@@ -89,16 +117,31 @@ async def _call(handler: Handler, ctx: TaskContext) -> object:
     return value
 
 
+async def _run_handler(handler: Handler, ctx: TaskContext, hooks: TaskHooks | None) -> object:
+    if hooks:
+        await hooks.run_before(ctx)
+    return await _call(handler, ctx)
+
+
+async def _on_error(
+    hooks: TaskHooks | None, ctx: TaskContext, exc: BaseException, result: stream_pb2.TaskResult
+) -> stream_pb2.TaskResult:
+    if hooks:
+        await hooks.run_on_error(ctx, exc)
+    return result
+
+
 async def run_attempt(
     envelope: stream_pb2.TaskEnvelope,
     handler: Handler | None,
     report_started: Callable[[stream_pb2.TaskResult], Awaitable[None]],
     report_after: float,
+    hooks: TaskHooks | None = None,
 ) -> stream_pb2.TaskResult:
     """Run one attempt and return its final TaskResult; never raises except on cancellation.
 
     If the handler is still running after `report_after` seconds, a STARTED result is reported
-    first (short tasks skip that write).
+    first (short tasks skip that write). `hooks` run around the handler (hivewire._agent_hooks).
     """
     start = _now()
     if handler is None:
@@ -121,7 +164,7 @@ async def run_attempt(
         if envelope.HasField("attempt_timeout")
         else None
     )
-    work = asyncio.ensure_future(_call(handler, ctx))
+    work = asyncio.ensure_future(_run_handler(handler, ctx, hooks))
     try:
         async with asyncio.timeout(timeout or None):
             done, _ = await asyncio.wait({work}, timeout=report_after)
@@ -133,11 +176,13 @@ async def run_attempt(
             value = await work
         payload = encode_result(value)
     except NonRetryableError as exc:
-        return _failed(envelope, start, stream_pb2.TASK_OUTCOME_FAILED_PERMANENTLY, exc)
+        failed = _failed(envelope, start, stream_pb2.TASK_OUTCOME_FAILED_PERMANENTLY, exc)
+        return await _on_error(hooks, ctx, exc, failed)
     except TimeoutError as exc:
         if not work.done():
             work.cancel()
-        return _failed(envelope, start, stream_pb2.TASK_OUTCOME_FAILED, exc)
+        failed = _failed(envelope, start, stream_pb2.TASK_OUTCOME_FAILED, exc)
+        return await _on_error(hooks, ctx, exc, failed)
     except (TypeError, ValueError) as exc:
         # A return value that cannot be encoded fails the same way on every attempt.
         outcome = (
@@ -145,12 +190,15 @@ async def run_attempt(
             if work.done() and not work.cancelled() and work.exception() is None
             else stream_pb2.TASK_OUTCOME_FAILED
         )
-        return _failed(envelope, start, outcome, exc)
+        return await _on_error(hooks, ctx, exc, _failed(envelope, start, outcome, exc))
     except asyncio.CancelledError:
         work.cancel()
         raise
     except Exception as exc:
-        return _failed(envelope, start, stream_pb2.TASK_OUTCOME_FAILED, exc)
+        failed = _failed(envelope, start, stream_pb2.TASK_OUTCOME_FAILED, exc)
+        return await _on_error(hooks, ctx, exc, failed)
+    if hooks:
+        await hooks.run_after(ctx, value)
     return make_result(envelope, stream_pb2.TASK_OUTCOME_SUCCEEDED, start, result=payload)
 
 

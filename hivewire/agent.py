@@ -22,7 +22,14 @@ from typing import cast
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from hivewire._agent_redis import REDIS_ERRORS, ack, add_result, complete, create_agent_redis
+from hivewire._agent_hooks import AgentHooks
+from hivewire._agent_redis import (
+    REDIS_ERRORS,
+    ResultWriter,
+    ack,
+    add_result,
+    create_agent_redis,
+)
 from hivewire._agent_session import Identity, Session
 from hivewire._agent_support import (
     DEFAULT_REDIS_URL,
@@ -32,6 +39,7 @@ from hivewire._agent_support import (
     env_float,
 )
 from hivewire._agent_task import Handler, NonRetryableError, TaskContext, run_attempt
+from hivewire._agent_tracing import processing_span, record_outcome
 from hivewire.v1 import stream_pb2
 from hivewire.wire import ENVELOPE_FIELD
 
@@ -42,7 +50,7 @@ logger = logging.getLogger(__name__)
 READ_BLOCK_MS = 1000
 
 
-class Agent:
+class Agent(AgentHooks):
     """A worker process: handlers by capability, run with at most `max_concurrency` at once."""
 
     def __init__(
@@ -74,6 +82,7 @@ class Agent:
         self._handlers: dict[str, Handler] = {}
         self._session: Session | None = None
         self._redis: aioredis.Redis | None = None
+        self._writer: ResultWriter | None = None
         self._running: dict[asyncio.Task[None], str] = {}
         self._cancel_requested: set[str] = set()
         self._slot_free = asyncio.Event()
@@ -118,6 +127,7 @@ class Agent:
         if not self._handlers:
             raise ValueError("an agent needs at least one handler")
         self._redis = create_agent_redis(self.redis_url, READ_BLOCK_MS)
+        self._writer = ResultWriter(self._redis)
         session = Session(
             self.registry_addr,
             name=self.name,
@@ -253,7 +263,7 @@ class Agent:
         else:
             if not envelope.agent_id:
                 envelope.agent_id = identity.agent_id
-            task = asyncio.create_task(self._run_one(identity, entry_id, envelope))
+            task = asyncio.create_task(self._run_traced(identity, entry_id, envelope))
         self._running[task] = envelope.task_id
         task.add_done_callback(self._finished)
 
@@ -263,6 +273,13 @@ class Agent:
         self._slot_free.set()
         if not task.cancelled() and task.exception() is not None:
             logger.error("task runner failed", exc_info=task.exception())
+
+    async def _run_traced(
+        self, identity: Identity, entry_id: bytes, envelope: stream_pb2.TaskEnvelope
+    ) -> None:
+        """One delivery inside its CONSUMER span (see hivewire/_agent_tracing.py)."""
+        with processing_span(envelope, identity.inbox_stream):
+            await self._run_one(identity, entry_id, envelope)
 
     async def _run_one(
         self, identity: Identity, entry_id: bytes, envelope: stream_pb2.TaskEnvelope
@@ -278,7 +295,9 @@ class Agent:
                 logger.warning("could not report start of %s: %s", envelope.task_id, exc)
 
         try:
-            result = await run_attempt(envelope, handler, report_started, self.running_report_after)
+            result = await run_attempt(
+                envelope, handler, report_started, self.running_report_after, self.task_hooks
+            )
         except asyncio.CancelledError:
             if envelope.task_id not in self._cancel_requested:
                 raise
@@ -291,7 +310,9 @@ class Agent:
                 error="cancelled on request",
             )
             result.end_time.GetCurrentTime()
-        await complete(redis, identity, entry_id, result)
+        record_outcome(result, envelope)
+        assert self._writer is not None
+        await self._writer.complete(identity, entry_id, result)
 
     def _cancel_tasks(self, task_ids: list[str]) -> None:
         wanted = set(task_ids)
@@ -302,13 +323,19 @@ class Agent:
 
 
 def run_agent(agent: Agent) -> None:
-    """Run an agent until SIGTERM or SIGINT, then drain (uses uvloop when available)."""
+    """Run an agent until SIGTERM or SIGINT, then drain (uses uvloop when available).
+
+    The process exports traces as `hivewire-agent` when OTEL_EXPORTER_OTLP_ENDPOINT is set and
+    serves /metrics when HIVEWIRE_AGENT_METRICS_PORT is set.
+    """
+    from hivewire._agent_process import observed_process
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(agent.stop()))
-        await agent.run()
+        with observed_process():
+            await agent.run()
 
     try:
         import uvloop

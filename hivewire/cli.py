@@ -15,6 +15,7 @@ from hivewire._agent_support import (
     env,
 )
 from hivewire._client_convert import agent_to_dict, event_to_dict, task_to_dict
+from hivewire.cli_dashboard import dashboard
 from hivewire.cli_dlq import dlq_app
 from hivewire.cli_format import (
     agents_table,
@@ -25,7 +26,10 @@ from hivewire.cli_format import (
     task_line,
     tasks_table,
 )
+from hivewire.cli_health import healthcheck
+from hivewire.cli_hooks import hooks_app
 from hivewire.cli_run import agent, up
+from hivewire.cli_workflow import commands, run, workflow_app, workflows
 from hivewire.client import TERMINAL_STATES, Client
 from hivewire.v1 import event_pb2, task_pb2
 
@@ -40,9 +44,16 @@ app = typer.Typer(
 )
 app.command()(up)
 app.command()(agent)
+app.command()(dashboard)
+app.command()(healthcheck)
 task_app = typer.Typer(help="Inspect or cancel one task.", no_args_is_help=True)
 app.add_typer(task_app, name="task")
+app.add_typer(workflow_app, name="workflow")
+app.command()(workflows)
+app.command()(commands)
+app.command()(run)
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(hooks_app, name="hooks")
 
 EXIT_TASK_FAILED = 1
 EXIT_RPC_ERROR = 2
@@ -149,6 +160,8 @@ def submit(
         typer.echo(task_line(task))
     else:
         typer.echo(task.task_id)
+    if not as_json and task.trace_id:
+        typer.echo(f"trace_id {task.trace_id}", err=True)  # paste into Jaeger's search
     if wait and task.state != task_pb2.TASK_STATE_SUCCEEDED:
         raise typer.Exit(EXIT_TASK_FAILED)
 
@@ -222,7 +235,9 @@ def agents(
 def watch(
     ctx: typer.Context,
     task: Annotated[str, typer.Option(help="Only events of this task.")] = "",
+    workflow: Annotated[str, typer.Option(help="Only events of this workflow.")] = "",
     agent: Annotated[str, typer.Option(help="Only events of this agent.")] = "",
+    capability: Annotated[str, typer.Option(help="Only events of this capability.")] = "",
     type_: Annotated[
         list[str] | None,
         typer.Option("--type", help="Only this event type, e.g. TASK_FAILED (repeatable)."),
@@ -242,7 +257,9 @@ def watch(
     async def go(client: Client) -> None:
         async for event in client.events(
             task_id=task,
+            workflow_id=workflow,
             agent_id=agent,
+            capability=capability,
             types=types,
             since_cursor=since,
         ):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -23,6 +23,7 @@ from hivewire.cli_format import format_rpc_error
 from hivewire.demo import build_agent
 
 EXIT_RPC_ERROR = 2
+DEFAULT_HOOKS_ADDR = "127.0.0.1:50054"
 
 
 def up(
@@ -43,6 +44,12 @@ def up(
         str | None,
         typer.Option(help="Embedded Redis AOF fsync: everysec (default) or always (no loss)."),
     ] = None,
+    hooks_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Hooks file: also start the hooks runner (default $HIVEWIRE_HOOKS_FILE)."
+        ),
+    ] = None,
 ) -> None:
     """Start Redis, the registry, coordinator and gateway (and demo agents) until Ctrl-C."""
     from hivewire.embedded_redis import APPENDFSYNC
@@ -53,6 +60,11 @@ def up(
         raise typer.BadParameter(
             f"{fsync!r} is not one of {', '.join(APPENDFSYNC)}", param_hint="--appendfsync"
         )
+
+    hooks = hooks_file or (Path(env("HOOKS_FILE", "")) if env("HOOKS_FILE", "") else None)
+    if hooks is not None:
+        check_hooks_file(hooks)
+
     config = UpConfig(
         gateway_addr=gateway_addr or env("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR),
         registry_addr=registry_addr or env("REGISTRY_ADDR", DEFAULT_REGISTRY_ADDR),
@@ -62,8 +74,23 @@ def up(
         data_dir=data_dir,
         appendfsync=fsync,
         demo=demo,
+        hooks_file=hooks,
+        hooks_addr=env("HOOKS_ADDR", DEFAULT_HOOKS_ADDR),
     )
     raise typer.Exit(asyncio.run(run_up(config)))
+
+
+def check_hooks_file(path: Path) -> None:
+    """Validate a hooks file before starting anything; exit 2 with the error otherwise."""
+    import os
+
+    from services.hooks.hooks_file import HooksFileError, load_hooks
+
+    try:
+        load_hooks(path, os.environ)
+    except HooksFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_RPC_ERROR) from None
 
 
 def load_agent(target: str) -> Agent:
@@ -91,7 +118,9 @@ def agent(
     ] = "echo,wordcount,sleep",
 ) -> None:
     """Run an agent until SIGTERM/Ctrl-C, then drain its in-flight work."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from services.common.logs import setup_logging
+
+    setup_logging("INFO", os.environ.get("HIVEWIRE_LOG_FORMAT") or "text")
     if target is None:
         caps = [c.strip() for c in capabilities.split(",") if c.strip()]
         the_agent = build_agent(name or "demo", caps, concurrency or 8)

@@ -18,9 +18,19 @@ import grpc
 from hivewire._agent_support import DEFAULT_GATEWAY_ADDR, backoff, channel_options, env
 from hivewire._client_convert import agent_to_dict, encode_payload, task_to_dict
 from hivewire._client_dlq import DeadLetterMethods
-from hivewire.v1 import agent_pb2, event_pb2, gateway_pb2_grpc, task_pb2
+from hivewire._client_events import EventStream
+from hivewire._client_workflow import WorkflowCalls, workflow_to_dict
+from hivewire.tracing import client_interceptors, new_traceparent, traceparent_of
+from hivewire.v1 import agent_pb2, event_pb2, gateway_pb2_grpc, stats_pb2, task_pb2
 
-__all__ = ["TERMINAL_STATES", "Client", "agent_to_dict", "encode_payload", "task_to_dict"]
+__all__ = [
+    "TERMINAL_STATES",
+    "Client",
+    "agent_to_dict",
+    "encode_payload",
+    "task_to_dict",
+    "workflow_to_dict",
+]
 
 TERMINAL_STATES = frozenset(
     {
@@ -67,13 +77,21 @@ def _submit_request(
     return req
 
 
-class Client(DeadLetterMethods):
+def _trace_metadata() -> tuple[tuple[str, str], ...]:
+    """A fresh trace for a submission made outside any span, so the task gets a trace id the
+    caller knows (Task.trace_id); inside a span, the interceptor propagates that span instead."""
+    return () if traceparent_of() else (("traceparent", new_traceparent()),)
+
+
+class Client(WorkflowCalls, DeadLetterMethods):
     """One channel to the gateway; every unary call has a deadline (`timeout` seconds)."""
 
     def __init__(self, addr: str | None = None, *, timeout: float = 10.0) -> None:
         self.addr = addr or env("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR)
         self.timeout = timeout
-        self._channel = grpc.aio.insecure_channel(self.addr, options=channel_options())
+        self._channel = grpc.aio.insecure_channel(
+            self.addr, options=channel_options(), interceptors=client_interceptors()
+        )
         self._stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
 
     async def close(self) -> None:
@@ -118,7 +136,9 @@ class Client(DeadLetterMethods):
             attempt_timeout=attempt_timeout,
             **timeouts,
         )
-        resp: task_pb2.SubmitTaskResponse = await self._stub.SubmitTask(req, timeout=self.timeout)
+        resp: task_pb2.SubmitTaskResponse = await self._stub.SubmitTask(
+            req, timeout=self.timeout, metadata=_trace_metadata()
+        )
         return resp.task
 
     async def submit_many(
@@ -129,7 +149,9 @@ class Client(DeadLetterMethods):
             t if isinstance(t, task_pb2.SubmitTaskRequest) else _submit_request(**t) for t in tasks
         ]
         resp = await self._stub.SubmitTasks(
-            task_pb2.SubmitTasksRequest(tasks=reqs), timeout=self.timeout
+            task_pb2.SubmitTasksRequest(tasks=reqs),
+            timeout=self.timeout,
+            metadata=_trace_metadata(),
         )
         return list(resp.tasks)
 
@@ -249,8 +271,13 @@ class Client(DeadLetterMethods):
         capability: str = "",
         types: Iterable[event_pb2.EventType.ValueType] = (),
         since_cursor: str = "",
+        resume: bool = True,
     ) -> AsyncIterator[event_pb2.Event]:
-        """Events as they happen (after `since_cursor` when given); runs until cancelled."""
+        """Events as they happen (after `since_cursor` when given); runs until cancelled.
+
+        With `resume` (the default) a dropped stream is reopened after the last event seen,
+        so no event is lost or repeated across gateway restarts and slow-subscriber cut-offs.
+        """
         req = event_pb2.StreamEventsRequest(
             task_id=task_id,
             workflow_id=workflow_id,
@@ -259,9 +286,21 @@ class Client(DeadLetterMethods):
             types=list(types),
             since_cursor=since_cursor,
         )
-        call = self._stub.StreamEvents(req)
+        async for frame in self.stream(req, resume=resume):
+            if frame.WhichOneof("frame") == "event":
+                yield frame.event
+
+    def stream(self, request: event_pb2.StreamEventsRequest, *, resume: bool = True) -> EventStream:
+        """Every frame of StreamEvents (snapshot, events, heartbeats), resumed on disconnect."""
+        return EventStream(self._stub, request, resume=resume)
+
+    async def watch_stats(self, interval: float = 1.0) -> AsyncIterator[stats_pb2.Stats]:
+        """A Stats snapshot every `interval` seconds; runs until cancelled."""
+        req = stats_pb2.WatchStatsRequest()
+        req.interval.FromNanoseconds(int(interval * 1e9))
+        call = self._stub.WatchStats(req)
         try:
             async for resp in call:
-                yield resp.event
+                yield resp.stats
         finally:
             call.cancel()

@@ -1,16 +1,21 @@
-"""Demo agent with echo, sleep, wordcount and fail handlers: `python -m hivewire.demo`."""
+"""Demo agent with echo, sleep, wordcount, fail and workflow helpers: `python -m hivewire.demo`.
+
+The workflow helpers (chunk, merge-counts, upper, collect) take a workflow step's input
+(own fields plus "parents", or "item" in a map step; see services/coordinator/workflow.py).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from hivewire.agent import Agent, NonRetryableError, TaskContext, run_agent
+from services.common.logs import setup_logging
 
 MAX_SLEEP_SECONDS = 300.0
 DEFAULT_CAPABILITIES = ("echo", "wordcount", "sleep")
@@ -34,13 +39,33 @@ async def sleep(ctx: TaskContext) -> dict[str, float]:
     return {"slept": seconds}
 
 
+def text_of(body: Any) -> str:
+    """The text a demo handler works on: the payload itself, its "text", its map "item", or
+    the "text" of a parent step's output."""
+    if isinstance(body, str):
+        return body
+    if isinstance(body, dict):
+        for value in (body.get("text"), body.get("item")):
+            if isinstance(value, str):
+                return value
+            if isinstance(value, dict) and isinstance(value.get("text"), str):
+                return str(value["text"])
+        parents = body.get("parents")
+        if isinstance(parents, dict):
+            for output in parents.values():
+                if isinstance(output, dict) and isinstance(output.get("text"), str):
+                    return str(output["text"])
+    raise NonRetryableError('payload must be {"text": string}')
+
+
 def wordcount(ctx: TaskContext) -> dict[str, Any]:
     """{"text": ...} -> {"words": total, "counts": {word: n}}, lowercased, split on non-letters."""
-    body = ctx.json()
-    text = body.get("text") if isinstance(body, dict) else body
-    if not isinstance(text, str):
-        raise NonRetryableError('payload must be {"text": string}')
-    counts = Counter(word.lower() for word in _WORD.findall(text))
+    text = text_of(ctx.json())
+    # Handlers add their own spans under the task's trace through ctx.tracer / ctx.span.
+    with ctx.tracer.start_as_current_span("count words") as span:
+        counts = Counter(word.lower() for word in _WORD.findall(text))
+        span.set_attribute("hivewire.demo.words", sum(counts.values()))
+    ctx.span.set_attribute("hivewire.demo.distinct_words", len(counts))
     return {"words": sum(counts.values()), "counts": dict(counts)}
 
 
@@ -49,7 +74,70 @@ async def fail(ctx: TaskContext) -> None:
     raise RuntimeError(f"demo failure on attempt {ctx.attempt}")
 
 
-HANDLERS = {"echo": echo, "sleep": sleep, "wordcount": wordcount, "fail": fail}
+def chunk(ctx: TaskContext) -> list[str]:
+    """{"text": ..., "chunks": n} -> the text as (at most) n strings of whole words."""
+    body = ctx.json()
+    words = text_of(body).split()
+    n = body.get("chunks", 4) if isinstance(body, dict) else 4
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1000:
+        raise NonRetryableError("chunks must be a whole number from 1 to 1000")
+    size = max(1, -(-len(words) // n))
+    return [" ".join(words[i : i + size]) for i in range(0, len(words), size)]
+
+
+def _counts_in(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, list):
+        return [c for v in value for c in _counts_in(v)]
+    if isinstance(value, dict) and isinstance(value.get("counts"), dict):
+        return [value["counts"]]
+    return []
+
+
+def merge_counts(ctx: TaskContext) -> dict[str, Any]:
+    """Sum the word counts found in the parents' outputs; {"top": n} picks the top words."""
+    body = ctx.json()
+    body = body if isinstance(body, dict) else {}
+    parts = _counts_in(list((body.get("parents") or {}).values()))
+    total: Counter[str] = Counter()
+    for counts in parts:
+        total.update({str(w): int(c) for w, c in counts.items()})
+    top = body.get("top", 10)
+    top = top if isinstance(top, int) and not isinstance(top, bool) and top > 0 else 10
+    return {
+        "words": sum(total.values()),
+        "unique": len(total),
+        "parts": len(parts),
+        "top": [{"word": w, "count": c} for w, c in sorted(total.items(), key=_rank)[:top]],
+        "counts": dict(total),
+    }
+
+
+def _rank(item: tuple[str, int]) -> tuple[int, str]:
+    return (-item[1], item[0])
+
+
+def upper(ctx: TaskContext) -> dict[str, str]:
+    """{"text": ...} -> {"text": TEXT}."""
+    return {"text": text_of(ctx.json()).upper()}
+
+
+def collect(ctx: TaskContext) -> Any:
+    """The parents' outputs by step id (a join step)."""
+    body = ctx.json()
+    return body.get("parents", {}) if isinstance(body, dict) else {}
+
+
+HANDLERS = {
+    "echo": echo,
+    "sleep": sleep,
+    "wordcount": wordcount,
+    "fail": fail,
+    "chunk": chunk,
+    "merge-counts": merge_counts,
+    "upper": upper,
+    "collect": collect,
+}
+WORKFLOW_CAPABILITIES = ("chunk", "merge-counts", "upper", "collect")
 
 
 def build_agent(
@@ -74,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level, os.environ.get("HIVEWIRE_LOG_FORMAT") or "text")
     caps = [c.strip() for c in args.capabilities.split(",") if c.strip()]
     run_agent(build_agent(args.name, caps, args.concurrency))
 

@@ -37,10 +37,13 @@ class UpConfig:
     data_dir: Path = Path(".hivewire")
     appendfsync: str = "everysec"
     demo: bool = False
+    # The hooks runner starts only when a hooks file is given (docs/hooks.md).
+    hooks_file: Path | None = None
+    hooks_addr: str = "127.0.0.1:50054"
     demo_agents: list[tuple[str, str]] = field(
         default_factory=lambda: [
-            ("demo-1", "echo,wordcount,sleep"),
-            ("demo-2", "echo,wordcount,fail"),
+            ("demo-1", "echo,wordcount,sleep,chunk,merge-counts,upper,collect"),
+            ("demo-2", "echo,wordcount,fail,chunk,merge-counts,upper,collect"),
         ]
     )
 
@@ -72,6 +75,9 @@ class Supervisor:
             HIVEWIRE_COORDINATOR_ADDR=self.config.coordinator_addr,
             PYTHONUNBUFFERED="1",
         )
+        if self.config.hooks_file is not None:
+            env["HIVEWIRE_HOOKS_FILE"] = str(self.config.hooks_file.resolve())
+            env["HIVEWIRE_HOOKS_ADDR"] = self.config.hooks_addr
         return env
 
     async def _spawn(self, name: str, argv: list[str], *, core: bool) -> Child:
@@ -112,6 +118,9 @@ class Supervisor:
         for name in SERVICES:
             child = await self._spawn(name, [sys.executable, "-m", f"services.{name}"], core=True)
             await self._until_ready(child, wait_serving(addrs[name], READY_TIMEOUT))
+        if self.config.hooks_file is not None:
+            child = await self._spawn("hooks", [sys.executable, "-m", "services.hooks"], core=True)
+            await self._until_ready(child, wait_serving(self.config.hooks_addr, READY_TIMEOUT))
         if self.config.demo:
             for name, caps in self.config.demo_agents:
                 argv = [sys.executable, "-m", "hivewire.demo", "--name", name]
@@ -220,11 +229,19 @@ def banner(config: UpConfig, redis_url: str) -> str:
         '  hivewire submit wordcount --payload \'{"text": "to be or not to be"}\' --wait',
         "  hivewire watch",
         "",
+        "workflows (custom commands in ./commands):",
+        "  hivewire commands",
+        "  hivewire run analyze-text -p text='to be or not to be that is the question' --wait",
+        "  hivewire run diamond --wait --json",
+        "  hivewire workflows",
+        "",
         "Ctrl-C stops everything.",
         "",
     ]
     if not config.demo:
         lines.insert(6, "  hivewire agent            # start a demo agent (echo, wordcount, sleep)")
+    if config.hooks_file is not None:
+        lines.insert(4, f"  hooks     {config.hooks_file}")
     if config.gateway_addr != "127.0.0.1:50051":
         lines.append(f"(set HIVEWIRE_GATEWAY_ADDR={config.gateway_addr} or pass --addr)\n")
     return "\n".join(lines) + "\n"

@@ -204,6 +204,7 @@ class StreamEventsRequest(_message.Message):
     SINCE_CURSOR_FIELD_NUMBER: _builtins.int
     INCLUDE_SNAPSHOT_FIELD_NUMBER: _builtins.int
     HEARTBEAT_INTERVAL_FIELD_NUMBER: _builtins.int
+    MAX_BATCH_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Only events of this task."""
     workflow_id: _builtins.str
@@ -216,6 +217,10 @@ class StreamEventsRequest(_message.Message):
     """Resume after this cursor; empty starts with the next new event."""
     include_snapshot: _builtins.bool
     """Start with the current state of matching agents and unfinished tasks (snapshot events)."""
+    max_batch: _builtins.int
+    """When several events are waiting, send up to this many in one `events` frame (0 or 1: one
+    event per `event` frame; at most 1000). Batches form only when a subscriber is behind.
+    """
     @_builtins.property
     def types(self) -> _containers.RepeatedScalarFieldContainer[Global___EventType.ValueType]:
         """Only events of these types (empty for all)."""
@@ -235,10 +240,11 @@ class StreamEventsRequest(_message.Message):
         since_cursor: _builtins.str = ...,
         include_snapshot: _builtins.bool = ...,
         heartbeat_interval: _duration_pb2.Duration | None = ...,
+        max_batch: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval", b"heartbeat_interval"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "capability", b"capability", "heartbeat_interval", b"heartbeat_interval", "include_snapshot", b"include_snapshot", "since_cursor", b"since_cursor", "task_id", b"task_id", "types", b"types", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "capability", b"capability", "heartbeat_interval", b"heartbeat_interval", "include_snapshot", b"include_snapshot", "max_batch", b"max_batch", "since_cursor", b"since_cursor", "task_id", b"task_id", "types", b"types", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -253,6 +259,7 @@ class StreamEventsResponse(_message.Message):
     EVENT_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
     SNAPSHOT_COMPLETE_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def event(self) -> Global___Event:
         """An event."""
@@ -265,22 +272,51 @@ class StreamEventsResponse(_message.Message):
     def snapshot_complete(self) -> Global___SnapshotComplete:
         """The snapshot is complete; live events follow."""
 
+    @_builtins.property
+    def events(self) -> Global___EventBatch:
+        """Several events in stream order (only when the request set max_batch above 1)."""
+
     def __init__(
         self,
         *,
         event: Global___Event | None = ...,
         heartbeat: Global___StreamHeartbeat | None = ...,
         snapshot_complete: Global___SnapshotComplete | None = ...,
+        events: Global___EventBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "frame", b"frame", "heartbeat", b"heartbeat", "snapshot_complete", b"snapshot_complete"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "events", b"events", "frame", b"frame", "heartbeat", b"heartbeat", "snapshot_complete", b"snapshot_complete"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "frame", b"frame", "heartbeat", b"heartbeat", "snapshot_complete", b"snapshot_complete"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "events", b"events", "frame", b"frame", "heartbeat", b"heartbeat", "snapshot_complete", b"snapshot_complete"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_frame: _TypeAlias = _typing.Literal["event", "heartbeat", "snapshot_complete"]  # noqa: Y015
+    _WhichOneofReturnType_frame: _TypeAlias = _typing.Literal["event", "heartbeat", "snapshot_complete", "events"]  # noqa: Y015
     _WhichOneofArgType_frame: _TypeAlias = _typing.Literal["frame", b"frame"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_frame) -> _WhichOneofReturnType_frame | None: ...
 
 Global___StreamEventsResponse: _TypeAlias = StreamEventsResponse  # noqa: Y015
+
+@_typing.final
+class EventBatch(_message.Message):
+    """EventBatch carries consecutive events of one stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___Event]:
+        """The events, oldest first; the last one's cursor is where the stream stands."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___Event] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EventBatch: _TypeAlias = EventBatch  # noqa: Y015
 
 @_typing.final
 class StreamHeartbeat(_message.Message):

@@ -353,12 +353,15 @@ class SubmitWorkflowRequest(_message.Message):
     STEPS_FIELD_NUMBER: _builtins.int
     FAILURE_POLICY_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMAND_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Name of the workflow (free text, up to 128 characters)."""
     failure_policy: Global___FailurePolicy.ValueType
     """What happens when a step fails."""
     request_id: _builtins.str
     """Idempotency key: the same key returns the same workflow."""
+    command: _builtins.str
+    """Command the workflow comes from (set by the gateway's RunCommand; informational)."""
     @_builtins.property
     def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkflowStepSpec]:
         """The steps (1..500)."""
@@ -370,10 +373,11 @@ class SubmitWorkflowRequest(_message.Message):
         steps: _abc.Iterable[Global___WorkflowStepSpec] | None = ...,
         failure_policy: Global___FailurePolicy.ValueType = ...,
         request_id: _builtins.str = ...,
+        command: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["failure_policy", b"failure_policy", "name", b"name", "request_id", b"request_id", "steps", b"steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "failure_policy", b"failure_policy", "name", b"name", "request_id", b"request_id", "steps", b"steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -37,11 +37,38 @@ class Settings:
     events_maxlen: int = 200_000
     task_retention_seconds: float = 7 * 24 * 3600.0
     stream_queue_size: int = 1024
+    stream_max_subscribers: int = 1000
+    snapshot_max_tasks: int = 10_000
     agent_running_report_after: float = 0.1
+    # Workflows and custom commands
+    workflow_max_steps: int = 500
+    workflow_max_map: int = 1000
+    workflow_claim_idle: float = 30.0
+    workflow_sweep_interval: float = 10.0
+    commands_dir: str = ""
     task_lease_seconds: float = 30.0
     reclaim_interval: float = 1.0
     dead_letters_maxlen: int = 100_000
     results_claim_idle: float = 30.0
+    # Hooks runner (services/hooks): no file means the runner idles.
+    hooks_file: str = ""
+    hooks_addr: str = "127.0.0.1:50054"
+    hooks_listen: str = ""
+    hooks_concurrency: int = 8
+    hooks_max_attempts: int = 5
+    hooks_retry_initial_backoff: float = 1.0
+    hooks_retry_max_backoff: float = 60.0
+    hooks_claim_idle: float = 30.0
+    hooks_poll_interval: float = 0.2
+    hooks_max_backlog: int = 10_000
+    # Prometheus /metrics port of each service (0 disables) and the address it binds.
+    gateway_metrics_port: int = 0
+    registry_metrics_port: int = 0
+    coordinator_metrics_port: int = 0
+    # Read by the agent SDK's run_agent (agents do not load Settings); listed for completeness.
+    agent_metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    log_format: str = "text"
     # Redis reachability probe of every service (health NOT_SERVING and fail-fast RPCs).
     redis_probe_interval: float = 1.0
     redis_probe_timeout: float = 1.0

@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 from grpc_status import rpc_status
+from opentelemetry import trace
 
 from services.common.errors import HivewireError, Unavailable, to_status
 from services.common.redis import REDIS_UNAVAILABLE
@@ -38,6 +39,7 @@ async def abort_for(context: grpc.aio.ServicerContext[Any, Any], exc: BaseExcept
         )
         await context.abort(code, exc.details() or code.name, trailing)
     logger.error("unexpected error in RPC", exc_info=exc)
+    trace.get_current_span().record_exception(exc)  # the detail goes to the log and the span
     await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
 

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from hivewire.wire import INBOX_GROUP, RESULTS_GROUP
 from services.common.validation import check_capability, check_id
 
-__all__ = ["INBOX_GROUP", "RESULTS_GROUP", "Keys"]
+__all__ = ["HOOKS_GROUP", "INBOX_GROUP", "RESULTS_GROUP", "Keys"]
+
+HOOKS_GROUP = "hooks"
+"""Consumer group of the hooks runners on the events stream."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,53 @@ class Keys:
     @property
     def workflow_prefix(self) -> str:
         return f"{self.prefix}workflow:"
+
+    @property
+    def workflows_index(self) -> str:
+        """Sorted set of every workflow id by submission sequence."""
+        return f"{self.prefix}workflows"
+
+    def workflows_by_state(self, state: int) -> str:
+        """Sorted set of workflow ids in one WorkflowState, by submission sequence."""
+        return f"{self.prefix}workflows:{int(state)}"
+
+    @property
+    def workflows_finished(self) -> str:
+        """Sorted set of ended workflow ids by end time (ms), for retention."""
+        return f"{self.prefix}workflows-finished"
+
+    @property
+    def workflow_seq(self) -> str:
+        return f"{self.prefix}seq:workflow"
+
+    def workflow_request(self, request_id_hash: str) -> str:
+        """Idempotency: a SubmitWorkflow request_id (hashed) -> workflow id."""
+        return f"{self.prefix}workflow-request:{request_id_hash}"
+
+    # Hooks
+    def hook_delivery(self, delivery_id: str) -> str:
+        """Hash: one hook run for one event (hook, entry, event bytes, attempt, last_error)."""
+        return f"{self.prefix}hook-delivery:{check_id(delivery_id, 'delivery_id')}"
+
+    @property
+    def hook_delivery_prefix(self) -> str:
+        return f"{self.prefix}hook-delivery:"
+
+    @property
+    def hook_due(self) -> str:
+        """Sorted set of delivery ids by when they may run next (ms): new, retrying or leased."""
+        return f"{self.prefix}hook-due"
+
+    @property
+    def hook_entries(self) -> str:
+        """Hash events-stream entry id -> hook deliveries of it not yet settled."""
+        return f"{self.prefix}hook-entries"
+
+    # Metrics
+    @property
+    def task_counters(self) -> str:
+        """Hash "<counter>|<capability>" -> count, kept by the coordinators' metrics feed."""
+        return f"{self.prefix}metrics:tasks"
 
     # Harnesses
     @property

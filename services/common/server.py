@@ -14,9 +14,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from hivewire.tracing import client_interceptors
 from services.common.config import Settings
 from services.common.interceptors import ErrorMappingInterceptor
 from services.common.redis_health import RedisGate
+from services.common.rpc_telemetry import TelemetryServerInterceptor
+from services.common.telemetry import shutdown_tracing
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +47,9 @@ def channel_options(settings: Settings) -> list[tuple[str, int]]:
 
 def create_channel(addr: str, settings: Settings) -> grpc.aio.Channel:
     """One long-lived channel per dependency per process; close it on shutdown."""
-    return grpc.aio.insecure_channel(addr, options=channel_options(settings))
+    return grpc.aio.insecure_channel(
+        addr, options=channel_options(settings), interceptors=client_interceptors()
+    )
 
 
 @dataclass
@@ -109,7 +114,7 @@ async def create_server(
         else None
     )
     server = grpc.aio.server(
-        interceptors=[ErrorMappingInterceptor(gate)],
+        interceptors=[TelemetryServerInterceptor(), ErrorMappingInterceptor(gate)],
         options=[
             *KEEPALIVE_SERVER_OPTIONS,
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -155,6 +160,7 @@ async def run_until_signal(
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
         await shutdown()
+        shutdown_tracing()  # last: spans of the shutdown itself are flushed too
 
 
 def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:

@@ -24,7 +24,7 @@ class ValidTask:
     required_labels: dict[str, str] = field(default_factory=dict)
     request_id: str = ""
     timeout_ms: int = 0
-    trace_id: str = ""
+    trace_id: str = ""  # W3C traceparent its spans descend from (a workflow span); "" = current
     workflow_id: str = ""
     step_id: str = ""
     schedule_to_start_ms: int = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from hivewire.tracing import trace_id_of
 from hivewire.v1 import task_pb2
 from services.common.clock import duration_from_seconds, ts_from_ms
 from services.common.submission import ValidTask
@@ -70,7 +71,7 @@ def task_from_values(task_id: str, values: list[bytes | None]) -> task_pb2.Task:
         required_labels=json.loads(v[b"labels"] or b"{}"),
         request_id=_text(v[b"request_id"]),
         workflow_id=_text(v[b"workflow_id"]),
-        trace_id=_text(v[b"trace_id"]),
+        trace_id=trace_id_of(_text(v[b"trace_id"])) or _text(v[b"trace_id"]),
         step_id=_text(v[b"step_id"]),
     )
     for field, name in (

@@ -21,6 +21,7 @@ from services.common.keys import Keys
 from services.common.loops import Backoff
 from services.common.redis import Redis
 from services.coordinator import tasklua
+from services.coordinator.dispatch_tracing import end_result_spans, start_result_spans
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ class ResultsConsumer:
     async def apply(self, entries: list[Entry]) -> None:
         args = [*tasklua.context_args(self.keys, self.settings, now_ms()), RESULTS_GROUP]
         body: list[str | bytes | int | float] = []
+        results: list[stream_pb2.TaskResult] = []
         n = 0
         bad: list[bytes] = []
         for entry_id, fields in entries:
@@ -118,6 +120,7 @@ class ResultsConsumer:
                 bad.append(entry_id)
                 continue
             n += 1
+            results.append(result)
             body += [
                 entry_id,
                 result.task_id,
@@ -136,10 +139,12 @@ class ResultsConsumer:
             await self.redis.xdel(self.keys.results, *bad)
         if not n:
             return
+        spans = start_result_spans(results)  # not ended (so not exported) if the call fails
         reply = await self._complete(
             keys=[*tasklua.context_keys(self.keys), self.keys.results],
             args=[*args, n, *body],
         )
+        end_result_spans(spans)
         for name, value in zip(self.counts, reply, strict=True):
             self.counts[name] += int(value)
         self._on_applied()

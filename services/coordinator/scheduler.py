@@ -9,7 +9,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from hivewire.v1 import stream_pb2
 from services.common import lua
@@ -20,6 +20,7 @@ from services.common.loops import Backoff
 from services.common.redis import Redis
 from services.coordinator import tasklua
 from services.coordinator.agent_cache import AgentCache, CachedAgent
+from services.coordinator.dispatch_tracing import end_dispatch, start_dispatch
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class Assignment:
     attempt: int
     token: str
     envelope: bytes
+    span: Any = None
 
 
 def plan(
@@ -165,13 +167,15 @@ class Scheduler:
         timeout_ms = int(row[4] or 0)
         if timeout_ms:
             envelope.attempt_timeout.CopyFrom(duration_from_seconds(timeout_ms / 1000))
-        return Assignment(task_id, agent_id, attempt, token, envelope.SerializeToString())
+        span, envelope.traceparent = start_dispatch(envelope, (row[5] or b"").decode())
+        return Assignment(task_id, agent_id, attempt, token, envelope.SerializeToString(), span)
 
     async def _apply(self, assignments: list[Assignment], now: int) -> int:
         args = [*tasklua.context_args(self.keys, self.settings, now), len(assignments)]
         for a in assignments:
             args += [a.task_id, a.agent_id, a.attempt, a.token, a.envelope]
         codes = await self._assign(keys=tasklua.context_keys(self.keys), args=args)
+        end_dispatch([a.span for a in assignments], codes)  # a failed call drops its spans
         applied = sum(1 for c in codes if int(c) == 1)
         self.assigned_total += applied
         return applied

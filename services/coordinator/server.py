@@ -10,6 +10,7 @@ from types import TracebackType
 
 import grpc
 
+from hivewire import tracing
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc
 from services.common import lua
 from services.common.clock import now_ms
@@ -18,14 +19,18 @@ from services.common.keys import Keys
 from services.common.logs import setup_logging
 from services.common.loops import Backoff, cancel_and_wait
 from services.common.redis import Redis, create_redis
+from services.common.redis_metrics import ServiceMetrics
 from services.common.server import GrpcServer, create_channel, create_server, run, run_until_signal
+from services.common.telemetry import setup_tracing
 from services.coordinator.agent_cache import AgentCache
+from services.coordinator.metrics_feed import MetricsFeed
 from services.coordinator.reclaim import Reclaimer
 from services.coordinator.results import ResultsConsumer
 from services.coordinator.scheduler import Scheduler
 from services.coordinator.service import CoordinatorService
 from services.coordinator.store import TaskStore
 from services.coordinator.trimmer import StreamTrimmer
+from services.coordinator.workflow_engine import WorkflowEngine
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +54,17 @@ class CoordinatorServer:
         self.store = TaskStore(self.redis, self.keys, settings)
         self.scheduler: Scheduler | None = None
         self.results: ResultsConsumer | None = None
+        self.workflows = WorkflowEngine(
+            self.redis, self.keys, settings, self.store, f"coordinator-{self.instance}", self._wake
+        )
         self.reclaimer: Reclaimer | None = None
+        self.metrics = ServiceMetrics(
+            settings.redis_url,
+            self.keys,
+            settings.coordinator_metrics_port,
+            settings.metrics_host,
+            ("tasks", "queues", "streams"),
+        )
 
     async def start(self, listen: str | None = None) -> int:
         self.registry_channel = create_channel(self.settings.registry_addr, self.settings)
@@ -62,6 +77,7 @@ class CoordinatorServer:
             self.redis, self.keys, self.settings, f"reclaimer-{self.instance}", self._wake
         )
         service = CoordinatorService(self.store, self.settings, on_submit=self._wake)
+        service.workflows = self.workflows
         self.grpc = await create_server(
             listen or self.settings.listen("coordinator"),
             lambda s: coordinator_pb2_grpc.add_CoordinatorServiceServicer_to_server(service, s),
@@ -73,11 +89,15 @@ class CoordinatorServer:
             asyncio.create_task(self.scheduler.run(), name="scheduler"),
             asyncio.create_task(self.results.run(), name="results"),
             asyncio.create_task(self._retention(), name="retention"),
+            asyncio.create_task(self.workflows.run(), name="workflows"),
             asyncio.create_task(self.reclaimer.run(), name="reclaimer"),
             asyncio.create_task(
                 StreamTrimmer(self.redis, self.keys, self.settings).run(), name="trimmer"
             ),
         ]
+        if self.metrics.start() or tracing.recording():
+            feed = MetricsFeed(self.redis, self.keys, f"coordinator-{self.instance}")
+            self._tasks.append(asyncio.create_task(feed.run(), name="metrics-feed"))
         logger.info("coordinator %s listening on port %d", self.instance, self.grpc.port)
         return self.grpc.port
 
@@ -110,6 +130,7 @@ class CoordinatorServer:
         if self.grpc is not None:
             await self.grpc.set_serving(False)
         await cancel_and_wait(self._tasks)
+        self.metrics.close()
         if self.grpc is not None:
             await self.grpc.stop(self.settings.shutdown_grace)
         if self.registry_channel is not None:
@@ -137,5 +158,6 @@ async def _serve(settings: Settings) -> None:
 
 def main() -> None:
     settings = load_settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
+    setup_tracing("coordinator")
     run(lambda: _serve(settings))

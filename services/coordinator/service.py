@@ -10,12 +10,15 @@ from services.common.config import Settings
 from services.common.submission import validate_batch, validate_task
 from services.coordinator.dead_letter_rpcs import DeadLetterRpcs
 from services.coordinator.store import TaskStore
+from services.coordinator.workflow_rpcs import WorkflowRpcs
 
 # grpc ships no type hints, so its context type is Any to mypy.
 Context: TypeAlias = Any
 
 
-class CoordinatorService(DeadLetterRpcs, coordinator_pb2_grpc.CoordinatorServiceServicer):
+class CoordinatorService(
+    WorkflowRpcs, DeadLetterRpcs, coordinator_pb2_grpc.CoordinatorServiceServicer
+):
     def __init__(self, store: TaskStore, settings: Settings, on_submit: Callable[[], None]) -> None:
         self.store = store
         self.settings = settings

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
+from hivewire.tracing import trace_id_of
 from hivewire.v1 import task_pb2
 from services.common import lua
 from services.common.clock import now_ms, ts_from_ms
@@ -20,6 +21,7 @@ from services.common.redis import Redis
 from services.common.submission import ValidTask
 from services.common.validation import check_id, check_page_size
 from services.coordinator import tasklua
+from services.coordinator.dispatch_tracing import submit_traceparents
 from services.coordinator.model import (
     TASK_FIELDS,
     TERMINAL_STATES,
@@ -58,7 +60,8 @@ class TaskStore:
             len(specs),
         ]
         new_ids = []
-        for spec in specs:
+        traceparents = submit_traceparents([spec.trace_id for spec in specs])
+        for spec, traceparent in zip(specs, traceparents, strict=True):
             task_id = uuid.uuid4().hex
             new_ids.append(task_id)
             request_key = ""
@@ -75,7 +78,7 @@ class TaskStore:
                 spec.request_id,
                 request_key,
                 spec.timeout_ms,
-                spec.trace_id,
+                traceparent,
                 spec.workflow_id,
                 spec.step_id,
                 spec.schedule_to_start_ms,
@@ -113,7 +116,7 @@ class TaskStore:
                 priority=spec.priority,
                 required_labels=spec.required_labels,
                 request_id=spec.request_id,
-                trace_id=spec.trace_id,
+                trace_id=trace_id_of(traceparents[i]),
                 workflow_id=spec.workflow_id,
                 step_id=spec.step_id,
             )

@@ -5,133 +5,39 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
-from collections.abc import AsyncIterator, Collection
-from dataclasses import dataclass, field
-from typing import cast
+from collections.abc import Callable, Collection
+from typing import Any, cast
+
+from redis.exceptions import ResponseError
 
 from hivewire.v1 import event_pb2
-from services.common.errors import HivewireError, InvalidArgument, ResourceExhausted, Unavailable
+from services.common.errors import ResourceExhausted, Unavailable
 from services.common.events import decode_entry
 from services.common.loops import cancel_and_wait
+from services.common.metrics import DASHBOARD_OVERFLOWS
 from services.common.redis import REDIS_UNAVAILABLE, Redis
 from services.gateway.errors import OutOfRange
+from services.gateway.event_filter import (
+    EventFilter,
+    StreamId,
+    format_stream_id,
+    parse_stream_id,
+)
+from services.gateway.event_filter import sid as _sid
+from services.gateway.subscription import Subscription, _Item
+
+__all__ = [
+    "EventFilter",
+    "EventsHub",
+    "StreamId",
+    "Subscription",
+    "format_stream_id",
+    "parse_stream_id",
+]
 
 logger = logging.getLogger(__name__)
 
-StreamId = tuple[int, int]
 _Entry = tuple[bytes, dict[bytes, bytes]]
-_STREAM_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
-
-
-def parse_stream_id(value: str, field_name: str = "since_cursor") -> StreamId:
-    """`<ms>-<seq>` as a comparable tuple; InvalidArgument naming `field_name` otherwise."""
-    match = _STREAM_ID.fullmatch(value)
-    if match is None:
-        raise InvalidArgument(f"{field_name} must look like <ms>-<seq>", field=field_name)
-    return int(match.group(1)), int(match.group(2))
-
-
-def format_stream_id(sid: StreamId) -> str:
-    return f"{sid[0]}-{sid[1]}"
-
-
-@dataclass(frozen=True)
-class EventFilter:
-    """Every set criterion must match; empty strings and an empty type set match anything."""
-
-    task_id: str = ""
-    workflow_id: str = ""
-    agent_id: str = ""
-    capability: str = ""
-    types: frozenset[int] = frozenset()
-
-    def matches(self, event: event_pb2.Event) -> bool:
-        return (
-            (not self.task_id or event.task_id == self.task_id)
-            and (not self.workflow_id or event.workflow_id == self.workflow_id)
-            and (not self.agent_id or event.agent_id == self.agent_id)
-            and (not self.capability or event.capability == self.capability)
-            and (not self.types or event.type in self.types)
-        )
-
-
-_Item = tuple[StreamId, event_pb2.Event]
-
-
-@dataclass(eq=False)
-class Subscription:
-    """One subscriber: a filter, a bounded queue the hub fills, and why it was cut off."""
-
-    hub: EventsHub
-    filter: EventFilter
-    since: StreamId | None
-    queue: asyncio.Queue[_Item | None]
-    last_delivered: str = ""
-    error: HivewireError | None = None
-    _registered: bool = field(default=False, repr=False)
-
-    async def open(self) -> None:
-        """Check the cursor; a live subscriber (no cursor) is registered before this returns."""
-        await self.hub.ready()
-        if self.since is None:
-            self.hub._register(self)
-        else:
-            await self.hub._check_not_trimmed(self.since)
-
-    def close(self) -> None:
-        self.hub._unregister(self)
-
-    def _cut_off(self, error: HivewireError) -> None:
-        self.error = error
-        self.hub._unregister(self)
-        if not self.queue.full():
-            self.queue.put_nowait(None)  # wake a consumer blocked on an empty queue
-
-    async def __aiter__(self) -> AsyncIterator[event_pb2.Event]:
-        last: StreamId | None = self.since
-        if last is not None:
-            async for sid, event in self._catch_up(last):
-                last = sid
-                self.last_delivered = event.cursor
-                yield event
-        while True:
-            item = await self.queue.get()
-            if self.error is not None:
-                raise self.error
-            if item is None:
-                continue
-            sid, event = item
-            if last is not None and sid <= last:
-                continue  # already delivered by the catch-up read
-            last = sid
-            self.last_delivered = event.cursor
-            yield event
-
-    async def _catch_up(self, after: StreamId) -> AsyncIterator[_Item]:
-        """Read history after `after` to the tail, register, then read up to the hub's position.
-
-        Registering only near the tail keeps a long backlog from overflowing the live queue;
-        the live queue then starts right after the hub position read in the same step.
-        """
-        last = after
-        while True:
-            page = await self.hub._range(last, None)
-            for item in page:
-                last = item[0]
-                if self.filter.matches(item[1]):
-                    yield item
-            if len(page) < self.hub.count:
-                break
-        position = self.hub._register(self)
-        while position is not None and last < position:
-            page = await self.hub._range(last, position)
-            for item in page:
-                last = item[0]
-                if self.filter.matches(item[1]):
-                    yield item
-            if len(page) < self.hub.count:
-                break
 
 
 class EventsHub:
@@ -150,6 +56,7 @@ class EventsHub:
         count: int = 512,
         block_ms: int = 1000,
         max_backoff: float = 5.0,
+        max_subscribers: int = 1000,
     ) -> None:
         self.redis = redis
         self.key = key
@@ -157,8 +64,10 @@ class EventsHub:
         self.count = count
         self.block_ms = block_ms
         self.max_backoff = max_backoff
+        self.max_subscribers = max_subscribers
         self.position: StreamId | None = None
         self._subscribers: set[Subscription] = set()
+        self._listeners: list[Callable[[event_pb2.Event], None]] = []
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
@@ -166,6 +75,10 @@ class EventsHub:
     def subscribe(self, flt: EventFilter, since: StreamId | None) -> Subscription:
         queue: asyncio.Queue[_Item | None] = asyncio.Queue(self.queue_size)
         return Subscription(self, flt, since, queue)
+
+    def add_listener(self, listener: Callable[[event_pb2.Event], None]) -> None:
+        """Call `listener` (synchronously, it must not block) with every event read."""
+        self._listeners.append(listener)
 
     @property
     def subscriber_count(self) -> int:
@@ -202,6 +115,11 @@ class EventsHub:
     def _register(self, sub: Subscription) -> StreamId | None:
         if self._stopped:
             raise Unavailable("gateway is shutting down", reason="SHUTTING_DOWN")
+        if sub not in self._subscribers and len(self._subscribers) >= self.max_subscribers:
+            raise ResourceExhausted(
+                f"this gateway already serves {self.max_subscribers} event streams",
+                reason="TOO_MANY_SUBSCRIBERS",
+            )
         self._subscribers.add(sub)
         return self.position
 
@@ -221,8 +139,22 @@ class EventsHub:
         return [(_sid(entry_id), decode_entry(entry_id, fields)) for entry_id, fields in rows]
 
     async def _check_not_trimmed(self, since: StreamId) -> None:
-        first = cast(list[_Entry], await self.redis.xrange(self.key, min="-", max="+", count=1))
-        if first and since < _sid(first[0][0]):
+        """OutOfRange when an entry after `since` may have been trimmed away.
+
+        Entries older than the first one kept are gone only if any entry was ever removed:
+        Redis 7 counts the entries ever added; older servers cannot tell, so there a cursor
+        before the first entry counts as trimmed unless it is the very start (0-0).
+        """
+        try:
+            info = cast(dict[Any, Any], await self.redis.xinfo_stream(self.key))
+        except ResponseError:
+            return  # no stream yet: nothing was ever trimmed
+        first = info.get("first-entry")
+        if not first or since >= _sid(first[0]):
+            return
+        added = info.get("entries-added")
+        ever_removed = int(added) > int(info.get("length", 0)) if added is not None else None
+        if ever_removed or (ever_removed is None and since != (0, 0)):
             raise OutOfRange(
                 f"since_cursor {format_stream_id(since)} is older than the oldest event kept",
                 reason="CURSOR_TRIMMED",
@@ -275,12 +207,18 @@ class EventsHub:
             except Exception:
                 logger.exception("events hub: skipping undecodable entry %s", entry_id)
                 continue
+            for listener in self._listeners:
+                try:
+                    listener(event)
+                except Exception:
+                    logger.exception("events hub: listener failed on %s", entry_id)
             for sub in list(self._subscribers):
                 if not sub.filter.matches(event):
                     continue
                 try:
                     sub.queue.put_nowait((sid, event))
                 except asyncio.QueueFull:
+                    DASHBOARD_OVERFLOWS.inc()
                     sub._cut_off(
                         ResourceExhausted(
                             "subscriber too slow; resume from cursor "
@@ -289,9 +227,3 @@ class EventsHub:
                             metadata={"cursor": sub.last_delivered},
                         )
                     )
-
-
-def _sid(entry_id: bytes | str) -> StreamId:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)

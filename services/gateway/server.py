@@ -8,18 +8,23 @@ from typing import cast
 
 import grpc
 
-from hivewire.v1 import coordinator_pb2_grpc, gateway_pb2_grpc, registry_pb2_grpc
+from hivewire.v1 import coordinator_pb2_grpc, gateway_pb2, gateway_pb2_grpc, registry_pb2_grpc
 from services.common.config import Settings, load_settings
 from services.common.keys import Keys
 from services.common.logs import setup_logging
+from services.common.metrics import DASHBOARD_SUBSCRIBERS
 from services.common.redis import Redis, create_redis
+from services.common.redis_metrics import ServiceMetrics
 from services.common.server import GrpcServer, create_channel, create_server, run, run_until_signal
+from services.common.telemetry import setup_tracing
 from services.gateway.events_hub import EventsHub
 from services.gateway.service import GatewayServicer
 
 logger = logging.getLogger(__name__)
 
-SERVICE_NAME = "hivewire.v1.GatewayService"
+# Taken from gateway_pb2 so its descriptor is loaded: gateway_pb2_grpc alone does not load it
+# (the file defines only the service), and reflection (grpcurl describe) would not find it.
+SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
 
 
 class GatewayServer:
@@ -34,6 +39,13 @@ class GatewayServer:
         self.hub: EventsHub | None = None
         self._server: GrpcServer | None = None
         self._stopped = False
+        self.metrics = ServiceMetrics(
+            settings.redis_url,
+            Keys(settings.namespace),
+            settings.gateway_metrics_port,
+            settings.metrics_host,
+            (),
+        )
 
     @property
     def port(self) -> int:
@@ -48,7 +60,10 @@ class GatewayServer:
         self._coordinator_channel = create_channel(settings.coordinator_addr, settings)
         self._registry_channel = create_channel(settings.registry_addr, settings)
         self.hub = EventsHub(
-            self._redis, Keys(settings.namespace).events, settings.stream_queue_size
+            self._redis,
+            Keys(settings.namespace).events,
+            settings.stream_queue_size,
+            max_subscribers=settings.stream_max_subscribers,
         )
         self.hub.start()
         servicer = GatewayServicer(
@@ -70,6 +85,9 @@ class GatewayServer:
         self._server = await create_server(
             listen or settings.listen("gateway"), register, [SERVICE_NAME], settings
         )
+        hub = self.hub
+        DASHBOARD_SUBSCRIBERS.set_function(lambda: hub.subscriber_count)
+        self.metrics.start()
         logger.info("gateway listening on port %d", self._server.port)
         return self._server.port
 
@@ -83,6 +101,7 @@ class GatewayServer:
             await self._server.set_serving(False)
         if self.hub is not None:
             await self.hub.stop()
+        self.metrics.close()
         if self._server is not None:
             await self._server.stop(self.settings.shutdown_grace)
         for channel in (self._coordinator_channel, self._registry_channel):
@@ -112,5 +131,6 @@ async def _serve(settings: Settings) -> None:
 
 def main() -> None:
     settings = load_settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
+    setup_tracing("gateway")
     run(lambda: _serve(settings))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -12,7 +11,6 @@ from hivewire.v1 import (
     agent_pb2,
     coordinator_pb2,
     coordinator_pb2_grpc,
-    event_pb2,
     gateway_pb2_grpc,
     registry_pb2,
     registry_pb2_grpc,
@@ -23,11 +21,15 @@ from services.common.validation import check_id
 from services.gateway import checks
 from services.gateway.dead_letter_rpcs import GatewayDeadLetterRpcs
 from services.gateway.events_hub import EventsHub
+from services.gateway.stream_rpcs import StreamRpcs, stats_for
+from services.gateway.workflow_rpcs import WorkflowRpcs
 
 logger = logging.getLogger(__name__)
 
 
-class GatewayServicer(GatewayDeadLetterRpcs, gateway_pb2_grpc.GatewayServiceServicer):
+class GatewayServicer(
+    WorkflowRpcs, GatewayDeadLetterRpcs, StreamRpcs, gateway_pb2_grpc.GatewayServiceServicer
+):
     """Thin: every request is checked here, then forwarded with a deadline or served from the hub.
 
     Errors from the coordinator or registry propagate as AioRpcError; the error interceptor passes
@@ -46,6 +48,7 @@ class GatewayServicer(GatewayDeadLetterRpcs, gateway_pb2_grpc.GatewayServiceServ
         self._registry = registry
         self._hub = hub
         self._timeout = settings.rpc_timeout
+        self._stats = stats_for(hub, settings, coordinator)
 
     async def SubmitTask(
         self, request: task_pb2.SubmitTaskRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -114,17 +117,3 @@ class GatewayServicer(GatewayDeadLetterRpcs, gateway_pb2_grpc.GatewayServiceServ
             timeout=self._timeout,
         )
         return reply.response
-
-    async def StreamEvents(
-        self, request: event_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[event_pb2.StreamEventsResponse]:
-        """Events matching the filters; headers are sent once the subscription is in place."""
-        flt, since = checks.event_subscription(request)
-        sub = self._hub.subscribe(flt, since)
-        try:
-            await sub.open()
-            await context.send_initial_metadata(())
-            async for event in sub:
-                yield event_pb2.StreamEventsResponse(event=event)
-        finally:
-            sub.close()

@@ -14,7 +14,9 @@ from services.common.keys import Keys
 from services.common.logs import setup_logging
 from services.common.loops import cancel_and_wait
 from services.common.redis import Redis, create_redis
+from services.common.redis_metrics import ServiceMetrics
 from services.common.server import GrpcServer, create_server, run, run_until_signal
+from services.common.telemetry import setup_tracing
 from services.registry.service import RegistryServicer
 from services.registry.store import AgentStore
 from services.registry.sweeper import LeaseSweeper
@@ -47,6 +49,13 @@ class RegistryServer:
         self._server: GrpcServer | None = None
         self._sweeper_task: asyncio.Task[None] | None = None
         self._stopped = False
+        self.metrics = ServiceMetrics(
+            settings.redis_url,
+            self.keys,
+            settings.registry_metrics_port,
+            settings.metrics_host,
+            ("agents",),
+        )
 
     @property
     def port(self) -> int:
@@ -68,6 +77,7 @@ class RegistryServer:
         except BaseException:
             await self.shutdown()
             raise
+        self.metrics.start()
         logger.info("registry listening on port %d", self._server.port)
         return self._server.port
 
@@ -80,6 +90,7 @@ class RegistryServer:
             await self._server.set_serving(False)
         await cancel_and_wait([self._sweeper_task])
         await self.hub.stop()
+        self.metrics.close()
         if self._server is not None:
             await self._server.stop(self.settings.shutdown_grace)
         if self._owns_redis:
@@ -106,5 +117,6 @@ async def _serve(settings: Settings) -> None:
 
 def main() -> None:
     settings = load_settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
+    setup_tracing("registry")
     run(lambda: _serve(settings))

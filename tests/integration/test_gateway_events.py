@@ -190,3 +190,33 @@ async def test_shutdown_ends_streams_with_unavailable(settings: Settings) -> Non
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await take(call, 1)
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_cursor_before_the_first_entry_is_fine_when_nothing_was_trimmed(
+    stub: Any, redis: Redis, keys: Keys
+) -> None:
+    ids = await add(redis, keys, ev(), ev(), ev())
+    call = await subscribe(stub, since_cursor="0-1")
+    assert [e.cursor for e in await take(call, 3)] == ids
+    call.cancel()
+
+
+async def test_subscribers_are_capped(settings: Settings) -> None:
+    async for stub in _stub(dataclasses.replace(settings, stream_max_subscribers=2)):
+        first, second = await subscribe(stub), await subscribe(stub)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await take(stub.StreamEvents(event_pb2.StreamEventsRequest()), 1)
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        details = error_info(rich_status(info.value))
+        assert details is not None and details.reason == "TOO_MANY_SUBSCRIBERS"
+        first.cancel()
+        # A slot freed is a slot to take.
+        async with asyncio.timeout(10):
+            while True:
+                try:
+                    third = await subscribe(stub)
+                    break
+                except grpc.aio.AioRpcError:
+                    await asyncio.sleep(0.05)
+        third.cancel()
+        second.cancel()

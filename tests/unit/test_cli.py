@@ -30,6 +30,7 @@ COMMANDS = [
     ["tasks"],
     ["agents"],
     ["watch"],
+    ["dashboard"],
 ]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from redis.commands.core import AsyncScript
 
-from hivewire.v1 import agent_pb2, event_pb2, stream_pb2, task_pb2
+from hivewire.v1 import agent_pb2, event_pb2, stream_pb2, task_pb2, workflow_pb2
 from services.common.redis import Redis
 
 _HERE = Path(__file__).parent
@@ -22,6 +22,8 @@ def constants() -> str:
         event_pb2.EventType,
         agent_pb2.AgentState,
         stream_pb2.TaskOutcome,
+        workflow_pb2.WorkflowState,
+        workflow_pb2.StepState,
     ):
         for name, number in enum.items():
             lines.append(f"local {name} = {number}")

@@ -1,0 +1,19 @@
+# One image for every Hivewire Python process: registry, coordinator, gateway and agents.
+# The compose file picks the process with `command:`.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY hivewire ./hivewire
+COPY services ./services
+RUN pip install . \
+    && useradd --create-home --uid 10001 --shell /usr/sbin/nologin hivewire
+
+USER hivewire
+EXPOSE 50051 50052 50053
+CMD ["hivewire", "--help"]

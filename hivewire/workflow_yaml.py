@@ -1,0 +1,135 @@
+"""Workflow files (YAML) to SubmitWorkflowRequest; shared by the CLI and the gateway's commands.
+
+name: my-pipeline
+failure_policy: fail_fast        # or: continue
+steps:
+  - id: split                    # step id (also accepted: step_id)
+    capability: chunk
+    payload: {text: "some text", chunks: 4}
+  - id: count
+    capability: wordcount
+    map_over: split              # one task per element of split's JSON array output
+  - id: merge
+    capability: merge-counts
+    depends_on: [count]          # a list, or one id as a string
+    max_attempts: 3              # optional, like priority, timeout (s), required_labels
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from hivewire.v1 import workflow_pb2
+
+POLICIES = {
+    "": workflow_pb2.FAILURE_POLICY_UNSPECIFIED,
+    "fail_fast": workflow_pb2.FAILURE_POLICY_FAIL_FAST,
+    "fail-fast": workflow_pb2.FAILURE_POLICY_FAIL_FAST,
+    "continue": workflow_pb2.FAILURE_POLICY_CONTINUE,
+}
+STEP_KEYS = frozenset(
+    {
+        "id",
+        "step_id",
+        "capability",
+        "payload",
+        "depends_on",
+        "map_over",
+        "required_labels",
+        "max_attempts",
+        "timeout",
+        "priority",
+    }
+)
+
+
+class WorkflowFileError(ValueError):
+    """A workflow file that cannot be turned into a request; `field` names the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def load_yaml(text: str, what: str = "file") -> dict[str, Any]:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise WorkflowFileError(what, f"not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise WorkflowFileError(what, "must be a YAML mapping")
+    return doc
+
+
+def policy_value(raw: object, field: str = "failure_policy") -> int:
+    key = str(raw or "").strip().lower()
+    if key not in POLICIES:
+        raise WorkflowFileError(field, f"{raw!r} is not fail_fast or continue")
+    return POLICIES[key]
+
+
+def _int(value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise WorkflowFileError(field, f"must be a whole number, not {value!r}")
+    return value
+
+
+def step_spec(raw: object, i: int) -> workflow_pb2.WorkflowStepSpec:
+    """One YAML step as a WorkflowStepSpec (the server checks names, ids and the DAG)."""
+    where = f"steps[{i}]"
+    if not isinstance(raw, Mapping):
+        raise WorkflowFileError(where, "must be a mapping")
+    unknown = sorted(set(raw) - STEP_KEYS)
+    if unknown:
+        raise WorkflowFileError(f"{where}.{unknown[0]}", "unknown key")
+    spec = workflow_pb2.WorkflowStepSpec(
+        step_id=str(raw.get("id", raw.get("step_id", ""))),
+        capability=str(raw.get("capability", "")),
+        map_over=str(raw.get("map_over", "") or ""),
+    )
+    payload = raw.get("payload", {})
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, Mapping):
+        raise WorkflowFileError(f"{where}.payload", "must be a mapping (a JSON object)")
+    spec.payload = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    deps = raw.get("depends_on", [])
+    if isinstance(deps, str):
+        deps = [deps]
+    if not isinstance(deps, list):
+        raise WorkflowFileError(f"{where}.depends_on", "must be a list of step ids")
+    spec.depends_on.extend(str(d) for d in deps)
+    labels = raw.get("required_labels", {}) or {}
+    if not isinstance(labels, Mapping):
+        raise WorkflowFileError(f"{where}.required_labels", "must be a mapping")
+    spec.required_labels.update({str(k): str(v) for k, v in labels.items()})
+    if "max_attempts" in raw:
+        spec.max_attempts = _int(raw["max_attempts"], f"{where}.max_attempts")
+    if "priority" in raw:
+        spec.priority = _int(raw["priority"], f"{where}.priority")
+    if raw.get("timeout") is not None:
+        timeout = raw["timeout"]
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise WorkflowFileError(f"{where}.timeout", "must be a positive number of seconds")
+        spec.attempt_timeout.FromNanoseconds(int(timeout * 1e9))
+    return spec
+
+
+def workflow_request(
+    doc: Mapping[str, Any], request_id: str = ""
+) -> workflow_pb2.SubmitWorkflowRequest:
+    """A parsed workflow document as a SubmitWorkflowRequest."""
+    steps = doc.get("steps")
+    if not isinstance(steps, list) or not steps:
+        raise WorkflowFileError("steps", "must be a non-empty list")
+    return workflow_pb2.SubmitWorkflowRequest(
+        name=str(doc.get("name", "") or ""),
+        steps=[step_spec(s, i) for i, s in enumerate(steps)],
+        failure_policy=policy_value(doc.get("failure_policy")),  # type: ignore[arg-type]
+        request_id=request_id,
+    )

@@ -1,0 +1,99 @@
+"""Screenshot of `hivewire dashboard` during a demo run: docs/dashboard.png.
+
+Starts `hivewire up --demo` on free ports, keeps a mixed load going, runs the dashboard
+headlessly (Textual's pilot), saves an SVG screenshot and converts it to PNG with cairosvg
+(`pip install cairosvg`; it needs the system's libcairo).
+
+    .venv/bin/python scripts/dashboard_screenshot.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hivewire.client import Client
+from hivewire.dashboard import Dashboard
+from hivewire.embedded_redis import free_port
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def start_stack(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    ports = {n: free_port() for n in ("redis", "gateway", "registry", "coordinator")}
+    gateway = f"127.0.0.1:{ports['gateway']}"
+    log = workdir / "stack.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hivewire.cli", "up", "--demo",
+         "--redis-port", str(ports["redis"]), "--data-dir", str(workdir / "data"),
+         "--gateway-addr", gateway,
+         "--registry-addr", f"127.0.0.1:{ports['registry']}",
+         "--coordinator-addr", f"127.0.0.1:{ports['coordinator']}"],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT, env=dict(os.environ),
+    )  # fmt: skip
+    deadline = time.monotonic() + 90
+    while "hivewire is ready" not in log.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(log.read_text())
+        time.sleep(0.2)
+    return process, gateway
+
+
+async def load(gateway: str, stop: asyncio.Event) -> None:
+    async with Client(gateway) as client:
+        n = 0
+        while not stop.is_set():
+            batch = [{"capability": "echo", "payload": {"n": n + i}} for i in range(12)]
+            batch += [{"capability": "wordcount", "payload": {"text": "to be or not"}}] * 6
+            batch += [{"capability": "sleep", "payload": {"seconds": 0.4}}] * 2
+            if n % 120 == 0:
+                batch.append({"capability": "fail", "payload": {}, "max_attempts": 2})
+                batch.append({"capability": "gpu", "payload": {}})  # no agent offers it
+            await client.submit_many(batch)
+            n += len(batch)
+            await asyncio.sleep(0.2)
+
+
+async def shoot(gateway: str, workdir: Path) -> Path:
+    stop = asyncio.Event()
+    producing = asyncio.create_task(load(gateway, stop))
+    app = Dashboard(gateway, stats_interval=0.5)
+    async with app.run_test(size=(150, 44)) as pilot:
+        await pilot.pause(12)  # sparklines fill, the log scrolls
+        path = Path(app.save_screenshot("dashboard.svg", str(workdir)))
+        stop.set()
+        await producing
+        await pilot.press("q")
+    return path
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="hivewire-shot-") as tmp:
+        process, gateway = start_stack(Path(tmp))
+        try:
+            svg = asyncio.run(shoot(gateway, Path(tmp)))
+        finally:
+            process.terminate()
+            process.wait(30)
+        png = to_png(svg)
+    print(f"wrote {png}")  # noqa: T201
+
+
+def to_png(svg: Path) -> Path:
+    import cairosvg  # type: ignore[import-not-found]
+
+    # The SVG asks for Fira Code from the web; render offline with a local monospace font.
+    text = svg.read_text().replace('"Fira Code"', '"DejaVu Sans Mono"')
+    text = text.replace("Fira Code, monospace", "DejaVu Sans Mono, monospace")
+    png = DOCS / "dashboard.png"
+    cairosvg.svg2png(bytestring=text.encode(), write_to=str(png), output_width=1800)
+    return png
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Workflow and custom-command RPCs of the GatewayService, as a mixin: check, then forward."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeAlias
+
+from hivewire.v1 import command_pb2, coordinator_pb2, coordinator_pb2_grpc, workflow_pb2
+from services.common.config import Settings
+from services.common.errors import InvalidArgument
+from services.common.validation import MAX_REQUEST_ID, check_id, check_page_size
+from services.common.workflow_spec import validate_workflow
+from services.gateway.commands import CommandCatalog
+
+# grpc ships no type hints, so its context type is Any to mypy.
+Context: TypeAlias = Any
+# The repository's commands/ directory, used when ./commands does not exist.
+_SOURCE_COMMANDS = Path(__file__).resolve().parents[2] / "commands"
+
+
+def commands_dir(settings: Settings) -> Path:
+    """HIVEWIRE_COMMANDS_DIR, else ./commands, else the commands/ next to the source tree."""
+    if settings.commands_dir:
+        return Path(settings.commands_dir)
+    here = Path("commands")
+    return here if here.is_dir() else _SOURCE_COMMANDS
+
+
+class WorkflowRpcs:
+    """Mixed into GatewayServicer; uses its settings, coordinator stub and timeout."""
+
+    _settings: Settings
+    _coordinator: coordinator_pb2_grpc.CoordinatorServiceAsyncStub
+    _timeout: float
+
+    async def _submit_workflow(
+        self, request: workflow_pb2.SubmitWorkflowRequest
+    ) -> workflow_pb2.SubmitWorkflowResponse:
+        validate_workflow(request, self._settings)
+        reply: coordinator_pb2.CoordinatorServiceSubmitWorkflowResponse = (
+            await self._coordinator.SubmitWorkflow(
+                coordinator_pb2.CoordinatorServiceSubmitWorkflowRequest(request=request),
+                timeout=self._timeout,
+            )
+        )
+        return reply.response
+
+    async def SubmitWorkflow(  # noqa: N802
+        self, request: workflow_pb2.SubmitWorkflowRequest, context: Context
+    ) -> workflow_pb2.SubmitWorkflowResponse:
+        return await self._submit_workflow(request)
+
+    async def GetWorkflow(  # noqa: N802
+        self, request: workflow_pb2.GetWorkflowRequest, context: Context
+    ) -> workflow_pb2.GetWorkflowResponse:
+        check_id(request.workflow_id, "workflow_id")
+        reply: coordinator_pb2.CoordinatorServiceGetWorkflowResponse = (
+            await self._coordinator.GetWorkflow(
+                coordinator_pb2.CoordinatorServiceGetWorkflowRequest(request=request),
+                timeout=self._timeout,
+            )
+        )
+        return reply.response
+
+    async def ListWorkflows(  # noqa: N802
+        self, request: workflow_pb2.ListWorkflowsRequest, context: Context
+    ) -> workflow_pb2.ListWorkflowsResponse:
+        check_page_size(request.page_size)
+        if request.state not in workflow_pb2.WorkflowState.values():
+            raise InvalidArgument("state is not a known WorkflowState", field="state")
+        reply: coordinator_pb2.CoordinatorServiceListWorkflowsResponse = (
+            await self._coordinator.ListWorkflows(
+                coordinator_pb2.CoordinatorServiceListWorkflowsRequest(request=request),
+                timeout=self._timeout,
+            )
+        )
+        return reply.response
+
+    async def CancelWorkflow(  # noqa: N802
+        self, request: workflow_pb2.CancelWorkflowRequest, context: Context
+    ) -> workflow_pb2.CancelWorkflowResponse:
+        check_id(request.workflow_id, "workflow_id")
+        reply: coordinator_pb2.CoordinatorServiceCancelWorkflowResponse = (
+            await self._coordinator.CancelWorkflow(
+                coordinator_pb2.CoordinatorServiceCancelWorkflowRequest(request=request),
+                timeout=self._timeout,
+            )
+        )
+        return reply.response
+
+    async def ListCommands(  # noqa: N802
+        self, request: command_pb2.ListCommandsRequest, context: Context
+    ) -> command_pb2.ListCommandsResponse:
+        catalog = CommandCatalog(commands_dir(self._settings))
+        return command_pb2.ListCommandsResponse(commands=catalog.list())
+
+    async def RunCommand(  # noqa: N802
+        self, request: command_pb2.RunCommandRequest, context: Context
+    ) -> command_pb2.RunCommandResponse:
+        if len(request.request_id) > MAX_REQUEST_ID:
+            raise InvalidArgument(f"request_id is longer than {MAX_REQUEST_ID}", field="request_id")
+        catalog = CommandCatalog(commands_dir(self._settings))
+        workflow_request = catalog.render(request.name, dict(request.params), request.request_id)
+        reply = await self._submit_workflow(workflow_request)
+        return command_pb2.RunCommandResponse(workflow=reply.workflow)

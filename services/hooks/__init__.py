@@ -1,0 +1,1 @@
+"""The hooks runner: runs commands and signed webhooks when events happen."""

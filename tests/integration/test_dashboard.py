@@ -1,0 +1,132 @@
+"""`hivewire dashboard` driven headlessly by Textual's pilot against a running stack."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from textual.widgets import DataTable, Input, RichLog, Sparkline, Static
+
+from hivewire.agent import Agent, TaskContext
+from hivewire.client import Client
+from hivewire.dashboard import Dashboard
+from hivewire.dashboard.app import QueueLine
+from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, task_pb2
+from services.common.config import Settings
+from tests.integration.stack_helpers import Stack, eventually, running_stack
+
+
+@pytest.fixture
+async def stack(settings: Settings) -> AsyncIterator[Stack]:
+    async with running_stack(settings) as s:
+        yield s
+
+
+def setup(agent: Agent) -> None:
+    @agent.handler("echo")
+    async def echo(ctx: TaskContext) -> bytes:
+        return ctx.payload
+
+
+def log_text(app: Dashboard) -> str:
+    return "\n".join(strip.text for strip in app.query_one("#log", RichLog).lines)
+
+
+async def test_dashboard_shows_the_system_and_survives_a_gateway_restart(stack: Stack) -> None:
+    worker = await stack.agent("worker", setup, max_concurrency=3)
+    app = Dashboard(stack.gateway_addr, stats_interval=0.2)
+    async with app.run_test(size=(150, 45)) as pilot, Client(stack.gateway_addr) as client:
+        # Agents table: the agent, its state, capabilities and slots.
+        table = app.query_one("#agents", DataTable)
+        await eventually(lambda: table.row_count == 1)
+        row = table.get_row_at(0)
+        assert row[:5] == [worker.agent_id[:12], "worker", "ONLINE", "echo", "0/3"]
+
+        tasks = await client.submit_many([{"capability": "echo", "payload": i} for i in range(6)])
+        await client.submit("nobody", {})
+        for task in tasks:
+            await client.wait(task.task_id, timeout=30)
+        # Event log, queues with a sparkline, totals in the header.
+        await eventually(lambda: log_text(app).count("TASK_SUCCEEDED") == 6)
+        assert tasks[0].task_id[:8] in log_text(app)
+        await eventually(lambda: {"echo", "nobody"} <= set(app._queues))
+        await eventually(lambda: "succeeded 6" in str(app.query_one("#totals", Static).content))
+
+        def nobody_label() -> str:
+            return str(app._queues["nobody"].query_one(Static).content)
+
+        await eventually(lambda: "nobody" in nobody_label() and "1 queued" in nobody_label())
+        await eventually(lambda: max(app._queues["echo"].query_one(Sparkline).data or [0]) > 0)
+        assert isinstance(app._queues["echo"], QueueLine)
+        # Workflows in progress: one step done, the next waits for an agent that never comes.
+        wf = await client.submit_workflow(
+            {
+                "name": "pipeline",
+                "steps": [
+                    {"id": "first", "capability": "echo", "payload": {}},
+                    {"id": "second", "capability": "nobody", "depends_on": ["first"]},
+                ],
+            }
+        )
+        await eventually(lambda: wf.workflow_id in app._workflows)
+
+        def workflow_label() -> str:
+            return str(app._workflows[wf.workflow_id].query_one(Static).content)
+
+        await eventually(lambda: "pipeline" in workflow_label() and "1/2" in workflow_label())
+        assert app.model.workflows_available
+
+        # p pauses the log: new events are held, then shown on resume.
+        await pilot.press("p")
+        assert app.model.paused
+        held = await client.submit("echo", "while-paused")
+        await client.wait(held.task_id, timeout=30)
+        await eventually(lambda: any(held.task_id[:8] in line for line in app.model.held))
+        assert held.task_id[:8] not in log_text(app)
+        await pilot.press("p")
+        await eventually(lambda: held.task_id[:8] in log_text(app))
+
+        # f filters every panel.
+        await pilot.press("f")
+        assert app.query_one("#filter", Input).has_focus
+        await pilot.press(*"nobody", "enter")
+        assert app.model.filter == "nobody"
+        await eventually(lambda: table.row_count == 0)  # the agent does not offer "nobody"
+        await eventually(lambda: not app._queues["echo"].display)
+        assert app._queues["nobody"].display
+        assert "TASK_SUCCEEDED" not in log_text(app)
+        await pilot.press("f", *["backspace"] * 6, "enter")
+        await eventually(lambda: table.row_count == 1)
+
+        # The gateway restarts: the dashboard reconnects and resumes from its cursor.
+        cursors_before = list(app.model.cursors)
+        await stack.gateway.shutdown()
+        await eventually(lambda: not app.model.connected)
+        during = await client_submit_direct(stack)
+        await stack.restart_gateway()
+        await eventually(lambda: app.model.connected)
+        after = await client.submit("echo", "after-restart")
+        await client.wait(after.task_id, timeout=30)
+        await eventually(lambda: after.task_id[:8] in log_text(app))
+        assert during[:8] in log_text(app)  # written while no gateway ran: not lost
+        cursors = list(app.model.cursors)
+        assert len(cursors) == len(set(cursors))  # nothing repeated
+        assert cursors[: len(cursors_before)] == cursors_before
+        assert app.model.reconnects >= 1
+
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def client_submit_direct(stack: Stack) -> str:
+    """Submit through the coordinator while the gateway is down (the work goes on)."""
+    async with grpc.aio.insecure_channel(stack.settings.coordinator_addr) as channel:
+        stub = coordinator_pb2_grpc.CoordinatorServiceStub(channel)
+        reply = await stub.SubmitTask(
+            coordinator_pb2.CoordinatorServiceSubmitTaskRequest(
+                request=task_pb2.SubmitTaskRequest(capability="echo", payload=b'"during"')
+            ),
+            timeout=10,
+        )
+    return str(reply.response.task.task_id)

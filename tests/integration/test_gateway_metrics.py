@@ -1,0 +1,41 @@
+"""Dashboard metrics on the gateway's events hub: subscribers and overflows."""
+
+from __future__ import annotations
+
+import asyncio
+
+from prometheus_client import REGISTRY
+
+from hivewire.v1 import event_pb2
+from services.common.events import EVENT_FIELD
+from services.common.keys import Keys
+from services.common.metrics import DASHBOARD_SUBSCRIBERS
+from services.common.redis import Redis
+from services.gateway.events_hub import EventFilter, EventsHub
+
+
+def _overflows() -> float:
+    return REGISTRY.get_sample_value("hivewire_dashboard_overflows_total") or 0.0
+
+
+async def test_a_slow_subscriber_is_cut_off_and_counted(redis: Redis, keys: Keys) -> None:
+    hub = EventsHub(redis, keys.events, queue_size=2, block_ms=100)
+    hub.start()
+    DASHBOARD_SUBSCRIBERS.set_function(lambda: hub.subscriber_count)
+    before = _overflows()
+    try:
+        slow = hub.subscribe(EventFilter(), None)
+        await slow.open()
+        assert REGISTRY.get_sample_value("hivewire_dashboard_subscribers") == 1
+        event = event_pb2.Event(type=event_pb2.EVENT_TYPE_TASK_SUBMITTED)
+        for _ in range(5):
+            await redis.xadd(keys.events, {EVENT_FIELD: event.SerializeToString()})
+        for _ in range(100):
+            if slow.error is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert slow.error is not None
+        assert _overflows() - before == 1
+        assert REGISTRY.get_sample_value("hivewire_dashboard_subscribers") == 0
+    finally:
+        await hub.stop()

@@ -1,0 +1,61 @@
+"""`hivewire healthcheck` against a real gRPC server and a real metrics endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from hivewire.embedded_redis import free_port
+from services.common.config import Settings
+from services.common.metrics import start_metrics_server
+from services.common.server import create_server
+
+
+async def healthcheck(*args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hivewire.cli", "healthcheck", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def test_serving_then_not_serving_then_gone() -> None:
+    server = await create_server("127.0.0.1:0", lambda s: None, ["test.Service"], Settings())
+    addr = f"127.0.0.1:{server.port}"
+    try:
+        code, out = await healthcheck(addr)
+        assert (code, out.strip()) == (0, f"{addr}: SERVING")
+        code, out = await healthcheck(addr, "--service", "test.Service")
+        assert code == 0, out
+        await server.set_serving(False)
+        code, out = await healthcheck(addr)
+        assert (code, out.strip()) == (1, f"{addr}: NOT_SERVING")
+    finally:
+        await server.server.stop(0)
+    code, out = await healthcheck(addr, "--timeout", "1")
+    assert code == 1 and "UNAVAILABLE" in out
+
+
+async def test_unknown_service_is_not_healthy() -> None:
+    server = await create_server("127.0.0.1:0", lambda s: None, [], Settings())
+    try:
+        code, out = await healthcheck(f"127.0.0.1:{server.port}", "--service", "nope")
+        assert code == 1 and "NOT_FOUND" in out
+    finally:
+        await server.server.stop(0)
+
+
+async def test_http_probe_of_a_metrics_endpoint() -> None:
+    port = free_port()
+    metrics = start_metrics_server(port, "127.0.0.1")
+    assert metrics is not None
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        code, out = await healthcheck(url)
+        assert (code, out.strip()) == (0, f"{url}: HTTP 200")
+    finally:
+        metrics.close()
+    code, out = await healthcheck(url, "--timeout", "1")
+    assert code == 1

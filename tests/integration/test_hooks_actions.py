@@ -1,0 +1,75 @@
+"""Hook actions on their own: real child processes and a real local HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from hivewire.v1 import event_pb2
+from services.hooks.actions import ActionRunner, Outcome
+from services.hooks.hooks_file import CommandAction, Hook, WebhookAction
+from services.hooks.payload import Delivery
+from tests.integration.hooks_helpers import Receiver, receiving
+
+DELIVERY = Delivery(
+    delivery_id="d" * 32,
+    hook="h",
+    entry_id="1-0",
+    event=event_pb2.Event(type=event_pb2.EVENT_TYPE_TASK_FAILED, task_id="a" * 32),
+    attempt=1,
+)
+
+
+def hook(action: CommandAction | WebhookAction) -> Hook:
+    return Hook("h", frozenset({event_pb2.EVENT_TYPE_TASK_FAILED}), action)
+
+
+@pytest.fixture
+async def actions() -> AsyncIterator[ActionRunner]:
+    runner = ActionRunner({"PATH": "/usr/bin:/bin", "BASE": "from-runner"})
+    yield runner
+    await runner.aclose()
+
+
+async def test_command_outcomes(actions: ActionRunner, tmp_path: Path) -> None:
+    ok = CommandAction(("sh", "-c", 'test "$BASE$EXTRA" = from-runnerx'), env={"EXTRA": "x"})
+    assert await actions.run(hook(ok), DELIVERY) == Outcome(True, "exit 0")
+    # Exits without reading stdin, prints more than we keep: the message has the tail.
+    noisy = CommandAction(("sh", "-c", "yes line | head -n 5000; echo last words; exit 7"))
+    outcome = await actions.run(hook(noisy), DELIVERY)
+    assert not outcome.ok and outcome.detail.startswith("exit status 7: ")
+    assert outcome.detail.endswith("last words") and len(outcome.detail) < 600
+    missing = CommandAction((str(tmp_path / "nope"),))
+    outcome = await actions.run(hook(missing), DELIVERY)
+    assert not outcome.ok and "FileNotFoundError" in outcome.detail
+
+
+async def test_command_timeout_kills_the_whole_process_group(
+    actions: ActionRunner, tmp_path: Path
+) -> None:
+    marker = tmp_path / "child-survived"
+    # The shell starts a background child that would write the marker after 2 s.
+    script = f"(sleep 2; touch {marker}) & echo started; sleep 30"
+    outcome = await actions.run(hook(CommandAction(("sh", "-c", script), timeout=0.5)), DELIVERY)
+    assert outcome == Outcome(False, "timed out after 0.5s: started")
+    await asyncio.sleep(2.5)  # the child would have written the marker by now
+    assert not marker.exists()
+
+
+async def test_webhook_outcomes(actions: ActionRunner) -> None:
+    receiver = Receiver(secret=b"k", fail_first=1)
+    async with receiving(receiver) as url:
+        action = WebhookAction(url, b"k", timeout=10)
+        assert await actions.run(hook(action), DELIVERY) == Outcome(False, "HTTP 503")
+        assert await actions.run(hook(action), DELIVERY) == Outcome(True, "HTTP 204")
+        wrong = WebhookAction(url, b"not-k", timeout=10)
+        assert await actions.run(hook(wrong), DELIVERY) == Outcome(False, "HTTP 401")
+        receiver.delay = 2.0
+        slow = WebhookAction(url, b"k", timeout=0.3)
+        assert await actions.run(hook(slow), DELIVERY) == Outcome(False, "timed out after 0.3s")
+    assert receiver.invalid == 1 and len(receiver.valid) == 1
+    refused = await actions.run(hook(WebhookAction(url, b"k", timeout=5)), DELIVERY)
+    assert not refused.ok and "ConnectError" in refused.detail

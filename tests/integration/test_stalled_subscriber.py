@@ -1,0 +1,91 @@
+"""Ten subscribers, one never reads: it is cut off while the nine others keep up."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from typing import Any
+
+import grpc
+
+from hivewire.v1 import event_pb2, gateway_pb2_grpc
+from services.common.config import Settings
+from services.common.errors import error_info
+from services.common.keys import Keys
+from services.common.redis import Redis
+from services.gateway.server import GatewayServer
+from tests.integration.stack_helpers import eventually
+from tests.integration.test_gateway_events import add, ev, rich_status
+
+BATCHES, PER_BATCH = 100, 20
+
+
+async def test_stalled_subscriber_is_cut_off_while_nine_keep_receiving(
+    settings: Settings, redis: Redis, keys: Keys
+) -> None:
+    gateway = GatewayServer(dataclasses.replace(settings, stream_queue_size=64))
+    port = await gateway.start("127.0.0.1:0")
+    # Without BDP probing the HTTP/2 window stays at 64 KiB, so a reader that stops reading
+    # stalls its stream soon (the window, not the gateway, would otherwise buffer megabytes).
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.http2.bdp_probe", 0)])
+    stub: Any = gateway_pb2_grpc.GatewayServiceStub(channel)
+    try:
+        calls = [stub.StreamEvents(event_pb2.StreamEventsRequest()) for _ in range(10)]
+        for call in calls:
+            await asyncio.wait_for(call.initial_metadata(), 10)
+        stalled, readers = calls[0], calls[1:]
+        arrivals: list[dict[str, float]] = [{} for _ in readers]
+        total = BATCHES * PER_BATCH
+
+        async def read(call: Any, seen: dict[str, float]) -> list[str]:
+            got = []
+            while len(got) < total:
+                frame = await call.read()
+                assert frame is not grpc.aio.EOF
+                got.append(frame.event.cursor)
+                seen[frame.event.cursor] = time.monotonic()
+            return got
+
+        reading = [asyncio.create_task(read(c, a)) for c, a in zip(readers, arrivals, strict=True)]
+        written: list[tuple[list[str], float]] = []
+        for batch in range(BATCHES):
+            ids = await add(
+                redis, keys, *[ev(message=f"{batch}-{i}-" + "x" * 200) for i in range(PER_BATCH)]
+            )
+            written.append((ids, time.monotonic()))
+            await asyncio.sleep(0.05)
+        results = await asyncio.wait_for(asyncio.gather(*reading), 60)
+        every_id = [i for ids, _ in written for i in ids]
+        for got in results:
+            assert got == every_id  # all of them, in order, none twice
+        # In time: every batch reached every reader within a few seconds of being written,
+        # though the stalled subscriber held nothing back (a generous bound on a busy box).
+        lags = [seen[ids[-1]] - at for ids, at in written for seen in arrivals]
+        assert max(lags) < 5.0, max(lags)
+        assert gateway.hub is not None
+        await eventually(lambda: gateway.hub is not None and gateway.hub.subscriber_count == 9)
+
+        # The stalled one, reading at last, gets what was buffered, then RESOURCE_EXHAUSTED.
+        delivered: list[str] = []
+        try:
+            async with asyncio.timeout(30):
+                while True:
+                    frame = await stalled.read()
+                    assert frame is not grpc.aio.EOF
+                    delivered.append(frame.event.cursor)
+        except grpc.aio.AioRpcError as exc:
+            assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            info = error_info(rich_status(exc))
+            assert info is not None and info.reason == "SUBSCRIBER_TOO_SLOW"
+            assert delivered == every_id[: len(delivered)]
+            assert len(delivered) < total
+            if delivered:
+                assert info.metadata["cursor"] == delivered[-1]
+        else:
+            raise AssertionError("the stalled subscriber was never cut off")
+        for call in readers:
+            call.cancel()
+    finally:
+        await channel.close()
+        await gateway.shutdown()

@@ -1,0 +1,167 @@
+"""docker-compose.yml against the code: commands exist, variables are read, ports line up.
+
+There is no container engine on the build machines, so this is how the compose file is kept
+right: every check below compares it with the code it starts.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+import yaml
+
+from hivewire.cli import app
+from services.common.config import Settings, env_name, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+OTEL_VARIABLES = {
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_INSECURE",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_BSP_SCHEDULE_DELAY",
+}
+OURS = ("registry", "coordinator", "gateway", "agent-1", "agent-2")
+GRPC_SERVICES = ("registry", "coordinator", "gateway")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return dict(yaml.safe_load((ROOT / "docker-compose.yml").read_text()))
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, Any]:
+    return dict(compose["services"])
+
+
+def _env(service: dict[str, Any]) -> dict[str, str]:
+    return {k: str(v) for k, v in (service.get("environment") or {}).items()}
+
+
+def _port(addr: str) -> int:
+    return int(addr.rsplit(":", 1)[1])
+
+
+def test_the_stack_has_every_part(services: dict[str, Any]) -> None:
+    assert set(services) == {"redis", "jaeger", "prometheus", *OURS}
+    redis = services["redis"]
+    assert redis["image"].startswith("redis:7")
+    command = " ".join(redis["command"])
+    assert "--appendonly yes" in command and "--appendfsync everysec" in command
+    assert any(v.endswith(":/data") for v in redis["volumes"])
+    assert "redis-cli" in redis["healthcheck"]["test"]
+    assert re.fullmatch(r"jaegertracing/jaeger:2\.\d+\.\d+", services["jaeger"]["image"])
+    assert "4317" in [str(p) for p in services["jaeger"]["expose"]]
+
+
+def test_one_image_for_every_python_service(services: dict[str, Any]) -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.M)
+    users = re.findall(r"^USER (\S+)$", dockerfile, re.M)
+    assert users and users[-1] not in ("root", "0")
+    assert {services[name]["build"] for name in OURS} == {"."}
+
+
+def _check_command(argv: list[str]) -> None:
+    if argv[:2] == ["python", "-m"]:
+        module = argv[2]
+        spec = importlib.util.find_spec(module)
+        assert spec is not None, module
+        if spec.submodule_search_locations:  # a package runs its __main__
+            assert importlib.util.find_spec(f"{module}.__main__") is not None, module
+        return
+    assert argv[0] == "hivewire", argv
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    assert argv[1] in commands, f"hivewire has no command {argv[1]!r}"
+
+
+def test_every_command_exists(services: dict[str, Any]) -> None:
+    for name in OURS:
+        _check_command(services[name]["command"])
+        test = services[name]["healthcheck"]["test"]
+        assert test[0] == "CMD"
+        _check_command(test[1:])
+
+
+def test_demo_agents_use_demo_capabilities(services: dict[str, Any]) -> None:
+    from hivewire.demo import HANDLERS
+
+    for name in ("agent-1", "agent-2"):
+        argv = services[name]["command"]
+        caps = argv[argv.index("--capabilities") + 1].split(",")
+        assert set(caps) <= set(HANDLERS)
+
+
+def test_every_variable_is_one_the_code_reads(services: dict[str, Any]) -> None:
+    known = {env_name(f.name) for f in fields(Settings)}
+    for name in OURS:
+        env = _env(services[name])
+        for key in env:
+            if key.startswith("HIVEWIRE_"):
+                assert key in known, f"{name} sets {key}, which no Settings field reads"
+            else:
+                assert key in OTEL_VARIABLES, f"{name} sets unexpected {key}"
+        load_settings(env)  # every value parses
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4317"
+
+
+def test_addresses_and_ports_line_up(services: dict[str, Any]) -> None:
+    listen = {
+        name: _port(_env(services[name])[f"HIVEWIRE_{name.upper()}_LISTEN"])
+        for name in GRPC_SERVICES
+    }
+    for name in OURS:
+        env = _env(services[name])
+        for target in GRPC_SERVICES:
+            addr = env[f"HIVEWIRE_{target.upper()}_ADDR"]
+            assert addr == f"{target}:{listen[target]}", (name, addr)
+        assert env["HIVEWIRE_REDIS_URL"].startswith("redis://redis:6379/")
+    for name in GRPC_SERVICES:
+        test = services[name]["healthcheck"]["test"]
+        assert _port(test[test.index("healthcheck") + 1]) == listen[name]
+    for name in ("agent-1", "agent-2"):
+        test = services[name]["healthcheck"]["test"]
+        port = _env(services[name])["HIVEWIRE_AGENT_METRICS_PORT"]
+        assert test[test.index("healthcheck") + 1] == f"http://127.0.0.1:{port}/metrics"
+
+
+def test_only_gateway_jaeger_ui_and_prometheus_are_published(services: dict[str, Any]) -> None:
+    published = {name: s["ports"] for name, s in services.items() if s.get("ports")}
+    assert set(published) == {"gateway", "jaeger", "prometheus"}
+    gateway_port = _port(_env(services["gateway"])["HIVEWIRE_GATEWAY_LISTEN"])
+    assert published["gateway"] == [f"{gateway_port}:{gateway_port}"]
+    assert published["jaeger"] == ["16686:16686"]
+    assert published["prometheus"] == ["9090:9090"]
+
+
+def test_dependencies_wait_for_health(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        for dep, spec in (service.get("depends_on") or {}).items():
+            assert dep in services, (name, dep)
+            want = "service_healthy" if "healthcheck" in services[dep] else "service_started"
+            assert spec["condition"] == want, (name, dep)
+    for name in (*GRPC_SERVICES, "redis"):
+        assert "healthcheck" in services[name], name
+
+
+def test_prometheus_scrapes_every_metrics_port(services: dict[str, Any]) -> None:
+    config = yaml.safe_load((ROOT / "prometheus.yml").read_text())
+    targets = {
+        t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]
+    }
+    expected = set()
+    for name in OURS:
+        env = _env(services[name])
+        assert env["HIVEWIRE_METRICS_HOST"] == "0.0.0.0"
+        [port] = [v for k, v in env.items() if k.endswith("_METRICS_PORT")]
+        expected.add(f"{name}:{port}")
+    assert targets == expected
+    mount = services["prometheus"]["volumes"][0]
+    assert mount.startswith("./prometheus.yml:")
