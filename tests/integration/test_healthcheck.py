@@ -22,7 +22,10 @@ async def healthcheck(*args: str) -> tuple[int, str]:
 
 
 async def test_serving_then_not_serving_then_gone() -> None:
-    server = await create_server("127.0.0.1:0", lambda s: None, ["test.Service"], Settings())
+    # No Redis behind this server: health follows only set_serving.
+    server = await create_server(
+        "127.0.0.1:0", lambda s: None, ["test.Service"], Settings(), watch_redis=False
+    )
     addr = f"127.0.0.1:{server.port}"
     try:
         code, out = await healthcheck(addr)
@@ -39,7 +42,7 @@ async def test_serving_then_not_serving_then_gone() -> None:
 
 
 async def test_unknown_service_is_not_healthy() -> None:
-    server = await create_server("127.0.0.1:0", lambda s: None, [], Settings())
+    server = await create_server("127.0.0.1:0", lambda s: None, [], Settings(), watch_redis=False)
     try:
         code, out = await healthcheck(f"127.0.0.1:{server.port}", "--service", "nope")
         assert code == 1 and "NOT_FOUND" in out
