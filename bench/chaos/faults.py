@@ -45,37 +45,39 @@ class FaultInjector:
         self.faults.append(fault)
         self.log(f"[chaos] {fault.at:7.2f}s {action} {target}")
 
-    def count(self, action: str, prefix: str = "") -> int:
-        return sum(1 for f in self.faults if f.action == action and f.target.startswith(prefix))
-
-    async def run(self, stop: asyncio.Event, restart_redis_now: Callable[[], bool]) -> None:
-        """Inject faults until `stop` is set; restart Redis once when `restart_redis_now()`
-        first says so (and at the latest when stopping, so every run includes it)."""
-        redis_done = False
-        victims = [*self.stack.agents, *self.stack.coordinators]
-        # The first faults are an agent kill, a coordinator kill and an agent pause, so even a
-        # short run has each (and the registry when it is a victim); then a random victim or
-        # a pause.
-        first = [
+    def __post_init__(self) -> None:
+        self.victims = [*self.stack.agents, *self.stack.coordinators]
+        # The first faults are an agent kill, a coordinator kill and an agent pause (and a
+        # registry kill when it is a victim), so every run has each; then a random victim or a
+        # pause. Redis is restarted once besides.
+        self.first = [
             self.rng.choice(self.stack.agents),
             self.rng.choice(self.stack.coordinators),
             PAUSE,
         ]
         if self.kill_registry:
-            victims.append("registry")
-            first.insert(1, "registry")
+            self.victims.append("registry")
+            self.first.insert(1, "registry")
+        self.redis_done = False
+
+    @property
+    def covered(self) -> bool:
+        """Every kind of fault has been injected at least once."""
+        return not self.first and self.redis_done
+
+    async def run(self, stop: asyncio.Event, restart_redis_now: Callable[[], bool]) -> None:
+        """Inject faults until `stop` is set; restart Redis once when `restart_redis_now()`
+        first says so (or once the other first faults are done)."""
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.rng.uniform(*self.kill_every))
             if stop.is_set():
-                if not redis_done:
-                    await self.restart_redis()
                 return
-            if not redis_done and restart_redis_now():
+            if not self.redis_done and (restart_redis_now() or not self.first):
                 await self.restart_redis()
-                redis_done = True
+                self.redis_done = True
                 continue
-            victim = first.pop(0) if first else self.rng.choice([*victims, PAUSE])
+            victim = self.first.pop(0) if self.first else self.rng.choice([*self.victims, PAUSE])
             if victim == PAUSE:
                 await self.pause(self.rng.choice(self.stack.agents))
             else:

@@ -30,7 +30,7 @@ class ChaosConfig:
     agents: int = 3
     coordinators: int = 1
     concurrency: int = 16
-    kill_every: tuple[float, float] = (2.0, 5.0)
+    kill_every: tuple[float, float] = (1.5, 4.0)
     submit_rate: float = 0.0
     max_outstanding: int = 2000
     """Backpressure: at most this many submitted tasks not yet ended (0: no bound)."""
@@ -40,7 +40,8 @@ class ChaosConfig:
     redis_restart_at: float = 0.3
     """Restart Redis once this fraction of the tasks has ended."""
     faults_until: float = 0.95
-    """Stop injecting faults once every task is submitted and this fraction has ended."""
+    """Stop injecting faults once every task is submitted, this fraction has ended and every
+    kind of fault has been injected."""
     drain_timeout: float = 300.0
     seed: int | None = None
     faults: bool = True
@@ -164,7 +165,11 @@ async def _chaos_phase(
             if submitting.done():
                 submitting.result()
             ended = await progress.poll()
-            if submitting.done() and ended >= cfg.faults_until * len(driver.accepted):
+            if (
+                submitting.done()
+                and ended >= cfg.faults_until * len(driver.accepted)
+                and (injector.covered or not cfg.faults)
+            ):
                 break
         stop.set()
         await faults
