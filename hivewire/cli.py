@@ -30,7 +30,6 @@ from hivewire.cli_workflow import commands, run, workflow_app, workflows
 from hivewire.client import TERMINAL_STATES, Client
 from hivewire.v1 import event_pb2, task_pb2
 
-
 app = typer.Typer(
     name="hivewire",
     help="Coordinate work across many agents.",

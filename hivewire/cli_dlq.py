@@ -12,7 +12,6 @@ from hivewire.cli_format import dumps, short, table, task_line
 from hivewire.client import Client
 from hivewire.v1 import task_pb2
 
-
 dlq_app = typer.Typer(help="List or retry dead-lettered tasks.", no_args_is_help=True)
 
 
