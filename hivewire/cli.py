@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, cast
 
-import grpc
 import typer
 
 from hivewire._agent_support import (
@@ -15,13 +12,13 @@ from hivewire._agent_support import (
     env,
 )
 from hivewire._client_convert import agent_to_dict, event_to_dict, task_to_dict
+from hivewire.cli_call import EXIT_TASK_FAILED, call
 from hivewire.cli_dashboard import dashboard
 from hivewire.cli_dlq import dlq_app
 from hivewire.cli_format import (
     agents_table,
     dumps,
     event_line,
-    format_rpc_error,
     task_detail,
     task_line,
     tasks_table,
@@ -32,8 +29,6 @@ from hivewire.cli_run import agent, up
 from hivewire.cli_workflow import commands, run, workflow_app, workflows
 from hivewire.client import TERMINAL_STATES, Client
 from hivewire.v1 import event_pb2, task_pb2
-
-T = TypeVar("T")
 
 app = typer.Typer(
     name="hivewire",
@@ -54,32 +49,6 @@ app.command()(commands)
 app.command()(run)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(hooks_app, name="hooks")
-
-EXIT_TASK_FAILED = 1
-EXIT_RPC_ERROR = 2
-
-
-def _addr(ctx: typer.Context) -> str:
-    return str(ctx.obj["addr"]) if ctx.obj else env("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR)
-
-
-def _call(ctx: typer.Context, fn: Callable[[Client], Awaitable[T]], timeout: float = 10.0) -> T:
-    """Run `fn` with a Client; gRPC errors become one stderr line and exit code 2."""
-
-    async def main() -> T:
-        async with Client(_addr(ctx), timeout=timeout) as client:
-            return await fn(client)
-
-    try:
-        return asyncio.run(main())
-    except grpc.aio.AioRpcError as exc:
-        typer.echo(format_rpc_error(exc), err=True)
-        raise typer.Exit(EXIT_RPC_ERROR) from None
-    except TimeoutError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_TASK_FAILED) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
 
 
 def _enum_value(enum: Any, prefix: str, name: str, option: str) -> int:
@@ -153,7 +122,7 @@ def submit(
             return task
         return await client.wait(task.task_id, timeout)
 
-    task = _call(ctx, go)
+    task = call(ctx, go)
     if as_json:
         typer.echo(dumps(task_to_dict(task)))
     elif wait:
@@ -173,7 +142,7 @@ def task_get(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show one task."""
-    task = _call(ctx, lambda c: c.get(task_id))
+    task = call(ctx, lambda c: c.get(task_id))
     typer.echo(dumps(task_to_dict(task)) if as_json else task_detail(task))
 
 
@@ -182,7 +151,7 @@ def task_cancel(
     ctx: typer.Context, task_id: Annotated[str, typer.Argument(help="Task id.")]
 ) -> None:
     """Cancel a task that has not finished."""
-    task = _call(ctx, lambda c: c.cancel(task_id))
+    task = call(ctx, lambda c: c.cancel(task_id))
     typer.echo(task_line(task))
 
 
@@ -213,7 +182,7 @@ def tasks(
                 break
         return out
 
-    found = _call(ctx, go)
+    found = call(ctx, go)
     typer.echo(dumps([task_to_dict(t) for t in found]) if as_json else tasks_table(found))
 
 
@@ -227,7 +196,7 @@ def agents(
     async def go(client: Client) -> list[Any]:
         return [a async for a in client.iter_agents()]
 
-    found = _call(ctx, go)
+    found = call(ctx, go)
     typer.echo(dumps([agent_to_dict(a) for a in found]) if as_json else agents_table(found))
 
 
@@ -265,7 +234,7 @@ def watch(
         ):
             typer.echo(dumps(event_to_dict(event)) if as_json else event_line(event))
 
-    _call(ctx, go)
+    call(ctx, go)
 
 
 def main() -> None:

@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import grpc
 import typer
 
-from hivewire._agent_support import DEFAULT_GATEWAY_ADDR, env
 from hivewire._client_convert import iso_time, task_to_dict
-from hivewire.cli_format import dumps, format_rpc_error, short, table, task_line
+from hivewire.cli_call import call
+from hivewire.cli_format import dumps, short, table, task_line
 from hivewire.client import Client
 from hivewire.v1 import task_pb2
 
-T = TypeVar("T")
-EXIT_RPC_ERROR = 2
-
 dlq_app = typer.Typer(help="List or retry dead-lettered tasks.", no_args_is_help=True)
-
-
-def _run(ctx: typer.Context, fn: Callable[[Client], Awaitable[T]]) -> T:
-    addr = ctx.obj["addr"] if ctx.obj else env("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR)
-
-    async def main() -> T:
-        async with Client(str(addr)) as client:
-            return await fn(client)
-
-    try:
-        return asyncio.run(main())
-    except grpc.aio.AioRpcError as exc:
-        typer.echo(format_rpc_error(exc), err=True)
-        raise typer.Exit(EXIT_RPC_ERROR) from None
 
 
 def dead_letter_to_dict(letter: task_pb2.DeadLetter) -> dict[str, Any]:
@@ -68,7 +48,7 @@ def dlq_list(
                 break
         return out
 
-    found = _run(ctx, go)
+    found = call(ctx, go)
     if as_json:
         typer.echo(dumps([dead_letter_to_dict(d) for d in found]))
         return
@@ -91,5 +71,5 @@ def dlq_retry(
     dead_letter_id: Annotated[str, typer.Argument(help="Dead-letter id (from `dlq list`).")],
 ) -> None:
     """Put a dead-lettered task back in its queue with a fresh attempt budget."""
-    task = _run(ctx, lambda c: c.retry_dead_letter(dead_letter_id))
+    task = call(ctx, lambda c: c.retry_dead_letter(dead_letter_id))
     typer.echo(task_line(task))

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, cast
 
-import grpc
 import typer
 
-from hivewire._agent_support import DEFAULT_GATEWAY_ADDR, env
 from hivewire._client_convert import decode_data
 from hivewire._client_workflow import (
     command_to_dict,
@@ -18,37 +15,15 @@ from hivewire._client_workflow import (
     workflow_state_name,
     workflow_to_dict,
 )
-from hivewire.cli_format import dumps, format_rpc_error, short, table
+from hivewire.cli_call import EXIT_TASK_FAILED, call
+from hivewire.cli_format import dumps, short, table
 from hivewire.client import Client
 from hivewire.v1 import command_pb2, workflow_pb2
 from hivewire.workflow_yaml import WorkflowFileError, load_yaml, workflow_request
 
-T = TypeVar("T")
-EXIT_FAILED = 1
-EXIT_RPC_ERROR = 2
 MAX_RESULT_CHARS = 2000
 
 workflow_app = typer.Typer(help="Run, inspect or cancel workflows.", no_args_is_help=True)
-
-
-def _call(ctx: typer.Context, fn: Callable[[Client], Awaitable[T]], timeout: float = 10.0) -> T:
-    """Run `fn` with a Client; gRPC errors become one stderr line and exit code 2."""
-    addr = str(ctx.obj["addr"]) if ctx.obj else env("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR)
-
-    async def main() -> T:
-        async with Client(addr, timeout=timeout) as client:
-            return await fn(client)
-
-    try:
-        return asyncio.run(main())
-    except grpc.aio.AioRpcError as exc:
-        typer.echo(format_rpc_error(exc), err=True)
-        raise typer.Exit(EXIT_RPC_ERROR) from None
-    except TimeoutError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_FAILED) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
 
 
 def workflow_detail(wf: workflow_pb2.Workflow) -> str:
@@ -83,13 +58,13 @@ def _finish(ctx: typer.Context, start: Callable[[Client], Awaitable[workflow_pb2
         wf = await start(client)
         return await client.wait_workflow(wf.workflow_id, timeout) if wait else wf
 
-    wf = _call(ctx, go)
+    wf = call(ctx, go)
     if wait or as_json:
         _print(wf, as_json)
     else:
         typer.echo(wf.workflow_id)
     if wait and wf.state != workflow_pb2.WORKFLOW_STATE_SUCCEEDED:
-        raise typer.Exit(EXIT_FAILED)
+        raise typer.Exit(EXIT_TASK_FAILED)
 
 
 WaitOpt = Annotated[
@@ -123,7 +98,7 @@ def workflow_get(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a workflow with every step's state, agent, attempt and output."""
-    _print(_call(ctx, lambda c: c.get_workflow(workflow_id)), as_json)
+    _print(call(ctx, lambda c: c.get_workflow(workflow_id)), as_json)
 
 
 @workflow_app.command("cancel")
@@ -133,7 +108,7 @@ def workflow_cancel(
     as_json: JsonOpt = False,
 ) -> None:
     """Cancel a running workflow and its running tasks."""
-    _print(_call(ctx, lambda c: c.cancel_workflow(workflow_id)), as_json)
+    _print(call(ctx, lambda c: c.cancel_workflow(workflow_id)), as_json)
 
 
 def workflows(
@@ -163,7 +138,7 @@ def workflows(
                 break
         return out
 
-    found = _call(ctx, go)
+    found = call(ctx, go)
     if as_json:
         typer.echo(dumps([workflow_to_dict(w) for w in found]))
         return
@@ -184,7 +159,7 @@ def commands(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
     """List the custom commands (workflow templates) the gateway offers."""
-    found = _call(ctx, lambda c: c.list_commands())
+    found = call(ctx, lambda c: c.list_commands())
     if as_json:
         typer.echo(dumps([command_to_dict(c) for c in found]))
         return

@@ -15,9 +15,11 @@ local prefix, now, maxlen, wid = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local wk = prefix .. 'workflow:' .. wid
 local p = 5
 local function nxt() local v = ARGV[p]; p = p + 1; return v end
-local w = redis.call('HMGET', wk, 'state', 'cancel', 'seq')
+local w = redis.call('HMGET', wk, 'state', 'cancel', 'seq', 'traceparent')
 if tonumber(w[1]) ~= WORKFLOW_STATE_RUNNING then return 0 end
 local cancelling = w[2] == '1'
+-- Step tasks descend from the workflow's span: one trace per workflow.
+local traceparent = w[4] or ''
 local applied = 0
 
 local function step_state(sid) return tonumber(redis.call('HGET', wk, 'st:' .. sid)) end
@@ -28,7 +30,7 @@ local function create_task(tid, sid, cap, payload, priority, max_attempts, label
     'capability', cap, 'payload', payload, 'state', TASK_STATE_PENDING, 'attempt', 0,
     'max_attempts', max_attempts, 'priority', priority, 'labels', labels,
     'request_id', '', 'seq', seq, 'create_ms', now, 'timeout_ms', timeout_ms,
-    'trace_id', '', 'workflow_id', wid, 'step_id', sid)
+    'trace_id', traceparent, 'workflow_id', wid, 'step_id', sid)
   redis.call('ZADD', prefix .. 'pending:' .. cap, (100 - tonumber(priority)) * 17592186044416 + seq, tid)
   redis.call('SADD', KEYS[4], cap)
   redis.call('ZADD', KEYS[2], seq, tid)

@@ -2,7 +2,8 @@
 -- request_id returns the workflow it created before. Root steps are launched by wf_advance.lua.
 -- KEYS: workflows_index, workflow_seq, events, workflows_running
 -- ARGV: prefix, now_ms, events_maxlen, workflow_id, request_key, request_ttl_s, name,
---   failure_policy, command, request_id, steps_json, n, then n step ids
+--   failure_policy, command, request_id, steps_json, n, then n step ids, then the traceparent
+--   every step task descends from
 local prefix, now, maxlen, wid = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local request_key, ttl = ARGV[5], ARGV[6]
 if request_key ~= '' then
@@ -18,6 +19,7 @@ local n = tonumber(ARGV[12])
 for i = 1, n do
   redis.call('HSET', wk, 'st:' .. ARGV[12 + i], STEP_STATE_WAITING)
 end
+redis.call('HSET', wk, 'traceparent', ARGV[13 + n] or '')
 redis.call('ZADD', KEYS[1], seq, wid)
 redis.call('ZADD', KEYS[4], seq, wid)
 emit_event(KEYS[3], maxlen, {type = EVENT_TYPE_WORKFLOW_SUBMITTED, ms = now, workflow_id = wid,

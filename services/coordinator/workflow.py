@@ -68,6 +68,7 @@ class WorkflowRun:
     end_ms: int = 0
     error: str = ""
     seq: int = 0
+    traceparent: str = ""
 
     def live_tasks(self) -> list[str]:
         """Tasks of RUNNING steps whose outcome is not recorded yet."""

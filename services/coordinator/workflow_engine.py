@@ -29,8 +29,9 @@ from services.common.loops import Backoff
 from services.common.redis import REDIS_UNAVAILABLE, Redis
 from services.common.workflow_spec import WorkflowDef
 from services.coordinator.store import TaskStore
-from services.coordinator.workflow import plan
+from services.coordinator.workflow import Plan, WorkflowRun, plan
 from services.coordinator.workflow_store import WorkflowStore
+from services.coordinator.workflow_tracing import record_workflow_advance
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ class WorkflowEngine:
                 with contextlib.suppress(NotFound, FailedPrecondition):
                     await self.tasks.cancel(task_id)
             await self.store.advance(workflow_id, decided)
+            _trace_advance(run, decided)
             if decided.launches:
                 self._on_launch()
             if decided.finish is not None:
@@ -209,3 +211,16 @@ class WorkflowEngine:
         if entry_ids:
             await self.redis.xack(self.keys.workflow_updates, WORKFLOW_GROUP, *entry_ids)
             await self.redis.xdel(self.keys.workflow_updates, *entry_ids)
+
+
+def _trace_advance(run: WorkflowRun, decided: Plan) -> None:
+    """A short span per advance under the workflow's span (free when tracing is off)."""
+    if decided.launches:
+        steps = ",".join(launch.step.step_id for launch in decided.launches)
+        record_workflow_advance(
+            run.traceparent, run.workflow_id, "steps released", attributes={"hivewire.steps": steps}
+        )
+    if decided.finish is not None:
+        state = workflow_pb2.WorkflowState.Name(decided.finish[0])  # type: ignore[arg-type]
+        what = f"workflow {state.removeprefix('WORKFLOW_STATE_')}"
+        record_workflow_advance(run.traceparent, run.workflow_id, what)

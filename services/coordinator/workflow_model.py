@@ -1,13 +1,15 @@
 """Conversions between workflow hashes in Redis and WorkflowRun / hivewire.v1.Workflow.
 
 Hash fields: name, state, policy, command, request_id, steps (definition JSON), create_ms,
-end_ms, seq, cancel, error; per step `st:`, `tk:`, `ag:`, `at:`, `t0:`, `t1:`, `er:`, `mt:`,
-`md:`, `o:` + step id (`mo:<step>:<i>` holds map element outputs until the map completes);
-per task `x:<task>` = "<step>,<index>" and `d:<task>` = its recorded terminal state.
+end_ms, seq, cancel, error, traceparent (the workflow span every step task descends from);
+per step `st:`, `tk:`, `ag:`, `at:`, `t0:`, `t1:`, `er:`, `mt:`, `md:`, `o:` + step id
+(`mo:<step>:<i>` holds map element outputs until the map completes); per task `x:<task>` =
+"<step>,<index>" and `d:<task>` = its recorded terminal state.
 """
 
 from __future__ import annotations
 
+from hivewire.tracing import trace_id_of
 from hivewire.v1 import workflow_pb2
 from services.common.clock import ts_from_ms
 from services.common.workflow_spec import WorkflowDef, steps_from_json
@@ -71,6 +73,7 @@ def run_from_hash(workflow_id: str, raw: dict[bytes, bytes]) -> WorkflowRun | No
         end_ms=int(meta.get("end_ms", b"0") or 0),
         error=meta.get("error", b"").decode(),
         seq=int(meta.get("seq", b"0") or 0),
+        traceparent=meta.get("traceparent", b"").decode(),
     )
 
 
@@ -83,6 +86,7 @@ def workflow_to_proto(run: WorkflowRun) -> workflow_pb2.Workflow:
         failure_policy=run.defn.failure_policy,  # type: ignore[arg-type]
         command=run.defn.command,
         request_id=run.defn.request_id,
+        trace_id=trace_id_of(run.traceparent),
     )
     if run.create_ms:
         wf.create_time.CopyFrom(ts_from_ms(run.create_ms))

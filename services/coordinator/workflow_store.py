@@ -20,6 +20,7 @@ from services.common.validation import check_id, check_page_size
 from services.common.workflow_spec import WorkflowDef, steps_to_json
 from services.coordinator.workflow import Plan, WorkflowRun
 from services.coordinator.workflow_model import run_from_hash, workflow_to_proto
+from services.coordinator.workflow_tracing import start_workflow_trace
 
 _HERE = Path(__file__).parent
 REQUEST_ID_TTL_SECONDS = 24 * 3600
@@ -77,6 +78,7 @@ class WorkflowStore:
                 steps_to_json(defn.steps),
                 len(step_ids),
                 *step_ids,
+                start_workflow_trace(workflow_id, defn.name),
             ],
         )
         return got.decode() if isinstance(got, bytes) else str(got)

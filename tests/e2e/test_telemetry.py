@@ -5,18 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import uuid
 
 import pytest
 
 from hivewire.client import Client
-from hivewire.v1 import task_pb2
-from services.common.config import load_settings
-from services.common.keys import Keys
-from services.common.redis import create_redis
-from services.common.submission import ValidTask
-from services.coordinator.store import TaskStore
-from services.coordinator.workflow_tracing import start_workflow_trace
+from hivewire.v1 import task_pb2, workflow_pb2
 from tests.e2e import traced_stack as fixtures
 from tests.e2e.conftest import Stack
 from tests.e2e.otel_collector import Collector, SpanRecord
@@ -192,34 +185,30 @@ def test_redelivered_attempt_links_to_the_original(
 async def test_workflow_steps_share_the_workflow_trace(
     traced_stack: Stack, collector: Collector
 ) -> None:
-    """What the workflow engine does: one workflow traceparent given to every step task."""
-    workflow_id = uuid.uuid4().hex
-    traceparent = start_workflow_trace(workflow_id, "two-steps")
-    trace_id, workflow_span = traceparent.split("-")[1:3]
-    redis = create_redis(traced_stack.redis_url)
-    try:
-        store = TaskStore(redis, Keys(), load_settings({}))
-        steps = [
-            ValidTask(
-                capability="echo",
-                payload=json.dumps({"step": step}).encode(),
-                priority=0,
-                max_attempts=1,
-                trace_id=traceparent,
-                workflow_id=workflow_id,
-                step_id=step,
-            )
-            for step in ("a", "b")
-        ]
-        tasks = await store.submit(steps)
-    finally:
-        await redis.aclose()
-    assert [t.trace_id for t in tasks] == [trace_id, trace_id]
+    """A real workflow through the gateway: one trace, every step's task under its span."""
     async with Client(traced_stack.gateway) as client:
-        for task in tasks:
-            done = await client.wait(task.task_id, timeout=60)
-            assert done.state == task_pb2.TASK_STATE_SUCCEEDED
-            assert done.trace_id == trace_id
+        wf = await client.submit_workflow(
+            {
+                "name": "two-steps",
+                "steps": [
+                    {"id": "a", "capability": "echo", "payload": {"step": "a"}},
+                    {"id": "b", "capability": "echo", "depends_on": ["a"]},
+                ],
+            }
+        )
+        done_wf = await client.wait_workflow(wf.workflow_id, timeout=60)
+        assert done_wf.state == workflow_pb2.WORKFLOW_STATE_SUCCEEDED
+        trace_id = done_wf.trace_id
+        assert len(trace_id) == 32
+        tasks = [await client.get(s.task_ids[0]) for s in done_wf.steps]
+        assert [t.trace_id for t in tasks] == [trace_id, trace_id]
+    workflow_spans = collector.wait_for(
+        lambda spans: any(s.name == "workflow two-steps" for s in spans)
+    )
+    (workflow_span_record,) = [s for s in workflow_spans if s.name == "workflow two-steps"]
+    assert workflow_span_record.trace_id == trace_id
+    assert workflow_span_record.attr("hivewire.workflow_id") == wf.workflow_id
+    workflow_id, workflow_span = wf.workflow_id, workflow_span_record.span_id
     ids = {t.task_id for t in tasks}
 
     def all_processed(spans: list[SpanRecord]) -> bool:
@@ -240,6 +229,16 @@ async def test_workflow_steps_share_the_workflow_trace(
     ]
     assert {s.trace_id for s in processing} == {trace_id}
     assert {s.parent_span_id for s in processing} == {d.span_id for d in dispatches}
+    advances = collector.wait_for(
+        lambda spans: any(s.attr("hivewire.advance") == "workflow SUCCEEDED" for s in spans)
+    )
+    mine = [
+        a
+        for a in advances
+        if a.name == "workflow advance" and a.attr("hivewire.workflow_id") == workflow_id
+    ]
+    assert {a.attr("hivewire.advance") for a in mine} == {"steps released", "workflow SUCCEEDED"}
+    assert {(a.trace_id, a.parent_span_id) for a in mine} == {(trace_id, workflow_span)}
 
 
 async def test_collector_outage_never_fails_requests(
