@@ -6,7 +6,6 @@ import asyncio
 import logging
 import uuid
 from pathlib import Path
-from types import TracebackType
 
 import grpc
 
@@ -14,14 +13,13 @@ from hivewire import tracing
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc
 from services.common import lua
 from services.common.clock import now_ms
-from services.common.config import Settings, load_settings
+from services.common.config import Settings
 from services.common.keys import Keys
-from services.common.logs import setup_logging
 from services.common.loops import Backoff, cancel_and_wait
+from services.common.process import ServiceProcess, serve
 from services.common.redis import Redis, create_redis
 from services.common.redis_metrics import ServiceMetrics
-from services.common.server import GrpcServer, create_channel, create_server, run, run_until_signal
-from services.common.telemetry import setup_tracing
+from services.common.server import GrpcServer, create_channel, create_server
 from services.coordinator.agent_cache import AgentCache
 from services.coordinator.metrics_feed import MetricsFeed
 from services.coordinator.reclaim import Reclaimer
@@ -38,7 +36,7 @@ SERVICE_NAME = coordinator_pb2.DESCRIPTOR.services_by_name["CoordinatorService"]
 RETENTION_EVERY_S = 30.0
 
 
-class CoordinatorServer:
+class CoordinatorServer(ServiceProcess):
     """One coordinator process. Several may run at once: all state lives in Redis."""
 
     def __init__(self, settings: Settings, redis: Redis | None = None) -> None:
@@ -138,26 +136,6 @@ class CoordinatorServer:
         if self._own_redis:
             await self.redis.aclose()
 
-    async def __aenter__(self) -> CoordinatorServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.shutdown()
-
-
-async def _serve(settings: Settings) -> None:
-    server = CoordinatorServer(settings)
-    await run_until_signal(server.start, server.shutdown)
-
 
 def main() -> None:
-    settings = load_settings()
-    setup_logging(settings.log_level, settings.log_format)
-    setup_tracing("coordinator")
-    run(lambda: _serve(settings))
+    serve("coordinator", CoordinatorServer)

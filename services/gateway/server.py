@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import logging
-from types import TracebackType
 from typing import cast
 
 import grpc
 
 from hivewire.v1 import coordinator_pb2_grpc, gateway_pb2, gateway_pb2_grpc, registry_pb2_grpc
-from services.common.config import Settings, load_settings
+from services.common.config import Settings
 from services.common.keys import Keys
-from services.common.logs import setup_logging
 from services.common.metrics import DASHBOARD_SUBSCRIBERS
+from services.common.process import ServiceProcess, serve
 from services.common.redis import Redis, create_redis
 from services.common.redis_metrics import ServiceMetrics
-from services.common.server import GrpcServer, create_channel, create_server, run, run_until_signal
-from services.common.telemetry import setup_tracing
+from services.common.server import GrpcServer, create_channel, create_server
 from services.gateway.events_hub import EventsHub
 from services.gateway.service import GatewayServicer
 
@@ -27,7 +25,7 @@ logger = logging.getLogger(__name__)
 SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
 
 
-class GatewayServer:
+class GatewayServer(ServiceProcess):
     """The gateway process: `await start()` returns the bound port; `shutdown()` is idempotent."""
 
     def __init__(self, settings: Settings, redis: Redis | None = None) -> None:
@@ -111,26 +109,6 @@ class GatewayServer:
             await self._redis.aclose()
         logger.info("gateway stopped")
 
-    async def __aenter__(self) -> GatewayServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.shutdown()
-
-
-async def _serve(settings: Settings) -> None:
-    gateway = GatewayServer(settings)
-    await run_until_signal(gateway.start, gateway.shutdown)
-
 
 def main() -> None:
-    settings = load_settings()
-    setup_logging(settings.log_level, settings.log_format)
-    setup_tracing("gateway")
-    run(lambda: _serve(settings))
+    serve("gateway", GatewayServer)

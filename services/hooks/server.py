@@ -9,14 +9,14 @@ import socket
 import sys
 import uuid
 from collections.abc import Mapping
-from types import TracebackType
 
 from services.common.config import Settings, load_settings
 from services.common.keys import Keys
 from services.common.logs import setup_logging
 from services.common.loops import cancel_and_wait
+from services.common.process import ServiceProcess, serve
 from services.common.redis import Redis, create_redis
-from services.common.server import GrpcServer, create_server, run, run_until_signal
+from services.common.server import GrpcServer, create_server
 from services.hooks.actions import ActionRunner
 from services.hooks.config import load_hooks_config, process_environment
 from services.hooks.deliveries import DeliveryStore
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 EXIT_BAD_HOOKS_FILE = 2
 
 
-class HooksServer:
+class HooksServer(ServiceProcess):
     """One hooks runner. Several may run at once: they share the consumer group and the due set."""
 
     def __init__(
@@ -92,30 +92,13 @@ class HooksServer:
             await self.redis.aclose()
         logger.info("hooks runner stopped")
 
-    async def __aenter__(self) -> HooksServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.shutdown()
-
-
-async def _serve(settings: Settings, config: HooksConfig) -> None:
-    server = HooksServer(settings, config)
-    await run_until_signal(server.start, server.shutdown)
-
 
 def main() -> None:
     settings = load_settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     try:
         config = load_hooks_config(settings)
     except HooksFileError as exc:
         logger.error("%s", exc)
         sys.exit(EXIT_BAD_HOOKS_FILE)
-    run(lambda: _serve(settings, config))
+    serve("hooks", lambda s: HooksServer(s, config), settings)

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from types import TracebackType
 
 import grpc
 
 from hivewire.v1 import registry_pb2, registry_pb2_grpc
-from services.common.config import Settings, load_settings
+from services.common.config import Settings
 from services.common.keys import Keys
-from services.common.logs import setup_logging
 from services.common.loops import cancel_and_wait
+from services.common.process import ServiceProcess, serve
 from services.common.redis import Redis, create_redis
 from services.common.redis_metrics import ServiceMetrics
-from services.common.server import GrpcServer, create_server, run, run_until_signal
-from services.common.telemetry import setup_tracing
+from services.common.server import GrpcServer, create_server
 from services.registry.service import RegistryServicer
 from services.registry.store import AgentStore
 from services.registry.sweeper import LeaseSweeper
@@ -27,7 +25,7 @@ logger = logging.getLogger(__name__)
 SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
 
 
-class RegistryServer:
+class RegistryServer(ServiceProcess):
     """The registry process: `await start()` returns the bound port, `await shutdown()` stops it."""
 
     def __init__(self, settings: Settings, redis: Redis | None = None) -> None:
@@ -97,26 +95,6 @@ class RegistryServer:
             await self.redis.aclose()
         logger.info("registry stopped")
 
-    async def __aenter__(self) -> RegistryServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.shutdown()
-
-
-async def _serve(settings: Settings) -> None:
-    server = RegistryServer(settings)
-    await run_until_signal(server.start, server.shutdown)
-
 
 def main() -> None:
-    settings = load_settings()
-    setup_logging(settings.log_level, settings.log_format)
-    setup_tracing("registry")
-    run(lambda: _serve(settings))
+    serve("registry", RegistryServer)
