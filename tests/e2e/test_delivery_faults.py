@@ -72,11 +72,13 @@ async def test_agent_stopped_past_its_lease_has_its_late_result_ignored(
 ) -> None:
     procs.start_agent("a")
     a = await driver.agent_id("a")
-    task = await driver.submit("sleep", secs(2))
+    # Long enough that agent a is still running it after b has started, even on a slow machine.
+    task = await driver.submit("sleep", secs(6))
     await driver.wait_for(task.task_id, lambda t: t.state == RUNNING and t.agent_id == a)
     procs.start_agent("b")
     await driver.agent_id("b")
     procs.signal("a", signal.SIGSTOP)
+    assert (await driver.store.get(task.task_id)).state == RUNNING, "a finished before the stop"
     done = await driver.wait_for(task.task_id, lambda t: t.state == SUCCEEDED)
     procs.signal("a", signal.SIGCONT)
     assert json.loads(done.result)["agent"] == "b"
