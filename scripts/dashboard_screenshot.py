@@ -22,6 +22,7 @@ from hivewire.dashboard import Dashboard
 from hivewire.embedded_redis import free_port
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+TEXT = "the hive hums and the wire carries work from agent to agent " * 20
 
 
 def start_stack(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -47,6 +48,7 @@ def start_stack(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
 async def load(gateway: str, stop: asyncio.Event) -> None:
     async with Client(gateway) as client:
         n = 0
+        next_workflow = 0.0
         while not stop.is_set():
             batch = [{"capability": "echo", "payload": {"n": n + i}} for i in range(12)]
             batch += [{"capability": "wordcount", "payload": {"text": "to be or not"}}] * 6
@@ -55,8 +57,29 @@ async def load(gateway: str, stop: asyncio.Event) -> None:
                 batch.append({"capability": "fail", "payload": {}, "max_attempts": 2})
                 batch.append({"capability": "gpu", "payload": {}})  # no agent offers it
             await client.submit_many(batch)
+            if time.monotonic() >= next_workflow:  # workflows in progress: a slow pipeline too
+                next_workflow = time.monotonic() + 2.0
+                await client.submit_workflow(slow_pipeline(n))
+                await client.run_command("diamond")
+                await client.run_command("analyze-text", {"text": TEXT})
             n += len(batch)
             await asyncio.sleep(0.2)
+
+
+def slow_pipeline(n: int) -> dict[str, object]:
+    """fetch -> three parallel steps -> report, each step a sleep: it stays on screen a while."""
+    nap = {"seconds": 1.5}
+    return {
+        "name": f"nightly-report-{n}",
+        "steps": [
+            {"id": "fetch", "capability": "sleep", "payload": nap},
+            *(
+                {"id": f"part-{i}", "capability": "sleep", "payload": nap, "depends_on": ["fetch"]}
+                for i in range(3)
+            ),
+            {"id": "report", "capability": "echo", "depends_on": ["part-0", "part-1", "part-2"]},
+        ],
+    }
 
 
 async def shoot(gateway: str, workdir: Path) -> Path:
