@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -69,9 +70,9 @@ def encode_result(value: object) -> bytes:
 
 
 def _now() -> Timestamp:
-    ts = Timestamp()
-    ts.GetCurrentTime()
-    return ts
+    # Timestamp.GetCurrentTime goes through datetime; this is the same value, cheaper.
+    ns = time.time_ns()
+    return Timestamp(seconds=ns // 1_000_000_000, nanos=ns % 1_000_000_000)
 
 
 def make_result(
@@ -164,36 +165,50 @@ async def run_attempt(
         if envelope.HasField("attempt_timeout")
         else None
     )
-    work = asyncio.ensure_future(_run_handler(handler, ctx, hooks))
+    # The handler runs in this task; a timer reports STARTED if it is still running after
+    # report_after, and that report is written before the final result.
+    started: asyncio.Task[None] | None = None
+
+    def report() -> None:
+        nonlocal started
+        result = make_result(envelope, stream_pb2.TASK_OUTCOME_STARTED, start, finished=False)
+        started = asyncio.ensure_future(report_started(result))
+
+    timer = asyncio.get_running_loop().call_later(report_after, report)
+    returned = False
     try:
         async with asyncio.timeout(timeout or None):
-            done, _ = await asyncio.wait({work}, timeout=report_after)
-            if not done:
-                started = make_result(
-                    envelope, stream_pb2.TASK_OUTCOME_STARTED, start, finished=False
-                )
-                await report_started(started)
-            value = await work
+            try:
+                value = await _run_handler(handler, ctx, hooks)
+                returned = True
+            except asyncio.CancelledError:
+                timer.cancel()
+                if started is not None:
+                    started.cancel()
+                raise
+            except Exception:
+                timer.cancel()
+                if started is not None:
+                    await started
+                raise
+            timer.cancel()
+            if started is not None:
+                await started
         payload = encode_result(value)
     except NonRetryableError as exc:
         failed = _failed(envelope, start, stream_pb2.TASK_OUTCOME_FAILED_PERMANENTLY, exc)
         return await _on_error(hooks, ctx, exc, failed)
     except TimeoutError as exc:
-        if not work.done():
-            work.cancel()
         failed = _failed(envelope, start, stream_pb2.TASK_OUTCOME_FAILED, exc)
         return await _on_error(hooks, ctx, exc, failed)
     except (TypeError, ValueError) as exc:
         # A return value that cannot be encoded fails the same way on every attempt.
         outcome = (
             stream_pb2.TASK_OUTCOME_FAILED_PERMANENTLY
-            if work.done() and not work.cancelled() and work.exception() is None
+            if returned
             else stream_pb2.TASK_OUTCOME_FAILED
         )
         return await _on_error(hooks, ctx, exc, _failed(envelope, start, outcome, exc))
-    except asyncio.CancelledError:
-        work.cancel()
-        raise
     except Exception as exc:
         failed = _failed(envelope, start, stream_pb2.TASK_OUTCOME_FAILED, exc)
         return await _on_error(hooks, ctx, exc, failed)

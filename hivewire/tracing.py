@@ -34,10 +34,27 @@ _W3C = TraceContextTextMapPropagator()
 current_task_id: ContextVar[str] = ContextVar("hivewire_task_id", default="")
 
 
+# recording()'s answer, cached: asking the OpenTelemetry API reads os.environ on every call
+# while no provider is set, a cost on each task of an untraced agent.
+_recording: bool | None = None
+
+
 def recording() -> bool:
-    """True when an SDK TracerProvider is installed (spans are recorded and exported)."""
-    provider = trace.get_tracer_provider()
-    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+    """True when an SDK TracerProvider is installed (spans are recorded and exported).
+
+    Cached: whoever installs a provider calls refresh_recording() afterwards.
+    """
+    global _recording
+    if _recording is None:
+        provider = trace.get_tracer_provider()
+        _recording = not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+    return _recording
+
+
+def refresh_recording() -> None:
+    """Forget recording()'s cached answer (after trace.set_tracer_provider)."""
+    global _recording
+    _recording = None
 
 
 def tracer() -> trace.Tracer:

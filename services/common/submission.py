@@ -33,27 +33,48 @@ class ValidTask:
     retry_max_backoff_ms: int = 0
 
 
+_DURATIONS = (
+    "schedule_to_start_timeout",
+    "heartbeat_timeout",
+    "retry_initial_backoff",
+    "retry_max_backoff",
+)
+# Capabilities already found valid (a batch usually repeats one); bounded, cleared when full.
+_GOOD_CAPABILITIES: set[str] = set()
+_GOOD_CAPABILITIES_MAX = 1024
+
+
 def validate_task(
     req: task_pb2.SubmitTaskRequest, settings: Settings, where: str = ""
 ) -> ValidTask:
     """Check one SubmitTaskRequest; `where` prefixes field names (e.g. 'tasks[3].')."""
-    check_capability(req.capability, f"{where}capability")
-    if len(req.payload) > settings.max_payload_bytes:
+    capability = req.capability
+    if capability not in _GOOD_CAPABILITIES:
+        check_capability(capability, f"{where}capability")
+        if len(_GOOD_CAPABILITIES) >= _GOOD_CAPABILITIES_MAX:
+            _GOOD_CAPABILITIES.clear()
+        _GOOD_CAPABILITIES.add(capability)
+    payload = req.payload
+    if len(payload) > settings.max_payload_bytes:
         raise ResourceExhausted(
-            f"{where}payload is {len(req.payload)} bytes, over the limit of"
+            f"{where}payload is {len(payload)} bytes, over the limit of"
             f" {settings.max_payload_bytes}",
             reason="PAYLOAD_TOO_LARGE",
             field=f"{where}payload",
         )
-    if not 0 <= req.priority <= MAX_PRIORITY:
+    priority, max_attempts = req.priority, req.max_attempts
+    if not 0 <= priority <= MAX_PRIORITY:
         raise InvalidArgument(
             f"{where}priority must be 0..{MAX_PRIORITY}", field=f"{where}priority"
         )
-    if not 0 <= req.max_attempts <= MAX_ATTEMPTS:
+    if not 0 <= max_attempts <= MAX_ATTEMPTS:
         raise InvalidArgument(
             f"{where}max_attempts must be 0..{MAX_ATTEMPTS}", field=f"{where}max_attempts"
         )
-    check_labels(req.required_labels, f"{where}required_labels")
+    labels: dict[str, str] = {}
+    if req.required_labels:
+        check_labels(req.required_labels, f"{where}required_labels")
+        labels = dict(req.required_labels)
     if len(req.request_id) > MAX_REQUEST_ID:
         raise InvalidArgument(
             f"{where}request_id is longer than {MAX_REQUEST_ID}", field=f"{where}request_id"
@@ -65,27 +86,19 @@ def validate_task(
             raise InvalidArgument(
                 f"{where}attempt_timeout must be positive", field=f"{where}attempt_timeout"
             )
-    durations = {
-        name: _positive_ms(req, name, where)
-        for name in (
-            "schedule_to_start_timeout",
-            "heartbeat_timeout",
-            "retry_initial_backoff",
-            "retry_max_backoff",
-        )
-    }
+    s2s, heartbeat, backoff, backoff_max = (_positive_ms(req, name, where) for name in _DURATIONS)
     return ValidTask(
-        capability=req.capability,
-        payload=req.payload,
-        priority=req.priority,
-        max_attempts=req.max_attempts or settings.default_max_attempts,
-        required_labels=dict(req.required_labels),
+        capability=capability,
+        payload=payload,
+        priority=priority,
+        max_attempts=max_attempts or settings.default_max_attempts,
+        required_labels=labels,
         request_id=req.request_id,
         timeout_ms=timeout_ms,
-        schedule_to_start_ms=durations["schedule_to_start_timeout"],
-        heartbeat_timeout_ms=durations["heartbeat_timeout"],
-        retry_initial_backoff_ms=durations["retry_initial_backoff"],
-        retry_max_backoff_ms=durations["retry_max_backoff"],
+        schedule_to_start_ms=s2s,
+        heartbeat_timeout_ms=heartbeat,
+        retry_initial_backoff_ms=backoff,
+        retry_max_backoff_ms=backoff_max,
     )
 
 

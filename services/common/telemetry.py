@@ -19,6 +19,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from hivewire import tracing
+
 logger = logging.getLogger(__name__)
 
 SERVICE_NAMES = {
@@ -105,6 +107,7 @@ def setup_tracing(service: str, env: Mapping[str, str] | None = None) -> Telemet
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
+    tracing.refresh_recording()
     _installed = Telemetry(provider)
     logger.info("tracing on: service.name=%s", name)
     return _installed

@@ -11,32 +11,39 @@
 local C = context()
 local n = tonumber(ARGV[8])
 local out = {}
+-- Agents met in this call: {online, max_concurrency, load}; nothing else changes them meanwhile.
+local agents = {}
 for i = 0, n - 1 do
   local b = 9 + i * 5
   local task_id, agent_id, attempt, token, envelope =
     ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3], ARGV[b + 4]
   local t = load_task(C, task_id)
   local code = 1
+  local a = agents[agent_id]
   if t.state ~= TASK_STATE_PENDING or tonumber(t.attempt) ~= attempt - 1 then
     code = 0
   else
-    local a = redis.call('HMGET', C.prefix .. 'agent:' .. agent_id, 'state', 'max_concurrency')
-    local load = tonumber(redis.call('HGET', C.load, agent_id) or '0')
-    if tonumber(a[1]) ~= AGENT_STATE_ONLINE then
+    if not a then
+      local v = redis.call('HMGET', C.prefix .. 'agent:' .. agent_id, 'state', 'max_concurrency')
+      a = {online = tonumber(v[1]) == AGENT_STATE_ONLINE, max = tonumber(v[2]),
+        load = tonumber(redis.call('HGET', C.load, agent_id) or '0')}
+      agents[agent_id] = a
+    end
+    if not a.online then
       code = 2
-    elseif load >= tonumber(a[2]) then
+    elseif a.load >= a.max then
       code = 3
     elseif redis.call('ZREM', C.prefix .. 'pending:' .. t.capability, task_id) == 0 then
       code = 0
     end
   end
   if code == 1 then
-    redis.call('HINCRBY', C.load, agent_id, 1)
+    a.load = tonumber(redis.call('HINCRBY', C.load, agent_id, 1))
     redis.call('HSET', t.key, 'state', TASK_STATE_ASSIGNED, 'attempt', attempt,
       'agent_id', agent_id, 'token', token, 'held', agent_id, 'assign_ms', C.now, 'start_ms', '')
     move_index(C, t, TASK_STATE_ASSIGNED)
     redis.call('ZADD', C.leases, C.now + lease_ms(C, t), task_id)
-    redis.call('ZREM', C.start_deadlines, task_id)
+    clear_start_deadline(C, t)
     -- The agent enforces attempt_timeout from when it starts the handler and reports the
     -- failure itself; the coordinator's deadline is the backstop, a little later.
     local timeout = tonumber(t.timeout_ms) or 0

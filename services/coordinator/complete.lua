@@ -10,14 +10,14 @@
 local C = context()
 local results, group, n = KEYS[9], ARGV[8], tonumber(ARGV[9])
 local applied, ignored, retried, failed = 0, 0, 0, 0
+local entry_ids = {}
 
 for i = 0, n - 1 do
   local b = 10 + i * 11
   local entry_id, task_id, attempt, token = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3]
   local agent_id, outcome, result, err = ARGV[b + 4], tonumber(ARGV[b + 5]), ARGV[b + 6], ARGV[b + 7]
   local start_ms, jitter = ARGV[b + 8], tonumber(ARGV[b + 10])
-  redis.call('XACK', results, group, entry_id)
-  redis.call('XDEL', results, entry_id)
+  entry_ids[#entry_ids + 1] = entry_id
   local t = load_task(C, task_id)
   local ev = event_of(t, nil, t.state, attempt, agent_id, nil)
   local why = nil
@@ -66,5 +66,11 @@ for i = 0, n - 1 do
     ev.type, ev.message = EVENT_TYPE_RESULT_IGNORED, why
     emit(C, ev)
   end
+end
+-- Acknowledge and delete the batch's entries (in chunks: unpack has a stack limit).
+for i = 1, #entry_ids, 500 do
+  local chunk = {unpack(entry_ids, i, math.min(i + 499, #entry_ids))}
+  redis.call('XACK', results, group, unpack(chunk))
+  redis.call('XDEL', results, unpack(chunk))
 end
 return {applied, ignored, retried, failed}

@@ -28,7 +28,9 @@ _HERE = Path(__file__).parent
 # Tasks looked at beyond the free slots, so a head task whose labels match no agent
 # does not block the ones behind it.
 LOOKAHEAD = 64
-_PENDING_FIELDS = ("attempt", "labels", "payload", "workflow_id", "timeout_ms", "trace_id")
+# Values per task in a peek.lua reply: task_id, attempt, labels, payload, workflow_id,
+# timeout_ms, trace_id.
+_ROW = 7
 
 
 @dataclass
@@ -68,6 +70,13 @@ def plan(
     return pairs
 
 
+def _labels(raw: bytes | None) -> dict[str, str]:
+    """A task's required labels (most tasks have none: skip the JSON parse)."""
+    if not raw or raw == b"{}":
+        return {}
+    return cast(dict[str, str], json.loads(raw))
+
+
 class Scheduler:
     """Runs scheduling passes when woken (submit, result, agent change) or every interval."""
 
@@ -78,6 +87,7 @@ class Scheduler:
         self.cache = cache
         self._assign = tasklua.register(redis, "assign")
         self._promote = lua.register(redis, _HERE / "promote.lua")
+        self._peek = lua.register(redis, _HERE / "peek.lua")
         self._wake = asyncio.Event()
         self.assigned_total = 0
 
@@ -124,25 +134,21 @@ class Scheduler:
                 wanted.append((cap, agents, min(free, self.settings.scheduler_batch)))
         if not wanted:
             return 0
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for cap, _, free in wanted:
-                pipe.zrange(self.keys.pending(cap), 0, free + LOOKAHEAD - 1)
-            queues = await pipe.execute()
-        task_ids = [tid.decode() for queue in queues for tid in queue]
-        if not task_ids:
-            return 0
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for task_id in task_ids:
-                pipe.hmget(self.keys.task(task_id), _PENDING_FIELDS)
-            rows = dict(zip(task_ids, await pipe.execute(), strict=True))
+        queues = cast(
+            list[list[bytes | None]],
+            await self._peek(
+                keys=[self.keys.pending(cap) for cap, _, _ in wanted],
+                args=[self.keys.prefix, *(free + LOOKAHEAD for _, _, free in wanted)],
+            ),
+        )
         assignments: list[Assignment] = []
         now = now_ms()
-        for (cap, agents, free), queue in zip(wanted, queues, strict=True):
-            tasks = []
-            for raw_id in queue:
-                row = rows[raw_id.decode()]
-                if row[0] is not None:
-                    tasks.append((raw_id.decode(), json.loads(row[1] or b"{}")))
+        for (cap, agents, free), flat in zip(wanted, queues, strict=True):
+            rows = {
+                cast(bytes, flat[i]).decode(): flat[i + 1 : i + _ROW]
+                for i in range(0, len(flat), _ROW)
+            }
+            tasks = [(task_id, _labels(row[1])) for task_id, row in rows.items()]
             for task_id, agent_id in plan(tasks, agents, load)[:free]:
                 assignments.append(self._prepare(task_id, agent_id, cap, rows[task_id], now))
         if not assignments:

@@ -1,20 +1,22 @@
 -- Create a batch of tasks atomically: hash, pending queue, indexes, SUBMITTED event.
 -- A repeated request_id returns the task it created before instead of a new one.
 -- KEYS: tasks_index, task_seq, events, start_deadlines
--- ARGV: prefix, now_ms, events_maxlen, request_ttl_s, n, then per task 16 values:
---   task_id, capability, payload, priority, max_attempts, labels_json, request_id,
---   request_key, timeout_ms, trace_id, workflow_id, step_id, schedule_to_start_ms,
---   heartbeat_timeout_ms, backoff_ms, backoff_max_ms (the last four 0 for the defaults)
+-- ARGV: prefix, now_ms, events_maxlen, request_ttl_s, n, rows, then the n payloads;
+--   rows is a JSON array of n arrays of 15 strings: task_id, capability, priority,
+--   max_attempts, labels_json, request_id, request_key, timeout_ms, trace_id, workflow_id,
+--   step_id, schedule_to_start_ms, heartbeat_timeout_ms, backoff_ms, backoff_max_ms
+--   (the last four 0 for the defaults)
 local prefix, now, maxlen, ttl, n = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
+local rows = cjson.decode(ARGV[6])
 local out = {}
-for i = 0, n - 1 do
-  local b = 6 + i * 16
-  local task_id, cap, payload = ARGV[b], ARGV[b + 1], ARGV[b + 2]
-  local priority, max_attempts, labels = tonumber(ARGV[b + 3]), ARGV[b + 4], ARGV[b + 5]
-  local request_id, request_key, timeout_ms, trace_id = ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
-  local workflow_id, step_id = ARGV[b + 10], ARGV[b + 11]
-  local s2s_ms, hb_ms = tonumber(ARGV[b + 12]), ARGV[b + 13]
-  local backoff_ms, backoff_max_ms = ARGV[b + 14], ARGV[b + 15]
+for i = 1, n do
+  local r = rows[i]
+  local task_id, cap, payload = r[1], r[2], ARGV[6 + i]
+  local priority, max_attempts, labels = tonumber(r[3]), r[4], r[5]
+  local request_id, request_key, timeout_ms, trace_id = r[6], r[7], r[8], r[9]
+  local workflow_id, step_id = r[10], r[11]
+  local s2s_ms, hb_ms = tonumber(r[12]), r[13]
+  local backoff_ms, backoff_max_ms = r[14], r[15]
   local existing = false
   if request_key ~= '' then
     existing = redis.call('GET', request_key)

@@ -9,7 +9,7 @@
 
 local TASK_FIELDS = {'state', 'attempt', 'token', 'capability', 'seq', 'max_attempts', 'held',
   'workflow_id', 'priority', 'step_id', 'backoff_ms', 'backoff_max_ms', 'errors', 'agent_id',
-  'attempt_base', 'hb_ms', 'timeout_ms'}
+  'attempt_base', 'hb_ms', 'timeout_ms', 's2s_ms'}
 
 local function context()
   return {events = KEYS[1], load = KEYS[2], finished = KEYS[3], dead = KEYS[4], due = KEYS[5],
@@ -59,10 +59,20 @@ local function release_slot(C, t)
   end
 end
 
--- The attempt is over: it no longer needs a lease or a start-to-close deadline.
+-- The attempt is over: it no longer needs a lease or a start-to-close deadline (assign.lua
+-- sets one only for a task with a timeout).
 local function end_attempt(C, t)
   redis.call('ZREM', C.leases, t.id)
-  redis.call('ZREM', C.attempt_deadlines, t.id)
+  if (tonumber(t.timeout_ms) or 0) > 0 then
+    redis.call('ZREM', C.attempt_deadlines, t.id)
+  end
+end
+
+-- The task no longer waits to start (submit.lua sets a deadline only for a positive s2s_ms).
+local function clear_start_deadline(C, t)
+  if (tonumber(t.s2s_ms) or 0) > 0 then
+    redis.call('ZREM', C.start_deadlines, t.id)
+  end
 end
 
 local function event_of(t, type, state, attempt, agent_id, message)
@@ -82,7 +92,7 @@ local function finish(C, t, to, fields)
   move_index(C, t, to)
   t.state = to
   redis.call('ZADD', C.finished, C.now, t.id)
-  redis.call('ZREM', C.start_deadlines, t.id)
+  clear_start_deadline(C, t)
   notify_workflow(C.prefix, t.workflow_id, t.step_id, t.id, to)
 end
 

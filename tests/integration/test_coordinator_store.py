@@ -112,3 +112,29 @@ def test_validation_names_the_field(settings: Settings) -> None:
     with pytest.raises(InvalidArgument) as err:
         validate_task(task_pb2.SubmitTaskRequest(capability="echo", priority=101), settings)
     assert err.value.violations[0].field == "priority"
+
+
+async def test_submit_round_trips_binary_payloads_and_unicode_fields(
+    store: TaskStore, settings: Settings
+) -> None:
+    """Text fields travel to submit.lua as JSON and payloads as raw args: nothing is altered."""
+    payload = bytes(range(256)) + b'"\\\x00]'
+    request_id = 'r-\u00e9\u2028\U0001f600"\\\n\x01'
+    labels = {"zone": "eu-\u00fc\U0001f600", "gpu/model": 'a"b\\c'}
+    [task] = await store.submit(
+        [
+            spec(
+                settings,
+                capability="echo",
+                payload=payload,
+                request_id=request_id,
+                required_labels=labels,
+            )
+        ]  # type: ignore[list-item]
+    )
+    got = await store.get(task.task_id)
+    assert got.payload == payload
+    assert got.request_id == request_id
+    assert dict(got.required_labels) == labels
+    [again] = await store.submit([spec(settings, capability="echo", request_id=request_id)])  # type: ignore[list-item]
+    assert again.task_id == task.task_id

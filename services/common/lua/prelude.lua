@@ -1,7 +1,12 @@
 -- Shared by every Hivewire script: a minimal protobuf encoder for hivewire.v1.Event.
 -- Enum constants (TASK_STATE_*, EVENT_TYPE_*, ...) are prepended from the generated code.
 
+-- One-byte varints (tags, lengths, small values: most of an event), made once.
+local PB_BYTE = {}
+for i = 0, 127 do PB_BYTE[i] = string.char(i) end
+
 local function pb_varint(n)
+  if n >= 0 and n < 128 then return PB_BYTE[n] end
   local out = {}
   repeat
     local b = n % 128
