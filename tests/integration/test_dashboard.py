@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+from textual.css.query import NoMatches
+from textual.widget import Widget
 from textual.widgets import DataTable, Input, RichLog, Sparkline, Static
 
 from hivewire.agent import Agent, TaskContext
@@ -29,6 +31,16 @@ def setup(agent: Agent) -> None:
         return ctx.payload
 
 
+def widget_text(widget: Widget | None) -> str:
+    """The text of a line's label; '' until the line exists and has composed its children."""
+    if widget is None:
+        return ""
+    try:
+        return str(widget.query_one(Static).content)
+    except NoMatches:
+        return ""
+
+
 def log_text(app: Dashboard) -> str:
     return "\n".join(strip.text for strip in app.query_one("#log", RichLog).lines)
 
@@ -42,6 +54,8 @@ async def test_dashboard_shows_the_system_and_survives_a_gateway_restart(stack: 
         await eventually(lambda: table.row_count == 1)
         row = table.get_row_at(0)
         assert row[:5] == [worker.agent_id[:12], "worker", "ONLINE", "echo", "0/3"]
+        # Both streams are open before any work: the log and the sparklines see all of it.
+        await eventually(lambda: app.model.connected and app.model.stats is not None)
 
         tasks = await client.submit_many([{"capability": "echo", "payload": i} for i in range(6)])
         await client.submit("nobody", {})
@@ -54,10 +68,17 @@ async def test_dashboard_shows_the_system_and_survives_a_gateway_restart(stack: 
         await eventually(lambda: "succeeded 6" in str(app.query_one("#totals", Static).content))
 
         def nobody_label() -> str:
-            return str(app._queues["nobody"].query_one(Static).content)
+            return widget_text(app._queues.get("nobody"))
 
         await eventually(lambda: "nobody" in nobody_label() and "1 queued" in nobody_label())
-        await eventually(lambda: max(app._queues["echo"].query_one(Sparkline).data or [0]) > 0)
+
+        def echo_peak() -> float:
+            try:
+                return max(app._queues["echo"].query_one(Sparkline).data or [0])
+            except NoMatches:  # mounted, not composed yet
+                return 0
+
+        await eventually(lambda: echo_peak() > 0)
         assert isinstance(app._queues["echo"], QueueLine)
         # Workflows in progress: one step done, the next waits for an agent that never comes.
         wf = await client.submit_workflow(
@@ -72,7 +93,7 @@ async def test_dashboard_shows_the_system_and_survives_a_gateway_restart(stack: 
         await eventually(lambda: wf.workflow_id in app._workflows)
 
         def workflow_label() -> str:
-            return str(app._workflows[wf.workflow_id].query_one(Static).content)
+            return widget_text(app._workflows.get(wf.workflow_id))
 
         await eventually(lambda: "pipeline" in workflow_label() and "1/2" in workflow_label())
         assert app.model.workflows_available
