@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -40,20 +42,21 @@ class Stack:
         return "".join(self.output[-200:])
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@contextlib.contextmanager
+def hivewire_up(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """`hivewire up --demo` on free ports as a subprocess; stopped with SIGINT (Ctrl-C) after."""
     ports = {name: free_port() for name in ("redis", "gateway", "registry", "coordinator")}
     addr = {k: f"127.0.0.1:{v}" for k, v in ports.items()}
     cmd = [
         sys.executable, "-m", "hivewire.cli", "up", "--demo",
         "--redis-port", str(ports["redis"]),
-        "--data-dir", str(tmp_path_factory.mktemp("hivewire-data")),
+        "--data-dir", str(data_dir),
         "--gateway-addr", addr["gateway"],
         "--registry-addr", addr["registry"],
         "--coordinator-addr", addr["coordinator"],
     ]  # fmt: skip
     process = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env
     )
     stack = Stack(
         addr["gateway"],
@@ -88,3 +91,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             process.kill()
             process.wait(10)
         reader.join(5)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with hivewire_up(tmp_path_factory.mktemp("hivewire-data")) as s:
+        yield s

@@ -4,17 +4,14 @@ in-process OTLP collector, with every service's /metrics on a free port."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from hivewire.embedded_redis import free_port
-from tests.e2e.conftest import READY, Stack
+from tests.e2e.conftest import Stack, hivewire_up
 from tests.e2e.otel_collector import Collector, SpanRecord
 
 
@@ -36,8 +33,6 @@ def metrics_ports() -> dict[str, int]:
 def traced_stack(
     tmp_path_factory: pytest.TempPathFactory, collector: Collector, metrics_ports: dict[str, int]
 ) -> Iterator[Stack]:
-    ports = {name: free_port() for name in ("redis", "gateway", "registry", "coordinator")}
-    addr = {k: f"127.0.0.1:{v}" for k, v in ports.items()}
     env = {
         **os.environ,
         "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
@@ -47,50 +42,8 @@ def traced_stack(
         "HIVEWIRE_LOG_FORMAT": "json",
         **{f"HIVEWIRE_{k.upper()}_METRICS_PORT": str(v) for k, v in metrics_ports.items()},
     }
-    cmd = [
-        sys.executable, "-m", "hivewire.cli", "up", "--demo",
-        "--redis-port", str(ports["redis"]),
-        "--data-dir", str(tmp_path_factory.mktemp("hivewire-otel")),
-        "--gateway-addr", addr["gateway"],
-        "--registry-addr", addr["registry"],
-        "--coordinator-addr", addr["coordinator"],
-    ]  # fmt: skip
-    process = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env
-    )
-    stack = Stack(
-        addr["gateway"],
-        addr["registry"],
-        addr["coordinator"],
-        f"redis://127.0.0.1:{ports['redis']}/0",
-        process,
-    )
-    ready = threading.Event()
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            stack.output.append(line)
-            if READY in line:
-                ready.set()
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    deadline = time.monotonic() + 90
-    while not ready.wait(0.2):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"stack did not start:\n{stack.log()}")
-    try:
+    with hivewire_up(tmp_path_factory.mktemp("hivewire-otel"), env) as stack:
         yield stack
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-        reader.join(5)
 
 
 def cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
