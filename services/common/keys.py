@@ -172,7 +172,11 @@ class Keys:
 
     def workflows_by_state(self, state: int) -> str:
         """Sorted set of workflow ids in one WorkflowState, by submission sequence."""
-        return f"{self.prefix}workflows:{int(state)}"
+        return f"{self.workflows_by_state_prefix}{int(state)}"
+
+    @property
+    def workflows_by_state_prefix(self) -> str:
+        return f"{self.prefix}workflows:"
 
     @property
     def workflows_finished(self) -> str:

@@ -1,16 +1,17 @@
--- Retention: delete terminal tasks that ended before the cutoff, with their index entries.
--- KEYS: finished, tasks_index
--- ARGV: prefix, cutoff_ms, limit
-local prefix, cutoff, limit = ARGV[1], ARGV[2], ARGV[3]
+-- Retention: delete records (tasks or workflows) that ended before the cutoff, with their index
+-- entries: the hash, its per-state index entry, the all-records index and the finished set.
+-- KEYS: finished, index
+-- ARGV: hash_prefix, state_index_prefix, cutoff_ms, limit
+local hash_prefix, state_prefix, cutoff, limit = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff, 'LIMIT', 0, limit)
-for _, task_id in ipairs(ids) do
-  local tk = prefix .. 'task:' .. task_id
-  local state = redis.call('HGET', tk, 'state')
+for _, id in ipairs(ids) do
+  local key = hash_prefix .. id
+  local state = redis.call('HGET', key, 'state')
   if state then
-    redis.call('ZREM', prefix .. 'tasks:' .. state, task_id)
+    redis.call('ZREM', state_prefix .. state, id)
   end
-  redis.call('DEL', tk)
-  redis.call('ZREM', KEYS[2], task_id)
-  redis.call('ZREM', KEYS[1], task_id)
+  redis.call('DEL', key)
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZREM', KEYS[1], id)
 end
 return #ids

@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from pathlib import Path
 
 import grpc
 
 from hivewire import tracing
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc
-from services.common import lua
 from services.common.clock import now_ms
 from services.common.config import Settings
 from services.common.keys import Keys
@@ -105,16 +103,12 @@ class CoordinatorServer(ServiceProcess):
 
     async def _retention(self) -> None:
         """Delete terminal tasks older than the retention period, a bounded batch at a time."""
-        script = lua.register(self.redis, Path(__file__).parent / "expire.lua")
         backoff = Backoff()
         while True:
             await asyncio.sleep(RETENTION_EVERY_S)
             try:
                 cutoff = now_ms() - int(self.settings.task_retention_seconds * 1000)
-                while await script(
-                    keys=[self.keys.finished, self.keys.tasks_index],
-                    args=[self.keys.prefix, cutoff, 1000],
-                ):
+                while await self.store.expire(cutoff):
                     pass
                 backoff.reset()
             except Exception as exc:

@@ -48,6 +48,7 @@ class TaskStore:
         self.settings = settings
         self._submit = lua.register(redis, _HERE / "submit.lua")
         self._cancel = tasklua.register(redis, "cancel")
+        self._expire = lua.register(redis, _HERE / "expire.lua")
 
     async def submit(self, specs: Sequence[ValidTask]) -> list[task_pb2.Task]:
         """Create tasks atomically; a known request_id yields the task it created before."""
@@ -192,6 +193,14 @@ class TaskStore:
                 break
         token = str(cursor) if cursor is not None and len(found) == size else ""
         return TaskPage(found, token)
+
+    async def expire(self, cutoff_ms: int, limit: int = 1000) -> int:
+        """Delete up to `limit` terminal tasks that ended before the cutoff; returns how many."""
+        got = await self._expire(
+            keys=[self.keys.finished, self.keys.tasks_index],
+            args=[self.keys.task_prefix, self.keys.tasks_by_state_prefix, cutoff_ms, limit],
+        )
+        return int(got)
 
     async def cancel(self, task_id: str) -> task_pb2.Task:
         check_id(task_id, "task_id")

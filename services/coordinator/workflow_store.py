@@ -43,7 +43,7 @@ class WorkflowStore:
         self._record = lua.register(redis, _HERE / "wf_record.lua")
         self._advance = lua.register(redis, _HERE / "wf_advance.lua")
         self._cancel = lua.register(redis, _HERE / "wf_cancel.lua")
-        self._expire = lua.register(redis, _HERE / "wf_expire.lua")
+        self._expire = lua.register(redis, _HERE / "expire.lua")
 
     @property
     def running_index(self) -> str:
@@ -146,7 +146,7 @@ class WorkflowStore:
         """Delete up to `limit` workflows that ended before the cutoff; returns how many."""
         got = await self._expire(
             keys=[self.keys.workflows_finished, self.keys.workflows_index],
-            args=[self.keys.prefix, cutoff_ms, limit],
+            args=[self.keys.workflow_prefix, self.keys.workflows_by_state_prefix, cutoff_ms, limit],
         )
         return int(got)
 

@@ -89,6 +89,24 @@ async def test_cancel_pending_then_finished(
         await store.cancel("0" * 32)
 
 
+async def test_finished_tasks_expire_after_retention(
+    store: TaskStore, settings: Settings, redis: Redis, keys: Keys
+) -> None:
+    done, live = await store.submit(
+        [spec(settings, capability="echo"), spec(settings, capability="echo")]  # type: ignore[list-item]
+    )
+    await store.cancel(done.task_id)
+    cancelled_index = keys.tasks_by_state(str(task_pb2.TASK_STATE_CANCELLED))
+    assert await store.expire(cutoff_ms=0) == 0
+    assert await store.expire(cutoff_ms=2**50) == 1  # only the finished one, never the pending
+    with pytest.raises(NotFound):
+        await store.get(done.task_id)
+    assert await redis.zcard(cancelled_index) == 0
+    assert await redis.zscore(keys.tasks_index, done.task_id) is None
+    assert await redis.zcard(keys.finished) == 0
+    assert (await store.get(live.task_id)).state == task_pb2.TASK_STATE_PENDING
+
+
 def test_validation_names_the_field(settings: Settings) -> None:
     with pytest.raises(InvalidArgument) as err:
         validate_task(task_pb2.SubmitTaskRequest(capability=""), settings)
