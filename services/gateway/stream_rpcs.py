@@ -27,6 +27,7 @@ from services.gateway.events_hub import EventsHub, format_stream_id
 from services.gateway.snapshot import snapshot_events
 from services.gateway.state_reader import StateReader
 from services.gateway.stats import StatsCollector
+from services.gateway.stats_counters import SLOT_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +113,15 @@ class StreamRpcs:
         """A Stats snapshot now and then every interval, until the client goes away."""
         interval = _seconds(request.interval, "interval", DEFAULT_STATS_INTERVAL, 0.1, 60.0)
         next_at = time.monotonic()
+        last = next_at - interval
         while True:
-            stats = await self._stats.snapshot(interval)
+            # Rates cover the time since the previous frame, so a frame sent late (a busy
+            # gateway) leaves no gap between windows; whole slots, so frames share a snapshot.
+            now = time.monotonic()
+            slots = max(round(interval / SLOT_SECONDS), round((now - last) / SLOT_SECONDS))
+            window = min(60.0, slots * SLOT_SECONDS)
+            last = now
+            stats = await self._stats.snapshot(window)
             yield stats_pb2.WatchStatsResponse(stats=stats)
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
