@@ -11,7 +11,9 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY hivewire ./hivewire
 COPY services ./services
-RUN pip install . \
+# The services install as the package `hivewire_services` (a link to services/, as in the repo).
+RUN ln -s services hivewire_services \
+    && pip install . \
     && useradd --create-home --uid 10001 --shell /usr/sbin/nologin hivewire
 
 USER hivewire

@@ -31,6 +31,7 @@ lint: setup node_modules/.bin/buf
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	node_modules/.bin/buf lint
 
 fmt: setup

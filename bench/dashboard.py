@@ -26,7 +26,7 @@ from typing import Any
 
 import grpc
 
-from hivewire.embedded_redis import free_port
+from hivewire.cli.embedded_redis import free_port
 from hivewire.v1 import event_pb2, gateway_pb2_grpc, task_pb2
 
 READY = "hivewire is ready"
@@ -75,10 +75,10 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def find_service(root: int, name: str) -> int:
-    """Pid of `python -m services.<name>` under process `root` (0 when not found)."""
+    """Pid of `python -m hivewire_services.<name>` under process `root` (0 when not found)."""
     for pid in _children(root):
         try:
-            if f"services.{name}".encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if f"hivewire_services.{name}".encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
                 return pid
         except OSError:
             continue

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from hivewire.client import Client
 from hivewire.v1 import task_pb2
-from services.common.keys import Keys
-from services.common.redis import create_redis
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import create_redis
 
 SUBMIT_BATCH = 500
 SUBMITS_IN_FLIGHT = 4

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hivewire.embedded_redis import free_port
-from hivewire.supervisor import Supervisor, UpConfig, wait_agents_online
+from hivewire.cli.embedded_redis import free_port
+from hivewire.cli.supervisor import Supervisor, UpConfig, wait_agents_online
 
 AGENT_TARGET = "bench.agent:agent"
 READY_TIMEOUT = 60.0

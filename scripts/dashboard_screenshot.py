@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from hivewire.cli.embedded_redis import free_port
 from hivewire.client import Client
 from hivewire.dashboard import Dashboard
-from hivewire.embedded_redis import free_port
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 TEXT = "the hive hums and the wire carries work from agent to agent " * 20

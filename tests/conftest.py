@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from hivewire.embedded_redis import EmbeddedRedis, free_port
-from services.common.config import Settings, load_settings
-from services.common.keys import Keys
-from services.common.redis import Redis, create_redis
+from hivewire.cli.embedded_redis import EmbeddedRedis, free_port
+from hivewire_services.common.config import Settings, load_settings
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis, create_redis
 
 
 @pytest.fixture(scope="session")

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from hivewire.agent import Agent, TaskContext, run_agent
-from services.common.config import load_settings
-from services.common.keys import Keys
-from services.common.redis import create_redis
+from hivewire_services.common.config import load_settings
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import create_redis
 
 CAPABILITY = "chaos"
 

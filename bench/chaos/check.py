@@ -16,9 +16,9 @@ from pathlib import Path
 from bench.chaos.checker import Verdict, check
 from bench.chaos.record import load_record, read_ledger
 from bench.chaos.stack import NAMESPACE
-from hivewire.embedded_redis import EmbeddedRedis, free_port
-from services.common.keys import Keys
-from services.common.redis import create_redis
+from hivewire.cli.embedded_redis import EmbeddedRedis, free_port
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import create_redis
 
 
 async def check_workdir(workdir: Path) -> Verdict:

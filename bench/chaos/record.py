@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from bench.chaos.checker import Accepted, Record, TaskRow
-from services.common.events import decode_entry
-from services.common.keys import Keys
-from services.common.redis import Redis
+from hivewire_services.common.events import decode_entry
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
 
 PAGE = 5000
 

@@ -18,8 +18,8 @@ from bench.chaos.driver import Driver
 from bench.chaos.faults import Fault, FaultInjector
 from bench.chaos.record import load_record, read_ledger
 from bench.chaos.stack import NAMESPACE, ChaosStack
-from services.common.keys import Keys
-from services.common.redis import REDIS_UNAVAILABLE, Redis, create_redis
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import REDIS_UNAVAILABLE, Redis, create_redis
 
 TERMINAL_STATE_NAMES = ("4", "5", "6", "7")  # SUCCEEDED, FAILED, CANCELLED, TIMED_OUT
 

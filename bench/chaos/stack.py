@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hivewire.embedded_redis import EmbeddedRedis, free_port
-from hivewire.supervisor import wait_serving
+from hivewire.cli.embedded_redis import EmbeddedRedis, free_port
+from hivewire.cli.supervisor import wait_serving
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "chaos"
@@ -73,7 +73,7 @@ class ChaosStack:
 
     def argv(self, name: str) -> list[str]:
         if name in self.services:
-            return [sys.executable, "-m", f"services.{name.split('-')[0]}"]
+            return [sys.executable, "-m", f"hivewire_services.{name.split('-')[0]}"]
         return [
             sys.executable, "-m", "bench.chaos.agent",
             "--name", name, "--concurrency", str(self.concurrency),

@@ -15,9 +15,8 @@ from typing import Any
 
 import grpc
 
-from hivewire._agent_support import backoff
-from hivewire._client_events import EventStream
-from hivewire.client import Client
+from hivewire.client import Client, EventStream
+from hivewire.core.backoff import backoff
 from hivewire.dashboard.model import DashboardModel
 from hivewire.v1 import event_pb2, workflow_pb2
 

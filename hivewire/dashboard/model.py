@@ -6,7 +6,7 @@ import datetime as dt
 from collections import deque
 from dataclasses import dataclass, field
 
-from hivewire._client_convert import agent_state_name, event_to_dict, iso_time
+from hivewire.core.convert import agent_state_name, event_to_dict, iso_time
 from hivewire.v1 import agent_pb2, event_pb2, stats_pb2, workflow_pb2
 
 HISTORY = 60  # throughput samples kept per capability (one per stats frame)

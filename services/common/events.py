@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hivewire.v1 import event_pb2
-from services.common.clock import now_ms, ts_from_ms
+from hivewire_services.common.clock import now_ms, ts_from_ms
 
 EVENT_FIELD = b"event"
 

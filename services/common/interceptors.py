@@ -11,9 +11,9 @@ import grpc
 from grpc_status import rpc_status
 from opentelemetry import trace
 
-from services.common.errors import HivewireError, Unavailable, to_status
-from services.common.redis import REDIS_UNAVAILABLE
-from services.common.redis_health import RedisGate, redis_unavailable
+from hivewire_services.common.errors import HivewireError, Unavailable, to_status
+from hivewire_services.common.redis import REDIS_UNAVAILABLE
+from hivewire_services.common.redis_health import RedisGate, redis_unavailable
 
 logger = logging.getLogger(__name__)
 

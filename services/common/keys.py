@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hivewire.wire import INBOX_GROUP, RESULTS_GROUP
-from services.common.validation import check_capability, check_id
+from hivewire.core.wire import INBOX_GROUP, RESULTS_GROUP
+from hivewire_services.common.validation import check_capability, check_id
 
 __all__ = ["HOOKS_GROUP", "INBOX_GROUP", "RESULTS_GROUP", "Keys"]
 

@@ -8,7 +8,7 @@ import random
 from collections.abc import Iterable
 from typing import Any
 
-from services.common.redis import REDIS_UNAVAILABLE
+from hivewire_services.common.redis import REDIS_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics: the series every process exports and the /metrics HTTP endpoint.
+"""Prometheus series every service process exports (the endpoint: hivewire.core.metrics_server).
 
 Per-process series (sum them across replicas): RPC durations, latency histograms, dashboard
 subscribers and overflows. Task counters, queue depths, agents and streams are read from Redis
@@ -8,15 +8,9 @@ when scraped (services/common/redis_metrics.py), so every replica reports the sa
 from __future__ import annotations
 
 import contextlib
-import logging
-import threading
-from dataclasses import dataclass
-from typing import Any
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.registry import Collector
-
-logger = logging.getLogger(__name__)
 
 _LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -49,32 +43,6 @@ DASHBOARD_OVERFLOWS = Counter(
     "hivewire_dashboard_overflows",
     "Event streams cut off because the subscriber fell behind its bounded queue.",
 )
-
-
-@dataclass
-class MetricsServer:
-    """A running /metrics endpoint; `close()` stops it (idempotent)."""
-
-    port: int
-    _server: Any = None
-    _thread: threading.Thread | None = None
-
-    def close(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-
-
-def start_metrics_server(port: int, host: str) -> MetricsServer | None:
-    """Serve /metrics on host:port from a thread; port 0 disables it (returns None)."""
-    if port <= 0:
-        return None
-    server, thread = start_http_server(port, addr=host)
-    logger.info("metrics on http://%s:%d/metrics", host, port)
-    return MetricsServer(port, server, thread)
 
 
 def register_collector(collector: Collector) -> None:

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
-from services.common.config import Settings, load_settings
-from services.common.logs import setup_logging
-from services.common.server import run, run_until_signal
-from services.common.telemetry import setup_tracing
+from hivewire.core.logs import setup_logging
+from hivewire.core.telemetry import setup_tracing
+from hivewire_services.common.config import Settings, load_settings
+from hivewire_services.common.server import run, run_until_signal
 
 
 class ServiceProcess(abc.ABC):

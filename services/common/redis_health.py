@@ -13,9 +13,9 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from services.common.errors import Unavailable
-from services.common.loops import backoff_delay
-from services.common.redis import REDIS_UNAVAILABLE, create_redis
+from hivewire_services.common.errors import Unavailable
+from hivewire_services.common.loops import backoff_delay
+from hivewire_services.common.redis import REDIS_UNAVAILABLE, create_redis
 
 logger = logging.getLogger(__name__)
 

@@ -14,15 +14,14 @@ import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from hivewire.core.metrics_server import MetricsServer, start_metrics_server
 from hivewire.v1 import agent_pb2
-from services.common.keys import Keys
-from services.common.metrics import (
-    MetricsServer,
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.metrics import (
     register_collector,
-    start_metrics_server,
     unregister_collector,
 )
-from services.common.validation import check_capability
+from hivewire_services.common.validation import check_capability
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import grpc
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from hivewire.tracing import tracer
-from services.common.metrics import RPC_DURATION
+from hivewire.core.tracing import tracer
+from hivewire_services.common.metrics import RPC_DURATION
 
 _PROPAGATED = frozenset({"traceparent", "tracestate", "baggage"})
 # Health probes and reflection are measured but not traced: they would bury real traces.

@@ -14,12 +14,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from hivewire.tracing import client_interceptors
-from services.common.config import Settings
-from services.common.interceptors import ErrorMappingInterceptor
-from services.common.redis_health import RedisGate
-from services.common.rpc_telemetry import TelemetryServerInterceptor
-from services.common.telemetry import shutdown_tracing
+from hivewire.core.telemetry import shutdown_tracing
+from hivewire.core.tracing import client_interceptors
+from hivewire_services.common.config import Settings
+from hivewire_services.common.interceptors import ErrorMappingInterceptor
+from hivewire_services.common.redis_health import RedisGate
+from hivewire_services.common.rpc_telemetry import TelemetryServerInterceptor
 
 logger = logging.getLogger(__name__)
 

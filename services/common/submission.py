@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hivewire.v1 import task_pb2
-from services.common.config import Settings
-from services.common.errors import InvalidArgument, ResourceExhausted
-from services.common.validation import MAX_REQUEST_ID, check_capability, check_labels
+from hivewire_services.common.config import Settings
+from hivewire_services.common.errors import InvalidArgument, ResourceExhausted
+from hivewire_services.common.validation import MAX_REQUEST_ID, check_capability, check_labels
 
 MAX_PRIORITY = 100
 MAX_ATTEMPTS = 100

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from services.common.errors import FieldViolation, InvalidArgument
+from hivewire_services.common.errors import FieldViolation, InvalidArgument
 
 _ID = re.compile(r"[0-9a-f]{32}")
 _CAPABILITY = re.compile(r"[a-z0-9][a-z0-9._:-]{0,63}")

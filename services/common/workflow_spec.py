@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hivewire.v1 import workflow_pb2
-from services.common.config import Settings
-from services.common.errors import FieldViolation, HivewireError, InvalidArgument
-from services.common.submission import MAX_ATTEMPTS, MAX_PRIORITY
-from services.common.validation import MAX_REQUEST_ID, check_capability, check_labels
+from hivewire_services.common.config import Settings
+from hivewire_services.common.errors import FieldViolation, HivewireError, InvalidArgument
+from hivewire_services.common.submission import MAX_ATTEMPTS, MAX_PRIORITY
+from hivewire_services.common.validation import MAX_REQUEST_ID, check_capability, check_labels
 
 MAX_NAME = 128
 # Keys the engine adds to a step's input; a step's own payload may not use them.

@@ -1,4 +1,4 @@
-from services.coordinator.server import main
+from hivewire_services.coordinator.server import main
 
 if __name__ == "__main__":
     main()

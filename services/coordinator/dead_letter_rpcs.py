@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from hivewire.v1 import coordinator_pb2, task_pb2
-from services.common.config import Settings
-from services.coordinator.dead_letters import DeadLetters
-from services.coordinator.store import TaskStore
+from hivewire_services.common.config import Settings
+from hivewire_services.coordinator.tasks.dead_letters import DeadLetters
+from hivewire_services.coordinator.tasks.store import TaskStore
 
 
 class DeadLetterRpcs:
@@ -24,7 +24,7 @@ class DeadLetterRpcs:
             self._dead_letters_obj = DeadLetters(s, s.redis, s.keys, self.settings)
         return self._dead_letters_obj
 
-    async def ListDeadLetters(  # noqa: N802 - gRPC method name
+    async def ListDeadLetters(
         self, request: coordinator_pb2.CoordinatorServiceListDeadLettersRequest, context: Any
     ) -> coordinator_pb2.CoordinatorServiceListDeadLettersResponse:
         req = request.request
@@ -35,7 +35,7 @@ class DeadLetterRpcs:
             )
         )
 
-    async def RetryDeadLetter(  # noqa: N802 - gRPC method name
+    async def RetryDeadLetter(
         self, request: coordinator_pb2.CoordinatorServiceRetryDeadLetterRequest, context: Any
     ) -> coordinator_pb2.CoordinatorServiceRetryDeadLetterResponse:
         task = await self.dead_letters.retry(request.request.dead_letter_id)

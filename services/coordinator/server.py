@@ -8,25 +8,25 @@ import uuid
 
 import grpc
 
-from hivewire import tracing
+from hivewire.core import tracing
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc
-from services.common.clock import now_ms
-from services.common.config import Settings
-from services.common.keys import Keys
-from services.common.loops import Backoff, cancel_and_wait
-from services.common.process import ServiceProcess, serve
-from services.common.redis import Redis, create_redis
-from services.common.redis_metrics import ServiceMetrics
-from services.common.server import GrpcServer, create_channel, create_server
-from services.coordinator.agent_cache import AgentCache
-from services.coordinator.metrics_feed import MetricsFeed
-from services.coordinator.reclaim import Reclaimer
-from services.coordinator.results import ResultsConsumer
-from services.coordinator.scheduler import Scheduler
-from services.coordinator.service import CoordinatorService
-from services.coordinator.store import TaskStore
-from services.coordinator.trimmer import StreamTrimmer
-from services.coordinator.workflow_engine import WorkflowEngine
+from hivewire_services.common.clock import now_ms
+from hivewire_services.common.config import Settings
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.loops import Backoff, cancel_and_wait
+from hivewire_services.common.process import ServiceProcess, serve
+from hivewire_services.common.redis import Redis, create_redis
+from hivewire_services.common.redis_metrics import ServiceMetrics
+from hivewire_services.common.server import GrpcServer, create_channel, create_server
+from hivewire_services.coordinator.service import CoordinatorService
+from hivewire_services.coordinator.tasks.agent_cache import AgentCache
+from hivewire_services.coordinator.tasks.metrics_feed import MetricsFeed
+from hivewire_services.coordinator.tasks.reclaim import Reclaimer
+from hivewire_services.coordinator.tasks.results import ResultsConsumer
+from hivewire_services.coordinator.tasks.scheduler import Scheduler
+from hivewire_services.coordinator.tasks.store import TaskStore
+from hivewire_services.coordinator.tasks.trimmer import StreamTrimmer
+from hivewire_services.coordinator.workflows.engine import WorkflowEngine
 
 logger = logging.getLogger(__name__)
 

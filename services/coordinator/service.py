@@ -6,11 +6,11 @@ from collections.abc import Callable
 from typing import Any, TypeAlias
 
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, task_pb2
-from services.common.config import Settings
-from services.common.submission import validate_batch, validate_task
-from services.coordinator.dead_letter_rpcs import DeadLetterRpcs
-from services.coordinator.store import TaskStore
-from services.coordinator.workflow_rpcs import WorkflowRpcs
+from hivewire_services.common.config import Settings
+from hivewire_services.common.submission import validate_batch, validate_task
+from hivewire_services.coordinator.dead_letter_rpcs import DeadLetterRpcs
+from hivewire_services.coordinator.tasks.store import TaskStore
+from hivewire_services.coordinator.workflow_rpcs import WorkflowRpcs
 
 # grpc ships no type hints, so its context type is Any to mypy.
 Context: TypeAlias = Any

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any, TypeAlias
 
 from hivewire.v1 import coordinator_pb2, workflow_pb2
-from services.common.config import Settings
-from services.common.workflow_spec import validate_workflow
-from services.coordinator.workflow_engine import WorkflowEngine
+from hivewire_services.common.config import Settings
+from hivewire_services.common.workflow_spec import validate_workflow
+from hivewire_services.coordinator.workflows.engine import WorkflowEngine
 
 Context: TypeAlias = Any
 
@@ -18,7 +18,7 @@ class WorkflowRpcs:
     settings: Settings
     workflows: WorkflowEngine
 
-    async def SubmitWorkflow(  # noqa: N802
+    async def SubmitWorkflow(
         self, request: coordinator_pb2.CoordinatorServiceSubmitWorkflowRequest, context: Context
     ) -> coordinator_pb2.CoordinatorServiceSubmitWorkflowResponse:
         defn = validate_workflow(request.request, self.settings)
@@ -27,7 +27,7 @@ class WorkflowRpcs:
             response=workflow_pb2.SubmitWorkflowResponse(workflow=workflow)
         )
 
-    async def GetWorkflow(  # noqa: N802
+    async def GetWorkflow(
         self, request: coordinator_pb2.CoordinatorServiceGetWorkflowRequest, context: Context
     ) -> coordinator_pb2.CoordinatorServiceGetWorkflowResponse:
         workflow = await self.workflows.store.get(request.request.workflow_id)
@@ -35,7 +35,7 @@ class WorkflowRpcs:
             response=workflow_pb2.GetWorkflowResponse(workflow=workflow)
         )
 
-    async def ListWorkflows(  # noqa: N802
+    async def ListWorkflows(
         self, request: coordinator_pb2.CoordinatorServiceListWorkflowsRequest, context: Context
     ) -> coordinator_pb2.CoordinatorServiceListWorkflowsResponse:
         req = request.request
@@ -48,7 +48,7 @@ class WorkflowRpcs:
             )
         )
 
-    async def CancelWorkflow(  # noqa: N802
+    async def CancelWorkflow(
         self, request: coordinator_pb2.CoordinatorServiceCancelWorkflowRequest, context: Context
     ) -> coordinator_pb2.CoordinatorServiceCancelWorkflowResponse:
         workflow = await self.workflows.cancel(request.request.workflow_id)

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hivewire.v1 import agent_pb2, event_pb2, task_pb2
-from services.common.config import Settings
-from services.common.errors import InvalidArgument
-from services.common.submission import validate_batch, validate_task
-from services.common.validation import (
+from hivewire_services.common.config import Settings
+from hivewire_services.common.errors import InvalidArgument
+from hivewire_services.common.submission import validate_batch, validate_task
+from hivewire_services.common.validation import (
     check_capability,
     check_id,
     check_page_size,
 )
-from services.gateway.events_hub import EventFilter, StreamId, parse_stream_id
+from hivewire_services.gateway.events.hub import EventFilter, StreamId, parse_stream_id
 
 _EVENT_TYPES = frozenset(event_pb2.EventType.values()) - {event_pb2.EVENT_TYPE_UNSPECIFIED}
 

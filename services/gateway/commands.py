@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hivewire.core.workflow_file import WorkflowFileError, load_yaml, policy_value, workflow_request
 from hivewire.v1 import command_pb2, workflow_pb2
-from hivewire.workflow_yaml import WorkflowFileError, load_yaml, policy_value, workflow_request
-from services.common.errors import FieldViolation, InvalidArgument
-from services.common.validation import check_capability
+from hivewire_services.common.errors import FieldViolation, InvalidArgument
+from hivewire_services.common.validation import check_capability
 
 logger = logging.getLogger(__name__)
 

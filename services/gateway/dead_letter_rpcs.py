@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, task_pb2
-from services.common.validation import check_page_size
-from services.gateway.events_hub import parse_stream_id
+from hivewire_services.common.validation import check_page_size
+from hivewire_services.gateway.events.hub import parse_stream_id
 
 
 class GatewayDeadLetterRpcs:
@@ -15,7 +15,7 @@ class GatewayDeadLetterRpcs:
     _coordinator: coordinator_pb2_grpc.CoordinatorServiceAsyncStub
     _timeout: float
 
-    async def ListDeadLetters(  # noqa: N802 - gRPC method name
+    async def ListDeadLetters(
         self, request: task_pb2.ListDeadLettersRequest, context: Any
     ) -> task_pb2.ListDeadLettersResponse:
         check_page_size(request.page_size)
@@ -29,7 +29,7 @@ class GatewayDeadLetterRpcs:
         )
         return reply.response
 
-    async def RetryDeadLetter(  # noqa: N802 - gRPC method name
+    async def RetryDeadLetter(
         self, request: task_pb2.RetryDeadLetterRequest, context: Any
     ) -> task_pb2.RetryDeadLetterResponse:
         parse_stream_id(request.dead_letter_id, "dead_letter_id")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from services.common.errors import HivewireError
+from hivewire_services.common.errors import HivewireError
 
 
 class OutOfRange(HivewireError):

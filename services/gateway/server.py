@@ -8,15 +8,15 @@ from typing import cast
 import grpc
 
 from hivewire.v1 import coordinator_pb2_grpc, gateway_pb2, gateway_pb2_grpc, registry_pb2_grpc
-from services.common.config import Settings
-from services.common.keys import Keys
-from services.common.metrics import DASHBOARD_SUBSCRIBERS
-from services.common.process import ServiceProcess, serve
-from services.common.redis import Redis, create_redis
-from services.common.redis_metrics import ServiceMetrics
-from services.common.server import GrpcServer, create_channel, create_server
-from services.gateway.events_hub import EventsHub
-from services.gateway.service import GatewayServicer
+from hivewire_services.common.config import Settings
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.metrics import DASHBOARD_SUBSCRIBERS
+from hivewire_services.common.process import ServiceProcess, serve
+from hivewire_services.common.redis import Redis, create_redis
+from hivewire_services.common.redis_metrics import ServiceMetrics
+from hivewire_services.common.server import GrpcServer, create_channel, create_server
+from hivewire_services.gateway.events.hub import EventsHub
+from hivewire_services.gateway.service import GatewayServicer
 
 logger = logging.getLogger(__name__)
 

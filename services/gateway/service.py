@@ -16,13 +16,13 @@ from hivewire.v1 import (
     registry_pb2_grpc,
     task_pb2,
 )
-from services.common.config import Settings
-from services.common.validation import check_id
-from services.gateway import checks
-from services.gateway.dead_letter_rpcs import GatewayDeadLetterRpcs
-from services.gateway.events_hub import EventsHub
-from services.gateway.stream_rpcs import StreamRpcs, stats_for
-from services.gateway.workflow_rpcs import WorkflowRpcs
+from hivewire_services.common.config import Settings
+from hivewire_services.common.validation import check_id
+from hivewire_services.gateway import checks
+from hivewire_services.gateway.dead_letter_rpcs import GatewayDeadLetterRpcs
+from hivewire_services.gateway.events.hub import EventsHub
+from hivewire_services.gateway.stream_rpcs import StreamRpcs, stats_for
+from hivewire_services.gateway.workflow_rpcs import WorkflowRpcs
 
 logger = logging.getLogger(__name__)
 

@@ -18,16 +18,16 @@ from hivewire.v1 import (
     stats_pb2,
     workflow_pb2,
 )
-from services.common.clock import now_ms, ts_from_ms
-from services.common.config import Settings
-from services.common.errors import InvalidArgument
-from services.common.keys import Keys
-from services.gateway import checks
-from services.gateway.events_hub import EventsHub, format_stream_id
-from services.gateway.snapshot import snapshot_events
-from services.gateway.state_reader import StateReader
-from services.gateway.stats import StatsCollector
-from services.gateway.stats_counters import SLOT_SECONDS
+from hivewire_services.common.clock import now_ms, ts_from_ms
+from hivewire_services.common.config import Settings
+from hivewire_services.common.errors import InvalidArgument
+from hivewire_services.common.keys import Keys
+from hivewire_services.gateway import checks
+from hivewire_services.gateway.events.hub import EventsHub, format_stream_id
+from hivewire_services.gateway.events.snapshot import snapshot_events
+from hivewire_services.gateway.stats.collector import StatsCollector
+from hivewire_services.gateway.stats.counters import SLOT_SECONDS
+from hivewire_services.gateway.stats.state_reader import StateReader
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class StreamRpcs:
     _hub: EventsHub
     _stats: StatsCollector
 
-    async def StreamEvents(  # noqa: N802 - the RPC name
+    async def StreamEvents(
         self, request: event_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[event_pb2.StreamEventsResponse]:
         """Optional snapshot, then events after the cursor, with heartbeats on idle streams.
@@ -107,7 +107,7 @@ class StreamRpcs:
         finally:
             sub.close()
 
-    async def WatchStats(  # noqa: N802 - the RPC name
+    async def WatchStats(
         self, request: stats_pb2.WatchStatsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[stats_pb2.WatchStatsResponse]:
         """A Stats snapshot now and then every interval, until the client goes away."""

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from hivewire.v1 import command_pb2, coordinator_pb2, coordinator_pb2_grpc, workflow_pb2
-from services.common.config import Settings
-from services.common.errors import InvalidArgument
-from services.common.validation import MAX_REQUEST_ID, check_id, check_page_size
-from services.common.workflow_spec import validate_workflow
-from services.gateway.commands import CommandCatalog
+from hivewire_services.common.config import Settings
+from hivewire_services.common.errors import InvalidArgument
+from hivewire_services.common.validation import MAX_REQUEST_ID, check_id, check_page_size
+from hivewire_services.common.workflow_spec import validate_workflow
+from hivewire_services.gateway.commands import CommandCatalog
 
 # grpc ships no type hints, so its context type is Any to mypy.
 Context: TypeAlias = Any
@@ -45,12 +45,12 @@ class WorkflowRpcs:
         )
         return reply.response
 
-    async def SubmitWorkflow(  # noqa: N802
+    async def SubmitWorkflow(
         self, request: workflow_pb2.SubmitWorkflowRequest, context: Context
     ) -> workflow_pb2.SubmitWorkflowResponse:
         return await self._submit_workflow(request)
 
-    async def GetWorkflow(  # noqa: N802
+    async def GetWorkflow(
         self, request: workflow_pb2.GetWorkflowRequest, context: Context
     ) -> workflow_pb2.GetWorkflowResponse:
         check_id(request.workflow_id, "workflow_id")
@@ -62,7 +62,7 @@ class WorkflowRpcs:
         )
         return reply.response
 
-    async def ListWorkflows(  # noqa: N802
+    async def ListWorkflows(
         self, request: workflow_pb2.ListWorkflowsRequest, context: Context
     ) -> workflow_pb2.ListWorkflowsResponse:
         check_page_size(request.page_size)
@@ -76,7 +76,7 @@ class WorkflowRpcs:
         )
         return reply.response
 
-    async def CancelWorkflow(  # noqa: N802
+    async def CancelWorkflow(
         self, request: workflow_pb2.CancelWorkflowRequest, context: Context
     ) -> workflow_pb2.CancelWorkflowResponse:
         check_id(request.workflow_id, "workflow_id")
@@ -88,13 +88,13 @@ class WorkflowRpcs:
         )
         return reply.response
 
-    async def ListCommands(  # noqa: N802
+    async def ListCommands(
         self, request: command_pb2.ListCommandsRequest, context: Context
     ) -> command_pb2.ListCommandsResponse:
         catalog = CommandCatalog(commands_dir(self._settings))
         return command_pb2.ListCommandsResponse(commands=catalog.list())
 
-    async def RunCommand(  # noqa: N802
+    async def RunCommand(
         self, request: command_pb2.RunCommandRequest, context: Context
     ) -> command_pb2.RunCommandResponse:
         if len(request.request_id) > MAX_REQUEST_ID:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import httpx
 
-from hivewire.event_names import event_name
-from services.hooks.hooks_file import CommandAction, Hook, WebhookAction
-from services.hooks.payload import SIGNATURE_HEADER, Delivery, body, environment, sign
+from hivewire.core.event_names import event_name
+from hivewire.core.hooks_file import CommandAction, Hook, WebhookAction
+from hivewire_services.hooks.payload import SIGNATURE_HEADER, Delivery, body, environment, sign
 
 logger = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from services.common.config import Settings
-from services.hooks.hooks_file import HooksConfig, load_hooks
+from hivewire.core.hooks_file import HooksConfig, load_hooks
+from hivewire_services.common.config import Settings
 
 
 def process_environment() -> Mapping[str, str]:

@@ -17,12 +17,12 @@ from google.protobuf.message import DecodeError
 from redis.exceptions import ResponseError
 
 from hivewire.v1 import event_pb2
-from services.common import lua
-from services.common.clock import now_ms
-from services.common.config import Settings
-from services.common.keys import HOOKS_GROUP, Keys
-from services.common.redis import Redis
-from services.hooks.payload import Delivery
+from hivewire_services.common import lua
+from hivewire_services.common.clock import now_ms
+from hivewire_services.common.config import Settings
+from hivewire_services.common.keys import HOOKS_GROUP, Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.hooks.payload import Delivery
 
 _HERE = Path(__file__).parent
 Scheduled = tuple[bytes | str, bytes, Sequence[str]]

@@ -10,13 +10,13 @@ import asyncio
 import contextlib
 import logging
 
-from services.common.clock import now_ms
-from services.common.config import Settings
-from services.common.loops import Backoff, backoff_delay
-from services.hooks.actions import ActionRunner, Outcome
-from services.hooks.deliveries import DeliveryStore
-from services.hooks.hooks_file import HooksConfig
-from services.hooks.payload import Delivery
+from hivewire.core.hooks_file import HooksConfig
+from hivewire_services.common.clock import now_ms
+from hivewire_services.common.config import Settings
+from hivewire_services.common.loops import Backoff, backoff_delay
+from hivewire_services.hooks.actions import ActionRunner, Outcome
+from hivewire_services.hooks.deliveries import DeliveryStore
+from hivewire_services.hooks.payload import Delivery
 
 logger = logging.getLogger(__name__)
 

@@ -14,15 +14,15 @@ from typing import cast
 
 from google.protobuf.message import DecodeError
 
+from hivewire.core.hooks_file import LOOP_TYPES, HooksConfig
 from hivewire.v1 import event_pb2
-from services.common.config import Settings
-from services.common.events import EVENT_FIELD
-from services.common.keys import HOOKS_GROUP, Keys
-from services.common.loops import Backoff
-from services.common.redis import Redis
-from services.hooks.deliveries import DeliveryStore, Scheduled
-from services.hooks.hooks_file import LOOP_TYPES, HooksConfig
-from services.hooks.matching import hooks_for
+from hivewire_services.common.config import Settings
+from hivewire_services.common.events import EVENT_FIELD
+from hivewire_services.common.keys import HOOKS_GROUP, Keys
+from hivewire_services.common.loops import Backoff
+from hivewire_services.common.redis import Redis
+from hivewire_services.hooks.deliveries import DeliveryStore, Scheduled
+from hivewire_services.hooks.matching import hooks_for
 
 logger = logging.getLogger(__name__)
 

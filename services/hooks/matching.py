@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 from typing import Any, cast
 
+from hivewire.core.hooks_file import Hook, HooksConfig
 from hivewire.v1 import event_pb2
-from services.common.errors import InvalidArgument
-from services.common.keys import Keys
-from services.common.redis import Redis
-from services.hooks.hooks_file import Hook, HooksConfig
+from hivewire_services.common.errors import InvalidArgument
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
 
 
 class EventFacts:

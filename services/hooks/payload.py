@@ -8,8 +8,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from hivewire._client_convert import event_to_dict
-from hivewire.event_names import event_name
+from hivewire.core.convert import event_to_dict
+from hivewire.core.event_names import event_name
 from hivewire.v1 import event_pb2
 
 SIGNATURE_HEADER = "X-Hivewire-Signature"

@@ -10,19 +10,19 @@ import sys
 import uuid
 from collections.abc import Mapping
 
-from services.common.config import Settings, load_settings
-from services.common.keys import Keys
-from services.common.logs import setup_logging
-from services.common.loops import cancel_and_wait
-from services.common.process import ServiceProcess, serve
-from services.common.redis import Redis, create_redis
-from services.common.server import GrpcServer, create_server
-from services.hooks.actions import ActionRunner
-from services.hooks.config import load_hooks_config, process_environment
-from services.hooks.deliveries import DeliveryStore
-from services.hooks.dispatcher import Dispatcher
-from services.hooks.hooks_file import HooksConfig, HooksFileError
-from services.hooks.intake import EventIntake
+from hivewire.core.hooks_file import HooksConfig, HooksFileError
+from hivewire.core.logs import setup_logging
+from hivewire_services.common.config import Settings, load_settings
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.loops import cancel_and_wait
+from hivewire_services.common.process import ServiceProcess, serve
+from hivewire_services.common.redis import Redis, create_redis
+from hivewire_services.common.server import GrpcServer, create_server
+from hivewire_services.hooks.actions import ActionRunner
+from hivewire_services.hooks.config import load_hooks_config, process_environment
+from hivewire_services.hooks.deliveries import DeliveryStore
+from hivewire_services.hooks.dispatcher import Dispatcher
+from hivewire_services.hooks.intake import EventIntake
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-from services.registry.server import main
+from hivewire_services.registry.server import main
 
 if __name__ == "__main__":
     main()

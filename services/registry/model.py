@@ -8,8 +8,8 @@ import json
 from collections.abc import Mapping
 
 from hivewire.v1 import agent_pb2
-from services.common.clock import ts_from_ms
-from services.common.errors import InvalidArgument
+from hivewire_services.common.clock import ts_from_ms
+from hivewire_services.common.errors import InvalidArgument
 
 _INT32_MAX = 2**31 - 1
 _PAGE_TOKEN_PREFIX = "agents:"

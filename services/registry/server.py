@@ -8,17 +8,17 @@ import logging
 import grpc
 
 from hivewire.v1 import registry_pb2, registry_pb2_grpc
-from services.common.config import Settings
-from services.common.keys import Keys
-from services.common.loops import cancel_and_wait
-from services.common.process import ServiceProcess, serve
-from services.common.redis import Redis, create_redis
-from services.common.redis_metrics import ServiceMetrics
-from services.common.server import GrpcServer, create_server
-from services.registry.service import RegistryServicer
-from services.registry.store import AgentStore
-from services.registry.sweeper import LeaseSweeper
-from services.registry.watch import ChangeHub
+from hivewire_services.common.config import Settings
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.loops import cancel_and_wait
+from hivewire_services.common.process import ServiceProcess, serve
+from hivewire_services.common.redis import Redis, create_redis
+from hivewire_services.common.redis_metrics import ServiceMetrics
+from hivewire_services.common.server import GrpcServer, create_server
+from hivewire_services.registry.service import RegistryServicer
+from hivewire_services.registry.store import AgentStore
+from hivewire_services.registry.sweeper import LeaseSweeper
+from hivewire_services.registry.watch import ChangeHub
 
 logger = logging.getLogger(__name__)
 

@@ -7,15 +7,20 @@ from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
 from hivewire.v1 import agent_pb2, registry_pb2, registry_pb2_grpc
-from services.common.clock import duration_from_seconds, ts_from_ms
-from services.common.config import Settings
-from services.common.errors import InvalidArgument, Unauthenticated
-from services.common.keys import INBOX_GROUP, Keys
-from services.common.validation import check_capability, check_id, check_labels, check_page_size
-from services.registry.model import decode_page_token, encode_page_token
-from services.registry.store import AgentStore
-from services.registry.task_leases import TaskLeases, check_running_ids
-from services.registry.watch import ChangeHub, watch_agents
+from hivewire_services.common.clock import duration_from_seconds, ts_from_ms
+from hivewire_services.common.config import Settings
+from hivewire_services.common.errors import InvalidArgument, Unauthenticated
+from hivewire_services.common.keys import INBOX_GROUP, Keys
+from hivewire_services.common.validation import (
+    check_capability,
+    check_id,
+    check_labels,
+    check_page_size,
+)
+from hivewire_services.registry.model import decode_page_token, encode_page_token
+from hivewire_services.registry.store import AgentStore
+from hivewire_services.registry.task_leases import TaskLeases, check_running_ids
+from hivewire_services.registry.watch import ChangeHub, watch_agents
 
 Context: TypeAlias = Any  # grpc.aio.ServicerContext (grpc ships no type hints)
 

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from hivewire.v1 import agent_pb2, registry_pb2
-from services.common import lua
-from services.common.clock import now_ms
-from services.common.config import Settings
-from services.common.errors import FailedPrecondition, NotFound, Unauthenticated
-from services.common.keys import INBOX_GROUP, Keys
-from services.common.redis import Redis
-from services.registry.model import agent_from_hash, encode_labels, parse_load
+from hivewire_services.common import lua
+from hivewire_services.common.clock import now_ms
+from hivewire_services.common.config import Settings
+from hivewire_services.common.errors import FailedPrecondition, NotFound, Unauthenticated
+from hivewire_services.common.keys import INBOX_GROUP, Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.registry.model import agent_from_hash, encode_labels, parse_load
 
 _HERE = Path(__file__).parent
 CHANGES_MAXLEN = 10_000

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from services.common.loops import backoff_delay
-from services.common.redis import REDIS_UNAVAILABLE
-from services.registry.store import AgentStore
+from hivewire_services.common.loops import backoff_delay
+from hivewire_services.common.redis import REDIS_UNAVAILABLE
+from hivewire_services.registry.store import AgentStore
 
 logger = logging.getLogger(__name__)
 

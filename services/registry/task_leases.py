@@ -6,13 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
-from services.common import lua
-from services.common.clock import now_ms
-from services.common.config import Settings
-from services.common.errors import InvalidArgument
-from services.common.keys import Keys
-from services.common.redis import Redis
-from services.common.validation import check_id
+from hivewire_services.common import lua
+from hivewire_services.common.clock import now_ms
+from hivewire_services.common.config import Settings
+from hivewire_services.common.errors import InvalidArgument
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.common.validation import check_id
 
 _HERE = Path(__file__).parent
 MAX_RUNNING_IDS = 10_000

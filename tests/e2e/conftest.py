@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hivewire.embedded_redis import free_port
+from hivewire.cli.embedded_redis import free_port
 
 READY = "hivewire is ready"
 

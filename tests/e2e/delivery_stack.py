@@ -13,13 +13,13 @@ from pathlib import Path
 
 import grpc
 
-from hivewire.embedded_redis import free_port
+from hivewire.cli.embedded_redis import free_port
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, event_pb2, task_pb2
-from services.common.config import Settings
-from services.common.events import decode_entry
-from services.common.keys import Keys
-from services.common.redis import Redis
-from services.coordinator.store import TaskStore
+from hivewire_services.common.config import Settings
+from hivewire_services.common.events import decode_entry
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.coordinator.tasks.store import TaskStore
 
 # Short leases so faults show within seconds.
 FAST = {
@@ -59,18 +59,20 @@ class Processes:
         )
 
     def start_registry(self) -> None:
-        self.spawn("registry", ["-m", "services.registry"])
+        self.spawn("registry", ["-m", "hivewire_services.registry"])
 
     def start_coordinator(self, name: str = "coordinator") -> str:
         addr = f"127.0.0.1:{free_port()}"
-        self.spawn(name, ["-m", "services.coordinator"], {"HIVEWIRE_COORDINATOR_ADDR": addr})
+        self.spawn(
+            name, ["-m", "hivewire_services.coordinator"], {"HIVEWIRE_COORDINATOR_ADDR": addr}
+        )
         self.coordinators.append(addr)
         return addr
 
     def start_gateway(self) -> str:
         addr = f"127.0.0.1:{free_port()}"
         env = {"HIVEWIRE_GATEWAY_ADDR": addr, "HIVEWIRE_COORDINATOR_ADDR": self.coordinators[0]}
-        self.spawn("gateway", ["-m", "services.gateway"], env)
+        self.spawn("gateway", ["-m", "hivewire_services.gateway"], env)
         return addr
 
     def start_agent(self, name: str, concurrency: int = 4) -> None:

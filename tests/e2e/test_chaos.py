@@ -12,11 +12,11 @@ from bench.chaos.record import read_ledger
 from bench.chaos.report import render, summary
 from bench.chaos.run import ChaosConfig, run_chaos
 from bench.chaos.stack import NAMESPACE
-from hivewire.embedded_redis import EmbeddedRedis, free_port
+from hivewire.cli.embedded_redis import EmbeddedRedis, free_port
 from hivewire.v1 import event_pb2
-from services.common.events import decode_entry
-from services.common.keys import Keys
-from services.common.redis import create_redis
+from hivewire_services.common.events import decode_entry
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import create_redis
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.timeout(400)]
 

@@ -16,7 +16,7 @@ import pytest
 
 from hivewire.client import Client
 from hivewire.v1 import task_pb2
-from services.common.config import Settings
+from hivewire_services.common.config import Settings
 from tests.e2e.delivery_stack import Processes
 
 pytestmark = pytest.mark.e2e

@@ -14,8 +14,8 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 
 from hivewire.v1 import coordinator_pb2, task_pb2
-from services.common.config import Settings
-from services.common.redis import Redis
+from hivewire_services.common.config import Settings
+from hivewire_services.common.redis import Redis
 from tests.e2e.delivery_stack import Driver, Processes, types
 
 pytestmark = pytest.mark.e2e

@@ -12,10 +12,10 @@ import urllib.request
 import grpc
 import pytest
 
+from hivewire.cli.embedded_redis import free_port
 from hivewire.client import Client
-from hivewire.embedded_redis import free_port
+from hivewire.core.wire import RESULTS_GROUP
 from hivewire.v1 import task_pb2
-from hivewire.wire import RESULTS_GROUP
 from tests.e2e import traced_stack as fixtures
 from tests.e2e.conftest import Stack
 

@@ -15,7 +15,7 @@ from grpc_status import rpc_status
 
 from hivewire.client import Client
 from hivewire.v1 import gateway_pb2_grpc, task_pb2
-from services.common.errors import error_info, field_violations
+from hivewire_services.common.errors import error_info, field_violations
 from tests.e2e.conftest import Stack
 
 pytestmark = pytest.mark.e2e

@@ -91,8 +91,8 @@ def test_handlers_add_child_spans_through_the_sdk(
     handle = one(mine, name="handle wordcount")
     child = one(mine, name="count words")
     assert (child.service, child.parent_span_id) == ("hivewire-agent", handle.span_id)
-    assert child.attr("hivewire.demo.words") == 3
-    assert handle.attr("hivewire.demo.distinct_words") == 2
+    assert child.attr("hivewire.cli.demo.words") == 3
+    assert handle.attr("hivewire.cli.demo.distinct_words") == 2
 
 
 def test_every_process_logs_json_lines(traced_stack: Stack) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hivewire.embedded_redis import free_port
+from hivewire.cli.embedded_redis import free_port
 from tests.e2e.conftest import Stack, hivewire_up
 from tests.e2e.otel_collector import Collector, SpanRecord
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import uuid
 
+from hivewire.core.wire import ENVELOPE_FIELD, INBOX_GROUP, RESULT_FIELD
 from hivewire.v1 import agent_pb2, registry_pb2, stream_pb2
-from hivewire.wire import ENVELOPE_FIELD, INBOX_GROUP, RESULT_FIELD
-from services.common.keys import Keys
-from services.common.redis import Redis
-from services.coordinator.agent_cache import AgentCache
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.coordinator.tasks.agent_cache import AgentCache
 
 
 async def add_agent(

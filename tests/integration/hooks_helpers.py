@@ -15,15 +15,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 from hivewire.agent import Agent
+from hivewire.core.hooks_file import HooksConfig, parse_hooks
 from hivewire.v1 import event_pb2, task_pb2
-from services.common.config import Settings
-from services.common.events import EVENT_FIELD, decode_entry, make_event
-from services.common.keys import HOOKS_GROUP, Keys
-from services.common.redis import Redis
-from services.common.submission import validate_task
-from services.coordinator.server import CoordinatorServer
-from services.hooks.hooks_file import HooksConfig, parse_hooks
-from services.registry.server import RegistryServer
+from hivewire_services.common.config import Settings
+from hivewire_services.common.events import EVENT_FIELD, decode_entry, make_event
+from hivewire_services.common.keys import HOOKS_GROUP, Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.common.submission import validate_task
+from hivewire_services.coordinator.server import CoordinatorServer
+from hivewire_services.registry.server import RegistryServer
 
 T = TypeVar("T")
 HOOK_TYPES = (event_pb2.EVENT_TYPE_HOOK_SUCCEEDED, event_pb2.EVENT_TYPE_HOOK_FAILED)

@@ -16,11 +16,11 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hivewire.agent import Agent, TaskContext
-from hivewire.embedded_redis import EmbeddedRedis, free_port
-from services.common.config import Settings, load_settings
-from services.coordinator.server import CoordinatorServer
-from services.gateway.server import GatewayServer
-from services.registry.server import RegistryServer
+from hivewire.cli.embedded_redis import EmbeddedRedis, free_port
+from hivewire_services.common.config import Settings, load_settings
+from hivewire_services.coordinator.server import CoordinatorServer
+from hivewire_services.gateway.server import GatewayServer
+from hivewire_services.registry.server import RegistryServer
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

@@ -12,10 +12,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from hivewire.agent import Agent
-from services.common.config import Settings
-from services.coordinator.server import CoordinatorServer
-from services.gateway.server import GatewayServer
-from services.registry.server import RegistryServer
+from hivewire_services.common.config import Settings
+from hivewire_services.coordinator.server import CoordinatorServer
+from hivewire_services.gateway.server import GatewayServer
+from hivewire_services.registry.server import RegistryServer
 
 
 @dataclass

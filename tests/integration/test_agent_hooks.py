@@ -6,7 +6,7 @@ from typing import Any
 
 from hivewire.agent import TaskContext
 from hivewire.v1 import task_pb2
-from services.common.config import Settings
+from hivewire_services.common.config import Settings
 from tests.integration.hooks_helpers import eventually, real_stack
 
 

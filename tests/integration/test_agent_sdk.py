@@ -12,12 +12,12 @@ import grpc
 import pytest
 
 from hivewire.agent import Agent, NonRetryableError, TaskContext
+from hivewire.core.wire import ENVELOPE_FIELD, INBOX_GROUP, RESULT_FIELD
 from hivewire.v1 import agent_pb2, registry_pb2, registry_pb2_grpc, stream_pb2
-from hivewire.wire import ENVELOPE_FIELD, INBOX_GROUP, RESULT_FIELD
-from services.common.config import Settings
-from services.common.keys import Keys
-from services.common.redis import Redis
-from services.common.server import GrpcServer, create_server
+from hivewire_services.common.config import Settings
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.common.server import GrpcServer, create_server
 
 LEASE_SECONDS = 3
 

@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from hivewire.agent import Agent, TaskContext
+from hivewire.core.wire import ENVELOPE_FIELD, RESULT_FIELD
 from hivewire.v1 import agent_pb2, stream_pb2, task_pb2
-from hivewire.wire import ENVELOPE_FIELD, RESULT_FIELD
-from services.common.config import Settings
-from services.common.keys import Keys
-from services.common.redis import Redis
-from services.registry.server import RegistryServer
+from hivewire_services.common.config import Settings
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.registry.server import RegistryServer
 
 
 @pytest.fixture

@@ -8,15 +8,15 @@ import grpc
 import pytest
 
 from hivewire.v1 import event_pb2, stream_pb2, task_pb2
-from services.common.config import Settings
-from services.common.events import decode_entry
-from services.common.keys import Keys
-from services.common.redis import Redis
-from services.common.submission import validate_task
-from services.coordinator.agent_cache import AgentCache
-from services.coordinator.results import ResultsConsumer
-from services.coordinator.scheduler import Scheduler
-from services.coordinator.store import TaskStore
+from hivewire_services.common.config import Settings
+from hivewire_services.common.events import decode_entry
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.common.submission import validate_task
+from hivewire_services.coordinator.tasks.agent_cache import AgentCache
+from hivewire_services.coordinator.tasks.results import ResultsConsumer
+from hivewire_services.coordinator.tasks.scheduler import Scheduler
+from hivewire_services.coordinator.tasks.store import TaskStore
 from tests.integration.coordinator_helpers import add_agent, read_inbox, send_result
 
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 import pytest
 
 from hivewire.v1 import event_pb2, task_pb2
-from services.common.config import Settings
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
-from services.common.events import decode_entry
-from services.common.keys import Keys
-from services.common.redis import Redis
-from services.common.submission import validate_batch, validate_task
-from services.coordinator.store import TaskStore
+from hivewire_services.common.config import Settings
+from hivewire_services.common.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
+from hivewire_services.common.events import decode_entry
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.common.submission import validate_batch, validate_task
+from hivewire_services.coordinator.tasks.store import TaskStore
 
 
 def spec(settings: Settings, **kw: object) -> object:

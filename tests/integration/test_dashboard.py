@@ -15,7 +15,7 @@ from hivewire.client import Client
 from hivewire.dashboard import Dashboard
 from hivewire.dashboard.app import QueueLine
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, task_pb2
-from services.common.config import Settings
+from hivewire_services.common.config import Settings
 from tests.integration.stack_helpers import Stack, eventually, running_stack
 
 

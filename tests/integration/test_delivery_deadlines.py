@@ -11,15 +11,15 @@ import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 
+from hivewire.core.wire import INBOX_GROUP
 from hivewire.v1 import event_pb2, stream_pb2, task_pb2
-from hivewire.wire import INBOX_GROUP
-from services.common.config import Settings
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
-from services.common.keys import Keys
-from services.common.redis import Redis
-from services.coordinator.dead_letters import DeadLetters
-from services.coordinator.reclaim import Reclaimer
-from services.registry.task_leases import TaskLeases, check_running_ids
+from hivewire_services.common.config import Settings
+from hivewire_services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.coordinator.tasks.dead_letters import DeadLetters
+from hivewire_services.coordinator.tasks.reclaim import Reclaimer
+from hivewire_services.registry.task_leases import TaskLeases, check_running_ids
 from tests.integration.coordinator_helpers import add_agent, read_inbox, send_result
 from tests.integration.test_coordinator_flow import Parts
 

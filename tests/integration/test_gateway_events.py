@@ -13,12 +13,12 @@ from google.rpc import status_pb2
 from grpc_status import rpc_status
 
 from hivewire.v1 import event_pb2, gateway_pb2_grpc
-from services.common.config import Settings
-from services.common.errors import error_info, field_violations
-from services.common.events import EVENT_FIELD
-from services.common.keys import Keys
-from services.common.redis import Redis
-from services.gateway.server import GatewayServer
+from hivewire_services.common.config import Settings
+from hivewire_services.common.errors import error_info, field_violations
+from hivewire_services.common.events import EVENT_FIELD
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.gateway.server import GatewayServer
 
 A = "aa" * 16
 B = "bb" * 16

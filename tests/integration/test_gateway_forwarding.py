@@ -12,7 +12,7 @@ from google.rpc import status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-from hivewire.embedded_redis import free_port
+from hivewire.cli.embedded_redis import free_port
 from hivewire.v1 import (
     agent_pb2,
     coordinator_pb2,
@@ -22,9 +22,9 @@ from hivewire.v1 import (
     registry_pb2_grpc,
     task_pb2,
 )
-from services.common.config import Settings
-from services.common.errors import NotFound, error_info, field_violations, to_status
-from services.gateway.server import SERVICE_NAME, GatewayServer
+from hivewire_services.common.config import Settings
+from hivewire_services.common.errors import NotFound, error_info, field_violations, to_status
+from hivewire_services.gateway.server import SERVICE_NAME, GatewayServer
 
 MISSING = "f" * 32
 TASK = "ab" * 16

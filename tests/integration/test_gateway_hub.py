@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from hivewire.embedded_redis import EmbeddedRedis, free_port
+from hivewire.cli.embedded_redis import EmbeddedRedis, free_port
 from hivewire.v1 import event_pb2
-from services.common.events import EVENT_FIELD
-from services.common.keys import Keys
-from services.common.redis import Redis, create_redis
-from services.gateway.events_hub import EventFilter, EventsHub, parse_stream_id
+from hivewire_services.common.events import EVENT_FIELD
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis, create_redis
+from hivewire_services.gateway.events.hub import EventFilter, EventsHub, parse_stream_id
 
 
 async def _xadd(redis: Redis, key: str, message: str) -> str:

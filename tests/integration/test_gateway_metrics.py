@@ -7,11 +7,11 @@ import asyncio
 from prometheus_client import REGISTRY
 
 from hivewire.v1 import event_pb2
-from services.common.events import EVENT_FIELD
-from services.common.keys import Keys
-from services.common.metrics import DASHBOARD_SUBSCRIBERS
-from services.common.redis import Redis
-from services.gateway.events_hub import EventFilter, EventsHub
+from hivewire_services.common.events import EVENT_FIELD
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.metrics import DASHBOARD_SUBSCRIBERS
+from hivewire_services.common.redis import Redis
+from hivewire_services.gateway.events.hub import EventFilter, EventsHub
 
 
 def _overflows() -> float:

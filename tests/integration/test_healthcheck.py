@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from hivewire.embedded_redis import free_port
-from services.common.config import Settings
-from services.common.metrics import start_metrics_server
-from services.common.server import create_server
+from hivewire.cli.embedded_redis import free_port
+from hivewire.core.metrics_server import start_metrics_server
+from hivewire_services.common.config import Settings
+from hivewire_services.common.server import create_server
 
 
 async def healthcheck(*args: str) -> tuple[int, str]:

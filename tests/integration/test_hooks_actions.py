@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from hivewire.core.hooks_file import CommandAction, Hook, WebhookAction
 from hivewire.v1 import event_pb2
-from services.hooks.actions import ActionRunner, Outcome
-from services.hooks.hooks_file import CommandAction, Hook, WebhookAction
-from services.hooks.payload import Delivery
+from hivewire_services.hooks.actions import ActionRunner, Outcome
+from hivewire_services.hooks.payload import Delivery
 from tests.integration.hooks_helpers import Receiver, receiving
 
 DELIVERY = Delivery(

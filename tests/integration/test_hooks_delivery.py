@@ -8,12 +8,12 @@ import uuid
 from pathlib import Path
 
 from hivewire.v1 import event_pb2
-from services.common.config import Settings
-from services.common.keys import HOOKS_GROUP, Keys
-from services.common.redis import Redis
-from services.hooks.deliveries import DeliveryStore, delivery_id
-from services.hooks.matching import hooks_for
-from services.hooks.server import HooksServer
+from hivewire_services.common.config import Settings
+from hivewire_services.common.keys import HOOKS_GROUP, Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.hooks.deliveries import DeliveryStore, delivery_id
+from hivewire_services.hooks.matching import hooks_for
+from hivewire_services.hooks.server import HooksServer
 from tests.integration.hooks_helpers import (
     HOOK_TYPES,
     config_of,

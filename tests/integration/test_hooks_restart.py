@@ -1,4 +1,4 @@
-"""`python -m services.hooks` as a real process: kill -9 and SIGTERM lose no hook delivery."""
+"""`python -m hivewire_services.hooks` as a real process: kill -9 and SIGTERM lose no delivery."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from hivewire.embedded_redis import free_port
-from hivewire.supervisor import wait_serving
+from hivewire.cli.embedded_redis import free_port
+from hivewire.cli.supervisor import wait_serving
 from hivewire.v1 import event_pb2
-from services.common.clock import now_ms
-from services.common.config import Settings
-from services.common.keys import Keys
-from services.common.redis import Redis
-from services.hooks.deliveries import delivery_id
+from hivewire_services.common.clock import now_ms
+from hivewire_services.common.config import Settings
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.hooks.deliveries import delivery_id
 from tests.integration.hooks_helpers import HOOK_TYPES, emit, events_of, eventually, hooks_pending
 
 FAILED = event_pb2.EVENT_TYPE_TASK_FAILED
@@ -61,7 +61,7 @@ async def runner(
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "services.hooks",
+        "hivewire_services.hooks",
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

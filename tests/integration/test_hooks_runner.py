@@ -9,12 +9,12 @@ from typing import Any
 
 from hivewire.agent import NonRetryableError, TaskContext
 from hivewire.v1 import event_pb2, registry_pb2, registry_pb2_grpc, task_pb2
-from services.common.config import Settings
-from services.common.keys import Keys
-from services.common.redis import Redis
-from services.common.server import create_channel
-from services.hooks.payload import verify
-from services.hooks.server import HooksServer
+from hivewire_services.common.config import Settings
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.common.server import create_channel
+from hivewire_services.hooks.payload import verify
+from hivewire_services.hooks.server import HooksServer
 from tests.integration.hooks_helpers import (
     HOOK_TYPES,
     Receiver,

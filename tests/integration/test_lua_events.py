@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from hivewire.v1 import event_pb2, task_pb2
-from services.common import lua
-from services.common.events import decode_entry
-from services.common.keys import Keys
-from services.common.redis import Redis
+from hivewire_services.common import lua
+from hivewire_services.common.events import decode_entry
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
 
 
 async def test_lua_event_round_trips(redis: Redis, keys: Keys, tmp_path: Path) -> None:

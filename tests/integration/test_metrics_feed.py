@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any, cast
 
 from hivewire.v1 import event_pb2
-from services.common.config import Settings
-from services.common.events import EVENT_FIELD, make_event
-from services.common.keys import Keys
-from services.common.redis import Redis
-from services.common.redis_metrics import RedisStateCollector
-from services.coordinator.metrics_feed import METRICS_GROUP, MetricsFeed
+from hivewire_services.common.config import Settings
+from hivewire_services.common.events import EVENT_FIELD, make_event
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.common.redis_metrics import RedisStateCollector
+from hivewire_services.coordinator.tasks.metrics_feed import METRICS_GROUP, MetricsFeed
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 

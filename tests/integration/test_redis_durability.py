@@ -11,12 +11,12 @@ from pathlib import Path
 import grpc
 import pytest
 
-from hivewire.embedded_redis import EmbeddedRedis, free_port
+from hivewire.cli.embedded_redis import EmbeddedRedis, free_port
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, task_pb2
-from services.common.config import load_settings
-from services.common.keys import Keys
-from services.common.redis import create_redis
-from services.coordinator.server import CoordinatorServer
+from hivewire_services.common.config import load_settings
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import create_redis
+from hivewire_services.coordinator.server import CoordinatorServer
 
 pytestmark = pytest.mark.timeout(180)
 

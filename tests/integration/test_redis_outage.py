@@ -13,8 +13,8 @@ from google.rpc import status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
+from hivewire.cli.embedded_redis import EmbeddedRedis, free_port
 from hivewire.client import Client
-from hivewire.embedded_redis import EmbeddedRedis, free_port
 from hivewire.v1 import (
     agent_pb2,
     coordinator_pb2,
@@ -22,9 +22,9 @@ from hivewire.v1 import (
     registry_pb2_grpc,
     task_pb2,
 )
-from services.common.config import load_settings
-from services.common.errors import error_info
-from services.coordinator.server import CoordinatorServer
+from hivewire_services.common.config import load_settings
+from hivewire_services.common.errors import error_info
+from hivewire_services.coordinator.server import CoordinatorServer
 from tests.integration.outage_stack import NOT_SERVING, SERVING, OutageStack, outage_stack
 
 pytestmark = pytest.mark.timeout(180)

@@ -12,13 +12,13 @@ from google.rpc import status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hivewire.v1 import agent_pb2, event_pb2, registry_pb2, registry_pb2_grpc
-from services.common.config import Settings
-from services.common.errors import error_info, field_violations
-from services.common.events import decode_entry
-from services.common.keys import Keys
-from services.common.redis import Redis
-from services.common.server import create_channel
-from services.registry.server import SERVICE_NAME, RegistryServer
+from hivewire_services.common.config import Settings
+from hivewire_services.common.errors import error_info, field_violations
+from hivewire_services.common.events import decode_entry
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.common.server import create_channel
+from hivewire_services.registry.server import SERVICE_NAME, RegistryServer
 
 if TYPE_CHECKING:
     Stub = registry_pb2_grpc.RegistryServiceAsyncStub

@@ -10,11 +10,11 @@ import grpc
 import pytest
 
 from hivewire.v1 import registry_pb2, registry_pb2_grpc
-from services.common.config import Settings
-from services.common.keys import Keys
-from services.common.redis import Redis
-from services.common.server import create_channel
-from services.registry.server import RegistryServer
+from hivewire_services.common.config import Settings
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.common.server import create_channel
+from hivewire_services.registry.server import RegistryServer
 
 
 @pytest.fixture

@@ -11,15 +11,15 @@ import grpc
 import pytest
 
 from hivewire.v1 import agent_pb2, event_pb2, registry_pb2, registry_pb2_grpc
-from services.common.config import Settings
-from services.common.errors import ResourceExhausted
-from services.common.events import decode_entry
-from services.common.keys import Keys
-from services.common.redis import Redis
-from services.common.server import create_channel
-from services.registry.server import RegistryServer
-from services.registry.store import AgentStore
-from services.registry.watch import ChangeHub
+from hivewire_services.common.config import Settings
+from hivewire_services.common.errors import ResourceExhausted
+from hivewire_services.common.events import decode_entry
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.common.server import create_channel
+from hivewire_services.registry.server import RegistryServer
+from hivewire_services.registry.store import AgentStore
+from hivewire_services.registry.watch import ChangeHub
 
 if TYPE_CHECKING:
     Stub = registry_pb2_grpc.RegistryServiceAsyncStub

@@ -10,11 +10,11 @@ from typing import Any
 import grpc
 
 from hivewire.v1 import event_pb2, gateway_pb2_grpc
-from services.common.config import Settings
-from services.common.errors import error_info
-from services.common.keys import Keys
-from services.common.redis import Redis
-from services.gateway.server import GatewayServer
+from hivewire_services.common.config import Settings
+from hivewire_services.common.errors import error_info
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.gateway.server import GatewayServer
 from tests.integration.stack_helpers import eventually
 from tests.integration.test_gateway_events import add, ev, rich_status
 

@@ -13,10 +13,10 @@ import pytest
 from hivewire.agent import Agent, TaskContext
 from hivewire.client import Client
 from hivewire.v1 import event_pb2, gateway_pb2_grpc, task_pb2
-from services.common.config import Settings
-from services.common.errors import field_violations
-from services.common.keys import Keys
-from services.common.redis import Redis
+from hivewire_services.common.config import Settings
+from hivewire_services.common.errors import field_violations
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
 from tests.integration.stack_helpers import Stack, eventually, running_stack, subscribers
 from tests.integration.test_gateway_events import add, ev, rich_status
 

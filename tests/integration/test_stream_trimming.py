@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from services.common.config import Settings
-from services.common.keys import Keys
-from services.common.redis import Redis
-from services.coordinator.trimmer import StreamTrimmer
+from hivewire_services.common.config import Settings
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.coordinator.tasks.trimmer import StreamTrimmer
 
 
 async def fill(redis: Redis, key: str, n: int) -> list[bytes]:

@@ -9,8 +9,8 @@ import socket
 import sys
 from pathlib import Path
 
+from hivewire.cli.embedded_redis import free_port
 from hivewire.client import Client, task_to_dict
-from hivewire.embedded_redis import free_port
 
 READY = b"hivewire is ready"
 

@@ -9,12 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hivewire.cli.embedded_redis import free_port
 from hivewire.client import Client
-from hivewire.embedded_redis import free_port
 from hivewire.v1 import event_pb2
-from services.common.events import decode_entry
-from services.common.keys import HOOKS_GROUP, Keys
-from services.common.redis import Redis, create_redis
+from hivewire_services.common.events import decode_entry
+from hivewire_services.common.keys import HOOKS_GROUP, Keys
+from hivewire_services.common.redis import Redis, create_redis
 from tests.integration.hooks_helpers import HOOK_TYPES, eventually
 from tests.integration.test_supervisor import READY, port_open, read_until
 

@@ -12,7 +12,7 @@ import pytest
 from hivewire.agent import Agent, TaskContext
 from hivewire.client import Client
 from hivewire.v1 import gateway_pb2_grpc, stats_pb2, task_pb2
-from services.common.config import Settings
+from hivewire_services.common.config import Settings
 from tests.integration.stack_helpers import Stack, running_stack
 
 

@@ -9,18 +9,18 @@ from typing import Any
 import grpc
 import pytest
 
+from hivewire.core.workflow_file import workflow_request
 from hivewire.v1 import workflow_pb2
-from hivewire.workflow_yaml import workflow_request
-from services.common.config import Settings
-from services.common.errors import NotFound
-from services.common.keys import Keys
-from services.common.redis import Redis
-from services.common.workflow_spec import validate_workflow
-from services.coordinator.agent_cache import AgentCache
-from services.coordinator.results import ResultsConsumer
-from services.coordinator.scheduler import Scheduler
-from services.coordinator.store import TaskStore
-from services.coordinator.workflow_engine import WORKFLOW_GROUP, WorkflowEngine
+from hivewire_services.common.config import Settings
+from hivewire_services.common.errors import NotFound
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.common.workflow_spec import validate_workflow
+from hivewire_services.coordinator.tasks.agent_cache import AgentCache
+from hivewire_services.coordinator.tasks.results import ResultsConsumer
+from hivewire_services.coordinator.tasks.scheduler import Scheduler
+from hivewire_services.coordinator.tasks.store import TaskStore
+from hivewire_services.coordinator.workflows.engine import WORKFLOW_GROUP, WorkflowEngine
 from tests.integration.coordinator_helpers import add_agent, read_inbox, send_result
 
 

@@ -15,9 +15,9 @@ import pytest
 
 from hivewire.agent import TaskContext
 from hivewire.v1 import workflow_pb2
-from services.common.config import Settings, env_name
-from services.common.keys import Keys
-from services.common.redis import Redis
+from hivewire_services.common.config import Settings, env_name
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
 from tests.integration.workflow_stack import Stack, running_stack
 
 N = 30
@@ -40,7 +40,7 @@ def coordinator_env(settings: Settings) -> dict[str, str]:
 
 def spawn(settings: Settings) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "services.coordinator"], env=coordinator_env(settings)
+        [sys.executable, "-m", "hivewire_services.coordinator"], env=coordinator_env(settings)
     )
 
 

@@ -13,9 +13,9 @@ import pytest
 
 from hivewire.agent import NonRetryableError, TaskContext
 from hivewire.v1 import event_pb2, workflow_pb2
-from services.common.config import Settings
-from services.common.errors import error_info, field_violations
-from services.common.events import decode_entry
+from hivewire_services.common.config import Settings
+from hivewire_services.common.errors import error_info, field_violations
+from hivewire_services.common.events import decode_entry
 from tests.integration.test_gateway_forwarding import rich_status
 from tests.integration.workflow_stack import Stack, running_stack
 

@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from hivewire.agent import Agent, TaskContext
+from hivewire.cli.embedded_redis import free_port
 from hivewire.client import Client
-from hivewire.embedded_redis import free_port
-from services.common.config import Settings
-from services.common.loops import cancel_and_wait
-from services.coordinator.server import CoordinatorServer
-from services.gateway.server import GatewayServer
-from services.registry.server import RegistryServer
+from hivewire_services.common.config import Settings
+from hivewire_services.common.loops import cancel_and_wait
+from hivewire_services.coordinator.server import CoordinatorServer
+from hivewire_services.gateway.server import GatewayServer
+from hivewire_services.registry.server import RegistryServer
 
 Handler = Callable[[TaskContext], Awaitable[Any] | Any]
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from google.protobuf.duration_pb2 import Duration
 
-from hivewire._agent_task import run_attempt
 from hivewire.agent import Agent, NonRetryableError, TaskContext
+from hivewire.agent._task import run_attempt
 from hivewire.v1 import stream_pb2
 
 
@@ -146,7 +146,7 @@ async def test_failing_after_and_error_callbacks_are_logged_not_fatal(
     async def boom(ctx: TaskContext) -> str:
         raise ValueError("nope")
 
-    with caplog.at_level(logging.ERROR, logger="hivewire._agent_hooks"):
+    with caplog.at_level(logging.ERROR, logger="hivewire.agent._hooks"):
         good = await run_attempt(envelope(), ok, report, 10, agent.task_hooks)
         bad = await run_attempt(envelope(), boom, report, 10, agent.task_hooks)
     assert good.outcome == stream_pb2.TASK_OUTCOME_SUCCEEDED and good.result == b"done"

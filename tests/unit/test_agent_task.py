@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from hivewire._agent_task import encode_result, run_attempt
 from hivewire.agent import Agent, NonRetryableError, TaskContext
-from hivewire.demo import build_agent, wordcount
+from hivewire.agent._task import encode_result, run_attempt
+from hivewire.cli.demo import build_agent, wordcount
 from hivewire.v1 import stream_pb2
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from hivewire.cli_format import event_line
+from hivewire.cli._format import event_line
 from hivewire.client import agent_to_dict, encode_payload, task_to_dict
 from hivewire.v1 import agent_pb2, event_pb2, task_pb2
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hivewire._client_workflow import workflow_to_dict
-from hivewire.cli_workflow import workflow_detail
+from hivewire.cli._workflow import workflow_detail
+from hivewire.client._workflow import workflow_to_dict
 from hivewire.v1 import workflow_pb2
 
 OK = workflow_pb2.STEP_STATE_SUCCEEDED

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from hivewire.v1 import command_pb2, workflow_pb2
-from services.common.config import Settings
-from services.common.errors import InvalidArgument
-from services.common.workflow_spec import validate_workflow
-from services.gateway.commands import CommandCatalog
+from hivewire_services.common.config import Settings
+from hivewire_services.common.errors import InvalidArgument
+from hivewire_services.common.workflow_spec import validate_workflow
+from hivewire_services.gateway.commands import CommandCatalog
 
 REPO_COMMANDS = Path(__file__).resolve().parents[2] / "commands"
 

@@ -17,7 +17,7 @@ import typer.main
 import yaml
 
 from hivewire.cli import app
-from services.common.config import Settings, env_name, load_settings
+from hivewire_services.common.config import Settings, env_name, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 OTEL_VARIABLES = {
@@ -91,7 +91,7 @@ def test_every_command_exists(services: dict[str, Any]) -> None:
 
 
 def test_demo_agents_use_demo_capabilities(services: dict[str, Any]) -> None:
-    from hivewire.demo import HANDLERS
+    from hivewire.cli.demo import HANDLERS
 
     for name in ("agent-1", "agent-2"):
         argv = services[name]["command"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common.config import Settings, env_name, load_settings
+from hivewire_services.common.config import Settings, env_name, load_settings
 
 
 def test_defaults_and_parsing() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hivewire._client_events import frame_cursor
+from hivewire.client._events import frame_cursor
 from hivewire.dashboard.model import DashboardModel
 from hivewire.v1 import agent_pb2, event_pb2, stats_pb2, workflow_pb2
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from hivewire.v1 import event_pb2, task_pb2
-from services.common.config import load_settings
-from services.common.errors import HivewireError, InvalidArgument, ResourceExhausted
-from services.gateway import checks
-from services.gateway.events_hub import EventFilter, parse_stream_id
+from hivewire_services.common.config import load_settings
+from hivewire_services.common.errors import HivewireError, InvalidArgument, ResourceExhausted
+from hivewire_services.gateway import checks
+from hivewire_services.gateway.events.hub import EventFilter, parse_stream_id
 
 SETTINGS = load_settings(env={}, max_payload_bytes=10, max_batch=3)
 TASK = "ab" * 16

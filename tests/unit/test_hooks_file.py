@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from hivewire.event_names import EVENT_NAMES, event_name, event_type
-from hivewire.v1 import event_pb2
-from services.hooks.hooks_file import (
+from hivewire.core.event_names import EVENT_NAMES, event_name, event_type
+from hivewire.core.hooks_file import (
     CommandAction,
     HooksFileError,
     WebhookAction,
     load_hooks,
     parse_hooks,
 )
+from hivewire.v1 import event_pb2
 
 FULL = """
 hooks:

@@ -9,9 +9,9 @@ import logging
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from hivewire.tracing import current_task_id
-from services.common.config import load_settings
-from services.common.logs import make_handler
+from hivewire.core.logs import make_handler
+from hivewire.core.tracing import current_task_id
+from hivewire_services.common.config import load_settings
 
 
 def _logger(handler: logging.Handler) -> logging.Logger:

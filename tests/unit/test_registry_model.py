@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 
 from hivewire.v1 import agent_pb2, registry_pb2
-from services.common.errors import InvalidArgument
-from services.common.loops import backoff_delay
-from services.registry.model import (
+from hivewire_services.common.errors import InvalidArgument
+from hivewire_services.common.loops import backoff_delay
+from hivewire_services.registry.model import (
     agent_from_hash,
     decode_page_token,
     encode_labels,
     encode_page_token,
     parse_load,
 )
-from services.registry.service import validate_registration
+from hivewire_services.registry.service import validate_registration
 
 
 def test_agent_from_hash_maps_every_field() -> None:

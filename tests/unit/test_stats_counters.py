@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from hivewire.v1 import event_pb2
-from services.common.clock import ts_from_ms
-from services.gateway import stats_counters
-from services.gateway.stats_counters import EventCounters, percentiles
+from hivewire_services.common.clock import ts_from_ms
+from hivewire_services.gateway.stats import counters as stats_counters
+from hivewire_services.gateway.stats.counters import EventCounters, percentiles
 
 T = event_pb2
 

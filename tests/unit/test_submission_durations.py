@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from hivewire.v1 import task_pb2
-from services.common.config import Settings
-from services.common.errors import InvalidArgument
-from services.common.submission import validate_batch, validate_task
+from hivewire_services.common.config import Settings
+from hivewire_services.common.errors import InvalidArgument
+from hivewire_services.common.submission import validate_batch, validate_task
 
 NAMES = (
     "schedule_to_start_timeout",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hivewire import tracing
-from services.common.telemetry import tracing_enabled
+from hivewire.core import tracing
+from hivewire.core.telemetry import tracing_enabled
 
 
 @pytest.mark.parametrize(
@@ -39,7 +39,7 @@ def test_malformed_traceparent_gives_no_context(bad: str) -> None:
 
 
 def test_untraced_process_still_gives_every_task_a_trace_id() -> None:
-    from services.coordinator.dispatch_tracing import submit_traceparents
+    from hivewire_services.coordinator.tasks.dispatch_tracing import submit_traceparents
 
     given = tracing.new_traceparent()
     kept, fresh_a, fresh_b = submit_traceparents([given, "", ""])

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
+from hivewire.core.workflow_file import WorkflowFileError, workflow_request
 from hivewire.v1 import workflow_pb2
-from hivewire.workflow_yaml import WorkflowFileError, workflow_request
-from services.common.config import Settings
-from services.common.errors import InvalidArgument
-from services.common.workflow_spec import find_cycle, validate_workflow
-from services.coordinator.workflow import StepRun, WorkflowRun, plan
+from hivewire_services.common.config import Settings
+from hivewire_services.common.errors import InvalidArgument
+from hivewire_services.common.workflow_spec import find_cycle, validate_workflow
+from hivewire_services.coordinator.workflows.plan import StepRun, WorkflowRun, plan
 
 SETTINGS = Settings()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from redis.commands.core import AsyncScript
 
 from hivewire.v1 import agent_pb2, event_pb2, stream_pb2, task_pb2, workflow_pb2
-from services.common.redis import Redis
+from hivewire_services.common.redis import Redis
 
 _HERE = Path(__file__).parent
 
@@ -45,3 +45,8 @@ def script_source(path: Path, libs: tuple[Path, ...] = ()) -> str:
 def register(redis: Redis, path: Path, libs: tuple[Path, ...] = ()) -> AsyncScript:
     """A script object that runs by SHA and reloads itself after a SCRIPT FLUSH or restart."""
     return redis.register_script(script_source(path, libs))
+
+
+def register_common(redis: Redis, name: str) -> AsyncScript:
+    """A script shared by several areas, kept here (`<name>.lua`, e.g. retention in expire.lua)."""
+    return register(redis, _HERE / f"{name}.lua")

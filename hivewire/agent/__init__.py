@@ -1,0 +1,23 @@
+"""Agent SDK: register with the registry, keep the lease, run handlers on tasks from the inbox.
+
+agent = Agent("summarizer", max_concurrency=8)
+
+@agent.handler("summarize")
+async def summarize(ctx: TaskContext) -> dict[str, str]:
+    return {"summary": ctx.json()["text"][:100]}
+
+run_agent(agent)
+"""
+
+from hivewire.agent._agent import Agent, run_agent
+from hivewire.agent._context import Handler, NonRetryableError, TaskContext
+
+__all__ = [
+    # The agent and its runner
+    "Agent",
+    "run_agent",
+    # What handlers see and raise
+    "Handler",
+    "NonRetryableError",
+    "TaskContext",
+]

@@ -1,0 +1,198 @@
+"""What a handler sees (TaskContext), how its return value is encoded, and how one attempt runs."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from hivewire.agent._context import Handler, NonRetryableError, TaskContext
+from hivewire.agent._hooks import TaskHooks
+from hivewire.core import tracing
+from hivewire.v1 import stream_pb2
+
+__all__ = ["Handler", "NonRetryableError", "TaskContext", "run_attempt"]
+
+
+def encode_result(value: object) -> bytes:
+    """bytes as they are, str as UTF-8, anything else as JSON."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode()
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _now() -> Timestamp:
+    # Timestamp.GetCurrentTime goes through datetime; this is the same value, cheaper.
+    ns = time.time_ns()
+    return Timestamp(seconds=ns // 1_000_000_000, nanos=ns % 1_000_000_000)
+
+
+def make_result(
+    envelope: stream_pb2.TaskEnvelope,
+    outcome: stream_pb2.TaskOutcome.ValueType,
+    start: Timestamp,
+    *,
+    result: bytes = b"",
+    error: str = "",
+    finished: bool = True,
+) -> stream_pb2.TaskResult:
+    msg = stream_pb2.TaskResult(
+        task_id=envelope.task_id,
+        attempt=envelope.attempt,
+        attempt_token=envelope.attempt_token,
+        agent_id=envelope.agent_id,
+        outcome=outcome,
+        result=result,
+        error=error,
+        start_time=start,
+    )
+    if finished:
+        msg.end_time.CopyFrom(_now())
+    return msg
+
+
+async def _call(handler: Handler, ctx: TaskContext) -> object:
+    """Run the handler inside its own span, a child of the delivery's processing span."""
+    if not tracing.recording():
+        return await _invoke(handler, ctx)
+    with tracing.tracer().start_as_current_span(
+        f"handle {ctx.capability}", attributes={tracing.TASK_ID: ctx.task_id}
+    ) as span:
+        return await _invoke(handler, replace(ctx, span=span))
+
+
+async def _invoke(handler: Handler, ctx: TaskContext) -> object:
+    if inspect.iscoroutinefunction(handler):
+        return await handler(ctx)
+    value = await asyncio.to_thread(handler, ctx)
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+async def _run_handler(handler: Handler, ctx: TaskContext, hooks: TaskHooks | None) -> object:
+    if hooks:
+        await hooks.run_before(ctx)
+    return await _call(handler, ctx)
+
+
+async def _on_error(
+    hooks: TaskHooks | None, ctx: TaskContext, exc: BaseException, result: stream_pb2.TaskResult
+) -> stream_pb2.TaskResult:
+    if hooks:
+        await hooks.run_on_error(ctx, exc)
+    return result
+
+
+async def run_attempt(
+    envelope: stream_pb2.TaskEnvelope,
+    handler: Handler | None,
+    report_started: Callable[[stream_pb2.TaskResult], Awaitable[None]],
+    report_after: float,
+    hooks: TaskHooks | None = None,
+) -> stream_pb2.TaskResult:
+    """Run one attempt and return its final TaskResult; never raises except on cancellation.
+
+    If the handler is still running after `report_after` seconds, a STARTED result is reported
+    first (short tasks skip that write). `hooks` run around the handler (hivewire.agent._hooks).
+    """
+    start = _now()
+    if handler is None:
+        return make_result(
+            envelope,
+            stream_pb2.TASK_OUTCOME_FAILED_PERMANENTLY,
+            start,
+            error=f"UnknownCapability: no handler for {envelope.capability!r}",
+        )
+    ctx = TaskContext(
+        task_id=envelope.task_id,
+        attempt=envelope.attempt,
+        capability=envelope.capability,
+        payload=envelope.payload,
+        agent_id=envelope.agent_id,
+        workflow_id=envelope.workflow_id,
+    )
+    timeout = (
+        envelope.attempt_timeout.ToTimedelta().total_seconds()
+        if envelope.HasField("attempt_timeout")
+        else None
+    )
+    # The handler runs in this task; a timer reports STARTED if it is still running after
+    # report_after, and that report is written before the final result.
+    started: asyncio.Task[None] | None = None
+
+    def report() -> None:
+        nonlocal started
+        result = make_result(envelope, stream_pb2.TASK_OUTCOME_STARTED, start, finished=False)
+        started = asyncio.ensure_future(report_started(result))
+
+    timer = asyncio.get_running_loop().call_later(report_after, report)
+    returned = False
+    try:
+        async with asyncio.timeout(timeout or None):
+            try:
+                value = await _run_handler(handler, ctx, hooks)
+                returned = True
+            except asyncio.CancelledError:
+                timer.cancel()
+                if started is not None:
+                    started.cancel()
+                raise
+            except Exception:
+                timer.cancel()
+                if started is not None:
+                    await started
+                raise
+            timer.cancel()
+            if started is not None:
+                await started
+        payload = encode_result(value)
+    except NonRetryableError as exc:
+        failed = _failed(envelope, start, stream_pb2.TASK_OUTCOME_FAILED_PERMANENTLY, exc)
+        return await _on_error(hooks, ctx, exc, failed)
+    except TimeoutError as exc:
+        failed = _failed(envelope, start, stream_pb2.TASK_OUTCOME_FAILED, exc)
+        return await _on_error(hooks, ctx, exc, failed)
+    except (TypeError, ValueError) as exc:
+        # A return value that cannot be encoded fails the same way on every attempt.
+        outcome = (
+            stream_pb2.TASK_OUTCOME_FAILED_PERMANENTLY
+            if returned
+            else stream_pb2.TASK_OUTCOME_FAILED
+        )
+        return await _on_error(hooks, ctx, exc, _failed(envelope, start, outcome, exc))
+    except Exception as exc:
+        failed = _failed(envelope, start, stream_pb2.TASK_OUTCOME_FAILED, exc)
+        return await _on_error(hooks, ctx, exc, failed)
+    if hooks:
+        await hooks.run_after(ctx, value)
+    return make_result(envelope, stream_pb2.TASK_OUTCOME_SUCCEEDED, start, result=payload)
+
+
+def _failed(
+    envelope: stream_pb2.TaskEnvelope,
+    start: Timestamp,
+    outcome: stream_pb2.TaskOutcome.ValueType,
+    exc: BaseException,
+) -> stream_pb2.TaskResult:
+    text = error_text(exc)
+    if isinstance(exc, TimeoutError) and not str(exc):
+        text = "TimeoutError: attempt timed out"
+    return make_result(envelope, outcome, start, error=text)
+
+
+MAX_ERROR_CHARS = 4096
+
+
+def error_text(exc: BaseException) -> str:
+    """`<Type>: <message>` of an exception, bounded in length."""
+    message = str(exc)
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."

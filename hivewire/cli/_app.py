@@ -1,0 +1,241 @@
+"""The `hivewire` command: run the stack, run agents, submit and inspect tasks, watch events."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, cast
+
+import typer
+
+from hivewire.cli._call import EXIT_TASK_FAILED, call
+from hivewire.cli._dashboard import dashboard
+from hivewire.cli._dlq import dlq_app
+from hivewire.cli._format import (
+    agents_table,
+    dumps,
+    event_line,
+    task_detail,
+    task_line,
+    tasks_table,
+)
+from hivewire.cli._health import healthcheck
+from hivewire.cli._hooks import hooks_app
+from hivewire.cli._run import agent, up
+from hivewire.cli._workflow import commands, run, workflow_app, workflows
+from hivewire.client import TERMINAL_STATES, Client
+from hivewire.core.convert import agent_to_dict, event_to_dict, task_to_dict
+from hivewire.core.defaults import (
+    DEFAULT_GATEWAY_ADDR,
+    env,
+)
+from hivewire.v1 import event_pb2, task_pb2
+
+app = typer.Typer(
+    name="hivewire",
+    help="Coordinate work across many agents.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(up)
+app.command()(agent)
+app.command()(dashboard)
+app.command()(healthcheck)
+task_app = typer.Typer(help="Inspect or cancel one task.", no_args_is_help=True)
+app.add_typer(task_app, name="task")
+app.add_typer(workflow_app, name="workflow")
+app.command()(workflows)
+app.command()(commands)
+app.command()(run)
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(hooks_app, name="hooks")
+
+
+def _enum_value(enum: Any, prefix: str, name: str, option: str) -> int:
+    key = name.strip().upper().replace("-", "_")
+    try:
+        return int(enum.Value(key if key.startswith(prefix) else prefix + key))
+    except ValueError:
+        names = [
+            v.name.removeprefix(prefix)
+            for v in enum.DESCRIPTOR.values
+            if not v.name.endswith("UNSPECIFIED")
+        ]
+        msg = f"{name!r} is not one of {', '.join(names)}"
+        raise typer.BadParameter(msg, param_hint=option) from None
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    addr: Annotated[
+        str | None,
+        typer.Option(help="Gateway address (default $HIVEWIRE_GATEWAY_ADDR or 127.0.0.1:50051)."),
+    ] = None,
+) -> None:
+    """Coordinate work across many agents over gRPC and Redis Streams."""
+    ctx.obj = {"addr": addr or env("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR)}
+
+
+def _parse_labels(labels: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in labels:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r} is not key=value", param_hint="--label")
+        out[key] = value
+    return out
+
+
+@app.command()
+def submit(
+    ctx: typer.Context,
+    capability: Annotated[str, typer.Argument(help="Capability that runs the task.")],
+    payload: Annotated[str, typer.Option(help="JSON payload.")] = "null",
+    priority: Annotated[int, typer.Option(help="0..100, higher runs first.")] = 0,
+    max_attempts: Annotated[int, typer.Option(help="Attempts allowed (0: server default).")] = 0,
+    label: Annotated[
+        list[str] | None, typer.Option(help="Required agent label key=value (repeatable).")
+    ] = None,
+    request_id: Annotated[str, typer.Option(help="Idempotency key.")] = "",
+    wait: Annotated[bool, typer.Option(help="Wait until the task finishes.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 60.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the task as JSON.")] = False,
+) -> None:
+    """Submit a task; with --wait, exit 0 if it succeeded and 1 if not."""
+    try:
+        value = json.loads(payload)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not valid JSON: {exc}", param_hint="--payload") from None
+    labels = _parse_labels(label or [])
+
+    async def go(client: Client) -> task_pb2.Task:
+        task = await client.submit(
+            capability,
+            value,
+            priority=priority,
+            max_attempts=max_attempts,
+            required_labels=labels,
+            request_id=request_id,
+        )
+        if not wait or task.state in TERMINAL_STATES:
+            return task
+        return await client.wait(task.task_id, timeout)
+
+    task = call(ctx, go)
+    if as_json:
+        typer.echo(dumps(task_to_dict(task)))
+    elif wait:
+        typer.echo(task_line(task))
+    else:
+        typer.echo(task.task_id)
+    if not as_json and task.trace_id:
+        typer.echo(f"trace_id {task.trace_id}", err=True)  # paste into Jaeger's search
+    if wait and task.state != task_pb2.TASK_STATE_SUCCEEDED:
+        raise typer.Exit(EXIT_TASK_FAILED)
+
+
+@task_app.command("get")
+def task_get(
+    ctx: typer.Context,
+    task_id: Annotated[str, typer.Argument(help="Task id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show one task."""
+    task = call(ctx, lambda c: c.get(task_id))
+    typer.echo(dumps(task_to_dict(task)) if as_json else task_detail(task))
+
+
+@task_app.command("cancel")
+def task_cancel(
+    ctx: typer.Context, task_id: Annotated[str, typer.Argument(help="Task id.")]
+) -> None:
+    """Cancel a task that has not finished."""
+    task = call(ctx, lambda c: c.cancel(task_id))
+    typer.echo(task_line(task))
+
+
+@app.command()
+def tasks(
+    ctx: typer.Context,
+    state: Annotated[str | None, typer.Option(help="Only this state, e.g. FAILED.")] = None,
+    capability: Annotated[str | None, typer.Option(help="Only this capability.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many tasks.", min=1)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """List tasks, newest first."""
+    state_value = (
+        cast(
+            task_pb2.TaskState.ValueType,
+            _enum_value(task_pb2.TaskState, "TASK_STATE_", state, "--state"),
+        )
+        if state
+        else None
+    )
+
+    async def go(client: Client) -> list[task_pb2.Task]:
+        out: list[task_pb2.Task] = []
+        page_size = min(limit, 1000)
+        async for task in client.iter_tasks(state_value, capability, page_size):
+            out.append(task)
+            if len(out) >= limit:
+                break
+        return out
+
+    found = call(ctx, go)
+    typer.echo(dumps([task_to_dict(t) for t in found]) if as_json else tasks_table(found))
+
+
+@app.command()
+def agents(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """List registered agents."""
+
+    async def go(client: Client) -> list[Any]:
+        return [a async for a in client.iter_agents()]
+
+    found = call(ctx, go)
+    typer.echo(dumps([agent_to_dict(a) for a in found]) if as_json else agents_table(found))
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    task: Annotated[str, typer.Option(help="Only events of this task.")] = "",
+    workflow: Annotated[str, typer.Option(help="Only events of this workflow.")] = "",
+    agent: Annotated[str, typer.Option(help="Only events of this agent.")] = "",
+    capability: Annotated[str, typer.Option(help="Only events of this capability.")] = "",
+    type_: Annotated[
+        list[str] | None,
+        typer.Option("--type", help="Only this event type, e.g. TASK_FAILED (repeatable)."),
+    ] = None,
+    since: Annotated[str, typer.Option(help="Resume after this cursor.")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Print events as they happen, one line each, until Ctrl-C."""
+    types = [
+        cast(
+            event_pb2.EventType.ValueType,
+            _enum_value(event_pb2.EventType, "EVENT_TYPE_", t, "--type"),
+        )
+        for t in type_ or []
+    ]
+
+    async def go(client: Client) -> None:
+        async for event in client.events(
+            task_id=task,
+            workflow_id=workflow,
+            agent_id=agent,
+            capability=capability,
+            types=types,
+            since_cursor=since,
+        ):
+            typer.echo(dumps(event_to_dict(event)) if as_json else event_line(event))
+
+    call(ctx, go)
+
+
+def main() -> None:
+    app()

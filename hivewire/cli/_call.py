@@ -1,0 +1,43 @@
+"""How CLI commands call the gateway: one Client; errors as one stderr line and an exit code."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+import typer
+
+from hivewire.cli._format import format_rpc_error
+from hivewire.client import Client
+from hivewire.core.defaults import DEFAULT_GATEWAY_ADDR, env
+
+T = TypeVar("T")
+
+EXIT_TASK_FAILED = 1
+EXIT_RPC_ERROR = 2
+
+
+def gateway_addr(ctx: typer.Context) -> str:
+    """--addr if given (stored on the context by the root callback), else HIVEWIRE_GATEWAY_ADDR."""
+    return str(ctx.obj["addr"]) if ctx.obj else env("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR)
+
+
+def call(ctx: typer.Context, fn: Callable[[Client], Awaitable[T]], timeout: float = 10.0) -> T:
+    """Run `fn` with a Client; a gRPC error exits 2, a wait that timed out exits 1."""
+
+    async def main() -> T:
+        async with Client(gateway_addr(ctx), timeout=timeout) as client:
+            return await fn(client)
+
+    try:
+        return asyncio.run(main())
+    except grpc.aio.AioRpcError as exc:
+        typer.echo(format_rpc_error(exc), err=True)
+        raise typer.Exit(EXIT_RPC_ERROR) from None
+    except TimeoutError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_TASK_FAILED) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None

@@ -1,0 +1,137 @@
+"""`hivewire up` and `hivewire agent`: the long-running commands."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import grpc
+import typer
+
+from hivewire.agent import Agent, run_agent
+from hivewire.cli._format import format_rpc_error
+from hivewire.cli.demo import build_agent
+from hivewire.core.defaults import (
+    DEFAULT_COORDINATOR_ADDR,
+    DEFAULT_GATEWAY_ADDR,
+    DEFAULT_REGISTRY_ADDR,
+    env,
+)
+
+EXIT_RPC_ERROR = 2
+DEFAULT_HOOKS_ADDR = "127.0.0.1:50054"
+
+
+def up(
+    demo: Annotated[bool, typer.Option(help="Also start two demo agents.")] = False,
+    redis_url: Annotated[
+        str | None, typer.Option(help="Use this Redis instead of starting one.")
+    ] = None,
+    redis_port: Annotated[int, typer.Option(help="Port of the embedded Redis.")] = 6390,
+    data_dir: Annotated[Path, typer.Option(help="Data directory of the embedded Redis.")] = Path(
+        ".hivewire"
+    ),
+    gateway_addr: Annotated[str | None, typer.Option(help="Gateway listen address.")] = None,
+    registry_addr: Annotated[str | None, typer.Option(help="Registry listen address.")] = None,
+    coordinator_addr: Annotated[
+        str | None, typer.Option(help="Coordinator listen address.")
+    ] = None,
+    appendfsync: Annotated[
+        str | None,
+        typer.Option(help="Embedded Redis AOF fsync: everysec (default) or always (no loss)."),
+    ] = None,
+    hooks_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Hooks file: also start the hooks runner (default $HIVEWIRE_HOOKS_FILE)."
+        ),
+    ] = None,
+) -> None:
+    """Start Redis, the registry, coordinator and gateway (and demo agents) until Ctrl-C."""
+    from hivewire.cli.embedded_redis import APPENDFSYNC
+    from hivewire.cli.supervisor import UpConfig, run_up
+
+    fsync = appendfsync or env("REDIS_APPENDFSYNC", "everysec")
+    if fsync not in APPENDFSYNC:
+        raise typer.BadParameter(
+            f"{fsync!r} is not one of {', '.join(APPENDFSYNC)}", param_hint="--appendfsync"
+        )
+
+    hooks = hooks_file or (Path(env("HOOKS_FILE", "")) if env("HOOKS_FILE", "") else None)
+    if hooks is not None:
+        check_hooks_file(hooks)
+
+    config = UpConfig(
+        gateway_addr=gateway_addr or env("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR),
+        registry_addr=registry_addr or env("REGISTRY_ADDR", DEFAULT_REGISTRY_ADDR),
+        coordinator_addr=coordinator_addr or env("COORDINATOR_ADDR", DEFAULT_COORDINATOR_ADDR),
+        redis_url=redis_url,
+        redis_port=redis_port,
+        data_dir=data_dir,
+        appendfsync=fsync,
+        demo=demo,
+        hooks_file=hooks,
+        hooks_addr=env("HOOKS_ADDR", DEFAULT_HOOKS_ADDR),
+    )
+    raise typer.Exit(asyncio.run(run_up(config)))
+
+
+def check_hooks_file(path: Path) -> None:
+    """Validate a hooks file before starting anything; exit 2 with the error otherwise."""
+    import os
+
+    from hivewire.core.hooks_file import HooksFileError, load_hooks
+
+    try:
+        load_hooks(path, os.environ)
+    except HooksFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_RPC_ERROR) from None
+
+
+def load_agent(target: str) -> Agent:
+    """The Agent named by `module:attribute` (an Agent, or a function returning one)."""
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise typer.BadParameter("expected module:object", param_hint="TARGET")
+    sys.path.insert(0, ".")
+    obj = getattr(importlib.import_module(module_name), attr)
+    if not isinstance(obj, Agent) and callable(obj):
+        obj = obj()
+    if not isinstance(obj, Agent):
+        raise typer.BadParameter(f"{target} is not a hivewire.agent.Agent", param_hint="TARGET")
+    return obj
+
+
+def agent(
+    target: Annotated[
+        str | None, typer.Argument(help="module:object of your Agent; the demo agent if omitted.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Agent name.")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Tasks run at once.", min=1)] = None,
+    capabilities: Annotated[
+        str, typer.Option(help="Demo agent only: comma-separated handlers.")
+    ] = "echo,wordcount,sleep",
+) -> None:
+    """Run an agent until SIGTERM/Ctrl-C, then drain its in-flight work."""
+    from hivewire.core.logs import setup_logging
+
+    setup_logging("INFO", os.environ.get("HIVEWIRE_LOG_FORMAT") or "text")
+    if target is None:
+        caps = [c.strip() for c in capabilities.split(",") if c.strip()]
+        the_agent = build_agent(name or "demo", caps, concurrency or 8)
+    else:
+        the_agent = load_agent(target)
+        if name:
+            the_agent.name = name
+        if concurrency:
+            the_agent.max_concurrency = concurrency
+    try:
+        run_agent(the_agent)
+    except grpc.aio.AioRpcError as exc:
+        typer.echo(format_rpc_error(exc), err=True)
+        raise typer.Exit(EXIT_RPC_ERROR) from None

@@ -1,0 +1,205 @@
+"""`hivewire workflow run|get|cancel`, `hivewire workflows`, `hivewire commands`, `hivewire run`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, cast
+
+import typer
+
+from hivewire.cli._call import EXIT_TASK_FAILED, call
+from hivewire.cli._format import dumps, short, table
+from hivewire.client import (
+    Client,
+    command_to_dict,
+    step_state_name,
+    workflow_state_name,
+    workflow_to_dict,
+)
+from hivewire.core.convert import decode_data
+from hivewire.core.workflow_file import WorkflowFileError, load_yaml, workflow_request
+from hivewire.v1 import command_pb2, workflow_pb2
+
+MAX_RESULT_CHARS = 2000
+
+workflow_app = typer.Typer(help="Run, inspect or cancel workflows.", no_args_is_help=True)
+
+
+def workflow_detail(wf: workflow_pb2.Workflow) -> str:
+    """A workflow and a table of its steps."""
+    head = f"workflow {wf.workflow_id}  {workflow_state_name(wf.state)}"
+    if wf.name:
+        head += f"  {wf.name}"
+    rows = []
+    for s in wf.steps:
+        state = step_state_name(s.state)
+        if s.map_over:
+            state += f" {s.map_done}/{s.map_total}"
+        out = s.error or (short(decode_data(s.output), 50) if s.output else "")
+        rows.append([s.step_id, s.capability, state, s.agent_id[:12], str(s.attempt), out])
+    headers = ["STEP", "CAPABILITY", "STATE", "AGENT", "ATTEMPT", "OUTPUT / ERROR"]
+    text = head + "\n" + table(headers, rows)
+    # The outputs of the final steps (those nothing depends on) are the workflow's result.
+    needed = {d for s in wf.steps for d in s.depends_on}
+    for s in wf.steps:
+        if s.step_id not in needed and s.state == workflow_pb2.STEP_STATE_SUCCEEDED:
+            text += f"\n{s.step_id}: {short(decode_data(s.output), MAX_RESULT_CHARS)}"
+    return text
+
+
+def _print(wf: workflow_pb2.Workflow, as_json: bool) -> None:
+    typer.echo(dumps(workflow_to_dict(wf)) if as_json else workflow_detail(wf))
+
+
+def _finish(ctx: typer.Context, start: Callable[[Client], Awaitable[workflow_pb2.Workflow]],
+            wait: bool, timeout: float, as_json: bool) -> None:  # fmt: skip
+    async def go(client: Client) -> workflow_pb2.Workflow:
+        wf = await start(client)
+        return await client.wait_workflow(wf.workflow_id, timeout) if wait else wf
+
+    wf = call(ctx, go)
+    if wait or as_json:
+        _print(wf, as_json)
+    else:
+        typer.echo(wf.workflow_id)
+    if wait and wf.state != workflow_pb2.WORKFLOW_STATE_SUCCEEDED:
+        raise typer.Exit(EXIT_TASK_FAILED)
+
+
+WaitOpt = Annotated[
+    bool, typer.Option(help="Wait until the workflow ends (exit 1 unless it succeeded).")
+]
+TimeoutOpt = Annotated[float, typer.Option(help="Seconds to wait with --wait.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+@workflow_app.command("run")
+def workflow_run(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Workflow YAML file.", exists=True, dir_okay=False)],
+    request_id: Annotated[str, typer.Option(help="Idempotency key.")] = "",
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = 300.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Submit the workflow in FILE; prints its id (or, with --wait, how it ended)."""
+    try:
+        req = workflow_request(load_yaml(file.read_text(), str(file)), request_id)
+    except WorkflowFileError as exc:
+        raise typer.BadParameter(str(exc), param_hint="FILE") from None
+    _finish(ctx, lambda c: c.submit_workflow(req), wait, timeout, as_json)
+
+
+@workflow_app.command("get")
+def workflow_get(
+    ctx: typer.Context,
+    workflow_id: Annotated[str, typer.Argument(help="Workflow id.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a workflow with every step's state, agent, attempt and output."""
+    _print(call(ctx, lambda c: c.get_workflow(workflow_id)), as_json)
+
+
+@workflow_app.command("cancel")
+def workflow_cancel(
+    ctx: typer.Context,
+    workflow_id: Annotated[str, typer.Argument(help="Workflow id.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel a running workflow and its running tasks."""
+    _print(call(ctx, lambda c: c.cancel_workflow(workflow_id)), as_json)
+
+
+def workflows(
+    ctx: typer.Context,
+    state: Annotated[str | None, typer.Option(help="Only this state, e.g. RUNNING.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many.", min=1)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """List workflows, newest first."""
+    value = None
+    if state:
+        key = state.strip().upper()
+        try:
+            value = workflow_pb2.WorkflowState.Value(
+                key if key.startswith("WORKFLOW_STATE_") else "WORKFLOW_STATE_" + key
+            )
+        except ValueError:
+            raise typer.BadParameter(
+                f"{state!r} is not a workflow state", param_hint="--state"
+            ) from None
+
+    async def go(client: Client) -> list[workflow_pb2.Workflow]:
+        out: list[workflow_pb2.Workflow] = []
+        async for wf in client.iter_workflows(value, min(limit, 1000)):
+            out.append(wf)
+            if len(out) >= limit:
+                break
+        return out
+
+    found = call(ctx, go)
+    if as_json:
+        typer.echo(dumps([workflow_to_dict(w) for w in found]))
+        return
+    rows = [
+        [
+            w.workflow_id,
+            workflow_state_name(w.state),
+            w.name,
+            f"{sum(s.state == workflow_pb2.STEP_STATE_SUCCEEDED for s in w.steps)}/{len(w.steps)}",
+        ]
+        for w in found
+    ]
+    typer.echo(table(["WORKFLOW", "STATE", "NAME", "STEPS OK"], rows))
+
+
+def commands(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """List the custom commands (workflow templates) the gateway offers."""
+    found = call(ctx, lambda c: c.list_commands())
+    if as_json:
+        typer.echo(dumps([command_to_dict(c) for c in found]))
+        return
+    for cmd in found:
+        typer.echo(f"{cmd.name}: {cmd.description}")
+        for p in cmd.parameters:
+            kind = command_pb2.ParameterType.Name(p.type).removeprefix("PARAMETER_TYPE_").lower()
+            extra = (
+                " (required)"
+                if p.required
+                else f" (default {p.default_json})"
+                if p.default_json
+                else ""
+            )
+            typer.echo(f"    -p {p.name}=<{kind}>{extra}  {p.description}")
+        typer.echo(f"    steps: {', '.join(cmd.step_ids)}")
+
+
+def _params(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r} is not key=value", param_hint="-p")
+        out[key] = value
+    return out
+
+
+def run(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Command name (see `hivewire commands`).")],
+    param: Annotated[
+        list[str] | None, typer.Option("-p", "--param", help="Parameter key=value (repeatable).")
+    ] = None,
+    request_id: Annotated[str, typer.Option(help="Idempotency key.")] = "",
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = 300.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a custom command as a workflow; prints its id (or, with --wait, how it ended)."""
+    values = _params(param or [])
+    _finish(ctx, lambda c: c.run_command(name, cast(dict[str, Any], values), request_id=request_id),
+            wait, timeout, as_json)  # fmt: skip

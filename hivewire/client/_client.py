@@ -1,0 +1,307 @@
+"""Client SDK for the gateway: submit tasks, wait for them, list, cancel, and stream events.
+
+async with Client() as client:
+    task = await client.submit_and_wait("echo", {"hello": "world"})
+    print(task_to_dict(task)["result"])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+import grpc
+
+from hivewire.client._dlq import DeadLetterMethods
+from hivewire.client._events import EventStream
+from hivewire.client._workflow import WorkflowCalls, workflow_to_dict
+from hivewire.core.backoff import backoff
+from hivewire.core.convert import agent_to_dict, encode_payload, task_to_dict
+from hivewire.core.defaults import DEFAULT_GATEWAY_ADDR, channel_options, env
+from hivewire.core.tracing import client_interceptors, new_traceparent, traceparent_of
+from hivewire.v1 import agent_pb2, event_pb2, gateway_pb2_grpc, stats_pb2, task_pb2
+
+__all__ = [
+    "TERMINAL_STATES",
+    "Client",
+    "agent_to_dict",
+    "encode_payload",
+    "task_to_dict",
+    "workflow_to_dict",
+]
+
+TERMINAL_STATES = frozenset(
+    {
+        task_pb2.TASK_STATE_SUCCEEDED,
+        task_pb2.TASK_STATE_FAILED,
+        task_pb2.TASK_STATE_CANCELLED,
+        task_pb2.TASK_STATE_TIMED_OUT,
+    }
+)
+
+
+def _submit_request(
+    capability: str,
+    payload: object,
+    *,
+    priority: int = 0,
+    max_attempts: int = 0,
+    required_labels: Mapping[str, str] | None = None,
+    request_id: str = "",
+    attempt_timeout: float | None = None,
+    schedule_to_start_timeout: float | None = None,
+    heartbeat_timeout: float | None = None,
+    retry_initial_backoff: float | None = None,
+    retry_max_backoff: float | None = None,
+) -> task_pb2.SubmitTaskRequest:
+    req = task_pb2.SubmitTaskRequest(
+        capability=capability,
+        payload=encode_payload(payload),
+        priority=priority,
+        max_attempts=max_attempts,
+        required_labels=dict(required_labels or {}),
+        request_id=request_id,
+    )
+    if attempt_timeout is not None:
+        req.attempt_timeout.FromNanoseconds(int(attempt_timeout * 1e9))
+    for name, seconds in (
+        ("schedule_to_start_timeout", schedule_to_start_timeout),
+        ("heartbeat_timeout", heartbeat_timeout),
+        ("retry_initial_backoff", retry_initial_backoff),
+        ("retry_max_backoff", retry_max_backoff),
+    ):
+        if seconds is not None:
+            getattr(req, name).FromNanoseconds(int(seconds * 1e9))
+    return req
+
+
+def _trace_metadata() -> tuple[tuple[str, str], ...]:
+    """A fresh trace for a submission made outside any span, so the task gets a trace id the
+    caller knows (Task.trace_id); inside a span, the interceptor propagates that span instead."""
+    return () if traceparent_of() else (("traceparent", new_traceparent()),)
+
+
+class Client(WorkflowCalls, DeadLetterMethods):
+    """One channel to the gateway; every unary call has a deadline (`timeout` seconds)."""
+
+    def __init__(self, addr: str | None = None, *, timeout: float = 10.0) -> None:
+        self.addr = addr or env("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR)
+        self.timeout = timeout
+        self._channel = grpc.aio.insecure_channel(
+            self.addr, options=channel_options(), interceptors=client_interceptors()
+        )
+        self._stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # Tasks
+    async def submit(
+        self,
+        capability: str,
+        payload: object = None,
+        *,
+        priority: int = 0,
+        max_attempts: int = 0,
+        required_labels: Mapping[str, str] | None = None,
+        request_id: str = "",
+        attempt_timeout: float | None = None,
+        **timeouts: float | None,
+    ) -> task_pb2.Task:
+        """Submit one task; `payload` is sent as is when bytes, else JSON-encoded.
+
+        `timeouts` (seconds): schedule_to_start_timeout, heartbeat_timeout,
+        retry_initial_backoff, retry_max_backoff.
+        """
+        req = _submit_request(
+            capability,
+            payload,
+            priority=priority,
+            max_attempts=max_attempts,
+            required_labels=required_labels,
+            request_id=request_id,
+            attempt_timeout=attempt_timeout,
+            **timeouts,
+        )
+        resp: task_pb2.SubmitTaskResponse = await self._stub.SubmitTask(
+            req, timeout=self.timeout, metadata=_trace_metadata()
+        )
+        return resp.task
+
+    async def submit_many(
+        self, tasks: Iterable[Mapping[str, Any] | task_pb2.SubmitTaskRequest]
+    ) -> list[task_pb2.Task]:
+        """Submit a batch atomically; each item is a SubmitTaskRequest or submit()'s kwargs."""
+        reqs = [
+            t if isinstance(t, task_pb2.SubmitTaskRequest) else _submit_request(**t) for t in tasks
+        ]
+        resp = await self._stub.SubmitTasks(
+            task_pb2.SubmitTasksRequest(tasks=reqs),
+            timeout=self.timeout,
+            metadata=_trace_metadata(),
+        )
+        return list(resp.tasks)
+
+    async def get(self, task_id: str) -> task_pb2.Task:
+        resp: task_pb2.GetTaskResponse = await self._stub.GetTask(
+            task_pb2.GetTaskRequest(task_id=task_id), timeout=self.timeout
+        )
+        return resp.task
+
+    async def list_tasks(
+        self,
+        state: task_pb2.TaskState.ValueType | None = None,
+        capability: str | None = None,
+        page_size: int = 100,
+        page_token: str = "",
+    ) -> tuple[list[task_pb2.Task], str]:
+        """One page of tasks, newest first, and the next page token ('' on the last page)."""
+        req = task_pb2.ListTasksRequest(
+            page_size=page_size,
+            page_token=page_token,
+            state=state or task_pb2.TASK_STATE_UNSPECIFIED,
+            capability=capability or "",
+        )
+        resp = await self._stub.ListTasks(req, timeout=self.timeout)
+        return list(resp.tasks), resp.next_page_token
+
+    async def iter_tasks(
+        self,
+        state: task_pb2.TaskState.ValueType | None = None,
+        capability: str | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[task_pb2.Task]:
+        """Every task across all pages."""
+        token = ""
+        while True:
+            tasks, token = await self.list_tasks(state, capability, page_size, token)
+            for task in tasks:
+                yield task
+            if not token:
+                return
+
+    async def cancel(self, task_id: str) -> task_pb2.Task:
+        resp: task_pb2.CancelTaskResponse = await self._stub.CancelTask(
+            task_pb2.CancelTaskRequest(task_id=task_id), timeout=self.timeout
+        )
+        return resp.task
+
+    async def wait(
+        self,
+        task_id: str,
+        timeout: float = 60.0,  # noqa: ASYNC109 - a deadline for the whole wait, not one call
+    ) -> task_pb2.Task:
+        """Poll GetTask (backoff 5 ms up to 250 ms) until terminal; TimeoutError past `timeout`."""
+        deadline = time.monotonic() + timeout
+        delays = backoff(0.005, 0.25)
+        while True:
+            task = await self.get(task_id)
+            if task.state in TERMINAL_STATES:
+                return task
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"task {task_id} not finished after {timeout}s")
+            await asyncio.sleep(min(next(delays), left))
+
+    async def submit_and_wait(
+        self,
+        capability: str,
+        payload: object = None,
+        *,
+        timeout: float = 60.0,  # noqa: ASYNC109 - a deadline for the whole wait, not one call
+        **kwargs: Any,
+    ) -> task_pb2.Task:
+        """Submit one task and return it once terminal (TimeoutError past `timeout`)."""
+        task = await self.submit(capability, payload, **kwargs)
+        if task.state in TERMINAL_STATES:
+            return task
+        return await self.wait(task.task_id, timeout)
+
+    # Agents
+    async def list_agents(
+        self,
+        capability: str | None = None,
+        state: agent_pb2.AgentState.ValueType | None = None,
+        page_size: int = 100,
+        page_token: str = "",
+    ) -> tuple[list[agent_pb2.Agent], str]:
+        req = agent_pb2.ListAgentsRequest(
+            page_size=page_size,
+            page_token=page_token,
+            capability=capability or "",
+            state=state or agent_pb2.AGENT_STATE_UNSPECIFIED,
+        )
+        resp = await self._stub.ListAgents(req, timeout=self.timeout)
+        return list(resp.agents), resp.next_page_token
+
+    async def iter_agents(
+        self,
+        capability: str | None = None,
+        state: agent_pb2.AgentState.ValueType | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[agent_pb2.Agent]:
+        token = ""
+        while True:
+            agents, token = await self.list_agents(capability, state, page_size, token)
+            for agent in agents:
+                yield agent
+            if not token:
+                return
+
+    # Events
+    async def events(
+        self,
+        *,
+        task_id: str = "",
+        workflow_id: str = "",
+        agent_id: str = "",
+        capability: str = "",
+        types: Iterable[event_pb2.EventType.ValueType] = (),
+        since_cursor: str = "",
+        resume: bool = True,
+    ) -> AsyncIterator[event_pb2.Event]:
+        """Events as they happen (after `since_cursor` when given); runs until cancelled.
+
+        With `resume` (the default) a dropped stream is reopened after the last event seen,
+        so no event is lost or repeated across gateway restarts and slow-subscriber cut-offs.
+        """
+        req = event_pb2.StreamEventsRequest(
+            task_id=task_id,
+            workflow_id=workflow_id,
+            agent_id=agent_id,
+            capability=capability,
+            types=list(types),
+            since_cursor=since_cursor,
+        )
+        async for frame in self.stream(req, resume=resume):
+            if frame.WhichOneof("frame") == "event":
+                yield frame.event
+
+    def stream(self, request: event_pb2.StreamEventsRequest, *, resume: bool = True) -> EventStream:
+        """Every frame of StreamEvents (snapshot, events, heartbeats), resumed on disconnect."""
+        return EventStream(self._stub, request, resume=resume)
+
+    async def watch_stats(self, interval: float = 1.0) -> AsyncIterator[stats_pb2.Stats]:
+        """A Stats snapshot every `interval` seconds; runs until cancelled."""
+        req = stats_pb2.WatchStatsRequest()
+        req.interval.FromNanoseconds(int(interval * 1e9))
+        call = self._stub.WatchStats(req)
+        try:
+            async for resp in call:
+                yield resp.stats
+        finally:
+            call.cancel()

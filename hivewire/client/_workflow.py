@@ -1,0 +1,200 @@
+"""Workflow and custom-command calls of the client SDK (mixed into hivewire.client.Client)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from hivewire.core.backoff import backoff
+from hivewire.core.convert import decode_data, iso_time
+from hivewire.core.workflow_file import policy_value, workflow_request
+from hivewire.v1 import command_pb2, gateway_pb2_grpc, workflow_pb2
+
+WORKFLOW_TERMINAL_STATES = frozenset(
+    {
+        workflow_pb2.WORKFLOW_STATE_SUCCEEDED,
+        workflow_pb2.WORKFLOW_STATE_FAILED,
+        workflow_pb2.WORKFLOW_STATE_CANCELLED,
+    }
+)
+
+
+def workflow_state_name(state: int) -> str:
+    return workflow_pb2.WorkflowState.Name(state).removeprefix("WORKFLOW_STATE_")  # type: ignore[arg-type]
+
+
+def step_state_name(state: int) -> str:
+    return workflow_pb2.StepState.Name(state).removeprefix("STEP_STATE_")  # type: ignore[arg-type]
+
+
+def workflow_to_dict(wf: workflow_pb2.Workflow) -> dict[str, Any]:
+    """A workflow as a JSON-ready dict, step outputs decoded."""
+    return {
+        "workflow_id": wf.workflow_id,
+        "name": wf.name,
+        "command": wf.command,
+        "state": workflow_state_name(wf.state),
+        "failure_policy": workflow_pb2.FailurePolicy.Name(wf.failure_policy)
+        .removeprefix("FAILURE_POLICY_")
+        .lower(),
+        "create_time": iso_time(wf, "create_time"),
+        "end_time": iso_time(wf, "end_time"),
+        "steps": [
+            {
+                "step_id": s.step_id,
+                "capability": s.capability,
+                "depends_on": list(s.depends_on),
+                "state": step_state_name(s.state),
+                "task_ids": list(s.task_ids),
+                "agent_id": s.agent_id,
+                "attempt": s.attempt,
+                "output": decode_data(s.output),
+                "error": s.error,
+                "start_time": iso_time(s, "start_time"),
+                "end_time": iso_time(s, "end_time"),
+                **(
+                    {"map_over": s.map_over, "map_total": s.map_total, "map_done": s.map_done}
+                    if s.map_over
+                    else {}
+                ),
+            }
+            for s in wf.steps
+        ],
+    }
+
+
+def command_to_dict(cmd: command_pb2.Command) -> dict[str, Any]:
+    return {
+        "name": cmd.name,
+        "description": cmd.description,
+        "parameters": [
+            {
+                "name": p.name,
+                "type": command_pb2.ParameterType.Name(p.type)
+                .removeprefix("PARAMETER_TYPE_")
+                .lower(),
+                "required": p.required,
+                "default": decode_data(p.default_json.encode()),
+                "description": p.description,
+            }
+            for p in cmd.parameters
+        ],
+        "steps": list(cmd.step_ids),
+    }
+
+
+class WorkflowCalls:
+    """Uses the Client's stub and timeout."""
+
+    _stub: gateway_pb2_grpc.GatewayServiceStub
+    timeout: float
+
+    async def submit_workflow(
+        self,
+        workflow: workflow_pb2.SubmitWorkflowRequest | Mapping[str, Any] | Sequence[Any],
+        *,
+        name: str = "",
+        failure_policy: str = "",
+        request_id: str = "",
+    ) -> workflow_pb2.Workflow:
+        """Submit a workflow: a request, a workflow document ({name, failure_policy, steps}),
+        or a list of steps in the workflow file format (hivewire/workflow_yaml.py)."""
+        if isinstance(workflow, workflow_pb2.SubmitWorkflowRequest):
+            req = workflow
+        else:
+            doc = dict(workflow) if isinstance(workflow, Mapping) else {"steps": list(workflow)}
+            req = workflow_request(doc, request_id)
+        if name:
+            req.name = name
+        if failure_policy:
+            req.failure_policy = policy_value(failure_policy)  # type: ignore[assignment]
+        if request_id:
+            req.request_id = request_id
+        resp = await self._stub.SubmitWorkflow(req, timeout=self.timeout)
+        return resp.workflow  # type: ignore[no-any-return]
+
+    async def get_workflow(self, workflow_id: str) -> workflow_pb2.Workflow:
+        resp = await self._stub.GetWorkflow(
+            workflow_pb2.GetWorkflowRequest(workflow_id=workflow_id), timeout=self.timeout
+        )
+        return resp.workflow  # type: ignore[no-any-return]
+
+    async def list_workflows(
+        self,
+        state: workflow_pb2.WorkflowState.ValueType | None = None,
+        page_size: int = 100,
+        page_token: str = "",
+    ) -> tuple[list[workflow_pb2.Workflow], str]:
+        """One page of workflows, newest first, and the next page token ('' on the last)."""
+        resp = await self._stub.ListWorkflows(
+            workflow_pb2.ListWorkflowsRequest(
+                page_size=page_size,
+                page_token=page_token,
+                state=state or workflow_pb2.WORKFLOW_STATE_UNSPECIFIED,
+            ),
+            timeout=self.timeout,
+        )
+        return list(resp.workflows), str(resp.next_page_token)
+
+    async def iter_workflows(
+        self, state: workflow_pb2.WorkflowState.ValueType | None = None, page_size: int = 100
+    ) -> AsyncIterator[workflow_pb2.Workflow]:
+        token = ""
+        while True:
+            found, token = await self.list_workflows(state, page_size, token)
+            for wf in found:
+                yield wf
+            if not token:
+                return
+
+    async def cancel_workflow(self, workflow_id: str) -> workflow_pb2.Workflow:
+        resp = await self._stub.CancelWorkflow(
+            workflow_pb2.CancelWorkflowRequest(workflow_id=workflow_id), timeout=self.timeout
+        )
+        return resp.workflow  # type: ignore[no-any-return]
+
+    async def wait_workflow(
+        self,
+        workflow_id: str,
+        timeout: float = 300.0,  # noqa: ASYNC109 - a deadline for the whole wait
+    ) -> workflow_pb2.Workflow:
+        """Poll GetWorkflow (backoff 10 ms up to 500 ms) until it ends; TimeoutError past it."""
+        deadline = time.monotonic() + timeout
+        delays = backoff(0.01, 0.5)
+        while True:
+            wf = await self.get_workflow(workflow_id)
+            if wf.state in WORKFLOW_TERMINAL_STATES:
+                return wf
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"workflow {workflow_id} not finished after {timeout}s")
+            await asyncio.sleep(min(next(delays), left))
+
+    async def list_commands(self) -> list[command_pb2.Command]:
+        resp = await self._stub.ListCommands(
+            command_pb2.ListCommandsRequest(), timeout=self.timeout
+        )
+        return list(resp.commands)
+
+    async def run_command(
+        self, name: str, params: Mapping[str, object] | None = None, *, request_id: str = ""
+    ) -> workflow_pb2.Workflow:
+        """Start a custom command; parameter values are sent as text (lists comma-joined
+        unless given as text already)."""
+        text = {k: _param_text(v) for k, v in (params or {}).items()}
+        resp = await self._stub.RunCommand(
+            command_pb2.RunCommandRequest(name=name, params=text, request_id=request_id),
+            timeout=self.timeout,
+        )
+        return resp.workflow  # type: ignore[no-any-return]
+
+
+def _param_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return json.dumps(list(value))
+    return str(value)

@@ -1,0 +1,1 @@
+"""Tasks: storage, scheduling onto agents, results, reclaim, dead letters, and their Lua."""

@@ -1,0 +1,159 @@
+"""The metrics feed: counts task events by capability in Redis and observes latency histograms.
+
+It reads the events stream through its own consumer group, so with several coordinators each
+event is counted by exactly one of them; the counters live in Redis (every replica's /metrics
+reports the same totals) and survive restarts. A slow feed never slows the task path: it only
+reads the events stream. With tracing on it also turns retries, reclaims and dead letters into
+spans in each task's trace (services/coordinator/lifecycle_spans.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import cast
+
+from redis.exceptions import ResponseError
+
+from hivewire.v1 import event_pb2
+from hivewire_services.common import lua
+from hivewire_services.common.events import decode_entry
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.loops import Backoff
+from hivewire_services.common.metrics import ASSIGNMENT_LATENCY, END_TO_END_LATENCY
+from hivewire_services.common.redis import Redis
+from hivewire_services.coordinator.tasks.lifecycle_spans import record_lifecycle_spans
+
+logger = logging.getLogger(__name__)
+
+METRICS_GROUP = "metrics"
+BATCH = 1000
+CLAIM_IDLE_MS = 30_000
+CLAIM_EVERY_S = 15.0
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+# Event type -> counter name (hivewire_tasks_<name>_total).
+COUNTED = {
+    event_pb2.EVENT_TYPE_TASK_SUBMITTED: "submitted",
+    event_pb2.EVENT_TYPE_TASK_SUCCEEDED: "succeeded",
+    event_pb2.EVENT_TYPE_TASK_FAILED: "failed",
+    event_pb2.EVENT_TYPE_TASK_RETRYING: "retried",
+    event_pb2.EVENT_TYPE_TASK_RECLAIMED: "reclaimed",
+    event_pb2.EVENT_TYPE_TASK_DEAD_LETTERED: "dead_lettered",
+    event_pb2.EVENT_TYPE_TASK_CANCELLED: "cancelled",
+    event_pb2.EVENT_TYPE_TASK_TIMED_OUT: "timed_out",
+}
+COUNTER_NAMES = tuple(dict.fromkeys(COUNTED.values()))
+_TERMINAL = {
+    event_pb2.EVENT_TYPE_TASK_SUCCEEDED: "SUCCEEDED",
+    event_pb2.EVENT_TYPE_TASK_FAILED: "FAILED",
+    event_pb2.EVENT_TYPE_TASK_CANCELLED: "CANCELLED",
+    event_pb2.EVENT_TYPE_TASK_TIMED_OUT: "TIMED_OUT",
+}
+
+
+class MetricsFeed:
+    """One consumer of the `metrics` group on the events stream."""
+
+    def __init__(self, redis: Redis, keys: Keys, consumer: str) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.consumer = consumer
+        self._count = lua.register(redis, Path(__file__).parent / "metrics_feed.lua")
+
+    async def ensure_group(self) -> None:
+        try:
+            # "$": counting starts when the first coordinator with metrics starts.
+            await self.redis.xgroup_create(self.keys.events, METRICS_GROUP, id="$", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def run(self) -> None:
+        backoff = Backoff()
+        loop = asyncio.get_running_loop()
+        last_claim = loop.time()
+        while True:
+            try:
+                await self.ensure_group()
+                while True:
+                    if loop.time() - last_claim > CLAIM_EVERY_S:
+                        last_claim = loop.time()
+                        await self._claim_abandoned()
+                    reply = await self.redis.xreadgroup(
+                        METRICS_GROUP,
+                        self.consumer,
+                        {self.keys.events: ">"},
+                        count=BATCH,
+                        block=1000,
+                    )
+                    for _, entries in cast(list[tuple[bytes, list[Entry]]], reply or []):
+                        await self.apply(entries)
+                    backoff.reset()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await backoff.failed("metrics feed", exc)
+
+    async def _claim_abandoned(self) -> None:
+        """Count what a dead coordinator read and never counted."""
+        reply = await self.redis.xautoclaim(
+            self.keys.events, METRICS_GROUP, self.consumer, CLAIM_IDLE_MS, count=BATCH
+        )
+        if reply[1]:
+            await self.apply(cast(list[Entry], reply[1]))
+
+    async def apply(self, entries: Iterable[Entry]) -> None:
+        """Count a batch atomically (idempotent per entry), then observe latencies."""
+        args: list[str | bytes | int] = [METRICS_GROUP, 0]
+        events: list[event_pb2.Event | None] = []
+        for entry_id, fields in entries:
+            try:
+                event: event_pb2.Event | None = decode_entry(entry_id, fields)
+            except Exception:
+                event = None
+            field = ""
+            if event is not None and event.type in COUNTED:
+                field = f"{COUNTED[event.type]}|{event.capability}"
+            events.append(event)
+            args += [entry_id, field]
+        if not events:
+            return
+        args[1] = len(events)
+        acked = await self._count(keys=[self.keys.events, self.keys.task_counters], args=args)
+        fresh = [e for e, a in zip(events, acked, strict=True) if e is not None and int(a) == 1]
+        await self._observe(fresh)
+        await record_lifecycle_spans(self.redis, self.keys, fresh)
+
+    async def _observe(self, events: list[event_pb2.Event]) -> None:
+        timed = [
+            e
+            for e in events
+            if e.type in _TERMINAL
+            or (e.type == event_pb2.EVENT_TYPE_TASK_ASSIGNED and e.attempt == 1)
+        ]
+        if not timed:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for e in timed:
+                pipe.hget(self.keys.task(e.task_id), "create_ms")
+            created = await pipe.execute()
+        for event, raw in zip(timed, created, strict=True):
+            if not raw:
+                continue
+            seconds = max(0.0, (event.time.ToMilliseconds() - int(raw)) / 1000)
+            if event.type == event_pb2.EVENT_TYPE_TASK_ASSIGNED:
+                ASSIGNMENT_LATENCY.labels(event.capability).observe(seconds)
+            else:
+                END_TO_END_LATENCY.labels(event.capability, _TERMINAL[event.type]).observe(seconds)
+
+
+def parse_counters(raw: dict[bytes, bytes]) -> dict[tuple[str, str], int]:
+    """The counters hash as {(counter, capability): count}."""
+    out: dict[tuple[str, str], int] = {}
+    for key, value in raw.items():
+        name, _, capability = key.decode().partition("|")
+        out[(name, capability)] = int(value)
+    return out

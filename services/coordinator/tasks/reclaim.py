@@ -1,0 +1,187 @@
+"""Reclaim: deadlines of in-flight work (reap.lua) and the inboxes of agents gone offline.
+
+An agent whose registry lease expires (or that deregisters) is put in the reclaim set by the
+registry. This loop takes over its inbox: unread entries with XREADGROUP, read-but-unacked
+ones with XAUTOCLAIM (ids XAUTOCLAIM reports as deleted are just acknowledged), and re-queues
+each still-current attempt as the next attempt (reclaim.lua). Several coordinators may run it
+at once: every step is fenced by task attempt, so a doubly claimed entry changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from typing import Any, cast
+
+from google.protobuf.message import DecodeError
+from redis.exceptions import ResponseError
+
+from hivewire.core.wire import ENVELOPE_FIELD, INBOX_GROUP
+from hivewire.v1 import stream_pb2
+from hivewire_services.common.clock import now_ms
+from hivewire_services.common.config import Settings
+from hivewire_services.common.errors import InvalidArgument
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.loops import Backoff
+from hivewire_services.common.redis import Redis
+from hivewire_services.coordinator.tasks import tasklua
+
+logger = logging.getLogger(__name__)
+
+BATCH = 256
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+class Reclaimer:
+    """Runs reap and reclaim passes every `reclaim_interval` seconds or when woken."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        settings: Settings,
+        consumer: str,
+        on_change: Callable[[], None],
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.settings = settings
+        self.consumer = consumer
+        self._on_change = on_change
+        self._reap = tasklua.register(redis, "reap")
+        self._reclaim = tasklua.register(redis, "reclaim")
+        self._wake = asyncio.Event()
+        self.counts = {"reclaimed": 0, "lease_expired": 0, "attempt_timeouts": 0, "timed_out": 0}
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        backoff = Backoff()
+        loop = asyncio.get_running_loop()
+        # After a failed pass (Redis unreachable) no lease is judged for half an agent lease:
+        # agents could not heartbeat meanwhile, and each gets a heartbeat to renew first.
+        outage_grace = self.settings.lease_seconds / 2
+        hold_until = 0.0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.reclaim_interval)
+            self._wake.clear()
+            try:
+                if backoff.failures:
+                    await self.redis.ping()
+                    hold_until = loop.time() + outage_grace  # counted from recovery
+                elif loop.time() >= hold_until:
+                    await self.pass_once()
+                backoff.reset()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await backoff.failed("reclaim pass", exc)
+
+    async def pass_once(self) -> None:
+        changed = await self.reap_once()
+        for agent_id in await self.offline_agents():
+            changed += await self.reclaim_agent(agent_id)
+        if changed:
+            self._on_change()
+
+    async def reap_once(self) -> int:
+        """Enforce leases and deadlines (bounded batches until nothing is due)."""
+        total = 0
+        while True:
+            args = [*tasklua.context_args(self.keys, self.settings, now_ms()), BATCH]
+            raw = await self._reap(
+                keys=tasklua.context_keys(self.keys), args=[*args, random.random()]
+            )
+            leases, attempts, timed_out = (int(x) for x in raw)
+            self.counts["lease_expired"] += leases
+            self.counts["attempt_timeouts"] += attempts
+            self.counts["timed_out"] += timed_out
+            total += leases + attempts + timed_out
+            if max(leases, attempts, timed_out) < BATCH:
+                return total
+
+    async def offline_agents(self) -> list[str]:
+        raw = cast(list[bytes], await self.redis.zrange(self.keys.reclaim_agents, 0, BATCH - 1))
+        return [r.decode() for r in raw]
+
+    async def reclaim_agent(self, agent_id: str) -> int:
+        """Re-queue everything left in an offline agent's inbox; then forget the inbox."""
+        inbox = self.keys.inbox(agent_id)
+        lost = 0
+        if await self.redis.exists(inbox):
+            lost += await self._claim_unread(agent_id, inbox)
+            lost += await self._claim_pending(agent_id, inbox)
+        done = await self._run_reclaim(agent_id, [])
+        if done:
+            logger.info("reclaimed inbox of offline agent %s (%d re-queued)", agent_id, lost)
+        self.counts["reclaimed"] += lost
+        return lost
+
+    async def _claim_unread(self, agent_id: str, inbox: str) -> int:
+        """Entries delivered to the inbox that the agent never read."""
+        lost = 0
+        while True:
+            try:
+                reply = await self.redis.xreadgroup(
+                    INBOX_GROUP, self.consumer, {inbox: ">"}, count=BATCH
+                )
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):
+                    return lost
+                raise
+            entries = [e for _, batch in cast(list[Any], reply or []) for e in batch]
+            if not entries:
+                return lost
+            lost += await self._run_reclaim(agent_id, entries)
+
+    async def _claim_pending(self, agent_id: str, inbox: str) -> int:
+        """Entries the agent read and never acknowledged (XAUTOCLAIM, any idle time)."""
+        lost = 0
+        start: bytes | str = "0-0"
+        while True:
+            try:
+                reply = await self.redis.xautoclaim(
+                    inbox, INBOX_GROUP, self.consumer, 0, start_id=start, count=BATCH
+                )
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):
+                    return lost
+                raise
+            start, entries = reply[0], cast(list[Entry], reply[1])
+            deleted = cast(list[bytes], reply[2]) if len(reply) > 2 else []
+            if deleted:  # pending, but the entry itself is gone: nothing to re-queue from it
+                await self.redis.xack(inbox, INBOX_GROUP, *deleted)
+            if entries:
+                lost += await self._run_reclaim(agent_id, entries)
+            if start in (b"0-0", "0-0"):
+                return lost
+
+    async def _run_reclaim(self, agent_id: str, entries: list[Entry]) -> int:
+        body: list[tasklua.Arg] = []
+        for entry_id, fields in entries:
+            task_id, attempt = "", 0
+            try:
+                envelope = stream_pb2.TaskEnvelope.FromString(fields[ENVELOPE_FIELD])
+                self.keys.task(envelope.task_id)  # validates the id before it reaches a key
+                task_id, attempt = envelope.task_id, envelope.attempt
+            except (KeyError, DecodeError, InvalidArgument) as exc:
+                logger.warning("dropping malformed inbox entry %s: %s", entry_id, exc)
+            body += [entry_id, task_id, attempt]
+        args = [
+            *tasklua.context_args(self.keys, self.settings, now_ms()),
+            INBOX_GROUP,
+            agent_id,
+            random.random(),
+            len(entries),
+        ]
+        keys = [
+            *tasklua.context_keys(self.keys),
+            self.keys.inbox(agent_id),
+            self.keys.reclaim_agents,
+        ]
+        return int(await self._reclaim(keys=keys, args=[*args, *body]))

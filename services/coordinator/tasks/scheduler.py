@@ -1,0 +1,187 @@
+"""The scheduler: matches pending tasks to live agents with free slots, least loaded first."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from hivewire.v1 import stream_pb2
+from hivewire_services.common import lua
+from hivewire_services.common.clock import duration_from_seconds, now_ms, ts_from_ms
+from hivewire_services.common.config import Settings
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.loops import Backoff
+from hivewire_services.common.redis import Redis
+from hivewire_services.coordinator.tasks import tasklua
+from hivewire_services.coordinator.tasks.agent_cache import AgentCache, CachedAgent
+from hivewire_services.coordinator.tasks.dispatch_tracing import end_dispatch, start_dispatch
+
+logger = logging.getLogger(__name__)
+
+_HERE = Path(__file__).parent
+# Tasks looked at beyond the free slots, so a head task whose labels match no agent
+# does not block the ones behind it.
+LOOKAHEAD = 64
+# Values per task in a peek.lua reply: task_id, attempt, labels, payload, workflow_id,
+# timeout_ms, trace_id.
+_ROW = 7
+
+
+@dataclass
+class Assignment:
+    task_id: str
+    agent_id: str
+    attempt: int
+    token: str
+    envelope: bytes
+    span: Any = None
+
+
+def plan(
+    tasks: list[tuple[str, dict[str, str]]],
+    agents: list[CachedAgent],
+    load: dict[str, int],
+) -> list[tuple[str, str]]:
+    """Pair tasks (in queue order) with agents: matching labels, a free slot, least loaded.
+
+    `load` is updated in place with the slots this plan takes.
+    """
+    pairs: list[tuple[str, str]] = []
+    for task_id, required in tasks:
+        best: CachedAgent | None = None
+        for agent in agents:
+            used = load.get(agent.agent_id, 0)
+            if used >= agent.max_concurrency or not agent.matches(required):
+                continue
+            if best is None or (used, -agent.max_concurrency) < (
+                load.get(best.agent_id, 0),
+                -best.max_concurrency,
+            ):
+                best = agent
+        if best is not None:
+            load[best.agent_id] = load.get(best.agent_id, 0) + 1
+            pairs.append((task_id, best.agent_id))
+    return pairs
+
+
+def _labels(raw: bytes | None) -> dict[str, str]:
+    """A task's required labels (most tasks have none: skip the JSON parse)."""
+    if not raw or raw == b"{}":
+        return {}
+    return cast(dict[str, str], json.loads(raw))
+
+
+class Scheduler:
+    """Runs scheduling passes when woken (submit, result, agent change) or every interval."""
+
+    def __init__(self, redis: Redis, keys: Keys, settings: Settings, cache: AgentCache) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.settings = settings
+        self.cache = cache
+        self._assign = tasklua.register(redis, "assign")
+        self._promote = lua.register(redis, _HERE / "promote.lua")
+        self._peek = lua.register(redis, _HERE / "peek.lua")
+        self._wake = asyncio.Event()
+        self.assigned_total = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        backoff = Backoff()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.scheduler_interval)
+            self._wake.clear()
+            try:
+                await self.promote_due()
+                while await self.schedule_once() >= self.settings.scheduler_batch:
+                    pass  # a full batch: more may be waiting
+                backoff.reset()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await backoff.failed("scheduler pass", exc)
+
+    async def promote_due(self) -> int:
+        """Move tasks whose retry backoff has passed back to their pending queue."""
+        return int(
+            await self._promote(
+                keys=[self.keys.due],
+                args=[self.keys.prefix, now_ms(), self.settings.scheduler_batch],
+            )
+        )
+
+    async def schedule_once(self) -> int:
+        """One pass over every capability with live agents; returns assignments applied."""
+        caps = self.cache.capabilities()
+        if not caps:
+            return 0
+        raw_load = cast(dict[bytes, bytes], await self.redis.hgetall(self.keys.agent_load))
+        load = {k.decode(): int(v) for k, v in raw_load.items()}
+        wanted: list[tuple[str, list[CachedAgent], int]] = []
+        for cap in caps:
+            agents = self.cache.for_capability(cap)
+            free = sum(max(0, a.max_concurrency - load.get(a.agent_id, 0)) for a in agents)
+            if free:
+                wanted.append((cap, agents, min(free, self.settings.scheduler_batch)))
+        if not wanted:
+            return 0
+        queues = cast(
+            list[list[bytes | None]],
+            await self._peek(
+                keys=[self.keys.pending(cap) for cap, _, _ in wanted],
+                args=[self.keys.prefix, *(free + LOOKAHEAD for _, _, free in wanted)],
+            ),
+        )
+        assignments: list[Assignment] = []
+        now = now_ms()
+        for (cap, agents, free), flat in zip(wanted, queues, strict=True):
+            rows = {
+                cast(bytes, flat[i]).decode(): flat[i + 1 : i + _ROW]
+                for i in range(0, len(flat), _ROW)
+            }
+            tasks = [(task_id, _labels(row[1])) for task_id, row in rows.items()]
+            for task_id, agent_id in plan(tasks, agents, load)[:free]:
+                assignments.append(self._prepare(task_id, agent_id, cap, rows[task_id], now))
+        if not assignments:
+            return 0
+        return await self._apply(assignments, now)
+
+    def _prepare(
+        self, task_id: str, agent_id: str, capability: str, row: list[bytes | None], now: int
+    ) -> Assignment:
+        attempt = int(row[0] or 0) + 1
+        token = secrets.token_hex(16)
+        envelope = stream_pb2.TaskEnvelope(
+            task_id=task_id,
+            attempt=attempt,
+            attempt_token=token,
+            capability=capability,
+            payload=row[2] or b"",
+            agent_id=agent_id,
+            workflow_id=(row[3] or b"").decode(),
+        )
+        envelope.assign_time.CopyFrom(ts_from_ms(now))
+        timeout_ms = int(row[4] or 0)
+        if timeout_ms:
+            envelope.attempt_timeout.CopyFrom(duration_from_seconds(timeout_ms / 1000))
+        span, envelope.traceparent = start_dispatch(envelope, (row[5] or b"").decode())
+        return Assignment(task_id, agent_id, attempt, token, envelope.SerializeToString(), span)
+
+    async def _apply(self, assignments: list[Assignment], now: int) -> int:
+        args = [*tasklua.context_args(self.keys, self.settings, now), len(assignments)]
+        for a in assignments:
+            args += [a.task_id, a.agent_id, a.attempt, a.token, a.envelope]
+        codes = await self._assign(keys=tasklua.context_keys(self.keys), args=args)
+        end_dispatch([a.span for a in assignments], codes)  # a failed call drops its spans
+        applied = sum(1 for c in codes if int(c) == 1)
+        self.assigned_total += applied
+        return applied

@@ -1,0 +1,244 @@
+"""Task storage: submit, read, list and cancel tasks; each write is one Lua script."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+from hivewire.core.tracing import trace_id_of
+from hivewire.v1 import task_pb2
+from hivewire_services.common import lua
+from hivewire_services.common.clock import now_ms, ts_from_ms
+from hivewire_services.common.config import Settings
+from hivewire_services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.common.submission import ValidTask
+from hivewire_services.common.validation import check_id, check_page_size
+from hivewire_services.coordinator.tasks import tasklua
+from hivewire_services.coordinator.tasks.dispatch_tracing import submit_traceparents
+from hivewire_services.coordinator.tasks.model import (
+    TASK_FIELDS,
+    TERMINAL_STATES,
+    set_durations,
+    task_from_values,
+)
+
+_HERE = Path(__file__).parent
+REQUEST_ID_TTL_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    tasks: list[task_pb2.Task]
+    next_page_token: str
+
+
+class TaskStore:
+    """Reads and writes tasks in Redis. Knows nothing of gRPC."""
+
+    def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.settings = settings
+        self._submit = lua.register(redis, _HERE / "submit.lua")
+        self._cancel = tasklua.register(redis, "cancel")
+        self._expire = lua.register_common(redis, "expire")
+
+    async def submit(self, specs: Sequence[ValidTask]) -> list[task_pb2.Task]:
+        """Create tasks atomically; a known request_id yields the task it created before."""
+        now = now_ms()
+        # Per task: one JSON row of its text fields, and its payload (bytes) as its own arg;
+        # far cheaper for redis-py to pack than 16 args per task.
+        rows: list[list[str]] = []
+        payloads: list[bytes] = []
+        new_ids = []
+        traceparents = submit_traceparents([spec.trace_id for spec in specs])
+        for spec, traceparent, task_id in zip(
+            specs, traceparents, _new_task_ids(len(specs)), strict=True
+        ):
+            new_ids.append(task_id)
+            request_key = ""
+            if spec.request_id:
+                digest = hashlib.sha256(spec.request_id.encode()).hexdigest()
+                request_key = self.keys.request_id(digest)
+            labels = spec.required_labels
+            rows.append(
+                [
+                    task_id,
+                    spec.capability,
+                    str(spec.priority),
+                    str(spec.max_attempts),
+                    json.dumps(labels, sort_keys=True) if labels else "{}",
+                    spec.request_id,
+                    request_key,
+                    str(spec.timeout_ms),
+                    traceparent,
+                    spec.workflow_id,
+                    spec.step_id,
+                    str(spec.schedule_to_start_ms),
+                    str(spec.heartbeat_timeout_ms),
+                    str(spec.retry_initial_backoff_ms),
+                    str(spec.retry_max_backoff_ms),
+                ]
+            )
+            payloads.append(spec.payload)
+        args: list[str | bytes | int] = [
+            self.keys.prefix,
+            now,
+            self.settings.events_maxlen,
+            REQUEST_ID_TTL_SECONDS,
+            len(specs),
+            json.dumps(rows, ensure_ascii=False).encode(),
+            *payloads,
+        ]
+        raw = await self._submit(
+            keys=[
+                self.keys.tasks_index,
+                self.keys.task_seq,
+                self.keys.events,
+                self.keys.start_deadlines,
+            ],
+            args=args,
+        )
+        ids = [r.decode() for r in cast(list[bytes], raw)]
+        out: list[task_pb2.Task] = []
+        known = [i for i, (got, new) in enumerate(zip(ids, new_ids, strict=True)) if got != new]
+        existing = await self.get_many([ids[i] for i in known]) if known else []
+        by_index = dict(zip(known, existing, strict=True))
+        for i, spec in enumerate(specs):
+            if i in by_index:
+                earlier = by_index[i]
+                if earlier is None:  # expired by retention while its request_id lived on
+                    raise NotFound(f"task {ids[i]} of request_id {spec.request_id!r} expired")
+                out.append(earlier)
+                continue
+            task = task_pb2.Task(
+                task_id=ids[i],
+                capability=spec.capability,
+                payload=spec.payload,
+                state=task_pb2.TASK_STATE_PENDING,
+                max_attempts=spec.max_attempts,
+                priority=spec.priority,
+                required_labels=spec.required_labels,
+                request_id=spec.request_id,
+                trace_id=trace_id_of(traceparents[i]),
+                workflow_id=spec.workflow_id,
+                step_id=spec.step_id,
+            )
+            task.create_time.CopyFrom(ts_from_ms(now))
+            set_durations(task, spec)
+            out.append(task)
+        return out
+
+    async def get(self, task_id: str) -> task_pb2.Task:
+        check_id(task_id, "task_id")
+        [task] = await self.get_many([task_id])
+        if task is None:
+            raise NotFound(f"task {task_id} not found", reason="TASK_NOT_FOUND")
+        return task
+
+    async def get_many(self, task_ids: Sequence[str]) -> list[task_pb2.Task | None]:
+        """Tasks by id in one round trip; None where a task does not exist."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for task_id in task_ids:
+                pipe.hmget(self.keys.task(task_id), TASK_FIELDS)
+            rows = await pipe.execute()
+        return [
+            task_from_values(task_id, row) if row[2] is not None else None
+            for task_id, row in zip(task_ids, rows, strict=True)
+        ]
+
+    async def list(
+        self, *, page_size: int, page_token: str, state: int, capability: str
+    ) -> TaskPage:
+        """Newest first; filters by state (an index per state) and capability (scanned)."""
+        size = check_page_size(page_size)
+        before = _decode_token(page_token)
+        index = self.keys.tasks_by_state(str(state)) if state else self.keys.tasks_index
+        if state and state not in task_pb2.TaskState.values():
+            raise InvalidArgument(f"unknown state {state}", field="state")
+        found: list[task_pb2.Task] = []
+        cursor = before
+        scanned = 0
+        while len(found) < size and scanned < size * 20:
+            max_score = f"({cursor}" if cursor is not None else "+inf"
+            rows = cast(
+                list[tuple[bytes, float]],
+                await self.redis.zrevrangebyscore(
+                    index, max_score, "-inf", start=0, num=size, withscores=True
+                ),
+            )
+            if not rows:
+                cursor = None
+                break
+            scanned += len(rows)
+            ids = [r[0].decode() for r in rows]
+            tasks = await self.get_many(ids)
+            for (_, score), task in zip(rows, tasks, strict=True):
+                cursor = int(score)
+                if task is None or (capability and task.capability != capability):
+                    continue
+                found.append(task)
+                if len(found) == size:
+                    break
+            if len(rows) < size:
+                if len(found) < size:
+                    cursor = None
+                break
+        token = str(cursor) if cursor is not None and len(found) == size else ""
+        return TaskPage(found, token)
+
+    async def expire(self, cutoff_ms: int, limit: int = 1000) -> int:
+        """Delete up to `limit` terminal tasks that ended before the cutoff; returns how many."""
+        got = await self._expire(
+            keys=[self.keys.finished, self.keys.tasks_index],
+            args=[self.keys.task_prefix, self.keys.tasks_by_state_prefix, cutoff_ms, limit],
+        )
+        return int(got)
+
+    async def cancel(self, task_id: str) -> task_pb2.Task:
+        check_id(task_id, "task_id")
+        previous = int(
+            await self._cancel(
+                keys=tasklua.context_keys(self.keys),
+                args=[*tasklua.context_args(self.keys, self.settings, now_ms()), task_id],
+            )
+        )
+        if previous == 0:
+            raise NotFound(f"task {task_id} not found", reason="TASK_NOT_FOUND")
+        if previous in TERMINAL_STATES:
+            name = task_pb2.TaskState.Name(cast(task_pb2.TaskState.ValueType, previous))
+            raise FailedPrecondition(
+                f"task {task_id} already finished ({name})",
+                reason="TASK_ALREADY_FINISHED",
+            )
+        return await self.get(task_id)
+
+
+def _new_task_ids(n: int) -> list[str]:
+    """n random UUID4s as 32 hex characters (uuid.uuid4().hex, with one urandom call)."""
+    raw = bytearray(os.urandom(16 * n))
+    for i in range(0, 16 * n, 16):
+        raw[i + 6] = raw[i + 6] & 0x0F | 0x40  # version 4
+        raw[i + 8] = raw[i + 8] & 0x3F | 0x80  # RFC 4122 variant
+    return [raw[i : i + 16].hex() for i in range(0, 16 * n, 16)]
+
+
+def _decode_token(token: str) -> int | None:
+    if not token:
+        return None
+    try:
+        value = int(token)
+    except ValueError:
+        raise InvalidArgument(
+            "page_token is not a token this server issued", field="page_token"
+        ) from None
+    if value <= 0:
+        raise InvalidArgument("page_token is not a token this server issued", field="page_token")
+    return value

@@ -1,0 +1,1 @@
+"""Workflows: DAG planning (pure), storage, the engine that advances them, and their Lua."""

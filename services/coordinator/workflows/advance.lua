@@ -1,0 +1,98 @@
+-- Apply one batch of workflow decisions computed by the engine (plan.py), each only if it
+-- still holds, so two coordinators (or a replay after a crash) never launch a step twice:
+--   L: launch a WAITING step: create its task(s) in this same step (one per map element;
+--      none for an empty map, which succeeds at once with output "[]")
+--   F: fail a WAITING step that cannot start (e.g. its map input is not an array)
+--   S: skip a WAITING step whose dependency failed
+--   C: cancel a WAITING or RUNNING step
+--   W: end the workflow (state, message), with its WORKFLOW_* event
+-- Nothing applies unless the workflow is RUNNING; launches stop once cancel is requested.
+-- KEYS: events, tasks_index, task_seq, pending_capabilities, workflows_running,
+--   workflows_finished
+-- ARGV: prefix, now_ms, events_maxlen, workflow_id, then ops (see parse below)
+-- Returns how many ops applied.
+local prefix, now, maxlen, wid = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local wk = prefix .. 'workflow:' .. wid
+local p = 5
+local function nxt() local v = ARGV[p]; p = p + 1; return v end
+local w = redis.call('HMGET', wk, 'state', 'cancel', 'seq', 'traceparent')
+if tonumber(w[1]) ~= WORKFLOW_STATE_RUNNING then return 0 end
+local cancelling = w[2] == '1'
+-- Step tasks descend from the workflow's span: one trace per workflow.
+local traceparent = w[4] or ''
+local applied = 0
+
+local function step_state(sid) return tonumber(redis.call('HGET', wk, 'st:' .. sid)) end
+
+local function create_task(tid, sid, cap, payload, priority, max_attempts, labels, timeout_ms)
+  local seq = redis.call('INCR', KEYS[3])
+  redis.call('HSET', prefix .. 'task:' .. tid,
+    'capability', cap, 'payload', payload, 'state', TASK_STATE_PENDING, 'attempt', 0,
+    'max_attempts', max_attempts, 'priority', priority, 'labels', labels,
+    'request_id', '', 'seq', seq, 'create_ms', now, 'timeout_ms', timeout_ms,
+    'trace_id', traceparent, 'workflow_id', wid, 'step_id', sid)
+  redis.call('ZADD', prefix .. 'pending:' .. cap, (100 - tonumber(priority)) * 17592186044416 + seq, tid)
+  redis.call('SADD', KEYS[4], cap)
+  redis.call('ZADD', KEYS[2], seq, tid)
+  redis.call('ZADD', prefix .. 'tasks:' .. TASK_STATE_PENDING, seq, tid)
+  emit_event(KEYS[1], maxlen, {type = EVENT_TYPE_TASK_SUBMITTED, ms = now, task_id = tid,
+    capability = cap, state = TASK_STATE_PENDING, workflow_id = wid, step_id = sid})
+end
+
+local nops = tonumber(nxt())
+for _ = 1, nops do
+  local op = nxt()
+  if op == 'L' then
+    local sid, cap, priority, max_attempts = nxt(), nxt(), nxt(), nxt()
+    local labels, timeout_ms, is_map, ntasks = nxt(), nxt(), nxt(), tonumber(nxt())
+    local ok = not cancelling and step_state(sid) == STEP_STATE_WAITING
+    local ids = {}
+    for i = 0, ntasks - 1 do
+      local tid, payload = nxt(), nxt()
+      if ok then
+        create_task(tid, sid, cap, payload, priority, max_attempts, labels, timeout_ms)
+        redis.call('HSET', wk, 'x:' .. tid, sid .. ',' .. i)
+        ids[#ids + 1] = tid
+      end
+    end
+    if ok then
+      applied = applied + 1
+      redis.call('HSET', wk, 'st:' .. sid, STEP_STATE_RUNNING, 't0:' .. sid, now,
+        'tk:' .. sid, table.concat(ids, ','))
+      if is_map == '1' then
+        redis.call('HSET', wk, 'mt:' .. sid, ntasks, 'md:' .. sid, 0)
+        if ntasks == 0 then
+          redis.call('HSET', wk, 'st:' .. sid, STEP_STATE_SUCCEEDED, 't1:' .. sid, now, 'o:' .. sid, '[]')
+        end
+      end
+    end
+  elseif op == 'F' or op == 'S' then
+    local sid = nxt()
+    local err = op == 'F' and nxt() or 'a dependency did not succeed'
+    if step_state(sid) == STEP_STATE_WAITING then
+      applied = applied + 1
+      local to = op == 'F' and STEP_STATE_FAILED or STEP_STATE_SKIPPED
+      redis.call('HSET', wk, 'st:' .. sid, to, 'er:' .. sid, err, 't1:' .. sid, now)
+    end
+  elseif op == 'C' then
+    local sid = nxt()
+    local st = step_state(sid)
+    if st == STEP_STATE_WAITING or st == STEP_STATE_RUNNING then
+      applied = applied + 1
+      redis.call('HSET', wk, 'st:' .. sid, STEP_STATE_CANCELLED, 't1:' .. sid, now)
+    end
+  elseif op == 'W' then
+    local to, message = tonumber(nxt()), nxt()
+    applied = applied + 1
+    redis.call('HSET', wk, 'state', to, 'end_ms', now, 'error', message)
+    redis.call('ZREM', KEYS[5], wid)
+    redis.call('ZADD', KEYS[6], now, wid)
+    redis.call('ZADD', prefix .. 'workflows:' .. to, w[3], wid)
+    local types = {[WORKFLOW_STATE_SUCCEEDED] = EVENT_TYPE_WORKFLOW_SUCCEEDED,
+      [WORKFLOW_STATE_FAILED] = EVENT_TYPE_WORKFLOW_FAILED,
+      [WORKFLOW_STATE_CANCELLED] = EVENT_TYPE_WORKFLOW_CANCELLED}
+    emit_event(KEYS[1], maxlen, {type = types[to], ms = now, workflow_id = wid, message = message})
+    return applied
+  end
+end
+return applied

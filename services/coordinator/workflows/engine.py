@@ -1,0 +1,226 @@
+"""The workflow engine: advances workflows when their tasks finish, and after a restart.
+
+The task scripts append a `workflow-updates` entry when a workflow task ends. The engine reads
+that stream through the consumer group `workflow-engine` (entries a dead coordinator read and
+never acknowledged are taken over with XAUTOCLAIM), reconciles each workflow named, then
+acknowledges. Reconciling is idempotent and needs nothing from the entry but the workflow id:
+it records every finished task of the workflow's running steps (record.lua), computes a plan
+(plan.py) and applies it (advance.lua), which re-checks every decision. A sweep of every
+running workflow at start and every `workflow_sweep_interval` makes progress even if an entry
+was lost, so a coordinator killed at any point resumes its workflows and no step runs twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import cast
+
+from redis.exceptions import ResponseError
+
+from hivewire.v1 import workflow_pb2
+from hivewire_services.common.clock import now_ms
+from hivewire_services.common.config import Settings
+from hivewire_services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.loops import Backoff
+from hivewire_services.common.redis import REDIS_UNAVAILABLE, Redis
+from hivewire_services.common.workflow_spec import WorkflowDef
+from hivewire_services.coordinator.tasks.store import TaskStore
+from hivewire_services.coordinator.workflows.plan import Plan, WorkflowRun, plan
+from hivewire_services.coordinator.workflows.store import WorkflowStore
+from hivewire_services.coordinator.workflows.tracing import record_workflow_advance
+
+logger = logging.getLogger(__name__)
+
+WORKFLOW_GROUP = "workflow-engine"
+READ_BATCH = 256
+EXPIRE_EVERY_S = 60.0
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+class WorkflowEngine:
+    """Submits, cancels and advances workflows; several coordinators may run one each."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        settings: Settings,
+        tasks: TaskStore,
+        consumer: str,
+        on_launch: Callable[[], None],
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.settings = settings
+        self.tasks = tasks
+        self.store = WorkflowStore(redis, keys, settings)
+        self.consumer = consumer
+        self._on_launch = on_launch
+        self.reconciled = 0
+
+    async def submit(self, defn: WorkflowDef) -> workflow_pb2.Workflow:
+        """Store the workflow, launch its root steps, return it."""
+        workflow_id = await self.store.create(defn)
+        await self.reconcile(workflow_id)
+        return await self.store.get(workflow_id)
+
+    async def cancel(self, workflow_id: str) -> workflow_pb2.Workflow:
+        """Cancel a running workflow: no more launches, running tasks cancelled, CANCELLED."""
+        state = await self.store.request_cancel(workflow_id)
+        if state != workflow_pb2.WORKFLOW_STATE_RUNNING:
+            name = workflow_pb2.WorkflowState.Name(state)  # type: ignore[arg-type]
+            raise FailedPrecondition(
+                f"workflow {workflow_id} already finished ({name})",
+                reason="WORKFLOW_ALREADY_FINISHED",
+            )
+        await self.reconcile(workflow_id)
+        return await self.store.get(workflow_id)
+
+    async def reconcile(self, workflow_id: str, finished: list[str] | None = None) -> None:
+        """Bring one workflow up to date with its tasks. Safe to repeat or run concurrently.
+
+        `finished` names the tasks a notification reported; without it every unrecorded task
+        of the running steps is checked (the sweep, and after submit or cancel).
+        """
+        self.reconciled += 1
+        run = await self.store.load(workflow_id)
+        if run is None or run.state != workflow_pb2.WORKFLOW_STATE_RUNNING:
+            return
+        await self.store.record(workflow_id, run.live_tasks() if finished is None else finished)
+        for _ in range(len(run.defn.steps) + 2):
+            run = await self.store.load(workflow_id)
+            if run is None or run.state != workflow_pb2.WORKFLOW_STATE_RUNNING:
+                return
+            decided = plan(run, self.settings.workflow_max_map, self.settings.max_payload_bytes)
+            if decided.empty:
+                return
+            # Cancel tasks before the step and workflow states say so: after a crash in
+            # between, the replay cancels again (idempotent) rather than leaving tasks running.
+            for task_id in decided.cancel_tasks:
+                with contextlib.suppress(NotFound, FailedPrecondition):
+                    await self.tasks.cancel(task_id)
+            await self.store.advance(workflow_id, decided)
+            _trace_advance(run, decided)
+            if decided.launches:
+                self._on_launch()
+            if decided.finish is not None:
+                return
+
+    async def ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(
+                self.keys.workflow_updates, WORKFLOW_GROUP, id="0", mkstream=True
+            )
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def sweep(self) -> None:
+        """Reconcile every running workflow (at start, then now and then)."""
+        for workflow_id in await self.store.running():
+            try:
+                await self.reconcile(workflow_id)
+            except REDIS_UNAVAILABLE:
+                raise
+            except Exception:
+                logger.exception("workflow %s could not advance", workflow_id)
+
+    async def expire(self) -> None:
+        """Delete workflows that ended longer ago than the task retention period."""
+        cutoff = now_ms() - int(self.settings.task_retention_seconds * 1000)
+        while await self.store.expire(cutoff) > 0:
+            pass
+
+    async def run(self) -> None:
+        backoff = Backoff()
+        loop = asyncio.get_running_loop()
+        last_sweep = last_claim = float("-inf")
+        last_expire = loop.time()
+        while True:
+            try:
+                await self.ensure_group()
+                while True:
+                    now = loop.time()
+                    if now - last_claim > max(1.0, self.settings.workflow_claim_idle / 3):
+                        last_claim = now
+                        await self.claim_abandoned()
+                    if now - last_sweep > self.settings.workflow_sweep_interval:
+                        last_sweep = now
+                        await self.sweep()
+                    if now - last_expire > EXPIRE_EVERY_S:
+                        last_expire = now
+                        await self.expire()
+                    reply = await self.redis.xreadgroup(
+                        WORKFLOW_GROUP,
+                        self.consumer,
+                        {self.keys.workflow_updates: ">"},
+                        count=READ_BATCH,
+                        block=1000,
+                    )
+                    for _, entries in cast(list[tuple[bytes, list[Entry]]] | None, reply) or []:
+                        await self.apply(entries)
+                    backoff.reset()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await backoff.failed("workflow engine", exc)
+
+    async def claim_abandoned(self) -> None:
+        """Take over entries another coordinator read and did not acknowledge (XAUTOCLAIM)."""
+        start: bytes | str = "0-0"
+        idle_ms = int(self.settings.workflow_claim_idle * 1000)
+        while True:
+            reply = await self.redis.xautoclaim(
+                self.keys.workflow_updates,
+                WORKFLOW_GROUP,
+                self.consumer,
+                idle_ms,
+                start_id=start,
+                count=READ_BATCH,
+            )
+            start, entries = reply[0], cast(list[Entry], reply[1])
+            if entries:
+                await self.apply(entries)
+            if start in (b"0-0", "0-0"):
+                return
+
+    async def apply(self, entries: list[Entry]) -> None:
+        """Reconcile each workflow named once, then acknowledge and delete the entries."""
+        finished: dict[str, list[str]] = {}
+        for _, fields in entries:
+            wid = fields.get(b"workflow_id", b"").decode()
+            try:
+                self.keys.workflow(wid)
+            except InvalidArgument:
+                logger.warning("dropping workflow update with bad workflow_id %r", wid[:40])
+                continue
+            finished.setdefault(wid, []).append(fields.get(b"task_id", b"").decode())
+        for wid, task_ids in finished.items():
+            try:
+                await self.reconcile(wid, task_ids)
+            except REDIS_UNAVAILABLE:
+                raise  # not acknowledged: read again once Redis is back
+            except Exception:
+                # A workflow that cannot advance must not block the others; the sweep retries it.
+                logger.exception("workflow %s could not advance", wid)
+        entry_ids = [e[0] for e in entries]
+        if entry_ids:
+            await self.redis.xack(self.keys.workflow_updates, WORKFLOW_GROUP, *entry_ids)
+            await self.redis.xdel(self.keys.workflow_updates, *entry_ids)
+
+
+def _trace_advance(run: WorkflowRun, decided: Plan) -> None:
+    """A short span per advance under the workflow's span (free when tracing is off)."""
+    if decided.launches:
+        steps = ",".join(launch.step.step_id for launch in decided.launches)
+        record_workflow_advance(
+            run.traceparent, run.workflow_id, "steps released", attributes={"hivewire.steps": steps}
+        )
+    if decided.finish is not None:
+        state = workflow_pb2.WorkflowState.Name(decided.finish[0])  # type: ignore[arg-type]
+        what = f"workflow {state.removeprefix('WORKFLOW_STATE_')}"
+        record_workflow_advance(run.traceparent, run.workflow_id, what)

@@ -1,0 +1,209 @@
+"""Workflow decisions, pure: given a workflow's stored state, what to launch, skip, cancel or end.
+
+The engine reads the state from Redis, asks `plan()`, and applies the plan with one Lua call
+(advance.lua) that re-checks every decision, so a stale or repeated plan is harmless.
+
+A step's input (the task payload) is its own payload object plus the key "parents", mapping
+each dependency's step id to that step's output (decoded JSON; text when it is not JSON):
+
+    {"...own fields...": ..., "parents": {"split": [...], "fetch": {...}}}
+
+A map step runs one task per element of its `map_over` step's JSON array output; each task
+gets {"...own fields...", "item": <element>, "index": <i>, "parents": {<other dependencies>}}
+and the map step's output is the JSON array of the element outputs, in element order.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from hivewire.v1 import workflow_pb2
+from hivewire_services.common.workflow_spec import (
+    INDEX_KEY,
+    ITEM_KEY,
+    PARENTS_KEY,
+    StepDef,
+    WorkflowDef,
+)
+
+WAITING = workflow_pb2.STEP_STATE_WAITING
+RUNNING = workflow_pb2.STEP_STATE_RUNNING
+SUCCEEDED = workflow_pb2.STEP_STATE_SUCCEEDED
+FAILED = workflow_pb2.STEP_STATE_FAILED
+CANCELLED = workflow_pb2.STEP_STATE_CANCELLED
+SKIPPED = workflow_pb2.STEP_STATE_SKIPPED
+NOT_SUCCEEDED = frozenset({FAILED, CANCELLED, SKIPPED})
+LIVE = frozenset({WAITING, RUNNING})
+
+
+@dataclass
+class StepRun:
+    """Stored state of one step."""
+
+    state: int = WAITING
+    task_ids: list[str] = field(default_factory=list)
+    output: bytes = b""
+    error: str = ""
+    agent_id: str = ""
+    attempt: int = 0
+    start_ms: int = 0
+    end_ms: int = 0
+    map_total: int = -1
+    map_done: int = 0
+
+
+@dataclass
+class WorkflowRun:
+    """Stored state of a workflow: its definition, its steps, and which tasks were recorded."""
+
+    workflow_id: str
+    defn: WorkflowDef
+    state: int
+    steps: dict[str, StepRun]
+    done: dict[str, int] = field(default_factory=dict)
+    cancel_requested: bool = False
+    create_ms: int = 0
+    end_ms: int = 0
+    error: str = ""
+    seq: int = 0
+    traceparent: str = ""
+
+    def live_tasks(self) -> list[str]:
+        """Tasks of RUNNING steps whose outcome is not recorded yet."""
+        return [
+            tid
+            for s in self.steps.values()
+            if s.state == RUNNING
+            for tid in s.task_ids
+            if tid not in self.done
+        ]
+
+
+@dataclass
+class Launch:
+    step: StepDef
+    inputs: list[bytes]
+
+
+@dataclass
+class Plan:
+    launches: list[Launch] = field(default_factory=list)
+    fails: list[tuple[str, str]] = field(default_factory=list)
+    skips: list[str] = field(default_factory=list)
+    cancels: list[str] = field(default_factory=list)
+    cancel_tasks: list[str] = field(default_factory=list)
+    finish: tuple[int, str] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.launches or self.fails or self.skips or self.cancels or self.finish)
+
+
+def decode_output(raw: bytes) -> Any:
+    """A step output as a value: JSON when it parses, else text; empty is None."""
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode(errors="replace")
+
+
+def topo_order(defn: WorkflowDef) -> list[StepDef]:
+    """Steps with every dependency before its dependents (the DAG was checked acyclic)."""
+    placed: set[str] = set()
+    out: list[StepDef] = []
+    remaining = list(defn.steps)
+    while remaining:
+        rest = []
+        for s in remaining:
+            if all(d in placed for d in s.depends_on):
+                out.append(s)
+                placed.add(s.step_id)
+            else:
+                rest.append(s)
+        if len(rest) == len(remaining):  # unreachable for a validated DAG
+            out.extend(rest)
+            break
+        remaining = rest
+    return out
+
+
+def _encode(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def step_inputs(
+    step: StepDef, steps: dict[str, StepRun], max_map: int, max_payload: int
+) -> list[bytes] | str:
+    """The task payload(s) of a step whose dependencies all succeeded, or why it cannot run."""
+    parents = {d: decode_output(steps[d].output) for d in step.depends_on if d != step.map_over}
+    if not step.map_over:
+        inputs = [_encode({**step.payload, PARENTS_KEY: parents})]
+    else:
+        items = decode_output(steps[step.map_over].output)
+        if not isinstance(items, list):
+            return f"output of step {step.map_over!r} is not a JSON array, so it cannot be mapped"
+        if len(items) > max_map:
+            return f"map over {len(items)} elements, over the limit of {max_map}"
+        inputs = [
+            _encode({**step.payload, ITEM_KEY: item, INDEX_KEY: i, PARENTS_KEY: parents})
+            for i, item in enumerate(items)
+        ]
+    for raw in inputs:
+        if len(raw) > max_payload:
+            return f"input is {len(raw)} bytes, over the payload limit of {max_payload}"
+    return inputs
+
+
+def _state_name(state: int) -> str:
+    return workflow_pb2.StepState.Name(state).removeprefix("STEP_STATE_")  # type: ignore[arg-type]
+
+
+def plan(run: WorkflowRun, max_map: int, max_payload: int) -> Plan:
+    """What to do next. Empty when nothing can change until a task finishes."""
+    out = Plan()
+    if run.state != workflow_pb2.WORKFLOW_STATE_RUNNING:
+        return out
+    live_steps = [sid for sid, s in run.steps.items() if s.state in LIVE]
+    if run.cancel_requested:
+        out.cancel_tasks = run.live_tasks()
+        out.cancels = live_steps
+        out.finish = (workflow_pb2.WORKFLOW_STATE_CANCELLED, "cancelled by request")
+        return out
+    bad = [sid for sid, s in run.steps.items() if s.state in (FAILED, CANCELLED)]
+    fail_fast = run.defn.failure_policy != workflow_pb2.FAILURE_POLICY_CONTINUE
+    if bad and fail_fast:
+        first = run.steps[bad[0]]
+        out.cancel_tasks = run.live_tasks()
+        out.cancels = live_steps
+        why = f"step {bad[0]} {_state_name(first.state)}: {first.error}".rstrip(": ")
+        out.finish = (workflow_pb2.WORKFLOW_STATE_FAILED, why)
+        return out
+    states = {sid: s.state for sid, s in run.steps.items()}
+    for step in topo_order(run.defn):
+        if states[step.step_id] != WAITING:
+            continue
+        deps = [states[d] for d in step.depends_on]
+        if any(d in NOT_SUCCEEDED for d in deps):
+            out.skips.append(step.step_id)
+            states[step.step_id] = SKIPPED
+        elif all(d == SUCCEEDED for d in deps):
+            inputs = step_inputs(step, run.steps, max_map, max_payload)
+            if isinstance(inputs, str):
+                out.fails.append((step.step_id, inputs))
+                states[step.step_id] = FAILED
+            else:
+                out.launches.append(Launch(step, inputs))
+                states[step.step_id] = RUNNING
+    if out.launches or out.fails or any(s in LIVE for s in states.values()):
+        return out
+    not_ok = [sid for sid, s in states.items() if s != SUCCEEDED]
+    if not not_ok:
+        out.finish = (workflow_pb2.WORKFLOW_STATE_SUCCEEDED, "")
+    else:
+        detail = ", ".join(f"{sid} {_state_name(states[sid])}" for sid in not_ok[:10])
+        out.finish = (workflow_pb2.WORKFLOW_STATE_FAILED, f"steps did not succeed: {detail}")
+    return out

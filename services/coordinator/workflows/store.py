@@ -1,0 +1,222 @@
+"""Workflow storage: create, read, list, record task outcomes, apply plans; writes are Lua."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+from hivewire.v1 import workflow_pb2
+from hivewire_services.common import lua
+from hivewire_services.common.clock import now_ms
+from hivewire_services.common.config import Settings
+from hivewire_services.common.errors import InvalidArgument, NotFound
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.common.validation import check_id, check_page_size
+from hivewire_services.common.workflow_spec import WorkflowDef, steps_to_json
+from hivewire_services.coordinator.workflows.model import run_from_hash, workflow_to_proto
+from hivewire_services.coordinator.workflows.plan import Plan, WorkflowRun
+from hivewire_services.coordinator.workflows.tracing import start_workflow_trace
+
+_HERE = Path(__file__).parent
+REQUEST_ID_TTL_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True)
+class WorkflowPage:
+    workflows: list[workflow_pb2.Workflow]
+    next_page_token: str
+
+
+class WorkflowStore:
+    """Reads and writes workflows in Redis. Knows nothing of gRPC."""
+
+    def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.settings = settings
+        self._create = lua.register(redis, _HERE / "create.lua")
+        self._record = lua.register(redis, _HERE / "record.lua")
+        self._advance = lua.register(redis, _HERE / "advance.lua")
+        self._cancel = lua.register(redis, _HERE / "cancel.lua")
+        self._expire = lua.register_common(redis, "expire")
+
+    @property
+    def running_index(self) -> str:
+        return self.keys.workflows_by_state(workflow_pb2.WORKFLOW_STATE_RUNNING)
+
+    async def create(self, defn: WorkflowDef) -> str:
+        """Store a validated workflow (steps WAITING); a known request_id yields its workflow."""
+        workflow_id = uuid.uuid4().hex
+        request_key = ""
+        if defn.request_id:
+            digest = hashlib.sha256(defn.request_id.encode()).hexdigest()
+            request_key = self.keys.workflow_request(digest)
+        step_ids = [s.step_id for s in defn.steps]
+        got = await self._create(
+            keys=[
+                self.keys.workflows_index,
+                self.keys.workflow_seq,
+                self.keys.events,
+                self.running_index,
+            ],
+            args=[
+                self.keys.prefix,
+                now_ms(),
+                self.settings.events_maxlen,
+                workflow_id,
+                request_key,
+                REQUEST_ID_TTL_SECONDS,
+                defn.name,
+                defn.failure_policy,
+                defn.command,
+                defn.request_id,
+                steps_to_json(defn.steps),
+                len(step_ids),
+                *step_ids,
+                start_workflow_trace(workflow_id, defn.name),
+            ],
+        )
+        return got.decode() if isinstance(got, bytes) else str(got)
+
+    async def load(self, workflow_id: str) -> WorkflowRun | None:
+        raw = cast(dict[bytes, bytes], await self.redis.hgetall(self.keys.workflow(workflow_id)))
+        return run_from_hash(workflow_id, raw)
+
+    async def record(self, workflow_id: str, task_ids: list[str]) -> int:
+        """Record terminal outcomes of these tasks (idempotent). Returns how many were new."""
+        if not task_ids:
+            return 0
+        self.keys.workflow(workflow_id)
+        got = await self._record(
+            args=[self.keys.prefix, now_ms(), workflow_id, len(task_ids), *task_ids]
+        )
+        return int(got)
+
+    async def advance(self, workflow_id: str, plan: Plan) -> int:
+        """Apply a plan in one Lua call; each decision is re-checked there."""
+        ops: list[str | bytes | int] = []
+        n = 0
+        for launch in plan.launches:
+            s = launch.step
+            n += 1
+            ops += ["L", s.step_id, s.capability, s.priority, s.max_attempts]
+            ops += [json.dumps(s.required_labels, sort_keys=True), s.timeout_ms]
+            ops += ["1" if s.map_over else "0", len(launch.inputs)]
+            for payload in launch.inputs:
+                ops += [uuid.uuid4().hex, payload]
+        for step_id, error in plan.fails:
+            n += 1
+            ops += ["F", step_id, error]
+        for step_id in plan.skips:
+            n += 1
+            ops += ["S", step_id]
+        for step_id in plan.cancels:
+            n += 1
+            ops += ["C", step_id]
+        if plan.finish is not None:
+            n += 1
+            ops += ["W", plan.finish[0], plan.finish[1]]
+        got = await self._advance(
+            keys=[
+                self.keys.events,
+                self.keys.tasks_index,
+                self.keys.task_seq,
+                self.keys.pending_capabilities,
+                self.running_index,
+                self.keys.workflows_finished,
+            ],
+            args=[self.keys.prefix, now_ms(), self.settings.events_maxlen, workflow_id, n, *ops],
+        )
+        return int(got)
+
+    async def request_cancel(self, workflow_id: str) -> int:
+        """Mark a running workflow for cancellation; returns its state (NotFound if none)."""
+        check_id(workflow_id, "workflow_id")
+        state = int(await self._cancel(args=[self.keys.prefix, workflow_id]))
+        if state == 0:
+            raise NotFound(f"workflow {workflow_id} not found", reason="WORKFLOW_NOT_FOUND")
+        return state
+
+    async def expire(self, cutoff_ms: int, limit: int = 1000) -> int:
+        """Delete up to `limit` workflows that ended before the cutoff; returns how many."""
+        got = await self._expire(
+            keys=[self.keys.workflows_finished, self.keys.workflows_index],
+            args=[self.keys.workflow_prefix, self.keys.workflows_by_state_prefix, cutoff_ms, limit],
+        )
+        return int(got)
+
+    async def running(self, limit: int = 1000) -> list[str]:
+        """Ids of running workflows, oldest first (the resume sweep walks these)."""
+        ids = await self.redis.zrange(self.running_index, 0, limit - 1)
+        return [i.decode() for i in cast(list[bytes], ids)]
+
+    async def get(self, workflow_id: str) -> workflow_pb2.Workflow:
+        check_id(workflow_id, "workflow_id")
+        run = await self.load(workflow_id)
+        if run is None:
+            raise NotFound(f"workflow {workflow_id} not found", reason="WORKFLOW_NOT_FOUND")
+        return await self._with_live_tasks(run)
+
+    async def _with_live_tasks(self, run: WorkflowRun) -> workflow_pb2.Workflow:
+        """The proto, with agent and attempt of running steps read from their live tasks."""
+        wf = workflow_to_proto(run)
+        live = {
+            tid: step
+            for step in wf.steps
+            if step.state == workflow_pb2.STEP_STATE_RUNNING
+            for tid in step.task_ids
+            if tid not in run.done
+        }
+        if not live:
+            return wf
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for tid in live:
+                pipe.hmget(self.keys.task(tid), ["agent_id", "attempt"])
+            rows = cast(list[list[bytes | None]], await pipe.execute())
+        for step, (agent, attempt) in zip(live.values(), rows, strict=True):
+            if agent:
+                step.agent_id = agent.decode()
+            if attempt and int(attempt) > step.attempt:
+                step.attempt = int(attempt)
+        return wf
+
+    async def list(self, *, page_size: int, page_token: str, state: int) -> WorkflowPage:
+        """Newest first, optionally one state; the page token is the last sequence seen.
+        Steps come without their outputs (a page could otherwise be huge)."""
+        size = check_page_size(page_size)
+        if state and state not in workflow_pb2.WorkflowState.values():
+            raise InvalidArgument(f"unknown state {state}", field="state")
+        before = "+inf"
+        if page_token:
+            if not page_token.isdigit() or int(page_token) <= 0:
+                raise InvalidArgument(
+                    "page_token is not a token this server issued", field="page_token"
+                )
+            before = f"({int(page_token)}"
+        index = self.keys.workflows_by_state(state) if state else self.keys.workflows_index
+        rows = cast(
+            list[tuple[bytes, float]],
+            await self.redis.zrevrangebyscore(
+                index, before, "-inf", start=0, num=size + 1, withscores=True
+            ),
+        )
+        page, more = rows[:size], len(rows) > size
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for wid, _ in page:
+                pipe.hgetall(self.keys.workflow(wid.decode()))
+            hashes = cast(list[dict[bytes, bytes]], await pipe.execute())
+        out = []
+        for (wid, _), raw in zip(page, hashes, strict=True):
+            run = run_from_hash(wid.decode(), raw)
+            if run is not None:
+                wf = workflow_to_proto(run)
+                for step in wf.steps:  # outputs can be large: GetWorkflow has them
+                    step.ClearField("output")
+                out.append(wf)
+        token = str(int(page[-1][1])) if more and page else ""
+        return WorkflowPage(out, token)

@@ -1,0 +1,1 @@
+"""The events stream for dashboards: one shared reader, bounded subscriptions, snapshots."""

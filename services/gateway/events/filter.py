@@ -1,0 +1,50 @@
+"""Event filters and stream ids (`<ms>-<seq>` cursors) of the events stream."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from hivewire.v1 import event_pb2
+from hivewire_services.common.errors import InvalidArgument
+
+StreamId = tuple[int, int]
+_STREAM_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
+
+
+def parse_stream_id(value: str, field_name: str = "since_cursor") -> StreamId:
+    """`<ms>-<seq>` as a comparable tuple; InvalidArgument naming `field_name` otherwise."""
+    match = _STREAM_ID.fullmatch(value)
+    if match is None:
+        raise InvalidArgument(f"{field_name} must look like <ms>-<seq>", field=field_name)
+    return int(match.group(1)), int(match.group(2))
+
+
+def format_stream_id(sid: StreamId) -> str:
+    return f"{sid[0]}-{sid[1]}"
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Every set criterion must match; empty strings and an empty type set match anything."""
+
+    task_id: str = ""
+    workflow_id: str = ""
+    agent_id: str = ""
+    capability: str = ""
+    types: frozenset[int] = frozenset()
+
+    def matches(self, event: event_pb2.Event) -> bool:
+        return (
+            (not self.task_id or event.task_id == self.task_id)
+            and (not self.workflow_id or event.workflow_id == self.workflow_id)
+            and (not self.agent_id or event.agent_id == self.agent_id)
+            and (not self.capability or event.capability == self.capability)
+            and (not self.types or event.type in self.types)
+        )
+
+
+def sid(entry_id: bytes | str) -> StreamId:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)

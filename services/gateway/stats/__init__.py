@@ -1,0 +1,1 @@
+"""WatchStats: state counts read from Redis and the counters the gateway keeps from events."""

@@ -1,0 +1,139 @@
+"""System snapshots for WatchStats: state counts read from Redis plus the gateway's counters.
+
+One collector per gateway; a snapshot is cached for CACHE_SECONDS so any number of watchers
+costs Redis one read per cache period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+from hivewire.v1 import agent_pb2, stats_pb2, task_pb2
+from hivewire_services.common.clock import duration_from_seconds, now_ms, ts_from_ms
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.gateway.stats.counters import EventCounters, Percentiles
+from hivewire_services.gateway.stats.state_reader import StateReader, is_live
+
+CACHE_SECONDS = 0.1
+SCAN_EVERY = 10.0  # how often queues of capabilities no event named are looked for
+SCAN_LIMIT = 10_000
+MAX_AGENTS = 10_000
+_TASK_STATES = [v for v in task_pb2.TaskState.values() if v != task_pb2.TASK_STATE_UNSPECIFIED]
+
+WorkflowCounter = Callable[[], Awaitable[int]]
+
+
+def _latency(p: Percentiles) -> stats_pb2.LatencyStats:
+    return stats_pb2.LatencyStats(
+        count=p.count,
+        p50=duration_from_seconds(p.p50),
+        p90=duration_from_seconds(p.p90),
+        p99=duration_from_seconds(p.p99),
+    )
+
+
+def _name(enum: object, value: int, prefix: str) -> str:
+    return cast(str, enum.Name(value)).removeprefix(prefix)  # type: ignore[attr-defined]
+
+
+class StatsCollector:
+    """Builds Stats messages; `counters.observe` must be registered as an events hub listener."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        subscribers: Callable[[], int],
+        workflows_running: WorkflowCounter | None = None,
+    ) -> None:
+        self.reader = StateReader(redis, keys)
+        self.redis = redis
+        self.keys = keys
+        self.counters = EventCounters()
+        self._subscribers = subscribers
+        self._workflows_running = workflows_running
+        self._cached: tuple[float, float, stats_pb2.Stats] | None = None
+        self._lock = asyncio.Lock()
+        self._scanned: set[str] = set()
+        self._scanned_at = float("-inf")
+
+    async def snapshot(self, window: float) -> stats_pb2.Stats:
+        """The current Stats; rates are over the last `window` seconds."""
+        async with self._lock:
+            if self._cached is not None:
+                taken, cached_window, stats = self._cached
+                if cached_window == window and time.monotonic() - taken < CACHE_SECONDS:
+                    return stats
+            stats = await self._build(window)
+            self._cached = (time.monotonic(), window, stats)
+            return stats
+
+    async def _queued_capabilities(self) -> set[str]:
+        """Capabilities with a pending queue, found by SCAN at most every SCAN_EVERY seconds."""
+        if time.monotonic() - self._scanned_at < SCAN_EVERY:
+            return self._scanned
+        self._scanned_at = time.monotonic()
+        prefix = self.keys.pending_prefix
+        found: set[str] = set()
+        async for key in self.redis.scan_iter(match=prefix + "*", count=1000):
+            found.add((key.decode() if isinstance(key, bytes) else str(key))[len(prefix) :])
+            if len(found) >= SCAN_LIMIT:
+                break
+        self._scanned = found
+        return found
+
+    async def _build(self, window: float) -> stats_pb2.Stats:
+        agents_by_state: Counter[str] = Counter()
+        agents_by_cap: Counter[str] = Counter()
+        async for agent in self.reader.agents(MAX_AGENTS):
+            agents_by_state[_name(agent_pb2.AgentState, agent.state, "AGENT_STATE_")] += 1
+            if is_live(agent.state):
+                agents_by_cap.update(agent.capabilities)
+        pipe = self.redis.pipeline(transaction=False)
+        for state in _TASK_STATES:
+            pipe.zcard(self.keys.tasks_by_state(str(state)))
+        pipe.smembers(self.keys.pending_capabilities)
+        replies = await pipe.execute()
+        pending_caps = {c.decode() for c in cast(set[bytes], replies.pop())}
+        tasks_by_state = {
+            _name(task_pb2.TaskState, s, "TASK_STATE_"): int(n)
+            for s, n in zip(_TASK_STATES, replies, strict=True)
+        }
+        throughput = self.counters.throughput(window)
+        queued = await self._queued_capabilities()
+        seen = self.counters.capabilities
+        capabilities = sorted(set(agents_by_cap) | pending_caps | set(throughput) | queued | seen)
+        capabilities = [c for c in capabilities if c]
+        depth_pipe = self.redis.pipeline(transaction=False)
+        for cap in capabilities:
+            depth_pipe.zcard(self.keys.pending(cap))
+        depths = cast(list[int], await depth_pipe.execute())
+        stats = stats_pb2.Stats(
+            agents_by_state=dict(agents_by_state),
+            tasks_by_state=tasks_by_state,
+            capabilities=[
+                stats_pb2.CapabilityStats(
+                    capability=cap,
+                    queue_depth=int(depth),
+                    throughput_per_second=throughput.get(cap, 0.0),
+                    agents=agents_by_cap.get(cap, 0),
+                )
+                for cap, depth in zip(capabilities, depths, strict=True)
+            ],
+            assignment_latency=_latency(self.counters.assignment_latency()),
+            end_to_end_latency=_latency(self.counters.end_to_end_latency()),
+            retries=self.counters.retries,
+            reclaims=self.counters.reclaims,
+            dead_letters=self.counters.dead_letters,
+            events_per_second=self.counters.events_per_second(window),
+            subscribers=self._subscribers(),
+        )
+        if self._workflows_running is not None:
+            stats.workflows_running = await self._workflows_running()
+        stats.time.CopyFrom(ts_from_ms(now_ms()))
+        return stats
