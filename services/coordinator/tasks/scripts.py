@@ -17,10 +17,14 @@ from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.task_fields import NewTask, PeekedTask
 from hivewire_services.coordinator.tasks import tasklua
-from hivewire_services.coordinator.tasks.tasklua import Arg, ContextScript, flatten
+from hivewire_services.coordinator.tasks.tasklua import (
+    REQUEST_ID_TTL_SECONDS,
+    Arg,
+    ContextScript,
+    flatten,
+)
 
 _HERE = Path(__file__).parent
-REQUEST_ID_TTL_SECONDS = 24 * 3600
 
 
 class SubmitRow(NamedTuple):

@@ -17,6 +17,8 @@ _HERE = Path(__file__).parent
 TASKCREATE = _HERE / "taskcreate.lua"
 TASKLIB = _HERE / "tasklib.lua"
 Arg = str | bytes | int | float
+REQUEST_ID_TTL_SECONDS = 24 * 3600
+"""How long a request_id (of a task or a workflow) keeps yielding what it created."""
 
 
 def register(

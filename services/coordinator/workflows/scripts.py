@@ -15,11 +15,10 @@ from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.workflow_spec import WorkflowDef, steps_to_json
 from hivewire_services.coordinator.tasks import tasklua
-from hivewire_services.coordinator.tasks.tasklua import Arg
+from hivewire_services.coordinator.tasks.tasklua import REQUEST_ID_TTL_SECONDS, Arg
 from hivewire_services.coordinator.workflows.plan import Plan
 
 _HERE = Path(__file__).parent
-REQUEST_ID_TTL_SECONDS = 24 * 3600
 
 
 class LaunchOp(NamedTuple):
