@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from hivewire.core.wire import INBOX_GROUP, RESULTS_GROUP
 from hivewire_services.common.validation import check_capability, check_id
 
-__all__ = ["HOOKS_GROUP", "INBOX_GROUP", "RESULTS_GROUP", "Keys"]
+__all__ = ["HOOKS_GROUP", "INBOX_GROUP", "RESULTS_GROUP", "Keys", "script_key_names"]
 
 HOOKS_GROUP = "hooks"
 """Consumer group of the hooks runners on the events stream."""
@@ -222,3 +222,24 @@ class Keys:
         """Hash task id -> handler executions, written by the chaos harness's agents
         (`make chaos`) so its offline checker can compare work done with results applied."""
         return f"{self.prefix}chaos-executions"
+
+
+def script_key_names() -> dict[str, str]:
+    """Key names scripts complete themselves, relative to the namespace prefix (ARGV `prefix`).
+
+    A script that reads an id (a task's capability, a workflow's task) builds that key itself;
+    the Lua loader turns each entry into a `local K_... = '...'` line, so no .lua file spells a
+    key name and renaming a key here renames it in every script.
+    """
+    k = Keys()
+    named = {
+        "K_TASK": k.task_prefix,
+        "K_PENDING": k.pending_prefix,
+        "K_TASKS_BY_STATE": k.tasks_by_state_prefix,
+        "K_AGENT": k.agent_prefix,
+        "K_INBOX": k.inbox_prefix,
+        "K_WORKFLOW": k.workflow_prefix,
+        "K_WORKFLOWS_BY_STATE": k.workflows_by_state_prefix,
+        "K_WORKFLOW_UPDATES": k.workflow_updates,
+    }
+    return {name: key.removeprefix(k.prefix) for name, key in named.items()}

@@ -8,7 +8,7 @@ local prefix, agent_id, now, default_ms = ARGV[1], ARGV[2], tonumber(ARGV[3]), t
 local out = {}
 for i = 5, #ARGV do
   local id = ARGV[i]
-  local t = redis.call('HMGET', prefix .. 'task:' .. id, 'state', 'agent_id', 'hb_ms')
+  local t = redis.call('HMGET', prefix .. K_TASK .. id, 'state', 'agent_id', 'hb_ms')
   local state = tonumber(t[1])
   if (state == TASK_STATE_ASSIGNED or state == TASK_STATE_RUNNING) and t[2] == agent_id then
     local ms = tonumber(t[3]) or 0

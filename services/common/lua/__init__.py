@@ -1,21 +1,31 @@
-"""Loads Lua scripts with the shared prelude and the enum constants of the generated code."""
+"""Loads Lua scripts with the shared prelude and the constants generated from the Python side."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 
 from redis.commands.core import AsyncScript
 
 from hivewire.v1 import agent_pb2, event_pb2, stream_pb2, task_pb2, workflow_pb2
+from hivewire_services.common.keys import script_key_names
 from hivewire_services.common.redis import Redis
+from hivewire_services.common.task_fields import lua_tables
 
 _HERE = Path(__file__).parent
+Layouts = Mapping[str, tuple[str, ...]]
+"""Lua table name -> field names in order (a row layout or a field list)."""
+
+
+def lua_list(name: str, items: tuple[str, ...]) -> str:
+    """`local NAME = {'a', 'b'}`: names are identifiers, so they need no escaping."""
+    return f"local {name} = {{{', '.join(repr(i) for i in items)}}}"
 
 
 @cache
 def constants() -> str:
-    """`local NAME = number` for every value of the enums scripts use."""
+    """`local NAME = value` for enum values, key names (keys.py) and task fields."""
     lines = []
     for enum in (
         task_pb2.TaskState,
@@ -31,22 +41,42 @@ def constants() -> str:
         f"[{n}] = '{name.removeprefix('TASK_STATE_')}'" for name, n in task_pb2.TaskState.items()
     )
     lines.append(f"local TASK_STATE_NAMES = {{{names}}}")
+    lines += [f"local {name} = {key!r}" for name, key in script_key_names().items()]
+    lines += [lua_list(name, items) for name, items in lua_tables().items()]
     return "\n".join(lines) + "\n"
 
 
-def script_source(path: Path, libs: tuple[Path, ...] = ()) -> str:
-    """Constants, the prelude, any libraries, then the script body."""
+def script_source(path: Path, libs: tuple[Path, ...] = (), layouts: Layouts | None = None) -> str:
+    """Constants, the prelude, the script's layouts, any libraries, then the script body."""
     parts = [constants(), (_HERE / "prelude.lua").read_text()]
+    parts += [lua_list(name, items) for name, items in (layouts or {}).items()]
     parts += [lib.read_text() for lib in libs]
     parts.append(path.read_text())
     return "\n".join(parts)
 
 
-def register(redis: Redis, path: Path, libs: tuple[Path, ...] = ()) -> AsyncScript:
+def register(
+    redis: Redis, path: Path, libs: tuple[Path, ...] = (), layouts: Layouts | None = None
+) -> AsyncScript:
     """A script object that runs by SHA and reloads itself after a SCRIPT FLUSH or restart."""
-    return redis.register_script(script_source(path, libs))
+    return redis.register_script(script_source(path, libs, layouts))
 
 
 def register_common(redis: Redis, name: str) -> AsyncScript:
     """A script shared by several areas, kept here (`<name>.lua`, e.g. retention in expire.lua)."""
     return register(redis, _HERE / f"{name}.lua")
+
+
+class Expire:
+    """expire.lua, for one kind of record: its finished set, index, hash and state prefixes."""
+
+    def __init__(
+        self, redis: Redis, finished: str, index: str, hash_prefix: str, state_prefix: str
+    ):
+        self._script = register_common(redis, "expire")
+        self._keys = [finished, index]
+        self._prefixes = [hash_prefix, state_prefix]
+
+    async def __call__(self, cutoff_ms: int, limit: int) -> int:
+        """Delete up to `limit` records that ended before the cutoff; returns how many."""
+        return int(await self._script(keys=self._keys, args=[*self._prefixes, cutoff_ms, limit]))

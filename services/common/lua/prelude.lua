@@ -1,5 +1,15 @@
 -- Shared by every Hivewire script: a minimal protobuf encoder for hivewire.v1.Event.
--- Enum constants (TASK_STATE_*, EVENT_TYPE_*, ...) are prepended from the generated code.
+-- Prepended from the Python side: enum constants (TASK_STATE_*, EVENT_TYPE_*, ...), key names
+-- relative to the namespace prefix (K_*, from keys.py) and field lists (task_fields.py).
+
+-- A row as a table by field name, from `values` starting at `first` (default 1): `names` is a
+-- generated layout, so the Python wrapper that builds the row owns its order.
+local function named(values, names, first)
+  first = (first or 1) - 1
+  local r = {}
+  for i, name in ipairs(names) do r[name] = values[first + i] end
+  return r
+end
 
 -- One-byte varints (tags, lengths, small values: most of an event), made once.
 local PB_BYTE = {}
@@ -56,7 +66,7 @@ end
 -- Tell the workflow engine that a workflow task reached a terminal state.
 local function notify_workflow(prefix, workflow_id, step_id, task_id, state)
   if workflow_id and workflow_id ~= '' then
-    redis.call('XADD', prefix .. 'workflow-updates', '*', 'task_id', task_id,
+    redis.call('XADD', prefix .. K_WORKFLOW_UPDATES, '*', 'task_id', task_id,
       'workflow_id', workflow_id, 'step_id', step_id or '', 'state', state)
   end
 end

@@ -4,8 +4,8 @@
 -- token, puts the attempt under a lease (renewed by the agent's heartbeats) and its
 -- start-to-close deadline, and appends the prepared TaskEnvelope to the agent's inbox.
 -- KEYS: the tasklib context (1..8)
--- ARGV: the tasklib context (1..7), then n, then per assignment 5 values:
---   task_id, agent_id, attempt, token, envelope
+-- ARGV: the tasklib context (1..7), then n, then per assignment an ASSIGN_ROW (scripts.py
+--   AssignRow: task_id, agent_id, attempt, token, envelope)
 -- Returns one code per assignment: 1 applied, 0 task no longer pending, 2 agent not online,
 -- 3 agent has no free slot.
 local C = context()
@@ -14,9 +14,9 @@ local out = {}
 -- Agents met in this call: {online, max_concurrency, load}; nothing else changes them meanwhile.
 local agents = {}
 for i = 0, n - 1 do
-  local b = 9 + i * 5
+  local r = named(ARGV, ASSIGN_ROW, 9 + i * #ASSIGN_ROW)
   local task_id, agent_id, attempt, token, envelope =
-    ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3], ARGV[b + 4]
+    r.task_id, r.agent_id, tonumber(r.attempt), r.token, r.envelope
   local t = load_task(C, task_id)
   local code = 1
   local a = agents[agent_id]
@@ -24,7 +24,7 @@ for i = 0, n - 1 do
     code = 0
   else
     if not a then
-      local v = redis.call('HMGET', C.prefix .. 'agent:' .. agent_id, 'state', 'max_concurrency')
+      local v = redis.call('HMGET', C.prefix .. K_AGENT .. agent_id, 'state', 'max_concurrency')
       a = {online = tonumber(v[1]) == AGENT_STATE_ONLINE, max = tonumber(v[2]),
         load = tonumber(redis.call('HGET', C.load, agent_id) or '0')}
       agents[agent_id] = a
@@ -33,7 +33,7 @@ for i = 0, n - 1 do
       code = 2
     elseif a.load >= a.max then
       code = 3
-    elseif redis.call('ZREM', C.prefix .. 'pending:' .. t.capability, task_id) == 0 then
+    elseif redis.call('ZREM', C.prefix .. K_PENDING .. t.capability, task_id) == 0 then
       code = 0
     end
   end
@@ -50,7 +50,7 @@ for i = 0, n - 1 do
     if timeout > 0 then
       redis.call('ZADD', C.attempt_deadlines, C.now + timeout + math.min(timeout, 1000), task_id)
     end
-    redis.call('XADD', C.prefix .. 'inbox:' .. agent_id, '*', 'envelope', envelope)
+    redis.call('XADD', C.prefix .. K_INBOX .. agent_id, '*', 'envelope', envelope)
     emit(C, event_of(t, EVENT_TYPE_TASK_ASSIGNED, TASK_STATE_ASSIGNED, attempt, agent_id))
   end
   out[#out + 1] = code

@@ -4,8 +4,9 @@
 -- A failure is retried after a capped exponential backoff with jitter (via the due set) until
 -- max_attempts; then the task is FAILED and written to the dead-letter stream.
 -- KEYS: the tasklib context (1..8), then results
--- ARGV: the tasklib context (1..7), then group, n, then per result 11 values: entry_id,
---   task_id, attempt, token, agent_id, outcome, result, error, start_ms, end_ms, jitter (0..1)
+-- ARGV: the tasklib context (1..7), then group, n, then per result a COMPLETE_ROW (scripts.py
+--   CompleteRow: entry_id, task_id, attempt, token, agent_id, outcome, result, error, start_ms,
+--   end_ms, jitter (0..1))
 -- Returns {applied, ignored, retried, failed}.
 local C = context()
 local results, group, n = KEYS[9], ARGV[8], tonumber(ARGV[9])
@@ -13,10 +14,10 @@ local applied, ignored, retried, failed = 0, 0, 0, 0
 local entry_ids = {}
 
 for i = 0, n - 1 do
-  local b = 10 + i * 11
-  local entry_id, task_id, attempt, token = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3]
-  local agent_id, outcome, result, err = ARGV[b + 4], tonumber(ARGV[b + 5]), ARGV[b + 6], ARGV[b + 7]
-  local start_ms, jitter = ARGV[b + 8], tonumber(ARGV[b + 10])
+  local r = named(ARGV, COMPLETE_ROW, 10 + i * #COMPLETE_ROW)
+  local entry_id, task_id, attempt, token = r.entry_id, r.task_id, tonumber(r.attempt), r.token
+  local agent_id, outcome, result, err = r.agent_id, tonumber(r.outcome), r.result, r.error
+  local start_ms, jitter = r.start_ms, tonumber(r.jitter)
   entry_ids[#entry_ids + 1] = entry_id
   local t = load_task(C, task_id)
   local ev = event_of(t, nil, t.state, attempt, agent_id, nil)

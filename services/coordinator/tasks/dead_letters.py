@@ -14,7 +14,7 @@ from hivewire_services.common.errors import FailedPrecondition, InvalidArgument,
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.validation import check_page_size
-from hivewire_services.coordinator.tasks import tasklua
+from hivewire_services.coordinator.tasks import scripts
 from hivewire_services.coordinator.tasks.store import TaskStore
 
 _STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
@@ -40,7 +40,7 @@ class DeadLetters:
         self.redis = redis
         self.keys = keys
         self.settings = settings
-        self._retry = tasklua.register(redis, "retry_dead")
+        self._retry = scripts.RetryDead(redis, keys, settings)
 
     async def list(self, *, page_size: int, page_token: str) -> DeadLetterPage:
         size = check_page_size(page_size)
@@ -63,9 +63,7 @@ class DeadLetters:
     async def retry(self, dead_letter_id: str) -> task_pb2.Task:
         """Re-queue the task of a dead letter with a fresh attempt budget; the entry goes away."""
         check_dead_letter_id(dead_letter_id)
-        args = [*tasklua.context_args(self.keys, self.settings, now_ms()), dead_letter_id]
-        raw = await self._retry(keys=tasklua.context_keys(self.keys), args=args)
-        reply = [r.decode() if isinstance(r, bytes) else str(r) for r in raw]
+        reply = await self._retry(now_ms(), dead_letter_id)
         code = reply[0]
         if code == "NOT_FOUND":
             raise NotFound(

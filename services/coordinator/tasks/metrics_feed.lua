@@ -1,11 +1,13 @@
 -- Count each event once: XACK it in the metrics group; only the first ack increments its counter.
 -- KEYS: events, counters
--- ARGV: group, n, then per entry 2 values: entry_id, counter field ('' counts nothing)
+-- ARGV: group, n, then per entry a COUNT_ROW (scripts.py CountRow: entry_id, counter field,
+--   '' counting nothing)
 -- Returns one 0/1 per entry: 1 when this call acknowledged (and counted) it.
 local group, n = ARGV[1], tonumber(ARGV[2])
 local out = {}
 for i = 0, n - 1 do
-  local id, field = ARGV[3 + 2 * i], ARGV[4 + 2 * i]
+  local r = named(ARGV, COUNT_ROW, 3 + i * #COUNT_ROW)
+  local id, field = r.entry_id, r.counter
   local acked = redis.call('XACK', KEYS[1], group, id)
   if acked == 1 and field ~= '' then
     redis.call('HINCRBY', KEYS[2], field, 1)

@@ -12,18 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from pathlib import Path
 from typing import cast
 
 from redis.exceptions import ResponseError
 
 from hivewire.v1 import event_pb2
-from hivewire_services.common import lua
 from hivewire_services.common.events import decode_entry
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.loops import Backoff
 from hivewire_services.common.metrics import ASSIGNMENT_LATENCY, END_TO_END_LATENCY
 from hivewire_services.common.redis import Redis
+from hivewire_services.coordinator.tasks import scripts
 from hivewire_services.coordinator.tasks.lifecycle_spans import record_lifecycle_spans
 
 logger = logging.getLogger(__name__)
@@ -61,7 +60,7 @@ class MetricsFeed:
         self.redis = redis
         self.keys = keys
         self.consumer = consumer
-        self._count = lua.register(redis, Path(__file__).parent / "metrics_feed.lua")
+        self._count = scripts.CountEvents(redis, keys)
 
     async def ensure_group(self) -> None:
         try:
@@ -107,7 +106,7 @@ class MetricsFeed:
 
     async def apply(self, entries: Iterable[Entry]) -> None:
         """Count a batch atomically (idempotent per entry), then observe latencies."""
-        args: list[str | bytes | int] = [METRICS_GROUP, 0]
+        rows: list[scripts.CountRow] = []
         events: list[event_pb2.Event | None] = []
         for entry_id, fields in entries:
             try:
@@ -118,12 +117,11 @@ class MetricsFeed:
             if event is not None and event.type in COUNTED:
                 field = f"{COUNTED[event.type]}|{event.capability}"
             events.append(event)
-            args += [entry_id, field]
+            rows.append(scripts.CountRow(entry_id, field))
         if not events:
             return
-        args[1] = len(events)
-        acked = await self._count(keys=[self.keys.events, self.keys.task_counters], args=args)
-        fresh = [e for e, a in zip(events, acked, strict=True) if e is not None and int(a) == 1]
+        acked = await self._count(METRICS_GROUP, rows)
+        fresh = [e for e, a in zip(events, acked, strict=True) if e is not None and a == 1]
         await self._observe(fresh)
         await record_lifecycle_spans(self.redis, self.keys, fresh)
 

@@ -6,35 +6,15 @@ import json
 
 from hivewire.core.tracing import trace_id_of
 from hivewire.v1 import task_pb2
+from hivewire_services.common import task_fields
 from hivewire_services.common.clock import duration_from_seconds, ts_from_ms
 from hivewire_services.common.submission import ValidTask
 
-TASK_FIELDS = (
-    b"capability",
-    b"payload",
-    b"state",
-    b"attempt",
-    b"max_attempts",
-    b"priority",
-    b"agent_id",
-    b"labels",
-    b"request_id",
-    b"workflow_id",
-    b"create_ms",
-    b"assign_ms",
-    b"start_ms",
-    b"end_ms",
-    b"result",
-    b"error",
-    b"trace_id",
-    b"timeout_ms",
-    b"step_id",
-    b"s2s_ms",
-    b"hb_ms",
-    b"backoff_ms",
-    b"backoff_max_ms",
-    b"attempt_base",
+# What a Task message shows: every hash field but the scripts' own bookkeeping.
+TASK_FIELDS = tuple(
+    f.encode() for f in task_fields.TASK_FIELDS if f not in {"seq", "token", "held", "errors"}
 )
+STATE_AT = TASK_FIELDS.index(b"state")
 
 TERMINAL_STATES = frozenset(
     {

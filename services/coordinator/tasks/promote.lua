@@ -5,9 +5,9 @@ local prefix, now, limit = ARGV[1], ARGV[2], ARGV[3]
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
 for _, task_id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], task_id)
-  local t = redis.call('HMGET', prefix .. 'task:' .. task_id, 'state', 'capability', 'priority', 'seq')
+  local t = redis.call('HMGET', prefix .. K_TASK .. task_id, 'state', 'capability', 'priority', 'seq')
   if tonumber(t[1]) == TASK_STATE_PENDING then
-    redis.call('ZADD', prefix .. 'pending:' .. t[2], (100 - tonumber(t[3])) * 17592186044416 + tonumber(t[4]), task_id)
+    enqueue(prefix, t[2], t[3], t[4], task_id)
   end
 end
 return #ids

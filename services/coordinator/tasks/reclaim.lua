@@ -3,8 +3,8 @@
 -- budget); the entry is acknowledged and deleted. With n = 0, deletes the inbox if it is
 -- empty and forgets the agent (load, reclaim set).
 -- KEYS: the tasklib context (1..8), then inbox, reclaim_agents
--- ARGV: the tasklib context (1..7), then group, agent_id, jitter, n, then per entry 3 values:
---   entry_id, task_id, attempt
+-- ARGV: the tasklib context (1..7), then group, agent_id, jitter, n, then per entry a
+--   RECLAIM_ROW (scripts.py ReclaimRow: entry_id, task_id, attempt)
 -- Returns the number of attempts re-queued or failed (or, with n = 0, 1 when the agent is done).
 local C = context()
 local inbox, reclaim_set = KEYS[9], KEYS[10]
@@ -18,8 +18,8 @@ if n == 0 then
 end
 local lost = 0
 for i = 0, n - 1 do
-  local b = 12 + i * 3
-  local entry_id, task_id, attempt = ARGV[b], ARGV[b + 1], ARGV[b + 2]
+  local r = named(ARGV, RECLAIM_ROW, 12 + i * #RECLAIM_ROW)
+  local entry_id, task_id, attempt = r.entry_id, r.task_id, r.attempt
   redis.call('XACK', inbox, group, entry_id)
   redis.call('XDEL', inbox, entry_id)
   if task_id ~= '' then

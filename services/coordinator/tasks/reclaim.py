@@ -27,7 +27,7 @@ from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.loops import Backoff
 from hivewire_services.common.redis import Redis
-from hivewire_services.coordinator.tasks import tasklua
+from hivewire_services.coordinator.tasks import scripts
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ class Reclaimer:
         self.settings = settings
         self.consumer = consumer
         self._on_change = on_change
-        self._reap = tasklua.register(redis, "reap")
-        self._reclaim = tasklua.register(redis, "reclaim")
+        self._reap = scripts.Reap(redis, keys, settings)
+        self._reclaim = scripts.Reclaim(redis, keys, settings)
         self._wake = asyncio.Event()
         self.counts = {"reclaimed": 0, "lease_expired": 0, "attempt_timeouts": 0, "timed_out": 0}
 
@@ -93,11 +93,7 @@ class Reclaimer:
         """Enforce leases and deadlines (bounded batches until nothing is due)."""
         total = 0
         while True:
-            args = [*tasklua.context_args(self.keys, self.settings, now_ms()), BATCH]
-            raw = await self._reap(
-                keys=tasklua.context_keys(self.keys), args=[*args, random.random()]
-            )
-            leases, attempts, timed_out = (int(x) for x in raw)
+            leases, attempts, timed_out = await self._reap(now_ms(), BATCH, random.random())
             self.counts["lease_expired"] += leases
             self.counts["attempt_timeouts"] += attempts
             self.counts["timed_out"] += timed_out
@@ -162,7 +158,7 @@ class Reclaimer:
                 return lost
 
     async def _run_reclaim(self, agent_id: str, entries: list[Entry]) -> int:
-        body: list[tasklua.Arg] = []
+        body: list[scripts.ReclaimRow] = []
         for entry_id, fields in entries:
             task_id, attempt = "", 0
             try:
@@ -171,17 +167,5 @@ class Reclaimer:
                 task_id, attempt = envelope.task_id, envelope.attempt
             except (KeyError, DecodeError, InvalidArgument) as exc:
                 logger.warning("dropping malformed inbox entry %s: %s", entry_id, exc)
-            body += [entry_id, task_id, attempt]
-        args = [
-            *tasklua.context_args(self.keys, self.settings, now_ms()),
-            INBOX_GROUP,
-            agent_id,
-            random.random(),
-            len(entries),
-        ]
-        keys = [
-            *tasklua.context_keys(self.keys),
-            self.keys.inbox(agent_id),
-            self.keys.reclaim_agents,
-        ]
-        return int(await self._reclaim(keys=keys, args=[*args, *body]))
+            body.append(scripts.ReclaimRow(entry_id, task_id, attempt))
+        return await self._reclaim(now_ms(), INBOX_GROUP, agent_id, random.random(), body)

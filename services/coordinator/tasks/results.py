@@ -20,7 +20,7 @@ from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.loops import Backoff
 from hivewire_services.common.redis import Redis
-from hivewire_services.coordinator.tasks import tasklua
+from hivewire_services.coordinator.tasks import scripts
 from hivewire_services.coordinator.tasks.dispatch_tracing import (
     end_result_spans,
     start_result_spans,
@@ -51,7 +51,7 @@ class ResultsConsumer:
         self.settings = settings
         self.consumer = consumer
         self._on_applied = on_applied
-        self._complete = tasklua.register(redis, "complete")
+        self._complete = scripts.Complete(redis, keys, settings)
         self.counts = {"applied": 0, "ignored": 0, "retried": 0, "failed": 0}
 
     async def ensure_group(self) -> None:
@@ -109,8 +109,7 @@ class ResultsConsumer:
                 return
 
     async def apply(self, entries: list[Entry]) -> None:
-        args = [*tasklua.context_args(self.keys, self.settings, now_ms()), RESULTS_GROUP]
-        body: list[str | bytes | int | float] = []
+        body: list[scripts.CompleteRow] = []
         results: list[stream_pb2.TaskResult] = []
         n = 0
         bad: list[bytes] = []
@@ -124,29 +123,28 @@ class ResultsConsumer:
                 continue
             n += 1
             results.append(result)
-            body += [
-                entry_id,
-                result.task_id,
-                result.attempt,
-                result.attempt_token,
-                result.agent_id,
-                result.outcome,
-                result.result,
-                result.error,
-                result.start_time.ToMilliseconds() if result.HasField("start_time") else "",
-                result.end_time.ToMilliseconds() if result.HasField("end_time") else "",
-                random.random(),
-            ]
+            body.append(
+                scripts.CompleteRow(
+                    entry_id,
+                    result.task_id,
+                    result.attempt,
+                    result.attempt_token,
+                    result.agent_id,
+                    result.outcome,
+                    result.result,
+                    result.error,
+                    result.start_time.ToMilliseconds() if result.HasField("start_time") else "",
+                    result.end_time.ToMilliseconds() if result.HasField("end_time") else "",
+                    random.random(),
+                )
+            )
         if bad:
             await self.redis.xack(self.keys.results, RESULTS_GROUP, *bad)
             await self.redis.xdel(self.keys.results, *bad)
         if not n:
             return
         spans = start_result_spans(results)  # not ended (so not exported) if the call fails
-        reply = await self._complete(
-            keys=[*tasklua.context_keys(self.keys), self.keys.results],
-            args=[*args, n, *body],
-        )
+        reply = await self._complete(now_ms(), RESULTS_GROUP, body)
         end_result_spans(spans)
         for name, value in zip(self.counts, reply, strict=True):
             self.counts[name] += int(value)

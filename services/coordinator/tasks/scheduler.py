@@ -8,38 +8,30 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 from hivewire.v1 import stream_pb2
-from hivewire_services.common import lua
 from hivewire_services.common.clock import duration_from_seconds, now_ms, ts_from_ms
 from hivewire_services.common.config import Settings
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.loops import Backoff
 from hivewire_services.common.redis import Redis
-from hivewire_services.coordinator.tasks import tasklua
+from hivewire_services.common.task_fields import PeekedTask
+from hivewire_services.coordinator.tasks import scripts
 from hivewire_services.coordinator.tasks.agent_cache import AgentCache, CachedAgent
 from hivewire_services.coordinator.tasks.dispatch_tracing import end_dispatch, start_dispatch
+from hivewire_services.coordinator.tasks.scripts import AssignRow
 
 logger = logging.getLogger(__name__)
 
-_HERE = Path(__file__).parent
 # Tasks looked at beyond the free slots, so a head task whose labels match no agent
 # does not block the ones behind it.
 LOOKAHEAD = 64
-# Values per task in a peek.lua reply: task_id, attempt, labels, payload, workflow_id,
-# timeout_ms, trace_id.
-_ROW = 7
 
 
 @dataclass
 class Assignment:
-    task_id: str
-    agent_id: str
-    attempt: int
-    token: str
-    envelope: bytes
+    row: AssignRow
     span: Any = None
 
 
@@ -85,9 +77,9 @@ class Scheduler:
         self.keys = keys
         self.settings = settings
         self.cache = cache
-        self._assign = tasklua.register(redis, "assign")
-        self._promote = lua.register(redis, _HERE / "promote.lua")
-        self._peek = lua.register(redis, _HERE / "peek.lua")
+        self._assign = scripts.Assign(redis, keys, settings)
+        self._promote = scripts.Promote(redis, keys)
+        self._peek = scripts.Peek(redis, keys)
         self._wake = asyncio.Event()
         self.assigned_total = 0
 
@@ -112,12 +104,7 @@ class Scheduler:
 
     async def promote_due(self) -> int:
         """Move tasks whose retry backoff has passed back to their pending queue."""
-        return int(
-            await self._promote(
-                keys=[self.keys.due],
-                args=[self.keys.prefix, now_ms(), self.settings.scheduler_batch],
-            )
-        )
+        return await self._promote(now_ms(), self.settings.scheduler_batch)
 
     async def schedule_once(self) -> int:
         """One pass over every capability with live agents; returns assignments applied."""
@@ -134,21 +121,11 @@ class Scheduler:
                 wanted.append((cap, agents, min(free, self.settings.scheduler_batch)))
         if not wanted:
             return 0
-        queues = cast(
-            list[list[bytes | None]],
-            await self._peek(
-                keys=[self.keys.pending(cap) for cap, _, _ in wanted],
-                args=[self.keys.prefix, *(free + LOOKAHEAD for _, _, free in wanted)],
-            ),
-        )
+        queues = await self._peek([(cap, free + LOOKAHEAD) for cap, _, free in wanted])
         assignments: list[Assignment] = []
         now = now_ms()
-        for (cap, agents, free), flat in zip(wanted, queues, strict=True):
-            rows = {
-                cast(bytes, flat[i]).decode(): flat[i + 1 : i + _ROW]
-                for i in range(0, len(flat), _ROW)
-            }
-            tasks = [(task_id, _labels(row[1])) for task_id, row in rows.items()]
+        for (cap, agents, free), rows in zip(wanted, queues, strict=True):
+            tasks = [(task_id, _labels(row.labels)) for task_id, row in rows.items()]
             for task_id, agent_id in plan(tasks, agents, load)[:free]:
                 assignments.append(self._prepare(task_id, agent_id, cap, rows[task_id], now))
         if not assignments:
@@ -156,32 +133,30 @@ class Scheduler:
         return await self._apply(assignments, now)
 
     def _prepare(
-        self, task_id: str, agent_id: str, capability: str, row: list[bytes | None], now: int
+        self, task_id: str, agent_id: str, capability: str, row: PeekedTask, now: int
     ) -> Assignment:
-        attempt = int(row[0] or 0) + 1
+        attempt = int(row.attempt or 0) + 1
         token = secrets.token_hex(16)
         envelope = stream_pb2.TaskEnvelope(
             task_id=task_id,
             attempt=attempt,
             attempt_token=token,
             capability=capability,
-            payload=row[2] or b"",
+            payload=row.payload or b"",
             agent_id=agent_id,
-            workflow_id=(row[3] or b"").decode(),
+            workflow_id=(row.workflow_id or b"").decode(),
         )
         envelope.assign_time.CopyFrom(ts_from_ms(now))
-        timeout_ms = int(row[4] or 0)
+        timeout_ms = int(row.timeout_ms or 0)
         if timeout_ms:
             envelope.attempt_timeout.CopyFrom(duration_from_seconds(timeout_ms / 1000))
-        span, envelope.traceparent = start_dispatch(envelope, (row[5] or b"").decode())
-        return Assignment(task_id, agent_id, attempt, token, envelope.SerializeToString(), span)
+        span, envelope.traceparent = start_dispatch(envelope, (row.trace_id or b"").decode())
+        assign = AssignRow(task_id, agent_id, attempt, token, envelope.SerializeToString())
+        return Assignment(assign, span)
 
     async def _apply(self, assignments: list[Assignment], now: int) -> int:
-        args = [*tasklua.context_args(self.keys, self.settings, now), len(assignments)]
-        for a in assignments:
-            args += [a.task_id, a.agent_id, a.attempt, a.token, a.envelope]
-        codes = await self._assign(keys=tasklua.context_keys(self.keys), args=args)
+        codes = await self._assign(now, [a.row for a in assignments])
         end_dispatch([a.span for a in assignments], codes)  # a failed call drops its spans
-        applied = sum(1 for c in codes if int(c) == 1)
+        applied = sum(1 for c in codes if c == 1)
         self.assigned_total += applied
         return applied

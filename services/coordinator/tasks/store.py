@@ -7,7 +7,6 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import cast
 
 from hivewire.core.tracing import trace_id_of
@@ -19,18 +18,17 @@ from hivewire_services.common.errors import FailedPrecondition, InvalidArgument,
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.submission import ValidTask
+from hivewire_services.common.task_fields import NewTask
 from hivewire_services.common.validation import check_id, check_page_size
-from hivewire_services.coordinator.tasks import tasklua
+from hivewire_services.coordinator.tasks import scripts
 from hivewire_services.coordinator.tasks.dispatch_tracing import submit_traceparents
 from hivewire_services.coordinator.tasks.model import (
+    STATE_AT,
     TASK_FIELDS,
     TERMINAL_STATES,
     set_durations,
     task_from_values,
 )
-
-_HERE = Path(__file__).parent
-REQUEST_ID_TTL_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -46,17 +44,16 @@ class TaskStore:
         self.redis = redis
         self.keys = keys
         self.settings = settings
-        self._submit = lua.register(redis, _HERE / "submit.lua")
-        self._cancel = tasklua.register(redis, "cancel")
-        self._expire = lua.register_common(redis, "expire")
+        self._submit = scripts.Submit(redis, keys, settings)
+        self._cancel = scripts.Cancel(redis, keys, settings)
+        self._expire = lua.Expire(
+            redis, keys.finished, keys.tasks_index, keys.task_prefix, keys.tasks_by_state_prefix
+        )
 
     async def submit(self, specs: Sequence[ValidTask]) -> list[task_pb2.Task]:
         """Create tasks atomically; a known request_id yields the task it created before."""
         now = now_ms()
-        # Per task: one JSON row of its text fields, and its payload (bytes) as its own arg;
-        # far cheaper for redis-py to pack than 16 args per task.
-        rows: list[list[str]] = []
-        payloads: list[bytes] = []
+        rows: list[scripts.SubmitRow] = []
         new_ids = []
         traceparents = submit_traceparents([spec.trace_id for spec in specs])
         for spec, traceparent, task_id in zip(
@@ -68,45 +65,24 @@ class TaskStore:
                 digest = hashlib.sha256(spec.request_id.encode()).hexdigest()
                 request_key = self.keys.request_id(digest)
             labels = spec.required_labels
-            rows.append(
-                [
-                    task_id,
-                    spec.capability,
-                    str(spec.priority),
-                    str(spec.max_attempts),
-                    json.dumps(labels, sort_keys=True) if labels else "{}",
-                    spec.request_id,
-                    request_key,
-                    str(spec.timeout_ms),
-                    traceparent,
-                    spec.workflow_id,
-                    spec.step_id,
-                    str(spec.schedule_to_start_ms),
-                    str(spec.heartbeat_timeout_ms),
-                    str(spec.retry_initial_backoff_ms),
-                    str(spec.retry_max_backoff_ms),
-                ]
+            new = NewTask(
+                task_id=task_id,
+                capability=spec.capability,
+                priority=spec.priority,
+                max_attempts=spec.max_attempts,
+                labels=json.dumps(labels, sort_keys=True) if labels else "{}",
+                request_id=spec.request_id,
+                timeout_ms=spec.timeout_ms,
+                trace_id=traceparent,
+                workflow_id=spec.workflow_id,
+                step_id=spec.step_id,
+                s2s_ms=spec.schedule_to_start_ms,
+                hb_ms=spec.heartbeat_timeout_ms,
+                backoff_ms=spec.retry_initial_backoff_ms,
+                backoff_max_ms=spec.retry_max_backoff_ms,
             )
-            payloads.append(spec.payload)
-        args: list[str | bytes | int] = [
-            self.keys.prefix,
-            now,
-            self.settings.events_maxlen,
-            REQUEST_ID_TTL_SECONDS,
-            len(specs),
-            json.dumps(rows, ensure_ascii=False).encode(),
-            *payloads,
-        ]
-        raw = await self._submit(
-            keys=[
-                self.keys.tasks_index,
-                self.keys.task_seq,
-                self.keys.events,
-                self.keys.start_deadlines,
-            ],
-            args=args,
-        )
-        ids = [r.decode() for r in cast(list[bytes], raw)]
+            rows.append(scripts.SubmitRow(new, request_key, spec.payload))
+        ids = await self._submit(now, rows)
         out: list[task_pb2.Task] = []
         known = [i for i, (got, new) in enumerate(zip(ids, new_ids, strict=True)) if got != new]
         existing = await self.get_many([ids[i] for i in known]) if known else []
@@ -150,7 +126,7 @@ class TaskStore:
                 pipe.hmget(self.keys.task(task_id), TASK_FIELDS)
             rows = await pipe.execute()
         return [
-            task_from_values(task_id, row) if row[2] is not None else None
+            task_from_values(task_id, row) if row[STATE_AT] is not None else None
             for task_id, row in zip(task_ids, rows, strict=True)
         ]
 
@@ -196,20 +172,11 @@ class TaskStore:
 
     async def expire(self, cutoff_ms: int, limit: int = 1000) -> int:
         """Delete up to `limit` terminal tasks that ended before the cutoff; returns how many."""
-        got = await self._expire(
-            keys=[self.keys.finished, self.keys.tasks_index],
-            args=[self.keys.task_prefix, self.keys.tasks_by_state_prefix, cutoff_ms, limit],
-        )
-        return int(got)
+        return await self._expire(cutoff_ms, limit)
 
     async def cancel(self, task_id: str) -> task_pb2.Task:
         check_id(task_id, "task_id")
-        previous = int(
-            await self._cancel(
-                keys=tasklua.context_keys(self.keys),
-                args=[*tasklua.context_args(self.keys, self.settings, now_ms()), task_id],
-            )
-        )
+        previous = await self._cancel(now_ms(), task_id)
         if previous == 0:
             raise NotFound(f"task {task_id} not found", reason="TASK_NOT_FOUND")
         if previous in TERMINAL_STATES:

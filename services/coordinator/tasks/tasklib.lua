@@ -1,15 +1,11 @@
--- Task transitions shared by the coordinator's scripts (prepended after the prelude).
--- Every script using it takes the same leading KEYS and ARGV (see services/coordinator/
--- tasklua.py), read by context():
+-- Task transitions shared by the coordinator's scripts (prepended after taskcreate.lua).
+-- Every script using it takes the same leading KEYS and ARGV (see tasks/tasklua.py), read by
+-- context():
 --   KEYS[1..8]: events, agent_load, finished, dead_letters, due, task_leases,
 --               attempt_deadlines, start_deadlines
 --   ARGV[1..7]: prefix, now_ms, events_maxlen, backoff_initial_ms, backoff_max_ms,
 --               dead_letters_maxlen, default task lease ms
 -- Script-specific KEYS start at 9 and ARGV at 8.
-
-local TASK_FIELDS = {'state', 'attempt', 'token', 'capability', 'seq', 'max_attempts', 'held',
-  'workflow_id', 'priority', 'step_id', 'backoff_ms', 'backoff_max_ms', 'errors', 'agent_id',
-  'attempt_base', 'hb_ms', 'timeout_ms', 's2s_ms'}
 
 local function context()
   return {events = KEYS[1], load = KEYS[2], finished = KEYS[3], dead = KEYS[4], due = KEYS[5],
@@ -20,10 +16,9 @@ local function context()
 end
 
 local function load_task(C, task_id)
-  local tk = C.prefix .. 'task:' .. task_id
-  local v = redis.call('HMGET', tk, unpack(TASK_FIELDS))
-  local t = {key = tk, id = task_id}
-  for i, name in ipairs(TASK_FIELDS) do t[name] = v[i] end
+  local tk = C.prefix .. K_TASK .. task_id
+  local t = named(redis.call('HMGET', tk, unpack(TASK_LOADED_FIELDS)), TASK_LOADED_FIELDS)
+  t.key, t.id = tk, task_id
   t.state = tonumber(t.state)
   return t
 end
@@ -32,13 +27,9 @@ local function is_live(t)
   return t.state == TASK_STATE_ASSIGNED or t.state == TASK_STATE_RUNNING
 end
 
-local function pending_score(priority, seq)
-  return (100 - tonumber(priority)) * 17592186044416 + tonumber(seq)
-end
-
 local function move_index(C, t, to)
-  redis.call('ZREM', C.prefix .. 'tasks:' .. t.state, t.id)
-  redis.call('ZADD', C.prefix .. 'tasks:' .. to, t.seq, t.id)
+  redis.call('ZREM', C.prefix .. K_TASKS_BY_STATE .. t.state, t.id)
+  redis.call('ZADD', C.prefix .. K_TASKS_BY_STATE .. to, t.seq, t.id)
 end
 
 -- Lease of a new attempt: the task's heartbeat timeout, else the default.
@@ -112,7 +103,7 @@ local function fail_attempt(C, t, attempt, agent_id, err, retryable, jitter, imm
     redis.call('HSET', t.key, 'state', TASK_STATE_PENDING)
     t.state = TASK_STATE_PENDING
     if immediate then
-      redis.call('ZADD', C.prefix .. 'pending:' .. t.capability, pending_score(t.priority, t.seq), t.id)
+      enqueue(C.prefix, t.capability, t.priority, t.seq, t.id)
     else
       local initial = tonumber(t.backoff_ms) or 0
       if initial <= 0 then initial = C.backoff_ms end

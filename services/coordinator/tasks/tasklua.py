@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, ClassVar
 
 from redis.commands.core import AsyncScript
 
@@ -12,13 +14,26 @@ from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 
 _HERE = Path(__file__).parent
+TASKCREATE = _HERE / "taskcreate.lua"
 TASKLIB = _HERE / "tasklib.lua"
 Arg = str | bytes | int | float
+REQUEST_ID_TTL_SECONDS = 24 * 3600
+"""How long a request_id (of a task or a workflow) keeps yielding what it created."""
 
 
-def register(redis: Redis, name: str) -> AsyncScript:
-    """A coordinator script (`<name>.lua`) with tasklib.lua prepended."""
-    return lua.register(redis, _HERE / f"{name}.lua", libs=(TASKLIB,))
+def register(
+    redis: Redis, name: str, layouts: lua.Layouts | None = None, *, context: bool = True
+) -> AsyncScript:
+    """A task script (`<name>.lua` here) with taskcreate.lua (and tasklib.lua) prepended."""
+    return register_path(redis, _HERE / f"{name}.lua", layouts, context=context)
+
+
+def register_path(
+    redis: Redis, path: Path, layouts: lua.Layouts | None = None, *, context: bool = True
+) -> AsyncScript:
+    """A script anywhere (workflows create tasks too) with the task libraries prepended."""
+    libs = (TASKCREATE, TASKLIB) if context else (TASKCREATE,)
+    return lua.register(redis, path, libs=libs, layouts=layouts)
 
 
 def context_keys(keys: Keys) -> list[str]:
@@ -46,3 +61,37 @@ def context_args(keys: Keys, settings: Settings, now: int) -> list[Arg]:
         settings.dead_letters_maxlen,
         int(settings.task_lease_seconds * 1000),
     ]
+
+
+def creation_keys(keys: Keys) -> list[str]:
+    """KEYS[1..4] of every script that creates tasks (taskcreate.lua `create_task`)."""
+    return [keys.events, keys.tasks_index, keys.task_seq, keys.start_deadlines]
+
+
+def creation_args(keys: Keys, settings: Settings, now: int) -> list[Arg]:
+    """ARGV[1..3] of every script that creates tasks."""
+    return [keys.prefix, now, settings.events_maxlen]
+
+
+def flatten(rows: Sequence[tuple[Any, ...]]) -> list[Arg]:
+    """Fixed-width rows one after the other, as scripts read them with `named(ARGV, ...)`."""
+    return [value for row in rows for value in row]
+
+
+class ContextScript:
+    """A tasklib script: the wrapper subclass names the script and owns what follows the context."""
+
+    name: ClassVar[str] = ""
+    layouts: ClassVar[lua.Layouts] = {}
+
+    def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
+        self.keys = keys
+        self.settings = settings
+        self._script = register(redis, self.name, self.layouts)
+        self._context_keys = context_keys(keys)
+
+    async def call(self, now: int, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        return await self._script(
+            keys=[*self._context_keys, *keys],
+            args=[*context_args(self.keys, self.settings, now), *args],
+        )

@@ -1,18 +1,19 @@
 -- Apply one batch of workflow decisions computed by the engine (plan.py), each only if it
 -- still holds, so two coordinators (or a replay after a crash) never launch a step twice:
 --   L: launch a WAITING step: create its task(s) in this same step (one per map element;
---      none for an empty map, which succeeds at once with output "[]")
+--      none for an empty map, which succeeds at once with output "[]"); a LAUNCH_OP
+--      (scripts.py LaunchOp), then ntasks pairs: task_id, payload
 --   F: fail a WAITING step that cannot start (e.g. its map input is not an array)
 --   S: skip a WAITING step whose dependency failed
 --   C: cancel a WAITING or RUNNING step
 --   W: end the workflow (state, message), with its WORKFLOW_* event
 -- Nothing applies unless the workflow is RUNNING; launches stop once cancel is requested.
--- KEYS: events, tasks_index, task_seq, pending_capabilities, workflows_running,
+-- KEYS: the taskcreate context (1..4), then workflow, pending_capabilities, workflows_running,
 --   workflows_finished
--- ARGV: prefix, now_ms, events_maxlen, workflow_id, then ops (see parse below)
+-- ARGV: the taskcreate context (1..3), workflow_id, then ops (scripts.py encode_plan)
 -- Returns how many ops applied.
-local prefix, now, maxlen, wid = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local wk = prefix .. 'workflow:' .. wid
+local prefix, now, wid = ARGV[1], tonumber(ARGV[2]), ARGV[4]
+local wk = KEYS[5]
 local p = 5
 local function nxt() local v = ARGV[p]; p = p + 1; return v end
 local w = redis.call('HMGET', wk, 'state', 'cancel', 'seq', 'traceparent')
@@ -24,39 +25,30 @@ local applied = 0
 
 local function step_state(sid) return tonumber(redis.call('HGET', wk, 'st:' .. sid)) end
 
-local function create_task(tid, sid, cap, payload, priority, max_attempts, labels, timeout_ms)
-  local seq = redis.call('INCR', KEYS[3])
-  redis.call('HSET', prefix .. 'task:' .. tid,
-    'capability', cap, 'payload', payload, 'state', TASK_STATE_PENDING, 'attempt', 0,
-    'max_attempts', max_attempts, 'priority', priority, 'labels', labels,
-    'request_id', '', 'seq', seq, 'create_ms', now, 'timeout_ms', timeout_ms,
-    'trace_id', traceparent, 'workflow_id', wid, 'step_id', sid)
-  redis.call('ZADD', prefix .. 'pending:' .. cap, (100 - tonumber(priority)) * 17592186044416 + seq, tid)
-  redis.call('SADD', KEYS[4], cap)
-  redis.call('ZADD', KEYS[2], seq, tid)
-  redis.call('ZADD', prefix .. 'tasks:' .. TASK_STATE_PENDING, seq, tid)
-  emit_event(KEYS[1], maxlen, {type = EVENT_TYPE_TASK_SUBMITTED, ms = now, task_id = tid,
-    capability = cap, state = TASK_STATE_PENDING, workflow_id = wid, step_id = sid})
-end
-
 local nops = tonumber(nxt())
 for _ = 1, nops do
   local op = nxt()
   if op == 'L' then
-    local sid, cap, priority, max_attempts = nxt(), nxt(), nxt(), nxt()
-    local labels, timeout_ms, is_map, ntasks = nxt(), nxt(), nxt(), tonumber(nxt())
+    local l = named(ARGV, LAUNCH_OP, p)
+    p = p + #LAUNCH_OP
+    local sid, cap, priority, max_attempts = l.step_id, l.capability, l.priority, l.max_attempts
+    local labels, timeout_ms, is_map, ntasks = l.labels, l.timeout_ms, l.is_map, tonumber(l.ntasks)
     local ok = not cancelling and step_state(sid) == STEP_STATE_WAITING
     local ids = {}
     for i = 0, ntasks - 1 do
       local tid, payload = nxt(), nxt()
       if ok then
-        create_task(tid, sid, cap, payload, priority, max_attempts, labels, timeout_ms)
+        -- Steps have no per-task durations: the fields left out mean the defaults.
+        create_task({task_id = tid, capability = cap, priority = priority,
+          max_attempts = max_attempts, labels = labels, request_id = '', timeout_ms = timeout_ms,
+          trace_id = traceparent, workflow_id = wid, step_id = sid}, payload)
         redis.call('HSET', wk, 'x:' .. tid, sid .. ',' .. i)
         ids[#ids + 1] = tid
       end
     end
     if ok then
       applied = applied + 1
+      if ntasks > 0 then redis.call('SADD', KEYS[6], cap) end
       redis.call('HSET', wk, 'st:' .. sid, STEP_STATE_RUNNING, 't0:' .. sid, now,
         'tk:' .. sid, table.concat(ids, ','))
       if is_map == '1' then
@@ -85,13 +77,13 @@ for _ = 1, nops do
     local to, message = tonumber(nxt()), nxt()
     applied = applied + 1
     redis.call('HSET', wk, 'state', to, 'end_ms', now, 'error', message)
-    redis.call('ZREM', KEYS[5], wid)
-    redis.call('ZADD', KEYS[6], now, wid)
-    redis.call('ZADD', prefix .. 'workflows:' .. to, w[3], wid)
+    redis.call('ZREM', KEYS[7], wid)
+    redis.call('ZADD', KEYS[8], now, wid)
+    redis.call('ZADD', prefix .. K_WORKFLOWS_BY_STATE .. to, w[3], wid)
     local types = {[WORKFLOW_STATE_SUCCEEDED] = EVENT_TYPE_WORKFLOW_SUCCEEDED,
       [WORKFLOW_STATE_FAILED] = EVENT_TYPE_WORKFLOW_FAILED,
       [WORKFLOW_STATE_CANCELLED] = EVENT_TYPE_WORKFLOW_CANCELLED}
-    emit_event(KEYS[1], maxlen, {type = types[to], ms = now, workflow_id = wid, message = message})
+    emit_event(KEYS[1], ARGV[3], {type = types[to], ms = now, workflow_id = wid, message = message})
     return applied
   end
 end

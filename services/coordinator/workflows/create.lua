@@ -1,6 +1,6 @@
 -- Store a new workflow (every step WAITING) and append WORKFLOW_SUBMITTED. A repeated
 -- request_id returns the workflow it created before. Root steps are launched by advance.lua.
--- KEYS: workflows_index, workflow_seq, events, workflows_running
+-- KEYS: workflows_index, workflow_seq, events, workflows_running, workflow
 -- ARGV: prefix, now_ms, events_maxlen, workflow_id, request_key, request_ttl_s, name,
 --   failure_policy, command, request_id, steps_json, n, then n step ids, then the traceparent
 --   every step task descends from
@@ -11,7 +11,7 @@ if request_key ~= '' then
   if existing then return existing end
   redis.call('SET', request_key, wid, 'EX', ttl)
 end
-local wk = prefix .. 'workflow:' .. wid
+local wk = KEYS[5]
 local seq = redis.call('INCR', KEYS[2])
 redis.call('HSET', wk, 'name', ARGV[7], 'state', WORKFLOW_STATE_RUNNING, 'policy', ARGV[8],
   'command', ARGV[9], 'request_id', ARGV[10], 'steps', ARGV[11], 'create_ms', now, 'seq', seq)

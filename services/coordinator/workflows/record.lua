@@ -2,10 +2,11 @@
 -- step they run succeeds (a map step once every element has), fails or is cancelled.
 -- Tasks that are not terminal yet, unknown to the workflow or already recorded are skipped,
 -- so replaying this after a crash or for a duplicate notification is harmless.
+-- KEYS: workflow
 -- ARGV: prefix, now_ms, workflow_id, n, then n task ids
 -- Returns how many tasks were recorded.
 local prefix, now, wid, n = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
-local wk = prefix .. 'workflow:' .. wid
+local wk = KEYS[1]
 local recorded = 0
 
 local function json_or_string(raw)
@@ -22,7 +23,7 @@ for i = 1, n do
   local tid = ARGV[4 + i]
   local x = redis.call('HGET', wk, 'x:' .. tid)
   if x and redis.call('HEXISTS', wk, 'd:' .. tid) == 0 then
-    local t = redis.call('HMGET', prefix .. 'task:' .. tid, 'state', 'result', 'error',
+    local t = redis.call('HMGET', prefix .. K_TASK .. tid, 'state', 'result', 'error',
       'agent_id', 'attempt')
     local state = tonumber(t[1])
     if state == TASK_STATE_SUCCEEDED or state == TASK_STATE_FAILED

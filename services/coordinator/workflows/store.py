@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import cast
 
 from hivewire.v1 import workflow_pb2
@@ -17,13 +15,11 @@ from hivewire_services.common.errors import InvalidArgument, NotFound
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.validation import check_id, check_page_size
-from hivewire_services.common.workflow_spec import WorkflowDef, steps_to_json
+from hivewire_services.common.workflow_spec import WorkflowDef
 from hivewire_services.coordinator.workflows.model import run_from_hash, workflow_to_proto
 from hivewire_services.coordinator.workflows.plan import Plan, WorkflowRun
+from hivewire_services.coordinator.workflows.scripts import WorkflowScripts
 from hivewire_services.coordinator.workflows.tracing import start_workflow_trace
-
-_HERE = Path(__file__).parent
-REQUEST_ID_TTL_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -39,15 +35,15 @@ class WorkflowStore:
         self.redis = redis
         self.keys = keys
         self.settings = settings
-        self._create = lua.register(redis, _HERE / "create.lua")
-        self._record = lua.register(redis, _HERE / "record.lua")
-        self._advance = lua.register(redis, _HERE / "advance.lua")
-        self._cancel = lua.register(redis, _HERE / "cancel.lua")
-        self._expire = lua.register_common(redis, "expire")
-
-    @property
-    def running_index(self) -> str:
-        return self.keys.workflows_by_state(workflow_pb2.WORKFLOW_STATE_RUNNING)
+        self._scripts = WorkflowScripts(redis, keys, settings)
+        self.running_index = self._scripts.running_index
+        self._expire = lua.Expire(
+            redis,
+            keys.workflows_finished,
+            keys.workflows_index,
+            keys.workflow_prefix,
+            keys.workflows_by_state_prefix,
+        )
 
     async def create(self, defn: WorkflowDef) -> str:
         """Store a validated workflow (steps WAITING); a known request_id yields its workflow."""
@@ -56,32 +52,8 @@ class WorkflowStore:
         if defn.request_id:
             digest = hashlib.sha256(defn.request_id.encode()).hexdigest()
             request_key = self.keys.workflow_request(digest)
-        step_ids = [s.step_id for s in defn.steps]
-        got = await self._create(
-            keys=[
-                self.keys.workflows_index,
-                self.keys.workflow_seq,
-                self.keys.events,
-                self.running_index,
-            ],
-            args=[
-                self.keys.prefix,
-                now_ms(),
-                self.settings.events_maxlen,
-                workflow_id,
-                request_key,
-                REQUEST_ID_TTL_SECONDS,
-                defn.name,
-                defn.failure_policy,
-                defn.command,
-                defn.request_id,
-                steps_to_json(defn.steps),
-                len(step_ids),
-                *step_ids,
-                start_workflow_trace(workflow_id, defn.name),
-            ],
-        )
-        return got.decode() if isinstance(got, bytes) else str(got)
+        traceparent = start_workflow_trace(workflow_id, defn.name)
+        return await self._scripts.create(now_ms(), workflow_id, defn, request_key, traceparent)
 
     async def load(self, workflow_id: str) -> WorkflowRun | None:
         raw = cast(dict[bytes, bytes], await self.redis.hgetall(self.keys.workflow(workflow_id)))
@@ -92,63 +64,23 @@ class WorkflowStore:
         if not task_ids:
             return 0
         self.keys.workflow(workflow_id)
-        got = await self._record(
-            args=[self.keys.prefix, now_ms(), workflow_id, len(task_ids), *task_ids]
-        )
-        return int(got)
+        return await self._scripts.record(now_ms(), workflow_id, task_ids)
 
     async def advance(self, workflow_id: str, plan: Plan) -> int:
         """Apply a plan in one Lua call; each decision is re-checked there."""
-        ops: list[str | bytes | int] = []
-        n = 0
-        for launch in plan.launches:
-            s = launch.step
-            n += 1
-            ops += ["L", s.step_id, s.capability, s.priority, s.max_attempts]
-            ops += [json.dumps(s.required_labels, sort_keys=True), s.timeout_ms]
-            ops += ["1" if s.map_over else "0", len(launch.inputs)]
-            for payload in launch.inputs:
-                ops += [uuid.uuid4().hex, payload]
-        for step_id, error in plan.fails:
-            n += 1
-            ops += ["F", step_id, error]
-        for step_id in plan.skips:
-            n += 1
-            ops += ["S", step_id]
-        for step_id in plan.cancels:
-            n += 1
-            ops += ["C", step_id]
-        if plan.finish is not None:
-            n += 1
-            ops += ["W", plan.finish[0], plan.finish[1]]
-        got = await self._advance(
-            keys=[
-                self.keys.events,
-                self.keys.tasks_index,
-                self.keys.task_seq,
-                self.keys.pending_capabilities,
-                self.running_index,
-                self.keys.workflows_finished,
-            ],
-            args=[self.keys.prefix, now_ms(), self.settings.events_maxlen, workflow_id, n, *ops],
-        )
-        return int(got)
+        return await self._scripts.advance(now_ms(), workflow_id, plan)
 
     async def request_cancel(self, workflow_id: str) -> int:
         """Mark a running workflow for cancellation; returns its state (NotFound if none)."""
         check_id(workflow_id, "workflow_id")
-        state = int(await self._cancel(args=[self.keys.prefix, workflow_id]))
+        state = await self._scripts.cancel(workflow_id)
         if state == 0:
             raise NotFound(f"workflow {workflow_id} not found", reason="WORKFLOW_NOT_FOUND")
         return state
 
     async def expire(self, cutoff_ms: int, limit: int = 1000) -> int:
         """Delete up to `limit` workflows that ended before the cutoff; returns how many."""
-        got = await self._expire(
-            keys=[self.keys.workflows_finished, self.keys.workflows_index],
-            args=[self.keys.workflow_prefix, self.keys.workflows_by_state_prefix, cutoff_ms, limit],
-        )
-        return int(got)
+        return await self._expire(cutoff_ms, limit)
 
     async def running(self, limit: int = 1000) -> list[str]:
         """Ids of running workflows, oldest first (the resume sweep walks these)."""

@@ -1,0 +1,94 @@
+"""The fields of a task hash in Redis, declared once for the Python code and the Lua scripts."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = ["LOADED_FIELDS", "TASK_FIELDS", "NewTask", "PeekedTask", "lua_tables"]
+
+
+class NewTask(NamedTuple):
+    """A task to create as scripts receive it: its id, then the hash fields it starts with.
+
+    taskcreate.lua reads a row by these names (generated as `NEW_TASK`), so this order is the
+    row layout of submit.lua and the names are the hash field names. Zero durations mean the
+    defaults.
+    """
+
+    task_id: str
+    capability: str
+    priority: int
+    max_attempts: int
+    labels: str
+    request_id: str
+    timeout_ms: int
+    trace_id: str
+    workflow_id: str
+    step_id: str
+    s2s_ms: int = 0
+    hb_ms: int = 0
+    backoff_ms: int = 0
+    backoff_max_ms: int = 0
+
+
+TASK_FIELDS: tuple[str, ...] = (
+    *NewTask._fields[1:],
+    "payload",
+    "state",
+    "attempt",
+    "seq",
+    "create_ms",
+    "assign_ms",
+    "start_ms",
+    "end_ms",
+    "result",
+    "error",
+    "agent_id",
+    "token",
+    "held",
+    "attempt_base",
+    "errors",
+)
+"""Every field of a task hash: NewTask's, then those the scripts set as the task moves."""
+
+LOADED_FIELDS: tuple[str, ...] = (
+    "state",
+    "attempt",
+    "token",
+    "capability",
+    "seq",
+    "max_attempts",
+    "held",
+    "workflow_id",
+    "priority",
+    "step_id",
+    "backoff_ms",
+    "backoff_max_ms",
+    "errors",
+    "agent_id",
+    "attempt_base",
+    "hb_ms",
+    "timeout_ms",
+    "s2s_ms",
+)
+"""What a transition loads (tasklib.lua load_task): never payload or result, which can be big."""
+
+
+class PeekedTask(NamedTuple):
+    """What peek.lua returns per pending task after its id (HMGET values, in this order)."""
+
+    attempt: bytes | None
+    labels: bytes | None
+    payload: bytes | None
+    workflow_id: bytes | None
+    timeout_ms: bytes | None
+    trace_id: bytes | None
+
+
+def lua_tables() -> dict[str, tuple[str, ...]]:
+    """Field lists the scripts use, each generated as `local NAME = {'field', ...}`."""
+    return {
+        "NEW_TASK": NewTask._fields,
+        "TASK_LOADED_FIELDS": LOADED_FIELDS,
+        "PEEKED_TASK": PeekedTask._fields,
+    }

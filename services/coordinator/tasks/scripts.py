@@ -1,0 +1,215 @@
+"""Typed calls of the task scripts: each wrapper owns its script's KEYS and ARGV layout.
+
+A row type's field order is the ARGV layout of one row: it reaches the script as a generated
+`local NAME = {'field', ...}` table that the script reads rows by (prelude.lua `named`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar, NamedTuple, cast
+
+from hivewire_services.common import lua
+from hivewire_services.common.config import Settings
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
+from hivewire_services.common.task_fields import NewTask, PeekedTask
+from hivewire_services.coordinator.tasks import tasklua
+from hivewire_services.coordinator.tasks.tasklua import (
+    REQUEST_ID_TTL_SECONDS,
+    Arg,
+    ContextScript,
+    flatten,
+)
+
+_HERE = Path(__file__).parent
+
+
+class SubmitRow(NamedTuple):
+    task: NewTask
+    request_key: str
+    """The request_id key (keys.request_id), '' for none."""
+    payload: bytes
+
+
+class AssignRow(NamedTuple):
+    task_id: str
+    agent_id: str
+    attempt: int
+    token: str
+    envelope: bytes
+
+
+class CompleteRow(NamedTuple):
+    entry_id: bytes
+    task_id: str
+    attempt: int
+    token: str
+    agent_id: str
+    outcome: int
+    result: bytes
+    error: str
+    start_ms: int | str
+    end_ms: int | str
+    jitter: float
+
+
+class ReclaimRow(NamedTuple):
+    entry_id: bytes
+    task_id: str
+    """'' for an entry that names no valid task: it is only acknowledged and deleted."""
+    attempt: int
+
+
+class CountRow(NamedTuple):
+    entry_id: bytes
+    counter: str
+    """The counter field to increment ('' counts nothing)."""
+
+
+def submit_args(keys: Keys, settings: Settings, now: int, rows: Sequence[SubmitRow]) -> list[Arg]:
+    """ARGV of submit.lua: the text columns as one JSON array (far cheaper for redis-py to pack
+    than an argument each), then the payloads as bytes."""
+    table = [[*row.task, row.request_key] for row in rows]
+    return [
+        *tasklua.creation_args(keys, settings, now),
+        REQUEST_ID_TTL_SECONDS,
+        len(rows),
+        json.dumps(table, ensure_ascii=False).encode(),
+        *(row.payload for row in rows),
+    ]
+
+
+class Submit:
+    """submit.lua: create tasks; returns per row the id created, or the earlier one of its
+    request_id."""
+
+    def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
+        self.keys = keys
+        self.settings = settings
+        self._script = tasklua.register(redis, "submit", context=False)
+        self._keys = tasklua.creation_keys(keys)
+
+    async def __call__(self, now: int, rows: Sequence[SubmitRow]) -> list[str]:
+        raw = await self._script(
+            keys=self._keys, args=submit_args(self.keys, self.settings, now, rows)
+        )
+        return [r.decode() for r in cast(list[bytes], raw)]
+
+
+class Promote:
+    """promote.lua: move up to `limit` tasks whose backoff passed back to their queues."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.keys = keys
+        self._script = tasklua.register(redis, "promote", context=False)
+
+    async def __call__(self, now: int, limit: int) -> int:
+        return int(await self._script(keys=[self.keys.due], args=[self.keys.prefix, now, limit]))
+
+
+class Peek:
+    """peek.lua: per (capability, count), the head of its pending queue by task id."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.keys = keys
+        self._script = lua.register(redis, _HERE / "peek.lua")
+
+    async def __call__(self, queues: Sequence[tuple[str, int]]) -> list[dict[str, PeekedTask]]:
+        raw = await self._script(
+            keys=[self.keys.pending(cap) for cap, _ in queues],
+            args=[self.keys.prefix, *(count for _, count in queues)],
+        )
+        width = 1 + len(PeekedTask._fields)
+        return [
+            {
+                cast(bytes, flat[i]).decode(): PeekedTask._make(flat[i + 1 : i + width])
+                for i in range(0, len(flat), width)
+            }
+            for flat in cast(list[list[bytes | None]], raw)
+        ]
+
+
+class Assign(ContextScript):
+    """assign.lua: one code per row (1 applied, 0 not pending, 2 agent offline, 3 no slot)."""
+
+    name = "assign"
+    layouts: ClassVar[lua.Layouts] = {"ASSIGN_ROW": AssignRow._fields}
+
+    async def __call__(self, now: int, rows: Sequence[AssignRow]) -> list[int]:
+        codes = await self.call(now, (), [len(rows), *flatten(rows)])
+        return [int(c) for c in codes]
+
+
+class Complete(ContextScript):
+    """complete.lua: apply results, XACK and XDEL their entries; returns
+    (applied, ignored, retried, failed)."""
+
+    name = "complete"
+    layouts: ClassVar[lua.Layouts] = {"COMPLETE_ROW": CompleteRow._fields}
+
+    async def __call__(self, now: int, group: str, rows: Sequence[CompleteRow]) -> list[int]:
+        reply = await self.call(now, [self.keys.results], [group, len(rows), *flatten(rows)])
+        return [int(v) for v in reply]
+
+
+class Cancel(ContextScript):
+    """cancel.lua: the task's previous state (0 when it does not exist)."""
+
+    name = "cancel"
+
+    async def __call__(self, now: int, task_id: str) -> int:
+        return int(await self.call(now, (), [task_id]))
+
+
+class Reap(ContextScript):
+    """reap.lua: (leases expired, attempts timed out, tasks timed out), up to `limit` each."""
+
+    name = "reap"
+
+    async def __call__(self, now: int, limit: int, jitter: float) -> tuple[int, int, int]:
+        leases, attempts, timed_out = (int(x) for x in await self.call(now, (), [limit, jitter]))
+        return leases, attempts, timed_out
+
+
+class Reclaim(ContextScript):
+    """reclaim.lua: re-queue an offline agent's inbox entries; with no rows, forget the agent
+    if its inbox is empty (1 when done)."""
+
+    name = "reclaim"
+    layouts: ClassVar[lua.Layouts] = {"RECLAIM_ROW": ReclaimRow._fields}
+
+    async def __call__(
+        self, now: int, group: str, agent_id: str, jitter: float, rows: Sequence[ReclaimRow]
+    ) -> int:
+        keys = [self.keys.inbox(agent_id), self.keys.reclaim_agents]
+        args = [group, agent_id, jitter, len(rows), *flatten(rows)]
+        return int(await self.call(now, keys, args))
+
+
+class RetryDead(ContextScript):
+    """retry_dead.lua: a status code then its details (see the script)."""
+
+    name = "retry_dead"
+
+    async def __call__(self, now: int, dead_letter_id: str) -> list[str]:
+        raw = await self.call(now, (), [dead_letter_id])
+        return [r.decode() if isinstance(r, bytes) else str(r) for r in raw]
+
+
+class CountEvents:
+    """metrics_feed.lua: XACK each entry in `group`, counting those acked first; 1/0 per row."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.keys = keys
+        layouts = {"COUNT_ROW": CountRow._fields}
+        self._script = lua.register(redis, _HERE / "metrics_feed.lua", layouts=layouts)
+
+    async def __call__(self, group: str, rows: Sequence[CountRow]) -> list[int]:
+        reply = await self._script(
+            keys=[self.keys.events, self.keys.task_counters],
+            args=[group, len(rows), *flatten(rows)],
+        )
+        return [int(a) for a in reply]

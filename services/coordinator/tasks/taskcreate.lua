@@ -1,0 +1,43 @@
+-- Task creation and the pending queue order, shared by submit.lua, workflows/advance.lua,
+-- promote.lua and tasklib.lua (prepended after the prelude). Scripts that create tasks take
+-- the same leading KEYS and ARGV (see creation_keys/creation_args in scripts.py):
+--   KEYS[1..4]: events, tasks_index, task_seq, start_deadlines
+--   ARGV[1..3]: prefix, now_ms, events_maxlen
+
+-- Priority first (higher first), then age: seq stays below 2^44, and 101 * 2^44 is below
+-- 2^53, so the score is an exact double.
+local function pending_score(priority, seq)
+  return (100 - tonumber(priority)) * 17592186044416 + tonumber(seq)
+end
+
+local function enqueue(prefix, capability, priority, seq, task_id)
+  redis.call('ZADD', prefix .. K_PENDING .. capability, pending_score(priority, seq), task_id)
+end
+
+-- Create a PENDING task: its hash (the NEW_TASK fields of `task`, a table by field name; a field
+-- left out means its default), pending queue entry, indexes, start deadline, SUBMITTED event.
+local function create_task(task, payload)
+  local prefix, now = ARGV[1], tonumber(ARGV[2])
+  local id = task.task_id
+  local seq = redis.call('INCR', KEYS[3])
+  local hash = {'payload', payload, 'state', TASK_STATE_PENDING, 'attempt', 0, 'seq', seq,
+    'create_ms', now}
+  for i = 2, #NEW_TASK do
+    local value = task[NEW_TASK[i]]
+    if value ~= nil then
+      hash[#hash + 1] = NEW_TASK[i]
+      hash[#hash + 1] = value
+    end
+  end
+  redis.call('HSET', prefix .. K_TASK .. id, unpack(hash))
+  enqueue(prefix, task.capability, task.priority, seq, id)
+  redis.call('ZADD', KEYS[2], seq, id)
+  redis.call('ZADD', prefix .. K_TASKS_BY_STATE .. TASK_STATE_PENDING, seq, id)
+  local s2s_ms = tonumber(task.s2s_ms) or 0
+  if s2s_ms > 0 then
+    redis.call('ZADD', KEYS[4], now + s2s_ms, id)
+  end
+  emit_event(KEYS[1], ARGV[3], {type = EVENT_TYPE_TASK_SUBMITTED, ms = now, task_id = id,
+    capability = task.capability, state = TASK_STATE_PENDING, workflow_id = task.workflow_id,
+    step_id = task.step_id})
+end

@@ -1,0 +1,164 @@
+"""The typed script wrappers: the KEYS and ARGV each one sends, and the layouts scripts read."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from hivewire_services.common.config import Settings
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.lua import constants
+from hivewire_services.common.task_fields import LOADED_FIELDS, TASK_FIELDS, NewTask, PeekedTask
+from hivewire_services.common.workflow_spec import StepDef
+from hivewire_services.coordinator.tasks import scripts, tasklua
+from hivewire_services.coordinator.workflows import scripts as wf_scripts
+from hivewire_services.coordinator.workflows.plan import Launch, Plan
+
+KEYS = Keys("t")
+SETTINGS = Settings()
+CONTEXT = 7  # ARGV[1..7] of every tasklib script
+
+
+class Recorder:
+    """Stands in for the registered script object: records one call, returns `reply`."""
+
+    def __init__(self, reply: Any) -> None:
+        self.reply = reply
+        self.keys: list[str] = []
+        self.args: list[Any] = []
+
+    async def __call__(self, keys: Sequence[str] = (), args: Sequence[Any] = ()) -> Any:
+        self.keys, self.args = list(keys), list(args)
+        return self.reply
+
+
+def recording(wrapper: Any, reply: Any) -> Recorder:
+    wrapper._script = Recorder(reply)
+    return wrapper._script  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def redis() -> Redis:
+    return Redis()  # never connects: the recorder replaces the script call
+
+
+async def test_assign_sends_context_then_rows_in_field_order(redis: Redis) -> None:
+    assign = scripts.Assign(redis, KEYS, SETTINGS)
+    rec = recording(assign, [1, b"3"])
+    rows = [
+        scripts.AssignRow("a1", "g1", 1, "tok", b"env"),
+        scripts.AssignRow("a2", "g1", 2, "t", b""),
+    ]
+    assert await assign(5, rows) == [1, 3]
+    assert rec.keys == tasklua.context_keys(KEYS)
+    assert rec.args[:CONTEXT] == tasklua.context_args(KEYS, SETTINGS, 5)
+    assert rec.args[CONTEXT:] == [2, "a1", "g1", 1, "tok", b"env", "a2", "g1", 2, "t", b""]
+
+
+async def test_complete_sends_group_count_and_eleven_values_per_result(redis: Redis) -> None:
+    complete = scripts.Complete(redis, KEYS, SETTINGS)
+    rec = recording(complete, [b"1", 0, 0, 0])
+    row = scripts.CompleteRow(b"1-0", "t1", 2, "tok", "g1", 3, b"out", "", 10, "", 0.5)
+    assert await complete(9, "grp", [row]) == [1, 0, 0, 0]
+    assert rec.keys == [*tasklua.context_keys(KEYS), KEYS.results]
+    assert rec.args[CONTEXT:] == [
+        "grp",
+        1,
+        b"1-0",
+        "t1",
+        2,
+        "tok",
+        "g1",
+        3,
+        b"out",
+        "",
+        10,
+        "",
+        0.5,
+    ]
+    assert len(scripts.CompleteRow._fields) == 11
+
+
+async def test_reclaim_names_the_inbox_and_reclaim_set(redis: Redis) -> None:
+    reclaim = scripts.Reclaim(redis, KEYS, SETTINGS)
+    rec = recording(reclaim, 2)
+    agent = "b" * 32
+    rows = [scripts.ReclaimRow(b"1-0", "t1", 1), scripts.ReclaimRow(b"2-0", "", 0)]
+    assert await reclaim(3, "inbox-group", agent, 0.25, rows) == 2
+    assert rec.keys[-2:] == [KEYS.inbox(agent), KEYS.reclaim_agents]
+    assert rec.args[CONTEXT:] == ["inbox-group", agent, 0.25, 2, b"1-0", "t1", 1, b"2-0", "", 0]
+
+
+async def test_reap_cancel_retry_dead_and_count_events(redis: Redis) -> None:
+    reap = scripts.Reap(redis, KEYS, SETTINGS)
+    rec = recording(reap, [b"1", 2, 0])
+    assert await reap(4, 100, 0.5) == (1, 2, 0)
+    assert rec.args[CONTEXT:] == [100, 0.5]
+    cancel = scripts.Cancel(redis, KEYS, SETTINGS)
+    rec = recording(cancel, 2)
+    assert await cancel(4, "t1") == 2
+    assert rec.args[CONTEXT:] == ["t1"]
+    retry = scripts.RetryDead(redis, KEYS, SETTINGS)
+    rec = recording(retry, [b"NOT_FAILED", b"t1", 3])
+    assert await retry(4, "1-0") == ["NOT_FAILED", "t1", "3"]
+    count = scripts.CountEvents(redis, KEYS)
+    rec = recording(count, [1, 0])
+    rows = [scripts.CountRow(b"1-0", "submitted|echo"), scripts.CountRow(b"2-0", "")]
+    assert await count("metrics", rows) == [1, 0]
+    assert rec.keys == [KEYS.events, KEYS.task_counters]
+    assert rec.args == ["metrics", 2, b"1-0", "submitted|echo", b"2-0", ""]
+
+
+async def test_submit_sends_json_rows_in_new_task_order_then_payloads(redis: Redis) -> None:
+    submit = scripts.Submit(redis, KEYS, SETTINGS)
+    rec = recording(submit, [b"t1", b"t0"])
+    task = NewTask("t1", "echo", 5, 3, "{}", "", 0, "tp", "", "", s2s_ms=1000)
+    rows = [scripts.SubmitRow(task, "", b"p1"), scripts.SubmitRow(task, "req-key", b"p2")]
+    assert await submit(8, rows) == ["t1", "t0"]
+    assert rec.keys == tasklua.creation_keys(KEYS)
+    assert rec.args[:3] == [KEYS.prefix, 8, SETTINGS.events_maxlen]
+    assert rec.args[3:5] == [tasklua.REQUEST_ID_TTL_SECONDS, 2]
+    table = json.loads(rec.args[5])
+    assert table[1] == [*task, "req-key"]
+    assert dict(zip(NewTask._fields, table[0], strict=False))["s2s_ms"] == 1000
+    assert rec.args[6:] == [b"p1", b"p2"]
+
+
+async def test_peek_returns_rows_by_task_id(redis: Redis) -> None:
+    peek = scripts.Peek(redis, KEYS)
+    rec = recording(peek, [[b"t1", b"0", b"{}", b"p", None, b"0", b"tp"], []])
+    got = await peek([("echo", 3), ("resize", 1)])
+    assert rec.keys == [KEYS.pending("echo"), KEYS.pending("resize")]
+    assert rec.args == [KEYS.prefix, 3, 1]
+    assert got == [{"t1": PeekedTask(b"0", b"{}", b"p", None, b"0", b"tp")}, {}]
+
+
+async def test_advance_encodes_the_plan_after_the_creation_context(redis: Redis) -> None:
+    wf = wf_scripts.WorkflowScripts(redis, KEYS, SETTINGS)
+    rec = Recorder(3)
+    wf._advance = rec  # type: ignore[assignment]
+    step = StepDef("s1", "echo", {}, priority=2, max_attempts=4, timeout_ms=50, map_over="s0")
+    plan = Plan(launches=[Launch(step, [b"a"])], fails=[("s2", "bad")], finish=(2, "done"))
+    wid = "c" * 32
+    assert await wf.advance(6, wid, plan) == 3
+    assert rec.keys[:4] == tasklua.creation_keys(KEYS)
+    assert rec.keys[4] == KEYS.workflow(wid)
+    head = wf_scripts.LaunchOp("s1", "echo", 2, 4, "{}", 50, "1", 1)
+    ops = rec.args[4:]
+    assert ops[:2] == [3, "L"]
+    assert ops[2 : 2 + len(head)] == list(head)
+    assert ops[3 + len(head) :] == [b"a", "F", "s2", "bad", "W", 2, "done"]
+
+
+def test_field_lists_are_declared_once_and_reach_lua() -> None:
+    assert len(set(TASK_FIELDS)) == len(TASK_FIELDS)
+    assert set(LOADED_FIELDS) <= set(TASK_FIELDS)
+    assert set(PeekedTask._fields) <= set(TASK_FIELDS)
+    assert set(NewTask._fields[1:]) <= set(TASK_FIELDS)
+    lua = constants()
+    assert "local NEW_TASK = {'task_id', 'capability', 'priority'," in lua
+    assert "local TASK_LOADED_FIELDS = {'state', 'attempt'," in lua
