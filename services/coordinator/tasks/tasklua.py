@@ -7,9 +7,9 @@ from pathlib import Path
 from redis.commands.core import AsyncScript
 
 from hivewire_services.common import lua
-from hivewire_services.common.config import Settings
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
+from hivewire_services.coordinator.config import CoordinatorSettings
 
 _HERE = Path(__file__).parent
 TASKLIB = _HERE / "tasklib.lua"
@@ -35,7 +35,7 @@ def context_keys(keys: Keys) -> list[str]:
     ]
 
 
-def context_args(keys: Keys, settings: Settings, now: int) -> list[Arg]:
+def context_args(keys: Keys, settings: CoordinatorSettings, now: int) -> list[Arg]:
     """ARGV[1..7] of every tasklib script."""
     return [
         keys.prefix,
