@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from hivewire.cli.embedded_redis import EmbeddedRedis, free_port
-from hivewire_services.common.config import Settings, load_settings
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis, create_redis
+from tests.settings import StackSettings, stack_settings
 
 
 @pytest.fixture(scope="session")
@@ -30,9 +30,8 @@ def namespace() -> str:
 
 
 @pytest.fixture
-def settings(redis_server: EmbeddedRedis, namespace: str) -> Settings:
-    return load_settings(
-        env={},
+def settings(redis_server: EmbeddedRedis, namespace: str) -> StackSettings:
+    return stack_settings(
         redis_url=redis_server.url,
         namespace=namespace,
         lease_seconds=3.0,
@@ -44,12 +43,12 @@ def settings(redis_server: EmbeddedRedis, namespace: str) -> Settings:
 
 
 @pytest.fixture
-def keys(settings: Settings) -> Keys:
+def keys(settings: StackSettings) -> Keys:
     return Keys(settings.namespace)
 
 
 @pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
+async def redis(settings: StackSettings) -> AsyncIterator[Redis]:
     client = create_redis(settings.redis_url)
     yield client
     await client.aclose()

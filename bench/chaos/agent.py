@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hivewire.agent import Agent, TaskContext, run_agent
-from hivewire_services.common.config import load_settings
+from hivewire_services.common.config import CommonSettings, load_settings
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import create_redis
 
@@ -24,7 +24,7 @@ CAPABILITY = "chaos"
 
 
 def build(name: str, concurrency: int) -> Agent:
-    settings = load_settings()
+    settings = load_settings(CommonSettings)
     keys = Keys(settings.namespace)
     record = create_redis(settings.redis_url, retries=0, max_connections=concurrency + 2)
     agent = Agent(name, max_concurrency=concurrency, redis_url=settings.redis_url)

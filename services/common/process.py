@@ -5,12 +5,14 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 from hivewire.core.logs import setup_logging
 from hivewire.core.telemetry import setup_tracing
-from hivewire_services.common.config import Settings, load_settings
+from hivewire_services.common.config import CommonSettings
 from hivewire_services.common.server import run, run_until_signal
+
+SettingsT = TypeVar("SettingsT", bound=CommonSettings)
 
 
 class ServiceProcess(abc.ABC):
@@ -37,11 +39,11 @@ class ServiceProcess(abc.ABC):
         await self.shutdown()
 
 
-def serve(
-    name: str, build: Callable[[Settings], ServiceProcess], settings: Settings | None = None
-) -> None:
-    """The body of `python -m services.<name>`: logging, tracing, then run until SIGTERM/SIGINT."""
-    settings = settings or load_settings()
+def serve(name: str, build: Callable[[SettingsT], ServiceProcess], settings: SettingsT) -> None:
+    """The body of `python -m hivewire_services.<name>`: logging, tracing, then run until a signal.
+
+    `settings` come from the service's own config module, the one place that reads its environment.
+    """
     setup_logging(settings.log_level, settings.log_format)
     setup_tracing(name)
 

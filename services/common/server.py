@@ -16,7 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from hivewire.core.telemetry import shutdown_tracing
 from hivewire.core.tracing import client_interceptors
-from hivewire_services.common.config import Settings
+from hivewire_services.common.config import CommonSettings
 from hivewire_services.common.interceptors import ErrorMappingInterceptor
 from hivewire_services.common.redis_health import RedisGate
 from hivewire_services.common.rpc_telemetry import TelemetryServerInterceptor
@@ -33,7 +33,7 @@ KEEPALIVE_SERVER_OPTIONS = [
 ]
 
 
-def channel_options(settings: Settings) -> list[tuple[str, int]]:
+def channel_options(settings: CommonSettings) -> list[tuple[str, int]]:
     """Options for long-lived client channels: keepalive and message size limits."""
     return [
         ("grpc.keepalive_time_ms", 30_000),
@@ -45,7 +45,7 @@ def channel_options(settings: Settings) -> list[tuple[str, int]]:
     ]
 
 
-def create_channel(addr: str, settings: Settings) -> grpc.aio.Channel:
+def create_channel(addr: str, settings: CommonSettings) -> grpc.aio.Channel:
     """One long-lived channel per dependency per process; close it on shutdown."""
     return grpc.aio.insecure_channel(
         addr, options=channel_options(settings), interceptors=client_interceptors()
@@ -96,7 +96,7 @@ async def create_server(
     listen: str,
     register: Callable[[grpc.aio.Server], None],
     service_names: Sequence[str],
-    settings: Settings,
+    settings: CommonSettings,
     *,
     watch_redis: bool = True,
 ) -> GrpcServer:

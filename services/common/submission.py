@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hivewire.v1 import task_pb2
-from hivewire_services.common.config import Settings
+from hivewire_services.common.config import SubmissionSettings
 from hivewire_services.common.errors import InvalidArgument, ResourceExhausted
 from hivewire_services.common.validation import MAX_REQUEST_ID, check_capability, check_labels
 
@@ -45,7 +45,7 @@ _GOOD_CAPABILITIES_MAX = 1024
 
 
 def validate_task(
-    req: task_pb2.SubmitTaskRequest, settings: Settings, where: str = ""
+    req: task_pb2.SubmitTaskRequest, settings: SubmissionSettings, where: str = ""
 ) -> ValidTask:
     """Check one SubmitTaskRequest; `where` prefixes field names (e.g. 'tasks[3].')."""
     capability = req.capability
@@ -117,7 +117,9 @@ def _positive_ms(req: task_pb2.SubmitTaskRequest, name: str, where: str) -> int:
     return ms
 
 
-def validate_batch(reqs: list[task_pb2.SubmitTaskRequest], settings: Settings) -> list[ValidTask]:
+def validate_batch(
+    reqs: list[task_pb2.SubmitTaskRequest], settings: SubmissionSettings
+) -> list[ValidTask]:
     """Check a batch: 1..max_batch tasks, each valid."""
     if not reqs:
         raise InvalidArgument("tasks must not be empty", field="tasks")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hivewire.v1 import workflow_pb2
-from hivewire_services.common.config import Settings
+from hivewire_services.common.config import SubmissionSettings
 from hivewire_services.common.errors import FieldViolation, HivewireError, InvalidArgument
 from hivewire_services.common.submission import MAX_ATTEMPTS, MAX_PRIORITY
 from hivewire_services.common.validation import MAX_REQUEST_ID, check_capability, check_labels
@@ -116,7 +116,7 @@ def find_cycle(deps: dict[str, tuple[str, ...]]) -> list[str] | None:
     return None
 
 
-def _payload(raw: bytes, where: str, is_map: bool, settings: Settings) -> dict[str, Any]:
+def _payload(raw: bytes, where: str, is_map: bool, settings: SubmissionSettings) -> dict[str, Any]:
     if len(raw) > settings.max_payload_bytes:
         raise InvalidArgument(
             f"{where}payload is {len(raw)} bytes, over the limit of {settings.max_payload_bytes}",
@@ -144,7 +144,7 @@ def _payload(raw: bytes, where: str, is_map: bool, settings: Settings) -> dict[s
 
 
 def _step(
-    spec: workflow_pb2.WorkflowStepSpec, i: int, settings: Settings
+    spec: workflow_pb2.WorkflowStepSpec, i: int, settings: SubmissionSettings
 ) -> tuple[StepDef | None, list[FieldViolation]]:
     where = f"steps[{i}]."
     bad: list[FieldViolation] = []
@@ -188,7 +188,9 @@ def _step(
     return step_def, bad
 
 
-def validate_workflow(req: workflow_pb2.SubmitWorkflowRequest, settings: Settings) -> WorkflowDef:
+def validate_workflow(
+    req: workflow_pb2.SubmitWorkflowRequest, settings: SubmissionSettings
+) -> WorkflowDef:
     """Check everything before anything is stored; every problem found becomes a violation."""
     bad: list[FieldViolation] = []
     if len(req.name) > MAX_NAME:

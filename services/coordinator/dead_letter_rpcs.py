@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hivewire.v1 import coordinator_pb2, task_pb2
-from hivewire_services.common.config import Settings
+from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.tasks.dead_letters import DeadLetters
 from hivewire_services.coordinator.tasks.store import TaskStore
 
@@ -14,7 +14,7 @@ class DeadLetterRpcs:
     """Uses the servicer's `store` and `settings`."""
 
     store: TaskStore
-    settings: Settings
+    settings: CoordinatorSettings
     _dead_letters_obj: DeadLetters | None = None
 
     @property

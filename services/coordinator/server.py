@@ -11,13 +11,13 @@ import grpc
 from hivewire.core import tracing
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc
 from hivewire_services.common.clock import now_ms
-from hivewire_services.common.config import Settings
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.loops import Backoff, cancel_and_wait
 from hivewire_services.common.process import ServiceProcess, serve
 from hivewire_services.common.redis import Redis, create_redis
 from hivewire_services.common.redis_metrics import ServiceMetrics
 from hivewire_services.common.server import GrpcServer, create_channel, create_server
+from hivewire_services.coordinator.config import CoordinatorSettings, load_coordinator_settings
 from hivewire_services.coordinator.service import CoordinatorService
 from hivewire_services.coordinator.tasks.agent_cache import AgentCache
 from hivewire_services.coordinator.tasks.metrics_feed import MetricsFeed
@@ -37,7 +37,7 @@ RETENTION_EVERY_S = 30.0
 class CoordinatorServer(ServiceProcess):
     """One coordinator process. Several may run at once: all state lives in Redis."""
 
-    def __init__(self, settings: Settings, redis: Redis | None = None) -> None:
+    def __init__(self, settings: CoordinatorSettings, redis: Redis | None = None) -> None:
         self.settings = settings
         self.keys = Keys(settings.namespace)
         self._own_redis = redis is None
@@ -75,7 +75,7 @@ class CoordinatorServer(ServiceProcess):
         service = CoordinatorService(self.store, self.settings, on_submit=self._wake)
         service.workflows = self.workflows
         self.grpc = await create_server(
-            listen or self.settings.listen("coordinator"),
+            listen or self.settings.listen_address,
             lambda s: coordinator_pb2_grpc.add_CoordinatorServiceServicer_to_server(service, s),
             [SERVICE_NAME],
             self.settings,
@@ -132,4 +132,4 @@ class CoordinatorServer(ServiceProcess):
 
 
 def main() -> None:
-    serve("coordinator", CoordinatorServer)
+    serve("coordinator", CoordinatorServer, load_coordinator_settings())

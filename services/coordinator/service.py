@@ -6,8 +6,8 @@ from collections.abc import Callable
 from typing import Any, TypeAlias
 
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, task_pb2
-from hivewire_services.common.config import Settings
 from hivewire_services.common.submission import validate_batch, validate_task
+from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.dead_letter_rpcs import DeadLetterRpcs
 from hivewire_services.coordinator.tasks.store import TaskStore
 from hivewire_services.coordinator.workflow_rpcs import WorkflowRpcs
@@ -19,7 +19,9 @@ Context: TypeAlias = Any
 class CoordinatorService(
     WorkflowRpcs, DeadLetterRpcs, coordinator_pb2_grpc.CoordinatorServiceServicer
 ):
-    def __init__(self, store: TaskStore, settings: Settings, on_submit: Callable[[], None]) -> None:
+    def __init__(
+        self, store: TaskStore, settings: CoordinatorSettings, on_submit: Callable[[], None]
+    ) -> None:
         self.store = store
         self.settings = settings
         self._on_submit = on_submit

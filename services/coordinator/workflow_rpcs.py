@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, TypeAlias
 
 from hivewire.v1 import coordinator_pb2, workflow_pb2
-from hivewire_services.common.config import Settings
 from hivewire_services.common.workflow_spec import validate_workflow
+from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.workflows.engine import WorkflowEngine
 
 Context: TypeAlias = Any
@@ -15,7 +15,7 @@ Context: TypeAlias = Any
 class WorkflowRpcs:
     """Mixed into CoordinatorService; the server sets `workflows` before serving."""
 
-    settings: Settings
+    settings: CoordinatorSettings
     workflows: WorkflowEngine
 
     async def SubmitWorkflow(

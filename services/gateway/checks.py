@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hivewire.v1 import agent_pb2, event_pb2, task_pb2
-from hivewire_services.common.config import Settings
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.submission import validate_batch, validate_task
 from hivewire_services.common.validation import (
@@ -13,17 +12,20 @@ from hivewire_services.common.validation import (
     check_id,
     check_page_size,
 )
+from hivewire_services.gateway.config import GatewaySettings
 from hivewire_services.gateway.events.hub import EventFilter, StreamId, parse_stream_id
 
 _EVENT_TYPES = frozenset(event_pb2.EventType.values()) - {event_pb2.EVENT_TYPE_UNSPECIFIED}
 
 
-def check_submit(req: task_pb2.SubmitTaskRequest, settings: Settings, where: str = "") -> None:
+def check_submit(
+    req: task_pb2.SubmitTaskRequest, settings: GatewaySettings, where: str = ""
+) -> None:
     """One task; `where` prefixes field names in a batch (e.g. `tasks[3].`)."""
     validate_task(req, settings, where)
 
 
-def check_batch(tasks: Sequence[task_pb2.SubmitTaskRequest], settings: Settings) -> None:
+def check_batch(tasks: Sequence[task_pb2.SubmitTaskRequest], settings: GatewaySettings) -> None:
     """A batch holds 1..max_batch valid tasks."""
     validate_batch(list(tasks), settings)
 

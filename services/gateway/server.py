@@ -8,13 +8,13 @@ from typing import cast
 import grpc
 
 from hivewire.v1 import coordinator_pb2_grpc, gateway_pb2, gateway_pb2_grpc, registry_pb2_grpc
-from hivewire_services.common.config import Settings
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.metrics import DASHBOARD_SUBSCRIBERS
 from hivewire_services.common.process import ServiceProcess, serve
 from hivewire_services.common.redis import Redis, create_redis
 from hivewire_services.common.redis_metrics import ServiceMetrics
 from hivewire_services.common.server import GrpcServer, create_channel, create_server
+from hivewire_services.gateway.config import GatewaySettings, load_gateway_settings
 from hivewire_services.gateway.events.hub import EventsHub
 from hivewire_services.gateway.service import GatewayServicer
 
@@ -28,7 +28,7 @@ SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_na
 class GatewayServer(ServiceProcess):
     """The gateway process: `await start()` returns the bound port; `shutdown()` is idempotent."""
 
-    def __init__(self, settings: Settings, redis: Redis | None = None) -> None:
+    def __init__(self, settings: GatewaySettings, redis: Redis | None = None) -> None:
         self.settings = settings
         self._redis = redis
         self._owns_redis = redis is None
@@ -81,7 +81,7 @@ class GatewayServer(ServiceProcess):
             gateway_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, server)
 
         self._server = await create_server(
-            listen or settings.listen("gateway"), register, [SERVICE_NAME], settings
+            listen or settings.listen_address, register, [SERVICE_NAME], settings
         )
         hub = self.hub
         DASHBOARD_SUBSCRIBERS.set_function(lambda: hub.subscriber_count)
@@ -111,4 +111,4 @@ class GatewayServer(ServiceProcess):
 
 
 def main() -> None:
-    serve("gateway", GatewayServer)
+    serve("gateway", GatewayServer, load_gateway_settings())

@@ -16,9 +16,9 @@ from hivewire.v1 import (
     registry_pb2_grpc,
     task_pb2,
 )
-from hivewire_services.common.config import Settings
 from hivewire_services.common.validation import check_id
 from hivewire_services.gateway import checks
+from hivewire_services.gateway.config import GatewaySettings
 from hivewire_services.gateway.dead_letter_rpcs import GatewayDeadLetterRpcs
 from hivewire_services.gateway.events.hub import EventsHub
 from hivewire_services.gateway.stream_rpcs import StreamRpcs, stats_for
@@ -38,7 +38,7 @@ class GatewayServicer(
 
     def __init__(
         self,
-        settings: Settings,
+        settings: GatewaySettings,
         coordinator: coordinator_pb2_grpc.CoordinatorServiceAsyncStub,
         registry: registry_pb2_grpc.RegistryServiceAsyncStub,
         hub: EventsHub,

@@ -19,10 +19,10 @@ from hivewire.v1 import (
     workflow_pb2,
 )
 from hivewire_services.common.clock import now_ms, ts_from_ms
-from hivewire_services.common.config import Settings
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.keys import Keys
 from hivewire_services.gateway import checks
+from hivewire_services.gateway.config import GatewaySettings
 from hivewire_services.gateway.events.hub import EventsHub, format_stream_id
 from hivewire_services.gateway.events.snapshot import snapshot_events
 from hivewire_services.gateway.stats.collector import StatsCollector
@@ -51,7 +51,7 @@ def _seconds(
 class StreamRpcs:
     """Mixin for GatewayServicer; uses its `_settings`, `_hub` and `_stats`."""
 
-    _settings: Settings
+    _settings: GatewaySettings
     _hub: EventsHub
     _stats: StatsCollector
 
@@ -130,7 +130,7 @@ class StreamRpcs:
 
 def stats_for(
     hub: EventsHub,
-    settings: Settings,
+    settings: GatewaySettings,
     coordinator: coordinator_pb2_grpc.CoordinatorServiceAsyncStub,
 ) -> StatsCollector:
     """A collector fed by `hub` that counts workflows through `coordinator`."""

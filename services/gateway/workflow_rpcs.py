@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from hivewire.v1 import command_pb2, coordinator_pb2, coordinator_pb2_grpc, workflow_pb2
-from hivewire_services.common.config import Settings
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.validation import MAX_REQUEST_ID, check_id, check_page_size
 from hivewire_services.common.workflow_spec import validate_workflow
 from hivewire_services.gateway.commands import CommandCatalog
+from hivewire_services.gateway.config import GatewaySettings
 
 # grpc ships no type hints, so its context type is Any to mypy.
 Context: TypeAlias = Any
@@ -18,7 +18,7 @@ Context: TypeAlias = Any
 _SOURCE_COMMANDS = Path(__file__).resolve().parents[2] / "commands"
 
 
-def commands_dir(settings: Settings) -> Path:
+def commands_dir(settings: GatewaySettings) -> Path:
     """HIVEWIRE_COMMANDS_DIR, else ./commands, else the commands/ next to the source tree."""
     if settings.commands_dir:
         return Path(settings.commands_dir)
@@ -29,7 +29,7 @@ def commands_dir(settings: Settings) -> Path:
 class WorkflowRpcs:
     """Mixed into GatewayServicer; uses its settings, coordinator stub and timeout."""
 
-    _settings: Settings
+    _settings: GatewaySettings
     _coordinator: coordinator_pb2_grpc.CoordinatorServiceAsyncStub
     _timeout: float
 

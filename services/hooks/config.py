@@ -4,9 +4,31 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from hivewire.core.hooks_file import HooksConfig, load_hooks
-from hivewire_services.common.config import Settings
+from hivewire_services.common.config import CommonSettings, load_settings
+
+
+@dataclass(frozen=True)
+class HooksSettings(CommonSettings):
+    """The common settings plus what the hooks runner reads; no hooks file means it idles."""
+
+    hooks_file: str = ""
+    hooks_addr: str = "127.0.0.1:50054"
+    # Where the runner serves grpc health; empty means the host:port of hooks_addr.
+    hooks_listen: str = ""
+    hooks_concurrency: int = 8
+    hooks_max_attempts: int = 5
+    hooks_retry_initial_backoff: float = 1.0
+    hooks_retry_max_backoff: float = 60.0
+    hooks_claim_idle: float = 30.0
+    hooks_poll_interval: float = 0.2
+    hooks_max_backlog: int = 10_000
+
+    @property
+    def listen_address(self) -> str:
+        return self.hooks_listen or self.hooks_addr
 
 
 def process_environment() -> Mapping[str, str]:
@@ -14,7 +36,12 @@ def process_environment() -> Mapping[str, str]:
     return os.environ
 
 
-def load_hooks_config(settings: Settings, env: Mapping[str, str] | None = None) -> HooksConfig:
+def load_hooks_settings(env: Mapping[str, str] | None = None) -> HooksSettings:
+    """HooksSettings from HIVEWIRE_* variables (of the process, or `env`)."""
+    return load_settings(HooksSettings, env)
+
+
+def load_hooks_config(settings: HooksSettings, env: Mapping[str, str] | None = None) -> HooksConfig:
     """The hooks of HIVEWIRE_HOOKS_FILE; no file configured means no hooks (the runner idles)."""
     if not settings.hooks_file:
         return HooksConfig()

@@ -19,9 +19,9 @@ from redis.exceptions import ResponseError
 from hivewire.v1 import event_pb2
 from hivewire_services.common import lua
 from hivewire_services.common.clock import now_ms
-from hivewire_services.common.config import Settings
 from hivewire_services.common.keys import HOOKS_GROUP, Keys
 from hivewire_services.common.redis import Redis
+from hivewire_services.hooks.config import HooksSettings
 from hivewire_services.hooks.payload import Delivery
 
 _HERE = Path(__file__).parent
@@ -36,7 +36,7 @@ def delivery_id(entry_id: bytes | str, hook: str) -> str:
 
 
 class DeliveryStore:
-    def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
+    def __init__(self, redis: Redis, keys: Keys, settings: HooksSettings) -> None:
         self.redis = redis
         self.keys = keys
         self.settings = settings

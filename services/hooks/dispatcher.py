@@ -12,9 +12,9 @@ import logging
 
 from hivewire.core.hooks_file import HooksConfig
 from hivewire_services.common.clock import now_ms
-from hivewire_services.common.config import Settings
 from hivewire_services.common.loops import Backoff, backoff_delay
 from hivewire_services.hooks.actions import ActionRunner, Outcome
+from hivewire_services.hooks.config import HooksSettings
 from hivewire_services.hooks.deliveries import DeliveryStore
 from hivewire_services.hooks.payload import Delivery
 
@@ -31,7 +31,7 @@ class Dispatcher:
         store: DeliveryStore,
         config: HooksConfig,
         actions: ActionRunner,
-        settings: Settings,
+        settings: HooksSettings,
     ) -> None:
         self.store = store
         self.config = config

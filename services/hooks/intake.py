@@ -16,11 +16,11 @@ from google.protobuf.message import DecodeError
 
 from hivewire.core.hooks_file import LOOP_TYPES, HooksConfig
 from hivewire.v1 import event_pb2
-from hivewire_services.common.config import Settings
 from hivewire_services.common.events import EVENT_FIELD
 from hivewire_services.common.keys import HOOKS_GROUP, Keys
 from hivewire_services.common.loops import Backoff
 from hivewire_services.common.redis import Redis
+from hivewire_services.hooks.config import HooksSettings
 from hivewire_services.hooks.deliveries import DeliveryStore, Scheduled
 from hivewire_services.hooks.matching import hooks_for
 
@@ -36,7 +36,7 @@ class EventIntake:
         self,
         redis: Redis,
         keys: Keys,
-        settings: Settings,
+        settings: HooksSettings,
         store: DeliveryStore,
         config: HooksConfig,
         consumer: str,

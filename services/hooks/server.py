@@ -12,14 +12,18 @@ from collections.abc import Mapping
 
 from hivewire.core.hooks_file import HooksConfig, HooksFileError
 from hivewire.core.logs import setup_logging
-from hivewire_services.common.config import Settings, load_settings
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.loops import cancel_and_wait
 from hivewire_services.common.process import ServiceProcess, serve
 from hivewire_services.common.redis import Redis, create_redis
 from hivewire_services.common.server import GrpcServer, create_server
 from hivewire_services.hooks.actions import ActionRunner
-from hivewire_services.hooks.config import load_hooks_config, process_environment
+from hivewire_services.hooks.config import (
+    HooksSettings,
+    load_hooks_config,
+    load_hooks_settings,
+    process_environment,
+)
 from hivewire_services.hooks.deliveries import DeliveryStore
 from hivewire_services.hooks.dispatcher import Dispatcher
 from hivewire_services.hooks.intake import EventIntake
@@ -34,7 +38,7 @@ class HooksServer(ServiceProcess):
 
     def __init__(
         self,
-        settings: Settings,
+        settings: HooksSettings,
         config: HooksConfig,
         redis: Redis | None = None,
         env: Mapping[str, str] | None = None,
@@ -64,7 +68,7 @@ class HooksServer(ServiceProcess):
 
     async def start(self, listen: str | None = None) -> int:
         self.grpc = await create_server(
-            listen or self.settings.listen("hooks"), lambda s: None, [], self.settings
+            listen or self.settings.listen_address, lambda s: None, [], self.settings
         )
         if self.config.hooks:
             await self.store.ensure_group()
@@ -94,7 +98,7 @@ class HooksServer(ServiceProcess):
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = load_hooks_settings()
     setup_logging(settings.log_level, settings.log_format)
     try:
         config = load_hooks_config(settings)

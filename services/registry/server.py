@@ -8,13 +8,13 @@ import logging
 import grpc
 
 from hivewire.v1 import registry_pb2, registry_pb2_grpc
-from hivewire_services.common.config import Settings
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.loops import cancel_and_wait
 from hivewire_services.common.process import ServiceProcess, serve
 from hivewire_services.common.redis import Redis, create_redis
 from hivewire_services.common.redis_metrics import ServiceMetrics
 from hivewire_services.common.server import GrpcServer, create_server
+from hivewire_services.registry.config import RegistrySettings, load_registry_settings
 from hivewire_services.registry.service import RegistryServicer
 from hivewire_services.registry.store import AgentStore
 from hivewire_services.registry.sweeper import LeaseSweeper
@@ -28,7 +28,7 @@ SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_
 class RegistryServer(ServiceProcess):
     """The registry process: `await start()` returns the bound port, `await shutdown()` stops it."""
 
-    def __init__(self, settings: Settings, redis: Redis | None = None) -> None:
+    def __init__(self, settings: RegistrySettings, redis: Redis | None = None) -> None:
         self.settings = settings
         self._owns_redis = redis is None
         self.redis: Redis = redis if redis is not None else create_redis(settings.redis_url)
@@ -62,7 +62,7 @@ class RegistryServer(ServiceProcess):
         return self._server.port
 
     async def start(self, listen: str | None = None) -> int:
-        address = listen or self.settings.listen("registry")
+        address = listen or self.settings.listen_address
         servicer = RegistryServicer(self.store, self.hub, self.keys, self.settings)
 
         def register(server: grpc.aio.Server) -> None:
@@ -97,4 +97,4 @@ class RegistryServer(ServiceProcess):
 
 
 def main() -> None:
-    serve("registry", RegistryServer)
+    serve("registry", RegistryServer, load_registry_settings())

@@ -8,7 +8,6 @@ from typing import Any, TypeAlias
 
 from hivewire.v1 import agent_pb2, registry_pb2, registry_pb2_grpc
 from hivewire_services.common.clock import duration_from_seconds, ts_from_ms
-from hivewire_services.common.config import Settings
 from hivewire_services.common.errors import InvalidArgument, Unauthenticated
 from hivewire_services.common.keys import INBOX_GROUP, Keys
 from hivewire_services.common.validation import (
@@ -17,6 +16,7 @@ from hivewire_services.common.validation import (
     check_labels,
     check_page_size,
 )
+from hivewire_services.registry.config import RegistrySettings
 from hivewire_services.registry.model import decode_page_token, encode_page_token
 from hivewire_services.registry.store import AgentStore
 from hivewire_services.registry.task_leases import TaskLeases, check_running_ids
@@ -56,7 +56,9 @@ def check_agent(agent_id: str, token: str) -> None:
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     """hivewire.v1.RegistryService over an AgentStore and a ChangeHub."""
 
-    def __init__(self, store: AgentStore, hub: ChangeHub, keys: Keys, settings: Settings) -> None:
+    def __init__(
+        self, store: AgentStore, hub: ChangeHub, keys: Keys, settings: RegistrySettings
+    ) -> None:
         self._store = store
         self._hub = hub
         self._keys = keys

@@ -13,10 +13,10 @@ from typing import Any
 from hivewire.v1 import agent_pb2, registry_pb2
 from hivewire_services.common import lua
 from hivewire_services.common.clock import now_ms
-from hivewire_services.common.config import Settings
 from hivewire_services.common.errors import FailedPrecondition, NotFound, Unauthenticated
 from hivewire_services.common.keys import INBOX_GROUP, Keys
 from hivewire_services.common.redis import Redis
+from hivewire_services.registry.config import RegistrySettings
 from hivewire_services.registry.model import agent_from_hash, encode_labels, parse_load
 
 _HERE = Path(__file__).parent
@@ -48,7 +48,7 @@ class AgentPage:
 class AgentStore:
     """Reads and writes the agent layout (hash, index, leases, inbox, agent_changes, events)."""
 
-    def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
+    def __init__(self, redis: Redis, keys: Keys, settings: RegistrySettings) -> None:
         self.redis = redis
         self._redis = redis
         self._keys = keys

@@ -8,11 +8,11 @@ from typing import cast
 
 from hivewire_services.common import lua
 from hivewire_services.common.clock import now_ms
-from hivewire_services.common.config import Settings
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.validation import check_id
+from hivewire_services.registry.config import RegistrySettings
 
 _HERE = Path(__file__).parent
 MAX_RUNNING_IDS = 10_000
@@ -32,7 +32,7 @@ def check_running_ids(task_ids: Sequence[str]) -> list[str]:
 class TaskLeases:
     """Renews the attempt leases of an agent's running tasks; says which to cancel."""
 
-    def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
+    def __init__(self, redis: Redis, keys: Keys, settings: RegistrySettings) -> None:
         self._keys = keys
         self._settings = settings
         self._renew = lua.register(redis, _HERE / "renew.lua")

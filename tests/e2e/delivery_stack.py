@@ -15,11 +15,11 @@ import grpc
 
 from hivewire.cli.embedded_redis import free_port
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, event_pb2, task_pb2
-from hivewire_services.common.config import Settings
 from hivewire_services.common.events import decode_entry
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.coordinator.tasks.store import TaskStore
+from tests.settings import StackSettings
 
 # Short leases so faults show within seconds.
 FAST = {
@@ -37,7 +37,7 @@ FAST = {
 class Processes:
     """Starts services and agents as children; kills what is left on close."""
 
-    def __init__(self, settings: Settings, log_dir: Path, extra: Mapping[str, str]) -> None:
+    def __init__(self, settings: StackSettings, log_dir: Path, extra: Mapping[str, str]) -> None:
         self.registry_addr = f"127.0.0.1:{free_port()}"
         self.env = {
             **os.environ,
@@ -117,7 +117,7 @@ class Processes:
 class Driver:
     """Submits through a coordinator's gRPC API and reads state straight from Redis."""
 
-    def __init__(self, redis: Redis, settings: Settings, coordinator_addr: str) -> None:
+    def __init__(self, redis: Redis, settings: StackSettings, coordinator_addr: str) -> None:
         self.redis = redis
         self.keys = Keys(settings.namespace)
         self.store = TaskStore(redis, self.keys, settings)

@@ -16,8 +16,8 @@ import pytest
 
 from hivewire.client import Client
 from hivewire.v1 import task_pb2
-from hivewire_services.common.config import Settings
 from tests.e2e.delivery_stack import Processes
+from tests.settings import StackSettings
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +26,7 @@ SUCCEEDED = task_pb2.TASK_STATE_SUCCEEDED
 
 
 @pytest.fixture
-def stack(settings: Settings, tmp_path: Path) -> Iterator[tuple[Processes, str]]:
+def stack(settings: StackSettings, tmp_path: Path) -> Iterator[tuple[Processes, str]]:
     p = Processes(settings, tmp_path, {})
     p.start_registry()
     p.start_coordinator()

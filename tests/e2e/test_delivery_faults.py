@@ -14,9 +14,9 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 
 from hivewire.v1 import coordinator_pb2, task_pb2
-from hivewire_services.common.config import Settings
 from hivewire_services.common.redis import Redis
 from tests.e2e.delivery_stack import Driver, Processes, types
+from tests.settings import StackSettings
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +26,7 @@ FAILED = task_pb2.TASK_STATE_FAILED
 
 
 @pytest.fixture
-def procs(settings: Settings, tmp_path: Path) -> Iterator[Processes]:
+def procs(settings: StackSettings, tmp_path: Path) -> Iterator[Processes]:
     p = Processes(settings, tmp_path, {})
     p.start_registry()
     p.start_coordinator()
@@ -36,7 +36,7 @@ def procs(settings: Settings, tmp_path: Path) -> Iterator[Processes]:
 
 
 @pytest.fixture
-async def driver(procs: Processes, redis: Redis, settings: Settings) -> AsyncIterator[Driver]:
+async def driver(procs: Processes, redis: Redis, settings: StackSettings) -> AsyncIterator[Driver]:
     d = Driver(redis, settings, procs.coordinators[0])
     yield d
     await d.close()
@@ -151,7 +151,7 @@ async def test_capability_without_agent_waits_then_drains(procs: Processes, driv
 
 
 async def test_two_coordinators_apply_every_result_once(
-    procs: Processes, driver: Driver, redis: Redis, settings: Settings
+    procs: Processes, driver: Driver, redis: Redis, settings: StackSettings
 ) -> None:
     second = Driver(redis, settings, procs.start_coordinator("coordinator-2"))
     procs.start_agent("a", concurrency=8)
@@ -191,7 +191,7 @@ async def test_attempt_timeout_on_a_real_agent_fails_then_retries(
 
 
 async def test_memory_stays_bounded_after_a_run(
-    settings: Settings, tmp_path: Path, redis: Redis
+    settings: StackSettings, tmp_path: Path, redis: Redis
 ) -> None:
     procs = Processes(settings, tmp_path, {"HIVEWIRE_EVENTS_MAXLEN": "100"})
     procs.start_registry()
@@ -220,7 +220,7 @@ async def test_memory_stays_bounded_after_a_run(
 
 
 async def test_coordinator_kill9_under_load_then_restart(
-    settings: Settings, tmp_path: Path, redis: Redis
+    settings: StackSettings, tmp_path: Path, redis: Redis
 ) -> None:
     procs = Processes(settings, tmp_path, {"HIVEWIRE_RESULTS_CLAIM_IDLE": "2"})
     procs.start_registry()

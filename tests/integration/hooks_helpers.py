@@ -17,13 +17,13 @@ from typing import Any, TypeVar
 from hivewire.agent import Agent
 from hivewire.core.hooks_file import HooksConfig, parse_hooks
 from hivewire.v1 import event_pb2, task_pb2
-from hivewire_services.common.config import Settings
 from hivewire_services.common.events import EVENT_FIELD, decode_entry, make_event
 from hivewire_services.common.keys import HOOKS_GROUP, Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.submission import validate_task
 from hivewire_services.coordinator.server import CoordinatorServer
 from hivewire_services.registry.server import RegistryServer
+from tests.settings import StackSettings
 
 T = TypeVar("T")
 HOOK_TYPES = (event_pb2.EVENT_TYPE_HOOK_SUCCEEDED, event_pb2.EVENT_TYPE_HOOK_FAILED)
@@ -48,7 +48,7 @@ def config_of(text: str, env: dict[str, str] | None = None) -> HooksConfig:
     return parse_hooks(text, "test-hooks.yaml", env or {}, default_max_attempts=3)
 
 
-def hook_settings(settings: Settings, **overrides: Any) -> Settings:
+def hook_settings(settings: StackSettings, **overrides: Any) -> StackSettings:
     """Fast retries and polling for tests; health on a free port."""
     values: dict[str, Any] = {
         "hooks_listen": "127.0.0.1:0",
@@ -139,7 +139,7 @@ async def receiving(receiver: Receiver) -> AsyncIterator[str]:
 class Stack:
     """The real registry and coordinator on port 0, plus a helper to submit tasks."""
 
-    settings: Settings
+    settings: StackSettings
     registry: RegistryServer
     coordinator: CoordinatorServer
 
@@ -161,11 +161,11 @@ class Stack:
 
 
 @asynccontextmanager
-async def real_stack(settings: Settings) -> AsyncIterator[Stack]:
-    registry = RegistryServer(settings)
+async def real_stack(settings: StackSettings) -> AsyncIterator[Stack]:
+    registry = RegistryServer(settings.registry())
     port = await registry.start("127.0.0.1:0")
     settings = replace(settings, registry_addr=f"127.0.0.1:{port}")
-    coordinator = CoordinatorServer(settings)
+    coordinator = CoordinatorServer(settings.coordinator())
     try:
         await coordinator.start("127.0.0.1:0")
         yield Stack(settings, registry, coordinator)

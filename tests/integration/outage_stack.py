@@ -17,10 +17,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hivewire.agent import Agent, TaskContext
 from hivewire.cli.embedded_redis import EmbeddedRedis, free_port
-from hivewire_services.common.config import Settings, load_settings
 from hivewire_services.coordinator.server import CoordinatorServer
 from hivewire_services.gateway.server import GatewayServer
 from hivewire_services.registry.server import RegistryServer
+from tests.settings import StackSettings, stack_settings
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -29,7 +29,7 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 @dataclass
 class OutageStack:
     redis: EmbeddedRedis
-    settings: Settings
+    settings: StackSettings
     addrs: dict[str, str]
     agent: Agent
     executions: list[str]
@@ -72,8 +72,7 @@ class OutageStack:
 async def outage_stack(data_dir: Path, namespace: str) -> AsyncIterator[OutageStack]:
     redis = EmbeddedRedis(free_port(), data_dir, appendonly=True, appendfsync="always")
     redis.start()
-    settings = load_settings(
-        env={},
+    settings = stack_settings(
         redis_url=redis.url,
         namespace=namespace,
         lease_seconds=6.0,
@@ -88,13 +87,13 @@ async def outage_stack(data_dir: Path, namespace: str) -> AsyncIterator[OutageSt
         redis_probe_interval=0.25,
         redis_probe_timeout=0.5,
     )
-    registry = RegistryServer(settings)
+    registry = RegistryServer(settings.registry())
     registry_port = await registry.start("127.0.0.1:0")
     settings = dataclasses.replace(settings, registry_addr=f"127.0.0.1:{registry_port}")
-    coordinator = CoordinatorServer(settings)
+    coordinator = CoordinatorServer(settings.coordinator())
     coordinator_port = await coordinator.start("127.0.0.1:0")
     settings = dataclasses.replace(settings, coordinator_addr=f"127.0.0.1:{coordinator_port}")
-    gateway = GatewayServer(settings)
+    gateway = GatewayServer(settings.gateway())
     gateway_port = await gateway.start("127.0.0.1:0")
     executions: list[str] = []
     sleeping = asyncio.Event()

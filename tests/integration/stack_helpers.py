@@ -12,15 +12,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from hivewire.agent import Agent
-from hivewire_services.common.config import Settings
 from hivewire_services.coordinator.server import CoordinatorServer
 from hivewire_services.gateway.server import GatewayServer
 from hivewire_services.registry.server import RegistryServer
+from tests.settings import StackSettings
 
 
 @dataclass
 class Stack:
-    settings: Settings
+    settings: StackSettings
     registry: RegistryServer
     coordinator: CoordinatorServer
     gateway: GatewayServer
@@ -47,19 +47,19 @@ class Stack:
         """Stop the gateway and start a new one on the same port."""
         port = self.gateway.port
         await self.gateway.shutdown()
-        self.gateway = GatewayServer(self.settings)
+        self.gateway = GatewayServer(self.settings.gateway())
         await self.gateway.start(f"127.0.0.1:{port}")
 
 
 @asynccontextmanager
-async def running_stack(settings: Settings) -> AsyncIterator[Stack]:
-    registry = RegistryServer(settings)
+async def running_stack(settings: StackSettings) -> AsyncIterator[Stack]:
+    registry = RegistryServer(settings.registry())
     registry_port = await registry.start("127.0.0.1:0")
     settings = dataclasses.replace(settings, registry_addr=f"127.0.0.1:{registry_port}")
-    coordinator = CoordinatorServer(settings)
+    coordinator = CoordinatorServer(settings.coordinator())
     coordinator_port = await coordinator.start("127.0.0.1:0")
     settings = dataclasses.replace(settings, coordinator_addr=f"127.0.0.1:{coordinator_port}")
-    gateway = GatewayServer(settings)
+    gateway = GatewayServer(settings.gateway())
     gateway_port = await gateway.start("127.0.0.1:0")
     settings = dataclasses.replace(settings, gateway_addr=f"127.0.0.1:{gateway_port}")
     stack = Stack(settings, registry, coordinator, gateway)

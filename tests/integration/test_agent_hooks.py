@@ -6,11 +6,11 @@ from typing import Any
 
 from hivewire.agent import TaskContext
 from hivewire.v1 import task_pb2
-from hivewire_services.common.config import Settings
 from tests.integration.hooks_helpers import eventually, real_stack
+from tests.settings import StackSettings
 
 
-async def test_agent_hooks_run_around_real_tasks(settings: Settings) -> None:
+async def test_agent_hooks_run_around_real_tasks(settings: StackSettings) -> None:
     async with real_stack(settings) as stack:
         agent = stack.agent("hooked", max_concurrency=2)
         calls: list[tuple[str, str, int, Any]] = []

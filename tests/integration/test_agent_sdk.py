@@ -14,10 +14,10 @@ import pytest
 from hivewire.agent import Agent, NonRetryableError, TaskContext
 from hivewire.core.wire import ENVELOPE_FIELD, INBOX_GROUP, RESULT_FIELD
 from hivewire.v1 import agent_pb2, registry_pb2, registry_pb2_grpc, stream_pb2
-from hivewire_services.common.config import Settings
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.server import GrpcServer, create_server
+from tests.settings import StackSettings
 
 LEASE_SECONDS = 3
 
@@ -72,7 +72,7 @@ class RegistryDouble(registry_pb2_grpc.RegistryServiceServicer):
 
 @pytest.fixture
 async def registry(
-    redis: Redis, keys: Keys, settings: Settings
+    redis: Redis, keys: Keys, settings: StackSettings
 ) -> AsyncIterator[tuple[RegistryDouble, GrpcServer]]:
     double = RegistryDouble(redis, keys)
     server = await create_server(
@@ -90,7 +90,7 @@ AgentFactory = Callable[..., Awaitable[Agent]]
 
 @pytest.fixture
 async def make_agent(
-    registry: tuple[RegistryDouble, GrpcServer], settings: Settings
+    registry: tuple[RegistryDouble, GrpcServer], settings: StackSettings
 ) -> AsyncIterator[AgentFactory]:
     agents: list[Agent] = []
 

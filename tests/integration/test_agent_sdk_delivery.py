@@ -13,21 +13,21 @@ import pytest
 from hivewire.agent import Agent, TaskContext
 from hivewire.core.wire import ENVELOPE_FIELD, RESULT_FIELD
 from hivewire.v1 import agent_pb2, stream_pb2, task_pb2
-from hivewire_services.common.config import Settings
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.registry.server import RegistryServer
+from tests.settings import StackSettings
 
 
 @pytest.fixture
-async def registry_port(settings: Settings) -> AsyncIterator[int]:
-    server = RegistryServer(settings)
+async def registry_port(settings: StackSettings) -> AsyncIterator[int]:
+    server = RegistryServer(settings.registry())
     port = await server.start("127.0.0.1:0")
     yield port
     await server.shutdown()
 
 
-def sleeper(registry_port: int, settings: Settings) -> Agent:
+def sleeper(registry_port: int, settings: StackSettings) -> Agent:
     agent = Agent(
         "delivery-sdk",
         registry_addr=f"127.0.0.1:{registry_port}",
@@ -58,7 +58,7 @@ async def deliver(redis: Redis, keys: Keys, agent_id: str, secs: float) -> str:
 
 
 async def test_heartbeat_renews_running_tasks_and_cancels_others(
-    registry_port: int, settings: Settings, redis: Redis, keys: Keys
+    registry_port: int, settings: StackSettings, redis: Redis, keys: Keys
 ) -> None:
     async with sleeper(registry_port, settings) as agent:
         agent_id = agent.agent_id
@@ -89,7 +89,7 @@ async def test_heartbeat_renews_running_tasks_and_cancels_others(
 
 
 async def test_dead_reader_stops_heartbeats_and_the_lease_runs_out(
-    registry_port: int, settings: Settings, redis: Redis, keys: Keys
+    registry_port: int, settings: StackSettings, redis: Redis, keys: Keys
 ) -> None:
     agent = sleeper(registry_port, settings)
     await agent.start()
@@ -111,7 +111,7 @@ async def test_dead_reader_stops_heartbeats_and_the_lease_runs_out(
 
 
 async def test_inbox_deleted_during_a_blocking_read_means_register_again(
-    registry_port: int, settings: Settings, redis: Redis, keys: Keys
+    registry_port: int, settings: StackSettings, redis: Redis, keys: Keys
 ) -> None:
     async with sleeper(registry_port, settings) as agent:
         old = agent.agent_id

@@ -12,23 +12,23 @@ import pytest
 from hivewire.agent import Agent, TaskContext
 from hivewire.core.wire import ENVELOPE_FIELD, RESULT_FIELD
 from hivewire.v1 import agent_pb2, stream_pb2
-from hivewire_services.common.config import Settings
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
+from tests.settings import StackSettings
 
 registry_server = pytest.importorskip("hivewire_services.registry.server")
 
 
 @pytest.fixture
-async def registry_port(settings: Settings) -> AsyncIterator[int]:
-    server = registry_server.RegistryServer(settings)
+async def registry_port(settings: StackSettings) -> AsyncIterator[int]:
+    server = registry_server.RegistryServer(settings.registry())
     port = await server.start("127.0.0.1:0")
     yield port
     await server.shutdown()
 
 
 async def test_agent_registers_runs_a_task_and_deregisters(
-    registry_port: int, settings: Settings, redis: Redis, keys: Keys
+    registry_port: int, settings: StackSettings, redis: Redis, keys: Keys
 ) -> None:
     agent = Agent(
         "real-registry",

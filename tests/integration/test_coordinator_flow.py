@@ -8,7 +8,6 @@ import grpc
 import pytest
 
 from hivewire.v1 import event_pb2, stream_pb2, task_pb2
-from hivewire_services.common.config import Settings
 from hivewire_services.common.events import decode_entry
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
@@ -18,11 +17,12 @@ from hivewire_services.coordinator.tasks.results import ResultsConsumer
 from hivewire_services.coordinator.tasks.scheduler import Scheduler
 from hivewire_services.coordinator.tasks.store import TaskStore
 from tests.integration.coordinator_helpers import add_agent, read_inbox, send_result
+from tests.settings import StackSettings
 
 
 class Parts:
     def __init__(
-        self, redis: Redis, keys: Keys, settings: Settings, channel: grpc.aio.Channel
+        self, redis: Redis, keys: Keys, settings: StackSettings, channel: grpc.aio.Channel
     ) -> None:
         self.redis, self.keys, self.settings = redis, keys, settings
         self.cache = AgentCache(channel, on_change=lambda: None)
@@ -50,7 +50,7 @@ class Parts:
 
 
 @pytest.fixture
-async def parts(redis: Redis, keys: Keys, settings: Settings) -> AsyncIterator[Parts]:
+async def parts(redis: Redis, keys: Keys, settings: StackSettings) -> AsyncIterator[Parts]:
     channel = grpc.aio.insecure_channel("127.0.0.1:9")  # never dialled: the cache is fed directly
     yield Parts(redis, keys, settings, channel)
     await channel.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from hivewire.v1 import event_pb2, task_pb2
-from hivewire_services.common.config import Settings
 from hivewire_services.common.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -17,19 +16,20 @@ from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.submission import validate_batch, validate_task
 from hivewire_services.coordinator.tasks.store import TaskStore
+from tests.settings import StackSettings
 
 
-def spec(settings: Settings, **kw: object) -> object:
+def spec(settings: StackSettings, **kw: object) -> object:
     return validate_task(task_pb2.SubmitTaskRequest(**kw), settings)  # type: ignore[arg-type]
 
 
 @pytest.fixture
-def store(redis: Redis, keys: Keys, settings: Settings) -> TaskStore:
+def store(redis: Redis, keys: Keys, settings: StackSettings) -> TaskStore:
     return TaskStore(redis, keys, settings)
 
 
 async def test_submit_get_and_event(
-    store: TaskStore, settings: Settings, redis: Redis, keys: Keys
+    store: TaskStore, settings: StackSettings, redis: Redis, keys: Keys
 ) -> None:
     [task] = await store.submit([spec(settings, capability="echo", payload=b'{"a":1}', priority=5)])  # type: ignore[list-item]
     assert task.state == task_pb2.TASK_STATE_PENDING
@@ -44,7 +44,7 @@ async def test_submit_get_and_event(
     assert event.task_id == task.task_id
 
 
-async def test_request_id_returns_the_same_task(store: TaskStore, settings: Settings) -> None:
+async def test_request_id_returns_the_same_task(store: TaskStore, settings: StackSettings) -> None:
     first = await store.submit([spec(settings, capability="echo", request_id="r-1")])  # type: ignore[list-item]
     again = await store.submit(
         [
@@ -58,7 +58,9 @@ async def test_request_id_returns_the_same_task(store: TaskStore, settings: Sett
     assert len(page.tasks) == 1
 
 
-async def test_list_pages_newest_first_with_filters(store: TaskStore, settings: Settings) -> None:
+async def test_list_pages_newest_first_with_filters(
+    store: TaskStore, settings: StackSettings
+) -> None:
     specs = [spec(settings, capability="a" if i % 2 else "b") for i in range(7)]
     created = await store.submit(specs)  # type: ignore[arg-type]
     seen: list[str] = []
@@ -82,7 +84,7 @@ async def test_list_pages_newest_first_with_filters(store: TaskStore, settings: 
 
 
 async def test_cancel_pending_then_finished(
-    store: TaskStore, settings: Settings, redis: Redis, keys: Keys
+    store: TaskStore, settings: StackSettings, redis: Redis, keys: Keys
 ) -> None:
     [task] = await store.submit([spec(settings, capability="echo")])  # type: ignore[list-item]
     cancelled = await store.cancel(task.task_id)
@@ -95,7 +97,7 @@ async def test_cancel_pending_then_finished(
 
 
 async def test_finished_tasks_expire_after_retention(
-    store: TaskStore, settings: Settings, redis: Redis, keys: Keys
+    store: TaskStore, settings: StackSettings, redis: Redis, keys: Keys
 ) -> None:
     done, live = await store.submit(
         [spec(settings, capability="echo"), spec(settings, capability="echo")]  # type: ignore[list-item]
@@ -112,7 +114,7 @@ async def test_finished_tasks_expire_after_retention(
     assert (await store.get(live.task_id)).state == task_pb2.TASK_STATE_PENDING
 
 
-def test_validation_names_the_field(settings: Settings) -> None:
+def test_validation_names_the_field(settings: StackSettings) -> None:
     with pytest.raises(InvalidArgument) as err:
         validate_task(task_pb2.SubmitTaskRequest(capability=""), settings)
     assert err.value.violations[0].field == "capability"
@@ -138,7 +140,7 @@ def test_validation_names_the_field(settings: Settings) -> None:
 
 
 async def test_submit_round_trips_binary_payloads_and_unicode_fields(
-    store: TaskStore, settings: Settings
+    store: TaskStore, settings: StackSettings
 ) -> None:
     """Text fields travel to submit.lua as JSON and payloads as raw args: nothing is altered."""
     payload = bytes(range(256)) + b'"\\\x00]'

@@ -15,12 +15,12 @@ from hivewire.client import Client
 from hivewire.dashboard import Dashboard
 from hivewire.dashboard.app import QueueLine
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, task_pb2
-from hivewire_services.common.config import Settings
 from tests.integration.stack_helpers import Stack, eventually, running_stack
+from tests.settings import StackSettings
 
 
 @pytest.fixture
-async def stack(settings: Settings) -> AsyncIterator[Stack]:
+async def stack(settings: StackSettings) -> AsyncIterator[Stack]:
     async with running_stack(settings) as s:
         yield s
 

@@ -13,7 +13,6 @@ from google.protobuf.duration_pb2 import Duration
 
 from hivewire.core.wire import INBOX_GROUP
 from hivewire.v1 import event_pb2, stream_pb2, task_pb2
-from hivewire_services.common.config import Settings
 from hivewire_services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
@@ -22,6 +21,7 @@ from hivewire_services.coordinator.tasks.reclaim import Reclaimer
 from hivewire_services.registry.task_leases import TaskLeases, check_running_ids
 from tests.integration.coordinator_helpers import add_agent, read_inbox, send_result
 from tests.integration.test_coordinator_flow import Parts
+from tests.settings import StackSettings
 
 PENDING = task_pb2.TASK_STATE_PENDING
 ASSIGNED = task_pb2.TASK_STATE_ASSIGNED
@@ -34,7 +34,9 @@ def dur(seconds: float) -> Duration:
 
 
 class Delivery(Parts):
-    def __init__(self, redis: Redis, keys: Keys, settings: Settings, ch: grpc.aio.Channel) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, settings: StackSettings, ch: grpc.aio.Channel
+    ) -> None:
         super().__init__(redis, keys, settings, ch)
         self.reclaimer = Reclaimer(redis, keys, settings, "reclaimer-test", lambda: None)
         self.leases = TaskLeases(redis, keys, settings)
@@ -45,7 +47,7 @@ class Delivery(Parts):
 
 
 @pytest.fixture
-async def d(redis: Redis, keys: Keys, settings: Settings) -> AsyncIterator[Delivery]:
+async def d(redis: Redis, keys: Keys, settings: StackSettings) -> AsyncIterator[Delivery]:
     channel = grpc.aio.insecure_channel("127.0.0.1:9")  # never dialled: the cache is fed directly
     yield Delivery(redis, keys, settings, channel)
     await channel.close()

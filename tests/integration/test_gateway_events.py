@@ -13,12 +13,12 @@ from google.rpc import status_pb2
 from grpc_status import rpc_status
 
 from hivewire.v1 import event_pb2, gateway_pb2_grpc
-from hivewire_services.common.config import Settings
 from hivewire_services.common.errors import error_info, field_violations
 from hivewire_services.common.events import EVENT_FIELD
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.gateway.server import GatewayServer
+from tests.settings import StackSettings
 
 A = "aa" * 16
 B = "bb" * 16
@@ -63,8 +63,8 @@ async def subscribe(stub: Any, **fields: Any) -> Any:
     return call
 
 
-async def _stub(settings: Settings) -> AsyncIterator[gateway_pb2_grpc.GatewayServiceAsyncStub]:
-    gateway = GatewayServer(settings)
+async def _stub(settings: StackSettings) -> AsyncIterator[gateway_pb2_grpc.GatewayServiceAsyncStub]:
+    gateway = GatewayServer(settings.gateway())
     port = await gateway.start("127.0.0.1:0")
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
@@ -75,7 +75,7 @@ async def _stub(settings: Settings) -> AsyncIterator[gateway_pb2_grpc.GatewaySer
 
 
 @pytest.fixture
-async def stub(settings: Settings) -> AsyncIterator[gateway_pb2_grpc.GatewayServiceAsyncStub]:
+async def stub(settings: StackSettings) -> AsyncIterator[gateway_pb2_grpc.GatewayServiceAsyncStub]:
     async for s in _stub(settings):
         yield s
 
@@ -153,7 +153,7 @@ async def test_malformed_cursor_is_invalid_argument(stub: Any) -> None:
 
 
 async def test_slow_subscriber_is_cut_off_and_others_keep_receiving(
-    settings: Settings, redis: Redis, keys: Keys
+    settings: StackSettings, redis: Redis, keys: Keys
 ) -> None:
     async for stub in _stub(dataclasses.replace(settings, stream_queue_size=4)):
         slow = await subscribe(stub)
@@ -181,8 +181,8 @@ async def test_slow_subscriber_is_cut_off_and_others_keep_receiving(
         fast.cancel()
 
 
-async def test_shutdown_ends_streams_with_unavailable(settings: Settings) -> None:
-    gateway = GatewayServer(settings)
+async def test_shutdown_ends_streams_with_unavailable(settings: StackSettings) -> None:
+    gateway = GatewayServer(settings.gateway())
     port = await gateway.start("127.0.0.1:0")
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         call = await subscribe(gateway_pb2_grpc.GatewayServiceStub(channel))
@@ -201,7 +201,7 @@ async def test_cursor_before_the_first_entry_is_fine_when_nothing_was_trimmed(
     call.cancel()
 
 
-async def test_subscribers_are_capped(settings: Settings) -> None:
+async def test_subscribers_are_capped(settings: StackSettings) -> None:
     async for stub in _stub(dataclasses.replace(settings, stream_max_subscribers=2)):
         first, second = await subscribe(stub), await subscribe(stub)
         with pytest.raises(grpc.aio.AioRpcError) as info:

@@ -22,9 +22,9 @@ from hivewire.v1 import (
     registry_pb2_grpc,
     task_pb2,
 )
-from hivewire_services.common.config import Settings
 from hivewire_services.common.errors import NotFound, error_info, field_violations, to_status
 from hivewire_services.gateway.server import SERVICE_NAME, GatewayServer
+from tests.settings import StackSettings
 
 MISSING = "f" * 32
 TASK = "ab" * 16
@@ -122,8 +122,10 @@ async def doubles() -> AsyncIterator[tuple[FakeCoordinator, FakeRegistry, int]]:
     await server.stop(None)
 
 
-async def _gateway(settings: Settings) -> AsyncIterator[gateway_pb2_grpc.GatewayServiceAsyncStub]:
-    gateway = GatewayServer(settings)
+async def _gateway(
+    settings: StackSettings,
+) -> AsyncIterator[gateway_pb2_grpc.GatewayServiceAsyncStub]:
+    gateway = GatewayServer(settings.gateway())
     port = await gateway.start("127.0.0.1:0")
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
@@ -135,7 +137,7 @@ async def _gateway(settings: Settings) -> AsyncIterator[gateway_pb2_grpc.Gateway
 
 @pytest.fixture
 async def stub(
-    settings: Settings, doubles: tuple[FakeCoordinator, FakeRegistry, int]
+    settings: StackSettings, doubles: tuple[FakeCoordinator, FakeRegistry, int]
 ) -> AsyncIterator[gateway_pb2_grpc.GatewayServiceAsyncStub]:
     addr = f"127.0.0.1:{doubles[2]}"
     configured = dataclasses.replace(
@@ -266,7 +268,7 @@ async def test_edge_validation_never_reaches_downstream(
     assert doubles[1].received == []
 
 
-async def test_coordinator_down_is_unavailable(settings: Settings) -> None:
+async def test_coordinator_down_is_unavailable(settings: StackSettings) -> None:
     down = f"127.0.0.1:{free_port()}"
     configured = dataclasses.replace(settings, coordinator_addr=down, registry_addr=down)
     async for stub in _gateway(configured):
@@ -278,8 +280,8 @@ async def test_coordinator_down_is_unavailable(settings: Settings) -> None:
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
-async def test_health_serves_then_stops_on_shutdown(settings: Settings) -> None:
-    gateway = GatewayServer(settings)
+async def test_health_serves_then_stops_on_shutdown(settings: StackSettings) -> None:
+    gateway = GatewayServer(settings.gateway())
     port = await gateway.start("127.0.0.1:0")
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)

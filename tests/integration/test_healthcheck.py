@@ -7,7 +7,7 @@ import sys
 
 from hivewire.cli.embedded_redis import free_port
 from hivewire.core.metrics_server import start_metrics_server
-from hivewire_services.common.config import Settings
+from hivewire_services.common.config import CommonSettings
 from hivewire_services.common.server import create_server
 
 
@@ -24,7 +24,7 @@ async def healthcheck(*args: str) -> tuple[int, str]:
 async def test_serving_then_not_serving_then_gone() -> None:
     # No Redis behind this server: health follows only set_serving.
     server = await create_server(
-        "127.0.0.1:0", lambda s: None, ["test.Service"], Settings(), watch_redis=False
+        "127.0.0.1:0", lambda s: None, ["test.Service"], CommonSettings(), watch_redis=False
     )
     addr = f"127.0.0.1:{server.port}"
     try:
@@ -42,7 +42,9 @@ async def test_serving_then_not_serving_then_gone() -> None:
 
 
 async def test_unknown_service_is_not_healthy() -> None:
-    server = await create_server("127.0.0.1:0", lambda s: None, [], Settings(), watch_redis=False)
+    server = await create_server(
+        "127.0.0.1:0", lambda s: None, [], CommonSettings(), watch_redis=False
+    )
     try:
         code, out = await healthcheck(f"127.0.0.1:{server.port}", "--service", "nope")
         assert code == 1 and "NOT_FOUND" in out

@@ -8,7 +8,6 @@ import uuid
 from pathlib import Path
 
 from hivewire.v1 import event_pb2
-from hivewire_services.common.config import Settings
 from hivewire_services.common.keys import HOOKS_GROUP, Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.hooks.deliveries import DeliveryStore, delivery_id
@@ -23,6 +22,7 @@ from tests.integration.hooks_helpers import (
     hook_settings,
     hooks_pending,
 )
+from tests.settings import StackSettings
 
 FAILED = event_pb2.EVENT_TYPE_TASK_FAILED
 FILTERS = """
@@ -82,7 +82,7 @@ async def test_filters_match_capability_command_and_labels(redis: Redis, keys: K
 
 
 async def test_scheduling_is_idempotent_and_settling_is_fenced_by_attempt(
-    redis: Redis, keys: Keys, settings: Settings
+    redis: Redis, keys: Keys, settings: StackSettings
 ) -> None:
     store = DeliveryStore(redis, keys, settings)
     await store.ensure_group()
@@ -128,7 +128,7 @@ async def test_scheduling_is_idempotent_and_settling_is_fenced_by_attempt(
 
 
 async def test_entries_a_dead_runner_read_are_taken_over(
-    redis: Redis, keys: Keys, settings: Settings, tmp_path: Path
+    redis: Redis, keys: Keys, settings: StackSettings, tmp_path: Path
 ) -> None:
     """A runner that read entries and died before scheduling them: XAUTOCLAIM finds them."""
     out = tmp_path / "out"
@@ -145,7 +145,7 @@ async def test_entries_a_dead_runner_read_are_taken_over(
     read = await redis.xreadgroup(HOOKS_GROUP, "dead-runner", {keys.events: ">"}, count=10)
     assert len(read[0][1]) == 5
     await asyncio.sleep(0.4)
-    async with HooksServer(hsettings, config) as runner:
+    async with HooksServer(hsettings.hooks(), config) as runner:
         await eventually(lambda: _count(redis, keys, 5))
         await eventually(lambda: _acked(redis, keys))
         assert runner.intake.counts["scheduled"] == 5
@@ -161,7 +161,7 @@ async def _acked(redis: Redis, keys: Keys) -> bool:
 
 
 async def test_backlog_is_bounded_and_drains(
-    redis: Redis, keys: Keys, settings: Settings, tmp_path: Path
+    redis: Redis, keys: Keys, settings: StackSettings, tmp_path: Path
 ) -> None:
     """Hooks stuck at a gate: the runner reads at most 3 events ahead, the rest wait unread."""
     gate, runs = tmp_path / "gate", tmp_path / "runs"
@@ -172,7 +172,7 @@ async def test_backlog_is_bounded_and_drains(
     )
     hsettings = hook_settings(settings, hooks_max_backlog=3, hooks_concurrency=1)
     tasks = [uuid.uuid4().hex for _ in range(10)]
-    async with HooksServer(hsettings, config) as runner:
+    async with HooksServer(hsettings.hooks(), config) as runner:
         for t in tasks:
             await emit(redis, keys, FAILED, task_id=t, capability="x")
         await eventually(lambda: _backlog_is(runner, 3))

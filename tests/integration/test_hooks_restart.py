@@ -16,11 +16,11 @@ from hivewire.cli.embedded_redis import free_port
 from hivewire.cli.supervisor import wait_serving
 from hivewire.v1 import event_pb2
 from hivewire_services.common.clock import now_ms
-from hivewire_services.common.config import Settings
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.hooks.deliveries import delivery_id
 from tests.integration.hooks_helpers import HOOK_TYPES, emit, events_of, eventually, hooks_pending
+from tests.settings import StackSettings
 
 FAILED = event_pb2.EVENT_TYPE_TASK_FAILED
 
@@ -44,7 +44,7 @@ def hooks_file(tmp_path: Path, timeout: float) -> Path:
 
 @asynccontextmanager
 async def runner(
-    settings: Settings, hooks: Path, log: list[bytes]
+    settings: StackSettings, hooks: Path, log: list[bytes]
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     port = free_port()
     env = {
@@ -88,7 +88,7 @@ def read_ids(path: Path) -> list[str]:
 
 
 async def test_kill_9_mid_hook_then_restart_loses_nothing(
-    settings: Settings, redis: Redis, keys: Keys, tmp_path: Path
+    settings: StackSettings, redis: Redis, keys: Keys, tmp_path: Path
 ) -> None:
     hooks, log = hooks_file(tmp_path, timeout=3), []
     tasks = [uuid.uuid4().hex for _ in range(10)]
@@ -117,7 +117,7 @@ async def test_kill_9_mid_hook_then_restart_loses_nothing(
 
 
 async def test_sigterm_hands_running_hooks_back(
-    settings: Settings, redis: Redis, keys: Keys, tmp_path: Path
+    settings: StackSettings, redis: Redis, keys: Keys, tmp_path: Path
 ) -> None:
     hooks, log = hooks_file(tmp_path, timeout=60), []
     task = uuid.uuid4().hex

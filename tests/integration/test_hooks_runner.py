@@ -9,7 +9,6 @@ from typing import Any
 
 from hivewire.agent import NonRetryableError, TaskContext
 from hivewire.v1 import event_pb2, registry_pb2, registry_pb2_grpc, task_pb2
-from hivewire_services.common.config import Settings
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.server import create_channel
@@ -26,6 +25,7 @@ from tests.integration.hooks_helpers import (
     real_stack,
     receiving,
 )
+from tests.settings import StackSettings
 
 # A command hook: appends {"stdin": <the JSON it got>, "env": {HIVEWIRE_*}} as one line to argv[1].
 RECORDER = (
@@ -41,7 +41,7 @@ def lines(path: Path) -> list[dict[str, Any]]:
 
 
 async def test_command_hook_writes_a_file_for_a_real_task_failure(
-    settings: Settings, redis: Redis, keys: Keys, tmp_path: Path
+    settings: StackSettings, redis: Redis, keys: Keys, tmp_path: Path
 ) -> None:
     out = tmp_path / "failures.jsonl"
     config = config_of(
@@ -56,7 +56,7 @@ hooks:
 """
     )
     hsettings = hook_settings(settings)
-    async with real_stack(hsettings) as stack, HooksServer(hsettings, config) as runner:
+    async with real_stack(hsettings) as stack, HooksServer(hsettings.hooks(), config) as runner:
         agent = stack.agent("worker", max_concurrency=4)
 
         @agent.handler("boom")
@@ -107,7 +107,7 @@ async def _settled(redis: Redis, keys: Keys, runner: HooksServer) -> bool:
 
 
 async def test_webhook_is_signed_and_filtered_by_agent_labels(
-    settings: Settings, redis: Redis, keys: Keys
+    settings: StackSettings, redis: Redis, keys: Keys
 ) -> None:
     """agent.offline from the real registry's lease sweeper; only the eu agent's goes out."""
     receiver = Receiver(secret=b"shared-secret", fail_first=1)
@@ -123,7 +123,7 @@ hooks:
             env={"HOOK_SECRET": "shared-secret"},
         )
         hsettings = hook_settings(settings)
-        async with real_stack(hsettings) as stack, HooksServer(hsettings, config) as runner:
+        async with real_stack(hsettings) as stack, HooksServer(hsettings.hooks(), config) as runner:
             channel = create_channel(stack.settings.registry_addr, stack.settings)
             stub = registry_pb2_grpc.RegistryServiceStub(channel)
             ids = {}
@@ -169,7 +169,7 @@ async def _offline_events(redis: Redis, keys: Keys, agent_ids: set[str]) -> list
 
 
 async def test_failing_hook_is_retried_then_recorded_while_tasks_keep_flowing(
-    settings: Settings, redis: Redis, keys: Keys, tmp_path: Path
+    settings: StackSettings, redis: Redis, keys: Keys, tmp_path: Path
 ) -> None:
     """Every hook run blocks on a gate file: all tasks still finish; then each hook fails 3x."""
     gate, runs = tmp_path / "gate", tmp_path / "runs"
@@ -186,7 +186,7 @@ hooks:
 """
     )
     hsettings = hook_settings(settings, hooks_concurrency=2)
-    async with real_stack(hsettings) as stack, HooksServer(hsettings, config) as runner:
+    async with real_stack(hsettings) as stack, HooksServer(hsettings.hooks(), config) as runner:
         agent = stack.agent("worker", max_concurrency=8)
 
         @agent.handler("ok")

@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any, cast
 
 from hivewire.v1 import event_pb2
-from hivewire_services.common.config import Settings
 from hivewire_services.common.events import EVENT_FIELD, make_event
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.redis_metrics import RedisStateCollector
 from hivewire_services.coordinator.tasks.metrics_feed import METRICS_GROUP, MetricsFeed
+from tests.settings import StackSettings
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 
@@ -35,7 +35,9 @@ def _samples(collector: RedisStateCollector) -> dict[tuple[str, tuple[Any, ...]]
     }
 
 
-async def test_each_event_is_counted_once(redis: Redis, keys: Keys, settings: Settings) -> None:
+async def test_each_event_is_counted_once(
+    redis: Redis, keys: Keys, settings: StackSettings
+) -> None:
     feed_a = MetricsFeed(redis, keys, "a")
     feed_b = MetricsFeed(redis, keys, "b")
     await feed_a.ensure_group()
@@ -84,7 +86,7 @@ async def test_each_event_is_counted_once(redis: Redis, keys: Keys, settings: Se
 
 
 async def test_queue_depth_counts_pending_tasks(
-    redis: Redis, keys: Keys, settings: Settings
+    redis: Redis, keys: Keys, settings: StackSettings
 ) -> None:
     await redis.zadd(keys.pending("resize"), {"a" * 32: 1, "b" * 32: 2})
     await redis.sadd(keys.pending_capabilities, "resize")

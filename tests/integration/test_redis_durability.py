@@ -13,10 +13,10 @@ import pytest
 
 from hivewire.cli.embedded_redis import EmbeddedRedis, free_port
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, task_pb2
-from hivewire_services.common.config import load_settings
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import create_redis
 from hivewire_services.coordinator.server import CoordinatorServer
+from tests.settings import stack_settings
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -60,8 +60,7 @@ async def test_acknowledged_submissions_survive_redis_kill9(
 ) -> None:
     redis = EmbeddedRedis(free_port(), tmp_path / "redis", appendonly=True, appendfsync=fsync)
     redis.start()
-    settings = load_settings(
-        env={},
+    settings = stack_settings(
         redis_url=redis.url,
         namespace=namespace,
         registry_addr=f"127.0.0.1:{free_port()}",  # no agents needed: tasks stay queued
@@ -69,7 +68,7 @@ async def test_acknowledged_submissions_survive_redis_kill9(
         redis_probe_timeout=0.5,
         shutdown_grace=1.0,
     )
-    coordinator = CoordinatorServer(settings)
+    coordinator = CoordinatorServer(settings.coordinator())
     port = await coordinator.start("127.0.0.1:0")
     acked: list[tuple[str, float]] = []
     enough, stop = asyncio.Event(), asyncio.Event()

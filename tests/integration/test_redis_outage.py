@@ -22,10 +22,10 @@ from hivewire.v1 import (
     registry_pb2_grpc,
     task_pb2,
 )
-from hivewire_services.common.config import load_settings
 from hivewire_services.common.errors import error_info
 from hivewire_services.coordinator.server import CoordinatorServer
 from tests.integration.outage_stack import NOT_SERVING, SERVING, OutageStack, outage_stack
+from tests.settings import stack_settings
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -163,8 +163,7 @@ async def test_a_service_started_before_redis_serves_once_redis_arrives(
     tmp_path: Path, namespace: str
 ) -> None:
     redis = EmbeddedRedis(free_port(), tmp_path / "late", appendonly=False)
-    settings = load_settings(
-        env={},
+    settings = stack_settings(
         redis_url=redis.url,
         namespace=namespace,
         registry_addr=f"127.0.0.1:{free_port()}",
@@ -172,7 +171,7 @@ async def test_a_service_started_before_redis_serves_once_redis_arrives(
         redis_probe_timeout=0.5,
         shutdown_grace=1.0,
     )
-    coordinator = CoordinatorServer(settings)
+    coordinator = CoordinatorServer(settings.coordinator())
     port = await coordinator.start("127.0.0.1:0")
     addr = f"127.0.0.1:{port}"
     try:

@@ -12,28 +12,30 @@ from google.rpc import status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hivewire.v1 import agent_pb2, event_pb2, registry_pb2, registry_pb2_grpc
-from hivewire_services.common.config import Settings
 from hivewire_services.common.errors import error_info, field_violations
 from hivewire_services.common.events import decode_entry
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.server import create_channel
 from hivewire_services.registry.server import SERVICE_NAME, RegistryServer
+from tests.settings import StackSettings
 
 if TYPE_CHECKING:
     Stub = registry_pb2_grpc.RegistryServiceAsyncStub
 
 
 @pytest.fixture
-async def registry(settings: Settings) -> AsyncIterator[RegistryServer]:
-    server = RegistryServer(settings)
+async def registry(settings: StackSettings) -> AsyncIterator[RegistryServer]:
+    server = RegistryServer(settings.registry())
     await server.start("127.0.0.1:0")
     yield server
     await server.shutdown()
 
 
 @pytest.fixture
-async def channel(registry: RegistryServer, settings: Settings) -> AsyncIterator[grpc.aio.Channel]:
+async def channel(
+    registry: RegistryServer, settings: StackSettings
+) -> AsyncIterator[grpc.aio.Channel]:
     ch = create_channel(f"127.0.0.1:{registry.port}", settings)
     yield ch
     await ch.close()
@@ -85,7 +87,7 @@ async def list_agents(stub: Stub, **fields: object) -> agent_pb2.ListAgentsRespo
 
 
 async def test_register_writes_agent_lease_inbox_change_and_event(
-    stub: Stub, redis: Redis, keys: Keys, settings: Settings
+    stub: Stub, redis: Redis, keys: Keys, settings: StackSettings
 ) -> None:
     reply = await register(stub, "alpha", ("echo", "sum", "echo"), 8, {"zone": "eu"})
     agent = reply.agent

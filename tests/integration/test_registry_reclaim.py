@@ -10,16 +10,16 @@ import grpc
 import pytest
 
 from hivewire.v1 import registry_pb2, registry_pb2_grpc
-from hivewire_services.common.config import Settings
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.server import create_channel
 from hivewire_services.registry.server import RegistryServer
+from tests.settings import StackSettings
 
 
 @pytest.fixture
-async def stub(settings: Settings) -> AsyncIterator[registry_pb2_grpc.RegistryServiceStub]:
-    server = RegistryServer(settings)
+async def stub(settings: StackSettings) -> AsyncIterator[registry_pb2_grpc.RegistryServiceStub]:
+    server = RegistryServer(settings.registry())
     await server.start("127.0.0.1:0")
     channel = create_channel(f"127.0.0.1:{server.port}", settings)
     yield registry_pb2_grpc.RegistryServiceStub(channel)

@@ -11,7 +11,6 @@ import grpc
 import pytest
 
 from hivewire.v1 import agent_pb2, event_pb2, registry_pb2, registry_pb2_grpc
-from hivewire_services.common.config import Settings
 from hivewire_services.common.errors import ResourceExhausted
 from hivewire_services.common.events import decode_entry
 from hivewire_services.common.keys import Keys
@@ -20,6 +19,7 @@ from hivewire_services.common.server import create_channel
 from hivewire_services.registry.server import RegistryServer
 from hivewire_services.registry.store import AgentStore
 from hivewire_services.registry.watch import ChangeHub
+from tests.settings import StackSettings
 
 if TYPE_CHECKING:
     Stub = registry_pb2_grpc.RegistryServiceAsyncStub
@@ -28,16 +28,16 @@ WAIT = 5.0
 
 
 @pytest.fixture
-async def registry(settings: Settings) -> AsyncIterator[RegistryServer]:
+async def registry(settings: StackSettings) -> AsyncIterator[RegistryServer]:
     # A short lease so expiry tests take well under a second of lease time.
-    server = RegistryServer(dataclasses.replace(settings, lease_seconds=0.6))
+    server = RegistryServer(dataclasses.replace(settings, lease_seconds=0.6).registry())
     await server.start("127.0.0.1:0")
     yield server
     await server.shutdown()
 
 
 @pytest.fixture
-async def stub(registry: RegistryServer, settings: Settings) -> AsyncIterator[Stub]:
+async def stub(registry: RegistryServer, settings: StackSettings) -> AsyncIterator[Stub]:
     channel = create_channel(f"127.0.0.1:{registry.port}", settings)
     yield registry_pb2_grpc.RegistryServiceStub(channel)  # type: ignore[misc]
     await channel.close()
@@ -139,7 +139,7 @@ async def test_lease_expiry_takes_agent_offline(
 
 
 async def test_expiry_rechecks_the_lease_and_runs_once(
-    settings: Settings, redis: Redis, keys: Keys
+    settings: StackSettings, redis: Redis, keys: Keys
 ) -> None:
     store = AgentStore(redis, keys, settings)
     registration = await store.register("w", ["echo"], 1, {})
@@ -159,7 +159,7 @@ async def test_expiry_rechecks_the_lease_and_runs_once(
 
 
 async def test_slow_watcher_is_ended_with_resource_exhausted(
-    settings: Settings, redis: Redis, keys: Keys
+    settings: StackSettings, redis: Redis, keys: Keys
 ) -> None:
     store = AgentStore(redis, keys, settings)
     hub = ChangeHub(redis, keys, store, queue_size=2, block_ms=100)

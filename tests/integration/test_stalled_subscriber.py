@@ -10,21 +10,21 @@ from typing import Any
 import grpc
 
 from hivewire.v1 import event_pb2, gateway_pb2_grpc
-from hivewire_services.common.config import Settings
 from hivewire_services.common.errors import error_info
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.gateway.server import GatewayServer
 from tests.integration.stack_helpers import eventually
 from tests.integration.test_gateway_events import add, ev, rich_status
+from tests.settings import StackSettings
 
 BATCHES, PER_BATCH = 100, 20
 
 
 async def test_stalled_subscriber_is_cut_off_while_nine_keep_receiving(
-    settings: Settings, redis: Redis, keys: Keys
+    settings: StackSettings, redis: Redis, keys: Keys
 ) -> None:
-    gateway = GatewayServer(dataclasses.replace(settings, stream_queue_size=64))
+    gateway = GatewayServer(dataclasses.replace(settings, stream_queue_size=64).gateway())
     port = await gateway.start("127.0.0.1:0")
     # Without BDP probing the HTTP/2 window stays at 64 KiB, so a reader that stops reading
     # stalls its stream soon (the window, not the gateway, would otherwise buffer megabytes).

@@ -13,16 +13,16 @@ import pytest
 from hivewire.agent import Agent, TaskContext
 from hivewire.client import Client
 from hivewire.v1 import event_pb2, gateway_pb2_grpc, task_pb2
-from hivewire_services.common.config import Settings
 from hivewire_services.common.errors import field_violations
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from tests.integration.stack_helpers import Stack, eventually, running_stack, subscribers
 from tests.integration.test_gateway_events import add, ev, rich_status
+from tests.settings import StackSettings
 
 
 @pytest.fixture
-async def stack(settings: Settings) -> AsyncIterator[Stack]:
+async def stack(settings: StackSettings) -> AsyncIterator[Stack]:
     async with running_stack(settings) as s:
         yield s
 
@@ -146,7 +146,7 @@ async def test_sdk_resumes_across_a_gateway_restart(stack: Stack, redis: Redis, 
 
 
 async def test_sdk_resumes_after_being_cut_off_as_too_slow(
-    settings: Settings, redis: Redis, keys: Keys
+    settings: StackSettings, redis: Redis, keys: Keys
 ) -> None:
     async with running_stack(dataclasses.replace(settings, stream_queue_size=4)) as stack:
         got: list[str] = []

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from hivewire_services.common.config import Settings
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.coordinator.tasks.trimmer import StreamTrimmer
+from tests.settings import StackSettings
 
 
 async def fill(redis: Redis, key: str, n: int) -> list[bytes]:
@@ -13,7 +13,7 @@ async def fill(redis: Redis, key: str, n: int) -> list[bytes]:
 
 
 async def test_without_groups_the_stream_is_cut_to_maxlen(
-    redis: Redis, keys: Keys, settings: Settings
+    redis: Redis, keys: Keys, settings: StackSettings
 ) -> None:
     await fill(redis, keys.events, 50)
     trimmer = StreamTrimmer(redis, keys, settings)
@@ -23,7 +23,7 @@ async def test_without_groups_the_stream_is_cut_to_maxlen(
 
 
 async def test_pending_and_unread_entries_of_a_group_are_kept(
-    redis: Redis, keys: Keys, settings: Settings
+    redis: Redis, keys: Keys, settings: StackSettings
 ) -> None:
     ids = await fill(redis, keys.events, 50)
     await redis.xgroup_create(keys.events, "hooks", id="0")

@@ -12,12 +12,12 @@ import pytest
 from hivewire.agent import Agent, TaskContext
 from hivewire.client import Client
 from hivewire.v1 import gateway_pb2_grpc, stats_pb2, task_pb2
-from hivewire_services.common.config import Settings
 from tests.integration.stack_helpers import Stack, running_stack
+from tests.settings import StackSettings
 
 
 @pytest.fixture
-async def stack(settings: Settings) -> AsyncIterator[Stack]:
+async def stack(settings: StackSettings) -> AsyncIterator[Stack]:
     async with running_stack(settings) as s:
         yield s
 

@@ -11,7 +11,6 @@ import pytest
 
 from hivewire.core.workflow_file import workflow_request
 from hivewire.v1 import workflow_pb2
-from hivewire_services.common.config import Settings
 from hivewire_services.common.errors import NotFound
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
@@ -22,10 +21,11 @@ from hivewire_services.coordinator.tasks.scheduler import Scheduler
 from hivewire_services.coordinator.tasks.store import TaskStore
 from hivewire_services.coordinator.workflows.engine import WORKFLOW_GROUP, WorkflowEngine
 from tests.integration.coordinator_helpers import add_agent, read_inbox, send_result
+from tests.settings import StackSettings
 
 
 class Parts:
-    def __init__(self, redis: Redis, keys: Keys, settings: Settings, channel: Any) -> None:
+    def __init__(self, redis: Redis, keys: Keys, settings: StackSettings, channel: Any) -> None:
         self.redis, self.keys, self.settings = redis, keys, settings
         self.cache = AgentCache(channel, on_change=lambda: None)
         self.tasks = TaskStore(redis, keys, settings)
@@ -53,13 +53,13 @@ class Parts:
 
 
 @pytest.fixture
-async def parts(redis: Redis, keys: Keys, settings: Settings) -> AsyncIterator[Parts]:
+async def parts(redis: Redis, keys: Keys, settings: StackSettings) -> AsyncIterator[Parts]:
     channel = grpc.aio.insecure_channel("127.0.0.1:9")  # never dialled: the cache is fed directly
     yield Parts(redis, keys, settings, channel)
     await channel.close()
 
 
-def define(steps: list[dict[str, Any]], settings: Settings, **kw: Any) -> Any:
+def define(steps: list[dict[str, Any]], settings: StackSettings, **kw: Any) -> Any:
     return validate_workflow(workflow_request({"steps": steps, **kw}), settings)
 
 

@@ -15,15 +15,16 @@ import pytest
 
 from hivewire.agent import TaskContext
 from hivewire.v1 import workflow_pb2
-from hivewire_services.common.config import Settings, env_name
+from hivewire_services.common.config import env_name
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from tests.integration.workflow_stack import Stack, running_stack
+from tests.settings import StackSettings
 
 N = 30
 
 
-def coordinator_env(settings: Settings) -> dict[str, str]:
+def coordinator_env(settings: StackSettings) -> dict[str, str]:
     values = {
         "redis_url": settings.redis_url,
         "namespace": settings.namespace,
@@ -38,14 +39,14 @@ def coordinator_env(settings: Settings) -> dict[str, str]:
     return {**os.environ, **{env_name(k): str(v) for k, v in values.items()}}
 
 
-def spawn(settings: Settings) -> subprocess.Popen[bytes]:
+def spawn(settings: StackSettings) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "hivewire_services.coordinator"], env=coordinator_env(settings)
     )
 
 
 @pytest.fixture
-async def outside(settings: Settings) -> AsyncIterator[Stack]:
+async def outside(settings: StackSettings) -> AsyncIterator[Stack]:
     """Registry, gateway and agents in this process; the coordinator is the test's to run."""
     async with running_stack(settings, with_coordinator=False) as s:
         yield s

@@ -11,21 +11,21 @@ from typing import Any
 from hivewire.agent import Agent, TaskContext
 from hivewire.cli.embedded_redis import free_port
 from hivewire.client import Client
-from hivewire_services.common.config import Settings
 from hivewire_services.common.loops import cancel_and_wait
 from hivewire_services.coordinator.server import CoordinatorServer
 from hivewire_services.gateway.server import GatewayServer
 from hivewire_services.registry.server import RegistryServer
+from tests.settings import StackSettings
 
 Handler = Callable[[TaskContext], Awaitable[Any] | Any]
 
 
 class Stack:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: StackSettings) -> None:
         self.settings = settings
-        self.registry = RegistryServer(settings)
-        self.coordinator: CoordinatorServer | None = CoordinatorServer(settings)
-        self.gateway = GatewayServer(settings)
+        self.registry = RegistryServer(settings.registry())
+        self.coordinator: CoordinatorServer | None = CoordinatorServer(settings.coordinator())
+        self.gateway = GatewayServer(settings.gateway())
         self.client = Client(settings.gateway_addr, timeout=10.0)
         self.agents: list[Agent] = []
         self._runs: list[asyncio.Task[None]] = []
@@ -77,7 +77,7 @@ class Stack:
         await self.registry.shutdown()
 
 
-def stack_settings(settings: Settings, **overrides: Any) -> Settings:
+def stack_settings(settings: StackSettings, **overrides: Any) -> StackSettings:
     return dataclasses.replace(
         settings,
         registry_addr=f"127.0.0.1:{free_port()}",
@@ -89,7 +89,9 @@ def stack_settings(settings: Settings, **overrides: Any) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(settings: Settings, with_coordinator: bool = True) -> AsyncIterator[Stack]:
+async def running_stack(
+    settings: StackSettings, with_coordinator: bool = True
+) -> AsyncIterator[Stack]:
     """A started Stack on free ports (the coordinator optional), stopped afterwards."""
     s = Stack(stack_settings(settings))
     await s.start(with_coordinator)

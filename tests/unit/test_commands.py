@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hivewire.v1 import command_pb2, workflow_pb2
-from hivewire_services.common.config import Settings
+from hivewire_services.common.config import SubmissionSettings
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.workflow_spec import validate_workflow
 from hivewire_services.gateway.commands import CommandCatalog
@@ -98,9 +98,9 @@ def test_shipped_commands_make_valid_workflows() -> None:
     names = [c.name for c in cat.list()]
     assert {"analyze-text", "diamond"} <= set(names)
     analyze = cat.render("analyze-text", {"text": "a b c", "chunks": "2"})
-    defn = validate_workflow(analyze, Settings())
+    defn = validate_workflow(analyze, SubmissionSettings())
     assert [s.step_id for s in defn.steps] == ["split", "count", "merge"]
     assert defn.step("count").map_over == "split"
     assert json.loads(analyze.steps[0].payload) == {"text": "a b c", "chunks": 2}
-    diamond = validate_workflow(cat.render("diamond", {}), Settings())
+    diamond = validate_workflow(cat.render("diamond", {}), SubmissionSettings())
     assert diamond.step("join").depends_on == ("count", "shout")

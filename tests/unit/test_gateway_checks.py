@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from hivewire.v1 import event_pb2, task_pb2
-from hivewire_services.common.config import load_settings
 from hivewire_services.common.errors import HivewireError, InvalidArgument, ResourceExhausted
 from hivewire_services.gateway import checks
+from hivewire_services.gateway.config import GatewaySettings
 from hivewire_services.gateway.events.hub import EventFilter, parse_stream_id
 
-SETTINGS = load_settings(env={}, max_payload_bytes=10, max_batch=3)
+SETTINGS = GatewaySettings(max_payload_bytes=10, max_batch=3)
 TASK = "ab" * 16
 
 

@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from hivewire.core.logs import make_handler
 from hivewire.core.tracing import current_task_id
-from hivewire_services.common.config import load_settings
+from hivewire_services.common.config import CommonSettings, load_settings
 
 
 def _logger(handler: logging.Handler) -> logging.Logger:
@@ -72,5 +72,5 @@ def test_unknown_format_is_refused() -> None:
 
 
 def test_format_is_read_from_the_environment() -> None:
-    assert load_settings({"HIVEWIRE_LOG_FORMAT": "json"}).log_format == "json"
-    assert load_settings({}).log_format == "text"
+    assert load_settings(CommonSettings, {"HIVEWIRE_LOG_FORMAT": "json"}).log_format == "json"
+    assert load_settings(CommonSettings, {}).log_format == "text"

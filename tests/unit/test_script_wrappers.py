@@ -9,17 +9,17 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from hivewire_services.common.config import Settings
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.lua import constants
 from hivewire_services.common.task_fields import LOADED_FIELDS, TASK_FIELDS, NewTask, PeekedTask
 from hivewire_services.common.workflow_spec import StepDef
+from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.tasks import scripts, tasklua
 from hivewire_services.coordinator.workflows import scripts as wf_scripts
 from hivewire_services.coordinator.workflows.plan import Launch, Plan
 
 KEYS = Keys("t")
-SETTINGS = Settings()
+SETTINGS = CoordinatorSettings()
 CONTEXT = 7  # ARGV[1..7] of every tasklib script
 
 

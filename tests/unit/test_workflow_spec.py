@@ -9,19 +9,21 @@ import pytest
 
 from hivewire.core.workflow_file import WorkflowFileError, workflow_request
 from hivewire.v1 import workflow_pb2
-from hivewire_services.common.config import Settings
+from hivewire_services.common.config import SubmissionSettings
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.workflow_spec import find_cycle, validate_workflow
 from hivewire_services.coordinator.workflows.plan import StepRun, WorkflowRun, plan
 
-SETTINGS = Settings()
+SETTINGS = SubmissionSettings()
 
 
 def req(steps: list[dict[str, Any]], **kw: Any) -> workflow_pb2.SubmitWorkflowRequest:
     return workflow_request({"steps": steps, **kw})
 
 
-def violations(steps: list[dict[str, Any]], settings: Settings = SETTINGS) -> dict[str, str]:
+def violations(
+    steps: list[dict[str, Any]], settings: SubmissionSettings = SETTINGS
+) -> dict[str, str]:
     with pytest.raises(InvalidArgument) as err:
         validate_workflow(req(steps), settings)
     return {v.field: v.description for v in err.value.violations}
@@ -71,7 +73,7 @@ def test_unknown_duplicate_and_bad_fields_are_all_reported() -> None:
 
 def test_empty_oversized_and_non_object_payloads() -> None:
     assert "steps" in violations_of(workflow_pb2.SubmitWorkflowRequest())
-    small = Settings(workflow_max_steps=2)
+    small = SubmissionSettings(workflow_max_steps=2)
     with pytest.raises(InvalidArgument) as err:
         validate_workflow(req([{"id": f"s{i}", "capability": "x"} for i in range(3)]), small)
     assert err.value.reason == "WORKFLOW_TOO_LARGE"

@@ -9,11 +9,11 @@ from typing import cast
 
 from hivewire.v1 import task_pb2
 from hivewire_services.common.clock import now_ms, ts_from_ms
-from hivewire_services.common.config import Settings
 from hivewire_services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.validation import check_page_size
+from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.tasks import scripts
 from hivewire_services.coordinator.tasks.store import TaskStore
 
@@ -35,7 +35,9 @@ class DeadLetterPage:
 class DeadLetters:
     """Reads and retries entries of the dead-letter stream. Knows nothing of gRPC."""
 
-    def __init__(self, store: TaskStore, redis: Redis, keys: Keys, settings: Settings) -> None:
+    def __init__(
+        self, store: TaskStore, redis: Redis, keys: Keys, settings: CoordinatorSettings
+    ) -> None:
         self.store = store
         self.redis = redis
         self.keys = keys

@@ -15,11 +15,11 @@ from redis.exceptions import ResponseError
 from hivewire.core.wire import RESULT_FIELD, RESULTS_GROUP
 from hivewire.v1 import stream_pb2
 from hivewire_services.common.clock import now_ms
-from hivewire_services.common.config import Settings
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.loops import Backoff
 from hivewire_services.common.redis import Redis
+from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.tasks import scripts
 from hivewire_services.coordinator.tasks.dispatch_tracing import (
     end_result_spans,
@@ -42,7 +42,7 @@ class ResultsConsumer:
         self,
         redis: Redis,
         keys: Keys,
-        settings: Settings,
+        settings: CoordinatorSettings,
         consumer: str,
         on_applied: Callable[[], None],
     ) -> None:

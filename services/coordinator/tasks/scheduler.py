@@ -12,11 +12,11 @@ from typing import Any, cast
 
 from hivewire.v1 import stream_pb2
 from hivewire_services.common.clock import duration_from_seconds, now_ms, ts_from_ms
-from hivewire_services.common.config import Settings
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.loops import Backoff
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.task_fields import PeekedTask
+from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.tasks import scripts
 from hivewire_services.coordinator.tasks.agent_cache import AgentCache, CachedAgent
 from hivewire_services.coordinator.tasks.dispatch_tracing import end_dispatch, start_dispatch
@@ -72,7 +72,9 @@ def _labels(raw: bytes | None) -> dict[str, str]:
 class Scheduler:
     """Runs scheduling passes when woken (submit, result, agent change) or every interval."""
 
-    def __init__(self, redis: Redis, keys: Keys, settings: Settings, cache: AgentCache) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, settings: CoordinatorSettings, cache: AgentCache
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.settings = settings

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import ClassVar, NamedTuple, cast
 
 from hivewire_services.common import lua
-from hivewire_services.common.config import Settings
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.task_fields import NewTask, PeekedTask
+from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.tasks import tasklua
 from hivewire_services.coordinator.tasks.tasklua import (
     REQUEST_ID_TTL_SECONDS,
@@ -69,7 +69,9 @@ class CountRow(NamedTuple):
     """The counter field to increment ('' counts nothing)."""
 
 
-def submit_args(keys: Keys, settings: Settings, now: int, rows: Sequence[SubmitRow]) -> list[Arg]:
+def submit_args(
+    keys: Keys, settings: CoordinatorSettings, now: int, rows: Sequence[SubmitRow]
+) -> list[Arg]:
     """ARGV of submit.lua: the text columns as one JSON array (far cheaper for redis-py to pack
     than an argument each), then the payloads as bytes."""
     table = [[*row.task, row.request_key] for row in rows]
@@ -86,7 +88,7 @@ class Submit:
     """submit.lua: create tasks; returns per row the id created, or the earlier one of its
     request_id."""
 
-    def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
+    def __init__(self, redis: Redis, keys: Keys, settings: CoordinatorSettings) -> None:
         self.keys = keys
         self.settings = settings
         self._script = tasklua.register(redis, "submit", context=False)

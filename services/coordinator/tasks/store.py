@@ -13,13 +13,13 @@ from hivewire.core.tracing import trace_id_of
 from hivewire.v1 import task_pb2
 from hivewire_services.common import lua
 from hivewire_services.common.clock import now_ms, ts_from_ms
-from hivewire_services.common.config import Settings
 from hivewire_services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.submission import ValidTask
 from hivewire_services.common.task_fields import NewTask
 from hivewire_services.common.validation import check_id, check_page_size
+from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.tasks import scripts
 from hivewire_services.coordinator.tasks.dispatch_tracing import submit_traceparents
 from hivewire_services.coordinator.tasks.model import (
@@ -40,7 +40,7 @@ class TaskPage:
 class TaskStore:
     """Reads and writes tasks in Redis. Knows nothing of gRPC."""
 
-    def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
+    def __init__(self, redis: Redis, keys: Keys, settings: CoordinatorSettings) -> None:
         self.redis = redis
         self.keys = keys
         self.settings = settings

@@ -9,9 +9,9 @@ from typing import Any, ClassVar
 from redis.commands.core import AsyncScript
 
 from hivewire_services.common import lua
-from hivewire_services.common.config import Settings
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
+from hivewire_services.coordinator.config import CoordinatorSettings
 
 _HERE = Path(__file__).parent
 TASKCREATE = _HERE / "taskcreate.lua"
@@ -50,7 +50,7 @@ def context_keys(keys: Keys) -> list[str]:
     ]
 
 
-def context_args(keys: Keys, settings: Settings, now: int) -> list[Arg]:
+def context_args(keys: Keys, settings: CoordinatorSettings, now: int) -> list[Arg]:
     """ARGV[1..7] of every tasklib script."""
     return [
         keys.prefix,
@@ -68,7 +68,7 @@ def creation_keys(keys: Keys) -> list[str]:
     return [keys.events, keys.tasks_index, keys.task_seq, keys.start_deadlines]
 
 
-def creation_args(keys: Keys, settings: Settings, now: int) -> list[Arg]:
+def creation_args(keys: Keys, settings: CoordinatorSettings, now: int) -> list[Arg]:
     """ARGV[1..3] of every script that creates tasks."""
     return [keys.prefix, now, settings.events_maxlen]
 
@@ -84,7 +84,7 @@ class ContextScript:
     name: ClassVar[str] = ""
     layouts: ClassVar[lua.Layouts] = {}
 
-    def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
+    def __init__(self, redis: Redis, keys: Keys, settings: CoordinatorSettings) -> None:
         self.keys = keys
         self.settings = settings
         self._script = register(redis, self.name, self.layouts)

@@ -12,10 +12,10 @@ import asyncio
 import logging
 from typing import Any, cast
 
-from hivewire_services.common.config import Settings
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.loops import Backoff
 from hivewire_services.common.redis import Redis
+from hivewire_services.coordinator.config import CoordinatorSettings
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def after(sid: StreamId) -> StreamId:
 class StreamTrimmer:
     """Trims the events, results and workflow-updates streams every few seconds."""
 
-    def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
+    def __init__(self, redis: Redis, keys: Keys, settings: CoordinatorSettings) -> None:
         self.redis = redis
         self.keys = keys
         self.settings = settings

@@ -22,12 +22,12 @@ from redis.exceptions import ResponseError
 
 from hivewire.v1 import workflow_pb2
 from hivewire_services.common.clock import now_ms
-from hivewire_services.common.config import Settings
 from hivewire_services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.loops import Backoff
 from hivewire_services.common.redis import REDIS_UNAVAILABLE, Redis
 from hivewire_services.common.workflow_spec import WorkflowDef
+from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.tasks.store import TaskStore
 from hivewire_services.coordinator.workflows.plan import Plan, WorkflowRun, plan
 from hivewire_services.coordinator.workflows.store import WorkflowStore
@@ -48,7 +48,7 @@ class WorkflowEngine:
         self,
         redis: Redis,
         keys: Keys,
-        settings: Settings,
+        settings: CoordinatorSettings,
         tasks: TaskStore,
         consumer: str,
         on_launch: Callable[[], None],

@@ -10,10 +10,10 @@ from typing import NamedTuple
 
 from hivewire.v1 import workflow_pb2
 from hivewire_services.common import lua
-from hivewire_services.common.config import Settings
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.workflow_spec import WorkflowDef, steps_to_json
+from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.tasks import tasklua
 from hivewire_services.coordinator.tasks.tasklua import REQUEST_ID_TTL_SECONDS, Arg
 from hivewire_services.coordinator.workflows.plan import Plan
@@ -68,7 +68,7 @@ def encode_plan(plan: Plan) -> list[Arg]:
 class WorkflowScripts:
     """create.lua, record.lua, advance.lua and cancel.lua for one namespace."""
 
-    def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
+    def __init__(self, redis: Redis, keys: Keys, settings: CoordinatorSettings) -> None:
         self.keys = keys
         self.settings = settings
         self._create = lua.register(redis, _HERE / "create.lua")

@@ -10,12 +10,12 @@ from typing import cast
 from hivewire.v1 import workflow_pb2
 from hivewire_services.common import lua
 from hivewire_services.common.clock import now_ms
-from hivewire_services.common.config import Settings
 from hivewire_services.common.errors import InvalidArgument, NotFound
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.validation import check_id, check_page_size
 from hivewire_services.common.workflow_spec import WorkflowDef
+from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.workflows.model import run_from_hash, workflow_to_proto
 from hivewire_services.coordinator.workflows.plan import Plan, WorkflowRun
 from hivewire_services.coordinator.workflows.scripts import WorkflowScripts
@@ -31,7 +31,7 @@ class WorkflowPage:
 class WorkflowStore:
     """Reads and writes workflows in Redis. Knows nothing of gRPC."""
 
-    def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
+    def __init__(self, redis: Redis, keys: Keys, settings: CoordinatorSettings) -> None:
         self.redis = redis
         self.keys = keys
         self.settings = settings
