@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
+from hivewire.client._loops import every_item, poll
 from hivewire.core.backoff import backoff
 from hivewire.core.convert import decode_data, iso_time
 from hivewire.core.workflow_file import policy_value, workflow_request
@@ -139,16 +138,10 @@ class WorkflowCalls:
         )
         return list(resp.workflows), str(resp.next_page_token)
 
-    async def iter_workflows(
+    def iter_workflows(
         self, state: workflow_pb2.WorkflowState.ValueType | None = None, page_size: int = 100
     ) -> AsyncIterator[workflow_pb2.Workflow]:
-        token = ""
-        while True:
-            found, token = await self.list_workflows(state, page_size, token)
-            for wf in found:
-                yield wf
-            if not token:
-                return
+        return every_item(lambda token: self.list_workflows(state, page_size, token))
 
     async def cancel_workflow(self, workflow_id: str) -> workflow_pb2.Workflow:
         resp = await self._stub.CancelWorkflow(
@@ -162,16 +155,13 @@ class WorkflowCalls:
         timeout: float = 300.0,  # noqa: ASYNC109 - a deadline for the whole wait
     ) -> workflow_pb2.Workflow:
         """Poll GetWorkflow (backoff 10 ms up to 500 ms) until it ends; TimeoutError past it."""
-        deadline = time.monotonic() + timeout
-        delays = backoff(0.01, 0.5)
-        while True:
-            wf = await self.get_workflow(workflow_id)
-            if wf.state in WORKFLOW_TERMINAL_STATES:
-                return wf
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"workflow {workflow_id} not finished after {timeout}s")
-            await asyncio.sleep(min(next(delays), left))
+        return await poll(
+            lambda: self.get_workflow(workflow_id),
+            lambda wf: wf.state in WORKFLOW_TERMINAL_STATES,
+            backoff(0.01, 0.5),
+            timeout,
+            f"workflow {workflow_id}",
+        )
 
     async def list_commands(self) -> list[command_pb2.Command]:
         resp = await self._stub.ListCommands(
