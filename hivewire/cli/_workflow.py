@@ -17,7 +17,7 @@ from hivewire.client import (
     workflow_state_name,
     workflow_to_dict,
 )
-from hivewire.core.convert import decode_data
+from hivewire.core.convert import decode_data, enum_name
 from hivewire.core.workflow_file import WorkflowFileError, load_yaml, workflow_request
 from hivewire.v1 import command_pb2, workflow_pb2
 
@@ -158,7 +158,7 @@ def commands(
     for cmd in found:
         typer.echo(f"{cmd.name}: {cmd.description}")
         for p in cmd.parameters:
-            kind = command_pb2.ParameterType.Name(p.type).removeprefix("PARAMETER_TYPE_").lower()
+            kind = enum_name(command_pb2.ParameterType, p.type, "PARAMETER_TYPE_").lower()
             extra = (
                 " (required)"
                 if p.required

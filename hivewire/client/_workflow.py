@@ -8,7 +8,7 @@ from typing import Any
 
 from hivewire.client._loops import every_item, poll
 from hivewire.core.backoff import backoff
-from hivewire.core.convert import decode_data, iso_time
+from hivewire.core.convert import decode_data, enum_name, iso_time
 from hivewire.core.workflow_file import policy_value, workflow_request
 from hivewire.v1 import command_pb2, gateway_pb2_grpc, workflow_pb2
 
@@ -22,11 +22,11 @@ WORKFLOW_TERMINAL_STATES = frozenset(
 
 
 def workflow_state_name(state: int) -> str:
-    return workflow_pb2.WorkflowState.Name(state).removeprefix("WORKFLOW_STATE_")  # type: ignore[arg-type]
+    return enum_name(workflow_pb2.WorkflowState, state, "WORKFLOW_STATE_")
 
 
 def step_state_name(state: int) -> str:
-    return workflow_pb2.StepState.Name(state).removeprefix("STEP_STATE_")  # type: ignore[arg-type]
+    return enum_name(workflow_pb2.StepState, state, "STEP_STATE_")
 
 
 def workflow_to_dict(wf: workflow_pb2.Workflow) -> dict[str, Any]:
@@ -36,9 +36,9 @@ def workflow_to_dict(wf: workflow_pb2.Workflow) -> dict[str, Any]:
         "name": wf.name,
         "command": wf.command,
         "state": workflow_state_name(wf.state),
-        "failure_policy": workflow_pb2.FailurePolicy.Name(wf.failure_policy)
-        .removeprefix("FAILURE_POLICY_")
-        .lower(),
+        "failure_policy": enum_name(
+            workflow_pb2.FailurePolicy, wf.failure_policy, "FAILURE_POLICY_"
+        ).lower(),
         "create_time": iso_time(wf, "create_time"),
         "end_time": iso_time(wf, "end_time"),
         "steps": [
@@ -72,9 +72,7 @@ def command_to_dict(cmd: command_pb2.Command) -> dict[str, Any]:
         "parameters": [
             {
                 "name": p.name,
-                "type": command_pb2.ParameterType.Name(p.type)
-                .removeprefix("PARAMETER_TYPE_")
-                .lower(),
+                "type": enum_name(command_pb2.ParameterType, p.type, "PARAMETER_TYPE_").lower(),
                 "required": p.required,
                 "default": decode_data(p.default_json.encode()),
                 "description": p.description,
