@@ -57,10 +57,8 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler | None:
         handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
         gate = self.gate
         if handler_call_details.method.startswith(_UNGATED_PREFIXES):
             gate = None
@@ -72,12 +70,14 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
 
 def rewrap(
-    handler: grpc.RpcMethodHandler,
+    handler: grpc.RpcMethodHandler | None,
     unary: Callable[[Any], Any],
     stream: Callable[[Any], Any],
-) -> grpc.RpcMethodHandler:
+) -> grpc.RpcMethodHandler | None:
     """`handler` with its unary-unary behaviour passed through `unary`, or its unary-stream one
-    through `stream`; other kinds (client streams) are returned as they are."""
+    through `stream`; other kinds (client streams) and None (no such method) as they are."""
+    if handler is None:
+        return None
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
             unary(handler.unary_unary),

@@ -39,10 +39,8 @@ class TelemetryServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mi
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler | None:
         handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
         method: str = handler_call_details.method
         traced = not method.startswith(_UNTRACED)
         carrier = {
