@@ -18,6 +18,7 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from hivewire.agent._metrics import AGENT_TASK_DURATION, AGENT_TASKS
 from hivewire.core import tracing
+from hivewire.core.convert import enum_name
 from hivewire.v1 import stream_pb2
 
 
@@ -72,7 +73,7 @@ def record_outcome(result: stream_pb2.TaskResult, envelope: stream_pb2.TaskEnvel
     result (untraced, the envelope's traceparent passes through so the coordinator can still
     parent its span)."""
     span = trace.get_current_span()
-    name = stream_pb2.TaskOutcome.Name(result.outcome).removeprefix("TASK_OUTCOME_")
+    name = enum_name(stream_pb2.TaskOutcome, result.outcome, "TASK_OUTCOME_")
     AGENT_TASKS.labels(envelope.capability, name).inc()
     if not span.is_recording():
         result.traceparent = envelope.traceparent

@@ -7,7 +7,7 @@ from typing import Annotated, Any, cast
 
 import typer
 
-from hivewire.cli._call import EXIT_TASK_FAILED, call
+from hivewire.cli._call import EXIT_TASK_FAILED, call, first, key_values
 from hivewire.cli._dashboard import dashboard
 from hivewire.cli._dlq import dlq_app
 from hivewire.cli._format import (
@@ -77,16 +77,6 @@ def root(
     ctx.obj = {"addr": addr or env("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR)}
 
 
-def _parse_labels(labels: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in labels:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"{item!r} is not key=value", param_hint="--label")
-        out[key] = value
-    return out
-
-
 @app.command()
 def submit(
     ctx: typer.Context,
@@ -107,7 +97,7 @@ def submit(
         value = json.loads(payload)
     except ValueError as exc:
         raise typer.BadParameter(f"not valid JSON: {exc}", param_hint="--payload") from None
-    labels = _parse_labels(label or [])
+    labels = key_values(label or [], "--label")
 
     async def go(client: Client) -> task_pb2.Task:
         task = await client.submit(
@@ -172,17 +162,9 @@ def tasks(
         if state
         else None
     )
-
-    async def go(client: Client) -> list[task_pb2.Task]:
-        out: list[task_pb2.Task] = []
-        page_size = min(limit, 1000)
-        async for task in client.iter_tasks(state_value, capability, page_size):
-            out.append(task)
-            if len(out) >= limit:
-                break
-        return out
-
-    found = call(ctx, go)
+    found = call(
+        ctx, lambda c: first(c.iter_tasks(state_value, capability, min(limit, 1000)), limit)
+    )
     typer.echo(dumps([task_to_dict(t) for t in found]) if as_json else tasks_table(found))
 
 

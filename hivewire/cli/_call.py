@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import grpc
@@ -41,3 +41,24 @@ def call(ctx: typer.Context, fn: Callable[[Client], Awaitable[T]], timeout: floa
         raise typer.Exit(EXIT_TASK_FAILED) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+async def first(items: AsyncIterator[T], limit: int) -> list[T]:
+    """At most `limit` items, the rest left unread (a list command's --limit)."""
+    out: list[T] = []
+    async for item in items:
+        out.append(item)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def key_values(items: list[str], option: str) -> dict[str, str]:
+    """Repeated `key=value` option values as a dict; BadParameter names `option`."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r} is not key=value", param_hint=option)
+        out[key] = value
+    return out

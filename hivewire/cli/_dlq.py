@@ -6,9 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
-from hivewire.cli._call import call
+from hivewire.cli._call import call, first
 from hivewire.cli._format import dumps, short, table, task_line
-from hivewire.client import Client
 from hivewire.core.convert import iso_time, task_to_dict
 from hivewire.v1 import task_pb2
 
@@ -39,16 +38,7 @@ def dlq_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
     """List dead letters, newest first."""
-
-    async def go(client: Client) -> list[task_pb2.DeadLetter]:
-        out: list[task_pb2.DeadLetter] = []
-        async for letter in client.iter_dead_letters(min(limit, 1000)):
-            out.append(letter)
-            if len(out) >= limit:
-                break
-        return out
-
-    found = call(ctx, go)
+    found = call(ctx, lambda c: first(c.iter_dead_letters(min(limit, 1000)), limit))
     if as_json:
         typer.echo(dumps([dead_letter_to_dict(d) for d in found]))
         return

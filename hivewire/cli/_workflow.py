@@ -8,7 +8,7 @@ from typing import Annotated, Any, cast
 
 import typer
 
-from hivewire.cli._call import EXIT_TASK_FAILED, call
+from hivewire.cli._call import EXIT_TASK_FAILED, call, first, key_values
 from hivewire.cli._format import dumps, short, table
 from hivewire.client import (
     Client,
@@ -17,7 +17,7 @@ from hivewire.client import (
     workflow_state_name,
     workflow_to_dict,
 )
-from hivewire.core.convert import decode_data
+from hivewire.core.convert import decode_data, enum_name
 from hivewire.core.workflow_file import WorkflowFileError, load_yaml, workflow_request
 from hivewire.v1 import command_pb2, workflow_pb2
 
@@ -130,15 +130,7 @@ def workflows(
                 f"{state!r} is not a workflow state", param_hint="--state"
             ) from None
 
-    async def go(client: Client) -> list[workflow_pb2.Workflow]:
-        out: list[workflow_pb2.Workflow] = []
-        async for wf in client.iter_workflows(value, min(limit, 1000)):
-            out.append(wf)
-            if len(out) >= limit:
-                break
-        return out
-
-    found = call(ctx, go)
+    found = call(ctx, lambda c: first(c.iter_workflows(value, min(limit, 1000)), limit))
     if as_json:
         typer.echo(dumps([workflow_to_dict(w) for w in found]))
         return
@@ -166,7 +158,7 @@ def commands(
     for cmd in found:
         typer.echo(f"{cmd.name}: {cmd.description}")
         for p in cmd.parameters:
-            kind = command_pb2.ParameterType.Name(p.type).removeprefix("PARAMETER_TYPE_").lower()
+            kind = enum_name(command_pb2.ParameterType, p.type, "PARAMETER_TYPE_").lower()
             extra = (
                 " (required)"
                 if p.required
@@ -176,16 +168,6 @@ def commands(
             )
             typer.echo(f"    -p {p.name}=<{kind}>{extra}  {p.description}")
         typer.echo(f"    steps: {', '.join(cmd.step_ids)}")
-
-
-def _params(items: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"{item!r} is not key=value", param_hint="-p")
-        out[key] = value
-    return out
 
 
 def run(
@@ -200,6 +182,6 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a custom command as a workflow; prints its id (or, with --wait, how it ended)."""
-    values = _params(param or [])
+    values = key_values(param or [], "-p")
     _finish(ctx, lambda c: c.run_command(name, cast(dict[str, Any], values), request_id=request_id),
             wait, timeout, as_json)  # fmt: skip

@@ -7,8 +7,6 @@ async with Client() as client:
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import Any
@@ -17,6 +15,7 @@ import grpc
 
 from hivewire.client._dlq import DeadLetterMethods
 from hivewire.client._events import EventStream
+from hivewire.client._loops import every_item, poll
 from hivewire.client._workflow import WorkflowCalls, workflow_to_dict
 from hivewire.core.backoff import backoff
 from hivewire.core.convert import agent_to_dict, encode_payload, task_to_dict
@@ -179,20 +178,14 @@ class Client(WorkflowCalls, DeadLetterMethods):
         resp = await self._stub.ListTasks(req, timeout=self.timeout)
         return list(resp.tasks), resp.next_page_token
 
-    async def iter_tasks(
+    def iter_tasks(
         self,
         state: task_pb2.TaskState.ValueType | None = None,
         capability: str | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[task_pb2.Task]:
         """Every task across all pages."""
-        token = ""
-        while True:
-            tasks, token = await self.list_tasks(state, capability, page_size, token)
-            for task in tasks:
-                yield task
-            if not token:
-                return
+        return every_item(lambda token: self.list_tasks(state, capability, page_size, token))
 
     async def cancel(self, task_id: str) -> task_pb2.Task:
         resp: task_pb2.CancelTaskResponse = await self._stub.CancelTask(
@@ -206,16 +199,13 @@ class Client(WorkflowCalls, DeadLetterMethods):
         timeout: float = 60.0,  # noqa: ASYNC109 - a deadline for the whole wait, not one call
     ) -> task_pb2.Task:
         """Poll GetTask (backoff 5 ms up to 250 ms) until terminal; TimeoutError past `timeout`."""
-        deadline = time.monotonic() + timeout
-        delays = backoff(0.005, 0.25)
-        while True:
-            task = await self.get(task_id)
-            if task.state in TERMINAL_STATES:
-                return task
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"task {task_id} not finished after {timeout}s")
-            await asyncio.sleep(min(next(delays), left))
+        return await poll(
+            lambda: self.get(task_id),
+            lambda task: task.state in TERMINAL_STATES,
+            backoff(0.005, 0.25),
+            timeout,
+            f"task {task_id}",
+        )
 
     async def submit_and_wait(
         self,
@@ -248,19 +238,13 @@ class Client(WorkflowCalls, DeadLetterMethods):
         resp = await self._stub.ListAgents(req, timeout=self.timeout)
         return list(resp.agents), resp.next_page_token
 
-    async def iter_agents(
+    def iter_agents(
         self,
         capability: str | None = None,
         state: agent_pb2.AgentState.ValueType | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[agent_pb2.Agent]:
-        token = ""
-        while True:
-            agents, token = await self.list_agents(capability, state, page_size, token)
-            for agent in agents:
-                yield agent
-            if not token:
-                return
+        return every_item(lambda token: self.list_agents(capability, state, page_size, token))
 
     # Events
     async def events(

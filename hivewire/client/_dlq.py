@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from hivewire.client._loops import every_item
 from hivewire.v1 import gateway_pb2_grpc, task_pb2
 
 
@@ -23,14 +24,8 @@ class DeadLetterMethods:
         )
         return list(resp.dead_letters), resp.next_page_token
 
-    async def iter_dead_letters(self, page_size: int = 100) -> AsyncIterator[task_pb2.DeadLetter]:
-        token = ""
-        while True:
-            page, token = await self.list_dead_letters(page_size, token)
-            for letter in page:
-                yield letter
-            if not token:
-                return
+    def iter_dead_letters(self, page_size: int = 100) -> AsyncIterator[task_pb2.DeadLetter]:
+        return every_item(lambda token: self.list_dead_letters(page_size, token))
 
     async def retry_dead_letter(self, dead_letter_id: str) -> task_pb2.Task:
         """Put a dead-lettered task back in its queue with a fresh attempt budget."""

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
+from hivewire.client._loops import every_item, poll
 from hivewire.core.backoff import backoff
-from hivewire.core.convert import decode_data, iso_time
+from hivewire.core.convert import decode_data, enum_name, iso_time
 from hivewire.core.workflow_file import policy_value, workflow_request
 from hivewire.v1 import command_pb2, gateway_pb2_grpc, workflow_pb2
 
@@ -23,11 +22,11 @@ WORKFLOW_TERMINAL_STATES = frozenset(
 
 
 def workflow_state_name(state: int) -> str:
-    return workflow_pb2.WorkflowState.Name(state).removeprefix("WORKFLOW_STATE_")  # type: ignore[arg-type]
+    return enum_name(workflow_pb2.WorkflowState, state, "WORKFLOW_STATE_")
 
 
 def step_state_name(state: int) -> str:
-    return workflow_pb2.StepState.Name(state).removeprefix("STEP_STATE_")  # type: ignore[arg-type]
+    return enum_name(workflow_pb2.StepState, state, "STEP_STATE_")
 
 
 def workflow_to_dict(wf: workflow_pb2.Workflow) -> dict[str, Any]:
@@ -37,9 +36,9 @@ def workflow_to_dict(wf: workflow_pb2.Workflow) -> dict[str, Any]:
         "name": wf.name,
         "command": wf.command,
         "state": workflow_state_name(wf.state),
-        "failure_policy": workflow_pb2.FailurePolicy.Name(wf.failure_policy)
-        .removeprefix("FAILURE_POLICY_")
-        .lower(),
+        "failure_policy": enum_name(
+            workflow_pb2.FailurePolicy, wf.failure_policy, "FAILURE_POLICY_"
+        ).lower(),
         "create_time": iso_time(wf, "create_time"),
         "end_time": iso_time(wf, "end_time"),
         "steps": [
@@ -73,9 +72,7 @@ def command_to_dict(cmd: command_pb2.Command) -> dict[str, Any]:
         "parameters": [
             {
                 "name": p.name,
-                "type": command_pb2.ParameterType.Name(p.type)
-                .removeprefix("PARAMETER_TYPE_")
-                .lower(),
+                "type": enum_name(command_pb2.ParameterType, p.type, "PARAMETER_TYPE_").lower(),
                 "required": p.required,
                 "default": decode_data(p.default_json.encode()),
                 "description": p.description,
@@ -139,16 +136,10 @@ class WorkflowCalls:
         )
         return list(resp.workflows), str(resp.next_page_token)
 
-    async def iter_workflows(
+    def iter_workflows(
         self, state: workflow_pb2.WorkflowState.ValueType | None = None, page_size: int = 100
     ) -> AsyncIterator[workflow_pb2.Workflow]:
-        token = ""
-        while True:
-            found, token = await self.list_workflows(state, page_size, token)
-            for wf in found:
-                yield wf
-            if not token:
-                return
+        return every_item(lambda token: self.list_workflows(state, page_size, token))
 
     async def cancel_workflow(self, workflow_id: str) -> workflow_pb2.Workflow:
         resp = await self._stub.CancelWorkflow(
@@ -162,16 +153,13 @@ class WorkflowCalls:
         timeout: float = 300.0,  # noqa: ASYNC109 - a deadline for the whole wait
     ) -> workflow_pb2.Workflow:
         """Poll GetWorkflow (backoff 10 ms up to 500 ms) until it ends; TimeoutError past it."""
-        deadline = time.monotonic() + timeout
-        delays = backoff(0.01, 0.5)
-        while True:
-            wf = await self.get_workflow(workflow_id)
-            if wf.state in WORKFLOW_TERMINAL_STATES:
-                return wf
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"workflow {workflow_id} not finished after {timeout}s")
-            await asyncio.sleep(min(next(delays), left))
+        return await poll(
+            lambda: self.get_workflow(workflow_id),
+            lambda wf: wf.state in WORKFLOW_TERMINAL_STATES,
+            backoff(0.01, 0.5),
+            timeout,
+            f"workflow {workflow_id}",
+        )
 
     async def list_commands(self) -> list[command_pb2.Command]:
         resp = await self._stub.ListCommands(

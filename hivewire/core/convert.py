@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from hivewire.v1 import agent_pb2, event_pb2, task_pb2
+
+if TYPE_CHECKING:
+    from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
 
 
 def encode_payload(payload: object) -> bytes:
@@ -42,12 +45,17 @@ def iso_time(msg: Message, field: str) -> str | None:
     return ts.ToDatetime(tzinfo=dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+def enum_name(enum: _EnumTypeWrapper[Any], value: int, prefix: str) -> str:
+    """A proto enum value's name without the enum's prefix: TASK_STATE_RUNNING -> RUNNING."""
+    return enum.Name(value).removeprefix(prefix)
+
+
 def task_state_name(state: int) -> str:
-    return task_pb2.TaskState.Name(state).removeprefix("TASK_STATE_")  # type: ignore[arg-type]
+    return enum_name(task_pb2.TaskState, state, "TASK_STATE_")
 
 
 def agent_state_name(state: int) -> str:
-    return agent_pb2.AgentState.Name(state).removeprefix("AGENT_STATE_")  # type: ignore[arg-type]
+    return enum_name(agent_pb2.AgentState, state, "AGENT_STATE_")
 
 
 def task_to_dict(task: task_pb2.Task) -> dict[str, Any]:
@@ -91,7 +99,7 @@ def agent_to_dict(agent: agent_pb2.Agent) -> dict[str, Any]:
 
 
 def event_type_name(event_type: int) -> str:
-    return event_pb2.EventType.Name(event_type).removeprefix("EVENT_TYPE_")  # type: ignore[arg-type]
+    return enum_name(event_pb2.EventType, event_type, "EVENT_TYPE_")
 
 
 def event_to_dict(event: event_pb2.Event) -> dict[str, Any]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from typing import ClassVar, Generic, TypeVar
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, ProgressBar, RichLog, Sparkline, Static
 
 from hivewire.client import Client
@@ -18,7 +20,17 @@ REFRESH_SECONDS = 0.25
 AGENT_COLUMNS = ("AGENT", "NAME", "STATE", "CAPABILITIES", "SLOTS", "HEARTBEAT")
 
 
-class QueueLine(Horizontal):
+RowT = TypeVar("RowT")
+
+
+class RowLine(Horizontal, Generic[RowT]):
+    """A one-line panel entry that shows one row of the model."""
+
+    def show(self, row: RowT) -> None:
+        raise NotImplementedError
+
+
+class QueueLine(RowLine[QueueRow]):
     """One capability: depth, rate, agents, and a throughput sparkline."""
 
     def compose(self) -> ComposeResult:
@@ -32,7 +44,7 @@ class QueueLine(Horizontal):
         self.query_one(Sparkline).data = list(row.history) or [0.0]
 
 
-class WorkflowLine(Horizontal):
+class WorkflowLine(RowLine[WorkflowRow]):
     """One running workflow: name and steps done out of all."""
 
     def compose(self) -> ComposeResult:
@@ -85,8 +97,8 @@ class Dashboard(App[None]):
         self.feed: Feed | None = None
         self._dirty = True
         self._written = 0
-        self._queues: dict[str, QueueLine] = {}
-        self._workflows: dict[str, WorkflowLine] = {}
+        self._queues: dict[str, RowLine[QueueRow]] = {}
+        self._workflows: dict[str, RowLine[WorkflowRow]] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(self.model.totals(), id="totals")
@@ -149,13 +161,7 @@ class Dashboard(App[None]):
         rows = self.model.queue_rows()
         shown = {r.capability for r in rows}
         for row in rows:
-            line = self._queues.get(row.capability)
-            if line is None:
-                line = self._queues[row.capability] = QueueLine()
-                box.mount(line)
-                self.call_after_refresh(line.show, row)
-            else:
-                line.show(row)
+            self._show_line(box, self._queues, row.capability, QueueLine, row)
         for cap, line in self._queues.items():
             line.display = cap in shown
 
@@ -167,15 +173,27 @@ class Dashboard(App[None]):
         if not self.model.workflows_available:
             empty.update("workflows are not offered by this gateway")
         for row in rows:
-            line = self._workflows.get(row.workflow_id)
-            if line is None:
-                line = self._workflows[row.workflow_id] = WorkflowLine()
-                box.mount(line)
-                self.call_after_refresh(line.show, row)
-            else:
-                line.show(row)
+            self._show_line(box, self._workflows, row.workflow_id, WorkflowLine, row)
         for wf_id in set(self._workflows) - {r.workflow_id for r in rows}:
             self._workflows.pop(wf_id).remove()
+
+    def _show_line(
+        self,
+        box: Widget,
+        lines: dict[str, RowLine[RowT]],
+        key: str,
+        make: Callable[[], RowLine[RowT]],
+        row: RowT,
+    ) -> None:
+        """Update the line for `key`, or mount a new one and fill it after the refresh (its
+        children exist only once it is composed)."""
+        line = lines.get(key)
+        if line is None:
+            line = lines[key] = make()
+            box.mount(line)
+            self.call_after_refresh(line.show, row)
+        else:
+            line.show(row)
 
     def _render_log(self, rewrite: bool) -> None:
         log = self.query_one("#log", RichLog)

@@ -4,8 +4,9 @@ duration by method and status code."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import grpc
@@ -13,6 +14,7 @@ from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from hivewire.core.tracing import tracer
+from hivewire_services.common.interceptors import rewrap
 from hivewire_services.common.metrics import RPC_DURATION
 
 _PROPAGATED = frozenset({"traceparent", "tracestate", "baggage"})
@@ -37,10 +39,8 @@ class TelemetryServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mi
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler | None:
         handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
         method: str = handler_call_details.method
         traced = not method.startswith(_UNTRACED)
         carrier = {
@@ -49,19 +49,7 @@ class TelemetryServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mi
             if k in _PROPAGATED and isinstance(v, str)
         }
         observe = _Observer(method, carrier, traced)
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                observe.unary(handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                observe.stream(handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return rewrap(handler, observe.unary, observe.stream)
 
 
 class _Observer:
@@ -93,29 +81,31 @@ class _Observer:
             if code != "OK":
                 span.set_status(Status(StatusCode.ERROR, code))
 
+    @contextlib.contextmanager
+    def _observed(
+        self,
+        context: grpc.aio.ServicerContext[Any, Any],
+        cancelled: tuple[type[BaseException], ...],
+    ) -> Iterator[None]:
+        """Times the call and spans it (when traced); `cancelled` are how the caller left."""
+        start = time.perf_counter()
+        code = "OK"
+        with self._span() if self.traced else _NullSpan() as span:
+            try:
+                yield
+            except cancelled:
+                code = "CANCELLED"
+                raise
+            except BaseException:
+                code = _status_code(context, "INTERNAL")
+                raise
+            finally:
+                self._finish(span, start, code)
+
     def unary(self, inner: Any) -> Any:
         async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            start = time.perf_counter()
-            code = "OK"
-            if not self.traced:
-                try:
-                    return await inner(request, context)
-                except BaseException:
-                    code = _status_code(context, "CANCELLED")
-                    raise
-                finally:
-                    self._finish(None, start, code)
-            with self._span() as span:
-                try:
-                    return await inner(request, context)
-                except asyncio.CancelledError:
-                    code = "CANCELLED"
-                    raise
-                except BaseException:
-                    code = _status_code(context, "INTERNAL")
-                    raise
-                finally:
-                    self._finish(span, start, code)
+            with self._observed(context, (asyncio.CancelledError,)):
+                return await inner(request, context)
 
         return unary
 
@@ -123,20 +113,10 @@ class _Observer:
         async def stream(
             request: Any, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
-            start = time.perf_counter()
-            code = "OK"
-            with self._span() if self.traced else _NullSpan() as span:
-                try:
-                    async for item in inner(request, context):
-                        yield item
-                except (asyncio.CancelledError, GeneratorExit):
-                    code = "CANCELLED"
-                    raise
-                except BaseException:
-                    code = _status_code(context, "INTERNAL")
-                    raise
-                finally:
-                    self._finish(span, start, code)
+            # A stream is also left by closing the generator (the client went away).
+            with self._observed(context, (asyncio.CancelledError, GeneratorExit)):
+                async for item in inner(request, context):
+                    yield item
 
         return stream
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
-from hivewire.v1 import task_pb2
+from hivewire.v1 import task_pb2, workflow_pb2
 from hivewire_services.common.config import SubmissionSettings
 from hivewire_services.common.errors import InvalidArgument, ResourceExhausted
 from hivewire_services.common.validation import MAX_REQUEST_ID, check_capability, check_labels
@@ -62,15 +63,8 @@ def validate_task(
             reason="PAYLOAD_TOO_LARGE",
             field=f"{where}payload",
         )
+    check_priority_and_attempts(req, where)
     priority, max_attempts = req.priority, req.max_attempts
-    if not 0 <= priority <= MAX_PRIORITY:
-        raise InvalidArgument(
-            f"{where}priority must be 0..{MAX_PRIORITY}", field=f"{where}priority"
-        )
-    if not 0 <= max_attempts <= MAX_ATTEMPTS:
-        raise InvalidArgument(
-            f"{where}max_attempts must be 0..{MAX_ATTEMPTS}", field=f"{where}max_attempts"
-        )
     labels: dict[str, str] = {}
     if req.required_labels:
         check_labels(req.required_labels, f"{where}required_labels")
@@ -79,13 +73,7 @@ def validate_task(
         raise InvalidArgument(
             f"{where}request_id is longer than {MAX_REQUEST_ID}", field=f"{where}request_id"
         )
-    timeout_ms = 0
-    if req.HasField("attempt_timeout"):
-        timeout_ms = req.attempt_timeout.ToMilliseconds()
-        if timeout_ms <= 0:
-            raise InvalidArgument(
-                f"{where}attempt_timeout must be positive", field=f"{where}attempt_timeout"
-            )
+    timeout_ms = attempt_timeout_ms(req, where)
     s2s, heartbeat, backoff, backoff_max = (_positive_ms(req, name, where) for name in _DURATIONS)
     return ValidTask(
         capability=capability,
@@ -103,6 +91,32 @@ def validate_task(
 
 
 MAX_DURATION_MS = 30 * 24 * 3600 * 1000
+# What a task and a workflow step both carry: priority, max_attempts, attempt_timeout.
+TaskFields: TypeAlias = task_pb2.SubmitTaskRequest | workflow_pb2.WorkflowStepSpec
+
+
+def check_priority_and_attempts(msg: TaskFields, where: str) -> None:
+    """priority 0..MAX_PRIORITY and max_attempts 0..MAX_ATTEMPTS (0: the server default)."""
+    if not 0 <= msg.priority <= MAX_PRIORITY:
+        raise InvalidArgument(
+            f"{where}priority must be 0..{MAX_PRIORITY}", field=f"{where}priority"
+        )
+    if not 0 <= msg.max_attempts <= MAX_ATTEMPTS:
+        raise InvalidArgument(
+            f"{where}max_attempts must be 0..{MAX_ATTEMPTS}", field=f"{where}max_attempts"
+        )
+
+
+def attempt_timeout_ms(msg: TaskFields, where: str) -> int:
+    """attempt_timeout in milliseconds, 0 when unset; must be positive if set."""
+    if not msg.HasField("attempt_timeout"):
+        return 0
+    timeout_ms = msg.attempt_timeout.ToMilliseconds()
+    if timeout_ms <= 0:
+        raise InvalidArgument(
+            f"{where}attempt_timeout must be positive", field=f"{where}attempt_timeout"
+        )
+    return timeout_ms
 
 
 def _positive_ms(req: task_pb2.SubmitTaskRequest, name: str, where: str) -> int:

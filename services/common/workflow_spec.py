@@ -9,7 +9,7 @@ from typing import Any
 from hivewire.v1 import workflow_pb2
 from hivewire_services.common.config import SubmissionSettings
 from hivewire_services.common.errors import FieldViolation, HivewireError, InvalidArgument
-from hivewire_services.common.submission import MAX_ATTEMPTS, MAX_PRIORITY
+from hivewire_services.common.submission import attempt_timeout_ms, check_priority_and_attempts
 from hivewire_services.common.validation import MAX_REQUEST_ID, check_capability, check_labels
 
 MAX_NAME = 128
@@ -153,22 +153,9 @@ def _step(
         check_capability(spec.step_id, f"{where}step_id")
         check_capability(spec.capability, f"{where}capability")
         payload = _payload(spec.payload, where, bool(spec.map_over), settings)
-        if not 0 <= spec.priority <= MAX_PRIORITY:
-            raise InvalidArgument(
-                f"{where}priority must be 0..{MAX_PRIORITY}", field=where + "priority"
-            )
-        if not 0 <= spec.max_attempts <= MAX_ATTEMPTS:
-            raise InvalidArgument(
-                f"{where}max_attempts must be 0..{MAX_ATTEMPTS}", field=f"{where}max_attempts"
-            )
+        check_priority_and_attempts(spec, where)
         check_labels(spec.required_labels, f"{where}required_labels")
-        timeout_ms = 0
-        if spec.HasField("attempt_timeout"):
-            timeout_ms = spec.attempt_timeout.ToMilliseconds()
-            if timeout_ms <= 0:
-                raise InvalidArgument(
-                    f"{where}attempt_timeout must be positive", field=f"{where}attempt_timeout"
-                )
+        timeout_ms = attempt_timeout_ms(spec, where)
         deps = list(dict.fromkeys(spec.depends_on))
         if spec.map_over and spec.map_over not in deps:
             deps.insert(0, spec.map_over)

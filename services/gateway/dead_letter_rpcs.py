@@ -7,6 +7,7 @@ from typing import Any
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, task_pb2
 from hivewire_services.common.validation import check_page_size
 from hivewire_services.gateway.events.hub import parse_stream_id
+from hivewire_services.gateway.upstream import forward
 
 
 class GatewayDeadLetterRpcs:
@@ -21,22 +22,18 @@ class GatewayDeadLetterRpcs:
         check_page_size(request.page_size)
         if request.page_token:
             parse_stream_id(request.page_token, "page_token")
-        reply: coordinator_pb2.CoordinatorServiceListDeadLettersResponse = (
-            await self._coordinator.ListDeadLetters(
-                coordinator_pb2.CoordinatorServiceListDeadLettersRequest(request=request),
-                timeout=self._timeout,
-            )
+        return await forward(
+            self._coordinator.ListDeadLetters,
+            coordinator_pb2.CoordinatorServiceListDeadLettersRequest(request=request),
+            self._timeout,
         )
-        return reply.response
 
     async def RetryDeadLetter(
         self, request: task_pb2.RetryDeadLetterRequest, context: Any
     ) -> task_pb2.RetryDeadLetterResponse:
         parse_stream_id(request.dead_letter_id, "dead_letter_id")
-        reply: coordinator_pb2.CoordinatorServiceRetryDeadLetterResponse = (
-            await self._coordinator.RetryDeadLetter(
-                coordinator_pb2.CoordinatorServiceRetryDeadLetterRequest(request=request),
-                timeout=self._timeout,
-            )
+        return await forward(
+            self._coordinator.RetryDeadLetter,
+            coordinator_pb2.CoordinatorServiceRetryDeadLetterRequest(request=request),
+            self._timeout,
         )
-        return reply.response

@@ -22,6 +22,7 @@ from hivewire_services.gateway.config import GatewaySettings
 from hivewire_services.gateway.dead_letter_rpcs import GatewayDeadLetterRpcs
 from hivewire_services.gateway.events.hub import EventsHub
 from hivewire_services.gateway.stream_rpcs import StreamRpcs, stats_for
+from hivewire_services.gateway.upstream import forward
 from hivewire_services.gateway.workflow_rpcs import WorkflowRpcs
 
 logger = logging.getLogger(__name__)
@@ -54,66 +55,58 @@ class GatewayServicer(
         self, request: task_pb2.SubmitTaskRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> task_pb2.SubmitTaskResponse:
         checks.check_submit(request, self._settings)
-        reply: coordinator_pb2.CoordinatorServiceSubmitTaskResponse = (
-            await self._coordinator.SubmitTask(
-                coordinator_pb2.CoordinatorServiceSubmitTaskRequest(request=request),
-                timeout=self._timeout,
-            )
+        return await forward(
+            self._coordinator.SubmitTask,
+            coordinator_pb2.CoordinatorServiceSubmitTaskRequest(request=request),
+            self._timeout,
         )
-        return reply.response
 
     async def SubmitTasks(
         self, request: task_pb2.SubmitTasksRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> task_pb2.SubmitTasksResponse:
         checks.check_batch(request.tasks, self._settings)
-        reply: coordinator_pb2.CoordinatorServiceSubmitTasksResponse = (
-            await self._coordinator.SubmitTasks(
-                coordinator_pb2.CoordinatorServiceSubmitTasksRequest(request=request),
-                timeout=self._timeout,
-            )
+        return await forward(
+            self._coordinator.SubmitTasks,
+            coordinator_pb2.CoordinatorServiceSubmitTasksRequest(request=request),
+            self._timeout,
         )
-        return reply.response
 
     async def GetTask(
         self, request: task_pb2.GetTaskRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> task_pb2.GetTaskResponse:
         check_id(request.task_id, "task_id")
-        reply: coordinator_pb2.CoordinatorServiceGetTaskResponse = await self._coordinator.GetTask(
+        return await forward(
+            self._coordinator.GetTask,
             coordinator_pb2.CoordinatorServiceGetTaskRequest(request=request),
-            timeout=self._timeout,
+            self._timeout,
         )
-        return reply.response
 
     async def ListTasks(
         self, request: task_pb2.ListTasksRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> task_pb2.ListTasksResponse:
         checks.check_list_tasks(request)
-        reply: coordinator_pb2.CoordinatorServiceListTasksResponse = (
-            await self._coordinator.ListTasks(
-                coordinator_pb2.CoordinatorServiceListTasksRequest(request=request),
-                timeout=self._timeout,
-            )
+        return await forward(
+            self._coordinator.ListTasks,
+            coordinator_pb2.CoordinatorServiceListTasksRequest(request=request),
+            self._timeout,
         )
-        return reply.response
 
     async def CancelTask(
         self, request: task_pb2.CancelTaskRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> task_pb2.CancelTaskResponse:
         check_id(request.task_id, "task_id")
-        reply: coordinator_pb2.CoordinatorServiceCancelTaskResponse = (
-            await self._coordinator.CancelTask(
-                coordinator_pb2.CoordinatorServiceCancelTaskRequest(request=request),
-                timeout=self._timeout,
-            )
+        return await forward(
+            self._coordinator.CancelTask,
+            coordinator_pb2.CoordinatorServiceCancelTaskRequest(request=request),
+            self._timeout,
         )
-        return reply.response
 
     async def ListAgents(
         self, request: agent_pb2.ListAgentsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> agent_pb2.ListAgentsResponse:
         checks.check_list_agents(request)
-        reply: registry_pb2.RegistryServiceListAgentsResponse = await self._registry.ListAgents(
+        return await forward(
+            self._registry.ListAgents,
             registry_pb2.RegistryServiceListAgentsRequest(request=request),
-            timeout=self._timeout,
+            self._timeout,
         )
-        return reply.response

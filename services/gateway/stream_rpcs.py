@@ -28,6 +28,7 @@ from hivewire_services.gateway.events.snapshot import snapshot_events
 from hivewire_services.gateway.stats.collector import StatsCollector
 from hivewire_services.gateway.stats.counters import SLOT_SECONDS
 from hivewire_services.gateway.stats.state_reader import StateReader
+from hivewire_services.gateway.upstream import forward
 
 logger = logging.getLogger(__name__)
 
@@ -172,20 +173,19 @@ class WorkflowCount:
         count, token = 0, ""
         try:
             for _ in range(self._max_pages):
-                reply: coordinator_pb2.CoordinatorServiceListWorkflowsResponse = (
-                    await self._coordinator.ListWorkflows(
-                        coordinator_pb2.CoordinatorServiceListWorkflowsRequest(
-                            request=workflow_pb2.ListWorkflowsRequest(
-                                page_size=1000,
-                                page_token=token,
-                                state=workflow_pb2.WORKFLOW_STATE_RUNNING,
-                            )
-                        ),
-                        timeout=self._timeout,
-                    )
+                page: workflow_pb2.ListWorkflowsResponse = await forward(
+                    self._coordinator.ListWorkflows,
+                    coordinator_pb2.CoordinatorServiceListWorkflowsRequest(
+                        request=workflow_pb2.ListWorkflowsRequest(
+                            page_size=1000,
+                            page_token=token,
+                            state=workflow_pb2.WORKFLOW_STATE_RUNNING,
+                        )
+                    ),
+                    self._timeout,
                 )
-                count += len(reply.response.workflows)
-                token = reply.response.next_page_token
+                count += len(page.workflows)
+                token = page.next_page_token
                 if not token:
                     break
         except grpc.aio.AioRpcError as exc:

@@ -11,6 +11,7 @@ from hivewire_services.common.validation import MAX_REQUEST_ID, check_id, check_
 from hivewire_services.common.workflow_spec import validate_workflow
 from hivewire_services.gateway.commands import CommandCatalog
 from hivewire_services.gateway.config import GatewaySettings
+from hivewire_services.gateway.upstream import forward
 
 # grpc ships no type hints, so its context type is Any to mypy.
 Context: TypeAlias = Any
@@ -37,13 +38,11 @@ class WorkflowRpcs:
         self, request: workflow_pb2.SubmitWorkflowRequest
     ) -> workflow_pb2.SubmitWorkflowResponse:
         validate_workflow(request, self._settings)
-        reply: coordinator_pb2.CoordinatorServiceSubmitWorkflowResponse = (
-            await self._coordinator.SubmitWorkflow(
-                coordinator_pb2.CoordinatorServiceSubmitWorkflowRequest(request=request),
-                timeout=self._timeout,
-            )
+        return await forward(
+            self._coordinator.SubmitWorkflow,
+            coordinator_pb2.CoordinatorServiceSubmitWorkflowRequest(request=request),
+            self._timeout,
         )
-        return reply.response
 
     async def SubmitWorkflow(
         self, request: workflow_pb2.SubmitWorkflowRequest, context: Context
@@ -54,13 +53,11 @@ class WorkflowRpcs:
         self, request: workflow_pb2.GetWorkflowRequest, context: Context
     ) -> workflow_pb2.GetWorkflowResponse:
         check_id(request.workflow_id, "workflow_id")
-        reply: coordinator_pb2.CoordinatorServiceGetWorkflowResponse = (
-            await self._coordinator.GetWorkflow(
-                coordinator_pb2.CoordinatorServiceGetWorkflowRequest(request=request),
-                timeout=self._timeout,
-            )
+        return await forward(
+            self._coordinator.GetWorkflow,
+            coordinator_pb2.CoordinatorServiceGetWorkflowRequest(request=request),
+            self._timeout,
         )
-        return reply.response
 
     async def ListWorkflows(
         self, request: workflow_pb2.ListWorkflowsRequest, context: Context
@@ -68,25 +65,21 @@ class WorkflowRpcs:
         check_page_size(request.page_size)
         if request.state not in workflow_pb2.WorkflowState.values():
             raise InvalidArgument("state is not a known WorkflowState", field="state")
-        reply: coordinator_pb2.CoordinatorServiceListWorkflowsResponse = (
-            await self._coordinator.ListWorkflows(
-                coordinator_pb2.CoordinatorServiceListWorkflowsRequest(request=request),
-                timeout=self._timeout,
-            )
+        return await forward(
+            self._coordinator.ListWorkflows,
+            coordinator_pb2.CoordinatorServiceListWorkflowsRequest(request=request),
+            self._timeout,
         )
-        return reply.response
 
     async def CancelWorkflow(
         self, request: workflow_pb2.CancelWorkflowRequest, context: Context
     ) -> workflow_pb2.CancelWorkflowResponse:
         check_id(request.workflow_id, "workflow_id")
-        reply: coordinator_pb2.CoordinatorServiceCancelWorkflowResponse = (
-            await self._coordinator.CancelWorkflow(
-                coordinator_pb2.CoordinatorServiceCancelWorkflowRequest(request=request),
-                timeout=self._timeout,
-            )
+        return await forward(
+            self._coordinator.CancelWorkflow,
+            coordinator_pb2.CoordinatorServiceCancelWorkflowRequest(request=request),
+            self._timeout,
         )
-        return reply.response
 
     async def ListCommands(
         self, request: command_pb2.ListCommandsRequest, context: Context

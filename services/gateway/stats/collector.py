@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import cast
 
+from hivewire.core.convert import enum_name
 from hivewire.v1 import agent_pb2, stats_pb2, task_pb2
 from hivewire_services.common.clock import duration_from_seconds, now_ms, ts_from_ms
 from hivewire_services.common.keys import Keys
@@ -35,10 +36,6 @@ def _latency(p: Percentiles) -> stats_pb2.LatencyStats:
         p90=duration_from_seconds(p.p90),
         p99=duration_from_seconds(p.p99),
     )
-
-
-def _name(enum: object, value: int, prefix: str) -> str:
-    return cast(str, enum.Name(value)).removeprefix(prefix)  # type: ignore[attr-defined]
 
 
 class StatsCollector:
@@ -91,7 +88,7 @@ class StatsCollector:
         agents_by_state: Counter[str] = Counter()
         agents_by_cap: Counter[str] = Counter()
         async for agent in self.reader.agents(MAX_AGENTS):
-            agents_by_state[_name(agent_pb2.AgentState, agent.state, "AGENT_STATE_")] += 1
+            agents_by_state[enum_name(agent_pb2.AgentState, agent.state, "AGENT_STATE_")] += 1
             if is_live(agent.state):
                 agents_by_cap.update(agent.capabilities)
         pipe = self.redis.pipeline(transaction=False)
@@ -101,7 +98,7 @@ class StatsCollector:
         replies = await pipe.execute()
         pending_caps = {c.decode() for c in cast(set[bytes], replies.pop())}
         tasks_by_state = {
-            _name(task_pb2.TaskState, s, "TASK_STATE_"): int(n)
+            enum_name(task_pb2.TaskState, s, "TASK_STATE_"): int(n)
             for s, n in zip(_TASK_STATES, replies, strict=True)
         }
         throughput = self.counters.throughput(window)
