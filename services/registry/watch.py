@@ -7,11 +7,12 @@ import logging
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from hivewire.core.backoff import backoff_delay
 from hivewire.v1 import agent_pb2, registry_pb2
 from hivewire_services.common.clock import now_ms, ts_from_ms
 from hivewire_services.common.errors import HivewireError, ResourceExhausted, Unavailable
 from hivewire_services.common.keys import Keys
-from hivewire_services.common.loops import backoff_delay, cancel_and_wait
+from hivewire_services.common.loops import cancel_and_wait
 from hivewire_services.common.redis import REDIS_UNAVAILABLE, Redis
 from hivewire_services.common.validation import check_id
 from hivewire_services.registry.store import AgentStore
