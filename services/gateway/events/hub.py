@@ -255,20 +255,22 @@ class Subscription(Subscriber[_Item]):
         the live queue then starts right after the hub position read in the same step.
         """
         last = after
-        while True:
-            page = await self.hub.range(last, None)
-            for item in page:
-                last = item[0]
-                if self.filter.matches(item[1]):
-                    yield item
-            if len(page) < self.hub.count:
-                break
+        async for item in self._history(after, None):
+            last = item[0]
+            if self.filter.matches(item[1]):
+                yield item
         position = self.hub.register(self)
-        while position is not None and last < position:
-            page = await self.hub.range(last, position)
-            for item in page:
-                last = item[0]
+        if position is not None:
+            async for item in self._history(last, position):
                 if self.filter.matches(item[1]):
                     yield item
+
+    async def _history(self, after: StreamId, upto: StreamId | None) -> AsyncIterator[_Item]:
+        """Every event after `after` up to `upto` (the end when None), a page at a time."""
+        while upto is None or after < upto:
+            page = await self.hub.range(after, upto)
+            for item in page:
+                after = item[0]
+                yield item
             if len(page) < self.hub.count:
-                break
+                return
