@@ -17,8 +17,8 @@ import grpc
 
 from bench.chaos.agent import CAPABILITY
 from bench.chaos.checker import Accepted
+from hivewire.core.backoff import backoff_delay
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, task_pb2
-from hivewire_services.common.loops import backoff_delay
 
 logger = logging.getLogger(__name__)
 

@@ -1,13 +1,13 @@
-"""Background loops: capped exponential backoff with jitter, and stopping tasks reliably."""
+"""Background loops: backoff that logs what failed, and stopping tasks reliably."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Iterable
 from typing import Any
 
+from hivewire.core import backoff as core_backoff
 from hivewire_services.common.redis import REDIS_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
@@ -17,26 +17,11 @@ logger = logging.getLogger(__name__)
 RECANCEL_AFTER = 0.1
 
 
-def backoff_delay(failures: int, base: float = 0.05, cap: float = 5.0) -> float:
-    """Seconds to wait after `failures` consecutive failures (capped, equal jitter)."""
-    ceiling = min(cap, base * 2 ** min(max(failures - 1, 0), 30))
-    return random.uniform(ceiling / 2, ceiling)
-
-
-class Backoff:
-    """Sleeps longer after each consecutive failure (capped), logging what failed."""
-
-    def __init__(self, base: float = 0.05, cap: float = 5.0) -> None:
-        self.base = base
-        self.cap = cap
-        self.failures = 0
-
-    def reset(self) -> None:
-        self.failures = 0
+class Backoff(core_backoff.Backoff):
+    """The core policy, plus a sleep that logs what failed (a warning while Redis is down)."""
 
     async def failed(self, what: str, exc: BaseException) -> None:
-        self.failures += 1
-        delay = backoff_delay(self.failures, self.base, self.cap)
+        delay = self.next_delay()
         if isinstance(exc, REDIS_UNAVAILABLE):
             logger.warning("%s: redis unavailable (%s); retrying in %.2fs", what, exc, delay)
         else:

@@ -13,8 +13,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from hivewire.core.backoff import backoff_delay
 from hivewire_services.common.errors import Unavailable
-from hivewire_services.common.loops import backoff_delay
 from hivewire_services.common.redis import REDIS_UNAVAILABLE, create_redis
 
 logger = logging.getLogger(__name__)

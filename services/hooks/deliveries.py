@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from google.protobuf.message import DecodeError
-from redis.exceptions import ResponseError
 
 from hivewire.v1 import event_pb2
 from hivewire_services.common import lua
 from hivewire_services.common.clock import now_ms
 from hivewire_services.common.keys import HOOKS_GROUP, Keys
 from hivewire_services.common.redis import Redis
+from hivewire_services.common.streams import ensure_group
 from hivewire_services.hooks.config import HooksSettings
 from hivewire_services.hooks.payload import Delivery
 
@@ -47,11 +47,7 @@ class DeliveryStore:
 
     async def ensure_group(self) -> None:
         """The hooks consumer group; a new group starts with the next event ('$')."""
-        try:
-            await self.redis.xgroup_create(self.keys.events, HOOKS_GROUP, id="$", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await ensure_group(self.redis, self.keys.events, HOOKS_GROUP, "$")
 
     async def schedule(self, entries: Sequence[Scheduled]) -> tuple[int, int]:
         """Create deliveries (or ack entries with no hook); returns (scheduled, acked)."""

@@ -10,9 +10,10 @@ import asyncio
 import contextlib
 import logging
 
+from hivewire.core.backoff import backoff_delay
 from hivewire.core.hooks_file import HooksConfig
 from hivewire_services.common.clock import now_ms
-from hivewire_services.common.loops import Backoff, backoff_delay
+from hivewire_services.common.loops import Backoff
 from hivewire_services.hooks.actions import ActionRunner, Outcome
 from hivewire_services.hooks.config import HooksSettings
 from hivewire_services.hooks.deliveries import DeliveryStore
@@ -106,7 +107,7 @@ class Dispatcher:
         await self._settle(delivery, verdict, message, next_ms)
 
     async def _settle(self, delivery: Delivery, verdict: str, message: str, next_ms: int) -> None:
-        backoff = Backoff(base=0.1, cap=2.0)
+        backoff = Backoff(initial=0.1, cap=2.0)
         for _ in range(SETTLE_TRIES):
             try:
                 applied = await self.store.settle(delivery, verdict, message, next_ms)

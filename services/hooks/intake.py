@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import cast
 
 from google.protobuf.message import DecodeError
 
@@ -18,8 +17,8 @@ from hivewire.core.hooks_file import LOOP_TYPES, HooksConfig
 from hivewire.v1 import event_pb2
 from hivewire_services.common.events import EVENT_FIELD
 from hivewire_services.common.keys import HOOKS_GROUP, Keys
-from hivewire_services.common.loops import Backoff
 from hivewire_services.common.redis import Redis
+from hivewire_services.common.streams import Entry, GroupOptions, GroupReader
 from hivewire_services.hooks.config import HooksSettings
 from hivewire_services.hooks.deliveries import DeliveryStore, Scheduled
 from hivewire_services.hooks.matching import hooks_for
@@ -28,7 +27,6 @@ logger = logging.getLogger(__name__)
 
 READ_COUNT = 200
 READ_BLOCK_MS = 1000
-Entry = tuple[bytes, dict[bytes, bytes]]
 
 
 class EventIntake:
@@ -51,69 +49,42 @@ class EventIntake:
         self._on_scheduled = on_scheduled
         self.counts = {"read": 0, "scheduled": 0, "acked": 0}
         self._full = False
+        # The group starts at "$" (DeliveryStore.ensure_group); intake.lua acknowledges each
+        # entry once its deliveries are stored.
+        options = GroupOptions(
+            stream=keys.events,
+            group=HOOKS_GROUP,
+            consumer=consumer,
+            batch=READ_COUNT,
+            block_ms=READ_BLOCK_MS,
+            claim_idle=settings.hooks_claim_idle,
+            start_id="$",
+        )
+        self.reader = GroupReader(
+            redis, options, self.handle, name="hooks intake", capacity=self._room
+        )
 
     async def run(self) -> None:
-        backoff = Backoff()
-        loop = asyncio.get_running_loop()
-        claim_every = max(self.settings.hooks_claim_idle / 2, 0.05)
-        last_claim = -claim_every
-        while True:
-            try:
-                await self.store.ensure_group()
-                while True:
-                    if loop.time() - last_claim >= claim_every:
-                        last_claim = loop.time()
-                        await self.claim_abandoned()
-                    room = await self._room()
-                    if room <= 0:
-                        await asyncio.sleep(self.settings.hooks_poll_interval)
-                        continue
-                    reply = await self.redis.xreadgroup(
-                        HOOKS_GROUP,
-                        self.consumer,
-                        {self.keys.events: ">"},
-                        count=min(READ_COUNT, room),
-                        block=READ_BLOCK_MS,
-                    )
-                    for _, entries in cast(list[tuple[bytes, list[Entry]]] | None, reply) or []:
-                        await self.handle(entries)
-                    backoff.reset()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                await backoff.failed("hooks intake", exc)
+        await self.reader.run()
 
     async def _room(self) -> int:
-        """Events we may still read: the backlog of events waiting for hooks is bounded.
+        """Events we may read now: the backlog of events waiting for hooks is bounded.
 
-        When hooks fall behind, unread events wait in the (capped) events stream instead.
+        When hooks fall behind, unread events wait in the (capped) events stream instead,
+        and this waits for the dispatcher to work the backlog down.
         """
-        _, waiting = await self.store.backlog()
-        room = self.settings.hooks_max_backlog - waiting
-        if room <= 0 and not self._full:
-            logger.warning("%d events wait for their hooks; reading paused", waiting)
-        self._full = room <= 0
-        return room
-
-    async def claim_abandoned(self) -> None:
-        """Take over entries read by a runner that died before scheduling their hooks."""
-        start: bytes | str = "0-0"
-        idle_ms = int(self.settings.hooks_claim_idle * 1000)
         while True:
-            reply = await self.redis.xautoclaim(
-                self.keys.events,
-                HOOKS_GROUP,
-                self.consumer,
-                idle_ms,
-                start_id=start,
-                count=READ_COUNT,
-            )
-            start, entries = reply[0], cast(list[Entry], reply[1])
-            # reply[2]: ids trimmed from the stream; Redis drops them from the group itself.
-            if entries:
-                await self.handle(entries)
-            if start in (b"0-0", "0-0"):
-                return
+            _, waiting = await self.store.backlog()
+            room = self.settings.hooks_max_backlog - waiting
+            if room > 0:
+                if self._full:
+                    logger.info("hooks backlog down to %d events; reading resumed", waiting)
+                self._full = False
+                return room
+            if not self._full:
+                logger.warning("%d events wait for their hooks; reading paused", waiting)
+            self._full = True
+            await asyncio.sleep(self.settings.hooks_poll_interval)
 
     async def handle(self, entries: list[Entry]) -> None:
         """Schedule the hooks of a batch of entries (entries with none are acknowledged)."""

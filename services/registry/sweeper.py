@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from hivewire_services.common.loops import backoff_delay
+from hivewire.core.backoff import backoff_delay
 from hivewire_services.common.redis import REDIS_UNAVAILABLE
 from hivewire_services.registry.store import AgentStore
 

@@ -10,10 +10,9 @@ from hivewire_services.common.events import EVENT_FIELD, make_event
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.redis_metrics import RedisStateCollector
+from hivewire_services.common.streams import Entry
 from hivewire_services.coordinator.tasks.metrics_feed import METRICS_GROUP, MetricsFeed
 from tests.settings import StackSettings
-
-Entry = tuple[bytes, dict[bytes, bytes]]
 
 
 async def _emit(redis: Redis, keys: Keys, *events: tuple[int, str]) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from hivewire.core.backoff import backoff_delay
 from hivewire.v1 import agent_pb2, registry_pb2
 from hivewire_services.common.errors import InvalidArgument
-from hivewire_services.common.loops import backoff_delay
 from hivewire_services.registry.model import (
     agent_from_hash,
     decode_page_token,

@@ -9,19 +9,15 @@ spans in each task's trace (services/coordinator/lifecycle_spans.py).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable
-from typing import cast
-
-from redis.exceptions import ResponseError
 
 from hivewire.v1 import event_pb2
 from hivewire_services.common.events import decode_entry
 from hivewire_services.common.keys import Keys
-from hivewire_services.common.loops import Backoff
 from hivewire_services.common.metrics import ASSIGNMENT_LATENCY, END_TO_END_LATENCY
 from hivewire_services.common.redis import Redis
+from hivewire_services.common.streams import Entry, GroupOptions, GroupReader
 from hivewire_services.coordinator.tasks import scripts
 from hivewire_services.coordinator.tasks.lifecycle_spans import record_lifecycle_spans
 
@@ -29,9 +25,7 @@ logger = logging.getLogger(__name__)
 
 METRICS_GROUP = "metrics"
 BATCH = 1000
-CLAIM_IDLE_MS = 30_000
-CLAIM_EVERY_S = 15.0
-Entry = tuple[bytes, dict[bytes, bytes]]
+CLAIM_IDLE_S = 30.0
 
 # Event type -> counter name (hivewire_tasks_<name>_total).
 COUNTED = {
@@ -61,48 +55,23 @@ class MetricsFeed:
         self.keys = keys
         self.consumer = consumer
         self._count = scripts.CountEvents(redis, keys)
+        # "$": counting starts when the first coordinator with metrics starts. metrics_feed.lua
+        # acknowledges each entry as it counts it.
+        options = GroupOptions(
+            stream=keys.events,
+            group=METRICS_GROUP,
+            consumer=consumer,
+            batch=BATCH,
+            claim_idle=CLAIM_IDLE_S,
+            start_id="$",
+        )
+        self.reader = GroupReader(redis, options, self.apply, name="metrics feed")
 
     async def ensure_group(self) -> None:
-        try:
-            # "$": counting starts when the first coordinator with metrics starts.
-            await self.redis.xgroup_create(self.keys.events, METRICS_GROUP, id="$", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await self.reader.ensure_group()
 
     async def run(self) -> None:
-        backoff = Backoff()
-        loop = asyncio.get_running_loop()
-        last_claim = loop.time()
-        while True:
-            try:
-                await self.ensure_group()
-                while True:
-                    if loop.time() - last_claim > CLAIM_EVERY_S:
-                        last_claim = loop.time()
-                        await self._claim_abandoned()
-                    reply = await self.redis.xreadgroup(
-                        METRICS_GROUP,
-                        self.consumer,
-                        {self.keys.events: ">"},
-                        count=BATCH,
-                        block=1000,
-                    )
-                    for _, entries in cast(list[tuple[bytes, list[Entry]]], reply or []):
-                        await self.apply(entries)
-                    backoff.reset()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                await backoff.failed("metrics feed", exc)
-
-    async def _claim_abandoned(self) -> None:
-        """Count what a dead coordinator read and never counted."""
-        reply = await self.redis.xautoclaim(
-            self.keys.events, METRICS_GROUP, self.consumer, CLAIM_IDLE_MS, count=BATCH
-        )
-        if reply[1]:
-            await self.apply(cast(list[Entry], reply[1]))
+        await self.reader.run()
 
     async def apply(self, entries: Iterable[Entry]) -> None:
         """Count a batch atomically (idempotent per entry), then observe latencies."""

@@ -1,8 +1,8 @@
 """Reclaim: deadlines of in-flight work (reap.lua) and the inboxes of agents gone offline.
 
 An agent whose registry lease expires (or that deregisters) is put in the reclaim set by the
-registry. This loop takes over its inbox: unread entries with XREADGROUP, read-but-unacked
-ones with XAUTOCLAIM (ids XAUTOCLAIM reports as deleted are just acknowledged), and re-queues
+registry. This loop drains its inbox with a GroupReader (unread entries with XREADGROUP,
+read-but-unacked ones with XAUTOCLAIM, ids reported deleted just acknowledged) and re-queues
 each still-current attempt as the next attempt (reclaim.lua). Several coordinators may run it
 at once: every step is fenced by task attempt, so a doubly claimed entry changes nothing twice.
 """
@@ -14,10 +14,9 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable
-from typing import Any, cast
+from typing import cast
 
 from google.protobuf.message import DecodeError
-from redis.exceptions import ResponseError
 
 from hivewire.core.wire import ENVELOPE_FIELD, INBOX_GROUP
 from hivewire.v1 import stream_pb2
@@ -26,13 +25,13 @@ from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.loops import Backoff
 from hivewire_services.common.redis import Redis
+from hivewire_services.common.streams import Entry, GroupOptions, GroupReader
 from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.tasks import scripts
 
 logger = logging.getLogger(__name__)
 
 BATCH = 256
-Entry = tuple[bytes, dict[bytes, bytes]]
 
 
 class Reclaimer:
@@ -109,53 +108,28 @@ class Reclaimer:
         """Re-queue everything left in an offline agent's inbox; then forget the inbox."""
         inbox = self.keys.inbox(agent_id)
         lost = 0
+
+        async def requeue(entries: list[Entry]) -> None:
+            nonlocal lost
+            lost += await self._run_reclaim(agent_id, entries)
+
         if await self.redis.exists(inbox):
-            lost += await self._claim_unread(agent_id, inbox)
-            lost += await self._claim_pending(agent_id, inbox)
+            # The agent owns the group: a missing one means nothing was ever delivered. Unread
+            # entries first, then read-but-unacked ones (any idle time: the agent is gone).
+            options = GroupOptions(
+                stream=inbox,
+                group=INBOX_GROUP,
+                consumer=self.consumer,
+                batch=BATCH,
+                claim_idle=0.0,
+                create=False,
+            )
+            await GroupReader(self.redis, options, requeue, name="reclaim").drain()
         done = await self._run_reclaim(agent_id, [])
         if done:
             logger.info("reclaimed inbox of offline agent %s (%d re-queued)", agent_id, lost)
         self.counts["reclaimed"] += lost
         return lost
-
-    async def _claim_unread(self, agent_id: str, inbox: str) -> int:
-        """Entries delivered to the inbox that the agent never read."""
-        lost = 0
-        while True:
-            try:
-                reply = await self.redis.xreadgroup(
-                    INBOX_GROUP, self.consumer, {inbox: ">"}, count=BATCH
-                )
-            except ResponseError as exc:
-                if "NOGROUP" in str(exc):
-                    return lost
-                raise
-            entries = [e for _, batch in cast(list[Any], reply or []) for e in batch]
-            if not entries:
-                return lost
-            lost += await self._run_reclaim(agent_id, entries)
-
-    async def _claim_pending(self, agent_id: str, inbox: str) -> int:
-        """Entries the agent read and never acknowledged (XAUTOCLAIM, any idle time)."""
-        lost = 0
-        start: bytes | str = "0-0"
-        while True:
-            try:
-                reply = await self.redis.xautoclaim(
-                    inbox, INBOX_GROUP, self.consumer, 0, start_id=start, count=BATCH
-                )
-            except ResponseError as exc:
-                if "NOGROUP" in str(exc):
-                    return lost
-                raise
-            start, entries = reply[0], cast(list[Entry], reply[1])
-            deleted = cast(list[bytes], reply[2]) if len(reply) > 2 else []
-            if deleted:  # pending, but the entry itself is gone: nothing to re-queue from it
-                await self.redis.xack(inbox, INBOX_GROUP, *deleted)
-            if entries:
-                lost += await self._run_reclaim(agent_id, entries)
-            if start in (b"0-0", "0-0"):
-                return lost
 
     async def _run_reclaim(self, agent_id: str, entries: list[Entry]) -> int:
         body: list[scripts.ReclaimRow] = []

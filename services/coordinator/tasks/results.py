@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections.abc import Callable
-from pathlib import Path
-from typing import cast
 
 from google.protobuf.message import DecodeError
-from redis.exceptions import ResponseError
 
 from hivewire.core.wire import RESULT_FIELD, RESULTS_GROUP
 from hivewire.v1 import stream_pb2
 from hivewire_services.common.clock import now_ms
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.keys import Keys
-from hivewire_services.common.loops import Backoff
 from hivewire_services.common.redis import Redis
+from hivewire_services.common.streams import Entry, GroupOptions, GroupReader
 from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.tasks import scripts
 from hivewire_services.coordinator.tasks.dispatch_tracing import (
@@ -27,12 +23,6 @@ from hivewire_services.coordinator.tasks.dispatch_tracing import (
 )
 
 logger = logging.getLogger(__name__)
-
-_HERE = Path(__file__).parent
-# Entries another coordinator read but did not apply for HIVEWIRE_RESULTS_CLAIM_IDLE seconds
-# are taken over, checked every half of that (at most every CLAIM_EVERY_S).
-CLAIM_EVERY_S = 10.0
-Entry = tuple[bytes, dict[bytes, bytes]]
 
 
 class ResultsConsumer:
@@ -53,60 +43,21 @@ class ResultsConsumer:
         self._on_applied = on_applied
         self._complete = scripts.Complete(redis, keys, settings)
         self.counts = {"applied": 0, "ignored": 0, "retried": 0, "failed": 0}
+        # complete.lua acknowledges each result in the call that applies it.
+        options = GroupOptions(
+            stream=keys.results,
+            group=RESULTS_GROUP,
+            consumer=consumer,
+            batch=settings.results_batch,
+            claim_idle=settings.results_claim_idle,
+        )
+        self.reader = GroupReader(redis, options, self.apply, name="results consumer")
 
     async def ensure_group(self) -> None:
-        try:
-            await self.redis.xgroup_create(self.keys.results, RESULTS_GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await self.reader.ensure_group()
 
     async def run(self) -> None:
-        backoff = Backoff()
-        last_claim = 0.0
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                await self.ensure_group()
-                while True:
-                    every = min(CLAIM_EVERY_S, self.settings.results_claim_idle / 2)
-                    if loop.time() - last_claim > every:
-                        last_claim = loop.time()
-                        await self.claim_abandoned()
-                    reply = await self.redis.xreadgroup(
-                        RESULTS_GROUP,
-                        self.consumer,
-                        {self.keys.results: ">"},
-                        count=self.settings.results_batch,
-                        block=1000,
-                    )
-                    batches = cast(list[tuple[bytes, list[Entry]]] | None, reply)
-                    for _, entries in batches or []:
-                        await self.apply(entries)
-                    backoff.reset()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                await backoff.failed("results consumer", exc)
-
-    async def claim_abandoned(self) -> None:
-        """Take over entries a dead coordinator read and never applied (XAUTOCLAIM)."""
-        start = "0-0"
-        while True:
-            reply = await self.redis.xautoclaim(
-                self.keys.results,
-                RESULTS_GROUP,
-                self.consumer,
-                int(self.settings.results_claim_idle * 1000),
-                start_id=start,
-                count=self.settings.results_batch,
-            )
-            start, entries = reply[0], cast(list[Entry], reply[1])
-            # reply[2] lists ids already deleted from the stream: nothing left to apply.
-            if entries:
-                await self.apply(entries)
-            if start in (b"0-0", "0-0"):
-                return
+        await self.reader.run()
 
     async def apply(self, entries: list[Entry]) -> None:
         body: list[scripts.CompleteRow] = []

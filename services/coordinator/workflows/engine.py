@@ -16,16 +16,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import cast
-
-from redis.exceptions import ResponseError
 
 from hivewire.v1 import workflow_pb2
 from hivewire_services.common.clock import now_ms
 from hivewire_services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from hivewire_services.common.keys import Keys
-from hivewire_services.common.loops import Backoff
 from hivewire_services.common.redis import REDIS_UNAVAILABLE, Redis
+from hivewire_services.common.streams import Entry, GroupOptions, GroupReader
 from hivewire_services.common.workflow_spec import WorkflowDef
 from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.tasks.store import TaskStore
@@ -38,7 +35,6 @@ logger = logging.getLogger(__name__)
 WORKFLOW_GROUP = "workflow-engine"
 READ_BATCH = 256
 EXPIRE_EVERY_S = 60.0
-Entry = tuple[bytes, dict[bytes, bytes]]
 
 
 class WorkflowEngine:
@@ -61,6 +57,19 @@ class WorkflowEngine:
         self.consumer = consumer
         self._on_launch = on_launch
         self.reconciled = 0
+        self._last_sweep = float("-inf")
+        self._last_expire = float("-inf")
+        # apply() acknowledges once every workflow named is reconciled.
+        options = GroupOptions(
+            stream=keys.workflow_updates,
+            group=WORKFLOW_GROUP,
+            consumer=consumer,
+            batch=READ_BATCH,
+            claim_idle=settings.workflow_claim_idle,
+        )
+        self.reader = GroupReader(
+            redis, options, self.apply, name="workflow engine", before_read=self._periodic
+        )
 
     async def submit(self, defn: WorkflowDef) -> workflow_pb2.Workflow:
         """Store the workflow, launch its root steps, return it."""
@@ -111,13 +120,7 @@ class WorkflowEngine:
                 return
 
     async def ensure_group(self) -> None:
-        try:
-            await self.redis.xgroup_create(
-                self.keys.workflow_updates, WORKFLOW_GROUP, id="0", mkstream=True
-            )
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await self.reader.ensure_group()
 
     async def sweep(self) -> None:
         """Reconcile every running workflow (at start, then now and then)."""
@@ -136,57 +139,17 @@ class WorkflowEngine:
             pass
 
     async def run(self) -> None:
-        backoff = Backoff()
-        loop = asyncio.get_running_loop()
-        last_sweep = last_claim = float("-inf")
-        last_expire = loop.time()
-        while True:
-            try:
-                await self.ensure_group()
-                while True:
-                    now = loop.time()
-                    if now - last_claim > max(1.0, self.settings.workflow_claim_idle / 3):
-                        last_claim = now
-                        await self.claim_abandoned()
-                    if now - last_sweep > self.settings.workflow_sweep_interval:
-                        last_sweep = now
-                        await self.sweep()
-                    if now - last_expire > EXPIRE_EVERY_S:
-                        last_expire = now
-                        await self.expire()
-                    reply = await self.redis.xreadgroup(
-                        WORKFLOW_GROUP,
-                        self.consumer,
-                        {self.keys.workflow_updates: ">"},
-                        count=READ_BATCH,
-                        block=1000,
-                    )
-                    for _, entries in cast(list[tuple[bytes, list[Entry]]] | None, reply) or []:
-                        await self.apply(entries)
-                    backoff.reset()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                await backoff.failed("workflow engine", exc)
+        await self.reader.run()
 
-    async def claim_abandoned(self) -> None:
-        """Take over entries another coordinator read and did not acknowledge (XAUTOCLAIM)."""
-        start: bytes | str = "0-0"
-        idle_ms = int(self.settings.workflow_claim_idle * 1000)
-        while True:
-            reply = await self.redis.xautoclaim(
-                self.keys.workflow_updates,
-                WORKFLOW_GROUP,
-                self.consumer,
-                idle_ms,
-                start_id=start,
-                count=READ_BATCH,
-            )
-            start, entries = reply[0], cast(list[Entry], reply[1])
-            if entries:
-                await self.apply(entries)
-            if start in (b"0-0", "0-0"):
-                return
+    async def _periodic(self) -> None:
+        """Between reads: the sweep (at start, then every interval) and retention."""
+        now = asyncio.get_running_loop().time()
+        if now - self._last_sweep > self.settings.workflow_sweep_interval:
+            self._last_sweep = now
+            await self.sweep()
+        if now - self._last_expire > EXPIRE_EVERY_S:
+            self._last_expire = now
+            await self.expire()
 
     async def apply(self, entries: list[Entry]) -> None:
         """Reconcile each workflow named once, then acknowledge and delete the entries."""

@@ -1,30 +1,29 @@
-"""One shared reader of the events stream fanning out to bounded per-subscriber queues."""
+"""The events stream for dashboards: one shared reader, bounded and resumable subscriptions."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from collections.abc import Callable, Collection
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 from redis.exceptions import ResponseError
 
 from hivewire.v1 import event_pb2
-from hivewire_services.common.errors import ResourceExhausted, Unavailable
+from hivewire_services.common.errors import HivewireError, ResourceExhausted, Unavailable
 from hivewire_services.common.events import decode_entry
-from hivewire_services.common.loops import cancel_and_wait
+from hivewire_services.common.fanout import FanoutHub, Subscriber
 from hivewire_services.common.metrics import DASHBOARD_OVERFLOWS
-from hivewire_services.common.redis import REDIS_UNAVAILABLE, Redis
+from hivewire_services.common.redis import Redis
+from hivewire_services.common.streams import Entry
 from hivewire_services.gateway.errors import OutOfRange
 from hivewire_services.gateway.events.filter import (
     EventFilter,
     StreamId,
     format_stream_id,
     parse_stream_id,
+    sid,
 )
-from hivewire_services.gateway.events.filter import sid as _sid
-from hivewire_services.gateway.events.subscription import Subscription, _Item
 
 __all__ = [
     "EventFilter",
@@ -37,14 +36,14 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_Entry = tuple[bytes, dict[bytes, bytes]]
+_Item = tuple[StreamId, event_pb2.Event]
 
 
 class EventsHub:
-    """Tails the events stream with one XREAD BLOCK loop and fans entries out to subscribers.
+    """Tails the events stream once per gateway (a FanoutHub) for every StreamEvents call.
 
-    Dispatch never awaits: a subscriber whose queue is full is cut off (RESOURCE_EXHAUSTED with
-    its last delivered cursor) so it can never slow the reader or other subscribers.
+    A subscriber whose queue is full is cut off (RESOURCE_EXHAUSTED with its last delivered
+    cursor) so it can never slow the reader or other subscribers.
     """
 
     def __init__(
@@ -62,73 +61,57 @@ class EventsHub:
         self.key = key
         self.queue_size = queue_size
         self.count = count
-        self.block_ms = block_ms
-        self.max_backoff = max_backoff
-        self.max_subscribers = max_subscribers
-        self.position: StreamId | None = None
-        self._subscribers: set[Subscription] = set()
-        self._listeners: list[Callable[[event_pb2.Event], None]] = []
-        self._ready = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopped = False
+        self._fanout = FanoutHub[_Item](
+            redis,
+            key,
+            _decode,
+            service="gateway",
+            count=count,
+            block_ms=block_ms,
+            max_backoff=max_backoff,
+            max_subscribers=max_subscribers,
+            on_overflow=DASHBOARD_OVERFLOWS.inc,
+        )
 
-    def subscribe(self, flt: EventFilter, since: StreamId | None) -> Subscription:
-        queue: asyncio.Queue[_Item | None] = asyncio.Queue(self.queue_size)
-        return Subscription(self, flt, since, queue)
-
-    def add_listener(self, listener: Callable[[event_pb2.Event], None]) -> None:
-        """Call `listener` (synchronously, it must not block) with every event read."""
-        self._listeners.append(listener)
+    @property
+    def position(self) -> StreamId | None:
+        """The id of the last entry read (None before the first read)."""
+        raw = self._fanout.position
+        return None if raw is None else sid(raw)
 
     @property
     def subscriber_count(self) -> int:
-        return len(self._subscribers)
+        return self._fanout.subscriber_count
+
+    def subscribe(self, flt: EventFilter, since: StreamId | None) -> Subscription:
+        return Subscription(self, flt, since)
+
+    def add_listener(self, listener: Callable[[event_pb2.Event], None]) -> None:
+        """Call `listener` (synchronously, it must not block) with every event read."""
+        self._fanout.add_listener(lambda item: listener(item[1]))
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="events-hub")
+        self._fanout.start()
 
     async def stop(self) -> None:
         """Stop reading and end every subscription with UNAVAILABLE (they resume elsewhere)."""
-        self._stopped = True
-        if self._task is not None:
-            # A cancel that lands inside redis-py's read can be swallowed (its read timeout turns
-            # it into a retried TimeoutError), so cancel again until the reader has ended; the
-            # loop also checks `_stopped` after each read.
-            await cancel_and_wait([self._task])
-            self._task = None
-        for sub in list(self._subscribers):
-            sub._cut_off(
-                Unavailable(
-                    "gateway is shutting down; resume from the last cursor",
-                    reason="SHUTTING_DOWN",
-                    metadata={"cursor": sub.last_delivered},
-                )
-            )
-        self._ready.set()  # release anyone still waiting for the first read
+        await self._fanout.stop()
 
     async def ready(self) -> None:
-        await self._ready.wait()
-        if self._stopped:
-            raise Unavailable("gateway is shutting down", reason="SHUTTING_DOWN")
+        await self._fanout.ready()
 
-    def _register(self, sub: Subscription) -> StreamId | None:
-        if self._stopped:
-            raise Unavailable("gateway is shutting down", reason="SHUTTING_DOWN")
-        if sub not in self._subscribers and len(self._subscribers) >= self.max_subscribers:
-            raise ResourceExhausted(
-                f"this gateway already serves {self.max_subscribers} event streams",
-                reason="TOO_MANY_SUBSCRIBERS",
-            )
-        self._subscribers.add(sub)
-        return self.position
+    def register(self, sub: Subscription) -> StreamId | None:
+        """Start live delivery to `sub`; the position after which it receives events."""
+        raw = self._fanout.register(sub)
+        return None if raw is None else sid(raw)
 
-    def _unregister(self, sub: Subscription) -> None:
-        self._subscribers.discard(sub)
+    def unregister(self, sub: Subscription) -> None:
+        self._fanout.unregister(sub)
 
-    async def _range(self, after: StreamId, upto: StreamId | None) -> list[_Item]:
+    async def range(self, after: StreamId, upto: StreamId | None) -> list[_Item]:
+        """Up to `count` events after `after` (to `upto`, else to the end), from history."""
         rows = cast(
-            list[_Entry],
+            list[Entry],
             await self.redis.xrange(
                 self.key,
                 min="(" + format_stream_id(after),
@@ -136,9 +119,9 @@ class EventsHub:
                 count=self.count,
             ),
         )
-        return [(_sid(entry_id), decode_entry(entry_id, fields)) for entry_id, fields in rows]
+        return [(sid(entry_id), decode_entry(entry_id, fields)) for entry_id, fields in rows]
 
-    async def _check_not_trimmed(self, since: StreamId) -> None:
+    async def check_not_trimmed(self, since: StreamId) -> None:
         """OutOfRange when an entry after `since` may have been trimmed away.
 
         Entries older than the first one kept are gone only if any entry was ever removed:
@@ -150,7 +133,7 @@ class EventsHub:
         except ResponseError:
             return  # no stream yet: nothing was ever trimmed
         first = info.get("first-entry")
-        if not first or since >= _sid(first[0]):
+        if not first or since >= sid(first[0]):
             return
         added = info.get("entries-added")
         ever_removed = int(added) > int(info.get("length", 0)) if added is not None else None
@@ -161,69 +144,133 @@ class EventsHub:
                 field="since_cursor",
             )
 
-    async def _run(self) -> None:
-        backoff = 0.05
-        while not self._stopped:
-            try:
-                if self.position is None:
-                    last = cast(
-                        list[_Entry],
-                        await self.redis.xrevrange(self.key, max="+", min="-", count=1),
-                    )
-                    self.position = _sid(last[0][0]) if last else (0, 0)
-                    self._ready.set()
-                    if self._stopped:
-                        break  # the stop's cancel was swallowed by redis-py (see stop())
-                reply = cast(
-                    list[tuple[bytes, list[_Entry]]] | None,
-                    await self.redis.xread(
-                        {self.key: format_stream_id(self.position)},
-                        count=self.count,
-                        block=self.block_ms,
-                    ),
-                )
-                backoff = 0.05
-                for _key, entries in reply or ():
-                    self._dispatch(entries)
-            except asyncio.CancelledError:
-                raise
-            except REDIS_UNAVAILABLE as exc:
-                logger.warning(
-                    "events hub: redis unavailable (%s), retrying in %.2fs", exc, backoff
-                )
-                await asyncio.sleep(backoff * (0.5 + random.random() / 2))
-                backoff = min(backoff * 2, self.max_backoff)
-            except Exception:
-                logger.exception("events hub: unexpected error, retrying in %.2fs", backoff)
-                await asyncio.sleep(backoff * (0.5 + random.random() / 2))
-                backoff = min(backoff * 2, self.max_backoff)
 
-    def _dispatch(self, entries: Collection[_Entry]) -> None:
-        for entry_id, fields in entries:
-            sid = _sid(entry_id)
-            self.position = sid
+async def _decode(entries: list[Entry]) -> list[_Item]:
+    items: list[_Item] = []
+    for entry_id, fields in entries:
+        try:
+            items.append((sid(entry_id), decode_entry(entry_id, fields)))
+        except Exception:
+            logger.exception("events hub: skipping undecodable entry %s", entry_id)
+    return items
+
+
+class Subscription(Subscriber[_Item]):
+    """One StreamEvents call: a filter, a bounded live queue, catch-up from a cursor."""
+
+    def __init__(self, hub: EventsHub, flt: EventFilter, since: StreamId | None) -> None:
+        super().__init__(hub.queue_size)
+        self.hub = hub
+        self.filter = flt
+        self.since = since
+        self.last_delivered = ""
+
+    def accepts(self, item: _Item) -> bool:
+        return self.filter.matches(item[1])
+
+    def overflow_error(self) -> HivewireError:
+        return ResourceExhausted(
+            f"subscriber too slow; resume from cursor {self.last_delivered or '(none)'}",
+            reason="SUBSCRIBER_TOO_SLOW",
+            metadata={"cursor": self.last_delivered},
+        )
+
+    def shutdown_error(self, service: str) -> HivewireError:
+        return Unavailable(
+            f"{service} is shutting down; resume from the last cursor",
+            reason="SHUTTING_DOWN",
+            metadata={"cursor": self.last_delivered},
+        )
+
+    async def open(self) -> None:
+        """Check the cursor; a live subscriber (no cursor) is registered before this returns."""
+        await self.hub.ready()
+        if self.since is None:
+            position = self.hub.register(self)
+            # Nothing delivered yet: resuming from the registration point loses nothing.
+            self.last_delivered = format_stream_id(position) if position else ""
+        else:
+            await self.hub.check_not_trimmed(self.since)
+            self.last_delivered = format_stream_id(self.since)
+
+    def close(self) -> None:
+        self.hub.unregister(self)
+
+    async def __aiter__(self) -> AsyncIterator[event_pb2.Event]:
+        async for batch in self.batches(None, 1):
+            for event in batch or ():
+                yield event
+
+    async def batches(
+        self, idle: float | None, limit: int
+    ) -> AsyncIterator[list[event_pb2.Event] | None]:
+        """Events after the start point, up to `limit` at a time when several are waiting
+        (never waiting to fill a batch); None each time nothing arrived for `idle` seconds."""
+        last: StreamId | None = self.since
+        if last is not None:
+            batch: list[event_pb2.Event] = []
+            async for sid, event in self._catch_up(last):
+                last = sid
+                batch.append(event)
+                if len(batch) >= limit:
+                    self.last_delivered = batch[-1].cursor
+                    yield batch
+                    batch = []
+            if batch:
+                self.last_delivered = batch[-1].cursor
+                yield batch
+        while True:
             try:
-                event = decode_entry(entry_id, fields)
-            except Exception:
-                logger.exception("events hub: skipping undecodable entry %s", entry_id)
+                # A busy stream takes what is queued without waiting; wait_for (a task per
+                # call) only when the queue is empty.
+                item = (
+                    self.queue.get_nowait()
+                    if not self.queue.empty()
+                    else await asyncio.wait_for(self.queue.get(), idle)
+                )
+            except TimeoutError:
+                if self.error is not None:
+                    raise self.error from None
+                yield None
                 continue
-            for listener in self._listeners:
-                try:
-                    listener(event)
-                except Exception:
-                    logger.exception("events hub: listener failed on %s", entry_id)
-            for sub in list(self._subscribers):
-                if not sub.filter.matches(event):
-                    continue
-                try:
-                    sub.queue.put_nowait((sid, event))
-                except asyncio.QueueFull:
-                    DASHBOARD_OVERFLOWS.inc()
-                    sub._cut_off(
-                        ResourceExhausted(
-                            "subscriber too slow; resume from cursor "
-                            f"{sub.last_delivered or '(none)'}",
-                            reason="SUBSCRIBER_TOO_SLOW",
-                            metadata={"cursor": sub.last_delivered},
-                        )
-                    )
+            if self.error is not None:
+                raise self.error
+            batch = []
+            # No await below: the hub cannot cut this subscriber off while the batch forms.
+            while True:
+                if item is not None and (last is None or item[0] > last):
+                    last = item[0]  # older ones were already delivered by the catch-up read
+                    batch.append(item[1])
+                if len(batch) >= limit or self.queue.empty():
+                    break
+                item = self.queue.get_nowait()
+            if batch:
+                self.last_delivered = batch[-1].cursor
+                yield batch
+
+    async def _catch_up(self, after: StreamId) -> AsyncIterator[_Item]:
+        """Read history after `after` to the tail, register, then read up to the hub's position.
+
+        Registering only near the tail keeps a long backlog from overflowing the live queue;
+        the live queue then starts right after the hub position read in the same step.
+        """
+        last = after
+        async for item in self._history(after, None):
+            last = item[0]
+            if self.filter.matches(item[1]):
+                yield item
+        position = self.hub.register(self)
+        if position is not None:
+            async for item in self._history(last, position):
+                if self.filter.matches(item[1]):
+                    yield item
+
+    async def _history(self, after: StreamId, upto: StreamId | None) -> AsyncIterator[_Item]:
+        """Every event after `after` up to `upto` (the end when None), a page at a time."""
+        while upto is None or after < upto:
+            page = await self.hub.range(after, upto)
+            for item in page:
+                after = item[0]
+                yield item
+            if len(page) < self.hub.count:
+                return

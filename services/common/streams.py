@@ -1,0 +1,224 @@
+"""One Redis Streams consumer-group reader: every consumer loop is a `handle(entries)` on it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from redis.exceptions import ResponseError
+
+from hivewire_services.common.loops import Backoff
+from hivewire_services.common.redis import Redis
+
+logger = logging.getLogger(__name__)
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+Handler = Callable[[list[Entry]], Awaitable[None]]
+
+# Longest pause between XAUTOCLAIM passes, whatever the idle time: a dead consumer's entries
+# should not wait much longer than their idle time to be taken over.
+MAX_CLAIM_EVERY = 10.0
+MIN_CLAIM_EVERY = 0.05
+
+
+@dataclass(frozen=True)
+class GroupOptions:
+    """Where and how a `GroupReader` reads.
+
+    `claim_idle` (seconds): entries pending that long with any consumer are taken over with
+    XAUTOCLAIM; None never claims. `start_id` is where a group created here starts ("0": the
+    whole stream, "$": new entries only). With `ack` the reader acknowledges a batch once
+    `handle` has returned; without it `handle` acknowledges (typically in the same Lua call
+    that stores the effect). With `create` the reader owns the group: it creates it (MKSTREAM)
+    and re-creates it when Redis lost it; without, a missing group means nothing to read.
+    """
+
+    stream: str
+    group: str
+    consumer: str
+    batch: int = 256
+    block_ms: int = 1000
+    claim_idle: float | None = None
+    claim_every: float | None = None
+    start_id: str = "0"
+    ack: bool = False
+    create: bool = True
+
+    @property
+    def claim_interval(self) -> float | None:
+        """Seconds between XAUTOCLAIM passes (half the idle time, within bounds)."""
+        if self.claim_idle is None:
+            return None
+        if self.claim_every is not None:
+            return self.claim_every
+        return min(MAX_CLAIM_EVERY, max(MIN_CLAIM_EVERY, self.claim_idle / 2))
+
+
+def is_busygroup(exc: ResponseError) -> bool:
+    return str(exc).startswith("BUSYGROUP")
+
+
+async def ensure_group(redis: Redis, stream: str, group: str, start_id: str = "0") -> None:
+    """Create a consumer group (and its stream); one that already exists is fine.
+
+    Only BUSYGROUP is expected: any other error (wrong type, no rights) is the caller's.
+    """
+    try:
+        await redis.xgroup_create(stream, group, id=start_id, mkstream=True)
+    except ResponseError as exc:
+        if not is_busygroup(exc):
+            raise
+
+
+def is_nogroup(exc: ResponseError) -> bool:
+    return str(exc).startswith("NOGROUP")
+
+
+def read_entries(reply: Any) -> list[Entry]:
+    """The entries of an XREADGROUP reply (one stream; None when the block timed out)."""
+    return [entry for _, entries in cast(Sequence[Any], reply or ()) for entry in entries]
+
+
+def claim_reply(reply: Sequence[Any]) -> tuple[bytes | str, list[Entry], list[bytes]]:
+    """(next cursor, claimed entries, ids already deleted) of an XAUTOCLAIM reply."""
+    deleted = cast(list[bytes], reply[2]) if len(reply) > 2 else []
+    return reply[0], cast(list[Entry], reply[1]), deleted
+
+
+def claim_done(cursor: bytes | str) -> bool:
+    return cursor in (b"0-0", "0-0")
+
+
+class GroupReader:
+    """Reads a stream through a consumer group and passes each batch to `handle`.
+
+    `run()` creates the group, then forever: takes over abandoned entries every
+    `claim_interval`, blocks in XREADGROUP for up to `batch` new entries (fewer when
+    `capacity` says so), hands them to `handle`, and acknowledges them if asked to. An entry
+    is never acknowledged before `handle` returned, so a failing handler leaves it pending to
+    be claimed again. Errors back off (capped, jittered); cancellation ends it at once.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        options: GroupOptions,
+        handle: Handler,
+        *,
+        name: str,
+        capacity: Callable[[], Awaitable[int]] | None = None,
+        before_read: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.redis = redis
+        self.options = options
+        self.name = name
+        self._handle = handle
+        # Awaited before each read: how many entries may be read now (it waits while 0).
+        self._capacity = capacity
+        # Periodic work of the loop's owner, run between reads (a sweep, an expiry).
+        self._before_read = before_read
+
+    async def ensure_group(self) -> None:
+        opts = self.options
+        await ensure_group(self.redis, opts.stream, opts.group, opts.start_id)
+
+    async def read_once(self, *, block: bool = True) -> int:
+        """Read and handle one batch of new entries; how many there were."""
+        opts = self.options
+        count = opts.batch
+        if self._capacity is not None:
+            count = min(count, await self._capacity())
+        reply = await self.redis.xreadgroup(
+            opts.group,
+            opts.consumer,
+            {opts.stream: ">"},
+            count=count,
+            block=opts.block_ms if block else None,
+        )
+        entries = read_entries(reply)
+        if entries:
+            await self._deliver(entries)
+        return len(entries)
+
+    async def claim_once(self) -> int:
+        """Take over every entry pending longer than `claim_idle` and handle it; how many."""
+        opts = self.options
+        idle_ms = int((opts.claim_idle or 0.0) * 1000)
+        start: bytes | str = "0-0"
+        claimed = 0
+        while True:
+            reply = await self.redis.xautoclaim(
+                opts.stream, opts.group, opts.consumer, idle_ms, start_id=start, count=opts.batch
+            )
+            start, entries, deleted = claim_reply(reply)
+            if deleted:
+                # Pending ids whose entries were trimmed or deleted: nothing left to handle.
+                await self.redis.xack(opts.stream, opts.group, *deleted)
+            if entries:
+                claimed += len(entries)
+                await self._deliver(entries)
+            if claim_done(start):
+                return claimed
+
+    async def drain(self) -> int:
+        """Handle every unread entry (without blocking), then every claimable one; how many.
+
+        A missing group (or stream) has nothing to drain.
+        """
+        handled = 0
+        try:
+            while got := await self.read_once(block=False):
+                handled += got
+            return handled + await self.claim_once()
+        except ResponseError as exc:
+            if is_nogroup(exc):
+                return handled
+            raise
+
+    async def run(self) -> None:
+        opts = self.options
+        backoff = Backoff()
+        loop = asyncio.get_running_loop()
+        every = opts.claim_interval
+        last_claim = float("-inf")
+        need_group = opts.create
+        while True:
+            try:
+                if need_group:
+                    await self.ensure_group()
+                    need_group = False
+                if every is not None and loop.time() - last_claim >= every:
+                    last_claim = loop.time()
+                    await self.claim_once()
+                if self._before_read is not None:
+                    await self._before_read()
+                await self.read_once()
+                backoff.reset()
+            except asyncio.CancelledError:
+                raise
+            except ResponseError as exc:
+                if not (opts.create and is_nogroup(exc)):
+                    await backoff.failed(self.name, exc)
+                    continue
+                need_group = True
+                if backoff.failures:  # lost again right away: do not spin
+                    await backoff.failed(self.name, exc)
+                else:
+                    backoff.failures = 1
+                    logger.warning(
+                        "%s: group %s of %s is gone (Redis flushed or restarted); re-creating",
+                        self.name,
+                        opts.group,
+                        opts.stream,
+                    )
+            except Exception as exc:
+                await backoff.failed(self.name, exc)
+
+    async def _deliver(self, entries: list[Entry]) -> None:
+        await self._handle(entries)
+        if self.options.ack:
+            opts = self.options
+            await self.redis.xack(opts.stream, opts.group, *(entry_id for entry_id, _ in entries))
