@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypedDict, TypeVar, cast
 
 from hivewire_services.common.errors import HivewireError, ResourceExhausted, Unavailable
 from hivewire_services.common.loops import Backoff, cancel_and_wait
@@ -66,6 +66,14 @@ class Subscriber(Generic[T]):
             assert self.error is not None
             raise self.error
         return item
+
+
+class ReadOptions(TypedDict, total=False):
+    """How a FanoutHub reads, as its users pass it on; what is left out takes its default."""
+
+    count: int
+    block_ms: int
+    max_backoff: float
 
 
 class FanoutHub(Generic[T]):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator
+from typing import Unpack
 
 from hivewire.v1 import agent_pb2, registry_pb2
 from hivewire_services.common.clock import now_ms, ts_from_ms
 from hivewire_services.common.errors import HivewireError, ResourceExhausted
-from hivewire_services.common.fanout import FanoutHub, Subscriber
+from hivewire_services.common.fanout import FanoutHub, ReadOptions, Subscriber
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.streams import Entry
@@ -46,19 +47,13 @@ class ChangeHub:
         queue_size: int,
         *,
         ready_timeout: float = 5.0,
-        block_ms: int = 1000,
-        batch: int = 512,
+        **options: Unpack[ReadOptions],
     ) -> None:
         self._store = store
         self._queue_size = queue_size
         self._ready_timeout = ready_timeout
         self._fanout = FanoutHub[registry_pb2.WatchAgentsResponse](
-            redis,
-            keys.agent_changes,
-            self._hydrate,
-            service="registry",
-            count=batch,
-            block_ms=block_ms,
+            redis, keys.agent_changes, self._hydrate, service="registry", **options
         )
 
     def start(self) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any, cast
+from typing import Any, Unpack, cast
 
 from redis.exceptions import ResponseError
 
 from hivewire.v1 import event_pb2
 from hivewire_services.common.errors import HivewireError, ResourceExhausted, Unavailable
 from hivewire_services.common.events import decode_entry
-from hivewire_services.common.fanout import FanoutHub, Subscriber
+from hivewire_services.common.fanout import FanoutHub, ReadOptions, Subscriber
 from hivewire_services.common.metrics import DASHBOARD_OVERFLOWS
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.streams import Entry
@@ -52,26 +52,22 @@ class EventsHub:
         key: str,
         queue_size: int,
         *,
-        count: int = 512,
-        block_ms: int = 1000,
-        max_backoff: float = 5.0,
         max_subscribers: int = 1000,
+        **options: Unpack[ReadOptions],
     ) -> None:
         self.redis = redis
         self.key = key
         self.queue_size = queue_size
-        self.count = count
         self._fanout = FanoutHub[_Item](
             redis,
             key,
             _decode,
             service="gateway",
-            count=count,
-            block_ms=block_ms,
-            max_backoff=max_backoff,
             max_subscribers=max_subscribers,
             on_overflow=DASHBOARD_OVERFLOWS.inc,
+            **options,
         )
+        self.count = self._fanout.count
 
     @property
     def position(self) -> StreamId | None:
