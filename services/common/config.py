@@ -83,6 +83,12 @@ class AgentLeases:
 
 
 @dataclass(frozen=True)
+class TaskPathSettings(CoordinatorAddress, RegistryAddress, SubmissionSettings, ServiceSettings):
+    """The gateway's and the coordinator's: submission limits, where the coordinator and the
+    registry are."""
+
+
+@dataclass(frozen=True)
 class StreamQueues:
     # The bounded queue of each subscriber of a server stream (events, agent changes).
     stream_queue_size: int = 1024

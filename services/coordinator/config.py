@@ -4,19 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hivewire_services.common.config import (
-    AgentLeases,
-    CoordinatorAddress,
-    RegistryAddress,
-    ServiceSettings,
-    SubmissionSettings,
-)
+from hivewire_services.common.config import AgentLeases, TaskPathSettings
 
 
 @dataclass(frozen=True)
-class CoordinatorSettings(
-    CoordinatorAddress, RegistryAddress, AgentLeases, SubmissionSettings, ServiceSettings
-):
+class CoordinatorSettings(AgentLeases, TaskPathSettings):
     """The common settings and submission limits plus what the coordinator reads."""
 
     service = "coordinator"

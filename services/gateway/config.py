@@ -4,19 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hivewire_services.common.config import (
-    CoordinatorAddress,
-    RegistryAddress,
-    ServiceSettings,
-    StreamQueues,
-    SubmissionSettings,
-)
+from hivewire_services.common.config import StreamQueues, TaskPathSettings
 
 
 @dataclass(frozen=True)
-class GatewaySettings(
-    CoordinatorAddress, RegistryAddress, StreamQueues, SubmissionSettings, ServiceSettings
-):
+class GatewaySettings(StreamQueues, TaskPathSettings):
     """The common settings and submission limits plus what the gateway reads."""
 
     service = "gateway"

@@ -13,7 +13,7 @@ from hivewire_services.common.config import (
 
 
 @dataclass(frozen=True)
-class RegistrySettings(RegistryAddress, AgentLeases, StreamQueues, ServiceSettings):
+class RegistrySettings(AgentLeases, StreamQueues, RegistryAddress, ServiceSettings):
     """The common settings plus what the registry reads; field `x_y` <- `HIVEWIRE_X_Y`."""
 
     service = "registry"
