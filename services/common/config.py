@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 ENV_PREFIX = "HIVEWIRE_"
 
@@ -41,6 +41,57 @@ class SubmissionSettings(CommonSettings):
     max_batch: int = 1000
     default_max_attempts: int = 3
     workflow_max_steps: int = 500
+
+
+@dataclass(frozen=True)
+class ServiceSettings(CommonSettings):
+    """The settings of a service that listens: at `<service>_listen`, else at `<service>_addr`."""
+
+    service: ClassVar[str]
+
+    @property
+    def listen_address(self) -> str:
+        listen = str(getattr(self, f"{self.service}_listen"))
+        return listen or str(getattr(self, f"{self.service}_addr"))
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None) -> Self:
+        """The settings from HIVEWIRE_* variables (of the process, or `env`)."""
+        return load_settings(cls, env)
+
+
+# Fields several services read, declared once each so they cannot drift apart.
+
+
+@dataclass(frozen=True)
+class RegistryAddress:
+    registry_addr: str = "127.0.0.1:50052"
+
+
+@dataclass(frozen=True)
+class CoordinatorAddress:
+    coordinator_addr: str = "127.0.0.1:50053"
+
+
+@dataclass(frozen=True)
+class AgentLeases:
+    """The leases the registry grants and the coordinator enforces."""
+
+    # Agent lease: an agent silent this long is offline (half of it is the Redis outage grace).
+    lease_seconds: float = 15.0
+    task_lease_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class TaskPathSettings(CoordinatorAddress, RegistryAddress, SubmissionSettings, ServiceSettings):
+    """The gateway's and the coordinator's: submission limits, where the coordinator and the
+    registry are."""
+
+
+@dataclass(frozen=True)
+class StreamQueues:
+    # The bounded queue of each subscriber of a server stream (events, agent changes).
+    stream_queue_size: int = 1024
 
 
 SettingsT = TypeVar("SettingsT", bound=CommonSettings)

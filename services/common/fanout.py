@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypedDict, TypeVar, cast
 
 from hivewire_services.common.errors import HivewireError, ResourceExhausted, Unavailable
 from hivewire_services.common.loops import Backoff, cancel_and_wait
@@ -66,6 +66,14 @@ class Subscriber(Generic[T]):
             assert self.error is not None
             raise self.error
         return item
+
+
+class ReadOptions(TypedDict, total=False):
+    """How a FanoutHub reads, as its users pass it on; what is left out takes its default."""
+
+    count: int
+    block_ms: int
+    max_backoff: float
 
 
 class FanoutHub(Generic[T]):
@@ -195,3 +203,24 @@ class FanoutHub(Generic[T]):
                     sub.end(sub.overflow_error())
                     if self._on_overflow is not None:
                         self._on_overflow()
+
+
+class FanoutUser(Generic[T]):
+    """What a service's hub is built on: one FanoutHub and the size of each subscriber's queue.
+
+    The service's hub adds how its subscribers subscribe; starting, stopping (every
+    subscription then ends with its shutdown error) and unsubscribing are the same for all.
+    """
+
+    def __init__(self, fanout: FanoutHub[T], queue_size: int) -> None:
+        self._fanout = fanout
+        self.queue_size = queue_size
+
+    def start(self) -> None:
+        self._fanout.start()
+
+    async def stop(self) -> None:
+        await self._fanout.stop()
+
+    def unregister(self, sub: Subscriber[T]) -> None:
+        self._fanout.unregister(sub)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from redis.exceptions import ResponseError
 
@@ -222,3 +223,43 @@ class GroupReader:
         if self.options.ack:
             opts = self.options
             await self.redis.xack(opts.stream, opts.group, *(entry_id for entry_id, _ in entries))
+
+
+class StreamConsumer(ABC):
+    """A loop that reads one stream through a consumer group and `handle`s each batch.
+
+    A subclass names itself, passes its `GroupOptions` to `__init__` and implements `handle`;
+    it may override `capacity` and `before_read`, the reader's hooks. The reader does the rest.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, redis: Redis, options: GroupOptions) -> None:
+        self.redis = redis
+        self.consumer = options.consumer
+        self.reader = GroupReader(
+            redis,
+            options,
+            self.handle,
+            name=self.name,
+            capacity=self.capacity,
+            before_read=self.before_read,
+        )
+
+    @abstractmethod
+    async def handle(self, entries: list[Entry]) -> None:
+        """Take effect of a batch; entries stay pending (to be claimed again) if it raises."""
+
+    async def capacity(self) -> int:
+        """How many entries may be read now (waiting while none may); a batch by default."""
+        return self.reader.options.batch
+
+    async def before_read(self) -> None:
+        """Periodic work of the consumer, run between reads; none by default."""
+        return
+
+    async def ensure_group(self) -> None:
+        await self.reader.ensure_group()
+
+    async def run(self) -> None:
+        await self.reader.run()

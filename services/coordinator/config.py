@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from hivewire_services.common.config import SubmissionSettings, load_settings
+from hivewire_services.common.config import AgentLeases, TaskPathSettings
 
 
 @dataclass(frozen=True)
-class CoordinatorSettings(SubmissionSettings):
+class CoordinatorSettings(AgentLeases, TaskPathSettings):
     """The common settings and submission limits plus what the coordinator reads."""
 
-    coordinator_addr: str = "127.0.0.1:50053"
+    service = "coordinator"
+
     # Where the coordinator listens; empty means the host:port of coordinator_addr.
     coordinator_listen: str = ""
     coordinator_metrics_port: int = 0
-    registry_addr: str = "127.0.0.1:50052"
-    # Agent lease: an agent silent this long is offline (half of it is the Redis outage grace).
-    lease_seconds: float = 15.0
-    task_lease_seconds: float = 30.0
     retry_initial_backoff: float = 1.0
     retry_max_backoff: float = 60.0
     scheduler_interval: float = 0.2
@@ -33,11 +29,5 @@ class CoordinatorSettings(SubmissionSettings):
     workflow_claim_idle: float = 30.0
     workflow_sweep_interval: float = 10.0
 
-    @property
-    def listen_address(self) -> str:
-        return self.coordinator_listen or self.coordinator_addr
 
-
-def load_coordinator_settings(env: Mapping[str, str] | None = None) -> CoordinatorSettings:
-    """CoordinatorSettings from HIVEWIRE_* variables (of the process, or `env`)."""
-    return load_settings(CoordinatorSettings, env)
+load_coordinator_settings = CoordinatorSettings.load

@@ -7,12 +7,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from hivewire.core.hooks_file import HooksConfig, load_hooks
-from hivewire_services.common.config import CommonSettings, load_settings
+from hivewire_services.common.config import ServiceSettings
 
 
 @dataclass(frozen=True)
-class HooksSettings(CommonSettings):
+class HooksSettings(ServiceSettings):
     """The common settings plus what the hooks runner reads; no hooks file means it idles."""
+
+    service = "hooks"
 
     hooks_file: str = ""
     hooks_addr: str = "127.0.0.1:50054"
@@ -26,19 +28,13 @@ class HooksSettings(CommonSettings):
     hooks_poll_interval: float = 0.2
     hooks_max_backlog: int = 10_000
 
-    @property
-    def listen_address(self) -> str:
-        return self.hooks_listen or self.hooks_addr
-
 
 def process_environment() -> Mapping[str, str]:
     """Where `secret_env` names are looked up, and the base environment of command hooks."""
     return os.environ
 
 
-def load_hooks_settings(env: Mapping[str, str] | None = None) -> HooksSettings:
-    """HooksSettings from HIVEWIRE_* variables (of the process, or `env`)."""
-    return load_settings(HooksSettings, env)
+load_hooks_settings = HooksSettings.load
 
 
 def load_hooks_config(settings: HooksSettings, env: Mapping[str, str] | None = None) -> HooksConfig:

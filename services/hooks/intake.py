@@ -18,7 +18,7 @@ from hivewire.v1 import event_pb2
 from hivewire_services.common.events import EVENT_FIELD
 from hivewire_services.common.keys import HOOKS_GROUP, Keys
 from hivewire_services.common.redis import Redis
-from hivewire_services.common.streams import Entry, GroupOptions, GroupReader
+from hivewire_services.common.streams import Entry, GroupOptions, StreamConsumer
 from hivewire_services.hooks.config import HooksSettings
 from hivewire_services.hooks.deliveries import DeliveryStore, Scheduled
 from hivewire_services.hooks.matching import hooks_for
@@ -26,10 +26,11 @@ from hivewire_services.hooks.matching import hooks_for
 logger = logging.getLogger(__name__)
 
 READ_COUNT = 200
-READ_BLOCK_MS = 1000
 
 
-class EventIntake:
+class EventIntake(StreamConsumer):
+    name = "hooks intake"
+
     def __init__(
         self,
         redis: Redis,
@@ -40,34 +41,26 @@ class EventIntake:
         consumer: str,
         on_scheduled: Callable[[], None],
     ) -> None:
-        self.redis = redis
+        # The group starts at "$" (DeliveryStore.ensure_group); intake.lua acknowledges each
+        # entry once its deliveries are stored.
+        options = GroupOptions(
+            keys.events,
+            HOOKS_GROUP,
+            consumer,
+            batch=READ_COUNT,
+            claim_idle=settings.hooks_claim_idle,
+            start_id="$",
+        )
+        super().__init__(redis, options)
         self.keys = keys
         self.settings = settings
         self.store = store
         self.config = config
-        self.consumer = consumer
         self._on_scheduled = on_scheduled
         self.counts = {"read": 0, "scheduled": 0, "acked": 0}
         self._full = False
-        # The group starts at "$" (DeliveryStore.ensure_group); intake.lua acknowledges each
-        # entry once its deliveries are stored.
-        options = GroupOptions(
-            stream=keys.events,
-            group=HOOKS_GROUP,
-            consumer=consumer,
-            batch=READ_COUNT,
-            block_ms=READ_BLOCK_MS,
-            claim_idle=settings.hooks_claim_idle,
-            start_id="$",
-        )
-        self.reader = GroupReader(
-            redis, options, self.handle, name="hooks intake", capacity=self._room
-        )
 
-    async def run(self) -> None:
-        await self.reader.run()
-
-    async def _room(self) -> int:
+    async def capacity(self) -> int:
         """Events we may read now: the backlog of events waiting for hooks is bounded.
 
         When hooks fall behind, unread events wait in the (capped) events stream instead,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator
+from typing import Unpack
 
 from hivewire.v1 import agent_pb2, registry_pb2
 from hivewire_services.common.clock import now_ms, ts_from_ms
 from hivewire_services.common.errors import HivewireError, ResourceExhausted
-from hivewire_services.common.fanout import FanoutHub, Subscriber
+from hivewire_services.common.fanout import FanoutHub, FanoutUser, ReadOptions, Subscriber
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.streams import Entry
@@ -29,13 +30,14 @@ class Subscription(Subscriber[registry_pb2.WatchAgentsResponse]):
         )
 
 
-class ChangeHub:
+class ChangeHub(FanoutUser[registry_pb2.WatchAgentsResponse]):
     """Tails keys.agent_changes once per process (a FanoutHub) for every WatchAgents call.
 
     The reader's position is taken (the stream's last id) before any subscriber is accepted,
     and a subscriber is registered before it reads its snapshot: every change is then either
     reflected in the snapshot or delivered after it (possibly both, which is harmless because
-    each message carries the agent as re-read from its hash).
+    each message carries the agent as re-read from its hash). A stop ends every subscription
+    with UNAVAILABLE (watchers reconnect).
     """
 
     def __init__(
@@ -46,36 +48,20 @@ class ChangeHub:
         queue_size: int,
         *,
         ready_timeout: float = 5.0,
-        block_ms: int = 1000,
-        batch: int = 512,
+        **options: Unpack[ReadOptions],
     ) -> None:
-        self._store = store
-        self._queue_size = queue_size
-        self._ready_timeout = ready_timeout
-        self._fanout = FanoutHub[registry_pb2.WatchAgentsResponse](
-            redis,
-            keys.agent_changes,
-            self._hydrate,
-            service="registry",
-            count=batch,
-            block_ms=block_ms,
+        fanout = FanoutHub[registry_pb2.WatchAgentsResponse](
+            redis, keys.agent_changes, self._hydrate, service="registry", **options
         )
-
-    def start(self) -> None:
-        self._fanout.start()
-
-    async def stop(self) -> None:
-        """Stop reading and end every subscription with UNAVAILABLE (watchers reconnect)."""
-        await self._fanout.stop()
+        super().__init__(fanout, queue_size)
+        self._store = store
+        self._ready_timeout = ready_timeout
 
     async def subscribe(self) -> Subscription:
         await self._fanout.ready(self._ready_timeout)
-        sub = Subscription(self._queue_size)
+        sub = Subscription(self.queue_size)
         self._fanout.register(sub)
         return sub
-
-    def unsubscribe(self, sub: Subscription) -> None:
-        self._fanout.unregister(sub)
 
     async def _hydrate(self, entries: list[Entry]) -> list[registry_pb2.WatchAgentsResponse]:
         """Each valid change with the agent as its hash holds it now."""
@@ -128,4 +114,4 @@ async def watch_agents(
         while True:
             yield await sub.get()
     finally:
-        hub.unsubscribe(sub)
+        hub.unregister(sub)

@@ -43,7 +43,7 @@ class Parts:
             if not reply:
                 return
             for _, entries in reply:
-                await self.results.apply(entries)
+                await self.results.handle(entries)
 
     async def events(self) -> list[event_pb2.Event]:
         return [decode_entry(i, f) for i, f in await self.redis.xrange(self.keys.events)]

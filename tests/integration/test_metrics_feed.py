@@ -54,9 +54,9 @@ async def test_each_event_is_counted_once(
     stale = await _read(redis, keys, "a")  # consumer "a" dies before counting
     assert len(stale) == 6
     claimed = await redis.xautoclaim(keys.events, METRICS_GROUP, "b", 0, count=100)
-    await feed_b.apply(cast(list[Entry], claimed[1]))
-    await feed_a.apply(stale)  # the late original: already acknowledged, not counted again
-    await feed_b.apply(cast(list[Entry], claimed[1]))  # a replay: no effect
+    await feed_b.handle(cast(list[Entry], claimed[1]))
+    await feed_a.handle(stale)  # the late original: already acknowledged, not counted again
+    await feed_b.handle(cast(list[Entry], claimed[1]))  # a replay: no effect
     raw = cast(dict[bytes, bytes], await redis.hgetall(keys.task_counters))
     assert {k.decode(): int(v) for k, v in raw.items()} == {
         "submitted|echo": 2,

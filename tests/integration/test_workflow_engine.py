@@ -42,7 +42,7 @@ class Parts:
             "coordinators", "test", {self.keys.results: ">"}, count=100
         )
         for _, entries in reply or []:
-            await self.results.apply(entries)
+            await self.results.handle(entries)
 
     async def updates(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
         await self.engine.ensure_group()
@@ -84,7 +84,7 @@ async def test_races_and_duplicate_updates_launch_each_step_once(parts: Parts) -
     assert len(entries) == 1 and entries[0][1][b"workflow_id"] == wid.encode()
     # The same notification twice, and racing reconciles: b and c get one task each.
     await asyncio.gather(
-        parts.engine.apply(entries), parts.engine.apply(entries), parts.engine.reconcile(wid)
+        parts.engine.handle(entries), parts.engine.handle(entries), parts.engine.reconcile(wid)
     )
     assert await parts.task_count() == 3
     assert await parts.redis.xlen(parts.keys.workflow_updates) == 0
@@ -99,7 +99,7 @@ async def test_a_cancelled_step_task_fails_a_fail_fast_workflow(parts: Parts) ->
     defn = define([{"id": "a", "capability": "x"}, {"id": "b", "capability": "x"}], parts.settings)
     wf = await parts.engine.submit(defn)
     await parts.tasks.cancel(wf.steps[0].task_ids[0])
-    await parts.engine.apply(await parts.updates())
+    await parts.engine.handle(await parts.updates())
     done = await parts.engine.store.get(wf.workflow_id)
     assert done.state == workflow_pb2.WORKFLOW_STATE_FAILED
     assert [s.state for s in done.steps] == [workflow_pb2.STEP_STATE_CANCELLED] * 2

@@ -10,14 +10,13 @@ spans in each task's trace (services/coordinator/lifecycle_spans.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 
 from hivewire.v1 import event_pb2
 from hivewire_services.common.events import decode_entry
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.metrics import ASSIGNMENT_LATENCY, END_TO_END_LATENCY
 from hivewire_services.common.redis import Redis
-from hivewire_services.common.streams import Entry, GroupOptions, GroupReader
+from hivewire_services.common.streams import Entry, GroupOptions, StreamConsumer
 from hivewire_services.coordinator.tasks import scripts
 from hivewire_services.coordinator.tasks.lifecycle_spans import record_lifecycle_spans
 
@@ -47,33 +46,22 @@ _TERMINAL = {
 }
 
 
-class MetricsFeed:
+class MetricsFeed(StreamConsumer):
     """One consumer of the `metrics` group on the events stream."""
 
+    name = "metrics feed"
+
     def __init__(self, redis: Redis, keys: Keys, consumer: str) -> None:
-        self.redis = redis
-        self.keys = keys
-        self.consumer = consumer
-        self._count = scripts.CountEvents(redis, keys)
         # "$": counting starts when the first coordinator with metrics starts. metrics_feed.lua
         # acknowledges each entry as it counts it.
         options = GroupOptions(
-            stream=keys.events,
-            group=METRICS_GROUP,
-            consumer=consumer,
-            batch=BATCH,
-            claim_idle=CLAIM_IDLE_S,
-            start_id="$",
+            keys.events, METRICS_GROUP, consumer, batch=BATCH, claim_idle=CLAIM_IDLE_S, start_id="$"
         )
-        self.reader = GroupReader(redis, options, self.apply, name="metrics feed")
+        super().__init__(redis, options)
+        self.keys = keys
+        self._count = scripts.CountEvents(redis, keys)
 
-    async def ensure_group(self) -> None:
-        await self.reader.ensure_group()
-
-    async def run(self) -> None:
-        await self.reader.run()
-
-    async def apply(self, entries: Iterable[Entry]) -> None:
+    async def handle(self, entries: list[Entry]) -> None:
         """Count a batch atomically (idempotent per entry), then observe latencies."""
         rows: list[scripts.CountRow] = []
         events: list[event_pb2.Event | None] = []

@@ -14,7 +14,7 @@ from hivewire_services.common.clock import now_ms
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
-from hivewire_services.common.streams import Entry, GroupOptions, GroupReader
+from hivewire_services.common.streams import Entry, GroupOptions, StreamConsumer
 from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.tasks import scripts
 from hivewire_services.coordinator.tasks.dispatch_tracing import (
@@ -25,8 +25,10 @@ from hivewire_services.coordinator.tasks.dispatch_tracing import (
 logger = logging.getLogger(__name__)
 
 
-class ResultsConsumer:
+class ResultsConsumer(StreamConsumer):
     """Applies results in batches: one Lua call per batch applies, acks and deletes entries."""
+
+    name = "results consumer"
 
     def __init__(
         self,
@@ -36,30 +38,21 @@ class ResultsConsumer:
         consumer: str,
         on_applied: Callable[[], None],
     ) -> None:
-        self.redis = redis
-        self.keys = keys
-        self.settings = settings
-        self.consumer = consumer
-        self._on_applied = on_applied
-        self._complete = scripts.Complete(redis, keys, settings)
-        self.counts = {"applied": 0, "ignored": 0, "retried": 0, "failed": 0}
         # complete.lua acknowledges each result in the call that applies it.
         options = GroupOptions(
-            stream=keys.results,
-            group=RESULTS_GROUP,
-            consumer=consumer,
+            keys.results,
+            RESULTS_GROUP,
+            consumer,
             batch=settings.results_batch,
             claim_idle=settings.results_claim_idle,
         )
-        self.reader = GroupReader(redis, options, self.apply, name="results consumer")
+        super().__init__(redis, options)
+        self.keys = keys
+        self._on_applied = on_applied
+        self._complete = scripts.Complete(redis, keys, settings)
+        self.counts = {"applied": 0, "ignored": 0, "retried": 0, "failed": 0}
 
-    async def ensure_group(self) -> None:
-        await self.reader.ensure_group()
-
-    async def run(self) -> None:
-        await self.reader.run()
-
-    async def apply(self, entries: list[Entry]) -> None:
+    async def handle(self, entries: list[Entry]) -> None:
         body: list[scripts.CompleteRow] = []
         results: list[stream_pb2.TaskResult] = []
         n = 0

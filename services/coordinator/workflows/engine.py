@@ -22,7 +22,7 @@ from hivewire_services.common.clock import now_ms
 from hivewire_services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import REDIS_UNAVAILABLE, Redis
-from hivewire_services.common.streams import Entry, GroupOptions, GroupReader
+from hivewire_services.common.streams import Entry, GroupOptions, StreamConsumer
 from hivewire_services.common.workflow_spec import WorkflowDef
 from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.tasks.store import TaskStore
@@ -33,12 +33,13 @@ from hivewire_services.coordinator.workflows.tracing import record_workflow_adva
 logger = logging.getLogger(__name__)
 
 WORKFLOW_GROUP = "workflow-engine"
-READ_BATCH = 256
 EXPIRE_EVERY_S = 60.0
 
 
-class WorkflowEngine:
+class WorkflowEngine(StreamConsumer):
     """Submits, cancels and advances workflows; several coordinators may run one each."""
+
+    name = "workflow engine"
 
     def __init__(
         self,
@@ -49,27 +50,19 @@ class WorkflowEngine:
         consumer: str,
         on_launch: Callable[[], None],
     ) -> None:
-        self.redis = redis
+        # handle() acknowledges once every workflow named is reconciled.
+        options = GroupOptions(
+            keys.workflow_updates, WORKFLOW_GROUP, consumer, claim_idle=settings.workflow_claim_idle
+        )
+        super().__init__(redis, options)
         self.keys = keys
         self.settings = settings
         self.tasks = tasks
         self.store = WorkflowStore(redis, keys, settings)
-        self.consumer = consumer
         self._on_launch = on_launch
         self.reconciled = 0
         self._last_sweep = float("-inf")
         self._last_expire = float("-inf")
-        # apply() acknowledges once every workflow named is reconciled.
-        options = GroupOptions(
-            stream=keys.workflow_updates,
-            group=WORKFLOW_GROUP,
-            consumer=consumer,
-            batch=READ_BATCH,
-            claim_idle=settings.workflow_claim_idle,
-        )
-        self.reader = GroupReader(
-            redis, options, self.apply, name="workflow engine", before_read=self._periodic
-        )
 
     async def submit(self, defn: WorkflowDef) -> workflow_pb2.Workflow:
         """Store the workflow, launch its root steps, return it."""
@@ -119,9 +112,6 @@ class WorkflowEngine:
             if decided.finish is not None:
                 return
 
-    async def ensure_group(self) -> None:
-        await self.reader.ensure_group()
-
     async def sweep(self) -> None:
         """Reconcile every running workflow (at start, then now and then)."""
         for workflow_id in await self.store.running():
@@ -138,10 +128,7 @@ class WorkflowEngine:
         while await self.store.expire(cutoff) > 0:
             pass
 
-    async def run(self) -> None:
-        await self.reader.run()
-
-    async def _periodic(self) -> None:
+    async def before_read(self) -> None:
         """Between reads: the sweep (at start, then every interval) and retention."""
         now = asyncio.get_running_loop().time()
         if now - self._last_sweep > self.settings.workflow_sweep_interval:
@@ -151,7 +138,7 @@ class WorkflowEngine:
             self._last_expire = now
             await self.expire()
 
-    async def apply(self, entries: list[Entry]) -> None:
+    async def handle(self, entries: list[Entry]) -> None:
         """Reconcile each workflow named once, then acknowledge and delete the entries."""
         finished: dict[str, list[str]] = {}
         for _, fields in entries:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any, cast
+from typing import Any, Unpack, cast
 
 from redis.exceptions import ResponseError
 
 from hivewire.v1 import event_pb2
 from hivewire_services.common.errors import HivewireError, ResourceExhausted, Unavailable
 from hivewire_services.common.events import decode_entry
-from hivewire_services.common.fanout import FanoutHub, Subscriber
+from hivewire_services.common.fanout import FanoutHub, FanoutUser, ReadOptions, Subscriber
 from hivewire_services.common.metrics import DASHBOARD_OVERFLOWS
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.streams import Entry
@@ -39,11 +39,12 @@ logger = logging.getLogger(__name__)
 _Item = tuple[StreamId, event_pb2.Event]
 
 
-class EventsHub:
+class EventsHub(FanoutUser[_Item]):
     """Tails the events stream once per gateway (a FanoutHub) for every StreamEvents call.
 
     A subscriber whose queue is full is cut off (RESOURCE_EXHAUSTED with its last delivered
-    cursor) so it can never slow the reader or other subscribers.
+    cursor) so it can never slow the reader or other subscribers; a stop ends each with
+    UNAVAILABLE and its cursor, to resume elsewhere.
     """
 
     def __init__(
@@ -52,26 +53,22 @@ class EventsHub:
         key: str,
         queue_size: int,
         *,
-        count: int = 512,
-        block_ms: int = 1000,
-        max_backoff: float = 5.0,
         max_subscribers: int = 1000,
+        **options: Unpack[ReadOptions],
     ) -> None:
-        self.redis = redis
-        self.key = key
-        self.queue_size = queue_size
-        self.count = count
-        self._fanout = FanoutHub[_Item](
+        fanout = FanoutHub[_Item](
             redis,
             key,
             _decode,
             service="gateway",
-            count=count,
-            block_ms=block_ms,
-            max_backoff=max_backoff,
             max_subscribers=max_subscribers,
             on_overflow=DASHBOARD_OVERFLOWS.inc,
+            **options,
         )
+        super().__init__(fanout, queue_size)
+        self.redis = redis
+        self.key = key
+        self.count = fanout.count
 
     @property
     def position(self) -> StreamId | None:
@@ -90,13 +87,6 @@ class EventsHub:
         """Call `listener` (synchronously, it must not block) with every event read."""
         self._fanout.add_listener(lambda item: listener(item[1]))
 
-    def start(self) -> None:
-        self._fanout.start()
-
-    async def stop(self) -> None:
-        """Stop reading and end every subscription with UNAVAILABLE (they resume elsewhere)."""
-        await self._fanout.stop()
-
     async def ready(self) -> None:
         await self._fanout.ready()
 
@@ -104,9 +94,6 @@ class EventsHub:
         """Start live delivery to `sub`; the position after which it receives events."""
         raw = self._fanout.register(sub)
         return None if raw is None else sid(raw)
-
-    def unregister(self, sub: Subscription) -> None:
-        self._fanout.unregister(sub)
 
     async def range(self, after: StreamId, upto: StreamId | None) -> list[_Item]:
         """Up to `count` events after `after` (to `upto`, else to the end), from history."""
