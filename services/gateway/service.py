@@ -27,8 +27,8 @@ from hivewire_services.gateway.events.hub import EventsHub, format_stream_id
 from hivewire_services.gateway.events.snapshot import snapshot_events
 from hivewire_services.gateway.stats.counters import SLOT_SECONDS
 from hivewire_services.gateway.stats.state_reader import StateReader
-from hivewire_services.gateway.stats.workflows import stats_for
 from hivewire_services.gateway.upstream import REGISTRY, Forward
+from hivewire_services.gateway.workflow_count import stats_for
 
 logger = logging.getLogger(__name__)
 

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Generic, Protocol, Self, TypeVar, cast, overload
+from typing import Any, Protocol, TypeVar
 
 from google.protobuf import message_factory
 from google.protobuf.message import Message
 
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, registry_pb2, registry_pb2_grpc
+from hivewire_services.common.servicer_attrs import RpcAttribute
 from hivewire_services.gateway.config import GatewaySettings
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 Req = TypeVar("Req", bound=Message)
-Req_contra = TypeVar("Req_contra", bound=Message, contravariant=True)
 
 
 class Enveloped(Protocol[T_co]):
@@ -37,12 +36,6 @@ async def forward(
     """
     reply = await call(envelope, timeout=deadline)
     return reply.response
-
-
-class Rpc(Protocol[Req_contra]):
-    """A servicer method bound to its servicer, as grpc calls it."""
-
-    def __call__(self, request: Req_contra, context: Any) -> Awaitable[Any]: ...
 
 
 class Edge(Protocol):
@@ -72,7 +65,7 @@ COORDINATOR = Upstream("coordinator", "CoordinatorService", coordinator_pb2)
 REGISTRY = Upstream("registry", "RegistryService", registry_pb2)
 
 
-class Forward(Generic[Req]):
+class Forward(RpcAttribute[Req]):
     """A GatewayService RPC that runs its edge check, then forwards to the same-named upstream RPC.
 
     Declared as a class attribute (`GetTask = Forward(checks.get_task)`): the attribute name is
@@ -91,15 +84,6 @@ class Forward(Generic[Req]):
     def __set_name__(self, owner: type, name: str) -> None:
         self._rpc = name
         self._envelope = self._upstream.envelope(name)
-
-    @overload
-    def __get__(self, servicer: None, owner: type) -> Self: ...
-    @overload
-    def __get__(self, servicer: object, owner: type) -> Rpc[Req]: ...
-    def __get__(self, servicer: object, owner: type) -> Any:
-        if servicer is None:
-            return self
-        return functools.partial(self._call, cast(Edge, servicer))
 
     async def _call(self, servicer: Edge, request: Req, context: Any) -> Any:
         self._check(request, servicer.settings)
