@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
@@ -25,6 +26,15 @@ class HivewireError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
     reason: str = "INTERNAL"
 
+    def __init_subclass__(
+        cls, code: grpc.StatusCode | None = None, reason: str | None = None, **kwargs: Any
+    ) -> None:
+        """`class X(HivewireError, code=...)` declares an error; reason defaults to code.name."""
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code
+            cls.reason = reason or code.name
+
     def __init__(
         self,
         message: str,
@@ -44,34 +54,30 @@ class HivewireError(Exception):
         self.metadata = dict(metadata or {})
 
 
-class InvalidArgument(HivewireError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
-    reason = "INVALID_ARGUMENT"
+class InvalidArgument(HivewireError, code=grpc.StatusCode.INVALID_ARGUMENT):
+    """A request field is malformed or out of range."""
 
 
-class NotFound(HivewireError):
-    code = grpc.StatusCode.NOT_FOUND
-    reason = "NOT_FOUND"
+class NotFound(HivewireError, code=grpc.StatusCode.NOT_FOUND):
+    """The named task, workflow, agent or dead letter does not exist."""
 
 
-class FailedPrecondition(HivewireError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
-    reason = "FAILED_PRECONDITION"
+class FailedPrecondition(HivewireError, code=grpc.StatusCode.FAILED_PRECONDITION):
+    """The resource is not in a state that allows the call (e.g. cancelling a finished task)."""
 
 
-class ResourceExhausted(HivewireError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
-    reason = "RESOURCE_EXHAUSTED"
+class ResourceExhausted(HivewireError, code=grpc.StatusCode.RESOURCE_EXHAUSTED):
+    """A limit was reached: payload size, queue size, subscribers."""
 
 
-class Unauthenticated(HivewireError):
-    code = grpc.StatusCode.UNAUTHENTICATED
-    reason = "BAD_AGENT_TOKEN"
+class Unauthenticated(
+    HivewireError, code=grpc.StatusCode.UNAUTHENTICATED, reason="BAD_AGENT_TOKEN"
+):
+    """An agent call without a valid agent token."""
 
 
-class Unavailable(HivewireError):
-    code = grpc.StatusCode.UNAVAILABLE
-    reason = "UNAVAILABLE"
+class Unavailable(HivewireError, code=grpc.StatusCode.UNAVAILABLE):
+    """A dependency (Redis, an upstream service) cannot be reached right now."""
 
 
 def to_status(err: HivewireError) -> status_pb2.Status:

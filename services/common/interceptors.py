@@ -43,7 +43,44 @@ async def abort_for(context: grpc.aio.ServicerContext[Any, Any], exc: BaseExcept
     await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
 
-class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+Wrappers = tuple[Callable[[Any], Any], Callable[[Any], Any]]
+
+
+class RewrapInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """A server interceptor that wraps each handler's behaviour with the pair `wrappers` picks.
+
+    The unary-unary behaviour goes through the first, the unary-stream one through the second;
+    other kinds (client streams) and None (no such method) pass as they are.
+    """
+
+    def wrappers(self, details: grpc.HandlerCallDetails) -> Wrappers:
+        raise NotImplementedError
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        unary, stream = self.wrappers(handler_call_details)
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                unary(handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                stream(handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+
+class ErrorMappingInterceptor(RewrapInterceptor):
     """Wraps unary-unary and unary-stream handlers so any exception gets a mapped status.
 
     With a RedisGate, RPCs are refused with UNAVAILABLE while Redis is unreachable, and a unary
@@ -53,44 +90,9 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, gate: RedisGate | None = None) -> None:
         self.gate = gate
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = await continuation(handler_call_details)
-        gate = self.gate
-        if handler_call_details.method.startswith(_UNGATED_PREFIXES):
-            gate = None
-        return rewrap(
-            handler,
-            lambda inner: _wrap_unary(inner, gate),
-            lambda inner: _wrap_stream(inner, gate),
-        )
-
-
-def rewrap(
-    handler: grpc.RpcMethodHandler | None,
-    unary: Callable[[Any], Any],
-    stream: Callable[[Any], Any],
-) -> grpc.RpcMethodHandler | None:
-    """`handler` with its unary-unary behaviour passed through `unary`, or its unary-stream one
-    through `stream`; other kinds (client streams) and None (no such method) as they are."""
-    if handler is None:
-        return None
-    if handler.unary_unary is not None:
-        return grpc.unary_unary_rpc_method_handler(
-            unary(handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(
-            stream(handler.unary_stream),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    return handler
+    def wrappers(self, details: grpc.HandlerCallDetails) -> Wrappers:
+        gate = None if details.method.startswith(_UNGATED_PREFIXES) else self.gate
+        return (lambda inner: _wrap_unary(inner, gate)), (lambda inner: _wrap_stream(inner, gate))
 
 
 async def _failed(

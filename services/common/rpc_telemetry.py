@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
@@ -14,7 +14,7 @@ from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from hivewire.core.tracing import tracer
-from hivewire_services.common.interceptors import rewrap
+from hivewire_services.common.interceptors import RewrapInterceptor, Wrappers
 from hivewire_services.common.metrics import RPC_DURATION
 
 _PROPAGATED = frozenset({"traceparent", "tracestate", "baggage"})
@@ -32,24 +32,19 @@ def _status_code(context: grpc.aio.ServicerContext[Any, Any], default: str) -> s
     return code.name if isinstance(code, grpc.StatusCode) else str(code)
 
 
-class TelemetryServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class TelemetryServerInterceptor(RewrapInterceptor):
     """Outermost interceptor: it sees the status the error-mapping interceptor chose."""
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = await continuation(handler_call_details)
-        method: str = handler_call_details.method
+    def wrappers(self, details: grpc.HandlerCallDetails) -> Wrappers:
+        method: str = details.method
         traced = not method.startswith(_UNTRACED)
         carrier = {
             k: v
-            for k, v in (handler_call_details.invocation_metadata or ())
+            for k, v in (details.invocation_metadata or ())
             if k in _PROPAGATED and isinstance(v, str)
         }
         observe = _Observer(method, carrier, traced)
-        return rewrap(handler, observe.unary, observe.stream)
+        return observe.unary, observe.stream
 
 
 class _Observer:

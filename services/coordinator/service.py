@@ -1,79 +1,147 @@
-"""The CoordinatorService servicer: validates, calls the task store, maps to protos."""
+"""The CoordinatorService servicer: unwraps each envelope, calls domain code, wraps the reply."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeAlias
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeAlias, TypeVar
 
-from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, task_pb2
-from hivewire_services.common.submission import validate_batch, validate_task
+from google.protobuf import message_factory
+from google.protobuf.message import Message
+
+from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, task_pb2, workflow_pb2
+from hivewire_services.common.servicer_attrs import RpcAttribute
+from hivewire_services.common.submission import ValidTask, validate_batch, validate_task
+from hivewire_services.common.workflow_spec import validate_workflow
 from hivewire_services.coordinator.config import CoordinatorSettings
-from hivewire_services.coordinator.dead_letter_rpcs import DeadLetterRpcs
+from hivewire_services.coordinator.tasks.dead_letters import DeadLetters
 from hivewire_services.coordinator.tasks.store import TaskStore
-from hivewire_services.coordinator.workflow_rpcs import WorkflowRpcs
+from hivewire_services.coordinator.workflows.engine import WorkflowEngine
 
 # grpc ships no type hints, so its context type is Any to mypy.
 Context: TypeAlias = Any
+Req = TypeVar("Req", bound=Message)
+Req_co = TypeVar("Req_co", bound=Message, covariant=True)
+_METHODS = coordinator_pb2.DESCRIPTOR.services_by_name["CoordinatorService"].methods_by_name
 
 
-class CoordinatorService(
-    WorkflowRpcs, DeadLetterRpcs, coordinator_pb2_grpc.CoordinatorServiceServicer
-):
+class Envelope(Protocol[Req_co]):
+    """A `CoordinatorService...Request`: the public request inside."""
+
+    @property
+    def request(self) -> Req_co: ...
+
+
+class enveloped(RpcAttribute[Envelope[Req]]):  # noqa: N801 (used as a decorator)
+    """Turns `async def Rpc(self, request: PublicRequest) -> PublicResponse` into the RPC that
+    takes and answers the RPC's envelopes (the reply envelope is the one the proto declares).
+
+    mypy checks the public request type against the generated servicer's envelope.
+    """
+
+    def __init__(self, method: Callable[[Any, Req], Awaitable[Message]]) -> None:
+        self._method = method
+        reply = _METHODS[method.__name__].output_type
+        self._reply: Callable[..., Message] = message_factory.GetMessageClass(reply)
+
+    async def _call(self, servicer: object, envelope: Envelope[Req], context: Any) -> Message:
+        return self._reply(response=await self._method(servicer, envelope.request))
+
+
+class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
+    """Tasks, dead letters and workflows; the server sets `workflows` before serving."""
+
+    workflows: WorkflowEngine
+
     def __init__(
         self, store: TaskStore, settings: CoordinatorSettings, on_submit: Callable[[], None]
     ) -> None:
         self.store = store
         self.settings = settings
+        self.dead_letters = DeadLetters(store, store.redis, store.keys, settings)
         self._on_submit = on_submit
 
-    async def SubmitTask(
-        self, request: coordinator_pb2.CoordinatorServiceSubmitTaskRequest, context: Context
-    ) -> coordinator_pb2.CoordinatorServiceSubmitTaskResponse:
-        spec = validate_task(request.request, self.settings)
-        [task] = await self.store.submit([spec])
-        self._on_submit()
-        return coordinator_pb2.CoordinatorServiceSubmitTaskResponse(
-            response=task_pb2.SubmitTaskResponse(task=task)
-        )
-
-    async def SubmitTasks(
-        self, request: coordinator_pb2.CoordinatorServiceSubmitTasksRequest, context: Context
-    ) -> coordinator_pb2.CoordinatorServiceSubmitTasksResponse:
-        specs = validate_batch(list(request.request.tasks), self.settings)
+    async def _submit(self, specs: list[ValidTask]) -> list[task_pb2.Task]:
         tasks = await self.store.submit(specs)
         self._on_submit()
-        return coordinator_pb2.CoordinatorServiceSubmitTasksResponse(
-            response=task_pb2.SubmitTasksResponse(tasks=tasks)
-        )
+        return tasks
 
-    async def GetTask(
-        self, request: coordinator_pb2.CoordinatorServiceGetTaskRequest, context: Context
-    ) -> coordinator_pb2.CoordinatorServiceGetTaskResponse:
-        task = await self.store.get(request.request.task_id)
-        return coordinator_pb2.CoordinatorServiceGetTaskResponse(
-            response=task_pb2.GetTaskResponse(task=task)
-        )
+    @enveloped
+    async def SubmitTask(self, request: task_pb2.SubmitTaskRequest) -> task_pb2.SubmitTaskResponse:
+        [task] = await self._submit([validate_task(request, self.settings)])
+        return task_pb2.SubmitTaskResponse(task=task)
 
-    async def ListTasks(
-        self, request: coordinator_pb2.CoordinatorServiceListTasksRequest, context: Context
-    ) -> coordinator_pb2.CoordinatorServiceListTasksResponse:
-        req = request.request
+    @enveloped
+    async def SubmitTasks(
+        self, request: task_pb2.SubmitTasksRequest
+    ) -> task_pb2.SubmitTasksResponse:
+        tasks = await self._submit(validate_batch(list(request.tasks), self.settings))
+        return task_pb2.SubmitTasksResponse(tasks=tasks)
+
+    @enveloped
+    async def GetTask(self, request: task_pb2.GetTaskRequest) -> task_pb2.GetTaskResponse:
+        return task_pb2.GetTaskResponse(task=await self.store.get(request.task_id))
+
+    @enveloped
+    async def ListTasks(self, request: task_pb2.ListTasksRequest) -> task_pb2.ListTasksResponse:
         page = await self.store.list(
-            page_size=req.page_size,
-            page_token=req.page_token,
-            state=req.state,
-            capability=req.capability,
+            page_size=request.page_size,
+            page_token=request.page_token,
+            state=request.state,
+            capability=request.capability,
         )
-        return coordinator_pb2.CoordinatorServiceListTasksResponse(
-            response=task_pb2.ListTasksResponse(
-                tasks=page.tasks, next_page_token=page.next_page_token
-            )
+        return task_pb2.ListTasksResponse(tasks=page.tasks, next_page_token=page.next_page_token)
+
+    @enveloped
+    async def CancelTask(self, request: task_pb2.CancelTaskRequest) -> task_pb2.CancelTaskResponse:
+        return task_pb2.CancelTaskResponse(task=await self.store.cancel(request.task_id))
+
+    @enveloped
+    async def ListDeadLetters(
+        self, request: task_pb2.ListDeadLettersRequest
+    ) -> task_pb2.ListDeadLettersResponse:
+        page = await self.dead_letters.list(
+            page_size=request.page_size, page_token=request.page_token
+        )
+        return task_pb2.ListDeadLettersResponse(
+            dead_letters=page.dead_letters, next_page_token=page.next_page_token
         )
 
-    async def CancelTask(
-        self, request: coordinator_pb2.CoordinatorServiceCancelTaskRequest, context: Context
-    ) -> coordinator_pb2.CoordinatorServiceCancelTaskResponse:
-        task = await self.store.cancel(request.request.task_id)
-        return coordinator_pb2.CoordinatorServiceCancelTaskResponse(
-            response=task_pb2.CancelTaskResponse(task=task)
+    @enveloped
+    async def RetryDeadLetter(
+        self, request: task_pb2.RetryDeadLetterRequest
+    ) -> task_pb2.RetryDeadLetterResponse:
+        task = await self.dead_letters.retry(request.dead_letter_id)
+        self._on_submit()
+        return task_pb2.RetryDeadLetterResponse(task=task)
+
+    @enveloped
+    async def SubmitWorkflow(
+        self, request: workflow_pb2.SubmitWorkflowRequest
+    ) -> workflow_pb2.SubmitWorkflowResponse:
+        workflow = await self.workflows.submit(validate_workflow(request, self.settings))
+        return workflow_pb2.SubmitWorkflowResponse(workflow=workflow)
+
+    @enveloped
+    async def GetWorkflow(
+        self, request: workflow_pb2.GetWorkflowRequest
+    ) -> workflow_pb2.GetWorkflowResponse:
+        workflow = await self.workflows.store.get(request.workflow_id)
+        return workflow_pb2.GetWorkflowResponse(workflow=workflow)
+
+    @enveloped
+    async def CancelWorkflow(
+        self, request: workflow_pb2.CancelWorkflowRequest
+    ) -> workflow_pb2.CancelWorkflowResponse:
+        workflow = await self.workflows.cancel(request.workflow_id)
+        return workflow_pb2.CancelWorkflowResponse(workflow=workflow)
+
+    @enveloped
+    async def ListWorkflows(
+        self, request: workflow_pb2.ListWorkflowsRequest
+    ) -> workflow_pb2.ListWorkflowsResponse:
+        page = await self.workflows.store.list(
+            page_size=request.page_size, page_token=request.page_token, state=request.state
+        )
+        return workflow_pb2.ListWorkflowsResponse(
+            workflows=page.workflows, next_page_token=page.next_page_token
         )

@@ -1,17 +1,19 @@
-"""Edge checks of public requests: the gateway enforces the public limits before forwarding."""
+"""Edge checks of public requests: the gateway enforces the public limits before forwarding.
+
+A check named after an RPC takes its request and the settings, so `Forward` can run any of them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hivewire.v1 import agent_pb2, event_pb2, task_pb2
+from google.protobuf import duration_pb2
+
+from hivewire.v1 import agent_pb2, event_pb2, task_pb2, workflow_pb2
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.submission import validate_batch, validate_task
-from hivewire_services.common.validation import (
-    check_capability,
-    check_id,
-    check_page_size,
-)
+from hivewire_services.common.validation import check_capability, check_id, check_page_size
+from hivewire_services.common.workflow_spec import validate_workflow
 from hivewire_services.gateway.config import GatewaySettings
 from hivewire_services.gateway.events.hub import EventFilter, StreamId, parse_stream_id
 
@@ -30,20 +32,71 @@ def check_batch(tasks: Sequence[task_pb2.SubmitTaskRequest], settings: GatewaySe
     validate_batch(list(tasks), settings)
 
 
-def check_list_tasks(req: task_pb2.ListTasksRequest) -> None:
-    check_page_size(req.page_size)
-    if req.capability:
-        check_capability(req.capability)
+def submit_tasks(req: task_pb2.SubmitTasksRequest, settings: GatewaySettings) -> None:
+    check_batch(req.tasks, settings)
+
+
+def submit_workflow(req: workflow_pb2.SubmitWorkflowRequest, settings: GatewaySettings) -> None:
+    validate_workflow(req, settings)
+
+
+def task_id(
+    req: task_pb2.GetTaskRequest | task_pb2.CancelTaskRequest, settings: GatewaySettings
+) -> None:
+    check_id(req.task_id, "task_id")
+
+
+def workflow_id(
+    req: workflow_pb2.GetWorkflowRequest | workflow_pb2.CancelWorkflowRequest,
+    settings: GatewaySettings,
+) -> None:
+    check_id(req.workflow_id, "workflow_id")
+
+
+def list_tasks(req: task_pb2.ListTasksRequest, settings: GatewaySettings) -> None:
+    _check_filter(req.page_size, req.capability)
     if req.state not in task_pb2.TaskState.values():
         raise InvalidArgument("state is not a known TaskState", field="state")
 
 
-def check_list_agents(req: agent_pb2.ListAgentsRequest) -> None:
-    check_page_size(req.page_size)
-    if req.capability:
-        check_capability(req.capability)
+def list_agents(req: agent_pb2.ListAgentsRequest, settings: GatewaySettings) -> None:
+    _check_filter(req.page_size, req.capability)
     if req.state not in agent_pb2.AgentState.values():
         raise InvalidArgument("state is not a known AgentState", field="state")
+
+
+def list_workflows(req: workflow_pb2.ListWorkflowsRequest, settings: GatewaySettings) -> None:
+    check_page_size(req.page_size)
+    if req.state not in workflow_pb2.WorkflowState.values():
+        raise InvalidArgument("state is not a known WorkflowState", field="state")
+
+
+def list_dead_letters(req: task_pb2.ListDeadLettersRequest, settings: GatewaySettings) -> None:
+    check_page_size(req.page_size)
+    if req.page_token:
+        parse_stream_id(req.page_token, "page_token")
+
+
+def retry_dead_letter(req: task_pb2.RetryDeadLetterRequest, settings: GatewaySettings) -> None:
+    parse_stream_id(req.dead_letter_id, "dead_letter_id")
+
+
+def _check_filter(page_size: int, capability: str) -> None:
+    check_page_size(page_size)
+    if capability:
+        check_capability(capability)
+
+
+def duration_seconds(
+    value: duration_pb2.Duration, name: str, default: float, low: float, high: float
+) -> float:
+    """A Duration field in seconds, `default` when unset; InvalidArgument outside low..high."""
+    if value.seconds == 0 and value.nanos == 0:
+        return default
+    seconds = value.ToNanoseconds() / 1e9
+    if not low <= seconds <= high:
+        raise InvalidArgument(f"{name} must be between {low:g}s and {high:g}s", field=name)
+    return seconds
 
 
 def event_subscription(req: event_pb2.StreamEventsRequest) -> tuple[EventFilter, StreamId | None]:

@@ -36,6 +36,8 @@ TYPES = {
     "bool": command_pb2.PARAMETER_TYPE_BOOL,
     "list": command_pb2.PARAMETER_TYPE_LIST,
 }
+# The repository's commands/ directory, used when ./commands does not exist.
+_SOURCE_COMMANDS = Path(__file__).resolve().parents[2] / "commands"
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -192,6 +194,14 @@ def parse_command(doc: dict[str, Any], fallback_name: str) -> CommandDef:
     if not isinstance(steps, list) or not steps or not all(isinstance(s, dict) for s in steps):
         raise WorkflowFileError("steps", "must be a non-empty list of mappings")
     return CommandDef(name, str(doc.get("description", "")), tuple(params), doc)
+
+
+def commands_dir(configured: str) -> Path:
+    """HIVEWIRE_COMMANDS_DIR, else ./commands, else the commands/ next to the source tree."""
+    if configured:
+        return Path(configured)
+    here = Path("commands")
+    return here if here.is_dir() else _SOURCE_COMMANDS
 
 
 class CommandCatalog:

@@ -2,35 +2,45 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
-
-import grpc
+import time
+from collections.abc import AsyncIterator
+from typing import Any, TypeAlias
 
 from hivewire.v1 import (
-    agent_pb2,
-    coordinator_pb2,
+    command_pb2,
     coordinator_pb2_grpc,
+    event_pb2,
     gateway_pb2_grpc,
-    registry_pb2,
     registry_pb2_grpc,
-    task_pb2,
+    stats_pb2,
 )
-from hivewire_services.common.validation import check_id
+from hivewire_services.common.clock import now_ms, ts_from_ms
+from hivewire_services.common.errors import InvalidArgument
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.validation import MAX_REQUEST_ID
 from hivewire_services.gateway import checks
+from hivewire_services.gateway.commands import CommandCatalog, commands_dir
 from hivewire_services.gateway.config import GatewaySettings
-from hivewire_services.gateway.dead_letter_rpcs import GatewayDeadLetterRpcs
-from hivewire_services.gateway.events.hub import EventsHub
-from hivewire_services.gateway.stream_rpcs import StreamRpcs, stats_for
-from hivewire_services.gateway.upstream import forward
-from hivewire_services.gateway.workflow_rpcs import WorkflowRpcs
+from hivewire_services.gateway.events.hub import EventsHub, format_stream_id
+from hivewire_services.gateway.events.snapshot import snapshot_events
+from hivewire_services.gateway.stats.counters import SLOT_SECONDS
+from hivewire_services.gateway.stats.state_reader import StateReader
+from hivewire_services.gateway.upstream import REGISTRY, Forward
+from hivewire_services.gateway.workflow_count import stats_for
 
 logger = logging.getLogger(__name__)
 
+# grpc ships no type hints, so its context type is Any to mypy.
+Context: TypeAlias = Any
 
-class GatewayServicer(
-    WorkflowRpcs, GatewayDeadLetterRpcs, StreamRpcs, gateway_pb2_grpc.GatewayServiceServicer
-):
+DEFAULT_HEARTBEAT = 15.0
+DEFAULT_STATS_INTERVAL = 1.0
+MAX_BATCH = 1000
+
+
+class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     """Thin: every request is checked here, then forwarded with a deadline or served from the hub.
 
     Errors from the coordinator or registry propagate as AioRpcError; the error interceptor passes
@@ -44,69 +54,113 @@ class GatewayServicer(
         registry: registry_pb2_grpc.RegistryServiceAsyncStub,
         hub: EventsHub,
     ) -> None:
-        self._settings = settings
-        self._coordinator = coordinator
-        self._registry = registry
+        self.settings = settings
+        self.coordinator = coordinator
+        self.registry = registry
+        self.timeout = settings.rpc_timeout
         self._hub = hub
-        self._timeout = settings.rpc_timeout
         self._stats = stats_for(hub, settings, coordinator)
 
-    async def SubmitTask(
-        self, request: task_pb2.SubmitTaskRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> task_pb2.SubmitTaskResponse:
-        checks.check_submit(request, self._settings)
-        return await forward(
-            self._coordinator.SubmitTask,
-            coordinator_pb2.CoordinatorServiceSubmitTaskRequest(request=request),
-            self._timeout,
-        )
+    # Checked, then forwarded to the upstream RPC of the same name.
+    SubmitTask = Forward(checks.check_submit)
+    SubmitTasks = Forward(checks.submit_tasks)
+    GetTask = Forward(checks.task_id)
+    ListTasks = Forward(checks.list_tasks)
+    CancelTask = Forward(checks.task_id)
+    ListAgents = Forward(checks.list_agents, REGISTRY)
+    ListDeadLetters = Forward(checks.list_dead_letters)
+    RetryDeadLetter = Forward(checks.retry_dead_letter)
+    SubmitWorkflow = Forward(checks.submit_workflow)
+    GetWorkflow = Forward(checks.workflow_id)
+    ListWorkflows = Forward(checks.list_workflows)
+    CancelWorkflow = Forward(checks.workflow_id)
 
-    async def SubmitTasks(
-        self, request: task_pb2.SubmitTasksRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> task_pb2.SubmitTasksResponse:
-        checks.check_batch(request.tasks, self._settings)
-        return await forward(
-            self._coordinator.SubmitTasks,
-            coordinator_pb2.CoordinatorServiceSubmitTasksRequest(request=request),
-            self._timeout,
-        )
+    async def ListCommands(
+        self, request: command_pb2.ListCommandsRequest, context: Context
+    ) -> command_pb2.ListCommandsResponse:
+        catalog = CommandCatalog(commands_dir(self.settings.commands_dir))
+        return command_pb2.ListCommandsResponse(commands=catalog.list())
 
-    async def GetTask(
-        self, request: task_pb2.GetTaskRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> task_pb2.GetTaskResponse:
-        check_id(request.task_id, "task_id")
-        return await forward(
-            self._coordinator.GetTask,
-            coordinator_pb2.CoordinatorServiceGetTaskRequest(request=request),
-            self._timeout,
-        )
+    async def RunCommand(
+        self, request: command_pb2.RunCommandRequest, context: Context
+    ) -> command_pb2.RunCommandResponse:
+        if len(request.request_id) > MAX_REQUEST_ID:
+            raise InvalidArgument(f"request_id is longer than {MAX_REQUEST_ID}", field="request_id")
+        catalog = CommandCatalog(commands_dir(self.settings.commands_dir))
+        workflow_request = catalog.render(request.name, dict(request.params), request.request_id)
+        reply = await self.SubmitWorkflow(workflow_request, context)
+        return command_pb2.RunCommandResponse(workflow=reply.workflow)
 
-    async def ListTasks(
-        self, request: task_pb2.ListTasksRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> task_pb2.ListTasksResponse:
-        checks.check_list_tasks(request)
-        return await forward(
-            self._coordinator.ListTasks,
-            coordinator_pb2.CoordinatorServiceListTasksRequest(request=request),
-            self._timeout,
-        )
+    async def StreamEvents(
+        self, request: event_pb2.StreamEventsRequest, context: Context
+    ) -> AsyncIterator[event_pb2.StreamEventsResponse]:
+        """Optional snapshot, then events after the cursor, with heartbeats on idle streams.
 
-    async def CancelTask(
-        self, request: task_pb2.CancelTaskRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> task_pb2.CancelTaskResponse:
-        check_id(request.task_id, "task_id")
-        return await forward(
-            self._coordinator.CancelTask,
-            coordinator_pb2.CoordinatorServiceCancelTaskRequest(request=request),
-            self._timeout,
+        Headers are sent once the subscription is in place, so a client that has them
+        misses no later event.
+        """
+        flt, since = checks.event_subscription(request)
+        idle = checks.duration_seconds(
+            request.heartbeat_interval, "heartbeat_interval", DEFAULT_HEARTBEAT, 1.0, 3600.0
         )
+        if not 0 <= request.max_batch <= MAX_BATCH:
+            raise InvalidArgument(f"max_batch must be 0..{MAX_BATCH}", field="max_batch")
+        batch_limit = max(1, request.max_batch)
+        hub = self._hub
+        snapshot_cursor = ""
+        if request.include_snapshot and since is None:
+            await hub.ready()
+            # The live part resumes after the stream position read before the state, so a
+            # change racing the snapshot shows up (again) as an event: nothing is missed.
+            since = hub.position or (0, 0)
+            snapshot_cursor = format_stream_id(since)
+        sub = hub.subscribe(flt, since)
+        try:
+            await sub.open()
+            await context.send_initial_metadata(())
+            if request.include_snapshot:
+                if since is not None and not snapshot_cursor:
+                    snapshot_cursor = request.since_cursor
+                reader = StateReader(hub.redis, Keys(self.settings.namespace))
+                limit = self.settings.snapshot_max_tasks
+                async for event in snapshot_events(reader, flt, limit):
+                    yield event_pb2.StreamEventsResponse(event=event)
+                yield event_pb2.StreamEventsResponse(
+                    snapshot_complete=event_pb2.SnapshotComplete(cursor=snapshot_cursor)
+                )
+            async for batch in sub.batches(idle, batch_limit):
+                if batch is not None:
+                    if len(batch) == 1:
+                        yield event_pb2.StreamEventsResponse(event=batch[0])
+                    else:
+                        frame = event_pb2.StreamEventsResponse()
+                        frame.events.events.extend(batch)
+                        yield frame
+                    continue
+                beat = event_pb2.StreamHeartbeat(cursor=sub.last_delivered)
+                beat.time.CopyFrom(ts_from_ms(now_ms()))
+                yield event_pb2.StreamEventsResponse(heartbeat=beat)
+        finally:
+            sub.close()
 
-    async def ListAgents(
-        self, request: agent_pb2.ListAgentsRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> agent_pb2.ListAgentsResponse:
-        checks.check_list_agents(request)
-        return await forward(
-            self._registry.ListAgents,
-            registry_pb2.RegistryServiceListAgentsRequest(request=request),
-            self._timeout,
+    async def WatchStats(
+        self, request: stats_pb2.WatchStatsRequest, context: Context
+    ) -> AsyncIterator[stats_pb2.WatchStatsResponse]:
+        """A Stats snapshot now and then every interval, until the client goes away."""
+        interval = checks.duration_seconds(
+            request.interval, "interval", DEFAULT_STATS_INTERVAL, 0.1, 60.0
         )
+        next_at = time.monotonic()
+        last = next_at - interval
+        while True:
+            # Rates cover the time since the previous frame, so a frame sent late (a busy
+            # gateway) leaves no gap between windows; whole slots, so frames share a snapshot.
+            now = time.monotonic()
+            slots = max(round(interval / SLOT_SECONDS), round((now - last) / SLOT_SECONDS))
+            window = min(60.0, slots * SLOT_SECONDS)
+            last = now
+            stats = await self._stats.snapshot(window)
+            yield stats_pb2.WatchStatsResponse(stats=stats)
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            next_at = max(next_at, time.monotonic() - interval)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from hivewire.v1 import agent_pb2, registry_pb2, registry_pb2_grpc
@@ -53,33 +54,33 @@ def check_agent(agent_id: str, token: str) -> None:
         raise Unauthenticated("agent_token is required", reason="BAD_AGENT_TOKEN")
 
 
+@dataclass(eq=False)
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     """hivewire.v1.RegistryService over an AgentStore and a ChangeHub."""
 
-    def __init__(
-        self, store: AgentStore, hub: ChangeHub, keys: Keys, settings: RegistrySettings
-    ) -> None:
-        self._store = store
-        self._hub = hub
-        self._keys = keys
-        self._settings = settings
-        self._task_leases = TaskLeases(store.redis, keys, settings)
+    store: AgentStore
+    hub: ChangeHub
+    keys: Keys
+    settings: RegistrySettings
+
+    def __post_init__(self) -> None:
+        self._task_leases = TaskLeases(self.store.redis, self.keys, self.settings)
 
     async def RegisterAgent(
         self, request: registry_pb2.RegisterAgentRequest, context: Context
     ) -> registry_pb2.RegisterAgentResponse:
         capabilities = validate_registration(request)
-        registration = await self._store.register(
+        registration = await self.store.register(
             request.name, capabilities, request.max_concurrency, dict(request.labels)
         )
         agent_id = registration.agent.agent_id
         return registry_pb2.RegisterAgentResponse(
             agent=registration.agent,
             agent_token=registration.token,
-            lease_duration=duration_from_seconds(self._settings.lease_seconds),
-            inbox_stream=self._keys.inbox(agent_id),
+            lease_duration=duration_from_seconds(self.settings.lease_seconds),
+            inbox_stream=self.keys.inbox(agent_id),
             inbox_group=INBOX_GROUP,
-            results_stream=self._keys.results,
+            results_stream=self.keys.results,
         )
 
     async def SendHeartbeat(
@@ -89,7 +90,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         if request.in_flight < 0:
             raise InvalidArgument("in_flight must not be negative", field="in_flight")
         running = check_running_ids(request.running_task_ids)
-        expire_ms = await self._store.heartbeat(
+        expire_ms = await self.store.heartbeat(
             request.agent_id, request.agent_token, draining=request.draining
         )
         cancel = await self._task_leases.renew(request.agent_id, running)
@@ -101,14 +102,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.DeregisterAgentRequest, context: Context
     ) -> registry_pb2.DeregisterAgentResponse:
         check_agent(request.agent_id, request.agent_token)
-        await self._store.deregister(request.agent_id, request.agent_token)
+        await self.store.deregister(request.agent_id, request.agent_token)
         return registry_pb2.DeregisterAgentResponse()
 
     async def GetAgent(
         self, request: registry_pb2.GetAgentRequest, context: Context
     ) -> registry_pb2.GetAgentResponse:
         check_id(request.agent_id, "agent_id")
-        return registry_pb2.GetAgentResponse(agent=await self._store.get(request.agent_id))
+        return registry_pb2.GetAgentResponse(agent=await self.store.get(request.agent_id))
 
     async def ListAgents(
         self, request: registry_pb2.RegistryServiceListAgentsRequest, context: Context
@@ -120,7 +121,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             check_capability(inner.capability, "capability")
         if inner.state not in agent_pb2.AgentState.values():
             raise InvalidArgument("state is not a valid AgentState", field="state")
-        page = await self._store.list_page(page_size, after_seq, inner.capability, inner.state)
+        page = await self.store.list_page(page_size, after_seq, inner.capability, inner.state)
         token = "" if page.last_seq is None else encode_page_token(page.last_seq)
         return registry_pb2.RegistryServiceListAgentsResponse(
             response=agent_pb2.ListAgentsResponse(agents=page.agents, next_page_token=token)
@@ -130,6 +131,6 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.WatchAgentsRequest, context: Context
     ) -> AsyncIterator[registry_pb2.WatchAgentsResponse]:
         # aclosing: the subscription is released as soon as this stream ends, not at GC.
-        async with contextlib.aclosing(watch_agents(self._hub, self._store)) as stream:
+        async with contextlib.aclosing(watch_agents(self.hub, self.store)) as stream:
             async for message in stream:
                 yield message
