@@ -15,6 +15,7 @@ from hivewire_services.common.clock import now_ms
 from hivewire_services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
+from hivewire_services.common.store import RedisStore
 from hivewire_services.common.submission import ValidTask
 from hivewire_services.common.task_fields import NewTask
 from hivewire_services.common.validation import check_id, check_page_size
@@ -36,13 +37,11 @@ class TaskPage:
     next_page_token: str
 
 
-class TaskStore:
+class TaskStore(RedisStore[CoordinatorSettings]):
     """Reads and writes tasks in Redis. Knows nothing of gRPC."""
 
     def __init__(self, redis: Redis, keys: Keys, settings: CoordinatorSettings) -> None:
-        self.redis = redis
-        self.keys = keys
-        self.settings = settings
+        super().__init__(redis, keys, settings)
         self._submit = scripts.Submit(redis, keys, settings)
         self._cancel = scripts.Cancel(redis, keys, settings)
         self._expire = lua.Expire(
