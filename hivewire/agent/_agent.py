@@ -16,7 +16,6 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
-from types import TracebackType
 from typing import cast
 
 import redis.asyncio as aioredis
@@ -35,6 +34,7 @@ from hivewire.agent._task import Handler, NonRetryableError, TaskContext, run_at
 from hivewire.agent._tracing import processing_span, record_outcome
 from hivewire.core.backoff import backoff
 from hivewire.core.defaults import DEFAULT_REDIS_URL, DEFAULT_REGISTRY_ADDR, env, env_float
+from hivewire.core.lifecycle import AsyncComponent
 from hivewire.core.wire import ENVELOPE_FIELD
 from hivewire.v1 import stream_pb2
 
@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 READ_BLOCK_MS = 1000
 
 
-class Agent(AgentHooks):
+class Agent(AgentHooks, AsyncComponent):
     """A worker process: handlers by capability, run with at most `max_concurrency` at once."""
 
     def __init__(
@@ -197,16 +197,10 @@ class Agent(AgentHooks):
             self._stopped.set()
             logger.info("agent %s stopped", self.name)
 
-    async def __aenter__(self) -> Agent:
+    async def _enter(self) -> None:
         await self.start()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _exit(self) -> None:
         await self.stop()
 
     # Delivery

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from hivewire.core.background import cancel_and_wait
 from hivewire.core.backoff import backoff
 from hivewire.core.defaults import channel_options
 from hivewire.core.tracing import client_interceptors
@@ -179,11 +179,8 @@ class Session:
             logger.warning("draining heartbeat failed: %s", exc.code().name)
 
     async def stop_heartbeats(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
-            self._heartbeat = None
+        await cancel_and_wait([self._heartbeat])
+        self._heartbeat = None
 
     async def deregister(self) -> None:
         identity = self.identity

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
@@ -14,6 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from hivewire.agent._context import Handler, NonRetryableError, TaskContext
 from hivewire.agent._hooks import TaskHooks
 from hivewire.core import tracing
+from hivewire.core.clock import timestamp_now
 from hivewire.v1 import stream_pb2
 
 __all__ = ["Handler", "NonRetryableError", "TaskContext", "run_attempt"]
@@ -26,12 +26,6 @@ def encode_result(value: object) -> bytes:
     if isinstance(value, str):
         return value.encode()
     return json.dumps(value, separators=(",", ":")).encode()
-
-
-def _now() -> Timestamp:
-    # Timestamp.GetCurrentTime goes through datetime; this is the same value, cheaper.
-    ns = time.time_ns()
-    return Timestamp(seconds=ns // 1_000_000_000, nanos=ns % 1_000_000_000)
 
 
 def make_result(
@@ -54,7 +48,7 @@ def make_result(
         start_time=start,
     )
     if finished:
-        msg.end_time.CopyFrom(_now())
+        msg.end_time.CopyFrom(timestamp_now())
     return msg
 
 
@@ -103,7 +97,7 @@ async def run_attempt(
     If the handler is still running after `report_after` seconds, a STARTED result is reported
     first (short tasks skip that write). `hooks` run around the handler (hivewire.agent._hooks).
     """
-    start = _now()
+    start = timestamp_now()
     if handler is None:
         return make_result(
             envelope,

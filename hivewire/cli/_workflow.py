@@ -72,6 +72,7 @@ WaitOpt = Annotated[
 ]
 TimeoutOpt = Annotated[float, typer.Option(help="Seconds to wait with --wait.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+ById = Callable[[Client, str], Awaitable[workflow_pb2.Workflow]]
 
 
 @workflow_app.command("run")
@@ -91,24 +92,25 @@ def workflow_run(
     _finish(ctx, lambda c: c.submit_workflow(req), wait, timeout, as_json)
 
 
-@workflow_app.command("get")
-def workflow_get(
-    ctx: typer.Context,
-    workflow_id: Annotated[str, typer.Argument(help="Workflow id.")],
-    as_json: JsonOpt = False,
-) -> None:
-    """Show a workflow with every step's state, agent, attempt and output."""
-    _print(call(ctx, lambda c: c.get_workflow(workflow_id)), as_json)
+def _by_id_command(name: str, help_text: str, method: ById) -> None:
+    """`hivewire workflow NAME WORKFLOW_ID [--json]`: one call by id, the workflow printed."""
+
+    def command(
+        ctx: typer.Context,
+        workflow_id: Annotated[str, typer.Argument(help="Workflow id.")],
+        as_json: JsonOpt = False,
+    ) -> None:
+        _print(call(ctx, lambda c: method(c, workflow_id)), as_json)
+
+    workflow_app.command(name, help=help_text)(command)
 
 
-@workflow_app.command("cancel")
-def workflow_cancel(
-    ctx: typer.Context,
-    workflow_id: Annotated[str, typer.Argument(help="Workflow id.")],
-    as_json: JsonOpt = False,
-) -> None:
-    """Cancel a running workflow and its running tasks."""
-    _print(call(ctx, lambda c: c.cancel_workflow(workflow_id)), as_json)
+_by_id_command(
+    "get",
+    "Show a workflow with every step's state, agent, attempt and output.",
+    Client.get_workflow,
+)
+_by_id_command("cancel", "Cancel a running workflow and its running tasks.", Client.cancel_workflow)
 
 
 def workflows(

@@ -8,18 +8,18 @@ async with Client() as client:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
-from types import TracebackType
 from typing import Any
 
 import grpc
 
 from hivewire.client._dlq import DeadLetterMethods
 from hivewire.client._events import EventStream
-from hivewire.client._loops import every_item, poll
+from hivewire.client._loops import every_item, poll_state
 from hivewire.client._workflow import WorkflowCalls, workflow_to_dict
 from hivewire.core.backoff import backoff
 from hivewire.core.convert import agent_to_dict, encode_payload, task_to_dict
 from hivewire.core.defaults import DEFAULT_GATEWAY_ADDR, channel_options, env
+from hivewire.core.lifecycle import AsyncComponent
 from hivewire.core.tracing import client_interceptors, new_traceparent, traceparent_of
 from hivewire.v1 import agent_pb2, event_pb2, gateway_pb2_grpc, stats_pb2, task_pb2
 
@@ -83,7 +83,7 @@ def _trace_metadata() -> tuple[tuple[str, str], ...]:
     return () if traceparent_of() else (("traceparent", new_traceparent()),)
 
 
-class Client(WorkflowCalls, DeadLetterMethods):
+class Client(WorkflowCalls, DeadLetterMethods, AsyncComponent):
     """One channel to the gateway; every unary call has a deadline (`timeout` seconds)."""
 
     def __init__(self, addr: str | None = None, *, timeout: float = 10.0) -> None:
@@ -97,15 +97,7 @@ class Client(WorkflowCalls, DeadLetterMethods):
     async def close(self) -> None:
         await self._channel.close()
 
-    async def __aenter__(self) -> Client:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _exit(self) -> None:
         await self.close()
 
     # Tasks
@@ -156,10 +148,7 @@ class Client(WorkflowCalls, DeadLetterMethods):
         return list(resp.tasks)
 
     async def get(self, task_id: str) -> task_pb2.Task:
-        resp: task_pb2.GetTaskResponse = await self._stub.GetTask(
-            task_pb2.GetTaskRequest(task_id=task_id), timeout=self.timeout
-        )
-        return resp.task
+        return await self._task_call(self._stub.GetTask, task_pb2.GetTaskRequest(task_id=task_id))
 
     async def list_tasks(
         self,
@@ -188,10 +177,8 @@ class Client(WorkflowCalls, DeadLetterMethods):
         return every_item(lambda token: self.list_tasks(state, capability, page_size, token))
 
     async def cancel(self, task_id: str) -> task_pb2.Task:
-        resp: task_pb2.CancelTaskResponse = await self._stub.CancelTask(
-            task_pb2.CancelTaskRequest(task_id=task_id), timeout=self.timeout
-        )
-        return resp.task
+        request = task_pb2.CancelTaskRequest(task_id=task_id)
+        return await self._task_call(self._stub.CancelTask, request)
 
     async def wait(
         self,
@@ -199,12 +186,9 @@ class Client(WorkflowCalls, DeadLetterMethods):
         timeout: float = 60.0,  # noqa: ASYNC109 - a deadline for the whole wait, not one call
     ) -> task_pb2.Task:
         """Poll GetTask (backoff 5 ms up to 250 ms) until terminal; TimeoutError past `timeout`."""
-        return await poll(
-            lambda: self.get(task_id),
-            lambda task: task.state in TERMINAL_STATES,
-            backoff(0.005, 0.25),
-            timeout,
-            f"task {task_id}",
+        delays = backoff(0.005, 0.25)
+        return await poll_state(
+            lambda: self.get(task_id), TERMINAL_STATES, delays, timeout, f"task {task_id}"
         )
 
     async def submit_and_wait(

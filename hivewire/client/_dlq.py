@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from hivewire.client._calls import GatewayCalls
 from hivewire.client._loops import every_item
-from hivewire.v1 import gateway_pb2_grpc, task_pb2
+from hivewire.v1 import task_pb2
 
 
-class DeadLetterMethods:
-    """Uses the Client's gateway stub and timeout."""
-
-    _stub: gateway_pb2_grpc.GatewayServiceStub
-    timeout: float
+class DeadLetterMethods(GatewayCalls):
+    """Dead-letter calls of the Client."""
 
     async def list_dead_letters(
         self, page_size: int = 100, page_token: str = ""
@@ -29,7 +27,5 @@ class DeadLetterMethods:
 
     async def retry_dead_letter(self, dead_letter_id: str) -> task_pb2.Task:
         """Put a dead-lettered task back in its queue with a fresh attempt budget."""
-        resp: task_pb2.RetryDeadLetterResponse = await self._stub.RetryDeadLetter(
-            task_pb2.RetryDeadLetterRequest(dead_letter_id=dead_letter_id), timeout=self.timeout
-        )
-        return resp.task
+        request = task_pb2.RetryDeadLetterRequest(dead_letter_id=dead_letter_id)
+        return await self._task_call(self._stub.RetryDeadLetter, request)

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterator
+from typing import Protocol, TypeVar
 
 T = TypeVar("T")
+
+
+class _HasState(Protocol):
+    @property
+    def state(self) -> int: ...
+
+
+S = TypeVar("S", bound=_HasState)
 
 
 async def every_item(page: Callable[[str], Awaitable[tuple[list[T], str]]]) -> AsyncIterator[T]:
@@ -38,3 +46,14 @@ async def poll(
         if left <= 0:
             raise TimeoutError(f"{what} not finished after {within}s")
         await asyncio.sleep(min(next(delays), left))
+
+
+async def poll_state(
+    get: Callable[[], Awaitable[S]],
+    terminal: Container[int],
+    delays: Iterator[float],
+    within: float,
+    what: str,
+) -> S:
+    """`poll` until the item's state is one of `terminal`."""
+    return await poll(get, lambda item: item.state in terminal, delays, within, what)

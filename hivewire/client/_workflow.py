@@ -6,11 +6,12 @@ import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from hivewire.client._loops import every_item, poll
+from hivewire.client._calls import GatewayCalls
+from hivewire.client._loops import every_item, poll_state
 from hivewire.core.backoff import backoff
-from hivewire.core.convert import decode_data, enum_name, iso_time
+from hivewire.core.convert import decode_data, enum_name, enum_namer, iso_time
 from hivewire.core.workflow_file import policy_value, workflow_request
-from hivewire.v1 import command_pb2, gateway_pb2_grpc, workflow_pb2
+from hivewire.v1 import command_pb2, workflow_pb2
 
 WORKFLOW_TERMINAL_STATES = frozenset(
     {
@@ -21,12 +22,8 @@ WORKFLOW_TERMINAL_STATES = frozenset(
 )
 
 
-def workflow_state_name(state: int) -> str:
-    return enum_name(workflow_pb2.WorkflowState, state, "WORKFLOW_STATE_")
-
-
-def step_state_name(state: int) -> str:
-    return enum_name(workflow_pb2.StepState, state, "STEP_STATE_")
+workflow_state_name = enum_namer(workflow_pb2.WorkflowState, "WORKFLOW_STATE_")
+step_state_name = enum_namer(workflow_pb2.StepState, "STEP_STATE_")
 
 
 def workflow_to_dict(wf: workflow_pb2.Workflow) -> dict[str, Any]:
@@ -83,11 +80,8 @@ def command_to_dict(cmd: command_pb2.Command) -> dict[str, Any]:
     }
 
 
-class WorkflowCalls:
-    """Uses the Client's stub and timeout."""
-
-    _stub: gateway_pb2_grpc.GatewayServiceStub
-    timeout: float
+class WorkflowCalls(GatewayCalls):
+    """Workflow and command calls of the Client."""
 
     async def submit_workflow(
         self,
@@ -110,14 +104,11 @@ class WorkflowCalls:
             req.failure_policy = policy_value(failure_policy)  # type: ignore[assignment]
         if request_id:
             req.request_id = request_id
-        resp = await self._stub.SubmitWorkflow(req, timeout=self.timeout)
-        return resp.workflow  # type: ignore[no-any-return]
+        return await self._workflow_call(self._stub.SubmitWorkflow, req)
 
     async def get_workflow(self, workflow_id: str) -> workflow_pb2.Workflow:
-        resp = await self._stub.GetWorkflow(
-            workflow_pb2.GetWorkflowRequest(workflow_id=workflow_id), timeout=self.timeout
-        )
-        return resp.workflow  # type: ignore[no-any-return]
+        request = workflow_pb2.GetWorkflowRequest(workflow_id=workflow_id)
+        return await self._workflow_call(self._stub.GetWorkflow, request)
 
     async def list_workflows(
         self,
@@ -142,10 +133,8 @@ class WorkflowCalls:
         return every_item(lambda token: self.list_workflows(state, page_size, token))
 
     async def cancel_workflow(self, workflow_id: str) -> workflow_pb2.Workflow:
-        resp = await self._stub.CancelWorkflow(
-            workflow_pb2.CancelWorkflowRequest(workflow_id=workflow_id), timeout=self.timeout
-        )
-        return resp.workflow  # type: ignore[no-any-return]
+        request = workflow_pb2.CancelWorkflowRequest(workflow_id=workflow_id)
+        return await self._workflow_call(self._stub.CancelWorkflow, request)
 
     async def wait_workflow(
         self,
@@ -153,12 +142,10 @@ class WorkflowCalls:
         timeout: float = 300.0,  # noqa: ASYNC109 - a deadline for the whole wait
     ) -> workflow_pb2.Workflow:
         """Poll GetWorkflow (backoff 10 ms up to 500 ms) until it ends; TimeoutError past it."""
-        return await poll(
-            lambda: self.get_workflow(workflow_id),
-            lambda wf: wf.state in WORKFLOW_TERMINAL_STATES,
-            backoff(0.01, 0.5),
-            timeout,
-            f"workflow {workflow_id}",
+        get = lambda: self.get_workflow(workflow_id)  # noqa: E731
+        delays = backoff(0.01, 0.5)
+        return await poll_state(
+            get, WORKFLOW_TERMINAL_STATES, delays, timeout, f"workflow {workflow_id}"
         )
 
     async def list_commands(self) -> list[command_pb2.Command]:
@@ -173,11 +160,8 @@ class WorkflowCalls:
         """Start a custom command; parameter values are sent as text (lists comma-joined
         unless given as text already)."""
         text = {k: _param_text(v) for k, v in (params or {}).items()}
-        resp = await self._stub.RunCommand(
-            command_pb2.RunCommandRequest(name=name, params=text, request_id=request_id),
-            timeout=self.timeout,
-        )
-        return resp.workflow  # type: ignore[no-any-return]
+        request = command_pb2.RunCommandRequest(name=name, params=text, request_id=request_id)
+        return await self._workflow_call(self._stub.RunCommand, request)
 
 
 def _param_text(value: object) -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import json
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, MutableSequence
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import Message
@@ -50,69 +52,104 @@ def enum_name(enum: _EnumTypeWrapper[Any], value: int, prefix: str) -> str:
     return enum.Name(value).removeprefix(prefix)
 
 
-def task_state_name(state: int) -> str:
-    return enum_name(task_pb2.TaskState, state, "TASK_STATE_")
+def enum_namer(enum: _EnumTypeWrapper[Any], prefix: str) -> Callable[[int], str]:
+    """`enum_name` of one enum, as a function of the value."""
+    return functools.partial(enum_name, enum, prefix=prefix)
 
 
-def agent_state_name(state: int) -> str:
-    return enum_name(agent_pb2.AgentState, state, "AGENT_STATE_")
+task_state_name = enum_namer(task_pb2.TaskState, "TASK_STATE_")
+agent_state_name = enum_namer(agent_pb2.AgentState, "AGENT_STATE_")
+event_type_name = enum_namer(event_pb2.EventType, "EVENT_TYPE_")
+
+
+def message_dict(
+    msg: Message, names: Iterable[str], convert: Mapping[str, Callable[[Any], Any]]
+) -> dict[str, Any]:
+    """Fields by name as JSON-ready values: Timestamps as ISO text (None when unset), maps as
+    dicts, repeated fields as lists, and `convert[name]` applied where it has one."""
+    out: dict[str, Any] = {}
+    for name in names:
+        value = getattr(msg, name)
+        if name in convert:
+            out[name] = convert[name](value)
+        elif isinstance(value, Timestamp):
+            out[name] = iso_time(msg, name)
+        elif isinstance(value, MutableMapping):
+            out[name] = dict(value)
+        elif isinstance(value, MutableSequence):
+            out[name] = list(value)
+        else:
+            out[name] = value
+    return out
+
+
+_TASK_KEYS = [
+    "task_id",
+    "capability",
+    "state",
+    "payload",
+    "result",
+    "error",
+    "attempt",
+    "max_attempts",
+    "agent_id",
+    "priority",
+    "required_labels",
+    "request_id",
+    "workflow_id",
+    "create_time",
+    "assign_time",
+    "start_time",
+    "end_time",
+    "trace_id",
+]
+_TASK_CONVERT: dict[str, Callable[[Any], Any]] = {
+    "state": task_state_name,
+    "payload": decode_data,
+    "result": decode_data,
+}
+
+_AGENT_KEYS = [
+    "agent_id",
+    "name",
+    "capabilities",
+    "state",
+    "labels",
+    "max_concurrency",
+    "in_flight",
+    "register_time",
+    "last_heartbeat_time",
+    "lease_expire_time",
+]
+
+_EVENT_KEYS = [
+    "cursor",
+    "type",
+    "time",
+    "task_id",
+    "workflow_id",
+    "agent_id",
+    "capability",
+    "task_state",
+    "attempt",
+    "message",
+]
+_EVENT_CONVERT: dict[str, Callable[[Any], Any]] = {
+    "type": event_type_name,
+    "task_state": lambda state: task_state_name(state) if state else None,
+}
 
 
 def task_to_dict(task: task_pb2.Task) -> dict[str, Any]:
     """A task as a JSON-ready dict, result and payload decoded."""
-    return {
-        "task_id": task.task_id,
-        "capability": task.capability,
-        "state": task_state_name(task.state),
-        "payload": decode_data(task.payload),
-        "result": decode_data(task.result),
-        "error": task.error,
-        "attempt": task.attempt,
-        "max_attempts": task.max_attempts,
-        "agent_id": task.agent_id,
-        "priority": task.priority,
-        "required_labels": dict(task.required_labels),
-        "request_id": task.request_id,
-        "workflow_id": task.workflow_id,
-        "create_time": iso_time(task, "create_time"),
-        "assign_time": iso_time(task, "assign_time"),
-        "start_time": iso_time(task, "start_time"),
-        "end_time": iso_time(task, "end_time"),
-        "trace_id": task.trace_id,
-    }
+    return message_dict(task, _TASK_KEYS, _TASK_CONVERT)
 
 
 def agent_to_dict(agent: agent_pb2.Agent) -> dict[str, Any]:
     """An agent as a JSON-ready dict."""
-    return {
-        "agent_id": agent.agent_id,
-        "name": agent.name,
-        "capabilities": list(agent.capabilities),
-        "state": agent_state_name(agent.state),
-        "labels": dict(agent.labels),
-        "max_concurrency": agent.max_concurrency,
-        "in_flight": agent.in_flight,
-        "register_time": iso_time(agent, "register_time"),
-        "last_heartbeat_time": iso_time(agent, "last_heartbeat_time"),
-        "lease_expire_time": iso_time(agent, "lease_expire_time"),
-    }
-
-
-def event_type_name(event_type: int) -> str:
-    return enum_name(event_pb2.EventType, event_type, "EVENT_TYPE_")
+    return message_dict(agent, _AGENT_KEYS, {"state": agent_state_name})
 
 
 def event_to_dict(event: event_pb2.Event) -> dict[str, Any]:
     """An event as a JSON-ready dict."""
-    return {
-        "cursor": event.cursor,
-        "type": event_type_name(event.type),
-        "time": iso_time(event, "time"),
-        "task_id": event.task_id,
-        "workflow_id": event.workflow_id,
-        "agent_id": event.agent_id,
-        "capability": event.capability,
-        "task_state": task_state_name(event.task_state) if event.task_state else None,
-        "attempt": event.attempt,
-        "message": event.message,
-    }
+    return message_dict(event, _EVENT_KEYS, _EVENT_CONVERT)

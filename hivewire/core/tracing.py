@@ -124,6 +124,16 @@ def _method_name(method: str | bytes) -> str:
     return text.lstrip("/")
 
 
+async def _with_trace_context(
+    _interceptor: object,
+    continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
+    client_call_details: grpc.aio.ClientCallDetails,
+    request: Any,
+) -> Any:
+    """An interceptor method that only adds the trace context to the call's metadata."""
+    return await continuation(_details(client_call_details), request)
+
+
 class TracingUnaryUnaryInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
     """A CLIENT span per unary call, with traceparent injected into the call's metadata."""
 
@@ -156,13 +166,7 @@ class TracingUnaryUnaryInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # typ
 class TracingUnaryStreamInterceptor(grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
     """Server streams get the caller's trace context in their metadata (no long-lived span)."""
 
-    async def intercept_unary_stream(
-        self,
-        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
-        client_call_details: grpc.aio.ClientCallDetails,
-        request: Any,
-    ) -> Any:
-        return await continuation(_details(client_call_details), request)
+    intercept_unary_stream = _with_trace_context
 
 
 def client_interceptors() -> list[grpc.aio.ClientInterceptor]:

@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from hivewire.core.background import cancel_and_wait
 from hivewire.core.backoff import backoff_delay
 from hivewire_services.common.errors import Unavailable
 from hivewire_services.common.redis import REDIS_UNAVAILABLE, create_redis
@@ -56,11 +57,8 @@ class RedisGate:
             self._task = asyncio.create_task(self._run(), name="redis-gate")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait([self._task])
+        self._task = None
         await self._redis.aclose()
 
     def suspect(self) -> None:

@@ -16,10 +16,10 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 
 from hivewire.v1 import event_pb2
-from hivewire_services.common import lua
 from hivewire_services.common.clock import now_ms
 from hivewire_services.common.keys import HOOKS_GROUP, Keys
 from hivewire_services.common.redis import Redis
+from hivewire_services.common.store import RedisStore
 from hivewire_services.common.streams import ensure_group
 from hivewire_services.hooks.config import HooksSettings
 from hivewire_services.hooks.payload import Delivery
@@ -35,15 +35,11 @@ def delivery_id(entry_id: bytes | str, hook: str) -> str:
     return hashlib.sha256(f"{entry}/{hook}".encode()).hexdigest()[:32]
 
 
-class DeliveryStore:
+class DeliveryStore(RedisStore[HooksSettings]):
     def __init__(self, redis: Redis, keys: Keys, settings: HooksSettings) -> None:
-        self.redis = redis
-        self.keys = keys
-        self.settings = settings
-        self._intake = lua.register(redis, _HERE / "intake.lua")
-        self._claim = lua.register(redis, _HERE / "claim.lua")
-        self._settle = lua.register(redis, _HERE / "settle.lua")
-        self._release = lua.register(redis, _HERE / "release.lua")
+        super().__init__(redis, keys, settings)
+        scripts = self.scripts(_HERE, "intake", "claim", "settle", "release")
+        self._intake, self._claim, self._settle, self._release = scripts
 
     async def ensure_group(self) -> None:
         """The hooks consumer group; a new group starts with the next event ('$')."""

@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 
 from hivewire.v1 import agent_pb2
-from hivewire_services.common.clock import ts_from_ms
+from hivewire_services.common.clock import set_ms
 from hivewire_services.common.errors import InvalidArgument
 
 _INT32_MAX = 2**31 - 1
@@ -65,9 +65,7 @@ def agent_from_hash(
         ("last_heartbeat_time", b"heartbeat_ms"),
         ("lease_expire_time", b"lease_expire_ms"),
     ):
-        ms = _int(fields, name)
-        if ms:
-            getattr(agent, field).CopyFrom(ts_from_ms(ms))
+        set_ms(agent, field, _int(fields, name))
     return agent
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from hivewire.v1 import agent_pb2, registry_pb2
-from hivewire_services.common import lua
 from hivewire_services.common.clock import now_ms
 from hivewire_services.common.errors import FailedPrecondition, NotFound, Unauthenticated
 from hivewire_services.common.keys import INBOX_GROUP, Keys
 from hivewire_services.common.redis import Redis
+from hivewire_services.common.store import RedisStore
 from hivewire_services.registry.config import RegistrySettings
 from hivewire_services.registry.model import agent_from_hash, encode_labels, parse_load
 
@@ -45,22 +45,17 @@ class AgentPage:
     last_seq: int | None  # None: no further page
 
 
-class AgentStore:
+class AgentStore(RedisStore[RegistrySettings]):
     """Reads and writes the agent layout (hash, index, leases, inbox, agent_changes, events)."""
 
     def __init__(self, redis: Redis, keys: Keys, settings: RegistrySettings) -> None:
-        self.redis = redis
-        self._redis = redis
-        self._keys = keys
-        self._settings = settings
-        self._register = lua.register(redis, _HERE / "register.lua")
-        self._heartbeat = lua.register(redis, _HERE / "heartbeat.lua")
-        self._deregister = lua.register(redis, _HERE / "deregister.lua")
-        self._expire = lua.register(redis, _HERE / "expire.lua")
+        super().__init__(redis, keys, settings)
+        scripts = self.scripts(_HERE, "register", "heartbeat", "deregister", "expire")
+        self._register, self._heartbeat, self._deregister, self._expire = scripts
 
     @property
     def lease_ms(self) -> int:
-        return int(self._settings.lease_seconds * 1000)
+        return int(self.settings.lease_seconds * 1000)
 
     async def register(
         self,
@@ -73,7 +68,7 @@ class AgentStore:
         agent_id = uuid.uuid4().hex
         token = secrets.token_urlsafe(32)
         now = now_ms()
-        k = self._keys
+        k = self.keys
         await self._register(
             keys=[
                 k.agent(agent_id),
@@ -96,7 +91,7 @@ class AgentStore:
                 INBOX_GROUP,
                 CHANGES_MAXLEN,
                 registry_pb2.AGENT_CHANGE_UPSERTED,
-                self._settings.events_maxlen,
+                self.settings.events_maxlen,
             ],
         )
         return Registration(await self.get(agent_id), token)
@@ -106,7 +101,7 @@ class AgentStore:
         now = now_ms()
         expire = now + self.lease_ms
         result = await self._heartbeat(
-            keys=[self._keys.agent(agent_id), self._keys.leases, self._keys.agent_changes],
+            keys=[self.keys.agent(agent_id), self.keys.leases, self.keys.agent_changes],
             args=[
                 agent_id,
                 token_sha256(token),
@@ -124,11 +119,11 @@ class AgentStore:
         """Take the agent offline for good; idempotent for an agent already offline."""
         result = await self._deregister(
             keys=[
-                self._keys.agent(agent_id),
-                self._keys.leases,
-                self._keys.agent_changes,
-                self._keys.events,
-                self._keys.reclaim_agents,
+                self.keys.agent(agent_id),
+                self.keys.leases,
+                self.keys.agent_changes,
+                self.keys.events,
+                self.keys.reclaim_agents,
             ],
             args=[
                 agent_id,
@@ -136,7 +131,7 @@ class AgentStore:
                 now_ms(),
                 CHANGES_MAXLEN,
                 registry_pb2.AGENT_CHANGE_REMOVED,
-                self._settings.events_maxlen,
+                self.settings.events_maxlen,
                 OFFLINE_TTL_SECONDS,
             ],
         )
@@ -153,10 +148,10 @@ class AgentStore:
         """The agents (None where the hash is gone) with their load, in one round trip."""
         if not agent_ids:
             return []
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = self.redis.pipeline(transaction=False)
         for agent_id in agent_ids:
-            pipe.hgetall(self._keys.agent(agent_id))
-        pipe.hmget(self._keys.agent_load, list(agent_ids))
+            pipe.hgetall(self.keys.agent(agent_id))
+        pipe.hmget(self.keys.agent_load, list(agent_ids))
         replies: list[Any] = await pipe.execute()
         hashes, loads = replies[:-1], replies[-1]
         return [
@@ -176,19 +171,19 @@ class AgentStore:
         With filters a page may come back short (scanning stops after a bounded number of
         index batches); index entries whose hash expired are dropped from the index.
         """
-        index = self._keys.agents_index
+        index = self.keys.agents_index
         batch_size = page_size if not (capability or state) else max(page_size, 100)
         found: list[agent_pb2.Agent] = []
         cursor = after_seq
         for _ in range(_MAX_SCAN_BATCHES):
-            batch: Any = await self._redis.zrangebyscore(
+            batch: Any = await self.redis.zrangebyscore(
                 index, f"({cursor}", "+inf", start=0, num=batch_size, withscores=True
             )
             ids = [member.decode() for member, _ in batch]
             agents = await self.load_agents(ids)
             stale = [i for i, a in zip(ids, agents, strict=True) if a is None]
             if stale:
-                await self._redis.zrem(index, *stale)
+                await self.redis.zrem(index, *stale)
             for position, ((_, score), agent) in enumerate(zip(batch, agents, strict=True)):
                 cursor = int(score)
                 if agent is not None and _matches(agent, capability, state):
@@ -201,12 +196,12 @@ class AgentStore:
         return AgentPage(found, cursor)
 
     async def _has_after(self, seq: int) -> bool:
-        count = await self._redis.zcount(self._keys.agents_index, f"({seq}", "+inf")
+        count = await self.redis.zcount(self.keys.agents_index, f"({seq}", "+inf")
         return int(count) > 0
 
     async def snapshot(self) -> list[agent_pb2.Agent]:
         """Every ONLINE or DRAINING agent (the leases set holds exactly those)."""
-        members: Any = await self._redis.zrange(self._keys.leases, 0, -1)
+        members: Any = await self.redis.zrange(self.keys.leases, 0, -1)
         ids = [member.decode() for member in members]
         out: list[agent_pb2.Agent] = []
         for start in range(0, len(ids), 500):
@@ -216,15 +211,15 @@ class AgentStore:
         return out
 
     async def ping(self) -> None:
-        await self._redis.ping()
+        await self.redis.ping()
 
     async def expire_leases(self, now: int | None = None) -> list[str]:
         """Take every agent whose lease ran out before `now` offline; returns their ids."""
         now = now_ms() if now is None else now
         expired: list[str] = []
         while True:
-            due: Any = await self._redis.zrangebyscore(
-                self._keys.leases, "-inf", f"({now}", start=0, num=SWEEP_BATCH
+            due: Any = await self.redis.zrangebyscore(
+                self.keys.leases, "-inf", f"({now}", start=0, num=SWEEP_BATCH
             )
             ids = [member.decode() for member in due]
             if ids:
@@ -234,7 +229,7 @@ class AgentStore:
 
     async def expire_agents(self, agent_ids: Sequence[str], now: int) -> list[str]:
         """Run the expiry script for these ids; it re-checks each lease against `now`."""
-        k = self._keys
+        k = self.keys
         result: list[bytes] = await self._expire(
             keys=[
                 k.leases,
@@ -247,7 +242,7 @@ class AgentStore:
                 now,
                 CHANGES_MAXLEN,
                 registry_pb2.AGENT_CHANGE_REMOVED,
-                self._settings.events_maxlen,
+                self.settings.events_maxlen,
                 OFFLINE_TTL_SECONDS,
                 *agent_ids,
             ],

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from hivewire.core.tracing import trace_id_of
 from hivewire.v1 import task_pb2
 from hivewire_services.common import task_fields
-from hivewire_services.common.clock import duration_from_seconds, ts_from_ms
-from hivewire_services.common.submission import ValidTask
+from hivewire_services.common.clock import set_ms
+from hivewire_services.common.task_fields import NewTask
 
 # What a Task message shows: every hash field but the scripts' own bookkeeping.
 TASK_FIELDS = tuple(
     f.encode() for f in task_fields.TASK_FIELDS if f not in {"seq", "token", "held", "errors"}
 )
 STATE_AT = TASK_FIELDS.index(b"state")
+_FIELD_NAMES = tuple(f.decode() for f in TASK_FIELDS)
 
 TERMINAL_STATES = frozenset(
     {
@@ -26,70 +28,69 @@ TERMINAL_STATES = frozenset(
 )
 
 
-def _int(raw: bytes | None) -> int:
+Raw = bytes | str | int | None
+"""A hash field's value: bytes as HMGET returns it, str or int as a submission holds it."""
+
+
+def _int(raw: Raw) -> int:
     return int(raw) if raw else 0
 
 
-def _text(raw: bytes | None) -> str:
-    return raw.decode() if raw else ""
+def _text(raw: Raw) -> str:
+    if isinstance(raw, bytes):
+        return raw.decode()
+    return str(raw) if raw else ""
+
+
+def _bytes(raw: Raw) -> bytes:
+    return raw if isinstance(raw, bytes) else b""
+
+
+# Hash field -> the Task's Timestamp or Duration field it fills (milliseconds; 0 is unset).
+_TIMES = (
+    ("create_ms", "create_time"),
+    ("assign_ms", "assign_time"),
+    ("start_ms", "start_time"),
+    ("end_ms", "end_time"),
+    ("timeout_ms", "attempt_timeout"),
+    ("s2s_ms", "schedule_to_start_timeout"),
+    ("hb_ms", "heartbeat_timeout"),
+    ("backoff_ms", "retry_initial_backoff"),
+    ("backoff_max_ms", "retry_max_backoff"),
+)
+
+
+def task_from_fields(task_id: str, v: Mapping[str, Raw]) -> task_pb2.Task:
+    """A Task from task hash fields by name; a missing field reads as empty."""
+    task = task_pb2.Task(
+        task_id=task_id,
+        capability=_text(v.get("capability")),
+        payload=_bytes(v.get("payload")),
+        state=_int(v.get("state")),  # type: ignore[arg-type]
+        result=_bytes(v.get("result")),
+        error=_text(v.get("error")),
+        attempt=_int(v.get("attempt")),
+        # Attempts counted against the budget restart after a dead letter is retried.
+        max_attempts=_int(v.get("max_attempts")) + _int(v.get("attempt_base")),
+        priority=_int(v.get("priority")),
+        agent_id=_text(v.get("agent_id")),
+        required_labels=json.loads(_text(v.get("labels")) or "{}"),
+        request_id=_text(v.get("request_id")),
+        workflow_id=_text(v.get("workflow_id")),
+        trace_id=trace_id_of(_text(v.get("trace_id"))) or _text(v.get("trace_id")),
+        step_id=_text(v.get("step_id")),
+    )
+    for field, name in _TIMES:
+        set_ms(task, name, _int(v.get(field)))
+    return task
 
 
 def task_from_values(task_id: str, values: list[bytes | None]) -> task_pb2.Task:
     """A Task from HMGET values in TASK_FIELDS order."""
-    v = dict(zip(TASK_FIELDS, values, strict=True))
-    task = task_pb2.Task(
-        task_id=task_id,
-        capability=_text(v[b"capability"]),
-        payload=v[b"payload"] or b"",
-        state=_int(v[b"state"]),  # type: ignore[arg-type]
-        result=v[b"result"] or b"",
-        error=_text(v[b"error"]),
-        attempt=_int(v[b"attempt"]),
-        max_attempts=_int(v[b"max_attempts"]),
-        priority=_int(v[b"priority"]),
-        agent_id=_text(v[b"agent_id"]),
-        required_labels=json.loads(v[b"labels"] or b"{}"),
-        request_id=_text(v[b"request_id"]),
-        workflow_id=_text(v[b"workflow_id"]),
-        trace_id=trace_id_of(_text(v[b"trace_id"])) or _text(v[b"trace_id"]),
-        step_id=_text(v[b"step_id"]),
-    )
-    for field, name in (
-        (b"create_ms", "create_time"),
-        (b"assign_ms", "assign_time"),
-        (b"start_ms", "start_time"),
-        (b"end_ms", "end_time"),
-    ):
-        ms = _int(v[field])
-        if ms:
-            getattr(task, name).CopyFrom(ts_from_ms(ms))
-    timeout_ms = _int(v[b"timeout_ms"])
-    if timeout_ms:
-        task.attempt_timeout.CopyFrom(duration_from_seconds(timeout_ms / 1000))
-    for field, name in _DURATIONS:
-        ms = _int(v[field])
-        if ms:
-            getattr(task, name).CopyFrom(duration_from_seconds(ms / 1000))
-    # Attempts counted against the budget restart after a dead letter is retried.
-    task.max_attempts += _int(v[b"attempt_base"])
-    return task
+    return task_from_fields(task_id, dict(zip(_FIELD_NAMES, values, strict=True)))
 
 
-_DURATIONS = (
-    (b"s2s_ms", "schedule_to_start_timeout"),
-    (b"hb_ms", "heartbeat_timeout"),
-    (b"backoff_ms", "retry_initial_backoff"),
-    (b"backoff_max_ms", "retry_max_backoff"),
-)
-
-
-def set_durations(task: task_pb2.Task, spec: ValidTask) -> None:
-    """Copy a submission's optional durations onto a Task message."""
-    for ms, name in (
-        (spec.schedule_to_start_ms, "schedule_to_start_timeout"),
-        (spec.heartbeat_timeout_ms, "heartbeat_timeout"),
-        (spec.retry_initial_backoff_ms, "retry_initial_backoff"),
-        (spec.retry_max_backoff_ms, "retry_max_backoff"),
-    ):
-        if ms:
-            getattr(task, name).CopyFrom(duration_from_seconds(ms / 1000))
+def task_from_new(new: NewTask, payload: bytes, create_ms: int) -> task_pb2.Task:
+    """The PENDING Task a submission creates, as a later read of its hash shows it."""
+    fields = {**new._asdict(), "payload": payload, "create_ms": create_ms}
+    return task_from_fields(new.task_id, {**fields, "state": task_pb2.TASK_STATE_PENDING})

@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from hivewire.core.tracing import trace_id_of
 from hivewire.v1 import task_pb2
 from hivewire_services.common import lua
-from hivewire_services.common.clock import now_ms, ts_from_ms
+from hivewire_services.common.clock import now_ms
 from hivewire_services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
+from hivewire_services.common.store import RedisStore
 from hivewire_services.common.submission import ValidTask
 from hivewire_services.common.task_fields import NewTask
 from hivewire_services.common.validation import check_id, check_page_size
@@ -26,7 +26,7 @@ from hivewire_services.coordinator.tasks.model import (
     STATE_AT,
     TASK_FIELDS,
     TERMINAL_STATES,
-    set_durations,
+    task_from_new,
     task_from_values,
 )
 
@@ -37,13 +37,11 @@ class TaskPage:
     next_page_token: str
 
 
-class TaskStore:
+class TaskStore(RedisStore[CoordinatorSettings]):
     """Reads and writes tasks in Redis. Knows nothing of gRPC."""
 
     def __init__(self, redis: Redis, keys: Keys, settings: CoordinatorSettings) -> None:
-        self.redis = redis
-        self.keys = keys
-        self.settings = settings
+        super().__init__(redis, keys, settings)
         self._submit = scripts.Submit(redis, keys, settings)
         self._cancel = scripts.Cancel(redis, keys, settings)
         self._expire = lua.Expire(
@@ -87,29 +85,14 @@ class TaskStore:
         known = [i for i, (got, new) in enumerate(zip(ids, new_ids, strict=True)) if got != new]
         existing = await self.get_many([ids[i] for i in known]) if known else []
         by_index = dict(zip(known, existing, strict=True))
-        for i, spec in enumerate(specs):
+        for i, (spec, row) in enumerate(zip(specs, rows, strict=True)):
             if i in by_index:
                 earlier = by_index[i]
                 if earlier is None:  # expired by retention while its request_id lived on
                     raise NotFound(f"task {ids[i]} of request_id {spec.request_id!r} expired")
                 out.append(earlier)
                 continue
-            task = task_pb2.Task(
-                task_id=ids[i],
-                capability=spec.capability,
-                payload=spec.payload,
-                state=task_pb2.TASK_STATE_PENDING,
-                max_attempts=spec.max_attempts,
-                priority=spec.priority,
-                required_labels=spec.required_labels,
-                request_id=spec.request_id,
-                trace_id=trace_id_of(traceparents[i]),
-                workflow_id=spec.workflow_id,
-                step_id=spec.step_id,
-            )
-            task.create_time.CopyFrom(ts_from_ms(now))
-            set_durations(task, spec)
-            out.append(task)
+            out.append(task_from_new(row.task, row.payload, now))
         return out
 
     async def get(self, task_id: str) -> task_pb2.Task:

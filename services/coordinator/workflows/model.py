@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from hivewire.core.tracing import trace_id_of
 from hivewire.v1 import workflow_pb2
-from hivewire_services.common.clock import ts_from_ms
+from hivewire_services.common.clock import set_ms
 from hivewire_services.common.workflow_spec import WorkflowDef, steps_from_json
 from hivewire_services.coordinator.workflows.plan import StepRun, WorkflowRun
 
@@ -88,10 +88,8 @@ def workflow_to_proto(run: WorkflowRun) -> workflow_pb2.Workflow:
         request_id=run.defn.request_id,
         trace_id=trace_id_of(run.traceparent),
     )
-    if run.create_ms:
-        wf.create_time.CopyFrom(ts_from_ms(run.create_ms))
-    if run.end_ms:
-        wf.end_time.CopyFrom(ts_from_ms(run.end_ms))
+    set_ms(wf, "create_time", run.create_ms)
+    set_ms(wf, "end_time", run.end_ms)
     for d in run.defn.steps:
         s = run.steps[d.step_id]
         step = wf.steps.add(
@@ -109,8 +107,6 @@ def workflow_to_proto(run: WorkflowRun) -> workflow_pb2.Workflow:
         if d.map_over and s.map_total >= 0:
             step.map_total = s.map_total
             step.map_done = s.map_done
-        if s.start_ms:
-            step.start_time.CopyFrom(ts_from_ms(s.start_ms))
-        if s.end_ms:
-            step.end_time.CopyFrom(ts_from_ms(s.end_ms))
+        set_ms(step, "start_time", s.start_ms)
+        set_ms(step, "end_time", s.end_ms)
     return wf

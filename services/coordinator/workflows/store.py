@@ -13,6 +13,7 @@ from hivewire_services.common.clock import now_ms
 from hivewire_services.common.errors import InvalidArgument, NotFound
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
+from hivewire_services.common.store import RedisStore
 from hivewire_services.common.validation import check_id, check_page_size
 from hivewire_services.common.workflow_spec import WorkflowDef
 from hivewire_services.coordinator.config import CoordinatorSettings
@@ -28,13 +29,11 @@ class WorkflowPage:
     next_page_token: str
 
 
-class WorkflowStore:
+class WorkflowStore(RedisStore[CoordinatorSettings]):
     """Reads and writes workflows in Redis. Knows nothing of gRPC."""
 
     def __init__(self, redis: Redis, keys: Keys, settings: CoordinatorSettings) -> None:
-        self.redis = redis
-        self.keys = keys
-        self.settings = settings
+        super().__init__(redis, keys, settings)
         self._scripts = WorkflowScripts(redis, keys, settings)
         self.running_index = self._scripts.running_index
         self._expire = lua.Expire(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from hivewire.v1 import agent_pb2, event_pb2, task_pb2
-from hivewire_services.common.clock import ts_from_ms
+from hivewire_services.common.clock import set_ms
 from hivewire_services.gateway.events.hub import EventFilter
 from hivewire_services.gateway.stats.state_reader import (
     AgentView,
@@ -38,8 +38,7 @@ def agent_event(agent: AgentView, flt: EventFilter) -> event_pb2.Event | None:
         message=agent_pb2.AgentState.Name(agent.state).removeprefix("AGENT_STATE_"),  # type: ignore[arg-type]
         snapshot=True,
     )
-    if agent.heartbeat_ms:
-        event.time.CopyFrom(ts_from_ms(agent.heartbeat_ms))
+    set_ms(event, "time", agent.heartbeat_ms)
     return event if flt.matches(event) else None
 
 
@@ -61,8 +60,7 @@ def task_event(task: TaskView, flt: EventFilter) -> event_pb2.Event | None:
         attempt=task.attempt,
         snapshot=True,
     )
-    if task.changed_ms:
-        event.time.CopyFrom(ts_from_ms(task.changed_ms))
+    set_ms(event, "time", task.changed_ms)
     return event if flt.matches(event) else None
 
 
