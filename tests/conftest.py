@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hivewire.cli.embedded_redis import EmbeddedRedis, free_port
+from hivewire.cli.embedded_redis import EmbeddedRedis
 from hivewire_services.common.config import Settings, load_settings
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis, create_redis
@@ -17,7 +17,7 @@ from hivewire_services.common.redis import Redis, create_redis
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
     """One redis-server for the session (AOF off: tests want speed, not durability)."""
-    server = EmbeddedRedis(free_port(), tmp_path_factory.mktemp("redis"), appendonly=False)
+    server = EmbeddedRedis(0, tmp_path_factory.mktemp("redis"), appendonly=False)
     server.start()
     yield server
     server.stop()

@@ -20,6 +20,9 @@ class Settings:
     gateway_listen: str = ""
     registry_listen: str = ""
     coordinator_listen: str = ""
+    # Once serving, the process writes the address it bound (host:port) to this file, so a
+    # parent can start it on port 0 and still find it.
+    addr_file: str = ""
     log_level: str = "INFO"
     rpc_timeout: float = 5.0
     shutdown_grace: float = 5.0

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from hivewire.core.addr_file import bound_addr, remove_addr_file, write_addr_file
 from hivewire.core.logs import setup_logging
 from hivewire.core.telemetry import setup_tracing
 from hivewire_services.common.config import Settings, load_settings
@@ -47,6 +49,17 @@ def serve(
 
     async def main() -> None:
         server = build(settings)
-        await run_until_signal(server.start, server.shutdown)
+
+        async def start() -> None:
+            port = await server.start()
+            if settings.addr_file:
+                write_addr_file(Path(settings.addr_file), bound_addr(settings.listen(name), port))
+
+        async def shutdown() -> None:
+            if settings.addr_file:
+                remove_addr_file(Path(settings.addr_file))
+            await server.shutdown()
+
+        await run_until_signal(start, shutdown)
 
     run(main)

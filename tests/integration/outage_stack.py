@@ -16,7 +16,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hivewire.agent import Agent, TaskContext
-from hivewire.cli.embedded_redis import EmbeddedRedis, free_port
+from hivewire.cli.embedded_redis import EmbeddedRedis
 from hivewire_services.common.config import Settings, load_settings
 from hivewire_services.coordinator.server import CoordinatorServer
 from hivewire_services.gateway.server import GatewayServer
@@ -70,7 +70,7 @@ class OutageStack:
 
 @contextlib.asynccontextmanager
 async def outage_stack(data_dir: Path, namespace: str) -> AsyncIterator[OutageStack]:
-    redis = EmbeddedRedis(free_port(), data_dir, appendonly=True, appendfsync="always")
+    redis = EmbeddedRedis(0, data_dir, appendonly=True, appendfsync="always")
     redis.start()
     settings = load_settings(
         env={},

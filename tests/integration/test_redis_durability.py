@@ -58,7 +58,7 @@ async def submit_until(
 async def test_acknowledged_submissions_survive_redis_kill9(
     tmp_path: Path, namespace: str, fsync: str
 ) -> None:
-    redis = EmbeddedRedis(free_port(), tmp_path / "redis", appendonly=True, appendfsync=fsync)
+    redis = EmbeddedRedis(0, tmp_path / "redis", appendonly=True, appendfsync=fsync)
     redis.start()
     settings = load_settings(
         env={},

@@ -162,7 +162,7 @@ async def test_a_running_task_outlives_an_outage_longer_than_its_lease(
 async def test_a_service_started_before_redis_serves_once_redis_arrives(
     tmp_path: Path, namespace: str
 ) -> None:
-    redis = EmbeddedRedis(free_port(), tmp_path / "late", appendonly=False)
+    redis = EmbeddedRedis(0, tmp_path / "late", appendonly=False)
     settings = load_settings(
         env={},
         redis_url=redis.url,
