@@ -17,6 +17,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hivewire.agent import Agent, TaskContext
+from hivewire.client import Client
 from hivewire.v1 import task_pb2
 from hivewire_services.common.config import Settings
 from hivewire_services.common.submission import validate_task
@@ -39,6 +40,19 @@ class Stack:
     gateway: GatewayServer | None
     agents: list[Agent] = field(default_factory=list)
     _started: int = 0
+    _client: Client | None = None
+
+    @property
+    def client(self) -> Client:
+        """One SDK client on the gateway, closed with the stack."""
+        if self._client is None:
+            self._client = Client(self.gateway_addr, timeout=10.0)
+        return self._client
+
+    async def close_client(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
     @property
     def gateway_addr(self) -> str:
@@ -60,6 +74,7 @@ class Stack:
 
     def new_agent(self, name: str, handlers: Mapping[str, Handler] = {}, **kw: Any) -> Agent:
         """An SDK agent for this stack, not started (stopped with the stack if it is)."""
+        kw = {"max_concurrency": 8, "drain_grace": 2.0, **kw}
         agent = Agent(
             name, registry_addr=self.settings.registry_addr, redis_url=self.settings.redis_url, **kw
         )
@@ -116,6 +131,14 @@ class Stack:
         self.gateway = GatewayServer(self.settings)
         await self.gateway.start(self.settings.gateway_addr)
 
+    async def start_gateway(self, **overrides: Any) -> None:
+        """Start the gateway on port 0 (`overrides` replace settings, e.g. the coordinator's
+        address when the test runs the coordinator itself)."""
+        settings = dataclasses.replace(self.settings, **overrides)
+        self.gateway = GatewayServer(settings)
+        port = await self.gateway.start(LOOPBACK_ANY)
+        self.settings = dataclasses.replace(settings, gateway_addr=f"127.0.0.1:{port}")
+
     async def stop_gateway(self) -> None:
         if self.gateway is not None:
             await self.gateway.shutdown()
@@ -162,10 +185,9 @@ async def running_stack(
             port = await coord.start(LOOPBACK_ANY)
             settings = dataclasses.replace(settings, coordinator_addr=f"127.0.0.1:{port}")
         stack = Stack(settings, registry, coord, None)
+        exits.push_async_callback(stack.stop_gateway)
         if gateway:
-            stack.gateway = GatewayServer(settings)
-            exits.push_async_callback(stack.stop_gateway)
-            port = await stack.gateway.start(LOOPBACK_ANY)
-            stack.settings = dataclasses.replace(settings, gateway_addr=f"127.0.0.1:{port}")
+            await stack.start_gateway()
         exits.push_async_callback(stack.stop_agents)
+        exits.push_async_callback(stack.close_client)
         yield stack

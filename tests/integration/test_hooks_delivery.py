@@ -19,10 +19,10 @@ from tests.integration.hooks_helpers import (
     config_of,
     emit,
     events_of,
-    eventually,
     hook_settings,
     hooks_pending,
 )
+from tests.waiting import eventually
 
 FAILED = event_pb2.EVENT_TYPE_TASK_FAILED
 FILTERS = """

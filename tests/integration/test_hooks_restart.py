@@ -20,7 +20,8 @@ from hivewire_services.common.config import Settings
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.hooks.deliveries import delivery_id
-from tests.integration.hooks_helpers import HOOK_TYPES, emit, events_of, eventually, hooks_pending
+from tests.integration.hooks_helpers import HOOK_TYPES, emit, events_of, hooks_pending
+from tests.waiting import eventually
 
 FAILED = event_pb2.EVENT_TYPE_TASK_FAILED
 
@@ -103,7 +104,7 @@ async def test_kill_9_mid_hook_then_restart_loses_nothing(
         await emit(redis, keys, FAILED, task_id=t, capability="x")
     (tmp_path / "gate").touch()
     async with runner(settings, hooks, log) as second:
-        outcomes = await eventually(lambda: _hook_events(redis, keys, 10), limit=90)
+        outcomes = await eventually(lambda: _hook_events(redis, keys, 10), within=90)
         await eventually(lambda: _none_pending(redis, keys))
         second.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(second.wait(), 30) == 0, b"".join(log).decode()

@@ -15,8 +15,8 @@ from hivewire_services.common.errors import error_info
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.gateway.server import GatewayServer
-from tests.integration.stack_helpers import eventually
 from tests.integration.test_gateway_events import add, ev, rich_status
+from tests.waiting import eventually
 
 BATCHES, PER_BATCH = 100, 20
 

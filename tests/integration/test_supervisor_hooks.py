@@ -15,9 +15,10 @@ from hivewire.v1 import event_pb2
 from hivewire_services.common.events import decode_entry
 from hivewire_services.common.keys import HOOKS_GROUP, Keys
 from hivewire_services.common.redis import Redis, create_redis
-from tests.integration.hooks_helpers import HOOK_TYPES, eventually
+from tests.integration.hooks_helpers import HOOK_TYPES
 from tests.integration.test_supervisor import READY, read_until
 from tests.up import addr_open, up_command
+from tests.waiting import eventually
 
 
 async def hook_events(redis: Redis) -> list[event_pb2.Event]:
