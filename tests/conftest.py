@@ -12,6 +12,7 @@ from hivewire.cli.embedded_redis import EmbeddedRedis
 from hivewire_services.common.config import Settings, load_settings
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis, create_redis
+from tests.up import refusing_addr
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +54,13 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
     client = create_redis(settings.redis_url)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+def refused_addr() -> Iterator[str]:
+    """A loopback address where nothing listens (connections refused) for the test."""
+    with refusing_addr() as addr:
+        yield addr
 
 
 @pytest.fixture
