@@ -27,6 +27,7 @@ from hivewire_services.common.errors import error_info
 from hivewire_services.coordinator.server import CoordinatorServer
 from tests.integration.outage_stack import NOT_SERVING, SERVING, OutageStack, outage_stack
 from tests.up import refusing_addr
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -217,8 +218,7 @@ async def health_of(addr: str) -> int:
 
 
 async def wait_for_health(addr: str, status: int, limit: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while (got := await health_of(addr)) != status:
-        assert loop.time() < deadline, f"health {got} after {limit}s, wanted {status}"
-        await asyncio.sleep(0.1)
+    async def reached() -> bool:
+        return await health_of(addr) == status
+
+    await eventually(reached, within=limit, interval=0.1, message=f"{addr} health {status}")
