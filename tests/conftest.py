@@ -8,16 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from hivewire.cli.embedded_redis import EmbeddedRedis, free_port
+from hivewire.cli.embedded_redis import EmbeddedRedis
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis, create_redis
 from tests.settings import StackSettings, stack_settings
+from tests.up import refusing_addr
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
     """One redis-server for the session (AOF off: tests want speed, not durability)."""
-    server = EmbeddedRedis(free_port(), tmp_path_factory.mktemp("redis"), appendonly=False)
+    server = EmbeddedRedis(0, tmp_path_factory.mktemp("redis"), appendonly=False)
     server.start()
     yield server
     server.stop()
@@ -52,6 +53,13 @@ async def redis(settings: StackSettings) -> AsyncIterator[Redis]:
     client = create_redis(settings.redis_url)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+def refused_addr() -> Iterator[str]:
+    """A loopback address where nothing listens (connections refused) for the test."""
+    with refusing_addr() as addr:
+        yield addr
 
 
 @pytest.fixture

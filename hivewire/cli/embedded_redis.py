@@ -29,13 +29,20 @@ def find_redis_server() -> str:
 
 
 APPENDFSYNC = ("always", "everysec", "no")
+BIND_ATTEMPTS = 20
+BIND_FAILED = b"Address already in use"
 
 
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
+    """A TCP port free on 127.0.0.1 right now (another process may take it before we bind:
+    only a candidate, for servers that cannot bind port 0 and report it, like redis-server)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class PortTaken(RuntimeError):
+    """redis-server could not bind its port: someone else holds it."""
 
 
 class EmbeddedRedis:
@@ -52,7 +59,9 @@ class EmbeddedRedis:
     ) -> None:
         if appendfsync not in APPENDFSYNC:
             raise ValueError(f"appendfsync must be one of {', '.join(APPENDFSYNC)}")
+        # Port 0: a free port is chosen at start, and another one if it is taken meanwhile.
         self.port = port
+        self.any_port = port == 0
         self.data_dir = data_dir
         self.appendonly = appendonly
         # everysec: a Redis crash loses nothing acknowledged, a host crash up to ~1-2 s of
@@ -79,15 +88,37 @@ class EmbeddedRedis:
             "--loglevel", "warning",
         ]  # fmt: skip
 
-    def start(self, timeout: float = 10.0, stdout: int | None = subprocess.DEVNULL) -> None:
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "redis-server.log"
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start and wait until it answers PING. Restarting keeps the port it had."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(self.command(), stdout=stdout, stderr=subprocess.STDOUT)
-        self.wait_ready(timeout)
+        for _ in range(BIND_ATTEMPTS):
+            if self.any_port and self.process is None:
+                self.port = free_port()
+            with self.log_path.open("ab") as log:
+                self.process = subprocess.Popen(self.command(), stdout=log, stderr=log)
+            try:
+                self.wait_ready(timeout)
+                return
+            except PortTaken:
+                if not self.any_port:
+                    raise
+                self.process = None  # the candidate was taken between the pick and the bind
+        raise PortTaken(f"no free port for redis-server after {BIND_ATTEMPTS} candidates")
+
+    def port_taken(self) -> bool:
+        """Whether the exited redis-server said its port was in use."""
+        return self.log_path.exists() and BIND_FAILED in self.log_path.read_bytes()[-4096:]
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
+                if self.port_taken():
+                    raise PortTaken(f"port {self.port} is in use")
                 raise RuntimeError(f"redis-server exited with {self.process.returncode}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from hivewire.cli.embedded_redis import EmbeddedRedis
+from hivewire.cli.embedded_redis import BIND_ATTEMPTS, BIND_FAILED, EmbeddedRedis, free_port
+from hivewire.core.addr_file import read_addr_file, remove_addr_file, write_addr_file
 from hivewire.v1 import agent_pb2, gateway_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class Child:
     process: asyncio.subprocess.Process
     pump: asyncio.Task[None]
     core: bool
+    tail: deque[bytes] = field(default_factory=lambda: deque(maxlen=20))
 
 
 class Supervisor:
@@ -65,72 +68,110 @@ class Supervisor:
         self.children: list[Child] = []
         self._stopping = False
         self.redis_url = config.redis_url or f"redis://127.0.0.1:{config.redis_port}/0"
+        # Where each service listens: as configured until it reports the address it bound
+        # (an address with port 0 binds any free port).
+        self.addrs = {
+            "registry": config.registry_addr,
+            "coordinator": config.coordinator_addr,
+            "gateway": config.gateway_addr,
+            "hooks": config.hooks_addr,
+        }
+        self.run_dir = config.data_dir.resolve() / "run"
 
-    def _env(self) -> dict[str, str]:
+    def _env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
             HIVEWIRE_REDIS_URL=self.redis_url,
-            HIVEWIRE_GATEWAY_ADDR=self.config.gateway_addr,
-            HIVEWIRE_REGISTRY_ADDR=self.config.registry_addr,
-            HIVEWIRE_COORDINATOR_ADDR=self.config.coordinator_addr,
+            HIVEWIRE_GATEWAY_ADDR=self.addrs["gateway"],
+            HIVEWIRE_REGISTRY_ADDR=self.addrs["registry"],
+            HIVEWIRE_COORDINATOR_ADDR=self.addrs["coordinator"],
             PYTHONUNBUFFERED="1",
         )
         if self.config.hooks_file is not None:
             env["HIVEWIRE_HOOKS_FILE"] = str(self.config.hooks_file.resolve())
-            env["HIVEWIRE_HOOKS_ADDR"] = self.config.hooks_addr
+            env["HIVEWIRE_HOOKS_ADDR"] = self.addrs["hooks"]
+        env.update(extra or {})
         return env
 
-    async def _spawn(self, name: str, argv: list[str], *, core: bool) -> Child:
+    async def _spawn(
+        self, name: str, argv: list[str], *, core: bool, env: dict[str, str] | None = None
+    ) -> Child:
         # A process group of its own: a terminal's Ctrl-C reaches only us, and we stop in order.
         proc = await asyncio.create_subprocess_exec(
             *argv,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             stdin=asyncio.subprocess.DEVNULL,
-            env=self._env(),
+            env=self._env(env),
             process_group=0,
         )
-        child = Child(name, proc, asyncio.create_task(self._pump(name, proc)), core)
+        child = Child(name, proc, asyncio.create_task(asyncio.sleep(0)), core)
+        child.pump = asyncio.create_task(self._pump(child))
         self.children.append(child)
         return child
 
-    async def _pump(self, name: str, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None
-        while line := await proc.stdout.readline():
-            self._write(f"[{name}] {line.decode(errors='replace').rstrip()}\n")
+    async def _pump(self, child: Child) -> None:
+        assert child.process.stdout is not None
+        while line := await child.process.stdout.readline():
+            child.tail.append(line)
+            self._write(f"[{child.name}] {line.decode(errors='replace').rstrip()}\n")
+
+    async def _start_redis(self) -> None:
+        """The embedded Redis on its port; with port 0, on a free one (another candidate if
+        the one picked is taken before redis-server binds it: it exits saying so)."""
+        data_dir = self.config.data_dir.resolve()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        for _ in range(BIND_ATTEMPTS):
+            port = self.config.redis_port or free_port()
+            redis = EmbeddedRedis(port, data_dir, appendfsync=self.config.appendfsync)
+            child = await self._spawn("redis", redis.command(), core=True)
+            try:
+                await self._until_ready(child, asyncio.to_thread(redis.wait_ready, READY_TIMEOUT))
+            except RuntimeError:
+                await child.pump
+                taken = any(BIND_FAILED in line for line in child.tail)
+                if self.config.redis_port or not taken:
+                    raise
+                self.children.remove(child)
+                continue
+            self.redis_url = redis.url
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_addr_file(self.run_dir / "redis.addr", f"127.0.0.1:{port}")
+            return
+        raise RuntimeError(f"no free port for Redis after {BIND_ATTEMPTS} candidates")
+
+    async def _start_service(self, name: str, module: str) -> None:
+        """Start a service and wait until it reports the address it bound and serves there."""
+        addr_file = self.run_dir / f"{name}.addr"
+        remove_addr_file(addr_file)
+        child = await self._spawn(
+            name,
+            [sys.executable, "-m", module],
+            core=True,
+            env={"HIVEWIRE_ADDR_FILE": str(addr_file)},
+        )
+
+        async def ready() -> None:
+            self.addrs[name] = await wait_addr_file(addr_file, READY_TIMEOUT)
+            await wait_serving(self.addrs[name], READY_TIMEOUT)
+
+        await self._until_ready(child, ready())
 
     async def start(self) -> None:
         """Start Redis (unless external), the services, then demo agents; each waits to be ready."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.config.redis_url is None:
-            redis = EmbeddedRedis(
-                self.config.redis_port,
-                self.config.data_dir.resolve(),
-                appendfsync=self.config.appendfsync,
-            )
-            self.config.data_dir.mkdir(parents=True, exist_ok=True)
-            child = await self._spawn("redis", redis.command(), core=True)
-            await self._until_ready(child, asyncio.to_thread(redis.wait_ready, READY_TIMEOUT))
-        addrs = {
-            "registry": self.config.registry_addr,
-            "coordinator": self.config.coordinator_addr,
-            "gateway": self.config.gateway_addr,
-        }
+            await self._start_redis()
         for name in SERVICES:
-            child = await self._spawn(
-                name, [sys.executable, "-m", f"hivewire_services.{name}"], core=True
-            )
-            await self._until_ready(child, wait_serving(addrs[name], READY_TIMEOUT))
+            await self._start_service(name, f"hivewire_services.{name}")
         if self.config.hooks_file is not None:
-            child = await self._spawn(
-                "hooks", [sys.executable, "-m", "hivewire_services.hooks"], core=True
-            )
-            await self._until_ready(child, wait_serving(self.config.hooks_addr, READY_TIMEOUT))
+            await self._start_service("hooks", "hivewire_services.hooks")
         if self.config.demo:
             for name, caps in self.config.demo_agents:
                 argv = [sys.executable, "-m", "hivewire.cli.demo", "--name", name]
                 await self._spawn(name, [*argv, "--capabilities", caps], core=False)
             names = {name for name, _ in self.config.demo_agents}
-            await wait_agents_online(self.config.gateway_addr, names, READY_TIMEOUT)
+            await wait_agents_online(self.addrs["gateway"], names, READY_TIMEOUT)
 
     async def _until_ready(self, child: Child, ready: Awaitable[object]) -> None:
         waiter = asyncio.ensure_future(ready)
@@ -181,6 +222,25 @@ async def _terminate(child: Child) -> None:
         await asyncio.wait_for(child.pump, 2.0)
 
 
+def running_addrs(data_dir: Path) -> dict[str, str]:
+    """Addresses of what `hivewire up --data-dir data_dir` runs now, by name (redis, gateway,
+    registry, coordinator, hooks): what a script needs when it started them on port 0."""
+    run_dir = data_dir.resolve() / "run"
+    found = {p.stem: read_addr_file(p) for p in run_dir.glob("*.addr")}
+    return {name: addr for name, addr in found.items() if addr}
+
+
+async def wait_addr_file(path: Path, limit: float) -> str:
+    """The address a service writes to `path` once serving."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while (addr := read_addr_file(path)) is None:
+        if loop.time() >= deadline:
+            raise TimeoutError(f"no address in {path} after {limit}s")
+        await asyncio.sleep(0.05)
+    return addr
+
+
 async def wait_serving(addr: str, limit: float) -> None:
     """Poll grpc.health.v1 Check at `addr` until SERVING; TimeoutError after `limit` seconds."""
     loop = asyncio.get_running_loop()
@@ -220,11 +280,11 @@ async def wait_agents_online(gateway_addr: str, names: set[str], limit: float) -
             await asyncio.sleep(0.1)
 
 
-def banner(config: UpConfig, redis_url: str) -> str:
+def banner(config: UpConfig, redis_url: str, gateway_addr: str) -> str:
     lines = [
         "",
         "hivewire is ready",
-        f"  gateway   {config.gateway_addr}",
+        f"  gateway   {gateway_addr}",
         f"  redis     {redis_url}",
         "",
         "try:",
@@ -246,8 +306,8 @@ def banner(config: UpConfig, redis_url: str) -> str:
         lines.insert(6, "  hivewire agent            # start a demo agent (echo, wordcount, sleep)")
     if config.hooks_file is not None:
         lines.insert(4, f"  hooks     {config.hooks_file}")
-    if config.gateway_addr != "127.0.0.1:50051":
-        lines.append(f"(set HIVEWIRE_GATEWAY_ADDR={config.gateway_addr} or pass --addr)\n")
+    if gateway_addr != "127.0.0.1:50051":
+        lines.append(f"(set HIVEWIRE_GATEWAY_ADDR={gateway_addr} or pass --addr)\n")
     return "\n".join(lines) + "\n"
 
 
@@ -271,7 +331,7 @@ async def run_up(config: UpConfig, write: Callable[[str], object] | None = None)
             sup._write(f"[hivewire] failed to start: {starting.exception()}\n")
             code = 1
         else:
-            sup._write(banner(config, sup.redis_url))
+            sup._write(banner(config, sup.redis_url, sup.addrs["gateway"]))
             died = asyncio.ensure_future(sup.wait_core_exit())
             await asyncio.wait({died, stopped}, return_when=asyncio.FIRST_COMPLETED)
             if died.done():

@@ -31,6 +31,9 @@ class CommonSettings:
     # Redis reachability probe of every service (health NOT_SERVING and fail-fast RPCs).
     redis_probe_interval: float = 1.0
     redis_probe_timeout: float = 1.0
+    # Once serving, the process writes the address it bound (host:port) to this file, so a
+    # parent can start it on port 0 and still find it.
+    addr_file: str = ""
 
 
 @dataclass(frozen=True)

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from types import TracebackType
-from typing import Self, TypeVar
+from pathlib import Path
+from typing import TypeVar
 
+from hivewire.core.addr_file import bound_addr, remove_addr_file, write_addr_file
+from hivewire.core.lifecycle import AsyncComponent
 from hivewire.core.logs import setup_logging
 from hivewire.core.telemetry import setup_tracing
-from hivewire_services.common.config import CommonSettings
+from hivewire_services.common.config import ServiceSettings
 from hivewire_services.common.server import run, run_until_signal
 
-SettingsT = TypeVar("SettingsT", bound=CommonSettings)
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
 
-class ServiceProcess(abc.ABC):
-    """A service's wiring: `start()` binds and starts it, `shutdown()` is ordered and idempotent."""
+class ServiceProcess(AsyncComponent, abc.ABC):
+    """A service's wiring: `start()` binds and starts it, `shutdown()` is ordered and idempotent.
+
+    `async with` starts it on its configured address and shuts it down on the way out.
+    """
 
     @abc.abstractmethod
     async def start(self, listen: str | None = None) -> int:
@@ -26,16 +31,10 @@ class ServiceProcess(abc.ABC):
     async def shutdown(self) -> None:
         """Stop in order: NOT_SERVING, stop loops, drain RPCs, close connections."""
 
-    async def __aenter__(self) -> Self:
+    async def _enter(self) -> None:
         await self.start()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _exit(self) -> None:
         await self.shutdown()
 
 
@@ -49,6 +48,17 @@ def serve(name: str, build: Callable[[SettingsT], ServiceProcess], settings: Set
 
     async def main() -> None:
         server = build(settings)
-        await run_until_signal(server.start, server.shutdown)
+
+        async def start() -> None:
+            port = await server.start()
+            if settings.addr_file:
+                write_addr_file(Path(settings.addr_file), bound_addr(settings.listen_address, port))
+
+        async def shutdown() -> None:
+            if settings.addr_file:
+                remove_addr_file(Path(settings.addr_file))
+            await server.shutdown()
+
+        await run_until_signal(start, shutdown)
 
     run(main)

@@ -150,16 +150,21 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         interval = checks.duration_seconds(
             request.interval, "interval", DEFAULT_STATS_INTERVAL, 0.1, 60.0
         )
+        counters = self._stats.counters
+        per_frame = max(1, round(interval / SLOT_SECONDS))
+        covered = counters.current_slot() - per_frame  # the first frame covers one interval
         next_at = time.monotonic()
-        last = next_at - interval
         while True:
-            # Rates cover the time since the previous frame, so a frame sent late (a busy
-            # gateway) leaves no gap between windows; whole slots, so frames share a snapshot.
-            now = time.monotonic()
-            slots = max(round(interval / SLOT_SECONDS), round((now - last) / SLOT_SECONDS))
-            window = min(60.0, slots * SLOT_SECONDS)
-            last = now
-            stats = await self._stats.snapshot(window)
+            # Each frame's rates cover exactly the whole slots since the previous frame's, so
+            # no burst falls between two frames, whatever the gateway's load (a late frame
+            # covers more slots, a catch-up frame waits for one to complete).
+            end = counters.current_slot()
+            if end <= covered:
+                await asyncio.sleep((covered + 1) * SLOT_SECONDS - time.monotonic() + 0.001)
+                end = max(covered + 1, counters.current_slot())
+            window = min(60.0, (end - covered) * SLOT_SECONDS)
+            covered = end
+            stats = await self._stats.snapshot(window, end)
             yield stats_pb2.WatchStatsResponse(stats=stats)
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))

@@ -6,7 +6,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from hivewire.cli.embedded_redis import free_port
+from hivewire.cli.supervisor import running_addrs
+from tests.up import up_command
 
 READY = "hivewire is ready"
 
@@ -44,27 +44,17 @@ class Stack:
 
 @contextlib.contextmanager
 def hivewire_up(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[Stack]:
-    """`hivewire up --demo` on free ports as a subprocess; stopped with SIGINT (Ctrl-C) after."""
-    ports = {name: free_port() for name in ("redis", "gateway", "registry", "coordinator")}
-    addr = {k: f"127.0.0.1:{v}" for k, v in ports.items()}
-    cmd = [
-        sys.executable, "-m", "hivewire.cli", "up", "--demo",
-        "--redis-port", str(ports["redis"]),
-        "--data-dir", str(data_dir),
-        "--gateway-addr", addr["gateway"],
-        "--registry-addr", addr["registry"],
-        "--coordinator-addr", addr["coordinator"],
-    ]  # fmt: skip
+    """`hivewire up --demo` on port 0 (every service and Redis) as a subprocess; the addresses
+    are the ones the services report in the data directory. Stopped with SIGINT after."""
     process = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env
+        up_command(data_dir, "--demo"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        env=env,
     )
-    stack = Stack(
-        addr["gateway"],
-        addr["registry"],
-        addr["coordinator"],
-        f"redis://127.0.0.1:{ports['redis']}/0",
-        process,
-    )
+    stack = Stack("", "", "", "", process)
     ready = threading.Event()
 
     def pump() -> None:
@@ -81,6 +71,9 @@ def hivewire_up(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[S
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             pytest.fail(f"stack did not start:\n{stack.log()}")
+    addrs = running_addrs(data_dir)
+    stack.gateway, stack.registry = addrs["gateway"], addrs["registry"]
+    stack.coordinator, stack.redis_url = addrs["coordinator"], f"redis://{addrs['redis']}/0"
     try:
         yield stack
     finally:

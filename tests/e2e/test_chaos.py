@@ -12,7 +12,7 @@ from bench.chaos.record import read_ledger
 from bench.chaos.report import render, summary
 from bench.chaos.run import ChaosConfig, run_chaos
 from bench.chaos.stack import NAMESPACE
-from hivewire.cli.embedded_redis import EmbeddedRedis, free_port
+from hivewire.cli.embedded_redis import EmbeddedRedis
 from hivewire.v1 import event_pb2
 from hivewire_services.common.events import decode_entry
 from hivewire_services.common.keys import Keys
@@ -58,7 +58,7 @@ async def tamper(workdir: Path) -> None:
     """Delete one accepted task and append a copy of another's SUCCEEDED event."""
     keys = Keys(NAMESPACE)
     accepted = read_ledger(workdir / "accepted.jsonl")
-    redis = EmbeddedRedis(free_port(), workdir / "redis", appendonly=True, appendfsync="always")
+    redis = EmbeddedRedis(0, workdir / "redis", appendonly=True, appendfsync="always")
     redis.start(timeout=60)
     client = create_redis(redis.url)
     try:

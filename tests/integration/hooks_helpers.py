@@ -2,46 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
+from typing import Any
 
-from hivewire.agent import Agent
 from hivewire.core.hooks_file import HooksConfig, parse_hooks
-from hivewire.v1 import event_pb2, task_pb2
+from hivewire.v1 import event_pb2
 from hivewire_services.common.events import EVENT_FIELD, decode_entry, make_event
 from hivewire_services.common.keys import HOOKS_GROUP, Keys
 from hivewire_services.common.redis import Redis
-from hivewire_services.common.submission import validate_task
-from hivewire_services.coordinator.server import CoordinatorServer
-from hivewire_services.registry.server import RegistryServer
 from tests.settings import StackSettings
 
-T = TypeVar("T")
 HOOK_TYPES = (event_pb2.EVENT_TYPE_HOOK_SUCCEEDED, event_pb2.EVENT_TYPE_HOOK_FAILED)
-
-
-async def eventually(
-    check: Callable[[], Awaitable[T]], limit: float = 60.0, interval: float = 0.05
-) -> T:
-    """Poll until `check` returns something truthy; fail with its last value after `limit` s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while True:
-        value = await check()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met after {limit}s (last: {value!r})")
-        await asyncio.sleep(interval)
 
 
 def config_of(text: str, env: dict[str, str] | None = None) -> HooksConfig:
@@ -133,42 +112,3 @@ async def receiving(receiver: Receiver) -> AsyncIterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(5)
-
-
-@dataclass
-class Stack:
-    """The real registry and coordinator on port 0, plus a helper to submit tasks."""
-
-    settings: StackSettings
-    registry: RegistryServer
-    coordinator: CoordinatorServer
-
-    async def submit(self, capability: str, n: int = 1, **kw: Any) -> list[task_pb2.Task]:
-        reqs = [task_pb2.SubmitTaskRequest(capability=capability, **kw) for _ in range(n)]
-        valid = [validate_task(r, self.settings) for r in reqs]
-        return await self.coordinator.store.submit(valid)
-
-    async def states(self, task_ids: list[str]) -> list[int]:
-        return [(await self.coordinator.store.get(t)).state for t in task_ids]
-
-    def agent(self, name: str, **kw: Any) -> Agent:
-        return Agent(
-            name,
-            registry_addr=self.settings.registry_addr,
-            redis_url=self.settings.redis_url,
-            **kw,
-        )
-
-
-@asynccontextmanager
-async def real_stack(settings: StackSettings) -> AsyncIterator[Stack]:
-    registry = RegistryServer(settings.registry())
-    port = await registry.start("127.0.0.1:0")
-    settings = replace(settings, registry_addr=f"127.0.0.1:{port}")
-    coordinator = CoordinatorServer(settings.coordinator())
-    try:
-        await coordinator.start("127.0.0.1:0")
-        yield Stack(settings, registry, coordinator)
-    finally:
-        await coordinator.shutdown()
-        await registry.shutdown()

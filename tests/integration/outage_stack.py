@@ -1,11 +1,10 @@
-"""A whole stack on port 0 (registry, coordinator, gateway, one SDK agent) over a private
+"""The in-process stack (registry, coordinator, gateway, one SDK agent) over a private
 redis-server the test may kill -9, SIGSTOP and restart on the same port and data directory."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -16,11 +15,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hivewire.agent import Agent, TaskContext
-from hivewire.cli.embedded_redis import EmbeddedRedis, free_port
-from hivewire_services.coordinator.server import CoordinatorServer
-from hivewire_services.gateway.server import GatewayServer
-from hivewire_services.registry.server import RegistryServer
+from hivewire.cli.embedded_redis import EmbeddedRedis
+from tests.integration.stack import running_stack
 from tests.settings import StackSettings, stack_settings
+from tests.waiting import eventually
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -56,21 +54,19 @@ class OutageStack:
             return int(reply.status)
 
     async def wait_health(self, status: int, limit: float = 30.0) -> None:
-        """Poll every service until each reports `status`."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit
-        while True:
+        """Until every service reports `status`."""
+
+        async def reached() -> bool:
             got = {name: await self.health(name) for name in self.addrs}
-            if all(s == status for s in got.values()):
-                return
-            if loop.time() > deadline:
-                raise AssertionError(f"health after {limit}s: {got}, wanted {status}")
-            await asyncio.sleep(0.1)
+            assert all(s == status for s in got.values()), got
+            return True
+
+        await eventually(reached, within=limit, interval=0.1, message=f"health {status}")
 
 
 @contextlib.asynccontextmanager
 async def outage_stack(data_dir: Path, namespace: str) -> AsyncIterator[OutageStack]:
-    redis = EmbeddedRedis(free_port(), data_dir, appendonly=True, appendfsync="always")
+    redis = EmbeddedRedis(0, data_dir, appendonly=True, appendfsync="always")
     redis.start()
     settings = stack_settings(
         redis_url=redis.url,
@@ -87,58 +83,32 @@ async def outage_stack(data_dir: Path, namespace: str) -> AsyncIterator[OutageSt
         redis_probe_interval=0.25,
         redis_probe_timeout=0.5,
     )
-    registry = RegistryServer(settings.registry())
-    registry_port = await registry.start("127.0.0.1:0")
-    settings = dataclasses.replace(settings, registry_addr=f"127.0.0.1:{registry_port}")
-    coordinator = CoordinatorServer(settings.coordinator())
-    coordinator_port = await coordinator.start("127.0.0.1:0")
-    settings = dataclasses.replace(settings, coordinator_addr=f"127.0.0.1:{coordinator_port}")
-    gateway = GatewayServer(settings.gateway())
-    gateway_port = await gateway.start("127.0.0.1:0")
-    executions: list[str] = []
-    sleeping = asyncio.Event()
-    agent = Agent(
-        "outage",
-        max_concurrency=4,
-        registry_addr=settings.registry_addr,
-        redis_url=redis.url,
-        rpc_timeout=2.0,
-    )
-
-    @agent.handler("echo")
-    async def echo(ctx: TaskContext) -> bytes:
-        executions.append(ctx.task_id)
-        return ctx.payload
-
-    @agent.handler("sleep")
-    async def sleep(ctx: TaskContext) -> dict[str, int]:
-        executions.append(ctx.task_id)
-        sleeping.set()
-        await asyncio.sleep(float(ctx.json()["secs"]))
-        return {"attempt": ctx.attempt}
-
-    await agent.start()
-    stack = OutageStack(
-        redis,
-        settings,
-        {
-            "registry": f"127.0.0.1:{registry_port}",
-            "coordinator": f"127.0.0.1:{coordinator_port}",
-            "gateway": f"127.0.0.1:{gateway_port}",
-        },
-        agent,
-        executions,
-        sleeping,
-    )
     try:
-        yield stack
+        async with running_stack(settings, shutdown_grace=1.0) as running:
+            executions: list[str] = []
+            sleeping = asyncio.Event()
+
+            async def echo(ctx: TaskContext) -> bytes:
+                executions.append(ctx.task_id)
+                return ctx.payload
+
+            async def sleep(ctx: TaskContext) -> dict[str, int]:
+                executions.append(ctx.task_id)
+                sleeping.set()
+                await asyncio.sleep(float(ctx.json()["secs"]))
+                return {"attempt": ctx.attempt}
+
+            handlers = {"echo": echo, "sleep": sleep}
+            agent = await running.agent("outage", handlers, max_concurrency=4, rpc_timeout=2.0)
+            stack = OutageStack(
+                redis, running.settings, running.addrs(), agent, executions, sleeping
+            )
+            try:
+                yield stack
+            finally:  # Redis back before the stack stops, so everything stops cleanly
+                with contextlib.suppress(Exception):
+                    stack.thaw_redis()
+                if redis.process is None or redis.process.poll() is not None:
+                    redis.start()
     finally:
-        with contextlib.suppress(Exception):
-            stack.thaw_redis()
-        if redis.process is None or redis.process.poll() is not None:
-            redis.start()
-        await agent.stop(grace=2.0)
-        await gateway.shutdown()
-        await coordinator.shutdown()
-        await registry.shutdown()
         redis.stop()

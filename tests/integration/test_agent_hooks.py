@@ -6,13 +6,14 @@ from typing import Any
 
 from hivewire.agent import TaskContext
 from hivewire.v1 import task_pb2
-from tests.integration.hooks_helpers import eventually, real_stack
+from tests.integration.stack import running_stack
 from tests.settings import StackSettings
+from tests.waiting import eventually
 
 
 async def test_agent_hooks_run_around_real_tasks(settings: StackSettings) -> None:
-    async with real_stack(settings) as stack:
-        agent = stack.agent("hooked", max_concurrency=2)
+    async with running_stack(settings, gateway=False) as stack:
+        agent = stack.new_agent("hooked", max_concurrency=2)
         calls: list[tuple[str, str, int, Any]] = []
 
         @agent.before_task

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import grpc
-import pytest
 from textual.css.query import NoMatches
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, RichLog, Sparkline, Static
@@ -15,14 +12,8 @@ from hivewire.client import Client
 from hivewire.dashboard import Dashboard
 from hivewire.dashboard.app import QueueLine
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, task_pb2
-from tests.integration.stack_helpers import Stack, eventually, running_stack
-from tests.settings import StackSettings
-
-
-@pytest.fixture
-async def stack(settings: StackSettings) -> AsyncIterator[Stack]:
-    async with running_stack(settings) as s:
-        yield s
+from tests.integration.stack import Stack
+from tests.waiting import eventually
 
 
 def setup(agent: Agent) -> None:
@@ -46,7 +37,7 @@ def log_text(app: Dashboard) -> str:
 
 
 async def test_dashboard_shows_the_system_and_survives_a_gateway_restart(stack: Stack) -> None:
-    worker = await stack.agent("worker", setup, max_concurrency=3)
+    worker = await stack.agent("worker", setup=setup, max_concurrency=3)
     app = Dashboard(stack.gateway_addr, stats_interval=0.2)
     async with app.run_test(size=(150, 45)) as pilot, Client(stack.gateway_addr) as client:
         # Agents table: the agent, its state, capabilities and slots.

@@ -12,7 +12,6 @@ from google.rpc import status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-from hivewire.cli.embedded_redis import free_port
 from hivewire.v1 import (
     agent_pb2,
     coordinator_pb2,
@@ -25,6 +24,7 @@ from hivewire.v1 import (
 from hivewire_services.common.errors import NotFound, error_info, field_violations, to_status
 from hivewire_services.gateway.server import SERVICE_NAME, GatewayServer
 from tests.settings import StackSettings
+from tests.up import refusing_addr
 
 MISSING = "f" * 32
 TASK = "ab" * 16
@@ -269,8 +269,12 @@ async def test_edge_validation_never_reaches_downstream(
 
 
 async def test_coordinator_down_is_unavailable(settings: StackSettings) -> None:
-    down = f"127.0.0.1:{free_port()}"
-    configured = dataclasses.replace(settings, coordinator_addr=down, registry_addr=down)
+    with refusing_addr() as down:
+        configured = dataclasses.replace(settings, coordinator_addr=down, registry_addr=down)
+        await _down_is_unavailable(configured)
+
+
+async def _down_is_unavailable(configured: StackSettings) -> None:
     async for stub in _gateway(configured):
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await stub.SubmitTask(task_pb2.SubmitTaskRequest(capability="echo"))

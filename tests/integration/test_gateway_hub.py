@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from hivewire.cli.embedded_redis import EmbeddedRedis, free_port
+from hivewire.cli.embedded_redis import EmbeddedRedis
 from hivewire.v1 import event_pb2
 from hivewire_services.common.events import EVENT_FIELD
 from hivewire_services.common.keys import Keys
@@ -51,7 +51,7 @@ async def test_catch_up_then_live_under_concurrent_writes(redis: Redis, keys: Ke
 
 
 async def test_reader_recovers_from_a_redis_restart(tmp_path: Path) -> None:
-    server = EmbeddedRedis(free_port(), tmp_path, appendonly=False)
+    server = EmbeddedRedis(0, tmp_path, appendonly=False)
     server.start()
     redis = create_redis(server.url, retries=0)
     key = Keys("outage").events

@@ -18,11 +18,11 @@ from tests.integration.hooks_helpers import (
     config_of,
     emit,
     events_of,
-    eventually,
     hook_settings,
     hooks_pending,
 )
 from tests.settings import StackSettings
+from tests.waiting import eventually
 
 FAILED = event_pb2.EVENT_TYPE_TASK_FAILED
 FILTERS = """

@@ -12,15 +12,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from hivewire.cli.embedded_redis import free_port
-from hivewire.cli.supervisor import wait_serving
+from hivewire.cli.supervisor import wait_addr_file, wait_serving
+from hivewire.core.addr_file import remove_addr_file
 from hivewire.v1 import event_pb2
 from hivewire_services.common.clock import now_ms
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.hooks.deliveries import delivery_id
-from tests.integration.hooks_helpers import HOOK_TYPES, emit, events_of, eventually, hooks_pending
+from tests.integration.hooks_helpers import HOOK_TYPES, emit, events_of, hooks_pending
 from tests.settings import StackSettings
+from tests.waiting import eventually
 
 FAILED = event_pb2.EVENT_TYPE_TASK_FAILED
 
@@ -46,18 +47,19 @@ def hooks_file(tmp_path: Path, timeout: float) -> Path:
 async def runner(
     settings: StackSettings, hooks: Path, log: list[bytes]
 ) -> AsyncIterator[asyncio.subprocess.Process]:
-    port = free_port()
     env = {
         **os.environ,
         "HIVEWIRE_REDIS_URL": settings.redis_url,
         "HIVEWIRE_NAMESPACE": settings.namespace,
         "HIVEWIRE_HOOKS_FILE": str(hooks),
-        "HIVEWIRE_HOOKS_ADDR": f"127.0.0.1:{port}",
+        "HIVEWIRE_HOOKS_ADDR": "127.0.0.1:0",
+        "HIVEWIRE_ADDR_FILE": str(hooks.with_suffix(".addr")),
         "HIVEWIRE_HOOKS_CONCURRENCY": "2",
         "HIVEWIRE_HOOKS_CLAIM_IDLE": "1",
         "HIVEWIRE_HOOKS_POLL_INTERVAL": "0.05",
         "HIVEWIRE_SHUTDOWN_GRACE": "1",
     }
+    remove_addr_file(hooks.with_suffix(".addr"))  # a runner killed with -9 leaves its own
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -69,7 +71,7 @@ async def runner(
     assert proc.stdout is not None
     pump = asyncio.create_task(_pump(proc.stdout, log))
     try:
-        await wait_serving(f"127.0.0.1:{port}", 60)
+        await wait_serving(await wait_addr_file(hooks.with_suffix(".addr"), 60), 60)
         yield proc
     finally:
         if proc.returncode is None:
@@ -103,7 +105,7 @@ async def test_kill_9_mid_hook_then_restart_loses_nothing(
         await emit(redis, keys, FAILED, task_id=t, capability="x")
     (tmp_path / "gate").touch()
     async with runner(settings, hooks, log) as second:
-        outcomes = await eventually(lambda: _hook_events(redis, keys, 10), limit=90)
+        outcomes = await eventually(lambda: _hook_events(redis, keys, 10), within=90)
         await eventually(lambda: _none_pending(redis, keys))
         second.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(second.wait(), 30) == 0, b"".join(log).decode()

@@ -19,13 +19,13 @@ from tests.integration.hooks_helpers import (
     Receiver,
     config_of,
     events_of,
-    eventually,
     hook_settings,
     hooks_pending,
-    real_stack,
     receiving,
 )
+from tests.integration.stack import running_stack
 from tests.settings import StackSettings
+from tests.waiting import eventually
 
 # A command hook: appends {"stdin": <the JSON it got>, "env": {HIVEWIRE_*}} as one line to argv[1].
 RECORDER = (
@@ -56,8 +56,11 @@ hooks:
 """
     )
     hsettings = hook_settings(settings)
-    async with real_stack(hsettings) as stack, HooksServer(hsettings.hooks(), config) as runner:
-        agent = stack.agent("worker", max_concurrency=4)
+    async with (
+        running_stack(hsettings, gateway=False) as stack,
+        HooksServer(hsettings.hooks(), config) as runner,
+    ):
+        agent = stack.new_agent("worker", max_concurrency=4)
 
         @agent.handler("boom")
         async def boom(ctx: TaskContext) -> None:
@@ -123,7 +126,10 @@ hooks:
             env={"HOOK_SECRET": "shared-secret"},
         )
         hsettings = hook_settings(settings)
-        async with real_stack(hsettings) as stack, HooksServer(hsettings.hooks(), config) as runner:
+        async with (
+            running_stack(hsettings, gateway=False) as stack,
+            HooksServer(hsettings.hooks(), config) as runner,
+        ):
             channel = create_channel(stack.settings.registry_addr, stack.settings)
             stub = registry_pb2_grpc.RegistryServiceStub(channel)
             ids = {}
@@ -140,7 +146,7 @@ hooks:
                 ids[zone] = reply.agent.agent_id
             await channel.close()
             offline = await eventually(
-                lambda: _offline_events(redis, keys, set(ids.values())), limit=30
+                lambda: _offline_events(redis, keys, set(ids.values())), within=30
             )
             assert len(offline) == 2
             await eventually(lambda: events_of(redis, keys, *HOOK_TYPES))
@@ -186,8 +192,11 @@ hooks:
 """
     )
     hsettings = hook_settings(settings, hooks_concurrency=2)
-    async with real_stack(hsettings) as stack, HooksServer(hsettings.hooks(), config) as runner:
-        agent = stack.agent("worker", max_concurrency=8)
+    async with (
+        running_stack(hsettings, gateway=False) as stack,
+        HooksServer(hsettings.hooks(), config) as runner,
+    ):
+        agent = stack.new_agent("worker", max_concurrency=8)
 
         @agent.handler("ok")
         async def ok(ctx: TaskContext) -> str:
@@ -201,7 +210,7 @@ hooks:
             await eventually(lambda: _is(runner.dispatcher.in_flight == 2))
             assert await events_of(redis, keys, *HOOK_TYPES) == []
             gate.touch()
-            outcomes = await eventually(lambda: _n_events(redis, keys, 20), limit=90)
+            outcomes = await eventually(lambda: _n_events(redis, keys, 20), within=90)
         assert {e.type for e in outcomes} == {event_pb2.EVENT_TYPE_HOOK_FAILED}
         assert {e.task_id for e in outcomes} == set(ids)
         assert {e.attempt for e in outcomes} == {3}

@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from hivewire.cli.embedded_redis import EmbeddedRedis, free_port
+from hivewire.cli.embedded_redis import EmbeddedRedis
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, task_pb2
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import create_redis
@@ -56,14 +56,14 @@ async def submit_until(
 
 @pytest.mark.parametrize("fsync", ["always", "everysec"])
 async def test_acknowledged_submissions_survive_redis_kill9(
-    tmp_path: Path, namespace: str, fsync: str
+    tmp_path: Path, namespace: str, fsync: str, refused_addr: str
 ) -> None:
-    redis = EmbeddedRedis(free_port(), tmp_path / "redis", appendonly=True, appendfsync=fsync)
+    redis = EmbeddedRedis(0, tmp_path / "redis", appendonly=True, appendfsync=fsync)
     redis.start()
     settings = stack_settings(
         redis_url=redis.url,
         namespace=namespace,
-        registry_addr=f"127.0.0.1:{free_port()}",  # no agents needed: tasks stay queued
+        registry_addr=refused_addr,  # no agents needed: tasks stay queued
         redis_probe_interval=0.25,
         redis_probe_timeout=0.5,
         shutdown_grace=1.0,

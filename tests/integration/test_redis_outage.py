@@ -13,7 +13,7 @@ from google.rpc import status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-from hivewire.cli.embedded_redis import EmbeddedRedis, free_port
+from hivewire.cli.embedded_redis import EmbeddedRedis
 from hivewire.client import Client
 from hivewire.v1 import (
     agent_pb2,
@@ -26,6 +26,8 @@ from hivewire_services.common.errors import error_info
 from hivewire_services.coordinator.server import CoordinatorServer
 from tests.integration.outage_stack import NOT_SERVING, SERVING, OutageStack, outage_stack
 from tests.settings import stack_settings
+from tests.up import refusing_addr
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -162,11 +164,18 @@ async def test_a_running_task_outlives_an_outage_longer_than_its_lease(
 async def test_a_service_started_before_redis_serves_once_redis_arrives(
     tmp_path: Path, namespace: str
 ) -> None:
-    redis = EmbeddedRedis(free_port(), tmp_path / "late", appendonly=False)
+    redis = EmbeddedRedis(0, tmp_path / "late", appendonly=False)
+    redis.start()  # only to get a port of its own: stopped, then started again on it below
+    redis.stop()
+    with refusing_addr() as registry_addr:
+        await _serves_once_redis_arrives(redis, namespace, registry_addr)
+
+
+async def _serves_once_redis_arrives(redis: EmbeddedRedis, namespace: str, registry: str) -> None:
     settings = stack_settings(
         redis_url=redis.url,
         namespace=namespace,
-        registry_addr=f"127.0.0.1:{free_port()}",
+        registry_addr=registry,
         redis_probe_interval=0.25,
         redis_probe_timeout=0.5,
         shutdown_grace=1.0,
@@ -208,8 +217,7 @@ async def health_of(addr: str) -> int:
 
 
 async def wait_for_health(addr: str, status: int, limit: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while (got := await health_of(addr)) != status:
-        assert loop.time() < deadline, f"health {got} after {limit}s, wanted {status}"
-        await asyncio.sleep(0.1)
+    async def reached() -> bool:
+        return await health_of(addr) == status
+
+    await eventually(reached, within=limit, interval=0.1, message=f"{addr} health {status}")

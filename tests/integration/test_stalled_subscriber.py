@@ -14,9 +14,9 @@ from hivewire_services.common.errors import error_info
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.gateway.server import GatewayServer
-from tests.integration.stack_helpers import eventually
 from tests.integration.test_gateway_events import add, ev, rich_status
 from tests.settings import StackSettings
+from tests.waiting import eventually
 
 BATCHES, PER_BATCH = 100, 20
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -16,15 +14,10 @@ from hivewire.v1 import event_pb2, gateway_pb2_grpc, task_pb2
 from hivewire_services.common.errors import field_violations
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
-from tests.integration.stack_helpers import Stack, eventually, running_stack, subscribers
+from tests.integration.conftest import MakeStack
+from tests.integration.stack import Stack
 from tests.integration.test_gateway_events import add, ev, rich_status
-from tests.settings import StackSettings
-
-
-@pytest.fixture
-async def stack(settings: StackSettings) -> AsyncIterator[Stack]:
-    async with running_stack(settings) as s:
-        yield s
+from tests.waiting import eventually
 
 
 def hold_setup(release: asyncio.Event) -> Any:
@@ -50,7 +43,7 @@ async def read_frames(call: Any, until: Any) -> list[Any]:
 
 async def test_snapshot_then_live(stack: Stack) -> None:
     release = asyncio.Event()
-    agent = await stack.agent("holder", hold_setup(release), max_concurrency=1)
+    agent = await stack.agent("holder", setup=hold_setup(release), max_concurrency=1)
     async with Client(stack.gateway_addr) as client:
         held = await client.submit("hold", {})
         queued = [await client.submit("nobody", {"n": i}) for i in range(3)]
@@ -133,7 +126,7 @@ async def test_sdk_resumes_across_a_gateway_restart(stack: Stack, redis: Redis, 
     got: list[str] = []
     async with Client(stack.gateway_addr) as client:
         reader = asyncio.create_task(collect(client, 30, got, task_id="cd" * 16))
-        await eventually(lambda: subscribers(stack) == 1)
+        await eventually(lambda: stack.subscribers() == 1)
         await add(redis, keys, *[ev("cd" * 16, message=f"a{i}") for i in range(10)])
         await eventually(lambda: len(got) == 10)
         await stack.gateway.shutdown()
@@ -146,20 +139,20 @@ async def test_sdk_resumes_across_a_gateway_restart(stack: Stack, redis: Redis, 
 
 
 async def test_sdk_resumes_after_being_cut_off_as_too_slow(
-    settings: StackSettings, redis: Redis, keys: Keys
+    make_stack: MakeStack, redis: Redis, keys: Keys
 ) -> None:
-    async with running_stack(dataclasses.replace(settings, stream_queue_size=4)) as stack:
-        got: list[str] = []
-        async with Client(stack.gateway_addr) as client:
-            reader = asyncio.create_task(collect(client, 300, got))
-            await eventually(lambda: subscribers(stack) == 1)
-            # Bursts of 100 in one read overflow a queue of 4 at once: the stream is cut off
-            # each time and the SDK resumes from the cursor the gateway reported.
-            for burst in range(3):
-                await add(redis, keys, *[ev(message=f"{burst}-{i}") for i in range(100)])
-                await asyncio.sleep(0.2)
-            await asyncio.wait_for(reader, 30)
-        assert got == [f"{b}-{i}" for b in range(3) for i in range(100)]
+    stack = await make_stack(stream_queue_size=4)
+    got: list[str] = []
+    async with Client(stack.gateway_addr) as client:
+        reader = asyncio.create_task(collect(client, 300, got))
+        await eventually(lambda: stack.subscribers() == 1)
+        # Bursts of 100 in one read overflow a queue of 4 at once: the stream is cut off
+        # each time and the SDK resumes from the cursor the gateway reported.
+        for burst in range(3):
+            await add(redis, keys, *[ev(message=f"{burst}-{i}") for i in range(100)])
+            await eventually(lambda b=burst: len(got) == 100 * (b + 1))
+        await asyncio.wait_for(reader, 30)
+    assert got == [f"{b}-{i}" for b in range(3) for i in range(100)]
 
 
 async def test_batches_carry_waiting_events_in_order(

@@ -13,7 +13,7 @@ from hivewire_services.common.keys import Keys
 from hivewire_services.common.loops import cancel_and_wait
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.streams import Entry, GroupOptions, GroupReader
-from tests.integration.stack_helpers import eventually
+from tests.waiting import eventually
 
 
 class Recorder:
@@ -65,7 +65,7 @@ async def test_a_failed_batch_stays_pending_and_is_claimed_again(
     await eventually(lambda: handler.calls >= 1)
     assert handler.handled == []
     assert await pending(redis, stream) == 3  # read, not acknowledged
-    await eventually(lambda: len(handler.handled) == 3, limit=10)
+    await eventually(lambda: len(handler.handled) == 3, within=10)
     assert handler.handled == ids
     await eventually(lambda: nothing_pending(redis, stream))
 
@@ -80,7 +80,7 @@ async def test_another_consumers_abandoned_entries_are_taken_over(
     # BUSYGROUP on start is fine: the group created above is used as it is.
     options = GroupOptions(stream, "g", "c2", block_ms=100, claim_idle=0.1, ack=True)
     running.append(asyncio.create_task(GroupReader(redis, options, handler, name="t").run()))
-    await eventually(lambda: handler.handled == ids, limit=10)
+    await eventually(lambda: handler.handled == ids, within=10)
     later = await add(redis, stream, 1)
     await eventually(lambda: handler.handled == ids + later)
     await eventually(lambda: nothing_pending(redis, stream))
@@ -107,7 +107,7 @@ async def test_a_deleted_group_is_created_again(
     await redis.xgroup_destroy(stream, "g")  # as after FLUSHALL or a restart without data
     second = await add(redis, stream, 1)
     # The re-created group starts at "0": the first entry is delivered once more.
-    await eventually(lambda: handler.handled == first + first + second, limit=10)
+    await eventually(lambda: handler.handled == first + first + second, within=10)
     assert [g["name"] for g in await redis.xinfo_groups(stream)] == [b"g"]
 
 

@@ -5,19 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
-import sys
 from pathlib import Path
 
-from hivewire.cli.embedded_redis import free_port
+from hivewire.cli.supervisor import running_addrs
 from hivewire.client import Client, task_to_dict
+from tests.up import addr_open, up_command
 
 READY = b"hivewire is ready"
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 async def read_until(stream: asyncio.StreamReader, marker: bytes, seen: list[bytes]) -> None:
@@ -29,22 +23,18 @@ async def read_until(stream: asyncio.StreamReader, marker: bytes, seen: list[byt
 
 
 async def test_up_demo_runs_a_task_and_stops_cleanly(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("redis", "gateway", "registry", "coordinator")}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hivewire.cli", "up", "--demo",
-        "--redis-port", str(ports["redis"]),
-        "--data-dir", str(tmp_path / "data"),
-        "--gateway-addr", f"127.0.0.1:{ports['gateway']}",
-        "--registry-addr", f"127.0.0.1:{ports['registry']}",
-        "--coordinator-addr", f"127.0.0.1:{ports['coordinator']}",
+        *up_command(tmp_path / "data", "--demo"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+    )
     assert proc.stdout is not None
     seen: list[bytes] = []
     try:
         await asyncio.wait_for(read_until(proc.stdout, READY, seen), 60)
-        async with Client(f"127.0.0.1:{ports['gateway']}") as client:
+        addrs = running_addrs(tmp_path / "data")
+        assert set(addrs) == {"redis", "gateway", "registry", "coordinator"}
+        async with Client(addrs["gateway"]) as client:
             task = await client.submit_and_wait("wordcount", {"text": "a b a"}, timeout=30)
         body = task_to_dict(task)
         assert body["state"] == "SUCCEEDED", json.dumps(body)
@@ -60,5 +50,5 @@ async def test_up_demo_runs_a_task_and_stops_cleanly(tmp_path: Path) -> None:
     output = b"".join(seen).decode(errors="replace")
     for prefix in ("[registry] ", "[coordinator] ", "[gateway] ", "[demo-1] ", "[demo-2] "):
         assert prefix in output
-    assert not any(port_open(p) for p in ports.values())
+    assert not any(addr_open(a) for a in addrs.values())
     assert (tmp_path / "data").is_dir()

@@ -9,14 +9,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hivewire.cli.embedded_redis import free_port
+from hivewire.cli.supervisor import running_addrs
 from hivewire.client import Client
 from hivewire.v1 import event_pb2
 from hivewire_services.common.events import decode_entry
 from hivewire_services.common.keys import HOOKS_GROUP, Keys
 from hivewire_services.common.redis import Redis, create_redis
-from tests.integration.hooks_helpers import HOOK_TYPES, eventually
-from tests.integration.test_supervisor import READY, port_open, read_until
+from tests.integration.hooks_helpers import HOOK_TYPES
+from tests.integration.test_supervisor import READY, read_until
+from tests.up import addr_open, up_command
+from tests.waiting import eventually
 
 
 async def hook_events(redis: Redis) -> list[event_pb2.Event]:
@@ -39,16 +41,9 @@ async def test_up_with_a_hooks_file_runs_the_hooks_runner(tmp_path: Path) -> Non
         "    filter: {capability: wordcount}\n"
         f"    command: [sh, -c, 'echo $HIVEWIRE_TASK_ID >> {out}']\n"
     )
-    ports = {n: free_port() for n in ("redis", "gateway", "registry", "coordinator", "hooks")}
-    env = {**os.environ, "HIVEWIRE_HOOKS_ADDR": f"127.0.0.1:{ports['hooks']}"}
+    env = {**os.environ, "HIVEWIRE_HOOKS_ADDR": "127.0.0.1:0"}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hivewire.cli", "up", "--demo",
-        "--hooks-file", str(hooks),
-        "--redis-port", str(ports["redis"]),
-        "--data-dir", str(tmp_path / "data"),
-        "--gateway-addr", f"127.0.0.1:{ports['gateway']}",
-        "--registry-addr", f"127.0.0.1:{ports['registry']}",
-        "--coordinator-addr", f"127.0.0.1:{ports['coordinator']}",
+        *up_command(tmp_path / "data", "--demo", "--hooks-file", str(hooks)),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         env=env,
@@ -57,13 +52,14 @@ async def test_up_with_a_hooks_file_runs_the_hooks_runner(tmp_path: Path) -> Non
     seen: list[bytes] = []
     try:
         await asyncio.wait_for(read_until(proc.stdout, READY, seen), 90)
-        assert port_open(ports["hooks"])
-        async with Client(f"127.0.0.1:{ports['gateway']}") as client:
+        addrs = running_addrs(tmp_path / "data")
+        assert addr_open(addrs["hooks"])
+        async with Client(addrs["gateway"]) as client:
             # echo first: the runner reads events in order, so once the wordcount hook has
             # settled and nothing is pending, an echo hook (if the filter let one through) ran.
             await client.submit_and_wait("echo", {"not": "counted"}, timeout=30)
             task = await client.submit_and_wait("wordcount", {"text": "a b a"}, timeout=30)
-        redis = create_redis(f"redis://127.0.0.1:{ports['redis']}/0")
+        redis = create_redis(f"redis://{addrs['redis']}/0")
         try:
             [event] = await eventually(lambda: hook_events(redis))
             await eventually(lambda: nothing_pending(redis))
@@ -81,7 +77,7 @@ async def test_up_with_a_hooks_file_runs_the_hooks_runner(tmp_path: Path) -> Non
             await proc.wait()
     output = b"".join(seen).decode(errors="replace")
     assert "[hooks] " in output and "hooks runner stopped" in output
-    assert not any(port_open(p) for p in ports.values())
+    assert not any(addr_open(a) for a in addrs.values())
 
 
 def test_up_refuses_an_invalid_hooks_file(tmp_path: Path) -> None:
@@ -89,7 +85,7 @@ def test_up_refuses_an_invalid_hooks_file(tmp_path: Path) -> None:
     hooks.write_text("hooks:\n  - name: x\n    on: task.fialed\n    command: [true]\n")
     done = subprocess.run(
         [sys.executable, "-m", "hivewire.cli", "up", "--hooks-file", str(hooks),
-         "--redis-port", str(free_port()), "--data-dir", str(tmp_path / "data")],
+         "--redis-port", "0", "--data-dir", str(tmp_path / "data")],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -12,14 +11,7 @@ import pytest
 from hivewire.agent import Agent, TaskContext
 from hivewire.client import Client
 from hivewire.v1 import gateway_pb2_grpc, stats_pb2, task_pb2
-from tests.integration.stack_helpers import Stack, running_stack
-from tests.settings import StackSettings
-
-
-@pytest.fixture
-async def stack(settings: StackSettings) -> AsyncIterator[Stack]:
-    async with running_stack(settings) as s:
-        yield s
+from tests.integration.stack import Stack
 
 
 def setup(agent: Agent) -> None:
@@ -48,7 +40,7 @@ def _settled(stats: stats_pb2.Stats) -> bool:
 
 
 async def test_stats_agree_with_what_happened(stack: Stack) -> None:
-    agent = await stack.agent("worker", setup, max_concurrency=4)
+    agent = await stack.agent("worker", setup=setup, max_concurrency=4)
     async with Client(stack.gateway_addr) as client:
         frames: list[stats_pb2.Stats] = []
         watch = client.watch_stats(interval=0.2)
@@ -66,7 +58,7 @@ async def test_stats_agree_with_what_happened(stack: Stack) -> None:
         async with asyncio.timeout(30):
             async for stats in watch:
                 frames.append(stats)
-                if _settled(stats) and stats.end_to_end_latency.count == 6:
+                if _settled(stats) and stats.end_to_end_latency.count == 6 and stats.subscribers:
                     break
         reading.cancel()
     last = frames[-1]
@@ -105,7 +97,7 @@ async def test_bad_interval_is_invalid_argument(stack: Stack) -> None:
 
 async def test_rates_sum_to_the_work_done(stack: Stack) -> None:
     """Integrating the per-interval throughput over consecutive frames counts every task."""
-    await stack.agent("worker", setup, max_concurrency=8)
+    await stack.agent("worker", setup=setup, max_concurrency=8)
     async with Client(stack.gateway_addr) as client:
         watch = client.watch_stats(interval=1.0)
         await asyncio.wait_for(anext(watch), 10)

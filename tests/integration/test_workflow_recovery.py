@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 import pytest
 
 from hivewire.agent import TaskContext
+from hivewire.core.addr_file import read_addr_file, remove_addr_file
 from hivewire.v1 import workflow_pb2
 from hivewire_services.common.config import env_name
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
-from tests.integration.workflow_stack import Stack, running_stack
+from tests.integration.conftest import MakeStack
+from tests.integration.stack import Stack
 from tests.settings import StackSettings
+from tests.waiting import eventually
 
 N = 30
 
@@ -39,32 +43,41 @@ def coordinator_env(settings: StackSettings) -> dict[str, str]:
     return {**os.environ, **{env_name(k): str(v) for k, v in values.items()}}
 
 
-def spawn(settings: StackSettings) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "hivewire_services.coordinator"], env=coordinator_env(settings)
-    )
+def spawn(settings: StackSettings, addr_file: Path) -> subprocess.Popen[bytes]:
+    """A coordinator process on settings.coordinator_addr (port 0: any), reporting its address."""
+    remove_addr_file(addr_file)
+    env = {**coordinator_env(settings), "HIVEWIRE_ADDR_FILE": str(addr_file)}
+    return subprocess.Popen([sys.executable, "-m", "hivewire_services.coordinator"], env=env)
+
+
+async def reported(proc: subprocess.Popen[bytes], addr_file: Path) -> str:
+    def addr() -> str | None:
+        assert proc.poll() is None, f"coordinator exited with {proc.returncode}"
+        return read_addr_file(addr_file)
+
+    return await eventually(addr, within=60, message="the coordinator's address")
 
 
 @pytest.fixture
-async def outside(settings: StackSettings) -> AsyncIterator[Stack]:
+async def outside(make_stack: MakeStack) -> Stack:
     """Registry, gateway and agents in this process; the coordinator is the test's to run."""
-    async with running_stack(settings, with_coordinator=False) as s:
-        yield s
+    return await make_stack(coordinator=False, gateway=False)
 
 
 async def wait_serving(stack: Stack) -> None:
-    for _ in range(300):
+    async def serving() -> bool:
         try:
             await stack.client.list_workflows(page_size=1)
-            return
         except grpc.aio.AioRpcError:
-            await asyncio.sleep(0.1)
-    raise AssertionError("coordinator never served")
+            return False
+        return True
+
+    await eventually(serving, within=30, message="the coordinator serving")
 
 
 @pytest.mark.timeout(240)
 async def test_kill_9_mid_workflow_then_resume_applies_each_step_once(
-    outside: Stack, redis: Redis, keys: Keys
+    outside: Stack, redis: Redis, keys: Keys, tmp_path: Path
 ) -> None:
     runs: Counter[str] = Counter()
 
@@ -85,11 +98,16 @@ async def test_kill_9_mid_workflow_then_resume_applies_each_step_once(
     def worked() -> int:
         return sum(v for k, v in runs.items() if k.startswith("work:"))
 
-    procs = [spawn(outside.settings)]
+    addr_file = tmp_path / "coordinator.addr"
+    procs = [
+        spawn(dataclasses.replace(outside.settings, coordinator_addr="127.0.0.1:0"), addr_file)
+    ]
     try:
+        # The gateway dials the first coordinator's port; the next ones bind that port again.
+        await outside.start_gateway(coordinator_addr=await reported(procs[0], addr_file))
         await wait_serving(outside)
-        await outside.agent("a", {"gen": gen, "work": work, "total": total}, concurrency=2)
-        await outside.agent("b", {"work": work}, concurrency=2)
+        await outside.agent("a", {"gen": gen, "work": work, "total": total}, max_concurrency=2)
+        await outside.agent("b", {"work": work}, max_concurrency=2)
         wf = await outside.client.submit_workflow(
             [
                 {"id": "gen", "capability": "gen"},
@@ -98,18 +116,22 @@ async def test_kill_9_mid_workflow_then_resume_applies_each_step_once(
             ]
         )
         for kill_after in (6, 16):  # two coordinators die mid-map, a third finishes
-            for _ in range(600):
-                if worked() >= kill_after:
-                    break
-                await asyncio.sleep(0.05)
+            await eventually(lambda k=kill_after: worked() >= k, within=60)
             procs[-1].send_signal(signal.SIGKILL)
             procs[-1].wait(10)
             mid = await redis.hgetall(keys.workflow(wf.workflow_id))
             assert int(mid[b"state"]) == workflow_pb2.WORKFLOW_STATE_RUNNING
             await asyncio.sleep(0.3)
-            procs.append(spawn(outside.settings))
+            procs.append(spawn(outside.settings, addr_file))
+            await reported(procs[-1], addr_file)
             await wait_serving(outside)
         done = await outside.client.wait_workflow(wf.workflow_id, timeout=180)
+
+        async def drained() -> bool:
+            return await redis.xlen(keys.workflow_updates) == 0
+
+        # Every notification is acknowledged, by the coordinator still running.
+        await eventually(drained, message="workflow updates acknowledged")
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -122,4 +144,3 @@ async def test_kill_9_mid_workflow_then_resume_applies_each_step_once(
     ids = [i.decode() for i in await redis.zrange(keys.tasks_index, 0, -1)]
     owners = [await redis.hget(keys.task(t), "workflow_id") for t in ids]
     assert owners.count(wf.workflow_id.encode()) == N + 2
-    assert await redis.xlen(keys.workflow_updates) == 0  # every notification acknowledged

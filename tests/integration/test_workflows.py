@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -15,17 +14,10 @@ from hivewire.agent import NonRetryableError, TaskContext
 from hivewire.v1 import event_pb2, workflow_pb2
 from hivewire_services.common.errors import error_info, field_violations
 from hivewire_services.common.events import decode_entry
+from tests.integration.stack import Stack
 from tests.integration.test_gateway_forwarding import rich_status
-from tests.integration.workflow_stack import Stack, running_stack
-from tests.settings import StackSettings
 
 SUCCEEDED = workflow_pb2.STEP_STATE_SUCCEEDED
-
-
-@pytest.fixture
-async def stack(settings: StackSettings) -> AsyncIterator[Stack]:
-    async with running_stack(settings) as s:
-        yield s
 
 
 def step(wf: workflow_pb2.Workflow, step_id: str) -> workflow_pb2.WorkflowStep:

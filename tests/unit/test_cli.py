@@ -100,9 +100,10 @@ def test_rpc_error_is_one_line_with_field_and_exit_2(gateway_addr: str) -> None:
 
 
 def test_unreachable_gateway_is_unavailable(gateway_addr: str) -> None:
-    from hivewire.cli.embedded_redis import free_port
+    from tests.up import refusing_addr
 
-    result = runner.invoke(app, ["--addr", f"127.0.0.1:{free_port()}", "agents"])
+    with refusing_addr() as addr:
+        result = runner.invoke(app, ["--addr", addr, "agents"])
     assert result.exit_code == 2
     assert result.stderr.startswith("error: UNAVAILABLE: ")
 

@@ -1,7 +1,9 @@
 """System snapshots for WatchStats: state counts read from Redis plus the gateway's counters.
 
-One collector per gateway; a snapshot is cached for CACHE_SECONDS so any number of watchers
-costs Redis one read per cache period.
+One collector per gateway; what is read from Redis is cached for CACHE_SECONDS so any number
+of watchers costs Redis one read per cache period. Rates are computed per frame from the
+counters over the exact slots the caller asks for, so consecutive frames of one watcher cover
+every slot once (a cached read never shifts a watcher's window).
 """
 
 from __future__ import annotations
@@ -54,21 +56,25 @@ class StatsCollector:
         self.counters = EventCounters()
         self._subscribers = subscribers
         self._workflows_running = workflows_running
-        self._cached: tuple[float, float, stats_pb2.Stats] | None = None
+        self._cached: tuple[float, stats_pb2.Stats] | None = None
         self._lock = asyncio.Lock()
         self._scanned: set[str] = set()
         self._scanned_at = float("-inf")
 
-    async def snapshot(self, window: float) -> stats_pb2.Stats:
-        """The current Stats; rates are over the last `window` seconds."""
+    async def snapshot(self, window: float, end: int | None = None) -> stats_pb2.Stats:
+        """The current Stats; rates are over the `window` seconds of counter slots before slot
+        `end` (default: the last `window` seconds)."""
         async with self._lock:
-            if self._cached is not None:
-                taken, cached_window, stats = self._cached
-                if cached_window == window and time.monotonic() - taken < CACHE_SECONDS:
-                    return stats
-            stats = await self._build(window)
-            self._cached = (time.monotonic(), window, stats)
-            return stats
+            if self._cached is None or time.monotonic() - self._cached[0] >= CACHE_SECONDS:
+                self._cached = (time.monotonic(), await self._build())
+            base = self._cached[1]
+        stats = stats_pb2.Stats()
+        stats.CopyFrom(base)
+        throughput = self.counters.throughput(window, end)
+        for cap in stats.capabilities:
+            cap.throughput_per_second = throughput.get(cap.capability, 0.0)
+        stats.events_per_second = self.counters.events_per_second(window, end)
+        return stats
 
     async def _queued_capabilities(self) -> set[str]:
         """Capabilities with a pending queue, found by SCAN at most every SCAN_EVERY seconds."""
@@ -84,7 +90,8 @@ class StatsCollector:
         self._scanned = found
         return found
 
-    async def _build(self, window: float) -> stats_pb2.Stats:
+    async def _build(self) -> stats_pb2.Stats:
+        """Everything but the rates (the caller adds those for its own window)."""
         agents_by_state: Counter[str] = Counter()
         agents_by_cap: Counter[str] = Counter()
         async for agent in self.reader.agents(MAX_AGENTS):
@@ -101,10 +108,9 @@ class StatsCollector:
             enum_name(task_pb2.TaskState, s, "TASK_STATE_"): int(n)
             for s, n in zip(_TASK_STATES, replies, strict=True)
         }
-        throughput = self.counters.throughput(window)
         queued = await self._queued_capabilities()
         seen = self.counters.capabilities
-        capabilities = sorted(set(agents_by_cap) | pending_caps | set(throughput) | queued | seen)
+        capabilities = sorted(set(agents_by_cap) | pending_caps | queued | seen)
         capabilities = [c for c in capabilities if c]
         depth_pipe = self.redis.pipeline(transaction=False)
         for cap in capabilities:
@@ -117,7 +123,6 @@ class StatsCollector:
                 stats_pb2.CapabilityStats(
                     capability=cap,
                     queue_depth=int(depth),
-                    throughput_per_second=throughput.get(cap, 0.0),
                     agents=agents_by_cap.get(cap, 0),
                 )
                 for cap, depth in zip(capabilities, depths, strict=True)
@@ -127,7 +132,6 @@ class StatsCollector:
             retries=self.counters.retries,
             reclaims=self.counters.reclaims,
             dead_letters=self.counters.dead_letters,
-            events_per_second=self.counters.events_per_second(window),
             subscribers=self._subscribers(),
         )
         if self._workflows_running is not None:

@@ -103,13 +103,18 @@ class EventCounters:
             if submitted is not None:
                 self._end_to_end.append((now, max(0, ms - submitted) / 1000))
 
-    def events_per_second(self, window: float) -> float:
-        return sum(s.events for s in self._window(window)) / window
+    def current_slot(self) -> int:
+        """Index of the slot filling now; slots before it are complete."""
+        return int(self._clock() / SLOT_SECONDS)
 
-    def throughput(self, window: float) -> dict[str, float]:
-        """Tasks finished per second over the last `window` seconds, by capability."""
+    def events_per_second(self, window: float, end: int | None = None) -> float:
+        return sum(s.events for s in self._window(window, end)) / window
+
+    def throughput(self, window: float, end: int | None = None) -> dict[str, float]:
+        """Tasks finished per second over the `window` seconds of whole slots before slot
+        `end` (default: the current one), by capability."""
         total: Counter[str] = Counter()
-        for slot in self._window(window):
+        for slot in self._window(window, end):
             total.update(slot.finished)
         return {cap: n / window for cap, n in total.items()}
 
@@ -131,9 +136,10 @@ class EventCounters:
             slot.finished.clear()
         return slot
 
-    def _window(self, window: float) -> list[_Slot]:
-        """Slots of the last `window` seconds, the current partial slot excluded."""
-        current = int(self._clock() / SLOT_SECONDS)
+    def _window(self, window: float, end: int | None = None) -> list[_Slot]:
+        """Slots of the `window` seconds before slot `end`, the current partial slot excluded."""
+        current = self.current_slot()
+        end = current if end is None else min(end, current)
         count = min(SLOTS - 1, max(1, round(window / SLOT_SECONDS)))
-        wanted = range(current - count, current)
+        wanted = range(end - count, end)
         return [s for i in wanted if (s := self._slots[i % SLOTS]).index == i]

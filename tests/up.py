@@ -1,0 +1,40 @@
+"""`hivewire up` as tests start it (every service and Redis on port 0), and test addresses."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+ANY_PORT = "127.0.0.1:0"
+
+
+def up_command(data_dir: Path, *extra: str) -> list[str]:
+    """argv of `hivewire up` with everything on a free port (read the addresses afterwards
+    with `hivewire.cli.supervisor.running_addrs(data_dir)`)."""
+    return [
+        sys.executable, "-m", "hivewire.cli", "up", *extra,
+        "--redis-port", "0",
+        "--data-dir", str(data_dir),
+        "--gateway-addr", ANY_PORT,
+        "--registry-addr", ANY_PORT,
+        "--coordinator-addr", ANY_PORT,
+    ]  # fmt: skip
+
+
+def addr_open(addr: str) -> bool:
+    """Whether something accepts connections at host:port."""
+    host, _, port = addr.rpartition(":")
+    with socket.socket() as s:
+        return s.connect_ex((host, int(port))) == 0
+
+
+@contextlib.contextmanager
+def refusing_addr() -> Iterator[str]:
+    """A loopback address where nothing listens, reserved while in use: a socket bound to it
+    that never listens, so connections are refused and no other server can take the port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield f"127.0.0.1:{s.getsockname()[1]}"
