@@ -1,4 +1,4 @@
-"""What a handler sees (TaskContext), how its return value is encoded, and how one attempt runs."""
+"""How one attempt runs: the handler under its span and hooks, its return value encoded as a result."""
 
 from __future__ import annotations
 
