@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from hivewire.core.addr_file import bound_addr, remove_addr_file, write_addr_file
 from hivewire.core.lifecycle import AsyncComponent
 from hivewire.core.logs import setup_logging
 from hivewire.core.telemetry import setup_tracing
 from hivewire_services.common.config import ServiceSettings
+from hivewire_services.common.owned import Owned
+from hivewire_services.common.redis import Redis, create_redis
 from hivewire_services.common.server import run, run_until_signal
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
@@ -20,16 +23,47 @@ SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 class ServiceProcess(AsyncComponent, abc.ABC):
     """A service's wiring: `start()` binds and starts it, `shutdown()` is ordered and idempotent.
 
-    `async with` starts it on its configured address and shuts it down on the way out.
+    `async with` starts it on its configured address and shuts it down on the way out. The
+    server's `_start()` registers what it creates on `self.owned`, which stops it all in order.
     """
 
-    @abc.abstractmethod
+    name: ClassVar[str]
+    """What log lines call the process: "registry", "hooks runner"."""
+
+    def __init__(self, settings: ServiceSettings, redis: Redis | None = None) -> None:
+        self.redis = redis if redis is not None else create_redis(settings.redis_url)
+        self.owned = Owned(settings, self.redis, owns_redis=redis is None)
+        self._listen = settings.listen_address
+
+    @property
+    def port(self) -> int:
+        if self.owned.grpc is None:
+            raise RuntimeError(f"{self.name} is not started")
+        return self.owned.grpc.port
+
     async def start(self, listen: str | None = None) -> int:
-        """Start serving (on `listen`, default the configured address); return the bound port."""
+        """Start serving (on `listen`, default the configured address); return the bound port.
+
+        A start that fails half-way shuts down what it had started.
+        """
+        try:
+            return await self._start(listen or self._listen)
+        except BaseException:
+            await self.shutdown()
+            raise
 
     @abc.abstractmethod
+    async def _start(self, listen: str) -> int:
+        """Create what the process runs, registered on `self.owned`; return the bound port."""
+
+    async def _release(self) -> None:
+        """Finish or release in-flight work once the server has stopped; nothing by default."""
+
     async def shutdown(self) -> None:
-        """Stop in order: NOT_SERVING, stop loops, drain RPCs, close connections."""
+        """NOT_SERVING, stop reading new work, stop the server, `_release()`, close connections."""
+        if await self.owned.close(self._release):
+            # Under the server's own logger, beside its other lines.
+            logging.getLogger(type(self).__module__).info("%s stopped", self.name)
 
     async def _enter(self) -> None:
         await self.start()
