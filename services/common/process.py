@@ -6,7 +6,7 @@ import abc
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 from hivewire.core.addr_file import bound_addr, remove_addr_file, write_addr_file
 from hivewire.core.lifecycle import AsyncComponent
@@ -20,7 +20,7 @@ from hivewire_services.common.server import run, run_until_signal
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
 
-class ServiceProcess(AsyncComponent, abc.ABC):
+class ServiceProcess(AsyncComponent, abc.ABC, Generic[SettingsT]):
     """A service's wiring: `start()` binds and starts it, `shutdown()` is ordered and idempotent.
 
     `async with` starts it on its configured address and shuts it down on the way out. The
@@ -30,10 +30,10 @@ class ServiceProcess(AsyncComponent, abc.ABC):
     name: ClassVar[str]
     """What log lines call the process: "registry", "hooks runner"."""
 
-    def __init__(self, settings: ServiceSettings, redis: Redis | None = None) -> None:
+    def __init__(self, settings: SettingsT, redis: Redis | None = None) -> None:
+        self.settings = settings
         self.redis = redis if redis is not None else create_redis(settings.redis_url)
         self.owned = Owned(settings, self.redis, owns_redis=redis is None)
-        self._listen = settings.listen_address
 
     @property
     def port(self) -> int:
@@ -47,7 +47,7 @@ class ServiceProcess(AsyncComponent, abc.ABC):
         A start that fails half-way shuts down what it had started.
         """
         try:
-            return await self._start(listen or self._listen)
+            return await self._start(listen or self.settings.listen_address)
         except BaseException:
             await self.shutdown()
             raise
@@ -72,7 +72,9 @@ class ServiceProcess(AsyncComponent, abc.ABC):
         await self.shutdown()
 
 
-def serve(name: str, build: Callable[[SettingsT], ServiceProcess], settings: SettingsT) -> None:
+def serve(
+    name: str, build: Callable[[SettingsT], ServiceProcess[SettingsT]], settings: SettingsT
+) -> None:
     """The body of `python -m hivewire_services.<name>`: logging, tracing, then run until a signal.
 
     `settings` come from the service's own config module, the one place that reads its environment.

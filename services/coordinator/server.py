@@ -31,15 +31,13 @@ SERVICE_NAME = coordinator_pb2.DESCRIPTOR.services_by_name["CoordinatorService"]
 RETENTION_EVERY_S = 30.0
 
 
-class CoordinatorServer(ServiceProcess):
+class CoordinatorServer(ServiceProcess[CoordinatorSettings]):
     """One coordinator process. Several may run at once: all state lives in Redis."""
 
     name = "coordinator"
-    settings: CoordinatorSettings
 
     def __init__(self, settings: CoordinatorSettings, redis: Redis | None = None) -> None:
         super().__init__(settings, redis)
-        self.settings = settings
         self.keys = Keys(settings.namespace)
         self.instance = uuid.uuid4().hex[:12]
         self.store = TaskStore(self.redis, self.keys, settings)

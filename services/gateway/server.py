@@ -24,15 +24,13 @@ logger = logging.getLogger(__name__)
 SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
 
 
-class GatewayServer(ServiceProcess):
+class GatewayServer(ServiceProcess[GatewaySettings]):
     """The gateway process: `await start()` returns the bound port; `shutdown()` is idempotent."""
 
     name = "gateway"
-    settings: GatewaySettings
 
     def __init__(self, settings: GatewaySettings, redis: Redis | None = None) -> None:
         super().__init__(settings, redis)
-        self.settings = settings
         self.hub: EventsHub | None = None
         self.metrics = ServiceMetrics(
             settings.redis_url,

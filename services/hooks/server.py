@@ -30,11 +30,10 @@ logger = logging.getLogger(__name__)
 EXIT_BAD_HOOKS_FILE = 2
 
 
-class HooksServer(ServiceProcess):
+class HooksServer(ServiceProcess[HooksSettings]):
     """One hooks runner. Several may run at once: they share the consumer group and the due set."""
 
     name = "hooks runner"
-    settings: HooksSettings
 
     def __init__(
         self,
@@ -44,7 +43,6 @@ class HooksServer(ServiceProcess):
         env: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(settings, redis)
-        self.settings = settings
         self.config = config
         self.keys = Keys(settings.namespace)
         self.consumer = f"hooks-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"

@@ -22,15 +22,13 @@ logger = logging.getLogger(__name__)
 SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
 
 
-class RegistryServer(ServiceProcess):
+class RegistryServer(ServiceProcess[RegistrySettings]):
     """The registry process: `await start()` returns the bound port, `await shutdown()` stops it."""
 
     name = "registry"
-    settings: RegistrySettings
 
     def __init__(self, settings: RegistrySettings, redis: Redis | None = None) -> None:
         super().__init__(settings, redis)
-        self.settings = settings
         self.keys = Keys(settings.namespace)
         self.store = AgentStore(self.redis, self.keys, settings)
         self.hub = ChangeHub(

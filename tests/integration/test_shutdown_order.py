@@ -27,7 +27,7 @@ async def health(port: int) -> str:
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
 
-class Probe(ServiceProcess):
+class Probe(ServiceProcess[RegistrySettings]):
     """A server whose loop, stop callback, release hook, channel and Redis record when they end."""
 
     name = "probe"
