@@ -241,43 +241,46 @@ async def wait_addr_file(path: Path, limit: float) -> str:
     return addr
 
 
-async def wait_serving(addr: str, limit: float) -> None:
-    """Poll grpc.health.v1 Check at `addr` until SERVING; TimeoutError after `limit` seconds."""
+async def _poll_rpc(
+    addr: str, limit: float, ready: Callable[[grpc.aio.Channel], Awaitable[bool]], what: str
+) -> None:
+    """Call `ready` on a channel to `addr` every 0.1s until it is True (a failed RPC is a not
+    yet); TimeoutError naming `what` after `limit` seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit
     async with grpc.aio.insecure_channel(addr) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
         while True:
-            try:
-                resp = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
-                if resp.status == health_pb2.HealthCheckResponse.SERVING:
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                if await ready(channel):
                     return
-            except grpc.aio.AioRpcError:
-                pass
             if loop.time() >= deadline:
-                raise TimeoutError(f"{addr} not SERVING after {limit}s")
+                raise TimeoutError(f"{what} after {limit}s")
             await asyncio.sleep(0.1)
+
+
+async def wait_serving(addr: str, limit: float) -> None:
+    """Poll grpc.health.v1 Check at `addr` until SERVING; TimeoutError after `limit` seconds."""
+
+    async def serving(channel: grpc.aio.Channel) -> bool:
+        stub = health_pb2_grpc.HealthStub(channel)
+        resp = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+        return bool(resp.status == health_pb2.HealthCheckResponse.SERVING)
+
+    await _poll_rpc(addr, limit, serving, f"{addr} not SERVING")
 
 
 async def wait_agents_online(gateway_addr: str, names: set[str], limit: float) -> None:
     """Poll the gateway's ListAgents until agents with these names are ONLINE."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    async with grpc.aio.insecure_channel(gateway_addr) as channel:
+
+    async def online(channel: grpc.aio.Channel) -> bool:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
-        while True:
-            try:
-                reply = await stub.ListAgents(
-                    agent_pb2.ListAgentsRequest(state=agent_pb2.AGENT_STATE_ONLINE, page_size=1000),
-                    timeout=1.0,
-                )
-                if names <= {a.name for a in reply.agents}:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            if loop.time() >= deadline:
-                raise TimeoutError(f"agents {sorted(names)} not ONLINE after {limit}s")
-            await asyncio.sleep(0.1)
+        reply = await stub.ListAgents(
+            agent_pb2.ListAgentsRequest(state=agent_pb2.AGENT_STATE_ONLINE, page_size=1000),
+            timeout=1.0,
+        )
+        return names <= {a.name for a in reply.agents}
+
+    await _poll_rpc(gateway_addr, limit, online, f"agents {sorted(names)} not ONLINE")
 
 
 def banner(config: UpConfig, redis_url: str, gateway_addr: str) -> str:

@@ -3,33 +3,67 @@
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 from hivewire.core.addr_file import bound_addr, remove_addr_file, write_addr_file
 from hivewire.core.lifecycle import AsyncComponent
 from hivewire.core.logs import setup_logging
 from hivewire.core.telemetry import setup_tracing
 from hivewire_services.common.config import ServiceSettings
+from hivewire_services.common.owned import Owned
+from hivewire_services.common.redis import Redis, create_redis
 from hivewire_services.common.server import run, run_until_signal
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
 
-class ServiceProcess(AsyncComponent, abc.ABC):
+class ServiceProcess(AsyncComponent, abc.ABC, Generic[SettingsT]):
     """A service's wiring: `start()` binds and starts it, `shutdown()` is ordered and idempotent.
 
-    `async with` starts it on its configured address and shuts it down on the way out.
+    `async with` starts it on its configured address and shuts it down on the way out. The
+    server's `_start()` registers what it creates on `self.owned`, which stops it all in order.
     """
 
-    @abc.abstractmethod
+    name: ClassVar[str]
+    """What log lines call the process: "registry", "hooks runner"."""
+
+    def __init__(self, settings: SettingsT, redis: Redis | None = None) -> None:
+        self.settings = settings
+        self.redis = redis if redis is not None else create_redis(settings.redis_url)
+        self.owned = Owned(settings, self.redis, owns_redis=redis is None)
+
+    @property
+    def port(self) -> int:
+        if self.owned.grpc is None:
+            raise RuntimeError(f"{self.name} is not started")
+        return self.owned.grpc.port
+
     async def start(self, listen: str | None = None) -> int:
-        """Start serving (on `listen`, default the configured address); return the bound port."""
+        """Start serving (on `listen`, default the configured address); return the bound port.
+
+        A start that fails half-way shuts down what it had started.
+        """
+        try:
+            return await self._start(listen or self.settings.listen_address)
+        except BaseException:
+            await self.shutdown()
+            raise
 
     @abc.abstractmethod
+    async def _start(self, listen: str) -> int:
+        """Create what the process runs, registered on `self.owned`; return the bound port."""
+
+    async def _release(self) -> None:
+        """Finish or release in-flight work once the server has stopped; nothing by default."""
+
     async def shutdown(self) -> None:
-        """Stop in order: NOT_SERVING, stop loops, drain RPCs, close connections."""
+        """NOT_SERVING, stop reading new work, stop the server, `_release()`, close connections."""
+        if await self.owned.close(self._release):
+            # Under the server's own logger, beside its other lines.
+            logging.getLogger(type(self).__module__).info("%s stopped", self.name)
 
     async def _enter(self) -> None:
         await self.start()
@@ -38,7 +72,9 @@ class ServiceProcess(AsyncComponent, abc.ABC):
         await self.shutdown()
 
 
-def serve(name: str, build: Callable[[SettingsT], ServiceProcess], settings: SettingsT) -> None:
+def serve(
+    name: str, build: Callable[[SettingsT], ServiceProcess[SettingsT]], settings: SettingsT
+) -> None:
     """The body of `python -m hivewire_services.<name>`: logging, tracing, then run until a signal.
 
     `settings` come from the service's own config module, the one place that reads its environment.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -13,10 +12,8 @@ from collections.abc import Mapping
 from hivewire.core.hooks_file import HooksConfig, HooksFileError
 from hivewire.core.logs import setup_logging
 from hivewire_services.common.keys import Keys
-from hivewire_services.common.loops import cancel_and_wait
 from hivewire_services.common.process import ServiceProcess, serve
-from hivewire_services.common.redis import Redis, create_redis
-from hivewire_services.common.server import GrpcServer, create_server
+from hivewire_services.common.redis import Redis
 from hivewire_services.hooks.actions import ActionRunner
 from hivewire_services.hooks.config import (
     HooksSettings,
@@ -33,8 +30,10 @@ logger = logging.getLogger(__name__)
 EXIT_BAD_HOOKS_FILE = 2
 
 
-class HooksServer(ServiceProcess):
+class HooksServer(ServiceProcess[HooksSettings]):
     """One hooks runner. Several may run at once: they share the consumer group and the due set."""
+
+    name = "hooks runner"
 
     def __init__(
         self,
@@ -43,11 +42,9 @@ class HooksServer(ServiceProcess):
         redis: Redis | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        self.settings = settings
+        super().__init__(settings, redis)
         self.config = config
         self.keys = Keys(settings.namespace)
-        self._own_redis = redis is None
-        self.redis = redis or create_redis(settings.redis_url)
         self.consumer = f"hooks-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.store = DeliveryStore(self.redis, self.keys, settings)
         self.actions = ActionRunner(process_environment() if env is None else env)
@@ -55,46 +52,23 @@ class HooksServer(ServiceProcess):
         self.intake = EventIntake(
             self.redis, self.keys, settings, self.store, config, self.consumer, self.dispatcher.wake
         )
-        self.grpc: GrpcServer | None = None
-        self._intake_task: asyncio.Task[None] | None = None
-        self._dispatch_task: asyncio.Task[None] | None = None
-        self._stopped = False
 
-    @property
-    def port(self) -> int:
-        if self.grpc is None:
-            raise RuntimeError("hooks runner is not started")
-        return self.grpc.port
-
-    async def start(self, listen: str | None = None) -> int:
-        self.grpc = await create_server(
-            listen or self.settings.listen_address, lambda s: None, [], self.settings
-        )
+    async def _start(self, listen: str) -> int:
+        server = await self.owned.serve(listen, lambda s: None, [])
         if self.config.hooks:
             await self.store.ensure_group()
-            self._intake_task = asyncio.create_task(self.intake.run(), name="hooks-intake")
-            self._dispatch_task = asyncio.create_task(self.dispatcher.run(), name="hooks-dispatch")
+            self.owned.spawn(self.intake.run(), "hooks-intake")
+            self.owned.spawn(self.dispatcher.run(), "hooks-dispatch")
             names = ", ".join(h.name for h in self.config.hooks)
-            logger.info("hooks runner on port %d with hooks: %s", self.grpc.port, names)
+            logger.info("hooks runner on port %d with hooks: %s", server.port, names)
         else:
-            logger.info("hooks runner on port %d: no hooks configured, idle", self.grpc.port)
-        return self.grpc.port
+            logger.info("hooks runner on port %d: no hooks configured, idle", server.port)
+        return server.port
 
-    async def shutdown(self) -> None:
-        """NOT_SERVING, stop reading and claiming, let running hooks finish (bounded), close."""
-        if self._stopped:
-            return
-        self._stopped = True
-        if self.grpc is not None:
-            await self.grpc.set_serving(False)
-        await cancel_and_wait([self._intake_task, self._dispatch_task])
+    async def _release(self) -> None:
+        """Let running hooks finish (bounded by the grace), then close the action runner."""
         await self.dispatcher.drain(self.settings.shutdown_grace)
-        if self.grpc is not None:
-            await self.grpc.stop(self.settings.shutdown_grace)
         await self.actions.aclose()
-        if self._own_redis:
-            await self.redis.aclose()
-        logger.info("hooks runner stopped")
 
 
 def main() -> None:
