@@ -1,4 +1,4 @@
-"""How one attempt runs: the handler under its span and hooks, its return value encoded as a result."""
+"""How one attempt runs: the handler under its span and hooks, its return value as a result."""
 
 from __future__ import annotations
 
