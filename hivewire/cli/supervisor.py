@@ -222,11 +222,12 @@ async def _terminate(child: Child) -> None:
         await asyncio.wait_for(child.pump, 2.0)
 
 
-def running_addrs(data_dir: Path) -> dict[str, str]:
+def running_addrs(data_dir: Path, endpoint: str = "") -> dict[str, str]:
     """Addresses of what `hivewire up --data-dir data_dir` runs now, by name (redis, gateway,
-    registry, coordinator, hooks): what a script needs when it started them on port 0."""
+    registry, coordinator, hooks): what a script needs when it started them on port 0.
+    With `endpoint` ("metrics"), the addresses of that endpoint of those that serve one."""
     run_dir = data_dir.resolve() / "run"
-    found = {p.stem: read_addr_file(p) for p in run_dir.glob("*.addr")}
+    found = {p.stem: read_addr_file(p, endpoint) for p in run_dir.glob("*.addr")}
     return {name: addr for name, addr in found.items() if addr}
 
 

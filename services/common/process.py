@@ -12,6 +12,7 @@ from hivewire.core.lifecycle import AsyncComponent
 from hivewire.core.logs import setup_logging
 from hivewire.core.telemetry import setup_tracing
 from hivewire_services.common.config import ServiceSettings
+from hivewire_services.common.redis_metrics import ServiceMetrics
 from hivewire_services.common.server import run, run_until_signal
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
@@ -38,6 +39,12 @@ class ServiceProcess(AsyncComponent, abc.ABC):
         await self.shutdown()
 
 
+def metrics_addr(server: ServiceProcess) -> str | None:
+    """Where the service serves /metrics (its `metrics` attribute), None if nowhere."""
+    metrics = getattr(server, "metrics", None)
+    return metrics.addr if isinstance(metrics, ServiceMetrics) else None
+
+
 def serve(name: str, build: Callable[[SettingsT], ServiceProcess], settings: SettingsT) -> None:
     """The body of `python -m hivewire_services.<name>`: logging, tracing, then run until a signal.
 
@@ -52,7 +59,8 @@ def serve(name: str, build: Callable[[SettingsT], ServiceProcess], settings: Set
         async def start() -> None:
             port = await server.start()
             if settings.addr_file:
-                write_addr_file(Path(settings.addr_file), bound_addr(settings.listen_address, port))
+                addr = bound_addr(settings.listen_address, port)
+                write_addr_file(Path(settings.addr_file), addr, metrics=metrics_addr(server))
 
         async def shutdown() -> None:
             if settings.addr_file:
