@@ -18,7 +18,6 @@ from tests.e2e.traced_stack import cli, one
 pytestmark = pytest.mark.e2e
 
 collector = fixtures.collector
-metrics_ports = fixtures.metrics_ports
 traced_stack = fixtures.traced_stack
 
 
