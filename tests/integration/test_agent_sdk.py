@@ -157,7 +157,7 @@ def echo_setup(agent: Agent) -> None:
 
     @agent.handler("sleep")
     async def sleep(ctx: TaskContext) -> dict[str, float]:
-        await asyncio.sleep(ctx.json()["seconds"])
+        await asyncio.sleep(ctx.json()["seconds"])  # the work: as long as the test asks
         return {"slept": ctx.json()["seconds"]}
 
     @agent.handler("broken")

@@ -39,7 +39,7 @@ def sleeper(registry_port: int, settings: StackSettings) -> Agent:
 
     @agent.handler("sleep")
     async def sleep(ctx: TaskContext) -> None:
-        await asyncio.sleep(float(ctx.json()["secs"]))
+        await asyncio.sleep(float(ctx.json()["secs"]))  # the work: as long as the test asks
 
     return agent
 
