@@ -117,9 +117,13 @@ async def test_cancelled_attempt_frees_its_slot_when_its_lease_runs_out(d: Deliv
 async def test_attempt_past_its_start_to_close_deadline_fails_and_retries(d: Delivery) -> None:
     agent = await add_agent(d.redis, d.keys, d.cache, ["sleep"])
     [task] = await d.submit("sleep", attempt_timeout=dur(0.5), max_attempts=2)
+
+    async def assigned() -> int:  # the retry waits out its backoff first
+        await d.scheduler.promote_due()
+        return await d.scheduler.schedule_once()
+
     for attempt in (1, 2):
-        while not await d.scheduler.schedule_once():
-            await d.scheduler.promote_due()
+        await eventually(assigned, within=10, message=f"attempt {attempt} assigned")
         [env] = await read_inbox(d.redis, d.keys, agent)
         assert env.attempt == attempt
         assert await d.reclaimer.reap_once() == 0  # the agent gets the first word
