@@ -1,8 +1,8 @@
 """Screenshot of `hivewire dashboard` during a demo run: docs/dashboard.png.
 
 Starts `hivewire up --demo` on ports the services bind themselves (port 0), keeps a mixed load
-going, runs the dashboard headlessly (Textual's pilot), saves an SVG screenshot and converts it to PNG with cairosvg
-(`pip install cairosvg`; it needs the system's libcairo).
+going, runs the dashboard headlessly (Textual's pilot), saves an SVG screenshot and converts it
+to PNG with cairosvg (`pip install cairosvg`; it needs the system's libcairo).
 
     .venv/bin/python scripts/dashboard_screenshot.py
 """
