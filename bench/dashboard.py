@@ -26,7 +26,7 @@ from typing import Any
 
 import grpc
 
-from hivewire.cli.embedded_redis import free_port
+from hivewire.cli.supervisor import running_addrs, up_command
 from hivewire.v1 import event_pb2, gateway_pb2_grpc, task_pb2
 
 READY = "hivewire is ready"
@@ -90,28 +90,22 @@ def _commit_ms(cursor: str) -> int:
 
 
 def _start_stack(workdir: Path) -> tuple[list[subprocess.Popen[bytes]], dict[str, str]]:
-    ports = {n: free_port() for n in ("redis", "gateway", "registry", "coordinator")}
-    env = {
-        **os.environ,
-        "HIVEWIRE_GATEWAY_ADDR": f"127.0.0.1:{ports['gateway']}",
-        "HIVEWIRE_REGISTRY_ADDR": f"127.0.0.1:{ports['registry']}",
-        "HIVEWIRE_COORDINATOR_ADDR": f"127.0.0.1:{ports['coordinator']}",
-        "HIVEWIRE_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
-        "HIVEWIRE_LOG_LEVEL": "WARNING",
-    }
+    env = {**os.environ, "HIVEWIRE_LOG_LEVEL": "WARNING"}
     log = (workdir / "stack.log").open("wb")
-    up = subprocess.Popen(
-        [sys.executable, "-m", "hivewire.cli", "up", "--redis-port", str(ports["redis"]),
-         "--data-dir", str(workdir / "data"), "--gateway-addr", env["HIVEWIRE_GATEWAY_ADDR"],
-         "--registry-addr", env["HIVEWIRE_REGISTRY_ADDR"],
-         "--coordinator-addr", env["HIVEWIRE_COORDINATOR_ADDR"]],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    data_dir = workdir / "data"
+    up = subprocess.Popen(up_command(data_dir), env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 90
     while READY not in (workdir / "stack.log").read_text(errors="replace"):
         if up.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError("stack did not start:\n" + (workdir / "stack.log").read_text())
         time.sleep(0.2)
+    addrs = running_addrs(data_dir)  # every port was chosen by the process that bound it
+    env.update(
+        HIVEWIRE_GATEWAY_ADDR=addrs["gateway"],
+        HIVEWIRE_REGISTRY_ADDR=addrs["registry"],
+        HIVEWIRE_COORDINATOR_ADDR=addrs["coordinator"],
+        HIVEWIRE_REDIS_URL=f"redis://{addrs['redis']}/0",
+    )
     agent = subprocess.Popen(
         [sys.executable, "-m", "hivewire.cli", "agent", "bench.agent:agent"],
         env=env, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parent.parent,

@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hivewire.cli.embedded_redis import free_port
 from hivewire.cli.supervisor import Supervisor, UpConfig, wait_agents_online
 
 AGENT_TARGET = "bench.agent:agent"
+ANY_PORT = "127.0.0.1:0"
 READY_TIMEOUT = 60.0
 
 
@@ -29,15 +29,15 @@ class BenchStack:
 async def bench_stack(agents: int = 1) -> AsyncIterator[BenchStack]:
     """Start Redis (AOF off: we measure the pipeline, not the disk), services and `agents` agents.
 
-    Everything runs as separate processes on free loopback ports, as a user would run it.
+    Everything runs as separate processes on loopback ports they bind and report (port 0), as
+    a user would run it.
     """
-    ports = {name: free_port() for name in ("redis", "gateway", "registry", "coordinator")}
     with tempfile.TemporaryDirectory(prefix="hivewire-bench-") as data:
         config = UpConfig(
-            gateway_addr=f"127.0.0.1:{ports['gateway']}",
-            registry_addr=f"127.0.0.1:{ports['registry']}",
-            coordinator_addr=f"127.0.0.1:{ports['coordinator']}",
-            redis_port=ports["redis"],
+            gateway_addr=ANY_PORT,
+            registry_addr=ANY_PORT,
+            coordinator_addr=ANY_PORT,
+            redis_port=0,
             data_dir=Path(data),
         )
         sup = Supervisor(config, write=lambda _line: None)
@@ -50,14 +50,14 @@ async def bench_stack(agents: int = 1) -> AsyncIterator[BenchStack]:
                 proc = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "hivewire.cli", "agent", AGENT_TARGET,
                     "--name", f"bench-{i}",
-                    env={**os.environ, **_stack_env(config, sup.redis_url)},
+                    env={**os.environ, **_stack_env(sup)},
                     stdout=asyncio.subprocess.DEVNULL,
                     stderr=asyncio.subprocess.DEVNULL,
                 )  # fmt: skip
                 agent_procs.append(proc)
             names = {f"bench-{i}" for i in range(agents)}
-            await wait_agents_online(config.gateway_addr, names, READY_TIMEOUT)
-            yield BenchStack(config.gateway_addr, sup.redis_url)
+            await wait_agents_online(sup.addrs["gateway"], names, READY_TIMEOUT)
+            yield BenchStack(sup.addrs["gateway"], sup.redis_url)
         finally:
             for proc in agent_procs:
                 if proc.returncode is None:
@@ -71,10 +71,11 @@ async def bench_stack(agents: int = 1) -> AsyncIterator[BenchStack]:
             await sup.stop()
 
 
-def _stack_env(config: UpConfig, redis_url: str) -> dict[str, str]:
+def _stack_env(sup: Supervisor) -> dict[str, str]:
+    """Where the started stack is: the addresses its services reported."""
     return {
-        "HIVEWIRE_REDIS_URL": redis_url,
-        "HIVEWIRE_GATEWAY_ADDR": config.gateway_addr,
-        "HIVEWIRE_REGISTRY_ADDR": config.registry_addr,
-        "HIVEWIRE_COORDINATOR_ADDR": config.coordinator_addr,
+        "HIVEWIRE_REDIS_URL": sup.redis_url,
+        "HIVEWIRE_GATEWAY_ADDR": sup.addrs["gateway"],
+        "HIVEWIRE_REGISTRY_ADDR": sup.addrs["registry"],
+        "HIVEWIRE_COORDINATOR_ADDR": sup.addrs["coordinator"],
     }

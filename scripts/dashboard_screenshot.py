@@ -1,8 +1,8 @@
 """Screenshot of `hivewire dashboard` during a demo run: docs/dashboard.png.
 
-Starts `hivewire up --demo` on free ports, keeps a mixed load going, runs the dashboard
-headlessly (Textual's pilot), saves an SVG screenshot and converts it to PNG with cairosvg
-(`pip install cairosvg`; it needs the system's libcairo).
+Starts `hivewire up --demo` on ports the services bind themselves (port 0), keeps a mixed load
+going, runs the dashboard headlessly (Textual's pilot), saves an SVG screenshot and converts it
+to PNG with cairosvg (`pip install cairosvg`; it needs the system's libcairo).
 
     .venv/bin/python scripts/dashboard_screenshot.py
 """
@@ -12,12 +12,11 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from hivewire.cli.embedded_redis import free_port
+from hivewire.cli.supervisor import running_addrs, up_command
 from hivewire.client import Client
 from hivewire.dashboard import Dashboard
 
@@ -26,23 +25,20 @@ TEXT = "the hive hums and the wire carries work from agent to agent " * 20
 
 
 def start_stack(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    ports = {n: free_port() for n in ("redis", "gateway", "registry", "coordinator")}
-    gateway = f"127.0.0.1:{ports['gateway']}"
     log = workdir / "stack.log"
+    data_dir = workdir / "data"
     process = subprocess.Popen(
-        [sys.executable, "-m", "hivewire.cli", "up", "--demo",
-         "--redis-port", str(ports["redis"]), "--data-dir", str(workdir / "data"),
-         "--gateway-addr", gateway,
-         "--registry-addr", f"127.0.0.1:{ports['registry']}",
-         "--coordinator-addr", f"127.0.0.1:{ports['coordinator']}"],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT, env=dict(os.environ),
-    )  # fmt: skip
+        up_command(data_dir, "--demo"),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ),
+    )
     deadline = time.monotonic() + 90
     while "hivewire is ready" not in log.read_text(errors="replace"):
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(log.read_text())
         time.sleep(0.2)
-    return process, gateway
+    return process, running_addrs(data_dir)["gateway"]
 
 
 async def load(gateway: str, stop: asyncio.Event) -> None:

@@ -4,24 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
-ANY_PORT = "127.0.0.1:0"
+from hivewire.cli.supervisor import up_command
 
-
-def up_command(data_dir: Path, *extra: str) -> list[str]:
-    """argv of `hivewire up` with everything on a free port (read the addresses afterwards
-    with `hivewire.cli.supervisor.running_addrs(data_dir)`)."""
-    return [
-        sys.executable, "-m", "hivewire.cli", "up", *extra,
-        "--redis-port", "0",
-        "--data-dir", str(data_dir),
-        "--gateway-addr", ANY_PORT,
-        "--registry-addr", ANY_PORT,
-        "--coordinator-addr", ANY_PORT,
-    ]  # fmt: skip
+__all__ = ["addr_open", "refusing_addr", "up_command"]
 
 
 def addr_open(addr: str) -> bool:

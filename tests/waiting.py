@@ -41,4 +41,4 @@ async def eventually(
         if loop.time() > deadline:
             detail = f"last error: {failure}" if failure else f"last value: {value!r}"
             raise AssertionError(f"{message or 'condition'} not met within {within}s ({detail})")
-        await asyncio.sleep(interval)
+        await asyncio.sleep(interval)  # the poll interval: the one sleep that waits

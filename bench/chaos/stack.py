@@ -1,5 +1,6 @@
 """The chaos stack: an AOF redis-server, registry, coordinator(s) and agents as child processes
-that can be killed -9 and started again on the same ports."""
+that can be killed -9 and started again on the same ports (the first start binds port 0 and
+reads the bound address from the child's address file)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hivewire.cli.embedded_redis import EmbeddedRedis, free_port
-from hivewire.cli.supervisor import wait_serving
+from hivewire.cli.embedded_redis import EmbeddedRedis
+from hivewire.cli.supervisor import wait_addr_file, wait_serving
+from hivewire.core.addr_file import remove_addr_file
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "chaos"
@@ -49,20 +51,24 @@ class ChaosStack:
         self.workdir = workdir
         self.logs = workdir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.redis = EmbeddedRedis(
-            free_port(), workdir / "redis", appendonly=True, appendfsync=appendfsync
-        )
+        # Port 0: a free port at the first start (another if taken), the same one after.
+        self.redis = EmbeddedRedis(0, workdir / "redis", appendonly=True, appendfsync=appendfsync)
         self.coordinators = (
             ["coordinator"]
             if coordinators == 1
             else [f"coordinator-{i}" for i in range(1, coordinators + 1)]
         )
         self.services = ["registry", *self.coordinators]
-        self.addrs = {name: f"127.0.0.1:{free_port()}" for name in self.services}
+        # Port 0 until a service reports the address it bound; it restarts on that one.
+        self.addrs = dict.fromkeys(self.services, "127.0.0.1:0")
         self.agents = [f"agent-{i}" for i in range(1, agents + 1)]
         self.concurrency = concurrency
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.env = {
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment of every child (Redis and the registry as started so far)."""
+        return {
             **os.environ,
             **FAST,
             "HIVEWIRE_REDIS_URL": self.redis.url,
@@ -70,6 +76,9 @@ class ChaosStack:
             "HIVEWIRE_REGISTRY_ADDR": self.addrs["registry"],
             "PYTHONUNBUFFERED": "1",
         }
+
+    def addr_file(self, name: str) -> Path:
+        return self.logs / f"{name}.addr"
 
     def argv(self, name: str) -> list[str]:
         if name in self.services:
@@ -87,9 +96,11 @@ class ChaosStack:
             self.procs["redis"] = self.redis.process
             return
         with (self.logs / f"{name}.log").open("ab") as log:
-            env = dict(self.env)
-            if name in self.coordinators:
-                env["HIVEWIRE_COORDINATOR_ADDR"] = self.addrs[name]
+            env = self.env
+            if name in self.services:
+                service = name.split("-")[0].upper()
+                env[f"HIVEWIRE_{service}_LISTEN"] = self.addrs[name]
+                env["HIVEWIRE_ADDR_FILE"] = str(self.addr_file(name))
             self.procs[name] = subprocess.Popen(
                 self.argv(name),
                 cwd=REPO,
@@ -113,7 +124,9 @@ class ChaosStack:
     async def start_all(self) -> None:
         await asyncio.to_thread(self.start, "redis")
         for name in self.services:
+            remove_addr_file(self.addr_file(name))
             self.start(name)
+            self.addrs[name] = await wait_addr_file(self.addr_file(name), 60)
             await wait_serving(self.addrs[name], 60)
         for name in self.agents:
             self.start(name)

@@ -33,9 +33,10 @@ BIND_ATTEMPTS = 20
 BIND_FAILED = b"Address already in use"
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (another process may take it before we bind:
-    only a candidate, for servers that cannot bind port 0 and report it, like redis-server)."""
+def candidate_port() -> int:
+    """A TCP port free on 127.0.0.1 right now, as a candidate for redis-server (which cannot
+    bind port 0 and report it): another process may take it first, so the caller retries on
+    "Address already in use". Everything else binds port 0 itself and reports the port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -97,7 +98,7 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         for _ in range(BIND_ATTEMPTS):
             if self.any_port and self.process is None:
-                self.port = free_port()
+                self.port = candidate_port()
             with self.log_path.open("ab") as log:
                 self.process = subprocess.Popen(self.command(), stdout=log, stderr=log)
             try:

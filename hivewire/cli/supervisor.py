@@ -16,7 +16,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from hivewire.cli.embedded_redis import BIND_ATTEMPTS, BIND_FAILED, EmbeddedRedis, free_port
+from hivewire.cli.embedded_redis import BIND_ATTEMPTS, BIND_FAILED, EmbeddedRedis, candidate_port
 from hivewire.core.addr_file import read_addr_file, remove_addr_file, write_addr_file
 from hivewire.v1 import agent_pb2, gateway_pb2_grpc
 
@@ -122,7 +122,7 @@ class Supervisor:
         data_dir = self.config.data_dir.resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
         for _ in range(BIND_ATTEMPTS):
-            port = self.config.redis_port or free_port()
+            port = self.config.redis_port or candidate_port()
             redis = EmbeddedRedis(port, data_dir, appendfsync=self.config.appendfsync)
             child = await self._spawn("redis", redis.command(), core=True)
             try:
@@ -222,11 +222,26 @@ async def _terminate(child: Child) -> None:
         await asyncio.wait_for(child.pump, 2.0)
 
 
-def running_addrs(data_dir: Path) -> dict[str, str]:
+def up_command(data_dir: Path, *extra: str) -> list[str]:
+    """argv of `hivewire up` with Redis and every service on a port it binds itself (port 0);
+    read the addresses with `running_addrs(data_dir)` once it is ready."""
+    any_port = "127.0.0.1:0"
+    return [
+        sys.executable, "-m", "hivewire.cli", "up", *extra,
+        "--redis-port", "0",
+        "--data-dir", str(data_dir),
+        "--gateway-addr", any_port,
+        "--registry-addr", any_port,
+        "--coordinator-addr", any_port,
+    ]  # fmt: skip
+
+
+def running_addrs(data_dir: Path, endpoint: str = "") -> dict[str, str]:
     """Addresses of what `hivewire up --data-dir data_dir` runs now, by name (redis, gateway,
-    registry, coordinator, hooks): what a script needs when it started them on port 0."""
+    registry, coordinator, hooks): what a script needs when it started them on port 0.
+    With `endpoint` ("metrics"), the addresses of that endpoint of those that serve one."""
     run_dir = data_dir.resolve() / "run"
-    found = {p.stem: read_addr_file(p) for p in run_dir.glob("*.addr")}
+    found = {p.stem: read_addr_file(p, endpoint) for p in run_dir.glob("*.addr")}
     return {name: addr for name, addr in found.items() if addr}
 
 

@@ -15,6 +15,7 @@ from hivewire.core.telemetry import setup_tracing
 from hivewire_services.common.config import ServiceSettings
 from hivewire_services.common.owned import Owned
 from hivewire_services.common.redis import Redis, create_redis
+from hivewire_services.common.redis_metrics import ServiceMetrics
 from hivewire_services.common.server import run, run_until_signal
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
@@ -30,10 +31,18 @@ class ServiceProcess(AsyncComponent, abc.ABC, Generic[SettingsT]):
     name: ClassVar[str]
     """What log lines call the process: "registry", "hooks runner"."""
 
+    metrics: ServiceMetrics | None = None
+    """The process's /metrics endpoint, when it has one (set by the server's constructor)."""
+
     def __init__(self, settings: SettingsT, redis: Redis | None = None) -> None:
         self.settings = settings
         self.redis = redis if redis is not None else create_redis(settings.redis_url)
         self.owned = Owned(settings, self.redis, owns_redis=redis is None)
+
+    @property
+    def metrics_addr(self) -> str | None:
+        """host:port where /metrics is served, None when it is not."""
+        return None if self.metrics is None else self.metrics.addr
 
     @property
     def port(self) -> int:
@@ -88,7 +97,8 @@ def serve(
         async def start() -> None:
             port = await server.start()
             if settings.addr_file:
-                write_addr_file(Path(settings.addr_file), bound_addr(settings.listen_address, port))
+                addr = bound_addr(settings.listen_address, port)
+                write_addr_file(Path(settings.addr_file), addr, metrics=server.metrics_addr)
 
         async def shutdown() -> None:
             if settings.addr_file:

@@ -191,8 +191,13 @@ class ServiceMetrics:
         self._server: MetricsServer | None = None
         self._collector: RedisStateCollector | None = None
 
+    @property
+    def addr(self) -> str | None:
+        """host:port of the /metrics endpoint while it is served."""
+        return None if self._server is None else self._server.addr
+
     def start(self) -> bool:
-        """Serve /metrics if a port is configured; True when it is served."""
+        """Serve /metrics if a port is configured (ANY_PORT: a free one); True when served."""
         self._server = start_metrics_server(self.port, self.host)
         if self._server is None:
             return False

@@ -35,6 +35,7 @@ class CoordinatorServer(ServiceProcess[CoordinatorSettings]):
     """One coordinator process. Several may run at once: all state lives in Redis."""
 
     name = "coordinator"
+    metrics: ServiceMetrics
 
     def __init__(self, settings: CoordinatorSettings, redis: Redis | None = None) -> None:
         super().__init__(settings, redis)

@@ -28,6 +28,7 @@ class GatewayServer(ServiceProcess[GatewaySettings]):
     """The gateway process: `await start()` returns the bound port; `shutdown()` is idempotent."""
 
     name = "gateway"
+    metrics: ServiceMetrics
 
     def __init__(self, settings: GatewaySettings, redis: Redis | None = None) -> None:
         super().__init__(settings, redis)

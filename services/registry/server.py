@@ -26,6 +26,7 @@ class RegistryServer(ServiceProcess[RegistrySettings]):
     """The registry process: `await start()` returns the bound port, `await shutdown()` stops it."""
 
     name = "registry"
+    metrics: ServiceMetrics
 
     def __init__(self, settings: RegistrySettings, redis: Redis | None = None) -> None:
         super().__init__(settings, redis)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from hivewire.cli.supervisor import running_addrs
+from hivewire.core.addr_file import METRICS
 from tests.up import up_command
 
 READY = "hivewire is ready"
@@ -28,6 +29,8 @@ class Stack:
     redis_url: str
     process: subprocess.Popen[str]
     output: list[str] = field(default_factory=list)
+    # /metrics addresses of the services that serve one (metrics port -1: reported, not picked).
+    metrics: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
         return {
@@ -74,6 +77,7 @@ def hivewire_up(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[S
     addrs = running_addrs(data_dir)
     stack.gateway, stack.registry = addrs["gateway"], addrs["registry"]
     stack.coordinator, stack.redis_url = addrs["coordinator"], f"redis://{addrs['redis']}/0"
+    stack.metrics = running_addrs(data_dir, METRICS)
     try:
         yield stack
     finally:

@@ -19,7 +19,7 @@ def build(name: str, max_concurrency: int) -> Agent:
 
     @agent.handler("sleep")
     async def sleep(ctx: TaskContext) -> dict[str, Any]:
-        await asyncio.sleep(float(ctx.json()["secs"]))
+        await asyncio.sleep(float(ctx.json()["secs"]))  # the work: as long as the test asks
         return {"agent": name, "attempt": ctx.attempt}
 
     @agent.handler("poison")

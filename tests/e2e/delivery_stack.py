@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 
-from hivewire.cli.embedded_redis import free_port
+from hivewire.core.addr_file import read_addr_file, remove_addr_file
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, event_pb2, task_pb2
 from hivewire_services.common.events import decode_entry
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.coordinator.tasks.store import TaskStore
 from tests.settings import StackSettings
+from tests.waiting import eventually
+
+T = TypeVar("T")
+ANY_PORT = "127.0.0.1:0"
 
 # Short leases so faults show within seconds.
 FAST = {
@@ -34,18 +38,32 @@ FAST = {
 }
 
 
+async def while_unavailable(call: Callable[[], Awaitable[T]], within: float = 30) -> T:
+    """`await call()`, again while the service answers UNAVAILABLE (it is restarting)."""
+
+    async def attempt() -> tuple[T]:
+        try:
+            return (await call(),)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                raise
+            raise AssertionError(f"UNAVAILABLE: {exc.details()}") from exc
+
+    return (await eventually(attempt, within=within, message="an answer but UNAVAILABLE"))[0]
+
+
 class Processes:
-    """Starts services and agents as children; kills what is left on close."""
+    """Starts services (on port 0, each reporting its address) and agents as children; kills
+    what is left on close. Start the registry first: the others are told its address."""
 
     def __init__(self, settings: StackSettings, log_dir: Path, extra: Mapping[str, str]) -> None:
-        self.registry_addr = f"127.0.0.1:{free_port()}"
+        self.registry_addr = ""
         self.env = {
             **os.environ,
             **FAST,
             **extra,
             "HIVEWIRE_REDIS_URL": settings.redis_url,
             "HIVEWIRE_NAMESPACE": settings.namespace,
-            "HIVEWIRE_REGISTRY_ADDR": self.registry_addr,
         }
         self.log_dir = log_dir
         self.children: dict[str, subprocess.Popen[bytes]] = {}
@@ -58,22 +76,36 @@ class Processes:
             [sys.executable, *args], env={**self.env, **(env or {})}, stdout=log, stderr=log
         )
 
-    def start_registry(self) -> None:
-        self.spawn("registry", ["-m", "hivewire_services.registry"])
+    async def start_service(self, name: str, service: str, env: Mapping[str, str]) -> str:
+        """Start `hivewire_services.<service>` on port 0; its address once it serves there."""
+        addr_file = self.log_dir / f"{name}.addr"
+        remove_addr_file(addr_file)
+        listen = {
+            f"HIVEWIRE_{service.upper()}_ADDR": ANY_PORT,
+            "HIVEWIRE_ADDR_FILE": str(addr_file),
+        }
+        self.spawn(name, ["-m", f"hivewire_services.{service}"], {**env, **listen})
 
-    def start_coordinator(self, name: str = "coordinator") -> str:
-        addr = f"127.0.0.1:{free_port()}"
-        self.spawn(
-            name, ["-m", "hivewire_services.coordinator"], {"HIVEWIRE_COORDINATOR_ADDR": addr}
-        )
+        def reported() -> str | None:
+            proc = self.children[name]
+            assert proc.poll() is None, f"{name} exited with {proc.returncode}:\n{self.logs()}"
+            return read_addr_file(addr_file)
+
+        return await eventually(reported, within=60, message=f"the address of {name}")
+
+    async def start_registry(self) -> str:
+        self.registry_addr = await self.start_service("registry", "registry", {})
+        self.env["HIVEWIRE_REGISTRY_ADDR"] = self.registry_addr
+        return self.registry_addr
+
+    async def start_coordinator(self, name: str = "coordinator") -> str:
+        addr = await self.start_service(name, "coordinator", {})
         self.coordinators.append(addr)
         return addr
 
-    def start_gateway(self) -> str:
-        addr = f"127.0.0.1:{free_port()}"
-        env = {"HIVEWIRE_GATEWAY_ADDR": addr, "HIVEWIRE_COORDINATOR_ADDR": self.coordinators[0]}
-        self.spawn("gateway", ["-m", "hivewire_services.gateway"], env)
-        return addr
+    async def start_gateway(self) -> str:
+        env = {"HIVEWIRE_COORDINATOR_ADDR": self.coordinators[0]}
+        return await self.start_service("gateway", "gateway", env)
 
     def start_agent(self, name: str, concurrency: int = 4) -> None:
         self.spawn(name, ["-m", "tests.e2e.delivery_agent", name, str(concurrency)])
@@ -126,29 +158,22 @@ class Driver:
 
     async def submit(self, capability: str, payload: bytes = b"", **kw: object) -> task_pb2.Task:
         req = task_pb2.SubmitTaskRequest(capability=capability, payload=payload, **kw)  # type: ignore[arg-type]
-        deadline = time.monotonic() + 30
-        while True:  # the coordinator may still be starting
-            try:
-                resp = await self.stub.SubmitTask(
-                    coordinator_pb2.CoordinatorServiceSubmitTaskRequest(request=req), timeout=5
-                )
-                return resp.response.task
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.2)
+        resp = await while_unavailable(
+            lambda: self.stub.SubmitTask(
+                coordinator_pb2.CoordinatorServiceSubmitTaskRequest(request=req), timeout=5
+            )
+        )
+        return resp.response.task
 
     async def wait_for(
         self, task_id: str, check: Callable[[task_pb2.Task], bool], within: float = 40
     ) -> task_pb2.Task:
-        deadline = time.monotonic() + within
-        while True:
+        async def checked() -> tuple[task_pb2.Task]:
             task = await self.store.get(task_id)
-            if check(task):
-                return task
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting; task is {task}")
-            await asyncio.sleep(0.1)
+            assert check(task), f"task is {task}"
+            return (task,)
+
+        return (await eventually(checked, within=within, message="the task's state"))[0]
 
     async def events(self, task_id: str | None = None) -> list[event_pb2.Event]:
         entries = await self.redis.xrange(self.keys.events)
@@ -157,14 +182,15 @@ class Driver:
 
     async def agent_id(self, name: str, within: float = 30) -> str:
         """The id of the live agent registered under `name`."""
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
+
+        async def registered() -> str | None:
             for raw in await self.redis.zrange(self.keys.leases, 0, -1):
                 agent_id = raw.decode()
                 if await self.redis.hget(self.keys.agent(agent_id), "name") == name.encode():
                     return agent_id
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"agent {name} never registered")
+            return None
+
+        return await eventually(registered, within=within, message=f"agent {name} registered")
 
     async def close(self) -> None:
         await self.channel.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -12,6 +11,8 @@ from typing import Any
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.trace.v1 import trace_pb2
+
+from tests.waiting import eventually
 
 KIND = trace_pb2.Span.SpanKind
 
@@ -84,14 +85,14 @@ class Collector(trace_service_pb2_grpc.TraceServiceServicer):
         with self._lock:
             return list(self._spans)
 
-    def wait_for(
-        self, check: Callable[[list[SpanRecord]], bool], timeout: float = 60.0
+    async def wait_for(
+        self, check: Callable[[list[SpanRecord]], bool], within: float = 60.0
     ) -> list[SpanRecord]:
-        deadline = time.monotonic() + timeout
-        while True:
+        """Every span received, once `check` holds for them."""
+
+        def checked() -> list[SpanRecord]:
             spans = self.spans()
-            if check(spans):
-                return spans
-            if time.monotonic() > deadline:
-                return spans
-            time.sleep(0.2)
+            assert check(spans), f"{len(spans)} spans: {sorted({s.name for s in spans})}"
+            return spans
+
+        return await eventually(checked, within=within, interval=0.2, message="the spans")

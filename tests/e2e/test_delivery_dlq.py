@@ -3,21 +3,19 @@ real registry, coordinator, gateway and agent processes."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import grpc
 import pytest
 
 from hivewire.client import Client
 from hivewire.v1 import task_pb2
-from tests.e2e.delivery_stack import Processes
+from tests.e2e.delivery_stack import Processes, while_unavailable
 from tests.settings import StackSettings
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -26,28 +24,23 @@ SUCCEEDED = task_pb2.TASK_STATE_SUCCEEDED
 
 
 @pytest.fixture
-def stack(settings: StackSettings, tmp_path: Path) -> Iterator[tuple[Processes, str]]:
+async def stack(settings: StackSettings, tmp_path: Path) -> AsyncIterator[tuple[Processes, str]]:
     p = Processes(settings, tmp_path, {})
-    p.start_registry()
-    p.start_coordinator()
-    gateway = p.start_gateway()
+    await p.start_registry()
+    await p.start_coordinator()
+    gateway = await p.start_gateway()
     p.start_agent("a")
     yield p, gateway
     p.close()
 
 
 async def until_done(client: Client, task_id: str, within: float = 40) -> task_pb2.Task:
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            task = await client.get(task_id)
-            if task.state in (SUCCEEDED, FAILED):
-                return task
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.UNAVAILABLE:
-                raise
-        assert time.monotonic() < deadline, "task did not finish"
-        await asyncio.sleep(0.1)
+    async def done() -> tuple[task_pb2.Task]:
+        task = await while_unavailable(lambda: client.get(task_id))
+        assert task.state in (SUCCEEDED, FAILED), f"task is {task_pb2.TaskState.Name(task.state)}"
+        return (task,)
+
+    return (await eventually(done, within=within, message="the task finished"))[0]
 
 
 def cli(gateway: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -60,14 +53,7 @@ def cli(gateway: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def submit(client: Client, capability: str, payload: object, **kw: object) -> task_pb2.Task:
-    deadline = time.monotonic() + 30
-    while True:  # services may still be starting
-        try:
-            return await client.submit(capability, payload, **kw)  # type: ignore[arg-type]
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
+    return await while_unavailable(lambda: client.submit(capability, payload, **kw))  # type: ignore[arg-type]
 
 
 async def test_poison_task_is_dead_lettered_while_others_flow_then_retried(

@@ -6,17 +6,18 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 
-from hivewire.v1 import coordinator_pb2, task_pb2
+from hivewire.v1 import coordinator_pb2, event_pb2, task_pb2
 from hivewire_services.common.redis import Redis
 from tests.e2e.delivery_stack import Driver, Processes, types
 from tests.settings import StackSettings
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -26,10 +27,10 @@ FAILED = task_pb2.TASK_STATE_FAILED
 
 
 @pytest.fixture
-def procs(settings: StackSettings, tmp_path: Path) -> Iterator[Processes]:
+async def procs(settings: StackSettings, tmp_path: Path) -> AsyncIterator[Processes]:
     p = Processes(settings, tmp_path, {})
-    p.start_registry()
-    p.start_coordinator()
+    await p.start_registry()
+    await p.start_coordinator()
     yield p
     p.close()
     assert p.unclean == [], p.logs()
@@ -82,12 +83,11 @@ async def test_agent_stopped_past_its_lease_has_its_late_result_ignored(
     done = await driver.wait_for(task.task_id, lambda t: t.state == SUCCEEDED)
     procs.signal("a", signal.SIGCONT)
     assert json.loads(done.result)["agent"] == "b"
-    for _ in range(200):
-        ignored = [e for e in await driver.events(task.task_id) if types([e]) == ["RESULT_IGNORED"]]
-        if ignored:
-            break
-        await asyncio.sleep(0.1)
-    assert ignored, procs.logs()
+
+    async def late_result_ignored() -> list[event_pb2.Event]:
+        return [e for e in await driver.events(task.task_id) if types([e]) == ["RESULT_IGNORED"]]
+
+    ignored = await eventually(late_result_ignored, within=20, message="RESULT_IGNORED")
     assert ignored[0].attempt == 1 and ignored[0].agent_id == a
     assert "superseded" in ignored[0].message
     after = await driver.store.get(task.task_id)
@@ -120,11 +120,11 @@ async def test_cancel_reaches_the_running_handler(procs: Processes, driver: Driv
     assert cancelled.response.task.state == task_pb2.TASK_STATE_CANCELLED
     # The next heartbeat tells the agent; it stops the handler and reports back, which
     # frees its only slot long before the 60 s task would have ended.
-    for _ in range(150):
-        if await driver.redis.hget(driver.keys.agent_load, a) == b"0":
-            break
-        await asyncio.sleep(0.1)
-    assert await driver.redis.hget(driver.keys.agent_load, a) == b"0", procs.logs()
+
+    async def slot_freed() -> bool:
+        return await driver.redis.hget(driver.keys.agent_load, a) == b"0"
+
+    await eventually(slot_freed, within=15, message=f"the agent's slot freed\n{procs.logs()}")
     seen = types(await driver.events(task.task_id))
     assert seen.count("TASK_CANCELLED") == 1 and "RESULT_IGNORED" not in seen
     follow = await driver.submit("sleep", secs(0))
@@ -141,7 +141,11 @@ async def test_cancel_reaches_the_running_handler(procs: Processes, driver: Driv
 
 async def test_capability_without_agent_waits_then_drains(procs: Processes, driver: Driver) -> None:
     tasks = [await driver.submit("sleep", secs(0)) for _ in range(5)]
-    await asyncio.sleep(1.5)
+
+    async def queued() -> bool:
+        return await driver.redis.zcard(driver.keys.pending("sleep")) == len(tasks)
+
+    await eventually(queued, message="the tasks queued for an agent")
     for task in tasks:
         assert (await driver.store.get(task.task_id)).state == task_pb2.TASK_STATE_PENDING
     procs.start_agent("late")
@@ -153,7 +157,7 @@ async def test_capability_without_agent_waits_then_drains(procs: Processes, driv
 async def test_two_coordinators_apply_every_result_once(
     procs: Processes, driver: Driver, redis: Redis, settings: StackSettings
 ) -> None:
-    second = Driver(redis, settings, procs.start_coordinator("coordinator-2"))
+    second = Driver(redis, settings, await procs.start_coordinator("coordinator-2"))
     procs.start_agent("a", concurrency=8)
     procs.start_agent("b", concurrency=8)
     try:
@@ -194,8 +198,8 @@ async def test_memory_stays_bounded_after_a_run(
     settings: StackSettings, tmp_path: Path, redis: Redis
 ) -> None:
     procs = Processes(settings, tmp_path, {"HIVEWIRE_EVENTS_MAXLEN": "100"})
-    procs.start_registry()
-    procs.start_coordinator()
+    await procs.start_registry()
+    await procs.start_coordinator()
     procs.start_agent("a", concurrency=16)
     driver = Driver(redis, settings, procs.coordinators[0])
     try:
@@ -203,11 +207,11 @@ async def test_memory_stays_bounded_after_a_run(
         for task in tasks:
             await driver.wait_for(task.task_id, lambda t: t.state == SUCCEEDED)
         k = driver.keys
-        for _ in range(200):  # the trimmer runs every few seconds
-            if await redis.xlen(k.events) <= 110:
-                break
-            await asyncio.sleep(0.1)
-        assert await redis.xlen(k.events) <= 110
+
+        async def trimmed() -> bool:  # the trimmer runs every few seconds
+            return await redis.xlen(k.events) <= 110
+
+        await eventually(trimmed, within=20, message="the events stream trimmed")
         assert await redis.xlen(k.results) == 0
         a = await driver.agent_id("a")
         assert await redis.xlen(k.inbox(a)) == 0
@@ -223,21 +227,29 @@ async def test_coordinator_kill9_under_load_then_restart(
     settings: StackSettings, tmp_path: Path, redis: Redis
 ) -> None:
     procs = Processes(settings, tmp_path, {"HIVEWIRE_RESULTS_CLAIM_IDLE": "2"})
-    procs.start_registry()
-    procs.start_coordinator()
+    await procs.start_registry()
+    await procs.start_coordinator()
     procs.start_agent("a", concurrency=8)
     procs.start_agent("b", concurrency=8)
     driver = Driver(redis, settings, procs.coordinators[0])
     try:
+        inboxes = [driver.keys.inbox(await driver.agent_id(name)) for name in ("a", "b")]
         tasks = [await driver.submit("sleep", secs(0.02)) for _ in range(300)]
         done_index = driver.keys.tasks_by_state(str(SUCCEEDED))
-        for _ in range(3000):
-            if await redis.zcard(done_index) >= 60:
-                break
-            await asyncio.sleep(0.02)
+
+        async def some_done() -> bool:
+            return await redis.zcard(done_index) >= 60
+
+        await eventually(some_done, message="60 tasks done")
         procs.kill("coordinator")
-        await asyncio.sleep(1.0)  # agents keep writing results nobody applies yet
-        restarted = Driver(redis, settings, procs.start_coordinator("coordinator-2"))
+
+        # The agents finish what they hold (each inbox entry is deleted once its result is
+        # written): results nobody applies until the restart.
+        async def results_orphaned() -> bool:
+            return all([await redis.xlen(inbox) == 0 for inbox in inboxes])
+
+        await eventually(results_orphaned, message="the agents' inboxes drained")
+        restarted = Driver(redis, settings, await procs.start_coordinator("coordinator-2"))
         try:
             for task in tasks:
                 await restarted.wait_for(task.task_id, lambda t: t.state == SUCCEEDED, within=60)

@@ -6,31 +6,35 @@ import asyncio
 import contextlib
 import signal
 import sys
-import time
 import urllib.request
+from pathlib import Path
 
 import grpc
 import pytest
 
-from hivewire.cli.embedded_redis import free_port
 from hivewire.client import Client
+from hivewire.core.addr_file import METRICS, read_addr_file
+from hivewire.core.metrics_server import ANY_PORT
 from hivewire.core.wire import RESULTS_GROUP
 from hivewire.v1 import task_pb2
 from tests.e2e import traced_stack as fixtures
 from tests.e2e.conftest import Stack
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
 collector = fixtures.collector
-metrics_ports = fixtures.metrics_ports
 traced_stack = fixtures.traced_stack
 
 
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(addr: str) -> Samples:
     """Samples of one /metrics endpoint as {(name, sorted labels): value}."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+    with urllib.request.urlopen(f"http://{addr}/metrics", timeout=10) as resp:
         text = resp.read().decode()
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -39,16 +43,12 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
-def value(
-    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
-) -> float:
+def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-async def test_metrics_match_a_known_run(
-    traced_stack: Stack, metrics_ports: dict[str, int]
-) -> None:
-    co, gw, reg = (metrics_ports[k] for k in ("coordinator", "gateway", "registry"))
+async def test_metrics_match_a_known_run(traced_stack: Stack) -> None:
+    co, gw, reg = (traced_stack.metrics[k] for k in ("coordinator", "gateway", "registry"))
     before = await asyncio.to_thread(scrape, co)
     gw_before = await asyncio.to_thread(scrape, gw)
     async with Client(traced_stack.gateway) as client:
@@ -71,18 +71,18 @@ async def test_metrics_match_a_known_run(
                 ("hivewire_tasks_failed_total", "echo"): 0,
                 ("hivewire_task_assignment_latency_seconds_count", "echo"): 4,
             }
-            deadline = time.monotonic() + 30
-            while True:
+
+            async def counted() -> Samples:
                 after = await asyncio.to_thread(scrape, co)
                 got = {
                     key: value(after, key[0], capability=key[1])
                     - value(before, key[0], capability=key[1])
                     for key in expected
                 }
-                if got == expected or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.3)
-            assert got == expected
+                assert got == expected
+                return after
+
+            after = await eventually(counted, within=30, interval=0.2, message="the task counters")
             e2e = "hivewire_task_end_to_end_latency_seconds_count"
             assert (
                 value(after, e2e, capability="echo", state="SUCCEEDED")
@@ -108,11 +108,15 @@ async def test_metrics_match_a_known_run(
                 - value(gw_before, rpc, method=method, code="OK")
                 == 5
             )
-            deadline = time.monotonic() + 30
-            while value(gw_after, "hivewire_dashboard_subscribers") != 1:
-                assert time.monotonic() < deadline, "subscriber never counted"
-                await asyncio.sleep(0.2)
-                gw_after = await asyncio.to_thread(scrape, gw)
+
+            async def subscribed() -> Samples:
+                samples = await asyncio.to_thread(scrape, gw)
+                assert value(samples, "hivewire_dashboard_subscribers") == 1
+                return samples
+
+            gw_after = await eventually(
+                subscribed, within=30, interval=0.2, message="the subscriber count"
+            )
             assert ("hivewire_dashboard_overflows_total", ()) in gw_after
             # Errors are measured under their status code, on both hops. An aborted RPC's status
             # reaches the caller before the server-side observation, so poll for it.
@@ -125,18 +129,20 @@ async def test_metrics_match_a_known_run(
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await client.get("0" * 32)
             assert err.value.code() == grpc.StatusCode.NOT_FOUND
-            deadline = time.monotonic() + 30
-            while True:
+
+            async def errors_counted() -> bool:
                 gw_err = await asyncio.to_thread(scrape, gw)
                 co_err = await asyncio.to_thread(scrape, co)
                 got_errors = (
                     value(gw_err, rpc, method=gw_get, code="NOT_FOUND") - gw_base,
                     value(co_err, rpc, method=co_get, code="NOT_FOUND") - co_base,
                 )
-                if got_errors == (1, 1) or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.2)
-            assert got_errors == (1, 1)
+                assert got_errors == (1, 1)
+                return True
+
+            await eventually(
+                errors_counted, within=30, interval=0.2, message="NOT_FOUND on both hops"
+            )
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
@@ -144,24 +150,31 @@ async def test_metrics_match_a_known_run(
             await events.aclose()
 
 
-async def test_agent_metrics_count_its_own_attempts(traced_stack: Stack) -> None:
-    port = free_port()
-    env = {**traced_stack.env(), "HIVEWIRE_AGENT_METRICS_PORT": str(port)}
+async def test_agent_metrics_count_its_own_attempts(traced_stack: Stack, tmp_path: Path) -> None:
+    addr_file = tmp_path / "agent.addr"
+    env = {
+        **traced_stack.env(),
+        "HIVEWIRE_AGENT_METRICS_PORT": str(ANY_PORT),
+        "HIVEWIRE_ADDR_FILE": str(addr_file),
+    }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "hivewire.cli", "agent", "tests.e2e.probe_agent:agent",
         env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
         async with Client(traced_stack.gateway) as client:
-            deadline = time.monotonic() + 60
-            while "probe" not in {a.name for a in (await client.list_agents())[0]}:
-                assert time.monotonic() < deadline, "probe agent never registered"
-                await asyncio.sleep(0.2)
+
+            async def registered() -> bool:
+                return "probe" in {a.name for a in (await client.list_agents())[0]}
+
+            await eventually(registered, within=60, message="the probe agent registered")
             tasks = [await client.submit("probe", {"n": i}) for i in range(3)]
             for task in tasks:
                 done = await client.wait(task.task_id, timeout=60)
                 assert done.state == task_pb2.TASK_STATE_SUCCEEDED
-        got = await asyncio.to_thread(scrape, port)
+        metrics = read_addr_file(addr_file, METRICS)
+        assert metrics is not None, "the agent reported no /metrics address"
+        got = await asyncio.to_thread(scrape, metrics)
         ok = {"capability": "probe", "outcome": "SUCCEEDED"}
         assert value(got, "hivewire_agent_tasks_total", **ok) == 3
         assert value(got, "hivewire_agent_task_duration_seconds_count", capability="probe") == 3

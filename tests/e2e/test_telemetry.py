@@ -18,7 +18,6 @@ from tests.e2e.traced_stack import cli, one
 pytestmark = pytest.mark.e2e
 
 collector = fixtures.collector
-metrics_ports = fixtures.metrics_ports
 traced_stack = fixtures.traced_stack
 
 
@@ -38,13 +37,15 @@ def _has_task_tree(trace_id: str, capability: str) -> object:
     return check
 
 
-def test_one_task_is_one_trace_across_services(traced_stack: Stack, collector: Collector) -> None:
+async def test_one_task_is_one_trace_across_services(
+    traced_stack: Stack, collector: Collector
+) -> None:
     out = cli(traced_stack, "submit", "echo", "--payload", '{"traced": true}', "--wait", "--json")
     assert out.returncode == 0, out.stderr
     body = json.loads(out.stdout)
     trace_id = body["trace_id"]
     assert len(trace_id) == 32 and int(trace_id, 16), body
-    spans = collector.wait_for(_has_task_tree(trace_id, "echo"))
+    spans = await collector.wait_for(_has_task_tree(trace_id, "echo"))
     mine = [s for s in spans if s.trace_id == trace_id]
     gw = one(mine, service="hivewire-gateway", name="hivewire.v1.GatewayService/SubmitTask")
     assert gw.kind == "SERVER" and gw.parent_span_id  # child of the CLI's traceparent
@@ -73,7 +74,7 @@ def test_one_task_is_one_trace_across_services(traced_stack: Stack, collector: C
     assert applied.attr("hivewire.task_id") == body["task_id"]
 
 
-def test_handlers_add_child_spans_through_the_sdk(
+async def test_handlers_add_child_spans_through_the_sdk(
     traced_stack: Stack, collector: Collector
 ) -> None:
     """The demo wordcount handler opens `count words` with ctx.tracer and tags ctx.span."""
@@ -87,7 +88,7 @@ def test_handlers_add_child_spans_through_the_sdk(
         names = {s.name for s in spans if s.trace_id == trace_id}
         return {"handle wordcount", "count words"} <= names
 
-    mine = [s for s in collector.wait_for(has_child) if s.trace_id == trace_id]
+    mine = [s for s in await collector.wait_for(has_child) if s.trace_id == trace_id]
     handle = one(mine, name="handle wordcount")
     child = one(mine, name="count words")
     assert (child.service, child.parent_span_id) == ("hivewire-agent", handle.span_id)
@@ -121,7 +122,7 @@ def test_plain_submit_prints_the_trace_id(traced_stack: Stack) -> None:
     assert line.split()[1] == got["trace_id"]
 
 
-def test_redelivered_attempt_links_to_the_original(
+async def test_redelivered_attempt_links_to_the_original(
     traced_stack: Stack, collector: Collector
 ) -> None:
     out = cli(traced_stack, "submit", "fail", "--max-attempts", "2", "--wait", "--json")
@@ -146,7 +147,7 @@ def test_redelivered_attempt_links_to_the_original(
             ("task dead-lettered", 2),
         } <= set(got)
 
-    spans = collector.wait_for(both_attempts)
+    spans = await collector.wait_for(both_attempts)
     dispatches = {
         s.attr("hivewire.attempt"): s
         for s in spans
@@ -171,7 +172,7 @@ def test_redelivered_attempt_links_to_the_original(
         names = {s.name for s in spans if s.trace_id == trace_id}
         return {"task retrying", "task dead-lettered"} <= names
 
-    spans = [s for s in collector.wait_for(lifecycle) if s.trace_id == trace_id]
+    spans = [s for s in await collector.wait_for(lifecycle) if s.trace_id == trace_id]
     retrying = one(spans, name="task retrying")
     assert retrying.service == "hivewire-coordinator"
     assert retrying.parent_span_id == dispatches[1].parent_span_id  # under the submit span
@@ -202,7 +203,7 @@ async def test_workflow_steps_share_the_workflow_trace(
         assert len(trace_id) == 32
         tasks = [await client.get(s.task_ids[0]) for s in done_wf.steps]
         assert [t.trace_id for t in tasks] == [trace_id, trace_id]
-    workflow_spans = collector.wait_for(
+    workflow_spans = await collector.wait_for(
         lambda spans: any(s.name == "workflow two-steps" for s in spans)
     )
     (workflow_span_record,) = [s for s in workflow_spans if s.name == "workflow two-steps"]
@@ -216,7 +217,7 @@ async def test_workflow_steps_share_the_workflow_trace(
         dispatched = {s.attr("hivewire.task_id") for s in spans if s.name == "dispatch echo"}
         return ids <= processed and ids <= dispatched
 
-    spans = collector.wait_for(all_processed)
+    spans = await collector.wait_for(all_processed)
     dispatches = [
         s for s in spans if s.name == "dispatch echo" and s.attr("hivewire.task_id") in ids
     ]
@@ -229,7 +230,7 @@ async def test_workflow_steps_share_the_workflow_trace(
     ]
     assert {s.trace_id for s in processing} == {trace_id}
     assert {s.parent_span_id for s in processing} == {d.span_id for d in dispatches}
-    advances = collector.wait_for(
+    advances = await collector.wait_for(
         lambda spans: any(s.attr("hivewire.advance") == "workflow SUCCEEDED" for s in spans)
     )
     mine = [

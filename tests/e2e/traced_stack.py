@@ -1,5 +1,5 @@
 """The traced stack for end-to-end telemetry tests: `hivewire up --demo` exporting spans to an
-in-process OTLP collector, with every service's /metrics on a free port."""
+in-process OTLP collector, with every service's /metrics on a port it binds and reports."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from hivewire.cli.embedded_redis import free_port
+from hivewire.core.metrics_server import ANY_PORT
 from tests.e2e.conftest import Stack, hivewire_up
 from tests.e2e.otel_collector import Collector, SpanRecord
+
+SERVICES = ("GATEWAY", "REGISTRY", "COORDINATOR")
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +27,7 @@ def collector() -> Iterator[Collector]:
 
 
 @pytest.fixture(scope="module")
-def metrics_ports() -> dict[str, int]:
-    return {name: free_port() for name in ("gateway", "registry", "coordinator")}
-
-
-@pytest.fixture(scope="module")
-def traced_stack(
-    tmp_path_factory: pytest.TempPathFactory, collector: Collector, metrics_ports: dict[str, int]
-) -> Iterator[Stack]:
+def traced_stack(tmp_path_factory: pytest.TempPathFactory, collector: Collector) -> Iterator[Stack]:
     env = {
         **os.environ,
         "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
@@ -40,7 +35,7 @@ def traced_stack(
         "OTEL_BSP_SCHEDULE_DELAY": "200",
         "HIVEWIRE_RETRY_INITIAL_BACKOFF": "0.2",
         "HIVEWIRE_LOG_FORMAT": "json",
-        **{f"HIVEWIRE_{k.upper()}_METRICS_PORT": str(v) for k, v in metrics_ports.items()},
+        **{f"HIVEWIRE_{k}_METRICS_PORT": str(ANY_PORT) for k in SERVICES},
     }
     with hivewire_up(tmp_path_factory.mktemp("hivewire-otel"), env) as stack:
         yield stack

@@ -77,7 +77,7 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                time.sleep(receiver.delay)
+                time.sleep(receiver.delay)  # a slow receiver, as the test asks
                 expected = "sha256=" + hmac.new(receiver.secret, body, hashlib.sha256).hexdigest()
                 given = self.headers.get("X-Hivewire-Signature", "")
                 with receiver.lock:

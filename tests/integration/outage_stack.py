@@ -95,7 +95,7 @@ async def outage_stack(data_dir: Path, namespace: str) -> AsyncIterator[OutageSt
             async def sleep(ctx: TaskContext) -> dict[str, int]:
                 executions.append(ctx.task_id)
                 sleeping.set()
-                await asyncio.sleep(float(ctx.json()["secs"]))
+                await asyncio.sleep(float(ctx.json()["secs"]))  # the work: as long as asked
                 return {"attempt": ctx.attempt}
 
             handlers = {"echo": echo, "sleep": sleep}

@@ -18,6 +18,7 @@ from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.server import GrpcServer, create_server
 from tests.settings import StackSettings
+from tests.waiting import eventually
 
 LEASE_SECONDS = 3
 
@@ -130,13 +131,15 @@ async def deliver(redis: Redis, agent: Agent, capability: str, payload: object) 
 async def results_until(
     redis: Redis, keys: Keys, done: Callable[[list[stream_pb2.TaskResult]], bool]
 ) -> list[stream_pb2.TaskResult]:
-    """Read the results stream from the start until `done` holds (bounded by the test timeout)."""
-    while True:
+    """Read the results stream from the start until `done` holds."""
+
+    async def read() -> list[stream_pb2.TaskResult]:
         entries = await redis.xrange(keys.results)
         results = [stream_pb2.TaskResult.FromString(f[RESULT_FIELD]) for _, f in entries]
-        if done(results):
-            return results
-        await asyncio.sleep(0.01)
+        assert done(results), results
+        return results
+
+    return await eventually(read, message="the results")
 
 
 def finals(results: list[stream_pb2.TaskResult]) -> list[stream_pb2.TaskResult]:
@@ -154,7 +157,7 @@ def echo_setup(agent: Agent) -> None:
 
     @agent.handler("sleep")
     async def sleep(ctx: TaskContext) -> dict[str, float]:
-        await asyncio.sleep(ctx.json()["seconds"])
+        await asyncio.sleep(ctx.json()["seconds"])  # the work: as long as the test asks
         return {"slept": ctx.json()["seconds"]}
 
     @agent.handler("broken")
@@ -210,7 +213,7 @@ async def test_concurrency_is_bounded(make_agent: AgentFactory, redis: Redis, ke
         async def sleep(ctx: TaskContext) -> None:
             state["now"] += 1
             state["peak"] = max(state["peak"], state["now"])
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # work that overlaps: the bound is under test
             state["now"] -= 1
 
     agent = await make_agent(setup, max_concurrency=2, running_report_after=10)
@@ -260,8 +263,7 @@ async def test_lost_lease_reregisters_and_keeps_working(
     agent = await make_agent(echo_setup)
     old_id = agent.agent_id
     registry[0].tokens.clear()  # the registry forgot the agent: next heartbeat gets NOT_FOUND
-    while agent.agent_id == old_id:  # noqa: ASYNC110 - polling a property of the SDK
-        await asyncio.sleep(0.05)
+    await eventually(lambda: agent.agent_id != old_id, message="a new registration")
     assert len(registry[0].registered) == 2
     task_id = await deliver(redis, agent, "echo", "again")
     results = await results_until(redis, keys, lambda rs: len(finals(rs)) == 1)

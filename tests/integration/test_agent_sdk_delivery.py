@@ -17,6 +17,7 @@ from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.registry.server import RegistryServer
 from tests.settings import StackSettings
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -38,9 +39,18 @@ def sleeper(registry_port: int, settings: StackSettings) -> Agent:
 
     @agent.handler("sleep")
     async def sleep(ctx: TaskContext) -> None:
-        await asyncio.sleep(float(ctx.json()["secs"]))
+        await asyncio.sleep(float(ctx.json()["secs"]))  # the work: as long as the test asks
 
     return agent
+
+
+STARTED = stream_pb2.TASK_OUTCOME_STARTED
+
+
+async def results(redis: Redis, keys: Keys) -> list[stream_pb2.TaskResult]:
+    """Every result in the results stream."""
+    entries = await redis.xrange(keys.results)
+    return [stream_pb2.TaskResult.FromString(f[RESULT_FIELD]) for _, f in entries]
 
 
 async def deliver(redis: Redis, keys: Keys, agent_id: str, secs: float) -> str:
@@ -73,18 +83,17 @@ async def test_heartbeat_renews_running_tasks_and_cancels_others(
             keys.task(dropped),
             mapping={"state": task_pb2.TASK_STATE_CANCELLED, "agent_id": agent_id},
         )
-        final: list[stream_pb2.TaskResult] = []
-        for _ in range(100):  # heartbeats come every lease/3 = 1 s
-            entries = await redis.xrange(keys.results)
-            results = [stream_pb2.TaskResult.FromString(f[RESULT_FIELD]) for _, f in entries]
-            final = [r for r in results if r.outcome != stream_pb2.TASK_OUTCOME_STARTED]
-            if final and await redis.zscore(keys.task_leases, kept) is not None:
-                break
-            await asyncio.sleep(0.1)
+
+        async def heartbeat_answered() -> list[stream_pb2.TaskResult]:
+            final = [r for r in await results(redis, keys) if r.outcome != STARTED]
+            assert final and await redis.zscore(keys.task_leases, kept) is not None
+            return final
+
+        # Heartbeats come every lease/3 = 1 s.
+        final = await eventually(heartbeat_answered, within=10, message="a heartbeat")
         assert [(r.task_id, r.outcome) for r in final] == [
             (dropped, stream_pb2.TASK_OUTCOME_CANCELLED)
         ]
-        assert await redis.zscore(keys.task_leases, kept) is not None
         assert agent.in_flight == 1
 
 
@@ -98,12 +107,12 @@ async def test_dead_reader_stops_heartbeats_and_the_lease_runs_out(
         # Break the inbox so the reader fails with an error it does not retry.
         await redis.delete(keys.inbox(agent_id))
         await redis.set(keys.inbox(agent_id), "not a stream")
-        for _ in range(150):
+
+        async def offline() -> bool:
             state = await redis.hget(keys.agent(agent_id), "state")
-            if int(state or 0) == agent_pb2.AGENT_STATE_OFFLINE:
-                break
-            await asyncio.sleep(0.1)
-        assert int(state or 0) == agent_pb2.AGENT_STATE_OFFLINE
+            return int(state or 0) == agent_pb2.AGENT_STATE_OFFLINE
+
+        await eventually(offline, within=15, message="the agent OFFLINE")
         assert await redis.zscore(keys.reclaim_agents, agent_id) is not None
     finally:
         await redis.delete(keys.inbox(agent_id))
@@ -115,22 +124,20 @@ async def test_inbox_deleted_during_a_blocking_read_means_register_again(
 ) -> None:
     async with sleeper(registry_port, settings) as agent:
         old = agent.agent_id
-        await asyncio.sleep(0.3)  # the reader is now blocked in XREADGROUP
+
+        async def reader_blocked() -> bool:
+            clients = await redis.client_list()
+            return any(c["cmd"] == "xreadgroup" and "b" in c["flags"] for c in clients)
+
+        await eventually(reader_blocked, within=10, message="the reader blocked in XREADGROUP")
         await redis.delete(keys.inbox(old))  # as a reclaim of this agent's inbox would
-        for _ in range(100):
-            if agent.agent_id != old:
-                break
-            await asyncio.sleep(0.05)
-        assert agent.agent_id != old
+        await eventually(lambda: agent.agent_id != old, within=10, message="a new registration")
         task_id = await deliver(redis, keys, agent.agent_id, 0)
-        for _ in range(100):
-            entries = await redis.xrange(keys.results)
-            done = [
-                r
-                for r in (stream_pb2.TaskResult.FromString(f[RESULT_FIELD]) for _, f in entries)
-                if r.task_id == task_id and r.outcome == stream_pb2.TASK_OUTCOME_SUCCEEDED
-            ]
-            if done:
-                break
-            await asyncio.sleep(0.05)
-        assert done
+
+        async def done() -> bool:
+            return any(
+                r.task_id == task_id and r.outcome == stream_pb2.TASK_OUTCOME_SUCCEEDED
+                for r in await results(redis, keys)
+            )
+
+        await eventually(done, within=10, message="the task done by the new registration")

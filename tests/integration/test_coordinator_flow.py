@@ -18,6 +18,7 @@ from hivewire_services.coordinator.tasks.scheduler import Scheduler
 from hivewire_services.coordinator.tasks.store import TaskStore
 from tests.integration.coordinator_helpers import add_agent, read_inbox, send_result
 from tests.settings import StackSettings
+from tests.waiting import eventually
 
 
 class Parts:
@@ -140,8 +141,8 @@ async def test_failures_retry_then_dead_letter(parts: Parts) -> None:
     assert retrying.state == task_pb2.TASK_STATE_PENDING
     assert retrying.error == "boom 1"
     assert await parts.scheduler.schedule_once() == 0  # not before its backoff
-    while not await parts.scheduler.promote_due():
-        pass  # backoff is at most retry_max_backoff (0.2 s in tests)
+    # The backoff is at most retry_max_backoff (0.2 s in tests).
+    await eventually(parts.scheduler.promote_due, within=10, message="the retry promoted")
     assert await parts.scheduler.schedule_once() == 1
     [env2] = await read_inbox(parts.redis, parts.keys, agent)
     assert env2.attempt == 2

@@ -22,6 +22,7 @@ from hivewire_services.registry.task_leases import TaskLeases, check_running_ids
 from tests.integration.coordinator_helpers import add_agent, read_inbox, send_result
 from tests.integration.test_coordinator_flow import Parts
 from tests.settings import StackSettings
+from tests.waiting import eventually
 
 PENDING = task_pb2.TASK_STATE_PENDING
 ASSIGNED = task_pb2.TASK_STATE_ASSIGNED
@@ -61,12 +62,12 @@ async def test_silent_attempt_is_reclaimed_after_its_heartbeat_timeout(d: Delive
     [env] = await read_inbox(d.redis, d.keys, agent)
     # Heartbeats naming the task keep it; the lease moves forward each time.
     for _ in range(3):
-        await asyncio.sleep(0.4)
+        await asyncio.sleep(0.4)  # the heartbeat cadence under test: well inside the 1 s timeout
         assert await d.leases.renew(agent, [task.task_id]) == []
         assert await d.reclaimer.reap_once() == 0
     assert (await d.store.get(task.task_id)).state == ASSIGNED
-    await asyncio.sleep(1.1)  # now silent past the timeout
-    assert await d.reclaimer.reap_once() == 1
+    # Now silent: reclaimed once the timeout has passed.
+    assert await eventually(d.reclaimer.reap_once, within=10, message="the reclaim") == 1
     got = await d.store.get(task.task_id)
     assert (got.state, got.attempt) == (PENDING, 1)
     assert "heartbeat timeout" in got.error
@@ -104,24 +105,29 @@ async def test_cancelled_attempt_frees_its_slot_when_its_lease_runs_out(d: Deliv
     await d.scheduler.schedule_once()
     await d.store.cancel(task.task_id)
     assert int(await d.redis.hget(d.keys.agent_load, agent)) == 1
-    await asyncio.sleep(0.3)
-    await d.reclaimer.reap_once()
-    assert int(await d.redis.hget(d.keys.agent_load, agent)) == 0
+
+    async def slot_freed() -> bool:
+        await d.reclaimer.reap_once()
+        return int(await d.redis.hget(d.keys.agent_load, agent)) == 0
+
+    await eventually(slot_freed, within=10, message="the slot freed past the 0.2 s lease")
     assert (await d.store.get(task.task_id)).state == task_pb2.TASK_STATE_CANCELLED
 
 
 async def test_attempt_past_its_start_to_close_deadline_fails_and_retries(d: Delivery) -> None:
     agent = await add_agent(d.redis, d.keys, d.cache, ["sleep"])
     [task] = await d.submit("sleep", attempt_timeout=dur(0.5), max_attempts=2)
+
+    async def assigned() -> int:  # the retry waits out its backoff first
+        await d.scheduler.promote_due()
+        return await d.scheduler.schedule_once()
+
     for attempt in (1, 2):
-        while not await d.scheduler.schedule_once():
-            await d.scheduler.promote_due()
+        await eventually(assigned, within=10, message=f"attempt {attempt} assigned")
         [env] = await read_inbox(d.redis, d.keys, agent)
         assert env.attempt == attempt
-        await asyncio.sleep(0.3)
         assert await d.reclaimer.reap_once() == 0  # the agent gets the first word
-        await asyncio.sleep(0.8)
-        await d.reclaimer.reap_once()
+        assert await eventually(d.reclaimer.reap_once, within=10, message="the deadline") == 1
     got = await d.store.get(task.task_id)
     assert (got.state, got.attempt) == (task_pb2.TASK_STATE_FAILED, 2)
     assert "start-to-close" in got.error
@@ -134,8 +140,7 @@ async def test_pending_past_schedule_to_start_is_timed_out(d: Delivery) -> None:
     await add_agent(d.redis, d.keys, d.cache, ["sleep"])
     [started] = await d.submit("sleep", schedule_to_start_timeout=dur(0.2))
     await d.scheduler.schedule_once()  # assigned in time: its deadline no longer applies
-    await asyncio.sleep(0.3)
-    assert (await d.reclaimer.reap_once()) == 1
+    assert await eventually(d.reclaimer.reap_once, within=10, message="the time-out") == 1
     got = await d.store.get(late.task_id)
     assert got.state == task_pb2.TASK_STATE_TIMED_OUT
     assert "schedule-to-start" in got.error

@@ -19,6 +19,7 @@ from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.gateway.server import GatewayServer
 from tests.settings import StackSettings
+from tests.waiting import eventually
 
 A = "aa" * 16
 B = "bb" * 16
@@ -211,12 +212,13 @@ async def test_subscribers_are_capped(settings: StackSettings) -> None:
         assert details is not None and details.reason == "TOO_MANY_SUBSCRIBERS"
         first.cancel()
         # A slot freed is a slot to take.
-        async with asyncio.timeout(10):
-            while True:
-                try:
-                    third = await subscribe(stub)
-                    break
-                except grpc.aio.AioRpcError:
-                    await asyncio.sleep(0.05)
+
+        async def taken(stub: Any = stub) -> Any:
+            try:
+                return await subscribe(stub)
+            except grpc.aio.AioRpcError:
+                return None
+
+        third = await eventually(taken, within=10, message="the freed slot taken")
         third.cancel()
         second.cancel()

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from hivewire.cli.embedded_redis import EmbeddedRedis
 from hivewire.v1 import event_pb2
 from hivewire_services.common.events import EVENT_FIELD
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis, create_redis
 from hivewire_services.gateway.events.hub import EventFilter, EventsHub, parse_stream_id
+from tests.waiting import eventually
 
 
 async def _xadd(redis: Redis, key: str, message: str) -> str:
@@ -29,7 +32,7 @@ async def test_catch_up_then_live_under_concurrent_writes(redis: Redis, keys: Ke
         for i in range(40):
             written.append(await _xadd(redis, keys.events, f"w{i}"))
             if i % 4 == 0:
-                await asyncio.sleep(0)
+                await asyncio.sleep(0)  # pacing: let the reader run between the writes
 
     try:
         sub = hub.subscribe(EventFilter(), parse_stream_id(history[4]))
@@ -50,7 +53,9 @@ async def test_catch_up_then_live_under_concurrent_writes(redis: Redis, keys: Ke
         await hub.stop()
 
 
-async def test_reader_recovers_from_a_redis_restart(tmp_path: Path) -> None:
+async def test_reader_recovers_from_a_redis_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     server = EmbeddedRedis(0, tmp_path, appendonly=False)
     server.start()
     redis = create_redis(server.url, retries=0)
@@ -64,7 +69,11 @@ async def test_reader_recovers_from_a_redis_restart(tmp_path: Path) -> None:
         before = await _xadd(redis, key, "before")
         assert (await asyncio.wait_for(anext(events), 5)).cursor == before
         server.kill()
-        await asyncio.sleep(0.3)  # let the reader hit the outage
+
+        def outage_seen() -> bool:  # the reader's retry logs the outage
+            return f"fan-out of {key}: redis unavailable" in caplog.text
+
+        await eventually(outage_seen, within=10, message="the reader meeting the outage")
         server.start()
         after = await _xadd(redis, key, "after")
         event = await asyncio.wait_for(anext(events), 10)

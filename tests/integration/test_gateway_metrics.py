@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from prometheus_client import REGISTRY
 
 from hivewire.v1 import event_pb2
@@ -12,6 +10,7 @@ from hivewire_services.common.keys import Keys
 from hivewire_services.common.metrics import DASHBOARD_SUBSCRIBERS
 from hivewire_services.common.redis import Redis
 from hivewire_services.gateway.events.hub import EventFilter, EventsHub
+from tests.waiting import eventually
 
 
 def _overflows() -> float:
@@ -30,11 +29,7 @@ async def test_a_slow_subscriber_is_cut_off_and_counted(redis: Redis, keys: Keys
         event = event_pb2.Event(type=event_pb2.EVENT_TYPE_TASK_SUBMITTED)
         for _ in range(5):
             await redis.xadd(keys.events, {EVENT_FIELD: event.SerializeToString()})
-        for _ in range(100):
-            if slow.error is not None:
-                break
-            await asyncio.sleep(0.05)
-        assert slow.error is not None
+        await eventually(lambda: slow.error is not None, within=10, message="the cut-off")
         assert _overflows() - before == 1
         assert REGISTRY.get_sample_value("hivewire_dashboard_subscribers") == 0
     finally:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from hivewire.cli.embedded_redis import free_port
-from hivewire.core.metrics_server import start_metrics_server
+import pytest
+
+from hivewire.core.metrics_server import ANY_PORT, start_metrics_server
 from hivewire_services.common.config import CommonSettings
 from hivewire_services.common.server import create_server
 
@@ -53,10 +54,9 @@ async def test_unknown_service_is_not_healthy() -> None:
 
 
 async def test_http_probe_of_a_metrics_endpoint() -> None:
-    port = free_port()
-    metrics = start_metrics_server(port, "127.0.0.1")
-    assert metrics is not None
-    url = f"http://127.0.0.1:{port}/metrics"
+    metrics = start_metrics_server(ANY_PORT, "127.0.0.1")
+    assert metrics is not None and metrics.port > 0
+    url = f"http://{metrics.addr}/metrics"
     try:
         code, out = await healthcheck(url)
         assert (code, out.strip()) == (0, f"{url}: HTTP 200")
@@ -64,3 +64,9 @@ async def test_http_probe_of_a_metrics_endpoint() -> None:
         metrics.close()
     code, out = await healthcheck(url, "--timeout", "1")
     assert code == 1
+
+
+def test_metrics_port_zero_is_off_and_other_negatives_are_refused() -> None:
+    assert start_metrics_server(0, "127.0.0.1") is None
+    with pytest.raises(ValueError, match="neither a port"):
+        start_metrics_server(ANY_PORT - 1, "127.0.0.1")

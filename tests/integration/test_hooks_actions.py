@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from hivewire.v1 import event_pb2
 from hivewire_services.hooks.actions import ActionRunner, Outcome
 from hivewire_services.hooks.payload import Delivery
 from tests.integration.hooks_helpers import Receiver, receiving
+from tests.waiting import eventually
 
 DELIVERY = Delivery(
     delivery_id="d" * 32,
@@ -50,13 +50,24 @@ async def test_command_outcomes(actions: ActionRunner, tmp_path: Path) -> None:
 async def test_command_timeout_kills_the_whole_process_group(
     actions: ActionRunner, tmp_path: Path
 ) -> None:
-    marker = tmp_path / "child-survived"
+    marker, pid_file = tmp_path / "child-survived", tmp_path / "child.pid"
     # The shell starts a background child that would write the marker after 2 s.
-    script = f"(sleep 2; touch {marker}) & echo started; sleep 30"
+    script = f"(sleep 2; touch {marker}) & echo $! > {pid_file}; echo started; sleep 30"
     outcome = await actions.run(hook(CommandAction(("sh", "-c", script), timeout=0.5)), DELIVERY)
     assert outcome == Outcome(False, "timed out after 0.5s: started")
-    await asyncio.sleep(2.5)  # the child would have written the marker by now
+    child = int(pid_file.read_text())
+    # Killed with its group, or (if not) done after writing the marker: either way gone.
+    await eventually(lambda: process_gone(child), within=15, message="the background child gone")
     assert not marker.exists()
+
+
+def process_gone(pid: int) -> bool:
+    """Whether `pid` has exited (no process, or a zombie nobody reaped yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(")")[2].split()[0] == "Z"
 
 
 async def test_webhook_outcomes(actions: ActionRunner) -> None:

@@ -144,7 +144,12 @@ async def test_entries_a_dead_runner_read_are_taken_over(
         await emit(redis, keys, FAILED, task_id=t, capability="x")
     read = await redis.xreadgroup(HOOKS_GROUP, "dead-runner", {keys.events: ">"}, count=10)
     assert len(read[0][1]) == 5
-    await asyncio.sleep(0.4)
+
+    async def claimable() -> bool:  # idle past hooks_claim_idle: the next runner takes them over
+        pending = await redis.xpending_range(keys.events, HOOKS_GROUP, "-", "+", 10)
+        return all(p["time_since_delivered"] > 300 for p in pending)
+
+    await eventually(claimable, message="the dead runner's entries idle")
     async with HooksServer(hsettings.hooks(), config) as runner:
         await eventually(lambda: _count(redis, keys, 5))
         await eventually(lambda: _acked(redis, keys))
@@ -179,7 +184,7 @@ async def test_backlog_is_bounded_and_drains(
         for _ in range(20):  # it stays there while the hook is stuck
             assert (await runner.store.backlog())[1] <= 3
             assert await hooks_pending(redis, keys) <= 3  # read and not acknowledged
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # sampling the bound over a second: the thing under test
         gate.touch()
         await eventually(lambda: _count(redis, keys, 10))
         await eventually(lambda: _acked(redis, keys))

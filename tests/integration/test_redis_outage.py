@@ -93,7 +93,7 @@ async def test_redis_killed_then_restarted(stack: OutageStack) -> None:
     for name, code, why in await refused(stack):
         assert code == grpc.StatusCode.UNAVAILABLE, name
         assert why == "REDIS_UNAVAILABLE", name
-    await asyncio.sleep(LONG_OUTAGE)
+    await asyncio.sleep(LONG_OUTAGE)  # the outage under test: its length
 
     stack.restart_redis()
     await stack.wait_health(SERVING)
@@ -117,7 +117,7 @@ async def test_redis_frozen_then_thawed(stack: OutageStack) -> None:
     await stack.wait_health(NOT_SERVING)
     for name, code, why in await refused(stack):
         assert (name, code, why) == (name, grpc.StatusCode.UNAVAILABLE, "REDIS_UNAVAILABLE")
-    await asyncio.sleep(DOWN_FOR)
+    await asyncio.sleep(DOWN_FOR)  # the outage under test: its length
 
     stack.thaw_redis()
     await stack.wait_health(SERVING)
@@ -136,7 +136,7 @@ async def test_tasks_in_flight_survive_a_redis_restart(stack: OutageStack) -> No
             [{"capability": "echo", "payload": {"n": i}} for i in range(200)]
         )
     stack.kill_redis()
-    await asyncio.sleep(DOWN_FOR)
+    await asyncio.sleep(DOWN_FOR)  # the outage under test: its length
     stack.restart_redis()
     await stack.wait_health(SERVING)
     async with Client(stack.addrs["gateway"], timeout=RPC_DEADLINE) as client:
@@ -151,7 +151,7 @@ async def test_a_running_task_outlives_an_outage_longer_than_its_lease(
         task = await client.submit("sleep", {"secs": 12})
         await asyncio.wait_for(stack.sleeping.wait(), 30)
     stack.kill_redis()  # down longer than the 4 s attempt lease; the handler keeps running
-    await asyncio.sleep(LONG_OUTAGE - 4)
+    await asyncio.sleep(LONG_OUTAGE - 4)  # the outage under test: past the lease
     stack.restart_redis()
     await stack.wait_health(SERVING)
     async with Client(stack.addrs["gateway"], timeout=RPC_DEADLINE) as client:

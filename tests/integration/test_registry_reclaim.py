@@ -3,7 +3,6 @@ attempt leases of the tasks they name and say which to cancel."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -15,6 +14,7 @@ from hivewire_services.common.redis import Redis
 from hivewire_services.common.server import create_channel
 from hivewire_services.registry.server import RegistryServer
 from tests.settings import StackSettings
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -42,11 +42,11 @@ async def test_expired_and_deregistered_agents_join_the_reclaim_set(
     expired = await register(stub)
     gone = await register(stub)
     await redis.zadd(keys.leases, {expired.agent.agent_id: 1})  # lease long past
-    for _ in range(100):
-        if await redis.zscore(keys.reclaim_agents, expired.agent.agent_id) is not None:
-            break
-        await asyncio.sleep(0.05)
-    assert await redis.zscore(keys.reclaim_agents, expired.agent.agent_id) is not None
+
+    async def joined() -> bool:
+        return await redis.zscore(keys.reclaim_agents, expired.agent.agent_id) is not None
+
+    await eventually(joined, within=10, message="the expired agent in the reclaim set")
     await stub.DeregisterAgent(
         registry_pb2.DeregisterAgentRequest(
             agent_id=gone.agent.agent_id, agent_token=gone.agent_token

@@ -20,6 +20,7 @@ from hivewire_services.registry.server import RegistryServer
 from hivewire_services.registry.store import AgentStore
 from hivewire_services.registry.watch import ChangeHub
 from tests.settings import StackSettings
+from tests.waiting import eventually
 
 if TYPE_CHECKING:
     Stub = registry_pb2_grpc.RegistryServiceAsyncStub
@@ -169,11 +170,7 @@ async def test_slow_watcher_is_ended_with_resource_exhausted(
         for i in range(4):
             await store.register(f"w{i}", ["echo"], 1, {})
 
-        for _ in range(int(WAIT / 0.02)):  # bounded poll for the reader to overflow the queue
-            if sub.ended:
-                break
-            await asyncio.sleep(0.02)
-        assert sub.ended
+        await eventually(lambda: sub.ended, within=WAIT, message="the reader overflowing the queue")
         with pytest.raises(ResourceExhausted):
             await sub.get()
     finally:

@@ -54,7 +54,7 @@ async def test_stalled_subscriber_is_cut_off_while_nine_keep_receiving(
                 redis, keys, *[ev(message=f"{batch}-{i}-" + "x" * 200) for i in range(PER_BATCH)]
             )
             written.append((ids, time.monotonic()))
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # pacing: batches spread over time, as live traffic
         results = await asyncio.wait_for(asyncio.gather(*reading), 60)
         every_id = [i for ids, _ in written for i in ids]
         for got in results:

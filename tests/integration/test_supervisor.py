@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import urllib.request
 from pathlib import Path
 
 from hivewire.cli.supervisor import running_addrs
 from hivewire.client import Client, task_to_dict
+from hivewire.core.addr_file import METRICS
+from hivewire.core.metrics_server import ANY_PORT
 from tests.up import addr_open, up_command
 
 READY = b"hivewire is ready"
@@ -22,11 +26,25 @@ async def read_until(stream: asyncio.StreamReader, marker: bytes, seen: list[byt
     raise AssertionError(b"".join(seen).decode(errors="replace"))
 
 
+def scrape(addr: str) -> str:
+    with urllib.request.urlopen(f"http://{addr}/metrics", timeout=10) as resp:
+        return str(resp.read().decode())
+
+
 async def test_up_demo_runs_a_task_and_stops_cleanly(tmp_path: Path) -> None:
+    # /metrics on any free port for two services, none for the coordinator.
+    any_port = str(ANY_PORT)
+    env = {
+        **os.environ,
+        "HIVEWIRE_GATEWAY_METRICS_PORT": any_port,
+        "HIVEWIRE_REGISTRY_METRICS_PORT": any_port,
+        "HIVEWIRE_COORDINATOR_METRICS_PORT": "0",
+    }
     proc = await asyncio.create_subprocess_exec(
         *up_command(tmp_path / "data", "--demo"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        env=env,
     )
     assert proc.stdout is not None
     seen: list[bytes] = []
@@ -34,6 +52,12 @@ async def test_up_demo_runs_a_task_and_stops_cleanly(tmp_path: Path) -> None:
         await asyncio.wait_for(read_until(proc.stdout, READY, seen), 60)
         addrs = running_addrs(tmp_path / "data")
         assert set(addrs) == {"redis", "gateway", "registry", "coordinator"}
+        metrics = running_addrs(tmp_path / "data", METRICS)
+        assert set(metrics) == {"gateway", "registry"}
+        assert "hivewire_agents" in await asyncio.to_thread(scrape, metrics["registry"])
+        assert "hivewire_rpc_duration_seconds" in await asyncio.to_thread(
+            scrape, metrics["gateway"]
+        )
         async with Client(addrs["gateway"]) as client:
             task = await client.submit_and_wait("wordcount", {"text": "a b a"}, timeout=30)
         body = task_to_dict(task)
@@ -50,5 +74,5 @@ async def test_up_demo_runs_a_task_and_stops_cleanly(tmp_path: Path) -> None:
     output = b"".join(seen).decode(errors="replace")
     for prefix in ("[registry] ", "[coordinator] ", "[gateway] ", "[demo-1] ", "[demo-2] "):
         assert prefix in output
-    assert not any(addr_open(a) for a in addrs.values())
+    assert not any(addr_open(a) for a in [*addrs.values(), *metrics.values()])
     assert (tmp_path / "data").is_dir()

@@ -84,7 +84,7 @@ async def test_kill_9_mid_workflow_then_resume_applies_each_step_once(
     async def work(ctx: TaskContext) -> int:
         body = ctx.json()
         runs[f"work:{body['index']}"] += 1
-        await asyncio.sleep(0.15)
+        await asyncio.sleep(0.15)  # long enough for the kills to land mid-map
         return int(body["item"]) * 2
 
     def gen(ctx: TaskContext) -> list[int]:
@@ -106,8 +106,16 @@ async def test_kill_9_mid_workflow_then_resume_applies_each_step_once(
         # The gateway dials the first coordinator's port; the next ones bind that port again.
         await outside.start_gateway(coordinator_addr=await reported(procs[0], addr_file))
         await wait_serving(outside)
-        await outside.agent("a", {"gen": gen, "work": work, "total": total}, max_concurrency=2)
-        await outside.agent("b", {"work": work}, max_concurrency=2)
+        agents = [
+            await outside.agent("a", {"gen": gen, "work": work, "total": total}, max_concurrency=2),
+            await outside.agent("b", {"work": work}, max_concurrency=2),
+        ]
+
+        async def orphaned() -> bool:
+            """The agents finished what the dead coordinator gave them: results nobody applied."""
+            inboxes = [await redis.xlen(keys.inbox(a.agent_id)) for a in agents]
+            return inboxes == [0, 0] and all(a.in_flight == 0 for a in agents)
+
         wf = await outside.client.submit_workflow(
             [
                 {"id": "gen", "capability": "gen"},
@@ -121,7 +129,7 @@ async def test_kill_9_mid_workflow_then_resume_applies_each_step_once(
             procs[-1].wait(10)
             mid = await redis.hgetall(keys.workflow(wf.workflow_id))
             assert int(mid[b"state"]) == workflow_pb2.WORKFLOW_STATE_RUNNING
-            await asyncio.sleep(0.3)
+            await eventually(orphaned, within=30, message="the agents idle")
             procs.append(spawn(outside.settings, addr_file))
             await reported(procs[-1], addr_file)
             await wait_serving(outside)

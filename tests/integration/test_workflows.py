@@ -139,7 +139,7 @@ async def test_empty_map_succeeds_and_non_array_fails(stack: Stack) -> None:
 
 
 async def slow(ctx: TaskContext) -> str:
-    await asyncio.sleep(float(ctx.json().get("s", 0.05)))
+    await asyncio.sleep(float(ctx.json().get("s", 0.05)))  # the work: as long as asked
     return "ok"
 
 

@@ -92,7 +92,7 @@ async def test_on_error_runs_for_a_timed_out_attempt() -> None:
     rec = Recorder()
 
     async def slow(ctx: TaskContext) -> Any:
-        await asyncio.sleep(30)
+        await asyncio.sleep(30)  # outlives the attempt timeout under test
 
     result = await rec.run(slow, envelope(timeout=0.05))
     assert result.outcome == stream_pb2.TASK_OUTCOME_FAILED

@@ -90,7 +90,7 @@ async def test_unencodable_result_fails_permanently() -> None:
 
 async def test_started_is_reported_for_slow_handlers_only() -> None:
     async def slow(ctx: TaskContext) -> str:
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # slower than `after`: the report under test
         return "done"
 
     result, started = await run(slow, after=0.01)
@@ -104,7 +104,7 @@ async def test_attempt_timeout_fails_the_attempt() -> None:
     env.attempt_timeout.FromMilliseconds(50)
 
     async def slow(ctx: TaskContext) -> None:
-        await asyncio.sleep(30)
+        await asyncio.sleep(30)  # outlives the attempt timeout under test
 
     result, _ = await run(slow, env)
     assert result.outcome == stream_pb2.TASK_OUTCOME_FAILED
