@@ -1,14 +1,10 @@
-"""`hivewire up` as tests start it (every service and Redis on port 0), and test addresses."""
+"""Loopback addresses for tests: whether one is open, and one that refuses connections."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 from collections.abc import Iterator
-
-from hivewire.cli.supervisor import up_command
-
-__all__ = ["addr_open", "refusing_addr", "up_command"]
 
 
 def addr_open(addr: str) -> bool:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from hivewire.core.clock import now_ms, ts_from_ms
 from hivewire.v1 import event_pb2
-from hivewire_services.common.clock import now_ms, ts_from_ms
 
 EVENT_FIELD = b"event"
 

@@ -7,8 +7,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypedDict, TypeVar, cast
 
+from hivewire.core.background import cancel_and_wait
 from hivewire_services.common.errors import HivewireError, ResourceExhausted, Unavailable
-from hivewire_services.common.loops import Backoff, cancel_and_wait
+from hivewire_services.common.loops import Backoff
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.streams import Entry
 

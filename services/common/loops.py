@@ -1,4 +1,4 @@
-"""Background loops: backoff that logs what failed, and stopping tasks reliably."""
+"""Backoff for service loops: the core policy, plus a log line saying what failed and why."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import asyncio
 import logging
 
 from hivewire.core import backoff as core_backoff
-from hivewire.core.background import RECANCEL_AFTER, cancel_and_wait
 from hivewire_services.common.redis import REDIS_UNAVAILABLE
 
-__all__ = ["RECANCEL_AFTER", "Backoff", "cancel_and_wait"]
+__all__ = ["Backoff"]
 
 logger = logging.getLogger(__name__)
 

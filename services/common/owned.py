@@ -8,8 +8,8 @@ from typing import Any
 
 import grpc
 
+from hivewire.core.background import cancel_and_wait
 from hivewire_services.common.config import CommonSettings
-from hivewire_services.common.loops import cancel_and_wait
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.server import GrpcServer, create_channel, create_server
 

@@ -7,8 +7,8 @@ import logging
 import uuid
 
 from hivewire.core import tracing
+from hivewire.core.clock import now_ms
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc
-from hivewire_services.common.clock import now_ms
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.loops import Backoff
 from hivewire_services.common.process import ServiceProcess, serve

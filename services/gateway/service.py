@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
+from hivewire.core.clock import now_ms, ts_from_ms
 from hivewire.v1 import (
     command_pb2,
     coordinator_pb2_grpc,
@@ -16,7 +17,6 @@ from hivewire.v1 import (
     registry_pb2_grpc,
     stats_pb2,
 )
-from hivewire_services.common.clock import now_ms, ts_from_ms
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.validation import MAX_REQUEST_ID

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
+from hivewire.core.clock import now_ms
 from hivewire.v1 import event_pb2
-from hivewire_services.common.clock import now_ms
 from hivewire_services.common.keys import HOOKS_GROUP, Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.store import RedisStore

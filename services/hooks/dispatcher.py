@@ -11,8 +11,8 @@ import contextlib
 import logging
 
 from hivewire.core.backoff import backoff_delay
+from hivewire.core.clock import now_ms
 from hivewire.core.hooks_file import HooksConfig
-from hivewire_services.common.clock import now_ms
 from hivewire_services.common.loops import Backoff
 from hivewire_services.hooks.actions import ActionRunner, Outcome
 from hivewire_services.hooks.config import HooksSettings

@@ -7,8 +7,8 @@ import binascii
 import json
 from collections.abc import Mapping
 
+from hivewire.core.clock import set_ms
 from hivewire.v1 import agent_pb2
-from hivewire_services.common.clock import set_ms
 from hivewire_services.common.errors import InvalidArgument
 
 _INT32_MAX = 2**31 - 1

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from hivewire.core.clock import duration_from_seconds, ts_from_ms
 from hivewire.v1 import agent_pb2, registry_pb2, registry_pb2_grpc
-from hivewire_services.common.clock import duration_from_seconds, ts_from_ms
 from hivewire_services.common.errors import InvalidArgument, Unauthenticated
 from hivewire_services.common.keys import INBOX_GROUP, Keys
 from hivewire_services.common.validation import (

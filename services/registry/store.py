@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hivewire.core.clock import now_ms
 from hivewire.v1 import agent_pb2, registry_pb2
-from hivewire_services.common.clock import now_ms
 from hivewire_services.common.errors import FailedPrecondition, NotFound, Unauthenticated
 from hivewire_services.common.keys import INBOX_GROUP, Keys
 from hivewire_services.common.redis import Redis

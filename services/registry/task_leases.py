@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
+from hivewire.core.clock import now_ms
 from hivewire_services.common import lua
-from hivewire_services.common.clock import now_ms
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis

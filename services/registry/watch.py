@@ -6,8 +6,8 @@ import logging
 from collections.abc import AsyncGenerator
 from typing import Unpack
 
+from hivewire.core.clock import now_ms, ts_from_ms
 from hivewire.v1 import agent_pb2, registry_pb2
-from hivewire_services.common.clock import now_ms, ts_from_ms
 from hivewire_services.common.errors import HivewireError, ResourceExhausted
 from hivewire_services.common.fanout import FanoutHub, FanoutUser, ReadOptions, Subscriber
 from hivewire_services.common.keys import Keys

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from hivewire.cli.supervisor import running_addrs
+from hivewire.cli.supervisor import running_addrs, up_command
 from hivewire.core.addr_file import METRICS
-from tests.up import up_command
 
 READY = "hivewire is ready"
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from hivewire.cli.supervisor import wait_addr_file, wait_serving
 from hivewire.core.addr_file import remove_addr_file
+from hivewire.core.clock import now_ms
 from hivewire.v1 import event_pb2
-from hivewire_services.common.clock import now_ms
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.hooks.deliveries import delivery_id

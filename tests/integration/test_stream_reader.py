@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.exceptions import ResponseError
 
+from hivewire.core.background import cancel_and_wait
 from hivewire_services.common.keys import Keys
-from hivewire_services.common.loops import cancel_and_wait
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.streams import Entry, GroupOptions, GroupReader
 from tests.waiting import eventually

@@ -9,11 +9,11 @@ import signal
 import urllib.request
 from pathlib import Path
 
-from hivewire.cli.supervisor import running_addrs
+from hivewire.cli.supervisor import running_addrs, up_command
 from hivewire.client import Client, task_to_dict
 from hivewire.core.addr_file import METRICS
 from hivewire.core.metrics_server import ANY_PORT
-from tests.up import addr_open, up_command
+from tests.up import addr_open
 
 READY = b"hivewire is ready"
 

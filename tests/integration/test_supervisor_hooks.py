@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hivewire.cli.supervisor import running_addrs
+from hivewire.cli.supervisor import running_addrs, up_command
 from hivewire.client import Client
 from hivewire.v1 import event_pb2
 from hivewire_services.common.events import decode_entry
@@ -17,7 +17,7 @@ from hivewire_services.common.keys import HOOKS_GROUP, Keys
 from hivewire_services.common.redis import Redis, create_redis
 from tests.integration.hooks_helpers import HOOK_TYPES
 from tests.integration.test_supervisor import READY, read_until
-from tests.up import addr_open, up_command
+from tests.up import addr_open
 from tests.waiting import eventually
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from hivewire.core.clock import ts_from_ms
 from hivewire.v1 import event_pb2
-from hivewire_services.common.clock import ts_from_ms
 from hivewire_services.gateway.stats import counters as stats_counters
 from hivewire_services.gateway.stats.counters import EventCounters, percentiles
 

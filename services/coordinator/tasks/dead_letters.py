@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import cast
 
+from hivewire.core.clock import now_ms, ts_from_ms
 from hivewire.v1 import task_pb2
-from hivewire_services.common.clock import now_ms, ts_from_ms
 from hivewire_services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from hivewire.core.clock import set_ms
 from hivewire.core.tracing import trace_id_of
 from hivewire.v1 import task_pb2
 from hivewire_services.common import task_fields
-from hivewire_services.common.clock import set_ms
 from hivewire_services.common.task_fields import NewTask
 
 # What a Task message shows: every hash field but the scripts' own bookkeeping.

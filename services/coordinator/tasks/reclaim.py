@@ -18,9 +18,9 @@ from typing import cast
 
 from google.protobuf.message import DecodeError
 
+from hivewire.core.clock import now_ms
 from hivewire.core.wire import ENVELOPE_FIELD, INBOX_GROUP
 from hivewire.v1 import stream_pb2
-from hivewire_services.common.clock import now_ms
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.loops import Backoff

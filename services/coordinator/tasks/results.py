@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 from google.protobuf.message import DecodeError
 
+from hivewire.core.clock import now_ms
 from hivewire.core.wire import RESULT_FIELD, RESULTS_GROUP
 from hivewire.v1 import stream_pb2
-from hivewire_services.common.clock import now_ms
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis

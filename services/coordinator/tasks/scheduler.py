@@ -10,8 +10,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, cast
 
+from hivewire.core.clock import duration_from_seconds, now_ms, ts_from_ms
 from hivewire.v1 import stream_pb2
-from hivewire_services.common.clock import duration_from_seconds, now_ms, ts_from_ms
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.loops import Backoff
 from hivewire_services.common.redis import Redis

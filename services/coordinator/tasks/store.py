@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
+from hivewire.core.clock import now_ms
 from hivewire.v1 import task_pb2
 from hivewire_services.common import lua
-from hivewire_services.common.clock import now_ms
 from hivewire_services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis

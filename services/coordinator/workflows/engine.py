@@ -17,8 +17,8 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from hivewire.core.clock import now_ms
 from hivewire.v1 import workflow_pb2
-from hivewire_services.common.clock import now_ms
 from hivewire_services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import REDIS_UNAVAILABLE, Redis

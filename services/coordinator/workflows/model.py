@@ -9,9 +9,9 @@ per step `st:`, `tk:`, `ag:`, `at:`, `t0:`, `t1:`, `er:`, `mt:`, `md:`, `o:` + s
 
 from __future__ import annotations
 
+from hivewire.core.clock import set_ms
 from hivewire.core.tracing import trace_id_of
 from hivewire.v1 import workflow_pb2
-from hivewire_services.common.clock import set_ms
 from hivewire_services.common.workflow_spec import WorkflowDef, steps_from_json
 from hivewire_services.coordinator.workflows.plan import StepRun, WorkflowRun
 

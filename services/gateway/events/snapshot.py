@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from hivewire.core.clock import set_ms
 from hivewire.v1 import agent_pb2, event_pb2, task_pb2
-from hivewire_services.common.clock import set_ms
 from hivewire_services.gateway.events.hub import EventFilter
 from hivewire_services.gateway.stats.state_reader import (
     AgentView,

@@ -14,9 +14,9 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import cast
 
+from hivewire.core.clock import duration_from_seconds, now_ms, ts_from_ms
 from hivewire.core.convert import enum_name
 from hivewire.v1 import agent_pb2, stats_pb2, task_pb2
-from hivewire_services.common.clock import duration_from_seconds, now_ms, ts_from_ms
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.gateway.stats.counters import EventCounters, Percentiles
