@@ -26,7 +26,7 @@ from typing import Any
 
 import grpc
 
-from hivewire.cli.supervisor import running_addrs, up_command
+from hivewire.cli.readiness import running_addrs, up_command
 from hivewire.v1 import event_pb2, gateway_pb2_grpc, task_pb2
 
 READY = "hivewire is ready"

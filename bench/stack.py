@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hivewire.cli.supervisor import Supervisor, UpConfig, wait_agents_online
+from hivewire.cli.readiness import wait_agents_online
+from hivewire.cli.supervisor import Supervisor, UpConfig
 
 AGENT_TARGET = "bench.agent:agent"
 ANY_PORT = "127.0.0.1:0"

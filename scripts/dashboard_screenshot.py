@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hivewire.cli.supervisor import running_addrs, up_command
+from hivewire.cli.readiness import running_addrs, up_command
 from hivewire.client import Client
 from hivewire.dashboard import Dashboard
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from hivewire.cli.embedded_redis import EmbeddedRedis
-from hivewire.cli.supervisor import wait_addr_file, wait_serving
+from hivewire.cli.readiness import wait_addr_file, wait_serving
 from hivewire.core.addr_file import remove_addr_file
 
 REPO = Path(__file__).resolve().parents[2]

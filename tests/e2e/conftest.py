@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hivewire.cli.supervisor import running_addrs, up_command
+from hivewire.cli.readiness import running_addrs, up_command
 from hivewire.core.addr_file import METRICS
 
 READY = "hivewire is ready"

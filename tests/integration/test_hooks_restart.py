@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from hivewire.cli.supervisor import wait_addr_file, wait_serving
+from hivewire.cli.readiness import wait_addr_file, wait_serving
 from hivewire.core.addr_file import remove_addr_file
 from hivewire.core.clock import now_ms
 from hivewire.v1 import event_pb2

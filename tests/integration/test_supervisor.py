@@ -9,7 +9,7 @@ import signal
 import urllib.request
 from pathlib import Path
 
-from hivewire.cli.supervisor import running_addrs, up_command
+from hivewire.cli.readiness import running_addrs, up_command
 from hivewire.client import Client, task_to_dict
 from hivewire.core.addr_file import METRICS
 from hivewire.core.metrics_server import ANY_PORT

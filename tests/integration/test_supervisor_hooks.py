@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hivewire.cli.supervisor import running_addrs, up_command
+from hivewire.cli.readiness import running_addrs, up_command
 from hivewire.client import Client
 from hivewire.v1 import event_pb2
 from hivewire_services.common.events import decode_entry
