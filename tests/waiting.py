@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 T = TypeVar("T")
 
@@ -42,3 +45,22 @@ async def eventually(
             detail = f"last error: {failure}" if failure else f"last value: {value!r}"
             raise AssertionError(f"{message or 'condition'} not met within {within}s ({detail})")
         await asyncio.sleep(interval)  # the poll interval: the one sleep that waits
+
+
+async def health(addr: str) -> int:
+    """The overall grpc.health.v1 status of the server at `addr` (raises if unreachable)."""
+    async with grpc.aio.insecure_channel(addr) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=5.0)
+        return int(reply.status)
+
+
+async def health_reaches(addrs: Mapping[str, str], status: int, within: float = 30.0) -> None:
+    """Until every server in `addrs` (name -> address) reports `status` on grpc.health.v1."""
+
+    async def reached() -> bool:
+        got = {name: await health(addr) for name, addr in addrs.items()}
+        assert all(s == status for s in got.values()), got
+        return True
+
+    await eventually(reached, within=within, interval=0.1, message=f"health {status}")

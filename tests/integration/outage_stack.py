@@ -11,14 +11,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from hivewire.agent import Agent, TaskContext
 from hivewire.cli.embedded_redis import EmbeddedRedis
 from tests.integration.stack import running_stack
 from tests.settings import StackSettings, stack_settings
-from tests.waiting import eventually
+from tests.waiting import health, health_reaches
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -48,20 +47,11 @@ class OutageStack:
         os.kill(self.redis.process.pid, signal.SIGCONT)
 
     async def health(self, service: str) -> int:
-        async with grpc.aio.insecure_channel(self.addrs[service]) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=5.0)
-            return int(reply.status)
+        return await health(self.addrs[service])
 
     async def wait_health(self, status: int, limit: float = 30.0) -> None:
         """Until every service reports `status`."""
-
-        async def reached() -> bool:
-            got = {name: await self.health(name) for name in self.addrs}
-            assert all(s == status for s in got.values()), got
-            return True
-
-        await eventually(reached, within=limit, interval=0.1, message=f"health {status}")
+        await health_reaches(self.addrs, status, limit)
 
 
 @contextlib.asynccontextmanager

@@ -13,8 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from hivewire.agent import Agent, TaskContext
 from hivewire.client import Client
@@ -24,7 +23,7 @@ from hivewire_services.coordinator.server import CoordinatorServer
 from hivewire_services.gateway.server import GatewayServer
 from hivewire_services.registry.server import RegistryServer
 from tests.settings import StackSettings
-from tests.waiting import eventually
+from tests.waiting import eventually, health_reaches
 
 Handler = Callable[[TaskContext], Awaitable[Any] | Any]
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -149,21 +148,7 @@ class Stack:
 
     async def wait_health(self, status: int, within: float = 30.0) -> None:
         """Until every running service reports `status` on grpc.health.v1."""
-
-        async def reached() -> bool:
-            got = {name: await health(addr) for name, addr in self.addrs().items()}
-            assert all(s == status for s in got.values()), got
-            return True
-
-        await eventually(reached, within=within, interval=0.1, message=f"health {status}")
-
-
-async def health(addr: str) -> int:
-    """The overall grpc.health.v1 status of the server at `addr`."""
-    async with grpc.aio.insecure_channel(addr) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=5.0)
-        return int(reply.status)
+        await health_reaches(self.addrs(), status, within)
 
 
 @contextlib.asynccontextmanager

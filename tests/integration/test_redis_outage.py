@@ -10,7 +10,6 @@ from pathlib import Path
 import grpc
 import pytest
 from google.rpc import status_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from hivewire.cli.embedded_redis import EmbeddedRedis
@@ -27,7 +26,7 @@ from hivewire_services.coordinator.server import CoordinatorServer
 from tests.integration.outage_stack import NOT_SERVING, SERVING, OutageStack, outage_stack
 from tests.settings import stack_settings
 from tests.up import refusing_addr
-from tests.waiting import eventually
+from tests.waiting import health, health_reaches
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -184,7 +183,7 @@ async def _serves_once_redis_arrives(redis: EmbeddedRedis, namespace: str, regis
     port = await coordinator.start("127.0.0.1:0")
     addr = f"127.0.0.1:{port}"
     try:
-        assert await health_of(addr) == NOT_SERVING
+        assert await health(addr) == NOT_SERVING
         async with grpc.aio.insecure_channel(addr) as channel:
             stub = coordinator_pb2_grpc.CoordinatorServiceStub(channel)
             with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -194,7 +193,7 @@ async def _serves_once_redis_arrives(redis: EmbeddedRedis, namespace: str, regis
                 "REDIS_UNAVAILABLE",
             )
             redis.start()
-            await wait_for_health(addr, SERVING)
+            await health_reaches({"coordinator": addr}, SERVING)
             reply = await stub.SubmitTask(submit_request(), timeout=RPC_DEADLINE)
             assert reply.response.task.state == task_pb2.TASK_STATE_PENDING
     finally:
@@ -206,18 +205,3 @@ def submit_request() -> coordinator_pb2.CoordinatorServiceSubmitTaskRequest:
     return coordinator_pb2.CoordinatorServiceSubmitTaskRequest(
         request=task_pb2.SubmitTaskRequest(capability="echo", payload=b"{}")
     )
-
-
-async def health_of(addr: str) -> int:
-    async with grpc.aio.insecure_channel(addr) as channel:
-        reply = await health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(), timeout=5.0
-        )
-        return int(reply.status)
-
-
-async def wait_for_health(addr: str, status: int, limit: float = 30.0) -> None:
-    async def reached() -> bool:
-        return await health_of(addr) == status
-
-    await eventually(reached, within=limit, interval=0.1, message=f"{addr} health {status}")
