@@ -1,7 +1,8 @@
 """Typed calls of the task scripts: each wrapper owns its script's KEYS and ARGV layout.
 
-A row type's field order is the ARGV layout of one row: it reaches the script as a generated
-`local NAME = {'field', ...}` table that the script reads rows by (prelude.lua `named`).
+A row type's field order is the ARGV layout of one row: it reaches the script as generated
+index constants (`local NAME_WIDTH = n`, `local NAME_FIELD = i`, lua.lua_row) that the script
+reads rows by.
 """
 
 from __future__ import annotations
