@@ -168,6 +168,7 @@ def test_field_lists_are_declared_once_and_reach_lua() -> None:
     assert len(set(TASK_FIELDS)) == len(TASK_FIELDS)
     assert set(LOADED_FIELDS) <= set(TASK_FIELDS)
     assert set(PeekedTask._fields) <= set(TASK_FIELDS)
+    assert NewTask._fields[0] == "task_id"  # the key of the hash; taskcreate.lua skips it
     assert set(NewTask._fields[1:]) <= set(TASK_FIELDS)
     lua = constants()
     assert "local NEW_TASK = {'task_id', 'capability', 'priority'," in lua

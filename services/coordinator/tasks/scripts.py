@@ -75,7 +75,7 @@ def submit_args(
 ) -> list[Arg]:
     """ARGV of submit.lua: the text columns as one JSON array (far cheaper for redis-py to pack
     than an argument each), then the payloads as bytes."""
-    table = [[*row.task, row.request_key] for row in rows]
+    table = [[*map(str, row.task), row.request_key] for row in rows]
     return [
         *tasklua.creation_args(keys, settings, now),
         REQUEST_ID_TTL_SECONDS,

@@ -24,9 +24,10 @@ local function create_task(row, payload)
   local hash = {'payload', payload, 'state', TASK_STATE_PENDING, 'attempt', 0, 'seq', seq,
     'create_ms', now}
   local n = 10
-  for i = 1, NEW_TASK_WIDTH do
+  -- The id comes first (task_fields.NewTask): it names the hash and is no field of it.
+  for i = NEW_TASK_TASK_ID + 1, NEW_TASK_WIDTH do
     local value = row[i]
-    if value ~= nil and i ~= NEW_TASK_TASK_ID then
+    if value ~= nil then
       hash[n + 1], hash[n + 2] = NEW_TASK[i], value
       n = n + 2
     end
