@@ -74,7 +74,8 @@ def submit_args(
     keys: Keys, settings: CoordinatorSettings, now: int, rows: Sequence[SubmitRow]
 ) -> list[Arg]:
     """ARGV of submit.lua: the text columns as one JSON array (far cheaper for redis-py to pack
-    than an argument each), then the payloads as bytes."""
+    than an argument each), numbers as text too (Lua parses and formats numbers slowly: the
+    hash stores text anyway), then the payloads as bytes."""
     table = [[*map(str, row.task), row.request_key] for row in rows]
     return [
         *tasklua.creation_args(keys, settings, now),
