@@ -127,9 +127,11 @@ class Peek:
             args=[self.keys.prefix, *(count for _, count in queues)],
         )
         width = 1 + len(PeekedTask._fields)
+        # tuple.__new__ is PeekedTask._make without its length check (the width is exact):
+        # a scheduling pass peeks a lookahead beyond its free slots, so this runs per row.
         return [
             {
-                cast(bytes, flat[i]).decode(): PeekedTask._make(flat[i + 1 : i + width])
+                cast(bytes, flat[i]).decode(): tuple.__new__(PeekedTask, flat[i + 1 : i + width])
                 for i in range(0, len(flat), width)
             }
             for flat in cast(list[list[bytes | None]], raw)
