@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["LOADED_FIELDS", "TASK_FIELDS", "NewTask", "PeekedTask", "lua_tables"]
+__all__ = ["LOADED_FIELDS", "TASK_FIELDS", "NewTask", "PeekedTask", "lua_rows", "lua_tables"]
 
 
 class NewTask(NamedTuple):
     """A task to create as scripts receive it: its id, then the hash fields it starts with.
 
-    taskcreate.lua reads a row by these names (generated as `NEW_TASK`), so this order is the
-    row layout of submit.lua and the names are the hash field names. Zero durations mean the
-    defaults.
+    taskcreate.lua reads a row by this layout (generated as `NEW_TASK_<FIELD>` indexes) and
+    writes the fields under these names (the `NEW_TASK` list), so this order is the row layout
+    of submit.lua and the names are the hash field names. Zero durations mean the defaults.
     """
 
     task_id: str
@@ -86,9 +86,16 @@ class PeekedTask(NamedTuple):
 
 
 def lua_tables() -> dict[str, tuple[str, ...]]:
-    """Field lists the scripts use, each generated as `local NAME = {'field', ...}`."""
+    """Field name lists the scripts use (HMGET, HSET), each generated as
+    `local NAME = {'field', ...}`."""
     return {
         "NEW_TASK": NewTask._fields,
         "TASK_LOADED_FIELDS": LOADED_FIELDS,
         "PEEKED_TASK": PeekedTask._fields,
     }
+
+
+def lua_rows() -> dict[str, tuple[str, ...]]:
+    """Row layouts the scripts read by index, each generated as `local NAME_WIDTH = n` and
+    `local NAME_<FIELD> = i` (lua.lua_row)."""
+    return {"NEW_TASK": NewTask._fields}

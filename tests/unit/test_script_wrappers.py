@@ -3,24 +3,34 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
+from hivewire_services.common import lua
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.lua import constants
-from hivewire_services.common.task_fields import LOADED_FIELDS, TASK_FIELDS, NewTask, PeekedTask
+from hivewire_services.common.task_fields import (
+    LOADED_FIELDS,
+    TASK_FIELDS,
+    NewTask,
+    PeekedTask,
+    lua_rows,
+)
 from hivewire_services.common.workflow_spec import StepDef
 from hivewire_services.coordinator.config import CoordinatorSettings
-from hivewire_services.coordinator.tasks import scripts, tasklua
+from hivewire_services.coordinator.tasks import model, scripts, tasklua
 from hivewire_services.coordinator.workflows import scripts as wf_scripts
 from hivewire_services.coordinator.workflows.plan import Launch, Plan
 
 KEYS = Keys("t")
 SETTINGS = CoordinatorSettings()
 CONTEXT = 7  # ARGV[1..7] of every tasklib script
+SERVICES = Path(__file__).resolve().parents[2] / "services"
 
 
 class Recorder:
@@ -123,8 +133,8 @@ async def test_submit_sends_json_rows_in_new_task_order_then_payloads(redis: Red
     assert rec.args[:3] == [KEYS.prefix, 8, SETTINGS.events_maxlen]
     assert rec.args[3:5] == [tasklua.REQUEST_ID_TTL_SECONDS, 2]
     table = json.loads(rec.args[5])
-    assert table[1] == [*task, "req-key"]
-    assert dict(zip(NewTask._fields, table[0], strict=False))["s2s_ms"] == 1000
+    assert table[1] == [*map(str, task), "req-key"]  # text: cheaper for cjson and HSET
+    assert dict(zip(NewTask._fields, table[0], strict=False))["s2s_ms"] == "1000"
     assert rec.args[6:] == [b"p1", b"p2"]
 
 
@@ -158,7 +168,47 @@ def test_field_lists_are_declared_once_and_reach_lua() -> None:
     assert len(set(TASK_FIELDS)) == len(TASK_FIELDS)
     assert set(LOADED_FIELDS) <= set(TASK_FIELDS)
     assert set(PeekedTask._fields) <= set(TASK_FIELDS)
+    assert NewTask._fields[0] == "task_id"  # the key of the hash; taskcreate.lua skips it
     assert set(NewTask._fields[1:]) <= set(TASK_FIELDS)
     lua = constants()
     assert "local NEW_TASK = {'task_id', 'capability', 'priority'," in lua
     assert "local TASK_LOADED_FIELDS = {'state', 'attempt'," in lua
+    assert "local NEW_TASK_WIDTH = 14" in lua
+    for i, field in enumerate(NewTask._fields, 1):
+        assert f"local NEW_TASK_{field.upper()} = {i}\n" in lua
+
+
+LAYOUTS = [
+    ("tasks/assign.lua", scripts.Assign.layouts),
+    ("tasks/complete.lua", scripts.Complete.layouts),
+    ("tasks/reclaim.lua", scripts.Reclaim.layouts),
+    ("tasks/metrics_feed.lua", {"COUNT_ROW": scripts.CountRow._fields}),
+    ("workflows/advance.lua", {"LAUNCH_OP": wf_scripts.LaunchOp._fields}),
+    ("tasks/submit.lua", {}),
+]
+
+
+@pytest.mark.parametrize(("path", "layouts"), LAYOUTS, ids=[p for p, _ in LAYOUTS])
+def test_row_layouts_reach_lua_as_index_constants(path: str, layouts: lua.Layouts) -> None:
+    """A row type's field order is the ARGV layout: each field is a generated index, and every
+    row index a script reads is one of those (a typo would be an undefined global in Redis)."""
+    script = SERVICES / "coordinator" / path
+    source = lua.script_source(script, (tasklua.TASKCREATE, tasklua.TASKLIB), layouts)
+    for name, fields in {**layouts, **lua_rows()}.items():
+        assert f"local {name}_WIDTH = {len(fields)}\n" in source
+        for i, field in enumerate(fields, 1):
+            assert f"local {name}_{field.upper()} = {i}\n" in source
+        generated = {f"{name}_{f.upper()}" for f in fields} | {f"{name}_WIDTH"}
+        used = set(re.findall(rf"\b{name}_[A-Z0-9_]+\b", script.read_text()))
+        assert used <= generated, f"{path} reads {used - generated}"
+    assert layouts == {} or any(f"{name}_WIDTH" in script.read_text() for name in layouts)
+    assert "named(" not in source
+
+
+def test_a_submission_reads_back_as_task_from_new_builds_it() -> None:
+    """task_from_new (the submit reply) builds the Task a read of the new hash would show."""
+    new = NewTask("a" * 32, "echo", 7, 3, '{"gpu": "1"}', "r1", 1500, "", "w", "s", 2000, 3000)
+    fields = {**new._asdict(), "payload": b"p", "create_ms": 1234, "state": 1, "attempt": 0}
+    raw = {k: str(v).encode() if not isinstance(v, bytes) else v for k, v in fields.items()}
+    expected = model.task_from_fields(new.task_id, raw)
+    assert model.task_from_new(new, b"p", 1234, {"gpu": "1"}) == expected

@@ -11,11 +11,11 @@ from redis.commands.core import AsyncScript
 from hivewire.v1 import agent_pb2, event_pb2, stream_pb2, task_pb2, workflow_pb2
 from hivewire_services.common.keys import script_key_names
 from hivewire_services.common.redis import Redis
-from hivewire_services.common.task_fields import lua_tables
+from hivewire_services.common.task_fields import lua_rows, lua_tables
 
 _HERE = Path(__file__).parent
 Layouts = Mapping[str, tuple[str, ...]]
-"""Lua table name -> field names in order (a row layout or a field list)."""
+"""Row layout name -> field names in order (generated as index constants, see `lua_row`)."""
 
 
 def lua_list(name: str, items: tuple[str, ...]) -> str:
@@ -23,9 +23,21 @@ def lua_list(name: str, items: tuple[str, ...]) -> str:
     return f"local {name} = {{{', '.join(repr(i) for i in items)}}}"
 
 
+def lua_row(name: str, fields: tuple[str, ...]) -> str:
+    """A row layout as plain numbers: `local NAME_WIDTH = n` and `local NAME_FIELD = i` (1-based).
+
+    A script reads field `f` of the row after slot `b` as `ARGV[b + NAME_F]`: no table is built
+    per call or per row.
+    """
+    lines = [f"local {name}_WIDTH = {len(fields)}"]
+    lines += [f"local {name}_{field.upper()} = {i}" for i, field in enumerate(fields, 1)]
+    return "\n".join(lines)
+
+
 @cache
 def constants() -> str:
-    """`local NAME = value` for enum values, key names (keys.py) and task fields."""
+    """`local NAME = value` for enum values, key names (keys.py) and task fields (field lists
+    as tables, row layouts as index constants)."""
     lines = []
     for enum in (
         task_pb2.TaskState,
@@ -43,13 +55,14 @@ def constants() -> str:
     lines.append(f"local TASK_STATE_NAMES = {{{names}}}")
     lines += [f"local {name} = {key!r}" for name, key in script_key_names().items()]
     lines += [lua_list(name, items) for name, items in lua_tables().items()]
+    lines += [lua_row(name, fields) for name, fields in lua_rows().items()]
     return "\n".join(lines) + "\n"
 
 
 def script_source(path: Path, libs: tuple[Path, ...] = (), layouts: Layouts | None = None) -> str:
     """Constants, the prelude, the script's layouts, any libraries, then the script body."""
     parts = [constants(), (_HERE / "prelude.lua").read_text()]
-    parts += [lua_list(name, items) for name, items in (layouts or {}).items()]
+    parts += [lua_row(name, fields) for name, fields in (layouts or {}).items()]
     parts += [lib.read_text() for lib in libs]
     parts.append(path.read_text())
     return "\n".join(parts)

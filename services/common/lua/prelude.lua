@@ -1,15 +1,9 @@
 -- Shared by every Hivewire script: a minimal protobuf encoder for hivewire.v1.Event.
 -- Prepended from the Python side: enum constants (TASK_STATE_*, EVENT_TYPE_*, ...), key names
--- relative to the namespace prefix (K_*, from keys.py) and field lists (task_fields.py).
-
--- A row as a table by field name, from `values` starting at `first` (default 1): `names` is a
--- generated layout, so the Python wrapper that builds the row owns its order.
-local function named(values, names, first)
-  first = (first or 1) - 1
-  local r = {}
-  for i, name in ipairs(names) do r[name] = values[first + i] end
-  return r
-end
+-- relative to the namespace prefix (K_*, from keys.py), field lists (task_fields.py) and row
+-- layouts as index constants (`local ROW_WIDTH = n`, `local ROW_FIELD = i`, lua.lua_row): a
+-- script reads field f of a row after slot b as `ARGV[b + ROW_F]`, so the Python wrapper that
+-- builds the row owns its order and no table is built per row.
 
 -- One-byte varints (tags, lengths, small values: most of an event), made once.
 local PB_BYTE = {}

@@ -4,7 +4,8 @@
 -- token, puts the attempt under a lease (renewed by the agent's heartbeats) and its
 -- start-to-close deadline, and appends the prepared TaskEnvelope to the agent's inbox.
 -- KEYS: the tasklib context (1..8)
--- ARGV: the tasklib context (1..7), then n, then per assignment an ASSIGN_ROW (scripts.py
+-- ARGV: the tasklib context (1..7), then n, then per assignment an ASSIGN_ROW, read by its
+--   ASSIGN_ROW_* indexes (scripts.py
 --   AssignRow: task_id, agent_id, attempt, token, envelope)
 -- Returns one code per assignment: 1 applied, 0 task no longer pending, 2 agent not online,
 -- 3 agent has no free slot.
@@ -14,9 +15,10 @@ local out = {}
 -- Agents met in this call: {online, max_concurrency, load}; nothing else changes them meanwhile.
 local agents = {}
 for i = 0, n - 1 do
-  local r = named(ARGV, ASSIGN_ROW, 9 + i * #ASSIGN_ROW)
-  local task_id, agent_id, attempt, token, envelope =
-    r.task_id, r.agent_id, tonumber(r.attempt), r.token, r.envelope
+  local b = 8 + i * ASSIGN_ROW_WIDTH
+  local task_id, agent_id, attempt, token, envelope = ARGV[b + ASSIGN_ROW_TASK_ID],
+    ARGV[b + ASSIGN_ROW_AGENT_ID], tonumber(ARGV[b + ASSIGN_ROW_ATTEMPT]),
+    ARGV[b + ASSIGN_ROW_TOKEN], ARGV[b + ASSIGN_ROW_ENVELOPE]
   local t = load_task(C, task_id)
   local code = 1
   local a = agents[agent_id]

@@ -4,7 +4,8 @@
 -- A failure is retried after a capped exponential backoff with jitter (via the due set) until
 -- max_attempts; then the task is FAILED and written to the dead-letter stream.
 -- KEYS: the tasklib context (1..8), then results
--- ARGV: the tasklib context (1..7), then group, n, then per result a COMPLETE_ROW (scripts.py
+-- ARGV: the tasklib context (1..7), then group, n, then per result a COMPLETE_ROW, read by its
+--   COMPLETE_ROW_* indexes (scripts.py
 --   CompleteRow: entry_id, task_id, attempt, token, agent_id, outcome, result, error, start_ms,
 --   end_ms, jitter (0..1))
 -- Returns {applied, ignored, retried, failed}.
@@ -14,10 +15,12 @@ local applied, ignored, retried, failed = 0, 0, 0, 0
 local entry_ids = {}
 
 for i = 0, n - 1 do
-  local r = named(ARGV, COMPLETE_ROW, 10 + i * #COMPLETE_ROW)
-  local entry_id, task_id, attempt, token = r.entry_id, r.task_id, tonumber(r.attempt), r.token
-  local agent_id, outcome, result, err = r.agent_id, tonumber(r.outcome), r.result, r.error
-  local start_ms, jitter = r.start_ms, tonumber(r.jitter)
+  local b = 9 + i * COMPLETE_ROW_WIDTH
+  local entry_id, task_id = ARGV[b + COMPLETE_ROW_ENTRY_ID], ARGV[b + COMPLETE_ROW_TASK_ID]
+  local attempt, token = tonumber(ARGV[b + COMPLETE_ROW_ATTEMPT]), ARGV[b + COMPLETE_ROW_TOKEN]
+  local agent_id, outcome = ARGV[b + COMPLETE_ROW_AGENT_ID], tonumber(ARGV[b + COMPLETE_ROW_OUTCOME])
+  local result, err = ARGV[b + COMPLETE_ROW_RESULT], ARGV[b + COMPLETE_ROW_ERROR]
+  local start_ms, jitter = ARGV[b + COMPLETE_ROW_START_MS], tonumber(ARGV[b + COMPLETE_ROW_JITTER])
   entry_ids[#entry_ids + 1] = entry_id
   local t = load_task(C, task_id)
   local ev = event_of(t, nil, t.state, attempt, agent_id, nil)

@@ -90,7 +90,33 @@ def task_from_values(task_id: str, values: list[bytes | None]) -> task_pb2.Task:
     return task_from_fields(task_id, dict(zip(_FIELD_NAMES, values, strict=True)))
 
 
-def task_from_new(new: NewTask, payload: bytes, create_ms: int) -> task_pb2.Task:
-    """The PENDING Task a submission creates, as a later read of its hash shows it."""
-    fields = {**new._asdict(), "payload": payload, "create_ms": create_ms}
-    return task_from_fields(new.task_id, {**fields, "state": task_pb2.TASK_STATE_PENDING})
+# (NewTask index, Task field) of the _TIMES a submission carries, for task_from_new.
+_NEW_TIMES = tuple(
+    (NewTask._fields.index(field), name) for field, name in _TIMES if field in NewTask._fields
+)
+
+
+def task_from_new(
+    new: NewTask, payload: bytes, create_ms: int, labels: Mapping[str, str]
+) -> task_pb2.Task:
+    """The PENDING Task a submission creates, as a later read of its hash shows it
+    (`task_from_fields` of the same fields; built directly, as this runs per submitted task).
+    `labels` are the required labels `new.labels` encodes."""
+    task = task_pb2.Task(
+        task_id=new.task_id,
+        capability=new.capability,
+        payload=payload,
+        state=task_pb2.TASK_STATE_PENDING,
+        max_attempts=new.max_attempts,
+        priority=new.priority,
+        required_labels=labels,
+        request_id=new.request_id,
+        workflow_id=new.workflow_id,
+        trace_id=trace_id_of(new.trace_id) or new.trace_id,
+        step_id=new.step_id,
+    )
+    task.create_time.FromMilliseconds(create_ms)
+    for i, name in _NEW_TIMES:
+        if new[i]:
+            getattr(task, name).FromMilliseconds(new[i])
+    return task

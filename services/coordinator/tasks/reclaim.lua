@@ -4,7 +4,8 @@
 -- empty and forgets the agent (load, reclaim set).
 -- KEYS: the tasklib context (1..8), then inbox, reclaim_agents
 -- ARGV: the tasklib context (1..7), then group, agent_id, jitter, n, then per entry a
---   RECLAIM_ROW (scripts.py ReclaimRow: entry_id, task_id, attempt)
+--   RECLAIM_ROW, read by its RECLAIM_ROW_* indexes (scripts.py ReclaimRow: entry_id, task_id,
+--   attempt)
 -- Returns the number of attempts re-queued or failed (or, with n = 0, 1 when the agent is done).
 local C = context()
 local inbox, reclaim_set = KEYS[9], KEYS[10]
@@ -18,8 +19,9 @@ if n == 0 then
 end
 local lost = 0
 for i = 0, n - 1 do
-  local r = named(ARGV, RECLAIM_ROW, 12 + i * #RECLAIM_ROW)
-  local entry_id, task_id, attempt = r.entry_id, r.task_id, r.attempt
+  local b = 11 + i * RECLAIM_ROW_WIDTH
+  local entry_id, task_id = ARGV[b + RECLAIM_ROW_ENTRY_ID], ARGV[b + RECLAIM_ROW_TASK_ID]
+  local attempt = ARGV[b + RECLAIM_ROW_ATTEMPT]
   redis.call('XACK', inbox, group, entry_id)
   redis.call('XDEL', inbox, entry_id)
   if task_id ~= '' then

@@ -1,7 +1,8 @@
 """Typed calls of the task scripts: each wrapper owns its script's KEYS and ARGV layout.
 
-A row type's field order is the ARGV layout of one row: it reaches the script as a generated
-`local NAME = {'field', ...}` table that the script reads rows by (prelude.lua `named`).
+A row type's field order is the ARGV layout of one row: it reaches the script as generated
+index constants (`local NAME_WIDTH = n`, `local NAME_FIELD = i`, lua.lua_row) that the script
+reads rows by.
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ def submit_args(
     keys: Keys, settings: CoordinatorSettings, now: int, rows: Sequence[SubmitRow]
 ) -> list[Arg]:
     """ARGV of submit.lua: the text columns as one JSON array (far cheaper for redis-py to pack
-    than an argument each), then the payloads as bytes."""
-    table = [[*row.task, row.request_key] for row in rows]
+    than an argument each), numbers as text too (Lua parses and formats numbers slowly: the
+    hash stores text anyway), then the payloads as bytes."""
+    table = [[*map(str, row.task), row.request_key] for row in rows]
     return [
         *tasklua.creation_args(keys, settings, now),
         REQUEST_ID_TTL_SECONDS,
@@ -125,9 +127,11 @@ class Peek:
             args=[self.keys.prefix, *(count for _, count in queues)],
         )
         width = 1 + len(PeekedTask._fields)
+        # tuple.__new__ is PeekedTask._make without its length check (the width is exact):
+        # a scheduling pass peeks a lookahead beyond its free slots, so this runs per row.
         return [
             {
-                cast(bytes, flat[i]).decode(): PeekedTask._make(flat[i + 1 : i + width])
+                cast(bytes, flat[i]).decode(): tuple.__new__(PeekedTask, flat[i + 1 : i + width])
                 for i in range(0, len(flat), width)
             }
             for flat in cast(list[list[bytes | None]], raw)

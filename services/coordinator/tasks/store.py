@@ -92,7 +92,7 @@ class TaskStore(RedisStore[CoordinatorSettings]):
                     raise NotFound(f"task {ids[i]} of request_id {spec.request_id!r} expired")
                 out.append(earlier)
                 continue
-            out.append(task_from_new(row.task, row.payload, now))
+            out.append(task_from_new(row.task, row.payload, now, spec.required_labels))
         return out
 
     async def get(self, task_id: str) -> task_pb2.Task:

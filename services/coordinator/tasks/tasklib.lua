@@ -17,8 +17,9 @@ end
 
 local function load_task(C, task_id)
   local tk = C.prefix .. K_TASK .. task_id
-  local t = named(redis.call('HMGET', tk, unpack(TASK_LOADED_FIELDS)), TASK_LOADED_FIELDS)
-  t.key, t.id = tk, task_id
+  local v = redis.call('HMGET', tk, unpack(TASK_LOADED_FIELDS))
+  local t = {key = tk, id = task_id}
+  for i, name in ipairs(TASK_LOADED_FIELDS) do t[name] = v[i] end
   t.state = tonumber(t.state)
   return t
 end

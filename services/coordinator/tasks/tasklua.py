@@ -74,7 +74,7 @@ def creation_args(keys: Keys, settings: CoordinatorSettings, now: int) -> list[A
 
 
 def flatten(rows: Sequence[tuple[Any, ...]]) -> list[Arg]:
-    """Fixed-width rows one after the other, as scripts read them with `named(ARGV, ...)`."""
+    """Fixed-width rows one after the other, as scripts read them (`ARGV[b + NAME_FIELD]`)."""
     return [value for row in rows for value in row]
 
 

@@ -29,19 +29,25 @@ local nops = tonumber(nxt())
 for _ = 1, nops do
   local op = nxt()
   if op == 'L' then
-    local l = named(ARGV, LAUNCH_OP, p)
-    p = p + #LAUNCH_OP
-    local sid, cap, priority, max_attempts = l.step_id, l.capability, l.priority, l.max_attempts
-    local labels, timeout_ms, is_map, ntasks = l.labels, l.timeout_ms, l.is_map, tonumber(l.ntasks)
+    local b = p - 1
+    p = p + LAUNCH_OP_WIDTH
+    local sid, cap = ARGV[b + LAUNCH_OP_STEP_ID], ARGV[b + LAUNCH_OP_CAPABILITY]
+    local is_map, ntasks = ARGV[b + LAUNCH_OP_IS_MAP], tonumber(ARGV[b + LAUNCH_OP_NTASKS])
     local ok = not cancelling and step_state(sid) == STEP_STATE_WAITING
     local ids = {}
     for i = 0, ntasks - 1 do
       local tid, payload = nxt(), nxt()
       if ok then
-        -- Steps have no per-task durations: the fields left out mean the defaults.
-        create_task({task_id = tid, capability = cap, priority = priority,
-          max_attempts = max_attempts, labels = labels, request_id = '', timeout_ms = timeout_ms,
-          trace_id = traceparent, workflow_id = wid, step_id = sid}, payload)
+        -- Steps have no per-task durations: the fields left nil mean the defaults.
+        local row = {}
+        row[NEW_TASK_TASK_ID], row[NEW_TASK_CAPABILITY] = tid, cap
+        row[NEW_TASK_PRIORITY] = ARGV[b + LAUNCH_OP_PRIORITY]
+        row[NEW_TASK_MAX_ATTEMPTS] = ARGV[b + LAUNCH_OP_MAX_ATTEMPTS]
+        row[NEW_TASK_LABELS], row[NEW_TASK_REQUEST_ID] = ARGV[b + LAUNCH_OP_LABELS], ''
+        row[NEW_TASK_TIMEOUT_MS] = ARGV[b + LAUNCH_OP_TIMEOUT_MS]
+        row[NEW_TASK_TRACE_ID], row[NEW_TASK_WORKFLOW_ID] = traceparent, wid
+        row[NEW_TASK_STEP_ID] = sid
+        create_task(row, payload)
         redis.call('HSET', wk, 'x:' .. tid, sid .. ',' .. i)
         ids[#ids + 1] = tid
       end
