@@ -19,12 +19,16 @@ from tests.settings import StackSettings
 from tests.waiting import eventually
 
 BATCHES, PER_BATCH = 100, 20
+# How far a reader may fall behind before it is cut off: 256 events is 0.6 s of this traffic
+# (64, 0.15 s, cut off a healthy reader once when a loaded 2-core box paused it), while the
+# stalled subscriber still overflows after about a quarter of the 2,000 events.
+QUEUE_SIZE = 256
 
 
 async def test_stalled_subscriber_is_cut_off_while_nine_keep_receiving(
     settings: StackSettings, redis: Redis, keys: Keys
 ) -> None:
-    gateway = GatewayServer(dataclasses.replace(settings, stream_queue_size=64).gateway())
+    gateway = GatewayServer(dataclasses.replace(settings, stream_queue_size=QUEUE_SIZE).gateway())
     port = await gateway.start("127.0.0.1:0")
     # Without BDP probing the HTTP/2 window stays at 64 KiB, so a reader that stops reading
     # stalls its stream soon (the window, not the gateway, would otherwise buffer megabytes).
