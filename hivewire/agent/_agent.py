@@ -266,7 +266,7 @@ class Agent(AgentHooks, AsyncComponent):
     async def _run_traced(
         self, identity: Identity, entry_id: bytes, envelope: stream_pb2.TaskEnvelope
     ) -> None:
-        """One delivery inside its CONSUMER span (see hivewire/_agent_tracing.py)."""
+        """One delivery inside its CONSUMER span (see _tracing.py)."""
         with processing_span(envelope, identity.inbox_stream):
             await self._run_one(identity, entry_id, envelope)
 

@@ -1,7 +1,7 @@
 """Demo agent with echo, sleep, wordcount, fail and workflow helpers: `python -m hivewire.cli.demo`.
 
 The workflow helpers (chunk, merge-counts, upper, collect) take a workflow step's input
-(own fields plus "parents", or "item" in a map step; see services/coordinator/workflow.py).
+(own fields plus "parents", or "item" in a map step; see services/coordinator/workflows/plan.py).
 """
 
 from __future__ import annotations
@@ -137,7 +137,6 @@ HANDLERS = {
     "upper": upper,
     "collect": collect,
 }
-WORKFLOW_CAPABILITIES = ("chunk", "merge-counts", "upper", "collect")
 
 
 def build_agent(

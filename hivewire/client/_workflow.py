@@ -92,7 +92,7 @@ class WorkflowCalls(GatewayCalls):
         request_id: str = "",
     ) -> workflow_pb2.Workflow:
         """Submit a workflow: a request, a workflow document ({name, failure_policy, steps}),
-        or a list of steps in the workflow file format (hivewire/workflow_yaml.py)."""
+        or a list of steps in the workflow file format (hivewire/core/workflow_file.py)."""
         if isinstance(workflow, workflow_pb2.SubmitWorkflowRequest):
             req = workflow
         else:

@@ -77,11 +77,6 @@ def context_of(traceparent: str) -> Context | None:
     return ctx if trace.get_current_span(ctx).get_span_context().is_valid else None
 
 
-def span_context_of(traceparent: str) -> trace.SpanContext | None:
-    ctx = context_of(traceparent)
-    return trace.get_current_span(ctx).get_span_context() if ctx is not None else None
-
-
 def new_traceparent() -> str:
     """A fresh, sampled root traceparent (for work that arrives without trace context)."""
     return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"

@@ -67,10 +67,6 @@ class Keys:
         return f"{self.prefix}request:{request_id_hash}"
 
     @property
-    def request_prefix(self) -> str:
-        return f"{self.prefix}request:"
-
-    @property
     def due(self) -> str:
         """Sorted set of task ids waiting for a retry backoff, scored by due time (ms)."""
         return f"{self.prefix}due"

@@ -25,7 +25,7 @@ from hivewire_services.common.validation import check_capability
 
 logger = logging.getLogger(__name__)
 
-# Counter names kept by the coordinators' metrics feed (services/coordinator/metrics_feed.py).
+# Counter names kept by the coordinators' metrics feed (services/coordinator/tasks/metrics_feed.py).
 TASK_COUNTERS = (
     "submitted", "succeeded", "failed", "retried", "reclaimed", "dead_lettered", "cancelled",
     "timed_out",
@@ -64,9 +64,7 @@ class RedisStateCollector(Collector):
         counters: dict[tuple[str, str], int] = {}
         if self.sections & {"tasks", "queues"}:
             raw = cast(dict[bytes, bytes], self._redis.hgetall(self.keys.task_counters))
-            for key, value in raw.items():
-                name, _, capability = key.decode().partition("|")
-                counters[(name, capability)] = int(value)
+            counters = parse_counters(raw)
         if "tasks" in self.sections:
             yield from _task_counters(counters)
         if "queues" in self.sections:
@@ -160,6 +158,20 @@ class RedisStateCollector(Collector):
         for name, n in sorted(by_state.items()):
             agents.add_metric([name.removeprefix("AGENT_STATE_")], n)
         yield agents
+
+
+def counter_field(counter: str, capability: str) -> str:
+    """The field of the task counters hash (kept by the coordinators' metrics feed)."""
+    return f"{counter}|{capability}"
+
+
+def parse_counters(raw: dict[bytes, bytes]) -> dict[tuple[str, str], int]:
+    """The task counters hash as {(counter, capability): count}."""
+    out: dict[tuple[str, str], int] = {}
+    for key, value in raw.items():
+        name, _, capability = key.decode().partition("|")
+        out[(name, capability)] = int(value)
+    return out
 
 
 def _task_counters(counters: dict[tuple[str, str], int]) -> Iterator[Any]:

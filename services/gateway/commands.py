@@ -2,7 +2,7 @@
 
 A command file has `name`, `description`, `failure_policy`, `parameters` (a list of
 {name, type: string|int|float|bool|list, required, default, description}) and `steps` in the
-workflow file format (hivewire/workflow_yaml.py). Any string in the steps may refer to a
+workflow file format (hivewire/core/workflow_file.py). Any string in the steps may refer to a
 parameter as `${name}`: a string that is exactly `${name}` becomes the typed value (an int
 stays an int, a list a list); inside longer text the value is spliced in as text (JSON for
 lists and bools). `$${` is a literal `${`. The directory is read on every call, so edits to a

@@ -50,7 +50,7 @@ local function encode_event(ev)
 end
 
 -- Append an event to the events stream. The coordinator trims it to about maxlen entries but
--- never past an entry a consumer group has not acknowledged (services/coordinator/trimmer.py);
+-- never past an entry a consumer group has not acknowledged (services/coordinator/tasks/trimmer.py);
 -- 10 x maxlen is only the hard cap that bounds memory if a group stalls.
 local function emit_event(events_key, maxlen, ev)
   redis.call('XADD', events_key, 'MAXLEN', '~', tonumber(maxlen) * 10, '*', 'event',

@@ -4,7 +4,7 @@ It reads the events stream through its own consumer group, so with several coord
 event is counted by exactly one of them; the counters live in Redis (every replica's /metrics
 reports the same totals) and survive restarts. A slow feed never slows the task path: it only
 reads the events stream. With tracing on it also turns retries, reclaims and dead letters into
-spans in each task's trace (services/coordinator/lifecycle_spans.py).
+spans in each task's trace (tasks/lifecycle_spans.py).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from hivewire_services.common.events import decode_entry
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.metrics import ASSIGNMENT_LATENCY, END_TO_END_LATENCY
 from hivewire_services.common.redis import Redis
+from hivewire_services.common.redis_metrics import counter_field
 from hivewire_services.common.streams import Entry, GroupOptions, StreamConsumer
 from hivewire_services.coordinator.tasks import scripts
 from hivewire_services.coordinator.tasks.lifecycle_spans import record_lifecycle_spans
@@ -37,7 +38,6 @@ COUNTED = {
     event_pb2.EVENT_TYPE_TASK_CANCELLED: "cancelled",
     event_pb2.EVENT_TYPE_TASK_TIMED_OUT: "timed_out",
 }
-COUNTER_NAMES = tuple(dict.fromkeys(COUNTED.values()))
 _TERMINAL = {
     event_pb2.EVENT_TYPE_TASK_SUCCEEDED: "SUCCEEDED",
     event_pb2.EVENT_TYPE_TASK_FAILED: "FAILED",
@@ -72,7 +72,7 @@ class MetricsFeed(StreamConsumer):
                 event = None
             field = ""
             if event is not None and event.type in COUNTED:
-                field = f"{COUNTED[event.type]}|{event.capability}"
+                field = counter_field(COUNTED[event.type], event.capability)
             events.append(event)
             rows.append(scripts.CountRow(entry_id, field))
         if not events:
@@ -103,12 +103,3 @@ class MetricsFeed(StreamConsumer):
                 ASSIGNMENT_LATENCY.labels(event.capability).observe(seconds)
             else:
                 END_TO_END_LATENCY.labels(event.capability, _TERMINAL[event.type]).observe(seconds)
-
-
-def parse_counters(raw: dict[bytes, bytes]) -> dict[tuple[str, str], int]:
-    """The counters hash as {(counter, capability): count}."""
-    out: dict[tuple[str, str], int] = {}
-    for key, value in raw.items():
-        name, _, capability = key.decode().partition("|")
-        out[(name, capability)] = int(value)
-    return out
