@@ -230,6 +230,20 @@ class Client(WorkflowCalls, DeadLetterMethods, AsyncComponent):
     ) -> AsyncIterator[agent_pb2.Agent]:
         return every_item(lambda token: self.list_agents(capability, state, page_size, token))
 
+    async def live_agents(
+        self, capability: str, required_labels: Mapping[str, str] | None = None, *, limit: int = 1
+    ) -> list[agent_pb2.Agent]:
+        """Up to `limit` ONLINE agents offering `capability` (and carrying `required_labels`):
+        the agents that could take a queued task of it. Empty: the task waits for one."""
+        want = dict(required_labels or {})
+        found: list[agent_pb2.Agent] = []
+        async for agent in self.iter_agents(capability, agent_pb2.AGENT_STATE_ONLINE):
+            if all(agent.labels.get(k) == v for k, v in want.items()):
+                found.append(agent)
+                if len(found) >= limit:
+                    break
+        return found
+
     # Events
     async def events(
         self,
