@@ -18,6 +18,7 @@ from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.server import create_channel
 from hivewire_services.registry.server import SERVICE_NAME, RegistryServer
+from tests.integration.registry_helpers import list_agents, register
 from tests.settings import StackSettings
 
 if TYPE_CHECKING:
@@ -58,32 +59,6 @@ def reason(exc: grpc.aio.AioRpcError) -> str:
     info = error_info(rich_status(exc))
     assert info is not None
     return info.reason
-
-
-async def register(
-    stub: Stub,
-    name: str = "worker",
-    capabilities: tuple[str, ...] = ("echo",),
-    max_concurrency: int = 4,
-    labels: dict[str, str] | None = None,
-) -> registry_pb2.RegisterAgentResponse:
-    return await stub.RegisterAgent(
-        registry_pb2.RegisterAgentRequest(
-            name=name,
-            capabilities=list(capabilities),
-            max_concurrency=max_concurrency,
-            labels=labels or {},
-        ),
-        timeout=5,
-    )
-
-
-async def list_agents(stub: Stub, **fields: object) -> agent_pb2.ListAgentsResponse:
-    request = agent_pb2.ListAgentsRequest(**fields)  # type: ignore[arg-type]
-    reply = await stub.ListAgents(
-        registry_pb2.RegistryServiceListAgentsRequest(request=request), timeout=5
-    )
-    return reply.response
 
 
 async def test_register_writes_agent_lease_inbox_change_and_event(
