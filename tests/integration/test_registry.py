@@ -152,6 +152,24 @@ async def test_list_skips_and_prunes_expired_hashes(stub: Stub, redis: Redis, ke
     assert await redis.zscore(keys.live_agents, first.agent.agent_id) is None
 
 
+async def test_list_drops_offline_agents_left_in_the_live_index(
+    stub: Stub, redis: Redis, keys: Keys
+) -> None:
+    """Before the offline index existed, the `agents` index kept offline agents too."""
+    old = await register(stub, "old")
+    live = await register(stub, "live")
+    await stub.DeregisterAgent(
+        registry_pb2.DeregisterAgentRequest(
+            agent_id=old.agent.agent_id, agent_token=old.agent_token
+        )
+    )
+    await redis.zadd(keys.live_agents, {old.agent.agent_id: 1})  # as an older registry left it
+    await redis.zrem(keys.offline_agents, old.agent.agent_id)
+    page = await list_agents(stub)
+    assert [a.agent_id for a in page.agents] == [live.agent.agent_id]
+    assert await redis.zscore(keys.live_agents, old.agent.agent_id) is None
+
+
 async def test_in_flight_comes_from_agent_load(stub: Stub, redis: Redis, keys: Keys) -> None:
     reply = await register(stub)
     await redis.hset(keys.agent_load, reply.agent.agent_id, 3)
