@@ -176,12 +176,16 @@ def tasks(
 @app.command()
 def agents(
     ctx: typer.Context,
+    show_all: Annotated[
+        bool,
+        typer.Option("--all", help="Also list the OFFLINE agents the registry still keeps."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
-    """List registered agents."""
+    """List live agents (ONLINE, DRAINING), oldest registration first."""
 
     async def go(client: Client) -> list[Any]:
-        return [a async for a in client.iter_agents()]
+        return [a async for a in client.iter_agents(include_offline=show_all)]
 
     found = call(ctx, go)
     typer.echo(dumps([agent_to_dict(a) for a in found]) if as_json else agents_table(found))

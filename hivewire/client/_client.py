@@ -212,12 +212,16 @@ class Client(WorkflowCalls, DeadLetterMethods, AsyncComponent):
         state: agent_pb2.AgentState.ValueType | None = None,
         page_size: int = 100,
         page_token: str = "",
+        *,
+        include_offline: bool = False,
     ) -> tuple[list[agent_pb2.Agent], str]:
+        """One page: live agents first; `include_offline` adds the offline ones still stored."""
         req = agent_pb2.ListAgentsRequest(
             page_size=page_size,
             page_token=page_token,
             capability=capability or "",
             state=state or agent_pb2.AGENT_STATE_UNSPECIFIED,
+            include_offline=include_offline,
         )
         resp = await self._stub.ListAgents(req, timeout=self.timeout)
         return list(resp.agents), resp.next_page_token
@@ -227,8 +231,14 @@ class Client(WorkflowCalls, DeadLetterMethods, AsyncComponent):
         capability: str | None = None,
         state: agent_pb2.AgentState.ValueType | None = None,
         page_size: int = 100,
+        *,
+        include_offline: bool = False,
     ) -> AsyncIterator[agent_pb2.Agent]:
-        return every_item(lambda token: self.list_agents(capability, state, page_size, token))
+        return every_item(
+            lambda token: self.list_agents(
+                capability, state, page_size, token, include_offline=include_offline
+            )
+        )
 
     async def live_agents(
         self, capability: str, required_labels: Mapping[str, str] | None = None, *, limit: int = 1
