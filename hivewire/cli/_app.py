@@ -10,6 +10,7 @@ import typer
 from hivewire.cli._call import EXIT_TASK_FAILED, call, first, key_values
 from hivewire.cli._dashboard import dashboard
 from hivewire.cli._dlq import dlq_app
+from hivewire.cli._exec_agent import exec_agent
 from hivewire.cli._format import (
     agents_table,
     dumps,
@@ -41,6 +42,7 @@ app = typer.Typer(
 )
 app.command()(up)
 app.command()(agent)
+app.command("exec-agent")(exec_agent)
 app.command()(dashboard)
 app.command()(healthcheck)
 task_app = typer.Typer(help="Inspect or cancel one task.", no_args_is_help=True)

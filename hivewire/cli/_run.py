@@ -130,6 +130,11 @@ def agent(
             the_agent.name = name
         if concurrency:
             the_agent.max_concurrency = concurrency
+    serve_agent(the_agent)
+
+
+def serve_agent(the_agent: Agent) -> None:
+    """Run an agent until SIGTERM/Ctrl-C; a registry that refuses it exits 2 with the error."""
     try:
         run_agent(the_agent)
     except grpc.aio.AioRpcError as exc:
