@@ -23,6 +23,7 @@ COMMANDS = [
     [],
     ["up"],
     ["agent"],
+    ["exec-agent"],
     ["submit"],
     ["task"],
     ["task", "get"],
@@ -132,6 +133,12 @@ def test_submit_wait_json_exits_1_when_task_failed(gateway_addr: str) -> None:
         ["tasks", "--state", "DONE"],
         ["watch", "--type", "NOPE"],
         ["agent", "no_colon_here"],
+        ["exec-agent", "--capability", "x", "--", "no-such-program-here"],
+        ["exec-agent", "--capability", "x", "--", "sh", "-c", "echo {a"],
+        ["exec-agent", "--capability", "a,b", "--", "sh"],
+        ["exec-agent", "--capability", "x", "--timeout", "0", "--", "sh"],
+        ["exec-agent", "--capability", "x", "--cwd", "/", "--keep-workdir", "--", "sh"],
+        ["exec-agent", "--capability", "x", "--permanent-exit-code", "0", "--", "sh"],
     ],
 )
 def test_bad_arguments_are_usage_errors(args: list[str]) -> None:

@@ -17,20 +17,24 @@ _Pieces = tuple[tuple[str, str | None], ...]
 _TASK_VARS = ("HIVEWIRE_WORKFLOW_ID", "TRACEPARENT")
 
 
+_HINT = "(write {{ and }} for literal braces)"
+
+
 def _parse(arg: str) -> _Pieces:
     pieces: list[tuple[str, str | None]] = []
     try:
         parsed = list(Formatter().parse(arg))
     except ValueError as exc:
-        raise ValueError(f"argument {arg!r}: {exc} (write {{{{ and }}}} for braces)") from None
+        raise ValueError(f"argument {arg!r}: {exc} {_HINT}") from None
     for literal, field, spec, conversion in parsed:
         if field is None:
             pieces.append((literal, None))
             continue
-        if not field:
-            raise ValueError(f"argument {arg!r}: an empty placeholder {{}} names no field")
-        if spec or conversion:
-            raise ValueError(f"argument {arg!r}: placeholders take no format spec or conversion")
+        if not field.isidentifier() or spec or conversion:
+            # JSON or awk in a script argument: braces meant literally.
+            raise ValueError(
+                f"argument {arg!r}: braces that are not a {{field}} placeholder {_HINT}"
+            )
         pieces.append((literal, field))
     return tuple(pieces)
 
@@ -43,7 +47,8 @@ def _render(value: object) -> str:
 class CommandTemplate:
     """A command line whose arguments (not the program) may hold `{field}` placeholders.
 
-    `{{` and `}}` are literal braces. A field is a top-level key of the payload's JSON object;
+    A field is a top-level key of the payload's JSON object, named like a Python identifier;
+    `{{` and `}}` are literal braces, and any other brace is refused up front.
     each filled argument stays one argv item (no shell is involved unless the command is one).
     """
 

@@ -22,17 +22,19 @@ class Tail:
         """The last line that is not blank ('' if none)."""
 
     def add(self, line: str) -> None:
+        # _chars is the joined text's length plus one: each line counts with its newline.
         if len(self._lines) == self._lines.maxlen:
-            self._chars -= len(self._lines[0])
+            self._chars -= len(self._lines[0]) + 1
         self._lines.append(line)
-        self._chars += len(line)
-        while self._chars > self.max_chars and len(self._lines) > 1:
-            self._chars -= len(self._lines.popleft())
+        self._chars += len(line) + 1
+        while self._chars - 1 > self.max_chars and len(self._lines) > 1:
+            self._chars -= len(self._lines.popleft()) + 1
         if line.strip():
             self.last_line = line
 
     def text(self) -> str:
-        """The kept lines joined by newlines, cut to the last `max_chars` characters."""
+        """The kept lines joined by newlines (whole lines, but for one longer than the bound,
+        which keeps its last `max_chars` characters)."""
         text = "\n".join(self._lines)
         return text[-self.max_chars :] if len(text) > self.max_chars else text
 
