@@ -65,6 +65,10 @@ def exec_agent(
         list[int] | None,
         typer.Option(help="An exit code that fails the task without retry (repeatable)."),
     ] = None,
+    drain_grace: Annotated[
+        float,
+        typer.Option(help="On SIGTERM/Ctrl-C, seconds running commands get to finish."),
+    ] = 30.0,
     label: Annotated[
         list[str] | None, typer.Option(help="Agent label key=value (repeatable).")
     ] = None,
@@ -78,8 +82,9 @@ def exec_agent(
     _executable(command[0])
     if timeout is not None and timeout <= 0:
         raise typer.BadParameter("must be positive", param_hint="--timeout")
-    if kill_grace < 0:
-        raise typer.BadParameter("must not be negative", param_hint="--kill-grace")
+    for value, option in ((kill_grace, "--kill-grace"), (drain_grace, "--drain-grace")):
+        if value < 0:
+            raise typer.BadParameter("must not be negative", param_hint=option)
     if cwd is not None and (workdir is not None or keep_workdir):
         raise typer.BadParameter("--cwd runs every task in one directory", param_hint="--workdir")
     codes = frozenset(permanent_exit_code or ())
@@ -102,6 +107,7 @@ def exec_agent(
     the_agent = Agent(
         name or f"exec-{capability}",
         max_concurrency=concurrency,
+        drain_grace=drain_grace,
         labels=key_values(label or [], "--label"),
     )
     try:

@@ -5,10 +5,12 @@ retries, placeholders, cancel and timeouts that stop the whole process group, an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -103,14 +105,24 @@ def cli_env(stack: Stack) -> dict[str, str]:
     return env
 
 
-async def test_the_exec_agent_command_serves_a_task_submitted_by_the_cli(stack: Stack) -> None:
+@contextlib.asynccontextmanager
+async def exec_agent_process(stack: Stack, *args: str) -> AsyncIterator[None]:
+    """`hivewire exec-agent ARGS` as a subprocess, registered; SIGTERM at the end, exit 0."""
     agent = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hivewire.cli", "exec-agent", "--capability", "sh-echo",
-        "--name", "cli-exec", "--", "sh", "-c", "cat",
+        sys.executable, "-m", "hivewire.cli", "exec-agent", *args,
         env=cli_env(stack), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
         await stack.wait_agents(1)
+        yield
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(agent.communicate(), 60)
+    assert agent.returncode == 0, err.decode()
+
+
+async def test_the_exec_agent_command_serves_a_task_submitted_by_the_cli(stack: Stack) -> None:
+    async with exec_agent_process(stack, "--capability", "sh-echo", "--", "sh", "-c", "cat"):
         submit = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "hivewire.cli", "--addr", stack.gateway_addr,
             "submit", "sh-echo", "--payload", '{"a": [1, 2]}', "--wait", "--json",
@@ -120,8 +132,16 @@ async def test_the_exec_agent_command_serves_a_task_submitted_by_the_cli(stack: 
         assert submit.returncode == 0, out
         task = json.loads(out)
         assert (task["state"], task["result"]) == ("SUCCEEDED", {"a": [1, 2]})
-        assert task["agent_id"] in {a.agent_id for a in (await stack.client.list_agents())[0]}
-    finally:
-        agent.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(agent.communicate(), 60)
-    assert agent.returncode == 0, err.decode()
+        [agent] = (await stack.client.list_agents())[0]
+        assert (agent.name, task["agent_id"]) == ("exec-sh-echo", agent.agent_id)
+
+
+async def test_a_stopped_exec_agent_leaves_no_process_behind(stack: Stack, tmp_path: Path) -> None:
+    pidfile = tmp_path / "pids"
+    args = ["--drain-grace", "0.2", "--kill-grace", "0.2"]
+    async with exec_agent_process(
+        stack, "--capability", "cmd", *args, "--", "sh", "-c", GROUP_SCRIPT, "sh", str(pidfile)
+    ):
+        await stack.client.submit("cmd")
+        pids = await pids_from(pidfile)
+    await all_gone(pids)  # the drain grace passed: the group was stopped before the exit

@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hivewire.agent._task import run_attempt
 from hivewire.agent.exec import ExecCommand, ExecHandler
 from hivewire.agent.exec._group import start_grouped
@@ -113,6 +115,7 @@ async def test_a_slow_reader_blocks_the_writer_instead_of_buffering(tmp_path: Pa
         ["sh", "-c", "while :; do echo a-line-of-output; done"],
         cwd=str(tmp_path),
         env={"PATH": "/usr/bin:/bin"},
+        stdin=b"",
         limit=1024,
     )
     release = asyncio.Event()
@@ -126,13 +129,15 @@ async def test_a_slow_reader_blocks_the_writer_instead_of_buffering(tmp_path: Pa
     try:
 
         def blocked_in_write() -> bool:
-            return "pipe_write" in Path(f"/proc/{command.pid}/wchan").read_text()
+            wchan = Path(f"/proc/{command.pid}/wchan").read_text()
+            return bool(seen) and "pipe_write" in wchan
 
         await eventually(blocked_in_write, message="the command blocked on a full pipe")
         assert seen == ["a-line-of-output"]  # blocked after one line: nothing piles up here
         release.set()
         await eventually(lambda: len(seen) > 10_000, message="reading resumed")
     finally:
+        release.set()
         await command.stop_group(1.0)
         await asyncio.wait_for(reading, 30)
         command.close()
@@ -142,3 +147,13 @@ async def test_a_command_killed_by_a_signal_says_which() -> None:
     result = await attempt(sh("echo dying >&2; kill -KILL $$"), envelope())
     assert result.outcome == FAILED
     assert result.error == "CommandFailed: killed by signal SIGKILL; stderr:\ndying"
+
+
+async def test_without_pidfd_a_thread_waits_for_the_exit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(os, "pidfd_open")  # as on macOS or Linux before 5.3
+    pidfile = tmp_path / "pids"
+    result = await attempt(sh('sleep 1000 & echo $$ $! > "$1"; exit 5', str(pidfile)), envelope())
+    assert result.error == "CommandFailed: exit status 5"
+    await all_gone([int(p) for p in pidfile.read_text().split()])

@@ -59,7 +59,11 @@ class ExecHandler:
         base = os.environ if self.command.env is None else self.command.env
         try:
             command = await start_grouped(
-                argv, cwd=cwd, env=task_env(ctx, base), limit=self.command.max_line
+                argv,
+                cwd=cwd,
+                env=task_env(ctx, base),
+                stdin=ctx.payload,
+                limit=self.command.max_line,
             )
         except OSError as exc:
             raise CommandNotStarted(f"cannot start {argv[0]!r}: {exc}") from None
@@ -69,7 +73,6 @@ class ExecHandler:
             asyncio.create_task(self._pump(ctx, command.stdout, "stdout", stdout)),
             asyncio.create_task(self._pump(ctx, command.stderr, "stderr", stderr)),
         }
-        feeder = asyncio.create_task(_feed(command.stdin, ctx.payload))
         try:
             code = await self._wait(ctx, command, readers)
         except asyncio.CancelledError:
@@ -78,7 +81,6 @@ class ExecHandler:
             await command.stop_group(self.command.kill_grace)
             raise
         finally:
-            feeder.cancel()
             for reader in readers:
                 reader.cancel()
             command.close()
@@ -143,15 +145,6 @@ class ExecHandler:
         finally:
             if not self.command.keep_workdir:
                 await asyncio.shield(asyncio.to_thread(shutil.rmtree, path, ignore_errors=True))
-
-
-async def _feed(stdin: asyncio.StreamWriter, payload: bytes) -> None:
-    """The payload on stdin, then EOF (a command that does not read it is no error)."""
-    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-        if payload:
-            stdin.write(payload)
-            await stdin.drain()
-        stdin.close()
 
 
 async def _drain(ctx: TaskContext, readers: set[asyncio.Task[None]]) -> None:
