@@ -140,11 +140,11 @@ async def test_submit_sends_json_rows_in_new_task_order_then_payloads(redis: Red
 
 async def test_peek_returns_rows_by_task_id(redis: Redis) -> None:
     peek = scripts.Peek(redis, KEYS)
-    rec = recording(peek, [[b"t1", b"0", b"{}", b"p", None, b"0", b"tp"], []])
+    rec = recording(peek, [[b"t1", b"0", b"{}", b"p", None, b"0", b"tp", b"0"], []])
     got = await peek([("echo", 3), ("resize", 1)])
     assert rec.keys == [KEYS.pending("echo"), KEYS.pending("resize")]
     assert rec.args == [KEYS.prefix, 3, 1]
-    assert got == [{"t1": PeekedTask(b"0", b"{}", b"p", None, b"0", b"tp")}, {}]
+    assert got == [{"t1": PeekedTask(b"0", b"{}", b"p", None, b"0", b"tp", b"0")}, {}]
 
 
 async def test_advance_encodes_the_plan_after_the_creation_context(redis: Redis) -> None:
@@ -173,7 +173,7 @@ def test_field_lists_are_declared_once_and_reach_lua() -> None:
     lua = constants()
     assert "local NEW_TASK = {'task_id', 'capability', 'priority'," in lua
     assert "local TASK_LOADED_FIELDS = {'state', 'attempt'," in lua
-    assert "local NEW_TASK_WIDTH = 14" in lua
+    assert "local NEW_TASK_WIDTH = 15" in lua
     for i, field in enumerate(NewTask._fields, 1):
         assert f"local NEW_TASK_{field.upper()} = {i}\n" in lua
 
