@@ -101,5 +101,5 @@ class Expire:
 
     async def __call__(self, cutoff_ms: int, limit: int) -> int:
         """Delete up to `limit` records that ended before the cutoff; returns how many."""
-        args = [*self._prefixes, cutoff_ms, limit, *self._companions]
+        args: list[str | int] = [*self._prefixes, cutoff_ms, limit, *self._companions]
         return int(await self._script(keys=self._keys, args=args))
