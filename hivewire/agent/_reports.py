@@ -80,7 +80,7 @@ class AttemptReporter:
         self._dropped_records = 0
         self._closing = False
         self._sender: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop = asyncio.get_running_loop()  # log records may come from other threads
         self._pending = asyncio.Event()  # something to send, or closing
         self._urgent = asyncio.Event()  # send without waiting for the interval
         self._space = asyncio.Event()  # the buffer is below its bound
@@ -123,10 +123,10 @@ class AttemptReporter:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if running is not None and running is self._loop_of():
+        if running is self._loop:
             self._log_now(text)
         else:
-            self._loop_of().call_soon_threadsafe(self._log_now, text)
+            self._loop.call_soon_threadsafe(self._log_now, text)
 
     @property
     def logger(self) -> logging.Logger:
@@ -156,11 +156,6 @@ class AttemptReporter:
             self._sender.cancel()
 
     # Buffering and sending
-    def _loop_of(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-        return self._loop
-
     def _add(self, kind: stream_pb2.OutputStream.ValueType, line: str) -> None:
         chunk = stream_pb2.OutputChunk(stream=kind, text=line, time=timestamp_now())
         self._chunks.append(chunk)
@@ -181,7 +176,7 @@ class AttemptReporter:
         if urgent:
             self._urgent.set()
         if self._sender is None:
-            self._sender = self._loop_of().create_task(self._run(), name="hivewire-reports")
+            self._sender = self._loop.create_task(self._run(), name="hivewire-reports")
 
     async def _run(self) -> None:
         while True:
