@@ -114,7 +114,11 @@ class OutputReader:
                 async for frame in self._replay(task_id, after):  # written before the end
                     yield frame
                 return
-        raise Unavailable("the gateway is stopping; resume after the last cursor received")
+        raise Unavailable(
+            "the gateway is stopping; resume after the last cursor received",
+            reason="SHUTTING_DOWN",
+            metadata={"cursor": after},
+        )
 
     async def _state(self, task_id: str) -> int | None:
         raw = await self.redis.hget(self.keys.task(task_id), "state")

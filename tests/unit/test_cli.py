@@ -27,6 +27,7 @@ COMMANDS = [
     ["task"],
     ["task", "get"],
     ["task", "cancel"],
+    ["task", "output"],
     ["tasks"],
     ["agents"],
     ["watch"],

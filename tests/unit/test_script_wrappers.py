@@ -69,6 +69,24 @@ async def test_assign_sends_context_then_rows_in_field_order(redis: Redis) -> No
     assert rec.args[CONTEXT:] == [2, "a1", "g1", 1, "tok", b"env", "a2", "g1", 2, "t", b""]
 
 
+async def test_progress_sends_each_report_head_then_its_chunks(redis: Redis) -> None:
+    progress = scripts.Progress(redis, KEYS, SETTINGS)
+    rec = recording(progress, [1, 1, 3, 0])
+    head = scripts.ProgressRow(b"1-0", "t1", 2, "tok", "g1", 10, b"p", "msg", 2)
+    bare = scripts.ProgressRow(b"1-1", "t2", 1, "tok2", "g1", 11, b"", "", 1)
+    reports = [scripts.ProgressReport(head, [b"c1", b"c2"]), scripts.ProgressReport(bare, [b"c3"])]
+    assert await progress(9, "grp", reports) == [1, 1, 3, 0]
+    assert rec.keys == [*tasklua.context_keys(KEYS), KEYS.results]
+    assert rec.args[CONTEXT:] == [
+        "grp", SETTINGS.task_output_max_bytes, 2,
+        *head, b"c1", b"c2",
+        *bare, b"c3",
+    ]  # fmt: skip
+    assert "local PROGRESS_ROW_CHUNKS = 9" in lua.script_source(
+        SERVICES / "coordinator/tasks/progress.lua", layouts=scripts.Progress.layouts
+    )
+
+
 async def test_complete_sends_group_count_and_eleven_values_per_result(redis: Redis) -> None:
     complete = scripts.Complete(redis, KEYS, SETTINGS)
     rec = recording(complete, [b"1", 0, 0, 0])

@@ -23,11 +23,14 @@ def stamped_progress(progress: stream_pb2.TaskProgress, now: int) -> stream_pb2.
 
 def chunk_bytes(chunk: stream_pb2.OutputChunk, now: int) -> bytes:
     """An output chunk as stored: its time defaults to `now` (ms); a cursor is never stored."""
-    if chunk.cursor or not chunk.HasField("time"):
-        chunk = stream_pb2.OutputChunk(stream=chunk.stream, text=chunk.text, time=chunk.time)
-        if not chunk.HasField("time"):
-            chunk.time.FromMilliseconds(now)
-    return chunk.SerializeToString()
+    if chunk.HasField("time") and not chunk.cursor:
+        return chunk.SerializeToString()
+    stored = stream_pb2.OutputChunk(stream=chunk.stream, text=chunk.text)
+    if chunk.HasField("time"):
+        stored.time.CopyFrom(chunk.time)
+    else:
+        stored.time.FromMilliseconds(now)
+    return stored.SerializeToString()
 
 
 def progress_report(entry_id: bytes, result: stream_pb2.TaskResult, now: int) -> ProgressReport:
