@@ -42,8 +42,10 @@ for i = 0, n - 1 do
   if code == 1 then
     a.load = tonumber(redis.call('HINCRBY', C.load, agent_id, 1))
     redis.call('HSET', t.key, 'state', TASK_STATE_ASSIGNED, 'attempt', attempt,
-      'agent_id', agent_id, 'token', token, 'held', agent_id, 'assign_ms', C.now, 'start_ms', '',
-      'progress', '')
+      'agent_id', agent_id, 'token', token, 'held', agent_id, 'assign_ms', C.now, 'start_ms', '')
+    if attempt > 1 then
+      redis.call('HDEL', t.key, 'progress')  -- an earlier attempt's progress is not this one's
+    end
     move_index(C, t, TASK_STATE_ASSIGNED)
     redis.call('ZADD', C.leases, C.now + lease_ms(C, t), task_id)
     clear_start_deadline(C, t)
