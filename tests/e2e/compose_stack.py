@@ -115,11 +115,32 @@ class ComposeStack:
 
         return _HOST_PORT.sub(dial, value)
 
+    def check_imports_from_image(self, name: str) -> None:
+        """The packages `name` runs with `python -m` come from the laid-out image, not from this
+        checkout's editable install (which Python would fall back to if the image lacked them)."""
+        spec = self.compose["services"][name]
+        argvs = [spec["command"], spec["healthcheck"]["test"][1:]]
+        packages = {argv[2].split(".")[0] for argv in argvs if argv[:2] == ["python", "-m"]}
+        for package in sorted(packages):
+            out = subprocess.run(
+                _python(["python", "-c", f"import {package}; print({package}.__file__)"]),
+                cwd=self.workdir, env=self.environment(name),
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            origin = out.stdout.strip()
+            assert origin.startswith(str(self.workdir) + os.sep), (
+                name,
+                package,
+                origin,
+                out.stderr,
+            )
+
     def start(self, name: str) -> Service:
         """Start `name` and wait until its compose healthcheck passes."""
         spec = self.compose["services"][name]
         for dep in spec.get("depends_on") or {}:
             assert dep in self.dialable, f"{name} starts before its dependency {dep}"
+        self.check_imports_from_image(name)
         env = self.environment(name)
         log = self.run_dir / f"{name}.log"
         with log.open("wb") as out:
@@ -157,10 +178,9 @@ class ComposeStack:
         return _python([_LOCAL.sub(real, arg) for arg in argv])
 
     def healthcheck(self, name: str) -> subprocess.CompletedProcess[str]:
-        """Run the healthcheck as the container would: in WORKDIR with the image's environment."""
-        env = {"PATH": os.environ["PATH"], **self.image.env}
+        """Run the healthcheck as the container would: in WORKDIR with the service's environment."""
         return subprocess.run(
-            self.healthcheck_argv(name), cwd=self.workdir, env=env,
+            self.healthcheck_argv(name), cwd=self.workdir, env=self.environment(name),
             capture_output=True, text=True, timeout=30, check=False,
         )  # fmt: skip
 
