@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hivewire.cli.demo import DEMO_AGENTS
 from hivewire.cli.embedded_redis import BIND_ATTEMPTS, BIND_FAILED, EmbeddedRedis, candidate_port
 from hivewire.cli.readiness import wait_addr_file, wait_agents_online, wait_serving
 from hivewire.core.addr_file import remove_addr_file, write_addr_file
@@ -40,10 +41,7 @@ class UpConfig:
     hooks_file: Path | None = None
     hooks_addr: str = "127.0.0.1:50054"
     demo_agents: list[tuple[str, str]] = field(
-        default_factory=lambda: [
-            ("demo-1", "echo,wordcount,sleep,chunk,merge-counts,upper,collect"),
-            ("demo-2", "echo,wordcount,fail,chunk,merge-counts,upper,collect"),
-        ]
+        default_factory=lambda: [(name, ",".join(caps)) for name, caps in DEMO_AGENTS.items()]
     )
 
 
