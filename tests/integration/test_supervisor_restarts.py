@@ -46,6 +46,12 @@ class Up:
         return await asyncio.wait_for(self.proc.wait(), STOP_LIMIT)
 
 
+def assert_stopped_in_order(output: str, *names: str) -> None:
+    """Each of these services logged that it stopped, in this order."""
+    said = [output.find(f"{name} stopped") for name in names]
+    assert -1 not in said and said == sorted(said), output
+
+
 @asynccontextmanager
 async def hivewire_up(data_dir: Path, *args: str) -> AsyncIterator[Up]:
     """`hivewire up ARGS` on port 0 everywhere, once it printed its ready banner."""
@@ -117,7 +123,22 @@ async def test_ctrl_c_while_a_child_waits_to_restart_stops_everything_without_re
         await up.printed(waiting)
         assert await up.interrupt() == 0, up.output
     after = up.output.split(waiting, 1)[1]
-    assert "[hivewire] stopping" in after
+    assert_stopped_in_order(after.split("[hivewire] stopping", 1)[1], "coordinator", "registry")
     assert "gateway is back" not in after and "[gateway]" not in after, after
     assert not any(addr_open(a) for a in addrs.values())
     assert sorted(p.name for p in (up.data_dir / "run").iterdir()) == []
+
+
+async def test_giving_up_on_redis_stops_everything_with_exit_1(tmp_path: Path) -> None:
+    async with hivewire_up(tmp_path / "data", "--max-restarts", "0") as up:
+        addrs = running_addrs(up.data_dir)
+        os.kill(up.pid("redis"), signal.SIGKILL)
+        status = await asyncio.wait_for(up.proc.wait(), STOP_LIMIT)
+    assert status == 1, up.output
+    assert (
+        "[hivewire] redis exited with -9 (signal SIGKILL); it crashed 1 time in 60s: giving up "
+        "on it, and as nothing works without Redis, stopping everything"
+    ) in up.output
+    stopping = up.output.split("[hivewire] stopping", 1)[1]
+    assert_stopped_in_order(stopping, "gateway", "coordinator", "registry")
+    assert not any(addr_open(a) for a in addrs.values())
