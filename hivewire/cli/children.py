@@ -20,6 +20,10 @@ PUMP_TIMEOUT = 2.0
 Ready = Callable[[int], Awaitable[object]]
 
 
+class StartFailed(RuntimeError):
+    """A child exited, or did not serve in time, while (re)starting."""
+
+
 @dataclass
 class Child:
     """A named child that may run as several processes over time (one at a time): a restart

@@ -1,11 +1,15 @@
-"""When `hivewire up` restarts a child that exited, and when it gives up on one (pure logic)."""
+"""When `hivewire up` restarts a child that exited and when it gives up on one (the policy, pure),
+and the loop that does it."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from hivewire.cli.children import Child, StartFailed
 from hivewire.core.backoff import backoff_delay
 
 DEFAULT_MAX_RESTARTS = 5
@@ -77,3 +81,57 @@ def describe_exit(returncode: int) -> str:
     except ValueError:
         return str(returncode)
     return f"{returncode} (signal {name})"
+
+
+async def until_stopping(aw: Awaitable[object], stopping: asyncio.Event) -> bool:
+    """Wait for `aw`; False (and `aw` cancelled) if `stopping` is set first."""
+    work = asyncio.ensure_future(aw)
+    stopped = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({work, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        work.cancel()
+        stopped.cancel()
+    return work.done() and not work.cancelled() and not stopping.is_set()
+
+
+async def keep_running(
+    child: Child,
+    launch: Callable[[Child], Awaitable[bool]],
+    policy: RestartPolicy,
+    stopping: asyncio.Event,
+    say: Callable[[str], None],
+) -> str:
+    """Restart `child` (with `launch`: True once it serves, False if stopping began, StartFailed)
+    each time its process exits, after the policy's delay. Returns "" once stopping begins, or
+    why it gave up: "exited with 2; it crashed 6 times in 60s"."""
+    history = CrashHistory(policy)
+    loop = asyncio.get_running_loop()
+    while True:
+        assert child.process is not None
+        if not await until_stopping(child.process.wait(), stopping):
+            return ""
+        child.forget()
+        reason = f"exited with {describe_exit(child.process.returncode or 0)}"
+        while reason:
+            verdict = history.crashed(loop.time())
+            if verdict.give_up:
+                times = "time" if verdict.crashes == 1 else "times"
+                return f"{reason}; it crashed {verdict.crashes} {times} in {policy.window:g}s"
+            say(
+                f"{child.name} {reason}; restarting in {verdict.delay:.1f}s "
+                f"(restart {verdict.restart} of {policy.describe()})"
+            )
+            if not await until_stopping(asyncio.sleep(verdict.delay), stopping):
+                return ""
+            try:
+                if not await launch(child):
+                    return ""
+            except StartFailed as exc:
+                reason = str(exc)
+                continue
+            except OSError as exc:  # could not even spawn it (fork failed, ...)
+                reason = f"could not be started ({exc})"
+                continue
+            reason = ""
+            say(f"{child.name} is back (pid {child.pid})")

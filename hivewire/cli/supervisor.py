@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hivewire.cli.children import Child
+from hivewire.cli.children import Child, Ready, StartFailed
 from hivewire.cli.embedded_redis import BIND_ATTEMPTS, BIND_FAILED, EmbeddedRedis, candidate_port
 from hivewire.cli.readiness import (
     wait_addr_file,
@@ -19,7 +19,7 @@ from hivewire.cli.readiness import (
     wait_redis,
     wait_serving,
 )
-from hivewire.cli.restarts import CrashHistory, RestartPolicy, Verdict, describe_exit
+from hivewire.cli.restarts import RestartPolicy, describe_exit, keep_running
 from hivewire.core.addr_file import METRICS, read_addr_file, write_addr_file
 
 SERVICES = ("registry", "coordinator", "gateway")
@@ -50,10 +50,6 @@ class UpConfig:
         ]
     )
     restarts: RestartPolicy = field(default_factory=RestartPolicy)
-
-
-class StartFailed(RuntimeError):
-    """A child exited, or did not serve in time, while (re)starting."""
 
 
 class Supervisor:
@@ -143,9 +139,7 @@ class Supervisor:
             return True
         raise StartFailed(f"no free port for Redis after {BIND_ATTEMPTS} candidates")
 
-    def _child(
-        self, name: str, argv: list[str], ready: Callable[[int], Awaitable[object]]
-    ) -> Child:
+    def _child(self, name: str, argv: list[str], ready: Ready) -> Child:
         return Child(name, argv, ready, pid_file=self.run_dir / f"{name}.pid")
 
     def _redis(self, redis: EmbeddedRedis) -> Child:
@@ -222,6 +216,8 @@ class Supervisor:
     async def _launch(self, child: Child) -> bool:
         """Start a process in `child`'s slot and wait until it serves: True once it does, False
         if stopping began first; StartFailed if it exits or is not ready in time (then killed)."""
+        if self._stopping.is_set():
+            return False
         since_ms = int(time.time() * 1000)
         await child.spawn(self._env(child.prepare()), self.write)
         assert child.process is not None
@@ -248,62 +244,19 @@ class Supervisor:
 
     # Restarting
     async def _supervise(self, child: Child) -> None:
-        """Restart `child` each time it exits, until stopping begins or it crashed too often."""
-        history = CrashHistory(self.config.restarts)
-        loop = asyncio.get_running_loop()
-        while True:
-            assert child.process is not None
-            if not await self._unless_stopping(child.process.wait()):
-                return
-            child.forget()
-            reason = f"exited with {describe_exit(child.process.returncode or 0)}"
-            while reason:
-                verdict = history.crashed(loop.time())
-                if verdict.give_up:
-                    self._give_up(child, reason, verdict)
-                    return
-                self.say(
-                    f"{child.name} {reason}; restarting in {verdict.delay:.1f}s "
-                    f"(restart {verdict.restart} of {self.config.restarts.describe()})"
-                )
-                if not await self._unless_stopping(asyncio.sleep(verdict.delay)):
-                    return
-                try:
-                    if not await self._launch(child):
-                        return
-                except StartFailed as exc:
-                    reason = str(exc)
-                    continue
-                except OSError as exc:  # could not even spawn it (fork failed, ...)
-                    reason = f"could not be started ({exc})"
-                    continue
-                reason = ""
-                self.say(f"{child.name} is back (pid {child.pid})")
-
-    def _give_up(self, child: Child, reason: str, verdict: Verdict) -> None:
-        times = "time" if verdict.crashes == 1 else "times"
-        crashed = f"crashed {verdict.crashes} {times} in {self.config.restarts.window:g}s"
+        why = await keep_running(
+            child, self._launch, self.config.restarts, self._stopping, self.say
+        )
+        if not why:
+            return
         if child.name == "redis":
             self.say(
-                f"redis {reason}; it {crashed}: giving up on it, and as nothing works without "
-                "Redis, stopping everything"
+                f"redis {why}: giving up on it, and as nothing works without Redis, "
+                "stopping everything"
             )
             self.fatal.set()
         else:
-            self.say(
-                f"{child.name} {reason}; it {crashed}: giving up on it (the rest keeps serving)"
-            )
-
-    async def _unless_stopping(self, aw: Awaitable[object]) -> bool:
-        """Wait for `aw`; False (and `aw` cancelled) if stopping begins first."""
-        work = asyncio.ensure_future(aw)
-        stopping = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            work.cancel()
-            stopping.cancel()
-        return work.done() and not work.cancelled() and not self._stopping.is_set()
+            self.say(f"{child.name} {why}: giving up on it (the rest keeps serving)")
 
     # Stopping
     async def stop(self) -> None:
