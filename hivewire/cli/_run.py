@@ -138,7 +138,7 @@ def _setting(
         value = given if given is not None else parse(raw)
     except ValueError:
         value = -1
-    if value < 0 or (value == 0 and parse is float):
+    if not (value >= 0 if parse is int else value > 0):  # NaN fails both
         kind = "a whole number >= 0" if parse is int else "a number > 0"
         raise typer.BadParameter(f"{source} must be {kind}", param_hint=option)
     return value

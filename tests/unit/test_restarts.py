@@ -58,6 +58,7 @@ def test_exits_are_described_with_the_signal_name(returncode: int, text: str) ->
         ([], {"HIVEWIRE_MAX_RESTARTS": "1.5"}, "HIVEWIRE_MAX_RESTARTS='1.5'"),
         ([], {"HIVEWIRE_RESTART_WINDOW": "-5"}, "HIVEWIRE_RESTART_WINDOW='-5'"),
         ([], {"HIVEWIRE_RESTART_DELAY": "soon"}, "HIVEWIRE_RESTART_DELAY='soon'"),
+        ([], {"HIVEWIRE_RESTART_WINDOW": "nan"}, "HIVEWIRE_RESTART_WINDOW='nan'"),
     ],
 )
 def test_up_refuses_bad_restart_settings_naming_them(
