@@ -61,6 +61,11 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def trace_id_line(trace_id: str) -> str:
+    """The line (on stderr) that gives a task's or workflow's trace id: paste it into Jaeger."""
+    return f"trace_id {trace_id}"
+
+
 def task_line(task: task_pb2.Task) -> str:
     d = task_to_dict(task)
     tail = d["error"] if d["state"] in ("FAILED", "TIMED_OUT") else short(d["result"])

@@ -216,12 +216,16 @@ class Client(WorkflowCalls, DeadLetterMethods, OutputMethods, AsyncComponent):
         state: agent_pb2.AgentState.ValueType | None = None,
         page_size: int = 100,
         page_token: str = "",
+        *,
+        include_offline: bool = False,
     ) -> tuple[list[agent_pb2.Agent], str]:
+        """One page: live agents first; `include_offline` adds the offline ones still stored."""
         req = agent_pb2.ListAgentsRequest(
             page_size=page_size,
             page_token=page_token,
             capability=capability or "",
             state=state or agent_pb2.AGENT_STATE_UNSPECIFIED,
+            include_offline=include_offline,
         )
         resp = await self._stub.ListAgents(req, timeout=self.timeout)
         return list(resp.agents), resp.next_page_token
@@ -231,8 +235,28 @@ class Client(WorkflowCalls, DeadLetterMethods, OutputMethods, AsyncComponent):
         capability: str | None = None,
         state: agent_pb2.AgentState.ValueType | None = None,
         page_size: int = 100,
+        *,
+        include_offline: bool = False,
     ) -> AsyncIterator[agent_pb2.Agent]:
-        return every_item(lambda token: self.list_agents(capability, state, page_size, token))
+        return every_item(
+            lambda token: self.list_agents(
+                capability, state, page_size, token, include_offline=include_offline
+            )
+        )
+
+    async def live_agents(
+        self, capability: str, required_labels: Mapping[str, str] | None = None, *, limit: int = 1
+    ) -> list[agent_pb2.Agent]:
+        """Up to `limit` ONLINE agents offering `capability` (and carrying `required_labels`):
+        the agents that could take a queued task of it. Empty: the task waits for one."""
+        want = dict(required_labels or {})
+        found: list[agent_pb2.Agent] = []
+        async for agent in self.iter_agents(capability, agent_pb2.AGENT_STATE_ONLINE):
+            if all(agent.labels.get(k) == v for k, v in want.items()):
+                found.append(agent)
+                if len(found) >= limit:
+                    break
+        return found
 
     # Events
     async def events(

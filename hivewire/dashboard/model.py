@@ -6,6 +6,7 @@ import datetime as dt
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
+from hivewire.core.agent_states import is_live_agent
 from hivewire.core.convert import agent_state_name, event_to_dict, iso_time
 from hivewire.v1 import agent_pb2, event_pb2, stats_pb2, workflow_pb2
 
@@ -178,7 +179,10 @@ class DashboardModel:
         return not self.filter or self.filter.lower() in text.lower()
 
     def agent_rows(self, now: dt.datetime | None = None) -> list[AgentRow]:
+        """Live agents first, then OFFLINE ones (each group in the order listed): however many
+        agents died, the live ones head the panel."""
         now = now or dt.datetime.now(dt.UTC)
+        agents = sorted(self.agents, key=lambda a: not is_live_agent(a.state))
         rows = [
             AgentRow(
                 a.agent_id[:12],
@@ -188,7 +192,7 @@ class DashboardModel:
                 f"{a.in_flight}/{a.max_concurrency}",
                 _ago(iso_time(a, "last_heartbeat_time"), now),
             )
-            for a in self.agents
+            for a in agents
         ]
         return [r for r in rows if self.keep(f"{r.agent_id} {r.name} {r.state} {r.capabilities}")]
 

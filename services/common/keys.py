@@ -119,9 +119,15 @@ class Keys:
         return f"{self.prefix}agent:"
 
     @property
-    def agents_index(self) -> str:
-        """Sorted set of every agent id by registration sequence."""
+    def live_agents(self) -> str:
+        """Sorted set of live (ONLINE, DRAINING) agent ids by registration sequence."""
         return f"{self.prefix}agents"
+
+    @property
+    def offline_agents(self) -> str:
+        """Sorted set of offline agent ids still stored, by when they went offline (ms, made
+        unique); pruned after the offline retention, when their hashes expire."""
+        return f"{self.prefix}offline-agents"
 
     @property
     def agent_seq(self) -> str:

@@ -14,6 +14,8 @@ from hivewire.client import Client
 from hivewire.dashboard import Dashboard
 from hivewire.dashboard.app import QueueLine, TaskLine
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, task_pb2
+from tests.integration.conftest import MakeStack
+from tests.integration.registry_helpers import deregister, register, registry_stub
 from tests.integration.stack import Stack
 from tests.waiting import eventually
 
@@ -131,6 +133,22 @@ async def test_dashboard_shows_the_system_and_survives_a_gateway_restart(stack: 
 
         await pilot.press("q")
     assert app.return_code == 0
+
+
+async def test_live_agents_head_the_panel_among_many_offline_ones(make_stack: MakeStack) -> None:
+    """Restarted demo stacks leave OFFLINE agents behind: they never push live ones away."""
+    stack = await make_stack(lease_seconds=120.0)
+    async with registry_stub(stack.settings) as stub:
+        for i in range(20):
+            await deregister(stub, await register(stub, f"old{i}"))
+    worker = await stack.agent("worker", setup=setup)
+    app = Dashboard(stack.gateway_addr, stats_interval=0.2)
+    async with app.run_test(size=(150, 45)) as pilot:
+        table = app.query_one("#agents", DataTable)
+        await eventually(lambda: table.row_count == 21)  # offline ones within the retention
+        assert table.get_row_at(0)[:3] == [worker.agent_id[:12], "worker", "ONLINE"]
+        assert {table.get_row_at(i)[2] for i in range(1, 21)} == {"OFFLINE"}
+        await pilot.press("q")
 
 
 async def client_submit_direct(stack: Stack) -> str:

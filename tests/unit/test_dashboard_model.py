@@ -69,6 +69,22 @@ def test_frame_cursor_follows_events_heartbeats_and_snapshot_end() -> None:
     assert frame_cursor(f(snapshot_complete=event_pb2.SnapshotComplete(cursor="7-0"))) == "7-0"
 
 
+def test_live_agents_head_the_agents_panel_however_many_are_offline() -> None:
+    def agent(name: str, state: agent_pb2.AgentState.ValueType) -> agent_pb2.Agent:
+        return agent_pb2.Agent(agent_id=name.ljust(32, "0"), name=name, state=state)
+
+    dead = [agent(f"dead{i}", agent_pb2.AGENT_STATE_OFFLINE) for i in range(20)]
+    live = [agent("live", agent_pb2.AGENT_STATE_ONLINE)]
+    draining = [agent("draining", agent_pb2.AGENT_STATE_DRAINING)]
+    m = DashboardModel()
+    m.agents = dead[:10] + live + dead[10:] + draining
+    rows = m.agent_rows()
+    assert [(r.name, r.state) for r in rows[:2]] == [("live", "ONLINE"), ("draining", "DRAINING")]
+    assert [r.name for r in rows[2:]] == [a.name for a in dead]  # in the order listed
+    m.filter = "i"  # live, draining and every dead one match
+    assert [r.name for r in m.agent_rows()][:2] == ["live", "draining"]
+
+
 def report(kind: int, task: str, **kw: object) -> event_pb2.Event:
     return event_pb2.Event(type=kind, task_id=task * 32, capability="build", **kw)  # type: ignore[arg-type]
 
