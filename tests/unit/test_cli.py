@@ -28,6 +28,7 @@ COMMANDS = [
     ["task"],
     ["task", "get"],
     ["task", "cancel"],
+    ["task", "output"],
     ["tasks"],
     ["agents"],
     ["watch"],

@@ -116,19 +116,20 @@ class ExecHandler:
     async def _pump(
         self, ctx: TaskContext, reader: asyncio.StreamReader, stream: str, tail: Tail
     ) -> None:
-        # ctx.output is the SDK's live output (one chunk per line); absent in older SDKs.
-        output = getattr(ctx, "output", None)
+        """Each line to the tail and to the task's output (ctx.output waits while the agent's
+        report buffer is full: the back-pressure that reaches the command through its pipe)."""
+        live = True
 
         async def on_line(line: str) -> None:
-            nonlocal output
+            nonlocal live
             tail.add(line)
-            if output is None:
+            if not live:
                 return
             try:
-                await output(line, stream)
+                await ctx.output(line + "\n", stream)  # the newline keeps a blank line
             except Exception:
                 logger.warning("task %s: live output stopped", ctx.task_id, exc_info=True)
-                output = None
+                live = False
 
         await read_lines(reader, self.command.max_line, on_line)
 
