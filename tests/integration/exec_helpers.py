@@ -1,9 +1,14 @@
-"""Exec agent tests: scripts that report their pids, and whether a pid still runs."""
+"""Exec agent tests: scripts that report their pids, whether a pid still runs, an exec agent
+on the stack, and the environment for CLI subprocesses."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
+from hivewire.agent.exec import ExecCommand, ExecHandler
+from tests.integration.stack import Stack
 from tests.waiting import eventually
 
 # `sh -c SCRIPT sh PIDFILE`: the command writes its pid, starts a grandchild in the background
@@ -39,3 +44,16 @@ async def pids_from(pidfile: Path) -> list[int]:
 
 async def all_gone(pids: list[int]) -> None:
     await eventually(lambda: not any(alive(pid) for pid in pids), message=f"processes {pids} gone")
+
+
+async def exec_agent(stack: Stack, argv: list[str], **options: Any) -> None:
+    """An agent serving capability `cmd` with `argv` (ExecCommand `options`)."""
+    handler = ExecHandler(ExecCommand(argv, kill_grace=1.0, **options))
+    await stack.agent("exec", {"cmd": handler.run})
+
+
+def cli_env(stack: Stack) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HIVEWIRE_", "OTEL_"))}
+    env["HIVEWIRE_REGISTRY_ADDR"] = stack.settings.registry_addr
+    env["HIVEWIRE_REDIS_URL"] = stack.settings.redis_url
+    return env

@@ -7,27 +7,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from hivewire.agent.exec import ExecCommand, ExecHandler
 from hivewire.v1 import task_pb2
-from tests.integration.exec_helpers import GROUP_SCRIPT, all_gone, pids_from
+from tests.integration.exec_helpers import GROUP_SCRIPT, all_gone, cli_env, exec_agent, pids_from
 from tests.integration.stack import Stack
 
 SUCCEEDED = task_pb2.TASK_STATE_SUCCEEDED
 FAILED = task_pb2.TASK_STATE_FAILED
 CANCELLED = task_pb2.TASK_STATE_CANCELLED
-
-
-async def exec_agent(stack: Stack, argv: list[str], **options: Any) -> None:
-    """An agent serving capability `cmd` with `argv` (ExecCommand `options`)."""
-    handler = ExecHandler(ExecCommand(argv, kill_grace=1.0, **options))
-    await stack.agent("exec", {"cmd": handler.run})
 
 
 async def run(stack: Stack, payload: object = None, **kw: Any) -> task_pb2.Task:
@@ -96,13 +88,6 @@ async def test_the_timeout_stops_the_group_and_fails_the_task(stack: Stack, tmp_
     assert done.state == FAILED
     assert done.error == "CommandTimedOut: timed out after 0.5 s; its process group was stopped"
     await all_gone([int(p) for p in pidfile.read_text().split()])
-
-
-def cli_env(stack: Stack) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HIVEWIRE_", "OTEL_"))}
-    env["HIVEWIRE_REGISTRY_ADDR"] = stack.settings.registry_addr
-    env["HIVEWIRE_REDIS_URL"] = stack.settings.redis_url
-    return env
 
 
 @contextlib.asynccontextmanager
