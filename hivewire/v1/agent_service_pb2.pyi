@@ -122,7 +122,9 @@ class AgentHello(_message.Message):
 
     @_builtins.property
     def running_task_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Resuming: tasks the agent is still running; they are not sent again."""
+        """Resuming: tasks the agent still holds (running, or with a result not yet acknowledged);
+        they are not sent again.
+        """
 
     def __init__(
         self,
@@ -240,6 +242,7 @@ class AgentWelcome(_message.Message):
     LEASE_DURATION_FIELD_NUMBER: _builtins.int
     HEARTBEAT_INTERVAL_FIELD_NUMBER: _builtins.int
     RESUMED_FIELD_NUMBER: _builtins.int
+    RESUMED_TASK_IDS_FIELD_NUMBER: _builtins.int
     agent_token: _builtins.str
     """Secret to resume this identity on another connection; keep it private."""
     resumed: _builtins.bool
@@ -256,6 +259,13 @@ class AgentWelcome(_message.Message):
     def heartbeat_interval(self) -> _duration_pb2.Duration:
         """How often to send heartbeats."""
 
+    @_builtins.property
+    def resumed_task_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Resumed only: the tasks of hello.running_task_ids that are still this agent's (their
+        inbox entries are still pending). Keep running these and (re)send their results; stop and
+        forget the others: their results were stored already or the task went elsewhere.
+        """
+
     def __init__(
         self,
         *,
@@ -264,10 +274,11 @@ class AgentWelcome(_message.Message):
         lease_duration: _duration_pb2.Duration | None = ...,
         heartbeat_interval: _duration_pb2.Duration | None = ...,
         resumed: _builtins.bool = ...,
+        resumed_task_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "heartbeat_interval", b"heartbeat_interval", "lease_duration", b"lease_duration"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "agent_token", b"agent_token", "heartbeat_interval", b"heartbeat_interval", "lease_duration", b"lease_duration", "resumed", b"resumed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "agent_token", b"agent_token", "heartbeat_interval", b"heartbeat_interval", "lease_duration", b"lease_duration", "resumed", b"resumed", "resumed_task_ids", b"resumed_task_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
