@@ -38,6 +38,8 @@ for i = 0, n - 1 do
       ev.type, ev.state = EVENT_TYPE_TASK_STARTED, TASK_STATE_RUNNING
       emit(C, ev)
     end
+  elseif outcome == TASK_OUTCOME_PROGRESS then
+    -- A report on a running attempt: nothing to apply here yet.
   elseif not is_live(t) then
     -- The attempt already ended (or was cancelled): free its slot once, apply nothing.
     release_slot(C, t)
