@@ -4,6 +4,7 @@ SDK agent that resumes across a gateway restart."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 
 import grpc
@@ -17,9 +18,11 @@ from hivewire_services.common.events import decode_entry
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.metrics import AGENT_STREAMS
 from hivewire_services.common.redis import Redis
+from hivewire_services.gateway.server import GatewayServer
 from tests.integration.conftest import MakeStack
 from tests.integration.raw_agent import RawAgent, hello, put_tasks, rich_status
 from tests.integration.stack import Stack
+from tests.settings import StackSettings
 from tests.waiting import eventually
 
 ID = "ab" * 16
@@ -252,3 +255,18 @@ async def test_progress_reports_reach_the_coordinator_without_ending_the_task(
 
         done = await eventually(finished, message="the task SUCCEEDED")
         assert done.result == b"p" and done.attempt == 1
+
+
+async def test_hello_while_the_registry_is_unreachable_is_unavailable(
+    settings: StackSettings, refused_addr: str
+) -> None:
+    gateway = GatewayServer(dataclasses.replace(settings, registry_addr=refused_addr).gateway())
+    port = await gateway.start("127.0.0.1:0")
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            raw = RawAgent(channel)
+            await raw.send(hello=hello())
+            err = await raw.ended()
+            assert err is not None and err.code() == grpc.StatusCode.UNAVAILABLE, err
+    finally:
+        await gateway.shutdown()

@@ -9,7 +9,6 @@ until it runs out, so the agent can resume on any gateway. docs/agents.md is the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -19,38 +18,23 @@ from typing import Any
 import grpc
 
 from hivewire.core.background import cancel_and_wait
-from hivewire.core.result_writer import Receipt, ResultWriter
+from hivewire.core.result_writer import ResultWriter
 from hivewire.v1 import agent_service_pb2 as pb
 from hivewire.v1 import stream_pb2
-from hivewire_services.common.errors import (
-    HivewireError,
-    InvalidArgument,
-    ResourceExhausted,
-    Unavailable,
-)
+from hivewire_services.common.errors import HivewireError, InvalidArgument, Unavailable
 from hivewire_services.common.redis import Redis
 from hivewire_services.gateway.agents.identity import LOST_CODES, Identity, Registrar, welcome_of
 from hivewire_services.gateway.agents.inbox import Inbox, InboxGone
 from hivewire_services.gateway.agents.opening import open_identity, read_hello
-from hivewire_services.gateway.agents.slots import Assignment, Slots
+from hivewire_services.gateway.agents.outbox import Outbox
+from hivewire_services.gateway.agents.reports import Reports
+from hivewire_services.gateway.agents.slots import Slots
 from hivewire_services.gateway.errors import Aborted, DeadlineExceeded
 
 logger = logging.getLogger(__name__)
 
-RUNNING = frozenset({stream_pb2.TASK_OUTCOME_STARTED, stream_pb2.TASK_OUTCOME_PROGRESS})
-FINAL = frozenset(
-    {
-        stream_pb2.TASK_OUTCOME_SUCCEEDED,
-        stream_pb2.TASK_OUTCOME_FAILED,
-        stream_pb2.TASK_OUTCOME_FAILED_PERMANENTLY,
-        stream_pb2.TASK_OUTCOME_CANCELLED,
-    }
-)
 # Room in the outgoing queue beyond two messages per slot (an assignment and an ack).
 OUT_SLACK = 16
-# Reports being stored at once per stream beyond one per slot; past it the stream is not read.
-WRITES_SLACK = 64
-_END = pb.ConnectResponse()  # marks the end of the outgoing queue (compared by identity)
 
 Adopt = Callable[["Connection", Identity], Awaitable[None]]
 
@@ -73,16 +57,13 @@ class Connection:
         self._requests = requests
         self.identity: Identity | None = None
         self._slots = Slots(1)
-        self._out: asyncio.Queue[pb.ConnectResponse] = asyncio.Queue(1)
+        self._outbox = Outbox(1)
+        self._reports: Reports | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._reading: asyncio.Task[None] | None = None
-        self._writes: set[asyncio.Future[bool]] = set()
-        self._max_writes = 1
         self._beat: asyncio.Task[None] | None = None
         self._next_beat: list[str] | None = None
         self._draining = False
-        self._error: BaseException | None = None
-        self._ended = False
 
     # The stream
     async def responses(self, adopt: Adopt) -> AsyncIterator[pb.ConnectResponse]:
@@ -93,15 +74,15 @@ class Connection:
         deps = self._deps
         hello = await read_hello(self._requests, deps.timeout)
         opening = await open_identity(deps.registrar, deps.inbox_redis, hello, partial(adopt, self))
-        if self._ended:  # the gateway stopped meanwhile
-            raise self._error or Unavailable("the stream ended", reason="GATEWAY_STOPPING")
+        if self._outbox.ended:  # the gateway stopped meanwhile
+            raise self._outbox.error or Unavailable("the stream ended", reason="GATEWAY_STOPPING")
         identity = self.identity = opening.identity
         # The agent's own slots (the registry stores the same number at registration).
         slots = self._slots = Slots(hello.max_concurrency)
         for envelope, entry_id in opening.pending:
             slots.add(envelope, entry_id)
-        self._out = asyncio.Queue(2 * slots.max_concurrency + OUT_SLACK)
-        self._max_writes = slots.max_concurrency + WRITES_SLACK
+        self._outbox = Outbox(2 * slots.max_concurrency + OUT_SLACK)
+        self._reports = Reports(identity, slots, deps.writer, self._outbox, self.fail)
         logger.info(
             "agent %s (%s) %s on this gateway",
             identity.agent_id,
@@ -114,10 +95,8 @@ class Connection:
         inbox = Inbox(deps.inbox_redis, identity, slots, self._assign)
         self._reading = self._spawn(self._read(inbox), "inbox")
         self._spawn(self._receive(), "receive")
-        while (msg := await self._out.get()) is not _END:
+        async for msg in self._outbox.messages():
             yield msg
-        if self._error is not None:
-            raise self._error
 
     async def _read(self, inbox: Inbox) -> None:
         try:
@@ -132,18 +111,18 @@ class Connection:
             )
 
     async def _assign(self, envelope: stream_pb2.TaskEnvelope) -> None:
-        await self._out.put(pb.ConnectResponse(assignment=envelope))
+        await self._outbox.put(pb.ConnectResponse(assignment=envelope))
 
     async def release(self) -> None:
         """Stop everything this stream runs (the stream is over, however it ended)."""
-        self._ended = True
+        self._outbox.close()
         await cancel_and_wait([*self._tasks, self._beat])
 
     # Requests
     async def _receive(self) -> None:
         """Read the agent's messages; each must come within a lease (heartbeats are due every
         third of it). The end of the requests is the agent's half-close."""
-        assert self.identity is not None
+        assert self.identity is not None and self._reports is not None
         silence = self.identity.lease
         loop = asyncio.get_running_loop()
         try:
@@ -154,72 +133,22 @@ class Connection:
                     deadline.reschedule(None)
                     if request is None:
                         break
-                    await self._on_request(request)
+                    kind = request.WhichOneof("message")
+                    if kind == "report":
+                        await self._reports.report(request.report)
+                    elif kind == "heartbeat":
+                        self._heartbeat(list(request.heartbeat.running_task_ids))
+                    elif kind == "drain":
+                        await self._drain()
+                    else:
+                        field = kind or "message"
+                        self.fail(InvalidArgument(f"unexpected {field} message", field=field))
         except TimeoutError:
             self.fail(
                 DeadlineExceeded(f"no message from the agent for {silence:g}s", reason="SILENT")
             )
             return
         await self._close_session()
-
-    async def _on_request(self, request: pb.ConnectRequest) -> None:
-        kind = request.WhichOneof("message")
-        if kind == "report":
-            await self._on_report(request.report)
-        elif kind == "heartbeat":
-            self._heartbeat(list(request.heartbeat.running_task_ids))
-        elif kind == "drain":
-            await self._drain()
-        elif kind == "hello":
-            self.fail(InvalidArgument("hello comes only first", field="hello"))
-        else:
-            self.fail(InvalidArgument("a ConnectRequest must carry a message", field="message"))
-
-    async def _on_report(self, result: stream_pb2.TaskResult) -> None:
-        identity = self.identity
-        assert identity is not None
-        assignment = self._slots.match(result)
-        if assignment is None:
-            logger.warning(
-                "agent %s reported on task %s attempt %d, not assigned on its stream; dropped",
-                identity.agent_id,
-                result.task_id,
-                result.attempt,
-            )
-            return
-        result.agent_id = identity.agent_id
-        if result.outcome in RUNNING:
-            await self._store(result, None)
-        elif result.outcome in FINAL:
-            if assignment.storing:
-                return  # a resend while the first copy is being stored
-            assignment.storing = True
-            receipt = Receipt(identity.inbox, identity.inbox_group, assignment.entry_id)
-            written = await self._store(result, receipt)
-            written.add_done_callback(partial(self._stored, assignment))
-        else:
-            logger.warning("agent %s sent outcome %d; dropped", identity.agent_id, result.outcome)
-
-    async def _store(
-        self, result: stream_pb2.TaskResult, receipt: Receipt | None
-    ) -> asyncio.Future[bool]:
-        """Hand a report to the writer once fewer than the bound are being stored."""
-        while len(self._writes) >= self._max_writes:
-            await asyncio.wait(self._writes, return_when=asyncio.FIRST_COMPLETED)
-        assert self.identity is not None
-        written = self._deps.writer.submit(self.identity.results, result, receipt)
-        self._writes.add(written)
-        written.add_done_callback(self._writes.discard)
-        return written
-
-    def _stored(self, assignment: Assignment, written: asyncio.Future[bool]) -> None:
-        if written.cancelled() or written.exception() is not None or not written.result():
-            self.fail(Unavailable("could not store results; reconnect", reason="REDIS_UNAVAILABLE"))
-            return
-        self._slots.finish(assignment)
-        envelope = assignment.envelope
-        ack = pb.ResultAck(task_id=envelope.task_id, attempt=envelope.attempt)
-        self._send_now(pb.ConnectResponse(ack=ack))
 
     # Heartbeats and drain
     def _heartbeat(self, named: list[str]) -> None:
@@ -243,19 +172,14 @@ class Connection:
                 )
             except grpc.aio.AioRpcError as exc:
                 if exc.code() in LOST_CODES:
-                    self.fail(
-                        Aborted(
-                            f"agent {identity.agent_id} lost its lease; reconnect",
-                            reason="AGENT_LEASE_LOST",
-                        )
-                    )
+                    lost = f"agent {identity.agent_id} lost its lease; reconnect"
+                    self.fail(Aborted(lost, reason="AGENT_LEASE_LOST"))
                     return
                 # The agent's next heartbeat tries again, well within the lease.
                 logger.warning("heartbeat of agent %s failed: %s", identity.agent_id, exc.code())
                 continue
-            if cancel:
-                with contextlib.suppress(asyncio.QueueFull):  # the next heartbeat repeats it
-                    self._out.put_nowait(pb.ConnectResponse(cancel=pb.TaskCancel(task_ids=cancel)))
+            if cancel:  # dropped when the queue is full: the next heartbeat repeats it
+                self._outbox.put_now(pb.ConnectResponse(cancel=pb.TaskCancel(task_ids=cancel)))
 
     async def _drain(self) -> None:
         """No more inbox reads; the registry hears it at once."""
@@ -267,60 +191,29 @@ class Connection:
 
     async def _close_session(self) -> None:
         """The agent half-closed: store what it sent, deregister it, end the stream OK."""
+        assert self.identity is not None and self._reports is not None
         await self._drain()
-        await self._settle()
+        await self._reports.settle(self._deps.timeout)
         if self._beat is not None:
             await asyncio.wait({self._beat}, timeout=self._deps.timeout)
-        assert self.identity is not None
         try:
             await self._deps.registrar.deregister(self.identity)
         except grpc.aio.AioRpcError as exc:
             logger.warning("deregistering %s failed: %s", self.identity.agent_id, exc.code())
         logger.info("agent %s drained and left", self.identity.agent_id)
-        await self._end(None)
-
-    async def _settle(self) -> None:
-        """Wait (bounded) for the reports being stored, so their acks go out first."""
-        if self._writes:
-            await asyncio.wait(set(self._writes), timeout=self._deps.timeout)
+        await self._outbox.end()
 
     # Ending
     async def shutdown(self, error: HivewireError) -> None:
         """The gateway stops: no more reads, stored reports acknowledged, then `error`."""
         await cancel_and_wait([self._reading])
-        await self._settle()
-        try:
-            async with asyncio.timeout(self._deps.timeout):
-                await self._end(error)
-        except TimeoutError:
-            self.fail(error)
-
-    async def _end(self, error: BaseException | None) -> None:
-        if self._ended:
-            return
-        self._ended = True
-        self._error = error
-        await self._out.put(_END)
+        if self._reports is not None:
+            await self._reports.settle(self._deps.timeout)
+        await self._outbox.end(error, self._deps.timeout)
 
     def fail(self, error: BaseException) -> None:
-        """End the stream now with `error` (what was not sent yet is dropped)."""
-        if self._ended:
-            return
-        self._ended = True
-        self._error = error
-        while not self._out.empty():
-            self._out.get_nowait()
-        self._out.put_nowait(_END)
-
-    def _send_now(self, msg: pb.ConnectResponse) -> None:
-        if self._ended:
-            return
-        try:
-            self._out.put_nowait(msg)
-        except asyncio.QueueFull:
-            self.fail(
-                ResourceExhausted("the agent does not read its stream", reason="AGENT_NOT_READING")
-            )
+        """End the stream now with `error`."""
+        self._outbox.fail(error)
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.create_task(self._guarded(work), name=f"agent-{name}")
@@ -328,6 +221,7 @@ class Connection:
         return task
 
     async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
+        """A task of the stream: an unexpected error ends the stream (INTERNAL, logged)."""
         try:
             await work
         except asyncio.CancelledError:
