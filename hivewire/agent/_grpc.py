@@ -101,7 +101,7 @@ class GrpcTransport:
         self._draining = True
         self._wake.set()
         if self._link is not None:
-            await self._link.send(Request(drain=agent_service_pb2.AgentDrain()))
+            self._link.send(Request(drain=agent_service_pb2.AgentDrain()))
 
     async def close(self) -> None:
         """Half-close once the results are acknowledged; the gateway deregisters and ends the
@@ -133,7 +133,7 @@ class GrpcTransport:
         link = self._link
         if held is None or held.dropped or link is None:
             return  # best effort: a report on a running attempt may be lost with the stream
-        await link.send(Request(report=result))
+        await link.report(result)
 
     async def complete(self, delivery: Delivery, result: stream_pb2.TaskResult) -> None:
         held = delivery.receipt
@@ -142,7 +142,7 @@ class GrpcTransport:
             return
         held.result = result
         if self._link is not None:
-            await self._link.send(Request(report=result))
+            await self._link.report(result)
         try:
             await asyncio.shield(held.acked)  # the ack, or a resume that drops it
         finally:
@@ -239,23 +239,24 @@ class GrpcTransport:
 
     async def _resend(self, link: Link) -> None:
         if self._draining:
-            await link.send(Request(drain=agent_service_pb2.AgentDrain()))
+            link.send(Request(drain=agent_service_pb2.AgentDrain()))
         for held in list(self._held.values()):
             if held.result is not None and not held.dropped:
-                await link.send(Request(report=held.result))
+                await link.report(held.result)
 
     def _on_message(self, msg: agent_service_pb2.ConnectResponse) -> None:
         kind = msg.WhichOneof("message")
-        if kind == "assignment":
-            envelope = msg.assignment
-            held = Held(envelope.task_id, envelope.attempt)
-            self._held[envelope.task_id] = held
-            self._inbox.append(Delivery(envelope, held, self._addr))
+        if kind == "assignments":
+            for envelope in msg.assignments.tasks:
+                held = Held(envelope.task_id, envelope.attempt)
+                self._held[envelope.task_id] = held
+                self._inbox.append(Delivery(envelope, held, self._addr))
             self._wake.set()
-        elif kind == "ack":
-            acked = self._held.get(msg.ack.task_id)
-            if acked is not None and acked.attempt == msg.ack.attempt and not acked.acked.done():
-                acked.acked.set_result(None)
+        elif kind == "acks":
+            for ack in msg.acks.acks:
+                acked = self._held.get(ack.task_id)
+                if acked is not None and acked.attempt == ack.attempt and not acked.acked.done():
+                    acked.acked.set_result(None)
         elif kind == "cancel":
             if self._view is not None:
                 self._view.on_cancel(list(msg.cancel.task_ids))
@@ -278,7 +279,7 @@ class GrpcTransport:
                 logger.warning("delivery loop ended; heartbeats stop")
                 return
             beat = agent_service_pb2.AgentHeartbeat(running_task_ids=sorted(self._held))
-            await link.send(Request(heartbeat=beat))
+            link.send(Request(heartbeat=beat))
             if reader is None or reader.done():
                 await asyncio.sleep(interval)  # draining: keep the lease while work finishes
             else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import uuid
 from typing import Any
 
@@ -26,11 +27,15 @@ def hello(**fields: Any) -> pb.AgentHello:
 
 
 class RawAgent:
-    """Speaks the protocol by hand; every read has a deadline."""
+    """Speaks the protocol by hand; every read has a deadline. Batched assignments and acks
+    are handed out one at a time; cancels are kept in `cancelled`."""
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self.call = agent_service_pb2_grpc.AgentServiceStub(channel).Connect()
         self.welcome = pb.AgentWelcome()
+        self.assigned: collections.deque[stream_pb2.TaskEnvelope] = collections.deque()
+        self.acked: collections.deque[pb.ResultAck] = collections.deque()
+        self.cancelled: list[str] = []
 
     async def open(self, first: pb.AgentHello | None = None) -> pb.AgentWelcome:
         await self.send(hello=first or hello())
@@ -52,18 +57,30 @@ class RawAgent:
         assert msg is not grpc.aio.EOF, "the stream ended"
         return msg
 
-    async def assignment(self) -> stream_pb2.TaskEnvelope:
+    async def pull(self) -> str:
+        """Read one message into the buffers; its kind."""
         msg = await self.next()
-        assert msg.WhichOneof("message") == "assignment", msg
-        return msg.assignment
+        kind = msg.WhichOneof("message")
+        if kind == "assignments":
+            self.assigned.extend(msg.assignments.tasks)
+        elif kind == "acks":
+            self.acked.extend(msg.acks.acks)
+        elif kind == "cancel":
+            # The registry cancels tasks put straight into an inbox: it has no record of them.
+            self.cancelled.extend(msg.cancel.task_ids)
+        else:
+            raise AssertionError(f"unexpected {msg}")
+        return str(kind)
+
+    async def assignment(self) -> stream_pb2.TaskEnvelope:
+        while not self.assigned:
+            await self.pull()
+        return self.assigned.popleft()
 
     async def ack(self) -> pb.ResultAck:
-        """The next ack, past cancels (the registry cancels tasks put straight into an inbox:
-        it has no record of them)."""
-        while (msg := await self.next()).WhichOneof("message") == "cancel":
-            pass
-        assert msg.WhichOneof("message") == "ack", msg
-        return msg.ack
+        while not self.acked:
+            await self.pull()
+        return self.acked.popleft()
 
     async def report(
         self,
@@ -78,7 +95,7 @@ class RawAgent:
             "outcome": outcome,
             "result": envelope.payload,
         }
-        await self.send(report=stream_pb2.TaskResult(**{**base, **fields}))
+        await self.send(reports={"reports": [stream_pb2.TaskResult(**{**base, **fields})]})
 
     async def ended(self) -> grpc.aio.AioRpcError | None:
         """Read to the end of the stream: None if it ended OK, else its error."""

@@ -116,16 +116,16 @@ async def test_never_more_unfinished_assignments_than_slots(
     # All five were in the inbox at once; the gateway took only as many as there are slots.
     pending = await redis.xpending(keys.inbox(raw.agent_id), INBOX_GROUP)
     assert pending["pending"] == 2
+    assert not raw.assigned
     done: list[str] = []
     while held:
         finished = held.pop(0)
         await raw.report(finished)
-        msg = await raw.next()
-        assert msg.WhichOneof("message") == "ack" and msg.ack.task_id == finished.task_id
+        assert (await raw.ack()).task_id == finished.task_id
         done.append(finished.task_id)
         if len(done) + len(held) < len(ids):
             held.append(await raw.assignment())
-        assert len(held) <= 2
+        assert len(held) + len(raw.assigned) <= 2
         pending = await redis.xpending(keys.inbox(raw.agent_id), INBOX_GROUP)
         assert pending["pending"] <= 2
     assert done == ids
@@ -152,10 +152,10 @@ async def test_resume_resends_what_the_agent_does_not_run(
     )
     assert resumed.resumed and resumed.agent.agent_id == first.agent_id
     assert list(resumed.resumed_task_ids) == [running_id]
-    # The first message after welcome is the one the agent does not run; the running one
-    # (earlier in the inbox, so it would have come first) is not sent again.
-    resent = await again.assignment()
-    assert resent == unstarted
+    # The first message after welcome resends what the agent does not run, not the one it
+    # runs (earlier in the inbox, so it would have come first).
+    assert await again.pull() == "assignments"
+    assert list(again.assigned) == [unstarted]
     for envelope in (running, unstarted):
         await again.report(envelope)
     assert {(await again.ack()).task_id, (await again.ack()).task_id} == {running_id, unstarted_id}

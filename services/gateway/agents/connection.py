@@ -20,7 +20,6 @@ import grpc
 from hivewire.core.background import cancel_and_wait
 from hivewire.core.result_writer import ResultWriter
 from hivewire.v1 import agent_service_pb2 as pb
-from hivewire.v1 import stream_pb2
 from hivewire_services.common.errors import HivewireError, InvalidArgument, Unavailable
 from hivewire_services.common.redis import Redis
 from hivewire_services.gateway.agents.identity import LOST_CODES, Identity, Registrar, welcome_of
@@ -33,7 +32,7 @@ from hivewire_services.gateway.errors import Aborted, DeadlineExceeded
 
 logger = logging.getLogger(__name__)
 
-# Room in the outgoing queue beyond two messages per slot (an assignment and an ack).
+# Acks that may wait beyond one per slot before the agent counts as not reading its stream.
 OUT_SLACK = 16
 
 Adopt = Callable[["Connection", Identity], Awaitable[None]]
@@ -57,7 +56,7 @@ class Connection:
         self._requests = requests
         self.identity: Identity | None = None
         self._slots = Slots(1)
-        self._outbox = Outbox(1)
+        self._outbox = Outbox(0)
         self._reports: Reports | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._reading: asyncio.Task[None] | None = None
@@ -81,7 +80,7 @@ class Connection:
         slots = self._slots = Slots(hello.max_concurrency)
         for envelope, entry_id in opening.pending:
             slots.add(envelope, entry_id)
-        self._outbox = Outbox(2 * slots.max_concurrency + OUT_SLACK)
+        self._outbox = Outbox(max_acks=slots.max_concurrency + OUT_SLACK)
         self._reports = Reports(identity, slots, deps.writer, self._outbox, self.fail)
         logger.info(
             "agent %s (%s) %s on this gateway",
@@ -91,8 +90,8 @@ class Connection:
         )
         yield pb.ConnectResponse(welcome=welcome_of(identity, opening.kept))
         for envelope in opening.resend:
-            yield pb.ConnectResponse(assignment=envelope)
-        inbox = Inbox(deps.inbox_redis, identity, slots, self._assign)
+            self._outbox.assign(envelope)
+        inbox = Inbox(deps.inbox_redis, identity, slots, self._outbox.assign)
         self._reading = self._spawn(self._read(inbox), "inbox")
         self._spawn(self._receive(), "receive")
         async for msg in self._outbox.messages():
@@ -109,9 +108,6 @@ class Connection:
                     reason="AGENT_LEASE_LOST",
                 )
             )
-
-    async def _assign(self, envelope: stream_pb2.TaskEnvelope) -> None:
-        await self._outbox.put(pb.ConnectResponse(assignment=envelope))
 
     async def release(self) -> None:
         """Stop everything this stream runs (the stream is over, however it ended)."""
@@ -134,8 +130,9 @@ class Connection:
                     if request is None:
                         break
                     kind = request.WhichOneof("message")
-                    if kind == "report":
-                        await self._reports.report(request.report)
+                    if kind == "reports":
+                        for report in request.reports.reports:
+                            await self._reports.report(report)
                     elif kind == "heartbeat":
                         self._heartbeat(list(request.heartbeat.running_task_ids))
                     elif kind == "drain":
@@ -178,8 +175,8 @@ class Connection:
                 # The agent's next heartbeat tries again, well within the lease.
                 logger.warning("heartbeat of agent %s failed: %s", identity.agent_id, exc.code())
                 continue
-            if cancel:  # dropped when the queue is full: the next heartbeat repeats it
-                self._outbox.put_now(pb.ConnectResponse(cancel=pb.TaskCancel(task_ids=cancel)))
+            if cancel:  # dropped past a bound: the next heartbeat repeats it
+                self._outbox.cancel(cancel)
 
     async def _drain(self) -> None:
         """No more inbox reads; the registry hears it at once."""

@@ -4,7 +4,7 @@ resume the entries it was sent before and never finished (its pending entries)."
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from google.protobuf.message import DecodeError
 from redis.exceptions import ResponseError
@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 BLOCK_MS = 10_000
 PENDING_BATCH = 256
 
-Send = Callable[[stream_pb2.TaskEnvelope], Awaitable[None]]
+Send = Callable[[stream_pb2.TaskEnvelope], None]
 
 
 class InboxGone(Exception):
@@ -122,4 +122,4 @@ class Inbox:
             envelope = await envelope_of(self._redis, self._identity, entry_id, fields)
             if envelope is not None:
                 self._slots.add(envelope, entry_id)
-                await self._send(envelope)
+                self._send(envelope)

@@ -100,10 +100,7 @@ class Reports:
             return
         self._slots.finish(assignment)
         envelope = assignment.envelope
-        ack = pb.ConnectResponse(
-            ack=pb.ResultAck(task_id=envelope.task_id, attempt=envelope.attempt)
-        )
-        if not self._outbox.put_now(ack):
+        if not self._outbox.ack(pb.ResultAck(task_id=envelope.task_id, attempt=envelope.attempt)):
             # An agent that reads its stream never has more acks waiting than slots.
             self._fail(
                 ResourceExhausted("the agent does not read its stream", reason="AGENT_NOT_READING")
