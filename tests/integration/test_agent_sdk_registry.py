@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import grpc
 import pytest
 
 from hivewire.agent import Agent, TaskContext
@@ -64,3 +65,16 @@ async def registers_runs_and_deregisters(options: dict[str, Any], redis: Redis, 
         assert result.attempt_token == envelope.attempt_token
     stored = await redis.hgetall(keys.agent(agent_id))
     assert int(stored[b"state"]) == agent_pb2.AGENT_STATE_OFFLINE
+
+
+async def test_a_refused_registration_fails_start(
+    registry_port: int, settings: StackSettings, transport: str
+) -> None:
+    async with transport_options(transport, settings, f"127.0.0.1:{registry_port}") as options:
+        agent = Agent("refused", **options)
+        agent.add_handler("Not A Capability", lambda ctx: None)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await agent.start()
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "capabilities[0]" in (err.value.details() or "")
+        assert agent.agent_id == ""

@@ -270,3 +270,34 @@ async def test_hello_while_the_registry_is_unreachable_is_unavailable(
             assert err is not None and err.code() == grpc.StatusCode.UNAVAILABLE, err
     finally:
         await gateway.shutdown()
+
+
+async def test_a_newer_stream_of_the_same_agent_takes_over(
+    channel: grpc.aio.Channel, redis: Redis, keys: Keys
+) -> None:
+    older = RawAgent(channel)
+    welcome = await older.open()
+    [task_id] = await put_tasks(redis, keys, older.agent_id, 1)
+    await older.assignment()
+    # The agent reconnects while this gateway still holds its older stream.
+    newer = RawAgent(channel)
+    resumed = await newer.open(
+        hello(resume_agent_id=older.agent_id, resume_agent_token=welcome.agent_token)
+    )
+    assert resumed.resumed
+    err = await older.ended()
+    assert err is not None and err.code() == grpc.StatusCode.ABORTED, err
+    assert (await newer.assignment()).task_id == task_id  # not running: sent again
+
+
+async def test_past_the_bound_of_agent_streams_is_resource_exhausted(
+    make_stack: MakeStack,
+) -> None:
+    stack = await make_stack(coordinator=False, agent_max_connections=1)
+    async with grpc.aio.insecure_channel(stack.gateway_addr) as channel:
+        first = RawAgent(channel)
+        await first.open()
+        second = RawAgent(channel)
+        await second.send(hello=hello())
+        err = await second.ended()
+        assert err is not None and err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err
