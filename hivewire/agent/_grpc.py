@@ -169,6 +169,9 @@ class GrpcTransport:
             except (ProtocolError, TimeoutError) as exc:
                 self._last_error = exc
                 logger.warning("agent stream failed: %r", exc)
+            except Exception as exc:
+                self._last_error = exc
+                logger.exception("agent stream failed unexpectedly")
             finally:
                 self._link = None
                 link.break_off()
