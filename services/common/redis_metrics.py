@@ -138,9 +138,12 @@ class RedisStateCollector(Collector):
         yield from (length, pending, lag)
 
     def _agents(self) -> Iterator[Any]:
-        ids = cast(
-            list[bytes], self._redis.zrange(self.keys.agents_index, 0, MAX_AGENTS_SCANNED - 1)
-        )
+        # Live agents, then the offline ones still stored (see registry/listing.py).
+        index_pipe = self._redis.pipeline(transaction=False)
+        for index in (self.keys.live_agents, self.keys.offline_agents):
+            index_pipe.zrange(index, 0, MAX_AGENTS_SCANNED - 1)
+        live, offline = cast(list[list[bytes]], index_pipe.execute())
+        ids = (live + offline)[:MAX_AGENTS_SCANNED]
         pipe = self._redis.pipeline(transaction=False)
         for raw in ids:
             pipe.hget(self.keys.agent_prefix + raw.decode(), "state")

@@ -27,6 +27,7 @@ from hivewire_services.gateway.agents.inbox import BLOCK_MS
 from hivewire_services.gateway.agents.service import AgentServicer
 from hivewire_services.gateway.config import GatewaySettings, load_gateway_settings
 from hivewire_services.gateway.events.hub import EventsHub
+from hivewire_services.gateway.output import FOLLOW_BLOCK_S, OutputReader
 from hivewire_services.gateway.service import GatewayServicer
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,15 @@ class GatewayServer(ServiceProcess[GatewaySettings]):
     def __init__(self, settings: GatewaySettings, redis: Redis | None = None) -> None:
         super().__init__(settings, redis)
         self.hub: EventsHub | None = None
+        # Output followers block in XREAD: on connections of their own, one each at most.
+        self.follow_redis = create_redis(
+            settings.redis_url,
+            socket_timeout=settings.rpc_timeout + FOLLOW_BLOCK_S,
+            max_connections=max(1, settings.output_max_followers),
+        )
+        self.output = OutputReader(
+            self.redis, self.follow_redis, Keys(settings.namespace), settings.output_max_followers
+        )
         self.metrics = ServiceMetrics(
             settings.redis_url,
             Keys(settings.namespace),
@@ -67,6 +77,7 @@ class GatewayServer(ServiceProcess[GatewaySettings]):
         )
         hub.start()
         self.owned.on_stop(hub.stop)
+        self.owned.on_stop(self.output.stop)
         registry = cast(
             "registry_pb2_grpc.RegistryServiceAsyncStub",
             registry_pb2_grpc.RegistryServiceStub(registry_channel),
@@ -79,6 +90,7 @@ class GatewayServer(ServiceProcess[GatewaySettings]):
             ),
             registry,
             hub,
+            self.output,
         )
         agents = self._agent_service(registry)
 
@@ -115,6 +127,9 @@ class GatewayServer(ServiceProcess[GatewaySettings]):
         self.owned.on_stop(writer.close)
         self.owned.on_stop(inbox_redis.aclose)
         return agents
+
+    async def _release(self) -> None:
+        await self.follow_redis.aclose()
 
 
 def main() -> None:

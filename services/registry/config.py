@@ -22,6 +22,9 @@ class RegistrySettings(AgentLeases, StreamQueues, RegistryAddress, ServiceSettin
     registry_listen: str = ""
     registry_metrics_port: int = 0
     lease_sweep_interval: float = 1.0
+    # An agent gone OFFLINE stays listable (ListAgents include_offline, GetAgent) this long;
+    # then Redis deletes its record. Tasks keep its agent_id.
+    offline_agent_retention_seconds: float = 300.0
 
 
 load_registry_settings = RegistrySettings.load

@@ -14,7 +14,8 @@ from hivewire_services.common.errors import InvalidArgument, Unauthenticated
 from hivewire_services.common.keys import INBOX_GROUP, Keys
 from hivewire_services.common.validation import check_capability, check_id, check_page_size
 from hivewire_services.registry.config import RegistrySettings
-from hivewire_services.registry.model import decode_page_token, encode_page_token
+from hivewire_services.registry.listing import AgentLister
+from hivewire_services.registry.model import AgentQuery, decode_page_token, encode_page_token
 from hivewire_services.registry.store import AgentStore
 from hivewire_services.registry.task_leases import TaskLeases
 from hivewire_services.registry.watch import ChangeHub, watch_agents
@@ -39,6 +40,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     def __post_init__(self) -> None:
         self._task_leases = TaskLeases(self.store.redis, self.keys, self.settings)
+        self._lister = AgentLister(self.store)
 
     async def RegisterAgent(
         self, request: registry_pb2.RegisterAgentRequest, context: Context
@@ -90,13 +92,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     ) -> registry_pb2.RegistryServiceListAgentsResponse:
         inner = request.request
         page_size = check_page_size(inner.page_size)
-        after_seq = decode_page_token(inner.page_token)
+        start = decode_page_token(inner.page_token)
         if inner.capability:
             check_capability(inner.capability, "capability")
         if inner.state not in agent_pb2.AgentState.values():
             raise InvalidArgument("state is not a valid AgentState", field="state")
-        page = await self.store.list_page(page_size, after_seq, inner.capability, inner.state)
-        token = "" if page.last_seq is None else encode_page_token(page.last_seq)
+        query = AgentQuery(inner.capability, inner.state, inner.include_offline)
+        page = await self._lister.page(page_size, start, query)
+        token = "" if page.next is None else encode_page_token(page.next)
         return registry_pb2.RegistryServiceListAgentsResponse(
             response=agent_pb2.ListAgentsResponse(agents=page.agents, next_page_token=token)
         )
