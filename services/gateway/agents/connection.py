@@ -152,7 +152,7 @@ class Connection:
         """Forward to the registry (one call at a time; the latest heartbeat wins)."""
         self._next_beat = self._slots.known(named)
         if self._beat is None or self._beat.done():
-            self._beat = asyncio.create_task(self._beats(), name="agent-heartbeat")
+            self._beat = asyncio.create_task(self._guarded(self._beats()), name="agent-heartbeat")
 
     async def _beats(self) -> None:
         identity = self.identity
