@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 OUT_SLACK = 16
 
 Adopt = Callable[["Connection", Identity], Awaitable[None]]
+Work = Callable[[], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,8 @@ class Connection:
         for envelope in opening.resend:
             self._outbox.assign(envelope)
         inbox = Inbox(deps.inbox_redis, identity, slots, self._outbox.assign)
-        self._reading = self._spawn(self._read(inbox), "inbox")
-        self._spawn(self._receive(), "receive")
+        self._reading = self._spawn(partial(self._read, inbox), "inbox")
+        self._spawn(self._receive, "receive")
         async for msg in self._outbox.messages():
             yield msg
 
@@ -152,7 +153,7 @@ class Connection:
         """Forward to the registry (one call at a time; the latest heartbeat wins)."""
         self._next_beat = self._slots.known(named)
         if self._beat is None or self._beat.done():
-            self._beat = asyncio.create_task(self._guarded(self._beats()), name="agent-heartbeat")
+            self._beat = asyncio.create_task(self._guarded(self._beats), name="agent-heartbeat")
 
     async def _beats(self) -> None:
         identity = self.identity
@@ -212,15 +213,16 @@ class Connection:
         """End the stream now with `error`."""
         self._outbox.fail(error)
 
-    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+    def _spawn(self, work: Work, name: str) -> asyncio.Task[None]:
         task = asyncio.create_task(self._guarded(work), name=f"agent-{name}")
         self._tasks.append(task)
         return task
 
-    async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
-        """A task of the stream: an unexpected error ends the stream (INTERNAL, logged)."""
+    async def _guarded(self, work: Work) -> None:
+        """A task of the stream: an unexpected error ends the stream (INTERNAL, logged). The
+        coroutine is made here, so a task cancelled before it ran leaves none unawaited."""
         try:
-            await work
+            await work()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
