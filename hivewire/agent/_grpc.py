@@ -65,7 +65,6 @@ class GrpcTransport:
         self._last_error: BaseException | None = None
         self._draining = False
         self._closing = False
-        self.connections = 0
 
     @property
     def agent_id(self) -> str:
@@ -184,7 +183,6 @@ class GrpcTransport:
         welcome = await link.open(self._hello())
         self._adopt(welcome)
         self._link = link
-        self.connections += 1
         delays.reset()
         self._welcomed.set()
         resend = asyncio.create_task(self._resend(link), name="hivewire-agent-resend")
