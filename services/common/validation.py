@@ -13,6 +13,9 @@ _LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,62}")
 MAX_LABELS = 32
 MAX_LABEL_VALUE = 256
 MAX_REQUEST_ID = 256
+MAX_STREAM_ID_PART = 2**64 - 1
+_STREAM_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
+StreamId = tuple[int, int]
 
 
 def check_id(value: str, field: str) -> str:
@@ -45,6 +48,32 @@ def check_labels(labels: Mapping[str, str], field: str) -> None:
             raise InvalidArgument(f"{field}[{key}] is longer than {MAX_LABEL_VALUE}", field=field)
 
 
+def parse_stream_id(value: str, field: str) -> StreamId:
+    """A Redis stream id `<ms>-<seq>` (each part 0..2^64-1) as a comparable tuple.
+
+    Every id or cursor a request carries goes through here, so Redis never sees one it would
+    refuse (it answers an error, not an empty range, for a part past 2^64-1).
+    """
+    match = _STREAM_ID.fullmatch(value)
+    if match is not None:
+        ms, seq = int(match.group(1)), int(match.group(2))
+        if ms <= MAX_STREAM_ID_PART and seq <= MAX_STREAM_ID_PART:
+            return ms, seq
+    raise InvalidArgument(
+        f"{field} must look like <ms>-<seq>, each part at most {MAX_STREAM_ID_PART}", field=field
+    )
+
+
+def parse_sequence_token(token: str, field: str = "page_token") -> int | None:
+    """A page token that is a positive sequence number (at most 18 ASCII digits, so Redis
+    reads it as an exact score); None for the first page (an empty token)."""
+    if not token:
+        return None
+    if not (token.isascii() and token.isdigit() and len(token) <= 18 and int(token) > 0):
+        raise InvalidArgument(f"{field} is not a token this server issued", field=field)
+    return int(token)
+
+
 def check_page_size(value: int, field: str = "page_size", default: int = 100) -> int:
     """0 means the default; otherwise 1..1000."""
     if value == 0:
@@ -60,4 +89,6 @@ __all__ = [
     "check_id",
     "check_labels",
     "check_page_size",
+    "parse_sequence_token",
+    "parse_stream_id",
 ]

@@ -35,7 +35,7 @@ async def test_catch_up_then_live_under_concurrent_writes(redis: Redis, keys: Ke
                 await asyncio.sleep(0)  # pacing: let the reader run between the writes
 
     try:
-        sub = hub.subscribe(EventFilter(), parse_stream_id(history[4]))
+        sub = hub.subscribe(EventFilter(), parse_stream_id(history[4], "since_cursor"))
         await sub.open()
         writing = asyncio.create_task(writer())
         got: list[str] = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from hivewire.v1 import event_pb2, task_pb2
@@ -62,12 +64,48 @@ def test_batch_errors_name_the_field(
 
 
 def test_parse_stream_id_orders_numerically() -> None:
-    assert parse_stream_id("10-2") > parse_stream_id("9-99")
-    assert parse_stream_id("10-10") > parse_stream_id("10-9")
-    for bad in ("", "10", "10-", "-1", "a-b", "1-2-3", "$", "0-0 "):
+    assert parse_stream_id("10-2", "since_cursor") > parse_stream_id("9-99", "since_cursor")
+    assert parse_stream_id("10-10", "since_cursor") > parse_stream_id("10-9", "since_cursor")
+    top = 2**64 - 1
+    assert parse_stream_id(f"{top}-{top}", "since_cursor") == (top, top)
+    out_of_range = (f"{top + 1}-0", f"0-{top + 1}", "99999999999999999999-0", "1" * 21 + "-0")
+    not_ascii = ("\u0661-0",)  # an Arabic-Indic digit: int() takes it, Redis would not
+    for bad in ("", "10", "10-", "-1", "a-b", "1-2-3", "$", "0-0 ", *out_of_range, *not_ascii):
         with pytest.raises(InvalidArgument) as info:
-            parse_stream_id(bad)
+            parse_stream_id(bad, "since_cursor")
         assert _fields(info.value) == ["since_cursor"]
+
+
+@pytest.mark.parametrize(
+    ("check", "request_", "field"),
+    [
+        (
+            checks.list_dead_letters,
+            task_pb2.ListDeadLettersRequest(page_token=f"{2**64}-0"),
+            "page_token",
+        ),
+        (
+            checks.retry_dead_letter,
+            task_pb2.RetryDeadLetterRequest(dead_letter_id=f"1-{2**64}"),
+            "dead_letter_id",
+        ),
+    ],
+)
+def test_dead_letter_ids_past_64_bits_name_the_field(check: Any, request_: Any, field: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        check(request_, SETTINGS)
+    assert _fields(info.value) == [field]
+
+
+def test_cursors_past_64_bits_name_the_field() -> None:
+    with pytest.raises(InvalidArgument) as info:
+        checks.event_subscription(event_pb2.StreamEventsRequest(since_cursor=f"{2**64}-0"))
+    assert _fields(info.value) == ["since_cursor"]
+    with pytest.raises(InvalidArgument) as info:
+        checks.task_output(
+            task_pb2.StreamTaskOutputRequest(task_id=TASK, after_cursor=f"0-{2**64}")
+        )
+    assert _fields(info.value) == ["after_cursor"]
 
 
 def test_event_filter_requires_every_set_criterion() -> None:

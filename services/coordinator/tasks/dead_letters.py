@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import cast
 
 from hivewire.core.clock import now_ms, ts_from_ms
 from hivewire.v1 import task_pb2
-from hivewire_services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from hivewire_services.common.errors import FailedPrecondition, NotFound
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
-from hivewire_services.common.validation import check_page_size
+from hivewire_services.common.validation import check_page_size, parse_stream_id
 from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.tasks import scripts
 from hivewire_services.coordinator.tasks.store import TaskStore
-
-_STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
-
-
-def check_dead_letter_id(value: str, field: str = "dead_letter_id") -> str:
-    if not _STREAM_ID.fullmatch(value):
-        raise InvalidArgument(f"{field} must be a dead-letter id like 1700000000000-0", field=field)
-    return value
 
 
 @dataclass(frozen=True)
@@ -48,7 +39,9 @@ class DeadLetters:
         size = check_page_size(page_size)
         top = "+"
         if page_token:
-            top = "(" + check_dead_letter_id(page_token, "page_token")
+            if parse_stream_id(page_token, "page_token") == (0, 0):
+                return DeadLetterPage([], "")  # nothing is older (Redis refuses "(0-0")
+            top = "(" + page_token
         rows = cast(
             list[tuple[bytes, dict[bytes, bytes]]],
             await self.redis.xrevrange(self.keys.dead_letters, top, "-", count=size),
@@ -64,7 +57,7 @@ class DeadLetters:
 
     async def retry(self, dead_letter_id: str) -> task_pb2.Task:
         """Re-queue the task of a dead letter with a fresh attempt budget; the entry goes away."""
-        check_dead_letter_id(dead_letter_id)
+        parse_stream_id(dead_letter_id, "dead_letter_id")
         reply = await self._retry(now_ms(), dead_letter_id)
         code = reply[0]
         if code == "NOT_FOUND":

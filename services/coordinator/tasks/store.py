@@ -18,7 +18,7 @@ from hivewire_services.common.redis import Redis
 from hivewire_services.common.store import RedisStore
 from hivewire_services.common.submission import ValidTask
 from hivewire_services.common.task_fields import NewTask
-from hivewire_services.common.validation import check_id, check_page_size
+from hivewire_services.common.validation import check_id, check_page_size, parse_sequence_token
 from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.tasks import scripts
 from hivewire_services.coordinator.tasks.dispatch_tracing import submit_traceparents
@@ -124,7 +124,7 @@ class TaskStore(RedisStore[CoordinatorSettings]):
     ) -> TaskPage:
         """Newest first; filters by state (an index per state) and capability (scanned)."""
         size = check_page_size(page_size)
-        before = _decode_token(page_token)
+        before = parse_sequence_token(page_token)
         index = self.keys.tasks_by_state(str(state)) if state else self.keys.tasks_index
         if state and state not in task_pb2.TaskState.values():
             raise InvalidArgument(f"unknown state {state}", field="state")
@@ -184,17 +184,3 @@ def _new_task_ids(n: int) -> list[str]:
         raw[i + 6] = raw[i + 6] & 0x0F | 0x40  # version 4
         raw[i + 8] = raw[i + 8] & 0x3F | 0x80  # RFC 4122 variant
     return [raw[i : i + 16].hex() for i in range(0, 16 * n, 16)]
-
-
-def _decode_token(token: str) -> int | None:
-    if not token:
-        return None
-    try:
-        value = int(token)
-    except ValueError:
-        raise InvalidArgument(
-            "page_token is not a token this server issued", field="page_token"
-        ) from None
-    if value <= 0:
-        raise InvalidArgument("page_token is not a token this server issued", field="page_token")
-    return value

@@ -14,7 +14,11 @@ from hivewire_services.common.errors import InvalidArgument, NotFound
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.store import RedisStore
-from hivewire_services.common.validation import check_id, check_page_size
+from hivewire_services.common.validation import (
+    check_id,
+    check_page_size,
+    parse_sequence_token,
+)
 from hivewire_services.common.workflow_spec import WorkflowDef
 from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.workflows.model import run_from_hash, workflow_to_proto
@@ -122,13 +126,8 @@ class WorkflowStore(RedisStore[CoordinatorSettings]):
         size = check_page_size(page_size)
         if state and state not in workflow_pb2.WorkflowState.values():
             raise InvalidArgument(f"unknown state {state}", field="state")
-        before = "+inf"
-        if page_token:
-            if not page_token.isdigit() or int(page_token) <= 0:
-                raise InvalidArgument(
-                    "page_token is not a token this server issued", field="page_token"
-                )
-            before = f"({int(page_token)}"
+        after = parse_sequence_token(page_token)
+        before = "+inf" if after is None else f"({after}"
         index = self.keys.workflows_by_state(state) if state else self.keys.workflows_index
         rows = cast(
             list[tuple[bytes, float]],

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from hivewire.v1 import event_pb2
-from hivewire_services.common.errors import InvalidArgument
+from hivewire_services.common.validation import StreamId, parse_stream_id
 
-StreamId = tuple[int, int]
-_STREAM_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
-
-
-def parse_stream_id(value: str, field_name: str = "since_cursor") -> StreamId:
-    """`<ms>-<seq>` as a comparable tuple; InvalidArgument naming `field_name` otherwise."""
-    match = _STREAM_ID.fullmatch(value)
-    if match is None:
-        raise InvalidArgument(f"{field_name} must look like <ms>-<seq>", field=field_name)
-    return int(match.group(1)), int(match.group(2))
+__all__ = ["EventFilter", "StreamId", "format_stream_id", "parse_stream_id", "sid"]
 
 
 def format_stream_id(sid: StreamId) -> str:

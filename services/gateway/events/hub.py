@@ -16,6 +16,7 @@ from hivewire_services.common.fanout import FanoutHub, FanoutUser, ReadOptions, 
 from hivewire_services.common.metrics import DASHBOARD_OVERFLOWS
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.streams import Entry
+from hivewire_services.common.validation import MAX_STREAM_ID_PART
 from hivewire_services.gateway.errors import OutOfRange
 from hivewire_services.gateway.events.filter import (
     EventFilter,
@@ -37,6 +38,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _Item = tuple[StreamId, event_pb2.Event]
+LAST_STREAM_ID = (MAX_STREAM_ID_PART, MAX_STREAM_ID_PART)
 
 
 class EventsHub(FanoutUser[_Item]):
@@ -97,6 +99,8 @@ class EventsHub(FanoutUser[_Item]):
 
     async def range(self, after: StreamId, upto: StreamId | None) -> list[_Item]:
         """Up to `count` events after `after` (to `upto`, else to the end), from history."""
+        if after == LAST_STREAM_ID:
+            return []  # nothing can follow it, and Redis refuses an exclusive start there
         rows = cast(
             list[Entry],
             await self.redis.xrange(
