@@ -44,6 +44,8 @@ class SubmissionSettings(CommonSettings):
     max_batch: int = 1000
     default_max_attempts: int = 3
     workflow_max_steps: int = 500
+    # Dependencies of one workflow in all (every depends_on entry, and map_over).
+    workflow_max_edges: int = 10_000
 
 
 @dataclass(frozen=True)

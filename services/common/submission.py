@@ -113,22 +113,16 @@ def check_priority_and_attempts(msg: TaskFields, where: str) -> None:
 
 
 def attempt_timeout_ms(msg: TaskFields, where: str) -> int:
-    """attempt_timeout in milliseconds, 0 when unset; must be positive if set."""
-    if not msg.HasField("attempt_timeout"):
-        return 0
-    timeout_ms = msg.attempt_timeout.ToMilliseconds()
-    if timeout_ms <= 0:
-        raise InvalidArgument(
-            f"{where}attempt_timeout must be positive", field=f"{where}attempt_timeout"
-        )
-    return timeout_ms
+    """attempt_timeout in milliseconds, 0 when unset; positive and at most 30 days if set."""
+    return _positive_ms(msg, "attempt_timeout", where)
 
 
-def _positive_ms(req: task_pb2.SubmitTaskRequest, name: str, where: str) -> int:
-    """An optional Duration field in milliseconds (0 when unset); must be positive if set."""
-    if not req.HasField(name):  # type: ignore[arg-type]
+def _positive_ms(msg: TaskFields, name: str, where: str) -> int:
+    """An optional Duration field in milliseconds (0 when unset); must be positive and at most
+    30 days if set (a Duration can say 10,000 years; a deadline that far is a mistake)."""
+    if not msg.HasField(name):  # type: ignore[arg-type]
         return 0
-    ms = int(getattr(req, name).ToMilliseconds())
+    ms = int(getattr(msg, name).ToMilliseconds())
     if not 0 < ms <= MAX_DURATION_MS:
         raise InvalidArgument(
             f"{where}{name} must be positive and at most 30 days", field=f"{where}{name}"

@@ -11,8 +11,11 @@ from hivewire_services.common.config import SubmissionSettings
 from hivewire_services.common.errors import FieldViolation, HivewireError, InvalidArgument
 from hivewire_services.common.submission import attempt_timeout_ms, check_priority_and_attempts
 from hivewire_services.common.validation import MAX_REQUEST_ID, check_capability, check_labels
+from hivewire_services.common.validation_json import parse_json_field
 
 MAX_NAME = 128
+# Field violations one error carries at most (the message names the first five).
+MAX_VIOLATIONS = 100
 # Keys the engine adds to a step's input; a step's own payload may not use them.
 PARENTS_KEY = "parents"
 ITEM_KEY = "item"
@@ -117,17 +120,9 @@ def find_cycle(deps: dict[str, tuple[str, ...]]) -> list[str] | None:
 
 
 def _payload(raw: bytes, where: str, is_map: bool, settings: SubmissionSettings) -> dict[str, Any]:
-    if len(raw) > settings.max_payload_bytes:
-        raise InvalidArgument(
-            f"{where}payload is {len(raw)} bytes, over the limit of {settings.max_payload_bytes}",
-            field=f"{where}payload",
-        )
-    if not raw.strip():
+    if not raw.strip() and len(raw) <= settings.max_payload_bytes:
         return {}
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        raise InvalidArgument(f"{where}payload is not JSON", field=f"{where}payload") from None
+    value = parse_json_field(raw, f"{where}payload", settings.max_payload_bytes)
     if not isinstance(value, dict):
         raise InvalidArgument(
             f"{where}payload must be a JSON object (a step's input is an object)",
@@ -175,6 +170,27 @@ def _step(
     return step_def, bad
 
 
+def check_workflow_size(
+    req: workflow_pb2.SubmitWorkflowRequest, settings: SubmissionSettings
+) -> None:
+    """Steps and dependency edges within their limits: checked first, before any per-step work,
+    so an oversized graph costs no more than counting it."""
+    if len(req.steps) > settings.workflow_max_steps:
+        raise InvalidArgument(
+            f"workflow has {len(req.steps)} steps, over the limit of {settings.workflow_max_steps}",
+            reason="WORKFLOW_TOO_LARGE",
+            field="steps",
+        )
+    edges = sum(len(s.depends_on) + bool(s.map_over) for s in req.steps)
+    if edges > settings.workflow_max_edges:
+        raise InvalidArgument(
+            f"workflow has {edges} dependencies (depends_on and map_over entries), over the"
+            f" limit of {settings.workflow_max_edges}",
+            reason="WORKFLOW_TOO_LARGE",
+            field="steps",
+        )
+
+
 def validate_workflow(
     req: workflow_pb2.SubmitWorkflowRequest, settings: SubmissionSettings
 ) -> WorkflowDef:
@@ -188,12 +204,7 @@ def validate_workflow(
         bad.append(FieldViolation("failure_policy", "failure_policy is not a known FailurePolicy"))
     if not req.steps:
         bad.append(FieldViolation("steps", "a workflow needs at least one step"))
-    if len(req.steps) > settings.workflow_max_steps:
-        raise InvalidArgument(
-            f"workflow has {len(req.steps)} steps, over the limit of {settings.workflow_max_steps}",
-            reason="WORKFLOW_TOO_LARGE",
-            field="steps",
-        )
+    check_workflow_size(req, settings)
     steps: list[StepDef] = []
     index: dict[str, int] = {}
     for i, spec in enumerate(req.steps):
@@ -223,7 +234,7 @@ def validate_workflow(
         raise InvalidArgument(
             "invalid workflow: " + "; ".join(f"{v.field}: {v.description}" for v in bad[:5]),
             reason="WORKFLOW_INVALID",
-            violations=bad,
+            violations=bad[:MAX_VIOLATIONS],
         )
     cycle = find_cycle({s.step_id: s.depends_on for s in steps})
     if cycle:

@@ -28,6 +28,11 @@ class CoordinatorSettings(AgentLeases, TaskPathSettings):
     # Output a task may store (bytes of its chunks); past it one marker, the rest dropped.
     task_output_max_bytes: int = 1024 * 1024
     workflow_max_map: int = 1000
+    # All inputs of one map step together (each is also at most max_payload_bytes).
+    workflow_max_map_bytes: int = 16 * 1024 * 1024
+    # A task result (a step's output) and error as applied; see docs/api.md "Limits".
+    max_result_bytes: int = 1024 * 1024
+    max_error_bytes: int = 16 * 1024
     workflow_claim_idle: float = 30.0
     workflow_sweep_interval: float = 10.0
 

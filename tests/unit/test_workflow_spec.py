@@ -12,9 +12,11 @@ from hivewire.v1 import workflow_pb2
 from hivewire_services.common.config import SubmissionSettings
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.workflow_spec import find_cycle, validate_workflow
+from hivewire_services.coordinator.workflows.inputs import InputLimits
 from hivewire_services.coordinator.workflows.plan import StepRun, WorkflowRun, plan
 
 SETTINGS = SubmissionSettings()
+LIMITS = InputLimits(max_map=1000, max_payload=1 << 20, max_map_bytes=1 << 24)
 
 
 def req(steps: list[dict[str, Any]], **kw: Any) -> workflow_pb2.SubmitWorkflowRequest:
@@ -111,18 +113,18 @@ def test_plan_launches_ready_steps_with_parents_outputs() -> None:
         {"id": "b", "capability": "x", "payload": {"k": 1}, "depends_on": ["a"]},
         {"id": "m", "capability": "x", "map_over": "a", "payload": {"k": 2}},
     ]
-    fresh = plan(run_of(steps, {}), 1000, 1 << 20)
+    fresh = plan(run_of(steps, {}), LIMITS)
     assert [launch.step.step_id for launch in fresh.launches] == ["a"]
     assert json.loads(fresh.launches[0].inputs[0]) == {"parents": {}}
     done = StepRun(state=workflow_pb2.STEP_STATE_SUCCEEDED, output=b'["p", "q"]')
-    later = plan(run_of(steps, {"a": done}), 1000, 1 << 20)
+    later = plan(run_of(steps, {"a": done}), LIMITS)
     by_id = {launch.step.step_id: launch for launch in later.launches}
     assert json.loads(by_id["b"].inputs[0]) == {"k": 1, "parents": {"a": ["p", "q"]}}
     assert [json.loads(i) for i in by_id["m"].inputs] == [
         {"k": 2, "item": "p", "index": 0, "parents": {}},
         {"k": 2, "item": "q", "index": 1, "parents": {}},
     ]
-    too_many = plan(run_of(steps, {"a": done}), 1, 1 << 20)
+    too_many = plan(run_of(steps, {"a": done}), InputLimits(1, 1 << 20, 1 << 24))
     assert too_many.fails and "over the limit" in too_many.fails[0][1]
 
 
@@ -134,18 +136,17 @@ def test_plan_failure_policies() -> None:
     ]
     failed = StepRun(state=workflow_pb2.STEP_STATE_FAILED, error="boom", task_ids=["t1"])
     running = StepRun(state=workflow_pb2.STEP_STATE_RUNNING, task_ids=["t2"])
-    fast = plan(run_of(steps, {"a": failed, "b": running}), 10, 1 << 20)
+    fast = plan(run_of(steps, {"a": failed, "b": running}), LIMITS)
     assert fast.cancel_tasks == ["t2"]
     assert sorted(fast.cancels) == ["b", "c"]
     assert fast.finish == (workflow_pb2.WORKFLOW_STATE_FAILED, "step a FAILED: boom")
-    cont = plan(run_of(steps, {"a": failed, "b": running}, "continue"), 10, 1 << 20)
+    cont = plan(run_of(steps, {"a": failed, "b": running}, "continue"), LIMITS)
     assert cont.skips == ["c"] and cont.finish is None and not cont.cancel_tasks
     ok = StepRun(state=workflow_pb2.STEP_STATE_SUCCEEDED)
     end = plan(
         run_of(
             steps, {"a": failed, "b": ok, "c": StepRun(workflow_pb2.STEP_STATE_SKIPPED)}, "continue"
         ),
-        10,
-        1 << 20,
+        LIMITS,
     )
     assert end.finish is not None and end.finish[0] == workflow_pb2.WORKFLOW_STATE_FAILED

@@ -26,6 +26,7 @@ from hivewire_services.common.streams import Entry, GroupOptions, StreamConsumer
 from hivewire_services.common.workflow_spec import WorkflowDef
 from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.tasks.store import TaskStore
+from hivewire_services.coordinator.workflows.inputs import InputLimits
 from hivewire_services.coordinator.workflows.plan import Plan, WorkflowRun, plan
 from hivewire_services.coordinator.workflows.store import WorkflowStore
 from hivewire_services.coordinator.workflows.tracing import record_workflow_advance
@@ -60,6 +61,9 @@ class WorkflowEngine(StreamConsumer):
         self.tasks = tasks
         self.store = WorkflowStore(redis, keys, settings)
         self._on_launch = on_launch
+        self._limits = InputLimits.of(
+            settings, settings.workflow_max_map, settings.workflow_max_map_bytes
+        )
         self.reconciled = 0
         self._last_sweep = float("-inf")
         self._last_expire = float("-inf")
@@ -97,7 +101,7 @@ class WorkflowEngine(StreamConsumer):
             run = await self.store.load(workflow_id)
             if run is None or run.state != workflow_pb2.WORKFLOW_STATE_RUNNING:
                 return
-            decided = plan(run, self.settings.workflow_max_map, self.settings.max_payload_bytes)
+            decided = plan(run, self._limits)
             if decided.empty:
                 return
             # Cancel tasks before the step and workflow states say so: after a crash in

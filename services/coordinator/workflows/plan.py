@@ -11,22 +11,17 @@ each dependency's step id to that step's output (decoded JSON; text when it is n
 A map step runs one task per element of its `map_over` step's JSON array output; each task
 gets {"...own fields...", "item": <element>, "index": <i>, "parents": {<other dependencies>}}
 and the map step's output is the JSON array of the element outputs, in element order.
+Inputs are built, within their limits, in inputs.py.
 """
 
 from __future__ import annotations
 
-import json
+import heapq
 from dataclasses import dataclass, field
-from typing import Any
 
 from hivewire.v1 import workflow_pb2
-from hivewire_services.common.workflow_spec import (
-    INDEX_KEY,
-    ITEM_KEY,
-    PARENTS_KEY,
-    StepDef,
-    WorkflowDef,
-)
+from hivewire_services.common.workflow_spec import StepDef, WorkflowDef
+from hivewire_services.coordinator.workflows.inputs import InputError, InputLimits, step_inputs
 
 WAITING = workflow_pb2.STEP_STATE_WAITING
 RUNNING = workflow_pb2.STEP_STATE_RUNNING
@@ -101,68 +96,35 @@ class Plan:
         return not (self.launches or self.fails or self.skips or self.cancels or self.finish)
 
 
-def decode_output(raw: bytes) -> Any:
-    """A step output as a value: JSON when it parses, else text; empty is None."""
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw.decode(errors="replace")
-
-
 def topo_order(defn: WorkflowDef) -> list[StepDef]:
-    """Steps with every dependency before its dependents (the DAG was checked acyclic)."""
-    placed: set[str] = set()
+    """Steps with every dependency before its dependents, else in declaration order (the DAG
+    was checked acyclic). Linear in steps and dependencies (Kahn's algorithm, a heap of
+    declaration indices)."""
+    steps = defn.steps
+    index = {s.step_id: i for i, s in enumerate(steps)}
+    waiting = [len(s.depends_on) for s in steps]
+    children: list[list[int]] = [[] for _ in steps]
+    for i, s in enumerate(steps):
+        for d in s.depends_on:
+            children[index[d]].append(i)
+    ready = [i for i, n in enumerate(waiting) if n == 0]
+    heapq.heapify(ready)
     out: list[StepDef] = []
-    remaining = list(defn.steps)
-    while remaining:
-        rest = []
-        for s in remaining:
-            if all(d in placed for d in s.depends_on):
-                out.append(s)
-                placed.add(s.step_id)
-            else:
-                rest.append(s)
-        if len(rest) == len(remaining):  # unreachable for a validated DAG
-            out.extend(rest)
-            break
-        remaining = rest
+    while ready:
+        i = heapq.heappop(ready)
+        out.append(steps[i])
+        for c in children[i]:
+            waiting[c] -= 1
+            if waiting[c] == 0:
+                heapq.heappush(ready, c)
     return out
-
-
-def _encode(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def step_inputs(
-    step: StepDef, steps: dict[str, StepRun], max_map: int, max_payload: int
-) -> list[bytes] | str:
-    """The task payload(s) of a step whose dependencies all succeeded, or why it cannot run."""
-    parents = {d: decode_output(steps[d].output) for d in step.depends_on if d != step.map_over}
-    if not step.map_over:
-        inputs = [_encode({**step.payload, PARENTS_KEY: parents})]
-    else:
-        items = decode_output(steps[step.map_over].output)
-        if not isinstance(items, list):
-            return f"output of step {step.map_over!r} is not a JSON array, so it cannot be mapped"
-        if len(items) > max_map:
-            return f"map over {len(items)} elements, over the limit of {max_map}"
-        inputs = [
-            _encode({**step.payload, ITEM_KEY: item, INDEX_KEY: i, PARENTS_KEY: parents})
-            for i, item in enumerate(items)
-        ]
-    for raw in inputs:
-        if len(raw) > max_payload:
-            return f"input is {len(raw)} bytes, over the payload limit of {max_payload}"
-    return inputs
 
 
 def _state_name(state: int) -> str:
     return workflow_pb2.StepState.Name(state).removeprefix("STEP_STATE_")  # type: ignore[arg-type]
 
 
-def plan(run: WorkflowRun, max_map: int, max_payload: int) -> Plan:
+def plan(run: WorkflowRun, limits: InputLimits) -> Plan:
     """What to do next. Empty when nothing can change until a task finishes."""
     out = Plan()
     if run.state != workflow_pb2.WORKFLOW_STATE_RUNNING:
@@ -183,6 +145,7 @@ def plan(run: WorkflowRun, max_map: int, max_payload: int) -> Plan:
         out.finish = (workflow_pb2.WORKFLOW_STATE_FAILED, why)
         return out
     states = {sid: s.state for sid, s in run.steps.items()}
+    outputs = {sid: s.output for sid, s in run.steps.items()}
     for step in topo_order(run.defn):
         if states[step.step_id] != WAITING:
             continue
@@ -191,9 +154,10 @@ def plan(run: WorkflowRun, max_map: int, max_payload: int) -> Plan:
             out.skips.append(step.step_id)
             states[step.step_id] = SKIPPED
         elif all(d == SUCCEEDED for d in deps):
-            inputs = step_inputs(step, run.steps, max_map, max_payload)
-            if isinstance(inputs, str):
-                out.fails.append((step.step_id, inputs))
+            try:
+                inputs = step_inputs(step, outputs, limits)
+            except InputError as exc:
+                out.fails.append((step.step_id, str(exc)))
                 states[step.step_id] = FAILED
             else:
                 out.launches.append(Launch(step, inputs))
