@@ -22,6 +22,7 @@ from hivewire_services.coordinator.tasks.dispatch_tracing import (
     start_result_spans,
 )
 from hivewire_services.coordinator.tasks.progress_reports import progress_report
+from hivewire_services.coordinator.tasks.result_bounds import bound_result
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ class ResultsConsumer(StreamConsumer):
         self._on_applied = on_applied
         self._complete = scripts.Complete(redis, keys, settings)
         self._progress = scripts.Progress(redis, keys, settings)
+        self._max_result = settings.max_result_bytes
+        self._max_error = settings.max_error_bytes
         self.counts = {"applied": 0, "ignored": 0, "retried": 0, "failed": 0}
         self.progress_counts = {"applied": 0, "ignored": 0, "stored": 0, "dropped": 0}
 
@@ -78,6 +81,7 @@ class ResultsConsumer(StreamConsumer):
             if result.outcome == stream_pb2.TASK_OUTCOME_PROGRESS:
                 reports.append(progress_report(entry_id, result, now))
                 continue
+            bound_result(result, self._max_result, self._max_error)
             n += 1
             results.append(result)
             body.append(
