@@ -9,14 +9,22 @@ from collections.abc import Sequence
 
 from google.protobuf import duration_pb2
 
-from hivewire.v1 import agent_pb2, event_pb2, task_pb2, workflow_pb2
+from hivewire.v1 import agent_pb2, command_pb2, event_pb2, task_pb2, workflow_pb2
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.submission import validate_batch, validate_task
-from hivewire_services.common.validation import check_capability, check_id, check_page_size
+from hivewire_services.common.validation import (
+    MAX_REQUEST_ID,
+    StreamId,
+    check_capability,
+    check_id,
+    check_page_size,
+    parse_stream_id,
+)
 from hivewire_services.common.workflow_spec import validate_workflow
 from hivewire_services.gateway.config import GatewaySettings
-from hivewire_services.gateway.events.hub import EventFilter, StreamId, parse_stream_id
+from hivewire_services.gateway.events.hub import EventFilter
 
+MAX_COMMAND_PARAMS = 100
 _EVENT_TYPES = frozenset(event_pb2.EventType.values()) - {event_pb2.EVENT_TYPE_UNSPECIFIED}
 
 
@@ -37,7 +45,30 @@ def submit_tasks(req: task_pb2.SubmitTasksRequest, settings: GatewaySettings) ->
 
 
 def submit_workflow(req: workflow_pb2.SubmitWorkflowRequest, settings: GatewaySettings) -> None:
+    """A client's workflow; `command` is only ever set by RunCommand, from the catalog (hooks
+    filter on it, so a client must not be able to claim a command it did not run)."""
+    if req.command:
+        raise InvalidArgument(
+            "command is set only by RunCommand; leave it empty in SubmitWorkflow", field="command"
+        )
     validate_workflow(req, settings)
+
+
+def run_command(req: command_pb2.RunCommandRequest, settings: GatewaySettings) -> None:
+    """A RunCommand request before the command is looked up: bounded parameters."""
+    if len(req.request_id) > MAX_REQUEST_ID:
+        raise InvalidArgument(f"request_id is longer than {MAX_REQUEST_ID}", field="request_id")
+    if len(req.params) > MAX_COMMAND_PARAMS:
+        raise InvalidArgument(
+            f"params has {len(req.params)} entries, over the limit of {MAX_COMMAND_PARAMS}",
+            field="params",
+        )
+    size = sum(len(k) + len(v) for k, v in req.params.items())
+    if size > settings.max_payload_bytes:
+        raise InvalidArgument(
+            f"params hold {size} characters, over the limit of {settings.max_payload_bytes}",
+            field="params",
+        )
 
 
 def task_id(
@@ -51,9 +82,7 @@ def task_output(req: task_pb2.StreamTaskOutputRequest) -> str:
     check_id(req.task_id, "task_id")
     if not req.after_cursor:
         return "0-0"
-    ms, seq = parse_stream_id(req.after_cursor, "after_cursor")
-    if ms >= 2**64 or seq >= 2**64:
-        raise InvalidArgument("after_cursor is out of range", field="after_cursor")
+    parse_stream_id(req.after_cursor, "after_cursor")
     return req.after_cursor
 
 

@@ -23,6 +23,7 @@ from hivewire.core.workflow_file import WorkflowFileError, load_yaml, policy_val
 from hivewire.v1 import command_pb2, workflow_pb2
 from hivewire_services.common.errors import FieldViolation, InvalidArgument
 from hivewire_services.common.validation import check_capability
+from hivewire_services.common.validation_json import JsonRejected, loads_bounded
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +77,9 @@ class CommandDef:
         )
 
 
-def convert(param: Param, value: Any, field: str) -> Any:
-    """A value (text from the CLI, or a YAML default) as the parameter's type."""
+def convert(param: Param, value: Any, field: str, max_bytes: int = MAX_FILE_BYTES) -> Any:
+    """A value (text from the CLI, or a YAML default) as the parameter's type; a list given as
+    JSON text is parsed within the JSON limits (services/common/validation_json.py)."""
     kind = param.type
     text = value.strip() if isinstance(value, str) else None
     try:
@@ -111,11 +113,15 @@ def convert(param: Param, value: Any, field: str) -> Any:
         if text is None:
             raise ValueError
         if text.startswith("["):
-            items = json.loads(text)
+            items = loads_bounded(text, max_bytes)
             if not isinstance(items, list):
                 raise ValueError
             return items
         return [part.strip() for part in text.split(",") if part.strip()]
+    except JsonRejected as exc:
+        raise InvalidArgument(
+            f"parameter {param.name!r} {exc}", reason="BAD_COMMAND_PARAMETER", field=field
+        ) from None
     except (ValueError, TypeError):
         raise InvalidArgument(
             f"parameter {param.name!r} must be {'an' if kind == 'int' else 'a'} {kind},"
@@ -230,7 +236,11 @@ class CommandCatalog:
         return [c.to_proto() for _, c in sorted(self.load().items())]
 
     def render(
-        self, name: str, given: dict[str, str], request_id: str = ""
+        self,
+        name: str,
+        given: dict[str, str],
+        request_id: str = "",
+        max_bytes: int = MAX_FILE_BYTES,
     ) -> workflow_pb2.SubmitWorkflowRequest:
         """The workflow a command runs with these parameters; INVALID_ARGUMENT names the problem."""
         commands = self.load()
@@ -251,7 +261,7 @@ class CommandCatalog:
         for p in command.params:
             if p.name in given:
                 try:
-                    values[p.name] = convert(p, given[p.name], f"params.{p.name}")
+                    values[p.name] = convert(p, given[p.name], f"params.{p.name}", max_bytes)
                 except InvalidArgument as exc:
                     bad.extend(exc.violations)
             elif p.default is not None:

@@ -20,7 +20,7 @@ from hivewire.v1 import (
 )
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.keys import Keys
-from hivewire_services.common.validation import MAX_REQUEST_ID
+from hivewire_services.common.workflow_spec import validate_workflow
 from hivewire_services.gateway import checks
 from hivewire_services.gateway.commands import CommandCatalog, commands_dir
 from hivewire_services.gateway.config import GatewaySettings
@@ -96,11 +96,14 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     async def RunCommand(
         self, request: command_pb2.RunCommandRequest, context: Context
     ) -> command_pb2.RunCommandResponse:
-        if len(request.request_id) > MAX_REQUEST_ID:
-            raise InvalidArgument(f"request_id is longer than {MAX_REQUEST_ID}", field="request_id")
+        checks.run_command(request, self.settings)
         catalog = CommandCatalog(commands_dir(self.settings.commands_dir))
-        workflow_request = catalog.render(request.name, dict(request.params), request.request_id)
-        reply = await self.SubmitWorkflow(workflow_request, context)
+        workflow_request = catalog.render(
+            request.name, dict(request.params), request.request_id, self.settings.max_payload_bytes
+        )
+        validate_workflow(workflow_request, self.settings)
+        # Forwarded past SubmitWorkflow's edge check, which refuses `command` from clients.
+        reply = await GatewayServicer.SubmitWorkflow.send(self, workflow_request)
         return command_pb2.RunCommandResponse(workflow=reply.workflow)
 
     async def StreamEvents(

@@ -87,6 +87,10 @@ class Forward(RpcAttribute[Req]):
 
     async def _call(self, servicer: Edge, request: Req, context: Any) -> Any:
         self._check(request, servicer.settings)
+        return await self.send(servicer, request)
+
+    async def send(self, servicer: Edge, request: Req) -> Any:
+        """Forward `request` without this RPC's edge check: the caller checked it otherwise."""
         stub = getattr(servicer, self._upstream.stub)
         envelope = self._envelope(request=request)
         return await forward(getattr(stub, self._rpc), envelope, servicer.timeout)
