@@ -70,6 +70,9 @@ def test_typed_parameters_and_substitution(tmp_path: Path) -> None:
         ({"s": "x", "f": "nan"}, "params.f", "must be a float"),
         ({"s": "x", "b": "maybe"}, "params.b", "must be a bool"),
         ({"s": "x", "zzz": "1"}, "params.zzz", "unknown parameter"),
+        ({"s": "x", "l": "[" * 65 + "]" * 65}, "params.l", "nested deeper than 64 levels"),
+        ({"s": "x", "l": "[" * 100_000}, "params.l", "nested deeper than 64 levels"),
+        ({"s": "x", "l": "[" + "1," * 600_000 + "1]"}, "params.l", "over the limit of"),
     ],
 )
 def test_bad_parameters_name_the_parameter(

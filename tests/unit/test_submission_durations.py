@@ -42,8 +42,8 @@ def test_set_durations_are_kept_in_milliseconds() -> None:
     assert spec.progress_timeout_ms == 7500
 
 
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("seconds", [0, -1, 31 * 24 * 3600])
+@pytest.mark.parametrize("name", [*NAMES, "attempt_timeout"])
+@pytest.mark.parametrize("seconds", [0, -1, 31 * 24 * 3600, 315_576_000_000])
 def test_bad_durations_name_their_field(name: str, seconds: int) -> None:
     req = task_pb2.SubmitTaskRequest(capability="x")
     getattr(req, name).FromSeconds(seconds)

@@ -89,6 +89,40 @@ def test_empty_oversized_and_non_object_payloads() -> None:
     assert bad.value.field == "steps[0].colour"
 
 
+def test_dependencies_are_counted_before_any_step_is_checked() -> None:
+    """The dense DAG: 500 steps, each depending on every earlier one (124,750 edges), refused
+    on `steps` for its size, whatever else is wrong with its steps."""
+    dense = workflow_pb2.SubmitWorkflowRequest(
+        steps=[
+            workflow_pb2.WorkflowStepSpec(
+                step_id=f"s{i}", capability="BAD!", depends_on=[f"s{j}" for j in range(i)]
+            )
+            for i in range(500)
+        ]
+    )
+    with pytest.raises(InvalidArgument) as err:
+        validate_workflow(dense, SETTINGS)
+    assert err.value.reason == "WORKFLOW_TOO_LARGE"
+    assert [v.field for v in err.value.violations] == ["steps"]
+    assert "124750 dependencies" in err.value.message
+    chain = [{"id": "a", "capability": "x"}, {"id": "m", "capability": "x", "map_over": "a"}]
+    validate_workflow(req(chain), SubmissionSettings(workflow_max_edges=1))
+    with pytest.raises(InvalidArgument, match="over the limit of 0"):
+        validate_workflow(req(chain), SubmissionSettings(workflow_max_edges=0))
+
+
+def test_deep_payloads_and_long_timeouts_name_their_field() -> None:
+    deep = b'{"a":' * 65 + b"1" + b"}" * 65
+    spec = workflow_pb2.WorkflowStepSpec(step_id="a", capability="x", payload=deep)
+    too_long = workflow_pb2.WorkflowStepSpec(step_id="b", capability="x")
+    too_long.attempt_timeout.FromSeconds(31 * 24 * 3600)
+    with pytest.raises(InvalidArgument) as err:
+        validate_workflow(workflow_pb2.SubmitWorkflowRequest(steps=[spec, too_long]), SETTINGS)
+    by_field = {v.field: v.description for v in err.value.violations}
+    assert "nested deeper than 64 levels" in by_field["steps[0].payload"]
+    assert "at most 30 days" in by_field["steps[1].attempt_timeout"]
+
+
 def violations_of(r: workflow_pb2.SubmitWorkflowRequest) -> set[str]:
     with pytest.raises(InvalidArgument) as err:
         validate_workflow(r, SETTINGS)
