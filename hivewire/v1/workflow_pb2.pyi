@@ -361,7 +361,9 @@ class SubmitWorkflowRequest(_message.Message):
     request_id: _builtins.str
     """Idempotency key: the same key returns the same workflow."""
     command: _builtins.str
-    """Command the workflow comes from (set by the gateway's RunCommand; informational)."""
+    """Leave empty: the gateway's RunCommand sets it to the command it runs (INVALID_ARGUMENT
+    when a client sets it), so hooks filtering on a command see only that command's workflows.
+    """
     @_builtins.property
     def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkflowStepSpec]:
         """The steps (1..500)."""
