@@ -277,15 +277,15 @@ class Agent(AgentHooks, AsyncComponent):
         redis = self._redis
         assert redis is not None
 
-        async def report_started(result: stream_pb2.TaskResult) -> None:
+        async def report(result: stream_pb2.TaskResult) -> None:
             try:
                 await add_result(redis, identity, result)
             except REDIS_ERRORS as exc:
-                logger.warning("could not report start of %s: %s", envelope.task_id, exc)
+                logger.warning("could not report on %s: %s", envelope.task_id, exc)
 
         try:
             result = await run_attempt(
-                envelope, handler, report_started, self.running_report_after, self.task_hooks
+                envelope, handler, report, self.running_report_after, self.task_hooks
             )
         except asyncio.CancelledError:
             if envelope.task_id not in self._cancel_requested:

@@ -10,6 +10,7 @@ import typer
 from hivewire.cli._call import EXIT_TASK_FAILED, call, first, key_values
 from hivewire.cli._dashboard import dashboard
 from hivewire.cli._dlq import dlq_app
+from hivewire.cli._exec_agent import exec_agent
 from hivewire.cli._format import (
     agents_table,
     dumps,
@@ -22,6 +23,7 @@ from hivewire.cli._format import (
 from hivewire.cli._health import healthcheck
 from hivewire.cli._hints import DEFAULT_HINT_AFTER, HintAfterOpt, queued_task, wait_with_hints
 from hivewire.cli._hooks import hooks_app
+from hivewire.cli._output import task_output
 from hivewire.cli._run import agent, up
 from hivewire.cli._workflow import commands, run, workflow_app, workflows
 from hivewire.client import TERMINAL_STATES, Client
@@ -41,10 +43,12 @@ app = typer.Typer(
 )
 app.command()(up)
 app.command()(agent)
+app.command("exec-agent")(exec_agent)
 app.command()(dashboard)
 app.command()(healthcheck)
 task_app = typer.Typer(help="Inspect or cancel one task.", no_args_is_help=True)
 app.add_typer(task_app, name="task")
+task_app.command("output")(task_output)
 app.add_typer(workflow_app, name="workflow")
 app.command()(workflows)
 app.command()(commands)
@@ -90,6 +94,10 @@ def submit(
         list[str] | None, typer.Option(help="Required agent label key=value (repeatable).")
     ] = None,
     request_id: Annotated[str, typer.Option(help="Idempotency key.")] = "",
+    progress_timeout: Annotated[
+        float | None,
+        typer.Option(help="Fail (and retry) an attempt silent for this many seconds.", min=0.001),
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Wait until the task finishes.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 60.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the task as JSON.")] = False,
@@ -110,6 +118,7 @@ def submit(
             max_attempts=max_attempts,
             required_labels=labels,
             request_id=request_id,
+            progress_timeout=progress_timeout,
         )
         if not wait or task.state in TERMINAL_STATES:
             return task

@@ -15,6 +15,7 @@ import grpc
 from hivewire.client._dlq import DeadLetterMethods
 from hivewire.client._events import EventStream
 from hivewire.client._loops import every_item, poll_state
+from hivewire.client._output import OutputMethods
 from hivewire.client._workflow import WorkflowCalls, workflow_to_dict
 from hivewire.core.backoff import backoff
 from hivewire.core.convert import agent_to_dict, encode_payload, task_to_dict
@@ -55,6 +56,7 @@ def _submit_request(
     heartbeat_timeout: float | None = None,
     retry_initial_backoff: float | None = None,
     retry_max_backoff: float | None = None,
+    progress_timeout: float | None = None,
 ) -> task_pb2.SubmitTaskRequest:
     req = task_pb2.SubmitTaskRequest(
         capability=capability,
@@ -71,6 +73,7 @@ def _submit_request(
         ("heartbeat_timeout", heartbeat_timeout),
         ("retry_initial_backoff", retry_initial_backoff),
         ("retry_max_backoff", retry_max_backoff),
+        ("progress_timeout", progress_timeout),
     ):
         if seconds is not None:
             getattr(req, name).FromNanoseconds(int(seconds * 1e9))
@@ -83,7 +86,7 @@ def _trace_metadata() -> tuple[tuple[str, str], ...]:
     return () if traceparent_of() else (("traceparent", new_traceparent()),)
 
 
-class Client(WorkflowCalls, DeadLetterMethods, AsyncComponent):
+class Client(WorkflowCalls, DeadLetterMethods, OutputMethods, AsyncComponent):
     """One channel to the gateway; every unary call has a deadline (`timeout` seconds)."""
 
     def __init__(self, addr: str | None = None, *, timeout: float = 10.0) -> None:
@@ -116,7 +119,8 @@ class Client(WorkflowCalls, DeadLetterMethods, AsyncComponent):
         """Submit one task; `payload` is sent as is when bytes, else JSON-encoded.
 
         `timeouts` (seconds): schedule_to_start_timeout, heartbeat_timeout,
-        retry_initial_backoff, retry_max_backoff.
+        retry_initial_backoff, retry_max_backoff, progress_timeout (an attempt that reports no
+        progress or output for this long is failed and retried).
         """
         req = _submit_request(
             capability,

@@ -105,6 +105,7 @@ class TaskEnvelope(_message.Message):
     TRACEPARENT_FIELD_NUMBER: _builtins.int
     ASSIGN_TIME_FIELD_NUMBER: _builtins.int
     ATTEMPT_TIMEOUT_FIELD_NUMBER: _builtins.int
+    PROGRESS_TIMEOUT_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Id of the task."""
     attempt: _builtins.int
@@ -129,6 +130,12 @@ class TaskEnvelope(_message.Message):
     def attempt_timeout(self) -> _duration_pb2.Duration:
         """Longest the attempt may run; unset means no limit."""
 
+    @_builtins.property
+    def progress_timeout(self) -> _duration_pb2.Duration:
+        """The attempt fails when it reports no progress or output for this long (the coordinator
+        enforces it); unset means no limit.
+        """
+
     def __init__(
         self,
         *,
@@ -142,10 +149,11 @@ class TaskEnvelope(_message.Message):
         traceparent: _builtins.str = ...,
         assign_time: _timestamp_pb2.Timestamp | None = ...,
         attempt_timeout: _duration_pb2.Duration | None = ...,
+        progress_timeout: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assign_time", b"assign_time", "attempt_timeout", b"attempt_timeout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assign_time", b"assign_time", "attempt_timeout", b"attempt_timeout", "progress_timeout", b"progress_timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "assign_time", b"assign_time", "attempt", b"attempt", "attempt_timeout", b"attempt_timeout", "attempt_token", b"attempt_token", "capability", b"capability", "payload", b"payload", "task_id", b"task_id", "traceparent", b"traceparent", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "assign_time", b"assign_time", "attempt", b"attempt", "attempt_timeout", b"attempt_timeout", "attempt_token", b"attempt_token", "capability", b"capability", "payload", b"payload", "progress_timeout", b"progress_timeout", "task_id", b"task_id", "traceparent", b"traceparent", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -159,19 +167,27 @@ class TaskProgress(_message.Message):
 
     FRACTION_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
     fraction: _builtins.float
     """Fraction done, 0.0 to 1.0; unset when unknown."""
     message: _builtins.str
     """What the attempt is doing now (at most 1,024 characters)."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the progress was applied (set by Hivewire on Task.progress and events; agents leave
+        it unset).
+        """
+
     def __init__(
         self,
         *,
         fraction: _builtins.float | None = ...,
         message: _builtins.str = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_fraction", b"_fraction", "fraction", b"fraction"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_fraction", b"_fraction", "fraction", b"fraction", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_fraction", b"_fraction", "fraction", b"fraction", "message", b"message"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_fraction", b"_fraction", "fraction", b"fraction", "message", b"message", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__fraction: _TypeAlias = _typing.Literal["fraction"]  # noqa: Y015
     _WhichOneofArgType__fraction: _TypeAlias = _typing.Literal["_fraction", b"_fraction"]  # noqa: Y015
@@ -188,10 +204,15 @@ class OutputChunk(_message.Message):
     STREAM_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     TIME_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
     stream: Global___OutputStream.ValueType
     """Where it came from."""
     text: _builtins.str
     """The text (UTF-8), usually one line without its newline."""
+    cursor: _builtins.str
+    """Position in the task's output, set when it is read back (StreamTaskOutput); pass it as
+    after_cursor to continue after this chunk. Agents leave it empty.
+    """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When the agent produced it."""
@@ -202,10 +223,11 @@ class OutputChunk(_message.Message):
         stream: Global___OutputStream.ValueType = ...,
         text: _builtins.str = ...,
         time: _timestamp_pb2.Timestamp | None = ...,
+        cursor: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["stream", b"stream", "text", b"text", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "stream", b"stream", "text", b"text", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -11,10 +11,11 @@ from hivewire.v1 import coordinator_pb2_grpc, gateway_pb2, gateway_pb2_grpc, reg
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.metrics import DASHBOARD_SUBSCRIBERS
 from hivewire_services.common.process import ServiceProcess, serve
-from hivewire_services.common.redis import Redis
+from hivewire_services.common.redis import Redis, create_redis
 from hivewire_services.common.redis_metrics import ServiceMetrics
 from hivewire_services.gateway.config import GatewaySettings, load_gateway_settings
 from hivewire_services.gateway.events.hub import EventsHub
+from hivewire_services.gateway.output import FOLLOW_BLOCK_S, OutputReader
 from hivewire_services.gateway.service import GatewayServicer
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,15 @@ class GatewayServer(ServiceProcess[GatewaySettings]):
     def __init__(self, settings: GatewaySettings, redis: Redis | None = None) -> None:
         super().__init__(settings, redis)
         self.hub: EventsHub | None = None
+        # Output followers block in XREAD: on connections of their own, one each at most.
+        self.follow_redis = create_redis(
+            settings.redis_url,
+            socket_timeout=settings.rpc_timeout + FOLLOW_BLOCK_S,
+            max_connections=max(1, settings.output_max_followers),
+        )
+        self.output = OutputReader(
+            self.redis, self.follow_redis, Keys(settings.namespace), settings.output_max_followers
+        )
         self.metrics = ServiceMetrics(
             settings.redis_url,
             Keys(settings.namespace),
@@ -54,6 +64,7 @@ class GatewayServer(ServiceProcess[GatewaySettings]):
         )
         hub.start()
         self.owned.on_stop(hub.stop)
+        self.owned.on_stop(self.output.stop)
         servicer = GatewayServicer(
             settings,
             cast(
@@ -65,6 +76,7 @@ class GatewayServer(ServiceProcess[GatewaySettings]):
                 registry_pb2_grpc.RegistryServiceStub(registry_channel),
             ),
             hub,
+            self.output,
         )
 
         def register(server: grpc.aio.Server) -> None:
@@ -76,6 +88,9 @@ class GatewayServer(ServiceProcess[GatewaySettings]):
         self.owned.on_stop(self.metrics.close)
         logger.info("gateway listening on port %d", server.port)
         return server.port
+
+    async def _release(self) -> None:
+        await self.follow_redis.aclose()
 
 
 def main() -> None:

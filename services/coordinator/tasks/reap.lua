@@ -1,11 +1,12 @@
 -- Enforce the deadlines of in-flight and waiting tasks, a bounded batch of each per call:
 --  * an attempt whose lease ran out (no heartbeat named it) is reclaimed and retried;
---  * an attempt past its start-to-close deadline fails and is retried;
+--  * an attempt past its start-to-close deadline fails and is retried, and so does one that
+--    reported no progress or output within its progress_timeout;
 --  * a task not started before its schedule-to-start deadline ends TIMED_OUT.
 -- A lease that outlived its attempt (cancelled or finished task) just frees the slot.
 -- KEYS: the tasklib context (1..8)
 -- ARGV: the tasklib context (1..7), then limit, jitter (0..1)
--- Returns {reclaimed, attempts_timed_out, tasks_timed_out}.
+-- Returns {reclaimed, attempts_timed_out (both deadlines), tasks_timed_out}.
 local C = context()
 local limit, jitter = ARGV[8], tonumber(ARGV[9])
 local function next_jitter() jitter = (jitter + 0.6180339887) % 1; return jitter end
@@ -31,6 +32,19 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', C.attempt_deadlines, '-inf', C.n
     local secs = (tonumber(t.timeout_ms) or 0) / 1000
     lose_attempt(C, id, t.attempt, 'TimeoutError: attempt ' .. t.attempt ..
       ' ran longer than ' .. secs .. 's (start-to-close)', nil, next_jitter(), false)
+    counts[2] = counts[2] + 1
+  end
+end
+
+local progress_deadlines = C.prefix .. K_PROGRESS_DEADLINES
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', progress_deadlines, '-inf', C.now, 'LIMIT', 0, limit)) do
+  local t = load_task(C, id)
+  redis.call('ZREM', progress_deadlines, id)
+  if t.state and is_live(t) then
+    local secs = (tonumber(t.progress_ms) or 0) / 1000
+    lose_attempt(C, id, t.attempt, 'TimeoutError: attempt ' .. t.attempt ..
+      ' reported no progress or output for ' .. secs .. 's (progress_timeout)', nil, next_jitter(),
+      false)
     counts[2] = counts[2] + 1
   end
 end

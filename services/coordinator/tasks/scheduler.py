@@ -152,6 +152,9 @@ class Scheduler:
         timeout_ms = int(row.timeout_ms or 0)
         if timeout_ms:
             envelope.attempt_timeout.CopyFrom(duration_from_seconds(timeout_ms / 1000))
+        progress_ms = int(row.progress_ms or 0)
+        if progress_ms:
+            envelope.progress_timeout.CopyFrom(duration_from_seconds(progress_ms / 1000))
         span, envelope.traceparent = start_dispatch(envelope, (row.trace_id or b"").decode())
         assign = AssignRow(task_id, agent_id, attempt, token, envelope.SerializeToString())
         return Assignment(assign, span)
