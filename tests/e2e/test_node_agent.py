@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from hivewire.client import Client
-from hivewire.v1 import agent_pb2, event_pb2, task_pb2
+from hivewire.v1 import agent_pb2, event_pb2, stream_pb2, task_pb2
 from tests.e2e.conftest import Stack, hivewire_up
 from tests.e2e.tcp_proxy import TcpProxy
 from tests.waiting import eventually
@@ -141,6 +141,11 @@ async def _state_is(client: Client, task_id: str, state: int) -> bool:
     return (await client.get(task_id)).state == state
 
 
+async def _progress(client: Client, task_id: str) -> stream_pb2.TaskProgress | None:
+    task = await client.get(task_id)
+    return task.progress if task.HasField("progress") else None
+
+
 async def _agent(client: Client, agent_id: str) -> agent_pb2.Agent:
     async for agent in client.iter_agents(include_offline=True):
         if agent.agent_id == agent_id:
@@ -196,8 +201,12 @@ async def test_node_agent_fills_its_slots_and_no_more(
         assert starts[1] - starts[0] < 3 * step, starts
         assert all(later - earlier >= 3 * step - 0.05
                    for earlier, later in zip(starts, starts[2:], strict=False)), starts  # fmt: skip
-        # Each attempt ran long enough to be reported STARTED before its result.
+        # Each attempt ran long enough to be reported STARTED before its result, and its
+        # output lines came in PROGRESS reports.
         assert event_pb2.EVENT_TYPE_TASK_STARTED in await _event_types(client, tasks[0].task_id)
+        output = [c async for c in client.task_output(tasks[0].task_id)]
+        assert [c.text for c in output] == ["1/3", "2/3", "3/3"]
+        assert {c.stream for c in output} == {stream_pb2.OUTPUT_STREAM_STDOUT}
     assert "3/2 slots" not in node.log()
 
 
@@ -221,7 +230,10 @@ async def test_node_agent_stops_a_cancelled_task(stack: Stack, start_agent: Star
     )
     async with Client(stack.gateway) as client:
         task_id = await _submit(client, "count", {"to": 600, "delay_ms": 100})
-        await eventually(lambda: _state_is(client, task_id, task_pb2.TASK_STATE_RUNNING))
+        # Its progress is reported while it runs.
+        progress = await eventually(lambda: _progress(client, task_id))
+        assert 0 < progress.fraction < 1
+        assert re.fullmatch(r"counted \d+ of 600", progress.message)
         await client.cancel(task_id)
         await node.line(rf"task {task_id} attempt 1 CANCELLED")
         # The CANCELLED report was stored: the gateway freed the agent's one slot for more work.
