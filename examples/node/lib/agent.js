@@ -61,14 +61,9 @@ class Agent {
   // One Connect stream, from hello to its end.
   async session() {
     const link = new Link(this.client, (msg) => this.onMessage(link, msg));
-    const helloTimer = setTimeout(
-      () => link.breakOff(`no welcome within ${HELLO_TIMEOUT_MS} ms`),
-      HELLO_TIMEOUT_MS,
-    );
-    link.helloTimer = helloTimer;
     link.send({ hello: this.hello() });
+    link.expectWithin(HELLO_TIMEOUT_MS, "no welcome");
     const end = await link.ended;
-    clearTimeout(helloTimer);
     if (this.link === link) {
       this.link = null;
       clearInterval(this.heartbeatTimer);
@@ -106,7 +101,7 @@ class Agent {
         link.breakOff(`expected welcome first, got ${msg.message}`);
         return;
       }
-      clearTimeout(link.helloTimer);
+      link.expectWithin(null);
       this.welcome(link, msg.welcome);
       return;
     }

@@ -22,6 +22,7 @@ class Link {
     this.broken = null; // why we cut the call, if we did
     this.stallTimer = null;
     this.stallMs = 10_000;
+    this.expectTimer = null;
     this.batch = []; // reports waiting for the end of this event-loop turn
     this.batchBytes = 0;
     this.call.on("data", onMessage);
@@ -32,6 +33,13 @@ class Link {
       // Status comes after the last message; setImmediate lets queued "data" events run first.
       this.call.on("status", (status) => setImmediate(() => resolve(this.outcome(status))));
     });
+  }
+
+  // Cut the call unless expectWithin(null) comes within `ms` (used to wait for welcome).
+  expectWithin(ms, what = "") {
+    clearTimeout(this.expectTimer);
+    this.expectTimer =
+      ms === null ? null : setTimeout(() => this.breakOff(`${what} within ${ms} ms`), ms);
   }
 
   // Write one ConnectRequest. grpc-js buffers what the socket does not take yet; if the
@@ -87,6 +95,7 @@ class Link {
   // {left: true} for the OK end of a half-closed stream; else {error} saying what happened.
   outcome(status) {
     clearTimeout(this.stallTimer);
+    clearTimeout(this.expectTimer);
     if (this.broken) return { error: new Error(this.broken) };
     if (status.code === grpc.status.OK) {
       if (this.halfClosed) return { left: true };
