@@ -41,10 +41,12 @@ def _ensure_node_modules() -> None:
     if node is None or npm is None:
         pytest.fail("node and npm must be on PATH for the Node.js agent (examples/node/README.md)")
     if not (NODE_DIR / "node_modules" / "@grpc" / "grpc-js").is_dir():
-        subprocess.run(
+        run = subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=NODE_DIR, check=True, timeout=600, capture_output=True,
+            cwd=NODE_DIR, check=False, timeout=600, capture_output=True, text=True,
         )  # fmt: skip
+        if run.returncode != 0:
+            pytest.fail(f"npm ci in {NODE_DIR} failed:\n{run.stderr}")
 
 
 @pytest.fixture(scope="module")
