@@ -16,37 +16,38 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
-from typing import cast
 
-import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
-
+from hivewire.agent._grpc import GrpcTransport
 from hivewire.agent._hooks import AgentHooks
-from hivewire.agent._redis import (
-    REDIS_ERRORS,
-    ResultWriter,
-    ack,
-    add_result,
-    create_agent_redis,
-)
-from hivewire.agent._session import Identity, Session
+from hivewire.agent._redis import RedisTransport
 from hivewire.agent._task import Handler, NonRetryableError, TaskContext, run_attempt
 from hivewire.agent._tracing import processing_span, record_outcome
-from hivewire.core.backoff import backoff
-from hivewire.core.defaults import DEFAULT_REDIS_URL, DEFAULT_REGISTRY_ADDR, env, env_float
+from hivewire.agent._transport import TRANSPORTS, AgentView, Delivery, Registration, Transport
+from hivewire.core.defaults import (
+    DEFAULT_GATEWAY_ADDR,
+    DEFAULT_REDIS_URL,
+    DEFAULT_REGISTRY_ADDR,
+    env,
+    env_float,
+)
 from hivewire.core.lifecycle import AsyncComponent
-from hivewire.core.wire import ENVELOPE_FIELD
 from hivewire.v1 import stream_pb2
 
 __all__ = ["Agent", "Handler", "NonRetryableError", "TaskContext", "run_agent"]
 
 logger = logging.getLogger(__name__)
 
-READ_BLOCK_MS = 1000
+# How long stop() waits for the delivery loop to return before cancelling it.
+READER_STOP_TIMEOUT = 7.0
 
 
 class Agent(AgentHooks, AsyncComponent):
-    """A worker process: handlers by capability, run with at most `max_concurrency` at once."""
+    """A worker process: handlers by capability, run with at most `max_concurrency` at once.
+
+    `transport` is how it reaches Hivewire: "redis" (default; the registry over gRPC and its
+    own inbox on Redis) or "grpc" (one AgentService stream to the gateway at `gateway_addr`,
+    no Redis credentials); default $HIVEWIRE_AGENT_TRANSPORT. docs/agents.md compares them.
+    """
 
     def __init__(
         self,
@@ -59,9 +60,15 @@ class Agent(AgentHooks, AsyncComponent):
         running_report_after: float | None = None,
         rpc_timeout: float = 5.0,
         drain_grace: float = 30.0,
+        transport: str | None = None,
+        gateway_addr: str | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
+        self.transport = transport or env("AGENT_TRANSPORT", "redis")
+        if self.transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {TRANSPORTS}, not {self.transport!r}")
+        self.gateway_addr = gateway_addr or env("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR)
         self.name = name
         self.max_concurrency = max_concurrency
         self.labels = dict(labels or {})
@@ -75,9 +82,7 @@ class Agent(AgentHooks, AsyncComponent):
         self.rpc_timeout = rpc_timeout
         self.drain_grace = drain_grace
         self._handlers: dict[str, Handler] = {}
-        self._session: Session | None = None
-        self._redis: aioredis.Redis | None = None
-        self._writer: ResultWriter | None = None
+        self._transport: Transport | None = None
         self._running: dict[asyncio.Task[None], str] = {}
         self._cancel_requested: set[str] = set()
         self._slot_free = asyncio.Event()
@@ -108,7 +113,7 @@ class Agent(AgentHooks, AsyncComponent):
     @property
     def agent_id(self) -> str:
         """Current agent id ('' before registration; changes on re-registration)."""
-        return self._session.identity.agent_id if self._session else ""
+        return self._transport.agent_id if self._transport else ""
 
     @property
     def in_flight(self) -> int:
@@ -116,37 +121,31 @@ class Agent(AgentHooks, AsyncComponent):
 
     # Lifecycle
     async def start(self) -> None:
-        """Register, connect to Redis and start the reader and heartbeat loops."""
-        if self._session is not None:
+        """Register through the transport and start the delivery and heartbeat loops."""
+        if self._transport is not None:
             return
         if not self._handlers:
             raise ValueError("an agent needs at least one handler")
-        self._redis = create_agent_redis(self.redis_url, READ_BLOCK_MS)
-        self._writer = ResultWriter(self._redis)
-        session = Session(
-            self.registry_addr,
-            name=self.name,
-            capabilities=self.capabilities,
-            max_concurrency=self.max_concurrency,
-            labels=self.labels,
-            rpc_timeout=self.rpc_timeout,
-            in_flight=lambda: len(self._running),
-            on_cancel=self._cancel_tasks,
-            running=lambda: sorted(set(self._running.values()) - {""}),
-        )
-        try:
-            await session.register(retry_for=30.0)
-        except BaseException:
-            await session.close()
-            await self._redis.aclose()
-            self._redis = None
-            raise
-        self._session = session
+        transport = self._make_transport()
+        await transport.start(AgentView(running=self._running_ids, on_cancel=self._cancel_tasks))
+        self._transport = transport
         self._reader = asyncio.create_task(self._read_loop(), name=f"hivewire-reader-{self.name}")
-        session.start_heartbeats(self._reader)
+        transport.start_heartbeats(self._reader)
         logger.info(
-            "agent %s registered as %s with %s", self.name, self.agent_id, self.capabilities
+            "agent %s registered as %s with %s (%s transport)",
+            self.name,
+            self.agent_id,
+            self.capabilities,
+            self.transport,
         )
+
+    def _make_transport(self) -> Transport:
+        registration = Registration(
+            self.name, self.capabilities, self.max_concurrency, self.labels, self.rpc_timeout
+        )
+        if self.transport == "grpc":
+            return GrpcTransport(registration, self.gateway_addr)
+        return RedisTransport(registration, self.registry_addr, self.redis_url)
 
     async def run(self) -> None:
         """Start if needed and run until stop() (or until the reader fails, which re-raises)."""
@@ -165,19 +164,18 @@ class Agent(AgentHooks, AsyncComponent):
     async def stop(self, grace: float | None = None) -> None:
         """Drain: stop reading, report draining, finish in-flight work (bounded), deregister."""
         async with self._stop_lock:
-            if self._session is None:
+            transport = self._transport
+            if transport is None:
                 self._stopped.set()
                 return
             self._stopping = True
             self._slot_free.set()
-            session = self._session
-            session.mark_draining()
+            await transport.drain()
             if self._reader is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await asyncio.wait_for(asyncio.shield(self._reader), READ_BLOCK_MS / 1000 + 6)
+                    await asyncio.wait_for(asyncio.shield(self._reader), READER_STOP_TIMEOUT)
                 if not self._reader.done():
                     self._reader.cancel()
-            await session.heartbeat_now(draining=True)
             pending = set(self._running)
             if pending:
                 grace = self.drain_grace if grace is None else grace
@@ -187,13 +185,8 @@ class Agent(AgentHooks, AsyncComponent):
                 if late:
                     logger.warning("drain grace passed; abandoning %d task(s)", len(late))
                     await asyncio.wait(late, timeout=1.0)
-            await session.stop_heartbeats()
-            await session.deregister()
-            await session.close()
-            if self._redis is not None:
-                await self._redis.aclose()
-            self._session = None
-            self._redis = None
+            await transport.close()
+            self._transport = None
             self._stopped.set()
             logger.info("agent %s stopped", self.name)
 
@@ -205,56 +198,24 @@ class Agent(AgentHooks, AsyncComponent):
 
     # Delivery
     async def _read_loop(self) -> None:
-        assert self._redis is not None and self._session is not None
-        delays = backoff(0.05, 2.0)
+        assert self._transport is not None
+        transport = self._transport
         while not self._stopping:
             free = self.max_concurrency - len(self._running)
             if free <= 0:
                 self._slot_free.clear()
                 await self._slot_free.wait()
                 continue
-            identity = self._session.identity
-            try:
-                reply = await self._redis.xreadgroup(
-                    identity.inbox_group,
-                    identity.agent_id,
-                    {identity.inbox_stream: ">"},
-                    count=free,
-                    block=READ_BLOCK_MS,
-                )
-            except REDIS_ERRORS as exc:
-                logger.warning("inbox read failed (%s); retrying", type(exc).__name__)
-                await asyncio.sleep(next(delays))
-                continue
-            except ResponseError as exc:
-                # NOGROUP, or UNBLOCKED when the inbox is deleted during the blocking read:
-                # the coordinator reclaimed it after this agent's lease ran out.
-                if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
-                    raise
-                logger.warning("inbox %s is gone; re-registering", identity.inbox_stream)
-                await self._session.reregister(identity)
-                continue
-            delays = backoff(0.05, 2.0)
-            streams = cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]], reply or [])
-            for _stream, entries in streams:
-                for entry_id, fields in entries:
-                    self._dispatch(identity, entry_id, fields)
+            for delivery in await transport.receive(free):
+                self._dispatch(delivery)
 
-    def _dispatch(self, identity: Identity, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
-        raw = fields.get(ENVELOPE_FIELD)
-        envelope = stream_pb2.TaskEnvelope()
-        try:
-            envelope.ParseFromString(raw or b"")
-        except Exception:
-            logger.error("dropping malformed inbox entry %r", entry_id)
-            assert self._redis is not None
-            task = asyncio.create_task(ack(self._redis, identity, entry_id))
-        else:
-            if not envelope.agent_id:
-                envelope.agent_id = identity.agent_id
-            task = asyncio.create_task(self._run_traced(identity, entry_id, envelope))
-        self._running[task] = envelope.task_id
+    def _dispatch(self, delivery: Delivery) -> None:
+        task = asyncio.create_task(self._run_traced(delivery))
+        self._running[task] = delivery.envelope.task_id
         task.add_done_callback(self._finished)
+
+    def _running_ids(self) -> list[str]:
+        return sorted(set(self._running.values()))
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         task_id = self._running.pop(task, "")
@@ -263,29 +224,19 @@ class Agent(AgentHooks, AsyncComponent):
         if not task.cancelled() and task.exception() is not None:
             logger.error("task runner failed", exc_info=task.exception())
 
-    async def _run_traced(
-        self, identity: Identity, entry_id: bytes, envelope: stream_pb2.TaskEnvelope
-    ) -> None:
+    async def _run_traced(self, delivery: Delivery) -> None:
         """One delivery inside its CONSUMER span (see _tracing.py)."""
-        with processing_span(envelope, identity.inbox_stream):
-            await self._run_one(identity, entry_id, envelope)
+        with processing_span(delivery.envelope, delivery.source):
+            await self._run_one(delivery)
 
-    async def _run_one(
-        self, identity: Identity, entry_id: bytes, envelope: stream_pb2.TaskEnvelope
-    ) -> None:
+    async def _run_one(self, delivery: Delivery) -> None:
+        envelope = delivery.envelope
         handler = self._handlers.get(envelope.capability)
-        redis = self._redis
-        assert redis is not None
-
-        async def report(result: stream_pb2.TaskResult) -> None:
-            try:
-                await add_result(redis, identity, result)
-            except REDIS_ERRORS as exc:
-                logger.warning("could not report on %s: %s", envelope.task_id, exc)
-
+        transport = self._transport
+        assert transport is not None
         try:
             result = await run_attempt(
-                envelope, handler, report, self.running_report_after, self.task_hooks
+                envelope, handler, transport.report, self.running_report_after, self.task_hooks
             )
         except asyncio.CancelledError:
             if envelope.task_id not in self._cancel_requested:
@@ -300,8 +251,7 @@ class Agent(AgentHooks, AsyncComponent):
             )
             result.end_time.GetCurrentTime()
         record_outcome(result, envelope)
-        assert self._writer is not None
-        await self._writer.complete(identity, entry_id, result)
+        await transport.complete(delivery, result)
 
     def _cancel_tasks(self, task_ids: list[str]) -> None:
         wanted = set(task_ids)

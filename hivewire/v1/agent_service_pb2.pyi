@@ -29,8 +29,8 @@ class ConnectRequest(_message.Message):
 
     HELLO_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
-    REPORT_FIELD_NUMBER: _builtins.int
     DRAIN_FIELD_NUMBER: _builtins.int
+    REPORTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hello(self) -> Global___AgentHello:
         """First message only: who the agent is, or which identity it resumes."""
@@ -40,33 +40,58 @@ class ConnectRequest(_message.Message):
         """Keeps the agent's lease and its running attempts' leases alive."""
 
     @_builtins.property
-    def report(self) -> _stream_pb2.TaskResult:
-        """A report on an assignment: STARTED, PROGRESS, or a result (SUCCEEDED, FAILED,
-        FAILED_PERMANENTLY, CANCELLED). task_id, attempt and attempt_token are copied from the
-        assignment; agent_id may be left empty (the connection's identity is used).
-        """
-
-    @_builtins.property
     def drain(self) -> Global___AgentDrain:
         """Take no new work; finish what is running."""
+
+    @_builtins.property
+    def reports(self) -> Global___AgentReports:
+        """Reports on assignments, in order."""
 
     def __init__(
         self,
         *,
         hello: Global___AgentHello | None = ...,
         heartbeat: Global___AgentHeartbeat | None = ...,
-        report: _stream_pb2.TaskResult | None = ...,
         drain: Global___AgentDrain | None = ...,
+        reports: Global___AgentReports | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["drain", b"drain", "heartbeat", b"heartbeat", "hello", b"hello", "message", b"message", "report", b"report"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["drain", b"drain", "heartbeat", b"heartbeat", "hello", b"hello", "message", b"message", "reports", b"reports"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["drain", b"drain", "heartbeat", b"heartbeat", "hello", b"hello", "message", b"message", "report", b"report"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["drain", b"drain", "heartbeat", b"heartbeat", "hello", b"hello", "message", b"message", "reports", b"reports"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["hello", "heartbeat", "report", "drain"]  # noqa: Y015
+    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["hello", "heartbeat", "drain", "reports"]  # noqa: Y015
     _WhichOneofArgType_message: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_message) -> _WhichOneofReturnType_message | None: ...
 
 Global___ConnectRequest: _TypeAlias = ConnectRequest  # noqa: Y015
+
+@_typing.final
+class AgentReports(_message.Message):
+    """AgentReports carries one or more reports, each on an assignment of this stream: STARTED,
+    PROGRESS, or a result (SUCCEEDED, FAILED, FAILED_PERMANENTLY, CANCELLED). task_id, attempt
+    and attempt_token are copied from the assignment; agent_id may be left empty (the stream's
+    identity is used). Reports on one task are stored in the order sent.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def reports(self) -> _containers.RepeatedCompositeFieldContainer[_stream_pb2.TaskResult]:
+        """The reports, in order."""
+
+    def __init__(
+        self,
+        *,
+        reports: _abc.Iterable[_stream_pb2.TaskResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reports", b"reports"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgentReports: _TypeAlias = AgentReports  # noqa: Y015
 
 @_typing.final
 class AgentHello(_message.Message):
@@ -122,7 +147,9 @@ class AgentHello(_message.Message):
 
     @_builtins.property
     def running_task_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Resuming: tasks the agent is still running; they are not sent again."""
+        """Resuming: tasks the agent still holds (running, or with a result not yet acknowledged);
+        they are not sent again.
+        """
 
     def __init__(
         self,
@@ -192,42 +219,90 @@ class ConnectResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     WELCOME_FIELD_NUMBER: _builtins.int
-    ASSIGNMENT_FIELD_NUMBER: _builtins.int
     CANCEL_FIELD_NUMBER: _builtins.int
-    ACK_FIELD_NUMBER: _builtins.int
+    ASSIGNMENTS_FIELD_NUMBER: _builtins.int
+    ACKS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def welcome(self) -> Global___AgentWelcome:
         """Answer to hello."""
-
-    @_builtins.property
-    def assignment(self) -> _stream_pb2.TaskEnvelope:
-        """A task attempt to run."""
 
     @_builtins.property
     def cancel(self) -> Global___TaskCancel:
         """Stop these attempts (cancelled, or given to another agent)."""
 
     @_builtins.property
-    def ack(self) -> Global___ResultAck:
-        """A result was stored; the agent may forget it."""
+    def assignments(self) -> Global___TaskAssignments:
+        """Task attempts to run."""
+
+    @_builtins.property
+    def acks(self) -> Global___ResultAcks:
+        """Results that were stored; the agent may forget them."""
 
     def __init__(
         self,
         *,
         welcome: Global___AgentWelcome | None = ...,
-        assignment: _stream_pb2.TaskEnvelope | None = ...,
         cancel: Global___TaskCancel | None = ...,
-        ack: Global___ResultAck | None = ...,
+        assignments: Global___TaskAssignments | None = ...,
+        acks: Global___ResultAcks | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "assignment", b"assignment", "cancel", b"cancel", "message", b"message", "welcome", b"welcome"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acks", b"acks", "assignments", b"assignments", "cancel", b"cancel", "message", b"message", "welcome", b"welcome"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "assignment", b"assignment", "cancel", b"cancel", "message", b"message", "welcome", b"welcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acks", b"acks", "assignments", b"assignments", "cancel", b"cancel", "message", b"message", "welcome", b"welcome"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["welcome", "assignment", "cancel", "ack"]  # noqa: Y015
+    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["welcome", "cancel", "assignments", "acks"]  # noqa: Y015
     _WhichOneofArgType_message: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_message) -> _WhichOneofReturnType_message | None: ...
 
 Global___ConnectResponse: _TypeAlias = ConnectResponse  # noqa: Y015
+
+@_typing.final
+class TaskAssignments(_message.Message):
+    """TaskAssignments carries one or more task attempts to run."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASKS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def tasks(self) -> _containers.RepeatedCompositeFieldContainer[_stream_pb2.TaskEnvelope]:
+        """The attempts, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        tasks: _abc.Iterable[_stream_pb2.TaskEnvelope] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tasks", b"tasks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskAssignments: _TypeAlias = TaskAssignments  # noqa: Y015
+
+@_typing.final
+class ResultAcks(_message.Message):
+    """ResultAcks confirms stored results."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACKS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def acks(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResultAck]:
+        """One per stored result."""
+
+    def __init__(
+        self,
+        *,
+        acks: _abc.Iterable[Global___ResultAck] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acks", b"acks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResultAcks: _TypeAlias = ResultAcks  # noqa: Y015
 
 @_typing.final
 class AgentWelcome(_message.Message):
@@ -240,6 +315,7 @@ class AgentWelcome(_message.Message):
     LEASE_DURATION_FIELD_NUMBER: _builtins.int
     HEARTBEAT_INTERVAL_FIELD_NUMBER: _builtins.int
     RESUMED_FIELD_NUMBER: _builtins.int
+    RESUMED_TASK_IDS_FIELD_NUMBER: _builtins.int
     agent_token: _builtins.str
     """Secret to resume this identity on another connection; keep it private."""
     resumed: _builtins.bool
@@ -256,6 +332,13 @@ class AgentWelcome(_message.Message):
     def heartbeat_interval(self) -> _duration_pb2.Duration:
         """How often to send heartbeats."""
 
+    @_builtins.property
+    def resumed_task_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Resumed only: the tasks of hello.running_task_ids that are still this agent's (their
+        inbox entries are still pending). Keep running these and (re)send their results; stop and
+        forget the others: their results were stored already or the task went elsewhere.
+        """
+
     def __init__(
         self,
         *,
@@ -264,10 +347,11 @@ class AgentWelcome(_message.Message):
         lease_duration: _duration_pb2.Duration | None = ...,
         heartbeat_interval: _duration_pb2.Duration | None = ...,
         resumed: _builtins.bool = ...,
+        resumed_task_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "heartbeat_interval", b"heartbeat_interval", "lease_duration", b"lease_duration"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "agent_token", b"agent_token", "heartbeat_interval", b"heartbeat_interval", "lease_duration", b"lease_duration", "resumed", b"resumed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "agent_token", b"agent_token", "heartbeat_interval", b"heartbeat_interval", "lease_duration", b"lease_duration", "resumed", b"resumed", "resumed_task_ids", b"resumed_task_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

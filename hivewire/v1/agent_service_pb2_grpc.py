@@ -57,7 +57,9 @@ class AgentServiceServicer:
         `welcome`, then sends assignments (never more unfinished ones than the agent's slots) and
         cancellations, and acknowledges each stored result. The agent sends heartbeats every
         `heartbeat_interval`, reports (STARTED, PROGRESS, results) for its assignments, `drain`
-        to take no more work, and half-closes when drained to deregister.
+        to take no more work, and half-closes when drained to deregister. Assignments, reports
+        and acks travel in batches (one or more per message): under load a message per item
+        would cost more than the work.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

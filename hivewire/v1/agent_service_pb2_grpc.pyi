@@ -42,7 +42,9 @@ class AgentServiceStub:
     `welcome`, then sends assignments (never more unfinished ones than the agent's slots) and
     cancellations, and acknowledges each stored result. The agent sends heartbeats every
     `heartbeat_interval`, reports (STARTED, PROGRESS, results) for its assignments, `drain`
-    to take no more work, and half-closes when drained to deregister.
+    to take no more work, and half-closes when drained to deregister. Assignments, reports
+    and acks travel in batches (one or more per message): under load a message per item
+    would cost more than the work.
     """
 
 @_typing.type_check_only
@@ -59,7 +61,9 @@ class AgentServiceAsyncStub(AgentServiceStub):
     `welcome`, then sends assignments (never more unfinished ones than the agent's slots) and
     cancellations, and acknowledges each stored result. The agent sends heartbeats every
     `heartbeat_interval`, reports (STARTED, PROGRESS, results) for its assignments, `drain`
-    to take no more work, and half-closes when drained to deregister.
+    to take no more work, and half-closes when drained to deregister. Assignments, reports
+    and acks travel in batches (one or more per message): under load a message per item
+    would cost more than the work.
     """
 
 class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -79,7 +83,9 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         `welcome`, then sends assignments (never more unfinished ones than the agent's slots) and
         cancellations, and acknowledges each stored result. The agent sends heartbeats every
         `heartbeat_interval`, reports (STARTED, PROGRESS, results) for its assignments, `drain`
-        to take no more work, and half-closes when drained to deregister.
+        to take no more work, and half-closes when drained to deregister. Assignments, reports
+        and acks travel in batches (one or more per message): under load a message per item
+        would cost more than the work.
         """
 
 def add_AgentServiceServicer_to_server(servicer: AgentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -23,6 +23,8 @@ class GatewaySettings(StreamQueues, TaskPathSettings):
     output_max_followers: int = 256
     # Custom command files; empty means ./commands, else the source tree's commands/.
     commands_dir: str = ""
+    # AgentService: most agent streams one gateway serves (each holds a Redis connection).
+    agent_max_connections: int = 1000
 
 
 load_gateway_settings = GatewaySettings.load

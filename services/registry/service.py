@@ -9,44 +9,18 @@ from typing import Any, TypeAlias
 
 from hivewire.core.clock import duration_from_seconds, ts_from_ms
 from hivewire.v1 import agent_pb2, registry_pb2, registry_pb2_grpc
+from hivewire_services.common.agent_checks import check_running_ids, validate_registration
 from hivewire_services.common.errors import InvalidArgument, Unauthenticated
 from hivewire_services.common.keys import INBOX_GROUP, Keys
-from hivewire_services.common.validation import (
-    check_capability,
-    check_id,
-    check_labels,
-    check_page_size,
-)
+from hivewire_services.common.validation import check_capability, check_id, check_page_size
 from hivewire_services.registry.config import RegistrySettings
 from hivewire_services.registry.listing import AgentLister
 from hivewire_services.registry.model import AgentQuery, decode_page_token, encode_page_token
 from hivewire_services.registry.store import AgentStore
-from hivewire_services.registry.task_leases import TaskLeases, check_running_ids
+from hivewire_services.registry.task_leases import TaskLeases
 from hivewire_services.registry.watch import ChangeHub, watch_agents
 
 Context: TypeAlias = Any  # grpc.aio.ServicerContext (grpc ships no type hints)
-
-MAX_NAME = 128
-MAX_CAPABILITIES = 64
-MAX_CONCURRENCY = 10_000
-
-
-def validate_registration(request: registry_pb2.RegisterAgentRequest) -> list[str]:
-    """Check a RegisterAgentRequest; returns its capabilities without duplicates, in order."""
-    if not 1 <= len(request.name) <= MAX_NAME:
-        raise InvalidArgument(f"name must be 1-{MAX_NAME} characters", field="name")
-    if not 1 <= len(request.capabilities) <= MAX_CAPABILITIES:
-        raise InvalidArgument(
-            f"capabilities must list 1-{MAX_CAPABILITIES} names", field="capabilities"
-        )
-    for i, capability in enumerate(request.capabilities):
-        check_capability(capability, f"capabilities[{i}]")
-    if not 1 <= request.max_concurrency <= MAX_CONCURRENCY:
-        raise InvalidArgument(
-            f"max_concurrency must be between 1 and {MAX_CONCURRENCY}", field="max_concurrency"
-        )
-    check_labels(request.labels, "labels")
-    return list(dict.fromkeys(request.capabilities))
 
 
 def check_agent(agent_id: str, token: str) -> None:

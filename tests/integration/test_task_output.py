@@ -1,5 +1,6 @@
-"""Live progress and output through the whole stack: SDK agents report, the coordinator stores,
-the gateway's StreamTaskOutput replays and follows, the client and the CLI read."""
+"""Live progress and output through the whole stack: SDK agents report (tests taking `transport`
+over both agent transports), the coordinator stores, the gateway's StreamTaskOutput replays and
+follows, the client and the CLI read."""
 
 from __future__ import annotations
 
@@ -47,10 +48,10 @@ def gated(step: asyncio.Event) -> Callable[[TaskContext], object]:
 
 
 async def test_follow_from_the_start_and_from_the_middle_until_the_task_ends(
-    stack: Stack,
+    stack: Stack, transport: str
 ) -> None:
     step = asyncio.Event()
-    await stack.agent("builder", {"build": gated(step)})
+    await stack.agent("builder", {"build": gated(step)}, transport=transport)
     client = stack.client
     task = await client.submit("build")
     from_start: list[stream_pb2.OutputChunk] = []
@@ -82,10 +83,12 @@ async def test_follow_from_the_start_and_from_the_middle_until_the_task_ends(
     assert [c async for c in client.task_output(task.task_id, after_cursor=last, follow=True)] == []
 
 
-async def test_events_carry_progress_and_one_output_event_per_report(stack: Stack) -> None:
+async def test_events_carry_progress_and_one_output_event_per_report(
+    stack: Stack, transport: str
+) -> None:
     step = asyncio.Event()
     step.set()
-    await stack.agent("builder", {"build": gated(step)})
+    await stack.agent("builder", {"build": gated(step)}, transport=transport)
     task = await stack.client.submit("build")
     await stack.client.wait(task.task_id, timeout=30)
     events: list[event_pb2.Event] = []
