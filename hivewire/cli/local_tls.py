@@ -62,13 +62,15 @@ class LocalTls:
         )
 
 
-def ensure_local_tls(directory: Path, hosts: Sequence[str] = ()) -> tuple[LocalTls, list[str]]:
+def ensure_local_tls(
+    directory: Path, hosts: Sequence[str] = (), *, now: datetime.datetime | None = None
+) -> tuple[LocalTls, list[str]]:
     """The local CA in `directory`, with the server certificate naming the loopback names and
-    `hosts`; made or renewed where needed. Also the names of the files written."""
+    `hosts`; made or renewed where needed (as of `now`). Also the names of the files written."""
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
     files = LocalTls(directory)
-    now = datetime.datetime.now(datetime.UTC)
+    now = now or datetime.datetime.now(datetime.UTC)
     written: list[str] = []
     ca = _load(files, "ca.pem", "ca-key.pem", now)
     new_ca = ca is None or not _is_ca(ca[0])

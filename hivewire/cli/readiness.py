@@ -16,7 +16,7 @@ from hivewire.core.tls import PLAINTEXT, TlsConfig, aio_channel
 from hivewire.v1 import agent_pb2, gateway_pb2_grpc, registry_pb2, registry_pb2_grpc
 
 
-def up_command(data_dir: Path, *extra: str) -> list[str]:
+def up_command(data_dir: Path, *extra: str, gateway_addr: str = "127.0.0.1:0") -> list[str]:
     """argv of `hivewire up` with Redis and every service on a port it binds itself (port 0);
     read the addresses with `running_addrs(data_dir)` once it is ready."""
     any_port = "127.0.0.1:0"
@@ -24,7 +24,7 @@ def up_command(data_dir: Path, *extra: str) -> list[str]:
         sys.executable, "-m", "hivewire.cli", "up", *extra,
         "--redis-port", "0",
         "--data-dir", str(data_dir),
-        "--gateway-addr", any_port,
+        "--gateway-addr", gateway_addr,
         "--registry-addr", any_port,
         "--coordinator-addr", any_port,
     ]  # fmt: skip
