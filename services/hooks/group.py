@@ -46,7 +46,10 @@ class HooksGroup(RedisStore[HooksSettings]):
         state = state.decode() if isinstance(state, bytes) else str(state)
         if state == "unsupported" and not self._warned_unsupported:
             self._warned_unsupported = True
-            logger.warning("Redis before 7.0 keeps no stream counters: hook losses go uncounted")
+            logger.warning(
+                "Redis before 7.0 keeps no stream counters: events lost to the events cap "
+                "before the hooks runners read them go uncounted"
+            )
         elif state == "synced":
             logger.info("hooks group read counter set (it was unknown to Redis)")
         if int(lost):

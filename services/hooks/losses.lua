@@ -24,12 +24,11 @@ local function id_less(a, b)
   return ams < bms or (ams == bms and tonumber(aseq) < tonumber(bseq))
 end
 
+-- Redis 7.0 added the counters (and REDIS_VERSION_NUM); before, only create the group.
+local counted = (redis.REDIS_VERSION_NUM or 0) >= 0x070000
 local stream = {}
 if redis.call('EXISTS', KEYS[1]) == 1 then
   stream = pairs_of(redis.call('XINFO', 'STREAM', KEYS[1]))
-  if stream['entries-added'] == nil then
-    return {0, 'unsupported'}
-  end
 end
 local added = tonumber(stream['entries-added'] or 0)
 local g
@@ -40,8 +39,14 @@ if tonumber(stream['groups'] or 0) > 0 then
   end
 end
 if not g then
-  redis.call('XGROUP', 'CREATE', KEYS[1], group, '$', 'MKSTREAM', 'ENTRIESREAD', added)
-  return {0, 'created'}
+  if counted then
+    redis.call('XGROUP', 'CREATE', KEYS[1], group, '$', 'MKSTREAM', 'ENTRIESREAD', added)
+    return {0, 'created'}
+  end
+  redis.call('XGROUP', 'CREATE', KEYS[1], group, '$', 'MKSTREAM')
+end
+if not counted then
+  return {0, 'unsupported'}
 end
 
 -- Entries still in the stream that the group has not read yet.
