@@ -20,6 +20,8 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_ATTEMPTS = 5
 MAX_TIMEOUT = 3600.0
 MAX_ATTEMPTS = 100
+# A webhook secret shorter than this is refused: the HMAC is only as strong as its key.
+MIN_SECRET_BYTES = 32
 # A hook reacting to hook events could trigger itself forever.
 LOOP_TYPES = frozenset({event_pb2.EVENT_TYPE_HOOK_SUCCEEDED, event_pb2.EVENT_TYPE_HOOK_FAILED})
 
@@ -266,16 +268,22 @@ class _Parser:
                 where, "needs exactly one of secret (inline) or secret_env (a variable name)"
             )
         if "secret" in w:
-            secret = w["secret"]
+            secret, key, source = w["secret"], "secret", "the inline secret"
             if not isinstance(secret, str) or not secret:
                 raise self.error(f"{where}.secret", "must be a non-empty string")
         else:
-            var = w["secret_env"]
+            var, key = w["secret_env"], "secret_env"
             if not isinstance(var, str) or not _ENV_NAME.fullmatch(var):
                 raise self.error(f"{where}.secret_env", "must be an environment variable name")
-            secret = self.env.get(var, "")
+            secret, source = self.env.get(var, ""), f"the secret in {var}"
             if not secret:
                 raise self.error(f"{where}.secret_env", f"environment variable {var} is not set")
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            raise self.error(
+                f"{where}.{key}",
+                f"{source} is {len(secret.encode())} bytes; webhook secrets need at least "
+                f"{MIN_SECRET_BYTES} (make one with: openssl rand -hex 32)",
+            )
         timeout = self.number(w.get("timeout", DEFAULT_TIMEOUT), f"{where}.timeout", 0, MAX_TIMEOUT)
         headers = self.string_map(w["headers"], f"{where}.headers") if "headers" in w else {}
         return WebhookAction(str(url), secret.encode(), timeout, headers)

@@ -180,7 +180,9 @@ class AgentHeartbeat(_message.Message):
     RUNNING_TASK_IDS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def running_task_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Attempts still running and alive; the others' leases are not renewed."""
+        """Every task the agent holds (running, or with a result not yet acknowledged); the attempt
+        leases of tasks not named are not renewed.
+        """
 
     def __init__(
         self,

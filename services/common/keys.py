@@ -226,6 +226,11 @@ class Keys:
         """Hash events-stream entry id -> hook deliveries of it not yet settled."""
         return f"{self.prefix}hook-entries"
 
+    @property
+    def hook_events_lost(self) -> str:
+        """Counter: events the hooks group lost (trimmed from the events stream unread)."""
+        return f"{self.prefix}hook-events-lost"
+
     # Metrics
     @property
     def task_counters(self) -> str:

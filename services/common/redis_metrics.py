@@ -112,6 +112,7 @@ class RedisStateCollector(Collector):
         for key in streams.values():
             pipe.xlen(key)
             pipe.xinfo_groups(key)
+        pipe.get(self.keys.hook_events_lost)
         replies = pipe.execute(raise_on_error=False)
         length = GaugeMetricFamily(
             "hivewire_stream_length", "Entries in a stream.", labels=["stream"]
@@ -135,7 +136,14 @@ class RedisStateCollector(Collector):
                 gname = _text(group.get("name"))
                 pending.add_metric([name, gname], int(group.get("pending") or 0))
                 lag.add_metric([name, gname], int(group.get("lag") or 0))
-        yield from (length, pending, lag)
+        lost = CounterMetricFamily(
+            "hivewire_hook_events_lost",
+            "Events trimmed from the events stream before the hooks runners read them "
+            "(their hooks never ran; see docs/hooks.md).",
+        )
+        raw_lost = replies[-1]
+        lost.add_metric([], int(raw_lost) if isinstance(raw_lost, bytes | int) else 0)
+        yield from (length, pending, lag, lost)
 
     def _agents(self) -> Iterator[Any]:
         # Live agents, then the offline ones still stored (see registry/listing.py).

@@ -112,6 +112,7 @@ class GroupReader:
         name: str,
         capacity: Callable[[], Awaitable[int]] | None = None,
         before_read: Callable[[], Awaitable[None]] | None = None,
+        trimmed: Callable[[list[bytes]], Awaitable[None]] | None = None,
     ) -> None:
         self.redis = redis
         self.options = options
@@ -121,6 +122,8 @@ class GroupReader:
         self._capacity = capacity
         # Periodic work of the loop's owner, run between reads (a sweep, an expiry).
         self._before_read = before_read
+        # Told the ids of pending entries XAUTOCLAIM found deleted (trimmed) before they are acked.
+        self._trimmed = trimmed
 
     async def ensure_group(self) -> None:
         opts = self.options
@@ -157,6 +160,8 @@ class GroupReader:
             start, entries, deleted = claim_reply(reply)
             if deleted:
                 # Pending ids whose entries were trimmed or deleted: nothing left to handle.
+                if self._trimmed is not None:
+                    await self._trimmed(deleted)
                 await self.redis.xack(opts.stream, opts.group, *deleted)
             if entries:
                 claimed += len(entries)
@@ -244,6 +249,7 @@ class StreamConsumer(ABC):
             name=self.name,
             capacity=self.capacity,
             before_read=self.before_read,
+            trimmed=self.trimmed,
         )
 
     @abstractmethod
@@ -256,6 +262,10 @@ class StreamConsumer(ABC):
 
     async def before_read(self) -> None:
         """Periodic work of the consumer, run between reads; none by default."""
+        return
+
+    async def trimmed(self, entry_ids: list[bytes]) -> None:
+        """Pending entries found deleted from the stream (about to be acked); ignored by default."""
         return
 
     async def ensure_group(self) -> None:

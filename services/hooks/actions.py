@@ -14,7 +14,13 @@ import httpx
 
 from hivewire.core.event_names import event_name
 from hivewire.core.hooks_file import CommandAction, Hook, WebhookAction
-from hivewire_services.hooks.payload import SIGNATURE_HEADER, Delivery, body, environment, sign
+from hivewire_services.hooks.payload import (
+    Delivery,
+    body,
+    environment,
+    inherited,
+    signature_headers,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +38,14 @@ class Outcome:
 
 
 class ActionRunner:
-    """Runs hook actions; one shared HTTP client (closed by `aclose`)."""
+    """Runs hook actions; one shared HTTP client (closed by `aclose`).
+
+    Commands inherit only the allowlisted part of `base_env` (payload.inherited), never the
+    runner's secrets, plus their own `env` and the event's HIVEWIRE_* variables.
+    """
 
     def __init__(self, base_env: Mapping[str, str]) -> None:
-        self._base_env = dict(base_env)
+        self._base_env = inherited(base_env)
         self._http = httpx.AsyncClient(follow_redirects=False)
 
     async def aclose(self) -> None:
@@ -92,7 +102,7 @@ class ActionRunner:
             **action.headers,
             "Content-Type": "application/json",
             "User-Agent": "hivewire-hooks",
-            SIGNATURE_HEADER: sign(action.secret, payload),
+            **signature_headers(action.secret, payload),
             "X-Hivewire-Event": event_name(delivery.event.type),
             "X-Hivewire-Delivery": delivery.delivery_id,
             "X-Hivewire-Hook": delivery.hook,

@@ -30,7 +30,7 @@ class HooksSettings(ServiceSettings):
 
 
 def process_environment() -> Mapping[str, str]:
-    """Where `secret_env` names are looked up, and the base environment of command hooks."""
+    """Where `secret_env` names are looked up; command hooks get only its allowlisted part."""
     return os.environ
 
 

@@ -20,7 +20,6 @@ from hivewire.v1 import event_pb2
 from hivewire_services.common.keys import HOOKS_GROUP, Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.store import RedisStore
-from hivewire_services.common.streams import ensure_group
 from hivewire_services.hooks.config import HooksSettings
 from hivewire_services.hooks.payload import Delivery
 
@@ -40,10 +39,6 @@ class DeliveryStore(RedisStore[HooksSettings]):
         super().__init__(redis, keys, settings)
         scripts = self.scripts(_HERE, "intake", "claim", "settle", "release")
         self._intake, self._claim, self._settle, self._release = scripts
-
-    async def ensure_group(self) -> None:
-        """The hooks consumer group; a new group starts with the next event ('$')."""
-        await ensure_group(self.redis, self.keys.events, HOOKS_GROUP, "$")
 
     async def schedule(self, entries: Sequence[Scheduled]) -> tuple[int, int]:
         """Create deliveries (or ack entries with no hook); returns (scheduled, acked)."""

@@ -2,7 +2,8 @@
 
 Reading never waits for a hook: an event becomes delivery records in Redis (intake.lua) and the
 dispatcher runs them. Entries a dead runner read and never scheduled are taken over with
-XAUTOCLAIM; scheduling is idempotent, so taking over an entry twice is harmless.
+XAUTOCLAIM; scheduling is idempotent, so taking over an entry twice is harmless. Every
+LOSS_CHECK_EVERY_S it asks `HooksGroup.check` whether the stream's cap dropped unread events.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from hivewire_services.common.redis import Redis
 from hivewire_services.common.streams import Entry, GroupOptions, StreamConsumer
 from hivewire_services.hooks.config import HooksSettings
 from hivewire_services.hooks.deliveries import DeliveryStore, Scheduled
+from hivewire_services.hooks.group import HooksGroup
 from hivewire_services.hooks.matching import hooks_for
 
 logger = logging.getLogger(__name__)
 
 READ_COUNT = 200
+LOSS_CHECK_EVERY_S = 5.0
 
 
 class EventIntake(StreamConsumer):
@@ -37,11 +40,12 @@ class EventIntake(StreamConsumer):
         keys: Keys,
         settings: HooksSettings,
         store: DeliveryStore,
+        group: HooksGroup,
         config: HooksConfig,
         consumer: str,
         on_scheduled: Callable[[], None],
     ) -> None:
-        # The group starts at "$" (DeliveryStore.ensure_group); intake.lua acknowledges each
+        # The group starts at "$" (HooksGroup.check creates it); intake.lua acknowledges each
         # entry once its deliveries are stored.
         options = GroupOptions(
             keys.events,
@@ -55,10 +59,26 @@ class EventIntake(StreamConsumer):
         self.keys = keys
         self.settings = settings
         self.store = store
+        self.group = group
         self.config = config
         self._on_scheduled = on_scheduled
-        self.counts = {"read": 0, "scheduled": 0, "acked": 0}
+        self.counts = {"read": 0, "scheduled": 0, "acked": 0, "lost": 0}
         self._full = False
+        self._checked_at = float("-inf")
+
+    async def check_losses(self) -> int:
+        """Create the group if missing; count events the cap dropped before we read them."""
+        self._checked_at = asyncio.get_running_loop().time()
+        lost = await self.group.check()
+        self.counts["lost"] += lost
+        return lost
+
+    async def before_read(self) -> None:
+        if asyncio.get_running_loop().time() - self._checked_at >= LOSS_CHECK_EVERY_S:
+            await self.check_losses()
+
+    async def trimmed(self, entry_ids: list[bytes]) -> None:
+        self.counts["lost"] += await self.group.trimmed(entry_ids)
 
     async def capacity(self) -> int:
         """Events we may read now: the backlog of events waiting for hooks is bounded.

@@ -23,6 +23,7 @@ from hivewire_services.hooks.config import (
 )
 from hivewire_services.hooks.deliveries import DeliveryStore
 from hivewire_services.hooks.dispatcher import Dispatcher
+from hivewire_services.hooks.group import HooksGroup
 from hivewire_services.hooks.intake import EventIntake
 
 logger = logging.getLogger(__name__)
@@ -47,16 +48,24 @@ class HooksServer(ServiceProcess[HooksSettings]):
         self.keys = Keys(settings.namespace)
         self.consumer = f"hooks-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.store = DeliveryStore(self.redis, self.keys, settings)
+        self.group = HooksGroup(self.redis, self.keys, settings)
         self.actions = ActionRunner(process_environment() if env is None else env)
         self.dispatcher = Dispatcher(self.store, config, self.actions, settings)
         self.intake = EventIntake(
-            self.redis, self.keys, settings, self.store, config, self.consumer, self.dispatcher.wake
+            self.redis,
+            self.keys,
+            settings,
+            self.store,
+            self.group,
+            config,
+            self.consumer,
+            self.dispatcher.wake,
         )
 
     async def _start(self, listen: str) -> int:
         server = await self.owned.serve(listen, lambda s: None, [])
         if self.config.hooks:
-            await self.store.ensure_group()
+            await self.intake.check_losses()  # creates the group; counts events lost while down
             self.owned.spawn(self.intake.run(), "hooks-intake")
             self.owned.spawn(self.dispatcher.run(), "hooks-dispatch")
             names = ", ".join(h.name for h in self.config.hooks)

@@ -11,7 +11,7 @@ from hivewire.core.hooks_file import CommandAction, Hook, WebhookAction
 from hivewire.v1 import event_pb2
 from hivewire_services.hooks.actions import ActionRunner, Outcome
 from hivewire_services.hooks.payload import Delivery
-from tests.integration.hooks_helpers import Receiver, receiving
+from tests.integration.hooks_helpers import SECRET, Receiver, receiving
 from tests.waiting import eventually
 
 DELIVERY = Delivery(
@@ -29,13 +29,13 @@ def hook(action: CommandAction | WebhookAction) -> Hook:
 
 @pytest.fixture
 async def actions() -> AsyncIterator[ActionRunner]:
-    runner = ActionRunner({"PATH": "/usr/bin:/bin", "BASE": "from-runner"})
+    runner = ActionRunner({"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TOKEN": "not-passed"})
     yield runner
     await runner.aclose()
 
 
 async def test_command_outcomes(actions: ActionRunner, tmp_path: Path) -> None:
-    ok = CommandAction(("sh", "-c", 'test "$BASE$EXTRA" = from-runnerx'), env={"EXTRA": "x"})
+    ok = CommandAction(("sh", "-c", 'test "$LANG$TOKEN$EXTRA" = C.UTF-8x'), env={"EXTRA": "x"})
     assert await actions.run(hook(ok), DELIVERY) == Outcome(True, "exit 0")
     # Exits without reading stdin, prints more than we keep: the message has the tail.
     noisy = CommandAction(("sh", "-c", "yes line | head -n 5000; echo last words; exit 7"))
@@ -71,16 +71,16 @@ def process_gone(pid: int) -> bool:
 
 
 async def test_webhook_outcomes(actions: ActionRunner) -> None:
-    receiver = Receiver(secret=b"k", fail_first=1)
+    receiver = Receiver(secret=SECRET.encode(), fail_first=1)
     async with receiving(receiver) as url:
-        action = WebhookAction(url, b"k", timeout=10)
+        action = WebhookAction(url, SECRET.encode(), timeout=10)
         assert await actions.run(hook(action), DELIVERY) == Outcome(False, "HTTP 503")
         assert await actions.run(hook(action), DELIVERY) == Outcome(True, "HTTP 204")
-        wrong = WebhookAction(url, b"not-k", timeout=10)
+        wrong = WebhookAction(url, b"not-" + SECRET.encode(), timeout=10)
         assert await actions.run(hook(wrong), DELIVERY) == Outcome(False, "HTTP 401")
         receiver.delay = 2.0
-        slow = WebhookAction(url, b"k", timeout=0.3)
+        slow = WebhookAction(url, SECRET.encode(), timeout=0.3)
         assert await actions.run(hook(slow), DELIVERY) == Outcome(False, "timed out after 0.3s")
     assert receiver.invalid == 1 and len(receiver.valid) == 1
-    refused = await actions.run(hook(WebhookAction(url, b"k", timeout=5)), DELIVERY)
+    refused = await actions.run(hook(WebhookAction(url, SECRET.encode(), timeout=5)), DELIVERY)
     assert not refused.ok and "ConnectError" in refused.detail

@@ -11,6 +11,7 @@ from hivewire.v1 import event_pb2
 from hivewire_services.common.keys import HOOKS_GROUP, Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.hooks.deliveries import DeliveryStore, delivery_id
+from hivewire_services.hooks.group import HooksGroup
 from hivewire_services.hooks.matching import hooks_for
 from hivewire_services.hooks.server import HooksServer
 from tests.integration.hooks_helpers import (
@@ -85,7 +86,7 @@ async def test_scheduling_is_idempotent_and_settling_is_fenced_by_attempt(
     redis: Redis, keys: Keys, settings: StackSettings
 ) -> None:
     store = DeliveryStore(redis, keys, settings)
-    await store.ensure_group()
+    await HooksGroup(redis, keys, settings).check()
     first = await emit(redis, keys, FAILED, task_id=uuid.uuid4().hex)
     second = await emit(redis, keys, FAILED, task_id=uuid.uuid4().hex)
     reply = await redis.xreadgroup(HOOKS_GROUP, "c1", {keys.events: ">"}, count=10)
@@ -137,8 +138,7 @@ async def test_entries_a_dead_runner_read_are_taken_over(
         f" command: [sh, -c, 'echo $HIVEWIRE_TASK_ID >> {out}']}}]"
     )
     hsettings = hook_settings(settings, hooks_claim_idle=0.3)
-    store = DeliveryStore(redis, keys, hsettings)
-    await store.ensure_group()
+    await HooksGroup(redis, keys, hsettings).check()
     tasks = [uuid.uuid4().hex for _ in range(5)]
     for t in tasks:
         await emit(redis, keys, FAILED, task_id=t, capability="x")

@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-from hivewire.cli.readiness import wait_addr_file, wait_serving
-from hivewire.core.addr_file import remove_addr_file
 from hivewire.core.clock import now_ms
 from hivewire.v1 import event_pb2
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.hooks.deliveries import delivery_id
-from tests.integration.hooks_helpers import HOOK_TYPES, emit, events_of, hooks_pending
+from tests.integration.hooks_helpers import (
+    HOOK_TYPES,
+    emit,
+    events_of,
+    hooks_pending,
+    runner_process,
+)
 from tests.settings import StackSettings
 from tests.waiting import eventually
 
@@ -43,48 +43,6 @@ def hooks_file(tmp_path: Path, timeout: float) -> Path:
     return path
 
 
-@asynccontextmanager
-async def runner(
-    settings: StackSettings, hooks: Path, log: list[bytes]
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    env = {
-        **os.environ,
-        "HIVEWIRE_REDIS_URL": settings.redis_url,
-        "HIVEWIRE_NAMESPACE": settings.namespace,
-        "HIVEWIRE_HOOKS_FILE": str(hooks),
-        "HIVEWIRE_HOOKS_ADDR": "127.0.0.1:0",
-        "HIVEWIRE_ADDR_FILE": str(hooks.with_suffix(".addr")),
-        "HIVEWIRE_HOOKS_CONCURRENCY": "2",
-        "HIVEWIRE_HOOKS_CLAIM_IDLE": "1",
-        "HIVEWIRE_HOOKS_POLL_INTERVAL": "0.05",
-        "HIVEWIRE_SHUTDOWN_GRACE": "1",
-    }
-    remove_addr_file(hooks.with_suffix(".addr"))  # a runner killed with -9 leaves its own
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "hivewire_services.hooks",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    assert proc.stdout is not None
-    pump = asyncio.create_task(_pump(proc.stdout, log))
-    try:
-        await wait_serving(await wait_addr_file(hooks.with_suffix(".addr"), 60), 60)
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-        await proc.wait()
-        await asyncio.wait_for(pump, 10)
-
-
-async def _pump(stream: asyncio.StreamReader, log: list[bytes]) -> None:
-    while line := await stream.readline():
-        log.append(line)
-
-
 def read_ids(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
@@ -94,7 +52,7 @@ async def test_kill_9_mid_hook_then_restart_loses_nothing(
 ) -> None:
     hooks, log = hooks_file(tmp_path, timeout=3), []
     tasks = [uuid.uuid4().hex for _ in range(10)]
-    async with runner(settings, hooks, log) as first:
+    async with runner_process(settings, hooks, log) as first:
         for t in tasks[:6]:
             await emit(redis, keys, FAILED, task_id=t, capability="x")
         # Two hook runs are stuck at the gate (concurrency 2), four deliveries wait.
@@ -104,7 +62,7 @@ async def test_kill_9_mid_hook_then_restart_loses_nothing(
     for t in tasks[6:]:  # emitted while no runner is alive
         await emit(redis, keys, FAILED, task_id=t, capability="x")
     (tmp_path / "gate").touch()
-    async with runner(settings, hooks, log) as second:
+    async with runner_process(settings, hooks, log) as second:
         outcomes = await eventually(lambda: _hook_events(redis, keys, 10), within=90)
         await eventually(lambda: _none_pending(redis, keys))
         second.send_signal(signal.SIGTERM)
@@ -123,7 +81,7 @@ async def test_sigterm_hands_running_hooks_back(
 ) -> None:
     hooks, log = hooks_file(tmp_path, timeout=60), []
     task = uuid.uuid4().hex
-    async with runner(settings, hooks, log) as proc:
+    async with runner_process(settings, hooks, log) as proc:
         entry = await emit(redis, keys, FAILED, task_id=task, capability="x")
         await eventually(lambda: _has(read_ids(tmp_path / "runs") == [task]))
         proc.send_signal(signal.SIGTERM)

@@ -12,10 +12,11 @@ from hivewire.v1 import event_pb2, registry_pb2, registry_pb2_grpc, task_pb2
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.server import create_channel
-from hivewire_services.hooks.payload import verify
+from hivewire_services.hooks.payload import TIMESTAMP_HEADER, verify
 from hivewire_services.hooks.server import HooksServer
 from tests.integration.hooks_helpers import (
     HOOK_TYPES,
+    SECRET,
     Receiver,
     config_of,
     events_of,
@@ -113,7 +114,7 @@ async def test_webhook_is_signed_and_filtered_by_agent_labels(
     settings: StackSettings, redis: Redis, keys: Keys
 ) -> None:
     """agent.offline from the real registry's lease sweeper; only the eu agent's goes out."""
-    receiver = Receiver(secret=b"shared-secret", fail_first=1)
+    receiver = Receiver(secret=SECRET.encode(), fail_first=1)
     async with receiving(receiver) as url:
         config = config_of(
             f"""
@@ -123,7 +124,7 @@ hooks:
     filter: {{labels: {{zone: eu}}, capability: resize}}
     webhook: {{url: "{url}", secret_env: HOOK_SECRET, timeout: 10, headers: {{X-Team: ops}}}}
 """,
-            env={"HOOK_SECRET": "shared-secret"},
+            env={"HOOK_SECRET": SECRET},
         )
         hsettings = hook_settings(settings)
         async with (
@@ -165,8 +166,9 @@ hooks:
     assert first["X-Hivewire-Delivery"] == second["X-Hivewire-Delivery"] == doc["delivery_id"]
     assert second["X-Hivewire-Event"] == "agent.offline" and second["X-Team"] == "ops"
     body = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
-    assert verify(b"shared-secret", body, second["X-Hivewire-Signature"])
-    assert not verify(b"other-secret", body, second["X-Hivewire-Signature"])
+    signed_at, signature = second[TIMESTAMP_HEADER], second["X-Hivewire-Signature"]
+    assert verify(SECRET.encode(), body, signed_at, signature)
+    assert not verify(b"other-" + SECRET.encode(), body, signed_at, signature)
 
 
 async def _offline_events(redis: Redis, keys: Keys, agent_ids: set[str]) -> list[Any]:

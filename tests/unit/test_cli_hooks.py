@@ -20,7 +20,8 @@ def test_check_summarises_a_valid_file(tmp_path: Path, monkeypatch: pytest.Monke
         "  - {name: a, on: [task.failed, agent.offline], filter: {labels: {zone: eu}},"
         " command: [notify, --now]}\n"
         "  - {name: b, on: workflow.succeeded, filter: {command: analyze-text},"
-        " webhook: {url: 'http://127.0.0.1:9/x', secret: s, timeout: 2}, max_attempts: 2}\n"
+        " webhook: {url: 'http://127.0.0.1:9/x', secret: " + "s" * 32 + ", timeout: 2},"
+        " max_attempts: 2}\n"
     )
     result = runner.invoke(app, ["hooks", "check", str(path)])
     assert result.exit_code == 0, result.output

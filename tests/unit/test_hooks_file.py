@@ -8,6 +8,7 @@ import pytest
 
 from hivewire.core.event_names import EVENT_NAMES, event_name, event_type
 from hivewire.core.hooks_file import (
+    MIN_SECRET_BYTES,
     CommandAction,
     HooksFileError,
     WebhookAction,
@@ -15,6 +16,8 @@ from hivewire.core.hooks_file import (
     parse_hooks,
 )
 from hivewire.v1 import event_pb2
+
+SECRET = "s3cret-" + "x" * 25  # 32 bytes, the shortest accepted
 
 FULL = """
 hooks:
@@ -53,7 +56,7 @@ def error_of(text: str, env: dict[str, str] | None = None) -> str:
 
 
 def test_full_file_parses_into_typed_hooks() -> None:
-    config = parse_hooks(FULL, "hooks.yaml", {"HOOK_SECRET": "s3cret"}, default_max_attempts=5)
+    config = parse_hooks(FULL, "hooks.yaml", {"HOOK_SECRET": SECRET}, default_max_attempts=5)
     page, slack, short = config.hooks
     assert page.on == {event_pb2.EVENT_TYPE_TASK_FAILED, event_pb2.EVENT_TYPE_WORKFLOW_FAILED}
     assert page.filter.capabilities == {"resize", "echo"}
@@ -64,11 +67,11 @@ def test_full_file_parses_into_typed_hooks() -> None:
     )
     assert page.max_attempts == 3
     assert isinstance(slack.action, WebhookAction)
-    assert slack.action.secret == b"s3cret"
+    assert slack.action.secret == SECRET.encode()
     assert slack.action.timeout == 10.0
     assert dict(slack.action.headers) == {"X-Team": "ops"}
     assert slack.filter.empty and slack.max_attempts == 5
-    assert "s3cret" not in repr(slack.action)
+    assert SECRET not in repr(slack.action)
     assert short.action == CommandAction(("touch", "/tmp/done"))
     assert [h.name for h in config.for_type(event_pb2.EVENT_TYPE_TASK_FAILED)] == [
         "page-on-failure"
@@ -166,12 +169,14 @@ def test_load_hooks_reports_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(HooksFileError, match=r"nope\.yaml: cannot read hooks file"):
         load_hooks(tmp_path / "nope.yaml", {})
     path = tmp_path / "hooks.yaml"
-    path.write_text("hooks: [{name: a, on: task.failed, webhook: {url: 'http://h', secret: s}}]")
+    path.write_text(
+        f"hooks: [{{name: a, on: task.failed, webhook: {{url: 'http://h', secret: {SECRET}}}}}]"
+    )
     assert load_hooks(path, {}).hooks[0].name == "a"
 
 
 def test_shipped_example_file_is_valid(repo_root: Path) -> None:
-    config = load_hooks(repo_root / "examples" / "hooks.yaml", {"HIVEWIRE_HOOK_SECRET": "x"})
+    config = load_hooks(repo_root / "examples" / "hooks.yaml", {"HIVEWIRE_HOOK_SECRET": SECRET})
     assert config.hooks
 
 
@@ -186,3 +191,42 @@ def test_dotted_names_cover_every_event_type() -> None:
         assert event_type(name) == number
     with pytest.raises(ValueError, match=r"known: agent\.deregistered"):
         event_type("TASK_FAILED")
+
+
+@pytest.mark.parametrize(
+    ("webhook", "env", "expected"),
+    [
+        (
+            "{url: 'http://h', secret: short}",
+            {},
+            "hooks.yaml: hooks[0] (pager).webhook.secret: the inline secret is 5 bytes; "
+            "webhook secrets need at least 32 (make one with: openssl rand -hex 32)",
+        ),
+        (
+            "{url: 'http://h', secret_env: HOOK_SECRET}",
+            {"HOOK_SECRET": SECRET[:-1]},
+            "hooks.yaml: hooks[0] (pager).webhook.secret_env: the secret in HOOK_SECRET is "
+            "31 bytes; webhook secrets need at least 32",
+        ),
+        (  # counted in bytes, not characters: 15 two-byte characters are 30 bytes
+            "{url: 'http://h', secret_env: HOOK_SECRET}",
+            {"HOOK_SECRET": "é" * 15},
+            "the secret in HOOK_SECRET is 30 bytes",
+        ),
+    ],
+)
+def test_short_webhook_secrets_are_refused_naming_the_hook(
+    webhook: str, env: dict[str, str], expected: str
+) -> None:
+    text = f"hooks: [{{name: pager, on: task.failed, webhook: {webhook}}}]"
+    message = error_of(text, env)
+    assert expected in message, message
+    assert env.get("HOOK_SECRET", "short") not in message  # the secret itself is never shown
+
+
+def test_a_secret_of_the_minimum_length_is_accepted() -> None:
+    text = "hooks: [{name: pager, on: task.failed, webhook: {url: 'http://h', secret_env: S}}]"
+    for secret in (SECRET, "é" * 16):  # 32 bytes each (16 characters for the second)
+        assert len(secret.encode()) == MIN_SECRET_BYTES
+        [hook] = parse_hooks(text, "hooks.yaml", {"S": secret}).hooks
+        assert isinstance(hook.action, WebhookAction) and hook.action.secret == secret.encode()
