@@ -55,7 +55,9 @@ def loads_bounded(raw: bytes | str, max_bytes: int, max_depth: int = MAX_JSON_DE
     if len(data) > max_bytes:
         raise JsonRejected(f"is {len(data)} bytes, over the limit of {max_bytes}")
     try:
-        value = json.loads(data)
+        # UTF-8 only (json.loads would also guess UTF-16 or 32 from bytes, whose code units
+        # may hold bracket and quote bytes the depth count below must not see).
+        value = json.loads(data.decode() if isinstance(raw, bytes) else raw)
     except RecursionError:
         raise JsonRejected(f"is nested deeper than {max_depth} levels") from None
     except ValueError:

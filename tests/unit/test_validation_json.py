@@ -49,9 +49,10 @@ def test_brackets_in_strings_and_wide_documents_do_not_count() -> None:
 def test_size_is_checked_before_parsing_and_not_json_is_told_apart() -> None:
     with pytest.raises(JsonRejected, match="is 11 bytes, over the limit of 10"):
         loads_bounded(b"[" * 11, 10)
-    with pytest.raises(JsonRejected) as info:
-        loads_bounded(b"{nope", 100)
-    assert info.value.not_json
+    for not_json in (b"{nope", '["\u5b5b"]'.encode("utf-16"), b"\xff[]"):
+        with pytest.raises(JsonRejected) as info:
+            loads_bounded(not_json, 100)
+        assert info.value.not_json
 
 
 def test_a_request_field_names_itself() -> None:
