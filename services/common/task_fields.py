@@ -83,6 +83,7 @@ class PeekedTask(NamedTuple):
     workflow_id: bytes | None
     timeout_ms: bytes | None
     trace_id: bytes | None
+    hb_ms: bytes | None
 
 
 def lua_tables() -> dict[str, tuple[str, ...]]:

@@ -26,6 +26,8 @@ from hivewire_services.hooks.matching import hooks_for
 logger = logging.getLogger(__name__)
 
 READ_COUNT = 200
+# While the backlog is full, how often it is looked at again (at most).
+BACKLOG_RECHECK_S = 0.5
 
 
 class EventIntake(StreamConsumer):
@@ -77,7 +79,7 @@ class EventIntake(StreamConsumer):
             if not self._full:
                 logger.warning("%d events wait for their hooks; reading paused", waiting)
             self._full = True
-            await asyncio.sleep(self.settings.hooks_poll_interval)
+            await asyncio.sleep(min(self.settings.hooks_poll_interval, BACKLOG_RECHECK_S))
 
     async def handle(self, entries: list[Entry]) -> None:
         """Schedule the hooks of a batch of entries (entries with none are acknowledged)."""
