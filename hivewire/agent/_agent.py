@@ -12,16 +12,14 @@ asyncio.run(agent.run())
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 from collections.abc import Callable
-from typing import cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from hivewire.agent._hooks import AgentHooks
+from hivewire.agent._inbox import READ_BLOCK_MS, left_over, read_new
 from hivewire.agent._redis import (
     REDIS_ERRORS,
     ResultWriter,
@@ -32,17 +30,22 @@ from hivewire.agent._redis import (
 from hivewire.agent._session import Identity, Session
 from hivewire.agent._task import Handler, NonRetryableError, TaskContext, run_attempt
 from hivewire.agent._tracing import processing_span, record_outcome
+from hivewire.core.background import cancel_and_wait
 from hivewire.core.backoff import backoff
 from hivewire.core.defaults import DEFAULT_REDIS_URL, DEFAULT_REGISTRY_ADDR, env, env_float
 from hivewire.core.lifecycle import AsyncComponent
+from hivewire.core.redis_client import blocking_reads
 from hivewire.core.wire import ENVELOPE_FIELD
 from hivewire.v1 import stream_pb2
 
-__all__ = ["Agent", "Handler", "NonRetryableError", "TaskContext", "run_agent"]
+__all__ = ["Agent", "Handler", "NonRetryableError", "TaskContext"]
 
 logger = logging.getLogger(__name__)
 
-READ_BLOCK_MS = 1000
+# The whole stop (drain, deregistration) fits in the drain grace; this much of it is kept for
+# what comes after the tasks: cancelling the late ones, deregistering.
+STOP_RESERVE_S = 2.0
+DEFAULT_DRAIN_GRACE_S = 25.0
 
 
 class Agent(AgentHooks, AsyncComponent):
@@ -58,7 +61,7 @@ class Agent(AgentHooks, AsyncComponent):
         redis_url: str | None = None,
         running_report_after: float | None = None,
         rpc_timeout: float = 5.0,
-        drain_grace: float = 30.0,
+        drain_grace: float | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -73,12 +76,19 @@ class Agent(AgentHooks, AsyncComponent):
             else running_report_after
         )
         self.rpc_timeout = rpc_timeout
-        self.drain_grace = drain_grace
+        # How long a stop may take in all (a container's stop grace is often 30 s).
+        self.drain_grace = (
+            env_float("AGENT_DRAIN_GRACE", DEFAULT_DRAIN_GRACE_S)
+            if drain_grace is None
+            else drain_grace
+        )
         self._handlers: dict[str, Handler] = {}
         self._session: Session | None = None
         self._redis: aioredis.Redis | None = None
+        self._reads: aioredis.Redis | None = None
         self._writer: ResultWriter | None = None
         self._running: dict[asyncio.Task[None], str] = {}
+        self._entries: dict[asyncio.Task[None], bytes] = {}
         self._cancel_requested: set[str] = set()
         self._slot_free = asyncio.Event()
         self._stopping = False
@@ -121,7 +131,8 @@ class Agent(AgentHooks, AsyncComponent):
             return
         if not self._handlers:
             raise ValueError("an agent needs at least one handler")
-        self._redis = create_agent_redis(self.redis_url, READ_BLOCK_MS)
+        self._redis = create_agent_redis(self.redis_url)
+        self._reads = blocking_reads(self._redis, READ_BLOCK_MS / 1000)
         self._writer = ResultWriter(self._redis)
         session = Session(
             self.registry_addr,
@@ -138,8 +149,7 @@ class Agent(AgentHooks, AsyncComponent):
             await session.register(retry_for=30.0)
         except BaseException:
             await session.close()
-            await self._redis.aclose()
-            self._redis = None
+            await self._close_redis()
             raise
         self._session = session
         self._reader = asyncio.create_task(self._read_loop(), name=f"hivewire-reader-{self.name}")
@@ -163,39 +173,62 @@ class Agent(AgentHooks, AsyncComponent):
         await self.stop()
 
     async def stop(self, grace: float | None = None) -> None:
-        """Drain: stop reading, report draining, finish in-flight work (bounded), deregister."""
+        """Drain, all within `grace` (default `drain_grace`): report draining (no new work
+        comes), stop reading, run what was delivered, let in-flight work finish, deregister."""
         async with self._stop_lock:
             if self._session is None:
                 self._stopped.set()
                 return
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + (self.drain_grace if grace is None else grace)
+
+            def left(reserve: float = 0.0) -> float:
+                return max(0.0, deadline - reserve - loop.time())
+
             self._stopping = True
             self._slot_free.set()
             session = self._session
             session.mark_draining()
-            if self._reader is not None:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await asyncio.wait_for(asyncio.shield(self._reader), READ_BLOCK_MS / 1000 + 6)
-                if not self._reader.done():
-                    self._reader.cancel()
-            await session.heartbeat_now(draining=True)
+            rpc = min(self.rpc_timeout, max(0.5, left(STOP_RESERVE_S)))
+            await session.heartbeat_now(draining=True, within=rpc)
+            await cancel_and_wait([self._reader])
+            await self._run_left_over()
             pending = set(self._running)
             if pending:
-                grace = self.drain_grace if grace is None else grace
-                _, late = await asyncio.wait(pending, timeout=grace)
+                _, late = await asyncio.wait(pending, timeout=left(STOP_RESERVE_S))
                 for task in late:
                     task.cancel()
                 if late:
                     logger.warning("drain grace passed; abandoning %d task(s)", len(late))
-                    await asyncio.wait(late, timeout=1.0)
+                    await asyncio.wait(late, timeout=min(1.0, max(0.1, left())))
             await session.stop_heartbeats()
-            await session.deregister()
+            await session.deregister(within=min(self.rpc_timeout, max(0.5, left())))
             await session.close()
-            if self._redis is not None:
-                await self._redis.aclose()
+            await self._close_redis()
             self._session = None
-            self._redis = None
             self._stopped.set()
             logger.info("agent %s stopped", self.name)
+
+    async def _run_left_over(self) -> None:
+        """Start what the cancelled read may have taken, and what is still unread."""
+        assert self._redis is not None and self._session is not None
+        identity = self._session.identity
+        try:
+            entries = await left_over(
+                self._redis, identity, self.max_concurrency, set(self._entries.values())
+            )
+        except (*REDIS_ERRORS, ResponseError) as exc:
+            # Left in the inbox: the coordinator reclaims it once the agent is gone.
+            logger.warning("could not collect the rest of the inbox: %s", exc)
+            return
+        for entry_id, fields in entries:
+            self._dispatch(identity, entry_id, fields)
+
+    async def _close_redis(self) -> None:
+        for client in (self._reads, self._redis):
+            if client is not None:
+                await client.aclose()
+        self._reads = self._redis = None
 
     async def _enter(self) -> None:
         await self.start()
@@ -205,7 +238,7 @@ class Agent(AgentHooks, AsyncComponent):
 
     # Delivery
     async def _read_loop(self) -> None:
-        assert self._redis is not None and self._session is not None
+        assert self._reads is not None and self._session is not None
         delays = backoff(0.05, 2.0)
         while not self._stopping:
             free = self.max_concurrency - len(self._running)
@@ -215,13 +248,7 @@ class Agent(AgentHooks, AsyncComponent):
                 continue
             identity = self._session.identity
             try:
-                reply = await self._redis.xreadgroup(
-                    identity.inbox_group,
-                    identity.agent_id,
-                    {identity.inbox_stream: ">"},
-                    count=free,
-                    block=READ_BLOCK_MS,
-                )
+                entries = await read_new(self._reads, identity, free)
             except REDIS_ERRORS as exc:
                 logger.warning("inbox read failed (%s); retrying", type(exc).__name__)
                 await asyncio.sleep(next(delays))
@@ -235,10 +262,8 @@ class Agent(AgentHooks, AsyncComponent):
                 await self._session.reregister(identity)
                 continue
             delays = backoff(0.05, 2.0)
-            streams = cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]], reply or [])
-            for _stream, entries in streams:
-                for entry_id, fields in entries:
-                    self._dispatch(identity, entry_id, fields)
+            for entry_id, fields in entries:
+                self._dispatch(identity, entry_id, fields)
 
     def _dispatch(self, identity: Identity, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
         raw = fields.get(ENVELOPE_FIELD)
@@ -254,10 +279,12 @@ class Agent(AgentHooks, AsyncComponent):
                 envelope.agent_id = identity.agent_id
             task = asyncio.create_task(self._run_traced(identity, entry_id, envelope))
         self._running[task] = envelope.task_id
+        self._entries[task] = entry_id
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         task_id = self._running.pop(task, "")
+        self._entries.pop(task, None)
         self._cancel_requested.discard(task_id)
         self._slot_free.set()
         if not task.cancelled() and task.exception() is not None:
@@ -309,26 +336,3 @@ class Agent(AgentHooks, AsyncComponent):
             if task_id in wanted:
                 self._cancel_requested.add(task_id)
                 task.cancel()
-
-
-def run_agent(agent: Agent) -> None:
-    """Run an agent until SIGTERM or SIGINT, then drain (uses uvloop when available).
-
-    The process exports traces as `hivewire-agent` when OTEL_EXPORTER_OTLP_ENDPOINT is set and
-    serves /metrics when HIVEWIRE_AGENT_METRICS_PORT is set.
-    """
-    from hivewire.agent._process import observed_process
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(agent.stop()))
-        with observed_process():
-            await agent.run()
-
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
-        asyncio.run(main())
-        return
-    uvloop.run(main())

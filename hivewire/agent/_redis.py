@@ -13,6 +13,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hivewire.agent._session import Identity
 from hivewire.core.backoff import backoff
+from hivewire.core.redis_client import connection_class
 from hivewire.core.wire import RESULT_FIELD
 from hivewire.v1 import stream_pb2
 
@@ -22,16 +23,18 @@ REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 WRITE_ATTEMPTS = 20
 
 
-def create_agent_redis(url: str, read_block_ms: int) -> aioredis.Redis:
-    """hiredis client with timeouts above the blocking read and capped retries."""
+def create_agent_redis(url: str) -> aioredis.Redis:
+    """hiredis client with short timeouts and capped retries (the inbox is read on a client of
+    its own, `blocking_reads`)."""
     return aioredis.Redis.from_url(
         url,
-        socket_timeout=5.0 + read_block_ms / 1000,
+        socket_timeout=5.0,
         socket_connect_timeout=2.0,
         retry=Retry(ExponentialWithJitterBackoff(cap=1.0, base=0.05), 3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         health_check_interval=10,
         decode_responses=False,
+        **connection_class(url),
     )
 
 

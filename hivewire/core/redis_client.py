@@ -137,7 +137,7 @@ class ResolvingSSLConnection(_LookedUp, SSLConnection):
     """rediss:// with the host looked up on a daemon thread."""
 
 
-def connection_class(url: str) -> dict[str, type[Connection]]:
+def connection_class(url: str) -> dict[str, Any]:
     """`connection_class=` for a client of `url` (none for a unix socket)."""
     scheme = urlsplit(url).scheme
     if scheme == "redis":
