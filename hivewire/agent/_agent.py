@@ -42,8 +42,8 @@ __all__ = ["Agent", "Handler", "NonRetryableError", "TaskContext"]
 
 logger = logging.getLogger(__name__)
 
-# The whole stop (drain, deregistration) fits in the drain grace; this much of it is kept for
-# what comes after the tasks: cancelling the late ones, deregistering.
+# The whole stop (drain, deregistration) fits in the drain grace; a fifth of it, at most this
+# much, is kept for what comes after the tasks: cancelling the late ones, deregistering.
 STOP_RESERVE_S = 2.0
 DEFAULT_DRAIN_GRACE_S = 25.0
 
@@ -180,22 +180,24 @@ class Agent(AgentHooks, AsyncComponent):
                 self._stopped.set()
                 return
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + (self.drain_grace if grace is None else grace)
+            budget = self.drain_grace if grace is None else grace
+            deadline = loop.time() + budget
+            reserve = min(STOP_RESERVE_S, budget / 5)
 
-            def left(reserve: float = 0.0) -> float:
-                return max(0.0, deadline - reserve - loop.time())
+            def left(keep: float = 0.0) -> float:
+                return max(0.0, deadline - keep - loop.time())
 
             self._stopping = True
             self._slot_free.set()
             session = self._session
             session.mark_draining()
-            rpc = min(self.rpc_timeout, max(0.5, left(STOP_RESERVE_S)))
+            rpc = min(self.rpc_timeout, max(0.5, left(reserve)))
             await session.heartbeat_now(draining=True, within=rpc)
             await cancel_and_wait([self._reader])
             await self._run_left_over()
             pending = set(self._running)
             if pending:
-                _, late = await asyncio.wait(pending, timeout=left(STOP_RESERVE_S))
+                _, late = await asyncio.wait(pending, timeout=left(reserve))
                 for task in late:
                     task.cancel()
                 if late:

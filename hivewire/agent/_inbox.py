@@ -36,21 +36,22 @@ async def read_new(
 
 
 async def left_over(
-    redis: aioredis.Redis, identity: Identity, count: int, running: Collection[bytes]
+    redis: aioredis.Redis, identity: Identity, batch: int, running: Collection[bytes]
 ) -> list[Entry]:
     """What a stopping agent must still run: entries delivered to it that it never started (a
-    cancelled read may have taken them), then those never delivered. Once the registry has the
-    agent DRAINING no new ones arrive, so after this nothing is left behind in the inbox."""
+    cancelled read may have taken them), then those never delivered, read `batch` at a time.
+    Once the registry has the agent DRAINING no new ones arrive, so after this nothing is left
+    behind in the inbox."""
     out: list[Entry] = []
-    for start in ("0", ">"):  # "0": this consumer's pending entries
-        reply = await redis.xreadgroup(
-            identity.inbox_group, identity.agent_id, {identity.inbox_stream: start}, count=count
-        )
-        out += [(entry_id, fields) for entry_id, fields in _entries(reply) if fields]
-    seen: set[bytes] = set(running)
-    fresh = []
-    for entry_id, fields in out:
-        if entry_id not in seen:
-            seen.add(entry_id)
-            fresh.append((entry_id, fields))
-    return fresh
+    for start in ("0", ">"):  # "0": after this id, the entries pending with this consumer
+        while True:
+            reply = await redis.xreadgroup(
+                identity.inbox_group, identity.agent_id, {identity.inbox_stream: start}, count=batch
+            )
+            entries = _entries(reply)
+            out += [(entry_id, fields) for entry_id, fields in entries if fields]
+            if len(entries) < batch:
+                break
+            if start != ">":
+                start = entries[-1][0].decode()
+    return [(entry_id, fields) for entry_id, fields in out if entry_id not in running]
