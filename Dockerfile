@@ -11,6 +11,8 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY hivewire ./hivewire
 COPY services ./services
+# The custom commands the gateway serves (HIVEWIRE_COMMANDS_DIR in docker-compose.yml).
+COPY commands ./commands
 # The services install as the package `hivewire_services` (a link to services/, as in the repo).
 RUN ln -s services hivewire_services \
     && pip install . \

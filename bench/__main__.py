@@ -1,5 +1,6 @@
-"""`make bench`: Hivewire against a bare Redis Streams loop, same machine, same run; then the
-dashboard latency bench (bench/dashboard.py). Results go to bench/results/."""
+"""`make bench`: Hivewire against a bare Redis Streams loop, same machine, same run; the agent
+transports compared (bench/transports.py); then the dashboard latency bench (bench/dashboard.py).
+Results go to bench/results/."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import dashboard
+from bench import dashboard, transports
 from bench.baseline import run_baseline
 from bench.measure import latency, throughput
 from bench.stack import bench_stack
@@ -28,6 +29,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         baseline = await run_baseline(stack.redis_url, args.tasks)
         hivewire = await throughput(stack.gateway_addr, stack.redis_url, args.tasks)
         lat = await latency(stack.gateway_addr, args.latency_tasks, args.latency_rate)
+    compared = await transports.compare(args.transport_tasks) if args.transport_tasks else {}
     return {
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": _cpus(), "python": platform.python_version()},
@@ -36,6 +38,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "ratio_to_baseline": hivewire / baseline,
         "latency_ms": {k: asdict(v) for k, v in lat.items()},
         "latency_rate_per_s": args.latency_rate,
+        "agent_transports": compared,
+        "transport_tasks": args.transport_tasks,
     }
 
 
@@ -66,6 +70,8 @@ def markdown(r: dict[str, Any]) -> str:
             f"| {name} | {v['count']} | {v['p50_ms']:.1f} | {v['p90_ms']:.1f} "
             f"| {v['p99_ms']:.1f} | {v['max_ms']:.1f} |"
         )
+    if r.get("agent_transports"):
+        lines += ["", *transports.markdown(r["agent_transports"], r["transport_tasks"])]
     return "\n".join(lines) + "\n"
 
 
@@ -74,6 +80,9 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=20_000, help="tasks for throughput")
     parser.add_argument("--latency-tasks", type=int, default=300)
     parser.add_argument("--latency-rate", type=float, default=100.0, help="submits per second")
+    parser.add_argument(
+        "--transport-tasks", type=int, default=10_000, help="tasks per agent transport (0: skip)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--no-dashboard", action="store_true", help="skip the dashboard bench")
     args = parser.parse_args()

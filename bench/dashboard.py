@@ -26,6 +26,7 @@ from typing import Any
 
 import grpc
 
+from bench.measure import cpu_seconds
 from hivewire.cli.readiness import running_addrs, up_command
 from hivewire.v1 import event_pb2, gateway_pb2_grpc, task_pb2
 
@@ -63,15 +64,6 @@ def _children(pid: int) -> list[int]:
         return []
     kids = [int(k) for k in text.split()]
     return kids + [g for k in kids for g in _children(k)]
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc), 0 when unknown."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def find_service(root: int, name: str) -> int:
@@ -180,7 +172,7 @@ async def measure(
     )
     await asyncio.wait_for(stalled.initial_metadata(), 30)
     batch = max(1, int(rate / 20))
-    cpu_before = _cpu_seconds(gateway_pid) if gateway_pid else 0.0
+    cpu_before = cpu_seconds(gateway_pid) if gateway_pid else 0.0
     started = time.monotonic()
     submitted = 0
     while time.monotonic() - started < seconds:
@@ -189,7 +181,7 @@ async def measure(
         submitted += batch
         await asyncio.sleep(max(0.0, started + submitted / rate - time.monotonic()))
     elapsed = time.monotonic() - started
-    gateway_cpu = (_cpu_seconds(gateway_pid) - cpu_before) / elapsed if gateway_pid else 0.0
+    gateway_cpu = (cpu_seconds(gateway_pid) - cpu_before) / elapsed if gateway_pid else 0.0
     stop_at.value = time.time() + 2  # let the last events arrive
     latencies = [await asyncio.to_thread(results.get, True, 120) for _ in procs]
     for proc in procs:

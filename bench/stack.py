@@ -7,8 +7,8 @@ import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivewire.cli.readiness import wait_agents_online
@@ -24,11 +24,16 @@ class BenchStack:
     gateway_addr: str
     redis_url: str
     namespace: str = "hw"
+    # Process ids by name: redis, registry, coordinator, gateway, bench-0, ...
+    pids: dict[str, int] = field(default_factory=dict)
 
 
 @contextlib.asynccontextmanager
-async def bench_stack(agents: int = 1) -> AsyncIterator[BenchStack]:
-    """Start Redis (AOF off: we measure the pipeline, not the disk), services and `agents` agents.
+async def bench_stack(
+    agents: int = 1, agent_env: Mapping[str, str] | None = None
+) -> AsyncIterator[BenchStack]:
+    """Start Redis (AOF off: we measure the pipeline, not the disk), services and `agents` agents
+    (with `agent_env` on top of the stack's, e.g. HIVEWIRE_AGENT_TRANSPORT=grpc).
 
     Everything runs as separate processes on loopback ports they bind and report (port 0), as
     a user would run it.
@@ -51,14 +56,16 @@ async def bench_stack(agents: int = 1) -> AsyncIterator[BenchStack]:
                 proc = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "hivewire.cli", "agent", AGENT_TARGET,
                     "--name", f"bench-{i}",
-                    env={**os.environ, **_stack_env(sup)},
+                    env={**os.environ, **_stack_env(sup), **(agent_env or {})},
                     stdout=asyncio.subprocess.DEVNULL,
                     stderr=asyncio.subprocess.DEVNULL,
                 )  # fmt: skip
                 agent_procs.append(proc)
             names = {f"bench-{i}" for i in range(agents)}
             await wait_agents_online(sup.addrs["gateway"], names, READY_TIMEOUT)
-            yield BenchStack(sup.addrs["gateway"], sup.redis_url)
+            pids = {child.name: child.process.pid for child in sup.children}
+            pids.update({f"bench-{i}": proc.pid for i, proc in enumerate(agent_procs)})
+            yield BenchStack(sup.addrs["gateway"], sup.redis_url, pids=pids)
         finally:
             for proc in agent_procs:
                 if proc.returncode is None:

@@ -9,9 +9,8 @@ async def summarize(ctx: TaskContext) -> dict[str, str]:
 run_agent(agent)
 """
 
-from hivewire.agent._agent import Agent
+from hivewire.agent._agent import Agent, run_agent
 from hivewire.agent._context import Handler, NonRetryableError, TaskContext
-from hivewire.agent._process import run_agent
 
 __all__ = [
     # The agent and its runner

@@ -12,36 +12,34 @@ asyncio.run(agent.run())
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import Callable
 
-import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
-
+from hivewire.agent._grpc import GrpcTransport
 from hivewire.agent._hooks import AgentHooks
-from hivewire.agent._inbox import READ_BLOCK_MS, left_over, read_new
-from hivewire.agent._redis import (
-    REDIS_ERRORS,
-    ResultWriter,
-    ack,
-    add_result,
-    create_agent_redis,
-)
-from hivewire.agent._session import Identity, Session
+from hivewire.agent._redis import RedisTransport
 from hivewire.agent._task import Handler, NonRetryableError, TaskContext, run_attempt
 from hivewire.agent._tracing import processing_span, record_outcome
-from hivewire.core.background import cancel_and_wait
-from hivewire.core.backoff import backoff
-from hivewire.core.defaults import DEFAULT_REDIS_URL, DEFAULT_REGISTRY_ADDR, env, env_float
+from hivewire.agent._transport import TRANSPORTS, AgentView, Delivery, Registration, Transport
+from hivewire.core.defaults import (
+    DEFAULT_GATEWAY_ADDR,
+    DEFAULT_REDIS_URL,
+    DEFAULT_REGISTRY_ADDR,
+    env,
+    env_float,
+)
 from hivewire.core.lifecycle import AsyncComponent
-from hivewire.core.redis_client import blocking_reads
-from hivewire.core.wire import ENVELOPE_FIELD
 from hivewire.v1 import stream_pb2
 
-__all__ = ["Agent", "Handler", "NonRetryableError", "TaskContext"]
+__all__ = ["Agent", "Handler", "NonRetryableError", "TaskContext", "run_agent"]
 
 logger = logging.getLogger(__name__)
 
+# How long stop() waits for the delivery loop to return before cancelling it (the transport's
+# drain() wakes it at once).
+READER_STOP_TIMEOUT = 7.0
 # The whole stop (drain, deregistration) fits in the drain grace; a fifth of it, at most this
 # much, is kept for what comes after the tasks: cancelling the late ones, deregistering.
 STOP_RESERVE_S = 2.0
@@ -49,7 +47,12 @@ DEFAULT_DRAIN_GRACE_S = 25.0
 
 
 class Agent(AgentHooks, AsyncComponent):
-    """A worker process: handlers by capability, run with at most `max_concurrency` at once."""
+    """A worker process: handlers by capability, run with at most `max_concurrency` at once.
+
+    `transport` is how it reaches Hivewire: "redis" (default; the registry over gRPC and its
+    own inbox on Redis) or "grpc" (one AgentService stream to the gateway at `gateway_addr`,
+    no Redis credentials); default $HIVEWIRE_AGENT_TRANSPORT. docs/agents.md compares them.
+    """
 
     def __init__(
         self,
@@ -62,9 +65,15 @@ class Agent(AgentHooks, AsyncComponent):
         running_report_after: float | None = None,
         rpc_timeout: float = 5.0,
         drain_grace: float | None = None,
+        transport: str | None = None,
+        gateway_addr: str | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
+        self.transport = transport or env("AGENT_TRANSPORT", "redis")
+        if self.transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {TRANSPORTS}, not {self.transport!r}")
+        self.gateway_addr = gateway_addr or env("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR)
         self.name = name
         self.max_concurrency = max_concurrency
         self.labels = dict(labels or {})
@@ -76,22 +85,19 @@ class Agent(AgentHooks, AsyncComponent):
             else running_report_after
         )
         self.rpc_timeout = rpc_timeout
-        # How long a stop may take in all (a container's stop grace is often 30 s).
+        # How long a whole stop may take (a container's stop grace is often 30 s).
         self.drain_grace = (
             env_float("AGENT_DRAIN_GRACE", DEFAULT_DRAIN_GRACE_S)
             if drain_grace is None
             else drain_grace
         )
         self._handlers: dict[str, Handler] = {}
-        self._session: Session | None = None
-        self._redis: aioredis.Redis | None = None
-        self._reads: aioredis.Redis | None = None
-        self._writer: ResultWriter | None = None
+        self._transport: Transport | None = None
         self._running: dict[asyncio.Task[None], str] = {}
-        self._entries: dict[asyncio.Task[None], bytes] = {}
         self._cancel_requested: set[str] = set()
         self._slot_free = asyncio.Event()
         self._stopping = False
+        self._drained = asyncio.Event()  # the transport said DRAINING: no new work comes
         self._stopped = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
         self._stop_lock = asyncio.Lock()
@@ -118,7 +124,7 @@ class Agent(AgentHooks, AsyncComponent):
     @property
     def agent_id(self) -> str:
         """Current agent id ('' before registration; changes on re-registration)."""
-        return self._session.identity.agent_id if self._session else ""
+        return self._transport.agent_id if self._transport else ""
 
     @property
     def in_flight(self) -> int:
@@ -126,37 +132,31 @@ class Agent(AgentHooks, AsyncComponent):
 
     # Lifecycle
     async def start(self) -> None:
-        """Register, connect to Redis and start the reader and heartbeat loops."""
-        if self._session is not None:
+        """Register through the transport and start the delivery and heartbeat loops."""
+        if self._transport is not None:
             return
         if not self._handlers:
             raise ValueError("an agent needs at least one handler")
-        self._redis = create_agent_redis(self.redis_url)
-        self._reads = blocking_reads(self._redis, READ_BLOCK_MS / 1000)
-        self._writer = ResultWriter(self._redis)
-        session = Session(
-            self.registry_addr,
-            name=self.name,
-            capabilities=self.capabilities,
-            max_concurrency=self.max_concurrency,
-            labels=self.labels,
-            rpc_timeout=self.rpc_timeout,
-            in_flight=lambda: len(self._running),
-            on_cancel=self._cancel_tasks,
-            running=lambda: sorted(set(self._running.values()) - {""}),
-        )
-        try:
-            await session.register(retry_for=30.0)
-        except BaseException:
-            await session.close()
-            await self._close_redis()
-            raise
-        self._session = session
+        transport = self._make_transport()
+        await transport.start(AgentView(running=self._running_ids, on_cancel=self._cancel_tasks))
+        self._transport = transport
         self._reader = asyncio.create_task(self._read_loop(), name=f"hivewire-reader-{self.name}")
-        session.start_heartbeats(self._reader)
+        transport.start_heartbeats(self._reader)
         logger.info(
-            "agent %s registered as %s with %s", self.name, self.agent_id, self.capabilities
+            "agent %s registered as %s with %s (%s transport)",
+            self.name,
+            self.agent_id,
+            self.capabilities,
+            self.transport,
         )
+
+    def _make_transport(self) -> Transport:
+        registration = Registration(
+            self.name, self.capabilities, self.max_concurrency, self.labels, self.rpc_timeout
+        )
+        if self.transport == "grpc":
+            return GrpcTransport(registration, self.gateway_addr)
+        return RedisTransport(registration, self.registry_addr, self.redis_url)
 
     async def run(self) -> None:
         """Start if needed and run until stop() (or until the reader fails, which re-raises)."""
@@ -174,9 +174,10 @@ class Agent(AgentHooks, AsyncComponent):
 
     async def stop(self, grace: float | None = None) -> None:
         """Drain, all within `grace` (default `drain_grace`): report draining (no new work
-        comes), stop reading, run what was delivered, let in-flight work finish, deregister."""
+        comes), stop reading, run what was delivered, finish in-flight work, deregister."""
         async with self._stop_lock:
-            if self._session is None:
+            transport = self._transport
+            if transport is None:
                 self._stopped.set()
                 return
             loop = asyncio.get_running_loop()
@@ -189,12 +190,14 @@ class Agent(AgentHooks, AsyncComponent):
 
             self._stopping = True
             self._slot_free.set()
-            session = self._session
-            session.mark_draining()
-            rpc = min(self.rpc_timeout, max(0.5, left(reserve)))
-            await session.heartbeat_now(draining=True, within=rpc)
-            await cancel_and_wait([self._reader])
-            await self._run_left_over()
+            await transport.drain(within=min(self.rpc_timeout, max(0.5, left(reserve))))
+            self._drained.set()
+            if self._reader is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    limit = min(READER_STOP_TIMEOUT, left(reserve))
+                    await asyncio.wait_for(asyncio.shield(self._reader), limit)
+                if not self._reader.done():
+                    self._reader.cancel()
             pending = set(self._running)
             if pending:
                 _, late = await asyncio.wait(pending, timeout=left(reserve))
@@ -203,34 +206,10 @@ class Agent(AgentHooks, AsyncComponent):
                 if late:
                     logger.warning("drain grace passed; abandoning %d task(s)", len(late))
                     await asyncio.wait(late, timeout=min(1.0, max(0.1, left())))
-            await session.stop_heartbeats()
-            await session.deregister(within=min(self.rpc_timeout, max(0.5, left())))
-            await session.close()
-            await self._close_redis()
-            self._session = None
+            await transport.close(within=min(self.rpc_timeout, max(0.5, left())))
+            self._transport = None
             self._stopped.set()
             logger.info("agent %s stopped", self.name)
-
-    async def _run_left_over(self) -> None:
-        """Start what the cancelled read may have taken, and what is still unread."""
-        assert self._redis is not None and self._session is not None
-        identity = self._session.identity
-        try:
-            entries = await left_over(
-                self._redis, identity, self.max_concurrency, set(self._entries.values())
-            )
-        except (*REDIS_ERRORS, ResponseError) as exc:
-            # Left in the inbox: the coordinator reclaims it once the agent is gone.
-            logger.warning("could not collect the rest of the inbox: %s", exc)
-            return
-        for entry_id, fields in entries:
-            self._dispatch(identity, entry_id, fields)
-
-    async def _close_redis(self) -> None:
-        for client in (self._reads, self._redis):
-            if client is not None:
-                await client.aclose()
-        self._reads = self._redis = None
 
     async def _enter(self) -> None:
         await self.start()
@@ -240,81 +219,50 @@ class Agent(AgentHooks, AsyncComponent):
 
     # Delivery
     async def _read_loop(self) -> None:
-        assert self._reads is not None and self._session is not None
-        delays = backoff(0.05, 2.0)
+        assert self._transport is not None
+        transport = self._transport
         while not self._stopping:
             free = self.max_concurrency - len(self._running)
             if free <= 0:
                 self._slot_free.clear()
                 await self._slot_free.wait()
                 continue
-            identity = self._session.identity
-            try:
-                entries = await read_new(self._reads, identity, free)
-            except REDIS_ERRORS as exc:
-                logger.warning("inbox read failed (%s); retrying", type(exc).__name__)
-                await asyncio.sleep(next(delays))
-                continue
-            except ResponseError as exc:
-                # NOGROUP, or UNBLOCKED when the inbox is deleted during the blocking read:
-                # the coordinator reclaimed it after this agent's lease ran out.
-                if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
-                    raise
-                logger.warning("inbox %s is gone; re-registering", identity.inbox_stream)
-                await self._session.reregister(identity)
-                continue
-            delays = backoff(0.05, 2.0)
-            for entry_id, fields in entries:
-                self._dispatch(identity, entry_id, fields)
+            for delivery in await transport.receive(free):
+                self._dispatch(delivery)
+        # Stopping: once drained (receive then returns at once), what was delivered to this
+        # agent and not yet handed out runs too.
+        await self._drained.wait()
+        for delivery in await transport.receive(self.max_concurrency):
+            self._dispatch(delivery)
 
-    def _dispatch(self, identity: Identity, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
-        raw = fields.get(ENVELOPE_FIELD)
-        envelope = stream_pb2.TaskEnvelope()
-        try:
-            envelope.ParseFromString(raw or b"")
-        except Exception:
-            logger.error("dropping malformed inbox entry %r", entry_id)
-            assert self._redis is not None
-            task = asyncio.create_task(ack(self._redis, identity, entry_id))
-        else:
-            if not envelope.agent_id:
-                envelope.agent_id = identity.agent_id
-            task = asyncio.create_task(self._run_traced(identity, entry_id, envelope))
-        self._running[task] = envelope.task_id
-        self._entries[task] = entry_id
+    def _dispatch(self, delivery: Delivery) -> None:
+        task = asyncio.create_task(self._run_traced(delivery))
+        self._running[task] = delivery.envelope.task_id
         task.add_done_callback(self._finished)
+
+    def _running_ids(self) -> list[str]:
+        return sorted(set(self._running.values()))
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         task_id = self._running.pop(task, "")
-        self._entries.pop(task, None)
         self._cancel_requested.discard(task_id)
         self._slot_free.set()
         if not task.cancelled() and task.exception() is not None:
             logger.error("task runner failed", exc_info=task.exception())
 
-    async def _run_traced(
-        self, identity: Identity, entry_id: bytes, envelope: stream_pb2.TaskEnvelope
-    ) -> None:
+    async def _run_traced(self, delivery: Delivery) -> None:
         """One delivery inside its CONSUMER span (see _tracing.py)."""
-        with processing_span(envelope, identity.inbox_stream):
-            await self._run_one(identity, entry_id, envelope)
+        with processing_span(delivery.envelope, delivery.source):
+            await self._run_one(delivery)
 
-    async def _run_one(
-        self, identity: Identity, entry_id: bytes, envelope: stream_pb2.TaskEnvelope
-    ) -> None:
+    async def _run_one(self, delivery: Delivery) -> None:
+        envelope = delivery.envelope
         handler = self._handlers.get(envelope.capability)
-        redis = self._redis
-        assert redis is not None
-
-        async def report_started(result: stream_pb2.TaskResult) -> None:
-            try:
-                await add_result(redis, identity, result)
-            except REDIS_ERRORS as exc:
-                logger.warning("could not report start of %s: %s", envelope.task_id, exc)
-
+        transport = self._transport
+        assert transport is not None
         try:
             result = await run_attempt(
-                envelope, handler, report_started, self.running_report_after, self.task_hooks
+                envelope, handler, transport.report, self.running_report_after, self.task_hooks
             )
         except asyncio.CancelledError:
             if envelope.task_id not in self._cancel_requested:
@@ -329,8 +277,7 @@ class Agent(AgentHooks, AsyncComponent):
             )
             result.end_time.GetCurrentTime()
         record_outcome(result, envelope)
-        assert self._writer is not None
-        await self._writer.complete(identity, entry_id, result)
+        await transport.complete(delivery, result)
 
     def _cancel_tasks(self, task_ids: list[str]) -> None:
         wanted = set(task_ids)
@@ -338,3 +285,26 @@ class Agent(AgentHooks, AsyncComponent):
             if task_id in wanted:
                 self._cancel_requested.add(task_id)
                 task.cancel()
+
+
+def run_agent(agent: Agent) -> None:
+    """Run an agent until SIGTERM or SIGINT, then drain (uses uvloop when available).
+
+    The process exports traces as `hivewire-agent` when OTEL_EXPORTER_OTLP_ENDPOINT is set and
+    serves /metrics when HIVEWIRE_AGENT_METRICS_PORT is set.
+    """
+    from hivewire.agent._process import observed_process
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(agent.stop()))
+        with observed_process():
+            await agent.run()
+
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        asyncio.run(main())
+        return
+    uvloop.run(main())

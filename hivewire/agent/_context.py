@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from opentelemetry import trace
 
+from hivewire.agent._reports import TASK_LOGGER, AttemptReporter
 from hivewire.core import tracing
 
 Handler: TypeAlias = Callable[["TaskContext"], Any]
@@ -31,6 +33,29 @@ class TaskContext:
     workflow_id: str = ""
     span: trace.Span = field(default=trace.INVALID_SPAN, compare=False, repr=False)
     """The handler's span (current while it runs): add attributes and events to it."""
+    reporter: AttemptReporter | None = field(default=None, compare=False, repr=False)
+    """Where progress and output go (set by the agent; None: they are discarded)."""
+
+    async def progress(self, fraction: float | None = None, message: str | None = None) -> None:
+        """Report how far the attempt has come: `fraction` 0.0..1.0, `message` what it does now
+        (at most 1,024 characters kept). An argument left None keeps its last value. Reports
+        are coalesced (at most one every ~50 ms); each one keeps a `progress_timeout` at bay."""
+        if self.reporter is not None:
+            await self.reporter.progress(fraction, message)
+
+    async def output(self, text: str, stream: str = "stdout") -> None:
+        """Add lines to the task's output (`stream`: "stdout", "stderr" or "log"); each line
+        becomes one chunk. Waits while too much output is unsent (back-pressure)."""
+        if self.reporter is not None:
+            await self.reporter.output(text, stream)
+
+    @property
+    def logger(self) -> logging.Logger:
+        """A logger whose records (INFO and up) become LOG lines of the task's output; they also
+        propagate to the `hivewire.task` logger, so the agent's own log shows them."""
+        if self.reporter is not None:
+            return self.reporter.logger
+        return logging.getLogger(TASK_LOGGER)
 
     @property
     def tracer(self) -> trace.Tracer:

@@ -1,15 +1,12 @@
-"""An agent as a process (`run_agent`): signals, tracing and /metrics."""
+"""Process-level observability of an agent run by `run_agent`: tracing and /metrics."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from hivewire.agent._agent import Agent
 from hivewire.core.defaults import env
 
 logger = logging.getLogger(__name__)
@@ -48,25 +45,3 @@ def observed_process() -> Iterator[None]:
         if server is not None:
             server.close()
         shutdown_tracing()
-
-
-def run_agent(agent: Agent) -> None:
-    """Run an agent until SIGTERM or SIGINT, then drain (uses uvloop when available).
-
-    The process exports traces as `hivewire-agent` when OTEL_EXPORTER_OTLP_ENDPOINT is set and
-    serves /metrics when HIVEWIRE_AGENT_METRICS_PORT is set.
-    """
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(agent.stop()))
-        with observed_process():
-            await agent.run()
-
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
-        asyncio.run(main())
-        return
-    uvloop.run(main())

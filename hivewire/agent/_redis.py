@@ -1,26 +1,36 @@
-"""The agent's Redis side: the client, writing results, acknowledging deliveries."""
+"""The direct Redis transport: the registry over gRPC, the agent's inbox and results on Redis."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from hivewire.agent._session import Identity
+from hivewire.agent._session import Identity, Session
+from hivewire.agent._transport import AgentView, Delivery, Registration
 from hivewire.core.backoff import backoff
-from hivewire.core.redis_client import connection_class
-from hivewire.core.wire import RESULT_FIELD
+from hivewire.core.redis_client import blocking_reads, close_quietly, connection_class
+from hivewire.core.result_writer import REDIS_ERRORS, Receipt, ResultWriter, acknowledge
+from hivewire.core.wire import ENVELOPE_FIELD
 from hivewire.v1 import stream_pb2
 
 logger = logging.getLogger(__name__)
 
-REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
-WRITE_ATTEMPTS = 20
+# An idle agent's inbox read blocks this long, on a connection of its own: it wakes for work,
+# not on a timer. drain() wakes it; what the woken read may have taken is collected then.
+READ_BLOCK_MS = 30_000
+# drain() cancels the blocked read again until it has noticed (redis-py may swallow one cancel).
+WAKE_TRIES = 20
+WAKE_EVERY_S = 0.05
+
+Entry = tuple[bytes, dict[bytes, bytes]]
 
 
 def create_agent_redis(url: str) -> aioredis.Redis:
@@ -38,82 +48,198 @@ def create_agent_redis(url: str) -> aioredis.Redis:
     )
 
 
-async def add_result(
-    redis: aioredis.Redis, identity: Identity, result: stream_pb2.TaskResult
-) -> None:
-    """XADD a result without acknowledging anything (STARTED reports)."""
-    await redis.xadd(identity.results_stream, {RESULT_FIELD: result.SerializeToString()})
+def _entries(reply: object) -> list[Entry]:
+    streams = cast(list[tuple[bytes, list[Entry]]], reply or [])
+    return [entry for _stream, entries in streams for entry in entries]
 
 
-class ResultWriter:
-    """Writes finished attempts in batches: XADD each result, then XACK and XDEL the deliveries.
+class RedisTransport:
+    """Registers with the registry (Session), reads the inbox with XREADGROUP and writes
+    results with the shared ResultWriter (XADD results + XACK + XDEL in one MULTI)."""
 
-    Callers await their own write; whatever finishes while a write is in flight goes in the next
-    one, so a busy agent pays one round trip per batch and an idle one adds no delay. Deleting
-    handled entries keeps the inbox as short as the work in flight. A batch that still fails
-    after WRITE_ATTEMPTS stays pending in the inbox, and the coordinator reclaims it.
-    """
+    def __init__(self, registration: Registration, registry_addr: str, redis_url: str) -> None:
+        self._registration = registration
+        self._registry_addr = registry_addr
+        self._redis_url = redis_url
+        self._session: Session | None = None
+        self._redis: aioredis.Redis | None = None
+        self._reads: aioredis.Redis | None = None
+        self._writer: ResultWriter | None = None
+        self._delays = backoff(0.05, 2.0)
+        self._draining = False
+        self._reading: asyncio.Task[object] | None = None  # the task blocked in the inbox read
+        self._handed: set[bytes] = set()  # entries handed to the run loop, not yet completed
 
-    def __init__(self, redis: aioredis.Redis, max_batch: int = 256) -> None:
-        self._redis = redis
-        self._max_batch = max_batch
-        self._queue: list[tuple[Identity, bytes, stream_pb2.TaskResult, asyncio.Future[None]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+    @property
+    def agent_id(self) -> str:
+        return self._session.identity.agent_id if self._session else ""
 
-    async def complete(
-        self, identity: Identity, entry_id: bytes, result: stream_pb2.TaskResult
-    ) -> None:
-        done = asyncio.get_running_loop().create_future()
-        self._queue.append((identity, entry_id, result, done))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush(), name="hivewire-result-writer")
-        await asyncio.shield(done)
+    async def start(self, view: AgentView) -> None:
+        self._redis = create_agent_redis(self._redis_url)
+        self._reads = blocking_reads(self._redis, READ_BLOCK_MS / 1000)
+        self._writer = ResultWriter(self._redis)
+        reg, running = self._registration, view.running
+        session = Session(
+            self._registry_addr,
+            name=reg.name,
+            capabilities=reg.capabilities,
+            max_concurrency=reg.max_concurrency,
+            labels=reg.labels,
+            rpc_timeout=reg.rpc_timeout,
+            in_flight=lambda: len(running()),
+            on_cancel=view.on_cancel,
+            running=running,
+        )
+        try:
+            await session.register(retry_for=30.0)
+        except BaseException:
+            await session.close()
+            await self._close_clients()
+            raise
+        self._session = session
 
-    async def _flush(self) -> None:
-        while self._queue:
-            batch = self._queue[: self._max_batch]
-            del self._queue[: self._max_batch]
+    def start_heartbeats(self, reader: asyncio.Task[None]) -> None:
+        assert self._session is not None
+        self._session.start_heartbeats(reader)
+
+    async def receive(self, count: int) -> list[Delivery]:
+        assert self._reads is not None and self._session is not None
+        identity = self._session.identity
+        if self._draining:
+            return await self._deliveries(identity, await self._left_over(identity))
+        self._reading = asyncio.current_task()
+        try:
+            reply = await self._reads.xreadgroup(
+                identity.inbox_group,
+                identity.agent_id,
+                {identity.inbox_stream: ">"},
+                count=count,
+                block=READ_BLOCK_MS,
+            )
+        except asyncio.CancelledError:
+            if not self._draining:
+                raise
+            # drain() woke the read: no new work comes now. What the read may have taken is
+            # pending with this consumer; it and the rest of the inbox are run while draining.
+            self._reading = None  # drain() cancels no more
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            return await self._deliveries(identity, await self._left_over(identity))
+        except REDIS_ERRORS as exc:
+            logger.warning("inbox read failed (%s); retrying", type(exc).__name__)
+            await asyncio.sleep(next(self._delays))
+            return []
+        except ResponseError as exc:
+            # NOGROUP, or UNBLOCKED when the inbox is deleted during the blocking read:
+            # the coordinator reclaimed it after this agent's lease ran out.
+            if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
+                raise
+            logger.warning("inbox %s is gone; re-registering", identity.inbox_stream)
+            await self._session.reregister(identity)
+            return []
+        finally:
+            self._reading = None
+        self._delays = backoff(0.05, 2.0)
+        return await self._deliveries(identity, _entries(reply))
+
+    async def _deliveries(self, identity: Identity, entries: list[Entry]) -> list[Delivery]:
+        deliveries = []
+        for entry_id, fields in entries:
+            delivery = await self._delivery(identity, entry_id, fields)
+            if delivery is not None:
+                self._handed.add(entry_id)
+                deliveries.append(delivery)
+        return deliveries
+
+    async def _left_over(self, identity: Identity) -> list[Entry]:
+        """Entries delivered to this consumer and never handed out (a woken read may have taken
+        them), then those never delivered: once the registry has the agent DRAINING no new
+        ones arrive, so nothing is left behind. A failed read leaves them to the reclaim."""
+        assert self._redis is not None
+        out: list[Entry] = []
+        try:
+            for start in ("0", ">"):  # "0": after this id, the entries pending here
+                while True:
+                    reply = await self._redis.xreadgroup(
+                        identity.inbox_group,
+                        identity.agent_id,
+                        {identity.inbox_stream: start},
+                        count=self._registration.max_concurrency,
+                    )
+                    entries = _entries(reply)
+                    out += [(i, f) for i, f in entries if f and i not in self._handed]
+                    if len(entries) < self._registration.max_concurrency:
+                        break
+                    if start != ">":
+                        start = entries[-1][0].decode()
+        except (*REDIS_ERRORS, ResponseError) as exc:
+            logger.warning("could not collect the rest of the inbox: %s", exc)
+        return out
+
+    async def _delivery(
+        self, identity: Identity, entry_id: bytes, fields: dict[bytes, bytes]
+    ) -> Delivery | None:
+        receipt = Receipt(identity.inbox_stream, identity.inbox_group, entry_id)
+        envelope = stream_pb2.TaskEnvelope()
+        try:
+            envelope.ParseFromString(fields.get(ENVELOPE_FIELD) or b"")
+        except Exception:
+            logger.error("dropping malformed inbox entry %r", entry_id)
+            assert self._redis is not None
             try:
-                await self._write(batch)
-            finally:
-                for *_, done in batch:
-                    if not done.done():
-                        done.set_result(None)
-
-    async def _write(
-        self, batch: list[tuple[Identity, bytes, stream_pb2.TaskResult, asyncio.Future[None]]]
-    ) -> None:
-        delays = backoff(0.05, 2.0)
-        for _ in range(WRITE_ATTEMPTS):
-            try:
-                async with self._redis.pipeline(transaction=True) as pipe:
-                    for identity, _, result, _ in batch:
-                        pipe.xadd(
-                            identity.results_stream, {RESULT_FIELD: result.SerializeToString()}
-                        )
-                    for (inbox, group), ids in _by_inbox(batch).items():
-                        pipe.xack(inbox, group, *ids)
-                        pipe.xdel(inbox, *ids)
-                    await pipe.execute()
-                return
+                await acknowledge(self._redis, receipt)
             except REDIS_ERRORS as exc:
-                logger.warning("writing %d result(s) failed (%s)", len(batch), exc)
-                await asyncio.sleep(next(delays))
-        logger.error("gave up writing %d result(s); they will be reclaimed", len(batch))
+                logger.warning("could not drop entry %r: %s", entry_id, exc)
+            return None
+        if not envelope.agent_id:
+            envelope.agent_id = identity.agent_id
+        return Delivery(envelope, (identity, receipt), identity.inbox_stream)
 
+    async def report(self, result: stream_pb2.TaskResult) -> None:
+        assert self._writer is not None and self._session is not None
+        try:
+            stored = await self._writer.write(self._session.identity.results_stream, result)
+        except Exception as exc:  # a report is best effort: it never fails the attempt
+            logger.warning("could not report on %s: %r", result.task_id, exc)
+            return
+        if not stored:
+            logger.warning("could not report on %s", result.task_id)
 
-def _by_inbox(
-    batch: list[tuple[Identity, bytes, stream_pb2.TaskResult, asyncio.Future[None]]],
-) -> dict[tuple[str, str], list[bytes]]:
-    """Entry ids per (inbox, group): one XACK and one XDEL each (re-registration moves inboxes)."""
-    ids: dict[tuple[str, str], list[bytes]] = {}
-    for identity, entry_id, _, _ in batch:
-        ids.setdefault((identity.inbox_stream, identity.inbox_group), []).append(entry_id)
-    return ids
+    async def complete(self, delivery: Delivery, result: stream_pb2.TaskResult) -> None:
+        assert self._writer is not None
+        identity, receipt = cast(tuple[Identity, Receipt], delivery.receipt)
+        try:
+            await self._writer.write(identity.results_stream, result, receipt)
+        finally:
+            self._handed.discard(receipt.entry_id)
 
+    async def drain(self, within: float | None = None) -> None:
+        """Say DRAINING (the coordinators assign nothing more), then wake the blocked read."""
+        assert self._session is not None
+        self._session.mark_draining()
+        await self._session.heartbeat_now(draining=True, within=within)
+        self._draining = True
+        for _ in range(WAKE_TRIES):
+            reading = self._reading
+            if reading is None or reading.done():
+                return
+            reading.cancel()
+            await asyncio.sleep(WAKE_EVERY_S)
 
-async def ack(redis: aioredis.Redis, identity: Identity, entry_id: bytes) -> None:
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.xack(identity.inbox_stream, identity.inbox_group, entry_id)
-        pipe.xdel(identity.inbox_stream, entry_id)
-        await pipe.execute()
+    async def close(self, within: float | None = None) -> None:
+        session = self._session
+        if session is not None:
+            await session.stop_heartbeats()
+            await session.deregister(within)
+            await session.close()
+        if self._writer is not None:
+            await self._writer.close()
+        await self._close_clients()
+        self._session = None
+
+    async def _close_clients(self) -> None:
+        for client in (self._reads, self._redis):
+            if client is not None:
+                await close_quietly(client)
+        self._reads = self._redis = None

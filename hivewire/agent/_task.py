@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from hivewire.agent._context import Handler, NonRetryableError, TaskContext
 from hivewire.agent._hooks import TaskHooks
+from hivewire.agent._reports import AttemptReporter, Report
 from hivewire.core import tracing
 from hivewire.core.clock import timestamp_now
 from hivewire.v1 import stream_pb2
@@ -88,14 +88,17 @@ async def _on_error(
 async def run_attempt(
     envelope: stream_pb2.TaskEnvelope,
     handler: Handler | None,
-    report_started: Callable[[stream_pb2.TaskResult], Awaitable[None]],
+    report: Report,
     report_after: float,
     hooks: TaskHooks | None = None,
 ) -> stream_pb2.TaskResult:
     """Run one attempt and return its final TaskResult; never raises except on cancellation.
 
-    If the handler is still running after `report_after` seconds, a STARTED result is reported
-    first (short tasks skip that write). `hooks` run around the handler (hivewire.agent._hooks).
+    `report` sends the attempt's STARTED and PROGRESS reports (the transport's; it logs its own
+    errors). If the handler is still running after `report_after` seconds and has reported
+    nothing yet, STARTED is reported (short tasks skip that write). The handler's progress and
+    output are sent before this returns, so they come before the result. `hooks` run around
+    the handler (hivewire.agent._hooks).
     """
     start = timestamp_now()
     if handler is None:
@@ -105,6 +108,26 @@ async def run_attempt(
             start,
             error=f"UnknownCapability: no handler for {envelope.capability!r}",
         )
+    started = make_result(envelope, stream_pb2.TASK_OUTCOME_STARTED, start, finished=False)
+    reporter = AttemptReporter(envelope, started, report)
+    try:
+        result = await _attempt(envelope, handler, reporter, report, report_after, hooks)
+    except BaseException:
+        reporter.abort()
+        raise
+    await reporter.close()
+    return result
+
+
+async def _attempt(
+    envelope: stream_pb2.TaskEnvelope,
+    handler: Handler,
+    reporter: AttemptReporter,
+    report: Report,
+    report_after: float,
+    hooks: TaskHooks | None,
+) -> stream_pb2.TaskResult:
+    start = reporter.start_time
     ctx = TaskContext(
         task_id=envelope.task_id,
         attempt=envelope.attempt,
@@ -112,6 +135,7 @@ async def run_attempt(
         payload=envelope.payload,
         agent_id=envelope.agent_id,
         workflow_id=envelope.workflow_id,
+        reporter=reporter,
     )
     timeout = (
         envelope.attempt_timeout.ToTimedelta().total_seconds()
@@ -119,15 +143,16 @@ async def run_attempt(
         else None
     )
     # The handler runs in this task; a timer reports STARTED if it is still running after
-    # report_after, and that report is written before the final result.
+    # report_after (and sent no progress report, which starts it too), and that report is
+    # written before the final result.
     started: asyncio.Task[None] | None = None
 
-    def report() -> None:
+    def report_started() -> None:
         nonlocal started
-        result = make_result(envelope, stream_pb2.TASK_OUTCOME_STARTED, start, finished=False)
-        started = asyncio.ensure_future(report_started(result))
+        if not reporter.reports_sent:
+            started = asyncio.ensure_future(report(reporter.started))
 
-    timer = asyncio.get_running_loop().call_later(report_after, report)
+    timer = asyncio.get_running_loop().call_later(report_after, report_started)
     returned = False
     try:
         async with asyncio.timeout(timeout or None):

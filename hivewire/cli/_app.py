@@ -10,6 +10,7 @@ import typer
 from hivewire.cli._call import EXIT_TASK_FAILED, call, first, key_values
 from hivewire.cli._dashboard import dashboard
 from hivewire.cli._dlq import dlq_app
+from hivewire.cli._exec_agent import exec_agent
 from hivewire.cli._format import (
     agents_table,
     dumps,
@@ -17,9 +18,12 @@ from hivewire.cli._format import (
     task_detail,
     task_line,
     tasks_table,
+    trace_id_line,
 )
 from hivewire.cli._health import healthcheck
+from hivewire.cli._hints import DEFAULT_HINT_AFTER, HintAfterOpt, queued_task, wait_with_hints
 from hivewire.cli._hooks import hooks_app
+from hivewire.cli._output import task_output
 from hivewire.cli._run import agent, up
 from hivewire.cli._workflow import commands, run, workflow_app, workflows
 from hivewire.client import TERMINAL_STATES, Client
@@ -39,10 +43,12 @@ app = typer.Typer(
 )
 app.command()(up)
 app.command()(agent)
+app.command("exec-agent")(exec_agent)
 app.command()(dashboard)
 app.command()(healthcheck)
 task_app = typer.Typer(help="Inspect or cancel one task.", no_args_is_help=True)
 app.add_typer(task_app, name="task")
+task_app.command("output")(task_output)
 app.add_typer(workflow_app, name="workflow")
 app.command()(workflows)
 app.command()(commands)
@@ -88,9 +94,14 @@ def submit(
         list[str] | None, typer.Option(help="Required agent label key=value (repeatable).")
     ] = None,
     request_id: Annotated[str, typer.Option(help="Idempotency key.")] = "",
+    progress_timeout: Annotated[
+        float | None,
+        typer.Option(help="Fail (and retry) an attempt silent for this many seconds.", min=0.001),
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Wait until the task finishes.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 60.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the task as JSON.")] = False,
+    hint_after: HintAfterOpt = DEFAULT_HINT_AFTER,
 ) -> None:
     """Submit a task; with --wait, exit 0 if it succeeded and 1 if not."""
     try:
@@ -107,10 +118,13 @@ def submit(
             max_attempts=max_attempts,
             required_labels=labels,
             request_id=request_id,
+            progress_timeout=progress_timeout,
         )
         if not wait or task.state in TERMINAL_STATES:
             return task
-        return await client.wait(task.task_id, timeout)
+        waiting = client.wait(task.task_id, timeout)
+        queued = queued_task(client, task.task_id)
+        return await wait_with_hints(client, waiting, queued, hint_after, labels)
 
     task = call(ctx, go)
     if as_json:
@@ -120,7 +134,7 @@ def submit(
     else:
         typer.echo(task.task_id)
     if not as_json and task.trace_id:
-        typer.echo(f"trace_id {task.trace_id}", err=True)  # paste into Jaeger's search
+        typer.echo(trace_id_line(task.trace_id), err=True)
     if wait and task.state != task_pb2.TASK_STATE_SUCCEEDED:
         raise typer.Exit(EXIT_TASK_FAILED)
 
@@ -171,12 +185,16 @@ def tasks(
 @app.command()
 def agents(
     ctx: typer.Context,
+    show_all: Annotated[
+        bool,
+        typer.Option("--all", help="Also list the OFFLINE agents the registry still keeps."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
-    """List registered agents."""
+    """List live agents (ONLINE, DRAINING), oldest registration first."""
 
     async def go(client: Client) -> list[Any]:
-        return [a async for a in client.iter_agents()]
+        return [a async for a in client.iter_agents(include_offline=show_all)]
 
     found = call(ctx, go)
     typer.echo(dumps([agent_to_dict(a) for a in found]) if as_json else agents_table(found))

@@ -61,15 +61,30 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def trace_id_line(trace_id: str) -> str:
+    """The line (on stderr) that gives a task's or workflow's trace id: paste it into Jaeger."""
+    return f"trace_id {trace_id}"
+
+
 def task_line(task: task_pb2.Task) -> str:
     d = task_to_dict(task)
     tail = d["error"] if d["state"] in ("FAILED", "TIMED_OUT") else short(d["result"])
     return f"{d['task_id']} {d['state']} {tail if tail not in (None, 'null') else ''}".rstrip()
 
 
+def progress_text(progress: dict[str, Any] | None) -> str:
+    """`42% linking` (a progress dict of task_to_dict or event_to_dict); '' for none."""
+    if not progress:
+        return ""
+    fraction = progress["fraction"]
+    parts = [f"{fraction * 100:.0f}%" if fraction is not None else "", progress["message"]]
+    return " ".join(p for p in parts if p)
+
+
 def task_detail(task: task_pb2.Task) -> str:
     d = task_to_dict(task)
-    return "\n".join(f"{k + ':':<16}{'' if v is None else short(v, 200)}" for k, v in d.items())
+    d["progress"] = progress_text(d["progress"]) or None
+    return "\n".join(f"{k + ':':<22}{'' if v is None else short(v, 200)}" for k, v in d.items())
 
 
 def tasks_table(tasks: Sequence[task_pb2.Task]) -> str:
@@ -106,4 +121,8 @@ def event_line(event: event_pb2.Event) -> str:
         parts.append(f"state={d['task_state']}")
     if d["message"]:
         parts.append(f"message={dumps(d['message'])}")
+    if d["progress"] and d["progress"]["fraction"] is not None:
+        parts.append(f"progress={progress_text({**d['progress'], 'message': ''})}")
+    if d["output_chunks"]:
+        parts.append(f"output={d['output_chunks']} cursor={d['output_cursor']}")
     return " ".join(parts)

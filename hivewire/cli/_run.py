@@ -6,6 +6,7 @@ import asyncio
 import importlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -50,10 +51,40 @@ def up(
             help="Hooks file: also start the hooks runner (default $HIVEWIRE_HOOKS_FILE)."
         ),
     ] = None,
+    max_restarts: Annotated[
+        int | None,
+        typer.Option(
+            help="Restarts of a crashed child within --restart-window before giving up on it "
+            "(default $HIVEWIRE_MAX_RESTARTS or 5; 0: never restart).",
+            min=0,
+        ),
+    ] = None,
+    restart_window: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds over which --max-restarts counts "
+            "(default $HIVEWIRE_RESTART_WINDOW or 60).",
+        ),
+    ] = None,
+    restart_delay: Annotated[
+        float | None,
+        typer.Option(
+            help="First restart delay in seconds, doubling up to 30 "
+            "(default $HIVEWIRE_RESTART_DELAY or 0.5).",
+        ),
+    ] = None,
 ) -> None:
-    """Start Redis, the registry, coordinator and gateway (and demo agents) until Ctrl-C."""
+    """Start Redis, the registry, coordinator and gateway (and demo agents) until Ctrl-C;
+    restart any of them that crashes."""
     from hivewire.cli.embedded_redis import APPENDFSYNC
-    from hivewire.cli.supervisor import UpConfig, run_up
+    from hivewire.cli.restarts import (
+        DEFAULT_MAX_RESTARTS,
+        DEFAULT_RESTART_DELAY,
+        DEFAULT_RESTART_WINDOW,
+        RestartPolicy,
+    )
+    from hivewire.cli.supervisor import UpConfig
+    from hivewire.cli.up import run_up
 
     fsync = appendfsync or env("REDIS_APPENDFSYNC", "everysec")
     if fsync not in APPENDFSYNC:
@@ -65,6 +96,15 @@ def up(
     if hooks is not None:
         check_hooks_file(hooks)
 
+    restarts = RestartPolicy(
+        max_restarts=int(
+            _setting(max_restarts, "MAX_RESTARTS", DEFAULT_MAX_RESTARTS, "--max-restarts", int)
+        ),
+        window=_setting(
+            restart_window, "RESTART_WINDOW", DEFAULT_RESTART_WINDOW, "--restart-window"
+        ),
+        delay=_setting(restart_delay, "RESTART_DELAY", DEFAULT_RESTART_DELAY, "--restart-delay"),
+    )
     config = UpConfig(
         gateway_addr=gateway_addr or env("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR),
         registry_addr=registry_addr or env("REGISTRY_ADDR", DEFAULT_REGISTRY_ADDR),
@@ -76,8 +116,32 @@ def up(
         demo=demo,
         hooks_file=hooks,
         hooks_addr=env("HOOKS_ADDR", DEFAULT_HOOKS_ADDR),
+        restarts=restarts,
     )
     raise typer.Exit(asyncio.run(run_up(config)))
+
+
+def _setting(
+    given: float | None,
+    name: str,
+    default: float,
+    option: str,
+    parse: Callable[[str], float] = float,
+) -> float:
+    """The option if given, else $HIVEWIRE_<NAME>, else `default`; refused with the option or
+    variable named unless it is a whole number >= 0 (`parse=int`) or a number > 0."""
+    raw = env(name, "")
+    source = option if given is not None else f"HIVEWIRE_{name}={raw!r}"
+    if given is None and not raw:
+        return default
+    try:
+        value = given if given is not None else parse(raw)
+    except ValueError:
+        value = -1
+    if not (value >= 0 if parse is int else value > 0):  # NaN fails both
+        kind = "a whole number >= 0" if parse is int else "a number > 0"
+        raise typer.BadParameter(f"{source} must be {kind}", param_hint=option)
+    return value
 
 
 def check_hooks_file(path: Path) -> None:
@@ -130,6 +194,11 @@ def agent(
             the_agent.name = name
         if concurrency:
             the_agent.max_concurrency = concurrency
+    serve_agent(the_agent)
+
+
+def serve_agent(the_agent: Agent) -> None:
+    """Run an agent until SIGTERM/Ctrl-C; a registry that refuses it exits 2 with the error."""
     try:
         run_agent(the_agent)
     except grpc.aio.AioRpcError as exc:

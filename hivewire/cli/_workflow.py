@@ -9,7 +9,8 @@ from typing import Annotated, Any, cast
 import typer
 
 from hivewire.cli._call import EXIT_TASK_FAILED, call, first, key_values
-from hivewire.cli._format import dumps, short, table
+from hivewire.cli._format import dumps, short, table, trace_id_line
+from hivewire.cli._hints import DEFAULT_HINT_AFTER, HintAfterOpt, queued_steps, wait_with_hints
 from hivewire.client import (
     Client,
     command_to_dict,
@@ -48,21 +49,26 @@ def workflow_detail(wf: workflow_pb2.Workflow) -> str:
     return text
 
 
-def _print(wf: workflow_pb2.Workflow, as_json: bool) -> None:
-    typer.echo(dumps(workflow_to_dict(wf)) if as_json else workflow_detail(wf))
+def _print(wf: workflow_pb2.Workflow, as_json: bool, text: str = "") -> None:
+    """The workflow as JSON (with its trace_id), or `text` (default: the detail) on stdout and
+    the trace id on stderr, as for a task."""
+    typer.echo(dumps(workflow_to_dict(wf)) if as_json else text or workflow_detail(wf))
+    if not as_json and wf.trace_id:
+        typer.echo(trace_id_line(wf.trace_id), err=True)
 
 
 def _finish(ctx: typer.Context, start: Callable[[Client], Awaitable[workflow_pb2.Workflow]],
-            wait: bool, timeout: float, as_json: bool) -> None:  # fmt: skip
+            wait: bool, timeout: float, as_json: bool, hint_after: float) -> None:  # fmt: skip
     async def go(client: Client) -> workflow_pb2.Workflow:
         wf = await start(client)
-        return await client.wait_workflow(wf.workflow_id, timeout) if wait else wf
+        if not wait:
+            return wf
+        waiting = client.wait_workflow(wf.workflow_id, timeout)
+        queued = queued_steps(client, wf.workflow_id)
+        return await wait_with_hints(client, waiting, queued, hint_after)
 
     wf = call(ctx, go)
-    if wait or as_json:
-        _print(wf, as_json)
-    else:
-        typer.echo(wf.workflow_id)
+    _print(wf, as_json, "" if wait else wf.workflow_id)
     if wait and wf.state != workflow_pb2.WORKFLOW_STATE_SUCCEEDED:
         raise typer.Exit(EXIT_TASK_FAILED)
 
@@ -83,13 +89,14 @@ def workflow_run(
     wait: WaitOpt = False,
     timeout: TimeoutOpt = 300.0,
     as_json: JsonOpt = False,
+    hint_after: HintAfterOpt = DEFAULT_HINT_AFTER,
 ) -> None:
     """Submit the workflow in FILE; prints its id (or, with --wait, how it ended)."""
     try:
         req = workflow_request(load_yaml(file.read_text(), str(file)), request_id)
     except WorkflowFileError as exc:
         raise typer.BadParameter(str(exc), param_hint="FILE") from None
-    _finish(ctx, lambda c: c.submit_workflow(req), wait, timeout, as_json)
+    _finish(ctx, lambda c: c.submit_workflow(req), wait, timeout, as_json, hint_after)
 
 
 def _by_id_command(name: str, help_text: str, method: ById) -> None:
@@ -182,8 +189,9 @@ def run(
     wait: WaitOpt = False,
     timeout: TimeoutOpt = 300.0,
     as_json: JsonOpt = False,
+    hint_after: HintAfterOpt = DEFAULT_HINT_AFTER,
 ) -> None:
     """Run a custom command as a workflow; prints its id (or, with --wait, how it ended)."""
     values = key_values(param or [], "-p")
     _finish(ctx, lambda c: c.run_command(name, cast(dict[str, Any], values), request_id=request_id),
-            wait, timeout, as_json)  # fmt: skip
+            wait, timeout, as_json, hint_after)  # fmt: skip

@@ -19,6 +19,14 @@ from hivewire.core.logs import setup_logging
 
 MAX_SLEEP_SECONDS = 300.0
 DEFAULT_CAPABILITIES = ("echo", "wordcount", "sleep")
+# What the shipped commands (commands/*.yaml) need besides echo and wordcount.
+WORKFLOW_HELPERS = ("chunk", "merge-counts", "upper", "collect")
+# The demo agents of `hivewire up --demo` and docker-compose.yml, by name: echo and wordcount
+# tasks spread over both, sleep runs on demo-1 and fail on demo-2, and both run workflow steps.
+DEMO_AGENTS: dict[str, tuple[str, ...]] = {
+    "demo-1": ("echo", "wordcount", "sleep", *WORKFLOW_HELPERS),
+    "demo-2": ("echo", "wordcount", "fail", *WORKFLOW_HELPERS),
+}
 _WORD = re.compile(r"[^\W\d_]+")
 
 
@@ -154,15 +162,27 @@ def build_agent(
     return agent
 
 
+def demo_capabilities(name: str) -> tuple[str, ...]:
+    """The capabilities of the demo agent called `name` (DEMO_AGENTS), else the defaults."""
+    return DEMO_AGENTS.get(name, DEFAULT_CAPABILITIES)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hivewire.cli.demo", description=__doc__)
     parser.add_argument("--name", default="demo")
-    parser.add_argument("--capabilities", default=",".join(DEFAULT_CAPABILITIES))
+    parser.add_argument(
+        "--capabilities",
+        help="comma-separated; default: the DEMO_AGENTS entry of --name, else "
+        + ",".join(DEFAULT_CAPABILITIES),
+    )
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     setup_logging(args.log_level, os.environ.get("HIVEWIRE_LOG_FORMAT") or "text")
-    caps = [c.strip() for c in args.capabilities.split(",") if c.strip()]
+    if args.capabilities is None:
+        caps = list(demo_capabilities(args.name))
+    else:
+        caps = [c.strip() for c in args.capabilities.split(",") if c.strip()]
     run_agent(build_agent(args.name, caps, args.concurrency))
 
 

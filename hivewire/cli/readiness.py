@@ -12,7 +12,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hivewire.core.addr_file import read_addr_file
-from hivewire.v1 import agent_pb2, gateway_pb2_grpc
+from hivewire.v1 import agent_pb2, gateway_pb2_grpc, registry_pb2, registry_pb2_grpc
 
 
 def up_command(data_dir: Path, *extra: str) -> list[str]:
@@ -47,6 +47,24 @@ async def wait_addr_file(path: Path, limit: float) -> str:
             raise TimeoutError(f"no address in {path} after {limit}s")
         await asyncio.sleep(0.05)
     return addr
+
+
+async def wait_redis(port: int, limit: float) -> None:
+    """Until the Redis on 127.0.0.1:`port` answers PING (it may be loading its AOF first)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while True:
+        with contextlib.suppress(OSError, TimeoutError):
+            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1)
+            try:
+                writer.write(b"PING\r\n")
+                if (await asyncio.wait_for(reader.readline(), 1)).startswith(b"+PONG"):
+                    return
+            finally:
+                writer.close()
+        if loop.time() >= deadline:
+            raise TimeoutError(f"redis on port {port} not answering PING after {limit}s")
+        await asyncio.sleep(0.05)
 
 
 async def _poll_rpc(
@@ -89,3 +107,29 @@ async def wait_agents_online(gateway_addr: str, names: set[str], limit: float) -
         return names <= {a.name for a in reply.agents}
 
     await _poll_rpc(gateway_addr, limit, online, f"agents {sorted(names)} not ONLINE")
+
+
+async def wait_agent_registered(registry_addr: str, name: str, since_ms: int, limit: float) -> None:
+    """Poll the registry's ListAgents until an agent called `name` that registered at or after
+    `since_ms` (epoch ms) is ONLINE: a restarted agent, not the lease of the one it replaces."""
+
+    async def registered(channel: grpc.aio.Channel) -> bool:
+        stub = registry_pb2_grpc.RegistryServiceStub(channel)
+        token = ""
+        while True:
+            request = agent_pb2.ListAgentsRequest(
+                state=agent_pb2.AGENT_STATE_ONLINE, page_size=1000, page_token=token
+            )
+            reply = await stub.ListAgents(
+                registry_pb2.RegistryServiceListAgentsRequest(request=request), timeout=1.0
+            )
+            page = reply.response
+            if any(
+                a.name == name and a.register_time.ToMilliseconds() >= since_ms for a in page.agents
+            ):
+                return True
+            if not page.next_page_token:
+                return False
+            token = page.next_page_token
+
+    await _poll_rpc(registry_addr, limit, registered, f"agent {name} not registered")

@@ -1,27 +1,32 @@
-"""`hivewire up`: embedded Redis, the three services and optional demo agents as child processes."""
+"""`hivewire up`'s supervisor: starts Redis, the services and demo agents in order, restarts what
+crashes (capped backoff, crash-loop limit) on the address it had, and stops them all in order."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import os
-import signal
 import sys
-from collections import deque
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hivewire.cli.children import Child, Ready, StartFailed
+from hivewire.cli.demo import DEMO_AGENTS
 from hivewire.cli.embedded_redis import BIND_ATTEMPTS, BIND_FAILED, EmbeddedRedis, candidate_port
-from hivewire.cli.readiness import wait_addr_file, wait_agents_online, wait_serving
-from hivewire.core.addr_file import remove_addr_file, write_addr_file
-
-logger = logging.getLogger(__name__)
+from hivewire.cli.readiness import (
+    wait_addr_file,
+    wait_agent_registered,
+    wait_redis,
+    wait_serving,
+)
+from hivewire.cli.restarts import RestartPolicy, describe_exit, keep_running
+from hivewire.core.addr_file import METRICS, read_addr_file, write_addr_file
 
 SERVICES = ("registry", "coordinator", "gateway")
+# After the agents (all at once), each of these stops once the one before it has exited.
+STOP_ORDER = ("gateway", "coordinator", "registry", "hooks", "redis")
 READY_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
 
 
 @dataclass
@@ -40,33 +45,22 @@ class UpConfig:
     hooks_file: Path | None = None
     hooks_addr: str = "127.0.0.1:50054"
     demo_agents: list[tuple[str, str]] = field(
-        default_factory=lambda: [
-            ("demo-1", "echo,wordcount,sleep,chunk,merge-counts,upper,collect"),
-            ("demo-2", "echo,wordcount,fail,chunk,merge-counts,upper,collect"),
-        ]
+        default_factory=lambda: [(name, ",".join(caps)) for name, caps in DEMO_AGENTS.items()]
     )
-
-
-@dataclass
-class Child:
-    name: str
-    process: asyncio.subprocess.Process
-    pump: asyncio.Task[None]
-    core: bool
-    tail: deque[bytes] = field(default_factory=lambda: deque(maxlen=20))
+    restarts: RestartPolicy = field(default_factory=RestartPolicy)
 
 
 class Supervisor:
-    """Starts children in order, prefixes their output, and stops them in reverse order."""
+    """Starts children in order, prefixes their output, restarts those that exit (unless it is
+    stopping), and stops them in order."""
 
     def __init__(self, config: UpConfig, write: Callable[[str], object] | None = None) -> None:
         self.config = config
-        self._write = write or (lambda s: (sys.stdout.write(s), sys.stdout.flush()))
-        self.children: list[Child] = []
-        self._stopping = False
+        self.write = write or (lambda s: (sys.stdout.write(s), sys.stdout.flush()))
+        self.children: dict[str, Child] = {}
         self.redis_url = config.redis_url or f"redis://127.0.0.1:{config.redis_port}/0"
         # Where each service listens: as configured until it reports the address it bound
-        # (an address with port 0 binds any free port).
+        # (an address with port 0 binds any free port); restarts are pinned to that address.
         self.addrs = {
             "registry": config.registry_addr,
             "coordinator": config.coordinator_addr,
@@ -74,8 +68,17 @@ class Supervisor:
             "hooks": config.hooks_addr,
         }
         self.run_dir = config.data_dir.resolve() / "run"
+        # Set when Redis is given up on: nothing can work without it, so `hivewire up` stops.
+        self.fatal = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._served: set[str] = set()
+        self._metrics: dict[str, str] = {}
+        self._watchers: set[asyncio.Task[None]] = set()
 
-    def _env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+    def say(self, text: str) -> None:
+        self.write(f"[hivewire] {text}\n")
+
+    def _env(self, extra: dict[str, str]) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
             HIVEWIRE_REDIS_URL=self.redis_url,
@@ -87,33 +90,33 @@ class Supervisor:
         if self.config.hooks_file is not None:
             env["HIVEWIRE_HOOKS_FILE"] = str(self.config.hooks_file.resolve())
             env["HIVEWIRE_HOOKS_ADDR"] = self.addrs["hooks"]
-        env.update(extra or {})
+        env.update(extra)
         return env
 
-    async def _spawn(
-        self, name: str, argv: list[str], *, core: bool, env: dict[str, str] | None = None
-    ) -> Child:
-        # A process group of its own: a terminal's Ctrl-C reaches only us, and we stop in order.
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            stdin=asyncio.subprocess.DEVNULL,
-            env=self._env(env),
-            process_group=0,
-        )
-        child = Child(name, proc, asyncio.create_task(asyncio.sleep(0)), core)
-        child.pump = asyncio.create_task(self._pump(child))
-        self.children.append(child)
-        return child
+    # Starting
+    async def start(self) -> None:
+        """Start Redis (unless external), the services, then demo agents; each waits to be ready.
+        StartFailed (or TimeoutError) if one does not come up."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.config.redis_url is None and not await self._start_redis():
+            return
+        for name in SERVICES:
+            if not await self._first_start(self._service(name)):
+                return
+        if self.config.hooks_file is not None and not await self._first_start(
+            self._service("hooks")
+        ):
+            return
+        if self.config.demo:
+            agents = [self._agent(name, caps) for name, caps in self.config.demo_agents]
+            results = await asyncio.gather(
+                *(self._first_start(a) for a in agents), return_exceptions=True
+            )
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
 
-    async def _pump(self, child: Child) -> None:
-        assert child.process.stdout is not None
-        while line := await child.process.stdout.readline():
-            child.tail.append(line)
-            self._write(f"[{child.name}] {line.decode(errors='replace').rstrip()}\n")
-
-    async def _start_redis(self) -> None:
+    async def _start_redis(self) -> bool:
         """The embedded Redis on its port; with port 0, on a free one (another candidate if
         the one picked is taken before redis-server binds it: it exits saying so)."""
         data_dir = self.config.data_dir.resolve()
@@ -121,167 +124,150 @@ class Supervisor:
         for _ in range(BIND_ATTEMPTS):
             port = self.config.redis_port or candidate_port()
             redis = EmbeddedRedis(port, data_dir, appendfsync=self.config.appendfsync)
-            child = await self._spawn("redis", redis.command(), core=True)
+            child = self._redis(redis)
             try:
-                await self._until_ready(child, asyncio.to_thread(redis.wait_ready, READY_TIMEOUT))
-            except RuntimeError:
-                await child.pump
-                taken = any(BIND_FAILED in line for line in child.tail)
-                if self.config.redis_port or not taken:
+                if not await self._first_start(child):
+                    return False
+            except StartFailed:
+                await child.output_done()
+                if self.config.redis_port or not any(BIND_FAILED in s for s in child.tail):
                     raise
-                self.children.remove(child)
                 continue
             self.redis_url = redis.url
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_addr_file(self.run_dir / "redis.addr", f"127.0.0.1:{port}")
-            return
-        raise RuntimeError(f"no free port for Redis after {BIND_ATTEMPTS} candidates")
+            return True
+        raise StartFailed(f"no free port for Redis after {BIND_ATTEMPTS} candidates")
 
-    async def _start_service(self, name: str, module: str) -> None:
-        """Start a service and wait until it reports the address it bound and serves there."""
+    def _child(self, name: str, argv: list[str], ready: Ready) -> Child:
+        return Child(name, argv, ready, pid_file=self.run_dir / f"{name}.pid")
+
+    def _redis(self, redis: EmbeddedRedis) -> Child:
+        """Redis: ready once it answers PING; a restart keeps its port and data directory (the
+        AOF replays everything acknowledged)."""
+
+        addr_file = self.run_dir / "redis.addr"
+
+        async def ready(_since_ms: int) -> None:
+            await wait_redis(redis.port, READY_TIMEOUT)
+            write_addr_file(addr_file, f"127.0.0.1:{redis.port}")
+
+        child = self._child("redis", redis.command(), ready)
+        child.addr_file = addr_file
+        return child
+
+    def _service(self, name: str) -> Child:
+        """A service child: it reports the address it bound in its address file, then serves
+        health there; after its first start it must come back on that same address."""
         addr_file = self.run_dir / f"{name}.addr"
-        remove_addr_file(addr_file)
-        child = await self._spawn(
-            name,
-            [sys.executable, "-m", module],
-            core=True,
-            env={"HIVEWIRE_ADDR_FILE": str(addr_file)},
-        )
 
-        async def ready() -> None:
-            self.addrs[name] = await wait_addr_file(addr_file, READY_TIMEOUT)
-            await wait_serving(self.addrs[name], READY_TIMEOUT)
+        async def ready(_since_ms: int) -> None:
+            addr = await wait_addr_file(addr_file, READY_TIMEOUT)
+            if name in self._served and addr != self.addrs[name]:
+                raise StartFailed(f"came back on {addr}, not on {self.addrs[name]}")
+            await wait_serving(addr, READY_TIMEOUT)
+            if name not in self._served:
+                self.addrs[name] = addr
+                self._metrics[name] = read_addr_file(addr_file, METRICS) or ""
 
-        await self._until_ready(child, ready())
+        def prepare() -> dict[str, str]:
+            return {"HIVEWIRE_ADDR_FILE": str(addr_file), **self._pins(name)}
 
-    async def start(self) -> None:
-        """Start Redis (unless external), the services, then demo agents; each waits to be ready."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if self.config.redis_url is None:
-            await self._start_redis()
-        for name in SERVICES:
-            await self._start_service(name, f"hivewire_services.{name}")
-        if self.config.hooks_file is not None:
-            await self._start_service("hooks", "hivewire_services.hooks")
-        if self.config.demo:
-            for name, caps in self.config.demo_agents:
-                argv = [sys.executable, "-m", "hivewire.cli.demo", "--name", name]
-                await self._spawn(name, [*argv, "--capabilities", caps], core=False)
-            names = {name for name, _ in self.config.demo_agents}
-            await wait_agents_online(self.addrs["gateway"], names, READY_TIMEOUT)
+        child = self._child(name, [sys.executable, "-m", f"hivewire_services.{name}"], ready)
+        child.prepare, child.addr_file = prepare, addr_file
+        return child
 
-    async def _until_ready(self, child: Child, ready: Awaitable[object]) -> None:
-        waiter = asyncio.ensure_future(ready)
-        died = asyncio.ensure_future(child.process.wait())
-        done, _ = await asyncio.wait({waiter, died}, return_when=asyncio.FIRST_COMPLETED)
-        if waiter not in done:
-            waiter.cancel()
-            raise RuntimeError(
-                f"{child.name} exited with {child.process.returncode} while starting"
+    def _pins(self, name: str) -> dict[str, str]:
+        """For a restart: the port the first start bound, for gRPC (HIVEWIRE_<NAME>_ADDR is in
+        every child's environment already) and /metrics, so nobody needs new addresses."""
+        if name not in self._served:
+            return {}
+        prefix = f"HIVEWIRE_{name.upper()}"
+        port = self.addrs[name].rpartition(":")[2]
+        pins = {}
+        if listen := os.environ.get(f"{prefix}_LISTEN"):
+            pins[f"{prefix}_LISTEN"] = f"{listen.rpartition(':')[0]}:{port}"
+        if metrics := self._metrics.get(name):
+            pins[f"{prefix}_METRICS_PORT"] = metrics.rpartition(":")[2]
+        return pins
+
+    def _agent(self, name: str, capabilities: str) -> Child:
+        """A demo agent: ready once an agent of its name registered after it started."""
+        argv = [sys.executable, "-m", "hivewire.cli.demo", "--name", name]
+
+        def ready(since_ms: int) -> Awaitable[None]:
+            return wait_agent_registered(self.addrs["registry"], name, since_ms, READY_TIMEOUT)
+
+        child = self._child(name, [*argv, "--capabilities", capabilities], ready)
+        child.agent = True
+        return child
+
+    async def _first_start(self, child: Child) -> bool:
+        """Start `child` and supervise it from then on; False if stopping began meanwhile."""
+        self.children[child.name] = child
+        if not await self._launch(child):
+            return False
+        self._served.add(child.name)
+        self.say(f"{child.name} is up (pid {child.pid})")
+        watcher = asyncio.create_task(self._supervise(child), name=f"supervise-{child.name}")
+        self._watchers.add(watcher)
+        return True
+
+    async def _launch(self, child: Child) -> bool:
+        """Start a process in `child`'s slot and wait until it serves: True once it does, False
+        if stopping began first; StartFailed if it exits or is not ready in time (then killed)."""
+        if self._stopping.is_set():
+            return False
+        since_ms = int(time.time() * 1000)
+        await child.spawn(self._env(child.prepare()), self.write)
+        assert child.process is not None
+        ready = asyncio.ensure_future(child.ready(since_ms))
+        exited = asyncio.ensure_future(child.process.wait())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {ready, exited, stopping}, return_when=asyncio.FIRST_COMPLETED
             )
-        died.cancel()
-        waiter.result()
-
-    async def wait_core_exit(self) -> Child:
-        """Return the first core child that exits (unexpectedly, unless we are stopping)."""
-        waits = {asyncio.ensure_future(c.process.wait()): c for c in self.children if c.core}
-        try:
-            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for w in waits:
-                w.cancel()
-        return waits[next(iter(done))]
+            for waiter in (ready, exited, stopping):
+                waiter.cancel()
+        if self._stopping.is_set():
+            return False
+        if exited in done:
+            child.forget()
+            raise StartFailed(f"exited with {describe_exit(exited.result())} while starting")
+        if (exc := ready.exception()) is not None:
+            await child.kill()
+            child.forget()
+            raise StartFailed(f"did not become ready ({exc})")
+        return True
 
-    async def stop(self) -> None:
-        """Agents first, then gateway, coordinator, registry, then Redis: SIGTERM, wait, SIGKILL."""
-        if self._stopping:
+    # Restarting
+    async def _supervise(self, child: Child) -> None:
+        why = await keep_running(
+            child, self._launch, self.config.restarts, self._stopping, self.say
+        )
+        if not why:
             return
-        self._stopping = True
-        agents = [c for c in self.children if not c.core]
-        await asyncio.gather(*(_terminate(c) for c in agents))
-        for child in reversed([c for c in self.children if c.core]):
-            await _terminate(child)
-
-
-async def _terminate(child: Child) -> None:
-    proc = child.process
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
-        except TimeoutError:
-            logger.warning("%s did not stop in %ss; killing it", child.name, STOP_TIMEOUT)
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-    with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(child.pump, 2.0)
-
-
-def banner(config: UpConfig, redis_url: str, gateway_addr: str) -> str:
-    lines = [
-        "",
-        "hivewire is ready",
-        f"  gateway   {gateway_addr}",
-        f"  redis     {redis_url}",
-        "",
-        "try:",
-        "  hivewire agents",
-        '  hivewire submit echo --payload \'{"hello": "world"}\' --wait --json',
-        '  hivewire submit wordcount --payload \'{"text": "to be or not to be"}\' --wait',
-        "  hivewire watch",
-        "",
-        "workflows (custom commands in ./commands):",
-        "  hivewire commands",
-        "  hivewire run analyze-text -p text='to be or not to be that is the question' --wait",
-        "  hivewire run diamond --wait --json",
-        "  hivewire workflows",
-        "",
-        "Ctrl-C stops everything.",
-        "",
-    ]
-    if not config.demo:
-        lines.insert(6, "  hivewire agent            # start a demo agent (echo, wordcount, sleep)")
-    if config.hooks_file is not None:
-        lines.insert(4, f"  hooks     {config.hooks_file}")
-    if gateway_addr != "127.0.0.1:50051":
-        lines.append(f"(set HIVEWIRE_GATEWAY_ADDR={gateway_addr} or pass --addr)\n")
-    return "\n".join(lines) + "\n"
-
-
-async def run_up(config: UpConfig, write: Callable[[str], object] | None = None) -> int:
-    """Run until SIGINT/SIGTERM (exit 0) or until a core child dies (exit 1)."""
-    sup = Supervisor(config, write)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    code = 0
-    try:
-        starting = asyncio.ensure_future(sup.start())
-        stopped = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if not starting.done():
-            starting.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await starting
-        elif starting.exception() is not None:
-            sup._write(f"[hivewire] failed to start: {starting.exception()}\n")
-            code = 1
+        if child.name == "redis":
+            self.say(
+                f"redis {why}: giving up on it, and as nothing works without Redis, "
+                "stopping everything"
+            )
+            self.fatal.set()
         else:
-            sup._write(banner(config, sup.redis_url, sup.addrs["gateway"]))
-            died = asyncio.ensure_future(sup.wait_core_exit())
-            await asyncio.wait({died, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            if died.done():
-                child = died.result()
-                sup._write(f"[hivewire] {child.name} exited with {child.process.returncode}\n")
-                code = 1
-            died.cancel()
-        stopped.cancel()
-    finally:
-        sup._write("[hivewire] stopping\n")
-        await sup.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-    return code
+            self.say(f"{child.name} {why}: giving up on it (the rest keeps serving)")
+
+    # Stopping
+    async def stop(self) -> None:
+        """No more restarts; then agents first, then gateway, coordinator, registry, the hooks
+        runner and Redis, each SIGTERM, wait, SIGKILL. Idempotent."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        for result in await asyncio.gather(*self._watchers, return_exceptions=True):
+            if isinstance(result, Exception):
+                self.say(f"supervision failed: {result!r}")
+        agents = [c for c in self.children.values() if c.agent]
+        await asyncio.gather(*(c.terminate() for c in agents))
+        for name in STOP_ORDER:
+            if (child := self.children.get(name)) is not None:
+                await child.terminate()

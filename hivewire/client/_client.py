@@ -15,6 +15,7 @@ import grpc
 from hivewire.client._dlq import DeadLetterMethods
 from hivewire.client._events import EventStream
 from hivewire.client._loops import every_item, poll_state
+from hivewire.client._output import OutputMethods
 from hivewire.client._workflow import WorkflowCalls, workflow_to_dict
 from hivewire.core.backoff import backoff
 from hivewire.core.convert import agent_to_dict, encode_payload, task_to_dict
@@ -55,6 +56,7 @@ def _submit_request(
     heartbeat_timeout: float | None = None,
     retry_initial_backoff: float | None = None,
     retry_max_backoff: float | None = None,
+    progress_timeout: float | None = None,
 ) -> task_pb2.SubmitTaskRequest:
     req = task_pb2.SubmitTaskRequest(
         capability=capability,
@@ -71,6 +73,7 @@ def _submit_request(
         ("heartbeat_timeout", heartbeat_timeout),
         ("retry_initial_backoff", retry_initial_backoff),
         ("retry_max_backoff", retry_max_backoff),
+        ("progress_timeout", progress_timeout),
     ):
         if seconds is not None:
             getattr(req, name).FromNanoseconds(int(seconds * 1e9))
@@ -83,7 +86,7 @@ def _trace_metadata() -> tuple[tuple[str, str], ...]:
     return () if traceparent_of() else (("traceparent", new_traceparent()),)
 
 
-class Client(WorkflowCalls, DeadLetterMethods, AsyncComponent):
+class Client(WorkflowCalls, DeadLetterMethods, OutputMethods, AsyncComponent):
     """One channel to the gateway; every unary call has a deadline (`timeout` seconds)."""
 
     def __init__(self, addr: str | None = None, *, timeout: float = 10.0) -> None:
@@ -116,7 +119,8 @@ class Client(WorkflowCalls, DeadLetterMethods, AsyncComponent):
         """Submit one task; `payload` is sent as is when bytes, else JSON-encoded.
 
         `timeouts` (seconds): schedule_to_start_timeout, heartbeat_timeout,
-        retry_initial_backoff, retry_max_backoff.
+        retry_initial_backoff, retry_max_backoff, progress_timeout (an attempt that reports no
+        progress or output for this long is failed and retried).
         """
         req = _submit_request(
             capability,
@@ -212,12 +216,16 @@ class Client(WorkflowCalls, DeadLetterMethods, AsyncComponent):
         state: agent_pb2.AgentState.ValueType | None = None,
         page_size: int = 100,
         page_token: str = "",
+        *,
+        include_offline: bool = False,
     ) -> tuple[list[agent_pb2.Agent], str]:
+        """One page: live agents first; `include_offline` adds the offline ones still stored."""
         req = agent_pb2.ListAgentsRequest(
             page_size=page_size,
             page_token=page_token,
             capability=capability or "",
             state=state or agent_pb2.AGENT_STATE_UNSPECIFIED,
+            include_offline=include_offline,
         )
         resp = await self._stub.ListAgents(req, timeout=self.timeout)
         return list(resp.agents), resp.next_page_token
@@ -227,8 +235,28 @@ class Client(WorkflowCalls, DeadLetterMethods, AsyncComponent):
         capability: str | None = None,
         state: agent_pb2.AgentState.ValueType | None = None,
         page_size: int = 100,
+        *,
+        include_offline: bool = False,
     ) -> AsyncIterator[agent_pb2.Agent]:
-        return every_item(lambda token: self.list_agents(capability, state, page_size, token))
+        return every_item(
+            lambda token: self.list_agents(
+                capability, state, page_size, token, include_offline=include_offline
+            )
+        )
+
+    async def live_agents(
+        self, capability: str, required_labels: Mapping[str, str] | None = None, *, limit: int = 1
+    ) -> list[agent_pb2.Agent]:
+        """Up to `limit` ONLINE agents offering `capability` (and carrying `required_labels`):
+        the agents that could take a queued task of it. Empty: the task waits for one."""
+        want = dict(required_labels or {})
+        found: list[agent_pb2.Agent] = []
+        async for agent in self.iter_agents(capability, agent_pb2.AGENT_STATE_ONLINE):
+            if all(agent.labels.get(k) == v for k, v in want.items()):
+                found.append(agent)
+                if len(found) >= limit:
+                    break
+        return found
 
     # Events
     async def events(

@@ -38,6 +38,7 @@ def workflow_to_dict(wf: workflow_pb2.Workflow) -> dict[str, Any]:
         ).lower(),
         "create_time": iso_time(wf, "create_time"),
         "end_time": iso_time(wf, "end_time"),
+        "trace_id": wf.trace_id,
         "steps": [
             {
                 "step_id": s.step_id,

@@ -1,4 +1,4 @@
-"""Plain-dict views of Task and Agent messages (for JSON output) and payload encoding."""
+"""Plain-dict views of Task, Agent, Event and output messages (JSON output), payload encoding."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from hivewire.v1 import agent_pb2, event_pb2, task_pb2
+from hivewire.v1 import agent_pb2, event_pb2, stream_pb2, task_pb2
 
 if TYPE_CHECKING:
     from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
@@ -60,6 +60,7 @@ def enum_namer(enum: _EnumTypeWrapper[Any], prefix: str) -> Callable[[int], str]
 task_state_name = enum_namer(task_pb2.TaskState, "TASK_STATE_")
 agent_state_name = enum_namer(agent_pb2.AgentState, "AGENT_STATE_")
 event_type_name = enum_namer(event_pb2.EventType, "EVENT_TYPE_")
+output_stream_name = enum_namer(stream_pb2.OutputStream, "OUTPUT_STREAM_")
 
 
 def message_dict(
@@ -102,11 +103,25 @@ _TASK_KEYS = [
     "start_time",
     "end_time",
     "trace_id",
+    "progress",
+    "output_bytes",
+    "output_dropped_bytes",
 ]
+
+
+def progress_to_dict(progress: stream_pb2.TaskProgress) -> dict[str, Any] | None:
+    """`{fraction, message, time}` (fraction None when unknown); None when nothing was reported."""
+    if not progress.ByteSize():
+        return None
+    fraction = progress.fraction if progress.HasField("fraction") else None
+    return {"fraction": fraction, "message": progress.message, "time": iso_time(progress, "time")}
+
+
 _TASK_CONVERT: dict[str, Callable[[Any], Any]] = {
     "state": task_state_name,
     "payload": decode_data,
     "result": decode_data,
+    "progress": progress_to_dict,
 }
 
 _AGENT_KEYS = [
@@ -133,10 +148,14 @@ _EVENT_KEYS = [
     "task_state",
     "attempt",
     "message",
+    "progress",
+    "output_chunks",
+    "output_cursor",
 ]
 _EVENT_CONVERT: dict[str, Callable[[Any], Any]] = {
     "type": event_type_name,
     "task_state": lambda state: task_state_name(state) if state else None,
+    "progress": progress_to_dict,
 }
 
 
@@ -153,3 +172,12 @@ def agent_to_dict(agent: agent_pb2.Agent) -> dict[str, Any]:
 def event_to_dict(event: event_pb2.Event) -> dict[str, Any]:
     """An event as a JSON-ready dict."""
     return message_dict(event, _EVENT_KEYS, _EVENT_CONVERT)
+
+
+def chunk_to_dict(chunk: stream_pb2.OutputChunk) -> dict[str, Any]:
+    """An output chunk as a JSON-ready dict (stream as STDOUT, STDERR or LOG)."""
+    return message_dict(
+        chunk,
+        ("cursor", "stream", "time", "text"),
+        {"stream": lambda s: output_stream_name(s or stream_pb2.OUTPUT_STREAM_STDOUT)},
+    )

@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Footer, Input, ProgressBar, RichLog, Spar
 
 from hivewire.client import Client
 from hivewire.dashboard.feed import Feed
-from hivewire.dashboard.model import DashboardModel, QueueRow, WorkflowRow
+from hivewire.dashboard.model import DashboardModel, ProgressRow, QueueRow, WorkflowRow
 from hivewire.v1 import event_pb2
 
 REFRESH_SECONDS = 0.25
@@ -56,8 +56,24 @@ class WorkflowLine(RowLine[WorkflowRow]):
         self.query_one(ProgressBar).update(total=max(row.total, 1), progress=row.done)
 
 
+class TaskLine(RowLine[ProgressRow]):
+    """One running task: capability, id, lines of output, message, and its progress."""
+
+    def compose(self) -> ComposeResult:
+        yield Static(classes="label")
+        yield ProgressBar(show_eta=False)
+
+    def show(self, row: ProgressRow) -> None:
+        text = f"{row.capability[:12]:<12} {row.task_id[:8]} {row.lines:>5} lines {row.message}"
+        self.query_one(Static).update(text[:44])
+        # No fraction reported: an indeterminate bar.
+        total = None if row.fraction is None else 100
+        self.query_one(ProgressBar).update(total=total, progress=(row.fraction or 0) * 100)
+
+
 class Dashboard(App[None]):
-    """Agents, queues with sparklines, workflows with progress bars, and the live event log."""
+    """Agents, queues with sparklines, workflows and running tasks with progress bars, and the
+    live event log."""
 
     TITLE = "hivewire"
     CSS = """
@@ -66,10 +82,12 @@ class Dashboard(App[None]):
     #agents { width: 1fr; border: round $secondary; }
     #queues { width: 1fr; border: round $secondary; }
     #workflows { height: auto; max-height: 30%; border: round $secondary; }
+    #tasks { height: auto; max-height: 30%; border: round $secondary; }
     #log { border: round $secondary; }
-    QueueLine, WorkflowLine { height: 1; }
+    QueueLine, WorkflowLine, TaskLine { height: 1; }
     QueueLine .label { width: 44; }
     WorkflowLine .label { width: 32; }
+    TaskLine .label { width: 46; }
     Sparkline { width: 1fr; }
     #filter { dock: bottom; display: none; }
     #filter.shown { display: block; }
@@ -99,6 +117,7 @@ class Dashboard(App[None]):
         self._written = 0
         self._queues: dict[str, RowLine[QueueRow]] = {}
         self._workflows: dict[str, RowLine[WorkflowRow]] = {}
+        self._tasks: dict[str, RowLine[ProgressRow]] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(self.model.totals(), id="totals")
@@ -106,6 +125,7 @@ class Dashboard(App[None]):
             yield DataTable(id="agents", cursor_type="row", zebra_stripes=True)
             yield VerticalScroll(id="queues")
         yield Vertical(Static("no workflow running", id="no-workflows"), id="workflows")
+        yield Vertical(Static("no task reporting progress", id="no-tasks"), id="tasks")
         yield RichLog(id="log", max_lines=500, wrap=False)
         yield Input(placeholder="filter every panel (enter applies, empty clears)", id="filter")
         yield Footer()
@@ -116,6 +136,7 @@ class Dashboard(App[None]):
             ("#agents", "Agents"),
             ("#queues", "Queues (throughput)"),
             ("#workflows", "Workflows in progress"),
+            ("#tasks", "Tasks in progress"),
             ("#log", "Events"),
         ):
             self.query_one(selector).border_title = title
@@ -147,6 +168,7 @@ class Dashboard(App[None]):
         self._render_agents()
         self._render_queues()
         self._render_workflows()
+        self._render_tasks()
         self._render_log(force)
 
     def _render_agents(self) -> None:
@@ -176,6 +198,15 @@ class Dashboard(App[None]):
             self._show_line(box, self._workflows, row.workflow_id, WorkflowLine, row)
         for wf_id in set(self._workflows) - {r.workflow_id for r in rows}:
             self._workflows.pop(wf_id).remove()
+
+    def _render_tasks(self) -> None:
+        box = self.query_one("#tasks", Vertical)
+        rows = self.model.progress_rows()
+        self.query_one("#no-tasks", Static).display = not rows
+        for row in rows:
+            self._show_line(box, self._tasks, row.task_id, TaskLine, row)
+        for task_id in set(self._tasks) - {r.task_id for r in rows}:
+            self._tasks.pop(task_id).remove()
 
     def _show_line(
         self,

@@ -125,7 +125,10 @@ class Feed:
 
     async def _agents(self) -> None:
         while True:
-            self.model.agents = [a async for a in self.client.iter_agents(page_size=1000)]
+            # Live agents first, then those offline within the registry's retention (it deletes
+            # older ones), so a panel full of dead agents never hides a live one.
+            agents = self.client.iter_agents(page_size=1000, include_offline=True)
+            self.model.agents = [a async for a in agents]
             self._connected()
             self.changed()
             await asyncio.sleep(POLL_SECONDS)

@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
+from hivewire.core.agent_states import is_live_agent
 from hivewire.core.convert import agent_state_name, event_to_dict, iso_time
 from hivewire.v1 import agent_pb2, event_pb2, stats_pb2, workflow_pb2
 
 HISTORY = 60  # throughput samples kept per capability (one per stats frame)
 LOG_LINES = 500  # event lines kept (and held while paused)
 MAX_CAPABILITIES = 200
+MAX_PROGRESS_ROWS = 50  # running tasks shown with their progress (the most recent reporters)
 
+# Progress and output reports update the running-tasks panel; logged, they would drown the log.
+_NOT_LOGGED = frozenset({event_pb2.EVENT_TYPE_TASK_PROGRESS, event_pb2.EVENT_TYPE_TASK_OUTPUT})
+# A task leaves the running-tasks panel when its attempt ends.
+_ATTEMPT_ENDED = frozenset(
+    {
+        event_pb2.EVENT_TYPE_TASK_SUCCEEDED,
+        event_pb2.EVENT_TYPE_TASK_FAILED,
+        event_pb2.EVENT_TYPE_TASK_CANCELLED,
+        event_pb2.EVENT_TYPE_TASK_TIMED_OUT,
+        event_pb2.EVENT_TYPE_TASK_RETRYING,
+        event_pb2.EVENT_TYPE_TASK_RECLAIMED,
+    }
+)
 _STEP_DONE = frozenset(
     {
         workflow_pb2.STEP_STATE_SUCCEEDED,
@@ -40,6 +55,17 @@ class QueueRow:
     rate: float
     agents: int
     history: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class ProgressRow:
+    """A running task that reported progress or output: `fraction` None when unknown."""
+
+    task_id: str
+    capability: str
+    fraction: float | None
+    message: str
+    lines: int
 
 
 @dataclass(frozen=True)
@@ -96,6 +122,7 @@ class DashboardModel:
     reconnects: int = 0
     events_seen: int = 0
     log_total: int = 0  # lines ever added to `log` (the app writes the ones it has not)
+    progress: OrderedDict[str, ProgressRow] = field(default_factory=OrderedDict)
 
     def on_stats(self, stats: stats_pb2.Stats) -> None:
         self.stats = stats
@@ -112,11 +139,34 @@ class DashboardModel:
         self.events_seen += 1
         self.last_cursor = event.cursor
         self.cursors.append(event.cursor)
+        self._track_progress(event)
+        if event.type in _NOT_LOGGED:
+            return
         if self.paused:
             self.held.append(compact_line(event))
         else:
             self.log.append(compact_line(event))
             self.log_total += 1
+
+    def _track_progress(self, event: event_pb2.Event) -> None:
+        if event.type in _ATTEMPT_ENDED:
+            self.progress.pop(event.task_id, None)
+            return
+        if event.type not in _NOT_LOGGED:
+            return
+        row = self.progress.pop(event.task_id, None)
+        fraction, message, lines = (row.fraction, row.message, row.lines) if row else (None, "", 0)
+        if event.type == event_pb2.EVENT_TYPE_TASK_PROGRESS:
+            p = event.progress  # the whole progress, not a change
+            fraction = p.fraction if p.HasField("fraction") else None
+            message = p.message
+        else:
+            lines += event.output_chunks
+        self.progress[event.task_id] = ProgressRow(
+            event.task_id, event.capability, fraction, message, lines
+        )
+        while len(self.progress) > MAX_PROGRESS_ROWS:
+            self.progress.popitem(last=False)
 
     def toggle_pause(self) -> None:
         self.paused = not self.paused
@@ -129,7 +179,10 @@ class DashboardModel:
         return not self.filter or self.filter.lower() in text.lower()
 
     def agent_rows(self, now: dt.datetime | None = None) -> list[AgentRow]:
+        """Live agents first, then OFFLINE ones (each group in the order listed): however many
+        agents died, the live ones head the panel."""
         now = now or dt.datetime.now(dt.UTC)
+        agents = sorted(self.agents, key=lambda a: not is_live_agent(a.state))
         rows = [
             AgentRow(
                 a.agent_id[:12],
@@ -139,7 +192,7 @@ class DashboardModel:
                 f"{a.in_flight}/{a.max_concurrency}",
                 _ago(iso_time(a, "last_heartbeat_time"), now),
             )
-            for a in self.agents
+            for a in agents
         ]
         return [r for r in rows if self.keep(f"{r.agent_id} {r.name} {r.state} {r.capabilities}")]
 
@@ -167,6 +220,14 @@ class DashboardModel:
             rows.append(WorkflowRow(wf.workflow_id, wf.name or wf.workflow_id[:12], done,
                                     len(wf.steps)))  # fmt: skip
         return [r for r in rows if self.keep(f"{r.workflow_id} {r.name}")]
+
+    def progress_rows(self) -> list[ProgressRow]:
+        """Running tasks that reported progress or output, most recent reporter last."""
+        return [
+            r
+            for r in self.progress.values()
+            if self.keep(f"{r.task_id} {r.capability} {r.message}")
+        ]
 
     def log_lines(self) -> list[str]:
         return [line for line in self.log if self.keep(line)]

@@ -138,7 +138,9 @@ Global___Agent: _TypeAlias = Agent  # noqa: Y015
 
 @_typing.final
 class ListAgentsRequest(_message.Message):
-    """ListAgentsRequest pages through agents."""
+    """ListAgentsRequest pages through agents: live ones (ONLINE, DRAINING) by registration, oldest
+    first; then, when asked for, the OFFLINE ones still stored, most recently offline first.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -146,6 +148,7 @@ class ListAgentsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     CAPABILITY_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
+    INCLUDE_OFFLINE_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Page size (1..1000, default 100)."""
     page_token: _builtins.str
@@ -153,7 +156,14 @@ class ListAgentsRequest(_message.Message):
     capability: _builtins.str
     """Only agents with this capability."""
     state: Global___AgentState.ValueType
-    """Only agents in this state (UNSPECIFIED for all)."""
+    """Only agents in this state (UNSPECIFIED for all). AGENT_STATE_OFFLINE lists the offline
+    agents still stored, with or without include_offline.
+    """
+    include_offline: _builtins.bool
+    """Also list OFFLINE agents, after the live ones. The registry keeps an offline agent only
+    for a retention (HIVEWIRE_OFFLINE_AGENT_RETENTION_SECONDS, default 5 minutes), so this
+    means every agent still stored.
+    """
     def __init__(
         self,
         *,
@@ -161,10 +171,11 @@ class ListAgentsRequest(_message.Message):
         page_token: _builtins.str = ...,
         capability: _builtins.str = ...,
         state: Global___AgentState.ValueType = ...,
+        include_offline: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capability", b"capability", "page_size", b"page_size", "page_token", b"page_token", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capability", b"capability", "include_offline", b"include_offline", "page_size", b"page_size", "page_token", b"page_token", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -182,7 +193,9 @@ class ListAgentsResponse(_message.Message):
     """Token for the next page; empty on the last page."""
     @_builtins.property
     def agents(self) -> _containers.RepeatedCompositeFieldContainer[Global___Agent]:
-        """The agents on this page, oldest registration first."""
+        """The agents on this page: live ones first (oldest registration first), then offline ones
+        (most recently offline first).
+        """
 
     def __init__(
         self,

@@ -24,28 +24,29 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from hivewire.v1 import stream_pb2 as hivewire_dot_v1_dot_stream__pb2
 from hivewire.v1 import task_pb2 as hivewire_dot_v1_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hivewire/v1/event.proto\x12\x0bhivewire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16hivewire/v1/task.proto\"\xa4\x02\n\x05\x45vent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12$\n\x04type\x18\x02 \x01(\x0e\x32\x16.hivewire.v1.EventType\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07task_id\x18\x04 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x05 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x06 \x01(\t\x12\x12\n\ncapability\x18\x07 \x01(\t\x12*\n\ntask_state\x18\x08 \x01(\x0e\x32\x16.hivewire.v1.TaskState\x12\x0f\n\x07\x61ttempt\x18\t \x01(\x05\x12\x0f\n\x07message\x18\n \x01(\t\x12\x10\n\x08snapshot\x18\x0b \x01(\x08\x12\x0f\n\x07step_id\x18\x0c \x01(\t\"\x82\x02\n\x13StreamEventsRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\x12\n\ncapability\x18\x04 \x01(\t\x12%\n\x05types\x18\x05 \x03(\x0e\x32\x16.hivewire.v1.EventType\x12\x14\n\x0csince_cursor\x18\x06 \x01(\t\x12\x18\n\x10include_snapshot\x18\x07 \x01(\x08\x12\x35\n\x12heartbeat_interval\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tmax_batch\x18\t \x01(\x05\"\xde\x01\n\x14StreamEventsResponse\x12#\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.hivewire.v1.EventH\x00\x12\x31\n\theartbeat\x18\x02 \x01(\x0b\x32\x1c.hivewire.v1.StreamHeartbeatH\x00\x12:\n\x11snapshot_complete\x18\x03 \x01(\x0b\x32\x1d.hivewire.v1.SnapshotCompleteH\x00\x12)\n\x06\x65vents\x18\x04 \x01(\x0b\x32\x17.hivewire.v1.EventBatchH\x00\x42\x07\n\x05\x66rame\"0\n\nEventBatch\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.hivewire.v1.Event\"K\n\x0fStreamHeartbeat\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"\"\n\x10SnapshotComplete\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t*\xbd\x05\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45VENT_TYPE_TASK_SUBMITTED\x10\x01\x12\x1c\n\x18\x45VENT_TYPE_TASK_ASSIGNED\x10\x02\x12\x1b\n\x17\x45VENT_TYPE_TASK_STARTED\x10\x03\x12\x1d\n\x19\x45VENT_TYPE_TASK_SUCCEEDED\x10\x04\x12\x1a\n\x16\x45VENT_TYPE_TASK_FAILED\x10\x05\x12\x1c\n\x18\x45VENT_TYPE_TASK_RETRYING\x10\x06\x12\x1d\n\x19\x45VENT_TYPE_TASK_CANCELLED\x10\x07\x12\x1d\n\x19\x45VENT_TYPE_TASK_TIMED_OUT\x10\x08\x12!\n\x1d\x45VENT_TYPE_TASK_DEAD_LETTERED\x10\t\x12\x1d\n\x19\x45VENT_TYPE_RESULT_IGNORED\x10\n\x12\x1f\n\x1b\x45VENT_TYPE_AGENT_REGISTERED\x10\x0b\x12\x1c\n\x18\x45VENT_TYPE_AGENT_OFFLINE\x10\x0c\x12!\n\x1d\x45VENT_TYPE_AGENT_DEREGISTERED\x10\r\x12\x1d\n\x19\x45VENT_TYPE_TASK_RECLAIMED\x10\x0e\x12!\n\x1d\x45VENT_TYPE_WORKFLOW_SUBMITTED\x10\x0f\x12!\n\x1d\x45VENT_TYPE_WORKFLOW_SUCCEEDED\x10\x10\x12\x1e\n\x1a\x45VENT_TYPE_WORKFLOW_FAILED\x10\x11\x12!\n\x1d\x45VENT_TYPE_WORKFLOW_CANCELLED\x10\x12\x12\x1d\n\x19\x45VENT_TYPE_HOOK_SUCCEEDED\x10\x13\x12\x1a\n\x16\x45VENT_TYPE_HOOK_FAILED\x10\x14\x12\x1c\n\x18\x45VENT_TYPE_TASK_REQUEUED\x10\x15\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hivewire/v1/event.proto\x12\x0bhivewire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18hivewire/v1/stream.proto\x1a\x16hivewire/v1/task.proto\"\xff\x02\n\x05\x45vent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12$\n\x04type\x18\x02 \x01(\x0e\x32\x16.hivewire.v1.EventType\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07task_id\x18\x04 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x05 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x06 \x01(\t\x12\x12\n\ncapability\x18\x07 \x01(\t\x12*\n\ntask_state\x18\x08 \x01(\x0e\x32\x16.hivewire.v1.TaskState\x12\x0f\n\x07\x61ttempt\x18\t \x01(\x05\x12\x0f\n\x07message\x18\n \x01(\t\x12\x10\n\x08snapshot\x18\x0b \x01(\x08\x12\x0f\n\x07step_id\x18\x0c \x01(\t\x12+\n\x08progress\x18\r \x01(\x0b\x32\x19.hivewire.v1.TaskProgress\x12\x15\n\routput_chunks\x18\x0e \x01(\x05\x12\x15\n\routput_cursor\x18\x0f \x01(\t\"\x82\x02\n\x13StreamEventsRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\x12\n\ncapability\x18\x04 \x01(\t\x12%\n\x05types\x18\x05 \x03(\x0e\x32\x16.hivewire.v1.EventType\x12\x14\n\x0csince_cursor\x18\x06 \x01(\t\x12\x18\n\x10include_snapshot\x18\x07 \x01(\x08\x12\x35\n\x12heartbeat_interval\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tmax_batch\x18\t \x01(\x05\"\xde\x01\n\x14StreamEventsResponse\x12#\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.hivewire.v1.EventH\x00\x12\x31\n\theartbeat\x18\x02 \x01(\x0b\x32\x1c.hivewire.v1.StreamHeartbeatH\x00\x12:\n\x11snapshot_complete\x18\x03 \x01(\x0b\x32\x1d.hivewire.v1.SnapshotCompleteH\x00\x12)\n\x06\x65vents\x18\x04 \x01(\x0b\x32\x17.hivewire.v1.EventBatchH\x00\x42\x07\n\x05\x66rame\"0\n\nEventBatch\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.hivewire.v1.Event\"K\n\x0fStreamHeartbeat\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"\"\n\x10SnapshotComplete\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t*\xf7\x05\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45VENT_TYPE_TASK_SUBMITTED\x10\x01\x12\x1c\n\x18\x45VENT_TYPE_TASK_ASSIGNED\x10\x02\x12\x1b\n\x17\x45VENT_TYPE_TASK_STARTED\x10\x03\x12\x1d\n\x19\x45VENT_TYPE_TASK_SUCCEEDED\x10\x04\x12\x1a\n\x16\x45VENT_TYPE_TASK_FAILED\x10\x05\x12\x1c\n\x18\x45VENT_TYPE_TASK_RETRYING\x10\x06\x12\x1d\n\x19\x45VENT_TYPE_TASK_CANCELLED\x10\x07\x12\x1d\n\x19\x45VENT_TYPE_TASK_TIMED_OUT\x10\x08\x12!\n\x1d\x45VENT_TYPE_TASK_DEAD_LETTERED\x10\t\x12\x1d\n\x19\x45VENT_TYPE_RESULT_IGNORED\x10\n\x12\x1f\n\x1b\x45VENT_TYPE_AGENT_REGISTERED\x10\x0b\x12\x1c\n\x18\x45VENT_TYPE_AGENT_OFFLINE\x10\x0c\x12!\n\x1d\x45VENT_TYPE_AGENT_DEREGISTERED\x10\r\x12\x1d\n\x19\x45VENT_TYPE_TASK_RECLAIMED\x10\x0e\x12!\n\x1d\x45VENT_TYPE_WORKFLOW_SUBMITTED\x10\x0f\x12!\n\x1d\x45VENT_TYPE_WORKFLOW_SUCCEEDED\x10\x10\x12\x1e\n\x1a\x45VENT_TYPE_WORKFLOW_FAILED\x10\x11\x12!\n\x1d\x45VENT_TYPE_WORKFLOW_CANCELLED\x10\x12\x12\x1d\n\x19\x45VENT_TYPE_HOOK_SUCCEEDED\x10\x13\x12\x1a\n\x16\x45VENT_TYPE_HOOK_FAILED\x10\x14\x12\x1c\n\x18\x45VENT_TYPE_TASK_REQUEUED\x10\x15\x12\x1c\n\x18\x45VENT_TYPE_TASK_PROGRESS\x10\x16\x12\x1a\n\x16\x45VENT_TYPE_TASK_OUTPUT\x10\x17\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hivewire.v1.event_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVENTTYPE']._serialized_start=1074
-  _globals['_EVENTTYPE']._serialized_end=1775
-  _globals['_EVENT']._serialized_start=130
-  _globals['_EVENT']._serialized_end=422
-  _globals['_STREAMEVENTSREQUEST']._serialized_start=425
-  _globals['_STREAMEVENTSREQUEST']._serialized_end=683
-  _globals['_STREAMEVENTSRESPONSE']._serialized_start=686
-  _globals['_STREAMEVENTSRESPONSE']._serialized_end=908
-  _globals['_EVENTBATCH']._serialized_start=910
-  _globals['_EVENTBATCH']._serialized_end=958
-  _globals['_STREAMHEARTBEAT']._serialized_start=960
-  _globals['_STREAMHEARTBEAT']._serialized_end=1035
-  _globals['_SNAPSHOTCOMPLETE']._serialized_start=1037
-  _globals['_SNAPSHOTCOMPLETE']._serialized_end=1071
+  _globals['_EVENTTYPE']._serialized_start=1191
+  _globals['_EVENTTYPE']._serialized_end=1950
+  _globals['_EVENT']._serialized_start=156
+  _globals['_EVENT']._serialized_end=539
+  _globals['_STREAMEVENTSREQUEST']._serialized_start=542
+  _globals['_STREAMEVENTSREQUEST']._serialized_end=800
+  _globals['_STREAMEVENTSRESPONSE']._serialized_start=803
+  _globals['_STREAMEVENTSRESPONSE']._serialized_end=1025
+  _globals['_EVENTBATCH']._serialized_start=1027
+  _globals['_EVENTBATCH']._serialized_end=1075
+  _globals['_STREAMHEARTBEAT']._serialized_start=1077
+  _globals['_STREAMHEARTBEAT']._serialized_end=1152
+  _globals['_SNAPSHOTCOMPLETE']._serialized_start=1154
+  _globals['_SNAPSHOTCOMPLETE']._serialized_end=1188
 # @@protoc_insertion_point(module_scope)

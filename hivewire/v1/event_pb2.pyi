@@ -10,6 +10,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from hivewire.v1 import stream_pb2 as _stream_pb2
 from hivewire.v1 import task_pb2 as _task_pb2
 import builtins as _builtins
 import sys
@@ -72,6 +73,12 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     """A hook failed for an event (after its retries)."""
     EVENT_TYPE_TASK_REQUEUED: _EventType.ValueType  # 21
     """A dead-lettered task was put back in its queue."""
+    EVENT_TYPE_TASK_PROGRESS: _EventType.ValueType  # 22
+    """A running attempt reported progress (`progress` holds it)."""
+    EVENT_TYPE_TASK_OUTPUT: _EventType.ValueType  # 23
+    """A running attempt's report added output: one event per report, with the number of chunks
+    stored and the cursor of the last (the text itself is read with StreamTaskOutput).
+    """
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
     """EventType names what happened."""
@@ -120,6 +127,12 @@ EVENT_TYPE_HOOK_FAILED: EventType.ValueType  # 20
 """A hook failed for an event (after its retries)."""
 EVENT_TYPE_TASK_REQUEUED: EventType.ValueType  # 21
 """A dead-lettered task was put back in its queue."""
+EVENT_TYPE_TASK_PROGRESS: EventType.ValueType  # 22
+"""A running attempt reported progress (`progress` holds it)."""
+EVENT_TYPE_TASK_OUTPUT: EventType.ValueType  # 23
+"""A running attempt's report added output: one event per report, with the number of chunks
+stored and the cursor of the last (the text itself is read with StreamTaskOutput).
+"""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 @_typing.final
@@ -140,6 +153,9 @@ class Event(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     SNAPSHOT_FIELD_NUMBER: _builtins.int
     STEP_ID_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    OUTPUT_CHUNKS_FIELD_NUMBER: _builtins.int
+    OUTPUT_CURSOR_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
     """Position in the events stream; pass it as since_cursor to resume after this event."""
     type: Global___EventType.ValueType
@@ -162,9 +178,17 @@ class Event(_message.Message):
     """True for events synthesized from current state when a stream starts with a snapshot."""
     step_id: _builtins.str
     """Workflow step concerned, if any."""
+    output_chunks: _builtins.int
+    """task.output: how many chunks the report stored (the truncation marker included)."""
+    output_cursor: _builtins.str
+    """task.output: cursor of the last chunk stored; StreamTaskOutput resumes after it."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When it happened."""
+
+    @_builtins.property
+    def progress(self) -> _stream_pb2.TaskProgress:
+        """task.progress: the progress reported."""
 
     def __init__(
         self,
@@ -181,10 +205,13 @@ class Event(_message.Message):
         message: _builtins.str = ...,
         snapshot: _builtins.bool = ...,
         step_id: _builtins.str = ...,
+        progress: _stream_pb2.TaskProgress | None = ...,
+        output_chunks: _builtins.int = ...,
+        output_cursor: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "attempt", b"attempt", "capability", b"capability", "cursor", b"cursor", "message", b"message", "snapshot", b"snapshot", "step_id", b"step_id", "task_id", b"task_id", "task_state", b"task_state", "time", b"time", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "attempt", b"attempt", "capability", b"capability", "cursor", b"cursor", "message", b"message", "output_chunks", b"output_chunks", "output_cursor", b"output_cursor", "progress", b"progress", "snapshot", b"snapshot", "step_id", b"step_id", "task_id", b"task_id", "task_state", b"task_state", "time", b"time", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -65,6 +65,11 @@ class GatewayServiceStub:
                 request_serializer=hivewire_dot_v1_dot_task__pb2.CancelTaskRequest.SerializeToString,
                 response_deserializer=hivewire_dot_v1_dot_task__pb2.CancelTaskResponse.FromString,
                 _registered_method=True)
+        self.StreamTaskOutput = channel.unary_stream(
+                '/hivewire.v1.GatewayService/StreamTaskOutput',
+                request_serializer=hivewire_dot_v1_dot_task__pb2.StreamTaskOutputRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_task__pb2.StreamTaskOutputResponse.FromString,
+                _registered_method=True)
         self.ListAgents = channel.unary_unary(
                 '/hivewire.v1.GatewayService/ListAgents',
                 request_serializer=hivewire_dot_v1_dot_agent__pb2.ListAgentsRequest.SerializeToString,
@@ -156,6 +161,14 @@ class GatewayServiceServicer:
 
     def CancelTask(self, request, context):
         """CancelTask cancels a task that has not finished.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamTaskOutput(self, request, context):
+        """StreamTaskOutput sends a task's output from the start (or after a cursor) and, with
+        follow, new output as it arrives until the task finishes.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -265,6 +278,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.CancelTask,
                     request_deserializer=hivewire_dot_v1_dot_task__pb2.CancelTaskRequest.FromString,
                     response_serializer=hivewire_dot_v1_dot_task__pb2.CancelTaskResponse.SerializeToString,
+            ),
+            'StreamTaskOutput': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamTaskOutput,
+                    request_deserializer=hivewire_dot_v1_dot_task__pb2.StreamTaskOutputRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_task__pb2.StreamTaskOutputResponse.SerializeToString,
             ),
             'ListAgents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAgents,
@@ -458,6 +476,33 @@ class GatewayService:
             '/hivewire.v1.GatewayService/CancelTask',
             hivewire_dot_v1_dot_task__pb2.CancelTaskRequest.SerializeToString,
             hivewire_dot_v1_dot_task__pb2.CancelTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamTaskOutput(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/StreamTaskOutput',
+            hivewire_dot_v1_dot_task__pb2.StreamTaskOutputRequest.SerializeToString,
+            hivewire_dot_v1_dot_task__pb2.StreamTaskOutputResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -48,6 +48,10 @@ class GatewayServiceStub:
     """ListTasks pages through tasks, newest first."""
     CancelTask: _grpc.UnaryUnaryMultiCallable[_task_pb2.CancelTaskRequest, _task_pb2.CancelTaskResponse]
     """CancelTask cancels a task that has not finished."""
+    StreamTaskOutput: _grpc.UnaryStreamMultiCallable[_task_pb2.StreamTaskOutputRequest, _task_pb2.StreamTaskOutputResponse]
+    """StreamTaskOutput sends a task's output from the start (or after a cursor) and, with
+    follow, new output as it arrives until the task finishes.
+    """
     ListAgents: _grpc.UnaryUnaryMultiCallable[_agent_pb2.ListAgentsRequest, _agent_pb2.ListAgentsResponse]
     """ListAgents pages through agents."""
     StreamEvents: _grpc.UnaryStreamMultiCallable[_event_pb2.StreamEventsRequest, _event_pb2.StreamEventsResponse]
@@ -86,6 +90,10 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """ListTasks pages through tasks, newest first."""
     CancelTask: _aio.UnaryUnaryMultiCallable[_task_pb2.CancelTaskRequest, _task_pb2.CancelTaskResponse]  # type: ignore[assignment]
     """CancelTask cancels a task that has not finished."""
+    StreamTaskOutput: _aio.UnaryStreamMultiCallable[_task_pb2.StreamTaskOutputRequest, _task_pb2.StreamTaskOutputResponse]  # type: ignore[assignment]
+    """StreamTaskOutput sends a task's output from the start (or after a cursor) and, with
+    follow, new output as it arrives until the task finishes.
+    """
     ListAgents: _aio.UnaryUnaryMultiCallable[_agent_pb2.ListAgentsRequest, _agent_pb2.ListAgentsResponse]  # type: ignore[assignment]
     """ListAgents pages through agents."""
     StreamEvents: _aio.UnaryStreamMultiCallable[_event_pb2.StreamEventsRequest, _event_pb2.StreamEventsResponse]  # type: ignore[assignment]
@@ -151,6 +159,16 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_task_pb2.CancelTaskResponse, _abc.Awaitable[_task_pb2.CancelTaskResponse]]:
         """CancelTask cancels a task that has not finished."""
+
+    @_abc_1.abstractmethod
+    def StreamTaskOutput(
+        self,
+        request: _task_pb2.StreamTaskOutputRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_task_pb2.StreamTaskOutputResponse], _abc.AsyncIterator[_task_pb2.StreamTaskOutputResponse]]:
+        """StreamTaskOutput sends a task's output from the start (or after a cursor) and, with
+        follow, new output as it arrives until the task finishes.
+        """
 
     @_abc_1.abstractmethod
     def ListAgents(

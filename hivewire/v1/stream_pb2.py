@@ -26,17 +26,23 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18hivewire/v1/stream.proto\x12\x0bhivewire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8d\x02\n\x0cTaskEnvelope\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x15\n\rattempt_token\x18\x03 \x01(\t\x12\x12\n\ncapability\x18\x04 \x01(\t\x12\x0f\n\x07payload\x18\x05 \x01(\x0c\x12\x10\n\x08\x61gent_id\x18\x06 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x07 \x01(\t\x12\x13\n\x0btraceparent\x18\x08 \x01(\t\x12/\n\x0b\x61ssign_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0f\x61ttempt_timeout\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\"\x94\x02\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x15\n\rattempt_token\x18\x03 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x04 \x01(\t\x12)\n\x07outcome\x18\x05 \x01(\x0e\x32\x18.hivewire.v1.TaskOutcome\x12\x0e\n\x06result\x18\x06 \x01(\x0c\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12.\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0btraceparent\x18\n \x01(\t*\xbb\x01\n\x0bTaskOutcome\x12\x1c\n\x18TASK_OUTCOME_UNSPECIFIED\x10\x00\x12\x18\n\x14TASK_OUTCOME_STARTED\x10\x01\x12\x1a\n\x16TASK_OUTCOME_SUCCEEDED\x10\x02\x12\x17\n\x13TASK_OUTCOME_FAILED\x10\x03\x12#\n\x1fTASK_OUTCOME_FAILED_PERMANENTLY\x10\x04\x12\x1a\n\x16TASK_OUTCOME_CANCELLED\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18hivewire/v1/stream.proto\x12\x0bhivewire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x02\n\x0cTaskEnvelope\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x15\n\rattempt_token\x18\x03 \x01(\t\x12\x12\n\ncapability\x18\x04 \x01(\t\x12\x0f\n\x07payload\x18\x05 \x01(\x0c\x12\x10\n\x08\x61gent_id\x18\x06 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x07 \x01(\t\x12\x13\n\x0btraceparent\x18\x08 \x01(\t\x12/\n\x0b\x61ssign_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0f\x61ttempt_timeout\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x33\n\x10progress_timeout\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\"m\n\x0cTaskProgress\x12\x15\n\x08\x66raction\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x0f\n\x07message\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0b\n\t_fraction\"\x80\x01\n\x0bOutputChunk\x12)\n\x06stream\x18\x01 \x01(\x0e\x32\x19.hivewire.v1.OutputStream\x12\x0c\n\x04text\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"\xeb\x02\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x15\n\rattempt_token\x18\x03 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x04 \x01(\t\x12)\n\x07outcome\x18\x05 \x01(\x0e\x32\x18.hivewire.v1.TaskOutcome\x12\x0e\n\x06result\x18\x06 \x01(\x0c\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12.\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0btraceparent\x18\n \x01(\t\x12+\n\x08progress\x18\x0b \x01(\x0b\x32\x19.hivewire.v1.TaskProgress\x12(\n\x06output\x18\x0c \x03(\x0b\x32\x18.hivewire.v1.OutputChunk*\xd6\x01\n\x0bTaskOutcome\x12\x1c\n\x18TASK_OUTCOME_UNSPECIFIED\x10\x00\x12\x18\n\x14TASK_OUTCOME_STARTED\x10\x01\x12\x1a\n\x16TASK_OUTCOME_SUCCEEDED\x10\x02\x12\x17\n\x13TASK_OUTCOME_FAILED\x10\x03\x12#\n\x1fTASK_OUTCOME_FAILED_PERMANENTLY\x10\x04\x12\x1a\n\x16TASK_OUTCOME_CANCELLED\x10\x05\x12\x19\n\x15TASK_OUTCOME_PROGRESS\x10\x06*x\n\x0cOutputStream\x12\x1d\n\x19OUTPUT_STREAM_UNSPECIFIED\x10\x00\x12\x18\n\x14OUTPUT_STREAM_STDOUT\x10\x01\x12\x18\n\x14OUTPUT_STREAM_STDERR\x10\x02\x12\x15\n\x11OUTPUT_STREAM_LOG\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hivewire.v1.stream_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TASKOUTCOME']._serialized_start=658
-  _globals['_TASKOUTCOME']._serialized_end=845
+  _globals['_TASKOUTCOME']._serialized_start=1040
+  _globals['_TASKOUTCOME']._serialized_end=1254
+  _globals['_OUTPUTSTREAM']._serialized_start=1256
+  _globals['_OUTPUTSTREAM']._serialized_end=1376
   _globals['_TASKENVELOPE']._serialized_start=107
-  _globals['_TASKENVELOPE']._serialized_end=376
-  _globals['_TASKRESULT']._serialized_start=379
-  _globals['_TASKRESULT']._serialized_end=655
+  _globals['_TASKENVELOPE']._serialized_end=429
+  _globals['_TASKPROGRESS']._serialized_start=431
+  _globals['_TASKPROGRESS']._serialized_end=540
+  _globals['_OUTPUTCHUNK']._serialized_start=543
+  _globals['_OUTPUTCHUNK']._serialized_end=671
+  _globals['_TASKRESULT']._serialized_start=674
+  _globals['_TASKRESULT']._serialized_end=1037
 # @@protoc_insertion_point(module_scope)

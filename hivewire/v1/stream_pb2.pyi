@@ -3,10 +3,12 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -37,6 +39,8 @@ class _TaskOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaskOutco
     """The handler raised a non-retryable error; the task fails now."""
     TASK_OUTCOME_CANCELLED: _TaskOutcome.ValueType  # 5
     """The handler was cancelled on request."""
+    TASK_OUTCOME_PROGRESS: _TaskOutcome.ValueType  # 6
+    """A report on a running attempt (progress and/or output lines); not an end."""
 
 class TaskOutcome(_TaskOutcome, metaclass=_TaskOutcomeEnumTypeWrapper):
     """TaskOutcome is what an agent reports about an attempt."""
@@ -53,7 +57,37 @@ TASK_OUTCOME_FAILED_PERMANENTLY: TaskOutcome.ValueType  # 4
 """The handler raised a non-retryable error; the task fails now."""
 TASK_OUTCOME_CANCELLED: TaskOutcome.ValueType  # 5
 """The handler was cancelled on request."""
+TASK_OUTCOME_PROGRESS: TaskOutcome.ValueType  # 6
+"""A report on a running attempt (progress and/or output lines); not an end."""
 Global___TaskOutcome: _TypeAlias = TaskOutcome  # noqa: Y015
+
+class _OutputStream:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OutputStreamEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OutputStream.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    OUTPUT_STREAM_UNSPECIFIED: _OutputStream.ValueType  # 0
+    """Not said; shown as stdout."""
+    OUTPUT_STREAM_STDOUT: _OutputStream.ValueType  # 1
+    """The handler's (or command's) standard output."""
+    OUTPUT_STREAM_STDERR: _OutputStream.ValueType  # 2
+    """The handler's (or command's) standard error."""
+    OUTPUT_STREAM_LOG: _OutputStream.ValueType  # 3
+    """A log line written through the SDK's task logger."""
+
+class OutputStream(_OutputStream, metaclass=_OutputStreamEnumTypeWrapper):
+    """OutputStream names where an output line came from."""
+
+OUTPUT_STREAM_UNSPECIFIED: OutputStream.ValueType  # 0
+"""Not said; shown as stdout."""
+OUTPUT_STREAM_STDOUT: OutputStream.ValueType  # 1
+"""The handler's (or command's) standard output."""
+OUTPUT_STREAM_STDERR: OutputStream.ValueType  # 2
+"""The handler's (or command's) standard error."""
+OUTPUT_STREAM_LOG: OutputStream.ValueType  # 3
+"""A log line written through the SDK's task logger."""
+Global___OutputStream: _TypeAlias = OutputStream  # noqa: Y015
 
 @_typing.final
 class TaskEnvelope(_message.Message):
@@ -71,6 +105,7 @@ class TaskEnvelope(_message.Message):
     TRACEPARENT_FIELD_NUMBER: _builtins.int
     ASSIGN_TIME_FIELD_NUMBER: _builtins.int
     ATTEMPT_TIMEOUT_FIELD_NUMBER: _builtins.int
+    PROGRESS_TIMEOUT_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Id of the task."""
     attempt: _builtins.int
@@ -95,6 +130,12 @@ class TaskEnvelope(_message.Message):
     def attempt_timeout(self) -> _duration_pb2.Duration:
         """Longest the attempt may run; unset means no limit."""
 
+    @_builtins.property
+    def progress_timeout(self) -> _duration_pb2.Duration:
+        """The attempt fails when it reports no progress or output for this long (the coordinator
+        enforces it); unset means no limit.
+        """
+
     def __init__(
         self,
         *,
@@ -108,14 +149,89 @@ class TaskEnvelope(_message.Message):
         traceparent: _builtins.str = ...,
         assign_time: _timestamp_pb2.Timestamp | None = ...,
         attempt_timeout: _duration_pb2.Duration | None = ...,
+        progress_timeout: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assign_time", b"assign_time", "attempt_timeout", b"attempt_timeout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assign_time", b"assign_time", "attempt_timeout", b"attempt_timeout", "progress_timeout", b"progress_timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "assign_time", b"assign_time", "attempt", b"attempt", "attempt_timeout", b"attempt_timeout", "attempt_token", b"attempt_token", "capability", b"capability", "payload", b"payload", "task_id", b"task_id", "traceparent", b"traceparent", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "assign_time", b"assign_time", "attempt", b"attempt", "attempt_timeout", b"attempt_timeout", "attempt_token", b"attempt_token", "capability", b"capability", "payload", b"payload", "progress_timeout", b"progress_timeout", "task_id", b"task_id", "traceparent", b"traceparent", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TaskEnvelope: _TypeAlias = TaskEnvelope  # noqa: Y015
+
+@_typing.final
+class TaskProgress(_message.Message):
+    """TaskProgress is how far a running attempt has come."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FRACTION_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    fraction: _builtins.float
+    """Fraction done, 0.0 to 1.0; unset when unknown."""
+    message: _builtins.str
+    """What the attempt is doing now (at most 1,024 characters)."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the progress was applied (set by Hivewire on Task.progress and events; agents leave
+        it unset).
+        """
+
+    def __init__(
+        self,
+        *,
+        fraction: _builtins.float | None = ...,
+        message: _builtins.str = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_fraction", b"_fraction", "fraction", b"fraction", "time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_fraction", b"_fraction", "fraction", b"fraction", "message", b"message", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__fraction: _TypeAlias = _typing.Literal["fraction"]  # noqa: Y015
+    _WhichOneofArgType__fraction: _TypeAlias = _typing.Literal["_fraction", b"_fraction"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__fraction) -> _WhichOneofReturnType__fraction | None: ...
+
+Global___TaskProgress: _TypeAlias = TaskProgress  # noqa: Y015
+
+@_typing.final
+class OutputChunk(_message.Message):
+    """OutputChunk is one piece of a task's output, usually one line."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STREAM_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
+    stream: Global___OutputStream.ValueType
+    """Where it came from."""
+    text: _builtins.str
+    """The text (UTF-8), usually one line without its newline."""
+    cursor: _builtins.str
+    """Position in the task's output, set when it is read back (StreamTaskOutput); pass it as
+    after_cursor to continue after this chunk. Agents leave it empty.
+    """
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the agent produced it."""
+
+    def __init__(
+        self,
+        *,
+        stream: Global___OutputStream.ValueType = ...,
+        text: _builtins.str = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        cursor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "stream", b"stream", "text", b"text", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OutputChunk: _TypeAlias = OutputChunk  # noqa: Y015
 
 @_typing.final
 class TaskResult(_message.Message):
@@ -133,6 +249,8 @@ class TaskResult(_message.Message):
     START_TIME_FIELD_NUMBER: _builtins.int
     END_TIME_FIELD_NUMBER: _builtins.int
     TRACEPARENT_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Id of the task."""
     attempt: _builtins.int
@@ -157,6 +275,14 @@ class TaskResult(_message.Message):
     def end_time(self) -> _timestamp_pb2.Timestamp:
         """When the handler finished."""
 
+    @_builtins.property
+    def progress(self) -> Global___TaskProgress:
+        """PROGRESS reports: the latest progress, when it changed."""
+
+    @_builtins.property
+    def output(self) -> _containers.RepeatedCompositeFieldContainer[Global___OutputChunk]:
+        """PROGRESS reports: output produced since the previous report, in order."""
+
     def __init__(
         self,
         *,
@@ -170,10 +296,12 @@ class TaskResult(_message.Message):
         start_time: _timestamp_pb2.Timestamp | None = ...,
         end_time: _timestamp_pb2.Timestamp | None = ...,
         traceparent: _builtins.str = ...,
+        progress: Global___TaskProgress | None = ...,
+        output: _abc.Iterable[Global___OutputChunk] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "progress", b"progress", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "attempt", b"attempt", "attempt_token", b"attempt_token", "end_time", b"end_time", "error", b"error", "outcome", b"outcome", "result", b"result", "start_time", b"start_time", "task_id", b"task_id", "traceparent", b"traceparent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "attempt", b"attempt", "attempt_token", b"attempt_token", "end_time", b"end_time", "error", b"error", "outcome", b"outcome", "output", b"output", "progress", b"progress", "result", b"result", "start_time", b"start_time", "task_id", b"task_id", "traceparent", b"traceparent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

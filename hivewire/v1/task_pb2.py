@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from hivewire.v1 import stream_pb2 as hivewire_dot_v1_dot_stream__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16hivewire/v1/task.proto\x12\x0bhivewire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe8\x06\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x12\n\ncapability\x18\x02 \x01(\t\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12%\n\x05state\x18\x04 \x01(\x0e\x32\x16.hivewire.v1.TaskState\x12\x0e\n\x06result\x18\x05 \x01(\x0c\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x08 \x01(\x05\x12\x10\n\x08priority\x18\t \x01(\x05\x12\x10\n\x08\x61gent_id\x18\n \x01(\t\x12>\n\x0frequired_labels\x18\x0b \x03(\x0b\x32%.hivewire.v1.Task.RequiredLabelsEntry\x12\x12\n\nrequest_id\x18\x0c \x01(\t\x12\x13\n\x0bworkflow_id\x18\r \x01(\t\x12/\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x61ssign_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08trace_id\x18\x12 \x01(\t\x12\x32\n\x0f\x61ttempt_timeout\x18\x13 \x01(\x0b\x32\x19.google.protobuf.Duration\x12<\n\x19schedule_to_start_timeout\x18\x14 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x11heartbeat_timeout\x18\x15 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x38\n\x15retry_initial_backoff\x18\x16 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x11retry_max_backoff\x18\x17 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07step_id\x18\x18 \x01(\t\x1a\x35\n\x13RequiredLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x90\x04\n\x11SubmitTaskRequest\x12\x12\n\ncapability\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x10\n\x08priority\x18\x03 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x04 \x01(\x05\x12K\n\x0frequired_labels\x18\x05 \x03(\x0b\x32\x32.hivewire.v1.SubmitTaskRequest.RequiredLabelsEntry\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x32\n\x0f\x61ttempt_timeout\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12<\n\x19schedule_to_start_timeout\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x11heartbeat_timeout\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x38\n\x15retry_initial_backoff\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x11retry_max_backoff\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x1a\x35\n\x13RequiredLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"5\n\x12SubmitTaskResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.hivewire.v1.Task\"C\n\x12SubmitTasksRequest\x12-\n\x05tasks\x18\x01 \x03(\x0b\x32\x1e.hivewire.v1.SubmitTaskRequest\"7\n\x13SubmitTasksResponse\x12 \n\x05tasks\x18\x01 \x03(\x0b\x32\x11.hivewire.v1.Task\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"2\n\x0fGetTaskResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.hivewire.v1.Task\"t\n\x10ListTasksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12%\n\x05state\x18\x03 \x01(\x0e\x32\x16.hivewire.v1.TaskState\x12\x12\n\ncapability\x18\x04 \x01(\t\"N\n\x11ListTasksResponse\x12 \n\x05tasks\x18\x01 \x03(\x0b\x32\x11.hivewire.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"5\n\x12\x43\x61ncelTaskResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.hivewire.v1.Task\"\xa6\x01\n\nDeadLetter\x12\x16\n\x0e\x64\x65\x61\x64_letter_id\x18\x01 \x01(\t\x12\x1f\n\x04task\x18\x02 \x01(\x0b\x32\x11.hivewire.v1.Task\x12)\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x19.hivewire.v1.AttemptError\x12\x34\n\x10\x64\x65\x61\x64_letter_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"j\n\x0c\x41ttemptError\x12\x0f\n\x07\x61ttempt\x18\x01 \x01(\x05\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"?\n\x16ListDeadLettersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"a\n\x17ListDeadLettersResponse\x12-\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x17.hivewire.v1.DeadLetter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"0\n\x16RetryDeadLetterRequest\x12\x16\n\x0e\x64\x65\x61\x64_letter_id\x18\x01 \x01(\t\":\n\x17RetryDeadLetterResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.hivewire.v1.Task*\xd5\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATE_PENDING\x10\x01\x12\x17\n\x13TASK_STATE_ASSIGNED\x10\x02\x12\x16\n\x12TASK_STATE_RUNNING\x10\x03\x12\x18\n\x14TASK_STATE_SUCCEEDED\x10\x04\x12\x15\n\x11TASK_STATE_FAILED\x10\x05\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x06\x12\x18\n\x14TASK_STATE_TIMED_OUT\x10\x07\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16hivewire/v1/task.proto\x12\x0bhivewire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18hivewire/v1/stream.proto\"\xfe\x07\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x12\n\ncapability\x18\x02 \x01(\t\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12%\n\x05state\x18\x04 \x01(\x0e\x32\x16.hivewire.v1.TaskState\x12\x0e\n\x06result\x18\x05 \x01(\x0c\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x08 \x01(\x05\x12\x10\n\x08priority\x18\t \x01(\x05\x12\x10\n\x08\x61gent_id\x18\n \x01(\t\x12>\n\x0frequired_labels\x18\x0b \x03(\x0b\x32%.hivewire.v1.Task.RequiredLabelsEntry\x12\x12\n\nrequest_id\x18\x0c \x01(\t\x12\x13\n\x0bworkflow_id\x18\r \x01(\t\x12/\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x61ssign_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08trace_id\x18\x12 \x01(\t\x12\x32\n\x0f\x61ttempt_timeout\x18\x13 \x01(\x0b\x32\x19.google.protobuf.Duration\x12<\n\x19schedule_to_start_timeout\x18\x14 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x11heartbeat_timeout\x18\x15 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x38\n\x15retry_initial_backoff\x18\x16 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x11retry_max_backoff\x18\x17 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07step_id\x18\x18 \x01(\t\x12+\n\x08progress\x18\x19 \x01(\x0b\x32\x19.hivewire.v1.TaskProgress\x12\x33\n\x10progress_timeout\x18\x1a \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0coutput_bytes\x18\x1b \x01(\x03\x12\x1c\n\x14output_dropped_bytes\x18\x1c \x01(\x03\x1a\x35\n\x13RequiredLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc5\x04\n\x11SubmitTaskRequest\x12\x12\n\ncapability\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x10\n\x08priority\x18\x03 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x04 \x01(\x05\x12K\n\x0frequired_labels\x18\x05 \x03(\x0b\x32\x32.hivewire.v1.SubmitTaskRequest.RequiredLabelsEntry\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x32\n\x0f\x61ttempt_timeout\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12<\n\x19schedule_to_start_timeout\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x11heartbeat_timeout\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x38\n\x15retry_initial_backoff\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x11retry_max_backoff\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x33\n\x10progress_timeout\x18\x0c \x01(\x0b\x32\x19.google.protobuf.Duration\x1a\x35\n\x13RequiredLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"5\n\x12SubmitTaskResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.hivewire.v1.Task\"C\n\x12SubmitTasksRequest\x12-\n\x05tasks\x18\x01 \x03(\x0b\x32\x1e.hivewire.v1.SubmitTaskRequest\"7\n\x13SubmitTasksResponse\x12 \n\x05tasks\x18\x01 \x03(\x0b\x32\x11.hivewire.v1.Task\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"2\n\x0fGetTaskResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.hivewire.v1.Task\"t\n\x10ListTasksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12%\n\x05state\x18\x03 \x01(\x0e\x32\x16.hivewire.v1.TaskState\x12\x12\n\ncapability\x18\x04 \x01(\t\"N\n\x11ListTasksResponse\x12 \n\x05tasks\x18\x01 \x03(\x0b\x32\x11.hivewire.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"5\n\x12\x43\x61ncelTaskResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.hivewire.v1.Task\"\xa6\x01\n\nDeadLetter\x12\x16\n\x0e\x64\x65\x61\x64_letter_id\x18\x01 \x01(\t\x12\x1f\n\x04task\x18\x02 \x01(\x0b\x32\x11.hivewire.v1.Task\x12)\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x19.hivewire.v1.AttemptError\x12\x34\n\x10\x64\x65\x61\x64_letter_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"j\n\x0c\x41ttemptError\x12\x0f\n\x07\x61ttempt\x18\x01 \x01(\x05\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"?\n\x16ListDeadLettersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"a\n\x17ListDeadLettersResponse\x12-\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x17.hivewire.v1.DeadLetter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"0\n\x16RetryDeadLetterRequest\x12\x16\n\x0e\x64\x65\x61\x64_letter_id\x18\x01 \x01(\t\":\n\x17RetryDeadLetterResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.hivewire.v1.Task\"P\n\x17StreamTaskOutputRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61\x66ter_cursor\x18\x02 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\"D\n\x18StreamTaskOutputResponse\x12(\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x18.hivewire.v1.OutputChunk*\xd5\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATE_PENDING\x10\x01\x12\x17\n\x13TASK_STATE_ASSIGNED\x10\x02\x12\x16\n\x12TASK_STATE_RUNNING\x10\x03\x12\x18\n\x14TASK_STATE_SUCCEEDED\x10\x04\x12\x15\n\x11TASK_STATE_FAILED\x10\x05\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x06\x12\x18\n\x14TASK_STATE_TIMED_OUT\x10\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,44 +38,48 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TASK_REQUIREDLABELSENTRY']._serialized_options = b'8\001'
   _globals['_SUBMITTASKREQUEST_REQUIREDLABELSENTRY']._loaded_options = None
   _globals['_SUBMITTASKREQUEST_REQUIREDLABELSENTRY']._serialized_options = b'8\001'
-  _globals['_TASKSTATE']._serialized_start=2621
-  _globals['_TASKSTATE']._serialized_end=2834
-  _globals['_TASK']._serialized_start=105
-  _globals['_TASK']._serialized_end=977
-  _globals['_TASK_REQUIREDLABELSENTRY']._serialized_start=924
-  _globals['_TASK_REQUIREDLABELSENTRY']._serialized_end=977
-  _globals['_SUBMITTASKREQUEST']._serialized_start=980
-  _globals['_SUBMITTASKREQUEST']._serialized_end=1508
-  _globals['_SUBMITTASKREQUEST_REQUIREDLABELSENTRY']._serialized_start=924
-  _globals['_SUBMITTASKREQUEST_REQUIREDLABELSENTRY']._serialized_end=977
-  _globals['_SUBMITTASKRESPONSE']._serialized_start=1510
-  _globals['_SUBMITTASKRESPONSE']._serialized_end=1563
-  _globals['_SUBMITTASKSREQUEST']._serialized_start=1565
-  _globals['_SUBMITTASKSREQUEST']._serialized_end=1632
-  _globals['_SUBMITTASKSRESPONSE']._serialized_start=1634
-  _globals['_SUBMITTASKSRESPONSE']._serialized_end=1689
-  _globals['_GETTASKREQUEST']._serialized_start=1691
-  _globals['_GETTASKREQUEST']._serialized_end=1724
-  _globals['_GETTASKRESPONSE']._serialized_start=1726
-  _globals['_GETTASKRESPONSE']._serialized_end=1776
-  _globals['_LISTTASKSREQUEST']._serialized_start=1778
-  _globals['_LISTTASKSREQUEST']._serialized_end=1894
-  _globals['_LISTTASKSRESPONSE']._serialized_start=1896
-  _globals['_LISTTASKSRESPONSE']._serialized_end=1974
-  _globals['_CANCELTASKREQUEST']._serialized_start=1976
-  _globals['_CANCELTASKREQUEST']._serialized_end=2012
-  _globals['_CANCELTASKRESPONSE']._serialized_start=2014
-  _globals['_CANCELTASKRESPONSE']._serialized_end=2067
-  _globals['_DEADLETTER']._serialized_start=2070
-  _globals['_DEADLETTER']._serialized_end=2236
-  _globals['_ATTEMPTERROR']._serialized_start=2238
-  _globals['_ATTEMPTERROR']._serialized_end=2344
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=2346
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=2409
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=2411
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=2508
-  _globals['_RETRYDEADLETTERREQUEST']._serialized_start=2510
-  _globals['_RETRYDEADLETTERREQUEST']._serialized_end=2558
-  _globals['_RETRYDEADLETTERRESPONSE']._serialized_start=2560
-  _globals['_RETRYDEADLETTERRESPONSE']._serialized_end=2618
+  _globals['_TASKSTATE']._serialized_start=3002
+  _globals['_TASKSTATE']._serialized_end=3215
+  _globals['_TASK']._serialized_start=131
+  _globals['_TASK']._serialized_end=1153
+  _globals['_TASK_REQUIREDLABELSENTRY']._serialized_start=1100
+  _globals['_TASK_REQUIREDLABELSENTRY']._serialized_end=1153
+  _globals['_SUBMITTASKREQUEST']._serialized_start=1156
+  _globals['_SUBMITTASKREQUEST']._serialized_end=1737
+  _globals['_SUBMITTASKREQUEST_REQUIREDLABELSENTRY']._serialized_start=1100
+  _globals['_SUBMITTASKREQUEST_REQUIREDLABELSENTRY']._serialized_end=1153
+  _globals['_SUBMITTASKRESPONSE']._serialized_start=1739
+  _globals['_SUBMITTASKRESPONSE']._serialized_end=1792
+  _globals['_SUBMITTASKSREQUEST']._serialized_start=1794
+  _globals['_SUBMITTASKSREQUEST']._serialized_end=1861
+  _globals['_SUBMITTASKSRESPONSE']._serialized_start=1863
+  _globals['_SUBMITTASKSRESPONSE']._serialized_end=1918
+  _globals['_GETTASKREQUEST']._serialized_start=1920
+  _globals['_GETTASKREQUEST']._serialized_end=1953
+  _globals['_GETTASKRESPONSE']._serialized_start=1955
+  _globals['_GETTASKRESPONSE']._serialized_end=2005
+  _globals['_LISTTASKSREQUEST']._serialized_start=2007
+  _globals['_LISTTASKSREQUEST']._serialized_end=2123
+  _globals['_LISTTASKSRESPONSE']._serialized_start=2125
+  _globals['_LISTTASKSRESPONSE']._serialized_end=2203
+  _globals['_CANCELTASKREQUEST']._serialized_start=2205
+  _globals['_CANCELTASKREQUEST']._serialized_end=2241
+  _globals['_CANCELTASKRESPONSE']._serialized_start=2243
+  _globals['_CANCELTASKRESPONSE']._serialized_end=2296
+  _globals['_DEADLETTER']._serialized_start=2299
+  _globals['_DEADLETTER']._serialized_end=2465
+  _globals['_ATTEMPTERROR']._serialized_start=2467
+  _globals['_ATTEMPTERROR']._serialized_end=2573
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=2575
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=2638
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=2640
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=2737
+  _globals['_RETRYDEADLETTERREQUEST']._serialized_start=2739
+  _globals['_RETRYDEADLETTERREQUEST']._serialized_end=2787
+  _globals['_RETRYDEADLETTERRESPONSE']._serialized_start=2789
+  _globals['_RETRYDEADLETTERRESPONSE']._serialized_end=2847
+  _globals['_STREAMTASKOUTPUTREQUEST']._serialized_start=2849
+  _globals['_STREAMTASKOUTPUTREQUEST']._serialized_end=2929
+  _globals['_STREAMTASKOUTPUTRESPONSE']._serialized_start=2931
+  _globals['_STREAMTASKOUTPUTRESPONSE']._serialized_end=2999
 # @@protoc_insertion_point(module_scope)

@@ -10,6 +10,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from hivewire.v1 import stream_pb2 as _stream_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -115,6 +116,10 @@ class Task(_message.Message):
     RETRY_INITIAL_BACKOFF_FIELD_NUMBER: _builtins.int
     RETRY_MAX_BACKOFF_FIELD_NUMBER: _builtins.int
     STEP_ID_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    PROGRESS_TIMEOUT_FIELD_NUMBER: _builtins.int
+    OUTPUT_BYTES_FIELD_NUMBER: _builtins.int
+    OUTPUT_DROPPED_BYTES_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Server-assigned id (32 lowercase hex characters)."""
     capability: _builtins.str
@@ -143,6 +148,10 @@ class Task(_message.Message):
     """W3C trace id of the task's trace (32 hex characters), empty when untraced."""
     step_id: _builtins.str
     """Id of the workflow step this task runs, if any."""
+    output_bytes: _builtins.int
+    """Bytes of output stored for the task (read it with StreamTaskOutput)."""
+    output_dropped_bytes: _builtins.int
+    """Bytes of output dropped after the task reached its output limit."""
     @_builtins.property
     def required_labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Labels an agent must carry (exact match) to be given this task."""
@@ -183,6 +192,16 @@ class Task(_message.Message):
     def retry_max_backoff(self) -> _duration_pb2.Duration:
         """Cap on the retry delay."""
 
+    @_builtins.property
+    def progress(self) -> _stream_pb2.TaskProgress:
+        """The running attempt's latest progress, if it reported any."""
+
+    @_builtins.property
+    def progress_timeout(self) -> _duration_pb2.Duration:
+        """An attempt that reports no progress or output for this long is failed and retried;
+        unset means no limit.
+        """
+
     def __init__(
         self,
         *,
@@ -210,10 +229,14 @@ class Task(_message.Message):
         retry_initial_backoff: _duration_pb2.Duration | None = ...,
         retry_max_backoff: _duration_pb2.Duration | None = ...,
         step_id: _builtins.str = ...,
+        progress: _stream_pb2.TaskProgress | None = ...,
+        progress_timeout: _duration_pb2.Duration | None = ...,
+        output_bytes: _builtins.int = ...,
+        output_dropped_bytes: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assign_time", b"assign_time", "attempt_timeout", b"attempt_timeout", "create_time", b"create_time", "end_time", b"end_time", "heartbeat_timeout", b"heartbeat_timeout", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assign_time", b"assign_time", "attempt_timeout", b"attempt_timeout", "create_time", b"create_time", "end_time", b"end_time", "heartbeat_timeout", b"heartbeat_timeout", "progress", b"progress", "progress_timeout", b"progress_timeout", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "assign_time", b"assign_time", "attempt", b"attempt", "attempt_timeout", b"attempt_timeout", "capability", b"capability", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "request_id", b"request_id", "required_labels", b"required_labels", "result", b"result", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_time", b"start_time", "state", b"state", "step_id", b"step_id", "task_id", b"task_id", "trace_id", b"trace_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "assign_time", b"assign_time", "attempt", b"attempt", "attempt_timeout", b"attempt_timeout", "capability", b"capability", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "output_bytes", b"output_bytes", "output_dropped_bytes", b"output_dropped_bytes", "payload", b"payload", "priority", b"priority", "progress", b"progress", "progress_timeout", b"progress_timeout", "request_id", b"request_id", "required_labels", b"required_labels", "result", b"result", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_time", b"start_time", "state", b"state", "step_id", b"step_id", "task_id", b"task_id", "trace_id", b"trace_id", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -256,6 +279,7 @@ class SubmitTaskRequest(_message.Message):
     HEARTBEAT_TIMEOUT_FIELD_NUMBER: _builtins.int
     RETRY_INITIAL_BACKOFF_FIELD_NUMBER: _builtins.int
     RETRY_MAX_BACKOFF_FIELD_NUMBER: _builtins.int
+    PROGRESS_TIMEOUT_FIELD_NUMBER: _builtins.int
     capability: _builtins.str
     """Capability the task needs; lowercase letters, digits, '.', '_', '-', ':' (1-64 characters)."""
     payload: _builtins.bytes
@@ -290,6 +314,12 @@ class SubmitTaskRequest(_message.Message):
     def retry_max_backoff(self) -> _duration_pb2.Duration:
         """Cap on the retry delay (default 60 s)."""
 
+    @_builtins.property
+    def progress_timeout(self) -> _duration_pb2.Duration:
+        """Fail (and retry) an attempt that reports no progress or output for this long; unset
+        means no limit. Catches a handler that hangs while its agent still heartbeats.
+        """
+
     def __init__(
         self,
         *,
@@ -304,10 +334,11 @@ class SubmitTaskRequest(_message.Message):
         heartbeat_timeout: _duration_pb2.Duration | None = ...,
         retry_initial_backoff: _duration_pb2.Duration | None = ...,
         retry_max_backoff: _duration_pb2.Duration | None = ...,
+        progress_timeout: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "heartbeat_timeout", b"heartbeat_timeout", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "heartbeat_timeout", b"heartbeat_timeout", "progress_timeout", b"progress_timeout", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "request_id", b"request_id", "required_labels", b"required_labels", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "progress_timeout", b"progress_timeout", "request_id", b"request_id", "required_labels", b"required_labels", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -714,3 +745,59 @@ class RetryDeadLetterResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RetryDeadLetterResponse: _TypeAlias = RetryDeadLetterResponse  # noqa: Y015
+
+@_typing.final
+class StreamTaskOutputRequest(_message.Message):
+    """StreamTaskOutputRequest reads a task's output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    AFTER_CURSOR_FIELD_NUMBER: _builtins.int
+    FOLLOW_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """Id of the task."""
+    after_cursor: _builtins.str
+    """Start after this chunk's cursor; empty starts with the first chunk."""
+    follow: _builtins.bool
+    """Keep streaming new output until the task reaches a terminal state; false ends the stream
+    once the output stored so far was sent.
+    """
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        after_cursor: _builtins.str = ...,
+        follow: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_cursor", b"after_cursor", "follow", b"follow", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamTaskOutputRequest: _TypeAlias = StreamTaskOutputRequest  # noqa: Y015
+
+@_typing.final
+class StreamTaskOutputResponse(_message.Message):
+    """StreamTaskOutputResponse is one frame of a task's output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHUNKS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def chunks(self) -> _containers.RepeatedCompositeFieldContainer[_stream_pb2.OutputChunk]:
+        """Consecutive chunks, oldest first, each with its cursor."""
+
+    def __init__(
+        self,
+        *,
+        chunks: _abc.Iterable[_stream_pb2.OutputChunk] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks", b"chunks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamTaskOutputResponse: _TypeAlias = StreamTaskOutputResponse  # noqa: Y015

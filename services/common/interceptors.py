@@ -49,8 +49,9 @@ Wrappers = tuple[Callable[[Any], Any], Callable[[Any], Any]]
 class RewrapInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """A server interceptor that wraps each handler's behaviour with the pair `wrappers` picks.
 
-    The unary-unary behaviour goes through the first, the unary-stream one through the second;
-    other kinds (client streams) and None (no such method) pass as they are.
+    The unary-unary behaviour goes through the first, the unary-stream and stream-stream ones
+    (a server stream, whatever the request side) through the second; client-streaming-only
+    handlers and None (no such method) pass as they are.
     """
 
     def wrappers(self, details: grpc.HandlerCallDetails) -> Wrappers:
@@ -77,11 +78,17 @@ class RewrapInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                stream(handler.stream_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         return handler
 
 
 class ErrorMappingInterceptor(RewrapInterceptor):
-    """Wraps unary-unary and unary-stream handlers so any exception gets a mapped status.
+    """Wraps unary and server-streaming handlers so any exception gets a mapped status.
 
     With a RedisGate, RPCs are refused with UNAVAILABLE while Redis is unreachable, and a unary
     RPC running when Redis is lost ends with UNAVAILABLE rather than waiting on socket timeouts.

@@ -87,6 +87,20 @@ class Keys:
         return f"{self.prefix}attempt-deadlines"
 
     @property
+    def progress_deadlines(self) -> str:
+        """Sorted set of task ids in flight with a progress_timeout, by the time their attempt
+        must next report progress or output (ms)."""
+        return f"{self.prefix}progress-deadlines"
+
+    def output(self, task_id: str) -> str:
+        """Stream of a task's output chunks (OutputChunk bytes); deleted with the task."""
+        return f"{self.prefix}output:{check_id(task_id, 'task_id')}"
+
+    @property
+    def output_prefix(self) -> str:
+        return f"{self.prefix}output:"
+
+    @property
     def reclaim_agents(self) -> str:
         """Sorted set of agents gone offline whose inbox awaits reclaim, by time (ms)."""
         return f"{self.prefix}reclaim-agents"
@@ -105,9 +119,15 @@ class Keys:
         return f"{self.prefix}agent:"
 
     @property
-    def agents_index(self) -> str:
-        """Sorted set of every agent id by registration sequence."""
+    def live_agents(self) -> str:
+        """Sorted set of live (ONLINE, DRAINING) agent ids by registration sequence."""
         return f"{self.prefix}agents"
+
+    @property
+    def offline_agents(self) -> str:
+        """Sorted set of offline agent ids still stored, by when they went offline (ms, made
+        unique); pruned after the offline retention, when their hashes expire."""
+        return f"{self.prefix}offline-agents"
 
     @property
     def agent_seq(self) -> str:
@@ -237,5 +257,7 @@ def script_key_names() -> dict[str, str]:
         "K_WORKFLOW": k.workflow_prefix,
         "K_WORKFLOWS_BY_STATE": k.workflows_by_state_prefix,
         "K_WORKFLOW_UPDATES": k.workflow_updates,
+        "K_OUTPUT": k.output_prefix,
+        "K_PROGRESS_DEADLINES": k.progress_deadlines,
     }
     return {name: key.removeprefix(k.prefix) for name, key in named.items()}

@@ -39,6 +39,10 @@ DASHBOARD_SUBSCRIBERS = Gauge(
     "hivewire_dashboard_subscribers",
     "Open event streams (StreamEvents) on this gateway.",
 )
+AGENT_STREAMS = Gauge(
+    "hivewire_agent_streams",
+    "Agents connected to this gateway over AgentService (one stream each).",
+)
 DASHBOARD_OVERFLOWS = Counter(
     "hivewire_dashboard_overflows",
     "Event streams cut off because the subscriber fell behind its bounded queue.",

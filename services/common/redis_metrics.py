@@ -83,7 +83,8 @@ class RedisStateCollector(Collector):
                 pipe.xlen(key)
                 pipe.xinfo_groups(key)  # an error (no stream yet) comes back as a value
         if "agents" in sections:
-            pipe.zrange(self.keys.agents_index, 0, MAX_AGENTS_SCANNED - 1)
+            for index in (self.keys.live_agents, self.keys.offline_agents):
+                pipe.zrange(index, 0, MAX_AGENTS_SCANNED - 1)
             for agent_id in agent_ids:
                 pipe.hget(self.keys.agent_prefix + agent_id, "state")
         replies = iter(pipe.execute(raise_on_error=False))
@@ -132,7 +133,10 @@ class RedisStateCollector(Collector):
         yield due
 
     def _agents(self, replies: Iterator[Any], read: list[str]) -> Iterator[Any]:
-        ids = self._agent_ids = [raw.decode() for raw in cast(list[bytes], _ok(next(replies)))]
+        # Live agents, then the offline ones still stored (see registry/listing.py).
+        live, offline = (cast(list[bytes], _ok(next(replies))) for _ in range(2))
+        ids = [raw.decode() for raw in (live + offline)[:MAX_AGENTS_SCANNED]]
+        self._agent_ids = ids
         states: dict[str, bytes | None] = {i: _ok(next(replies)) for i in read}
         new = [i for i in ids if i not in states]
         if new:

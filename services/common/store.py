@@ -22,6 +22,6 @@ class RedisStore(Generic[SettingsT]):
         self.keys = keys
         self.settings = settings
 
-    def scripts(self, folder: Path, *names: str) -> list[AsyncScript]:
-        """The scripts `<folder>/<name>.lua`, registered once and called by SHA."""
-        return [lua.register(self.redis, folder / f"{name}.lua") for name in names]
+    def scripts(self, folder: Path, *names: str, libs: tuple[Path, ...] = ()) -> list[AsyncScript]:
+        """The scripts `<folder>/<name>.lua` (each after `libs`), registered once, called by SHA."""
+        return [lua.register(self.redis, folder / f"{name}.lua", libs) for name in names]

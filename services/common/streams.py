@@ -134,19 +134,23 @@ class GroupReader:
         opts = self.options
         await ensure_group(self.redis, opts.stream, opts.group, opts.start_id)
 
-    async def read_once(self, *, block_ms: int | None = None, reads: Redis | None = None) -> int:
-        """Read and handle one batch of new entries, blocking up to `block_ms` (None: not at
-        all) on `reads` (a `blocking_reads` client; the shared one by default); how many."""
+    async def read_once(
+        self, *, block: bool = True, block_ms: int | None = None, reads: Redis | None = None
+    ) -> int:
+        """Read and handle one batch of new entries, blocking (unless `block` is false) up to
+        `block_ms` (default the options') on `reads` (a client whose socket timeout outlasts
+        the block; the reader's own client by default); how many there were."""
         opts = self.options
         count = opts.batch
         if self._capacity is not None:
             count = min(count, await self._capacity())
+        wait = max(1, opts.block_ms if block_ms is None else block_ms)  # BLOCK 0: for ever
         reply = await (reads or self.redis).xreadgroup(
             opts.group,
             opts.consumer,
             {opts.stream: ">"},
             count=count,
-            block=None if block_ms is None else max(1, block_ms),  # BLOCK 0 waits for ever
+            block=wait if block else None,
         )
         entries = read_entries(reply)
         if entries:
@@ -180,7 +184,7 @@ class GroupReader:
         """
         handled = 0
         try:
-            while got := await self.read_once():
+            while got := await self.read_once(block=False):
                 handled += got
             return handled + await self.claim_once()
         except ResponseError as exc:

@@ -32,6 +32,7 @@ class ValidTask:
     heartbeat_timeout_ms: int = 0
     retry_initial_backoff_ms: int = 0
     retry_max_backoff_ms: int = 0
+    progress_timeout_ms: int = 0
 
 
 _DURATIONS = (
@@ -39,6 +40,7 @@ _DURATIONS = (
     "heartbeat_timeout",
     "retry_initial_backoff",
     "retry_max_backoff",
+    "progress_timeout",
 )
 # Capabilities already found valid (a batch usually repeats one); bounded, cleared when full.
 _GOOD_CAPABILITIES: set[str] = set()
@@ -74,7 +76,9 @@ def validate_task(
             f"{where}request_id is longer than {MAX_REQUEST_ID}", field=f"{where}request_id"
         )
     timeout_ms = attempt_timeout_ms(req, where)
-    s2s, heartbeat, backoff, backoff_max = (_positive_ms(req, name, where) for name in _DURATIONS)
+    s2s, heartbeat, backoff, backoff_max, progress = (
+        _positive_ms(req, name, where) for name in _DURATIONS
+    )
     return ValidTask(
         capability=capability,
         payload=payload,
@@ -87,6 +91,7 @@ def validate_task(
         heartbeat_timeout_ms=heartbeat,
         retry_initial_backoff_ms=backoff,
         retry_max_backoff_ms=backoff_max,
+        progress_timeout_ms=progress,
     )
 
 

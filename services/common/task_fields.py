@@ -29,6 +29,7 @@ class NewTask(NamedTuple):
     hb_ms: int = 0
     backoff_ms: int = 0
     backoff_max_ms: int = 0
+    progress_ms: int = 0
 
 
 TASK_FIELDS: tuple[str, ...] = (
@@ -48,8 +49,15 @@ TASK_FIELDS: tuple[str, ...] = (
     "held",
     "attempt_base",
     "errors",
+    "progress",
+    "output_bytes",
+    "output_dropped",
 )
-"""Every field of a task hash: NewTask's, then those the scripts set as the task moves."""
+"""Every field of a task hash: NewTask's, then those the scripts set as the task moves.
+
+`progress` is the current attempt's TaskProgress (bytes); `output_bytes` (present once the task
+has output) and `output_dropped` count the bytes of the output stream and those dropped past
+the limit (progress.lua)."""
 
 LOADED_FIELDS: tuple[str, ...] = (
     "state",
@@ -70,6 +78,8 @@ LOADED_FIELDS: tuple[str, ...] = (
     "hb_ms",
     "timeout_ms",
     "s2s_ms",
+    "progress_ms",
+    "output_bytes",
 )
 """What a transition loads (tasklib.lua load_task): never payload or result, which can be big."""
 
@@ -83,6 +93,7 @@ class PeekedTask(NamedTuple):
     workflow_id: bytes | None
     timeout_ms: bytes | None
     trace_id: bytes | None
+    progress_ms: bytes | None
     hb_ms: bytes | None
 
 

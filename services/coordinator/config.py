@@ -26,6 +26,8 @@ class CoordinatorSettings(AgentLeases, TaskPathSettings):
     reclaim_interval: float = 15.0
     dead_letters_maxlen: int = 100_000
     task_retention_seconds: float = 7 * 24 * 3600.0
+    # Output a task may store (bytes of its chunks); past it one marker, the rest dropped.
+    task_output_max_bytes: int = 1024 * 1024
     workflow_max_map: int = 1000
     workflow_claim_idle: float = 30.0
     workflow_sweep_interval: float = 30.0

@@ -113,10 +113,12 @@ class CoordinatorServer(ServiceProcess[CoordinatorSettings]):
             self.reclaimer.wake()
 
     async def _retention(self) -> None:
-        """Delete terminal tasks older than the retention period, a bounded batch at a time."""
+        """Delete terminal tasks older than the retention period, a bounded batch at a time
+        (with their output streams), every 30 s or twice per retention period if shorter."""
         backoff = Backoff()
+        every = min(RETENTION_EVERY_S, max(0.1, self.settings.task_retention_seconds / 2))
         while True:
-            await asyncio.sleep(RETENTION_EVERY_S)
+            await asyncio.sleep(every)
             try:
                 cutoff = now_ms() - int(self.settings.task_retention_seconds * 1000)
                 while await self.store.expire(cutoff):

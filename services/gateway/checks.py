@@ -46,6 +46,17 @@ def task_id(
     check_id(req.task_id, "task_id")
 
 
+def task_output(req: task_pb2.StreamTaskOutputRequest) -> str:
+    """The cursor a StreamTaskOutput request starts after ('0-0': the start)."""
+    check_id(req.task_id, "task_id")
+    if not req.after_cursor:
+        return "0-0"
+    ms, seq = parse_stream_id(req.after_cursor, "after_cursor")
+    if ms >= 2**64 or seq >= 2**64:
+        raise InvalidArgument("after_cursor is out of range", field="after_cursor")
+    return req.after_cursor
+
+
 def workflow_id(
     req: workflow_pb2.GetWorkflowRequest | workflow_pb2.CancelWorkflowRequest,
     settings: GatewaySettings,

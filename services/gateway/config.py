@@ -19,8 +19,12 @@ class GatewaySettings(StreamQueues, TaskPathSettings):
     gateway_metrics_port: int = 0
     stream_max_subscribers: int = 1000
     snapshot_max_tasks: int = 10_000
+    # StreamTaskOutput callers with follow=true served at once (each holds a Redis connection).
+    output_max_followers: int = 256
     # Custom command files; empty means ./commands, else the source tree's commands/.
     commands_dir: str = ""
+    # AgentService: most agent streams one gateway serves (each holds a Redis connection).
+    agent_max_connections: int = 1000
 
 
 load_gateway_settings = GatewaySettings.load

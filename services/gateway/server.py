@@ -7,14 +7,27 @@ from typing import cast
 
 import grpc
 
-from hivewire.v1 import coordinator_pb2_grpc, gateway_pb2, gateway_pb2_grpc, registry_pb2_grpc
+from hivewire.core.result_writer import ResultWriter
+from hivewire.v1 import (
+    agent_service_pb2,
+    agent_service_pb2_grpc,
+    coordinator_pb2_grpc,
+    gateway_pb2,
+    gateway_pb2_grpc,
+    registry_pb2_grpc,
+)
 from hivewire_services.common.keys import Keys
-from hivewire_services.common.metrics import DASHBOARD_SUBSCRIBERS
+from hivewire_services.common.metrics import AGENT_STREAMS, DASHBOARD_SUBSCRIBERS
 from hivewire_services.common.process import ServiceProcess, serve
-from hivewire_services.common.redis import Redis
+from hivewire_services.common.redis import Redis, create_redis
 from hivewire_services.common.redis_metrics import ServiceMetrics
+from hivewire_services.gateway.agents.connection import AgentDeps
+from hivewire_services.gateway.agents.identity import Registrar
+from hivewire_services.gateway.agents.inbox import BLOCK_MS
+from hivewire_services.gateway.agents.service import AgentServicer
 from hivewire_services.gateway.config import GatewaySettings, load_gateway_settings
 from hivewire_services.gateway.events.hub import EventsHub
+from hivewire_services.gateway.output import FOLLOW_BLOCK_S, OutputReader
 from hivewire_services.gateway.service import GatewayServicer
 
 logger = logging.getLogger(__name__)
@@ -22,6 +35,7 @@ logger = logging.getLogger(__name__)
 # Taken from gateway_pb2 so its descriptor is loaded: gateway_pb2_grpc alone does not load it
 # (the file defines only the service), and reflection (grpcurl describe) would not find it.
 SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
+AGENT_SERVICE_NAME = agent_service_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
 
 
 class GatewayServer(ServiceProcess[GatewaySettings]):
@@ -33,6 +47,15 @@ class GatewayServer(ServiceProcess[GatewaySettings]):
     def __init__(self, settings: GatewaySettings, redis: Redis | None = None) -> None:
         super().__init__(settings, redis)
         self.hub: EventsHub | None = None
+        # Output followers block in XREAD: on connections of their own, one each at most.
+        self.follow_redis = create_redis(
+            settings.redis_url,
+            socket_timeout=settings.rpc_timeout + FOLLOW_BLOCK_S,
+            max_connections=max(1, settings.output_max_followers),
+        )
+        self.output = OutputReader(
+            self.redis, self.follow_redis, Keys(settings.namespace), settings.output_max_followers
+        )
         self.metrics = ServiceMetrics(
             settings.redis_url,
             Keys(settings.namespace),
@@ -54,28 +77,59 @@ class GatewayServer(ServiceProcess[GatewaySettings]):
         )
         hub.start()
         self.owned.on_stop(hub.stop)
+        self.owned.on_stop(self.output.stop)
+        registry = cast(
+            "registry_pb2_grpc.RegistryServiceAsyncStub",
+            registry_pb2_grpc.RegistryServiceStub(registry_channel),
+        )
         servicer = GatewayServicer(
             settings,
             cast(
                 "coordinator_pb2_grpc.CoordinatorServiceAsyncStub",
                 coordinator_pb2_grpc.CoordinatorServiceStub(coordinator_channel),
             ),
-            cast(
-                "registry_pb2_grpc.RegistryServiceAsyncStub",
-                registry_pb2_grpc.RegistryServiceStub(registry_channel),
-            ),
+            registry,
             hub,
+            self.output,
         )
+        agents = self._agent_service(registry)
 
         def register(server: grpc.aio.Server) -> None:
             gateway_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, server)
+            agent_service_pb2_grpc.add_AgentServiceServicer_to_server(agents, server)
 
-        server = await self.owned.serve(listen, register, [SERVICE_NAME])
+        server = await self.owned.serve(listen, register, [SERVICE_NAME, AGENT_SERVICE_NAME])
         DASHBOARD_SUBSCRIBERS.set_function(lambda: hub.subscriber_count)
+        AGENT_STREAMS.set_function(lambda: agents.connected)
         self.metrics.start()
         self.owned.on_stop(self.metrics.close)
         logger.info("gateway listening on port %d", server.port)
         return server.port
+
+    def _agent_service(self, registry: registry_pb2_grpc.RegistryServiceAsyncStub) -> AgentServicer:
+        """AgentService: inbox reads on their own connections (one blocking read per agent
+        stream), results through one batching writer. Its streams end before the server stops."""
+        settings = self.settings
+        inbox_redis = create_redis(
+            settings.redis_url,
+            socket_timeout=settings.rpc_timeout + BLOCK_MS / 1000,
+            max_connections=settings.agent_max_connections + 1,
+        )
+        writer = ResultWriter(self.redis)
+        deps = AgentDeps(
+            Registrar(registry, Keys(settings.namespace), settings.rpc_timeout),
+            inbox_redis,
+            writer,
+            settings.rpc_timeout,
+        )
+        agents = AgentServicer(deps, settings.agent_max_connections)
+        self.owned.on_stop(agents.stop)
+        self.owned.on_stop(writer.close)
+        self.owned.on_stop(inbox_redis.aclose)
+        return agents
+
+    async def _release(self) -> None:
+        await self.follow_redis.aclose()
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from hivewire.v1 import (
     gateway_pb2_grpc,
     registry_pb2_grpc,
     stats_pb2,
+    task_pb2,
 )
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.keys import Keys
@@ -25,6 +26,7 @@ from hivewire_services.gateway.commands import CommandCatalog, commands_dir
 from hivewire_services.gateway.config import GatewaySettings
 from hivewire_services.gateway.events.hub import EventsHub, format_stream_id
 from hivewire_services.gateway.events.snapshot import snapshot_events
+from hivewire_services.gateway.output import OutputReader
 from hivewire_services.gateway.stats.counters import SLOT_SECONDS
 from hivewire_services.gateway.stats.state_reader import StateReader
 from hivewire_services.gateway.upstream import REGISTRY, Forward
@@ -53,12 +55,14 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         coordinator: coordinator_pb2_grpc.CoordinatorServiceAsyncStub,
         registry: registry_pb2_grpc.RegistryServiceAsyncStub,
         hub: EventsHub,
+        output: OutputReader,
     ) -> None:
         self.settings = settings
         self.coordinator = coordinator
         self.registry = registry
         self.timeout = settings.rpc_timeout
         self._hub = hub
+        self._output = output
         self._stats = stats_for(hub, settings, coordinator)
 
     # Checked, then forwarded to the upstream RPC of the same name.
@@ -74,6 +78,14 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     GetWorkflow = Forward(checks.workflow_id)
     ListWorkflows = Forward(checks.list_workflows)
     CancelWorkflow = Forward(checks.workflow_id)
+
+    async def StreamTaskOutput(
+        self, request: task_pb2.StreamTaskOutputRequest, context: Context
+    ) -> AsyncIterator[task_pb2.StreamTaskOutputResponse]:
+        """The task's output after the cursor; with follow, new output until the task ends."""
+        after = checks.task_output(request)
+        async for chunks in self._output.read(request.task_id, after, request.follow):
+            yield task_pb2.StreamTaskOutputResponse(chunks=chunks)
 
     async def ListCommands(
         self, request: command_pb2.ListCommandsRequest, context: Context

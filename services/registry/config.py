@@ -23,6 +23,9 @@ class RegistrySettings(AgentLeases, StreamQueues, RegistryAddress, ServiceSettin
     registry_metrics_port: int = 0
     # Longest sleep of the lease sweeper (it wakes when the earliest lease runs out).
     lease_sweep_interval: float = 30.0
+    # An agent gone OFFLINE stays listable (ListAgents include_offline, GetAgent) this long;
+    # then Redis deletes its record. Tasks keep its agent_id.
+    offline_agent_retention_seconds: float = 300.0
 
 
 load_registry_settings = RegistrySettings.load

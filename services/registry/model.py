@@ -1,4 +1,4 @@
-"""Pure mapping between the stored agent hash and hivewire.v1.Agent, and ListAgents page tokens."""
+"""Pure mapping of the agent hash to hivewire.v1.Agent; ListAgents filters and page tokens."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from hivewire.core.clock import set_ms
 from hivewire.v1 import agent_pb2
@@ -13,6 +14,7 @@ from hivewire_services.common.errors import InvalidArgument
 
 _INT32_MAX = 2**31 - 1
 _PAGE_TOKEN_PREFIX = "agents:"
+_OFFLINE_GROUP = "offline:"
 
 
 def _text(fields: Mapping[bytes, bytes], name: bytes) -> str:
@@ -74,22 +76,62 @@ def encode_labels(labels: Mapping[str, str]) -> str:
     return json.dumps(dict(labels), sort_keys=True, separators=(",", ":"))
 
 
-def encode_page_token(seq: int) -> str:
-    """An opaque token meaning "agents registered after sequence `seq`"."""
-    raw = f"{_PAGE_TOKEN_PREFIX}{seq}".encode()
+@dataclass(frozen=True)
+class PagePosition:
+    """Where a ListAgents page starts: in the live group after registration sequence `after`,
+    or in the offline group below offline score `after` (0: from the start of the group)."""
+
+    offline: bool = False
+    after: int = 0
+
+
+@dataclass(frozen=True)
+class AgentQuery:
+    """The filters of a ListAgents request (already validated)."""
+
+    capability: str = ""
+    state: int = agent_pb2.AGENT_STATE_UNSPECIFIED
+    include_offline: bool = False
+
+    @property
+    def wants_live(self) -> bool:
+        return self.state != agent_pb2.AGENT_STATE_OFFLINE
+
+    @property
+    def wants_offline(self) -> bool:
+        """An explicit OFFLINE state filter lists them with or without include_offline."""
+        if self.state == agent_pb2.AGENT_STATE_OFFLINE:
+            return True
+        return self.include_offline and self.state == agent_pb2.AGENT_STATE_UNSPECIFIED
+
+    @property
+    def narrows(self) -> bool:
+        return bool(self.capability or self.state)
+
+    def matches(self, agent: agent_pb2.Agent) -> bool:
+        if self.capability and self.capability not in agent.capabilities:
+            return False
+        return not self.state or agent.state == self.state
+
+
+def encode_page_token(position: PagePosition) -> str:
+    """An opaque token for `position` (a live one reads as before: `agents:<seq>`)."""
+    group = _OFFLINE_GROUP if position.offline else ""
+    raw = f"{_PAGE_TOKEN_PREFIX}{group}{position.after}".encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def decode_page_token(token: str, field: str = "page_token") -> int:
-    """The sequence of an encoded page token; 0 for an empty token (the first page)."""
+def decode_page_token(token: str, field: str = "page_token") -> PagePosition:
+    """The position of an encoded page token; the first page for an empty token."""
     if not token:
-        return 0
+        return PagePosition()
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
     except (binascii.Error, UnicodeError, ValueError):
         raise InvalidArgument(f"{field} is not a valid page token", field=field) from None
-    digits = raw.removeprefix(_PAGE_TOKEN_PREFIX)
+    rest = raw.removeprefix(_PAGE_TOKEN_PREFIX)
+    digits = rest.removeprefix(_OFFLINE_GROUP)
     valid = digits.isascii() and digits.isdigit() and len(digits) <= 18
     if not raw.startswith(_PAGE_TOKEN_PREFIX) or not valid:
         raise InvalidArgument(f"{field} is not a valid page token", field=field)
-    return int(digits)
+    return PagePosition(offline=rest != digits, after=int(digits))

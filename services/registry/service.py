@@ -9,43 +9,18 @@ from typing import Any, TypeAlias
 
 from hivewire.core.clock import duration_from_seconds, ts_from_ms
 from hivewire.v1 import agent_pb2, registry_pb2, registry_pb2_grpc
+from hivewire_services.common.agent_checks import check_running_ids, validate_registration
 from hivewire_services.common.errors import InvalidArgument, Unauthenticated
 from hivewire_services.common.keys import INBOX_GROUP, Keys
-from hivewire_services.common.validation import (
-    check_capability,
-    check_id,
-    check_labels,
-    check_page_size,
-)
+from hivewire_services.common.validation import check_capability, check_id, check_page_size
 from hivewire_services.registry.config import RegistrySettings
-from hivewire_services.registry.model import decode_page_token, encode_page_token
+from hivewire_services.registry.listing import AgentLister
+from hivewire_services.registry.model import AgentQuery, decode_page_token, encode_page_token
 from hivewire_services.registry.store import AgentStore
-from hivewire_services.registry.task_leases import TaskLeases, check_running_ids
+from hivewire_services.registry.task_leases import TaskLeases
 from hivewire_services.registry.watch import ChangeHub, watch_agents
 
 Context: TypeAlias = Any  # grpc.aio.ServicerContext (grpc ships no type hints)
-
-MAX_NAME = 128
-MAX_CAPABILITIES = 64
-MAX_CONCURRENCY = 10_000
-
-
-def validate_registration(request: registry_pb2.RegisterAgentRequest) -> list[str]:
-    """Check a RegisterAgentRequest; returns its capabilities without duplicates, in order."""
-    if not 1 <= len(request.name) <= MAX_NAME:
-        raise InvalidArgument(f"name must be 1-{MAX_NAME} characters", field="name")
-    if not 1 <= len(request.capabilities) <= MAX_CAPABILITIES:
-        raise InvalidArgument(
-            f"capabilities must list 1-{MAX_CAPABILITIES} names", field="capabilities"
-        )
-    for i, capability in enumerate(request.capabilities):
-        check_capability(capability, f"capabilities[{i}]")
-    if not 1 <= request.max_concurrency <= MAX_CONCURRENCY:
-        raise InvalidArgument(
-            f"max_concurrency must be between 1 and {MAX_CONCURRENCY}", field="max_concurrency"
-        )
-    check_labels(request.labels, "labels")
-    return list(dict.fromkeys(request.capabilities))
 
 
 def check_agent(agent_id: str, token: str) -> None:
@@ -65,6 +40,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     def __post_init__(self) -> None:
         self._task_leases = TaskLeases(self.store.redis, self.keys, self.settings)
+        self._lister = AgentLister(self.store)
 
     async def RegisterAgent(
         self, request: registry_pb2.RegisterAgentRequest, context: Context
@@ -116,13 +92,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     ) -> registry_pb2.RegistryServiceListAgentsResponse:
         inner = request.request
         page_size = check_page_size(inner.page_size)
-        after_seq = decode_page_token(inner.page_token)
+        start = decode_page_token(inner.page_token)
         if inner.capability:
             check_capability(inner.capability, "capability")
         if inner.state not in agent_pb2.AgentState.values():
             raise InvalidArgument("state is not a valid AgentState", field="state")
-        page = await self.store.list_page(page_size, after_seq, inner.capability, inner.state)
-        token = "" if page.last_seq is None else encode_page_token(page.last_seq)
+        query = AgentQuery(inner.capability, inner.state, inner.include_offline)
+        page = await self._lister.page(page_size, start, query)
+        token = "" if page.next is None else encode_page_token(page.next)
         return registry_pb2.RegistryServiceListAgentsResponse(
             response=agent_pb2.ListAgentsResponse(agents=page.agents, next_page_token=token)
         )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from hivewire.core.agent_states import is_live_agent
 from hivewire.core.clock import now_ms
 from hivewire.v1 import agent_pb2, registry_pb2
 from hivewire_services.common.errors import FailedPrecondition, NotFound, Unauthenticated
@@ -21,10 +22,7 @@ from hivewire_services.registry.model import agent_from_hash, encode_labels, par
 
 _HERE = Path(__file__).parent
 CHANGES_MAXLEN = 10_000
-OFFLINE_TTL_SECONDS = 24 * 3600
 SWEEP_BATCH = 256
-_LIVE_STATES = (agent_pb2.AGENT_STATE_ONLINE, agent_pb2.AGENT_STATE_DRAINING)
-_MAX_SCAN_BATCHES = 10
 
 
 def token_sha256(token: str) -> str:
@@ -39,23 +37,25 @@ class Registration:
     token: str
 
 
-@dataclass(frozen=True)
-class AgentPage:
-    agents: list[agent_pb2.Agent]
-    last_seq: int | None  # None: no further page
-
-
 class AgentStore(RedisStore[RegistrySettings]):
-    """Reads and writes the agent layout (hash, index, leases, inbox, agent_changes, events)."""
+    """Reads and writes the agent layout (hash, indexes, leases, inbox, agent_changes, events)."""
 
     def __init__(self, redis: Redis, keys: Keys, settings: RegistrySettings) -> None:
         super().__init__(redis, keys, settings)
-        scripts = self.scripts(_HERE, "register", "heartbeat", "deregister", "expire")
-        self._register, self._heartbeat, self._deregister, self._expire = scripts
+        self._register, self._heartbeat = self.scripts(_HERE, "register", "heartbeat")
+        offline_lib = (_HERE / "offline.lua",)
+        self._deregister, self._expire = self.scripts(
+            _HERE, "deregister", "expire", libs=offline_lib
+        )
 
     @property
     def lease_ms(self) -> int:
         return int(self.settings.lease_seconds * 1000)
+
+    @property
+    def offline_retention_ms(self) -> int:
+        """How long Redis keeps an offline agent (at least 1 ms: PEXPIRE 0 would fail)."""
+        return max(1, int(self.settings.offline_agent_retention_seconds * 1000))
 
     async def register(
         self,
@@ -72,7 +72,7 @@ class AgentStore(RedisStore[RegistrySettings]):
         await self._register(
             keys=[
                 k.agent(agent_id),
-                k.agents_index,
+                k.live_agents,
                 k.leases,
                 k.inbox(agent_id),
                 k.agent_changes,
@@ -121,6 +121,8 @@ class AgentStore(RedisStore[RegistrySettings]):
             keys=[
                 self.keys.agent(agent_id),
                 self.keys.leases,
+                self.keys.live_agents,
+                self.keys.offline_agents,
                 self.keys.agent_changes,
                 self.keys.events,
                 self.keys.reclaim_agents,
@@ -132,7 +134,7 @@ class AgentStore(RedisStore[RegistrySettings]):
                 CHANGES_MAXLEN,
                 registry_pb2.AGENT_CHANGE_REMOVED,
                 self.settings.events_maxlen,
-                OFFLINE_TTL_SECONDS,
+                self.offline_retention_ms,
             ],
         )
         if result != b"ALREADY_OFFLINE":
@@ -159,46 +161,6 @@ class AgentStore(RedisStore[RegistrySettings]):
             for agent_id, fields, load in zip(agent_ids, hashes, loads, strict=True)
         ]
 
-    async def list_page(
-        self,
-        page_size: int,
-        after_seq: int,
-        capability: str = "",
-        state: int = agent_pb2.AGENT_STATE_UNSPECIFIED,
-    ) -> AgentPage:
-        """Agents registered after `after_seq`, oldest first, matching the filters.
-
-        With filters a page may come back short (scanning stops after a bounded number of
-        index batches); index entries whose hash expired are dropped from the index.
-        """
-        index = self.keys.agents_index
-        batch_size = page_size if not (capability or state) else max(page_size, 100)
-        found: list[agent_pb2.Agent] = []
-        cursor = after_seq
-        for _ in range(_MAX_SCAN_BATCHES):
-            batch: Any = await self.redis.zrangebyscore(
-                index, f"({cursor}", "+inf", start=0, num=batch_size, withscores=True
-            )
-            ids = [member.decode() for member, _ in batch]
-            agents = await self.load_agents(ids)
-            stale = [i for i, a in zip(ids, agents, strict=True) if a is None]
-            if stale:
-                await self.redis.zrem(index, *stale)
-            for position, ((_, score), agent) in enumerate(zip(batch, agents, strict=True)):
-                cursor = int(score)
-                if agent is not None and _matches(agent, capability, state):
-                    found.append(agent)
-                    if len(found) == page_size:
-                        more = position + 1 < len(batch) or await self._has_after(cursor)
-                        return AgentPage(found, cursor if more else None)
-            if len(batch) < batch_size:
-                return AgentPage(found, None)
-        return AgentPage(found, cursor)
-
-    async def _has_after(self, seq: int) -> bool:
-        count = await self.redis.zcount(self.keys.agents_index, f"({seq}", "+inf")
-        return int(count) > 0
-
     async def snapshot(self) -> list[agent_pb2.Agent]:
         """Every ONLINE or DRAINING agent (the leases set holds exactly those)."""
         members: Any = await self.redis.zrange(self.keys.leases, 0, -1)
@@ -206,7 +168,7 @@ class AgentStore(RedisStore[RegistrySettings]):
         out: list[agent_pb2.Agent] = []
         for start in range(0, len(ids), 500):
             for agent in await self.load_agents(ids[start : start + 500]):
-                if agent is not None and agent.state in _LIVE_STATES:
+                if agent is not None and is_live_agent(agent.state):
                     out.append(agent)
         return out
 
@@ -239,6 +201,8 @@ class AgentStore(RedisStore[RegistrySettings]):
         result: list[bytes] = await self._expire(
             keys=[
                 k.leases,
+                k.live_agents,
+                k.offline_agents,
                 k.agent_changes,
                 k.events,
                 k.reclaim_agents,
@@ -249,17 +213,11 @@ class AgentStore(RedisStore[RegistrySettings]):
                 CHANGES_MAXLEN,
                 registry_pb2.AGENT_CHANGE_REMOVED,
                 self.settings.events_maxlen,
-                OFFLINE_TTL_SECONDS,
+                self.offline_retention_ms,
                 *agent_ids,
             ],
         )
         return [member.decode() for member in result]
-
-
-def _matches(agent: agent_pb2.Agent, capability: str, state: int) -> bool:
-    if capability and capability not in agent.capabilities:
-        return False
-    return not state or agent.state == state
 
 
 def _raise_for(result: bytes, agent_id: str) -> None:

@@ -8,25 +8,11 @@ from typing import cast
 
 from hivewire.core.clock import now_ms
 from hivewire_services.common import lua
-from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
-from hivewire_services.common.validation import check_id
 from hivewire_services.registry.config import RegistrySettings
 
 _HERE = Path(__file__).parent
-MAX_RUNNING_IDS = 10_000
-
-
-def check_running_ids(task_ids: Sequence[str]) -> list[str]:
-    """Validate running_task_ids from a heartbeat (bounded, each a task id)."""
-    if len(task_ids) > MAX_RUNNING_IDS:
-        raise InvalidArgument(
-            f"running_task_ids lists more than {MAX_RUNNING_IDS} tasks", field="running_task_ids"
-        )
-    for i, task_id in enumerate(task_ids):
-        check_id(task_id, f"running_task_ids[{i}]")
-    return list(dict.fromkeys(task_ids))
 
 
 class TaskLeases:

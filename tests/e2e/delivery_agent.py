@@ -1,7 +1,8 @@
 """A test agent process for the delivery fault tests: `python -m tests.e2e.delivery_agent NAME`.
 
 Handlers: `sleep` sleeps payload["secs"] then returns {"agent": NAME, "attempt": n};
-`poison` always raises. Configured through HIVEWIRE_* like any agent.
+`echo` sleeps the same, then returns {"echo": payload, "agent": NAME}; `poison` always raises.
+Configured through HIVEWIRE_* like any agent (HIVEWIRE_AGENT_TRANSPORT=grpc: over a gateway).
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ def build(name: str, max_concurrency: int) -> Agent:
     async def sleep(ctx: TaskContext) -> dict[str, Any]:
         await asyncio.sleep(float(ctx.json()["secs"]))  # the work: as long as the test asks
         return {"agent": name, "attempt": ctx.attempt}
+
+    @agent.handler("echo")
+    async def echo(ctx: TaskContext) -> dict[str, Any]:
+        payload = ctx.json()
+        await asyncio.sleep(float(payload["secs"]))  # the work: as long as the test asks
+        return {"echo": payload, "agent": name}
 
     @agent.handler("poison")
     async def poison(ctx: TaskContext) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.agent_transports import TRANSPORTS
 from tests.integration.stack import Stack, running_stack
 from tests.settings import StackSettings
 
@@ -30,3 +31,9 @@ async def make_stack(settings: StackSettings) -> AsyncIterator[MakeStack]:
 async def stack(make_stack: MakeStack) -> Stack:
     """The whole in-process stack with default options."""
     return await make_stack()
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    """How the agent under test reaches Hivewire: each test using it runs once per transport."""
+    return str(request.param)

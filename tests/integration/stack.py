@@ -74,6 +74,8 @@ class Stack:
     def new_agent(self, name: str, handlers: Mapping[str, Handler] = {}, **kw: Any) -> Agent:
         """An SDK agent for this stack, not started (stopped with the stack if it is)."""
         kw = {"max_concurrency": 8, "drain_grace": 2.0, **kw}
+        if kw.get("transport") == "grpc":
+            kw.setdefault("gateway_addr", self.settings.gateway_addr)
         agent = Agent(
             name, registry_addr=self.settings.registry_addr, redis_url=self.settings.redis_url, **kw
         )

@@ -1,4 +1,5 @@
-"""Agent-side hooks on a real agent, fed by the real registry and coordinator."""
+"""Agent-side hooks on a real agent, fed by the real registry and coordinator (and, over the
+grpc transport, the gateway)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from tests.settings import StackSettings
 from tests.waiting import eventually
 
 
-async def test_agent_hooks_run_around_real_tasks(settings: StackSettings) -> None:
-    async with running_stack(settings, gateway=False) as stack:
-        agent = stack.new_agent("hooked", max_concurrency=2)
+async def test_agent_hooks_run_around_real_tasks(settings: StackSettings, transport: str) -> None:
+    async with running_stack(settings, gateway=transport == "grpc") as stack:
+        agent = stack.new_agent("hooked", max_concurrency=2, transport=transport)
         calls: list[tuple[str, str, int, Any]] = []
 
         @agent.before_task

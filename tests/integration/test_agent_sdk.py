@@ -1,4 +1,5 @@
-"""The agent SDK against a real redis-server and a real grpc.aio registry test double on port 0."""
+"""The agent SDK against a real redis-server and a real grpc.aio registry test double on port 0,
+over each transport (grpc: a real gateway in front of the double)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from hivewire.v1 import agent_pb2, registry_pb2, registry_pb2_grpc, stream_pb2
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.server import GrpcServer, create_server
+from tests.integration.agent_transports import transport_options
 from tests.settings import StackSettings
 from tests.waiting import eventually
 
@@ -91,28 +93,25 @@ AgentFactory = Callable[..., Awaitable[Agent]]
 
 @pytest.fixture
 async def make_agent(
-    registry: tuple[RegistryDouble, GrpcServer], settings: StackSettings
+    registry: tuple[RegistryDouble, GrpcServer], settings: StackSettings, transport: str
 ) -> AsyncIterator[AgentFactory]:
     agents: list[Agent] = []
+    registry_addr = f"127.0.0.1:{registry[1].port}"
+    async with transport_options(transport, settings, registry_addr) as options:
 
-    async def make(setup: Callable[[Agent], None], **kwargs: Any) -> Agent:
-        agent = Agent(
-            "test-agent",
-            registry_addr=f"127.0.0.1:{registry[1].port}",
-            redis_url=settings.redis_url,
-            **kwargs,
-        )
-        setup(agent)
-        await agent.start()
-        agents.append(agent)
-        return agent
+        async def make(setup: Callable[[Agent], None], **kwargs: Any) -> Agent:
+            agent = Agent("test-agent", **options, **kwargs)
+            setup(agent)
+            await agent.start()
+            agents.append(agent)
+            return agent
 
-    yield make
-    for agent in agents:
-        await agent.stop(grace=5)
+        yield make
+        for agent in agents:
+            await agent.stop(grace=5)
 
 
-async def deliver(redis: Redis, agent: Agent, capability: str, payload: object) -> str:
+async def deliver(redis: Redis, keys: Keys, agent: Agent, capability: str, payload: object) -> str:
     """XADD an envelope into the agent's current inbox, as the coordinator would."""
     task_id = uuid.uuid4().hex
     envelope = stream_pb2.TaskEnvelope(
@@ -123,8 +122,7 @@ async def deliver(redis: Redis, agent: Agent, capability: str, payload: object) 
         payload=json.dumps(payload).encode(),
         agent_id=agent.agent_id,
     )
-    identity = agent._session.identity  # type: ignore[union-attr]
-    await redis.xadd(identity.inbox_stream, {ENVELOPE_FIELD: envelope.SerializeToString()})
+    await redis.xadd(keys.inbox(agent.agent_id), {ENVELOPE_FIELD: envelope.SerializeToString()})
     return task_id
 
 
@@ -173,7 +171,7 @@ async def test_result_is_written_then_acked(
     make_agent: AgentFactory, redis: Redis, keys: Keys
 ) -> None:
     agent = await make_agent(echo_setup)
-    task_id = await deliver(redis, agent, "echo", {"hello": "world"})
+    task_id = await deliver(redis, keys, agent, "echo", {"hello": "world"})
     results = await results_until(redis, keys, lambda rs: len(finals(rs)) == 1)
     result = finals(results)[0]
     assert result.task_id == task_id
@@ -181,8 +179,7 @@ async def test_result_is_written_then_acked(
     assert json.loads(result.result) == {"hello": "world"}
     assert result.agent_id == agent.agent_id and result.attempt == 1
     assert result.HasField("start_time") and result.HasField("end_time")
-    identity = agent._session.identity  # type: ignore[union-attr]
-    pending = await redis.xpending(identity.inbox_stream, identity.inbox_group)
+    pending = await redis.xpending(keys.inbox(agent.agent_id), INBOX_GROUP)
     assert pending["pending"] == 0
 
 
@@ -191,10 +188,10 @@ async def test_sync_handler_and_failures(
 ) -> None:
     agent = await make_agent(echo_setup)
     ids = {
-        await deliver(redis, agent, "sync-upper", "abc"): "sync",
-        await deliver(redis, agent, "broken", {}): "broken",
-        await deliver(redis, agent, "fatal", {}): "fatal",
-        await deliver(redis, agent, "nope", {}): "unknown",
+        await deliver(redis, keys, agent, "sync-upper", "abc"): "sync",
+        await deliver(redis, keys, agent, "broken", {}): "broken",
+        await deliver(redis, keys, agent, "fatal", {}): "fatal",
+        await deliver(redis, keys, agent, "nope", {}): "unknown",
     }
     results = await results_until(redis, keys, lambda rs: len(finals(rs)) == 4)
     by_kind = {ids[r.task_id]: r for r in finals(results)}
@@ -218,7 +215,7 @@ async def test_concurrency_is_bounded(make_agent: AgentFactory, redis: Redis, ke
 
     agent = await make_agent(setup, max_concurrency=2, running_report_after=10)
     for _ in range(5):
-        await deliver(redis, agent, "sleep", {})
+        await deliver(redis, keys, agent, "sleep", {})
     results = await results_until(redis, keys, lambda rs: len(finals(rs)) == 5)
     assert all(r.outcome == stream_pb2.TASK_OUTCOME_SUCCEEDED for r in results)
     assert state["peak"] == 2
@@ -228,8 +225,8 @@ async def test_slow_task_reports_started_first(
     make_agent: AgentFactory, redis: Redis, keys: Keys
 ) -> None:
     agent = await make_agent(echo_setup, running_report_after=0.01)
-    fast = await deliver(redis, agent, "echo", 1)
-    slow = await deliver(redis, agent, "sleep", {"seconds": 0.3})
+    fast = await deliver(redis, keys, agent, "echo", 1)
+    slow = await deliver(redis, keys, agent, "sleep", {"seconds": 0.3})
     results = await results_until(redis, keys, lambda rs: len(finals(rs)) == 2)
     slow_outcomes = [r.outcome for r in results if r.task_id == slow]
     assert slow_outcomes == [stream_pb2.TASK_OUTCOME_STARTED, stream_pb2.TASK_OUTCOME_SUCCEEDED]
@@ -244,7 +241,7 @@ async def test_stop_drains_in_flight_work_and_deregisters(
 ) -> None:
     agent = await make_agent(echo_setup, running_report_after=0.01)
     agent_id = agent.agent_id
-    task_id = await deliver(redis, agent, "sleep", {"seconds": 0.5})
+    task_id = await deliver(redis, keys, agent, "sleep", {"seconds": 0.5})
     await results_until(redis, keys, lambda rs: any(r.task_id == task_id for r in rs))
     await agent.stop()
     results = finals(await redis_results(redis, keys))
@@ -265,7 +262,7 @@ async def test_lost_lease_reregisters_and_keeps_working(
     registry[0].tokens.clear()  # the registry forgot the agent: next heartbeat gets NOT_FOUND
     await eventually(lambda: agent.agent_id != old_id, message="a new registration")
     assert len(registry[0].registered) == 2
-    task_id = await deliver(redis, agent, "echo", "again")
+    task_id = await deliver(redis, keys, agent, "echo", "again")
     results = await results_until(redis, keys, lambda rs: len(finals(rs)) == 1)
     assert results[0].task_id == task_id and results[0].agent_id == agent.agent_id
 

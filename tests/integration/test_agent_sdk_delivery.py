@@ -1,5 +1,8 @@
 """The agent SDK's part in delivery, against the real registry (port 0) and real Redis:
-heartbeats name running tasks and carry cancellations back; a dead reader stops heartbeats."""
+heartbeats name running tasks and carry cancellations back; a dead reader stops heartbeats.
+
+Tests taking `transport` run over both transports; the two that break the inbox in Redis
+under the agent test the direct Redis transport's own reader and stay redis-only."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -16,6 +20,7 @@ from hivewire.v1 import agent_pb2, stream_pb2, task_pb2
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.registry.server import RegistryServer
+from tests.integration.agent_transports import transport_options
 from tests.settings import StackSettings
 from tests.waiting import eventually
 
@@ -28,14 +33,13 @@ async def registry_port(settings: StackSettings) -> AsyncIterator[int]:
     await server.shutdown()
 
 
-def sleeper(registry_port: int, settings: StackSettings) -> Agent:
-    agent = Agent(
-        "delivery-sdk",
-        registry_addr=f"127.0.0.1:{registry_port}",
-        redis_url=settings.redis_url,
-        running_report_after=0.01,
-        drain_grace=1.0,
-    )
+def sleeper(registry_port: int, settings: StackSettings, **options: Any) -> Agent:
+    options = {
+        "registry_addr": f"127.0.0.1:{registry_port}",
+        "redis_url": settings.redis_url,
+        **options,
+    }
+    agent = Agent("delivery-sdk", running_report_after=0.01, drain_grace=1.0, **options)
 
     @agent.handler("sleep")
     async def sleep(ctx: TaskContext) -> None:
@@ -75,9 +79,13 @@ async def deliver(
 
 
 async def test_heartbeat_renews_running_tasks_and_cancels_others(
-    registry_port: int, settings: StackSettings, redis: Redis, keys: Keys
+    registry_port: int, settings: StackSettings, redis: Redis, keys: Keys, transport: str
 ) -> None:
-    async with sleeper(registry_port, settings) as agent:
+    registry_addr = f"127.0.0.1:{registry_port}"
+    async with (
+        transport_options(transport, settings, registry_addr) as options,
+        sleeper(registry_port, settings, **options) as agent,
+    ):
         agent_id = agent.agent_id
         kept = await deliver(redis, keys, agent_id, 30)
         dropped = await deliver(redis, keys, agent_id, 30)

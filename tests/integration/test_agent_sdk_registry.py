@@ -1,4 +1,5 @@
-"""The agent SDK against the real registry service (in-process on port 0) and real Redis."""
+"""The agent SDK against the real registry service (in-process on port 0) and real Redis, over
+each transport."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import grpc
 import pytest
 
 from hivewire.agent import Agent, TaskContext
@@ -14,6 +16,7 @@ from hivewire.core.wire import ENVELOPE_FIELD, RESULT_FIELD
 from hivewire.v1 import agent_pb2, stream_pb2
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
+from tests.integration.agent_transports import transport_options
 from tests.settings import StackSettings
 
 registry_server = pytest.importorskip("hivewire_services.registry.server")
@@ -28,15 +31,14 @@ async def registry_port(settings: StackSettings) -> AsyncIterator[int]:
 
 
 async def test_agent_registers_runs_a_task_and_deregisters(
-    registry_port: int, settings: StackSettings, redis: Redis, keys: Keys
+    registry_port: int, settings: StackSettings, redis: Redis, keys: Keys, transport: str
 ) -> None:
-    agent = Agent(
-        "real-registry",
-        max_concurrency=3,
-        labels={"zone": "a"},
-        registry_addr=f"127.0.0.1:{registry_port}",
-        redis_url=settings.redis_url,
-    )
+    async with transport_options(transport, settings, f"127.0.0.1:{registry_port}") as options:
+        await registers_runs_and_deregisters(options, redis, keys)
+
+
+async def registers_runs_and_deregisters(options: dict[str, Any], redis: Redis, keys: Keys) -> None:
+    agent = Agent("real-registry", max_concurrency=3, labels={"zone": "a"}, **options)
 
     @agent.handler("echo")
     async def echo(ctx: TaskContext) -> Any:
@@ -63,3 +65,16 @@ async def test_agent_registers_runs_a_task_and_deregisters(
         assert result.attempt_token == envelope.attempt_token
     stored = await redis.hgetall(keys.agent(agent_id))
     assert int(stored[b"state"]) == agent_pb2.AGENT_STATE_OFFLINE
+
+
+async def test_a_refused_registration_fails_start(
+    registry_port: int, settings: StackSettings, transport: str
+) -> None:
+    async with transport_options(transport, settings, f"127.0.0.1:{registry_port}") as options:
+        agent = Agent("refused", **options)
+        agent.add_handler("Not A Capability", lambda ctx: None)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await agent.start()
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "capabilities[0]" in (err.value.details() or "")
+        assert agent.agent_id == ""

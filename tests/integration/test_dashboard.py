@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 from textual.css.query import NoMatches
 from textual.widget import Widget
-from textual.widgets import DataTable, Input, RichLog, Sparkline, Static
+from textual.widgets import DataTable, Input, ProgressBar, RichLog, Sparkline, Static
 
 from hivewire.agent import Agent, TaskContext
 from hivewire.client import Client
 from hivewire.dashboard import Dashboard
-from hivewire.dashboard.app import QueueLine
+from hivewire.dashboard.app import QueueLine, TaskLine
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, task_pb2
+from tests.integration.conftest import MakeStack
+from tests.integration.registry_helpers import deregister, register, registry_stub
 from tests.integration.stack import Stack
 from tests.waiting import eventually
 
@@ -131,6 +135,22 @@ async def test_dashboard_shows_the_system_and_survives_a_gateway_restart(stack: 
     assert app.return_code == 0
 
 
+async def test_live_agents_head_the_panel_among_many_offline_ones(make_stack: MakeStack) -> None:
+    """Restarted demo stacks leave OFFLINE agents behind: they never push live ones away."""
+    stack = await make_stack(lease_seconds=120.0)
+    async with registry_stub(stack.settings) as stub:
+        for i in range(20):
+            await deregister(stub, await register(stub, f"old{i}"))
+    worker = await stack.agent("worker", setup=setup)
+    app = Dashboard(stack.gateway_addr, stats_interval=0.2)
+    async with app.run_test(size=(150, 45)) as pilot:
+        table = app.query_one("#agents", DataTable)
+        await eventually(lambda: table.row_count == 21)  # offline ones within the retention
+        assert table.get_row_at(0)[:3] == [worker.agent_id[:12], "worker", "ONLINE"]
+        assert {table.get_row_at(i)[2] for i in range(1, 21)} == {"OFFLINE"}
+        await pilot.press("q")
+
+
 async def client_submit_direct(stack: Stack) -> str:
     """Submit through the coordinator while the gateway is down (the work goes on)."""
     async with grpc.aio.insecure_channel(stack.settings.coordinator_addr) as channel:
@@ -142,3 +162,36 @@ async def client_submit_direct(stack: Stack) -> str:
             timeout=10,
         )
     return str(reply.response.task.task_id)
+
+
+async def test_running_tasks_show_their_progress_until_they_end(stack: Stack) -> None:
+    release = asyncio.Event()
+
+    async def build(ctx: TaskContext) -> str:
+        await ctx.output("cc -c main.c")
+        await ctx.progress(0.5, "compiling")
+        await release.wait()
+        return "built"
+
+    await stack.agent("builder", {"build": build})
+    app = Dashboard(stack.gateway_addr, stats_interval=0.2)
+    async with app.run_test(size=(150, 45)) as pilot:
+        await eventually(lambda: app.model.connected)
+        task = await stack.client.submit("build")
+
+        def bar() -> float | None:
+            line = app._tasks.get(task.task_id)
+            try:
+                return line.query_one(ProgressBar).percentage if line else None
+            except NoMatches:  # mounted, not composed yet
+                return None
+
+        await eventually(lambda: bar() == 0.5, message="the task's bar at 50%")
+        line = app._tasks[task.task_id]
+        assert isinstance(line, TaskLine)
+        label = widget_text(line)
+        assert "build" in label and "compiling" in label and task.task_id[:8] in label
+        assert "TASK_PROGRESS" not in log_text(app)
+        release.set()
+        await eventually(lambda: task.task_id not in app._tasks, message="the line removed")
+        await pilot.press("q")

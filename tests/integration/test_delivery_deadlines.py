@@ -13,12 +13,13 @@ from google.protobuf.duration_pb2 import Duration
 
 from hivewire.core.wire import INBOX_GROUP
 from hivewire.v1 import event_pb2, stream_pb2, task_pb2
+from hivewire_services.common.agent_checks import check_running_ids
 from hivewire_services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.coordinator.tasks.dead_letters import DeadLetters
 from hivewire_services.coordinator.tasks.reclaim import Reclaimer
-from hivewire_services.registry.task_leases import TaskLeases, check_running_ids
+from hivewire_services.registry.task_leases import TaskLeases
 from tests.integration.coordinator_helpers import add_agent, read_inbox, send_result
 from tests.integration.test_coordinator_flow import Parts
 from tests.settings import StackSettings

@@ -113,7 +113,7 @@ async def test_a_scrape_is_one_round_trip_once_the_names_are_known(
 ) -> None:
     await redis.zadd(keys.pending("resize"), {"a" * 32: 1})
     await redis.sadd(keys.pending_capabilities, "resize")
-    await redis.zadd(keys.agents_index, {"b" * 32: 1})
+    await redis.zadd(keys.live_agents, {"b" * 32: 1})
     await redis.hset(keys.agent("b" * 32), "state", agent_pb2.AGENT_STATE_ONLINE)
     sections = ("tasks", "queues", "streams", "agents")
     collector = RedisStateCollector(settings.redis_url, keys, sections)

@@ -18,6 +18,7 @@ from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.server import create_channel
 from hivewire_services.registry.server import SERVICE_NAME, RegistryServer
+from tests.integration.registry_helpers import list_agents, register
 from tests.settings import StackSettings
 
 if TYPE_CHECKING:
@@ -60,32 +61,6 @@ def reason(exc: grpc.aio.AioRpcError) -> str:
     return info.reason
 
 
-async def register(
-    stub: Stub,
-    name: str = "worker",
-    capabilities: tuple[str, ...] = ("echo",),
-    max_concurrency: int = 4,
-    labels: dict[str, str] | None = None,
-) -> registry_pb2.RegisterAgentResponse:
-    return await stub.RegisterAgent(
-        registry_pb2.RegisterAgentRequest(
-            name=name,
-            capabilities=list(capabilities),
-            max_concurrency=max_concurrency,
-            labels=labels or {},
-        ),
-        timeout=5,
-    )
-
-
-async def list_agents(stub: Stub, **fields: object) -> agent_pb2.ListAgentsResponse:
-    request = agent_pb2.ListAgentsRequest(**fields)  # type: ignore[arg-type]
-    reply = await stub.ListAgents(
-        registry_pb2.RegistryServiceListAgentsRequest(request=request), timeout=5
-    )
-    return reply.response
-
-
 async def test_register_writes_agent_lease_inbox_change_and_event(
     stub: Stub, redis: Redis, keys: Keys, settings: StackSettings
 ) -> None:
@@ -110,7 +85,7 @@ async def test_register_writes_agent_lease_inbox_change_and_event(
     assert reply.agent_token.encode() not in stored.values()
     assert stored[b"capabilities"] == b"echo,sum"
     assert await redis.zscore(keys.leases, agent.agent_id) == int(stored[b"lease_expire_ms"])
-    assert await redis.zscore(keys.agents_index, agent.agent_id) == int(stored[b"seq"])
+    assert await redis.zscore(keys.live_agents, agent.agent_id) == int(stored[b"seq"])
     groups = await redis.xinfo_groups(keys.inbox(agent.agent_id))
     assert [g["name"] for g in groups] == [b"agent"]
     [(_, change)] = await redis.xrange(keys.agent_changes)
@@ -174,7 +149,25 @@ async def test_list_skips_and_prunes_expired_hashes(stub: Stub, redis: Redis, ke
     await redis.delete(keys.agent(first.agent.agent_id))
     page = await list_agents(stub)
     assert [a.agent_id for a in page.agents] == [second.agent.agent_id]
-    assert await redis.zscore(keys.agents_index, first.agent.agent_id) is None
+    assert await redis.zscore(keys.live_agents, first.agent.agent_id) is None
+
+
+async def test_list_drops_offline_agents_left_in_the_live_index(
+    stub: Stub, redis: Redis, keys: Keys
+) -> None:
+    """Before the offline index existed, the `agents` index kept offline agents too."""
+    old = await register(stub, "old")
+    live = await register(stub, "live")
+    await stub.DeregisterAgent(
+        registry_pb2.DeregisterAgentRequest(
+            agent_id=old.agent.agent_id, agent_token=old.agent_token
+        )
+    )
+    await redis.zadd(keys.live_agents, {old.agent.agent_id: 1})  # as an older registry left it
+    await redis.zrem(keys.offline_agents, old.agent.agent_id)
+    page = await list_agents(stub)
+    assert [a.agent_id for a in page.agents] == [live.agent.agent_id]
+    assert await redis.zscore(keys.live_agents, old.agent.agent_id) is None
 
 
 async def test_in_flight_comes_from_agent_load(stub: Stub, redis: Redis, keys: Keys) -> None:
@@ -208,7 +201,7 @@ async def test_register_rejects_invalid_input(
         await stub.RegisterAgent(registry_pb2.RegisterAgentRequest(**request))  # type: ignore[arg-type]
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert [v.field for v in field_violations(rich_status(err.value))] == [field]
-    assert await redis.exists(keys.agents_index) == 0
+    assert await redis.exists(keys.live_agents) == 0
 
 
 @pytest.mark.parametrize(
@@ -304,7 +297,9 @@ async def test_deregister_is_idempotent_and_final(stub: Stub, redis: Redis, keys
     got = await stub.GetAgent(registry_pb2.GetAgentRequest(agent_id=agent_id))
     assert got.agent.state == agent_pb2.AGENT_STATE_OFFLINE
     assert await redis.zscore(keys.leases, agent_id) is None
-    assert 0 < await redis.ttl(keys.agent(agent_id)) <= 24 * 3600
+    assert 0 < await redis.pttl(keys.agent(agent_id)) <= 300_000  # the default retention
+    assert await redis.zscore(keys.live_agents, agent_id) is None
+    assert await redis.zscore(keys.offline_agents, agent_id) is not None
     changes = [int(f[b"change"]) for _, f in await redis.xrange(keys.agent_changes)]
     assert changes == [registry_pb2.AGENT_CHANGE_UPSERTED, registry_pb2.AGENT_CHANGE_REMOVED]
     events = [decode_entry(i, f).type for i, f in await redis.xrange(keys.events)]

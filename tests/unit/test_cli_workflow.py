@@ -14,6 +14,7 @@ def test_detail_shows_steps_and_the_final_outputs() -> None:
         workflow_id="a" * 32,
         name="demo",
         state=workflow_pb2.WORKFLOW_STATE_SUCCEEDED,
+        trace_id="b" * 32,
         steps=[
             workflow_pb2.WorkflowStep(step_id="split", capability="chunk", state=OK, output=b"[1]"),
             workflow_pb2.WorkflowStep(
@@ -34,6 +35,7 @@ def test_detail_shows_steps_and_the_final_outputs() -> None:
     assert "SUCCEEDED 1/1" in text
     assert text.splitlines()[-1] == 'count: {"top": ["to"]}'  # only the final step
     d = workflow_to_dict(wf)
+    assert d["trace_id"] == "b" * 32
     assert d["steps"][1]["output"] == {"top": ["to"]}
     assert (d["steps"][1]["map_total"], d["steps"][1]["attempt"]) == (1, 2)
     assert "map_over" not in d["steps"][0]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Any
 
 import pytest
@@ -16,10 +16,14 @@ import typer.main
 import yaml
 
 from hivewire.cli import app
+from hivewire.cli.demo import DEMO_AGENTS, demo_capabilities
+from hivewire.cli.supervisor import UpConfig
+from hivewire.core.defaults import DEFAULT_GATEWAY_ADDR
 from hivewire_services.common.config import CommonSettings, env_names, load_settings
+from hivewire_services.gateway.commands import CommandCatalog
+from tests.compose_files import ROOT, load_compose, parse_dockerfile, readme_compose_commands
 from tests.settings import SERVICE_SETTINGS
 
-ROOT = Path(__file__).resolve().parents[2]
 OTEL_VARIABLES = {
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_EXPORTER_OTLP_INSECURE",
@@ -29,13 +33,16 @@ OTEL_VARIABLES = {
 }
 OURS = ("registry", "coordinator", "gateway", "agent-1", "agent-2")
 GRPC_SERVICES = ("registry", "coordinator", "gateway")
+AGENTS = ("agent-1", "agent-2")
+# The container health probe: grpc and the health stubs only, not the CLI.
+PROBE = ["python", "-m", "hivewire.core.healthprobe"]
 # Read by the agent SDK itself (hivewire.core.defaults), not by any service's settings.
 SDK_VARIABLES = {"HIVEWIRE_AGENT_METRICS_PORT", "HIVEWIRE_AGENT_RUNNING_REPORT_AFTER"}
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    return dict(yaml.safe_load((ROOT / "docker-compose.yml").read_text()))
+    return load_compose()
 
 
 @pytest.fixture(scope="module")
@@ -92,13 +99,49 @@ def test_every_command_exists(services: dict[str, Any]) -> None:
         _check_command(test[1:])
 
 
-def test_demo_agents_use_demo_capabilities(services: dict[str, Any]) -> None:
-    from hivewire.cli.demo import HANDLERS
+def test_healthchecks_use_the_light_probe(services: dict[str, Any]) -> None:
+    for name in OURS:
+        test = services[name]["healthcheck"]["test"]
+        assert test[1:-1] == PROBE, (name, test)
 
-    for name in ("agent-1", "agent-2"):
-        argv = services[name]["command"]
-        caps = argv[argv.index("--capabilities") + 1].split(",")
-        assert set(caps) <= set(HANDLERS)
+
+def _agent_name(service: dict[str, Any]) -> str:
+    argv = service["command"]
+    assert argv[:3] == ["python", "-m", "hivewire.cli.demo"], argv
+    assert "--capabilities" not in argv, "capabilities come from DEMO_AGENTS, not the compose file"
+    return str(argv[argv.index("--name") + 1])
+
+
+def test_compose_and_up_demo_start_the_demo_agents_of_one_list(services: dict[str, Any]) -> None:
+    assert sorted(_agent_name(services[name]) for name in AGENTS) == sorted(DEMO_AGENTS)
+    up_demo = UpConfig(gateway_addr="", registry_addr="", coordinator_addr="").demo_agents
+    assert {name: tuple(caps.split(",")) for name, caps in up_demo} == DEMO_AGENTS
+    assert {name: demo_capabilities(name) for name in DEMO_AGENTS} == DEMO_AGENTS
+
+
+def test_compose_agents_serve_the_commands_and_tasks_the_readme_runs(
+    services: dict[str, Any],
+) -> None:
+    offered = {c for name in AGENTS for c in demo_capabilities(_agent_name(services[name]))}
+    commands = CommandCatalog(ROOT / "commands").load()
+    needed = {
+        f"command {name}": {step["capability"] for step in command.doc["steps"]}
+        for name, command in commands.items()
+    }
+    readme = readme_compose_commands((ROOT / "README.md").read_text())
+    needed.update({" ".join(argv[:3]): {argv[2]} for argv in readme if argv[1] == "submit"})
+    assert {"command analyze-text", "hivewire submit echo"} <= set(needed)
+    for what, capabilities in needed.items():
+        assert capabilities <= offered, f"{what} needs {capabilities - offered}"
+
+
+def test_the_image_holds_the_commands_the_gateway_serves(services: dict[str, Any]) -> None:
+    image = parse_dockerfile((ROOT / "Dockerfile").read_text())
+    commands_dir = PurePosixPath(_env(services["gateway"])["HIVEWIRE_COMMANDS_DIR"])
+    assert image.copied_to("commands") == commands_dir
+    assert commands_dir.is_relative_to(image.workdir)
+    for source in ("hivewire", "services"):  # the packages `pip install .` builds
+        assert image.copied_to(source) == image.workdir / source
 
 
 def test_every_variable_is_one_the_code_reads(services: dict[str, Any]) -> None:
@@ -126,12 +169,10 @@ def test_addresses_and_ports_line_up(services: dict[str, Any]) -> None:
             assert addr == f"{target}:{listen[target]}", (name, addr)
         assert env["HIVEWIRE_REDIS_URL"].startswith("redis://redis:6379/")
     for name in GRPC_SERVICES:
-        test = services[name]["healthcheck"]["test"]
-        assert _port(test[test.index("healthcheck") + 1]) == listen[name]
-    for name in ("agent-1", "agent-2"):
-        test = services[name]["healthcheck"]["test"]
+        assert services[name]["healthcheck"]["test"][-1] == f"127.0.0.1:{listen[name]}"
+    for name in AGENTS:
         port = _env(services[name])["HIVEWIRE_AGENT_METRICS_PORT"]
-        assert test[test.index("healthcheck") + 1] == f"http://127.0.0.1:{port}/metrics"
+        assert services[name]["healthcheck"]["test"][-1] == f"http://127.0.0.1:{port}/metrics"
 
 
 def test_only_gateway_jaeger_ui_and_prometheus_are_published(services: dict[str, Any]) -> None:
@@ -139,6 +180,7 @@ def test_only_gateway_jaeger_ui_and_prometheus_are_published(services: dict[str,
     assert set(published) == {"gateway", "jaeger", "prometheus"}
     gateway_port = _port(_env(services["gateway"])["HIVEWIRE_GATEWAY_LISTEN"])
     assert published["gateway"] == [f"{gateway_port}:{gateway_port}"]
+    assert gateway_port == _port(DEFAULT_GATEWAY_ADDR)  # the host's CLI needs no --addr
     assert published["jaeger"] == ["16686:16686"]
     assert published["prometheus"] == ["9090:9090"]
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from hivewire.client._events import frame_cursor
-from hivewire.dashboard.model import DashboardModel
-from hivewire.v1 import agent_pb2, event_pb2, stats_pb2, workflow_pb2
+from hivewire.dashboard.model import MAX_PROGRESS_ROWS, DashboardModel
+from hivewire.v1 import agent_pb2, event_pb2, stats_pb2, stream_pb2, workflow_pb2
 
 
 def event(cursor: str, cap: str = "echo", snapshot: bool = False) -> event_pb2.Event:
@@ -67,3 +67,56 @@ def test_frame_cursor_follows_events_heartbeats_and_snapshot_end() -> None:
     assert frame_cursor(f(event=event("", snapshot=True))) == ""
     assert frame_cursor(f(heartbeat=event_pb2.StreamHeartbeat(cursor="6-0"))) == "6-0"
     assert frame_cursor(f(snapshot_complete=event_pb2.SnapshotComplete(cursor="7-0"))) == "7-0"
+
+
+def test_live_agents_head_the_agents_panel_however_many_are_offline() -> None:
+    def agent(name: str, state: agent_pb2.AgentState.ValueType) -> agent_pb2.Agent:
+        return agent_pb2.Agent(agent_id=name.ljust(32, "0"), name=name, state=state)
+
+    dead = [agent(f"dead{i}", agent_pb2.AGENT_STATE_OFFLINE) for i in range(20)]
+    live = [agent("live", agent_pb2.AGENT_STATE_ONLINE)]
+    draining = [agent("draining", agent_pb2.AGENT_STATE_DRAINING)]
+    m = DashboardModel()
+    m.agents = dead[:10] + live + dead[10:] + draining
+    rows = m.agent_rows()
+    assert [(r.name, r.state) for r in rows[:2]] == [("live", "ONLINE"), ("draining", "DRAINING")]
+    assert [r.name for r in rows[2:]] == [a.name for a in dead]  # in the order listed
+    m.filter = "i"  # live, draining and every dead one match
+    assert [r.name for r in m.agent_rows()][:2] == ["live", "draining"]
+
+
+def report(kind: int, task: str, **kw: object) -> event_pb2.Event:
+    return event_pb2.Event(type=kind, task_id=task * 32, capability="build", **kw)  # type: ignore[arg-type]
+
+
+def test_running_tasks_show_their_progress_and_leave_when_their_attempt_ends() -> None:
+    progress, output = event_pb2.EVENT_TYPE_TASK_PROGRESS, event_pb2.EVENT_TYPE_TASK_OUTPUT
+    m = DashboardModel()
+    m.on_event(report(output, "a", output_chunks=3))
+    m.on_event(report(progress, "a", progress=stream_pb2.TaskProgress(fraction=0.4, message="cc")))
+    m.on_event(report(output, "a", output_chunks=2))
+    m.on_event(report(progress, "b", progress=stream_pb2.TaskProgress(message="waiting")))
+    rows = m.progress_rows()
+    assert [(r.task_id[0], r.fraction, r.message, r.lines) for r in rows] == [
+        ("a", 0.4, "cc", 5), ("b", None, "waiting", 0)
+    ]  # fmt: skip
+    assert m.log_total == 0  # progress and output reports are not logged
+    m.filter = "waiting"
+    assert [r.task_id[0] for r in m.progress_rows()] == ["b"]
+    m.filter = ""
+    m.on_event(report(event_pb2.EVENT_TYPE_TASK_SUCCEEDED, "a"))
+    m.on_event(report(event_pb2.EVENT_TYPE_TASK_RETRYING, "b"))
+    assert m.progress_rows() == [] and m.log_total == 2
+
+
+def test_the_running_tasks_panel_is_bounded() -> None:
+    m = DashboardModel()
+    for i in range(MAX_PROGRESS_ROWS + 10):
+        m.on_event(
+            event_pb2.Event(
+                type=event_pb2.EVENT_TYPE_TASK_OUTPUT, task_id=f"{i:032x}", output_chunks=1
+            )
+        )
+    rows = m.progress_rows()
+    assert len(rows) == MAX_PROGRESS_ROWS
+    assert rows[-1].task_id == f"{MAX_PROGRESS_ROWS + 9:032x}"  # the oldest reporters left

@@ -8,6 +8,8 @@ from hivewire.core.backoff import backoff_delay
 from hivewire.v1 import agent_pb2, registry_pb2
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.registry.model import (
+    AgentQuery,
+    PagePosition,
     agent_from_hash,
     decode_page_token,
     encode_labels,
@@ -60,14 +62,30 @@ def test_parse_load(raw: bytes | None, expected: int) -> None:
     assert parse_load(raw) == expected
 
 
-@pytest.mark.parametrize("seq", [0, 1, 42, 10**15])
-def test_page_token_round_trips(seq: int) -> None:
-    token = encode_page_token(seq)
-    assert decode_page_token(token) == seq
+@pytest.mark.parametrize("offline", [False, True])
+@pytest.mark.parametrize("after", [0, 1, 42, 10**15])
+def test_page_token_round_trips(offline: bool, after: int) -> None:
+    position = PagePosition(offline, after)
+    assert decode_page_token(encode_page_token(position)) == position
+
+
+def test_a_live_page_token_reads_as_before() -> None:
+    """Tokens handed out before the offline group existed still resume the live group."""
+    assert decode_page_token("YWdlbnRzOjQy") == PagePosition(False, 42)  # "agents:42"
+    assert encode_page_token(PagePosition(False, 42)) == "YWdlbnRzOjQy"
 
 
 @pytest.mark.parametrize(
-    "token", ["!!!", "YWdlbnRzOg", "bm9wZTox", "YWdlbnRzOi0x", "YWdlbnRzOjE" * 9]
+    "token",
+    [
+        "!!!",
+        "YWdlbnRzOg",  # agents:
+        "bm9wZTox",  # nope:1
+        "YWdlbnRzOi0x",  # agents:-1
+        "YWdlbnRzOjE" * 9,
+        "YWdlbnRzOm9mZmxpbmU6",  # agents:offline:
+        "YWdlbnRzOm9mZmxpbmU6b2ZmbGluZTox",  # agents:offline:offline:1
+    ],
 )
 def test_page_token_rejects_garbage(token: str) -> None:
     with pytest.raises(InvalidArgument) as err:
@@ -75,8 +93,22 @@ def test_page_token_rejects_garbage(token: str) -> None:
     assert [v.field for v in err.value.violations] == ["page_token"]
 
 
+@pytest.mark.parametrize(
+    ("query", "live", "offline"),
+    [
+        (AgentQuery(), True, False),
+        (AgentQuery(include_offline=True), True, True),
+        (AgentQuery(state=agent_pb2.AGENT_STATE_OFFLINE), False, True),
+        (AgentQuery(state=agent_pb2.AGENT_STATE_ONLINE, include_offline=True), True, False),
+        (AgentQuery(capability="echo", include_offline=True), True, True),
+    ],
+)
+def test_which_groups_a_query_lists(query: AgentQuery, live: bool, offline: bool) -> None:
+    assert (query.wants_live, query.wants_offline) == (live, offline)
+
+
 def test_empty_page_token_is_the_first_page() -> None:
-    assert decode_page_token("") == 0
+    assert decode_page_token("") == PagePosition()
 
 
 def test_validate_registration_dedupes_capabilities_in_order() -> None:

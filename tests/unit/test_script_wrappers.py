@@ -69,6 +69,24 @@ async def test_assign_sends_context_then_rows_in_field_order(redis: Redis) -> No
     assert rec.args[CONTEXT:] == [2, "a1", "g1", 1, "tok", b"env", "a2", "g1", 2, "t", b""]
 
 
+async def test_progress_sends_each_report_head_then_its_chunks(redis: Redis) -> None:
+    progress = scripts.Progress(redis, KEYS, SETTINGS)
+    rec = recording(progress, [1, 1, 3, 0])
+    head = scripts.ProgressRow(b"1-0", "t1", 2, "tok", "g1", 10, b"p", "msg", 2)
+    bare = scripts.ProgressRow(b"1-1", "t2", 1, "tok2", "g1", 11, b"", "", 1)
+    reports = [scripts.ProgressReport(head, [b"c1", b"c2"]), scripts.ProgressReport(bare, [b"c3"])]
+    assert await progress(9, "grp", reports) == [1, 1, 3, 0]
+    assert rec.keys == [*tasklua.context_keys(KEYS), KEYS.results]
+    assert rec.args[CONTEXT:] == [
+        "grp", SETTINGS.task_output_max_bytes, 2,
+        *head, b"c1", b"c2",
+        *bare, b"c3",
+    ]  # fmt: skip
+    assert "local PROGRESS_ROW_CHUNKS = 9" in lua.script_source(
+        SERVICES / "coordinator/tasks/progress.lua", layouts=scripts.Progress.layouts
+    )
+
+
 async def test_complete_sends_group_count_and_eleven_values_per_result(redis: Redis) -> None:
     complete = scripts.Complete(redis, KEYS, SETTINGS)
     rec = recording(complete, [b"1", 0, 0, 0])
@@ -142,11 +160,11 @@ async def test_submit_sends_json_rows_in_new_task_order_then_payloads(redis: Red
 
 async def test_peek_returns_rows_by_task_id(redis: Redis) -> None:
     peek = scripts.Peek(redis, KEYS)
-    rec = recording(peek, [[b"t1", b"0", b"{}", b"p", None, b"0", b"tp", b"500"], []])
+    rec = recording(peek, [[b"t1", b"0", b"{}", b"p", None, b"0", b"tp", b"0", b"500"], []])
     got = await peek([("echo", 3), ("resize", 1)])
     assert rec.keys == [KEYS.pending("echo"), KEYS.pending("resize")]
     assert rec.args == [KEYS.prefix, 3, 1]
-    assert got == [{"t1": PeekedTask(b"0", b"{}", b"p", None, b"0", b"tp", b"500")}, {}]
+    assert got == [{"t1": PeekedTask(b"0", b"{}", b"p", None, b"0", b"tp", b"0", b"500")}, {}]
 
 
 async def test_advance_encodes_the_plan_after_the_creation_context(redis: Redis) -> None:
@@ -175,7 +193,7 @@ def test_field_lists_are_declared_once_and_reach_lua() -> None:
     lua = constants()
     assert "local NEW_TASK = {'task_id', 'capability', 'priority'," in lua
     assert "local TASK_LOADED_FIELDS = {'state', 'attempt'," in lua
-    assert "local NEW_TASK_WIDTH = 14" in lua
+    assert "local NEW_TASK_WIDTH = 15" in lua
     for i, field in enumerate(NewTask._fields, 1):
         assert f"local NEW_TASK_{field.upper()} = {i}\n" in lua
 

@@ -14,6 +14,7 @@ NAMES = (
     "heartbeat_timeout",
     "retry_initial_backoff",
     "retry_max_backoff",
+    "progress_timeout",
 )
 
 
@@ -24,7 +25,8 @@ def test_unset_durations_mean_the_defaults() -> None:
         spec.heartbeat_timeout_ms,
         spec.retry_initial_backoff_ms,
         spec.retry_max_backoff_ms,
-    ) == (0, 0, 0, 0)
+        spec.progress_timeout_ms,
+    ) == (0, 0, 0, 0, 0)
     assert spec.max_attempts == 3
 
 
@@ -37,6 +39,7 @@ def test_set_durations_are_kept_in_milliseconds() -> None:
     assert spec.heartbeat_timeout_ms == 3000
     assert spec.retry_initial_backoff_ms == 4500
     assert spec.retry_max_backoff_ms == 6000
+    assert spec.progress_timeout_ms == 7500
 
 
 @pytest.mark.parametrize("name", NAMES)

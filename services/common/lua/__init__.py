@@ -44,6 +44,7 @@ def constants() -> str:
         event_pb2.EventType,
         agent_pb2.AgentState,
         stream_pb2.TaskOutcome,
+        stream_pb2.OutputStream,
         workflow_pb2.WorkflowState,
         workflow_pb2.StepState,
     ):
@@ -81,15 +82,24 @@ def register_common(redis: Redis, name: str) -> AsyncScript:
 
 
 class Expire:
-    """expire.lua, for one kind of record: its finished set, index, hash and state prefixes."""
+    """expire.lua, for one kind of record: its finished set, index, hash and state prefixes, and
+    the prefixes of keys deleted with each record (`companions`, e.g. a task's output stream)."""
 
     def __init__(
-        self, redis: Redis, finished: str, index: str, hash_prefix: str, state_prefix: str
+        self,
+        redis: Redis,
+        finished: str,
+        index: str,
+        hash_prefix: str,
+        state_prefix: str,
+        companions: tuple[str, ...] = (),
     ):
         self._script = register_common(redis, "expire")
         self._keys = [finished, index]
         self._prefixes = [hash_prefix, state_prefix]
+        self._companions = list(companions)
 
     async def __call__(self, cutoff_ms: int, limit: int) -> int:
         """Delete up to `limit` records that ended before the cutoff; returns how many."""
-        return int(await self._script(keys=self._keys, args=[*self._prefixes, cutoff_ms, limit]))
+        args: list[str | int] = [*self._prefixes, cutoff_ms, limit, *self._companions]
+        return int(await self._script(keys=self._keys, args=args))

@@ -1,7 +1,9 @@
 -- Retention: delete records (tasks or workflows) that ended before the cutoff, with their index
--- entries: the hash, its per-state index entry, the all-records index and the finished set.
+-- entries: the hash, its per-state index entry, the all-records index and the finished set,
+-- and the keys that live and die with the record (a task's output stream).
 -- KEYS: finished, index
--- ARGV: hash_prefix, state_index_prefix, cutoff_ms, limit
+-- ARGV: hash_prefix, state_index_prefix, cutoff_ms, limit, then companion key prefixes
+--   (`<prefix><id>` is deleted with each record)
 local hash_prefix, state_prefix, cutoff, limit = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff, 'LIMIT', 0, limit)
 for _, id in ipairs(ids) do
@@ -11,6 +13,9 @@ for _, id in ipairs(ids) do
     redis.call('ZREM', state_prefix .. state, id)
   end
   redis.call('DEL', key)
+  for i = 5, #ARGV do
+    redis.call('DEL', ARGV[i] .. id)
+  end
   redis.call('ZREM', KEYS[2], id)
   redis.call('ZREM', KEYS[1], id)
 end

@@ -1,8 +1,8 @@
 -- Deliver a batch of (task, agent) assignments computed by the scheduler, each only if it
 -- still holds: the task is PENDING at the expected attempt and the agent is ONLINE with a free
 -- slot. Each applied assignment takes a slot, marks the task ASSIGNED with a fresh attempt
--- token, puts the attempt under a lease (renewed by the agent's heartbeats) and its
--- start-to-close deadline, and appends the prepared TaskEnvelope to the agent's inbox.
+-- token, puts the attempt under a lease (renewed by the agent's heartbeats), its
+-- start-to-close and progress deadlines, and appends the prepared TaskEnvelope to the agent's inbox.
 -- KEYS: the tasklib context (1..8)
 -- ARGV: the tasklib context (1..7), then n, then per assignment an ASSIGN_ROW, read by its
 --   ASSIGN_ROW_* indexes (scripts.py
@@ -43,6 +43,9 @@ for i = 0, n - 1 do
     a.load = tonumber(redis.call('HINCRBY', C.load, agent_id, 1))
     redis.call('HSET', t.key, 'state', TASK_STATE_ASSIGNED, 'attempt', attempt,
       'agent_id', agent_id, 'token', token, 'held', agent_id, 'assign_ms', C.now, 'start_ms', '')
+    if attempt > 1 then
+      redis.call('HDEL', t.key, 'progress')  -- an earlier attempt's progress is not this one's
+    end
     move_index(C, t, TASK_STATE_ASSIGNED)
     redis.call('ZADD', C.leases, C.now + lease_ms(C, t), task_id)
     clear_start_deadline(C, t)
@@ -51,6 +54,11 @@ for i = 0, n - 1 do
     local timeout = tonumber(t.timeout_ms) or 0
     if timeout > 0 then
       redis.call('ZADD', C.attempt_deadlines, C.now + timeout + math.min(timeout, 1000), task_id)
+    end
+    -- Each PROGRESS report of the attempt moves this deadline on (progress.lua).
+    local progress_ms = tonumber(t.progress_ms) or 0
+    if progress_ms > 0 then
+      redis.call('ZADD', C.prefix .. K_PROGRESS_DEADLINES, C.now + progress_ms, task_id)
     end
     redis.call('XADD', C.prefix .. K_INBOX .. agent_id, '*', 'envelope', envelope)
     emit(C, event_of(t, EVENT_TYPE_TASK_ASSIGNED, TASK_STATE_ASSIGNED, attempt, agent_id))

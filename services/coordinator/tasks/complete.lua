@@ -32,12 +32,7 @@ for i = 0, n - 1 do
   elseif t.token ~= token then
     why = 'wrong attempt token'
   elseif outcome == TASK_OUTCOME_STARTED then
-    if t.state == TASK_STATE_ASSIGNED then
-      redis.call('HSET', t.key, 'state', TASK_STATE_RUNNING, 'start_ms', start_ms)
-      move_index(C, t, TASK_STATE_RUNNING)
-      ev.type, ev.state = EVENT_TYPE_TASK_STARTED, TASK_STATE_RUNNING
-      emit(C, ev)
-    end
+    mark_started(C, t, ev, start_ms)
   elseif not is_live(t) then
     -- The attempt already ended (or was cancelled): free its slot once, apply nothing.
     release_slot(C, t)
@@ -71,10 +66,5 @@ for i = 0, n - 1 do
     emit(C, ev)
   end
 end
--- Acknowledge and delete the batch's entries (in chunks: unpack has a stack limit).
-for i = 1, #entry_ids, 500 do
-  local chunk = {unpack(entry_ids, i, math.min(i + 499, #entry_ids))}
-  redis.call('XACK', results, group, unpack(chunk))
-  redis.call('XDEL', results, unpack(chunk))
-end
+ack_and_delete(results, group, entry_ids)
 return {applied, ignored, retried, failed}

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from hivewire.core.clock import set_ms
 from hivewire.core.tracing import trace_id_of
-from hivewire.v1 import task_pb2
+from hivewire.v1 import stream_pb2, task_pb2
 from hivewire_services.common import task_fields
 from hivewire_services.common.task_fields import NewTask
 
@@ -57,6 +57,7 @@ _TIMES = (
     ("hb_ms", "heartbeat_timeout"),
     ("backoff_ms", "retry_initial_backoff"),
     ("backoff_max_ms", "retry_max_backoff"),
+    ("progress_ms", "progress_timeout"),
 )
 
 
@@ -79,9 +80,14 @@ def task_from_fields(task_id: str, v: Mapping[str, Raw]) -> task_pb2.Task:
         workflow_id=_text(v.get("workflow_id")),
         trace_id=trace_id_of(_text(v.get("trace_id"))) or _text(v.get("trace_id")),
         step_id=_text(v.get("step_id")),
+        output_bytes=_int(v.get("output_bytes")),
+        output_dropped_bytes=_int(v.get("output_dropped")),
     )
     for field, name in _TIMES:
         set_ms(task, name, _int(v.get(field)))
+    progress = _bytes(v.get("progress"))
+    if progress:
+        task.progress.CopyFrom(stream_pb2.TaskProgress.FromString(progress))
     return task
 
 

@@ -1,12 +1,13 @@
 -- Enforce the deadlines of in-flight and waiting tasks, a bounded batch of each per call:
 --  * an attempt whose lease ran out (no heartbeat named it) is reclaimed and retried;
---  * an attempt past its start-to-close deadline fails and is retried;
+--  * an attempt past its start-to-close deadline fails and is retried, and so does one that
+--    reported no progress or output within its progress_timeout;
 --  * a task not started before its schedule-to-start deadline ends TIMED_OUT.
 -- A lease that outlived its attempt (cancelled or finished task) just frees the slot.
 -- KEYS: the tasklib context (1..8)
 -- ARGV: the tasklib context (1..7), then limit, jitter (0..1)
--- Returns {reclaimed, attempts_timed_out, tasks_timed_out, due time (ms) of the earliest lease or
--- deadline still pending, or -1}.
+-- Returns {reclaimed, attempts_timed_out (both deadlines), tasks_timed_out, due time (ms) of the
+-- earliest lease or deadline still pending, or -1}.
 local C = context()
 local limit, jitter = ARGV[8], tonumber(ARGV[9])
 local function next_jitter() jitter = (jitter + 0.6180339887) % 1; return jitter end
@@ -36,6 +37,19 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', C.attempt_deadlines, '-inf', C.n
   end
 end
 
+local progress_deadlines = C.prefix .. K_PROGRESS_DEADLINES
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', progress_deadlines, '-inf', C.now, 'LIMIT', 0, limit)) do
+  local t = load_task(C, id)
+  redis.call('ZREM', progress_deadlines, id)
+  if t.state and is_live(t) then
+    local secs = (tonumber(t.progress_ms) or 0) / 1000
+    lose_attempt(C, id, t.attempt, 'TimeoutError: attempt ' .. t.attempt ..
+      ' reported no progress or output for ' .. secs .. 's (progress_timeout)', nil, next_jitter(),
+      false)
+    counts[2] = counts[2] + 1
+  end
+end
+
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', C.start_deadlines, '-inf', C.now, 'LIMIT', 0, limit)) do
   local t = load_task(C, id)
   redis.call('ZREM', C.start_deadlines, id)
@@ -50,9 +64,10 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', C.start_deadlines, '-inf', C.now
   end
 end
 local next_due = -1
-for _, key in ipairs({C.leases, C.attempt_deadlines, C.start_deadlines}) do
+for _, key in ipairs({C.leases, C.attempt_deadlines, progress_deadlines, C.start_deadlines}) do
   local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  if head[2] and (next_due < 0 or tonumber(head[2]) < next_due) then next_due = tonumber(head[2]) end
+  local due = tonumber(head[2])
+  if due and (next_due < 0 or due < next_due) then next_due = due end
 end
 counts[4] = next_due
 return counts

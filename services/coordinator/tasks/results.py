@@ -21,12 +21,18 @@ from hivewire_services.coordinator.tasks.dispatch_tracing import (
     end_result_spans,
     start_result_spans,
 )
+from hivewire_services.coordinator.tasks.progress_reports import progress_report
 
 logger = logging.getLogger(__name__)
 
 
 class ResultsConsumer(StreamConsumer):
-    """Applies results in batches: one Lua call per batch applies, acks and deletes entries."""
+    """Applies results in batches: one Lua call per batch applies, acks and deletes entries.
+
+    PROGRESS reports (progress and output of running attempts) go to progress.lua, in one call
+    per batch made before the call for the other results: an agent writes an attempt's last
+    report before its result, so the report is applied while the attempt still runs.
+    """
 
     name = "results consumer"
 
@@ -50,11 +56,15 @@ class ResultsConsumer(StreamConsumer):
         self.keys = keys
         self._on_applied = on_applied
         self._complete = scripts.Complete(redis, keys, settings)
+        self._progress = scripts.Progress(redis, keys, settings)
         self.counts = {"applied": 0, "ignored": 0, "retried": 0, "failed": 0}
+        self.progress_counts = {"applied": 0, "ignored": 0, "stored": 0, "dropped": 0}
 
     async def handle(self, entries: list[Entry]) -> None:
         body: list[scripts.CompleteRow] = []
         results: list[stream_pb2.TaskResult] = []
+        reports: list[scripts.ProgressReport] = []
+        now = now_ms()
         n = 0
         bad: list[bytes] = []
         for entry_id, fields in entries:
@@ -64,6 +74,9 @@ class ResultsConsumer(StreamConsumer):
             except (KeyError, DecodeError, InvalidArgument) as exc:
                 logger.warning("dropping malformed result entry %s: %s", entry_id, exc)
                 bad.append(entry_id)
+                continue
+            if result.outcome == stream_pb2.TASK_OUTCOME_PROGRESS:
+                reports.append(progress_report(entry_id, result, now))
                 continue
             n += 1
             results.append(result)
@@ -85,10 +98,14 @@ class ResultsConsumer(StreamConsumer):
         if bad:
             await self.redis.xack(self.keys.results, RESULTS_GROUP, *bad)
             await self.redis.xdel(self.keys.results, *bad)
+        if reports:
+            reply = await self._progress(now, RESULTS_GROUP, reports)
+            for name, value in zip(self.progress_counts, reply, strict=True):
+                self.progress_counts[name] += value
         if not n:
             return
         spans = start_result_spans(results)  # not ended (so not exported) if the call fails
-        reply = await self._complete(now_ms(), RESULTS_GROUP, body)
+        reply = await self._complete(now, RESULTS_GROUP, body)
         end_result_spans(spans)
         for name, value in zip(self.counts, reply, strict=True):
             self.counts[name] += int(value)

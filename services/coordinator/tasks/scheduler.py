@@ -175,14 +175,19 @@ class Scheduler:
         timeout_ms = int(row.timeout_ms or 0)
         if timeout_ms:
             envelope.attempt_timeout.CopyFrom(duration_from_seconds(timeout_ms / 1000))
+        progress_ms = int(row.progress_ms or 0)
+        if progress_ms:
+            envelope.progress_timeout.CopyFrom(duration_from_seconds(progress_ms / 1000))
         span, envelope.traceparent = start_dispatch(envelope, (row.trace_id or b"").decode())
         assign = AssignRow(task_id, agent_id, attempt, token, envelope.SerializeToString())
-        # As assign.lua sets them: the lease (the task's heartbeat timeout, else the default)
-        # and the start-to-close backstop.
+        # As assign.lua sets them: the lease (the task's heartbeat timeout, else the default),
+        # the start-to-close backstop and the progress deadline.
         lease_ms = int(row.hb_ms or 0) or int(self.settings.task_lease_seconds * 1000)
         deadline = now + lease_ms
         if timeout_ms:
             deadline = min(deadline, now + timeout_ms + min(timeout_ms, 1000))
+        if progress_ms:
+            deadline = min(deadline, now + progress_ms)
         return Assignment(assign, span, deadline)
 
     async def _apply(self, assignments: list[Assignment], now: int) -> int:

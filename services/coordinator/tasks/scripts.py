@@ -58,6 +58,28 @@ class CompleteRow(NamedTuple):
     jitter: float
 
 
+class ProgressRow(NamedTuple):
+    """The head of a progress.lua report; its `chunks` OutputChunk bytes follow it in ARGV."""
+
+    entry_id: bytes
+    task_id: str
+    attempt: int
+    token: str
+    agent_id: str
+    start_ms: int | str
+    progress: bytes
+    """TaskProgress bytes (time set), b'' when the report carries none."""
+    message: str
+    """The progress message, for the task.progress event's `message`."""
+    chunks: int
+
+
+class ProgressReport(NamedTuple):
+    row: ProgressRow
+    chunks: Sequence[bytes]
+    """OutputChunk bytes, in order (len(chunks) == row.chunks)."""
+
+
 class ReclaimRow(NamedTuple):
     entry_id: bytes
     task_id: str
@@ -163,6 +185,22 @@ class Complete(ContextScript):
 
     async def __call__(self, now: int, group: str, rows: Sequence[CompleteRow]) -> list[int]:
         reply = await self.call(now, [self.keys.results], [group, len(rows), *flatten(rows)])
+        return [int(v) for v in reply]
+
+
+class Progress(ContextScript):
+    """progress.lua: apply PROGRESS reports in order, XACK and XDEL their entries; returns
+    (applied, ignored, chunks stored, chunks dropped)."""
+
+    name = "progress"
+    layouts: ClassVar[lua.Layouts] = {"PROGRESS_ROW": ProgressRow._fields}
+
+    async def __call__(self, now: int, group: str, reports: Sequence[ProgressReport]) -> list[int]:
+        args: list[Arg] = [group, self.settings.task_output_max_bytes, len(reports)]
+        for row, chunks in reports:
+            args += row
+            args += chunks
+        reply = await self.call(now, [self.keys.results], args)
         return [int(v) for v in reply]
 
 

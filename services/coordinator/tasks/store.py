@@ -53,7 +53,12 @@ class TaskStore(RedisStore[CoordinatorSettings]):
         self._submit = scripts.Submit(redis, keys, settings)
         self._cancel = scripts.Cancel(redis, keys, settings)
         self._expire = lua.Expire(
-            redis, keys.finished, keys.tasks_index, keys.task_prefix, keys.tasks_by_state_prefix
+            redis,
+            keys.finished,
+            keys.tasks_index,
+            keys.task_prefix,
+            keys.tasks_by_state_prefix,
+            companions=(keys.output_prefix,),
         )
 
     async def submit(self, specs: Sequence[ValidTask]) -> list[task_pb2.Task]:
@@ -86,6 +91,7 @@ class TaskStore(RedisStore[CoordinatorSettings]):
                 hb_ms=spec.heartbeat_timeout_ms,
                 backoff_ms=spec.retry_initial_backoff_ms,
                 backoff_max_ms=spec.retry_max_backoff_ms,
+                progress_ms=spec.progress_timeout_ms,
             )
             rows.append(scripts.SubmitRow(new, request_key, spec.payload))
         ids = await self._submit(now, rows)

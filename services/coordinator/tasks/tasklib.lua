@@ -51,12 +51,15 @@ local function release_slot(C, t)
   end
 end
 
--- The attempt is over: it no longer needs a lease or a start-to-close deadline (assign.lua
--- sets one only for a task with a timeout).
+-- The attempt is over: it no longer needs a lease, a start-to-close deadline or a progress
+-- deadline (assign.lua sets those only for a task with the timeout).
 local function end_attempt(C, t)
   redis.call('ZREM', C.leases, t.id)
   if (tonumber(t.timeout_ms) or 0) > 0 then
     redis.call('ZREM', C.attempt_deadlines, t.id)
+  end
+  if (tonumber(t.progress_ms) or 0) > 0 then
+    redis.call('ZREM', C.prefix .. K_PROGRESS_DEADLINES, t.id)
   end
 end
 
@@ -78,7 +81,20 @@ local function emit(C, ev)
   emit_event(C.events, C.maxlen, ev)
 end
 
--- Enter a terminal state, with its bookkeeping (indexes, retention, workflow notice).
+-- The current attempt reported that it runs (STARTED, or its first PROGRESS report).
+local function mark_started(C, t, ev, start_ms)
+  if t.state == TASK_STATE_ASSIGNED then
+    redis.call('HSET', t.key, 'state', TASK_STATE_RUNNING, 'start_ms', start_ms)
+    move_index(C, t, TASK_STATE_RUNNING)
+    t.state = TASK_STATE_RUNNING
+    ev.type, ev.state = EVENT_TYPE_TASK_STARTED, TASK_STATE_RUNNING
+    emit(C, ev)
+  end
+end
+
+-- Enter a terminal state, with its bookkeeping (indexes, retention, workflow notice). A task
+-- with output gets an `end` entry in its output stream, so followers (the gateway's
+-- StreamTaskOutput) wake up and stop; retention deletes the stream with the hash (expire.lua).
 local function finish(C, t, to, fields)
   redis.call('HSET', t.key, 'state', to, 'end_ms', C.now, unpack(fields or {}))
   move_index(C, t, to)
@@ -86,6 +102,9 @@ local function finish(C, t, to, fields)
   redis.call('ZADD', C.finished, C.now, t.id)
   clear_start_deadline(C, t)
   notify_workflow(C.prefix, t.workflow_id, t.step_id, t.id, to)
+  if t.output_bytes then
+    redis.call('XADD', C.prefix .. K_OUTPUT .. t.id, '*', 'end', to)
+  end
 end
 
 -- Record a failed attempt, then retry it after a backoff (or at once when `immediate`), or,
@@ -156,4 +175,13 @@ local function lose_attempt(C, task_id, attempt, why, event_type, jitter, immedi
   local outcome = fail_attempt(C, t, tonumber(attempt), agent_id, why, true, jitter, immediate)
   emit_failure(C, t, outcome, tonumber(attempt), agent_id, why)
   return outcome
+end
+
+-- XACK and XDEL the handled entries of a stream (in chunks: unpack has a stack limit).
+local function ack_and_delete(stream, group, entry_ids)
+  for i = 1, #entry_ids, 500 do
+    local chunk = {unpack(entry_ids, i, math.min(i + 499, #entry_ids))}
+    redis.call('XACK', stream, group, unpack(chunk))
+    redis.call('XDEL', stream, unpack(chunk))
+  end
 end

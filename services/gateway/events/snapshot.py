@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from hivewire.core.agent_states import is_live_agent
 from hivewire.core.clock import set_ms
 from hivewire.v1 import agent_pb2, event_pb2, task_pb2
 from hivewire_services.gateway.events.hub import EventFilter
@@ -11,7 +12,6 @@ from hivewire_services.gateway.stats.state_reader import (
     AgentView,
     StateReader,
     TaskView,
-    is_live,
 )
 
 _TASK_EVENT = {
@@ -27,7 +27,7 @@ def agent_event(agent: AgentView, flt: EventFilter) -> event_pb2.Event | None:
     An agent offers several capabilities; a capability filter matches when it is one of them
     and the event then names that capability.
     """
-    if not is_live(agent.state) or flt.task_id or flt.workflow_id:
+    if not is_live_agent(agent.state) or flt.task_id or flt.workflow_id:
         return None
     if flt.capability and flt.capability not in agent.capabilities:
         return None
@@ -68,7 +68,7 @@ async def snapshot_events(
     reader: StateReader, flt: EventFilter, max_tasks: int
 ) -> AsyncIterator[event_pb2.Event]:
     """Live agents, then unfinished tasks (at most `max_tasks`), filtered by `flt`."""
-    async for agent in reader.agents():
+    async for agent in reader.agents(include_offline=False):
         a_event = agent_event(agent, flt)
         if a_event is not None:
             yield a_event

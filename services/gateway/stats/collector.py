@@ -14,13 +14,14 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import cast
 
+from hivewire.core.agent_states import is_live_agent
 from hivewire.core.clock import duration_from_seconds, now_ms, ts_from_ms
 from hivewire.core.convert import enum_name
 from hivewire.v1 import agent_pb2, stats_pb2, task_pb2
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.gateway.stats.counters import EventCounters, Percentiles
-from hivewire_services.gateway.stats.state_reader import StateReader, is_live
+from hivewire_services.gateway.stats.state_reader import StateReader
 
 CACHE_SECONDS = 0.1
 SCAN_EVERY = 10.0  # how often queues of capabilities no event named are looked for
@@ -96,7 +97,7 @@ class StatsCollector:
         agents_by_cap: Counter[str] = Counter()
         async for agent in self.reader.agents(MAX_AGENTS):
             agents_by_state[enum_name(agent_pb2.AgentState, agent.state, "AGENT_STATE_")] += 1
-            if is_live(agent.state):
+            if is_live_agent(agent.state):
                 agents_by_cap.update(agent.capabilities)
         pipe = self.redis.pipeline(transaction=False)
         for state in _TASK_STATES:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from hivewire.v1 import agent_pb2, task_pb2
+from hivewire.v1 import task_pb2
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 
@@ -67,11 +67,24 @@ class StateReader:
         self.redis = redis
         self.keys = keys
 
-    async def agents(self, limit: int = 100_000) -> AsyncIterator[AgentView]:
+    async def agents(
+        self, limit: int = 100_000, *, include_offline: bool = True
+    ) -> AsyncIterator[AgentView]:
+        """Live agents, then (with `include_offline`) the offline ones still stored."""
+        indexes = [self.keys.live_agents]
+        if include_offline:
+            indexes.append(self.keys.offline_agents)
+        seen = 0
+        for index in indexes:
+            async for view in self._agents(index, limit - seen):
+                seen += 1
+                yield view
+
+    async def _agents(self, index: str, limit: int) -> AsyncIterator[AgentView]:
         seen = 0
         after = float("-inf")
         while seen < limit:
-            ids, after = await self._ids(self.keys.agents_index, after, min(CHUNK, limit - seen))
+            ids, after = await self._ids(index, after, min(CHUNK, limit - seen))
             if not ids:
                 return
             pipe = self.redis.pipeline(transaction=False)
@@ -141,7 +154,3 @@ class StateReader:
             ),
         )
         return [member.decode() for member, _ in raw], (raw[-1][1] if raw else after)
-
-
-def is_live(state: int) -> bool:
-    return state in (agent_pb2.AGENT_STATE_ONLINE, agent_pb2.AGENT_STATE_DRAINING)

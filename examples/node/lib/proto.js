@@ -1,0 +1,70 @@
+// The API loaded straight from the repo's protos/ at run time (no generated code), and the
+// few conversions the protocol needs: Durations in, Timestamps out, status codes.
+"use strict";
+
+const grpc = require("@grpc/grpc-js");
+const protoLoader = require("@grpc/proto-loader");
+
+const LOADER_OPTIONS = {
+  keepCase: true, // field names as in the .proto files (task_id, not taskId)
+  longs: String,
+  enums: String, // enum values by name: "TASK_OUTCOME_SUCCEEDED"
+  defaults: true,
+  oneofs: true, // a oneof's case as a field: msg.message === "welcome"
+};
+
+// Long-lived channel: keepalive pings like the Python SDK's (the gateway allows them), and
+// the channel's own reconnect backoff capped like the agent's (grpc-js's default cap is 120 s).
+const CHANNEL_OPTIONS = {
+  "grpc.keepalive_time_ms": 30_000,
+  "grpc.keepalive_timeout_ms": 10_000,
+  "grpc.keepalive_permit_without_calls": 1,
+  "grpc.initial_reconnect_backoff_ms": 100,
+  "grpc.max_reconnect_backoff_ms": 5_000,
+};
+
+// A stream that ends with one of these would end the same way again: the agent gives up.
+const FATAL_CODES = new Set([
+  grpc.status.INVALID_ARGUMENT,
+  grpc.status.UNAUTHENTICATED,
+  grpc.status.PERMISSION_DENIED,
+  grpc.status.UNIMPLEMENTED,
+  grpc.status.FAILED_PRECONDITION,
+]);
+
+function loadAgentService(protosDir) {
+  const definition = protoLoader.loadSync("hivewire/v1/agent_service.proto", {
+    ...LOADER_OPTIONS,
+    includeDirs: [protosDir],
+  });
+  return grpc.loadPackageDefinition(definition).hivewire.v1.AgentService;
+}
+
+// google.protobuf.Duration -> milliseconds (null when unset).
+function millisOf(duration) {
+  if (!duration) return null;
+  return Number(duration.seconds) * 1000 + Math.floor(duration.nanos / 1e6);
+}
+
+// Now as a google.protobuf.Timestamp.
+function timestampNow() {
+  const ms = Date.now();
+  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 };
+}
+
+// "UNAVAILABLE: connection refused" for a gRPC error, the message for anything else.
+function describe(err) {
+  if (err && typeof err.code === "number" && grpc.status[err.code] !== undefined) {
+    return `${grpc.status[err.code]}: ${err.details || err.message}`;
+  }
+  return err && err.message ? err.message : String(err);
+}
+
+module.exports = {
+  CHANNEL_OPTIONS,
+  FATAL_CODES,
+  describe,
+  loadAgentService,
+  millisOf,
+  timestampNow,
+};

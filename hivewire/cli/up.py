@@ -1,0 +1,76 @@
+"""`hivewire up` until a signal: the supervisor, the ready banner, the exit status."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+
+from hivewire.cli.supervisor import Supervisor, UpConfig
+
+
+def banner(config: UpConfig, redis_url: str, gateway_addr: str) -> str:
+    lines = [
+        "",
+        "hivewire is ready",
+        f"  gateway   {gateway_addr}",
+        f"  redis     {redis_url}",
+        "",
+        "try:",
+        "  hivewire agents",
+        '  hivewire submit echo --payload \'{"hello": "world"}\' --wait --json',
+        '  hivewire submit wordcount --payload \'{"text": "to be or not to be"}\' --wait',
+        "  hivewire watch",
+        "",
+        "workflows (custom commands in ./commands):",
+        "  hivewire commands",
+        "  hivewire run analyze-text -p text='to be or not to be that is the question' --wait",
+        "  hivewire run diamond --wait --json",
+        "  hivewire workflows",
+        "",
+        "Ctrl-C stops everything.",
+        "",
+    ]
+    if not config.demo:
+        lines.insert(6, "  hivewire agent            # start a demo agent (echo, wordcount, sleep)")
+    if config.hooks_file is not None:
+        lines.insert(4, f"  hooks     {config.hooks_file}")
+    if gateway_addr != "127.0.0.1:50051":
+        lines.append(f"(set HIVEWIRE_GATEWAY_ADDR={gateway_addr} or pass --addr)\n")
+    return "\n".join(lines) + "\n"
+
+
+async def run_up(config: UpConfig, write: Callable[[str], object] | None = None) -> int:
+    """Run until SIGINT/SIGTERM (exit 0), or until the stack fails to start or Redis is given
+    up on (exit 1). Children that crash meanwhile are restarted (see Supervisor)."""
+    sup = Supervisor(config, write)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    code = 0
+    try:
+        starting = asyncio.ensure_future(sup.start())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await starting
+        elif starting.exception() is not None:
+            sup.say(f"failed to start: {starting.exception()}")
+            code = 1
+        else:
+            sup.write(banner(config, sup.redis_url, sup.addrs["gateway"]))
+            fatal = asyncio.ensure_future(sup.fatal.wait())
+            await asyncio.wait({fatal, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            fatal.cancel()
+            code = 0 if stop.is_set() else 1
+        stopped.cancel()
+    finally:
+        sup.say("stopping")
+        await sup.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return code

@@ -1,0 +1,128 @@
+"""docker-compose.yml run for real, without a container engine: its Hivewire services as local
+processes in a directory laid out like the image (tests/e2e/compose_stack.py), then the
+`hivewire` commands README.md's Docker Compose section tells a user to run against it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hivewire.cli.embedded_redis import EmbeddedRedis
+from hivewire.cli.readiness import wait_agents_online
+from tests.compose_files import (
+    ROOT,
+    hivewire_services,
+    lay_out_image,
+    load_compose,
+    parse_dockerfile,
+    readme_compose_commands,
+)
+from tests.e2e.compose_stack import ComposeStack
+from tests.e2e.otel_collector import Collector
+from tests.up import refusing_addr
+
+pytestmark = pytest.mark.e2e
+
+COMMAND_TIMEOUT = 60.0
+# What the README's compose section must keep telling users to run (and this test runs).
+MUST_RUN = (["commands"], ["run", "analyze-text"], ["submit", "echo"])
+
+
+@pytest.fixture(scope="module")
+def collector() -> Iterator[Collector]:
+    c = Collector()
+    yield c
+    c.stop()
+
+
+@pytest.fixture(scope="module")
+def compose_stack(
+    tmp_path_factory: pytest.TempPathFactory, collector: Collector
+) -> Iterator[ComposeStack]:
+    compose = load_compose()
+    image = parse_dockerfile((ROOT / "Dockerfile").read_text())
+    image_root = tmp_path_factory.mktemp("image")
+    workdir = lay_out_image(ROOT, image, image_root)
+    redis = EmbeddedRedis(0, tmp_path_factory.mktemp("redis"), appendonly=False)
+    redis.start()
+    jaeger = collector.endpoint.removeprefix("http://")
+    with refusing_addr() as refused:
+        stack = ComposeStack(
+            compose, image, workdir, image_root, tmp_path_factory.mktemp("run"),
+            {"redis": f"127.0.0.1:{redis.port}", "jaeger": jaeger},
+            refused,
+        )  # fmt: skip
+        try:
+            for name in hivewire_services(compose):
+                stack.start(name)
+            agents = {_agent_name(stack, name) for name in stack.services}
+            asyncio.run(wait_agents_online(stack.dialable["gateway"], agents - {""}, 60.0))
+            yield stack
+        finally:
+            stack.stop()
+            redis.stop()
+
+
+def _agent_name(stack: ComposeStack, service: str) -> str:
+    argv = list(stack.compose["services"][service]["command"])
+    return argv[argv.index("--name") + 1] if "--name" in argv else ""
+
+
+def hivewire(stack: ComposeStack, args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """A `hivewire` command as a user runs it on the host, where the gateway's published port is
+    the CLI's default address (tests/unit/test_compose.py checks it): here, where it listens."""
+    env = {"PATH": os.environ["PATH"], "HIVEWIRE_GATEWAY_ADDR": stack.dialable["gateway"]}
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "hivewire.cli", *args], cwd=cwd, env=env,
+            capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"hivewire {args} still running after {COMMAND_TIMEOUT}s\n{stack.logs()}")
+
+
+def test_the_readme_commands_succeed_against_the_compose_stack(
+    compose_stack: ComposeStack, collector: Collector, tmp_path: Path
+) -> None:
+    commands = [argv[1:] for argv in readme_compose_commands((ROOT / "README.md").read_text())]
+    for must in MUST_RUN:
+        assert any(args[: len(must)] == must for args in commands), f"README lacks {must}"
+    outputs = {}
+    for args in commands:
+        out = hivewire(compose_stack, args, tmp_path)
+        assert out.returncode == 0, (args, out.stdout, out.stderr, compose_stack.logs())
+        if "--wait" in args:
+            assert "SUCCEEDED" in out.stdout, (args, out.stdout)
+        outputs[" ".join(args[:2])] = out
+    listed = outputs["commands"].stdout
+    assert "analyze-text:" in listed and "diamond:" in listed, listed
+    # The echo task's trace reached "jaeger" from every process on its path.
+    [trace_id] = re.findall(r"trace_id ([0-9a-f]{32})", outputs["submit echo"].stderr)
+    path = {"hivewire-gateway", "hivewire-coordinator", "hivewire-agent"}
+    asyncio.run(
+        collector.wait_for(
+            lambda spans: {s.service for s in spans if s.trace_id == trace_id} >= path
+        )
+    )
+
+
+def test_every_container_healthcheck_passes_and_fails_when_down(
+    compose_stack: ComposeStack,
+) -> None:
+    for name in compose_stack.services:
+        out = compose_stack.healthcheck(name)
+        assert out.returncode == 0, (name, out.stdout, out.stderr)
+    # The probe of a stopped agent fails (what restarts an unhealthy container).
+    agent = compose_stack.services["agent-2"]
+    argv = compose_stack.healthcheck_argv("agent-2")
+    agent.process.terminate()
+    agent.process.wait(30)
+    down = subprocess.run(argv, cwd=compose_stack.workdir, capture_output=True, check=False)
+    assert down.returncode == 1, down
