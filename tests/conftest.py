@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,6 +14,19 @@ from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis, create_redis
 from tests.settings import StackSettings, stack_settings
 from tests.up import refusing_addr
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_client_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Clients in tests (and the processes they start) never discover a client config that a
+    `hivewire up` left in the checkout's .hivewire: their data directory is an empty one."""
+    before = os.environ.get("HIVEWIRE_DATA_DIR")
+    os.environ["HIVEWIRE_DATA_DIR"] = str(tmp_path_factory.mktemp("no-client-config"))
+    yield
+    if before is None:
+        del os.environ["HIVEWIRE_DATA_DIR"]
+    else:
+        os.environ["HIVEWIRE_DATA_DIR"] = before
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,15 @@ run_agent(agent)
 
 from hivewire.agent._agent import Agent, run_agent
 from hivewire.agent._context import Handler, NonRetryableError, TaskContext
+from hivewire.core.tls import PLAINTEXT, TlsConfig
 
 __all__ = [
     # The agent and its runner
     "Agent",
     "run_agent",
+    # Transport security: how it dials (default: HIVEWIRE_TLS_* or the discovered config)
+    "PLAINTEXT",
+    "TlsConfig",
     # What handlers see and raise
     "Handler",
     "NonRetryableError",

@@ -27,10 +27,12 @@ from hivewire.core.defaults import (
     DEFAULT_GATEWAY_ADDR,
     DEFAULT_REDIS_URL,
     DEFAULT_REGISTRY_ADDR,
+    client_setting,
     env,
     env_float,
 )
 from hivewire.core.lifecycle import AsyncComponent
+from hivewire.core.tls import TlsConfig, tls_from_env
 from hivewire.v1 import stream_pb2
 
 __all__ = ["Agent", "Handler", "NonRetryableError", "TaskContext", "run_agent"]
@@ -52,6 +54,8 @@ class Agent(AgentHooks, AsyncComponent):
     `transport` is how it reaches Hivewire: "redis" (default; the registry over gRPC and its
     own inbox on Redis) or "grpc" (one AgentService stream to the gateway at `gateway_addr`,
     no Redis credentials); default $HIVEWIRE_AGENT_TRANSPORT. docs/agents.md compares them.
+    Addresses and `tls` default to HIVEWIRE_* variables, else to the client config `hivewire up`
+    wrote (docs/security.md); `tls=PLAINTEXT` dials plaintext whatever they say.
     """
 
     def __init__(
@@ -67,18 +71,20 @@ class Agent(AgentHooks, AsyncComponent):
         drain_grace: float | None = None,
         transport: str | None = None,
         gateway_addr: str | None = None,
+        tls: TlsConfig | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         self.transport = transport or env("AGENT_TRANSPORT", "redis")
         if self.transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {TRANSPORTS}, not {self.transport!r}")
-        self.gateway_addr = gateway_addr or env("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR)
+        self.gateway_addr = gateway_addr or client_setting("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR)
         self.name = name
         self.max_concurrency = max_concurrency
         self.labels = dict(labels or {})
-        self.registry_addr = registry_addr or env("REGISTRY_ADDR", DEFAULT_REGISTRY_ADDR)
-        self.redis_url = redis_url or env("REDIS_URL", DEFAULT_REDIS_URL)
+        self.registry_addr = registry_addr or client_setting("REGISTRY_ADDR", DEFAULT_REGISTRY_ADDR)
+        self.redis_url = redis_url or client_setting("REDIS_URL", DEFAULT_REDIS_URL)
+        self.tls = tls if tls is not None else tls_from_env()
         self.running_report_after = (
             env_float("AGENT_RUNNING_REPORT_AFTER", 0.1)
             if running_report_after is None
@@ -152,7 +158,12 @@ class Agent(AgentHooks, AsyncComponent):
 
     def _make_transport(self) -> Transport:
         registration = Registration(
-            self.name, self.capabilities, self.max_concurrency, self.labels, self.rpc_timeout
+            self.name,
+            self.capabilities,
+            self.max_concurrency,
+            self.labels,
+            self.rpc_timeout,
+            self.tls,
         )
         if self.transport == "grpc":
             return GrpcTransport(registration, self.gateway_addr)

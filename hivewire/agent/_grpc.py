@@ -21,6 +21,7 @@ from hivewire.agent._transport import AgentView, Delivery, Registration
 from hivewire.core.background import cancel_and_wait
 from hivewire.core.backoff import Backoff
 from hivewire.core.defaults import channel_options
+from hivewire.core.tls import aio_channel
 from hivewire.core.tracing import client_interceptors
 from hivewire.v1 import agent_service_pb2, agent_service_pb2_grpc, stream_pb2
 
@@ -74,8 +75,11 @@ class GrpcTransport:
     async def start(self, view: AgentView) -> None:
         """Connect and wait for the first welcome, retrying for up to START_TIMEOUT."""
         self._view = view
-        self._channel = grpc.aio.insecure_channel(
-            self._addr, options=channel_options(), interceptors=client_interceptors()
+        self._channel = aio_channel(
+            self._addr,
+            self._registration.tls,
+            options=channel_options(),
+            interceptors=client_interceptors(),
         )
         stub = agent_service_pb2_grpc.AgentServiceStub(self._channel)
         self._sessions = asyncio.create_task(self._run(stub), name="hivewire-agent-stream")

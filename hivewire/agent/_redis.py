@@ -89,6 +89,7 @@ class RedisTransport:
             in_flight=lambda: len(running()),
             on_cancel=view.on_cancel,
             running=running,
+            tls=reg.tls,
         )
         try:
             await session.register(retry_for=30.0)

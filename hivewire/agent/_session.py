@@ -13,6 +13,7 @@ import grpc
 from hivewire.core.background import cancel_and_wait
 from hivewire.core.backoff import backoff
 from hivewire.core.defaults import channel_options
+from hivewire.core.tls import PLAINTEXT, TlsConfig, aio_channel
 from hivewire.core.tracing import client_interceptors
 from hivewire.v1 import registry_pb2, registry_pb2_grpc
 
@@ -56,9 +57,10 @@ class Session:
         in_flight: Callable[[], int],
         on_cancel: Callable[[list[str]], None],
         running: Callable[[], list[str]] = list,
+        tls: TlsConfig = PLAINTEXT,
     ) -> None:
-        self._channel = grpc.aio.insecure_channel(
-            registry_addr, options=channel_options(), interceptors=client_interceptors()
+        self._channel = aio_channel(
+            registry_addr, tls, options=channel_options(), interceptors=client_interceptors()
         )
         self._stub = registry_pb2_grpc.RegistryServiceStub(self._channel)
         self._request = registry_pb2.RegisterAgentRequest(

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from hivewire.core.tls import PLAINTEXT, TlsConfig
 from hivewire.v1 import stream_pb2
 
 TRANSPORTS = ("redis", "grpc")
@@ -37,6 +38,8 @@ class Registration:
     max_concurrency: int
     labels: dict[str, str]
     rpc_timeout: float
+    tls: TlsConfig = PLAINTEXT
+    """How it dials Hivewire; under mTLS its client certificate is part of who it is."""
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,7 @@ from hivewire.cli._run import agent, up
 from hivewire.cli._workflow import commands, run, workflow_app, workflows
 from hivewire.client import TERMINAL_STATES, Client
 from hivewire.core.convert import agent_to_dict, event_to_dict, task_to_dict
-from hivewire.core.defaults import (
-    DEFAULT_GATEWAY_ADDR,
-    env,
-)
+from hivewire.core.defaults import DEFAULT_GATEWAY_ADDR, client_setting
 from hivewire.v1 import event_pb2, task_pb2
 
 app = typer.Typer(
@@ -76,11 +73,14 @@ def root(
     ctx: typer.Context,
     addr: Annotated[
         str | None,
-        typer.Option(help="Gateway address (default $HIVEWIRE_GATEWAY_ADDR or 127.0.0.1:50051)."),
+        typer.Option(
+            help="Gateway address (default $HIVEWIRE_GATEWAY_ADDR, else the one `hivewire up` "
+            "wrote to .hivewire/client.env, else 127.0.0.1:50051)."
+        ),
     ] = None,
 ) -> None:
     """Coordinate work across many agents over gRPC and Redis Streams."""
-    ctx.obj = {"addr": addr or env("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR)}
+    ctx.obj = {"addr": addr or client_setting("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR)}
 
 
 @app.command()

@@ -11,7 +11,8 @@ import typer
 
 from hivewire.cli._format import format_rpc_error
 from hivewire.client import Client
-from hivewire.core.defaults import DEFAULT_GATEWAY_ADDR, env
+from hivewire.core.defaults import DEFAULT_GATEWAY_ADDR, client_setting
+from hivewire.core.tls import TlsError
 
 T = TypeVar("T")
 
@@ -20,8 +21,9 @@ EXIT_RPC_ERROR = 2
 
 
 def gateway_addr(ctx: typer.Context) -> str:
-    """--addr if given (stored on the context by the root callback), else HIVEWIRE_GATEWAY_ADDR."""
-    return str(ctx.obj["addr"]) if ctx.obj else env("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR)
+    """--addr if given (stored on the context by the root callback), else HIVEWIRE_GATEWAY_ADDR,
+    else the client config `hivewire up` wrote."""
+    return str(ctx.obj["addr"]) if ctx.obj else client_setting("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR)
 
 
 def call(ctx: typer.Context, fn: Callable[[Client], Awaitable[T]], timeout: float = 10.0) -> T:
@@ -35,6 +37,9 @@ def call(ctx: typer.Context, fn: Callable[[Client], Awaitable[T]], timeout: floa
         return asyncio.run(main())
     except grpc.aio.AioRpcError as exc:
         typer.echo(format_rpc_error(exc), err=True)
+        raise typer.Exit(EXIT_RPC_ERROR) from None
+    except TlsError as exc:
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_RPC_ERROR) from None
     except TimeoutError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from hivewire.core.defaults import DEFAULT_GATEWAY_ADDR, env
+from hivewire.cli._call import gateway_addr
 
 
 def dashboard(
@@ -18,5 +18,4 @@ def dashboard(
     """Live dashboard: agents, queues, workflows and events (q quit, f filter, p pause)."""
     from hivewire.dashboard import Dashboard  # Textual loads only for this command
 
-    addr = str(ctx.obj["addr"]) if ctx.obj else env("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR)
-    Dashboard(addr, stats_interval=interval).run()
+    Dashboard(gateway_addr(ctx), stats_interval=interval).run()

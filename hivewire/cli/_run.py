@@ -16,11 +16,19 @@ import typer
 from hivewire.agent import Agent, run_agent
 from hivewire.cli._format import format_rpc_error
 from hivewire.cli.demo import build_agent
+from hivewire.core.client_config import DEFAULT_DATA_DIR
 from hivewire.core.defaults import (
     DEFAULT_COORDINATOR_ADDR,
     DEFAULT_GATEWAY_ADDR,
     DEFAULT_REGISTRY_ADDR,
     env,
+)
+from hivewire.core.tls import (
+    PLAINTEXT,
+    PlaintextBindError,
+    TlsError,
+    check_plaintext_bind,
+    tls_from_env,
 )
 
 EXIT_RPC_ERROR = 2
@@ -33,9 +41,13 @@ def up(
         str | None, typer.Option(help="Use this Redis instead of starting one.")
     ] = None,
     redis_port: Annotated[int, typer.Option(help="Port of the embedded Redis.")] = 6390,
-    data_dir: Annotated[Path, typer.Option(help="Data directory of the embedded Redis.")] = Path(
-        ".hivewire"
-    ),
+    data_dir: Annotated[
+        Path,
+        typer.Option(
+            help="Data directory: the embedded Redis, certificates, the client config.",
+            envvar="HIVEWIRE_DATA_DIR",
+        ),
+    ] = Path(DEFAULT_DATA_DIR),
     gateway_addr: Annotated[str | None, typer.Option(help="Gateway listen address.")] = None,
     registry_addr: Annotated[str | None, typer.Option(help="Registry listen address.")] = None,
     coordinator_addr: Annotated[
@@ -73,6 +85,23 @@ def up(
             "(default $HIVEWIRE_RESTART_DELAY or 0.5).",
         ),
     ] = None,
+    secure: Annotated[
+        bool,
+        typer.Option(
+            help="TLS everywhere with client certificates (mTLS), from a local CA kept in "
+            "DATA_DIR/tls; the CLI and SDKs run here find them (docs/security.md).",
+        ),
+    ] = False,
+    tls_host: Annotated[
+        list[str] | None,
+        typer.Option(help="With --secure: another name or address for the server certificate."),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            help="Allow plaintext on addresses other than loopback.", envvar="HIVEWIRE_INSECURE"
+        ),
+    ] = False,
 ) -> None:
     """Start Redis, the registry, coordinator and gateway (and demo agents) until Ctrl-C;
     restart any of them that crashes."""
@@ -105,10 +134,19 @@ def up(
         ),
         delay=_setting(restart_delay, "RESTART_DELAY", DEFAULT_RESTART_DELAY, "--restart-delay"),
     )
+    listen = {
+        "--gateway-addr": gateway_addr or env("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR),
+        "--registry-addr": registry_addr or env("REGISTRY_ADDR", DEFAULT_REGISTRY_ADDR),
+        "--coordinator-addr": coordinator_addr or env("COORDINATOR_ADDR", DEFAULT_COORDINATOR_ADDR),
+        "HIVEWIRE_HOOKS_ADDR": env("HOOKS_ADDR", DEFAULT_HOOKS_ADDR),
+    }
+    if hooks is None:
+        del listen["HIVEWIRE_HOOKS_ADDR"]
+    check_transport(listen, secure=secure, insecure=insecure)
     config = UpConfig(
-        gateway_addr=gateway_addr or env("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR),
-        registry_addr=registry_addr or env("REGISTRY_ADDR", DEFAULT_REGISTRY_ADDR),
-        coordinator_addr=coordinator_addr or env("COORDINATOR_ADDR", DEFAULT_COORDINATOR_ADDR),
+        gateway_addr=listen["--gateway-addr"],
+        registry_addr=listen["--registry-addr"],
+        coordinator_addr=listen["--coordinator-addr"],
         redis_url=redis_url,
         redis_port=redis_port,
         data_dir=data_dir,
@@ -117,8 +155,35 @@ def up(
         hooks_file=hooks,
         hooks_addr=env("HOOKS_ADDR", DEFAULT_HOOKS_ADDR),
         restarts=restarts,
+        secure=secure,
+        tls_hosts=list(tls_host or []),
+        insecure=insecure,
     )
     raise typer.Exit(asyncio.run(run_up(config)))
+
+
+def check_transport(listen: dict[str, str], *, secure: bool, insecure: bool) -> None:
+    """Refuse, before starting anything, plaintext on an address other machines reach (unless
+    --insecure) and TLS variables that cannot work; `listen` maps option names to addresses."""
+    if secure and insecure:
+        raise typer.BadParameter(
+            "--secure and --insecure exclude each other", param_hint="--insecure"
+        )
+    try:
+        tls = PLAINTEXT if secure else tls_from_env(discover=False)
+    except TlsError as exc:
+        raise typer.BadParameter(str(exc), param_hint="HIVEWIRE_TLS_*") from None
+    for option, addr in listen.items():
+        try:
+            check_plaintext_bind(
+                addr,
+                tls,
+                insecure=secure or insecure,
+                allow="--insecure",
+                secure="pass --secure (TLS from a local CA), ",
+            )
+        except PlaintextBindError as exc:
+            raise typer.BadParameter(str(exc), param_hint=option) from None
 
 
 def _setting(

@@ -12,10 +12,11 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hivewire.core.addr_file import read_addr_file
+from hivewire.core.tls import PLAINTEXT, TlsConfig, aio_channel
 from hivewire.v1 import agent_pb2, gateway_pb2_grpc, registry_pb2, registry_pb2_grpc
 
 
-def up_command(data_dir: Path, *extra: str) -> list[str]:
+def up_command(data_dir: Path, *extra: str, gateway_addr: str = "127.0.0.1:0") -> list[str]:
     """argv of `hivewire up` with Redis and every service on a port it binds itself (port 0);
     read the addresses with `running_addrs(data_dir)` once it is ready."""
     any_port = "127.0.0.1:0"
@@ -23,7 +24,7 @@ def up_command(data_dir: Path, *extra: str) -> list[str]:
         sys.executable, "-m", "hivewire.cli", "up", *extra,
         "--redis-port", "0",
         "--data-dir", str(data_dir),
-        "--gateway-addr", any_port,
+        "--gateway-addr", gateway_addr,
         "--registry-addr", any_port,
         "--coordinator-addr", any_port,
     ]  # fmt: skip
@@ -68,13 +69,17 @@ async def wait_redis(port: int, limit: float) -> None:
 
 
 async def _poll_rpc(
-    addr: str, limit: float, ready: Callable[[grpc.aio.Channel], Awaitable[bool]], what: str
+    addr: str,
+    limit: float,
+    ready: Callable[[grpc.aio.Channel], Awaitable[bool]],
+    what: str,
+    tls: TlsConfig,
 ) -> None:
-    """Call `ready` on a channel to `addr` every 0.1s until it is True (a failed RPC is a not
-    yet); TimeoutError naming `what` after `limit` seconds."""
+    """Call `ready` on a channel to `addr` (TLS as `tls` says) every 0.1s until it is True (a
+    failed RPC is a not yet); TimeoutError naming `what` after `limit` seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit
-    async with grpc.aio.insecure_channel(addr) as channel:
+    async with aio_channel(addr, tls) as channel:
         while True:
             with contextlib.suppress(grpc.aio.AioRpcError):
                 if await ready(channel):
@@ -84,7 +89,7 @@ async def _poll_rpc(
             await asyncio.sleep(0.1)
 
 
-async def wait_serving(addr: str, limit: float) -> None:
+async def wait_serving(addr: str, limit: float, tls: TlsConfig = PLAINTEXT) -> None:
     """Poll grpc.health.v1 Check at `addr` until SERVING; TimeoutError after `limit` seconds."""
 
     async def serving(channel: grpc.aio.Channel) -> bool:
@@ -92,10 +97,12 @@ async def wait_serving(addr: str, limit: float) -> None:
         resp = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
         return bool(resp.status == health_pb2.HealthCheckResponse.SERVING)
 
-    await _poll_rpc(addr, limit, serving, f"{addr} not SERVING")
+    await _poll_rpc(addr, limit, serving, f"{addr} not SERVING", tls)
 
 
-async def wait_agents_online(gateway_addr: str, names: set[str], limit: float) -> None:
+async def wait_agents_online(
+    gateway_addr: str, names: set[str], limit: float, tls: TlsConfig = PLAINTEXT
+) -> None:
     """Poll the gateway's ListAgents until agents with these names are ONLINE."""
 
     async def online(channel: grpc.aio.Channel) -> bool:
@@ -106,10 +113,12 @@ async def wait_agents_online(gateway_addr: str, names: set[str], limit: float) -
         )
         return names <= {a.name for a in reply.agents}
 
-    await _poll_rpc(gateway_addr, limit, online, f"agents {sorted(names)} not ONLINE")
+    await _poll_rpc(gateway_addr, limit, online, f"agents {sorted(names)} not ONLINE", tls)
 
 
-async def wait_agent_registered(registry_addr: str, name: str, since_ms: int, limit: float) -> None:
+async def wait_agent_registered(
+    registry_addr: str, name: str, since_ms: int, limit: float, tls: TlsConfig = PLAINTEXT
+) -> None:
     """Poll the registry's ListAgents until an agent called `name` that registered at or after
     `since_ms` (epoch ms) is ONLINE: a restarted agent, not the lease of the one it replaces."""
 
@@ -132,4 +141,4 @@ async def wait_agent_registered(registry_addr: str, name: str, since_ms: int, li
                 return False
             token = page.next_page_token
 
-    await _poll_rpc(registry_addr, limit, registered, f"agent {name} not registered")
+    await _poll_rpc(registry_addr, limit, registered, f"agent {name} not registered", tls)

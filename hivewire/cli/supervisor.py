@@ -21,7 +21,9 @@ from hivewire.cli.readiness import (
     wait_serving,
 )
 from hivewire.cli.restarts import RestartPolicy, describe_exit, keep_running
+from hivewire.cli.up_tls import UpTls
 from hivewire.core.addr_file import METRICS, read_addr_file, write_addr_file
+from hivewire.core.client_config import remove_client_config, write_client_config
 
 SERVICES = ("registry", "coordinator", "gateway")
 # After the agents (all at once), each of these stops once the one before it has exited.
@@ -48,6 +50,12 @@ class UpConfig:
         default_factory=lambda: [(name, ",".join(caps)) for name, caps in DEMO_AGENTS.items()]
     )
     restarts: RestartPolicy = field(default_factory=RestartPolicy)
+    # --secure: a local CA in <data_dir>/tls, every child on TLS with client certificates
+    # required; `tls_hosts` are names the server certificate holds besides the loopback ones.
+    secure: bool = False
+    tls_hosts: list[str] = field(default_factory=list)
+    # --insecure: plaintext allowed on addresses other than loopback.
+    insecure: bool = False
 
 
 class Supervisor:
@@ -68,6 +76,7 @@ class Supervisor:
             "hooks": config.hooks_addr,
         }
         self.run_dir = config.data_dir.resolve() / "run"
+        self.tls = UpTls()  # prepared by start()
         # Set when Redis is given up on: nothing can work without it, so `hivewire up` stops.
         self.fatal = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -85,8 +94,12 @@ class Supervisor:
             HIVEWIRE_GATEWAY_ADDR=self.addrs["gateway"],
             HIVEWIRE_REGISTRY_ADDR=self.addrs["registry"],
             HIVEWIRE_COORDINATOR_ADDR=self.addrs["coordinator"],
+            # An SDK child that discovers its settings finds this stack's client config.
+            HIVEWIRE_DATA_DIR=str(self.config.data_dir.resolve()),
             PYTHONUNBUFFERED="1",
         )
+        if self.config.insecure:
+            env["HIVEWIRE_INSECURE"] = "1"
         if self.config.hooks_file is not None:
             env["HIVEWIRE_HOOKS_FILE"] = str(self.config.hooks_file.resolve())
             env["HIVEWIRE_HOOKS_ADDR"] = self.addrs["hooks"]
@@ -98,6 +111,11 @@ class Supervisor:
         """Start Redis (unless external), the services, then demo agents; each waits to be ready.
         StartFailed (or TimeoutError) if one does not come up."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        data_dir = self.config.data_dir.resolve()
+        remove_client_config(data_dir)  # a stale one would send clients elsewhere meanwhile
+        self.tls, note = UpTls.prepare(self.config.secure, data_dir, self.config.tls_hosts)
+        if note:
+            self.say(note)
         if self.config.redis_url is None and not await self._start_redis():
             return
         for name in SERVICES:
@@ -107,6 +125,7 @@ class Supervisor:
             self._service("hooks")
         ):
             return
+        write_client_config(data_dir, self.client_config())
         if self.config.demo:
             agents = [self._agent(name, caps) for name, caps in self.config.demo_agents]
             results = await asyncio.gather(
@@ -115,6 +134,16 @@ class Supervisor:
             for result in results:
                 if isinstance(result, BaseException):
                     raise result
+
+    def client_config(self) -> dict[str, str]:
+        """What the CLI and SDKs run next to the data directory need to reach this stack
+        (hivewire.core.client_config)."""
+        return {
+            "HIVEWIRE_GATEWAY_ADDR": self.addrs["gateway"],
+            "HIVEWIRE_REGISTRY_ADDR": self.addrs["registry"],
+            "HIVEWIRE_REDIS_URL": self.redis_url,
+            **self.tls.client_env(),
+        }
 
     async def _start_redis(self) -> bool:
         """The embedded Redis on its port; with port 0, on a free one (another candidate if
@@ -163,13 +192,17 @@ class Supervisor:
             addr = await wait_addr_file(addr_file, READY_TIMEOUT)
             if name in self._served and addr != self.addrs[name]:
                 raise StartFailed(f"came back on {addr}, not on {self.addrs[name]}")
-            await wait_serving(addr, READY_TIMEOUT)
+            await wait_serving(addr, READY_TIMEOUT, self.tls.dial)
             if name not in self._served:
                 self.addrs[name] = addr
                 self._metrics[name] = read_addr_file(addr_file, METRICS) or ""
 
         def prepare() -> dict[str, str]:
-            return {"HIVEWIRE_ADDR_FILE": str(addr_file), **self._pins(name)}
+            return {
+                "HIVEWIRE_ADDR_FILE": str(addr_file),
+                **self._pins(name),
+                **self.tls.child_env(agent=False),
+            }
 
         child = self._child(name, [sys.executable, "-m", f"hivewire_services.{name}"], ready)
         child.prepare, child.addr_file = prepare, addr_file
@@ -194,10 +227,13 @@ class Supervisor:
         argv = [sys.executable, "-m", "hivewire.cli.demo", "--name", name]
 
         def ready(since_ms: int) -> Awaitable[None]:
-            return wait_agent_registered(self.addrs["registry"], name, since_ms, READY_TIMEOUT)
+            return wait_agent_registered(
+                self.addrs["registry"], name, since_ms, READY_TIMEOUT, self.tls.dial
+            )
 
         child = self._child(name, [*argv, "--capabilities", capabilities], ready)
         child.agent = True
+        child.prepare = lambda: self.tls.child_env(agent=True)
         return child
 
     async def _first_start(self, child: Child) -> bool:

@@ -8,9 +8,13 @@ import signal
 from collections.abc import Callable
 
 from hivewire.cli.supervisor import Supervisor, UpConfig
+from hivewire.core.client_config import config_path
+from hivewire.core.defaults import DEFAULT_GATEWAY_ADDR
 
 
 def banner(config: UpConfig, redis_url: str, gateway_addr: str) -> str:
+    data_dir = config.data_dir.resolve()
+    tls_dir = data_dir / "tls"
     lines = [
         "",
         "hivewire is ready",
@@ -36,8 +40,14 @@ def banner(config: UpConfig, redis_url: str, gateway_addr: str) -> str:
         lines.insert(6, "  hivewire agent            # start a demo agent (echo, wordcount, sleep)")
     if config.hooks_file is not None:
         lines.insert(4, f"  hooks     {config.hooks_file}")
-    if gateway_addr != "127.0.0.1:50051":
-        lines.append(f"(set HIVEWIRE_GATEWAY_ADDR={gateway_addr} or pass --addr)\n")
+    if config.secure:
+        lines.insert(4, f"  tls       client certificates required; CA {tls_dir / 'ca.pem'}")
+    if gateway_addr != DEFAULT_GATEWAY_ADDR or config.secure:
+        lines.append(
+            f"(the CLI and SDKs find this stack in {config_path(data_dir)} when run here or with "
+            f"HIVEWIRE_DATA_DIR={data_dir}; elsewhere set HIVEWIRE_GATEWAY_ADDR={gateway_addr}"
+            + (" and HIVEWIRE_TLS_CA, _CERT, _KEY: docs/security.md)\n" if config.secure else ")\n")
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -9,12 +9,16 @@ from hivewire.client._workflow import (
     workflow_to_dict,
 )
 from hivewire.core.convert import agent_to_dict, encode_payload, event_to_dict, task_to_dict
+from hivewire.core.tls import PLAINTEXT, TlsConfig
 
 __all__ = [
     # The client and its event stream
     "TERMINAL_STATES",
     "Client",
     "EventStream",
+    # Transport security: how it dials (default: HIVEWIRE_TLS_* or the discovered config)
+    "PLAINTEXT",
+    "TlsConfig",
     # Conversions: plain dicts for JSON output, payload encoding
     "agent_to_dict",
     "command_to_dict",

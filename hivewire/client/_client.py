@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
-import grpc
-
 from hivewire.client._dlq import DeadLetterMethods
 from hivewire.client._events import EventStream
 from hivewire.client._loops import every_item, poll_state
@@ -19,8 +17,9 @@ from hivewire.client._output import OutputMethods
 from hivewire.client._workflow import WorkflowCalls, workflow_to_dict
 from hivewire.core.backoff import backoff
 from hivewire.core.convert import agent_to_dict, encode_payload, task_to_dict
-from hivewire.core.defaults import DEFAULT_GATEWAY_ADDR, channel_options, env
+from hivewire.core.defaults import DEFAULT_GATEWAY_ADDR, channel_options, client_setting
 from hivewire.core.lifecycle import AsyncComponent
+from hivewire.core.tls import TlsConfig, aio_channel, tls_from_env
 from hivewire.core.tracing import client_interceptors, new_traceparent, traceparent_of
 from hivewire.v1 import agent_pb2, event_pb2, gateway_pb2_grpc, stats_pb2, task_pb2
 
@@ -87,13 +86,20 @@ def _trace_metadata() -> tuple[tuple[str, str], ...]:
 
 
 class Client(WorkflowCalls, DeadLetterMethods, OutputMethods, AsyncComponent):
-    """One channel to the gateway; every unary call has a deadline (`timeout` seconds)."""
+    """One channel to the gateway; every unary call has a deadline (`timeout` seconds).
 
-    def __init__(self, addr: str | None = None, *, timeout: float = 10.0) -> None:
-        self.addr = addr or env("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR)
+    `addr` and `tls` default to HIVEWIRE_GATEWAY_ADDR and HIVEWIRE_TLS_*, else to the client
+    config `hivewire up` wrote (docs/security.md); `tls=PLAINTEXT` dials plaintext.
+    """
+
+    def __init__(
+        self, addr: str | None = None, *, timeout: float = 10.0, tls: TlsConfig | None = None
+    ) -> None:
+        self.addr = addr or client_setting("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR)
         self.timeout = timeout
-        self._channel = grpc.aio.insecure_channel(
-            self.addr, options=channel_options(), interceptors=client_interceptors()
+        self.tls = tls if tls is not None else tls_from_env()
+        self._channel = aio_channel(
+            self.addr, self.tls, options=channel_options(), interceptors=client_interceptors()
         )
         self._stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from hivewire.core.client_config import read_client_config
+
 DEFAULT_GATEWAY_ADDR = "127.0.0.1:50051"
 DEFAULT_REGISTRY_ADDR = "127.0.0.1:50052"
 DEFAULT_COORDINATOR_ADDR = "127.0.0.1:50053"
@@ -14,6 +16,13 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 def env(name: str, default: str) -> str:
     """`HIVEWIRE_<NAME>` from the environment, else `default` (empty counts as unset)."""
     return os.environ.get(f"HIVEWIRE_{name}") or default
+
+
+def client_setting(name: str, default: str) -> str:
+    """What a client uses to reach the stack: `HIVEWIRE_<NAME>` from the environment, else from
+    the client config `hivewire up` wrote in the data directory, else `default`."""
+    key = f"HIVEWIRE_{name}"
+    return os.environ.get(key) or read_client_config().get(key) or default
 
 
 def env_float(name: str, default: float) -> float:

@@ -3,6 +3,7 @@
 ADDR is a gRPC `host:port` (grpc.health.v1 Check, exit 0 when SERVING) or an agent's
 `http://host:port/metrics` (exit 0 on HTTP 200). It imports only grpc and the health stubs (or
 urllib), not the CLI, so a probe every few seconds stays cheap; `hivewire healthcheck` runs it.
+It dials TLS as HIVEWIRE_TLS_* (or the client config of `hivewire up --secure`) say.
 """
 
 from __future__ import annotations
@@ -27,8 +28,14 @@ def _probe_grpc(addr: str, service: str, timeout: float) -> tuple[bool, str]:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+    from hivewire.core.tls import TlsError, sync_channel, tls_from_env
+
     request = health_pb2.HealthCheckRequest(service=service)
-    with grpc.insecure_channel(addr) as channel:
+    try:
+        channel = sync_channel(addr, tls_from_env())
+    except TlsError as exc:
+        return False, f"{addr}: {exc}"
+    with channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(request, timeout=timeout)
         except grpc.RpcError as exc:

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Self, TypeVar
 
+from hivewire.core.tls import TlsConfig
+
 ENV_PREFIX = "HIVEWIRE_"
 
 
@@ -34,6 +36,19 @@ class CommonSettings:
     # Once serving, the process writes the address it bound (host:port) to this file, so a
     # parent can start it on port 0 and still find it.
     addr_file: str = ""
+    # Transport security (docs/security.md): this process's certificate and key (served, and
+    # presented to the services it dials), the CA that verifies peers, "require" for mTLS.
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
+    tls_client_auth: str = ""
+    # Allow plaintext gRPC on an address other machines reach (anything but loopback).
+    insecure: bool = False
+
+    @property
+    def tls(self) -> TlsConfig:
+        """The TLS settings (TlsError when they cannot work together)."""
+        return TlsConfig(self.tls_cert, self.tls_key, self.tls_ca, self.tls_client_auth)
 
 
 @dataclass(frozen=True)
@@ -123,12 +138,22 @@ def load_settings(
         raw = source.get(env_name(f.name))
         if raw is None or raw == "":
             continue
-        coerce: type[Any] = type(f.default)  # every field has a str, int or float default
+        # Every field has a str, int, float or bool default.
+        coerce: Any = _parse_bool if isinstance(f.default, bool) else type(f.default)
         try:
             values[f.name] = coerce(raw)
         except ValueError as exc:
             raise ValueError(
-                f"{env_name(f.name)}={raw!r} is not a valid {coerce.__name__}"
+                f"{env_name(f.name)}={raw!r} is not a valid {type(f.default).__name__}"
             ) from exc
     values.update(overrides)
     return kind(**values)  # type: ignore[arg-type]
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)

@@ -17,9 +17,10 @@ from hivewire_services.common.config import ServiceSettings
 from hivewire_services.common.owned import Owned
 from hivewire_services.common.redis import Redis, create_redis
 from hivewire_services.common.redis_metrics import ServiceMetrics
-from hivewire_services.common.server import run, run_until_signal
+from hivewire_services.common.server import check_transport, run, run_until_signal
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+EXIT_CONFIG = 2
 
 
 class ServiceProcess(AsyncComponent, abc.ABC, Generic[SettingsT]):
@@ -99,6 +100,11 @@ def serve(
     `settings` come from the service's own config module, the one place that reads its environment.
     """
     setup_logging(settings.log_level, settings.log_format)
+    try:
+        check_transport(settings.listen_address, settings)
+    except ValueError as exc:  # TlsError, PlaintextBindError: one clear line, not a traceback
+        logging.getLogger(f"hivewire_services.{name}").critical("%s: %s", name, exc)
+        raise SystemExit(EXIT_CONFIG) from None
     setup_tracing(name)
 
     async def main() -> None:

@@ -15,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from hivewire.core.telemetry import shutdown_tracing
+from hivewire.core.tls import aio_channel, bind, check_plaintext_bind
 from hivewire.core.tracing import client_interceptors
 from hivewire_services.common.config import CommonSettings
 from hivewire_services.common.interceptors import ErrorMappingInterceptor
@@ -47,9 +48,19 @@ def channel_options(settings: CommonSettings) -> list[tuple[str, int]]:
 
 def create_channel(addr: str, settings: CommonSettings) -> grpc.aio.Channel:
     """One long-lived channel per dependency per process; close it on shutdown."""
-    return grpc.aio.insecure_channel(
-        addr, options=channel_options(settings), interceptors=client_interceptors()
+    return aio_channel(
+        addr, settings.tls, options=channel_options(settings), interceptors=client_interceptors()
     )
+
+
+def check_transport(listen: str, settings: CommonSettings) -> None:
+    """Raise (TlsError, PlaintextBindError) unless a server may listen at `listen` with these
+    settings: TLS settings that work and whose files are readable; plaintext only on loopback
+    unless HIVEWIRE_INSECURE allows it."""
+    tls = settings.tls
+    check_plaintext_bind(listen, tls, insecure=settings.insecure, allow="HIVEWIRE_INSECURE=1")
+    tls.server_credentials()
+    tls.channel_credentials()
 
 
 @dataclass
@@ -103,7 +114,9 @@ async def create_server(
     """Build, bind and start a server; `listen` may use port 0 (the bound port is returned).
 
     With `watch_redis`, health follows Redis reachability and RPCs fail fast while it is lost.
+    TLS as the settings say (`check_transport`).
     """
+    check_transport(listen, settings)
     gate = (
         RedisGate(
             settings.redis_url,
@@ -127,7 +140,7 @@ async def create_server(
     reflection.enable_server_reflection(
         [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
-    port = server.add_insecure_port(listen)
+    port = bind(server, listen, settings.tls)
     if port == 0:
         if gate is not None:
             await gate.close()

@@ -45,11 +45,17 @@ class Stack:
 
 
 @contextlib.contextmanager
-def hivewire_up(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[Stack]:
-    """`hivewire up --demo` on port 0 (every service and Redis) as a subprocess; the addresses
-    are the ones the services report in the data directory. Stopped with SIGINT after."""
+def hivewire_up(
+    data_dir: Path,
+    env: dict[str, str] | None = None,
+    *,
+    args: tuple[str, ...] = ("--demo",),
+    gateway_addr: str = "127.0.0.1:0",
+) -> Iterator[Stack]:
+    """`hivewire up --demo` (or `args`) on port 0 (every service and Redis) as a subprocess; the
+    addresses are the ones the services report in the data directory. Stopped with SIGINT after."""
     process = subprocess.Popen(
-        up_command(data_dir, "--demo"),
+        up_command(data_dir, *args, gateway_addr=gateway_addr),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
