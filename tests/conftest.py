@@ -50,10 +50,8 @@ def settings(redis_server: EmbeddedRedis, namespace: str) -> StackSettings:
         redis_url=redis_server.url,
         namespace=namespace,
         lease_seconds=3.0,
-        lease_sweep_interval=0.2,
         retry_initial_backoff=0.05,
         retry_max_backoff=0.2,
-        scheduler_interval=0.05,
     )
 
 

@@ -39,8 +39,13 @@ __all__ = ["Agent", "Handler", "NonRetryableError", "TaskContext", "run_agent"]
 
 logger = logging.getLogger(__name__)
 
-# How long stop() waits for the delivery loop to return before cancelling it.
+# How long stop() waits for the delivery loop to return before cancelling it (the transport's
+# drain() wakes it at once).
 READER_STOP_TIMEOUT = 7.0
+# The whole stop (drain, deregistration) fits in the drain grace; a fifth of it, at most this
+# much, is kept for what comes after the tasks: cancelling the late ones, deregistering.
+STOP_RESERVE_S = 2.0
+DEFAULT_DRAIN_GRACE_S = 25.0
 
 
 class Agent(AgentHooks, AsyncComponent):
@@ -63,7 +68,7 @@ class Agent(AgentHooks, AsyncComponent):
         redis_url: str | None = None,
         running_report_after: float | None = None,
         rpc_timeout: float = 5.0,
-        drain_grace: float = 30.0,
+        drain_grace: float | None = None,
         transport: str | None = None,
         gateway_addr: str | None = None,
         tls: TlsConfig | None = None,
@@ -86,13 +91,19 @@ class Agent(AgentHooks, AsyncComponent):
             else running_report_after
         )
         self.rpc_timeout = rpc_timeout
-        self.drain_grace = drain_grace
+        # How long a whole stop may take (a container's stop grace is often 30 s).
+        self.drain_grace = (
+            env_float("AGENT_DRAIN_GRACE", DEFAULT_DRAIN_GRACE_S)
+            if drain_grace is None
+            else drain_grace
+        )
         self._handlers: dict[str, Handler] = {}
         self._transport: Transport | None = None
         self._running: dict[asyncio.Task[None], str] = {}
         self._cancel_requested: set[str] = set()
         self._slot_free = asyncio.Event()
         self._stopping = False
+        self._drained = asyncio.Event()  # the transport said DRAINING: no new work comes
         self._stopped = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
         self._stop_lock = asyncio.Lock()
@@ -173,30 +184,40 @@ class Agent(AgentHooks, AsyncComponent):
         await self.stop()
 
     async def stop(self, grace: float | None = None) -> None:
-        """Drain: stop reading, report draining, finish in-flight work (bounded), deregister."""
+        """Drain, all within `grace` (default `drain_grace`): report draining (no new work
+        comes), stop reading, run what was delivered, finish in-flight work, deregister."""
         async with self._stop_lock:
             transport = self._transport
             if transport is None:
                 self._stopped.set()
                 return
+            loop = asyncio.get_running_loop()
+            budget = self.drain_grace if grace is None else grace
+            deadline = loop.time() + budget
+            reserve = min(STOP_RESERVE_S, budget / 5)
+
+            def left(keep: float = 0.0) -> float:
+                return max(0.0, deadline - keep - loop.time())
+
             self._stopping = True
             self._slot_free.set()
-            await transport.drain()
+            await transport.drain(within=min(self.rpc_timeout, max(0.5, left(reserve))))
+            self._drained.set()
             if self._reader is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await asyncio.wait_for(asyncio.shield(self._reader), READER_STOP_TIMEOUT)
+                    limit = min(READER_STOP_TIMEOUT, left(reserve))
+                    await asyncio.wait_for(asyncio.shield(self._reader), limit)
                 if not self._reader.done():
                     self._reader.cancel()
             pending = set(self._running)
             if pending:
-                grace = self.drain_grace if grace is None else grace
-                _, late = await asyncio.wait(pending, timeout=grace)
+                _, late = await asyncio.wait(pending, timeout=left(reserve))
                 for task in late:
                     task.cancel()
                 if late:
                     logger.warning("drain grace passed; abandoning %d task(s)", len(late))
-                    await asyncio.wait(late, timeout=1.0)
-            await transport.close()
+                    await asyncio.wait(late, timeout=min(1.0, max(0.1, left())))
+            await transport.close(within=min(self.rpc_timeout, max(0.5, left())))
             self._transport = None
             self._stopped.set()
             logger.info("agent %s stopped", self.name)
@@ -219,6 +240,11 @@ class Agent(AgentHooks, AsyncComponent):
                 continue
             for delivery in await transport.receive(free):
                 self._dispatch(delivery)
+        # Stopping: once drained (receive then returns at once), what was delivered to this
+        # agent and not yet handed out runs too.
+        await self._drained.wait()
+        for delivery in await transport.receive(self.max_concurrency):
+            self._dispatch(delivery)
 
     def _dispatch(self, delivery: Delivery) -> None:
         task = asyncio.create_task(self._run_traced(delivery))

@@ -100,13 +100,13 @@ class GrpcTransport:
     def start_heartbeats(self, reader: asyncio.Task[None]) -> None:
         self._reader = reader
 
-    async def drain(self) -> None:
+    async def drain(self, within: float | None = None) -> None:
         self._draining = True
         self._wake.set()
         if self._link is not None:
             self._link.send(Request(drain=agent_service_pb2.AgentDrain()))
 
-    async def close(self) -> None:
+    async def close(self, within: float | None = None) -> None:
         """Half-close once the results are acknowledged; the gateway deregisters and ends the
         stream. Without a stream the identity is left to its lease."""
         self._closing = True
@@ -114,7 +114,8 @@ class GrpcTransport:
         link = self._link
         if link is not None and self._sessions is not None and not self._sessions.done():
             await link.half_close()
-            await asyncio.wait({self._sessions}, timeout=self._timeout)
+            limit = self._timeout if within is None else within
+            await asyncio.wait({self._sessions}, timeout=limit)
         await cancel_and_wait([self._sessions])
         if self._channel is not None:
             await self._channel.close()

@@ -16,26 +16,41 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from hivewire.agent._session import Identity, Session
 from hivewire.agent._transport import AgentView, Delivery, Registration
 from hivewire.core.backoff import backoff
+from hivewire.core.redis_client import blocking_reads, close_quietly, connection_class
 from hivewire.core.result_writer import REDIS_ERRORS, Receipt, ResultWriter, acknowledge
 from hivewire.core.wire import ENVELOPE_FIELD
 from hivewire.v1 import stream_pb2
 
 logger = logging.getLogger(__name__)
 
-READ_BLOCK_MS = 1000
+# An idle agent's inbox read blocks this long, on a connection of its own: it wakes for work,
+# not on a timer. drain() wakes it; what the woken read may have taken is collected then.
+READ_BLOCK_MS = 30_000
+# drain() cancels the blocked read again until it has noticed (redis-py may swallow one cancel).
+WAKE_TRIES = 20
+WAKE_EVERY_S = 0.05
+
+Entry = tuple[bytes, dict[bytes, bytes]]
 
 
-def create_agent_redis(url: str, read_block_ms: int) -> aioredis.Redis:
-    """hiredis client with timeouts above the blocking read and capped retries."""
+def create_agent_redis(url: str) -> aioredis.Redis:
+    """hiredis client with short timeouts and capped retries (the inbox is read on a client of
+    its own, `blocking_reads`)."""
     return aioredis.Redis.from_url(
         url,
-        socket_timeout=5.0 + read_block_ms / 1000,
+        socket_timeout=5.0,
         socket_connect_timeout=2.0,
         retry=Retry(ExponentialWithJitterBackoff(cap=1.0, base=0.05), 3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         health_check_interval=10,
         decode_responses=False,
+        **connection_class(url),
     )
+
+
+def _entries(reply: object) -> list[Entry]:
+    streams = cast(list[tuple[bytes, list[Entry]]], reply or [])
+    return [entry for _stream, entries in streams for entry in entries]
 
 
 class RedisTransport:
@@ -48,15 +63,20 @@ class RedisTransport:
         self._redis_url = redis_url
         self._session: Session | None = None
         self._redis: aioredis.Redis | None = None
+        self._reads: aioredis.Redis | None = None
         self._writer: ResultWriter | None = None
         self._delays = backoff(0.05, 2.0)
+        self._draining = False
+        self._reading: asyncio.Task[object] | None = None  # the task blocked in the inbox read
+        self._handed: set[bytes] = set()  # entries handed to the run loop, not yet completed
 
     @property
     def agent_id(self) -> str:
         return self._session.identity.agent_id if self._session else ""
 
     async def start(self, view: AgentView) -> None:
-        self._redis = create_agent_redis(self._redis_url, READ_BLOCK_MS)
+        self._redis = create_agent_redis(self._redis_url)
+        self._reads = blocking_reads(self._redis, READ_BLOCK_MS / 1000)
         self._writer = ResultWriter(self._redis)
         reg, running = self._registration, view.running
         session = Session(
@@ -75,8 +95,7 @@ class RedisTransport:
             await session.register(retry_for=30.0)
         except BaseException:
             await session.close()
-            await self._redis.aclose()
-            self._redis = None
+            await self._close_clients()
             raise
         self._session = session
 
@@ -85,16 +104,29 @@ class RedisTransport:
         self._session.start_heartbeats(reader)
 
     async def receive(self, count: int) -> list[Delivery]:
-        assert self._redis is not None and self._session is not None
+        assert self._reads is not None and self._session is not None
         identity = self._session.identity
+        if self._draining:
+            return await self._deliveries(identity, await self._left_over(identity))
+        self._reading = asyncio.current_task()
         try:
-            reply = await self._redis.xreadgroup(
+            reply = await self._reads.xreadgroup(
                 identity.inbox_group,
                 identity.agent_id,
                 {identity.inbox_stream: ">"},
                 count=count,
                 block=READ_BLOCK_MS,
             )
+        except asyncio.CancelledError:
+            if not self._draining:
+                raise
+            # drain() woke the read: no new work comes now. What the read may have taken is
+            # pending with this consumer; it and the rest of the inbox are run while draining.
+            self._reading = None  # drain() cancels no more
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            return await self._deliveries(identity, await self._left_over(identity))
         except REDIS_ERRORS as exc:
             logger.warning("inbox read failed (%s); retrying", type(exc).__name__)
             await asyncio.sleep(next(self._delays))
@@ -107,15 +139,44 @@ class RedisTransport:
             logger.warning("inbox %s is gone; re-registering", identity.inbox_stream)
             await self._session.reregister(identity)
             return []
+        finally:
+            self._reading = None
         self._delays = backoff(0.05, 2.0)
-        streams = cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]], reply or [])
+        return await self._deliveries(identity, _entries(reply))
+
+    async def _deliveries(self, identity: Identity, entries: list[Entry]) -> list[Delivery]:
         deliveries = []
-        for _stream, entries in streams:
-            for entry_id, fields in entries:
-                delivery = await self._delivery(identity, entry_id, fields)
-                if delivery is not None:
-                    deliveries.append(delivery)
+        for entry_id, fields in entries:
+            delivery = await self._delivery(identity, entry_id, fields)
+            if delivery is not None:
+                self._handed.add(entry_id)
+                deliveries.append(delivery)
         return deliveries
+
+    async def _left_over(self, identity: Identity) -> list[Entry]:
+        """Entries delivered to this consumer and never handed out (a woken read may have taken
+        them), then those never delivered: once the registry has the agent DRAINING no new
+        ones arrive, so nothing is left behind. A failed read leaves them to the reclaim."""
+        assert self._redis is not None
+        out: list[Entry] = []
+        try:
+            for start in ("0", ">"):  # "0": after this id, the entries pending here
+                while True:
+                    reply = await self._redis.xreadgroup(
+                        identity.inbox_group,
+                        identity.agent_id,
+                        {identity.inbox_stream: start},
+                        count=self._registration.max_concurrency,
+                    )
+                    entries = _entries(reply)
+                    out += [(i, f) for i, f in entries if f and i not in self._handed]
+                    if len(entries) < self._registration.max_concurrency:
+                        break
+                    if start != ">":
+                        start = entries[-1][0].decode()
+        except (*REDIS_ERRORS, ResponseError) as exc:
+            logger.warning("could not collect the rest of the inbox: %s", exc)
+        return out
 
     async def _delivery(
         self, identity: Identity, entry_id: bytes, fields: dict[bytes, bytes]
@@ -149,22 +210,37 @@ class RedisTransport:
     async def complete(self, delivery: Delivery, result: stream_pb2.TaskResult) -> None:
         assert self._writer is not None
         identity, receipt = cast(tuple[Identity, Receipt], delivery.receipt)
-        await self._writer.write(identity.results_stream, result, receipt)
+        try:
+            await self._writer.write(identity.results_stream, result, receipt)
+        finally:
+            self._handed.discard(receipt.entry_id)
 
-    async def drain(self) -> None:
+    async def drain(self, within: float | None = None) -> None:
+        """Say DRAINING (the coordinators assign nothing more), then wake the blocked read."""
         assert self._session is not None
         self._session.mark_draining()
-        await self._session.heartbeat_now(draining=True)
+        await self._session.heartbeat_now(draining=True, within=within)
+        self._draining = True
+        for _ in range(WAKE_TRIES):
+            reading = self._reading
+            if reading is None or reading.done():
+                return
+            reading.cancel()
+            await asyncio.sleep(WAKE_EVERY_S)
 
-    async def close(self) -> None:
+    async def close(self, within: float | None = None) -> None:
         session = self._session
         if session is not None:
             await session.stop_heartbeats()
-            await session.deregister()
+            await session.deregister(within)
             await session.close()
         if self._writer is not None:
             await self._writer.close()
-        if self._redis is not None:
-            await self._redis.aclose()
+        await self._close_clients()
         self._session = None
-        self._redis = None
+
+    async def _close_clients(self) -> None:
+        for client in (self._reads, self._redis):
+            if client is not None:
+                await close_quietly(client)
+        self._reads = self._redis = None

@@ -158,7 +158,7 @@ class Session:
         """Later heartbeats say draining; they continue after the reader stops on purpose."""
         self._draining = True
 
-    async def _send(self, identity: Identity, draining: bool) -> None:
+    async def _send(self, identity: Identity, draining: bool, within: float | None = None) -> None:
         resp = await self._stub.SendHeartbeat(
             registry_pb2.SendHeartbeatRequest(
                 agent_id=identity.agent_id,
@@ -167,16 +167,16 @@ class Session:
                 draining=draining,
                 running_task_ids=self._running(),
             ),
-            timeout=self._timeout,
+            timeout=self._timeout if within is None else within,
         )
         if resp.cancel_task_ids:
             self._on_cancel(list(resp.cancel_task_ids))
 
-    async def heartbeat_now(self, *, draining: bool) -> None:
+    async def heartbeat_now(self, *, draining: bool, within: float | None = None) -> None:
         """One heartbeat outside the loop (used to announce draining); errors are logged."""
         self._draining = draining
         try:
-            await self._send(self.identity, draining)
+            await self._send(self.identity, draining, within)
         except grpc.aio.AioRpcError as exc:
             logger.warning("draining heartbeat failed: %s", exc.code().name)
 
@@ -184,14 +184,14 @@ class Session:
         await cancel_and_wait([self._heartbeat])
         self._heartbeat = None
 
-    async def deregister(self) -> None:
+    async def deregister(self, within: float | None = None) -> None:
         identity = self.identity
         try:
             await self._stub.DeregisterAgent(
                 registry_pb2.DeregisterAgentRequest(
                     agent_id=identity.agent_id, agent_token=identity.agent_token
                 ),
-                timeout=self._timeout,
+                timeout=self._timeout if within is None else within,
             )
         except grpc.aio.AioRpcError as exc:
             logger.warning("deregistration failed: %s %s", exc.code().name, exc.details())

@@ -75,8 +75,9 @@ class Transport(Protocol):
     async def complete(self, delivery: Delivery, result: stream_pb2.TaskResult) -> None:
         """Store an attempt's final result; returns once it is stored (or given up on)."""
 
-    async def drain(self) -> None:
-        """Take no new work and say so; `receive` returns [] from now on."""
+    async def drain(self, within: float | None = None) -> None:
+        """Take no new work and say so (within `within` seconds); `receive` returns at once
+        from now on, with what was delivered and not yet handed out ([] when nothing was)."""
 
-    async def close(self) -> None:
-        """After the work finished: deregister and release connections."""
+    async def close(self, within: float | None = None) -> None:
+        """After the work finished: deregister (within `within` seconds), release connections."""

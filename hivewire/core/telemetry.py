@@ -9,15 +9,17 @@ short export timeout, so a collector outage never slows or fails a request.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from hivewire.core import tracing
 
@@ -33,7 +35,10 @@ SERVICE_NAMES = {
 DEFAULT_EXPORT_TIMEOUT_S = 2.0
 DEFAULT_MAX_QUEUE = 4096
 DEFAULT_SCHEDULE_DELAY_MS = 1000
-FLUSH_ON_SHUTDOWN_MS = 3000
+# The last flush of a stopping process: spans reach a live collector in milliseconds; an
+# unreachable one (retries, a slow DNS) is given up on rather than keep the process alive.
+FLUSH_ON_SHUTDOWN_S = 1.0
+GIVE_UP_JOIN_S = 0.5
 
 
 def tracing_enabled(env: Mapping[str, str] | None = None) -> bool:
@@ -53,20 +58,42 @@ class Telemetry:
     """The process's tracing; `shutdown()` flushes buffered spans (idempotent)."""
 
     provider: TracerProvider | None = None
+    exporter: SpanExporter | None = None
 
     @property
     def enabled(self) -> bool:
         return self.provider is not None
 
-    def shutdown(self) -> None:
+    def shutdown(self, within: float = FLUSH_ON_SHUTDOWN_S) -> None:
+        """Export what is buffered and stop, for at most `within` seconds: past that the spans
+        left are dropped and the exporter is closed (its retries end), so a collector that
+        cannot be reached never holds up a process's exit."""
         provider, self.provider = self.provider, None
         if provider is None:
             return
-        try:
-            provider.force_flush(FLUSH_ON_SHUTDOWN_MS)
+        gave_up = threading.Event()
+        flush = threading.Thread(
+            target=_flush_and_stop, args=(provider, gave_up), name="otel-shutdown", daemon=True
+        )
+        flush.start()
+        flush.join(within)
+        if flush.is_alive():
+            logger.warning("spans not exported within %.1fs (collector unreachable?)", within)
+            gave_up.set()
+            # Closing the exporter ends its retry (and the flush) at once.
+            if self.exporter is not None:
+                with contextlib.suppress(Exception):
+                    self.exporter.shutdown()
+            flush.join(GIVE_UP_JOIN_S)
+
+
+def _flush_and_stop(provider: TracerProvider, gave_up: threading.Event) -> None:
+    try:
+        provider.force_flush()
+        if not gave_up.is_set():  # else the exporter is closed already
             provider.shutdown()
-        except Exception:
-            logger.warning("flushing spans failed", exc_info=True)
+    except Exception:
+        logger.warning("flushing spans failed", exc_info=True)
 
 
 _installed: Telemetry | None = None
@@ -104,11 +131,12 @@ def setup_tracing(service: str, env: Mapping[str, str] | None = None) -> Telemet
         if src.get("OTEL_BSP_EXPORT_TIMEOUT")
         else DEFAULT_EXPORT_TIMEOUT_S * 1000,
     )
-    provider = TracerProvider(resource=resource)
+    # Shut down by Telemetry.shutdown (bounded), not by an atexit hook that may wait 30 s.
+    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
     tracing.refresh_recording()
-    _installed = Telemetry(provider)
+    _installed = Telemetry(provider, exporter)
     logger.info("tracing on: service.name=%s", name)
     return _installed
 

@@ -10,8 +10,8 @@ from typing import Any, Generic, TypedDict, TypeVar, cast
 from hivewire.core.background import cancel_and_wait
 from hivewire_services.common.errors import HivewireError, ResourceExhausted, Unavailable
 from hivewire_services.common.loops import Backoff
-from hivewire_services.common.redis import Redis
-from hivewire_services.common.streams import Entry
+from hivewire_services.common.redis import Redis, blocking_reads, close_quietly
+from hivewire_services.common.streams import BLOCK_MS, Entry
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class FanoutHub(Generic[T]):
         *,
         service: str,
         count: int = 512,
-        block_ms: int = 1000,
+        block_ms: int = BLOCK_MS,
         max_backoff: float = 5.0,
         max_subscribers: int | None = None,
         on_overflow: Callable[[], None] | None = None,
@@ -167,6 +167,14 @@ class FanoutHub(Generic[T]):
         self._subscribers.discard(sub)
 
     async def _run(self) -> None:
+        # A connection of its own: idle, the read blocks for `block_ms` at a time.
+        reads = blocking_reads(self.redis, self.block_ms / 1000)
+        try:
+            await self._tail(reads)
+        finally:
+            await close_quietly(reads)
+
+    async def _tail(self, reads: Redis) -> None:
         backoff = Backoff(cap=self.max_backoff)
         while not self._stopped:
             try:
@@ -177,7 +185,7 @@ class FanoutHub(Generic[T]):
                     continue  # re-check `_stopped`: a stop's cancel may have been swallowed
                 reply = cast(
                     list[tuple[bytes, list[Entry]]] | None,
-                    await self.redis.xread(
+                    await reads.xread(
                         {self.key: self.position}, count=self.count, block=self.block_ms
                     ),
                 )

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import ClassVar, Generic, TypeVar
 
 from hivewire.core.addr_file import bound_addr, remove_addr_file, write_addr_file
+from hivewire.core.clock import now_ms
 from hivewire.core.lifecycle import AsyncComponent
 from hivewire.core.logs import setup_logging
 from hivewire.core.telemetry import setup_tracing
@@ -44,6 +45,15 @@ class ServiceProcess(AsyncComponent, abc.ABC, Generic[SettingsT]):
     def metrics_addr(self) -> str | None:
         """host:port where /metrics is served, None when it is not."""
         return None if self.metrics is None else self.metrics.addr
+
+    def redis_recovered_ms(self) -> int:
+        """When Redis last became reachable again after this process lost it (epoch ms; now
+        while it is lost; 0 if it never was): loops that judge leases give agents time to
+        heartbeat first."""
+        gate = None if self.owned.grpc is None else self.owned.grpc.redis_gate
+        if gate is None:
+            return 0
+        return gate.recovered_ms if gate.available else now_ms()
 
     @property
     def port(self) -> int:

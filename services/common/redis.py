@@ -8,6 +8,10 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from hivewire.core.redis_client import blocking_reads, close_quietly, connection_class
+
+__all__ = ["REDIS_UNAVAILABLE", "Redis", "blocking_reads", "close_quietly", "create_redis"]
+
 Redis = aioredis.Redis
 
 
@@ -20,9 +24,9 @@ def create_redis(
 ) -> Redis:
     """A client for `url` whose commands retry connection errors a few times, then raise.
 
-    Blocking reads (XREADGROUP BLOCK) pass their own longer timeout per call. When all
-    `max_connections` are busy a command waits for one (up to `socket_timeout`) rather than
-    failing at once, so a burst of concurrent RPCs queues instead of being refused.
+    Blocking reads longer than `socket_timeout` need a client of their own (`blocking_reads`).
+    When all `max_connections` are busy a command waits for one (up to `socket_timeout`)
+    rather than failing at once, so a burst of concurrent RPCs queues instead of being refused.
     """
     retry = Retry(ExponentialWithJitterBackoff(cap=1.0, base=0.05), retries)
     pool = aioredis.BlockingConnectionPool.from_url(
@@ -35,6 +39,7 @@ def create_redis(
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         health_check_interval=10,
         decode_responses=False,
+        **connection_class(url),
     )
     return aioredis.Redis.from_pool(pool)
 

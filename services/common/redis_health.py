@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from hivewire.core.background import cancel_and_wait
 from hivewire.core.backoff import backoff_delay
+from hivewire.core.clock import now_ms
 from hivewire_services.common.errors import Unavailable
 from hivewire_services.common.redis import REDIS_UNAVAILABLE, create_redis
 
@@ -47,6 +48,8 @@ class RedisGate:
         self.on_change = on_change
         self.available = True
         self.trips = 0
+        # When Redis last became reachable again after being lost (epoch ms; 0: never lost).
+        self.recovered_ms = 0
         self._failures = 0
         self._suspect = asyncio.Event()
         self._inflight: set[asyncio.Timeout] = set()
@@ -107,6 +110,7 @@ class RedisGate:
     async def _set(self, available: bool) -> None:
         self.available = available
         if available:
+            self.recovered_ms = now_ms()
             logger.warning("redis is reachable again; serving")
         else:
             self.trips += 1

@@ -43,6 +43,9 @@ class RedisStateCollector(Collector):
         self._redis = redis.Redis.from_url(
             redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
         )
+        # Names the last scrape found: read in the next scrape's one pipeline.
+        self._caps: list[str] = []
+        self._agent_ids: list[str] = []
 
     def close(self) -> None:
         self._redis.close()
@@ -61,104 +64,91 @@ class RedisStateCollector(Collector):
         yield from families
 
     def _collect(self) -> Iterator[Any]:
-        counters: dict[tuple[str, str], int] = {}
-        if self.sections & {"tasks", "queues"}:
-            raw = cast(dict[bytes, bytes], self._redis.hgetall(self.keys.task_counters))
-            counters = parse_counters(raw)
-        if "tasks" in self.sections:
-            yield from _task_counters(counters)
-        if "queues" in self.sections:
-            yield from self._queues({cap for _, cap in counters})
-        if "streams" in self.sections:
-            yield from self._streams()
-        if "agents" in self.sections:
-            yield from self._agents()
-
-    def _queues(self, known: set[str]) -> Iterator[Any]:
-        members = cast(set[bytes], self._redis.smembers(self.keys.pending_capabilities))
-        caps = sorted(known | {m.decode() for m in members})[:MAX_CAPABILITIES]
-        valid = []
-        for cap in caps:
-            try:
-                check_capability(cap)
-                valid.append(cap)
-            except Exception:
-                continue
+        """Every section's reads in one pipeline: names seen by the last scrape (capabilities,
+        agents) are read with the rest; only names new since then cost a second one."""
+        sections = self.sections
+        # Snapshots: two scrapes may run at once (the metrics server has a thread each).
+        caps, agent_ids = list(self._caps), list(self._agent_ids)
         pipe = self._redis.pipeline(transaction=False)
-        for cap in valid:
-            pipe.zcard(self.keys.pending(cap))
-        pipe.zcard(self.keys.due)
-        sizes = pipe.execute()
-        depth = GaugeMetricFamily(
-            "hivewire_queue_depth", "Tasks waiting in a pending queue.", labels=["capability"]
-        )
-        for cap, size in zip(valid, sizes, strict=False):
-            depth.add_metric([cap], int(size))
-        yield depth
-        due = GaugeMetricFamily(
-            "hivewire_retry_waiting", "Tasks waiting for their retry backoff to pass."
-        )
-        due.add_metric([], int(sizes[-1]))
-        yield due
+        if sections & {"tasks", "queues"}:
+            pipe.hgetall(self.keys.task_counters)
+        if "queues" in sections:
+            pipe.smembers(self.keys.pending_capabilities)
+            pipe.zcard(self.keys.due)
+            for cap in caps:
+                pipe.zcard(self.keys.pending(cap))
+        streams = self._stream_keys()
+        if "streams" in sections:
+            for key in streams.values():
+                pipe.xlen(key)
+                pipe.xinfo_groups(key)  # an error (no stream yet) comes back as a value
+            pipe.get(self.keys.hook_events_lost)
+        if "agents" in sections:
+            for index in (self.keys.live_agents, self.keys.offline_agents):
+                pipe.zrange(index, 0, MAX_AGENTS_SCANNED - 1)
+            for agent_id in agent_ids:
+                pipe.hget(self.keys.agent_prefix + agent_id, "state")
+        replies = iter(pipe.execute(raise_on_error=False))
+        counters: dict[tuple[str, str], int] = {}
+        if sections & {"tasks", "queues"}:
+            counters = parse_counters(cast(dict[bytes, bytes], _ok(next(replies))))
+        if "tasks" in sections:
+            yield from _task_counters(counters)
+        if "queues" in sections:
+            yield from self._queues(replies, caps, {cap for _, cap in counters})
+        if "streams" in sections:
+            yield from _streams(replies, list(streams))
+        if "agents" in sections:
+            yield from self._agents(replies, agent_ids)
 
-    def _streams(self) -> Iterator[Any]:
-        streams = {
+    def _stream_keys(self) -> dict[str, str]:
+        return {
             "results": self.keys.results,
             "events": self.keys.events,
             "dead_letters": self.keys.dead_letters,
             "workflow_updates": self.keys.workflow_updates,
         }
-        pipe = self._redis.pipeline(transaction=False)
-        for key in streams.values():
-            pipe.xlen(key)
-            pipe.xinfo_groups(key)
-        pipe.get(self.keys.hook_events_lost)
-        replies = pipe.execute(raise_on_error=False)
-        length = GaugeMetricFamily(
-            "hivewire_stream_length", "Entries in a stream.", labels=["stream"]
-        )
-        pending = GaugeMetricFamily(
-            "hivewire_stream_pending",
-            "Entries read by a consumer group and not yet acknowledged.",
-            labels=["stream", "group"],
-        )
-        lag = GaugeMetricFamily(
-            "hivewire_stream_lag",
-            "Entries a consumer group has not read yet.",
-            labels=["stream", "group"],
-        )
-        for i, name in enumerate(streams):
-            size, groups = replies[2 * i], replies[2 * i + 1]
-            length.add_metric([name], int(size) if isinstance(size, int) else 0)
-            if isinstance(groups, Exception):
-                continue  # the stream does not exist yet
-            for group in groups:
-                gname = _text(group.get("name"))
-                pending.add_metric([name, gname], int(group.get("pending") or 0))
-                lag.add_metric([name, gname], int(group.get("lag") or 0))
-        lost = CounterMetricFamily(
-            "hivewire_hook_events_lost",
-            "Events trimmed from the events stream before the hooks runners read them "
-            "(their hooks never ran; see docs/hooks.md).",
-        )
-        raw_lost = replies[-1]
-        lost.add_metric([], int(raw_lost) if isinstance(raw_lost, bytes | int) else 0)
-        yield from (length, pending, lag, lost)
 
-    def _agents(self) -> Iterator[Any]:
+    def _queues(self, replies: Iterator[Any], read: list[str], known: set[str]) -> Iterator[Any]:
+        members = cast(set[bytes], _ok(next(replies)))
+        waiting = int(_ok(next(replies)))
+        depths = {cap: int(_ok(next(replies))) for cap in read}
+        names = sorted(known | {m.decode() for m in members})[:MAX_CAPABILITIES]
+        caps = self._caps = [cap for cap in names if _valid_capability(cap)]
+        new = [cap for cap in caps if cap not in depths]
+        if new:
+            pipe = self._redis.pipeline(transaction=False)
+            for cap in new:
+                pipe.zcard(self.keys.pending(cap))
+            depths.update(zip(new, (int(n) for n in pipe.execute()), strict=True))
+        depth = GaugeMetricFamily(
+            "hivewire_queue_depth", "Tasks waiting in a pending queue.", labels=["capability"]
+        )
+        for cap in caps:
+            depth.add_metric([cap], depths[cap])
+        yield depth
+        due = GaugeMetricFamily(
+            "hivewire_retry_waiting", "Tasks waiting for their retry backoff to pass."
+        )
+        due.add_metric([], waiting)
+        yield due
+
+    def _agents(self, replies: Iterator[Any], read: list[str]) -> Iterator[Any]:
         # Live agents, then the offline ones still stored (see registry/listing.py).
-        index_pipe = self._redis.pipeline(transaction=False)
-        for index in (self.keys.live_agents, self.keys.offline_agents):
-            index_pipe.zrange(index, 0, MAX_AGENTS_SCANNED - 1)
-        live, offline = cast(list[list[bytes]], index_pipe.execute())
-        ids = (live + offline)[:MAX_AGENTS_SCANNED]
-        pipe = self._redis.pipeline(transaction=False)
-        for raw in ids:
-            pipe.hget(self.keys.agent_prefix + raw.decode(), "state")
-        states = pipe.execute() if ids else []
+        live, offline = (cast(list[bytes], _ok(next(replies))) for _ in range(2))
+        ids = [raw.decode() for raw in (live + offline)[:MAX_AGENTS_SCANNED]]
+        self._agent_ids = ids
+        states: dict[str, bytes | None] = {i: _ok(next(replies)) for i in read}
+        new = [i for i in ids if i not in states]
+        if new:
+            pipe = self._redis.pipeline(transaction=False)
+            for agent_id in new:
+                pipe.hget(self.keys.agent_prefix + agent_id, "state")
+            states.update(zip(new, pipe.execute(), strict=True))
         names = [n for n, _ in agent_pb2.AgentState.items() if "UNSPECIFIED" not in n]
         by_state = dict.fromkeys(names, 0)
-        for raw_state in states:
+        for agent_id in ids:
+            raw_state = states[agent_id]
             if raw_state is None:
                 continue
             name = agent_pb2.AgentState.Name(int(raw_state))  # type: ignore[arg-type]
@@ -169,6 +159,52 @@ class RedisStateCollector(Collector):
         for name, n in sorted(by_state.items()):
             agents.add_metric([name.removeprefix("AGENT_STATE_")], n)
         yield agents
+
+
+def _ok(reply: Any) -> Any:
+    """A pipeline reply, raising the error it may be."""
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
+
+
+def _valid_capability(cap: str) -> bool:
+    try:
+        check_capability(cap)
+    except Exception:
+        return False
+    return True
+
+
+def _streams(replies: Iterator[Any], names: list[str]) -> Iterator[Any]:
+    length = GaugeMetricFamily("hivewire_stream_length", "Entries in a stream.", labels=["stream"])
+    pending = GaugeMetricFamily(
+        "hivewire_stream_pending",
+        "Entries read by a consumer group and not yet acknowledged.",
+        labels=["stream", "group"],
+    )
+    lag = GaugeMetricFamily(
+        "hivewire_stream_lag",
+        "Entries a consumer group has not read yet.",
+        labels=["stream", "group"],
+    )
+    for name in names:
+        size, groups = next(replies), next(replies)
+        length.add_metric([name], int(size) if isinstance(size, int) else 0)
+        if isinstance(groups, Exception):
+            continue  # the stream does not exist yet
+        for group in groups:
+            gname = _text(group.get("name"))
+            pending.add_metric([name, gname], int(group.get("pending") or 0))
+            lag.add_metric([name, gname], int(group.get("lag") or 0))
+    lost = CounterMetricFamily(
+        "hivewire_hook_events_lost",
+        "Events trimmed from the events stream before the hooks runners read them "
+        "(their hooks never ran; see docs/hooks.md).",
+    )
+    raw_lost = next(replies)
+    lost.add_metric([], int(raw_lost) if isinstance(raw_lost, bytes | int) else 0)
+    yield from (length, pending, lag, lost)
 
 
 def counter_field(counter: str, capability: str) -> str:

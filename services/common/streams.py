@@ -12,17 +12,23 @@ from typing import Any, ClassVar, cast
 from redis.exceptions import ResponseError
 
 from hivewire_services.common.loops import Backoff
-from hivewire_services.common.redis import Redis
+from hivewire_services.common.redis import Redis, blocking_reads, close_quietly
 
 logger = logging.getLogger(__name__)
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 Handler = Callable[[list[Entry]], Awaitable[None]]
+# Periodic work of a reader's owner: runs between reads, returns the seconds until it next has
+# work (None: no periodic work), so the read blocks no longer than that.
+BeforeRead = Callable[[], Awaitable[float | None]]
 
 # Longest pause between XAUTOCLAIM passes, whatever the idle time: a dead consumer's entries
 # should not wait much longer than their idle time to be taken over.
 MAX_CLAIM_EVERY = 10.0
 MIN_CLAIM_EVERY = 0.05
+# The longest BLOCK of one read: an idle reader wakes only this often (or for its claims and
+# its owner's periodic work), on a connection of its own that waits that long.
+BLOCK_MS = 30_000
 
 
 @dataclass(frozen=True)
@@ -30,18 +36,19 @@ class GroupOptions:
     """Where and how a `GroupReader` reads.
 
     `claim_idle` (seconds): entries pending that long with any consumer are taken over with
-    XAUTOCLAIM; None never claims. `start_id` is where a group created here starts ("0": the
-    whole stream, "$": new entries only). With `ack` the reader acknowledges a batch once
-    `handle` has returned; without it `handle` acknowledges (typically in the same Lua call
-    that stores the effect). With `create` the reader owns the group: it creates it (MKSTREAM)
-    and re-creates it when Redis lost it; without, a missing group means nothing to read.
+    XAUTOCLAIM; None never claims. `block_ms` bounds one blocking read. `start_id` is where a
+    group created here starts ("0": the whole stream, "$": new entries only). With `ack` the
+    reader acknowledges a batch once `handle` has returned; without it `handle` acknowledges
+    (typically in the same Lua call that stores the effect). With `create` the reader owns the
+    group: it creates it (MKSTREAM) and re-creates it when Redis lost it; without, a missing
+    group means nothing to read.
     """
 
     stream: str
     group: str
     consumer: str
     batch: int = 256
-    block_ms: int = 1000
+    block_ms: int = BLOCK_MS
     claim_idle: float | None = None
     claim_every: float | None = None
     start_id: str = "0"
@@ -98,9 +105,10 @@ class GroupReader:
 
     `run()` creates the group, then forever: takes over abandoned entries every
     `claim_interval`, blocks in XREADGROUP for up to `batch` new entries (fewer when
-    `capacity` says so), hands them to `handle`, and acknowledges them if asked to. An entry
-    is never acknowledged before `handle` returned, so a failing handler leaves it pending to
-    be claimed again. Errors back off (capped, jittered); cancellation ends it at once.
+    `capacity` says so) until the next claim or periodic work is due, hands them to `handle`,
+    and acknowledges them if asked to. An entry is never acknowledged before `handle`
+    returned, so a failing handler leaves it pending to be claimed again. Errors back off
+    (capped, jittered); cancellation ends it at once.
     """
 
     def __init__(
@@ -111,7 +119,7 @@ class GroupReader:
         *,
         name: str,
         capacity: Callable[[], Awaitable[int]] | None = None,
-        before_read: Callable[[], Awaitable[None]] | None = None,
+        before_read: BeforeRead | None = None,
         trimmed: Callable[[list[bytes]], Awaitable[None]] | None = None,
     ) -> None:
         self.redis = redis
@@ -129,18 +137,23 @@ class GroupReader:
         opts = self.options
         await ensure_group(self.redis, opts.stream, opts.group, opts.start_id)
 
-    async def read_once(self, *, block: bool = True) -> int:
-        """Read and handle one batch of new entries; how many there were."""
+    async def read_once(
+        self, *, block: bool = True, block_ms: int | None = None, reads: Redis | None = None
+    ) -> int:
+        """Read and handle one batch of new entries, blocking (unless `block` is false) up to
+        `block_ms` (default the options') on `reads` (a client whose socket timeout outlasts
+        the block; the reader's own client by default); how many there were."""
         opts = self.options
         count = opts.batch
         if self._capacity is not None:
             count = min(count, await self._capacity())
-        reply = await self.redis.xreadgroup(
+        wait = max(1, opts.block_ms if block_ms is None else block_ms)  # BLOCK 0: for ever
+        reply = await (reads or self.redis).xreadgroup(
             opts.group,
             opts.consumer,
             {opts.stream: ">"},
             count=count,
-            block=opts.block_ms if block else None,
+            block=wait if block else None,
         )
         entries = read_entries(reply)
         if entries:
@@ -185,23 +198,35 @@ class GroupReader:
             raise
 
     async def run(self) -> None:
+        reads = blocking_reads(self.redis, self.options.block_ms / 1000)
+        try:
+            await self._run(reads)
+        finally:
+            await close_quietly(reads)
+
+    async def _run(self, reads: Redis) -> None:
         opts = self.options
         backoff = Backoff()
         loop = asyncio.get_running_loop()
         every = opts.claim_interval
-        last_claim = float("-inf")
+        next_claim = loop.time()
         need_group = opts.create
         while True:
             try:
                 if need_group:
                     await self.ensure_group()
                     need_group = False
-                if every is not None and loop.time() - last_claim >= every:
-                    last_claim = loop.time()
-                    await self.claim_once()
+                wait = opts.block_ms / 1000
+                if every is not None:
+                    if loop.time() >= next_claim:
+                        next_claim = loop.time() + every
+                        await self.claim_once()
+                    wait = min(wait, next_claim - loop.time())
                 if self._before_read is not None:
-                    await self._before_read()
-                await self.read_once()
+                    until = await self._before_read()
+                    if until is not None:
+                        wait = min(wait, until)
+                await self.read_once(block_ms=int(max(0.0, wait) * 1000), reads=reads)
                 backoff.reset()
             except asyncio.CancelledError:
                 raise
@@ -260,9 +285,10 @@ class StreamConsumer(ABC):
         """How many entries may be read now (waiting while none may); a batch by default."""
         return self.reader.options.batch
 
-    async def before_read(self) -> None:
-        """Periodic work of the consumer, run between reads; none by default."""
-        return
+    async def before_read(self) -> float | None:
+        """Periodic work of the consumer, run between reads: returns the seconds until it next
+        has work (None: none at all, the default)."""
+        return None
 
     async def trimmed(self, entry_ids: list[bytes]) -> None:
         """Pending entries found deleted from the stream (about to be acked); ignored by default."""

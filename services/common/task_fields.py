@@ -94,6 +94,7 @@ class PeekedTask(NamedTuple):
     timeout_ms: bytes | None
     trace_id: bytes | None
     progress_ms: bytes | None
+    hb_ms: bytes | None
 
 
 def lua_tables() -> dict[str, tuple[str, ...]]:

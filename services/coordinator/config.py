@@ -18,11 +18,12 @@ class CoordinatorSettings(AgentLeases, TaskPathSettings):
     coordinator_metrics_port: int = 0
     retry_initial_backoff: float = 1.0
     retry_max_backoff: float = 60.0
-    scheduler_interval: float = 0.2
+    # Longest sleeps of the timed loops: they wake when work arrives or comes due.
+    scheduler_interval: float = 30.0
     scheduler_batch: int = 512
     results_batch: int = 512
     results_claim_idle: float = 30.0
-    reclaim_interval: float = 1.0
+    reclaim_interval: float = 15.0
     dead_letters_maxlen: int = 100_000
     task_retention_seconds: float = 7 * 24 * 3600.0
     # Output a task may store (bytes of its chunks); past it one marker, the rest dropped.
@@ -34,7 +35,7 @@ class CoordinatorSettings(AgentLeases, TaskPathSettings):
     max_result_bytes: int = 1024 * 1024
     max_error_bytes: int = 16 * 1024
     workflow_claim_idle: float = 30.0
-    workflow_sweep_interval: float = 10.0
+    workflow_sweep_interval: float = 30.0
 
 
 load_coordinator_settings = CoordinatorSettings.load

@@ -41,7 +41,7 @@ class CoordinatorServer(ServiceProcess[CoordinatorSettings]):
         super().__init__(settings, redis)
         self.keys = Keys(settings.namespace)
         self.instance = uuid.uuid4().hex[:12]
-        self.store = TaskStore(self.redis, self.keys, settings)
+        self.store = TaskStore(self.redis, self.keys, settings, on_deadline=self._deadline)
         self.scheduler: Scheduler | None = None
         self.results: ResultsConsumer | None = None
         self.workflows = WorkflowEngine(
@@ -57,13 +57,24 @@ class CoordinatorServer(ServiceProcess[CoordinatorSettings]):
         )
 
     async def _start(self, listen: str) -> int:
-        cache = AgentCache(self.owned.channel(self.settings.registry_addr), on_change=self._wake)
-        self.scheduler = Scheduler(self.redis, self.keys, self.settings, cache)
+        cache = AgentCache(
+            self.owned.channel(self.settings.registry_addr),
+            on_change=self._wake,
+            on_removed=self._agent_gone,
+        )
+        self.scheduler = Scheduler(
+            self.redis, self.keys, self.settings, cache, on_deadline=self._deadline
+        )
         self.results = ResultsConsumer(
             self.redis, self.keys, self.settings, f"coordinator-{self.instance}", self._wake
         )
         self.reclaimer = Reclaimer(
-            self.redis, self.keys, self.settings, f"reclaimer-{self.instance}", self._wake
+            self.redis,
+            self.keys,
+            self.settings,
+            f"reclaimer-{self.instance}",
+            self._wake,
+            probe_recovered_ms=self.redis_recovered_ms,
         )
         service = CoordinatorService(self.store, self.settings, on_submit=self._wake)
         service.workflows = self.workflows
@@ -90,6 +101,16 @@ class CoordinatorServer(ServiceProcess[CoordinatorSettings]):
     def _wake(self) -> None:
         if self.scheduler is not None:
             self.scheduler.wake()
+
+    def _deadline(self, due_ms: int) -> None:
+        """A lease or deadline created here: the reclaimer wakes for it if it is the first."""
+        if self.reclaimer is not None:
+            self.reclaimer.due_at(due_ms)
+
+    def _agent_gone(self) -> None:
+        """An agent went offline (or the agent view was rebuilt): reclaim its inbox now."""
+        if self.reclaimer is not None:
+            self.reclaimer.wake()
 
     async def _retention(self) -> None:
         """Delete terminal tasks older than the retention period, a bounded batch at a time

@@ -25,7 +25,8 @@ class HooksSettings(ServiceSettings):
     hooks_retry_initial_backoff: float = 1.0
     hooks_retry_max_backoff: float = 60.0
     hooks_claim_idle: float = 30.0
-    hooks_poll_interval: float = 0.2
+    # Longest sleep of the dispatcher (it wakes for new, freed and due deliveries).
+    hooks_poll_interval: float = 30.0
     hooks_max_backlog: int = 10_000
 
 

@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError
 
 from hivewire.core.clock import now_ms
 from hivewire.v1 import event_pb2
+from hivewire_services.common.alarm import due_ms
 from hivewire_services.common.keys import HOOKS_GROUP, Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.store import RedisStore
@@ -58,9 +59,10 @@ class DeliveryStore(RedisStore[HooksSettings]):
         scheduled, acked = await self._intake(keys=keys, args=args)
         return int(scheduled), int(acked)
 
-    async def claim(self, limit: int, lease_seconds: float) -> list[Delivery]:
-        """Up to `limit` due deliveries, each leased to this runner for `lease_seconds`."""
-        flat = await self._claim(
+    async def claim(self, limit: int, lease_seconds: float) -> tuple[list[Delivery], int | None]:
+        """Up to `limit` due deliveries, each leased to this runner for `lease_seconds`, and
+        when the earliest delivery left comes due (epoch ms; None when none waits)."""
+        next_due, *flat = await self._claim(
             keys=[self.keys.hook_due],
             args=[self.keys.hook_delivery_prefix, now_ms(), limit, int(lease_seconds * 1000)],
         )
@@ -73,7 +75,7 @@ class DeliveryStore(RedisStore[HooksSettings]):
                 event = event_pb2.Event(message="undecodable event")
             event.cursor = entry.decode()
             out.append(Delivery(did.decode(), hook.decode(), entry.decode(), event, int(attempt)))
-        return out
+        return out, due_ms(next_due)
 
     async def settle(
         self, delivery: Delivery, verdict: str, message: str, next_ms: int = 0

@@ -7,12 +7,12 @@ retries wait in Redis (the due set), never in this process, so nothing upstream 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from hivewire.core.backoff import backoff_delay
 from hivewire.core.clock import now_ms
 from hivewire.core.hooks_file import HooksConfig
+from hivewire_services.common.alarm import Alarm
 from hivewire_services.common.loops import Backoff
 from hivewire_services.hooks.actions import ActionRunner, Outcome
 from hivewire_services.hooks.config import HooksSettings
@@ -27,6 +27,9 @@ SETTLE_TRIES = 5
 
 
 class Dispatcher:
+    """Claims deliveries when told of new ones, when a slot frees, when the earliest waiting
+    one comes due, and otherwise every `hooks_poll_interval` (a safety pass); idle, it sleeps."""
+
     def __init__(
         self,
         store: DeliveryStore,
@@ -40,11 +43,11 @@ class Dispatcher:
         self.settings = settings
         self.slots = max(1, settings.hooks_concurrency)
         self._running: dict[asyncio.Task[None], Delivery] = {}
-        self._wake = asyncio.Event()
+        self.alarm = Alarm(settings.hooks_poll_interval)
         self.counts = {"succeeded": 0, "failed": 0, "retried": 0, "stale": 0}
 
     def wake(self) -> None:
-        self._wake.set()
+        self.alarm.now()
 
     @property
     def in_flight(self) -> int:
@@ -57,7 +60,7 @@ class Dispatcher:
             free = self.slots - len(self._running)
             if free > 0:
                 try:
-                    claimed = await self.store.claim(free, lease)
+                    claimed, next_due = await self.store.claim(free, lease)
                     backoff.reset()
                 except Exception as exc:
                     await backoff.failed("hooks dispatcher", exc)
@@ -68,13 +71,12 @@ class Dispatcher:
                     task.add_done_callback(self._done)
                 if len(claimed) == free:
                     continue  # more may be due right now
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.hooks_poll_interval)
+                self.alarm.at(next_due)
+            await self.alarm.wait()
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task, None)
-        self._wake.set()
+        self.alarm.now()
         if not task.cancelled() and task.exception() is not None:
             logger.error("hook delivery crashed", exc_info=task.exception())
 
@@ -122,6 +124,7 @@ class Dispatcher:
             self.counts["stale"] += 1
         elif verdict == "retry":
             self.counts["retried"] += 1
+            self.alarm.at(next_ms)
         else:
             self.counts["succeeded" if verdict == "ok" else "failed"] += 1
             log = logger.info if verdict == "ok" else logger.warning

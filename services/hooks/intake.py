@@ -3,7 +3,8 @@
 Reading never waits for a hook: an event becomes delivery records in Redis (intake.lua) and the
 dispatcher runs them. Entries a dead runner read and never scheduled are taken over with
 XAUTOCLAIM; scheduling is idempotent, so taking over an entry twice is harmless. Every
-LOSS_CHECK_EVERY_S it asks `HooksGroup.check` whether the stream's cap dropped unread events.
+LOSS_CHECK_EVERY_S (between reads) it asks `HooksGroup.check` whether the stream's cap dropped
+unread events.
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ from hivewire_services.hooks.matching import hooks_for
 logger = logging.getLogger(__name__)
 
 READ_COUNT = 200
+# Losses are looked for between reads, at most this often; reads wake on new events (the only
+# time the cap can drop any), so an idle runner does not look at all.
 LOSS_CHECK_EVERY_S = 5.0
+# While the backlog is full, how often it is looked at again (at most).
+BACKLOG_RECHECK_S = 0.5
 
 
 class EventIntake(StreamConsumer):
@@ -73,9 +78,10 @@ class EventIntake(StreamConsumer):
         self.counts["lost"] += lost
         return lost
 
-    async def before_read(self) -> None:
+    async def before_read(self) -> float | None:
         if asyncio.get_running_loop().time() - self._checked_at >= LOSS_CHECK_EVERY_S:
             await self.check_losses()
+        return None  # nothing timed: the next read waits for events
 
     async def trimmed(self, entry_ids: list[bytes]) -> None:
         self.counts["lost"] += await self.group.trimmed(entry_ids)
@@ -97,7 +103,7 @@ class EventIntake(StreamConsumer):
             if not self._full:
                 logger.warning("%d events wait for their hooks; reading paused", waiting)
             self._full = True
-            await asyncio.sleep(self.settings.hooks_poll_interval)
+            await asyncio.sleep(min(self.settings.hooks_poll_interval, BACKLOG_RECHECK_S))
 
     async def handle(self, entries: list[Entry]) -> None:
         """Schedule the hooks of a batch of entries (entries with none are acknowledged)."""

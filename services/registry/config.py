@@ -21,7 +21,8 @@ class RegistrySettings(AgentLeases, StreamQueues, RegistryAddress, ServiceSettin
     # Where the registry listens; empty means the host:port of registry_addr.
     registry_listen: str = ""
     registry_metrics_port: int = 0
-    lease_sweep_interval: float = 1.0
+    # Longest sleep of the lease sweeper (it wakes when the earliest lease runs out).
+    lease_sweep_interval: float = 30.0
     # An agent gone OFFLINE stays listable (ListAgents include_offline, GetAgent) this long;
     # then Redis deletes its record. Tasks keep its agent_id.
     offline_agent_retention_seconds: float = 300.0

@@ -40,7 +40,11 @@ class RegistryServer(ServiceProcess[RegistrySettings]):
             ready_timeout=settings.rpc_timeout,
         )
         self.sweeper = LeaseSweeper(
-            self.store, settings.lease_sweep_interval, outage_grace=settings.lease_seconds / 2
+            self.store,
+            settings.lease_seconds,
+            settings.lease_sweep_interval,
+            outage_grace=settings.lease_seconds / 2,
+            probe_recovered_ms=self.redis_recovered_ms,
         )
         self.metrics = ServiceMetrics(
             settings.redis_url,

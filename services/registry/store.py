@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hivewire.core.agent_states import is_live_agent
 from hivewire.core.clock import now_ms
@@ -175,19 +175,25 @@ class AgentStore(RedisStore[RegistrySettings]):
     async def ping(self) -> None:
         await self.redis.ping()
 
-    async def expire_leases(self, now: int | None = None) -> list[str]:
-        """Take every agent whose lease ran out before `now` offline; returns their ids."""
+    async def expire_leases(self, now: int | None = None) -> tuple[list[str], int | None]:
+        """Take every agent whose lease ran out before `now` offline; returns their ids and
+        when the earliest lease left runs out (epoch ms, None when there is none)."""
         now = now_ms() if now is None else now
         expired: list[str] = []
         while True:
-            due: Any = await self.redis.zrangebyscore(
-                self.keys.leases, "-inf", f"({now}", start=0, num=SWEEP_BATCH
-            )
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zrangebyscore(self.keys.leases, "-inf", f"({now}", start=0, num=SWEEP_BATCH)
+                pipe.zrange(self.keys.leases, 0, 0, withscores=True)
+                due, head = cast(
+                    tuple[list[bytes], list[tuple[bytes, float]]], await pipe.execute()
+                )
             ids = [member.decode() for member in due]
             if ids:
                 expired.extend(await self.expire_agents(ids, now))
             if len(ids) < SWEEP_BATCH:
-                return expired
+                # With some expired just now, the head read may be one of them (in the past):
+                # the caller then sweeps again at once and reads the true next one.
+                return expired, int(head[0][1]) if head else None
 
     async def expire_agents(self, agent_ids: Sequence[str], now: int) -> list[str]:
         """Run the expiry script for these ids; it re-checks each lease against `now`."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Callable
 
 from hivewire.core.backoff import backoff_delay
+from hivewire.core.clock import now_ms
+from hivewire_services.common.alarm import Alarm, OutageHold
 from hivewire_services.common.redis import REDIS_UNAVAILABLE
 from hivewire_services.registry.store import AgentStore
 
@@ -13,43 +15,59 @@ logger = logging.getLogger(__name__)
 
 
 class LeaseSweeper:
-    """Every `interval` seconds, expires due leases. Safe to run in several registries at once.
+    """Expires leases when the earliest one runs out. Safe to run in several registries at once.
 
-    After a sweep fails (Redis unreachable) no lease is expired for `outage_grace` seconds
-    once Redis answers again: agents could not heartbeat during the outage, and each gets one
-    heartbeat interval to renew before it is judged dead.
+    Idle, it sleeps: until the earliest lease in Redis runs out, and at most `lease_seconds`
+    (a lease granted meanwhile, here or by another registry, runs at least that long) or
+    `longest` seconds. After Redis was lost (a sweep failed, or the process's Redis probe saw
+    it: `probe_recovered_ms`) no lease is expired for `outage_grace` seconds once Redis answers
+    again: agents could not heartbeat during the outage, and each gets one heartbeat interval
+    to renew before it is judged dead.
     """
 
-    def __init__(self, store: AgentStore, interval: float, outage_grace: float = 0.0) -> None:
+    def __init__(
+        self,
+        store: AgentStore,
+        lease_seconds: float,
+        longest: float,
+        outage_grace: float = 0.0,
+        probe_recovered_ms: Callable[[], int] | None = None,
+    ) -> None:
         self._store = store
-        self._interval = interval
-        self._outage_grace = outage_grace
+        self._lease_ms = int(lease_seconds * 1000)
+        self._hold = OutageHold(outage_grace, probe_recovered_ms)
+        self.alarm = Alarm(longest)
 
     async def sweep_once(self) -> list[str]:
-        expired = await self._store.expire_leases()
+        now = now_ms()
+        expired, next_expiry = await self._store.expire_leases(now)
         for agent_id in expired:
             logger.info("agent %s lease expired; now offline", agent_id)
+        # A lease expires once `now` passes its score: wake a millisecond after it.
+        self.alarm.at(None if next_expiry is None else next_expiry + 1)
+        self.alarm.at(now + self._lease_ms)
         return expired
 
     async def run(self) -> None:
         failures = 0
-        loop = asyncio.get_running_loop()
-        hold_until = 0.0
         while True:
+            await self.alarm.wait()
             try:
                 if failures:
                     await self._store.ping()
-                    hold_until = loop.time() + self._outage_grace  # counted from recovery
-                elif loop.time() >= hold_until:
+                    self._hold.recovered()
+                hold_until = self._hold.until_ms()
+                if now_ms() < hold_until:
+                    self.alarm.at(hold_until)
+                else:
                     await self.sweep_once()
                 failures = 0
-                delay = self._interval
             except Exception as exc:
                 failures += 1
-                delay = max(self._interval, backoff_delay(failures))
+                delay = backoff_delay(failures, 1.0, 5.0)
+                self.alarm.at(now_ms() + int(delay * 1000))
                 logger.warning(
                     "lease sweep failed; retry in %.2fs",
                     delay,
                     exc_info=not isinstance(exc, REDIS_UNAVAILABLE),
                 )
-            await asyncio.sleep(delay)

@@ -55,7 +55,6 @@ def hook_settings(settings: StackSettings, **overrides: Any) -> StackSettings:
         "hooks_listen": "127.0.0.1:0",
         "hooks_retry_initial_backoff": 0.05,
         "hooks_retry_max_backoff": 0.2,
-        "hooks_poll_interval": 0.05,
         "hooks_claim_idle": 1.0,
         "shutdown_grace": 1.0,
     }

@@ -57,8 +57,15 @@ async def results(redis: Redis, keys: Keys) -> list[stream_pb2.TaskResult]:
     return [stream_pb2.TaskResult.FromString(f[RESULT_FIELD]) for _, f in entries]
 
 
-async def deliver(redis: Redis, keys: Keys, agent_id: str, secs: float) -> str:
+async def deliver(
+    redis: Redis, keys: Keys, agent_id: str, secs: float, *, owned: bool = False
+) -> str:
+    """Put a sleep task in the agent's inbox; `owned`: the coordinator's record says the agent
+    runs it (else heartbeats naming it are told to cancel it)."""
     task_id = uuid.uuid4().hex
+    if owned:
+        running = {"state": task_pb2.TASK_STATE_RUNNING, "agent_id": agent_id}
+        await redis.hset(keys.task(task_id), mapping=running)
     envelope = stream_pb2.TaskEnvelope(
         task_id=task_id,
         attempt=1,

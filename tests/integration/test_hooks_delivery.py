@@ -7,6 +7,7 @@ import json
 import uuid
 from pathlib import Path
 
+from hivewire.core.clock import now_ms
 from hivewire.v1 import event_pb2
 from hivewire_services.common.keys import HOOKS_GROUP, Keys
 from hivewire_services.common.redis import Redis
@@ -100,19 +101,21 @@ async def test_scheduling_is_idempotent_and_settling_is_fenced_by_attempt(
     assert await hooks_pending(redis, keys) == 1
     assert await store.backlog() == (2, 1)
 
-    claimed = await store.claim(10, lease_seconds=60)
+    before = now_ms()
+    claimed, next_due = await store.claim(10, lease_seconds=60)
     assert sorted(d.hook for d in claimed) == ["a", "b"]
     assert {d.delivery_id for d in claimed} == {delivery_id(first, "a"), delivery_id(first, "b")}
     assert all(d.attempt == 1 and d.entry_id == first for d in claimed)
-    assert await store.claim(10, lease_seconds=60) == []  # leased, not due
+    assert next_due is not None and next_due >= before + 60_000  # the leases run out next
+    assert await store.claim(10, lease_seconds=60) == ([], next_due)  # leased, not due
     a, b = sorted(claimed, key=lambda d: d.hook)
 
     await store.release([a])  # a stopping runner hands `a` back, attempt not counted
-    [again] = await store.claim(10, lease_seconds=60)
+    [again], _ = await store.claim(10, lease_seconds=60)
     assert (again.hook, again.attempt) == ("a", 1)
 
     assert await store.settle(again, "retry", "a: exit status 1", next_ms=0)
-    [retry] = await store.claim(10, lease_seconds=60)
+    [retry], _ = await store.claim(10, lease_seconds=60)
     assert retry.attempt == 2
     assert not await store.settle(again, "ok", "a: stale")  # attempt 1 is over
     assert await store.settle(retry, "ok", "a: exit 0")

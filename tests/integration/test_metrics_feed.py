@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from hivewire.v1 import event_pb2
+from hivewire.v1 import agent_pb2, event_pb2
 from hivewire_services.common.events import EVENT_FIELD, make_event
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
@@ -106,3 +106,43 @@ def test_redis_outage_is_reported_not_raised(keys: Keys) -> None:
     finally:
         collector.close()
     assert got == {("hivewire_redis_up", ()): 0}
+
+
+async def test_a_scrape_is_one_round_trip_once_the_names_are_known(
+    redis: Redis, keys: Keys, settings: StackSettings
+) -> None:
+    await redis.zadd(keys.pending("resize"), {"a" * 32: 1})
+    await redis.sadd(keys.pending_capabilities, "resize")
+    await redis.zadd(keys.live_agents, {"b" * 32: 1})
+    await redis.hset(keys.agent("b" * 32), "state", agent_pb2.AGENT_STATE_ONLINE)
+    sections = ("tasks", "queues", "streams", "agents")
+    collector = RedisStateCollector(settings.redis_url, keys, sections)
+    sync = collector._redis
+    calls = {"pipelines": 0, "commands": 0}
+    make_pipeline, execute = sync.pipeline, sync.execute_command
+
+    def counted_pipeline(*args: Any, **kw: Any) -> Any:
+        calls["pipelines"] += 1
+        return make_pipeline(*args, **kw)
+
+    def counted_command(*args: Any, **kw: Any) -> Any:
+        calls["commands"] += 1
+        return execute(*args, **kw)
+
+    sync.pipeline, sync.execute_command = counted_pipeline, counted_command  # type: ignore[method-assign]
+    try:
+        first = _samples(collector)  # learns the capability and the agent
+        calls.update(pipelines=0, commands=0)
+        again = _samples(collector)
+        assert calls == {"pipelines": 1, "commands": 0}
+        await redis.zadd(keys.pending("thumbs"), {"c" * 32: 1})
+        await redis.sadd(keys.pending_capabilities, "thumbs")
+        calls.update(pipelines=0, commands=0)
+        later = _samples(collector)  # a new name: one more round trip, for it alone
+    finally:
+        collector.close()
+    assert first == again
+    assert first[("hivewire_queue_depth", (("capability", "resize"),))] == 1
+    assert first[("hivewire_agents", (("state", "ONLINE"),))] == 1
+    assert later[("hivewire_queue_depth", (("capability", "thumbs"),))] == 1
+    assert calls == {"pipelines": 2, "commands": 0}

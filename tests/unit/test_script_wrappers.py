@@ -123,9 +123,11 @@ async def test_reclaim_names_the_inbox_and_reclaim_set(redis: Redis) -> None:
 
 async def test_reap_cancel_retry_dead_and_count_events(redis: Redis) -> None:
     reap = scripts.Reap(redis, KEYS, SETTINGS)
-    rec = recording(reap, [b"1", 2, 0])
-    assert await reap(4, 100, 0.5) == (1, 2, 0)
+    rec = recording(reap, [b"1", 2, 0, b"1700000000000"])
+    assert await reap(4, 100, 0.5) == scripts.Reaped(1, 2, 0, 1_700_000_000_000)
     assert rec.args[CONTEXT:] == [100, 0.5]
+    recording(reap, [0, 0, 0, -1])
+    assert (await reap(4, 100, 0.5)).next_due is None  # nothing waits
     cancel = scripts.Cancel(redis, KEYS, SETTINGS)
     rec = recording(cancel, 2)
     assert await cancel(4, "t1") == 2
@@ -158,11 +160,11 @@ async def test_submit_sends_json_rows_in_new_task_order_then_payloads(redis: Red
 
 async def test_peek_returns_rows_by_task_id(redis: Redis) -> None:
     peek = scripts.Peek(redis, KEYS)
-    rec = recording(peek, [[b"t1", b"0", b"{}", b"p", None, b"0", b"tp", b"0"], []])
+    rec = recording(peek, [[b"t1", b"0", b"{}", b"p", None, b"0", b"tp", b"0", b"500"], []])
     got = await peek([("echo", 3), ("resize", 1)])
     assert rec.keys == [KEYS.pending("echo"), KEYS.pending("resize")]
     assert rec.args == [KEYS.prefix, 3, 1]
-    assert got == [{"t1": PeekedTask(b"0", b"{}", b"p", None, b"0", b"tp", b"0")}, {}]
+    assert got == [{"t1": PeekedTask(b"0", b"{}", b"p", None, b"0", b"tp", b"0", b"500")}, {}]
 
 
 async def test_advance_encodes_the_plan_after_the_creation_context(redis: Redis) -> None:

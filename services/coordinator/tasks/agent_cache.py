@@ -44,9 +44,16 @@ class AgentCache:
     and free slots in Redis, so a stale cache can delay work but never misplace it.
     """
 
-    def __init__(self, channel: grpc.aio.Channel, on_change: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        on_change: Callable[[], None],
+        on_removed: Callable[[], None] | None = None,
+    ) -> None:
         self._stub = registry_pb2_grpc.RegistryServiceStub(channel)
         self._on_change = on_change
+        # Hears of agents gone offline (and of every fresh snapshot, which may hide some).
+        self._on_removed = on_removed or (lambda: None)
         self.agents: dict[str, CachedAgent] = {}
         self._by_capability: dict[str, list[CachedAgent]] = {}
         self.synced = asyncio.Event()
@@ -75,12 +82,14 @@ class AgentCache:
             staging.clear()
             self._rebuild()
             self.synced.set()
+            self._on_removed()
         elif msg.change == registry_pb2.AGENT_CHANGE_UPSERTED:
             self.agents[msg.agent.agent_id] = CachedAgent.from_proto(msg.agent)
             self._rebuild()
         elif msg.change == registry_pb2.AGENT_CHANGE_REMOVED:
             self.agents.pop(msg.agent.agent_id, None)
             self._rebuild()
+            self._on_removed()
 
     async def run(self) -> None:
         """Follow WatchAgents for ever, reconnecting with capped exponential backoff."""

@@ -1,6 +1,7 @@
 -- Move tasks whose retry backoff has passed from the due set back to their pending queue.
 -- KEYS: due
 -- ARGV: prefix, now_ms, limit
+-- Returns {tasks moved, due time (ms) of the earliest task still waiting, or -1}.
 local prefix, now, limit = ARGV[1], ARGV[2], ARGV[3]
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
 for _, task_id in ipairs(ids) do
@@ -10,4 +11,5 @@ for _, task_id in ipairs(ids) do
     enqueue(prefix, t[2], t[3], t[4], task_id)
   end
 end
-return #ids
+local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {#ids, head[2] or '-1'}

@@ -6,7 +6,8 @@
 -- A lease that outlived its attempt (cancelled or finished task) just frees the slot.
 -- KEYS: the tasklib context (1..8)
 -- ARGV: the tasklib context (1..7), then limit, jitter (0..1)
--- Returns {reclaimed, attempts_timed_out (both deadlines), tasks_timed_out}.
+-- Returns {reclaimed, attempts_timed_out (both deadlines), tasks_timed_out, due time (ms) of the
+-- earliest lease or deadline still pending, or -1}.
 local C = context()
 local limit, jitter = ARGV[8], tonumber(ARGV[9])
 local function next_jitter() jitter = (jitter + 0.6180339887) % 1; return jitter end
@@ -62,4 +63,11 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', C.start_deadlines, '-inf', C.now
     counts[3] = counts[3] + 1
   end
 end
+local next_due = -1
+for _, key in ipairs({C.leases, C.attempt_deadlines, progress_deadlines, C.start_deadlines}) do
+  local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  local due = tonumber(head[2])
+  if due and (next_due < 0 or due < next_due) then next_due = due end
+end
+counts[4] = next_due
 return counts

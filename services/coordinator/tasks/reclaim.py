@@ -10,7 +10,6 @@ at once: every step is fenced by task attempt, so a doubly claimed entry changes
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from google.protobuf.message import DecodeError
 from hivewire.core.clock import now_ms
 from hivewire.core.wire import ENVELOPE_FIELD, INBOX_GROUP
 from hivewire.v1 import stream_pb2
+from hivewire_services.common.alarm import Alarm, OutageHold
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.loops import Backoff
@@ -32,10 +32,18 @@ from hivewire_services.coordinator.tasks import scripts
 logger = logging.getLogger(__name__)
 
 BATCH = 256
+# An offline agent's inbox that took new entries while it was reclaimed is tried again this soon.
+RECLAIM_RETRY_MS = 1000
 
 
 class Reclaimer:
-    """Runs reap and reclaim passes every `reclaim_interval` seconds or when woken."""
+    """Runs a reap and reclaim pass when the earliest lease or deadline runs out, when woken
+    (an agent went offline) and otherwise every `reclaim_interval` seconds (a safety pass that
+    sees what other coordinators created); idle, it sleeps.
+
+    `due_at(ms)` announces a lease or deadline created here (an assignment, a submitted
+    schedule-to-start deadline) that may run out before the one the alarm is set for.
+    """
 
     def __init__(
         self,
@@ -44,6 +52,7 @@ class Reclaimer:
         settings: CoordinatorSettings,
         consumer: str,
         on_change: Callable[[], None],
+        probe_recovered_ms: Callable[[], int] | None = None,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -52,52 +61,61 @@ class Reclaimer:
         self._on_change = on_change
         self._reap = scripts.Reap(redis, keys, settings)
         self._reclaim = scripts.Reclaim(redis, keys, settings)
-        self._wake = asyncio.Event()
+        self.alarm = Alarm(settings.reclaim_interval)
+        # After Redis was lost (a failed pass, or the process's Redis probe saw it) no lease is
+        # judged for half an agent lease: agents could not heartbeat meanwhile, and each gets
+        # a heartbeat to renew first.
+        self._hold = OutageHold(settings.lease_seconds / 2, probe_recovered_ms)
         self.counts = {"reclaimed": 0, "lease_expired": 0, "attempt_timeouts": 0, "timed_out": 0}
 
     def wake(self) -> None:
-        self._wake.set()
+        self.alarm.now()
+
+    def due_at(self, due_ms: int) -> None:
+        self.alarm.at(due_ms)
 
     async def run(self) -> None:
         backoff = Backoff()
-        loop = asyncio.get_running_loop()
-        # After a failed pass (Redis unreachable) no lease is judged for half an agent lease:
-        # agents could not heartbeat meanwhile, and each gets a heartbeat to renew first.
-        outage_grace = self.settings.lease_seconds / 2
-        hold_until = 0.0
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.reclaim_interval)
-            self._wake.clear()
+            await self.alarm.wait()
             try:
                 if backoff.failures:
                     await self.redis.ping()
-                    hold_until = loop.time() + outage_grace  # counted from recovery
-                elif loop.time() >= hold_until:
+                    self._hold.recovered()
+                hold_until = self._hold.until_ms()
+                if now_ms() < hold_until:
+                    self.alarm.at(hold_until)
+                else:
                     await self.pass_once()
                 backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self.alarm.now()  # try again once the backoff has passed
                 await backoff.failed("reclaim pass", exc)
 
     async def pass_once(self) -> None:
         changed = await self.reap_once()
-        for agent_id in await self.offline_agents():
+        offline = await self.offline_agents()
+        for agent_id in offline:
             changed += await self.reclaim_agent(agent_id)
+        if len(offline) >= BATCH:
+            self.alarm.now()  # more agents wait
         if changed:
             self._on_change()
 
     async def reap_once(self) -> int:
-        """Enforce leases and deadlines (bounded batches until nothing is due)."""
+        """Enforce leases and deadlines (bounded batches until nothing is due); the alarm is
+        set for the earliest one left."""
         total = 0
         while True:
-            leases, attempts, timed_out = await self._reap(now_ms(), BATCH, random.random())
-            self.counts["lease_expired"] += leases
-            self.counts["attempt_timeouts"] += attempts
-            self.counts["timed_out"] += timed_out
-            total += leases + attempts + timed_out
-            if max(leases, attempts, timed_out) < BATCH:
+            reaped = await self._reap(now_ms(), BATCH, random.random())
+            self.counts["lease_expired"] += reaped.leases
+            self.counts["attempt_timeouts"] += reaped.attempts
+            self.counts["timed_out"] += reaped.timed_out
+            total += reaped.leases + reaped.attempts + reaped.timed_out
+            if max(reaped.leases, reaped.attempts, reaped.timed_out) < BATCH:
+                self.alarm.at(reaped.next_due)
                 return total
 
     async def offline_agents(self) -> list[str]:
@@ -128,6 +146,8 @@ class Reclaimer:
         done = await self._run_reclaim(agent_id, [])
         if done:
             logger.info("reclaimed inbox of offline agent %s (%d re-queued)", agent_id, lost)
+        else:
+            self.alarm.at(now_ms() + RECLAIM_RETRY_MS)
         self.counts["reclaimed"] += lost
         return lost
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
 from hivewire.core.clock import duration_from_seconds, now_ms, ts_from_ms
 from hivewire.v1 import stream_pb2
+from hivewire_services.common.alarm import Alarm
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.loops import Backoff
 from hivewire_services.common.redis import Redis
@@ -27,12 +28,18 @@ logger = logging.getLogger(__name__)
 # Tasks looked at beyond the free slots, so a head task whose labels match no agent
 # does not block the ones behind it.
 LOOKAHEAD = 64
+# After the assignment script refused a pairing the cache proposed (the agent went offline or
+# its slots were full in Redis), the next pass comes this soon: the cache catches up meanwhile.
+REFUSED_RETRY_MS = 200
+REFUSED = (2, 3)
 
 
 @dataclass
 class Assignment:
     row: AssignRow
     span: Any = None
+    deadline_ms: int = 0
+    """When the attempt's lease (or start-to-close deadline) runs out, if it is assigned."""
 
 
 def plan(
@@ -70,10 +77,20 @@ def _labels(raw: bytes | None) -> dict[str, str]:
 
 
 class Scheduler:
-    """Runs scheduling passes when woken (submit, result, agent change) or every interval."""
+    """Runs a scheduling pass when woken (submit, result, agent change), when the next retry
+    comes due, and otherwise every `scheduler_interval` (a safety pass); idle, it sleeps.
+
+    `on_deadline(ms)` hears when the attempts it assigns run out of lease or time, so the
+    reclaimer can sleep until then.
+    """
 
     def __init__(
-        self, redis: Redis, keys: Keys, settings: CoordinatorSettings, cache: AgentCache
+        self,
+        redis: Redis,
+        keys: Keys,
+        settings: CoordinatorSettings,
+        cache: AgentCache,
+        on_deadline: Callable[[int], None] | None = None,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -82,18 +99,17 @@ class Scheduler:
         self._assign = scripts.Assign(redis, keys, settings)
         self._promote = scripts.Promote(redis, keys)
         self._peek = scripts.Peek(redis, keys)
-        self._wake = asyncio.Event()
+        self._on_deadline = on_deadline
+        self.alarm = Alarm(settings.scheduler_interval)
         self.assigned_total = 0
 
     def wake(self) -> None:
-        self._wake.set()
+        self.alarm.now()
 
     async def run(self) -> None:
         backoff = Backoff()
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.scheduler_interval)
-            self._wake.clear()
+            await self.alarm.wait()
             try:
                 await self.promote_due()
                 while await self.schedule_once() >= self.settings.scheduler_batch:
@@ -102,11 +118,18 @@ class Scheduler:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self.alarm.now()  # try again once the backoff has passed
                 await backoff.failed("scheduler pass", exc)
 
     async def promote_due(self) -> int:
-        """Move tasks whose retry backoff has passed back to their pending queue."""
-        return await self._promote(now_ms(), self.settings.scheduler_batch)
+        """Move tasks whose retry backoff has passed back to their pending queue; the alarm
+        is set for the next one still waiting."""
+        batch = self.settings.scheduler_batch
+        moved, next_due = await self._promote(now_ms(), batch)
+        self.alarm.at(next_due)
+        if moved >= batch:
+            self.alarm.now()  # more may be due already
+        return moved
 
     async def schedule_once(self) -> int:
         """One pass over every capability with live agents; returns assignments applied."""
@@ -157,11 +180,23 @@ class Scheduler:
             envelope.progress_timeout.CopyFrom(duration_from_seconds(progress_ms / 1000))
         span, envelope.traceparent = start_dispatch(envelope, (row.trace_id or b"").decode())
         assign = AssignRow(task_id, agent_id, attempt, token, envelope.SerializeToString())
-        return Assignment(assign, span)
+        # As assign.lua sets them: the lease (the task's heartbeat timeout, else the default),
+        # the start-to-close backstop and the progress deadline.
+        lease_ms = int(row.hb_ms or 0) or int(self.settings.task_lease_seconds * 1000)
+        deadline = now + lease_ms
+        if timeout_ms:
+            deadline = min(deadline, now + timeout_ms + min(timeout_ms, 1000))
+        if progress_ms:
+            deadline = min(deadline, now + progress_ms)
+        return Assignment(assign, span, deadline)
 
     async def _apply(self, assignments: list[Assignment], now: int) -> int:
         codes = await self._assign(now, [a.row for a in assignments])
         end_dispatch([a.span for a in assignments], codes)  # a failed call drops its spans
-        applied = sum(1 for c in codes if c == 1)
-        self.assigned_total += applied
-        return applied
+        applied = [a for a, c in zip(assignments, codes, strict=True) if c == 1]
+        if applied and self._on_deadline is not None:
+            self._on_deadline(min(a.deadline_ms for a in applied))
+        if any(c in REFUSED for c in codes):
+            self.alarm.at(now_ms() + REFUSED_RETRY_MS)
+        self.assigned_total += len(applied)
+        return len(applied)

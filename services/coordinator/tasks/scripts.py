@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import ClassVar, NamedTuple, cast
 
 from hivewire_services.common import lua
+from hivewire_services.common.alarm import due_ms
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.task_fields import NewTask, PeekedTask
@@ -126,14 +127,18 @@ class Submit:
 
 
 class Promote:
-    """promote.lua: move up to `limit` tasks whose backoff passed back to their queues."""
+    """promote.lua: move up to `limit` tasks whose backoff passed back to their queues;
+    (how many, when the next waiting one is due in epoch ms or None)."""
 
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self.keys = keys
         self._script = tasklua.register(redis, "promote", context=False)
 
-    async def __call__(self, now: int, limit: int) -> int:
-        return int(await self._script(keys=[self.keys.due], args=[self.keys.prefix, now, limit]))
+    async def __call__(self, now: int, limit: int) -> tuple[int, int | None]:
+        moved, next_due = await self._script(
+            keys=[self.keys.due], args=[self.keys.prefix, now, limit]
+        )
+        return int(moved), due_ms(next_due)
 
 
 class Peek:
@@ -208,14 +213,24 @@ class Cancel(ContextScript):
         return int(await self.call(now, (), [task_id]))
 
 
+class Reaped(NamedTuple):
+    """What one reap.lua call did, and when the earliest lease or deadline left is due."""
+
+    leases: int
+    attempts: int
+    timed_out: int
+    next_due: int | None
+
+
 class Reap(ContextScript):
-    """reap.lua: (leases expired, attempts timed out, tasks timed out), up to `limit` each."""
+    """reap.lua: leases expired, attempts timed out, tasks timed out (up to `limit` each), and
+    the next due time (epoch ms; None when nothing waits)."""
 
     name = "reap"
 
-    async def __call__(self, now: int, limit: int, jitter: float) -> tuple[int, int, int]:
-        leases, attempts, timed_out = (int(x) for x in await self.call(now, (), [limit, jitter]))
-        return leases, attempts, timed_out
+    async def __call__(self, now: int, limit: int, jitter: float) -> Reaped:
+        leases, attempts, timed_out, next_due = await self.call(now, (), [limit, jitter])
+        return Reaped(int(leases), int(attempts), int(timed_out), due_ms(next_due))
 
 
 class Reclaim(ContextScript):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -40,8 +40,16 @@ class TaskPage:
 class TaskStore(RedisStore[CoordinatorSettings]):
     """Reads and writes tasks in Redis. Knows nothing of gRPC."""
 
-    def __init__(self, redis: Redis, keys: Keys, settings: CoordinatorSettings) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        settings: CoordinatorSettings,
+        on_deadline: Callable[[int], None] | None = None,
+    ) -> None:
         super().__init__(redis, keys, settings)
+        # Hears of the earliest schedule-to-start deadline of each submitted batch.
+        self._on_deadline = on_deadline
         self._submit = scripts.Submit(redis, keys, settings)
         self._cancel = scripts.Cancel(redis, keys, settings)
         self._expire = lua.Expire(
@@ -87,6 +95,9 @@ class TaskStore(RedisStore[CoordinatorSettings]):
             )
             rows.append(scripts.SubmitRow(new, request_key, spec.payload))
         ids = await self._submit(now, rows)
+        deadlines = [now + spec.schedule_to_start_ms for spec in specs if spec.schedule_to_start_ms]
+        if deadlines and self._on_deadline is not None:
+            self._on_deadline(min(deadlines))
         out: list[task_pb2.Task] = []
         known = [i for i, (got, new) in enumerate(zip(ids, new_ids, strict=True)) if got != new]
         existing = await self.get_many([ids[i] for i in known]) if known else []

@@ -19,7 +19,11 @@ from hivewire_services.coordinator.config import CoordinatorSettings
 
 logger = logging.getLogger(__name__)
 
+# A pass comes this soon after one that found a stream at least half full, else after the
+# longer pause: an idle deployment's streams do not grow, and the events stream is also hard
+# capped where it is written.
 TRIM_EVERY_S = 5.0
+IDLE_TRIM_EVERY_S = 30.0
 # Most entries looked at to find the maxlen cut in one step (the rest waits for the next pass).
 SCAN_LIMIT = 10_000
 
@@ -37,7 +41,8 @@ def after(sid: StreamId) -> StreamId:
 
 
 class StreamTrimmer:
-    """Trims the events, results and workflow-updates streams every few seconds."""
+    """Trims the events, results and workflow-updates streams every few seconds (every half
+    minute while they are far below their bounds)."""
 
     def __init__(self, redis: Redis, keys: Keys, settings: CoordinatorSettings) -> None:
         self.redis = redis
@@ -55,16 +60,33 @@ class StreamTrimmer:
 
     async def run(self) -> None:
         backoff = Backoff()
+        pause = TRIM_EVERY_S
         while True:
-            await asyncio.sleep(TRIM_EVERY_S)
+            await asyncio.sleep(pause)
             try:
-                for key, maxlen in self.streams():
-                    self.trimmed += await self.trim(key, maxlen)
+                busy = await self.trim_all()
+                pause = TRIM_EVERY_S if busy else IDLE_TRIM_EVERY_S
                 backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                pause = TRIM_EVERY_S
                 await backoff.failed("stream trim", exc)
+
+    async def trim_all(self) -> bool:
+        """Trim every stream over its bound (one round trip when none is); True when one was
+        at least half full."""
+        streams = self.streams()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key, _ in streams:
+                pipe.xlen(key)
+            lengths = cast(list[int], await pipe.execute())
+        for (key, maxlen), length in zip(streams, lengths, strict=True):
+            if length > maxlen:
+                self.trimmed += await self.trim(key, maxlen)
+        return any(
+            length * 2 >= maxlen for (_, maxlen), length in zip(streams, lengths, strict=True)
+        )
 
     async def floor(self, key: str) -> StreamId | None:
         """The oldest entry some consumer group still needs (None: no group needs any)."""

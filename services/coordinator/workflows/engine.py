@@ -6,8 +6,9 @@ never acknowledged are taken over with XAUTOCLAIM), reconciles each workflow nam
 acknowledges. Reconciling is idempotent and needs nothing from the entry but the workflow id:
 it records every finished task of the workflow's running steps (record.lua), computes a plan
 (plan.py) and applies it (advance.lua), which re-checks every decision. A sweep of every
-running workflow at start and every `workflow_sweep_interval` makes progress even if an entry
-was lost, so a coordinator killed at any point resumes its workflows and no step runs twice.
+running workflow at start and every `workflow_sweep_interval` (a safety net, half a minute by
+default) makes progress even if an entry was lost, so a coordinator killed at any point
+resumes its workflows and no step runs twice.
 """
 
 from __future__ import annotations
@@ -132,15 +133,18 @@ class WorkflowEngine(StreamConsumer):
         while await self.store.expire(cutoff) > 0:
             pass
 
-    async def before_read(self) -> None:
-        """Between reads: the sweep (at start, then every interval) and retention."""
+    async def before_read(self) -> float:
+        """Between reads: the sweep (at start, then every interval) and retention; returns
+        the seconds until the next of them."""
         now = asyncio.get_running_loop().time()
-        if now - self._last_sweep > self.settings.workflow_sweep_interval:
+        sweep_every = self.settings.workflow_sweep_interval
+        if now - self._last_sweep >= sweep_every:
             self._last_sweep = now
             await self.sweep()
-        if now - self._last_expire > EXPIRE_EVERY_S:
+        if now - self._last_expire >= EXPIRE_EVERY_S:
             self._last_expire = now
             await self.expire()
+        return min(self._last_sweep + sweep_every, self._last_expire + EXPIRE_EVERY_S) - now
 
     async def handle(self, entries: list[Entry]) -> None:
         """Reconcile each workflow named once, then acknowledge and delete the entries."""
