@@ -41,7 +41,9 @@ class CoordinatorServer(ServiceProcess[CoordinatorSettings]):
         super().__init__(settings, redis)
         self.keys = Keys(settings.namespace)
         self.instance = uuid.uuid4().hex[:12]
-        self.store = TaskStore(self.redis, self.keys, settings, on_deadline=self._deadline)
+        self.store = TaskStore(
+            self.redis, self.keys, settings, on_deadline=self._deadline, on_submitted=self._wake
+        )
         self.scheduler: Scheduler | None = None
         self.results: ResultsConsumer | None = None
         self.workflows = WorkflowEngine(
@@ -76,7 +78,7 @@ class CoordinatorServer(ServiceProcess[CoordinatorSettings]):
             self._wake,
             probe_recovered_ms=self.redis_recovered_ms,
         )
-        service = CoordinatorService(self.store, self.settings, on_submit=self._wake)
+        service = CoordinatorService(self.store, self.settings, on_retried=self._wake)
         service.workflows = self.workflows
         server = await self.owned.serve(
             listen,

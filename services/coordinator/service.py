@@ -53,17 +53,16 @@ class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
     workflows: WorkflowEngine
 
     def __init__(
-        self, store: TaskStore, settings: CoordinatorSettings, on_submit: Callable[[], None]
+        self, store: TaskStore, settings: CoordinatorSettings, on_retried: Callable[[], None]
     ) -> None:
         self.store = store
         self.settings = settings
         self.dead_letters = DeadLetters(store, store.redis, store.keys, settings)
-        self._on_submit = on_submit
+        # The store wakes the scheduler for what it creates; a retried dead letter is re-queued.
+        self._on_retried = on_retried
 
     async def _submit(self, specs: list[ValidTask]) -> list[task_pb2.Task]:
-        tasks = await self.store.submit(specs)
-        self._on_submit()
-        return tasks
+        return await self.store.submit(specs)
 
     @enveloped
     async def SubmitTask(self, request: task_pb2.SubmitTaskRequest) -> task_pb2.SubmitTaskResponse:
@@ -111,7 +110,7 @@ class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
         self, request: task_pb2.RetryDeadLetterRequest
     ) -> task_pb2.RetryDeadLetterResponse:
         task = await self.dead_letters.retry(request.dead_letter_id)
-        self._on_submit()
+        self._on_retried()
         return task_pb2.RetryDeadLetterResponse(task=task)
 
     @enveloped

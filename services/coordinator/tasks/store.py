@@ -46,10 +46,13 @@ class TaskStore(RedisStore[CoordinatorSettings]):
         keys: Keys,
         settings: CoordinatorSettings,
         on_deadline: Callable[[int], None] | None = None,
+        on_submitted: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(redis, keys, settings)
         # Hears of the earliest schedule-to-start deadline of each submitted batch.
         self._on_deadline = on_deadline
+        # Hears of every submitted batch, whoever submitted it (the scheduler wakes for it).
+        self._on_submitted = on_submitted or (lambda: None)
         self._submit = scripts.Submit(redis, keys, settings)
         self._cancel = scripts.Cancel(redis, keys, settings)
         self._expire = lua.Expire(
@@ -95,6 +98,7 @@ class TaskStore(RedisStore[CoordinatorSettings]):
             )
             rows.append(scripts.SubmitRow(new, request_key, spec.payload))
         ids = await self._submit(now, rows)
+        self._on_submitted()
         deadlines = [now + spec.schedule_to_start_ms for spec in specs if spec.schedule_to_start_ms]
         if deadlines and self._on_deadline is not None:
             self._on_deadline(min(deadlines))
