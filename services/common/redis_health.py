@@ -4,6 +4,10 @@ While Redis is unreachable a service answers health NOT_SERVING and refuses RPCs
 UNAVAILABLE (reason REDIS_UNAVAILABLE) instead of letting each one wait out socket timeouts and
 client retries; RPCs already running when Redis is lost are ended the same way. When a probe
 succeeds again the service serves again, without a restart.
+
+The first successful probe, and the first after each outage, also checks that Redis cannot
+evict keys (redis_policy.py); a Redis that can is refused: `refused` is set, the service stays
+NOT_SERVING and `on_refused` is told (the process then exits, see process.serve).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from hivewire.core.background import cancel_and_wait
 from hivewire.core.backoff import backoff_delay
 from hivewire_services.common.errors import Unavailable
 from hivewire_services.common.redis import REDIS_UNAVAILABLE, create_redis
+from hivewire_services.common.redis_policy import EvictingRedis, check_noeviction
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +46,16 @@ class RedisGate:
         timeout: float = 1.0,
         on_change: Callable[[bool], Awaitable[None]] | None = None,
     ) -> None:
+        self._url = redis_url
         self._redis = create_redis(redis_url, socket_timeout=timeout, retries=0, max_connections=2)
         self.interval = interval
         self.timeout = timeout
         self.on_change = on_change
         self.available = True
         self.trips = 0
+        self.refused: EvictingRedis | None = None
+        self.on_refused: Callable[[EvictingRedis], None] | None = None
+        self._policy_checked = False
         self._failures = 0
         self._suspect = asyncio.Event()
         self._inflight: set[asyncio.Timeout] = set()
@@ -73,10 +82,22 @@ class RedisGate:
         self._inflight.discard(scope)
 
     async def probe(self) -> bool:
-        """One PING within the probe timeout; a loading or erroring Redis counts as down."""
+        """One PING within the probe timeout; a loading or erroring Redis counts as down, and so
+        does one that may evict keys."""
+        if self.refused is not None:
+            return False
         try:
             await asyncio.wait_for(self._redis.ping(), self.timeout)
+            if not self._policy_checked:
+                await asyncio.wait_for(check_noeviction(self._redis, self._url), self.timeout)
+                self._policy_checked = True
         except (TimeoutError, *REDIS_UNAVAILABLE):
+            return False
+        except EvictingRedis as exc:
+            logger.critical("%s", exc)
+            self.refused = exc
+            if self.on_refused is not None:
+                self.on_refused(exc)
             return False
         except Exception as exc:
             logger.warning("redis probe failed: %s", exc)
@@ -86,6 +107,10 @@ class RedisGate:
     async def _run(self) -> None:
         while True:
             ok = await self.probe()
+            if self.refused is not None:  # for good: probe() told the process, which stops
+                self.available = False
+                await self._notify(False)
+                return
             if ok:
                 self._failures = 0
                 if not self.available:
@@ -110,11 +135,15 @@ class RedisGate:
             logger.warning("redis is reachable again; serving")
         else:
             self.trips += 1
+            self._policy_checked = False  # the Redis that comes back may be configured anew
             logger.warning("redis is unreachable; health NOT_SERVING, refusing RPCs")
             loop = asyncio.get_running_loop()
             for scope in list(self._inflight):
                 with contextlib.suppress(RuntimeError):  # already expiring from a prior trip
                     scope.reschedule(loop.time())
+        await self._notify(available)
+
+    async def _notify(self, available: bool) -> None:
         if self.on_change is not None:
             try:
                 await self.on_change(available)
