@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from hivewire.core.backoff import backoff_delay
 from hivewire_services.common.redis import REDIS_UNAVAILABLE
@@ -20,15 +21,24 @@ class LeaseSweeper:
     heartbeat interval to renew before it is judged dead.
     """
 
-    def __init__(self, store: AgentStore, interval: float, outage_grace: float = 0.0) -> None:
+    def __init__(
+        self,
+        store: AgentStore,
+        interval: float,
+        outage_grace: float = 0.0,
+        on_offline: Callable[[list[str]], Awaitable[None]] | None = None,
+    ) -> None:
         self._store = store
         self._interval = interval
         self._outage_grace = outage_grace
+        self._on_offline = on_offline  # e.g. remove their Redis users (agent_users.py)
 
     async def sweep_once(self) -> list[str]:
         expired = await self._store.expire_leases()
         for agent_id in expired:
             logger.info("agent %s lease expired; now offline", agent_id)
+        if expired and self._on_offline is not None:
+            await self._on_offline(expired)
         return expired
 
     async def run(self) -> None:
