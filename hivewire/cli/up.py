@@ -8,14 +8,17 @@ import signal
 from collections.abc import Callable
 
 from hivewire.cli.supervisor import Supervisor, UpConfig
+from hivewire.core.redis_url import redact_url
+from hivewire.core.redis_users import PASSWORDS_FILE
 
 
 def banner(config: UpConfig, redis_url: str, gateway_addr: str) -> str:
+    """What runs where; `redis_url` is shown with its password hidden."""
     lines = [
         "",
         "hivewire is ready",
         f"  gateway   {gateway_addr}",
-        f"  redis     {redis_url}",
+        f"  redis     {redact_url(redis_url)}",
         "",
         "try:",
         "  hivewire agents",
@@ -36,6 +39,9 @@ def banner(config: UpConfig, redis_url: str, gateway_addr: str) -> str:
         lines.insert(6, "  hivewire agent            # start a demo agent (echo, wordcount, sleep)")
     if config.hooks_file is not None:
         lines.insert(4, f"  hooks     {config.hooks_file}")
+    if config.redis_url is None:
+        passwords = config.data_dir / PASSWORDS_FILE
+        lines.insert(4, f"            (each service its own user; passwords in {passwords})")
     if gateway_addr != "127.0.0.1:50051":
         lines.append(f"(set HIVEWIRE_GATEWAY_ADDR={gateway_addr} or pass --addr)\n")
     return "\n".join(lines) + "\n"
@@ -62,7 +68,7 @@ async def run_up(config: UpConfig, write: Callable[[str], object] | None = None)
             sup.say(f"failed to start: {starting.exception()}")
             code = 1
         else:
-            sup.write(banner(config, sup.redis_url, sup.addrs["gateway"]))
+            sup.write(banner(config, sup.admin_url, sup.addrs["gateway"]))
             fatal = asyncio.ensure_future(sup.fatal.wait())
             await asyncio.wait({fatal, stopped}, return_when=asyncio.FIRST_COMPLETED)
             fatal.cancel()
