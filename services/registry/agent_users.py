@@ -65,8 +65,8 @@ class AgentUsers:
         """Users for live agents that lack one, none for agents that are not live; returns
         (made, removed)."""
         prefix = agent_user_prefix(self.namespace)
-        names: Any = await self._acl("USERS")
-        have = {n.decode().removeprefix(prefix) for n in names if n.decode().startswith(prefix)}
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in await self._acl("USERS")]
+        have = {n.removeprefix(prefix) for n in names if n.startswith(prefix)}
         members: Any = await self.redis.zrange(self.keys.leases, 0, -1)
         live = {m.decode() for m in members}
         missing = sorted(live - have)

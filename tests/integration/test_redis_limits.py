@@ -4,6 +4,7 @@ connection pool answer RESOURCE_EXHAUSTED (never INTERNAL) and are not taken for
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -156,10 +157,8 @@ async def test_an_exhausted_pool_answers_resource_exhausted_and_is_no_outage(
     held = []
 
     async def hold_all() -> bool:
-        try:
+        with contextlib.suppress(PoolExhausted):
             held.append(await pool.get_connection())
-        except PoolExhausted:
-            pass
         return len(held) == pool.max_connections  # type: ignore[attr-defined]
 
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
