@@ -5,8 +5,8 @@ from (and missing ones are added to) a 0600 JSON file; rules carry only their SH
 
 - `--format setuser` (default): `ACL SETUSER` lines for a running Redis
   (`hivewire redis-acl | redis-cli --user <admin> --askpass`); the default user is left alone.
-- `--format aclfile`: a whole ACL file (redis.conf `aclfile`): the default user off, an admin
-  user for operators, one user per service.
+- `--format aclfile`: a whole ACL file (redis.conf `aclfile`): the default user off (no one can
+  log in as it), an admin user for operators, one user per service.
 """
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ from hivewire_services.common.redis_acl import password_hash, service_rules, use
 
 FORMATS = ("setuser", "aclfile")
 ADMIN_RULES = ["~*", "&*", "+@all"]
+# The default user is off and has no password, so nobody can be it; it keeps every right
+# because Redis 7.0 replays the AOF's MULTI/EXEC blocks (every script's effects among them)
+# with the default user's rights: without them a restart would drop those writes.
+DEFAULT_USER = "user default off resetpass ~* &* +@all"
 
 
 def acl_lines(
@@ -49,7 +53,7 @@ def acl_lines(
         return [" ".join(["ACL", "SETUSER", name, *rules]) for name, rules in users]
     admin = user_rules(password_hash(passwords[ADMIN_ROLE]), ADMIN_RULES)
     users.insert(0, (user_name(namespace, ADMIN_ROLE), admin))
-    return ["user default off", *(" ".join(["user", name, *rules]) for name, rules in users)]
+    return [DEFAULT_USER, *(" ".join(["user", name, *rules]) for name, rules in users)]
 
 
 def write_private(path: Path, text: str) -> None:

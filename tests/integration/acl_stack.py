@@ -39,8 +39,11 @@ class AclRedis:
 
 
 @contextlib.contextmanager
-def acl_redis(data_dir: Path, namespace: str, tls: TlsFiles | None = None) -> Iterator[AclRedis]:
-    """With `tls`, the server speaks only TLS, and its URL carries what verifies it."""
+def acl_redis(
+    data_dir: Path, namespace: str, tls: TlsFiles | None = None, *, appendonly: bool = False
+) -> Iterator[AclRedis]:
+    """With `tls`, the server speaks only TLS, and its URL carries what verifies it; with
+    `appendonly`, every write is in the AOF (fsync always) before it is acknowledged."""
     passwords = ensure_passwords(data_dir / "redis-users.json")
     aclfile = data_dir / "users.acl"
     lines = acl_lines(namespace, passwords, fmt="aclfile")
@@ -48,7 +51,9 @@ def acl_redis(data_dir: Path, namespace: str, tls: TlsFiles | None = None) -> It
     server = (
         TlsRedis(data_dir / "redis", tls, aclfile=aclfile)
         if tls is not None
-        else EmbeddedRedis(0, data_dir / "redis", appendonly=False, aclfile=aclfile)
+        else EmbeddedRedis(
+            0, data_dir / "redis", appendonly=appendonly, appendfsync="always", aclfile=aclfile
+        )
     )
     server.start()
     try:

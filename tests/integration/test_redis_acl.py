@@ -246,3 +246,29 @@ async def keep_alive(stub: Any, reply: registry_pb2.RegisterAgentResponse) -> No
             timeout=5,
         )
         await asyncio.sleep(0.5)
+
+
+async def test_the_aof_replays_scripts_and_transactions_under_the_acl_file(
+    tmp_path: Path, namespace: str
+) -> None:
+    """Redis 7.0 replays MULTI/EXEC from the AOF with the default user's rights: the ACL file
+    keeps them (the user itself is off), or a restart would drop every script's writes."""
+    with acl_redis(tmp_path, namespace, appendonly=True) as server:
+        admin = server.client()
+        # Two writes each: Redis logs a lone write without MULTI/EXEC.
+        await admin.eval("redis.call('SET', 'a1', 's') redis.call('SET', 'a2', 's')", 0)
+        async with admin.pipeline(transaction=True) as pipe:
+            await pipe.set("b1", "m").set("b2", "m").execute()
+        await admin.aclose()
+        server.server.kill()
+        server.server.start()
+        admin = server.client()
+        assert await admin.mget("a1", "a2", "b1", "b2") == [b"s", b"s", b"m", b"m"]
+        await admin.aclose()
+        with pytest.raises(AuthenticationError):
+            await aioredis.Redis(
+                port=server.server.port,
+                username="default",
+                password="",
+                retry=Retry(NoBackoff(), 0),
+            ).ping()
