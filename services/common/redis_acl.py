@@ -104,7 +104,9 @@ SERVICE_GRANTS: dict[str, Grant] = {
 }  # fmt: skip
 
 # A direct-Redis agent: its own inbox as a consumer, and (a selector) XADD on results only.
-AGENT_INBOX = (*CONNECTION, *TRANSACTIONS, "xreadgroup", "xack", "xdel", "xpending", "xautoclaim")
+AGENT_INBOX = (
+    "ping", "select", *TRANSACTIONS, "xreadgroup", "xack", "xdel", "xpending", "xautoclaim",
+)  # fmt: skip
 AGENT_RESULTS = ("xadd",)
 
 

@@ -17,8 +17,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from redis.exceptions import AuthenticationError
+
 from hivewire.core.background import cancel_and_wait
 from hivewire.core.backoff import backoff_delay
+from hivewire.core.redis_url import redact_url
 from hivewire_services.common.errors import Unavailable
 from hivewire_services.common.redis import REDIS_UNAVAILABLE, create_redis
 from hivewire_services.common.redis_policy import EvictingRedis, check_noeviction
@@ -56,6 +59,7 @@ class RedisGate:
         self.refused: EvictingRedis | None = None
         self.on_refused: Callable[[EvictingRedis], None] | None = None
         self._policy_checked = False
+        self._told_credentials = False
         self._failures = 0
         self._suspect = asyncio.Event()
         self._inflight: set[asyncio.Timeout] = set()
@@ -91,6 +95,16 @@ class RedisGate:
             if not self._policy_checked:
                 await asyncio.wait_for(check_noeviction(self._redis, self._url), self.timeout)
                 self._policy_checked = True
+        except AuthenticationError as exc:  # unavailable too, but say why, once per outage
+            if not self._told_credentials:
+                logger.error(
+                    "redis at %s refused this service's user and password (%s); check "
+                    "HIVEWIRE_REDIS_URL",
+                    redact_url(self._url),
+                    exc,
+                )
+                self._told_credentials = True
+            return False
         except (TimeoutError, *REDIS_UNAVAILABLE):
             return False
         except EvictingRedis as exc:
@@ -102,6 +116,7 @@ class RedisGate:
         except Exception as exc:
             logger.warning("redis probe failed: %s", exc)
             return False
+        self._told_credentials = False
         return True
 
     async def _run(self) -> None:

@@ -16,13 +16,15 @@ from redis.exceptions import AuthenticationError, NoPermissionError, ResponseErr
 
 from hivewire.agent import TaskContext
 from hivewire.client import Client
-from hivewire.core.redis_users import agent_user_name
+from hivewire.core.redis_users import agent_user_name, url_as, user_name
 from hivewire.v1 import event_pb2, registry_pb2, task_pb2, workflow_pb2
 from hivewire_services.common.keys import INBOX_GROUP, Keys
+from hivewire_services.registry.server import RegistryServer
 from tests.integration.acl_stack import AclRedis, AclStack, acl_redis, acl_stack
 from tests.integration.registry_helpers import deregister, register, registry_stub
+from tests.integration.stack import LOOPBACK_ANY, NOT_SERVING
 from tests.settings import stack_settings
-from tests.waiting import eventually
+from tests.waiting import eventually, health
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -272,3 +274,19 @@ async def test_the_aof_replays_scripts_and_transactions_under_the_acl_file(
                 password="",
                 retry=Retry(NoBackoff(), 0),
             ).ping()
+
+
+async def test_a_wrong_password_keeps_a_service_not_serving_and_says_why(
+    redis_acl: AclRedis, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = url_as(redis_acl.server.url, user_name(namespace, "registry"), "wrong-s3cret")
+    registry = RegistryServer(stack_settings(redis_url=url, namespace=namespace).registry())
+    port = await registry.start(LOOPBACK_ANY)
+    try:
+        assert await health(f"127.0.0.1:{port}") == NOT_SERVING
+        said = "refused this service's user and password"
+        await eventually(lambda: said in caplog.text, message="the reason logged")
+        assert f"redis://hivewire.{namespace}.registry:***@127.0.0.1:" in caplog.text
+        assert "wrong-s3cret" not in caplog.text
+    finally:
+        await registry.shutdown()
