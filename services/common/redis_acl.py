@@ -1,8 +1,8 @@
 """The Redis ACL users of the services and of direct-Redis agents, built from the key names.
 
 Each service gets a user with the commands its code and its Lua scripts run, on the keys it
-touches (keys.py `key_patterns`), read-only where it only reads; the default user is for an
-operator. A trusted agent gets a user of its own, made by the registry at registration
+touches (keys.py `key_patterns`), read-only where it only reads; operators get an admin user
+(redis_acl_cli.py). A trusted agent gets a user of its own, made by the registry at registration
 (agent_users.py): its own inbox and XADD on the results stream, nothing else. Rules are plain
 ACL SETUSER arguments; docs/security.md shows them, `hivewire redis-acl` prints them.
 """
@@ -143,7 +143,8 @@ def agent_rules(namespace: str, agent_id: str) -> list[str]:
     """Its own inbox (read, acknowledge, delete handled entries), and a selector that allows
     XADD on the results stream and nothing else there."""
     keys = Keys(check_namespace(namespace))
-    results = " ".join(["resetchannels", "-@all", "+xadd", f"~{keys.results}"])
+    allowed = (f"+{command}" for command in AGENT_RESULTS)
+    results = " ".join(["resetchannels", "-@all", *allowed, f"~{keys.results}"])
     return [
         "resetchannels",
         "-@all",
