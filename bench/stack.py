@@ -65,7 +65,7 @@ async def bench_stack(
             await wait_agents_online(sup.addrs["gateway"], names, READY_TIMEOUT)
             pids = {child.name: child.process.pid for child in sup.children}
             pids.update({f"bench-{i}": proc.pid for i, proc in enumerate(agent_procs)})
-            yield BenchStack(sup.addrs["gateway"], sup.redis_url, pids=pids)
+            yield BenchStack(sup.addrs["gateway"], sup.admin_url, pids=pids)
         finally:
             for proc in agent_procs:
                 if proc.returncode is None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import cast
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.credentials import CredentialProvider
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import NoPermissionError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hivewire.agent._session import Identity, Session
@@ -33,11 +36,42 @@ WAKE_EVERY_S = 0.05
 Entry = tuple[bytes, dict[bytes, bytes]]
 
 
-def create_agent_redis(url: str) -> aioredis.Redis:
+class IdentityCredentials(CredentialProvider):
+    """AUTH as the Redis user the registry made for the current registration, or, when it
+    made none, with the user and password of the Redis URL (if any). Asked on every new
+    connection, so after a re-registration connections come back as the new user (the
+    registry deletes the old one, which also closes its connections)."""
+
+    def __init__(self, url: str, identity: Callable[[], Identity | None]) -> None:
+        parts = urlsplit(url)
+        self._url_user = unquote(parts.username or "")
+        self._url_password = unquote(parts.password or "")
+        self._identity = identity
+
+    def get_credentials(self) -> tuple[str] | tuple[str, str]:
+        identity = self._identity()
+        if identity is not None and identity.redis_username:
+            return identity.redis_username, identity.agent_token
+        if self._url_user:
+            return self._url_user, self._url_password
+        return (self._url_password,) if self._url_password else ()  # type: ignore[return-value]
+
+    async def get_credentials_async(self) -> tuple[str] | tuple[str, str]:
+        return self.get_credentials()
+
+
+def without_credentials(url: str) -> str:
+    """`url` minus its user and password (IdentityCredentials supplies them)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def create_agent_redis(url: str, credentials: CredentialProvider | None = None) -> aioredis.Redis:
     """hiredis client with short timeouts and capped retries (the inbox is read on a client of
-    its own, `blocking_reads`)."""
+    its own, `blocking_reads`); with `credentials`, those replace any in the URL."""
     return aioredis.Redis.from_url(
-        url,
+        without_credentials(url) if credentials is not None else url,
+        credential_provider=credentials,
         socket_timeout=5.0,
         socket_connect_timeout=2.0,
         retry=Retry(ExponentialWithJitterBackoff(cap=1.0, base=0.05), 3),
@@ -75,7 +109,10 @@ class RedisTransport:
         return self._session.identity.agent_id if self._session else ""
 
     async def start(self, view: AgentView) -> None:
-        self._redis = create_agent_redis(self._redis_url)
+        credentials = IdentityCredentials(
+            self._redis_url, lambda: self._session.identity if self._session else None
+        )
+        self._redis = create_agent_redis(self._redis_url, credentials)
         self._reads = blocking_reads(self._redis, READ_BLOCK_MS / 1000)
         self._writer = ResultWriter(self._redis)
         reg, running = self._registration, view.running
@@ -129,6 +166,15 @@ class RedisTransport:
             return await self._deliveries(identity, await self._left_over(identity))
         except REDIS_ERRORS as exc:
             logger.warning("inbox read failed (%s); retrying", type(exc).__name__)
+            await asyncio.sleep(next(self._delays))
+            return []
+        except NoPermissionError:
+            # A connection still authenticated as the Redis user of an earlier registration
+            # (the registry had not removed it): connect again as the current one.
+            logger.warning("inbox read refused to a former redis user; reconnecting")
+            for client in (self._reads, self._redis):
+                if client is not None:
+                    await client.connection_pool.disconnect()
             await asyncio.sleep(next(self._delays))
             return []
         except ResponseError as exc:

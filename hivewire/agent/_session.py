@@ -40,6 +40,8 @@ class Identity:
     inbox_group: str
     results_stream: str
     lease_seconds: float
+    # The Redis user made for this registration (password: agent_token); "" when none is.
+    redis_username: str = ""
 
 
 class Session:
@@ -103,6 +105,7 @@ class Session:
             inbox_group=resp.inbox_group,
             results_stream=resp.results_stream,
             lease_seconds=lease,
+            redis_username=resp.redis_username,
         )
         self.registrations += 1
         return self._identity

@@ -24,6 +24,7 @@ from hivewire.cli._health import healthcheck
 from hivewire.cli._hints import DEFAULT_HINT_AFTER, HintAfterOpt, queued_task, wait_with_hints
 from hivewire.cli._hooks import hooks_app
 from hivewire.cli._output import task_output
+from hivewire.cli._redis_acl import redis_acl
 from hivewire.cli._run import agent, up
 from hivewire.cli._workflow import commands, run, workflow_app, workflows
 from hivewire.client import TERMINAL_STATES, Client
@@ -43,6 +44,7 @@ app.command()(agent)
 app.command("exec-agent")(exec_agent)
 app.command()(dashboard)
 app.command()(healthcheck)
+app.command("redis-acl")(redis_acl)
 task_app = typer.Typer(help="Inspect or cancel one task.", no_args_is_help=True)
 app.add_typer(task_app, name="task")
 task_app.command("output")(task_output)

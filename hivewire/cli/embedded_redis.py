@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -31,6 +32,8 @@ def find_redis_server() -> str:
 APPENDFSYNC = ("always", "everysec", "no")
 BIND_ATTEMPTS = 20
 BIND_FAILED = b"Address already in use"
+# How a Redis that is up answers an anonymous PING: PONG, or NOAUTH when ACLs require a user.
+ANSWERS = (b"+PONG", b"-NOAUTH")
 
 
 def candidate_port() -> int:
@@ -57,6 +60,8 @@ class EmbeddedRedis:
         appendonly: bool = True,
         appendfsync: str = "everysec",
         binary: str | None = None,
+        aclfile: Path | None = None,
+        extra: Sequence[str] = (),
     ) -> None:
         if appendfsync not in APPENDFSYNC:
             raise ValueError(f"appendfsync must be one of {', '.join(APPENDFSYNC)}")
@@ -69,6 +74,9 @@ class EmbeddedRedis:
         # writes; always: nothing acknowledged is lost even then (see docs/delivery.md).
         self.appendfsync = appendfsync
         self.binary = binary or find_redis_server()
+        # ACL users (redis_acl.py): with one, the default user is off, so clients must AUTH.
+        self.aclfile = aclfile
+        self.extra = tuple(extra)  # more redis-server options, e.g. ("--maxmemory", "1mb")
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -87,6 +95,8 @@ class EmbeddedRedis:
             "--protected-mode", "yes",
             "--daemonize", "no",
             "--loglevel", "warning",
+            *(("--aclfile", str(self.aclfile)) if self.aclfile is not None else ()),
+            *self.extra,
         ]  # fmt: skip
 
     @property
@@ -124,7 +134,7 @@ class EmbeddedRedis:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
                     s.sendall(b"PING\r\n")
-                    if s.recv(64).startswith(b"+PONG"):
+                    if s.recv(64).startswith(ANSWERS):
                         return
             except OSError:
                 pass

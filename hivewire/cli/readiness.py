@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from hivewire.cli.embedded_redis import ANSWERS
 from hivewire.core.addr_file import read_addr_file
 from hivewire.core.tls import PLAINTEXT, TlsConfig, aio_channel
 from hivewire.v1 import agent_pb2, gateway_pb2_grpc, registry_pb2, registry_pb2_grpc
@@ -51,7 +52,8 @@ async def wait_addr_file(path: Path, limit: float) -> str:
 
 
 async def wait_redis(port: int, limit: float) -> None:
-    """Until the Redis on 127.0.0.1:`port` answers PING (it may be loading its AOF first)."""
+    """Until the Redis on 127.0.0.1:`port` answers PING (it may be loading its AOF first); with
+    ACL users that answer is NOAUTH, which says as much."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit
     while True:
@@ -59,7 +61,7 @@ async def wait_redis(port: int, limit: float) -> None:
             reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1)
             try:
                 writer.write(b"PING\r\n")
-                if (await asyncio.wait_for(reader.readline(), 1)).startswith(b"+PONG"):
+                if (await asyncio.wait_for(reader.readline(), 1)).startswith(ANSWERS):
                     return
             finally:
                 writer.close()

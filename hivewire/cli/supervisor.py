@@ -20,10 +20,13 @@ from hivewire.cli.readiness import (
     wait_redis,
     wait_serving,
 )
+from hivewire.cli.redis_users import RedisUsers
 from hivewire.cli.restarts import RestartPolicy, describe_exit, keep_running
 from hivewire.cli.up_tls import UpTls
 from hivewire.core.addr_file import METRICS, read_addr_file, write_addr_file
 from hivewire.core.client_config import remove_client_config, write_client_config
+from hivewire.core.defaults import env
+from hivewire.core.redis_url import redact_secrets
 
 SERVICES = ("registry", "coordinator", "gateway")
 # After the agents (all at once), each of these stops once the one before it has exited.
@@ -66,7 +69,11 @@ class Supervisor:
         self.config = config
         self.write = write or (lambda s: (sys.stdout.write(s), sys.stdout.flush()))
         self.children: dict[str, Child] = {}
+        # What agents get; services get their own users' (redis_users.py) with the embedded
+        # Redis, whose admin URL is `admin_url` (the given URL with an external Redis).
         self.redis_url = config.redis_url or f"redis://127.0.0.1:{config.redis_port}/0"
+        self.admin_url = self.redis_url
+        self.users: RedisUsers | None = None
         # Where each service listens: as configured until it reports the address it bound
         # (an address with port 0 binds any free port); restarts are pinned to that address.
         self.addrs = {
@@ -86,6 +93,10 @@ class Supervisor:
 
     def say(self, text: str) -> None:
         self.write(f"[hivewire] {text}\n")
+
+    def _child_output(self, text: str) -> None:
+        """A child's output line, any Redis password in it hidden (none should be)."""
+        self.write(redact_secrets(text, self.users.secrets) if self.users else text)
 
     def _env(self, extra: dict[str, str]) -> dict[str, str]:
         env = dict(os.environ)
@@ -150,9 +161,12 @@ class Supervisor:
         the one picked is taken before redis-server binds it: it exits saying so)."""
         data_dir = self.config.data_dir.resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
+        self.users = await RedisUsers.prepare(data_dir, env("NAMESPACE", "hw"))
         for _ in range(BIND_ATTEMPTS):
             port = self.config.redis_port or candidate_port()
-            redis = EmbeddedRedis(port, data_dir, appendfsync=self.config.appendfsync)
+            redis = EmbeddedRedis(
+                port, data_dir, appendfsync=self.config.appendfsync, aclfile=self.users.aclfile
+            )
             child = self._redis(redis)
             try:
                 if not await self._first_start(child):
@@ -163,6 +177,7 @@ class Supervisor:
                     raise
                 continue
             self.redis_url = redis.url
+            self.admin_url = self.users.admin_url(redis.url)
             return True
         raise StartFailed(f"no free port for Redis after {BIND_ATTEMPTS} candidates")
 
@@ -198,10 +213,12 @@ class Supervisor:
                 self._metrics[name] = read_addr_file(addr_file, METRICS) or ""
 
         def prepare() -> dict[str, str]:
+            users = self.users.child_env(self.redis_url, name) if self.users else {}
             return {
                 "HIVEWIRE_ADDR_FILE": str(addr_file),
                 **self._pins(name),
                 **self.tls.child_env(agent=False),
+                **users,
             }
 
         child = self._child(name, [sys.executable, "-m", f"hivewire_services.{name}"], ready)
@@ -253,7 +270,7 @@ class Supervisor:
         if self._stopping.is_set():
             return False
         since_ms = int(time.time() * 1000)
-        await child.spawn(self._env(child.prepare()), self.write)
+        await child.spawn(self._env(child.prepare()), self._child_output)
         assert child.process is not None
         ready = asyncio.ensure_future(child.ready(since_ms))
         exited = asyncio.ensure_future(child.process.wait())

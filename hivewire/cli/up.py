@@ -10,16 +10,19 @@ from collections.abc import Callable
 from hivewire.cli.supervisor import Supervisor, UpConfig
 from hivewire.core.client_config import config_path
 from hivewire.core.defaults import DEFAULT_GATEWAY_ADDR
+from hivewire.core.redis_url import redact_url
+from hivewire.core.redis_users import PASSWORDS_FILE
 
 
 def banner(config: UpConfig, redis_url: str, gateway_addr: str) -> str:
+    """What runs where; `redis_url` is shown with its password hidden."""
     data_dir = config.data_dir.resolve()
     tls_dir = data_dir / "tls"
     lines = [
         "",
         "hivewire is ready",
         f"  gateway   {gateway_addr}",
-        f"  redis     {redis_url}",
+        f"  redis     {redact_url(redis_url)}",
         "",
         "try:",
         "  hivewire agents",
@@ -42,6 +45,9 @@ def banner(config: UpConfig, redis_url: str, gateway_addr: str) -> str:
         lines.insert(4, f"  hooks     {config.hooks_file}")
     if config.secure:
         lines.insert(4, f"  tls       client certificates required; CA {tls_dir / 'ca.pem'}")
+    if config.redis_url is None:
+        passwords = config.data_dir / PASSWORDS_FILE
+        lines.insert(4, f"            (each service its own user; passwords in {passwords})")
     if gateway_addr != DEFAULT_GATEWAY_ADDR or config.secure:
         lines.append(
             f"(the CLI and SDKs find this stack in {config_path(data_dir)} when run here or with "
@@ -72,7 +78,7 @@ async def run_up(config: UpConfig, write: Callable[[str], object] | None = None)
             sup.say(f"failed to start: {starting.exception()}")
             code = 1
         else:
-            sup.write(banner(config, sup.redis_url, sup.addrs["gateway"]))
+            sup.write(banner(config, sup.admin_url, sup.addrs["gateway"]))
             fatal = asyncio.ensure_future(sup.fatal.wait())
             await asyncio.wait({fatal, stopped}, return_when=asyncio.FIRST_COMPLETED)
             fatal.cancel()

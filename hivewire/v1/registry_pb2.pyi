@@ -124,6 +124,7 @@ class RegisterAgentResponse(_message.Message):
     INBOX_STREAM_FIELD_NUMBER: _builtins.int
     INBOX_GROUP_FIELD_NUMBER: _builtins.int
     RESULTS_STREAM_FIELD_NUMBER: _builtins.int
+    REDIS_USERNAME_FIELD_NUMBER: _builtins.int
     agent_token: _builtins.str
     """Secret the agent presents with every later call; only its hash is stored."""
     inbox_stream: _builtins.str
@@ -132,6 +133,12 @@ class RegisterAgentResponse(_message.Message):
     """Consumer group on the inbox stream."""
     results_stream: _builtins.str
     """Redis stream the agent appends results to."""
+    redis_username: _builtins.str
+    """Redis user made for this agent when the registry makes agent users
+    (HIVEWIRE_AGENT_REDIS_USERS): it authenticates with agent_token as the
+    password and may only read its own inbox and append to the results stream.
+    Empty when it makes none: the agent uses the credentials of its Redis URL.
+    """
     @_builtins.property
     def agent(self) -> _agent_pb2.Agent:
         """The agent as stored."""
@@ -149,10 +156,11 @@ class RegisterAgentResponse(_message.Message):
         inbox_stream: _builtins.str = ...,
         inbox_group: _builtins.str = ...,
         results_stream: _builtins.str = ...,
+        redis_username: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "lease_duration", b"lease_duration"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "agent_token", b"agent_token", "inbox_group", b"inbox_group", "inbox_stream", b"inbox_stream", "lease_duration", b"lease_duration", "results_stream", b"results_stream"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "agent_token", b"agent_token", "inbox_group", b"inbox_group", "inbox_stream", b"inbox_stream", "lease_duration", b"lease_duration", "redis_username", b"redis_username", "results_stream", b"results_stream"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

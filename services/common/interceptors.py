@@ -11,8 +11,8 @@ import grpc
 from grpc_status import rpc_status
 from opentelemetry import trace
 
-from hivewire_services.common.errors import HivewireError, Unavailable, to_status
-from hivewire_services.common.redis import REDIS_UNAVAILABLE
+from hivewire_services.common.errors import HivewireError, to_status
+from hivewire_services.common.redis_errors import is_outage, redis_error
 from hivewire_services.common.redis_health import RedisGate, redis_unavailable
 
 logger = logging.getLogger(__name__)
@@ -24,8 +24,8 @@ _UNGATED_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
 
 async def abort_for(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
     """Abort the RPC with the status that `exc` stands for."""
-    if isinstance(exc, REDIS_UNAVAILABLE) and not isinstance(exc, HivewireError):
-        exc = Unavailable(f"redis is unavailable: {type(exc).__name__}", reason="REDIS_UNAVAILABLE")
+    if not isinstance(exc, HivewireError):
+        exc = redis_error(exc) or exc
     if isinstance(exc, HivewireError):
         status = rpc_status.to_status(to_status(exc))
         await context.abort(status.code, status.details, status.trailing_metadata)
@@ -105,7 +105,7 @@ class ErrorMappingInterceptor(RewrapInterceptor):
 async def _failed(
     context: grpc.aio.ServicerContext[Any, Any], exc: Exception, gate: RedisGate | None
 ) -> None:
-    if gate is not None and isinstance(exc, REDIS_UNAVAILABLE):
+    if gate is not None and is_outage(exc):
         gate.suspect()
     await abort_for(context, exc)
 

@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from hivewire.core.wire import INBOX_GROUP, RESULTS_GROUP
 from hivewire_services.common.validation import check_capability, check_id
 
-__all__ = ["HOOKS_GROUP", "INBOX_GROUP", "RESULTS_GROUP", "Keys", "script_key_names"]
+__all__ = [
+    "HOOKS_GROUP",
+    "INBOX_GROUP",
+    "RESULTS_GROUP",
+    "Keys",
+    "key_patterns",
+    "script_key_names",
+]
 
 HOOKS_GROUP = "hooks"
 """Consumer group of the hooks runners on the events stream."""
@@ -64,7 +71,11 @@ class Keys:
         return f"{self.prefix}seq:task"
 
     def request_id(self, request_id_hash: str) -> str:
-        return f"{self.prefix}request:{request_id_hash}"
+        return f"{self.request_prefix}{request_id_hash}"
+
+    @property
+    def request_prefix(self) -> str:
+        return f"{self.prefix}request:"
 
     @property
     def due(self) -> str:
@@ -205,7 +216,11 @@ class Keys:
 
     def workflow_request(self, request_id_hash: str) -> str:
         """Idempotency: a SubmitWorkflow request_id (hashed) -> workflow id."""
-        return f"{self.prefix}workflow-request:{request_id_hash}"
+        return f"{self.workflow_request_prefix}{request_id_hash}"
+
+    @property
+    def workflow_request_prefix(self) -> str:
+        return f"{self.prefix}workflow-request:"
 
     # Hooks
     def hook_delivery(self, delivery_id: str) -> str:
@@ -266,3 +281,34 @@ def script_key_names() -> dict[str, str]:
         "K_PROGRESS_DEADLINES": k.progress_deadlines,
     }
     return {name: key.removeprefix(k.prefix) for name, key in named.items()}
+
+
+def key_patterns(k: Keys) -> dict[str, str]:
+    """Every key of a namespace by name, a family of keys (`task:<id>`) as a Redis glob: what
+    the ACL rules grant (redis_acl.py). A unit test checks that every key name above matches
+    one of these, so a new key cannot be left out of the rules."""
+    families = {
+        "task": k.task_prefix,
+        "pending": k.pending_prefix,
+        "tasks_by_state": k.tasks_by_state_prefix,
+        "request": k.request_prefix,
+        "output": k.output_prefix,
+        "agent": k.agent_prefix,
+        "inbox": k.inbox_prefix,
+        "workflow": k.workflow_prefix,
+        "workflows_by_state": k.workflows_by_state_prefix,
+        "workflow_request": k.workflow_request_prefix,
+        "hook_delivery": k.hook_delivery_prefix,
+    }
+    single = (
+        "pending_capabilities", "tasks_index", "task_seq", "due", "task_leases",
+        "start_deadlines", "attempt_deadlines", "progress_deadlines", "reclaim_agents",
+        "finished", "live_agents", "offline_agents", "agent_seq", "leases", "agent_load",
+        "agent_changes", "results", "events", "dead_letters", "workflow_updates",
+        "workflows_index", "workflows_finished", "workflow_seq", "hook_due", "hook_entries",
+        "task_counters", "chaos_executions",
+    )  # fmt: skip
+    return {
+        **{name: f"{prefix}*" for name, prefix in families.items()},
+        **{name: str(getattr(k, name)) for name in single},
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -17,10 +18,14 @@ from hivewire_services.common.config import ServiceSettings
 from hivewire_services.common.owned import Owned
 from hivewire_services.common.redis import Redis, create_redis
 from hivewire_services.common.redis_metrics import ServiceMetrics
+from hivewire_services.common.redis_policy import EvictingRedis
 from hivewire_services.common.server import check_transport, run, run_until_signal
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 EXIT_CONFIG = 2
+
+EXIT_REDIS_REFUSED = 3
+"""Exit status of a service that will not use its Redis (a maxmemory-policy that evicts)."""
 
 
 class ServiceProcess(AsyncComponent, abc.ABC, Generic[SettingsT]):
@@ -79,6 +84,12 @@ class ServiceProcess(AsyncComponent, abc.ABC, Generic[SettingsT]):
     async def _release(self) -> None:
         """Finish or release in-flight work once the server has stopped; nothing by default."""
 
+    @property
+    def refused(self) -> EvictingRedis | None:
+        """Why the process stopped using Redis for good (it may evict keys), if it did."""
+        gate = self.owned.grpc.redis_gate if self.owned.grpc is not None else None
+        return gate.refused if gate is not None else None
+
     async def shutdown(self) -> None:
         """NOT_SERVING, stop reading new work, stop the server, `_release()`, close connections."""
         if await self.owned.close(self._release):
@@ -109,9 +120,12 @@ def serve(
 
     async def main() -> None:
         server = build(settings)
+        stop = asyncio.Event()
 
         async def start() -> None:
             port = await server.start()
+            if server.owned.grpc is not None and server.owned.grpc.redis_gate is not None:
+                server.owned.grpc.redis_gate.on_refused = lambda _exc: stop.set()
             if settings.addr_file:
                 addr = bound_addr(settings.listen_address, port)
                 write_addr_file(Path(settings.addr_file), addr, metrics=server.metrics_addr)
@@ -121,6 +135,11 @@ def serve(
                 remove_addr_file(Path(settings.addr_file))
             await server.shutdown()
 
-        await run_until_signal(start, shutdown)
+        await run_until_signal(start, shutdown, stop)
+        if server.refused is not None:
+            raise server.refused
 
-    run(main)
+    try:
+        run(main)
+    except EvictingRedis:  # already logged, with the policy found and the fix
+        raise SystemExit(EXIT_REDIS_REFUSED) from None

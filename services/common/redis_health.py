@@ -4,6 +4,10 @@ While Redis is unreachable a service answers health NOT_SERVING and refuses RPCs
 UNAVAILABLE (reason REDIS_UNAVAILABLE) instead of letting each one wait out socket timeouts and
 client retries; RPCs already running when Redis is lost are ended the same way. When a probe
 succeeds again the service serves again, without a restart.
+
+The first successful probe, and the first after each outage, also checks that Redis cannot
+evict keys (redis_policy.py); a Redis that can is refused: `refused` is set, the service stays
+NOT_SERVING and `on_refused` is told (the process then exits, see process.serve).
 """
 
 from __future__ import annotations
@@ -13,11 +17,15 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from redis.exceptions import AuthenticationError
+
 from hivewire.core.background import cancel_and_wait
 from hivewire.core.backoff import backoff_delay
 from hivewire.core.clock import now_ms
+from hivewire.core.redis_url import redact_url
 from hivewire_services.common.errors import Unavailable
 from hivewire_services.common.redis import REDIS_UNAVAILABLE, create_redis
+from hivewire_services.common.redis_policy import EvictingRedis, check_noeviction
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +50,7 @@ class RedisGate:
         timeout: float = 1.0,
         on_change: Callable[[bool], Awaitable[None]] | None = None,
     ) -> None:
+        self._url = redis_url
         self._redis = create_redis(redis_url, socket_timeout=timeout, retries=0, max_connections=2)
         self.interval = interval
         self.timeout = timeout
@@ -50,6 +59,10 @@ class RedisGate:
         self.trips = 0
         # When Redis last became reachable again after being lost (epoch ms; 0: never lost).
         self.recovered_ms = 0
+        self.refused: EvictingRedis | None = None
+        self.on_refused: Callable[[EvictingRedis], None] | None = None
+        self._policy_checked = False
+        self._told_credentials = False
         self._failures = 0
         self._suspect = asyncio.Event()
         self._inflight: set[asyncio.Timeout] = set()
@@ -76,19 +89,46 @@ class RedisGate:
         self._inflight.discard(scope)
 
     async def probe(self) -> bool:
-        """One PING within the probe timeout; a loading or erroring Redis counts as down."""
+        """One PING within the probe timeout; a loading or erroring Redis counts as down, and so
+        does one that may evict keys."""
+        if self.refused is not None:
+            return False
         try:
             await asyncio.wait_for(self._redis.ping(), self.timeout)
+            if not self._policy_checked:
+                await asyncio.wait_for(check_noeviction(self._redis, self._url), self.timeout)
+                self._policy_checked = True
+        except AuthenticationError as exc:  # unavailable too, but say why, once per outage
+            if not self._told_credentials:
+                logger.error(
+                    "redis at %s refused this service's user and password (%s); check "
+                    "HIVEWIRE_REDIS_URL",
+                    redact_url(self._url),
+                    exc,
+                )
+                self._told_credentials = True
+            return False
         except (TimeoutError, *REDIS_UNAVAILABLE):
+            return False
+        except EvictingRedis as exc:
+            logger.critical("%s", exc)
+            self.refused = exc
+            if self.on_refused is not None:
+                self.on_refused(exc)
             return False
         except Exception as exc:
             logger.warning("redis probe failed: %s", exc)
             return False
+        self._told_credentials = False
         return True
 
     async def _run(self) -> None:
         while True:
             ok = await self.probe()
+            if self.refused is not None:  # for good: probe() told the process, which stops
+                self.available = False
+                await self._notify(False)
+                return
             if ok:
                 self._failures = 0
                 if not self.available:
@@ -114,11 +154,15 @@ class RedisGate:
             logger.warning("redis is reachable again; serving")
         else:
             self.trips += 1
+            self._policy_checked = False  # the Redis that comes back may be configured anew
             logger.warning("redis is unreachable; health NOT_SERVING, refusing RPCs")
             loop = asyncio.get_running_loop()
             for scope in list(self._inflight):
                 with contextlib.suppress(RuntimeError):  # already expiring from a prior trip
                     scope.reschedule(loop.time())
+        await self._notify(available)
+
+    async def _notify(self, available: bool) -> None:
         if self.on_change is not None:
             try:
                 await self.on_change(available)

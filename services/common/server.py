@@ -149,6 +149,9 @@ async def create_server(
     grpc_server = GrpcServer(server, port, health_servicer, service_names, gate)
     if gate is not None:
         gate.available = await gate.probe()  # a service started without Redis is not serving
+        if gate.refused is not None:  # a Redis that may evict keys
+            await grpc_server.stop(0)
+            raise gate.refused
     await grpc_server.set_serving(True)
     if gate is not None:
         gate.on_change = grpc_server.on_redis_change
@@ -157,10 +160,13 @@ async def create_server(
 
 
 async def run_until_signal(
-    start: Callable[[], Awaitable[object]], shutdown: Callable[[], Awaitable[None]]
+    start: Callable[[], Awaitable[object]],
+    shutdown: Callable[[], Awaitable[None]],
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Start, wait for SIGTERM or SIGINT, then run the (idempotent) ordered shutdown."""
-    stop = asyncio.Event()
+    """Start, wait for SIGTERM or SIGINT (or `stop` set), then run the (idempotent) ordered
+    shutdown."""
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

@@ -26,6 +26,10 @@ class RegistrySettings(AgentLeases, StreamQueues, RegistryAddress, ServiceSettin
     # An agent gone OFFLINE stays listable (ListAgents include_offline, GetAgent) this long;
     # then Redis deletes its record. Tasks keep its agent_id.
     offline_agent_retention_seconds: float = 300.0
+    # 1: make a Redis user per agent at registration, limited to its own inbox and XADD on the
+    # results stream (docs/security.md, Redis); the registry's own user then needs
+    # acl|setuser, acl|deluser and acl|users.
+    agent_redis_users: int = 0
 
 
 load_registry_settings = RegistrySettings.load

@@ -11,6 +11,7 @@ from hivewire_services.common.keys import Keys
 from hivewire_services.common.process import ServiceProcess, serve
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.redis_metrics import ServiceMetrics
+from hivewire_services.registry.agent_users import AgentUsers
 from hivewire_services.registry.config import RegistrySettings, load_registry_settings
 from hivewire_services.registry.service import RegistryServicer
 from hivewire_services.registry.store import AgentStore
@@ -39,12 +40,14 @@ class RegistryServer(ServiceProcess[RegistrySettings]):
             settings.stream_queue_size,
             ready_timeout=settings.rpc_timeout,
         )
+        self.agent_users = AgentUsers(self.redis, self.keys) if settings.agent_redis_users else None
         self.sweeper = LeaseSweeper(
             self.store,
             settings.lease_seconds,
             settings.lease_sweep_interval,
             outage_grace=settings.lease_seconds / 2,
             probe_recovered_ms=self.redis_recovered_ms,
+            on_offline=self.agent_users.remove if self.agent_users is not None else None,
         )
         self.metrics = ServiceMetrics(
             settings.redis_url,
@@ -55,7 +58,9 @@ class RegistryServer(ServiceProcess[RegistrySettings]):
         )
 
     async def _start(self, listen: str) -> int:
-        servicer = RegistryServicer(self.store, self.hub, self.keys, self.settings)
+        servicer = RegistryServicer(
+            self.store, self.hub, self.keys, self.settings, self.agent_users
+        )
 
         def register(server: grpc.aio.Server) -> None:
             registry_pb2_grpc.add_RegistryServiceServicer_to_server(servicer, server)
@@ -63,6 +68,8 @@ class RegistryServer(ServiceProcess[RegistrySettings]):
         self.hub.start()
         self.owned.on_stop(self.hub.stop)
         self.owned.spawn(self.sweeper.run(), "registry-lease-sweeper")
+        if self.agent_users is not None:
+            self.owned.spawn(self.agent_users.run(), "registry-agent-users")
         server = await self.owned.serve(listen, register, [SERVICE_NAME])
         self.metrics.start()
         self.owned.on_stop(self.metrics.close)

@@ -13,6 +13,7 @@ from hivewire_services.common.agent_checks import check_running_ids, validate_re
 from hivewire_services.common.errors import InvalidArgument, Unauthenticated
 from hivewire_services.common.keys import INBOX_GROUP, Keys
 from hivewire_services.common.validation import check_capability, check_id, check_page_size
+from hivewire_services.registry.agent_users import AgentUsers
 from hivewire_services.registry.config import RegistrySettings
 from hivewire_services.registry.listing import AgentLister
 from hivewire_services.registry.model import AgentQuery, decode_page_token, encode_page_token
@@ -37,6 +38,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     hub: ChangeHub
     keys: Keys
     settings: RegistrySettings
+    agent_users: AgentUsers | None = None  # when it makes a Redis user per agent
 
     def __post_init__(self) -> None:
         self._task_leases = TaskLeases(self.store.redis, self.keys, self.settings)
@@ -50,6 +52,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             request.name, capabilities, request.max_concurrency, dict(request.labels)
         )
         agent_id = registration.agent.agent_id
+        users = self.agent_users
+        username = await users.admit(self.store, registration) if users is not None else ""
         return registry_pb2.RegisterAgentResponse(
             agent=registration.agent,
             agent_token=registration.token,
@@ -57,6 +61,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             inbox_stream=self.keys.inbox(agent_id),
             inbox_group=INBOX_GROUP,
             results_stream=self.keys.results,
+            redis_username=username,
         )
 
     async def SendHeartbeat(
@@ -79,6 +84,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     ) -> registry_pb2.DeregisterAgentResponse:
         check_agent(request.agent_id, request.agent_token)
         await self.store.deregister(request.agent_id, request.agent_token)
+        if self.agent_users is not None:
+            await self.agent_users.remove([request.agent_id])
         return registry_pb2.DeregisterAgentResponse()
 
     async def GetAgent(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from hivewire.core.backoff import backoff_delay
 from hivewire.core.clock import now_ms
@@ -32,17 +32,21 @@ class LeaseSweeper:
         longest: float,
         outage_grace: float = 0.0,
         probe_recovered_ms: Callable[[], int] | None = None,
+        on_offline: Callable[[list[str]], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._lease_ms = int(lease_seconds * 1000)
         self._hold = OutageHold(outage_grace, probe_recovered_ms)
         self.alarm = Alarm(longest)
+        self._on_offline = on_offline  # e.g. remove their Redis users (agent_users.py)
 
     async def sweep_once(self) -> list[str]:
         now = now_ms()
         expired, next_expiry = await self._store.expire_leases(now)
         for agent_id in expired:
             logger.info("agent %s lease expired; now offline", agent_id)
+        if expired and self._on_offline is not None:
+            await self._on_offline(expired)
         # A lease expires once `now` passes its score: wake a millisecond after it.
         self.alarm.at(None if next_expiry is None else next_expiry + 1)
         self.alarm.at(now + self._lease_ms)

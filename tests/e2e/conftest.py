@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from hivewire.cli.readiness import running_addrs, up_command
+from hivewire.cli.redis_users import running_admin_url
 from hivewire.core.addr_file import METRICS
 
 READY = "hivewire is ready"
@@ -25,8 +26,9 @@ class Stack:
     gateway: str
     registry: str
     coordinator: str
-    redis_url: str
+    redis_url: str  # what agents get (no user: the registry makes theirs)
     process: subprocess.Popen[str]
+    admin_url: str = ""  # the test's own look inside Redis
     output: list[str] = field(default_factory=list)
     # /metrics addresses of the services that serve one (metrics port -1: reported, not picked).
     metrics: dict[str, str] = field(default_factory=dict)
@@ -82,6 +84,7 @@ def hivewire_up(
     addrs = running_addrs(data_dir)
     stack.gateway, stack.registry = addrs["gateway"], addrs["registry"]
     stack.coordinator, stack.redis_url = addrs["coordinator"], f"redis://{addrs['redis']}/0"
+    stack.admin_url = running_admin_url(data_dir, addrs["redis"])
     stack.metrics = running_addrs(data_dir, METRICS)
     try:
         yield stack

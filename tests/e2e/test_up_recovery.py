@@ -125,7 +125,7 @@ async def test_up_restarts_what_is_killed_and_every_task_succeeds_once(tmp_path:
                 return [t for t in found if t]
 
             ended = await eventually(all_ended, within=RECOVERY, interval=0.5)
-        redis = create_redis(stack.redis_url)
+        redis = create_redis(stack.admin_url)
         try:
             entries = await redis.xrange(Keys().events)
         finally:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from hivewire.cli.readiness import running_addrs, up_command
+from hivewire.cli.redis_users import running_admin_url
 from hivewire.client import Client
 from hivewire.v1 import event_pb2
 from hivewire_services.common.events import decode_entry
@@ -59,7 +60,7 @@ async def test_up_with_a_hooks_file_runs_the_hooks_runner(tmp_path: Path) -> Non
             # settled and nothing is pending, an echo hook (if the filter let one through) ran.
             await client.submit_and_wait("echo", {"not": "counted"}, timeout=30)
             task = await client.submit_and_wait("wordcount", {"text": "a b a"}, timeout=30)
-        redis = create_redis(f"redis://{addrs['redis']}/0")
+        redis = create_redis(running_admin_url(tmp_path / "data", addrs["redis"]))
         try:
             [event] = await eventually(lambda: hook_events(redis))
             await eventually(lambda: nothing_pending(redis))
