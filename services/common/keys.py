@@ -306,7 +306,7 @@ def key_patterns(k: Keys) -> dict[str, str]:
         "finished", "live_agents", "offline_agents", "agent_seq", "leases", "agent_load",
         "agent_changes", "results", "events", "dead_letters", "workflow_updates",
         "workflows_index", "workflows_finished", "workflow_seq", "hook_due", "hook_entries",
-        "task_counters", "chaos_executions",
+        "task_counters", "chaos_executions", "hook_events_lost",
     )  # fmt: skip
     return {
         **{name: f"{prefix}*" for name, prefix in families.items()},

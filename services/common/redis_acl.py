@@ -76,7 +76,7 @@ SERVICE_GRANTS: dict[str, Grant] = {
             "workflows_index", "workflows_by_state", "workflows_finished", "workflow_seq",
             "workflow_request", "task_counters",
         ),
-        read=("agent", "live_agents", "offline_agents", "leases"),
+        read=("agent", "live_agents", "offline_agents", "leases", "hook_events_lost"),
     ),
     # The gateway runs no script and writes no task state: it reads for clients and
     # dashboards, and for agents over gRPC it reads their inboxes and appends their results.
@@ -96,9 +96,9 @@ SERVICE_GRANTS: dict[str, Grant] = {
     "hooks": Grant(
         commands=(
             *CONNECTION, *SCRIPTS, *TRANSACTIONS, *HASH_READ, *HASH_WRITE, *ZSET_READ,
-            *ZSET_WRITE, "del", "xadd", *STREAM_READ, *GROUP,
+            *ZSET_WRITE, "del", "exists", "xadd", "incrby", "xgroup|setid", *STREAM_READ, *GROUP,
         ),
-        write=("hook_delivery", "hook_due", "hook_entries", "events"),
+        write=("hook_delivery", "hook_due", "hook_entries", "events", "hook_events_lost"),
         read=("task", "workflow", "agent"),
     ),
 }  # fmt: skip
