@@ -14,6 +14,9 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 10.0
+# An agent drains first (its in-flight work, within HIVEWIRE_AGENT_DRAIN_GRACE, 25 s by default):
+# its grace is longer than a service's, as compose's stop_grace_period (30 s) is.
+AGENT_STOP_TIMEOUT = 30.0
 PUMP_TIMEOUT = 2.0
 
 # The wait until a just-started process serves, given the wall-clock time (epoch ms) of its start.
@@ -93,15 +96,17 @@ class Child:
         await self.process.wait()
 
     async def terminate(self) -> None:
-        """SIGTERM, wait up to STOP_TIMEOUT, then SIGKILL; then drop the pid file."""
+        """SIGTERM, wait up to the stop grace (an agent's is longer: it drains), then SIGKILL;
+        then drop the pid file."""
         proc = self.process
+        grace = AGENT_STOP_TIMEOUT if self.agent else STOP_TIMEOUT
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
+                await asyncio.wait_for(proc.wait(), grace)
             except TimeoutError:
-                logger.warning("%s did not stop in %ss; killing it", self.name, STOP_TIMEOUT)
+                logger.warning("%s did not stop in %ss; killing it", self.name, grace)
                 await self.kill()
         self.forget()
         await self.output_done()
