@@ -175,6 +175,37 @@ async def test_stale_duplicate_and_forged_results_are_ignored(parts: Parts) -> N
     assert int(await parts.redis.hget(parts.keys.agent_load, agent)) == 0
 
 
+async def test_results_from_another_agent_with_the_right_token_are_ignored(parts: Parts) -> None:
+    agent = await add_agent(parts.redis, parts.keys, parts.cache, ["echo"])
+    thief = await add_agent(parts.redis, parts.keys, parts.cache, ["other"])
+    [task] = await parts.submit("echo")
+    await parts.scheduler.schedule_once()
+    [env] = await read_inbox(parts.redis, parts.keys, agent)
+    forged = stream_pb2.TaskEnvelope()
+    forged.CopyFrom(env)
+    forged.agent_id = thief  # the token leaked to (or was guessed by) another agent
+    await send_result(parts.redis, parts.keys, forged, stream_pb2.TASK_OUTCOME_STARTED)
+    await send_result(parts.redis, parts.keys, forged, result=b"forged")
+    await parts.drain_results()
+    held = await parts.store.get(task.task_id)
+    assert held.state == task_pb2.TASK_STATE_ASSIGNED  # neither STARTED nor the result applied
+    assert int(await parts.redis.hget(parts.keys.agent_load, agent)) == 1  # slot still held
+    ignored = [e for e in await parts.events() if e.type == event_pb2.EVENT_TYPE_RESULT_IGNORED]
+    assert [e.agent_id for e in ignored] == [thief, thief]
+    assert all(f"other than the assignee {agent}" in e.message for e in ignored)
+    assert (parts.results.counts["ignored"], parts.results.counts["foreign"]) == (2, 2)
+    await send_result(parts.redis, parts.keys, env, result=b"real")
+    await parts.drain_results()
+    done = await parts.store.get(task.task_id)
+    assert (done.state, done.result, done.agent_id) == (
+        task_pb2.TASK_STATE_SUCCEEDED,
+        b"real",
+        agent,
+    )
+    assert parts.results.counts["applied"] == 1
+    assert int(await parts.redis.hget(parts.keys.agent_load, agent)) == 0
+
+
 async def test_non_retryable_failure_fails_at_once(parts: Parts) -> None:
     agent = await add_agent(parts.redis, parts.keys, parts.cache, ["fail"])
     [task] = await parts.submit("fail", max_attempts=5)

@@ -166,6 +166,28 @@ async def test_reports_of_a_superseded_attempt_are_ignored(d: Delivery) -> None:
     assert len(ignored) == 3 and "superseded attempt 1 (current 2)" in ignored[-1].message
 
 
+async def test_reports_from_another_agent_with_the_right_token_are_ignored(d: Delivery) -> None:
+    env = await assigned(d, "build")
+    thief = await add_agent(d.redis, d.keys, d.cache, ["other"])
+    forged = stream_pb2.TaskEnvelope()
+    forged.CopyFrom(env)
+    forged.agent_id = thief
+    await report(d.redis, d.keys, forged, [(STDOUT, "forged")], 0.9)
+    await d.drain_results()
+    task = await d.store.get(env.task_id)
+    assert task.state == task_pb2.TASK_STATE_ASSIGNED and not task.HasField("progress")
+    assert await stored_output(d, env.task_id) == []
+    [ignored] = [e for e in await d.events() if e.type == event_pb2.EVENT_TYPE_RESULT_IGNORED]
+    assert ignored.agent_id == thief and f"assignee {env.agent_id}" in ignored.message
+    assert (d.results.progress_counts["ignored"], d.results.progress_counts["foreign"]) == (1, 1)
+    await report(d.redis, d.keys, env, [(STDOUT, "real")], 0.3)
+    await d.drain_results()
+    task = await d.store.get(env.task_id)
+    assert task.state == RUNNING and task.progress.fraction == pytest.approx(0.3)
+    assert [c.text for c in await stored_output(d, env.task_id)] == ["real"]
+    assert d.results.progress_counts["applied"] == 1
+
+
 async def test_progress_timeout_fails_a_silent_attempt_and_retries_it(d: Delivery) -> None:
     env = await assigned(d, "hang", progress_timeout=dur(0.5), max_attempts=2)
     assert env.progress_timeout.ToMilliseconds() == 500

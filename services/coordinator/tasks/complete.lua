@@ -1,6 +1,8 @@
 -- Apply a batch of TaskResults read from the results stream, then XACK and XDEL each entry.
 -- A result is applied only for the task's current attempt with that attempt's token; anything
--- else (stale attempt, wrong token, duplicate, unknown task) is recorded as RESULT_IGNORED.
+-- else (stale attempt, wrong token, duplicate, unknown task) is recorded as RESULT_IGNORED. So is
+-- a result with the right token whose agent_id is not the attempt's assignee (a forged or
+-- misrouted result), counted apart as foreign.
 -- A failure is retried after a capped exponential backoff with jitter (via the due set) until
 -- max_attempts; then the task is FAILED and written to the dead-letter stream.
 -- KEYS: the tasklib context (1..8), then results
@@ -8,10 +10,10 @@
 --   COMPLETE_ROW_* indexes (scripts.py
 --   CompleteRow: entry_id, task_id, attempt, token, agent_id, outcome, result, error, start_ms,
 --   end_ms, jitter (0..1))
--- Returns {applied, ignored, retried, failed}.
+-- Returns {applied, ignored, retried, failed, foreign} (ignored counts the foreign ones too).
 local C = context()
 local results, group, n = KEYS[9], ARGV[8], tonumber(ARGV[9])
-local applied, ignored, retried, failed = 0, 0, 0, 0
+local applied, ignored, retried, failed, foreign = 0, 0, 0, 0, 0
 local entry_ids = {}
 
 for i = 0, n - 1 do
@@ -31,6 +33,9 @@ for i = 0, n - 1 do
     why = 'result for superseded attempt ' .. attempt .. ' (current ' .. t.attempt .. ')'
   elseif t.token ~= token then
     why = 'wrong attempt token'
+  elseif t.agent_id ~= agent_id then
+    why = 'result from an agent other than the assignee ' .. (t.agent_id or '')
+    foreign = foreign + 1
   elseif outcome == TASK_OUTCOME_STARTED then
     mark_started(C, t, ev, start_ms)
   elseif not is_live(t) then
@@ -67,4 +72,4 @@ for i = 0, n - 1 do
   end
 end
 ack_and_delete(results, group, entry_ids)
-return {applied, ignored, retried, failed}
+return {applied, ignored, retried, failed, foreign}

@@ -1,7 +1,8 @@
 -- Apply a batch of PROGRESS reports read from the results stream, in order, then XACK and XDEL
 -- each entry. A report counts only for the task's current attempt with its token while the task
 -- is ASSIGNED or RUNNING; anything else (a superseded attempt still running somewhere, a wrong
--- token, a task already finished) is recorded as RESULT_IGNORED. An applied report:
+-- token, a report whose agent_id is not the attempt's assignee, a task already finished) is
+-- recorded as RESULT_IGNORED. An applied report:
 --  * marks an ASSIGNED attempt RUNNING (like STARTED);
 --  * moves the attempt's progress deadline on (a task with a progress_timeout);
 --  * stores its progress on the task (`progress`: TaskProgress bytes) with a task.progress event;
@@ -15,11 +16,12 @@
 -- ARGV: the tasklib context (1..7), then group, max_bytes, n, then per report a PROGRESS_ROW
 --   (scripts.py ProgressRow: entry_id, task_id, attempt, token, agent_id, start_ms, progress,
 --   message, chunks) followed by its `chunks` OutputChunk bytes
--- Returns {applied, ignored, chunks stored, chunks dropped}.
+-- Returns {applied, ignored, chunks stored, chunks dropped, foreign} (ignored counts the foreign
+-- reports too).
 local C = context()
 local results, group = KEYS[9], ARGV[8]
 local max_bytes, n = tonumber(ARGV[9]), tonumber(ARGV[10])
-local applied, ignored, stored_total, dropped_total = 0, 0, 0, 0
+local applied, ignored, stored_total, dropped_total, foreign = 0, 0, 0, 0, 0
 local entry_ids = {}
 
 -- Append the chunks ARGV[first + 1 .. first + count] to the task's output; returns how many
@@ -76,6 +78,9 @@ for _ = 1, n do
     why = 'progress report for superseded attempt ' .. attempt .. ' (current ' .. t.attempt .. ')'
   elseif t.token ~= token then
     why = 'wrong attempt token'
+  elseif t.agent_id ~= agent_id then
+    why = 'progress report from an agent other than the assignee ' .. (t.agent_id or '')
+    foreign = foreign + 1
   elseif not is_live(t) then
     why = 'late progress report (task already ' .. TASK_STATE_NAMES[t.state] .. ')'
   end
@@ -108,4 +113,4 @@ for _ = 1, n do
   end
 end
 ack_and_delete(results, group, entry_ids)
-return {applied, ignored, stored_total, dropped_total}
+return {applied, ignored, stored_total, dropped_total, foreign}

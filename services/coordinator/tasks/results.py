@@ -60,8 +60,9 @@ class ResultsConsumer(StreamConsumer):
         self._progress = scripts.Progress(redis, keys, settings)
         self._max_result = settings.max_result_bytes
         self._max_error = settings.max_error_bytes
-        self.counts = {"applied": 0, "ignored": 0, "retried": 0, "failed": 0}
-        self.progress_counts = {"applied": 0, "ignored": 0, "stored": 0, "dropped": 0}
+        # `foreign`: ignored because the agent_id is not the attempt's assignee (in `ignored` too).
+        self.counts = {"applied": 0, "ignored": 0, "retried": 0, "failed": 0, "foreign": 0}
+        self.progress_counts = {"applied": 0, "ignored": 0, "stored": 0, "dropped": 0, "foreign": 0}
 
     async def handle(self, entries: list[Entry]) -> None:
         body: list[scripts.CompleteRow] = []

@@ -178,7 +178,7 @@ class Assign(ContextScript):
 
 class Complete(ContextScript):
     """complete.lua: apply results, XACK and XDEL their entries; returns
-    (applied, ignored, retried, failed)."""
+    (applied, ignored, retried, failed, foreign)."""
 
     name = "complete"
     layouts: ClassVar[lua.Layouts] = {"COMPLETE_ROW": CompleteRow._fields}
@@ -190,7 +190,7 @@ class Complete(ContextScript):
 
 class Progress(ContextScript):
     """progress.lua: apply PROGRESS reports in order, XACK and XDEL their entries; returns
-    (applied, ignored, chunks stored, chunks dropped)."""
+    (applied, ignored, chunks stored, chunks dropped, foreign)."""
 
     name = "progress"
     layouts: ClassVar[lua.Layouts] = {"PROGRESS_ROW": ProgressRow._fields}
