@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from hivewire.core.telemetry import shutdown_tracing
 from hivewire.core.tls import aio_channel, bind, check_plaintext_bind
 from hivewire.core.tracing import client_interceptors
-from hivewire_services.common.config import CommonSettings
+from hivewire_services.common.config import CommonSettings, env_name
 from hivewire_services.common.interceptors import ErrorMappingInterceptor
 from hivewire_services.common.redis_health import RedisGate
 from hivewire_services.common.rpc_telemetry import TelemetryServerInterceptor
@@ -54,9 +54,13 @@ def create_channel(addr: str, settings: CommonSettings) -> grpc.aio.Channel:
 
 
 def check_transport(listen: str, settings: CommonSettings) -> None:
-    """Raise (TlsError, PlaintextBindError) unless a server may listen at `listen` with these
-    settings: TLS settings that work and whose files are readable; plaintext only on loopback
-    unless HIVEWIRE_INSECURE allows it."""
+    """Raise (TlsError, PlaintextBindError, ValueError) unless a server may listen at `listen`
+    with these settings: TLS settings that work and whose files are readable; plaintext only on
+    loopback unless HIVEWIRE_INSECURE allows it; a positive concurrent RPC limit."""
+    if settings.max_concurrent_rpcs < 1:
+        raise ValueError(
+            f"{env_name('max_concurrent_rpcs')}={settings.max_concurrent_rpcs} must be at least 1"
+        )
     tls = settings.tls
     check_plaintext_bind(listen, tls, insecure=settings.insecure, allow="HIVEWIRE_INSECURE=1")
     tls.server_credentials()
@@ -133,6 +137,7 @@ async def create_server(
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.max_receive_message_length", settings.max_message_bytes),
         ],
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
     register(server)
     health_servicer = health.aio.HealthServicer()
