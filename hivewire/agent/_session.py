@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from hivewire.core.agent_states import IDENTITY_LOST_CODES
 from hivewire.core.background import cancel_and_wait
 from hivewire.core.backoff import backoff
 from hivewire.core.defaults import channel_options
@@ -21,13 +22,7 @@ logger = logging.getLogger(__name__)
 
 RETRY_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 # The registry no longer knows this identity (lease expired, agent OFFLINE): register anew.
-REREGISTER_CODES = frozenset(
-    {
-        grpc.StatusCode.NOT_FOUND,
-        grpc.StatusCode.FAILED_PRECONDITION,
-        grpc.StatusCode.UNAUTHENTICATED,
-    }
-)
+REREGISTER_CODES = IDENTITY_LOST_CODES
 
 
 @dataclass(frozen=True)

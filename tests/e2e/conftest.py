@@ -8,7 +8,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +17,9 @@ import pytest
 from hivewire.cli.readiness import running_addrs, up_command
 from hivewire.cli.redis_users import running_admin_url
 from hivewire.core.addr_file import METRICS
+from hivewire_services.common.redis import Redis
+from tests.e2e.delivery_stack import Driver, Processes
+from tests.settings import StackSettings
 
 READY = "hivewire is ready"
 
@@ -102,3 +105,26 @@ def hivewire_up(
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with hivewire_up(tmp_path_factory.mktemp("hivewire-data")) as s:
         yield s
+
+
+@pytest.fixture
+async def procs(
+    settings: StackSettings, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Processes]:
+    """Registry and coordinator processes with the short leases of delivery_stack.FAST, or the
+    HIVEWIRE_LEASE_SECONDS a test's `lease` mark sets; every process must end cleanly."""
+    marker = request.node.get_closest_marker("lease")
+    extra = {"HIVEWIRE_LEASE_SECONDS": str(marker.args[0])} if marker else {}
+    p = Processes(settings, tmp_path, extra)
+    await p.start_registry()
+    await p.start_coordinator()
+    yield p
+    p.close()
+    assert p.unclean == [], p.logs()
+
+
+@pytest.fixture
+async def driver(procs: Processes, redis: Redis, settings: StackSettings) -> AsyncIterator[Driver]:
+    d = Driver(redis, settings, procs.coordinators[0])
+    yield d
+    await d.close()

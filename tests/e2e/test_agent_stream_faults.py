@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
 from hivewire.v1 import task_pb2
-from hivewire_services.common.redis import Redis
 from tests.e2e.delivery_stack import Driver, Processes, types
-from tests.settings import StackSettings
 from tests.up import refusing_addr
 from tests.waiting import eventually
 
@@ -28,28 +25,6 @@ SUCCEEDED = task_pb2.TASK_STATE_SUCCEEDED
 def nowhere() -> Iterator[str]:
     with refusing_addr() as addr:
         yield addr
-
-
-@pytest.fixture
-async def procs(
-    settings: StackSettings, tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[Processes]:
-    """The short leases of delivery_stack.FAST, or the environment a test's `lease` mark sets."""
-    marker = request.node.get_closest_marker("lease")
-    extra = {"HIVEWIRE_LEASE_SECONDS": str(marker.args[0])} if marker else {}
-    p = Processes(settings, tmp_path, extra)
-    await p.start_registry()
-    await p.start_coordinator()
-    yield p
-    p.close()
-    assert p.unclean == [], p.logs()
-
-
-@pytest.fixture
-async def driver(procs: Processes, redis: Redis, settings: StackSettings) -> AsyncIterator[Driver]:
-    d = Driver(redis, settings, procs.coordinators[0])
-    yield d
-    await d.close()
 
 
 async def start_gateway(procs: Processes, name: str) -> str:

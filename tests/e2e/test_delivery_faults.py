@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -24,23 +23,6 @@ pytestmark = pytest.mark.e2e
 RUNNING = task_pb2.TASK_STATE_RUNNING
 SUCCEEDED = task_pb2.TASK_STATE_SUCCEEDED
 FAILED = task_pb2.TASK_STATE_FAILED
-
-
-@pytest.fixture
-async def procs(settings: StackSettings, tmp_path: Path) -> AsyncIterator[Processes]:
-    p = Processes(settings, tmp_path, {})
-    await p.start_registry()
-    await p.start_coordinator()
-    yield p
-    p.close()
-    assert p.unclean == [], p.logs()
-
-
-@pytest.fixture
-async def driver(procs: Processes, redis: Redis, settings: StackSettings) -> AsyncIterator[Driver]:
-    d = Driver(redis, settings, procs.coordinators[0])
-    yield d
-    await d.close()
 
 
 def secs(n: float) -> bytes:

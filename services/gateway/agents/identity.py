@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from hivewire.core.agent_states import IDENTITY_LOST_CODES
 from hivewire.core.clock import duration_from_seconds
 from hivewire.v1 import agent_pb2, agent_service_pb2, registry_pb2, registry_pb2_grpc
 from hivewire_services.common.agent_checks import check_running_ids, validate_registration
@@ -16,13 +17,7 @@ from hivewire_services.common.validation import check_id
 MAX_SDK = 64
 DEFAULT_LEASE = 15.0
 # The registry no longer knows this identity (lease ran out, deregistered, wrong token).
-LOST_CODES = frozenset(
-    {
-        grpc.StatusCode.NOT_FOUND,
-        grpc.StatusCode.FAILED_PRECONDITION,
-        grpc.StatusCode.UNAUTHENTICATED,
-    }
-)
+LOST_CODES = IDENTITY_LOST_CODES
 
 
 @dataclass(frozen=True)
