@@ -21,6 +21,7 @@ from pathlib import Path
 import redis
 
 from hivewire.cli.readiness import running_addrs, up_command
+from hivewire.cli.redis_users import running_admin_url
 from hivewire.core.addr_file import METRICS
 
 SETTLE_S = 5.0
@@ -77,8 +78,8 @@ def main(window: float) -> None:
             break
     threading.Thread(target=lambda: lines.extend(up.stdout or ()), daemon=True).start()
     procs = {name_of(pid): pid for pid in children(up.pid)}
-    host, port = running_addrs(data)["redis"].rsplit(":", 1)
-    r = redis.Redis(host=host, port=int(port))
+    # `hivewire up` runs Redis with ACL users: look inside as its admin.
+    r = redis.Redis.from_url(running_admin_url(data, running_addrs(data)["redis"]))
     time.sleep(SETTLE_S)  # the demo agents register; the first passes run
 
     cpu0, calls0, t0 = {n: cpu_s(p) for n, p in procs.items()}, calls(r), time.monotonic()
