@@ -63,7 +63,7 @@ async def bench_stack(
                 agent_procs.append(proc)
             names = {f"bench-{i}" for i in range(agents)}
             await wait_agents_online(sup.addrs["gateway"], names, READY_TIMEOUT)
-            pids = {child.name: child.process.pid for child in sup.children}
+            pids = {name: child.pid for name, child in sup.children.items()}
             pids.update({f"bench-{i}": proc.pid for i, proc in enumerate(agent_procs)})
             yield BenchStack(sup.addrs["gateway"], sup.admin_url, pids=pids)
         finally:
