@@ -132,7 +132,7 @@ class EmbeddedRedis:
                     raise PortTaken(f"port {self.port} is in use")
                 raise RuntimeError(f"redis-server exited with {self.process.returncode}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                with self._connect() as s:
                     s.sendall(b"PING\r\n")
                     if s.recv(64).startswith(ANSWERS):
                         return
@@ -140,6 +140,10 @@ class EmbeddedRedis:
                 pass
             time.sleep(0.05)
         raise TimeoutError(f"redis-server on port {self.port} not ready after {timeout}s")
+
+    def _connect(self) -> socket.socket:
+        """A connection to the server for the readiness PING (a TLS server wraps it)."""
+        return socket.create_connection(("127.0.0.1", self.port), timeout=0.5)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:

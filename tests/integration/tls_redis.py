@@ -7,7 +7,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from hivewire.cli.embedded_redis import ANSWERS, EmbeddedRedis, PortTaken
+from hivewire.cli.embedded_redis import EmbeddedRedis
 
 
 @dataclass(frozen=True)
@@ -87,24 +86,12 @@ class TlsRedis(EmbeddedRedis):
             "--tls-auth-clients", "yes",
         ]  # fmt: skip
 
-    def wait_ready(self, timeout: float) -> None:
+    def _connect(self) -> socket.socket:
         context = ssl.create_default_context(cafile=str(self.tls.ca))
         context.load_cert_chain(str(self.tls.client_cert), str(self.tls.client_key))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                if self.port_taken():
-                    raise PortTaken(f"port {self.port} is in use")
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}")
-            try:
-                with (
-                    socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as raw,
-                    context.wrap_socket(raw, server_hostname="127.0.0.1") as s,
-                ):
-                    s.sendall(b"PING\r\n")
-                    if s.recv(64).startswith(ANSWERS):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)  # the poll interval of a readiness wait
-        raise TimeoutError(f"redis-server (TLS) on port {self.port} not ready after {timeout}s")
+        raw = socket.create_connection(("127.0.0.1", self.port), timeout=0.5)
+        try:
+            return context.wrap_socket(raw, server_hostname="127.0.0.1")
+        except BaseException:
+            raw.close()
+            raise
