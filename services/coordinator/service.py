@@ -135,6 +135,22 @@ class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
         return workflow_pb2.CancelWorkflowResponse(workflow=workflow)
 
     @enveloped
+    async def SignalWorkflow(
+        self, request: workflow_pb2.SignalWorkflowRequest
+    ) -> workflow_pb2.SignalWorkflowResponse:
+        workflow = await self.workflows.signal(
+            request.workflow_id, request.step_id, request.payload
+        )
+        return workflow_pb2.SignalWorkflowResponse(workflow=workflow)
+
+    @enveloped
+    async def RetryWorkflow(
+        self, request: workflow_pb2.RetryWorkflowRequest
+    ) -> workflow_pb2.RetryWorkflowResponse:
+        workflow = await self.workflows.retry(request.workflow_id)
+        return workflow_pb2.RetryWorkflowResponse(workflow=workflow)
+
+    @enveloped
     async def ListWorkflows(
         self, request: workflow_pb2.ListWorkflowsRequest
     ) -> workflow_pb2.ListWorkflowsResponse:

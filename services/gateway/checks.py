@@ -20,6 +20,7 @@ from hivewire_services.common.validation import (
     check_page_size,
     parse_stream_id,
 )
+from hivewire_services.common.validation_json import parse_json_field
 from hivewire_services.common.workflow_spec import validate_workflow
 from hivewire_services.gateway.config import GatewaySettings
 from hivewire_services.gateway.events.hub import EventFilter
@@ -87,10 +88,19 @@ def task_output(req: task_pb2.StreamTaskOutputRequest) -> str:
 
 
 def workflow_id(
-    req: workflow_pb2.GetWorkflowRequest | workflow_pb2.CancelWorkflowRequest,
+    req: workflow_pb2.GetWorkflowRequest
+    | workflow_pb2.CancelWorkflowRequest
+    | workflow_pb2.RetryWorkflowRequest,
     settings: GatewaySettings,
 ) -> None:
     check_id(req.workflow_id, "workflow_id")
+
+
+def signal_workflow(req: workflow_pb2.SignalWorkflowRequest, settings: GatewaySettings) -> None:
+    check_id(req.workflow_id, "workflow_id")
+    check_capability(req.step_id, "step_id")
+    if req.payload.strip():
+        parse_json_field(req.payload, "payload", settings.max_payload_bytes)
 
 
 def list_tasks(req: task_pb2.ListTasksRequest, settings: GatewaySettings) -> None:
