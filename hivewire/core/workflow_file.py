@@ -167,7 +167,7 @@ def _wait_fields(raw: Mapping[str, Any], spec: workflow_pb2.WorkflowStepSpec, wh
             raise WorkflowFileError(
                 f"{where}.timeout_outcome", f"{outcome!r} is not fail or succeed"
             )
-        spec.timeout_outcome = OUTCOMES[outcome]  # type: ignore[assignment]
+        spec.timeout_outcome = OUTCOMES[outcome]
     if "timeout_output" in raw:
         text = json.dumps(raw["timeout_output"], separators=(",", ":"), ensure_ascii=False)
         spec.timeout_output = text.encode()

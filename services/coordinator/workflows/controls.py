@@ -3,17 +3,29 @@ retry from failure, a due timer. Checked here (domain errors), applied by one sc
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from hivewire.core.clock import now_ms
 from hivewire.v1 import workflow_pb2
 from hivewire_services.common import principal
 from hivewire_services.common.errors import FailedPrecondition, NotFound
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
 from hivewire_services.common.validation import check_capability, check_id
 from hivewire_services.common.validation_json import parse_json_field
+from hivewire_services.coordinator.config import CoordinatorSettings
+from hivewire_services.coordinator.workflows.store import WorkflowStore
+from hivewire_services.coordinator.workflows.wait_scripts import WaitScripts
 
-if TYPE_CHECKING:
-    from hivewire_services.coordinator.workflows.engine import WorkflowEngine
+
+class WorkflowEngine(Protocol):
+    """What these requests use of the engine (engine.py)."""
+
+    redis: Redis
+    keys: Keys
+    settings: CoordinatorSettings
+    store: WorkflowStore
+    waits: WaitScripts
 
 
 def _state_name(enum: type, prefix: str, value: int) -> str:
