@@ -222,6 +222,14 @@ class Keys:
     def workflow_request_prefix(self) -> str:
         return f"{self.prefix}workflow-request:"
 
+    def task_children(self, task_id: str) -> str:
+        """Set of the child tasks a running task spawned (cancelled with it)."""
+        return f"{self.task_children_prefix}{check_id(task_id, 'task_id')}"
+
+    @property
+    def task_children_prefix(self) -> str:
+        return f"{self.prefix}task-children:"
+
     @property
     def workflow_timers(self) -> str:
         """Sorted set "<workflow id>/<step id>" -> when a sleep step wakes or a signal step
@@ -305,6 +313,7 @@ def key_patterns(k: Keys) -> dict[str, str]:
         "workflows_by_state": k.workflows_by_state_prefix,
         "workflow_request": k.workflow_request_prefix,
         "hook_delivery": k.hook_delivery_prefix,
+        "task_children": k.task_children_prefix,
     }
     single = (
         "pending_capabilities", "tasks_index", "task_seq", "due", "task_leases",

@@ -12,6 +12,7 @@ from google.protobuf import duration_pb2
 from hivewire.v1 import agent_pb2, command_pb2, event_pb2, task_pb2, workflow_pb2
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.submission import validate_batch, validate_task
+from hivewire_services.common.task_parent import check_parent, no_parents
 from hivewire_services.common.validation import (
     MAX_REQUEST_ID,
     StreamId,
@@ -34,6 +35,7 @@ def check_submit(
 ) -> None:
     """One task; `where` prefixes field names in a batch (e.g. `tasks[3].`)."""
     validate_task(req, settings, where)
+    check_parent(req)
 
 
 def check_batch(tasks: Sequence[task_pb2.SubmitTaskRequest], settings: GatewaySettings) -> None:
@@ -42,6 +44,7 @@ def check_batch(tasks: Sequence[task_pb2.SubmitTaskRequest], settings: GatewaySe
 
 
 def submit_tasks(req: task_pb2.SubmitTasksRequest, settings: GatewaySettings) -> None:
+    no_parents(req)
     check_batch(req.tasks, settings)
 
 
