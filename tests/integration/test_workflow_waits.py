@@ -3,7 +3,9 @@ from failure, through the gateway against real services, Redis and SDK agents.""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 import time
 from collections import Counter
 from typing import Any
@@ -245,3 +247,33 @@ async def test_cancel_while_awaiting_then_retry_waits_again(stack: Stack) -> Non
     done = await stack.client.wait_workflow(wf.workflow_id, timeout=30)
     assert done.state == workflow_pb2.WORKFLOW_STATE_SUCCEEDED
     assert done.steps[0].output == b"42"
+
+
+async def cli(stack: Stack, *args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hivewire.cli", "--addr", stack.gateway_addr, *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_cli_signal_get_and_retry(stack: Stack) -> None:
+    wf = await stack.client.submit_workflow(
+        [{"id": "gate", "wait_for_signal": True}, {"id": "nap", "sleep": "1h"}]
+    )
+    code, out, _ = await cli(stack, "workflow", "get", wf.workflow_id)
+    assert code == 0
+    assert "(signal)" in out and "AWAITING_SIGNAL" in out and "SLEEPING until" in out
+    code, out, _ = await cli(
+        stack, "workflow", "signal", wf.workflow_id, "gate", "--payload", '{"ok": true}', "--json"
+    )
+    assert code == 0
+    assert json.loads(out)["steps"][0]["output"] == {"ok": True}
+    await stack.client.cancel_workflow(wf.workflow_id)
+    code, out, _ = await cli(stack, "workflow", "retry", wf.workflow_id, "--json")
+    assert code == 0
+    again = json.loads(out)
+    assert again["state"] == "RUNNING" and again["retry_count"] == 1
+    assert [s["state"] for s in again["steps"]] == ["SUCCEEDED", "SLEEPING"]
