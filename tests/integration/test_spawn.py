@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from hivewire.agent import ChildTaskFailed, NonRetryableError, TaskContext
-from hivewire.v1 import task_pb2
+from hivewire.v1 import task_pb2, workflow_pb2
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from tests.integration.stack import Stack
@@ -119,3 +119,31 @@ async def test_only_the_running_parent_attempt_may_spawn(
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await spawn(task.task_id, token)
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_a_workflow_steps_children_join_it_and_are_cancelled_with_it(stack: Stack) -> None:
+    spawned: list[str] = []
+
+    async def step(ctx: TaskContext) -> Any:
+        return await ctx.spawn("forever", {})
+
+    async def forever(ctx: TaskContext) -> None:
+        spawned.append(ctx.task_id)
+        await asyncio.Event().wait()  # until cancelled
+
+    await stack.agent(
+        "p", {"step": step, "forever": forever}, gateway_addr=stack.settings.gateway_addr
+    )
+    wf = await stack.client.submit_workflow([{"id": "s", "capability": "step"}])
+    await eventually(lambda: spawned, within=30, message="the child running")
+    child = await stack.client.get(spawned[0])
+    assert child.workflow_id == wf.workflow_id and child.trace_id == wf.trace_id
+    await stack.client.cancel_workflow(wf.workflow_id)
+
+    async def child_cancelled() -> bool:
+        got = await stack.client.get(spawned[0])
+        return got.state == task_pb2.TASK_STATE_CANCELLED
+
+    await eventually(child_cancelled, within=30, message="the child cancelled")
+    done = await stack.client.wait_workflow(wf.workflow_id, timeout=30)
+    assert done.state == workflow_pb2.WORKFLOW_STATE_CANCELLED

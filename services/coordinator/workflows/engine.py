@@ -26,6 +26,7 @@ from hivewire_services.common.redis import REDIS_UNAVAILABLE, Redis
 from hivewire_services.common.streams import Entry, GroupOptions, StreamConsumer
 from hivewire_services.common.workflow_spec import WorkflowDef
 from hivewire_services.coordinator.config import CoordinatorSettings
+from hivewire_services.coordinator.tasks.children import ChildTasks
 from hivewire_services.coordinator.tasks.store import TaskStore
 from hivewire_services.coordinator.workflows.controls import (
     fire_timer,
@@ -73,6 +74,7 @@ class WorkflowEngine(StreamConsumer):
             settings, settings.workflow_max_map, settings.workflow_max_map_bytes
         )
         self.waits = WaitScripts(redis, keys, settings)
+        self.children = ChildTasks(redis, keys, settings, tasks)
         self.timers = WorkflowTimers(redis, keys, self.fire, settings.workflow_sweep_interval)
         self.reconciled = 0
         self._last_sweep = float("-inf")
@@ -119,6 +121,7 @@ class WorkflowEngine(StreamConsumer):
             for task_id in decided.cancel_tasks:
                 with contextlib.suppress(NotFound, FailedPrecondition):
                     await self.tasks.cancel(task_id)
+                await self.children.cancel_children(task_id)
             await self.store.advance(workflow_id, decided)
             if decided.parks:
                 due = await self.waits.park(now_ms(), workflow_id, decided.parks)
