@@ -92,6 +92,7 @@ class ChildTasks:
                     int(self.settings.task_retention_seconds * 1000),
                     row,
                     spec.payload,
+                    parent_id,
                 ],
             ),
         )

@@ -5,7 +5,7 @@
 -- A repeated request_id returns the task it created before.
 -- KEYS: the taskcreate context (1..4), parent task, parent's children set
 -- ARGV: the taskcreate context (1..3), request_ttl_s, token, retention_ms, row (JSON: the
---   NEW_TASK values, then the request key), payload
+--   NEW_TASK values, then the request key), payload, parent task id
 -- Returns {code, value}: 1 and the child id (or the earlier one), 0 no such parent, -1 wrong
 --   token, -2 the parent is not running (value: its state).
 local t = redis.call('HMGET', KEYS[5], 'state', 'token', 'workflow_id', 'trace_id')
@@ -24,7 +24,7 @@ row[NEW_TASK_WORKFLOW_ID] = t[3] or ''
 row[NEW_TASK_TRACE_ID] = t[4] or ''
 create_task(row, ARGV[8])
 local id = row[NEW_TASK_TASK_ID]
-redis.call('HSET', ARGV[1] .. K_TASK .. id, 'parent_task_id', string.sub(KEYS[5], #ARGV[1] + #K_TASK + 1))
+redis.call('HSET', ARGV[1] .. K_TASK .. id, 'parent_task_id', ARGV[9])
 redis.call('SADD', KEYS[6], id)
 redis.call('PEXPIRE', KEYS[6], ARGV[6])
 return {1, id}
