@@ -64,6 +64,7 @@ class WorkflowRun:
     error: str = ""
     seq: int = 0
     traceparent: str = ""
+    tenant: str = ""  # as stored: '' for the default tenant
 
     def live_tasks(self) -> list[str]:
         """Tasks of RUNNING steps whose outcome is not recorded yet."""
