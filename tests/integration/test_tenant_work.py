@@ -161,9 +161,7 @@ async def test_dead_letters_are_scoped_and_keep_their_tenant_when_retried(d: Del
         assert [t.task_id for t in await list_all(d, page_size=10, state=PENDING)] == [
             retried.task_id
         ]
-    requeued = [
-        e for e in await d.events() if e.type == event_pb2.EVENT_TYPE_TASK_REQUEUED
-    ]
+    requeued = [e for e in await d.events() if e.type == event_pb2.EVENT_TYPE_TASK_REQUEUED]
     assert [(e.task_id, e.tenant) for e in requeued] == [(retried.task_id, "acme")]
 
 
@@ -227,7 +225,5 @@ async def test_workflows_and_their_tasks_are_scoped_to_the_tenant(
     with acting_as(ADMIN):
         page = await engine.store.list(page_size=10, page_token="", state=0)
         assert len(page.workflows) == 4
-    submitted = [
-        e for e in await d.events() if e.type == event_pb2.EVENT_TYPE_WORKFLOW_SUBMITTED
-    ]
+    submitted = [e for e in await d.events() if e.type == event_pb2.EVENT_TYPE_WORKFLOW_SUBMITTED]
     assert sorted(e.tenant for e in submitted) == ["acme", "acme", "acme", "globex"]
