@@ -15,11 +15,14 @@ import pytest
 
 from hivewire.v1 import event_pb2, stream_pb2, task_pb2, workflow_pb2
 from hivewire_services.common.errors import NotFound
+from hivewire_services.common.keys import Keys
 from hivewire_services.common.principal import Principal, acting_as
+from hivewire_services.common.redis import Redis
 from hivewire_services.common.workflow_spec import validate_workflow
 from hivewire_services.coordinator.workflows.engine import WorkflowEngine
 from hivewire_services.gateway.output import OutputReader
 from tests.integration.coordinator_helpers import add_agent, read_inbox, send_result
+from tests.integration.stack import Stack
 from tests.integration.test_delivery_deadlines import Delivery
 from tests.settings import StackSettings
 
@@ -33,9 +36,9 @@ MISSING_TASK = "f" * 32
 
 
 @pytest.fixture
-async def d(redis: object, keys: object, settings: StackSettings) -> AsyncIterator[Delivery]:
+async def d(redis: Redis, keys: Keys, settings: StackSettings) -> AsyncIterator[Delivery]:
     channel = grpc.aio.insecure_channel("127.0.0.1:9")  # never dialled: the cache is fed directly
-    yield Delivery(redis, keys, settings, channel)  # type: ignore[arg-type]
+    yield Delivery(redis, keys, settings, channel)
     await channel.close()
 
 
@@ -221,9 +224,25 @@ async def test_workflows_and_their_tasks_are_scoped_to_the_tenant(
                 break
         assert seen == [w.workflow_id for w in alice[::-1]]
         cancelled = await engine.cancel(alice[0].workflow_id)
-        assert cancelled.workflow_id == alice[0].workflow_id
+        assert cancelled.state == workflow_pb2.WORKFLOW_STATE_CANCELLED
+    # Retention removes an ended workflow from its tenant's index too.
+    assert await d.redis.zcard(d.keys.tenant_workflows("acme")) == 3
+    assert await engine.store.expire(cutoff_ms=2**50) == 1
+    assert await d.redis.zcard(d.keys.tenant_workflows("acme")) == 2
     with acting_as(ADMIN):
         page = await engine.store.list(page_size=10, page_token="", state=0)
-        assert len(page.workflows) == 4
+        assert len(page.workflows) == 3  # one of 4 expired above
     submitted = [e for e in await d.events() if e.type == event_pb2.EVENT_TYPE_WORKFLOW_SUBMITTED]
     assert sorted(e.tenant for e in submitted) == ["acme", "acme", "acme", "globex"]
+
+
+async def test_local_callers_work_in_the_default_tenant_through_the_gateway(
+    stack: Stack, redis: Redis, keys: Keys
+) -> None:
+    """Authentication off: every call is the local admin of the default tenant, as before."""
+    task = await stack.client.submit("nobody", {"n": 1})
+    assert task.tenant == "default"
+    got = await stack.client.get(task.task_id)
+    assert got.tenant == "default"
+    assert await redis.hget(keys.task(task.task_id), "tenant") == b""  # stored as no tenant
+    assert await redis.zcard(keys.tenant_tasks("default")) == 0  # found via the global index
