@@ -16,6 +16,8 @@ from hivewire_services.gateway.stats.state_reader import StateReader
 
 MAX_TENANTS = 256
 """Tenants whose event counters a gateway keeps (the least recently active are dropped)."""
+MAX_TENANT_TRACKED = 10_000
+"""Tasks in flight whose submit time one tenant's counters keep (for latencies)."""
 MAX_TENANT_TASKS = 10_000
 """Unfinished tasks of one tenant read per stats build; past it the counts stop growing."""
 MAX_TENANT_WORKFLOWS = 10_000
@@ -34,7 +36,7 @@ class TenantCounters:
         tenant = tenant_of(event.tenant)
         counters = self._by_tenant.get(tenant)
         if counters is None:
-            counters = self._by_tenant[tenant] = EventCounters()
+            counters = self._by_tenant[tenant] = EventCounters(max_tracked=MAX_TENANT_TRACKED)
             while len(self._by_tenant) > MAX_TENANTS:
                 self._by_tenant.popitem(last=False)
         else:
