@@ -180,6 +180,7 @@ class Event(_message.Message):
     PROGRESS_FIELD_NUMBER: _builtins.int
     OUTPUT_CHUNKS_FIELD_NUMBER: _builtins.int
     OUTPUT_CURSOR_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
     """Position in the events stream; pass it as since_cursor to resume after this event."""
     type: Global___EventType.ValueType
@@ -206,6 +207,10 @@ class Event(_message.Message):
     """task.output: how many chunks the report stored (the truncation marker included)."""
     output_cursor: _builtins.str
     """task.output: cursor of the last chunk stored; StreamTaskOutput resumes after it."""
+    tenant: _builtins.str
+    """The tenant of the task or workflow the event is about (empty: the default tenant, or an
+    event about no tenant's work, such as an agent's).
+    """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When it happened."""
@@ -232,10 +237,11 @@ class Event(_message.Message):
         progress: _stream_pb2.TaskProgress | None = ...,
         output_chunks: _builtins.int = ...,
         output_cursor: _builtins.str = ...,
+        tenant: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "attempt", b"attempt", "capability", b"capability", "cursor", b"cursor", "message", b"message", "output_chunks", b"output_chunks", "output_cursor", b"output_cursor", "progress", b"progress", "snapshot", b"snapshot", "step_id", b"step_id", "task_id", b"task_id", "task_state", b"task_state", "time", b"time", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "attempt", b"attempt", "capability", b"capability", "cursor", b"cursor", "message", b"message", "output_chunks", b"output_chunks", "output_cursor", b"output_cursor", "progress", b"progress", "snapshot", b"snapshot", "step_id", b"step_id", "task_id", b"task_id", "task_state", b"task_state", "tenant", b"tenant", "time", b"time", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

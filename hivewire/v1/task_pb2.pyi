@@ -121,6 +121,7 @@ class Task(_message.Message):
     OUTPUT_BYTES_FIELD_NUMBER: _builtins.int
     OUTPUT_DROPPED_BYTES_FIELD_NUMBER: _builtins.int
     PARENT_TASK_ID_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Server-assigned id (32 lowercase hex characters)."""
     capability: _builtins.str
@@ -155,6 +156,10 @@ class Task(_message.Message):
     """Bytes of output dropped after the task reached its output limit."""
     parent_task_id: _builtins.str
     """For a child task spawned by a running task (ctx.spawn): the parent's id."""
+    tenant: _builtins.str
+    """The tenant the task belongs to: that of the principal that submitted it (a workflow's
+    tasks belong to the workflow's tenant). Work stored before tenants reads as "default".
+    """
     @_builtins.property
     def required_labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Labels an agent must carry (exact match) to be given this task."""
@@ -237,10 +242,11 @@ class Task(_message.Message):
         output_bytes: _builtins.int = ...,
         output_dropped_bytes: _builtins.int = ...,
         parent_task_id: _builtins.str = ...,
+        tenant: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["assign_time", b"assign_time", "attempt_timeout", b"attempt_timeout", "create_time", b"create_time", "end_time", b"end_time", "heartbeat_timeout", b"heartbeat_timeout", "progress", b"progress", "progress_timeout", b"progress_timeout", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "assign_time", b"assign_time", "attempt", b"attempt", "attempt_timeout", b"attempt_timeout", "capability", b"capability", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "output_bytes", b"output_bytes", "output_dropped_bytes", b"output_dropped_bytes", "parent_task_id", b"parent_task_id", "payload", b"payload", "priority", b"priority", "progress", b"progress", "progress_timeout", b"progress_timeout", "request_id", b"request_id", "required_labels", b"required_labels", "result", b"result", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_time", b"start_time", "state", b"state", "step_id", b"step_id", "task_id", b"task_id", "trace_id", b"trace_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "assign_time", b"assign_time", "attempt", b"attempt", "attempt_timeout", b"attempt_timeout", "capability", b"capability", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "output_bytes", b"output_bytes", "output_dropped_bytes", b"output_dropped_bytes", "parent_task_id", b"parent_task_id", "payload", b"payload", "priority", b"priority", "progress", b"progress", "progress_timeout", b"progress_timeout", "request_id", b"request_id", "required_labels", b"required_labels", "result", b"result", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_time", b"start_time", "state", b"state", "step_id", b"step_id", "task_id", b"task_id", "tenant", b"tenant", "trace_id", b"trace_id", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -380,6 +380,7 @@ class Workflow(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     TRACE_ID_FIELD_NUMBER: _builtins.int
     RETRY_COUNT_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
     workflow_id: _builtins.str
     """Server-assigned id (32 lowercase hex characters)."""
     name: _builtins.str
@@ -396,6 +397,8 @@ class Workflow(_message.Message):
     """W3C trace id of the workflow's trace."""
     retry_count: _builtins.int
     """How many times RetryWorkflow re-ran the workflow from its failure."""
+    tenant: _builtins.str
+    """The tenant the workflow belongs to: that of the principal that submitted it."""
     @_builtins.property
     def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkflowStep]:
         """The steps, in submission order."""
@@ -422,10 +425,11 @@ class Workflow(_message.Message):
         end_time: _timestamp_pb2.Timestamp | None = ...,
         trace_id: _builtins.str = ...,
         retry_count: _builtins.int = ...,
+        tenant: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "create_time", b"create_time", "end_time", b"end_time", "failure_policy", b"failure_policy", "name", b"name", "request_id", b"request_id", "retry_count", b"retry_count", "state", b"state", "steps", b"steps", "trace_id", b"trace_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "create_time", b"create_time", "end_time", b"end_time", "failure_policy", b"failure_policy", "name", b"name", "request_id", b"request_id", "retry_count", b"retry_count", "state", b"state", "steps", b"steps", "tenant", b"tenant", "trace_id", b"trace_id", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hivewire.core.wire import INBOX_GROUP, RESULTS_GROUP
-from hivewire_services.common.validation import check_capability, check_id
+from hivewire_services.common.validation import check_capability, check_id, check_tenant
 
 __all__ = [
     "HOOKS_GROUP",
@@ -65,6 +65,15 @@ class Keys:
     @property
     def tasks_by_state_prefix(self) -> str:
         return f"{self.prefix}tasks:"
+
+    def tenant_tasks(self, tenant: str) -> str:
+        """Sorted set of one tenant's task ids by submission sequence (tenants other than the
+        default one; the default tenant's tasks are those of tasks_index without a tenant)."""
+        return f"{self.tenant_tasks_prefix}{check_tenant(tenant)}"
+
+    @property
+    def tenant_tasks_prefix(self) -> str:
+        return f"{self.prefix}tenant-tasks:"
 
     @property
     def task_seq(self) -> str:
@@ -210,6 +219,14 @@ class Keys:
         """Sorted set of ended workflow ids by end time (ms), for retention."""
         return f"{self.prefix}workflows-finished"
 
+    def tenant_workflows(self, tenant: str) -> str:
+        """Sorted set of one tenant's workflow ids by submission sequence (as tenant_tasks)."""
+        return f"{self.tenant_workflows_prefix}{check_tenant(tenant)}"
+
+    @property
+    def tenant_workflows_prefix(self) -> str:
+        return f"{self.prefix}tenant-workflows:"
+
     @property
     def workflow_seq(self) -> str:
         return f"{self.prefix}seq:workflow"
@@ -293,6 +310,8 @@ def script_key_names() -> dict[str, str]:
         "K_WORKFLOW_UPDATES": k.workflow_updates,
         "K_OUTPUT": k.output_prefix,
         "K_PROGRESS_DEADLINES": k.progress_deadlines,
+        "K_TENANT_TASKS": k.tenant_tasks_prefix,
+        "K_TENANT_WORKFLOWS": k.tenant_workflows_prefix,
     }
     return {name: key.removeprefix(k.prefix) for name, key in named.items()}
 
@@ -314,6 +333,8 @@ def key_patterns(k: Keys) -> dict[str, str]:
         "workflow_request": k.workflow_request_prefix,
         "hook_delivery": k.hook_delivery_prefix,
         "task_children": k.task_children_prefix,
+        "tenant_tasks": k.tenant_tasks_prefix,
+        "tenant_workflows": k.tenant_workflows_prefix,
     }
     single = (
         "pending_capabilities", "tasks_index", "task_seq", "due", "task_leases",

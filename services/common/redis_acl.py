@@ -75,6 +75,7 @@ SERVICE_GRANTS: dict[str, Grant] = {
             "results", "events", "dead_letters", "workflow_updates", "workflow",
             "workflows_index", "workflows_by_state", "workflows_finished", "workflow_seq",
             "workflow_request", "task_counters", "workflow_timers", "task_children",
+            "tenant_tasks", "tenant_workflows",
         ),
         read=("agent", "live_agents", "offline_agents", "leases", "hook_events_lost"),
     ),
@@ -90,7 +91,7 @@ SERVICE_GRANTS: dict[str, Grant] = {
             "task", "tasks_index", "tasks_by_state", "pending", "pending_capabilities", "due",
             "output", "agent", "live_agents", "offline_agents", "agent_load", "events",
             "workflow", "workflows_index", "workflows_by_state", "task_counters",
-            "dead_letters", "workflow_updates",
+            "dead_letters", "workflow_updates", "tenant_tasks", "tenant_workflows",
         ),
     ),
     "hooks": Grant(

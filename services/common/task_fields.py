@@ -30,6 +30,7 @@ class NewTask(NamedTuple):
     backoff_ms: int = 0
     backoff_max_ms: int = 0
     progress_ms: int = 0
+    tenant: str = ""  # '' for the default tenant (tenancy.stored)
 
 
 TASK_FIELDS: tuple[str, ...] = (
@@ -81,6 +82,7 @@ LOADED_FIELDS: tuple[str, ...] = (
     "s2s_ms",
     "progress_ms",
     "output_bytes",
+    "tenant",
 )
 """What a transition loads (tasklib.lua load_task): never payload or result, which can be big."""
 

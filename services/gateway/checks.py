@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from google.protobuf import duration_pb2
 
 from hivewire.v1 import agent_pb2, command_pb2, event_pb2, task_pb2, workflow_pb2
+from hivewire_services.common import tenancy
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.submission import validate_batch, validate_task
 from hivewire_services.common.task_parent import check_parent, no_parents
@@ -170,5 +171,6 @@ def event_subscription(req: event_pb2.StreamEventsRequest) -> tuple[EventFilter,
         agent_id=req.agent_id,
         capability=req.capability,
         types=types,
+        tenant=tenancy.scope(),
     )
     return flt, since

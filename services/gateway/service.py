@@ -18,6 +18,7 @@ from hivewire.v1 import (
     stats_pb2,
     task_pb2,
 )
+from hivewire_services.common import tenancy
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.workflow_spec import validate_workflow
@@ -168,6 +169,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             request.interval, "interval", DEFAULT_STATS_INTERVAL, 0.1, 60.0
         )
         counters = self._stats.counters
+        only = tenancy.scope()  # a client or viewer watches its tenant's stats
         per_frame = max(1, round(interval / SLOT_SECONDS))
         covered = counters.current_slot() - per_frame  # the first frame covers one interval
         next_at = time.monotonic()
@@ -181,7 +183,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                 end = max(covered + 1, counters.current_slot())
             window = min(60.0, (end - covered) * SLOT_SECONDS)
             covered = end
-            stats = await self._stats.snapshot(window, end)
+            stats = await self._stats.snapshot(window, end, only)
             yield stats_pb2.WatchStatsResponse(stats=stats)
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))

@@ -83,7 +83,8 @@ def register_common(redis: Redis, name: str) -> AsyncScript:
 
 
 class Expire:
-    """expire.lua, for one kind of record: its finished set, index, hash and state prefixes, and
+    """expire.lua, for one kind of record: its finished set, index, hash, state and per-tenant
+    index prefixes, and
     the prefixes of keys deleted with each record (`companions`, e.g. a task's output stream)."""
 
     def __init__(
@@ -93,14 +94,22 @@ class Expire:
         index: str,
         hash_prefix: str,
         state_prefix: str,
+        tenant_prefix: str,
         companions: tuple[str, ...] = (),
     ):
         self._script = register_common(redis, "expire")
         self._keys = [finished, index]
         self._prefixes = [hash_prefix, state_prefix]
+        self._tenant_prefix = tenant_prefix
         self._companions = list(companions)
 
     async def __call__(self, cutoff_ms: int, limit: int) -> int:
         """Delete up to `limit` records that ended before the cutoff; returns how many."""
-        args: list[str | int] = [*self._prefixes, cutoff_ms, limit, *self._companions]
+        args: list[str | int] = [
+            *self._prefixes,
+            cutoff_ms,
+            limit,
+            self._tenant_prefix,
+            *self._companions,
+        ]
         return int(await self._script(keys=self._keys, args=args))

@@ -16,7 +16,7 @@ local prefix, now, wid = ARGV[1], tonumber(ARGV[2]), ARGV[4]
 local wk = KEYS[5]
 local p = 5
 local function nxt() local v = ARGV[p]; p = p + 1; return v end
-local w = redis.call('HMGET', wk, 'state', 'cancel', 'seq', 'traceparent')
+local w = redis.call('HMGET', wk, 'state', 'cancel', 'seq', 'traceparent', 'tenant')
 if tonumber(w[1]) ~= WORKFLOW_STATE_RUNNING then return 0 end
 local cancelling = w[2] == '1'
 -- Step tasks descend from the workflow's span: one trace per workflow.
@@ -46,7 +46,7 @@ for _ = 1, nops do
         row[NEW_TASK_LABELS], row[NEW_TASK_REQUEST_ID] = ARGV[b + LAUNCH_OP_LABELS], ''
         row[NEW_TASK_TIMEOUT_MS] = ARGV[b + LAUNCH_OP_TIMEOUT_MS]
         row[NEW_TASK_TRACE_ID], row[NEW_TASK_WORKFLOW_ID] = traceparent, wid
-        row[NEW_TASK_STEP_ID] = sid
+        row[NEW_TASK_STEP_ID], row[NEW_TASK_TENANT] = sid, w[5] or nil
         create_task(row, payload)
         redis.call('HSET', wk, 'x:' .. tid, sid .. ',' .. i)
         ids[#ids + 1] = tid
@@ -90,7 +90,8 @@ for _ = 1, nops do
     local types = {[WORKFLOW_STATE_SUCCEEDED] = EVENT_TYPE_WORKFLOW_SUCCEEDED,
       [WORKFLOW_STATE_FAILED] = EVENT_TYPE_WORKFLOW_FAILED,
       [WORKFLOW_STATE_CANCELLED] = EVENT_TYPE_WORKFLOW_CANCELLED}
-    emit_event(KEYS[1], ARGV[3], {type = types[to], ms = now, workflow_id = wid, message = message})
+    emit_event(KEYS[1], ARGV[3], {type = types[to], ms = now, workflow_id = wid, message = message,
+      tenant = w[5] or nil})
     return applied
   end
 end

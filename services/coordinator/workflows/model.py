@@ -1,7 +1,7 @@
 """Conversions between workflow hashes in Redis and WorkflowRun / hivewire.v1.Workflow.
 
 Hash fields: name, state, policy, command, request_id, steps (definition JSON), create_ms,
-end_ms, seq, cancel, error, traceparent (the workflow span every step task descends from),
+end_ms, seq, cancel, error, traceparent (the workflow span every step task descends from), tenant,
 retries (RetryWorkflow calls); per step `st:`, `tk:`, `ag:`, `at:`, `t0:`, `t1:`, `er:`, `mt:`,
 `md:`, `o:`, `wk:` (wake / signal timeout ms), `sb:` (who signalled), `rt:` (retries) + step id
 (`mo:<step>:<i>` holds map element outputs until the map completes); per task `x:<task>` =
@@ -13,6 +13,7 @@ from __future__ import annotations
 from hivewire.core.clock import set_ms
 from hivewire.core.tracing import trace_id_of
 from hivewire.v1 import workflow_pb2
+from hivewire_services.common.tenancy import tenant_of
 from hivewire_services.common.workflow_spec import WorkflowDef, steps_from_json
 from hivewire_services.coordinator.workflows.plan import StepRun, WorkflowRun
 
@@ -79,6 +80,7 @@ def run_from_hash(workflow_id: str, raw: dict[bytes, bytes]) -> WorkflowRun | No
         seq=int(meta.get("seq", b"0") or 0),
         traceparent=meta.get("traceparent", b"").decode(),
         retry_count=int(meta.get("retries", b"0") or 0),
+        tenant=meta.get("tenant", b"").decode(),
     )
 
 
@@ -93,6 +95,7 @@ def workflow_to_proto(run: WorkflowRun) -> workflow_pb2.Workflow:
         request_id=run.defn.request_id,
         trace_id=trace_id_of(run.traceparent),
         retry_count=run.retry_count,
+        tenant=tenant_of(run.tenant),
     )
     set_ms(wf, "create_time", run.create_ms)
     set_ms(wf, "end_time", run.end_ms)

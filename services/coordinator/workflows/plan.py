@@ -70,6 +70,7 @@ class WorkflowRun:
     seq: int = 0
     traceparent: str = ""
     retry_count: int = 0
+    tenant: str = ""  # as stored: '' for the default tenant
 
     def live_tasks(self) -> list[str]:
         """Tasks of RUNNING steps whose outcome is not recorded yet."""
