@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hivewire.core.wire import INBOX_GROUP, RESULTS_GROUP
-from hivewire_services.common.validation import check_capability, check_id
+from hivewire_services.common.validation import check_capability, check_id, check_schedule_name
 
 __all__ = [
     "HOOKS_GROUP",
@@ -222,6 +222,25 @@ class Keys:
     def workflow_request_prefix(self) -> str:
         return f"{self.prefix}workflow-request:"
 
+    # Schedules
+    def schedule(self, name: str) -> str:
+        """Hash: one recurring schedule (definition, next/last fire, counts)."""
+        return f"{self.schedule_prefix}{check_schedule_name(name)}"
+
+    @property
+    def schedule_prefix(self) -> str:
+        return f"{self.prefix}schedule:"
+
+    @property
+    def schedules_index(self) -> str:
+        """Sorted set of schedule names (score 0: paged by name)."""
+        return f"{self.prefix}schedules"
+
+    @property
+    def schedules_due(self) -> str:
+        """Sorted set of schedule names by when the firing loop next looks at them (ms)."""
+        return f"{self.prefix}schedules-due"
+
     # Hooks
     def hook_delivery(self, delivery_id: str) -> str:
         """Hash: one hook run for one event (hook, entry, event bytes, attempt, last_error)."""
@@ -279,6 +298,7 @@ def script_key_names() -> dict[str, str]:
         "K_WORKFLOW_UPDATES": k.workflow_updates,
         "K_OUTPUT": k.output_prefix,
         "K_PROGRESS_DEADLINES": k.progress_deadlines,
+        "K_SCHEDULE": k.schedule_prefix,
     }
     return {name: key.removeprefix(k.prefix) for name, key in named.items()}
 
@@ -299,6 +319,7 @@ def key_patterns(k: Keys) -> dict[str, str]:
         "workflows_by_state": k.workflows_by_state_prefix,
         "workflow_request": k.workflow_request_prefix,
         "hook_delivery": k.hook_delivery_prefix,
+        "schedule": k.schedule_prefix,
     }
     single = (
         "pending_capabilities", "tasks_index", "task_seq", "due", "task_leases",
@@ -306,7 +327,8 @@ def key_patterns(k: Keys) -> dict[str, str]:
         "finished", "live_agents", "offline_agents", "agent_seq", "leases", "agent_load",
         "agent_changes", "results", "events", "dead_letters", "workflow_updates",
         "workflows_index", "workflows_finished", "workflow_seq", "hook_due", "hook_entries",
-        "task_counters", "chaos_executions", "hook_events_lost",
+        "task_counters", "chaos_executions", "hook_events_lost", "schedules_index",
+        "schedules_due",
     )  # fmt: skip
     return {
         **{name: f"{prefix}*" for name, prefix in families.items()},
