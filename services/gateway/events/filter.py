@@ -23,6 +23,7 @@ class EventFilter:
     agent_id: str = ""
     capability: str = ""
     types: frozenset[int] = frozenset()
+    schedule: str = ""
 
     def matches(self, event: event_pb2.Event) -> bool:
         return (
@@ -31,6 +32,7 @@ class EventFilter:
             and (not self.agent_id or event.agent_id == self.agent_id)
             and (not self.capability or event.capability == self.capability)
             and (not self.types or event.type in self.types)
+            and (not self.schedule or event.schedule == self.schedule)
         )
 
 
