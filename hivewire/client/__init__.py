@@ -2,6 +2,7 @@
 
 from hivewire.client._client import TERMINAL_STATES, Client
 from hivewire.client._events import EventStream
+from hivewire.client._schedules import schedule_to_dict
 from hivewire.client._workflow import (
     command_to_dict,
     step_state_name,
@@ -24,6 +25,7 @@ __all__ = [
     "command_to_dict",
     "encode_payload",
     "event_to_dict",
+    "schedule_to_dict",
     "step_state_name",
     "task_to_dict",
     "workflow_state_name",
