@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import cast
 
 from hivewire_services.common.keys import Keys
@@ -26,5 +27,5 @@ def assert_consecutive(ticks: list[int], every_ms: int = 1000) -> None:
     """One run per tick, ticks one interval apart (none missed, none twice)."""
     assert ticks, "no tick fired"
     assert len(set(ticks)) == len(ticks), f"a tick fired twice: {ticks}"
-    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
     assert all(g == every_ms for g in gaps), f"ticks not consecutive: gaps {gaps}"

@@ -161,13 +161,13 @@ async def test_bad_requests_name_the_field_and_write_nothing(
     stack = await make_stack()
     c = stack.client
     cases = [
-        (dict(name="a", every=0.5, capability="noop"), "schedule.spec.interval"),
-        (dict(name="a", cron="61 * * * *", capability="noop"), "schedule.spec.cron"),
-        (dict(name="a", cron="0 0 30 2 *", capability="noop"), "schedule.spec.cron"),
-        (dict(name="a", cron="0 9 * * *", time_zone="Mars/Base", capability="noop"),
+        ({"name": "a", "every": 0.5, "capability": "noop"}, "schedule.spec.interval"),
+        ({"name": "a", "cron": "61 * * * *", "capability": "noop"}, "schedule.spec.cron"),
+        ({"name": "a", "cron": "0 0 30 2 *", "capability": "noop"}, "schedule.spec.cron"),
+        ({"name": "a", "cron": "0 9 * * *", "time_zone": "Mars/Base", "capability": "noop"},
          "schedule.spec.time_zone"),
-        (dict(name="bad name", every=1.0, capability="noop"), "schedule.name"),
-        (dict(name="a", every=1.0, capability="Bad Cap"), "schedule.target.task.capability"),
+        ({"name": "bad name", "every": 1.0, "capability": "noop"}, "schedule.name"),
+        ({"name": "a", "every": 1.0, "capability": "Bad Cap"}, "schedule.target.task.capability"),
     ]  # fmt: skip
     for kwargs, field in cases:
         err = await _status(c.create_schedule(**kwargs))  # type: ignore[arg-type]
