@@ -70,7 +70,11 @@ def next_tick(spec: Spec, anchor_ms: int, after_ms: int) -> int:
     zone = ZoneInfo(spec.zone)
     start = datetime.fromtimestamp(after_ms / 1000, tz=UTC).astimezone(zone)
     try:
-        fire = croniter(spec.cron, start).get_next(datetime)
+        times = croniter(spec.cron, start)
+        fire: datetime = times.get_next(datetime)
+        # The second pass of a wall time the clocks went back over is no new fire time.
+        while fire.fold == 1 and fire.replace(fold=0).utcoffset() != fire.utcoffset():
+            fire = times.get_next(datetime)
     except CroniterBadDateError as exc:  # e.g. `0 0 30 2 *` never happens
         raise InvalidArgument(
             f"cron {spec.cron!r} never fires", field="schedule.spec.cron"
