@@ -10,8 +10,8 @@ import typer
 
 from hivewire.cli._call import call, first, key_values
 from hivewire.cli._format import dumps, event_line, table
+from hivewire.client import SCHEDULE_OVERLAPS as OVERLAPS
 from hivewire.client import Client, schedule_to_dict
-from hivewire.client._schedules import OVERLAPS
 from hivewire.core.convert import event_to_dict
 from hivewire.v1 import event_pb2, schedule_pb2
 
