@@ -6,12 +6,15 @@ import asyncio
 
 import grpc
 import pytest
+from grpc_status import rpc_status
 
 from hivewire.client import Client
 from hivewire.v1 import event_pb2, schedule_pb2, task_pb2
-from hivewire_services.common.errors import field_violations
+from hivewire_services.common.errors import NotFound, field_violations
 from hivewire_services.common.keys import Keys
+from hivewire_services.common.principal import Principal, acting_as, current
 from hivewire_services.common.redis import Redis
+from hivewire_services.common.submission import ValidTask
 from tests.integration.conftest import MakeStack
 from tests.integration.schedule_helpers import assert_consecutive, scheduled_ticks
 from tests.waiting import eventually
@@ -26,8 +29,6 @@ async def _status(call: object) -> grpc.aio.AioRpcError:
 
 
 def _field(err: grpc.aio.AioRpcError) -> str:
-    from grpc_status import rpc_status
-
     status = rpc_status.from_call(err)
     assert status is not None
     return field_violations(status)[0].field
@@ -59,7 +60,8 @@ async def test_every_second_fires_once_per_tick_then_pause_resume_trigger(
     paused = await c.pause_schedule("tick")
     assert paused.paused and not paused.HasField("next_fire_time")
     count = len(await scheduled_ticks(redis, keys, "tick"))
-    # No tick while paused: wait past two grid times (a condition on time, not on state).
+    assert await redis.zscore(keys.schedules_due, "tick") is None  # nothing left to fire
+    # An observation window over two grid times: no tick fires while paused.
     await asyncio.sleep(2.2)
     assert len(await scheduled_ticks(redis, keys, "tick")) == count
 
@@ -195,3 +197,42 @@ async def test_command_target_is_expanded_by_the_gateway(make_stack: MakeStack) 
     assert wf.command == "diamond" and len(wf.steps) == len(s.target.workflow.steps)
     err = await _status(c.create_schedule("x", every=1.0, command="nope"))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_schedule_belongs_to_its_creators_tenant(make_stack: MakeStack) -> None:
+    """Other tenants neither list nor see it; its runs are created as its tenant."""
+    stack = await make_stack()
+    assert stack.coordinator is not None
+    firing = stack.coordinator.schedules
+    acme = Principal(name="alice", role="client", tenant="acme")
+    other = Principal(name="bob", role="client", tenant="other")
+    spec = schedule_pb2.ScheduleSpec()
+    spec.interval.FromSeconds(3600)
+    request = schedule_pb2.Schedule(
+        name="acme-job",
+        spec=spec,
+        target=schedule_pb2.ScheduleTarget(task=task_pb2.SubmitTaskRequest(capability="noop")),
+    )
+    with acting_as(acme):
+        created = await firing.store.create(request)
+    assert created.tenant == "acme"
+    with acting_as(other):
+        assert (await firing.store.list(page_size=10, page_token="")).schedules == []
+        with pytest.raises(NotFound):
+            await firing.store.get("acme-job")
+        with pytest.raises(NotFound):
+            await firing.trigger("acme-job")
+    # The real store, wrapped to record whom it runs as (a Task carries no tenant field yet).
+    seen: list[str] = []
+    submit = firing.tasks.submit
+
+    async def spy(specs: list[ValidTask]) -> list[task_pb2.Task]:
+        seen.append(current().tenant)
+        return await submit(specs)
+
+    firing.tasks.submit = spy  # type: ignore[method-assign]
+    with acting_as(acme):
+        fired = await firing.trigger("acme-job")
+    assert fired.fired_count == 1 and seen == ["acme"]
+    listed, _ = await stack.client.list_schedules()  # the local admin sees every tenant
+    assert [s.name for s in listed] == ["acme-job"]
