@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import grpc
 import pytest
@@ -226,7 +227,7 @@ async def test_a_schedule_belongs_to_its_creators_tenant(make_stack: MakeStack) 
     seen: list[str] = []
     submit = firing.tasks.submit
 
-    async def spy(specs: list[ValidTask]) -> list[task_pb2.Task]:
+    async def spy(specs: Sequence[ValidTask]) -> list[task_pb2.Task]:
         seen.append(current().tenant)
         return await submit(specs)
 
