@@ -57,10 +57,13 @@ if mode == 'run' or mode == 'skip' then
     redis.call('HINCRBY', h, 'skipped', 1)
     redis.call('HSET', h, 'skip_tick', tick)
     local message = 'skipped'
-    if tonumber(f[6]) == OVERLAP_POLICY_BUFFER_ONE and buffered == 0 then
-      redis.call('HSET', h, 'buffered_ms', tick)
+    if tonumber(f[6]) == OVERLAP_POLICY_BUFFER_ONE then
+      -- One tick is kept (the first); the loop keeps looking for the run's end meanwhile.
+      if buffered == 0 then
+        redis.call('HSET', h, 'buffered_ms', tick)
+        message = 'buffered'
+      end
       due = math.min(next_ms, now + recheck_ms)
-      message = 'buffered'
     end
     emit_event(KEYS[3], maxlen, {type = EVENT_TYPE_SCHEDULE_SKIPPED, ms = now, schedule = name,
       tick_ms = tick, message = message, task_id = f[5] ~= 'workflow' and f[4] or nil,

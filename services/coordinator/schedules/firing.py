@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 _HERE = Path(__file__).parent
 BATCH = 100
 """Due schedules handled per pass (the pass repeats at once while more are due)."""
+MIN_PAUSE_MS = 50
 
 
 class ScheduleFiring:
@@ -94,7 +95,10 @@ class ScheduleFiring:
             if len(names) < BATCH:
                 break
         head = await self.redis.zrange(self.keys.schedules_due, 0, 0, withscores=True)
-        return due_ms(head[0][1]) if head else None
+        due = due_ms(head[0][1]) if head else None
+        # A schedule still due after its pass (it could not be decided yet) is looked at again
+        # shortly, never in a spin.
+        return None if due is None else max(due, now_ms() + MIN_PAUSE_MS)
 
     async def fire_one(self, name: str) -> str:
         """Apply what is due for one schedule; fire.lua's answer."""
