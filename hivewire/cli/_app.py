@@ -26,6 +26,7 @@ from hivewire.cli._hooks import hooks_app
 from hivewire.cli._output import task_output
 from hivewire.cli._redis_acl import redis_acl
 from hivewire.cli._run import agent, up
+from hivewire.cli._schedule import schedule_app
 from hivewire.cli._workflow import commands, run, workflow_app, workflows
 from hivewire.client import TERMINAL_STATES, Client
 from hivewire.core.convert import agent_to_dict, event_to_dict, task_to_dict
@@ -53,6 +54,7 @@ app.command()(workflows)
 app.command()(commands)
 app.command()(run)
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(schedule_app, name="schedule")
 app.add_typer(hooks_app, name="hooks")
 
 

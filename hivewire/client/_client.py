@@ -14,6 +14,7 @@ from hivewire.client._dlq import DeadLetterMethods
 from hivewire.client._events import EventStream
 from hivewire.client._loops import every_item, poll_state
 from hivewire.client._output import OutputMethods
+from hivewire.client._schedules import ScheduleCalls
 from hivewire.client._workflow import WorkflowCalls, workflow_to_dict
 from hivewire.core.backoff import backoff
 from hivewire.core.convert import agent_to_dict, encode_payload, task_to_dict
@@ -85,7 +86,7 @@ def _trace_metadata() -> tuple[tuple[str, str], ...]:
     return () if traceparent_of() else (("traceparent", new_traceparent()),)
 
 
-class Client(WorkflowCalls, DeadLetterMethods, OutputMethods, AsyncComponent):
+class Client(WorkflowCalls, ScheduleCalls, DeadLetterMethods, OutputMethods, AsyncComponent):
     """One channel to the gateway; every unary call has a deadline (`timeout` seconds).
 
     `addr` and `tls` default to HIVEWIRE_GATEWAY_ADDR and HIVEWIRE_TLS_*, else to the client
@@ -275,6 +276,7 @@ class Client(WorkflowCalls, DeadLetterMethods, OutputMethods, AsyncComponent):
         types: Iterable[event_pb2.EventType.ValueType] = (),
         since_cursor: str = "",
         resume: bool = True,
+        schedule: str = "",
     ) -> AsyncIterator[event_pb2.Event]:
         """Events as they happen (after `since_cursor` when given); runs until cancelled.
 
@@ -288,6 +290,7 @@ class Client(WorkflowCalls, DeadLetterMethods, OutputMethods, AsyncComponent):
             capability=capability,
             types=list(types),
             since_cursor=since_cursor,
+            schedule=schedule,
         )
         async for frame in self.stream(req, resume=resume):
             if frame.WhichOneof("frame") == "event":

@@ -91,6 +91,14 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     """A sleep step woke and succeeded."""
     EVENT_TYPE_WORKFLOW_RETRIED: _EventType.ValueType  # 41
     """A failed or cancelled workflow was re-run from its failure (RetryWorkflow)."""
+    EVENT_TYPE_SCHEDULE_FIRED: _EventType.ValueType  # 28
+    """A schedule fired (`schedule` names it, `task_id` or `workflow_id` the run it started)."""
+    EVENT_TYPE_SCHEDULE_SKIPPED: _EventType.ValueType  # 29
+    """A schedule's tick was skipped (or buffered) because its previous run was still active."""
+    EVENT_TYPE_SCHEDULE_UPDATED: _EventType.ValueType  # 30
+    """A schedule was created or changed (paused, resumed; `message` says which)."""
+    EVENT_TYPE_SCHEDULE_DELETED: _EventType.ValueType  # 31
+    """A schedule was deleted."""
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
     """EventType names what happened."""
@@ -157,6 +165,14 @@ EVENT_TYPE_WORKFLOW_STEP_WOKE: EventType.ValueType  # 40
 """A sleep step woke and succeeded."""
 EVENT_TYPE_WORKFLOW_RETRIED: EventType.ValueType  # 41
 """A failed or cancelled workflow was re-run from its failure (RetryWorkflow)."""
+EVENT_TYPE_SCHEDULE_FIRED: EventType.ValueType  # 28
+"""A schedule fired (`schedule` names it, `task_id` or `workflow_id` the run it started)."""
+EVENT_TYPE_SCHEDULE_SKIPPED: EventType.ValueType  # 29
+"""A schedule's tick was skipped (or buffered) because its previous run was still active."""
+EVENT_TYPE_SCHEDULE_UPDATED: EventType.ValueType  # 30
+"""A schedule was created or changed (paused, resumed; `message` says which)."""
+EVENT_TYPE_SCHEDULE_DELETED: EventType.ValueType  # 31
+"""A schedule was deleted."""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 @_typing.final
@@ -181,6 +197,8 @@ class Event(_message.Message):
     OUTPUT_CHUNKS_FIELD_NUMBER: _builtins.int
     OUTPUT_CURSOR_FIELD_NUMBER: _builtins.int
     TENANT_FIELD_NUMBER: _builtins.int
+    SCHEDULE_FIELD_NUMBER: _builtins.int
+    SCHEDULE_TICK_TIME_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
     """Position in the events stream; pass it as since_cursor to resume after this event."""
     type: Global___EventType.ValueType
@@ -211,6 +229,8 @@ class Event(_message.Message):
     """The tenant of the task or workflow the event is about (empty: the default tenant, or an
     event about no tenant's work, such as an agent's).
     """
+    schedule: _builtins.str
+    """schedule.*: the schedule concerned."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When it happened."""
@@ -218,6 +238,10 @@ class Event(_message.Message):
     @_builtins.property
     def progress(self) -> _stream_pb2.TaskProgress:
         """task.progress: the progress reported."""
+
+    @_builtins.property
+    def schedule_tick_time(self) -> _timestamp_pb2.Timestamp:
+        """schedule.fired/skipped: the tick (grid time) concerned."""
 
     def __init__(
         self,
@@ -238,10 +262,12 @@ class Event(_message.Message):
         output_chunks: _builtins.int = ...,
         output_cursor: _builtins.str = ...,
         tenant: _builtins.str = ...,
+        schedule: _builtins.str = ...,
+        schedule_tick_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress", "schedule_tick_time", b"schedule_tick_time", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "attempt", b"attempt", "capability", b"capability", "cursor", b"cursor", "message", b"message", "output_chunks", b"output_chunks", "output_cursor", b"output_cursor", "progress", b"progress", "snapshot", b"snapshot", "step_id", b"step_id", "task_id", b"task_id", "task_state", b"task_state", "tenant", b"tenant", "time", b"time", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "attempt", b"attempt", "capability", b"capability", "cursor", b"cursor", "message", b"message", "output_chunks", b"output_chunks", "output_cursor", b"output_cursor", "progress", b"progress", "schedule", b"schedule", "schedule_tick_time", b"schedule_tick_time", "snapshot", b"snapshot", "step_id", b"step_id", "task_id", b"task_id", "task_state", b"task_state", "tenant", b"tenant", "time", b"time", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -262,6 +288,7 @@ class StreamEventsRequest(_message.Message):
     INCLUDE_SNAPSHOT_FIELD_NUMBER: _builtins.int
     HEARTBEAT_INTERVAL_FIELD_NUMBER: _builtins.int
     MAX_BATCH_FIELD_NUMBER: _builtins.int
+    SCHEDULE_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Only events of this task."""
     workflow_id: _builtins.str
@@ -278,6 +305,8 @@ class StreamEventsRequest(_message.Message):
     """When several events are waiting, send up to this many in one `events` frame (0 or 1: one
     event per `event` frame; at most 1000). Batches form only when a subscriber is behind.
     """
+    schedule: _builtins.str
+    """Only events of this schedule."""
     @_builtins.property
     def types(self) -> _containers.RepeatedScalarFieldContainer[Global___EventType.ValueType]:
         """Only events of these types (empty for all)."""
@@ -298,10 +327,11 @@ class StreamEventsRequest(_message.Message):
         include_snapshot: _builtins.bool = ...,
         heartbeat_interval: _duration_pb2.Duration | None = ...,
         max_batch: _builtins.int = ...,
+        schedule: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval", b"heartbeat_interval"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "capability", b"capability", "heartbeat_interval", b"heartbeat_interval", "include_snapshot", b"include_snapshot", "max_batch", b"max_batch", "since_cursor", b"since_cursor", "task_id", b"task_id", "types", b"types", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "capability", b"capability", "heartbeat_interval", b"heartbeat_interval", "include_snapshot", b"include_snapshot", "max_batch", b"max_batch", "schedule", b"schedule", "since_cursor", b"since_cursor", "task_id", b"task_id", "types", b"types", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -62,6 +62,10 @@ class NotFound(HivewireError, code=grpc.StatusCode.NOT_FOUND):
     """The named task, workflow, agent or dead letter does not exist."""
 
 
+class AlreadyExists(HivewireError, code=grpc.StatusCode.ALREADY_EXISTS):
+    """Something with that name exists already."""
+
+
 class FailedPrecondition(HivewireError, code=grpc.StatusCode.FAILED_PRECONDITION):
     """The resource is not in a state that allows the call (e.g. cancelling a finished task)."""
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hivewire.core.wire import INBOX_GROUP, RESULTS_GROUP
-from hivewire_services.common.validation import check_capability, check_id, check_tenant
+from hivewire_services.common.validation import (
+    check_capability,
+    check_id,
+    check_schedule_name,
+    check_tenant,
+)
 
 __all__ = [
     "HOOKS_GROUP",
@@ -253,6 +258,25 @@ class Keys:
         times out (ms); the workflow timer loop fires what is due."""
         return f"{self.prefix}workflow-timers"
 
+    # Schedules
+    def schedule(self, name: str) -> str:
+        """Hash: one recurring schedule (definition, next/last fire, counts)."""
+        return f"{self.schedule_prefix}{check_schedule_name(name)}"
+
+    @property
+    def schedule_prefix(self) -> str:
+        return f"{self.prefix}schedule:"
+
+    @property
+    def schedules_index(self) -> str:
+        """Sorted set of schedule names (score 0: paged by name)."""
+        return f"{self.prefix}schedules"
+
+    @property
+    def schedules_due(self) -> str:
+        """Sorted set of schedule names by when the firing loop next looks at them (ms)."""
+        return f"{self.prefix}schedules-due"
+
     # Hooks
     def hook_delivery(self, delivery_id: str) -> str:
         """Hash: one hook run for one event (hook, entry, event bytes, attempt, last_error)."""
@@ -312,6 +336,7 @@ def script_key_names() -> dict[str, str]:
         "K_PROGRESS_DEADLINES": k.progress_deadlines,
         "K_TENANT_TASKS": k.tenant_tasks_prefix,
         "K_TENANT_WORKFLOWS": k.tenant_workflows_prefix,
+        "K_SCHEDULE": k.schedule_prefix,
     }
     return {name: key.removeprefix(k.prefix) for name, key in named.items()}
 
@@ -335,6 +360,7 @@ def key_patterns(k: Keys) -> dict[str, str]:
         "task_children": k.task_children_prefix,
         "tenant_tasks": k.tenant_tasks_prefix,
         "tenant_workflows": k.tenant_workflows_prefix,
+        "schedule": k.schedule_prefix,
     }
     single = (
         "pending_capabilities", "tasks_index", "task_seq", "due", "task_leases",
@@ -343,6 +369,7 @@ def key_patterns(k: Keys) -> dict[str, str]:
         "agent_changes", "results", "events", "dead_letters", "workflow_updates",
         "workflows_index", "workflows_finished", "workflow_seq", "hook_due", "hook_entries",
         "task_counters", "chaos_executions", "hook_events_lost", "workflow_timers",
+        "schedules_index", "schedules_due",
     )  # fmt: skip
     return {
         **{name: f"{prefix}*" for name, prefix in families.items()},

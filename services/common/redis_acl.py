@@ -76,6 +76,7 @@ SERVICE_GRANTS: dict[str, Grant] = {
             "workflows_index", "workflows_by_state", "workflows_finished", "workflow_seq",
             "workflow_request", "task_counters", "workflow_timers", "task_children",
             "tenant_tasks", "tenant_workflows",
+            "schedule", "schedules_index", "schedules_due",
         ),
         read=("agent", "live_agents", "offline_agents", "leases", "hook_events_lost"),
     ),

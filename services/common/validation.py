@@ -11,6 +11,7 @@ _ID = re.compile(r"[0-9a-f]{32}")
 _CAPABILITY = re.compile(r"[a-z0-9][a-z0-9._:-]{0,63}")
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,62}")
+_SCHEDULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_LABELS = 32
 MAX_LABEL_VALUE = 256
 MAX_REQUEST_ID = 256
@@ -32,6 +33,16 @@ def check_tenant(value: str, field: str = "tenant") -> str:
     if not _TENANT.fullmatch(value):
         raise InvalidArgument(
             f"{field} {value[:70]!r} must be 1-64 of A-Z a-z 0-9 . _ @ -", field=field
+        )
+    return value
+
+
+def check_schedule_name(value: str, field: str = "name") -> str:
+    """Schedule names: letters, digits, '.', '_', '-'; 1-128 characters."""
+    if not _SCHEDULE_NAME.fullmatch(value):
+        raise InvalidArgument(
+            f"{field} must be 1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit",
+            field=field,
         )
     return value
 

@@ -8,12 +8,13 @@ from typing import Any, Protocol, TypeAlias, TypeVar
 from google.protobuf import message_factory
 from google.protobuf.message import Message
 
-from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, task_pb2, workflow_pb2
+from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, schedule_pb2, task_pb2, workflow_pb2
 from hivewire_services.common.servicer_attrs import RpcAttribute
 from hivewire_services.common.submission import ValidTask, validate_batch, validate_task
 from hivewire_services.common.task_parent import check_parent, no_parents
 from hivewire_services.common.workflow_spec import validate_workflow
 from hivewire_services.coordinator.config import CoordinatorSettings
+from hivewire_services.coordinator.schedules.firing import ScheduleFiring
 from hivewire_services.coordinator.tasks.children import ChildTasks
 from hivewire_services.coordinator.tasks.dead_letters import DeadLetters
 from hivewire_services.coordinator.tasks.store import TaskStore
@@ -50,9 +51,11 @@ class enveloped(RpcAttribute[Envelope[Req]]):  # noqa: N801 (used as a decorator
 
 
 class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
-    """Tasks, dead letters and workflows; the server sets `workflows` before serving."""
+    """Tasks, dead letters, workflows and schedules; the server sets `workflows` and
+    `schedules` before serving."""
 
     workflows: WorkflowEngine
+    schedules: ScheduleFiring
 
     def __init__(
         self, store: TaskStore, settings: CoordinatorSettings, on_retried: Callable[[], None]
@@ -173,3 +176,57 @@ class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
         return workflow_pb2.ListWorkflowsResponse(
             workflows=page.workflows, next_page_token=page.next_page_token
         )
+
+    @enveloped
+    async def CreateSchedule(
+        self, request: schedule_pb2.CreateScheduleRequest
+    ) -> schedule_pb2.CreateScheduleResponse:
+        schedule = await self.schedules.store.create(request.schedule)
+        return schedule_pb2.CreateScheduleResponse(schedule=schedule)
+
+    @enveloped
+    async def GetSchedule(
+        self, request: schedule_pb2.GetScheduleRequest
+    ) -> schedule_pb2.GetScheduleResponse:
+        return schedule_pb2.GetScheduleResponse(
+            schedule=await self.schedules.store.get(request.name)
+        )
+
+    @enveloped
+    async def ListSchedules(
+        self, request: schedule_pb2.ListSchedulesRequest
+    ) -> schedule_pb2.ListSchedulesResponse:
+        page = await self.schedules.store.list(
+            page_size=request.page_size, page_token=request.page_token
+        )
+        return schedule_pb2.ListSchedulesResponse(
+            schedules=page.schedules, next_page_token=page.next_page_token
+        )
+
+    @enveloped
+    async def PauseSchedule(
+        self, request: schedule_pb2.PauseScheduleRequest
+    ) -> schedule_pb2.PauseScheduleResponse:
+        schedule = await self.schedules.store.pause(request.name)
+        return schedule_pb2.PauseScheduleResponse(schedule=schedule)
+
+    @enveloped
+    async def ResumeSchedule(
+        self, request: schedule_pb2.ResumeScheduleRequest
+    ) -> schedule_pb2.ResumeScheduleResponse:
+        schedule = await self.schedules.store.resume(request.name)
+        return schedule_pb2.ResumeScheduleResponse(schedule=schedule)
+
+    @enveloped
+    async def TriggerSchedule(
+        self, request: schedule_pb2.TriggerScheduleRequest
+    ) -> schedule_pb2.TriggerScheduleResponse:
+        schedule = await self.schedules.trigger(request.name)
+        return schedule_pb2.TriggerScheduleResponse(schedule=schedule)
+
+    @enveloped
+    async def DeleteSchedule(
+        self, request: schedule_pb2.DeleteScheduleRequest
+    ) -> schedule_pb2.DeleteScheduleResponse:
+        await self.schedules.store.delete(request.name)
+        return schedule_pb2.DeleteScheduleResponse()

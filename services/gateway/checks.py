@@ -20,6 +20,7 @@ from hivewire_services.common.validation import (
     check_capability,
     check_id,
     check_page_size,
+    check_schedule_name,
     parse_stream_id,
 )
 from hivewire_services.common.validation_json import parse_json_field
@@ -164,6 +165,8 @@ def event_subscription(req: event_pb2.StreamEventsRequest) -> tuple[EventFilter,
     types = frozenset(int(t) for t in req.types)
     if not types <= _EVENT_TYPES:
         raise InvalidArgument("types holds an unknown or unspecified EventType", field="types")
+    if req.schedule:
+        check_schedule_name(req.schedule, "schedule")
     since = parse_stream_id(req.since_cursor, "since_cursor") if req.since_cursor else None
     flt = EventFilter(
         task_id=req.task_id,
@@ -172,5 +175,6 @@ def event_subscription(req: event_pb2.StreamEventsRequest) -> tuple[EventFilter,
         capability=req.capability,
         types=types,
         tenant=tenancy.scope(),
+        schedule=req.schedule,
     )
     return flt, since

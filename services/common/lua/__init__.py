@@ -8,7 +8,7 @@ from pathlib import Path
 
 from redis.commands.core import AsyncScript
 
-from hivewire.v1 import agent_pb2, event_pb2, stream_pb2, task_pb2, workflow_pb2
+from hivewire.v1 import agent_pb2, event_pb2, schedule_pb2, stream_pb2, task_pb2, workflow_pb2
 from hivewire_services.common.keys import script_key_names
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.task_fields import lua_rows, lua_tables
@@ -48,6 +48,7 @@ def constants() -> str:
         workflow_pb2.WorkflowState,
         workflow_pb2.StepState,
         workflow_pb2.SignalTimeoutOutcome,
+        schedule_pb2.OverlapPolicy,
     ):
         for name, number in enum.items():
             lines.append(f"local {name} = {number}")

@@ -29,6 +29,7 @@ class EventFilter:
     capability: str = ""
     types: frozenset[int] = frozenset()
     tenant: str | None = None
+    schedule: str = ""
 
     def matches(self, event: event_pb2.Event) -> bool:
         if (
@@ -43,6 +44,7 @@ class EventFilter:
             and (not self.agent_id or event.agent_id == self.agent_id)
             and (not self.capability or event.capability == self.capability)
             and (not self.types or event.type in self.types)
+            and (not self.schedule or event.schedule == self.schedule)
         )
 
 
