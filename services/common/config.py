@@ -26,9 +26,11 @@ class CommonSettings:
     rpc_timeout: float = 5.0
     shutdown_grace: float = 5.0
     max_message_bytes: int = 8 * 1024 * 1024
-    # RPCs a gRPC server runs at once (open streams and health checks included); more are
-    # refused with RESOURCE_EXHAUSTED instead of queueing without bound.
+    # Unary RPCs a gRPC server runs at once, and long-lived streams it keeps open, each bound
+    # on its own (health and reflection never count); more are refused with RESOURCE_EXHAUSTED
+    # and a RetryInfo instead of queueing without bound (docs/security.md#load-shedding).
     max_concurrent_rpcs: int = 1000
+    max_concurrent_streams: int = 1000
     # Every service that appends to the one events stream trims it to the same length.
     events_maxlen: int = 200_000
     # Address the Prometheus /metrics endpoint of each service binds.
