@@ -20,6 +20,7 @@ from hivewire.core.tracing import client_interceptors
 from hivewire_services.common.config import CommonSettings, env_name
 from hivewire_services.common.inflight import InFlightLimitInterceptor
 from hivewire_services.common.interceptors import ErrorMappingInterceptor
+from hivewire_services.common.rate_limit import PrincipalLimitInterceptor, PrincipalLimits
 from hivewire_services.common.redis_health import RedisGate
 from hivewire_services.common.rpc_telemetry import TelemetryServerInterceptor
 
@@ -61,6 +62,12 @@ def check_transport(listen: str, settings: CommonSettings) -> None:
     for limit in ("max_concurrent_rpcs", "max_concurrent_streams"):
         if getattr(settings, limit) < 1:
             raise ValueError(f"{env_name(limit)}={getattr(settings, limit)} must be at least 1")
+    rate, burst = settings.rate_limit()
+    if rate < 0 or burst < 0 or settings.max_streams_per_principal < 0:
+        raise ValueError(
+            "rate limits (HIVEWIRE_GATEWAY_RATE_LIMIT_RPS, _BURST) and "
+            f"{env_name('max_streams_per_principal')} must not be negative"
+        )
     tls = settings.tls
     check_plaintext_bind(listen, tls, insecure=settings.insecure, allow="HIVEWIRE_INSECURE=1")
     tls.server_credentials()
@@ -139,6 +146,10 @@ async def create_server(
         interceptors=[
             TelemetryServerInterceptor(),
             inflight,
+            # Inside whatever binds the caller's principal: limits count per principal.
+            PrincipalLimitInterceptor(
+                PrincipalLimits(*settings.rate_limit(), settings.max_streams_per_principal)
+            ),
             ErrorMappingInterceptor(gate),
         ],
         options=[
