@@ -15,7 +15,9 @@ from hivewire.core.tls import tls_env
 # The service names of docker-compose.yml: the names the services dial each other by.
 COMPOSE_HOSTS = ("registry", "coordinator", "gateway")
 
-tls_app = typer.Typer(help="Certificates for TLS and mTLS (docs/security.md).", no_args_is_help=True)
+tls_app = typer.Typer(
+    help="Certificates for TLS and mTLS (docs/security.md).", no_args_is_help=True
+)
 
 
 @tls_app.command("init")
