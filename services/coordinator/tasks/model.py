@@ -82,6 +82,7 @@ def task_from_fields(task_id: str, v: Mapping[str, Raw]) -> task_pb2.Task:
         step_id=_text(v.get("step_id")),
         output_bytes=_int(v.get("output_bytes")),
         output_dropped_bytes=_int(v.get("output_dropped")),
+        parent_task_id=_text(v.get("parent_task_id")),
     )
     for field, name in _TIMES:
         set_ms(task, name, _int(v.get(field)))
