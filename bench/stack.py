@@ -49,6 +49,9 @@ async def bench_stack(
         sup = Supervisor(config, write=lambda _line: None)
         # Per-task logging would measure the terminal, not the pipeline.
         os.environ.setdefault("HIVEWIRE_LOG_LEVEL", "WARNING")
+        # One client pushing as fast as it can is the point: the gateway's per-client rate limit
+        # (docs/security.md#per-caller-limits) would measure the limit instead.
+        os.environ.setdefault("HIVEWIRE_GATEWAY_RATE_LIMIT_RPS", "0")
         agent_procs: list[asyncio.subprocess.Process] = []
         try:
             await sup.start()

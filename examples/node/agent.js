@@ -7,16 +7,20 @@
 //   node agent.js --capability upper [--capability echo ...] [--gateway 127.0.0.1:50051]
 //                 [--name NAME] [--concurrency 4] [--label key=value ...] [--protos DIR]
 //
-// Exit codes: 0 drained and left, 1 refused by the gateway (or never welcomed), 2 bad usage.
+// TLS as the Python side: HIVEWIRE_TLS_CA (verify the gateway), HIVEWIRE_TLS_CERT and
+// HIVEWIRE_TLS_KEY (this agent's client certificate, for gateways that require one).
+//
+// Exit codes: 0 drained and left, 1 refused by the gateway (or never welcomed), 2 bad usage
+// (or TLS settings that cannot work).
 "use strict";
 
 const os = require("node:os");
 const path = require("node:path");
-const grpc = require("@grpc/grpc-js");
 const { Agent, AgentRefused } = require("./lib/agent");
 const { HANDLERS } = require("./lib/handlers");
 const log = require("./lib/log");
 const { CHANNEL_OPTIONS, loadAgentService } = require("./lib/proto");
+const { TlsSettingsError, channelCredentials } = require("./lib/tls");
 
 class UsageError extends Error {}
 
@@ -90,7 +94,8 @@ function onSignals(agent) {
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const AgentService = loadAgentService(args.protos);
-  const client = new AgentService(args.gateway, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  const { credentials, tls } = channelCredentials();
+  const client = new AgentService(args.gateway, credentials, CHANNEL_OPTIONS);
   const agent = new Agent({
     client,
     gateway: args.gateway,
@@ -101,7 +106,7 @@ async function main() {
     handlers: HANDLERS,
   });
   onSignals(agent);
-  log.info("connecting to the gateway at %s", args.gateway);
+  log.info("connecting to the gateway at %s (%s)", args.gateway, tls ? "TLS" : "plaintext");
   try {
     await agent.run();
   } finally {
@@ -115,6 +120,10 @@ main().then(
   (err) => {
     if (err instanceof UsageError) {
       process.stderr.write(`error: ${err.message}\n${USAGE}\n`);
+      process.exit(2);
+    }
+    if (err instanceof TlsSettingsError) {
+      process.stderr.write(`error: ${err.message}\n`);
       process.exit(2);
     }
     process.stderr.write(`error: ${err instanceof AgentRefused ? err.message : err.stack}\n`);

@@ -10,6 +10,7 @@
 const path = require("node:path");
 const grpc = require("@grpc/grpc-js");
 const protoLoader = require("@grpc/proto-loader");
+const { channelCredentials } = require("./lib/tls");
 
 const TERMINAL = new Set([
   "TASK_STATE_SUCCEEDED",
@@ -115,7 +116,7 @@ function follow(client, taskId, seconds) {
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const GatewayService = loadGateway(args.protos);
-  const client = new GatewayService(args.addr, grpc.credentials.createInsecure());
+  const client = new GatewayService(args.addr, channelCredentials().credentials);
   try {
     const submitted = await unary(
       client,

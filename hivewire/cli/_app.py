@@ -27,6 +27,7 @@ from hivewire.cli._output import task_output
 from hivewire.cli._redis_acl import redis_acl
 from hivewire.cli._run import agent, up
 from hivewire.cli._schedule import schedule_app
+from hivewire.cli._tls import tls_app
 from hivewire.cli._workflow import commands, run, workflow_app, workflows
 from hivewire.client import TERMINAL_STATES, Client
 from hivewire.core.convert import agent_to_dict, event_to_dict, task_to_dict
@@ -56,6 +57,7 @@ app.command()(run)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(hooks_app, name="hooks")
+app.add_typer(tls_app, name="tls")
 
 
 def _enum_value(enum: Any, prefix: str, name: str, option: str) -> int:

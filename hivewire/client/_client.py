@@ -159,7 +159,8 @@ class Client(WorkflowCalls, ScheduleCalls, DeadLetterMethods, OutputMethods, Asy
         return list(resp.tasks)
 
     async def get(self, task_id: str) -> task_pb2.Task:
-        return await self._task_call(self._stub.GetTask, task_pb2.GetTaskRequest(task_id=task_id))
+        request = task_pb2.GetTaskRequest(task_id=task_id)
+        return await self._task_call(self._stub.GetTask, request, idempotent=True)
 
     async def list_tasks(
         self,
@@ -175,7 +176,7 @@ class Client(WorkflowCalls, ScheduleCalls, DeadLetterMethods, OutputMethods, Asy
             state=state or task_pb2.TASK_STATE_UNSPECIFIED,
             capability=capability or "",
         )
-        resp = await self._stub.ListTasks(req, timeout=self.timeout)
+        resp = await self._read(self._stub.ListTasks, req)
         return list(resp.tasks), resp.next_page_token
 
     def iter_tasks(
@@ -234,7 +235,7 @@ class Client(WorkflowCalls, ScheduleCalls, DeadLetterMethods, OutputMethods, Asy
             state=state or agent_pb2.AGENT_STATE_UNSPECIFIED,
             include_offline=include_offline,
         )
-        resp = await self._stub.ListAgents(req, timeout=self.timeout)
+        resp = await self._read(self._stub.ListAgents, req)
         return list(resp.agents), resp.next_page_token
 
     def iter_agents(

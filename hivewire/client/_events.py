@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
+from hivewire.client._retry import retry_delay
 from hivewire.core.backoff import backoff
 from hivewire.v1 import event_pb2
 
@@ -132,4 +133,6 @@ class EventStream:
                 error.code().name if error else "closed",
                 self.cursor or "(start)",
             )
-            await asyncio.sleep(next(delays))
+            # A server shedding load says how long to wait (RetryInfo); never past the cap.
+            asked = retry_delay(error) if error is not None else None
+            await asyncio.sleep(max(next(delays), min(asked or 0.0, self._max_backoff)))

@@ -126,7 +126,7 @@ class WorkflowCalls(GatewayCalls):
 
     async def get_workflow(self, workflow_id: str) -> workflow_pb2.Workflow:
         request = workflow_pb2.GetWorkflowRequest(workflow_id=workflow_id)
-        return await self._workflow_call(self._stub.GetWorkflow, request)
+        return await self._workflow_call(self._stub.GetWorkflow, request, idempotent=True)
 
     async def list_workflows(
         self,
@@ -135,13 +135,13 @@ class WorkflowCalls(GatewayCalls):
         page_token: str = "",
     ) -> tuple[list[workflow_pb2.Workflow], str]:
         """One page of workflows, newest first, and the next page token ('' on the last)."""
-        resp = await self._stub.ListWorkflows(
+        resp = await self._read(
+            self._stub.ListWorkflows,
             workflow_pb2.ListWorkflowsRequest(
                 page_size=page_size,
                 page_token=page_token,
                 state=state or workflow_pb2.WORKFLOW_STATE_UNSPECIFIED,
             ),
-            timeout=self.timeout,
         )
         return list(resp.workflows), str(resp.next_page_token)
 

@@ -26,9 +26,14 @@ class CommonSettings:
     rpc_timeout: float = 5.0
     shutdown_grace: float = 5.0
     max_message_bytes: int = 8 * 1024 * 1024
-    # RPCs a gRPC server runs at once (open streams and health checks included); more are
-    # refused with RESOURCE_EXHAUSTED instead of queueing without bound.
+    # Unary RPCs a gRPC server runs at once, and long-lived streams it keeps open, each bound
+    # on its own (health and reflection never count); more are refused with RESOURCE_EXHAUSTED
+    # and a RetryInfo instead of queueing without bound (docs/security.md#load-shedding).
     max_concurrent_rpcs: int = 1000
+    max_concurrent_streams: int = 1000
+    # Streams one caller (principal, or IP address without authentication) keeps open on one
+    # process at once (0: no cap).
+    max_streams_per_principal: int = 100
     # Every service that appends to the one events stream trims it to the same length.
     events_maxlen: int = 200_000
     # Address the Prometheus /metrics endpoint of each service binds.
@@ -47,6 +52,11 @@ class CommonSettings:
     tls_client_auth: str = ""
     # Allow plaintext gRPC on an address other machines reach (anything but loopback).
     insecure: bool = False
+
+    def rate_limit(self) -> tuple[float, int]:
+        """Calls a second one caller may make on this process and its burst (0: no limit).
+        Internal services have none: their one caller is the gateway; it has its own."""
+        return 0.0, 0
 
     @property
     def tls(self) -> TlsConfig:

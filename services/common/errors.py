@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 DOMAIN = "hivewire.dev"
@@ -43,6 +43,7 @@ class HivewireError(Exception):
         field: str | None = None,
         violations: list[FieldViolation] | None = None,
         metadata: dict[str, str] | None = None,
+        retry_delay: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -52,6 +53,8 @@ class HivewireError(Exception):
         if field is not None:
             self.violations.append(FieldViolation(field, message))
         self.metadata = dict(metadata or {})
+        # Seconds the caller should wait before trying again (sent as google.rpc.RetryInfo).
+        self.retry_delay = retry_delay
 
 
 class InvalidArgument(HivewireError, code=grpc.StatusCode.INVALID_ARGUMENT):
@@ -100,6 +103,10 @@ def to_status(err: HivewireError) -> status_pb2.Status:
                 ]
             )
         )
+    if err.retry_delay is not None:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(max(0, int(err.retry_delay * 1e9)))
+        details.append(error_details_pb2.RetryInfo(retry_delay=delay))
     packed = []
     for d in details:
         a = any_pb2.Any()
@@ -116,6 +123,16 @@ def error_info(status: status_pb2.Status) -> error_details_pb2.ErrorInfo | None:
             info = error_details_pb2.ErrorInfo()
             d.Unpack(info)
             return info
+    return None
+
+
+def retry_delay(status: status_pb2.Status) -> float | None:
+    """Seconds the RetryInfo detail of a status asks the caller to wait, if it has one."""
+    for d in status.details:
+        if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            d.Unpack(info)
+            return float(info.retry_delay.ToNanoseconds()) / 1e9
     return None
 
 

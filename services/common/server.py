@@ -18,7 +18,9 @@ from hivewire.core.telemetry import shutdown_tracing
 from hivewire.core.tls import aio_channel, bind, check_plaintext_bind
 from hivewire.core.tracing import client_interceptors
 from hivewire_services.common.config import CommonSettings, env_name
+from hivewire_services.common.inflight import InFlightLimitInterceptor
 from hivewire_services.common.interceptors import ErrorMappingInterceptor
+from hivewire_services.common.rate_limit import PrincipalLimitInterceptor, PrincipalLimits
 from hivewire_services.common.redis_health import RedisGate
 from hivewire_services.common.rpc_telemetry import TelemetryServerInterceptor
 
@@ -56,10 +58,15 @@ def create_channel(addr: str, settings: CommonSettings) -> grpc.aio.Channel:
 def check_transport(listen: str, settings: CommonSettings) -> None:
     """Raise (TlsError, PlaintextBindError, ValueError) unless a server may listen at `listen`
     with these settings: TLS settings that work and whose files are readable; plaintext only on
-    loopback unless HIVEWIRE_INSECURE allows it; a positive concurrent RPC limit."""
-    if settings.max_concurrent_rpcs < 1:
+    loopback unless HIVEWIRE_INSECURE allows it; positive concurrent RPC and stream limits."""
+    for limit in ("max_concurrent_rpcs", "max_concurrent_streams"):
+        if getattr(settings, limit) < 1:
+            raise ValueError(f"{env_name(limit)}={getattr(settings, limit)} must be at least 1")
+    rate, burst = settings.rate_limit()
+    if rate < 0 or burst < 0 or settings.max_streams_per_principal < 0:
         raise ValueError(
-            f"{env_name('max_concurrent_rpcs')}={settings.max_concurrent_rpcs} must be at least 1"
+            "rate limits (HIVEWIRE_GATEWAY_RATE_LIMIT_RPS, _BURST) and "
+            f"{env_name('max_streams_per_principal')} must not be negative"
         )
     tls = settings.tls
     check_plaintext_bind(listen, tls, insecure=settings.insecure, allow="HIVEWIRE_INSECURE=1")
@@ -80,6 +87,8 @@ class GrpcServer:
     health: health.aio.HealthServicer
     service_names: Sequence[str]
     redis_gate: RedisGate | None = None
+    # The load shedding limiter (its gauges say how many calls are in flight).
+    inflight: InFlightLimitInterceptor | None = None
     _wanted: bool = True
 
     async def set_serving(self, serving: bool) -> None:
@@ -130,14 +139,24 @@ async def create_server(
         if watch_redis
         else None
     )
+    inflight = InFlightLimitInterceptor(
+        settings.max_concurrent_rpcs, settings.max_concurrent_streams
+    )
     server = grpc.aio.server(
-        interceptors=[TelemetryServerInterceptor(), ErrorMappingInterceptor(gate)],
+        interceptors=[
+            TelemetryServerInterceptor(),
+            inflight,
+            # Inside whatever binds the caller's principal: limits count per principal.
+            PrincipalLimitInterceptor(
+                PrincipalLimits(*settings.rate_limit(), settings.max_streams_per_principal)
+            ),
+            ErrorMappingInterceptor(gate),
+        ],
         options=[
             *KEEPALIVE_SERVER_OPTIONS,
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.max_receive_message_length", settings.max_message_bytes),
         ],
-        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
     register(server)
     health_servicer = health.aio.HealthServicer()
@@ -151,7 +170,7 @@ async def create_server(
             await gate.close()
         raise OSError(f"could not bind {listen}")
     await server.start()
-    grpc_server = GrpcServer(server, port, health_servicer, service_names, gate)
+    grpc_server = GrpcServer(server, port, health_servicer, service_names, gate, inflight=inflight)
     if gate is not None:
         gate.available = await gate.probe()  # a service started without Redis is not serving
         if gate.refused is not None:  # a Redis that may evict keys

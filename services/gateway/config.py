@@ -25,6 +25,14 @@ class GatewaySettings(StreamQueues, TaskPathSettings):
     commands_dir: str = ""
     # AgentService: most agent streams one gateway serves (each holds a Redis connection).
     agent_max_connections: int = 1000
+    # Calls a second each client (principal, or IP address) may make on this gateway, and the
+    # burst it may spend at once (0: twice the rate); 0 turns the limit off
+    # (docs/security.md#per-caller-limits).
+    gateway_rate_limit_rps: float = 1000.0
+    gateway_rate_limit_burst: int = 0
+
+    def rate_limit(self) -> tuple[float, int]:
+        return self.gateway_rate_limit_rps, self.gateway_rate_limit_burst
 
 
 load_gateway_settings = GatewaySettings.load

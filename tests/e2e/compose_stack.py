@@ -3,7 +3,8 @@
 Each service built from the Hivewire image runs its `command:` exactly as written (`python` is
 this interpreter), dependencies first, in a directory laid out like the image (only what the
 Dockerfile COPYs, at its WORKDIR), with the image's ENV and its compose `environment:` mapped onto
-loopback: compose hostnames become the 127.0.0.1 address of what runs in their place (a
+loopback: bind-mounted files become their sources under the project directory, compose
+hostnames become the 127.0.0.1 address of what runs in their place (a
 redis-server, an OTLP collector for jaeger, the services started before; a later one is not up
 yet, so it refuses), listen addresses become port 0 and metrics ports any free port, read back
 from HIVEWIRE_ADDR_FILE, and paths under WORKDIR point into the laid-out directory. A service
@@ -85,14 +86,19 @@ class ComposeStack:
     run_dir: Path
     dialable: dict[str, str]  # compose hostname -> 127.0.0.1:port of what stands in for it
     refused: str  # where a not yet started service's name points
+    project: Path  # the directory holding docker-compose.yml's bind mount sources (./secrets)
     services: dict[str, Service] = field(default_factory=dict)
 
     def environment(self, name: str) -> dict[str, str]:
         """The process environment: PATH, the image's ENV, the compose env mapped to loopback."""
         env = {"PATH": os.environ["PATH"], **self.image.env}
         spec = self.compose["services"][name]
+        mounts = dict(
+            reversed(v.split(":")[:2]) for v in spec.get("volumes") or [] if v.startswith("./")
+        )
         for key, raw in (spec.get("environment") or {}).items():
-            env[key] = self._local_value(key, str(raw))
+            host = mounts.get(str(raw))  # a bind-mounted file: where it is on this machine
+            env[key] = str(self.project / host) if host else self._local_value(key, str(raw))
         env["HIVEWIRE_ADDR_FILE"] = str(self.run_dir / f"{name}.addr")
         return env
 

@@ -10,12 +10,15 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hivewire.cli.embedded_redis import EmbeddedRedis
+from hivewire.cli.local_tls import LocalTls
 from hivewire.cli.readiness import wait_agents_online
+from hivewire.core.tls import PLAINTEXT, TlsConfig, sync_channel
 from tests.compose_files import (
     ROOT,
     hivewire_services,
@@ -31,6 +34,7 @@ from tests.up import refusing_addr
 pytestmark = pytest.mark.e2e
 
 COMMAND_TIMEOUT = 60.0
+README = ROOT / "README.md"
 # What the README's compose section must keep telling users to run (and this test runs).
 MUST_RUN = (["commands"], ["run", "analyze-text"], ["submit", "echo"])
 
@@ -53,17 +57,27 @@ def compose_stack(
     redis = EmbeddedRedis(0, tmp_path_factory.mktemp("redis"), appendonly=False)
     redis.start()
     jaeger = collector.endpoint.removeprefix("http://")
+    # The README's one certificate command, run where docker-compose.yml is, as a user does.
+    project = tmp_path_factory.mktemp("project")
+    [init] = [a for a in readme_compose_commands(README.read_text()) if a[1:3] == ["tls", "init"]]
+    made = subprocess.run(
+        [sys.executable, "-m", "hivewire.cli", *init[1:]], cwd=project, env=_user_env(),
+        capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made
     with refusing_addr() as refused:
         stack = ComposeStack(
             compose, image, workdir, image_root, tmp_path_factory.mktemp("run"),
             {"redis": f"127.0.0.1:{redis.port}", "jaeger": jaeger},
-            refused,
+            refused, project,
         )  # fmt: skip
         try:
             for name in hivewire_services(compose):
                 stack.start(name)
             agents = {_agent_name(stack, name) for name in stack.services}
-            asyncio.run(wait_agents_online(stack.dialable["gateway"], agents - {""}, 60.0))
+            client_tls = LocalTls(project / "secrets").client()
+            gateway = stack.dialable["gateway"]
+            asyncio.run(wait_agents_online(gateway, agents - {""}, 60.0, client_tls))
             yield stack
         finally:
             stack.stop()
@@ -75,13 +89,18 @@ def _agent_name(stack: ComposeStack, service: str) -> str:
     return argv[argv.index("--name") + 1] if "--name" in argv else ""
 
 
-def hivewire(stack: ComposeStack, args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """A `hivewire` command as a user runs it on the host, where the gateway's published port is
+def _user_env() -> dict[str, str]:
+    return {"PATH": os.environ["PATH"]}
+
+
+def hivewire(stack: ComposeStack, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """A `hivewire` command as a user runs it on the host, in the compose project's directory
+    (where `hivewire tls init` left .hivewire/client.env), where the gateway's published port is
     the CLI's default address (tests/unit/test_compose.py checks it): here, where it listens."""
-    env = {"PATH": os.environ["PATH"], "HIVEWIRE_GATEWAY_ADDR": stack.dialable["gateway"]}
+    env = {**_user_env(), "HIVEWIRE_GATEWAY_ADDR": stack.dialable["gateway"]}
     try:
         return subprocess.run(
-            [sys.executable, "-m", "hivewire.cli", *args], cwd=cwd, env=env,
+            [sys.executable, "-m", "hivewire.cli", *args], cwd=stack.project, env=env,
             capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
@@ -89,14 +108,14 @@ def hivewire(stack: ComposeStack, args: list[str], cwd: Path) -> subprocess.Comp
 
 
 def test_the_readme_commands_succeed_against_the_compose_stack(
-    compose_stack: ComposeStack, collector: Collector, tmp_path: Path
+    compose_stack: ComposeStack, collector: Collector
 ) -> None:
     commands = [argv[1:] for argv in readme_compose_commands((ROOT / "README.md").read_text())]
     for must in MUST_RUN:
         assert any(args[: len(must)] == must for args in commands), f"README lacks {must}"
     outputs = {}
     for args in commands:
-        out = hivewire(compose_stack, args, tmp_path)
+        out = hivewire(compose_stack, args)
         assert out.returncode == 0, (args, out.stdout, out.stderr, compose_stack.logs())
         if "--wait" in args:
             assert "SUCCEEDED" in out.stdout, (args, out.stdout)
@@ -126,3 +145,28 @@ def test_every_container_healthcheck_passes_and_fails_when_down(
     agent.process.wait(30)
     down = subprocess.run(argv, cwd=compose_stack.workdir, capture_output=True, check=False)
     assert down.returncode == 1, down
+
+
+def test_the_stack_refuses_callers_without_a_client_certificate(
+    compose_stack: ComposeStack,
+) -> None:
+    gateway = compose_stack.dialable["gateway"]
+    secrets = compose_stack.project / "secrets"
+    # Plaintext, and TLS that trusts the CA but presents no certificate: both refused.
+    for tls in (PLAINTEXT, TlsConfig(ca=str(secrets / "ca.pem"))):
+        healthy, seen = probe_with(gateway, tls)
+        assert not healthy, seen
+    healthy, seen = probe_with(gateway, LocalTls(secrets).client())
+    assert healthy, seen
+
+
+def probe_with(addr: str, tls: TlsConfig) -> tuple[bool, str]:
+    """grpc.health.v1 Check over `tls`: (SERVING, what was seen)."""
+    with sync_channel(addr, tls) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=5
+            )
+        except grpc.RpcError as exc:
+            return False, str(exc.code())  # a failed call is also a grpc.Call
+        return reply.status == health_pb2.HealthCheckResponse.SERVING, str(reply.status)

@@ -1,7 +1,8 @@
 """The Node.js reference agent (examples/node/agent.js) as a real process against `hivewire up
 --demo`: it registers over AgentService, runs tasks within its slots, stops cancelled ones,
 resumes after a broken stream (resending a result the gateway never got), drains on SIGTERM,
-and exits 1 when the gateway refuses its hello."""
+and exits 1 when the gateway refuses its hello; and against `hivewire up --secure`, it connects
+with the HIVEWIRE_TLS_* certificates."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from hivewire.cli.local_tls import LocalTls
 from hivewire.client import Client
+from hivewire.core.tls import tls_env
 from hivewire.v1 import agent_pb2, event_pb2, stream_pb2, task_pb2
 from tests.e2e.conftest import Stack, hivewire_up
 from tests.e2e.tcp_proxy import TcpProxy
@@ -309,3 +312,57 @@ async def test_node_agent_exits_when_the_gateway_refuses_its_hello(
     node = await start_agent("--capability", "upper", "--name", "x" * 200, welcome=False)
     assert await node.exit_code() == 1
     await node.line(r"^error: the gateway at .* refused the agent: INVALID_ARGUMENT: hello\.name")
+
+
+async def _node_process(env: dict[str, str], *args: str) -> NodeAgent:
+    process = await asyncio.create_subprocess_exec(
+        "node", "agent.js", *args, cwd=NODE_DIR, env=env,
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    return NodeAgent(process)
+
+
+def _no_tls_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("HIVEWIRE_TLS_")}
+
+
+async def test_node_agent_connects_over_mtls(tmp_path: Path) -> None:
+    _ensure_node_modules()
+    with hivewire_up(tmp_path / "data", _no_tls_env(), args=("--secure",)) as secure:
+        client_tls = LocalTls(tmp_path / "data" / "tls").client()
+        env = {**_no_tls_env(), **tls_env(client_tls)}
+        node = await _node_process(
+            env, "--gateway", secure.gateway, "--capability", "upper", "--label", "runtime=node"
+        )
+        pump = asyncio.create_task(_pump(node.process, node.lines))
+        try:
+            agent_id = (await node.line(r"registered as agent ([0-9a-f]{32})")).group(1)
+            assert "(TLS)" in node.log()
+            async with Client(secure.gateway, tls=client_tls) as client:
+                task_id = await _submit(client, "upper", {"text": "over tls"})
+                done = await client.wait(task_id, timeout=60)
+            assert (done.state, done.agent_id) == (task_pb2.TASK_STATE_SUCCEEDED, agent_id)
+            assert json.loads(done.result) == {"text": "OVER TLS"}
+            node.process.send_signal(signal.SIGTERM)
+            assert await node.exit_code() == 0, node.log()
+        finally:
+            if node.process.returncode is None:
+                node.process.kill()
+                await node.process.wait()
+            await pump
+
+
+async def test_node_agent_refuses_tls_settings_that_cannot_work(tmp_path: Path) -> None:
+    _ensure_node_modules()
+    env = {**_no_tls_env(), "HIVEWIRE_TLS_CERT": str(tmp_path / "client.pem")}
+    node = await _node_process(env, "--capability", "upper")
+    pump = asyncio.create_task(_pump(node.process, node.lines))
+    assert await node.exit_code() == 2
+    await pump
+    assert "HIVEWIRE_TLS_CERT and HIVEWIRE_TLS_KEY must be set together" in node.log()
+    unreadable = {**env, "HIVEWIRE_TLS_KEY": str(tmp_path / "missing-key.pem")}
+    node = await _node_process(unreadable, "--capability", "upper")
+    pump = asyncio.create_task(_pump(node.process, node.lines))
+    assert await node.exit_code() == 2
+    await pump
+    assert "HIVEWIRE_TLS_CA" not in node.log() and "cannot read it" in node.log()

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 import typer.main
 import yaml
+from cryptography import x509
+from typer.testing import CliRunner
 
 from hivewire.cli import app
 from hivewire.cli.demo import DEMO_AGENTS, demo_capabilities
 from hivewire.cli.supervisor import UpConfig
 from hivewire.core.defaults import DEFAULT_GATEWAY_ADDR
 from hivewire_services.common.config import CommonSettings, env_names, load_settings
+from hivewire_services.common.server import check_transport
 from hivewire_services.gateway.commands import CommandCatalog
 from tests.compose_files import ROOT, load_compose, parse_dockerfile, readme_compose_commands
 from tests.settings import SERVICE_SETTINGS
@@ -175,14 +178,81 @@ def test_addresses_and_ports_line_up(services: dict[str, Any]) -> None:
         assert services[name]["healthcheck"]["test"][-1] == f"http://127.0.0.1:{port}/metrics"
 
 
-def test_only_gateway_jaeger_ui_and_prometheus_are_published(services: dict[str, Any]) -> None:
+def test_only_gateway_jaeger_ui_and_prometheus_are_published_on_loopback(
+    services: dict[str, Any],
+) -> None:
     published = {name: s["ports"] for name, s in services.items() if s.get("ports")}
     assert set(published) == {"gateway", "jaeger", "prometheus"}
     gateway_port = _port(_env(services["gateway"])["HIVEWIRE_GATEWAY_LISTEN"])
-    assert published["gateway"] == [f"{gateway_port}:{gateway_port}"]
+    assert published["gateway"] == [f"127.0.0.1:{gateway_port}:{gateway_port}"]
     assert gateway_port == _port(DEFAULT_GATEWAY_ADDR)  # the host's CLI needs no --addr
-    assert published["jaeger"] == ["16686:16686"]
-    assert published["prometheus"] == ["9090:9090"]
+    assert published["jaeger"] == ["127.0.0.1:16686:16686"]
+    assert published["prometheus"] == ["127.0.0.1:9090:9090"]
+    for name, ports in published.items():  # never every interface of the host
+        for port in ports:
+            assert isinstance(port, str) and port.startswith("127.0.0.1:"), (name, port)
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> host path of a service's bind mounts."""
+    out = {}
+    for volume in service.get("volumes") or []:
+        host, container, *_ = volume.split(":")
+        out[container] = host
+    return out
+
+
+def test_tls_everywhere_and_no_plaintext_allowance(services: dict[str, Any]) -> None:
+    for name in OURS:
+        env = _env(services[name])
+        assert "HIVEWIRE_INSECURE" not in env, name
+        mounts = _mounts(services[name])
+        config = load_settings(CommonSettings, env).tls
+        assert config.dials_tls, name
+        files = [config.cert, config.key, config.ca]
+        assert all(files), (name, files)
+        for path in files:  # each file it names is mounted read-only from ./secrets
+            assert mounts.get(path, "").startswith("./secrets/"), (name, path)
+        assert not any(host.endswith("ca-key.pem") for host in mounts.values()), name
+        assert all(v.endswith(":ro") for v in services[name]["volumes"]), name
+    for name in GRPC_SERVICES:
+        env = _env(services[name])
+        assert env["HIVEWIRE_TLS_CLIENT_AUTH"] == "require", name
+        assert env["HIVEWIRE_TLS_CERT"].endswith("/server.pem"), name
+    for name in AGENTS:
+        assert _env(services[name])["HIVEWIRE_TLS_CERT"].endswith("/client.pem"), name
+
+
+def test_the_cert_command_makes_files_the_services_accept(
+    services: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    readme = readme_compose_commands((ROOT / "README.md").read_text())
+    [init] = [argv for argv in readme if argv[1:3] == ["tls", "init"]]
+    result = CliRunner().invoke(app, init[1:])
+    assert result.exit_code == 0, result.output
+    for name in OURS:
+        env = _env(services[name])
+        local = {
+            k: str(tmp_path / _mounts(services[name])[v]) if v.startswith("/secrets/") else v
+            for k, v in env.items()
+        }
+        settings = load_settings(SERVICE_SETTINGS.get(name, CommonSettings), local)
+        if name in GRPC_SERVICES:  # a service may listen on 0.0.0.0 with these
+            check_transport(env[f"HIVEWIRE_{name.upper()}_LISTEN"], settings)
+        settings.tls.channel_credentials()  # and dial the others
+    server = x509.load_pem_x509_certificate((tmp_path / "secrets" / "server.pem").read_bytes())
+    names = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    # Every address a service or agent dials, by compose service name.
+    dialed = {
+        _env(services[n])[f"HIVEWIRE_{t.upper()}_ADDR"].split(":")[0]
+        for n in OURS
+        for t in GRPC_SERVICES
+    }
+    assert dialed <= set(names.get_values_for_type(x509.DNSName))
+    # The host's CLI, run where the command ran, finds the client certificate.
+    client_env = (tmp_path / ".hivewire" / "client.env").read_text()
+    assert f"HIVEWIRE_TLS_CERT={tmp_path / 'secrets' / 'client.pem'}" in client_env
 
 
 def test_dependencies_wait_for_health(services: dict[str, Any]) -> None:
