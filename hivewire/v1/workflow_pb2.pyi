@@ -152,6 +152,8 @@ class WorkflowStepSpec(_message.Message):
     ATTEMPT_TIMEOUT_FIELD_NUMBER: _builtins.int
     MAP_OVER_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
+    FAIRNESS_KEY_FIELD_NUMBER: _builtins.int
+    FAIRNESS_WEIGHT_FIELD_NUMBER: _builtins.int
     step_id: _builtins.str
     """Id of the step, unique in the workflow (same rules as a capability name)."""
     capability: _builtins.str
@@ -164,6 +166,12 @@ class WorkflowStepSpec(_message.Message):
     """For a map step: the parent step whose JSON array output it runs once per element of."""
     priority: _builtins.int
     """Higher runs first (0..100)."""
+    fairness_key: _builtins.str
+    """Fairness key of the step's tasks (as SubmitTaskRequest.fairness_key); empty means the
+    workflow's fairness_key.
+    """
+    fairness_weight: _builtins.int
+    """Fairness weight of the step's tasks (1..100; 0 means 1)."""
     @_builtins.property
     def depends_on(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Steps that must succeed first."""
@@ -188,10 +196,12 @@ class WorkflowStepSpec(_message.Message):
         attempt_timeout: _duration_pb2.Duration | None = ...,
         map_over: _builtins.str = ...,
         priority: _builtins.int = ...,
+        fairness_key: _builtins.str = ...,
+        fairness_weight: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "depends_on", b"depends_on", "map_over", b"map_over", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "required_labels", b"required_labels", "step_id", b"step_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "depends_on", b"depends_on", "fairness_key", b"fairness_key", "fairness_weight", b"fairness_weight", "map_over", b"map_over", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "required_labels", b"required_labels", "step_id", b"step_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -354,6 +364,7 @@ class SubmitWorkflowRequest(_message.Message):
     FAILURE_POLICY_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     COMMAND_FIELD_NUMBER: _builtins.int
+    FAIRNESS_KEY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Name of the workflow (free text, up to 128 characters)."""
     failure_policy: Global___FailurePolicy.ValueType
@@ -363,6 +374,10 @@ class SubmitWorkflowRequest(_message.Message):
     command: _builtins.str
     """Leave empty: the gateway's RunCommand sets it to the command it runs (INVALID_ARGUMENT
     when a client sets it), so hooks filtering on a command see only that command's workflows.
+    """
+    fairness_key: _builtins.str
+    """Fairness key of every step that names none (as SubmitTaskRequest.fairness_key); empty
+    means the submitting tenant.
     """
     @_builtins.property
     def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkflowStepSpec]:
@@ -376,10 +391,11 @@ class SubmitWorkflowRequest(_message.Message):
         failure_policy: Global___FailurePolicy.ValueType = ...,
         request_id: _builtins.str = ...,
         command: _builtins.str = ...,
+        fairness_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "failure_policy", b"failure_policy", "name", b"name", "request_id", b"request_id", "steps", b"steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "failure_policy", b"failure_policy", "fairness_key", b"fairness_key", "name", b"name", "request_id", b"request_id", "steps", b"steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
