@@ -30,6 +30,8 @@ class NewTask(NamedTuple):
     backoff_ms: int = 0
     backoff_max_ms: int = 0
     progress_ms: int = 0
+    fairness_key: str = ""
+    fairness_weight: int = 1
 
 
 TASK_FIELDS: tuple[str, ...] = (
@@ -52,12 +54,14 @@ TASK_FIELDS: tuple[str, ...] = (
     "progress",
     "output_bytes",
     "output_dropped",
+    "fair_tag",
 )
 """Every field of a task hash: NewTask's, then those the scripts set as the task moves.
 
 `progress` is the current attempt's TaskProgress (bytes); `output_bytes` (present once the task
 has output) and `output_dropped` count the bytes of the output stream and those dropped past
-the limit (progress.lua)."""
+the limit (progress.lua); `fair_tag` is the task's virtual time in its capability's fair queue
+(taskcreate.lua enqueue)."""
 
 LOADED_FIELDS: tuple[str, ...] = (
     "state",
@@ -80,6 +84,9 @@ LOADED_FIELDS: tuple[str, ...] = (
     "s2s_ms",
     "progress_ms",
     "output_bytes",
+    "fairness_key",
+    "fairness_weight",
+    "fair_tag",
 )
 """What a transition loads (tasklib.lua load_task): never payload or result, which can be big."""
 

@@ -95,6 +95,8 @@ class TaskStore(RedisStore[CoordinatorSettings]):
                 backoff_ms=spec.retry_initial_backoff_ms,
                 backoff_max_ms=spec.retry_max_backoff_ms,
                 progress_ms=spec.progress_timeout_ms,
+                fairness_key=spec.fairness_key,
+                fairness_weight=spec.fairness_weight,
             )
             rows.append(scripts.SubmitRow(new, request_key, spec.payload))
         ids = await self._submit(now, rows)

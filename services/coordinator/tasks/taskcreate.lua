@@ -4,14 +4,74 @@
 --   KEYS[1..4]: events, tasks_index, task_seq, start_deadlines
 --   ARGV[1..3]: prefix, now_ms, events_maxlen
 
--- Priority first (higher first), then age: seq stays below 2^44, and 101 * 2^44 is below
--- 2^53, so the score is an exact double.
-local function pending_score(priority, seq)
-  return (100 - tonumber(priority)) * 17592186044416 + tonumber(seq)
+-- The pending queue of a capability is one sorted set in fair order: priority first (higher
+-- first), then a virtual time (`tag`) that takes turns across fairness keys (weighted fair
+-- queueing, computed at enqueue time so peek.lua reads the fair order with one ZRANGE).
+-- Per priority band the capability's fair hash (keys.fair) holds `v<band>`, the tag of the
+-- latest task assigned, and `k<band>:<key>`, the tag of the key's last queued task. A new task
+-- of a key goes FAIR_ROUND / weight after the later of the two, so a key that arrives behind
+-- another's backlog of thousands starts at the head, and weight w takes w turns per round.
+-- With one key this is enqueue order, which is seq order: the queue behaves as it did before
+-- fairness. The hash is deleted whenever the queue empties, so tags stay small; a tag is at
+-- most 2^44 - 1 and 101 * 2^44 is below 2^53, so the score is an exact double.
+local FAIR_BAND = 17592186044416
+local FAIR_TAG_MAX = FAIR_BAND - 1
+local FAIR_ROUND = 1000
+
+local function pending_score(priority, tag)
+  return (100 - tonumber(priority)) * FAIR_BAND + tag
 end
 
-local function enqueue(prefix, capability, priority, seq, task_id)
-  redis.call('ZADD', prefix .. K_PENDING .. capability, pending_score(priority, seq), task_id)
+local function fair_fields(t)
+  local band = tostring(tonumber(t.priority) or 0)
+  return band, 'v' .. band, 'k' .. band .. ':' .. (t.fairness_key or '')
+end
+
+-- Queue a PENDING task `t` (id, capability, priority, fairness_key, fairness_weight, and
+-- fair_tag when it was queued before) and return its tag. A task queued before (a retry, a
+-- reclaim) goes back to its old place, or to the head of its band when the fair state started
+-- over since: never behind tasks that came after it, as when the queue was ordered by age.
+local function enqueue(prefix, t)
+  local fair = prefix .. K_FAIR .. t.capability
+  local band, v_field, k_field = fair_fields(t)
+  local state = redis.call('HMGET', fair, v_field, k_field)
+  local served = tonumber(state[1]) or 0
+  local tag = tonumber(t.fair_tag)
+  if tag then
+    tag = math.min(tag, served)
+  else
+    local cost = math.floor(FAIR_ROUND / math.max(1, tonumber(t.fairness_weight) or 1))
+    tag = math.min(math.max(served, tonumber(state[2]) or 0) + cost, FAIR_TAG_MAX)
+    redis.call('HSET', fair, k_field, tag)
+  end
+  redis.call('ZADD', prefix .. K_PENDING .. t.capability, pending_score(band, tag), t.id)
+  return tag
+end
+
+-- Take task `t` (as for enqueue) out of its pending queue: `served` when it is assigned, which
+-- moves its band's virtual time on to its tag (a cancel or a timeout does not: the keys
+-- behind it keep their turn). Returns false when the task was not queued. The one way out of
+-- the pending queue, as enqueue is the one way in.
+local function dequeue(prefix, t, served)
+  local queue = prefix .. K_PENDING .. t.capability
+  local score = redis.call('ZSCORE', queue, t.id)
+  if not score then return false end
+  redis.call('ZREM', queue, t.id)
+  local fair = prefix .. K_FAIR .. t.capability
+  if redis.call('ZCARD', queue) == 0 then
+    redis.call('DEL', fair)
+    return true
+  end
+  local band, v_field, k_field = fair_fields(t)
+  local tag = tonumber(score) - (100 - tonumber(band)) * FAIR_BAND
+  local state = redis.call('HMGET', fair, v_field, k_field)
+  if served and tag > (tonumber(state[1]) or 0) then
+    redis.call('HSET', fair, v_field, tag)
+  end
+  if tonumber(state[2]) == tag then
+    redis.call('HDEL', fair, k_field)  -- the key's last task: forget the key
+  end
+  return true
 end
 
 -- Create a PENDING task: its hash (the NEW_TASK fields of `row`, an array in NEW_TASK order, read
@@ -21,9 +81,12 @@ local function create_task(row, payload)
   local prefix, now = ARGV[1], tonumber(ARGV[2])
   local id, capability = row[NEW_TASK_TASK_ID], row[NEW_TASK_CAPABILITY]
   local seq = redis.call('INCR', KEYS[3])
+  local tag = enqueue(prefix, {id = id, capability = capability,
+    priority = row[NEW_TASK_PRIORITY], fairness_key = row[NEW_TASK_FAIRNESS_KEY],
+    fairness_weight = row[NEW_TASK_FAIRNESS_WEIGHT]})
   local hash = {'payload', payload, 'state', TASK_STATE_PENDING, 'attempt', 0, 'seq', seq,
-    'create_ms', now}
-  local n = 10
+    'create_ms', now, 'fair_tag', tag}
+  local n = 12
   -- The id comes first (task_fields.NewTask): it names the hash and is no field of it.
   for i = NEW_TASK_TASK_ID + 1, NEW_TASK_WIDTH do
     local value = row[i]
@@ -33,7 +96,6 @@ local function create_task(row, payload)
     end
   end
   redis.call('HSET', prefix .. K_TASK .. id, unpack(hash, 1, n))
-  enqueue(prefix, capability, row[NEW_TASK_PRIORITY], seq, id)
   redis.call('ZADD', KEYS[2], seq, id)
   redis.call('ZADD', prefix .. K_TASKS_BY_STATE .. TASK_STATE_PENDING, seq, id)
   local s2s_ms = tonumber(row[NEW_TASK_S2S_MS]) or 0
