@@ -9,16 +9,18 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from hivewire.v1 import stream_pb2, task_pb2
+from hivewire.v1 import stream_pb2, task_pb2, workflow_pb2
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.principal import Principal, acting_as
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.submission import validate_task
+from hivewire_services.common.workflow_spec import validate_workflow
 from hivewire_services.coordinator.tasks.agent_cache import AgentCache
 from hivewire_services.coordinator.tasks.results import ResultsConsumer
 from hivewire_services.coordinator.tasks.scheduler import Scheduler
 from hivewire_services.coordinator.tasks.store import TaskStore
+from hivewire_services.coordinator.workflows.engine import WorkflowEngine
 from tests.integration.coordinator_helpers import add_agent, read_inbox, send_result
 from tests.settings import StackSettings
 from tests.waiting import eventually
@@ -193,3 +195,34 @@ async def test_key_defaults_to_the_tenant_and_bad_values_are_refused(fair: Fair)
                 fair.settings,
             )
         assert caught.value.violations[0].field == field
+
+
+async def test_workflow_steps_queue_under_their_fairness_key(fair: Fair) -> None:
+    """A step's key, else the workflow's, else the tenant's; the step's weight travels too."""
+    engine = WorkflowEngine(fair.redis, fair.keys, fair.settings, fair.store, "test", lambda: None)
+    req = workflow_pb2.SubmitWorkflowRequest(
+        fairness_key="team-a",
+        steps=[
+            workflow_pb2.WorkflowStepSpec(step_id="a", capability="x"),
+            workflow_pb2.WorkflowStepSpec(
+                step_id="b", capability="x", fairness_key="team-b", fairness_weight=4
+            ),
+        ],
+    )
+    wf = await engine.submit(validate_workflow(req, fair.settings))
+    a, b = [await fair.store.get(s.task_ids[0]) for s in wf.steps]
+    assert (a.fairness_key, a.fairness_weight) == ("team-a", 1)
+    assert (b.fairness_key, b.fairness_weight) == ("team-b", 4)
+    req.ClearField("fairness_key")
+    wf = await engine.submit(validate_workflow(req, fair.settings))
+    a = await fair.store.get(wf.steps[0].task_ids[0])
+    assert a.fairness_key == "default"
+    req.fairness_key = "Bad Key"
+    with pytest.raises(InvalidArgument) as caught:
+        validate_workflow(req, fair.settings)
+    assert caught.value.violations[0].field == "fairness_key"
+    req.fairness_key = ""
+    req.steps[1].fairness_weight = 500
+    with pytest.raises(InvalidArgument) as caught:
+        validate_workflow(req, fair.settings)
+    assert caught.value.violations[0].field == "steps[1].fairness_weight"
