@@ -170,6 +170,19 @@ async def test_a_retried_task_goes_back_to_its_place(fair: Fair) -> None:
     assert (await fair.store.get(first)).state == task_pb2.TASK_STATE_SUCCEEDED
 
 
+async def test_a_retry_after_the_queue_emptied_goes_to_the_head(fair: Fair) -> None:
+    """The fair state starts over when the queue empties; an older task retried after that
+    still goes ahead of the newer ones (its stored tag is moved to the new head)."""
+    await fair.start_agent("restart", 1)
+    [first] = await fair.submit(1, "a", max_attempts=3)
+    [env] = await fair.assign(1)
+    assert await fair.redis.exists(fair.keys.fair("restart")) == 0  # the queue emptied
+    later = await fair.submit(3, "b")
+    await fair.finish([env], outcome=stream_pb2.TASK_OUTCOME_FAILED, error="boom")
+    await eventually(fair.scheduler.promote_due, within=10, message="the retry promoted")
+    assert await fair.one_at_a_time(4) == [first, *later]
+
+
 async def test_key_defaults_to_the_tenant_and_bad_values_are_refused(fair: Fair) -> None:
     req = task_pb2.SubmitTaskRequest(capability="echo")
     [task] = await fair.store.submit([validate_task(req, fair.settings)])

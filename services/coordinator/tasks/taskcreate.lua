@@ -27,48 +27,68 @@ local function fair_fields(t)
   return band, 'v' .. band, 'k' .. band .. ':' .. (t.fairness_key or '')
 end
 
+-- The fair state this script call has read and written, so a batch (a submit of one key's
+-- tasks, an assignment pass) reads each hash field once: a band's virtual time by
+-- `<hash> <v field>`, a key's last tag by `<hash> <k field>` (false: the key has none).
+local fair_v, fair_last = {}, {}
+
+local function fair_state(fair, t)
+  local band, v_field, k_field = fair_fields(t)
+  local vid, kid = fair .. ' ' .. v_field, fair .. ' ' .. k_field
+  if fair_v[vid] == nil or fair_last[kid] == nil then
+    local got = redis.call('HMGET', fair, v_field, k_field)
+    fair_v[vid], fair_last[kid] = tonumber(got[1]) or 0, tonumber(got[2]) or false
+  end
+  return band, vid, kid, v_field, k_field
+end
+
 -- Queue a PENDING task `t` (id, capability, priority, fairness_key, fairness_weight, and
 -- fair_tag when it was queued before) and return its tag. A task queued before (a retry, a
 -- reclaim) goes back to its old place, or to the head of its band when the fair state started
 -- over since: never behind tasks that came after it, as when the queue was ordered by age.
+-- The task hash keeps the tag (`fair_tag`; create_task writes it with the rest).
 local function enqueue(prefix, t)
   local fair = prefix .. K_FAIR .. t.capability
-  local band, v_field, k_field = fair_fields(t)
-  local state = redis.call('HMGET', fair, v_field, k_field)
-  local served = tonumber(state[1]) or 0
+  local band, vid, kid, _, k_field = fair_state(fair, t)
   local tag = tonumber(t.fair_tag)
   if tag then
-    tag = math.min(tag, served)
+    if tag > fair_v[vid] then
+      tag = fair_v[vid]
+      redis.call('HSET', prefix .. K_TASK .. t.id, 'fair_tag', tag)
+    end
   else
     local cost = math.floor(FAIR_ROUND / math.max(1, tonumber(t.fairness_weight) or 1))
-    tag = math.min(math.max(served, tonumber(state[2]) or 0) + cost, FAIR_TAG_MAX)
+    tag = math.min(math.max(fair_v[vid], fair_last[kid] or 0) + cost, FAIR_TAG_MAX)
+    fair_last[kid] = tag
     redis.call('HSET', fair, k_field, tag)
   end
   redis.call('ZADD', prefix .. K_PENDING .. t.capability, pending_score(band, tag), t.id)
+  t.fair_tag = tag
   return tag
 end
 
--- Take task `t` (as for enqueue) out of its pending queue: `served` when it is assigned, which
--- moves its band's virtual time on to its tag (a cancel or a timeout does not: the keys
--- behind it keep their turn). Returns false when the task was not queued. The one way out of
--- the pending queue, as enqueue is the one way in.
+-- Take task `t` (as for enqueue, with its fair_tag) out of its pending queue: `served` when it
+-- is assigned, which moves its band's virtual time on to its tag (a cancel or a timeout does
+-- not: the keys behind it keep their turn). Returns false when the task was not queued. The
+-- one way out of the pending queue, as enqueue is the one way in.
 local function dequeue(prefix, t, served)
   local queue = prefix .. K_PENDING .. t.capability
-  local score = redis.call('ZSCORE', queue, t.id)
-  if not score then return false end
-  redis.call('ZREM', queue, t.id)
+  if redis.call('ZREM', queue, t.id) == 0 then return false end
   local fair = prefix .. K_FAIR .. t.capability
   if redis.call('ZCARD', queue) == 0 then
     redis.call('DEL', fair)
+    fair_v, fair_last = {}, {}
     return true
   end
-  local band, v_field, k_field = fair_fields(t)
-  local tag = tonumber(score) - (100 - tonumber(band)) * FAIR_BAND
-  local state = redis.call('HMGET', fair, v_field, k_field)
-  if served and tag > (tonumber(state[1]) or 0) then
+  local tag = tonumber(t.fair_tag)
+  if not tag then return true end  -- queued before fairness: it holds no turn
+  local _, vid, kid, v_field, k_field = fair_state(fair, t)
+  if served and tag > fair_v[vid] then
+    fair_v[vid] = tag
     redis.call('HSET', fair, v_field, tag)
   end
-  if tonumber(state[2]) == tag then
+  if fair_last[kid] == tag then
+    fair_last[kid] = false
     redis.call('HDEL', fair, k_field)  -- the key's last task: forget the key
   end
   return true
