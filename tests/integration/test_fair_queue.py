@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
+from hivewire.agent import TaskContext
 from hivewire.v1 import stream_pb2, task_pb2, workflow_pb2
-from hivewire_services.common.errors import InvalidArgument
+from hivewire_services.common.errors import InvalidArgument, field_violations
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.principal import Principal, acting_as
 from hivewire_services.common.redis import Redis
@@ -22,6 +23,8 @@ from hivewire_services.coordinator.tasks.scheduler import Scheduler
 from hivewire_services.coordinator.tasks.store import TaskStore
 from hivewire_services.coordinator.workflows.engine import WorkflowEngine
 from tests.integration.coordinator_helpers import add_agent, read_inbox, send_result
+from tests.integration.stack import Stack
+from tests.integration.test_gateway_forwarding import rich_status
 from tests.settings import StackSettings
 from tests.waiting import eventually
 
@@ -239,3 +242,33 @@ async def test_workflow_steps_queue_under_their_fairness_key(fair: Fair) -> None
     with pytest.raises(InvalidArgument) as caught:
         validate_workflow(req, fair.settings)
     assert caught.value.violations[0].field == "steps[1].fairness_weight"
+
+
+async def test_through_the_gateway_a_real_agent_serves_the_late_key_first(stack: Stack) -> None:
+    """End to end: a burst of the default tenant's tasks, then a few of another key, then one
+    SDK agent with one slot: the late key's tasks start among the first, not after the burst."""
+    burst = await stack.client.submit_many(
+        [{"capability": "fairly", "payload": None} for _ in range(300)]
+    )
+    assert {t.fairness_key for t in burst} == {"default"}
+    late = await stack.client.submit_many(
+        [
+            {"capability": "fairly", "payload": None, "fairness_key": "late", "fairness_weight": 2}
+            for _ in range(5)
+        ]
+    )
+    assert {(t.fairness_key, t.fairness_weight) for t in late} == {("late", 2)}
+    started: list[str] = []
+
+    def handle(ctx: TaskContext) -> None:
+        started.append(ctx.task_id)
+
+    await stack.agent("solo", {"fairly": handle}, max_concurrency=1)
+    late_ids = {t.task_id for t in late}
+    await eventually(lambda: late_ids <= set(started), within=30, message="the late tasks run")
+    assert max(started.index(t) for t in late_ids) < 10, started[:10]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stack.client.submit("fairly", fairness_weight=101)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    [violation] = field_violations(rich_status(caught.value))
+    assert violation.field == "fairness_weight"
