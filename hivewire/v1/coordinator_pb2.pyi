@@ -545,3 +545,99 @@ class CoordinatorServiceCancelWorkflowResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CoordinatorServiceCancelWorkflowResponse: _TypeAlias = CoordinatorServiceCancelWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceSignalWorkflowRequest(_message.Message):
+    """CoordinatorServiceSignalWorkflowRequest wraps SignalWorkflowRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> _workflow_pb2.SignalWorkflowRequest:
+        """The public request."""
+
+    def __init__(
+        self,
+        *,
+        request: _workflow_pb2.SignalWorkflowRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceSignalWorkflowRequest: _TypeAlias = CoordinatorServiceSignalWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceSignalWorkflowResponse(_message.Message):
+    """CoordinatorServiceSignalWorkflowResponse wraps SignalWorkflowResponse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def response(self) -> _workflow_pb2.SignalWorkflowResponse:
+        """The public response."""
+
+    def __init__(
+        self,
+        *,
+        response: _workflow_pb2.SignalWorkflowResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceSignalWorkflowResponse: _TypeAlias = CoordinatorServiceSignalWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceRetryWorkflowRequest(_message.Message):
+    """CoordinatorServiceRetryWorkflowRequest wraps RetryWorkflowRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> _workflow_pb2.RetryWorkflowRequest:
+        """The public request."""
+
+    def __init__(
+        self,
+        *,
+        request: _workflow_pb2.RetryWorkflowRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceRetryWorkflowRequest: _TypeAlias = CoordinatorServiceRetryWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceRetryWorkflowResponse(_message.Message):
+    """CoordinatorServiceRetryWorkflowResponse wraps RetryWorkflowResponse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def response(self) -> _workflow_pb2.RetryWorkflowResponse:
+        """The public response."""
+
+    def __init__(
+        self,
+        *,
+        response: _workflow_pb2.RetryWorkflowResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceRetryWorkflowResponse: _TypeAlias = CoordinatorServiceRetryWorkflowResponse  # noqa: Y015

@@ -91,6 +91,16 @@ class CoordinatorServiceStub:
                 request_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCancelWorkflowRequest.SerializeToString,
                 response_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCancelWorkflowResponse.FromString,
                 _registered_method=True)
+        self.SignalWorkflow = channel.unary_unary(
+                '/hivewire.v1.CoordinatorService/SignalWorkflow',
+                request_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceSignalWorkflowRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceSignalWorkflowResponse.FromString,
+                _registered_method=True)
+        self.RetryWorkflow = channel.unary_unary(
+                '/hivewire.v1.CoordinatorService/RetryWorkflow',
+                request_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceRetryWorkflowRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceRetryWorkflowResponse.FromString,
+                _registered_method=True)
 
 
 class CoordinatorServiceServicer:
@@ -175,6 +185,20 @@ class CoordinatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SignalWorkflow(self, request, context):
+        """SignalWorkflow delivers a signal to a waiting step.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryWorkflow(self, request, context):
+        """RetryWorkflow re-runs a failed or cancelled workflow from its failure.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoordinatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -232,6 +256,16 @@ def add_CoordinatorServiceServicer_to_server(servicer, server):
                     servicer.CancelWorkflow,
                     request_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCancelWorkflowRequest.FromString,
                     response_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCancelWorkflowResponse.SerializeToString,
+            ),
+            'SignalWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignalWorkflow,
+                    request_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceSignalWorkflowRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceSignalWorkflowResponse.SerializeToString,
+            ),
+            'RetryWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryWorkflow,
+                    request_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceRetryWorkflowRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceRetryWorkflowResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -533,6 +567,60 @@ class CoordinatorService:
             '/hivewire.v1.CoordinatorService/CancelWorkflow',
             hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCancelWorkflowRequest.SerializeToString,
             hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCancelWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignalWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.CoordinatorService/SignalWorkflow',
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceSignalWorkflowRequest.SerializeToString,
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceSignalWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.CoordinatorService/RetryWorkflow',
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceRetryWorkflowRequest.SerializeToString,
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceRetryWorkflowResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -57,6 +57,10 @@ class CoordinatorServiceStub:
     """ListWorkflows pages through workflows."""
     CancelWorkflow: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceCancelWorkflowRequest, _coordinator_pb2.CoordinatorServiceCancelWorkflowResponse]
     """CancelWorkflow cancels a workflow."""
+    SignalWorkflow: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceSignalWorkflowRequest, _coordinator_pb2.CoordinatorServiceSignalWorkflowResponse]
+    """SignalWorkflow delivers a signal to a waiting step."""
+    RetryWorkflow: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceRetryWorkflowRequest, _coordinator_pb2.CoordinatorServiceRetryWorkflowResponse]
+    """RetryWorkflow re-runs a failed or cancelled workflow from its failure."""
 
 @_typing.type_check_only
 class CoordinatorServiceAsyncStub(CoordinatorServiceStub):
@@ -87,6 +91,10 @@ class CoordinatorServiceAsyncStub(CoordinatorServiceStub):
     """ListWorkflows pages through workflows."""
     CancelWorkflow: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceCancelWorkflowRequest, _coordinator_pb2.CoordinatorServiceCancelWorkflowResponse]  # type: ignore[assignment]
     """CancelWorkflow cancels a workflow."""
+    SignalWorkflow: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceSignalWorkflowRequest, _coordinator_pb2.CoordinatorServiceSignalWorkflowResponse]  # type: ignore[assignment]
+    """SignalWorkflow delivers a signal to a waiting step."""
+    RetryWorkflow: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceRetryWorkflowRequest, _coordinator_pb2.CoordinatorServiceRetryWorkflowResponse]  # type: ignore[assignment]
+    """RetryWorkflow re-runs a failed or cancelled workflow from its failure."""
 
 class CoordinatorServiceServicer(metaclass=_abc_1.ABCMeta):
     """CoordinatorService owns tasks: accepts them, schedules them onto agents, applies results.
@@ -180,5 +188,21 @@ class CoordinatorServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_coordinator_pb2.CoordinatorServiceCancelWorkflowResponse, _abc.Awaitable[_coordinator_pb2.CoordinatorServiceCancelWorkflowResponse]]:
         """CancelWorkflow cancels a workflow."""
+
+    @_abc_1.abstractmethod
+    def SignalWorkflow(
+        self,
+        request: _coordinator_pb2.CoordinatorServiceSignalWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_coordinator_pb2.CoordinatorServiceSignalWorkflowResponse, _abc.Awaitable[_coordinator_pb2.CoordinatorServiceSignalWorkflowResponse]]:
+        """SignalWorkflow delivers a signal to a waiting step."""
+
+    @_abc_1.abstractmethod
+    def RetryWorkflow(
+        self,
+        request: _coordinator_pb2.CoordinatorServiceRetryWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_coordinator_pb2.CoordinatorServiceRetryWorkflowResponse, _abc.Awaitable[_coordinator_pb2.CoordinatorServiceRetryWorkflowResponse]]:
+        """RetryWorkflow re-runs a failed or cancelled workflow from its failure."""
 
 def add_CoordinatorServiceServicer_to_server(servicer: CoordinatorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

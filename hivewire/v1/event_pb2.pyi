@@ -79,6 +79,18 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     """A running attempt's report added output: one event per report, with the number of chunks
     stored and the cursor of the last (the text itself is read with StreamTaskOutput).
     """
+    EVENT_TYPE_WORKFLOW_STEP_AWAITING_SIGNAL: _EventType.ValueType  # 36
+    """A signal step's dependencies are done: it waits for SignalWorkflow (step_id says which)."""
+    EVENT_TYPE_WORKFLOW_STEP_SIGNALLED: _EventType.ValueType  # 37
+    """A signal step received its signal and succeeded."""
+    EVENT_TYPE_WORKFLOW_STEP_SIGNAL_TIMED_OUT: _EventType.ValueType  # 38
+    """A signal step's signal_timeout passed: it took its timeout outcome."""
+    EVENT_TYPE_WORKFLOW_STEP_SLEEPING: _EventType.ValueType  # 39
+    """A sleep step started sleeping (message: until when, epoch ms)."""
+    EVENT_TYPE_WORKFLOW_STEP_WOKE: _EventType.ValueType  # 40
+    """A sleep step woke and succeeded."""
+    EVENT_TYPE_WORKFLOW_RETRIED: _EventType.ValueType  # 41
+    """A failed or cancelled workflow was re-run from its failure (RetryWorkflow)."""
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
     """EventType names what happened."""
@@ -133,6 +145,18 @@ EVENT_TYPE_TASK_OUTPUT: EventType.ValueType  # 23
 """A running attempt's report added output: one event per report, with the number of chunks
 stored and the cursor of the last (the text itself is read with StreamTaskOutput).
 """
+EVENT_TYPE_WORKFLOW_STEP_AWAITING_SIGNAL: EventType.ValueType  # 36
+"""A signal step's dependencies are done: it waits for SignalWorkflow (step_id says which)."""
+EVENT_TYPE_WORKFLOW_STEP_SIGNALLED: EventType.ValueType  # 37
+"""A signal step received its signal and succeeded."""
+EVENT_TYPE_WORKFLOW_STEP_SIGNAL_TIMED_OUT: EventType.ValueType  # 38
+"""A signal step's signal_timeout passed: it took its timeout outcome."""
+EVENT_TYPE_WORKFLOW_STEP_SLEEPING: EventType.ValueType  # 39
+"""A sleep step started sleeping (message: until when, epoch ms)."""
+EVENT_TYPE_WORKFLOW_STEP_WOKE: EventType.ValueType  # 40
+"""A sleep step woke and succeeded."""
+EVENT_TYPE_WORKFLOW_RETRIED: EventType.ValueType  # 41
+"""A failed or cancelled workflow was re-run from its failure (RetryWorkflow)."""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 @_typing.final

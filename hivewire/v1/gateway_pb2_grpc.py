@@ -115,6 +115,16 @@ class GatewayServiceStub:
                 request_serializer=hivewire_dot_v1_dot_workflow__pb2.CancelWorkflowRequest.SerializeToString,
                 response_deserializer=hivewire_dot_v1_dot_workflow__pb2.CancelWorkflowResponse.FromString,
                 _registered_method=True)
+        self.SignalWorkflow = channel.unary_unary(
+                '/hivewire.v1.GatewayService/SignalWorkflow',
+                request_serializer=hivewire_dot_v1_dot_workflow__pb2.SignalWorkflowRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_workflow__pb2.SignalWorkflowResponse.FromString,
+                _registered_method=True)
+        self.RetryWorkflow = channel.unary_unary(
+                '/hivewire.v1.GatewayService/RetryWorkflow',
+                request_serializer=hivewire_dot_v1_dot_workflow__pb2.RetryWorkflowRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_workflow__pb2.RetryWorkflowResponse.FromString,
+                _registered_method=True)
         self.ListCommands = channel.unary_unary(
                 '/hivewire.v1.GatewayService/ListCommands',
                 request_serializer=hivewire_dot_v1_dot_command__pb2.ListCommandsRequest.SerializeToString,
@@ -237,6 +247,21 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SignalWorkflow(self, request, context):
+        """SignalWorkflow delivers a signal (a JSON payload) to a step waiting for one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryWorkflow(self, request, context):
+        """RetryWorkflow re-runs a failed or cancelled workflow's unfinished steps, keeping the
+        outputs of the steps that succeeded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListCommands(self, request, context):
         """ListCommands lists the custom commands (workflow templates).
         """
@@ -328,6 +353,16 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.CancelWorkflow,
                     request_deserializer=hivewire_dot_v1_dot_workflow__pb2.CancelWorkflowRequest.FromString,
                     response_serializer=hivewire_dot_v1_dot_workflow__pb2.CancelWorkflowResponse.SerializeToString,
+            ),
+            'SignalWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignalWorkflow,
+                    request_deserializer=hivewire_dot_v1_dot_workflow__pb2.SignalWorkflowRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_workflow__pb2.SignalWorkflowResponse.SerializeToString,
+            ),
+            'RetryWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryWorkflow,
+                    request_deserializer=hivewire_dot_v1_dot_workflow__pb2.RetryWorkflowRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_workflow__pb2.RetryWorkflowResponse.SerializeToString,
             ),
             'ListCommands': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCommands,
@@ -746,6 +781,60 @@ class GatewayService:
             '/hivewire.v1.GatewayService/CancelWorkflow',
             hivewire_dot_v1_dot_workflow__pb2.CancelWorkflowRequest.SerializeToString,
             hivewire_dot_v1_dot_workflow__pb2.CancelWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignalWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/SignalWorkflow',
+            hivewire_dot_v1_dot_workflow__pb2.SignalWorkflowRequest.SerializeToString,
+            hivewire_dot_v1_dot_workflow__pb2.SignalWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/RetryWorkflow',
+            hivewire_dot_v1_dot_workflow__pb2.RetryWorkflowRequest.SerializeToString,
+            hivewire_dot_v1_dot_workflow__pb2.RetryWorkflowResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -70,6 +70,12 @@ class GatewayServiceStub:
     """ListWorkflows pages through workflows, newest first."""
     CancelWorkflow: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.CancelWorkflowRequest, _workflow_pb2.CancelWorkflowResponse]
     """CancelWorkflow cancels a workflow that has not finished."""
+    SignalWorkflow: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.SignalWorkflowRequest, _workflow_pb2.SignalWorkflowResponse]
+    """SignalWorkflow delivers a signal (a JSON payload) to a step waiting for one."""
+    RetryWorkflow: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.RetryWorkflowRequest, _workflow_pb2.RetryWorkflowResponse]
+    """RetryWorkflow re-runs a failed or cancelled workflow's unfinished steps, keeping the
+    outputs of the steps that succeeded.
+    """
     ListCommands: _grpc.UnaryUnaryMultiCallable[_command_pb2.ListCommandsRequest, _command_pb2.ListCommandsResponse]
     """ListCommands lists the custom commands (workflow templates)."""
     RunCommand: _grpc.UnaryUnaryMultiCallable[_command_pb2.RunCommandRequest, _command_pb2.RunCommandResponse]
@@ -112,6 +118,12 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """ListWorkflows pages through workflows, newest first."""
     CancelWorkflow: _aio.UnaryUnaryMultiCallable[_workflow_pb2.CancelWorkflowRequest, _workflow_pb2.CancelWorkflowResponse]  # type: ignore[assignment]
     """CancelWorkflow cancels a workflow that has not finished."""
+    SignalWorkflow: _aio.UnaryUnaryMultiCallable[_workflow_pb2.SignalWorkflowRequest, _workflow_pb2.SignalWorkflowResponse]  # type: ignore[assignment]
+    """SignalWorkflow delivers a signal (a JSON payload) to a step waiting for one."""
+    RetryWorkflow: _aio.UnaryUnaryMultiCallable[_workflow_pb2.RetryWorkflowRequest, _workflow_pb2.RetryWorkflowResponse]  # type: ignore[assignment]
+    """RetryWorkflow re-runs a failed or cancelled workflow's unfinished steps, keeping the
+    outputs of the steps that succeeded.
+    """
     ListCommands: _aio.UnaryUnaryMultiCallable[_command_pb2.ListCommandsRequest, _command_pb2.ListCommandsResponse]  # type: ignore[assignment]
     """ListCommands lists the custom commands (workflow templates)."""
     RunCommand: _aio.UnaryUnaryMultiCallable[_command_pb2.RunCommandRequest, _command_pb2.RunCommandResponse]  # type: ignore[assignment]
@@ -241,6 +253,24 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_pb2.CancelWorkflowResponse, _abc.Awaitable[_workflow_pb2.CancelWorkflowResponse]]:
         """CancelWorkflow cancels a workflow that has not finished."""
+
+    @_abc_1.abstractmethod
+    def SignalWorkflow(
+        self,
+        request: _workflow_pb2.SignalWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_workflow_pb2.SignalWorkflowResponse, _abc.Awaitable[_workflow_pb2.SignalWorkflowResponse]]:
+        """SignalWorkflow delivers a signal (a JSON payload) to a step waiting for one."""
+
+    @_abc_1.abstractmethod
+    def RetryWorkflow(
+        self,
+        request: _workflow_pb2.RetryWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_workflow_pb2.RetryWorkflowResponse, _abc.Awaitable[_workflow_pb2.RetryWorkflowResponse]]:
+        """RetryWorkflow re-runs a failed or cancelled workflow's unfinished steps, keeping the
+        outputs of the steps that succeeded.
+        """
 
     @_abc_1.abstractmethod
     def ListCommands(

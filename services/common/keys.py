@@ -233,6 +233,20 @@ class Keys:
     def workflow_request_prefix(self) -> str:
         return f"{self.prefix}workflow-request:"
 
+    def task_children(self, task_id: str) -> str:
+        """Set of the child tasks a running task spawned (cancelled with it)."""
+        return f"{self.task_children_prefix}{check_id(task_id, 'task_id')}"
+
+    @property
+    def task_children_prefix(self) -> str:
+        return f"{self.prefix}task-children:"
+
+    @property
+    def workflow_timers(self) -> str:
+        """Sorted set "<workflow id>/<step id>" -> when a sleep step wakes or a signal step
+        times out (ms); the workflow timer loop fires what is due."""
+        return f"{self.prefix}workflow-timers"
+
     # Hooks
     def hook_delivery(self, delivery_id: str) -> str:
         """Hash: one hook run for one event (hook, entry, event bytes, attempt, last_error)."""
@@ -312,6 +326,7 @@ def key_patterns(k: Keys) -> dict[str, str]:
         "workflows_by_state": k.workflows_by_state_prefix,
         "workflow_request": k.workflow_request_prefix,
         "hook_delivery": k.hook_delivery_prefix,
+        "task_children": k.task_children_prefix,
     }
     single = (
         "pending_capabilities", "tasks_index", "task_seq", "due", "task_leases",
@@ -319,7 +334,7 @@ def key_patterns(k: Keys) -> dict[str, str]:
         "finished", "live_agents", "offline_agents", "agent_seq", "leases", "agent_load",
         "agent_changes", "results", "events", "dead_letters", "workflow_updates",
         "workflows_index", "workflows_finished", "workflow_seq", "hook_due", "hook_entries",
-        "task_counters", "chaos_executions", "hook_events_lost",
+        "task_counters", "chaos_executions", "hook_events_lost", "workflow_timers",
     )  # fmt: skip
     return {
         **{name: f"{prefix}*" for name, prefix in families.items()},

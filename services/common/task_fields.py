@@ -55,13 +55,14 @@ TASK_FIELDS: tuple[str, ...] = (
     "output_bytes",
     "output_dropped",
     "fair_tag",
+    "parent_task_id",
 )
 """Every field of a task hash: NewTask's, then those the scripts set as the task moves.
 
 `progress` is the current attempt's TaskProgress (bytes); `output_bytes` (present once the task
 has output) and `output_dropped` count the bytes of the output stream and those dropped past
 the limit (progress.lua); `fair_tag` is the task's virtual time in its capability's fair queue
-(taskcreate.lua enqueue)."""
+(taskcreate.lua enqueue); `parent_task_id` names the task that spawned a child (spawn.lua)."""
 
 LOADED_FIELDS: tuple[str, ...] = (
     "state",

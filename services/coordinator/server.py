@@ -91,6 +91,7 @@ class CoordinatorServer(ServiceProcess[CoordinatorSettings]):
         spawn(self.results.run(), "results")
         spawn(self._retention(), "retention")
         spawn(self.workflows.run(), "workflows")
+        spawn(self.workflows.timers.run(), "workflow-timers")
         spawn(self.reclaimer.run(), "reclaimer")
         spawn(StreamTrimmer(self.redis, self.keys, self.settings).run(), "trimmer")
         self.owned.on_stop(self.metrics.close)

@@ -11,8 +11,10 @@ from google.protobuf.message import Message
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, task_pb2, workflow_pb2
 from hivewire_services.common.servicer_attrs import RpcAttribute
 from hivewire_services.common.submission import ValidTask, validate_batch, validate_task
+from hivewire_services.common.task_parent import check_parent, no_parents
 from hivewire_services.common.workflow_spec import validate_workflow
 from hivewire_services.coordinator.config import CoordinatorSettings
+from hivewire_services.coordinator.tasks.children import ChildTasks
 from hivewire_services.coordinator.tasks.dead_letters import DeadLetters
 from hivewire_services.coordinator.tasks.store import TaskStore
 from hivewire_services.coordinator.workflows.engine import WorkflowEngine
@@ -58,6 +60,7 @@ class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
         self.store = store
         self.settings = settings
         self.dead_letters = DeadLetters(store, store.redis, store.keys, settings)
+        self.children = ChildTasks(store.redis, store.keys, settings, store)
         # The store wakes the scheduler for what it creates; a retried dead letter is re-queued.
         self._on_retried = on_retried
 
@@ -66,13 +69,21 @@ class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
 
     @enveloped
     async def SubmitTask(self, request: task_pb2.SubmitTaskRequest) -> task_pb2.SubmitTaskResponse:
-        [task] = await self._submit([validate_task(request, self.settings)])
+        spec = validate_task(request, self.settings)
+        check_parent(request)
+        if request.parent_task_id:
+            task = await self.children.spawn(
+                spec, request.parent_task_id, request.parent_attempt_token
+            )
+        else:
+            [task] = await self._submit([spec])
         return task_pb2.SubmitTaskResponse(task=task)
 
     @enveloped
     async def SubmitTasks(
         self, request: task_pb2.SubmitTasksRequest
     ) -> task_pb2.SubmitTasksResponse:
+        no_parents(request)
         tasks = await self._submit(validate_batch(list(request.tasks), self.settings))
         return task_pb2.SubmitTasksResponse(tasks=tasks)
 
@@ -92,7 +103,9 @@ class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
 
     @enveloped
     async def CancelTask(self, request: task_pb2.CancelTaskRequest) -> task_pb2.CancelTaskResponse:
-        return task_pb2.CancelTaskResponse(task=await self.store.cancel(request.task_id))
+        task = await self.store.cancel(request.task_id)
+        await self.children.cancel_children(request.task_id)
+        return task_pb2.CancelTaskResponse(task=task)
 
     @enveloped
     async def ListDeadLetters(
@@ -133,6 +146,22 @@ class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
     ) -> workflow_pb2.CancelWorkflowResponse:
         workflow = await self.workflows.cancel(request.workflow_id)
         return workflow_pb2.CancelWorkflowResponse(workflow=workflow)
+
+    @enveloped
+    async def SignalWorkflow(
+        self, request: workflow_pb2.SignalWorkflowRequest
+    ) -> workflow_pb2.SignalWorkflowResponse:
+        workflow = await self.workflows.signal(
+            request.workflow_id, request.step_id, request.payload
+        )
+        return workflow_pb2.SignalWorkflowResponse(workflow=workflow)
+
+    @enveloped
+    async def RetryWorkflow(
+        self, request: workflow_pb2.RetryWorkflowRequest
+    ) -> workflow_pb2.RetryWorkflowResponse:
+        workflow = await self.workflows.retry(request.workflow_id)
+        return workflow_pb2.RetryWorkflowResponse(workflow=workflow)
 
     @enveloped
     async def ListWorkflows(

@@ -78,6 +78,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     GetWorkflow = Forward(checks.workflow_id)
     ListWorkflows = Forward(checks.list_workflows)
     CancelWorkflow = Forward(checks.workflow_id)
+    SignalWorkflow = Forward(checks.signal_workflow)
+    RetryWorkflow = Forward(checks.workflow_id)
 
     async def StreamTaskOutput(
         self, request: task_pb2.StreamTaskOutputRequest, context: Context

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
@@ -272,3 +273,25 @@ async def test_through_the_gateway_a_real_agent_serves_the_late_key_first(stack:
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     [violation] = field_violations(rich_status(caught.value))
     assert violation.field == "fairness_weight"
+
+
+async def test_a_spawned_child_takes_its_parents_fairness_key(stack: Stack) -> None:
+    children: list[str] = []
+
+    async def parent(ctx: TaskContext) -> Any:
+        return await ctx.spawn("child", {})
+
+    def child(ctx: TaskContext) -> int:
+        children.append(ctx.task_id)
+        return 1
+
+    await stack.agent(
+        "p", {"parent": parent, "child": child}, gateway_addr=stack.settings.gateway_addr
+    )
+    done = await stack.client.submit_and_wait(
+        "parent", {}, timeout=30, fairness_key="team-p", fairness_weight=5
+    )
+    assert done.state == task_pb2.TASK_STATE_SUCCEEDED, done
+    [child_id] = children
+    got = await stack.client.get(child_id)
+    assert (got.fairness_key, got.fairness_weight) == ("team-p", 5)

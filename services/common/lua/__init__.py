@@ -47,6 +47,7 @@ def constants() -> str:
         stream_pb2.OutputStream,
         workflow_pb2.WorkflowState,
         workflow_pb2.StepState,
+        workflow_pb2.SignalTimeoutOutcome,
     ):
         for name, number in enum.items():
             lines.append(f"local {name} = {number}")

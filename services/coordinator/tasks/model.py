@@ -86,6 +86,7 @@ def task_from_fields(task_id: str, v: Mapping[str, Raw]) -> task_pb2.Task:
         output_dropped_bytes=_int(v.get("output_dropped")),
         fairness_key=_text(v.get("fairness_key")),
         fairness_weight=_int(v.get("fairness_weight")),
+        parent_task_id=_text(v.get("parent_task_id")),
     )
     for field, name in _TIMES:
         set_ms(task, name, _int(v.get(field)))

@@ -180,6 +180,10 @@ class TaskStore(RedisStore[CoordinatorSettings]):
         """Delete up to `limit` terminal tasks that ended before the cutoff; returns how many."""
         return await self._expire(cutoff_ms, limit)
 
+    def submitted(self) -> None:
+        """Tasks were created outside submit() (a spawned child): wake the scheduler."""
+        self._on_submitted()
+
     async def cancel(self, task_id: str) -> task_pb2.Task:
         check_id(task_id, "task_id")
         previous = await self._cancel(now_ms(), task_id)

@@ -5,7 +5,7 @@
 --      (scripts.py LaunchOp), then ntasks pairs: task_id, payload
 --   F: fail a WAITING step that cannot start (e.g. its map input is not an array)
 --   S: skip a WAITING step whose dependency failed
---   C: cancel a WAITING or RUNNING step
+--   C: cancel a WAITING, RUNNING, AWAITING_SIGNAL or SLEEPING step
 --   W: end the workflow (state, message), with its WORKFLOW_* event
 -- Nothing applies unless the workflow is RUNNING; launches stop once cancel is requested.
 -- KEYS: the taskcreate context (1..4), then workflow, pending_capabilities, workflows_running,
@@ -77,7 +77,8 @@ for _ = 1, nops do
   elseif op == 'C' then
     local sid = nxt()
     local st = step_state(sid)
-    if st == STEP_STATE_WAITING or st == STEP_STATE_RUNNING then
+    if st == STEP_STATE_WAITING or st == STEP_STATE_RUNNING or st == STEP_STATE_AWAITING_SIGNAL
+        or st == STEP_STATE_SLEEPING then
       applied = applied + 1
       redis.call('HSET', wk, 'st:' .. sid, STEP_STATE_CANCELLED, 't1:' .. sid, now)
     end
