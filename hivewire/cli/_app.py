@@ -104,6 +104,13 @@ def submit(
         float | None,
         typer.Option(help="Fail (and retry) an attempt silent for this many seconds.", min=0.001),
     ] = None,
+    fairness_key: Annotated[
+        str,
+        typer.Option(help="Tasks of equal priority take turns across keys (default: tenant)."),
+    ] = "",
+    fairness_weight: Annotated[
+        int, typer.Option(help="Turns per round for the key, 1..100 (0: 1).", min=0, max=100)
+    ] = 0,
     wait: Annotated[bool, typer.Option(help="Wait until the task finishes.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 60.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the task as JSON.")] = False,
@@ -125,6 +132,8 @@ def submit(
             required_labels=labels,
             request_id=request_id,
             progress_timeout=progress_timeout,
+            fairness_key=fairness_key,
+            fairness_weight=fairness_weight,
         )
         if not wait or task.state in TERMINAL_STATES:
             return task

@@ -57,6 +57,8 @@ def _submit_request(
     retry_initial_backoff: float | None = None,
     retry_max_backoff: float | None = None,
     progress_timeout: float | None = None,
+    fairness_key: str = "",
+    fairness_weight: int = 0,
 ) -> task_pb2.SubmitTaskRequest:
     req = task_pb2.SubmitTaskRequest(
         capability=capability,
@@ -65,6 +67,8 @@ def _submit_request(
         max_attempts=max_attempts,
         required_labels=dict(required_labels or {}),
         request_id=request_id,
+        fairness_key=fairness_key,
+        fairness_weight=fairness_weight,
     )
     if attempt_timeout is not None:
         req.attempt_timeout.FromNanoseconds(int(attempt_timeout * 1e9))
@@ -121,9 +125,14 @@ class Client(WorkflowCalls, ScheduleCalls, DeadLetterMethods, OutputMethods, Asy
         required_labels: Mapping[str, str] | None = None,
         request_id: str = "",
         attempt_timeout: float | None = None,
+        fairness_key: str = "",
+        fairness_weight: int = 0,
         **timeouts: float | None,
     ) -> task_pb2.Task:
         """Submit one task; `payload` is sent as is when bytes, else JSON-encoded.
+
+        Tasks of equal priority take turns across `fairness_key`s (default: your tenant),
+        `fairness_weight` (1..100) turns per round (docs/flow-control.md#fairness).
 
         `timeouts` (seconds): schedule_to_start_timeout, heartbeat_timeout,
         retry_initial_backoff, retry_max_backoff, progress_timeout (an attempt that reports no
@@ -137,6 +146,8 @@ class Client(WorkflowCalls, ScheduleCalls, DeadLetterMethods, OutputMethods, Asy
             required_labels=required_labels,
             request_id=request_id,
             attempt_timeout=attempt_timeout,
+            fairness_key=fairness_key,
+            fairness_weight=fairness_weight,
             **timeouts,
         )
         resp: task_pb2.SubmitTaskResponse = await self._stub.SubmitTask(

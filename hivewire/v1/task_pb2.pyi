@@ -120,6 +120,8 @@ class Task(_message.Message):
     PROGRESS_TIMEOUT_FIELD_NUMBER: _builtins.int
     OUTPUT_BYTES_FIELD_NUMBER: _builtins.int
     OUTPUT_DROPPED_BYTES_FIELD_NUMBER: _builtins.int
+    FAIRNESS_KEY_FIELD_NUMBER: _builtins.int
+    FAIRNESS_WEIGHT_FIELD_NUMBER: _builtins.int
     PARENT_TASK_ID_FIELD_NUMBER: _builtins.int
     TENANT_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
@@ -154,6 +156,12 @@ class Task(_message.Message):
     """Bytes of output stored for the task (read it with StreamTaskOutput)."""
     output_dropped_bytes: _builtins.int
     """Bytes of output dropped after the task reached its output limit."""
+    fairness_key: _builtins.str
+    """Fairness key the task queues under: tasks of equal priority for a capability are handed
+    out round robin across keys (see docs/flow-control.md, Fairness).
+    """
+    fairness_weight: _builtins.int
+    """Share of the key's turns this task was submitted with (1..100)."""
     parent_task_id: _builtins.str
     """For a child task spawned by a running task (ctx.spawn): the parent's id."""
     tenant: _builtins.str
@@ -241,12 +249,14 @@ class Task(_message.Message):
         progress_timeout: _duration_pb2.Duration | None = ...,
         output_bytes: _builtins.int = ...,
         output_dropped_bytes: _builtins.int = ...,
+        fairness_key: _builtins.str = ...,
+        fairness_weight: _builtins.int = ...,
         parent_task_id: _builtins.str = ...,
         tenant: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["assign_time", b"assign_time", "attempt_timeout", b"attempt_timeout", "create_time", b"create_time", "end_time", b"end_time", "heartbeat_timeout", b"heartbeat_timeout", "progress", b"progress", "progress_timeout", b"progress_timeout", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "assign_time", b"assign_time", "attempt", b"attempt", "attempt_timeout", b"attempt_timeout", "capability", b"capability", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "output_bytes", b"output_bytes", "output_dropped_bytes", b"output_dropped_bytes", "parent_task_id", b"parent_task_id", "payload", b"payload", "priority", b"priority", "progress", b"progress", "progress_timeout", b"progress_timeout", "request_id", b"request_id", "required_labels", b"required_labels", "result", b"result", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_time", b"start_time", "state", b"state", "step_id", b"step_id", "task_id", b"task_id", "tenant", b"tenant", "trace_id", b"trace_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "assign_time", b"assign_time", "attempt", b"attempt", "attempt_timeout", b"attempt_timeout", "capability", b"capability", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "fairness_key", b"fairness_key", "fairness_weight", b"fairness_weight", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "output_bytes", b"output_bytes", "output_dropped_bytes", b"output_dropped_bytes", "parent_task_id", b"parent_task_id", "payload", b"payload", "priority", b"priority", "progress", b"progress", "progress_timeout", b"progress_timeout", "request_id", b"request_id", "required_labels", b"required_labels", "result", b"result", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_time", b"start_time", "state", b"state", "step_id", b"step_id", "task_id", b"task_id", "tenant", b"tenant", "trace_id", b"trace_id", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -290,6 +300,8 @@ class SubmitTaskRequest(_message.Message):
     RETRY_INITIAL_BACKOFF_FIELD_NUMBER: _builtins.int
     RETRY_MAX_BACKOFF_FIELD_NUMBER: _builtins.int
     PROGRESS_TIMEOUT_FIELD_NUMBER: _builtins.int
+    FAIRNESS_KEY_FIELD_NUMBER: _builtins.int
+    FAIRNESS_WEIGHT_FIELD_NUMBER: _builtins.int
     PARENT_TASK_ID_FIELD_NUMBER: _builtins.int
     PARENT_ATTEMPT_TOKEN_FIELD_NUMBER: _builtins.int
     capability: _builtins.str
@@ -302,6 +314,15 @@ class SubmitTaskRequest(_message.Message):
     """Attempts allowed (1..100; 0 means the server default)."""
     request_id: _builtins.str
     """Idempotency key: the same key returns the same task instead of creating another."""
+    fairness_key: _builtins.str
+    """Fairness key: among pending tasks of equal priority for a capability, keys take turns
+    (round robin), so one key's burst cannot starve the others. Same characters as a
+    capability (1-64); empty means the submitting tenant.
+    """
+    fairness_weight: _builtins.int
+    """Turns per round for this task's key (1..100; 0 means 1): weight 3 gets 3 tasks started
+    for each one of a weight-1 key while both have tasks waiting.
+    """
     parent_task_id: _builtins.str
     """Spawn a child of this running task (SubmitTask only): the child joins the parent's
     workflow and trace and is cancelled with it. Needs parent_attempt_token.
@@ -355,12 +376,14 @@ class SubmitTaskRequest(_message.Message):
         retry_initial_backoff: _duration_pb2.Duration | None = ...,
         retry_max_backoff: _duration_pb2.Duration | None = ...,
         progress_timeout: _duration_pb2.Duration | None = ...,
+        fairness_key: _builtins.str = ...,
+        fairness_weight: _builtins.int = ...,
         parent_task_id: _builtins.str = ...,
         parent_attempt_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "heartbeat_timeout", b"heartbeat_timeout", "progress_timeout", b"progress_timeout", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "parent_attempt_token", b"parent_attempt_token", "parent_task_id", b"parent_task_id", "payload", b"payload", "priority", b"priority", "progress_timeout", b"progress_timeout", "request_id", b"request_id", "required_labels", b"required_labels", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "fairness_key", b"fairness_key", "fairness_weight", b"fairness_weight", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "parent_attempt_token", b"parent_attempt_token", "parent_task_id", b"parent_task_id", "payload", b"payload", "priority", b"priority", "progress_timeout", b"progress_timeout", "request_id", b"request_id", "required_labels", b"required_labels", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

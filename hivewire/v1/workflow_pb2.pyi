@@ -184,6 +184,8 @@ class WorkflowStepSpec(_message.Message):
     ATTEMPT_TIMEOUT_FIELD_NUMBER: _builtins.int
     MAP_OVER_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
+    FAIRNESS_KEY_FIELD_NUMBER: _builtins.int
+    FAIRNESS_WEIGHT_FIELD_NUMBER: _builtins.int
     WAIT_FOR_SIGNAL_FIELD_NUMBER: _builtins.int
     SIGNAL_TIMEOUT_FIELD_NUMBER: _builtins.int
     TIMEOUT_OUTCOME_FIELD_NUMBER: _builtins.int
@@ -201,6 +203,12 @@ class WorkflowStepSpec(_message.Message):
     """For a map step: the parent step whose JSON array output it runs once per element of."""
     priority: _builtins.int
     """Higher runs first (0..100)."""
+    fairness_key: _builtins.str
+    """Fairness key of the step's tasks (as SubmitTaskRequest.fairness_key); empty means the
+    workflow's fairness_key.
+    """
+    fairness_weight: _builtins.int
+    """Fairness weight of the step's tasks (1..100; 0 means 1)."""
     wait_for_signal: _builtins.bool
     """A signal step: runs no task; once its dependencies succeed it waits for SignalWorkflow,
     whose payload becomes its output (capability and map_over must be empty).
@@ -243,6 +251,8 @@ class WorkflowStepSpec(_message.Message):
         attempt_timeout: _duration_pb2.Duration | None = ...,
         map_over: _builtins.str = ...,
         priority: _builtins.int = ...,
+        fairness_key: _builtins.str = ...,
+        fairness_weight: _builtins.int = ...,
         wait_for_signal: _builtins.bool = ...,
         signal_timeout: _duration_pb2.Duration | None = ...,
         timeout_outcome: Global___SignalTimeoutOutcome.ValueType = ...,
@@ -251,7 +261,7 @@ class WorkflowStepSpec(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "signal_timeout", b"signal_timeout", "sleep", b"sleep"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "depends_on", b"depends_on", "map_over", b"map_over", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "required_labels", b"required_labels", "signal_timeout", b"signal_timeout", "sleep", b"sleep", "step_id", b"step_id", "timeout_outcome", b"timeout_outcome", "timeout_output", b"timeout_output", "wait_for_signal", b"wait_for_signal"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "depends_on", b"depends_on", "fairness_key", b"fairness_key", "fairness_weight", b"fairness_weight", "map_over", b"map_over", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "required_labels", b"required_labels", "signal_timeout", b"signal_timeout", "sleep", b"sleep", "step_id", b"step_id", "timeout_outcome", b"timeout_outcome", "timeout_output", b"timeout_output", "wait_for_signal", b"wait_for_signal"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -446,6 +456,7 @@ class SubmitWorkflowRequest(_message.Message):
     FAILURE_POLICY_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     COMMAND_FIELD_NUMBER: _builtins.int
+    FAIRNESS_KEY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Name of the workflow (free text, up to 128 characters)."""
     failure_policy: Global___FailurePolicy.ValueType
@@ -455,6 +466,10 @@ class SubmitWorkflowRequest(_message.Message):
     command: _builtins.str
     """Leave empty: the gateway's RunCommand sets it to the command it runs (INVALID_ARGUMENT
     when a client sets it), so hooks filtering on a command see only that command's workflows.
+    """
+    fairness_key: _builtins.str
+    """Fairness key of every step that names none (as SubmitTaskRequest.fairness_key); empty
+    means the submitting tenant.
     """
     @_builtins.property
     def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkflowStepSpec]:
@@ -468,10 +483,11 @@ class SubmitWorkflowRequest(_message.Message):
         failure_policy: Global___FailurePolicy.ValueType = ...,
         request_id: _builtins.str = ...,
         command: _builtins.str = ...,
+        fairness_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "failure_policy", b"failure_policy", "name", b"name", "request_id", b"request_id", "steps", b"steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "failure_policy", b"failure_policy", "fairness_key", b"fairness_key", "name", b"name", "request_id", b"request_id", "steps", b"steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -54,6 +54,17 @@ class Keys:
     def pending_prefix(self) -> str:
         return f"{self.prefix}pending:"
 
+    def fair(self, capability: str) -> str:
+        """Hash of a capability's fairness state (taskcreate.lua enqueue/dequeue): per priority
+        band the virtual time served so far (`v<priority>`) and per fairness key with tasks
+        queued the virtual time of its last one (`k<priority>:<key>`); deleted whenever the
+        capability's pending queue empties."""
+        return f"{self.prefix}fair:{check_capability(capability)}"
+
+    @property
+    def fair_prefix(self) -> str:
+        return f"{self.prefix}fair:"
+
     @property
     def pending_capabilities(self) -> str:
         """Set of capabilities whose pending queue may be non-empty."""
@@ -326,6 +337,7 @@ def script_key_names() -> dict[str, str]:
     named = {
         "K_TASK": k.task_prefix,
         "K_PENDING": k.pending_prefix,
+        "K_FAIR": k.fair_prefix,
         "K_TASKS_BY_STATE": k.tasks_by_state_prefix,
         "K_AGENT": k.agent_prefix,
         "K_INBOX": k.inbox_prefix,
@@ -348,6 +360,7 @@ def key_patterns(k: Keys) -> dict[str, str]:
     families = {
         "task": k.task_prefix,
         "pending": k.pending_prefix,
+        "fair": k.fair_prefix,
         "tasks_by_state": k.tasks_by_state_prefix,
         "request": k.request_prefix,
         "output": k.output_prefix,

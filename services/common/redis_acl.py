@@ -69,7 +69,7 @@ SERVICE_GRANTS: dict[str, Grant] = {
             "srem", "smembers", "xadd", "xtrim", *STREAM_READ, *GROUP,
         ),
         write=(
-            "task", "pending", "pending_capabilities", "tasks_index", "tasks_by_state",
+            "task", "pending", "fair", "pending_capabilities", "tasks_index", "tasks_by_state",
             "task_seq", "request", "due", "task_leases", "start_deadlines", "attempt_deadlines",
             "progress_deadlines", "output", "reclaim_agents", "finished", "agent_load", "inbox",
             "results", "events", "dead_letters", "workflow_updates", "workflow",

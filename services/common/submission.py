@@ -6,9 +6,15 @@ from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from hivewire.v1 import task_pb2, workflow_pb2
+from hivewire_services.common import principal
 from hivewire_services.common.config import SubmissionSettings
 from hivewire_services.common.errors import InvalidArgument, ResourceExhausted
-from hivewire_services.common.validation import MAX_REQUEST_ID, check_capability, check_labels
+from hivewire_services.common.validation import (
+    MAX_REQUEST_ID,
+    check_capability,
+    check_fairness,
+    check_labels,
+)
 
 MAX_PRIORITY = 100
 MAX_ATTEMPTS = 100
@@ -33,6 +39,8 @@ class ValidTask:
     retry_initial_backoff_ms: int = 0
     retry_max_backoff_ms: int = 0
     progress_timeout_ms: int = 0
+    fairness_key: str = ""
+    fairness_weight: int = 1
 
 
 _DURATIONS = (
@@ -75,6 +83,7 @@ def validate_task(
         raise InvalidArgument(
             f"{where}request_id is longer than {MAX_REQUEST_ID}", field=f"{where}request_id"
         )
+    fairness_weight = check_fairness(req.fairness_key, req.fairness_weight, where)
     timeout_ms = attempt_timeout_ms(req, where)
     s2s, heartbeat, backoff, backoff_max, progress = (
         _positive_ms(req, name, where) for name in _DURATIONS
@@ -92,6 +101,8 @@ def validate_task(
         retry_initial_backoff_ms=backoff,
         retry_max_backoff_ms=backoff_max,
         progress_timeout_ms=progress,
+        fairness_key=req.fairness_key or principal.current().tenant,
+        fairness_weight=fairness_weight,
     )
 
 

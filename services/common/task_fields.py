@@ -31,6 +31,8 @@ class NewTask(NamedTuple):
     backoff_max_ms: int = 0
     progress_ms: int = 0
     tenant: str = ""  # '' for the default tenant (tenancy.stored)
+    fairness_key: str = ""
+    fairness_weight: int = 1
 
 
 TASK_FIELDS: tuple[str, ...] = (
@@ -53,13 +55,15 @@ TASK_FIELDS: tuple[str, ...] = (
     "progress",
     "output_bytes",
     "output_dropped",
+    "fair_tag",
     "parent_task_id",
 )
 """Every field of a task hash: NewTask's, then those the scripts set as the task moves.
 
 `progress` is the current attempt's TaskProgress (bytes); `output_bytes` (present once the task
 has output) and `output_dropped` count the bytes of the output stream and those dropped past
-the limit (progress.lua); `parent_task_id` names the task that spawned a child (spawn.lua)."""
+the limit (progress.lua); `fair_tag` is the task's virtual time in its capability's fair queue
+(taskcreate.lua enqueue); `parent_task_id` names the task that spawned a child (spawn.lua)."""
 
 LOADED_FIELDS: tuple[str, ...] = (
     "state",
@@ -83,6 +87,9 @@ LOADED_FIELDS: tuple[str, ...] = (
     "progress_ms",
     "output_bytes",
     "tenant",
+    "fairness_key",
+    "fairness_weight",
+    "fair_tag",
 )
 """What a transition loads (tasklib.lua load_task): never payload or result, which can be big."""
 

@@ -16,6 +16,7 @@ MAX_LABELS = 32
 MAX_LABEL_VALUE = 256
 MAX_REQUEST_ID = 256
 MAX_STREAM_ID_PART = 2**64 - 1
+MAX_FAIRNESS_WEIGHT = 100
 _STREAM_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
 StreamId = tuple[int, int]
 
@@ -57,6 +58,19 @@ def check_capability(value: str, field: str = "capability") -> str:
             field=field,
         )
     return value
+
+
+def check_fairness(key: str, weight: int, where: str = "") -> int:
+    """A fairness key ('' for the default) spelled like a capability, and a weight 0..100;
+    returns the weight to store (0 means 1)."""
+    if key:
+        check_capability(key, f"{where}fairness_key")
+    if not 0 <= weight <= MAX_FAIRNESS_WEIGHT:
+        raise InvalidArgument(
+            f"{where}fairness_weight must be 1..{MAX_FAIRNESS_WEIGHT} (0 means 1)",
+            field=f"{where}fairness_weight",
+        )
+    return weight or 1
 
 
 def check_labels(labels: Mapping[str, str], field: str) -> None:

@@ -7,10 +7,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hivewire.v1 import workflow_pb2
+from hivewire_services.common import principal
 from hivewire_services.common.config import SubmissionSettings
 from hivewire_services.common.errors import FieldViolation, HivewireError, InvalidArgument
 from hivewire_services.common.submission import attempt_timeout_ms, check_priority_and_attempts
-from hivewire_services.common.validation import MAX_REQUEST_ID, check_capability, check_labels
+from hivewire_services.common.validation import (
+    MAX_REQUEST_ID,
+    check_capability,
+    check_fairness,
+    check_labels,
+)
 from hivewire_services.common.validation_json import parse_json_field
 from hivewire_services.common.workflow_waits import check_wait_fields
 
@@ -36,6 +42,10 @@ class StepDef:
     timeout_ms: int = 0
     map_over: str = ""
     priority: int = 0
+    fairness_key: str = ""
+    """The step's, else the workflow's, else the submitting tenant (resolved at submission:
+    steps launch later, with no caller)."""
+    fairness_weight: int = 1
     # A signal step (no task): waits for SignalWorkflow; optional timeout and its outcome.
     wait_for_signal: bool = False
     signal_timeout_ms: int = 0
@@ -70,6 +80,8 @@ class StepDef:
             "timeout_ms": self.timeout_ms,
             "map_over": self.map_over,
             "priority": self.priority,
+            "fairness_key": self.fairness_key,
+            "fairness_weight": self.fairness_weight,
         }
 
     @staticmethod
@@ -84,6 +96,9 @@ class StepDef:
             timeout_ms=d["timeout_ms"],
             map_over=d["map_over"],
             priority=d["priority"],
+            # Workflows stored before fairness have neither.
+            fairness_key=d.get("fairness_key", ""),
+            fairness_weight=d.get("fairness_weight", 1),
             wait_for_signal=d.get("wait_for_signal", False),
             signal_timeout_ms=d.get("signal_timeout_ms", 0),
             timeout_outcome=d.get("timeout_outcome", 0),
@@ -167,7 +182,7 @@ def _payload(raw: bytes, where: str, is_map: bool, settings: SubmissionSettings)
 
 
 def _step(
-    spec: workflow_pb2.WorkflowStepSpec, i: int, settings: SubmissionSettings
+    spec: workflow_pb2.WorkflowStepSpec, i: int, settings: SubmissionSettings, fairness_key: str
 ) -> tuple[StepDef | None, list[FieldViolation]]:
     where = f"steps[{i}]."
     bad: list[FieldViolation] = []
@@ -181,6 +196,7 @@ def _step(
         check_priority_and_attempts(spec, where)
         check_labels(spec.required_labels, f"{where}required_labels")
         timeout_ms = attempt_timeout_ms(spec, where)
+        weight = check_fairness(spec.fairness_key, spec.fairness_weight, where)
         deps = list(dict.fromkeys(spec.depends_on))
         if spec.map_over and spec.map_over not in deps:
             deps.insert(0, spec.map_over)
@@ -194,6 +210,8 @@ def _step(
             timeout_ms=timeout_ms,
             map_over=spec.map_over,
             priority=spec.priority,
+            fairness_key=spec.fairness_key or fairness_key,
+            fairness_weight=weight,
             **(waits or {}),
         )
     except HivewireError as exc:
@@ -236,10 +254,16 @@ def validate_workflow(
     if not req.steps:
         bad.append(FieldViolation("steps", "a workflow needs at least one step"))
     check_workflow_size(req, settings)
+    fairness_key = req.fairness_key or principal.current().tenant
+    if req.fairness_key:
+        try:
+            check_capability(req.fairness_key, "fairness_key")
+        except HivewireError as exc:
+            bad.extend(exc.violations or [FieldViolation("fairness_key", exc.message)])
     steps: list[StepDef] = []
     index: dict[str, int] = {}
     for i, spec in enumerate(req.steps):
-        step_def, problems = _step(spec, i, settings)
+        step_def, problems = _step(spec, i, settings, fairness_key)
         bad.extend(problems)
         if step_def is None:
             continue

@@ -177,7 +177,7 @@ async def test_advance_encodes_the_plan_after_the_creation_context(redis: Redis)
     assert await wf.advance(6, wid, plan) == 3
     assert rec.keys[:4] == tasklua.creation_keys(KEYS)
     assert rec.keys[4] == KEYS.workflow(wid)
-    head = wf_scripts.LaunchOp("s1", "echo", 2, 4, "{}", 50, "1", 1)
+    head = wf_scripts.LaunchOp("s1", "echo", 2, 4, "{}", 50, "1", "", 1, 1)
     ops = rec.args[4:]
     assert ops[:2] == [3, "L"]
     assert ops[2 : 2 + len(head)] == list(head)
@@ -193,7 +193,7 @@ def test_field_lists_are_declared_once_and_reach_lua() -> None:
     lua = constants()
     assert "local NEW_TASK = {'task_id', 'capability', 'priority'," in lua
     assert "local TASK_LOADED_FIELDS = {'state', 'attempt'," in lua
-    assert "local NEW_TASK_WIDTH = 16" in lua
+    assert f"local NEW_TASK_WIDTH = {len(NewTask._fields)}\n" in lua
     for i, field in enumerate(NewTask._fields, 1):
         assert f"local NEW_TASK_{field.upper()} = {i}\n" in lua
 

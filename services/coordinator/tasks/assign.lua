@@ -35,7 +35,7 @@ for i = 0, n - 1 do
       code = 2
     elseif a.load >= a.max then
       code = 3
-    elseif redis.call('ZREM', C.prefix .. K_PENDING .. t.capability, task_id) == 0 then
+    elseif not dequeue(C.prefix, t, true) then
       code = 0
     end
   end

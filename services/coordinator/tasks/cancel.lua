@@ -10,7 +10,7 @@ local t = load_task(C, ARGV[8])
 if not t.state then return 0 end
 local state = t.state
 if state ~= TASK_STATE_PENDING and not is_live(t) then return state end
-redis.call('ZREM', C.prefix .. K_PENDING .. t.capability, t.id)
+dequeue(C.prefix, t, false)
 redis.call('ZREM', C.due, t.id)
 redis.call('ZREM', C.attempt_deadlines, t.id)
 finish(C, t, TASK_STATE_CANCELLED, {'error', 'cancelled by request'})

@@ -14,7 +14,9 @@ from hivewire_services.common.tenancy import tenant_of
 
 # What a Task message shows: every hash field but the scripts' own bookkeeping.
 TASK_FIELDS = tuple(
-    f.encode() for f in task_fields.TASK_FIELDS if f not in {"seq", "token", "held", "errors"}
+    f.encode()
+    for f in task_fields.TASK_FIELDS
+    if f not in {"seq", "token", "held", "errors", "fair_tag"}
 )
 STATE_AT = TASK_FIELDS.index(b"state")
 _FIELD_NAMES = tuple(f.decode() for f in TASK_FIELDS)
@@ -83,6 +85,8 @@ def task_from_fields(task_id: str, v: Mapping[str, Raw]) -> task_pb2.Task:
         step_id=_text(v.get("step_id")),
         output_bytes=_int(v.get("output_bytes")),
         output_dropped_bytes=_int(v.get("output_dropped")),
+        fairness_key=_text(v.get("fairness_key")),
+        fairness_weight=_int(v.get("fairness_weight")),
         parent_task_id=_text(v.get("parent_task_id")),
         tenant=tenant_of(v.get("tenant")),
     )
@@ -124,6 +128,8 @@ def task_from_new(
         trace_id=trace_id_of(new.trace_id) or new.trace_id,
         step_id=new.step_id,
         tenant=tenant_of(new.tenant),
+        fairness_key=new.fairness_key,
+        fairness_weight=new.fairness_weight,
     )
     task.create_time.FromMilliseconds(create_ms)
     for i, name in _NEW_TIMES:

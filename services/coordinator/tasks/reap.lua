@@ -54,7 +54,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', C.start_deadlines, '-inf', C.now
   local t = load_task(C, id)
   redis.call('ZREM', C.start_deadlines, id)
   if t.state == TASK_STATE_PENDING then
-    redis.call('ZREM', C.prefix .. K_PENDING .. t.capability, id)
+    dequeue(C.prefix, t, false)
     redis.call('ZREM', C.due, id)
     local why = 'not started before its schedule-to-start deadline'
     finish(C, t, TASK_STATE_TIMED_OUT, {'error', why})

@@ -22,7 +22,7 @@ move_index(C, t, TASK_STATE_PENDING)
 redis.call('HSET', t.key, 'state', TASK_STATE_PENDING, 'attempt_base', t.attempt, 'end_ms', '')
 t.state = TASK_STATE_PENDING
 redis.call('ZREM', C.finished, task_id)
-enqueue(C.prefix, t.capability, t.priority, t.seq, task_id)
+enqueue(C.prefix, t)
 redis.call('XDEL', C.dead, entry_id)
 emit(C, event_of(t, EVENT_TYPE_TASK_REQUEUED, TASK_STATE_PENDING, tonumber(t.attempt), '',
   'retried from dead letter ' .. entry_id))

@@ -96,6 +96,8 @@ class TaskStore(RedisStore[CoordinatorSettings]):
                 backoff_max_ms=spec.retry_max_backoff_ms,
                 progress_ms=spec.progress_timeout_ms,
                 tenant=tenant,
+                fairness_key=spec.fairness_key,
+                fairness_weight=spec.fairness_weight,
             )
             rows.append(scripts.SubmitRow(new, request_key, spec.payload))
         ids = await self._submit(now, rows)

@@ -4,14 +4,94 @@
 --   KEYS[1..4]: events, tasks_index, task_seq, start_deadlines
 --   ARGV[1..3]: prefix, now_ms, events_maxlen
 
--- Priority first (higher first), then age: seq stays below 2^44, and 101 * 2^44 is below
--- 2^53, so the score is an exact double.
-local function pending_score(priority, seq)
-  return (100 - tonumber(priority)) * 17592186044416 + tonumber(seq)
+-- The pending queue of a capability is one sorted set in fair order: priority first (higher
+-- first), then a virtual time (`tag`) that takes turns across fairness keys (weighted fair
+-- queueing, computed at enqueue time so peek.lua reads the fair order with one ZRANGE).
+-- Per priority band the capability's fair hash (keys.fair) holds `v<band>`, the tag of the
+-- latest task assigned, and `k<band>:<key>`, the tag of the key's last queued task. A new task
+-- of a key goes FAIR_ROUND / weight after the later of the two, so a key that arrives behind
+-- another's backlog of thousands starts at the head, and weight w takes w turns per round.
+-- With one key this is enqueue order, which is seq order: the queue behaves as it did before
+-- fairness. The hash is deleted whenever the queue empties, so tags stay small; a tag is at
+-- most 2^44 - 1 and 101 * 2^44 is below 2^53, so the score is an exact double.
+local FAIR_BAND = 17592186044416
+local FAIR_TAG_MAX = FAIR_BAND - 1
+local FAIR_ROUND = 1000
+
+local function pending_score(priority, tag)
+  return (100 - tonumber(priority)) * FAIR_BAND + tag
 end
 
-local function enqueue(prefix, capability, priority, seq, task_id)
-  redis.call('ZADD', prefix .. K_PENDING .. capability, pending_score(priority, seq), task_id)
+local function fair_fields(t)
+  local band = tostring(tonumber(t.priority) or 0)
+  return band, 'v' .. band, 'k' .. band .. ':' .. (t.fairness_key or '')
+end
+
+-- The fair state this script call has read and written, so a batch (a submit of one key's
+-- tasks, an assignment pass) reads each hash field once: a band's virtual time by
+-- `<hash> <v field>`, a key's last tag by `<hash> <k field>` (false: the key has none).
+local fair_v, fair_last = {}, {}
+
+local function fair_state(fair, t)
+  local band, v_field, k_field = fair_fields(t)
+  local vid, kid = fair .. ' ' .. v_field, fair .. ' ' .. k_field
+  if fair_v[vid] == nil or fair_last[kid] == nil then
+    local got = redis.call('HMGET', fair, v_field, k_field)
+    fair_v[vid], fair_last[kid] = tonumber(got[1]) or 0, tonumber(got[2]) or false
+  end
+  return band, vid, kid, v_field, k_field
+end
+
+-- Queue a PENDING task `t` (id, capability, priority, fairness_key, fairness_weight, and
+-- fair_tag when it was queued before) and return its tag. A task queued before (a retry, a
+-- reclaim) goes back to its old place, or to the head of its band when the fair state started
+-- over since: never behind tasks that came after it, as when the queue was ordered by age.
+-- The task hash keeps the tag (`fair_tag`; create_task writes it with the rest).
+local function enqueue(prefix, t)
+  local fair = prefix .. K_FAIR .. t.capability
+  local band, vid, kid, _, k_field = fair_state(fair, t)
+  local tag = tonumber(t.fair_tag)
+  if tag then
+    if tag > fair_v[vid] then
+      tag = fair_v[vid]
+      redis.call('HSET', prefix .. K_TASK .. t.id, 'fair_tag', tag)
+    end
+  else
+    local cost = math.floor(FAIR_ROUND / math.max(1, tonumber(t.fairness_weight) or 1))
+    tag = math.min(math.max(fair_v[vid], fair_last[kid] or 0) + cost, FAIR_TAG_MAX)
+    fair_last[kid] = tag
+    redis.call('HSET', fair, k_field, tag)
+  end
+  redis.call('ZADD', prefix .. K_PENDING .. t.capability, pending_score(band, tag), t.id)
+  t.fair_tag = tag
+  return tag
+end
+
+-- Take task `t` (as for enqueue, with its fair_tag) out of its pending queue: `served` when it
+-- is assigned, which moves its band's virtual time on to its tag (a cancel or a timeout does
+-- not: the keys behind it keep their turn). Returns false when the task was not queued. The
+-- one way out of the pending queue, as enqueue is the one way in.
+local function dequeue(prefix, t, served)
+  local queue = prefix .. K_PENDING .. t.capability
+  if redis.call('ZREM', queue, t.id) == 0 then return false end
+  local fair = prefix .. K_FAIR .. t.capability
+  if redis.call('ZCARD', queue) == 0 then
+    redis.call('DEL', fair)
+    fair_v, fair_last = {}, {}
+    return true
+  end
+  local tag = tonumber(t.fair_tag)
+  if not tag then return true end  -- queued before fairness: it holds no turn
+  local _, vid, kid, v_field, k_field = fair_state(fair, t)
+  if served and tag > fair_v[vid] then
+    fair_v[vid] = tag
+    redis.call('HSET', fair, v_field, tag)
+  end
+  if fair_last[kid] == tag then
+    fair_last[kid] = false
+    redis.call('HDEL', fair, k_field)  -- the key's last task: forget the key
+  end
+  return true
 end
 
 -- Create a PENDING task: its hash (the NEW_TASK fields of `row`, an array in NEW_TASK order, read
@@ -21,9 +101,12 @@ local function create_task(row, payload)
   local prefix, now = ARGV[1], tonumber(ARGV[2])
   local id, capability = row[NEW_TASK_TASK_ID], row[NEW_TASK_CAPABILITY]
   local seq = redis.call('INCR', KEYS[3])
+  local tag = enqueue(prefix, {id = id, capability = capability,
+    priority = row[NEW_TASK_PRIORITY], fairness_key = row[NEW_TASK_FAIRNESS_KEY],
+    fairness_weight = row[NEW_TASK_FAIRNESS_WEIGHT]})
   local hash = {'payload', payload, 'state', TASK_STATE_PENDING, 'attempt', 0, 'seq', seq,
-    'create_ms', now}
-  local n = 10
+    'create_ms', now, 'fair_tag', tag}
+  local n = 12
   -- The id comes first (task_fields.NewTask): it names the hash and is no field of it.
   for i = NEW_TASK_TASK_ID + 1, NEW_TASK_WIDTH do
     local value = row[i]
@@ -37,7 +120,6 @@ local function create_task(row, payload)
   if tenant and tenant ~= '' then
     redis.call('ZADD', prefix .. K_TENANT_TASKS .. tenant, seq, id)
   end
-  enqueue(prefix, capability, row[NEW_TASK_PRIORITY], seq, id)
   redis.call('ZADD', KEYS[2], seq, id)
   redis.call('ZADD', prefix .. K_TASKS_BY_STATE .. TASK_STATE_PENDING, seq, id)
   local s2s_ms = tonumber(row[NEW_TASK_S2S_MS]) or 0

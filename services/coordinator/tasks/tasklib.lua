@@ -123,7 +123,7 @@ local function fail_attempt(C, t, attempt, agent_id, err, retryable, jitter, imm
     redis.call('HSET', t.key, 'state', TASK_STATE_PENDING)
     t.state = TASK_STATE_PENDING
     if immediate then
-      enqueue(C.prefix, t.capability, t.priority, t.seq, t.id)
+      enqueue(C.prefix, t)
     else
       local initial = tonumber(t.backoff_ms) or 0
       if initial <= 0 then initial = C.backoff_ms end

@@ -47,6 +47,8 @@ for _ = 1, nops do
         row[NEW_TASK_TIMEOUT_MS] = ARGV[b + LAUNCH_OP_TIMEOUT_MS]
         row[NEW_TASK_TRACE_ID], row[NEW_TASK_WORKFLOW_ID] = traceparent, wid
         row[NEW_TASK_STEP_ID], row[NEW_TASK_TENANT] = sid, w[5] or nil
+        row[NEW_TASK_FAIRNESS_KEY] = ARGV[b + LAUNCH_OP_FAIRNESS_KEY]
+        row[NEW_TASK_FAIRNESS_WEIGHT] = ARGV[b + LAUNCH_OP_FAIRNESS_WEIGHT]
         create_task(row, payload)
         redis.call('HSET', wk, 'x:' .. tid, sid .. ',' .. i)
         ids[#ids + 1] = tid

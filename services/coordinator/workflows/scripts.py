@@ -31,6 +31,8 @@ class LaunchOp(NamedTuple):
     labels: str
     timeout_ms: int
     is_map: str
+    fairness_key: str
+    fairness_weight: int
     ntasks: int
 
 
@@ -45,7 +47,7 @@ def encode_plan(plan: Plan) -> list[Arg]:
         is_map = "1" if s.map_over else "0"
         head = LaunchOp(
             s.step_id, s.capability, s.priority, s.max_attempts, labels, s.timeout_ms, is_map,
-            len(launch.inputs),
+            s.fairness_key, s.fairness_weight, len(launch.inputs),
         )  # fmt: skip
         ops += ["L", *head]
         for payload in launch.inputs:
