@@ -9,6 +9,7 @@ import typer
 
 from hivewire.cli._call import EXIT_TASK_FAILED, call, first, key_values
 from hivewire.cli._dashboard import dashboard
+from hivewire.cli._delay import StartAfterOpt, StartAtOpt, start_options
 from hivewire.cli._dlq import dlq_app
 from hivewire.cli._exec_agent import exec_agent
 from hivewire.cli._format import (
@@ -100,12 +101,15 @@ def submit(
         float | None,
         typer.Option(help="Fail (and retry) an attempt silent for this many seconds.", min=0.001),
     ] = None,
+    start_after: StartAfterOpt = None,
+    start_at: StartAtOpt = None,
     wait: Annotated[bool, typer.Option(help="Wait until the task finishes.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 60.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the task as JSON.")] = False,
     hint_after: HintAfterOpt = DEFAULT_HINT_AFTER,
 ) -> None:
     """Submit a task; with --wait, exit 0 if it succeeded and 1 if not."""
+    after, at = start_options(start_after, start_at)
     try:
         value = json.loads(payload)
     except ValueError as exc:
@@ -121,6 +125,8 @@ def submit(
             required_labels=labels,
             request_id=request_id,
             progress_timeout=progress_timeout,
+            start_after=after,
+            start_at=at,
         )
         if not wait or task.state in TERMINAL_STATES:
             return task

@@ -8,6 +8,7 @@ async with Client() as client:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from hivewire.client._dlq import DeadLetterMethods
@@ -21,7 +22,14 @@ from hivewire.core.defaults import DEFAULT_GATEWAY_ADDR, channel_options, client
 from hivewire.core.lifecycle import AsyncComponent
 from hivewire.core.tls import TlsConfig, aio_channel, tls_from_env
 from hivewire.core.tracing import client_interceptors, new_traceparent, traceparent_of
-from hivewire.v1 import agent_pb2, event_pb2, gateway_pb2_grpc, stats_pb2, task_pb2
+from hivewire.v1 import (
+    agent_pb2,
+    event_pb2,
+    gateway_pb2_grpc,
+    stats_pb2,
+    task_pb2,
+    workflow_pb2,
+)
 
 __all__ = [
     "TERMINAL_STATES",
@@ -56,6 +64,8 @@ def _submit_request(
     retry_initial_backoff: float | None = None,
     retry_max_backoff: float | None = None,
     progress_timeout: float | None = None,
+    start_after: float | timedelta | None = None,
+    start_at: datetime | None = None,
 ) -> task_pb2.SubmitTaskRequest:
     req = task_pb2.SubmitTaskRequest(
         capability=capability,
@@ -76,7 +86,25 @@ def _submit_request(
     ):
         if seconds is not None:
             getattr(req, name).FromNanoseconds(int(seconds * 1e9))
+    set_start(req, start_after, start_at)
     return req
+
+
+def set_start(
+    msg: task_pb2.SubmitTaskRequest | workflow_pb2.WorkflowStepSpec,
+    start_after: float | timedelta | None,
+    start_at: datetime | None,
+) -> None:
+    """A delayed start: `start_after` seconds (or a timedelta) from now, or at `start_at` (an
+    aware datetime; naive ones are refused, as their zone is a guess)."""
+    if start_after is not None:
+        if isinstance(start_after, timedelta):
+            start_after = start_after.total_seconds()
+        msg.start_after.FromNanoseconds(int(start_after * 1e9))
+    if start_at is not None:
+        if start_at.tzinfo is None:
+            raise ValueError("start_at must be timezone-aware (e.g. datetime.now(timezone.utc))")
+        msg.start_at.FromDatetime(start_at)
 
 
 def _trace_metadata() -> tuple[tuple[str, str], ...]:
@@ -120,9 +148,14 @@ class Client(WorkflowCalls, DeadLetterMethods, OutputMethods, AsyncComponent):
         required_labels: Mapping[str, str] | None = None,
         request_id: str = "",
         attempt_timeout: float | None = None,
+        start_after: float | timedelta | None = None,
+        start_at: datetime | None = None,
         **timeouts: float | None,
     ) -> task_pb2.Task:
         """Submit one task; `payload` is sent as is when bytes, else JSON-encoded.
+
+        A delayed task waits in state SCHEDULED until `start_after` (seconds or a timedelta)
+        from now, or until `start_at` (a timezone-aware datetime); set at most one.
 
         `timeouts` (seconds): schedule_to_start_timeout, heartbeat_timeout,
         retry_initial_backoff, retry_max_backoff, progress_timeout (an attempt that reports no
@@ -136,6 +169,8 @@ class Client(WorkflowCalls, DeadLetterMethods, OutputMethods, AsyncComponent):
             required_labels=required_labels,
             request_id=request_id,
             attempt_timeout=attempt_timeout,
+            start_after=start_after,
+            start_at=start_at,
             **timeouts,
         )
         resp: task_pb2.SubmitTaskResponse = await self._stub.SubmitTask(

@@ -13,6 +13,7 @@ steps:
     capability: merge-counts
     depends_on: [count]          # a list, or one id as a string
     max_attempts: 3              # optional, like priority, timeout (s), required_labels
+    start_after: 60              # optional: wait this many seconds once the step is ready
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ STEP_KEYS = frozenset(
         "max_attempts",
         "timeout",
         "priority",
+        "start_after",
     }
 )
 
@@ -117,6 +119,11 @@ def step_spec(raw: object, i: int) -> workflow_pb2.WorkflowStepSpec:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             raise WorkflowFileError(f"{where}.timeout", "must be a positive number of seconds")
         spec.attempt_timeout.FromNanoseconds(int(timeout * 1e9))
+    if raw.get("start_after") is not None:
+        delay = raw["start_after"]
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
+            raise WorkflowFileError(f"{where}.start_after", "must be a number of seconds >= 0")
+        spec.start_after.FromNanoseconds(int(delay * 1e9))
     return spec
 
 

@@ -79,6 +79,14 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     """A running attempt's report added output: one event per report, with the number of chunks
     stored and the cursor of the last (the text itself is read with StreamTaskOutput).
     """
+    EVENT_TYPE_TASK_SCHEDULED: _EventType.ValueType  # 24
+    """A task was submitted with a start delay and waits (state SCHEDULED) until its time."""
+    EVENT_TYPE_TASK_DUE: _EventType.ValueType  # 25
+    """A delayed task came due and joined its capability's pending queue."""
+    EVENT_TYPE_QUEUE_PAUSED: _EventType.ValueType  # 26
+    """An operator paused a capability's queue (the event's capability): nothing is assigned."""
+    EVENT_TYPE_QUEUE_RESUMED: _EventType.ValueType  # 27
+    """An operator resumed a paused capability's queue."""
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
     """EventType names what happened."""
@@ -133,6 +141,14 @@ EVENT_TYPE_TASK_OUTPUT: EventType.ValueType  # 23
 """A running attempt's report added output: one event per report, with the number of chunks
 stored and the cursor of the last (the text itself is read with StreamTaskOutput).
 """
+EVENT_TYPE_TASK_SCHEDULED: EventType.ValueType  # 24
+"""A task was submitted with a start delay and waits (state SCHEDULED) until its time."""
+EVENT_TYPE_TASK_DUE: EventType.ValueType  # 25
+"""A delayed task came due and joined its capability's pending queue."""
+EVENT_TYPE_QUEUE_PAUSED: EventType.ValueType  # 26
+"""An operator paused a capability's queue (the event's capability): nothing is assigned."""
+EVENT_TYPE_QUEUE_RESUMED: EventType.ValueType  # 27
+"""An operator resumed a paused capability's queue."""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 @_typing.final

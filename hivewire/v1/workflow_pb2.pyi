@@ -152,6 +152,8 @@ class WorkflowStepSpec(_message.Message):
     ATTEMPT_TIMEOUT_FIELD_NUMBER: _builtins.int
     MAP_OVER_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
+    START_AFTER_FIELD_NUMBER: _builtins.int
+    START_AT_FIELD_NUMBER: _builtins.int
     step_id: _builtins.str
     """Id of the step, unique in the workflow (same rules as a capability name)."""
     capability: _builtins.str
@@ -176,6 +178,18 @@ class WorkflowStepSpec(_message.Message):
     def attempt_timeout(self) -> _duration_pb2.Duration:
         """Longest one attempt may run."""
 
+    @_builtins.property
+    def start_after(self) -> _duration_pb2.Duration:
+        """Start the step's tasks no earlier than this long after the step becomes ready (its
+        dependencies succeeded); at most 365 days. Exclusive with start_at.
+        """
+
+    @_builtins.property
+    def start_at(self) -> _timestamp_pb2.Timestamp:
+        """Start the step's tasks no earlier than this time (at most 365 days ahead). Exclusive with
+        start_after.
+        """
+
     def __init__(
         self,
         *,
@@ -188,10 +202,12 @@ class WorkflowStepSpec(_message.Message):
         attempt_timeout: _duration_pb2.Duration | None = ...,
         map_over: _builtins.str = ...,
         priority: _builtins.int = ...,
+        start_after: _duration_pb2.Duration | None = ...,
+        start_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "start_after", b"start_after", "start_at", b"start_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "depends_on", b"depends_on", "map_over", b"map_over", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "required_labels", b"required_labels", "step_id", b"step_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "depends_on", b"depends_on", "map_over", b"map_over", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "required_labels", b"required_labels", "start_after", b"start_after", "start_at", b"start_at", "step_id", b"step_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -79,7 +79,8 @@ class Keys:
 
     @property
     def due(self) -> str:
-        """Sorted set of task ids waiting for a retry backoff, scored by due time (ms)."""
+        """Sorted set of task ids waiting for a retry backoff or a delayed start (SCHEDULED),
+        scored by due time (ms)."""
         return f"{self.prefix}due"
 
     @property
@@ -279,6 +280,7 @@ def script_key_names() -> dict[str, str]:
         "K_WORKFLOW_UPDATES": k.workflow_updates,
         "K_OUTPUT": k.output_prefix,
         "K_PROGRESS_DEADLINES": k.progress_deadlines,
+        "K_DUE": k.due,
     }
     return {name: key.removeprefix(k.prefix) for name, key in named.items()}
 

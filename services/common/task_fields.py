@@ -30,6 +30,8 @@ class NewTask(NamedTuple):
     backoff_ms: int = 0
     backoff_max_ms: int = 0
     progress_ms: int = 0
+    due_ms: int = 0
+    """A delayed start (epoch ms): later than the script's now, the task is created SCHEDULED."""
 
 
 TASK_FIELDS: tuple[str, ...] = (
@@ -80,6 +82,7 @@ LOADED_FIELDS: tuple[str, ...] = (
     "s2s_ms",
     "progress_ms",
     "output_bytes",
+    "due_ms",
 )
 """What a transition loads (tasklib.lua load_task): never payload or result, which can be big."""
 

@@ -9,7 +9,11 @@ from typing import Any
 from hivewire.v1 import workflow_pb2
 from hivewire_services.common.config import SubmissionSettings
 from hivewire_services.common.errors import FieldViolation, HivewireError, InvalidArgument
-from hivewire_services.common.submission import attempt_timeout_ms, check_priority_and_attempts
+from hivewire_services.common.submission import (
+    attempt_timeout_ms,
+    check_priority_and_attempts,
+    start_delay,
+)
 from hivewire_services.common.validation import MAX_REQUEST_ID, check_capability, check_labels
 from hivewire_services.common.validation_json import parse_json_field
 
@@ -35,6 +39,10 @@ class StepDef:
     timeout_ms: int = 0
     map_over: str = ""
     priority: int = 0
+    start_after_ms: int = 0
+    """A delayed start, counted from when the step becomes ready (0 for none)."""
+    start_at_ms: int = 0
+    """A delayed start at a time (epoch ms; 0 for none)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +55,8 @@ class StepDef:
             "timeout_ms": self.timeout_ms,
             "map_over": self.map_over,
             "priority": self.priority,
+            "start_after_ms": self.start_after_ms,
+            "start_at_ms": self.start_at_ms,
         }
 
     @staticmethod
@@ -61,6 +71,8 @@ class StepDef:
             timeout_ms=d["timeout_ms"],
             map_over=d["map_over"],
             priority=d["priority"],
+            start_after_ms=d.get("start_after_ms", 0),
+            start_at_ms=d.get("start_at_ms", 0),
         )
 
 
@@ -151,6 +163,7 @@ def _step(
         check_priority_and_attempts(spec, where)
         check_labels(spec.required_labels, f"{where}required_labels")
         timeout_ms = attempt_timeout_ms(spec, where)
+        start_after_ms, start_at_ms = start_delay(spec, where)
         deps = list(dict.fromkeys(spec.depends_on))
         if spec.map_over and spec.map_over not in deps:
             deps.insert(0, spec.map_over)
@@ -164,6 +177,8 @@ def _step(
             timeout_ms=timeout_ms,
             map_over=spec.map_over,
             priority=spec.priority,
+            start_after_ms=start_after_ms,
+            start_at_ms=start_at_ms,
         )
     except HivewireError as exc:
         bad.extend(exc.violations or [FieldViolation(where.rstrip("."), exc.message)])

@@ -97,7 +97,7 @@ class Scheduler:
         self.settings = settings
         self.cache = cache
         self._assign = scripts.Assign(redis, keys, settings)
-        self._promote = scripts.Promote(redis, keys)
+        self._promote = scripts.Promote(redis, keys, settings)
         self._peek = scripts.Peek(redis, keys)
         self._on_deadline = on_deadline
         self.alarm = Alarm(settings.scheduler_interval)
@@ -122,8 +122,8 @@ class Scheduler:
                 await backoff.failed("scheduler pass", exc)
 
     async def promote_due(self) -> int:
-        """Move tasks whose retry backoff has passed back to their pending queue; the alarm
-        is set for the next one still waiting."""
+        """Move tasks whose retry backoff or delayed start has passed to their pending queue;
+        the alarm is set for the next one still waiting."""
         batch = self.settings.scheduler_batch
         moved, next_due = await self._promote(now_ms(), batch)
         self.alarm.at(next_due)

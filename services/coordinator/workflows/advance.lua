@@ -47,6 +47,7 @@ for _ = 1, nops do
         row[NEW_TASK_TIMEOUT_MS] = ARGV[b + LAUNCH_OP_TIMEOUT_MS]
         row[NEW_TASK_TRACE_ID], row[NEW_TASK_WORKFLOW_ID] = traceparent, wid
         row[NEW_TASK_STEP_ID] = sid
+        row[NEW_TASK_DUE_MS] = ARGV[b + LAUNCH_OP_DUE_MS]
         create_task(row, payload)
         redis.call('HSET', wk, 'x:' .. tid, sid .. ',' .. i)
         ids[#ids + 1] = tid

@@ -15,6 +15,7 @@ from hivewire_services.common.redis import Redis
 from hivewire_services.common.workflow_spec import WorkflowDef, steps_to_json
 from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.tasks import tasklua
+from hivewire_services.coordinator.tasks.store import due_time
 from hivewire_services.coordinator.tasks.tasklua import REQUEST_ID_TTL_SECONDS, Arg
 from hivewire_services.coordinator.workflows.plan import Plan
 
@@ -32,9 +33,11 @@ class LaunchOp(NamedTuple):
     timeout_ms: int
     is_map: str
     ntasks: int
+    due_ms: int
+    """A delayed start (epoch ms; 0 for none): the step's tasks are created SCHEDULED."""
 
 
-def encode_plan(plan: Plan) -> list[Arg]:
+def encode_plan(plan: Plan, now: int) -> list[Arg]:
     """advance.lua's ops: their count, then each op's letter and values (see the script)."""
     ops: list[Arg] = []
     n = 0
@@ -45,7 +48,7 @@ def encode_plan(plan: Plan) -> list[Arg]:
         is_map = "1" if s.map_over else "0"
         head = LaunchOp(
             s.step_id, s.capability, s.priority, s.max_attempts, labels, s.timeout_ms, is_map,
-            len(launch.inputs),
+            len(launch.inputs), due_time(now, s.start_after_ms, s.start_at_ms),
         )  # fmt: skip
         ops += ["L", *head]
         for payload in launch.inputs:
@@ -132,7 +135,7 @@ class WorkflowScripts:
             args=[
                 *tasklua.creation_args(self.keys, self.settings, now),
                 workflow_id,
-                *encode_plan(plan),
+                *encode_plan(plan, now),
             ],
         )
         return int(got)
