@@ -82,7 +82,6 @@ LOADED_FIELDS: tuple[str, ...] = (
     "s2s_ms",
     "progress_ms",
     "output_bytes",
-    "due_ms",
 )
 """What a transition loads (tasklib.lua load_task): never payload or result, which can be big."""
 

@@ -33,7 +33,7 @@ class LaunchOp(NamedTuple):
     timeout_ms: int
     is_map: str
     ntasks: int
-    due_ms: int
+    due_ms: int = 0
     """A delayed start (epoch ms; 0 for none): the step's tasks are created SCHEDULED."""
 
 
