@@ -8,6 +8,7 @@ from grpc import aio as _aio
 from hivewire.v1 import agent_pb2 as _agent_pb2
 from hivewire.v1 import command_pb2 as _command_pb2
 from hivewire.v1 import event_pb2 as _event_pb2
+from hivewire.v1 import operator_pb2 as _operator_pb2
 from hivewire.v1 import stats_pb2 as _stats_pb2
 from hivewire.v1 import task_pb2 as _task_pb2
 from hivewire.v1 import workflow_pb2 as _workflow_pb2
@@ -74,6 +75,14 @@ class GatewayServiceStub:
     """ListCommands lists the custom commands (workflow templates)."""
     RunCommand: _grpc.UnaryUnaryMultiCallable[_command_pb2.RunCommandRequest, _command_pb2.RunCommandResponse]
     """RunCommand starts a custom command as a workflow."""
+    PauseQueue: _grpc.UnaryUnaryMultiCallable[_operator_pb2.PauseQueueRequest, _operator_pb2.PauseQueueResponse]
+    """PauseQueue stops assigning a capability's tasks (they stay PENDING) until ResumeQueue."""
+    ResumeQueue: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ResumeQueueRequest, _operator_pb2.ResumeQueueResponse]
+    """ResumeQueue assigns a paused capability's tasks again."""
+    ListQueues: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ListQueuesRequest, _operator_pb2.ListQueuesResponse]
+    """ListQueues lists the capability queues with their depth and paused flag."""
+    DrainAgent: _grpc.UnaryUnaryMultiCallable[_operator_pb2.DrainAgentRequest, _operator_pb2.DrainAgentResponse]
+    """DrainAgent marks an agent DRAINING: it gets no new work, finishes what it holds, then exits."""
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
@@ -116,6 +125,14 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """ListCommands lists the custom commands (workflow templates)."""
     RunCommand: _aio.UnaryUnaryMultiCallable[_command_pb2.RunCommandRequest, _command_pb2.RunCommandResponse]  # type: ignore[assignment]
     """RunCommand starts a custom command as a workflow."""
+    PauseQueue: _aio.UnaryUnaryMultiCallable[_operator_pb2.PauseQueueRequest, _operator_pb2.PauseQueueResponse]  # type: ignore[assignment]
+    """PauseQueue stops assigning a capability's tasks (they stay PENDING) until ResumeQueue."""
+    ResumeQueue: _aio.UnaryUnaryMultiCallable[_operator_pb2.ResumeQueueRequest, _operator_pb2.ResumeQueueResponse]  # type: ignore[assignment]
+    """ResumeQueue assigns a paused capability's tasks again."""
+    ListQueues: _aio.UnaryUnaryMultiCallable[_operator_pb2.ListQueuesRequest, _operator_pb2.ListQueuesResponse]  # type: ignore[assignment]
+    """ListQueues lists the capability queues with their depth and paused flag."""
+    DrainAgent: _aio.UnaryUnaryMultiCallable[_operator_pb2.DrainAgentRequest, _operator_pb2.DrainAgentResponse]  # type: ignore[assignment]
+    """DrainAgent marks an agent DRAINING: it gets no new work, finishes what it holds, then exits."""
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     """GatewayService is the one public endpoint for clients in any language."""
@@ -257,5 +274,37 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_command_pb2.RunCommandResponse, _abc.Awaitable[_command_pb2.RunCommandResponse]]:
         """RunCommand starts a custom command as a workflow."""
+
+    @_abc_1.abstractmethod
+    def PauseQueue(
+        self,
+        request: _operator_pb2.PauseQueueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.PauseQueueResponse, _abc.Awaitable[_operator_pb2.PauseQueueResponse]]:
+        """PauseQueue stops assigning a capability's tasks (they stay PENDING) until ResumeQueue."""
+
+    @_abc_1.abstractmethod
+    def ResumeQueue(
+        self,
+        request: _operator_pb2.ResumeQueueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.ResumeQueueResponse, _abc.Awaitable[_operator_pb2.ResumeQueueResponse]]:
+        """ResumeQueue assigns a paused capability's tasks again."""
+
+    @_abc_1.abstractmethod
+    def ListQueues(
+        self,
+        request: _operator_pb2.ListQueuesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.ListQueuesResponse, _abc.Awaitable[_operator_pb2.ListQueuesResponse]]:
+        """ListQueues lists the capability queues with their depth and paused flag."""
+
+    @_abc_1.abstractmethod
+    def DrainAgent(
+        self,
+        request: _operator_pb2.DrainAgentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.DrainAgentResponse, _abc.Awaitable[_operator_pb2.DrainAgentResponse]]:
+        """DrainAgent marks an agent DRAINING: it gets no new work, finishes what it holds, then exits."""
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -55,6 +55,11 @@ class Keys:
         return f"{self.prefix}pending-capabilities"
 
     @property
+    def paused_queues(self) -> str:
+        """Hash capability -> when an operator paused its queue (ms): nothing is assigned."""
+        return f"{self.prefix}paused-queues"
+
+    @property
     def tasks_index(self) -> str:
         """Sorted set of every task id by submission sequence."""
         return f"{self.prefix}tasks"
@@ -308,7 +313,7 @@ def key_patterns(k: Keys) -> dict[str, str]:
         "finished", "live_agents", "offline_agents", "agent_seq", "leases", "agent_load",
         "agent_changes", "results", "events", "dead_letters", "workflow_updates",
         "workflows_index", "workflows_finished", "workflow_seq", "hook_due", "hook_entries",
-        "task_counters", "chaos_executions", "hook_events_lost",
+        "task_counters", "chaos_executions", "hook_events_lost", "paused_queues",
     )  # fmt: skip
     return {
         **{name: f"{prefix}*" for name, prefix in families.items()},

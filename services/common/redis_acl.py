@@ -74,7 +74,7 @@ SERVICE_GRANTS: dict[str, Grant] = {
             "progress_deadlines", "output", "reclaim_agents", "finished", "agent_load", "inbox",
             "results", "events", "dead_letters", "workflow_updates", "workflow",
             "workflows_index", "workflows_by_state", "workflows_finished", "workflow_seq",
-            "workflow_request", "task_counters",
+            "workflow_request", "task_counters", "paused_queues",
         ),
         read=("agent", "live_agents", "offline_agents", "leases", "hook_events_lost"),
     ),

@@ -20,6 +20,7 @@ from hivewire_services.coordinator.tasks.agent_cache import AgentCache
 from hivewire_services.coordinator.tasks.metrics_feed import MetricsFeed
 from hivewire_services.coordinator.tasks.reclaim import Reclaimer
 from hivewire_services.coordinator.tasks.results import ResultsConsumer
+from hivewire_services.coordinator.tasks.queues import Queues
 from hivewire_services.coordinator.tasks.scheduler import Scheduler
 from hivewire_services.coordinator.tasks.store import TaskStore
 from hivewire_services.coordinator.tasks.trimmer import StreamTrimmer
@@ -80,6 +81,9 @@ class CoordinatorServer(ServiceProcess[CoordinatorSettings]):
         )
         service = CoordinatorService(self.store, self.settings, on_retried=self._wake)
         service.workflows = self.workflows
+        service.queues = Queues(
+            self.redis, self.keys, self.settings, cache.capabilities, self._wake
+        )
         server = await self.owned.serve(
             listen,
             lambda s: coordinator_pb2_grpc.add_CoordinatorServiceServicer_to_server(service, s),

@@ -8,12 +8,13 @@ from typing import Any, Protocol, TypeAlias, TypeVar
 from google.protobuf import message_factory
 from google.protobuf.message import Message
 
-from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, task_pb2, workflow_pb2
+from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, operator_pb2, task_pb2, workflow_pb2
 from hivewire_services.common.servicer_attrs import RpcAttribute
 from hivewire_services.common.submission import ValidTask, validate_batch, validate_task
 from hivewire_services.common.workflow_spec import validate_workflow
 from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.tasks.dead_letters import DeadLetters
+from hivewire_services.coordinator.tasks.queues import Queues
 from hivewire_services.coordinator.tasks.store import TaskStore
 from hivewire_services.coordinator.workflows.engine import WorkflowEngine
 
@@ -48,9 +49,11 @@ class enveloped(RpcAttribute[Envelope[Req]]):  # noqa: N801 (used as a decorator
 
 
 class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
-    """Tasks, dead letters and workflows; the server sets `workflows` before serving."""
+    """Tasks, dead letters, workflows and queues; the server sets `workflows` and `queues`
+    before serving."""
 
     workflows: WorkflowEngine
+    queues: Queues
 
     def __init__(
         self, store: TaskStore, settings: CoordinatorSettings, on_retried: Callable[[], None]
@@ -144,3 +147,22 @@ class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
         return workflow_pb2.ListWorkflowsResponse(
             workflows=page.workflows, next_page_token=page.next_page_token
         )
+
+    @enveloped
+    async def PauseQueue(
+        self, request: operator_pb2.PauseQueueRequest
+    ) -> operator_pb2.PauseQueueResponse:
+        return operator_pb2.PauseQueueResponse(queue=await self.queues.pause(request.capability))
+
+    @enveloped
+    async def ResumeQueue(
+        self, request: operator_pb2.ResumeQueueRequest
+    ) -> operator_pb2.ResumeQueueResponse:
+        queue = await self.queues.resume(request.capability)
+        return operator_pb2.ResumeQueueResponse(queue=queue)
+
+    @enveloped
+    async def ListQueues(
+        self, request: operator_pb2.ListQueuesRequest
+    ) -> operator_pb2.ListQueuesResponse:
+        return operator_pb2.ListQueuesResponse(queues=await self.queues.list())

@@ -78,6 +78,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     GetWorkflow = Forward(checks.workflow_id)
     ListWorkflows = Forward(checks.list_workflows)
     CancelWorkflow = Forward(checks.workflow_id)
+    PauseQueue = Forward(checks.queue_capability)
+    ResumeQueue = Forward(checks.queue_capability)
+    ListQueues = Forward(checks.nothing)
+    DrainAgent = Forward(checks.drain_agent, REGISTRY)
 
     async def StreamTaskOutput(
         self, request: task_pb2.StreamTaskOutputRequest, context: Context

@@ -132,12 +132,19 @@ class Scheduler:
         return moved
 
     async def schedule_once(self) -> int:
-        """One pass over every capability with live agents; returns assignments applied."""
+        """One pass over every capability with live agents and a queue no operator paused;
+        returns assignments applied."""
         caps = self.cache.capabilities()
         if not caps:
             return 0
-        raw_load = cast(dict[bytes, bytes], await self.redis.hgetall(self.keys.agent_load))
-        load = {k.decode(): int(v) for k, v in raw_load.items()}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.keys.agent_load)
+            pipe.hkeys(self.keys.paused_queues)
+            raw_load, raw_paused = await pipe.execute()
+        if raw_paused:
+            paused = {c.decode() for c in cast(list[bytes], raw_paused)}
+            caps = [c for c in caps if c not in paused]
+        load = {k.decode(): int(v) for k, v in cast(dict[bytes, bytes], raw_load).items()}
         wanted: list[tuple[str, list[CachedAgent], int]] = []
         for cap in caps:
             agents = self.cache.for_capability(cap)
