@@ -25,6 +25,7 @@ from hivewire.cli._health import healthcheck
 from hivewire.cli._hints import DEFAULT_HINT_AFTER, HintAfterOpt, queued_task, wait_with_hints
 from hivewire.cli._hooks import hooks_app
 from hivewire.cli._output import task_output
+from hivewire.cli._queue import queue_app
 from hivewire.cli._redis_acl import redis_acl
 from hivewire.cli._run import agent, up
 from hivewire.cli._workflow import commands, run, workflow_app, workflows
@@ -55,6 +56,7 @@ app.command()(commands)
 app.command()(run)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(hooks_app, name="hooks")
+app.add_typer(queue_app, name="queue")
 
 
 def _enum_value(enum: Any, prefix: str, name: str, option: str) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 from hivewire.client._dlq import DeadLetterMethods
 from hivewire.client._events import EventStream
 from hivewire.client._loops import every_item, poll_state
+from hivewire.client._operator import OperatorMethods
 from hivewire.client._output import OutputMethods
 from hivewire.client._workflow import WorkflowCalls, workflow_to_dict
 from hivewire.core.backoff import backoff
@@ -113,7 +114,7 @@ def _trace_metadata() -> tuple[tuple[str, str], ...]:
     return () if traceparent_of() else (("traceparent", new_traceparent()),)
 
 
-class Client(WorkflowCalls, DeadLetterMethods, OutputMethods, AsyncComponent):
+class Client(WorkflowCalls, DeadLetterMethods, OutputMethods, OperatorMethods, AsyncComponent):
     """One channel to the gateway; every unary call has a deadline (`timeout` seconds).
 
     `addr` and `tls` default to HIVEWIRE_GATEWAY_ADDR and HIVEWIRE_TLS_*, else to the client

@@ -18,9 +18,9 @@ from hivewire_services.coordinator.config import CoordinatorSettings, load_coord
 from hivewire_services.coordinator.service import CoordinatorService
 from hivewire_services.coordinator.tasks.agent_cache import AgentCache
 from hivewire_services.coordinator.tasks.metrics_feed import MetricsFeed
+from hivewire_services.coordinator.tasks.queues import Queues
 from hivewire_services.coordinator.tasks.reclaim import Reclaimer
 from hivewire_services.coordinator.tasks.results import ResultsConsumer
-from hivewire_services.coordinator.tasks.queues import Queues
 from hivewire_services.coordinator.tasks.scheduler import Scheduler
 from hivewire_services.coordinator.tasks.store import TaskStore
 from hivewire_services.coordinator.tasks.trimmer import StreamTrimmer
