@@ -110,6 +110,7 @@ class Outbox:
         if self._drain is True:
             out.append(pb.ConnectResponse(drain=pb.AgentDrainRequest()))
             self._drain = None  # sent
+        if self._cancels:
             out.append(pb.ConnectResponse(cancel=pb.TaskCancel(task_ids=list(self._cancels))))
             self._cancels.clear()
         if self._acks:
