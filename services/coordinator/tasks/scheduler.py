@@ -139,10 +139,10 @@ class Scheduler:
             return 0
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(self.keys.agent_load)
-            pipe.hkeys(self.keys.paused_queues)
+            pipe.hgetall(self.keys.paused_queues)
             raw_load, raw_paused = await pipe.execute()
         if raw_paused:
-            paused = {c.decode() for c in cast(list[bytes], raw_paused)}
+            paused = {c.decode() for c in cast(dict[bytes, bytes], raw_paused)}
             caps = [c for c in caps if c not in paused]
         load = {k.decode(): int(v) for k, v in cast(dict[bytes, bytes], raw_load).items()}
         wanted: list[tuple[str, list[CachedAgent], int]] = []
