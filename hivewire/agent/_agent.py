@@ -105,6 +105,7 @@ class Agent(AgentHooks, AsyncComponent):
         self._slot_free = asyncio.Event()
         self._stopping = False
         self._drained = asyncio.Event()  # the transport said DRAINING: no new work comes
+        self._remote_stop: asyncio.Future[None] | None = None  # stop() after a DrainAgent
         self._stopped = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
         self._stop_lock = asyncio.Lock()
@@ -147,7 +148,8 @@ class Agent(AgentHooks, AsyncComponent):
         if not self._handlers:
             raise ValueError("an agent needs at least one handler")
         transport = self._make_transport()
-        await transport.start(AgentView(running=self._running_ids, on_cancel=self._cancel_tasks))
+        view = AgentView(self._running_ids, self._cancel_tasks, self._drained_remotely)
+        await transport.start(view)
         self._transport = transport
         self._reader = asyncio.create_task(self._read_loop(), name=f"hivewire-reader-{self.name}")
         transport.start_heartbeats(self._reader)
@@ -298,6 +300,12 @@ class Agent(AgentHooks, AsyncComponent):
             result.end_time.GetCurrentTime()
         record_outcome(result, envelope)
         await transport.complete(delivery, result)
+
+    def _drained_remotely(self) -> None:
+        """An operator drained this agent: stop as on SIGTERM, once (run() then returns)."""
+        if not self._stopping and not self._remote_stop:
+            logger.info("agent %s drained by an operator; stopping when idle", self.name)
+            self._remote_stop = asyncio.ensure_future(self.stop())
 
     def _cancel_tasks(self, task_ids: list[str]) -> None:
         wanted = set(task_ids)

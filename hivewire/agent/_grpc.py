@@ -266,6 +266,9 @@ class GrpcTransport:
         elif kind == "cancel":
             if self._view is not None:
                 self._view.on_cancel(list(msg.cancel.task_ids))
+        elif kind == "drain":
+            if self._view is not None and not self._draining:
+                self._view.on_drain()
         else:
             logger.warning("unexpected %s message on the agent stream", kind)
 

@@ -55,6 +55,7 @@ class Session:
         on_cancel: Callable[[list[str]], None],
         running: Callable[[], list[str]] = list,
         tls: TlsConfig = PLAINTEXT,
+        on_drain: Callable[[], None] = lambda: None,
     ) -> None:
         self._channel = aio_channel(
             registry_addr, tls, options=channel_options(), interceptors=client_interceptors()
@@ -66,6 +67,7 @@ class Session:
         self._timeout = rpc_timeout
         self._in_flight = in_flight
         self._on_cancel = on_cancel
+        self._on_drain = on_drain
         self._running = running
         self._identity: Identity | None = None
         self._draining = False
@@ -169,6 +171,8 @@ class Session:
         )
         if resp.cancel_task_ids:
             self._on_cancel(list(resp.cancel_task_ids))
+        if resp.drain and not draining:
+            self._on_drain()
 
     async def heartbeat_now(self, *, draining: bool, within: float | None = None) -> None:
         """One heartbeat outside the loop (used to announce draining); errors are logged."""

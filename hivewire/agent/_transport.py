@@ -50,6 +50,9 @@ class AgentView:
     """Ids of the tasks whose handlers are running (heartbeats name them)."""
     on_cancel: Callable[[list[str]], None]
     """Stop these tasks' handlers (each then reports CANCELLED)."""
+    on_drain: Callable[[], None] = lambda: None
+    """An operator drained the agent (DrainAgent): stop as on SIGTERM (take no new work,
+    finish what it holds, exit)."""
 
 
 class Transport(Protocol):

@@ -9,6 +9,7 @@ import typer
 
 from hivewire.cli._call import EXIT_TASK_FAILED, call, first, key_values
 from hivewire.cli._dashboard import dashboard
+from hivewire.cli._delay import StartAfterOpt, StartAtOpt, start_options
 from hivewire.cli._dlq import dlq_app
 from hivewire.cli._exec_agent import exec_agent
 from hivewire.cli._format import (
@@ -24,6 +25,7 @@ from hivewire.cli._health import healthcheck
 from hivewire.cli._hints import DEFAULT_HINT_AFTER, HintAfterOpt, queued_task, wait_with_hints
 from hivewire.cli._hooks import hooks_app
 from hivewire.cli._output import task_output
+from hivewire.cli._queue import queue_app
 from hivewire.cli._redis_acl import redis_acl
 from hivewire.cli._run import agent, up
 from hivewire.cli._schedule import schedule_app
@@ -58,6 +60,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(hooks_app, name="hooks")
 app.add_typer(tls_app, name="tls")
+app.add_typer(queue_app, name="queue")
 
 
 def _enum_value(enum: Any, prefix: str, name: str, option: str) -> int:
@@ -111,12 +114,15 @@ def submit(
     fairness_weight: Annotated[
         int, typer.Option(help="Turns per round for the key, 1..100 (0: 1).", min=0, max=100)
     ] = 0,
+    start_after: StartAfterOpt = None,
+    start_at: StartAtOpt = None,
     wait: Annotated[bool, typer.Option(help="Wait until the task finishes.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 60.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the task as JSON.")] = False,
     hint_after: HintAfterOpt = DEFAULT_HINT_AFTER,
 ) -> None:
     """Submit a task; with --wait, exit 0 if it succeeded and 1 if not."""
+    after, at = start_options(start_after, start_at)
     try:
         value = json.loads(payload)
     except ValueError as exc:
@@ -134,6 +140,8 @@ def submit(
             progress_timeout=progress_timeout,
             fairness_key=fairness_key,
             fairness_weight=fairness_weight,
+            start_after=after,
+            start_at=at,
         )
         if not wait or task.state in TERMINAL_STATES:
             return task

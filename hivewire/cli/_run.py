@@ -237,8 +237,16 @@ def load_agent(target: str) -> Agent:
 
 
 def agent(
+    ctx: typer.Context,
     target: Annotated[
-        str | None, typer.Argument(help="module:object of your Agent; the demo agent if omitted.")
+        str | None,
+        typer.Argument(
+            help="module:object of your Agent; the demo agent if omitted; or `drain` to drain "
+            "a running agent remotely."
+        ),
+    ] = None,
+    agent_id: Annotated[
+        str | None, typer.Argument(help="With `drain`: id of the agent to drain.")
     ] = None,
     name: Annotated[str | None, typer.Option(help="Agent name.")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Tasks run at once.", min=1)] = None,
@@ -246,7 +254,20 @@ def agent(
         str, typer.Option(help="Demo agent only: comma-separated handlers.")
     ] = "echo,wordcount,sleep",
 ) -> None:
-    """Run an agent until SIGTERM/Ctrl-C, then drain its in-flight work."""
+    """Run an agent until SIGTERM/Ctrl-C, then drain its in-flight work.
+
+    `hivewire agent drain ID` drains a running agent instead (an operator's control).
+    It gets no new task, finishes what it holds, then exits as on SIGTERM.
+    """
+    if target == "drain":
+        if not agent_id:
+            raise typer.BadParameter("give the id of the agent to drain", param_hint="AGENT_ID")
+        from hivewire.cli._queue import drain_agent
+
+        drain_agent(ctx, agent_id)
+        return
+    if agent_id is not None:
+        raise typer.BadParameter("only `drain` takes an agent id", param_hint="AGENT_ID")
     from hivewire.core.logs import setup_logging
 
     setup_logging("INFO", os.environ.get("HIVEWIRE_LOG_FORMAT") or "text")

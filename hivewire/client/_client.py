@@ -8,11 +8,13 @@ async with Client() as client:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from hivewire.client._dlq import DeadLetterMethods
 from hivewire.client._events import EventStream
 from hivewire.client._loops import every_item, poll_state
+from hivewire.client._operator import OperatorMethods
 from hivewire.client._output import OutputMethods
 from hivewire.client._schedules import ScheduleCalls
 from hivewire.client._workflow import WorkflowCalls, workflow_to_dict
@@ -22,7 +24,14 @@ from hivewire.core.defaults import DEFAULT_GATEWAY_ADDR, channel_options, client
 from hivewire.core.lifecycle import AsyncComponent
 from hivewire.core.tls import TlsConfig, aio_channel, tls_from_env
 from hivewire.core.tracing import client_interceptors, new_traceparent, traceparent_of
-from hivewire.v1 import agent_pb2, event_pb2, gateway_pb2_grpc, stats_pb2, task_pb2
+from hivewire.v1 import (
+    agent_pb2,
+    event_pb2,
+    gateway_pb2_grpc,
+    stats_pb2,
+    task_pb2,
+    workflow_pb2,
+)
 
 __all__ = [
     "TERMINAL_STATES",
@@ -59,6 +68,8 @@ def _submit_request(
     progress_timeout: float | None = None,
     fairness_key: str = "",
     fairness_weight: int = 0,
+    start_after: float | timedelta | None = None,
+    start_at: datetime | None = None,
 ) -> task_pb2.SubmitTaskRequest:
     req = task_pb2.SubmitTaskRequest(
         capability=capability,
@@ -81,7 +92,25 @@ def _submit_request(
     ):
         if seconds is not None:
             getattr(req, name).FromNanoseconds(int(seconds * 1e9))
+    set_start(req, start_after, start_at)
     return req
+
+
+def set_start(
+    msg: task_pb2.SubmitTaskRequest | workflow_pb2.WorkflowStepSpec,
+    start_after: float | timedelta | None,
+    start_at: datetime | None,
+) -> None:
+    """A delayed start: `start_after` seconds (or a timedelta) from now, or at `start_at` (an
+    aware datetime; naive ones are refused, as their zone is a guess)."""
+    if start_after is not None:
+        if isinstance(start_after, timedelta):
+            start_after = start_after.total_seconds()
+        msg.start_after.FromNanoseconds(int(start_after * 1e9))
+    if start_at is not None:
+        if start_at.tzinfo is None:
+            raise ValueError("start_at must be timezone-aware (e.g. datetime.now(timezone.utc))")
+        msg.start_at.FromDatetime(start_at)
 
 
 def _trace_metadata() -> tuple[tuple[str, str], ...]:
@@ -90,7 +119,9 @@ def _trace_metadata() -> tuple[tuple[str, str], ...]:
     return () if traceparent_of() else (("traceparent", new_traceparent()),)
 
 
-class Client(WorkflowCalls, ScheduleCalls, DeadLetterMethods, OutputMethods, AsyncComponent):
+class Client(
+    WorkflowCalls, ScheduleCalls, DeadLetterMethods, OutputMethods, OperatorMethods, AsyncComponent
+):
     """One channel to the gateway; every unary call has a deadline (`timeout` seconds).
 
     `addr` and `tls` default to HIVEWIRE_GATEWAY_ADDR and HIVEWIRE_TLS_*, else to the client
@@ -127,12 +158,17 @@ class Client(WorkflowCalls, ScheduleCalls, DeadLetterMethods, OutputMethods, Asy
         attempt_timeout: float | None = None,
         fairness_key: str = "",
         fairness_weight: int = 0,
+        start_after: float | timedelta | None = None,
+        start_at: datetime | None = None,
         **timeouts: float | None,
     ) -> task_pb2.Task:
         """Submit one task; `payload` is sent as is when bytes, else JSON-encoded.
 
         Tasks of equal priority take turns across `fairness_key`s (default: your tenant),
         `fairness_weight` (1..100) turns per round (docs/flow-control.md#fairness).
+
+        A delayed task waits in state SCHEDULED until `start_after` (seconds or a timedelta)
+        from now, or until `start_at` (a timezone-aware datetime); set at most one.
 
         `timeouts` (seconds): schedule_to_start_timeout, heartbeat_timeout,
         retry_initial_backoff, retry_max_backoff, progress_timeout (an attempt that reports no
@@ -148,6 +184,8 @@ class Client(WorkflowCalls, ScheduleCalls, DeadLetterMethods, OutputMethods, Asy
             attempt_timeout=attempt_timeout,
             fairness_key=fairness_key,
             fairness_weight=fairness_weight,
+            start_after=start_after,
+            start_at=start_at,
             **timeouts,
         )
         resp: task_pb2.SubmitTaskResponse = await self._stub.SubmitTask(

@@ -99,6 +99,7 @@ _TASK_KEYS = [
     "request_id",
     "workflow_id",
     "create_time",
+    "scheduled_time",
     "assign_time",
     "start_time",
     "end_time",

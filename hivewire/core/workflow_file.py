@@ -13,6 +13,7 @@ steps:
     capability: merge-counts
     depends_on: [count]          # a list, or one id as a string
     max_attempts: 3              # optional, like priority, timeout (s), required_labels
+    start_after: 60              # optional: wait this many seconds once the step is ready
   - id: approve                  # a signal step: no task; waits for `hivewire workflow signal`
     wait_for_signal: true
     depends_on: [merge]
@@ -58,6 +59,7 @@ STEP_KEYS = frozenset(
         "timeout_outcome",
         "timeout_output",
         "sleep",
+        "start_after",
     }
 )
 OUTCOMES = {
@@ -137,6 +139,11 @@ def step_spec(raw: object, i: int) -> workflow_pb2.WorkflowStepSpec:
             raise WorkflowFileError(f"{where}.timeout", "must be a positive number of seconds")
         spec.attempt_timeout.FromNanoseconds(int(timeout * 1e9))
     _wait_fields(raw, spec, where)
+    if raw.get("start_after") is not None:
+        delay = raw["start_after"]
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
+            raise WorkflowFileError(f"{where}.start_after", "must be a number of seconds >= 0")
+        spec.start_after.FromNanoseconds(int(delay * 1e9))
     return spec
 
 

@@ -27,7 +27,7 @@ from hivewire.v1 import agent_pb2 as hivewire_dot_v1_dot_agent__pb2
 from hivewire.v1 import stream_pb2 as hivewire_dot_v1_dot_stream__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fhivewire/v1/agent_service.proto\x12\x0bhivewire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17hivewire/v1/agent.proto\x1a\x18hivewire/v1/stream.proto\"\xdd\x01\n\x0e\x43onnectRequest\x12(\n\x05hello\x18\x01 \x01(\x0b\x32\x17.hivewire.v1.AgentHelloH\x00\x12\x30\n\theartbeat\x18\x02 \x01(\x0b\x32\x1b.hivewire.v1.AgentHeartbeatH\x00\x12(\n\x05\x64rain\x18\x04 \x01(\x0b\x32\x17.hivewire.v1.AgentDrainH\x00\x12,\n\x07reports\x18\x05 \x01(\x0b\x32\x19.hivewire.v1.AgentReportsH\x00\x42\t\n\x07messageJ\x04\x08\x03\x10\x04R\x06report\"8\n\x0c\x41gentReports\x12(\n\x07reports\x18\x01 \x03(\x0b\x32\x17.hivewire.v1.TaskResult\"\x89\x02\n\nAgentHello\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x02 \x03(\t\x12\x17\n\x0fmax_concurrency\x18\x03 \x01(\x05\x12\x33\n\x06labels\x18\x04 \x03(\x0b\x32#.hivewire.v1.AgentHello.LabelsEntry\x12\x17\n\x0fresume_agent_id\x18\x05 \x01(\t\x12\x1a\n\x12resume_agent_token\x18\x06 \x01(\t\x12\x18\n\x10running_task_ids\x18\x07 \x03(\t\x12\x0b\n\x03sdk\x18\x08 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"*\n\x0e\x41gentHeartbeat\x12\x18\n\x10running_task_ids\x18\x01 \x03(\t\"\x0c\n\nAgentDrain\"\xf0\x01\n\x0f\x43onnectResponse\x12,\n\x07welcome\x18\x01 \x01(\x0b\x32\x19.hivewire.v1.AgentWelcomeH\x00\x12)\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x17.hivewire.v1.TaskCancelH\x00\x12\x33\n\x0b\x61ssignments\x18\x05 \x01(\x0b\x32\x1c.hivewire.v1.TaskAssignmentsH\x00\x12\'\n\x04\x61\x63ks\x18\x06 \x01(\x0b\x32\x17.hivewire.v1.ResultAcksH\x00\x42\t\n\x07messageJ\x04\x08\x02\x10\x03J\x04\x08\x04\x10\x05R\nassignmentR\x03\x61\x63k\";\n\x0fTaskAssignments\x12(\n\x05tasks\x18\x01 \x03(\x0b\x32\x19.hivewire.v1.TaskEnvelope\"2\n\nResultAcks\x12$\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\x16.hivewire.v1.ResultAck\"\xdb\x01\n\x0c\x41gentWelcome\x12!\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x12.hivewire.v1.Agent\x12\x13\n\x0b\x61gent_token\x18\x02 \x01(\t\x12\x31\n\x0elease_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x35\n\x12heartbeat_interval\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07resumed\x18\x05 \x01(\x08\x12\x18\n\x10resumed_task_ids\x18\x06 \x03(\t\"\x1e\n\nTaskCancel\x12\x10\n\x08task_ids\x18\x01 \x03(\t\"-\n\tResultAck\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x32X\n\x0c\x41gentService\x12H\n\x07\x43onnect\x12\x1b.hivewire.v1.ConnectRequest\x1a\x1c.hivewire.v1.ConnectResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fhivewire/v1/agent_service.proto\x12\x0bhivewire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17hivewire/v1/agent.proto\x1a\x18hivewire/v1/stream.proto\"\xdd\x01\n\x0e\x43onnectRequest\x12(\n\x05hello\x18\x01 \x01(\x0b\x32\x17.hivewire.v1.AgentHelloH\x00\x12\x30\n\theartbeat\x18\x02 \x01(\x0b\x32\x1b.hivewire.v1.AgentHeartbeatH\x00\x12(\n\x05\x64rain\x18\x04 \x01(\x0b\x32\x17.hivewire.v1.AgentDrainH\x00\x12,\n\x07reports\x18\x05 \x01(\x0b\x32\x19.hivewire.v1.AgentReportsH\x00\x42\t\n\x07messageJ\x04\x08\x03\x10\x04R\x06report\"8\n\x0c\x41gentReports\x12(\n\x07reports\x18\x01 \x03(\x0b\x32\x17.hivewire.v1.TaskResult\"\x89\x02\n\nAgentHello\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x02 \x03(\t\x12\x17\n\x0fmax_concurrency\x18\x03 \x01(\x05\x12\x33\n\x06labels\x18\x04 \x03(\x0b\x32#.hivewire.v1.AgentHello.LabelsEntry\x12\x17\n\x0fresume_agent_id\x18\x05 \x01(\t\x12\x1a\n\x12resume_agent_token\x18\x06 \x01(\t\x12\x18\n\x10running_task_ids\x18\x07 \x03(\t\x12\x0b\n\x03sdk\x18\x08 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"*\n\x0e\x41gentHeartbeat\x12\x18\n\x10running_task_ids\x18\x01 \x03(\t\"\x0c\n\nAgentDrain\"\xa1\x02\n\x0f\x43onnectResponse\x12,\n\x07welcome\x18\x01 \x01(\x0b\x32\x19.hivewire.v1.AgentWelcomeH\x00\x12)\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x17.hivewire.v1.TaskCancelH\x00\x12\x33\n\x0b\x61ssignments\x18\x05 \x01(\x0b\x32\x1c.hivewire.v1.TaskAssignmentsH\x00\x12\'\n\x04\x61\x63ks\x18\x06 \x01(\x0b\x32\x17.hivewire.v1.ResultAcksH\x00\x12/\n\x05\x64rain\x18\x10 \x01(\x0b\x32\x1e.hivewire.v1.AgentDrainRequestH\x00\x42\t\n\x07messageJ\x04\x08\x02\x10\x03J\x04\x08\x04\x10\x05R\nassignmentR\x03\x61\x63k\";\n\x0fTaskAssignments\x12(\n\x05tasks\x18\x01 \x03(\x0b\x32\x19.hivewire.v1.TaskEnvelope\"2\n\nResultAcks\x12$\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\x16.hivewire.v1.ResultAck\"\xdb\x01\n\x0c\x41gentWelcome\x12!\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x12.hivewire.v1.Agent\x12\x13\n\x0b\x61gent_token\x18\x02 \x01(\t\x12\x31\n\x0elease_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x35\n\x12heartbeat_interval\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07resumed\x18\x05 \x01(\x08\x12\x18\n\x10resumed_task_ids\x18\x06 \x03(\t\"\x1e\n\nTaskCancel\x12\x10\n\x08task_ids\x18\x01 \x03(\t\"-\n\tResultAck\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\"\x13\n\x11\x41gentDrainRequest2X\n\x0c\x41gentService\x12H\n\x07\x43onnect\x12\x1b.hivewire.v1.ConnectRequest\x1a\x1c.hivewire.v1.ConnectResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,17 +49,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AGENTDRAIN']._serialized_start=725
   _globals['_AGENTDRAIN']._serialized_end=737
   _globals['_CONNECTRESPONSE']._serialized_start=740
-  _globals['_CONNECTRESPONSE']._serialized_end=980
-  _globals['_TASKASSIGNMENTS']._serialized_start=982
-  _globals['_TASKASSIGNMENTS']._serialized_end=1041
-  _globals['_RESULTACKS']._serialized_start=1043
-  _globals['_RESULTACKS']._serialized_end=1093
-  _globals['_AGENTWELCOME']._serialized_start=1096
-  _globals['_AGENTWELCOME']._serialized_end=1315
-  _globals['_TASKCANCEL']._serialized_start=1317
-  _globals['_TASKCANCEL']._serialized_end=1347
-  _globals['_RESULTACK']._serialized_start=1349
-  _globals['_RESULTACK']._serialized_end=1394
-  _globals['_AGENTSERVICE']._serialized_start=1396
-  _globals['_AGENTSERVICE']._serialized_end=1484
+  _globals['_CONNECTRESPONSE']._serialized_end=1029
+  _globals['_TASKASSIGNMENTS']._serialized_start=1031
+  _globals['_TASKASSIGNMENTS']._serialized_end=1090
+  _globals['_RESULTACKS']._serialized_start=1092
+  _globals['_RESULTACKS']._serialized_end=1142
+  _globals['_AGENTWELCOME']._serialized_start=1145
+  _globals['_AGENTWELCOME']._serialized_end=1364
+  _globals['_TASKCANCEL']._serialized_start=1366
+  _globals['_TASKCANCEL']._serialized_end=1396
+  _globals['_RESULTACK']._serialized_start=1398
+  _globals['_RESULTACK']._serialized_end=1443
+  _globals['_AGENTDRAINREQUEST']._serialized_start=1445
+  _globals['_AGENTDRAINREQUEST']._serialized_end=1464
+  _globals['_AGENTSERVICE']._serialized_start=1466
+  _globals['_AGENTSERVICE']._serialized_end=1554
 # @@protoc_insertion_point(module_scope)

@@ -224,6 +224,7 @@ class ConnectResponse(_message.Message):
     CANCEL_FIELD_NUMBER: _builtins.int
     ASSIGNMENTS_FIELD_NUMBER: _builtins.int
     ACKS_FIELD_NUMBER: _builtins.int
+    DRAIN_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def welcome(self) -> Global___AgentWelcome:
         """Answer to hello."""
@@ -240,6 +241,12 @@ class ConnectResponse(_message.Message):
     def acks(self) -> Global___ResultAcks:
         """Results that were stored; the agent may forget them."""
 
+    @_builtins.property
+    def drain(self) -> Global___AgentDrainRequest:
+        """An operator drained the agent (DrainAgent): take no new work, finish what it holds,
+        then exit, as on SIGTERM.
+        """
+
     def __init__(
         self,
         *,
@@ -247,12 +254,13 @@ class ConnectResponse(_message.Message):
         cancel: Global___TaskCancel | None = ...,
         assignments: Global___TaskAssignments | None = ...,
         acks: Global___ResultAcks | None = ...,
+        drain: Global___AgentDrainRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["acks", b"acks", "assignments", b"assignments", "cancel", b"cancel", "message", b"message", "welcome", b"welcome"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acks", b"acks", "assignments", b"assignments", "cancel", b"cancel", "drain", b"drain", "message", b"message", "welcome", b"welcome"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acks", b"acks", "assignments", b"assignments", "cancel", b"cancel", "message", b"message", "welcome", b"welcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acks", b"acks", "assignments", b"assignments", "cancel", b"cancel", "drain", b"drain", "message", b"message", "welcome", b"welcome"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["welcome", "cancel", "assignments", "acks"]  # noqa: Y015
+    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["welcome", "cancel", "assignments", "acks", "drain"]  # noqa: Y015
     _WhichOneofArgType_message: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_message) -> _WhichOneofReturnType_message | None: ...
 
@@ -408,3 +416,20 @@ class ResultAck(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResultAck: _TypeAlias = ResultAck  # noqa: Y015
+
+@_typing.final
+class AgentDrainRequest(_message.Message):
+    """AgentDrainRequest asks the agent to drain (an operator's DrainAgent); it carries nothing."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgentDrainRequest: _TypeAlias = AgentDrainRequest  # noqa: Y015

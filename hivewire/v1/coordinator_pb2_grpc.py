@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from hivewire.v1 import coordinator_pb2 as hivewire_dot_v1_dot_coordinator__pb2
+from hivewire.v1 import operator_pb2 as hivewire_dot_v1_dot_operator__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -135,6 +136,21 @@ class CoordinatorServiceStub:
                 '/hivewire.v1.CoordinatorService/DeleteSchedule',
                 request_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceDeleteScheduleRequest.SerializeToString,
                 response_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceDeleteScheduleResponse.FromString,
+                _registered_method=True)
+        self.PauseQueue = channel.unary_unary(
+                '/hivewire.v1.CoordinatorService/PauseQueue',
+                request_serializer=hivewire_dot_v1_dot_operator__pb2.CoordinatorServicePauseQueueRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_operator__pb2.CoordinatorServicePauseQueueResponse.FromString,
+                _registered_method=True)
+        self.ResumeQueue = channel.unary_unary(
+                '/hivewire.v1.CoordinatorService/ResumeQueue',
+                request_serializer=hivewire_dot_v1_dot_operator__pb2.CoordinatorServiceResumeQueueRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_operator__pb2.CoordinatorServiceResumeQueueResponse.FromString,
+                _registered_method=True)
+        self.ListQueues = channel.unary_unary(
+                '/hivewire.v1.CoordinatorService/ListQueues',
+                request_serializer=hivewire_dot_v1_dot_operator__pb2.CoordinatorServiceListQueuesRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_operator__pb2.CoordinatorServiceListQueuesResponse.FromString,
                 _registered_method=True)
 
 
@@ -283,6 +299,27 @@ class CoordinatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PauseQueue(self, request, context):
+        """PauseQueue stops assigning a capability's tasks (they stay PENDING) until ResumeQueue.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeQueue(self, request, context):
+        """ResumeQueue assigns a paused capability's tasks again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListQueues(self, request, context):
+        """ListQueues lists the capability queues with their depth and paused flag.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoordinatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -385,6 +422,21 @@ def add_CoordinatorServiceServicer_to_server(servicer, server):
                     servicer.DeleteSchedule,
                     request_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceDeleteScheduleRequest.FromString,
                     response_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceDeleteScheduleResponse.SerializeToString,
+            ),
+            'PauseQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseQueue,
+                    request_deserializer=hivewire_dot_v1_dot_operator__pb2.CoordinatorServicePauseQueueRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_operator__pb2.CoordinatorServicePauseQueueResponse.SerializeToString,
+            ),
+            'ResumeQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeQueue,
+                    request_deserializer=hivewire_dot_v1_dot_operator__pb2.CoordinatorServiceResumeQueueRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_operator__pb2.CoordinatorServiceResumeQueueResponse.SerializeToString,
+            ),
+            'ListQueues': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListQueues,
+                    request_deserializer=hivewire_dot_v1_dot_operator__pb2.CoordinatorServiceListQueuesRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_operator__pb2.CoordinatorServiceListQueuesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -929,6 +981,87 @@ class CoordinatorService:
             '/hivewire.v1.CoordinatorService/DeleteSchedule',
             hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceDeleteScheduleRequest.SerializeToString,
             hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceDeleteScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.CoordinatorService/PauseQueue',
+            hivewire_dot_v1_dot_operator__pb2.CoordinatorServicePauseQueueRequest.SerializeToString,
+            hivewire_dot_v1_dot_operator__pb2.CoordinatorServicePauseQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.CoordinatorService/ResumeQueue',
+            hivewire_dot_v1_dot_operator__pb2.CoordinatorServiceResumeQueueRequest.SerializeToString,
+            hivewire_dot_v1_dot_operator__pb2.CoordinatorServiceResumeQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListQueues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.CoordinatorService/ListQueues',
+            hivewire_dot_v1_dot_operator__pb2.CoordinatorServiceListQueuesRequest.SerializeToString,
+            hivewire_dot_v1_dot_operator__pb2.CoordinatorServiceListQueuesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from grpc import aio as _aio
 from hivewire.v1 import coordinator_pb2 as _coordinator_pb2
+from hivewire.v1 import operator_pb2 as _operator_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys
@@ -75,6 +76,12 @@ class CoordinatorServiceStub:
     """TriggerSchedule fires a schedule now."""
     DeleteSchedule: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceDeleteScheduleRequest, _coordinator_pb2.CoordinatorServiceDeleteScheduleResponse]
     """DeleteSchedule deletes a schedule."""
+    PauseQueue: _grpc.UnaryUnaryMultiCallable[_operator_pb2.CoordinatorServicePauseQueueRequest, _operator_pb2.CoordinatorServicePauseQueueResponse]
+    """PauseQueue stops assigning a capability's tasks (they stay PENDING) until ResumeQueue."""
+    ResumeQueue: _grpc.UnaryUnaryMultiCallable[_operator_pb2.CoordinatorServiceResumeQueueRequest, _operator_pb2.CoordinatorServiceResumeQueueResponse]
+    """ResumeQueue assigns a paused capability's tasks again."""
+    ListQueues: _grpc.UnaryUnaryMultiCallable[_operator_pb2.CoordinatorServiceListQueuesRequest, _operator_pb2.CoordinatorServiceListQueuesResponse]
+    """ListQueues lists the capability queues with their depth and paused flag."""
 
 @_typing.type_check_only
 class CoordinatorServiceAsyncStub(CoordinatorServiceStub):
@@ -123,6 +130,12 @@ class CoordinatorServiceAsyncStub(CoordinatorServiceStub):
     """TriggerSchedule fires a schedule now."""
     DeleteSchedule: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceDeleteScheduleRequest, _coordinator_pb2.CoordinatorServiceDeleteScheduleResponse]  # type: ignore[assignment]
     """DeleteSchedule deletes a schedule."""
+    PauseQueue: _aio.UnaryUnaryMultiCallable[_operator_pb2.CoordinatorServicePauseQueueRequest, _operator_pb2.CoordinatorServicePauseQueueResponse]  # type: ignore[assignment]
+    """PauseQueue stops assigning a capability's tasks (they stay PENDING) until ResumeQueue."""
+    ResumeQueue: _aio.UnaryUnaryMultiCallable[_operator_pb2.CoordinatorServiceResumeQueueRequest, _operator_pb2.CoordinatorServiceResumeQueueResponse]  # type: ignore[assignment]
+    """ResumeQueue assigns a paused capability's tasks again."""
+    ListQueues: _aio.UnaryUnaryMultiCallable[_operator_pb2.CoordinatorServiceListQueuesRequest, _operator_pb2.CoordinatorServiceListQueuesResponse]  # type: ignore[assignment]
+    """ListQueues lists the capability queues with their depth and paused flag."""
 
 class CoordinatorServiceServicer(metaclass=_abc_1.ABCMeta):
     """CoordinatorService owns tasks: accepts them, schedules them onto agents, applies results.
@@ -288,5 +301,29 @@ class CoordinatorServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_coordinator_pb2.CoordinatorServiceDeleteScheduleResponse, _abc.Awaitable[_coordinator_pb2.CoordinatorServiceDeleteScheduleResponse]]:
         """DeleteSchedule deletes a schedule."""
+
+    @_abc_1.abstractmethod
+    def PauseQueue(
+        self,
+        request: _operator_pb2.CoordinatorServicePauseQueueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.CoordinatorServicePauseQueueResponse, _abc.Awaitable[_operator_pb2.CoordinatorServicePauseQueueResponse]]:
+        """PauseQueue stops assigning a capability's tasks (they stay PENDING) until ResumeQueue."""
+
+    @_abc_1.abstractmethod
+    def ResumeQueue(
+        self,
+        request: _operator_pb2.CoordinatorServiceResumeQueueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.CoordinatorServiceResumeQueueResponse, _abc.Awaitable[_operator_pb2.CoordinatorServiceResumeQueueResponse]]:
+        """ResumeQueue assigns a paused capability's tasks again."""
+
+    @_abc_1.abstractmethod
+    def ListQueues(
+        self,
+        request: _operator_pb2.CoordinatorServiceListQueuesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.CoordinatorServiceListQueuesResponse, _abc.Awaitable[_operator_pb2.CoordinatorServiceListQueuesResponse]]:
+        """ListQueues lists the capability queues with their depth and paused flag."""
 
 def add_CoordinatorServiceServicer_to_server(servicer: CoordinatorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

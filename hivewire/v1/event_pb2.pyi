@@ -99,6 +99,14 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     """A schedule was created or changed (paused, resumed; `message` says which)."""
     EVENT_TYPE_SCHEDULE_DELETED: _EventType.ValueType  # 31
     """A schedule was deleted."""
+    EVENT_TYPE_TASK_SCHEDULED: _EventType.ValueType  # 24
+    """A task was submitted with a start delay and waits (state SCHEDULED) until its time."""
+    EVENT_TYPE_TASK_DUE: _EventType.ValueType  # 25
+    """A delayed task came due and joined its capability's pending queue."""
+    EVENT_TYPE_QUEUE_PAUSED: _EventType.ValueType  # 26
+    """An operator paused a capability's queue (the event's capability): nothing is assigned."""
+    EVENT_TYPE_QUEUE_RESUMED: _EventType.ValueType  # 27
+    """An operator resumed a paused capability's queue."""
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
     """EventType names what happened."""
@@ -173,6 +181,14 @@ EVENT_TYPE_SCHEDULE_UPDATED: EventType.ValueType  # 30
 """A schedule was created or changed (paused, resumed; `message` says which)."""
 EVENT_TYPE_SCHEDULE_DELETED: EventType.ValueType  # 31
 """A schedule was deleted."""
+EVENT_TYPE_TASK_SCHEDULED: EventType.ValueType  # 24
+"""A task was submitted with a start delay and waits (state SCHEDULED) until its time."""
+EVENT_TYPE_TASK_DUE: EventType.ValueType  # 25
+"""A delayed task came due and joined its capability's pending queue."""
+EVENT_TYPE_QUEUE_PAUSED: EventType.ValueType  # 26
+"""An operator paused a capability's queue (the event's capability): nothing is assigned."""
+EVENT_TYPE_QUEUE_RESUMED: EventType.ValueType  # 27
+"""An operator resumed a paused capability's queue."""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 @_typing.final

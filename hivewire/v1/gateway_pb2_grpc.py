@@ -6,6 +6,7 @@ import warnings
 from hivewire.v1 import agent_pb2 as hivewire_dot_v1_dot_agent__pb2
 from hivewire.v1 import command_pb2 as hivewire_dot_v1_dot_command__pb2
 from hivewire.v1 import event_pb2 as hivewire_dot_v1_dot_event__pb2
+from hivewire.v1 import operator_pb2 as hivewire_dot_v1_dot_operator__pb2
 from hivewire.v1 import schedule_pb2 as hivewire_dot_v1_dot_schedule__pb2
 from hivewire.v1 import stats_pb2 as hivewire_dot_v1_dot_stats__pb2
 from hivewire.v1 import task_pb2 as hivewire_dot_v1_dot_task__pb2
@@ -170,6 +171,26 @@ class GatewayServiceStub:
                 '/hivewire.v1.GatewayService/DeleteSchedule',
                 request_serializer=hivewire_dot_v1_dot_schedule__pb2.DeleteScheduleRequest.SerializeToString,
                 response_deserializer=hivewire_dot_v1_dot_schedule__pb2.DeleteScheduleResponse.FromString,
+                _registered_method=True)
+        self.PauseQueue = channel.unary_unary(
+                '/hivewire.v1.GatewayService/PauseQueue',
+                request_serializer=hivewire_dot_v1_dot_operator__pb2.PauseQueueRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_operator__pb2.PauseQueueResponse.FromString,
+                _registered_method=True)
+        self.ResumeQueue = channel.unary_unary(
+                '/hivewire.v1.GatewayService/ResumeQueue',
+                request_serializer=hivewire_dot_v1_dot_operator__pb2.ResumeQueueRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_operator__pb2.ResumeQueueResponse.FromString,
+                _registered_method=True)
+        self.ListQueues = channel.unary_unary(
+                '/hivewire.v1.GatewayService/ListQueues',
+                request_serializer=hivewire_dot_v1_dot_operator__pb2.ListQueuesRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_operator__pb2.ListQueuesResponse.FromString,
+                _registered_method=True)
+        self.DrainAgent = channel.unary_unary(
+                '/hivewire.v1.GatewayService/DrainAgent',
+                request_serializer=hivewire_dot_v1_dot_operator__pb2.DrainAgentRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_operator__pb2.DrainAgentResponse.FromString,
                 _registered_method=True)
 
 
@@ -361,6 +382,34 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PauseQueue(self, request, context):
+        """PauseQueue stops assigning a capability's tasks (they stay PENDING) until ResumeQueue.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeQueue(self, request, context):
+        """ResumeQueue assigns a paused capability's tasks again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListQueues(self, request, context):
+        """ListQueues lists the capability queues with their depth and paused flag.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DrainAgent(self, request, context):
+        """DrainAgent marks an agent DRAINING: it gets no new work, finishes what it holds, then exits.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -493,6 +542,26 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.DeleteSchedule,
                     request_deserializer=hivewire_dot_v1_dot_schedule__pb2.DeleteScheduleRequest.FromString,
                     response_serializer=hivewire_dot_v1_dot_schedule__pb2.DeleteScheduleResponse.SerializeToString,
+            ),
+            'PauseQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseQueue,
+                    request_deserializer=hivewire_dot_v1_dot_operator__pb2.PauseQueueRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_operator__pb2.PauseQueueResponse.SerializeToString,
+            ),
+            'ResumeQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeQueue,
+                    request_deserializer=hivewire_dot_v1_dot_operator__pb2.ResumeQueueRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_operator__pb2.ResumeQueueResponse.SerializeToString,
+            ),
+            'ListQueues': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListQueues,
+                    request_deserializer=hivewire_dot_v1_dot_operator__pb2.ListQueuesRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_operator__pb2.ListQueuesResponse.SerializeToString,
+            ),
+            'DrainAgent': grpc.unary_unary_rpc_method_handler(
+                    servicer.DrainAgent,
+                    request_deserializer=hivewire_dot_v1_dot_operator__pb2.DrainAgentRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_operator__pb2.DrainAgentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1198,6 +1267,114 @@ class GatewayService:
             '/hivewire.v1.GatewayService/DeleteSchedule',
             hivewire_dot_v1_dot_schedule__pb2.DeleteScheduleRequest.SerializeToString,
             hivewire_dot_v1_dot_schedule__pb2.DeleteScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/PauseQueue',
+            hivewire_dot_v1_dot_operator__pb2.PauseQueueRequest.SerializeToString,
+            hivewire_dot_v1_dot_operator__pb2.PauseQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/ResumeQueue',
+            hivewire_dot_v1_dot_operator__pb2.ResumeQueueRequest.SerializeToString,
+            hivewire_dot_v1_dot_operator__pb2.ResumeQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListQueues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/ListQueues',
+            hivewire_dot_v1_dot_operator__pb2.ListQueuesRequest.SerializeToString,
+            hivewire_dot_v1_dot_operator__pb2.ListQueuesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DrainAgent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/DrainAgent',
+            hivewire_dot_v1_dot_operator__pb2.DrainAgentRequest.SerializeToString,
+            hivewire_dot_v1_dot_operator__pb2.DrainAgentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -8,6 +8,7 @@ from grpc import aio as _aio
 from hivewire.v1 import agent_pb2 as _agent_pb2
 from hivewire.v1 import command_pb2 as _command_pb2
 from hivewire.v1 import event_pb2 as _event_pb2
+from hivewire.v1 import operator_pb2 as _operator_pb2
 from hivewire.v1 import schedule_pb2 as _schedule_pb2
 from hivewire.v1 import stats_pb2 as _stats_pb2
 from hivewire.v1 import task_pb2 as _task_pb2
@@ -95,6 +96,14 @@ class GatewayServiceStub:
     """TriggerSchedule fires a schedule now."""
     DeleteSchedule: _grpc.UnaryUnaryMultiCallable[_schedule_pb2.DeleteScheduleRequest, _schedule_pb2.DeleteScheduleResponse]
     """DeleteSchedule deletes a schedule."""
+    PauseQueue: _grpc.UnaryUnaryMultiCallable[_operator_pb2.PauseQueueRequest, _operator_pb2.PauseQueueResponse]
+    """PauseQueue stops assigning a capability's tasks (they stay PENDING) until ResumeQueue."""
+    ResumeQueue: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ResumeQueueRequest, _operator_pb2.ResumeQueueResponse]
+    """ResumeQueue assigns a paused capability's tasks again."""
+    ListQueues: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ListQueuesRequest, _operator_pb2.ListQueuesResponse]
+    """ListQueues lists the capability queues with their depth and paused flag."""
+    DrainAgent: _grpc.UnaryUnaryMultiCallable[_operator_pb2.DrainAgentRequest, _operator_pb2.DrainAgentResponse]
+    """DrainAgent marks an agent DRAINING: it gets no new work, finishes what it holds, then exits."""
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
@@ -157,6 +166,14 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """TriggerSchedule fires a schedule now."""
     DeleteSchedule: _aio.UnaryUnaryMultiCallable[_schedule_pb2.DeleteScheduleRequest, _schedule_pb2.DeleteScheduleResponse]  # type: ignore[assignment]
     """DeleteSchedule deletes a schedule."""
+    PauseQueue: _aio.UnaryUnaryMultiCallable[_operator_pb2.PauseQueueRequest, _operator_pb2.PauseQueueResponse]  # type: ignore[assignment]
+    """PauseQueue stops assigning a capability's tasks (they stay PENDING) until ResumeQueue."""
+    ResumeQueue: _aio.UnaryUnaryMultiCallable[_operator_pb2.ResumeQueueRequest, _operator_pb2.ResumeQueueResponse]  # type: ignore[assignment]
+    """ResumeQueue assigns a paused capability's tasks again."""
+    ListQueues: _aio.UnaryUnaryMultiCallable[_operator_pb2.ListQueuesRequest, _operator_pb2.ListQueuesResponse]  # type: ignore[assignment]
+    """ListQueues lists the capability queues with their depth and paused flag."""
+    DrainAgent: _aio.UnaryUnaryMultiCallable[_operator_pb2.DrainAgentRequest, _operator_pb2.DrainAgentResponse]  # type: ignore[assignment]
+    """DrainAgent marks an agent DRAINING: it gets no new work, finishes what it holds, then exits."""
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     """GatewayService is the one public endpoint for clients in any language."""
@@ -372,5 +389,37 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_schedule_pb2.DeleteScheduleResponse, _abc.Awaitable[_schedule_pb2.DeleteScheduleResponse]]:
         """DeleteSchedule deletes a schedule."""
+
+    @_abc_1.abstractmethod
+    def PauseQueue(
+        self,
+        request: _operator_pb2.PauseQueueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.PauseQueueResponse, _abc.Awaitable[_operator_pb2.PauseQueueResponse]]:
+        """PauseQueue stops assigning a capability's tasks (they stay PENDING) until ResumeQueue."""
+
+    @_abc_1.abstractmethod
+    def ResumeQueue(
+        self,
+        request: _operator_pb2.ResumeQueueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.ResumeQueueResponse, _abc.Awaitable[_operator_pb2.ResumeQueueResponse]]:
+        """ResumeQueue assigns a paused capability's tasks again."""
+
+    @_abc_1.abstractmethod
+    def ListQueues(
+        self,
+        request: _operator_pb2.ListQueuesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.ListQueuesResponse, _abc.Awaitable[_operator_pb2.ListQueuesResponse]]:
+        """ListQueues lists the capability queues with their depth and paused flag."""
+
+    @_abc_1.abstractmethod
+    def DrainAgent(
+        self,
+        request: _operator_pb2.DrainAgentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.DrainAgentResponse, _abc.Awaitable[_operator_pb2.DrainAgentResponse]]:
+        """DrainAgent marks an agent DRAINING: it gets no new work, finishes what it holds, then exits."""
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

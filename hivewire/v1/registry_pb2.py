@@ -25,9 +25,10 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from hivewire.v1 import agent_pb2 as hivewire_dot_v1_dot_agent__pb2
+from hivewire.v1 import operator_pb2 as hivewire_dot_v1_dot_operator__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahivewire/v1/registry.proto\x12\x0bhivewire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17hivewire/v1/agent.proto\"\xc1\x01\n\x14RegisterAgentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x02 \x03(\t\x12\x17\n\x0fmax_concurrency\x18\x03 \x01(\x05\x12=\n\x06labels\x18\x04 \x03(\x0b\x32-.hivewire.v1.RegisterAgentRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xdd\x01\n\x15RegisterAgentResponse\x12!\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x12.hivewire.v1.Agent\x12\x13\n\x0b\x61gent_token\x18\x02 \x01(\t\x12\x31\n\x0elease_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0cinbox_stream\x18\x04 \x01(\t\x12\x13\n\x0binbox_group\x18\x05 \x01(\t\x12\x16\n\x0eresults_stream\x18\x06 \x01(\t\x12\x16\n\x0eredis_username\x18\x07 \x01(\t\"|\n\x14SendHeartbeatRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gent_token\x18\x02 \x01(\t\x12\x11\n\tin_flight\x18\x03 \x01(\x05\x12\x10\n\x08\x64raining\x18\x04 \x01(\x08\x12\x18\n\x10running_task_ids\x18\x05 \x03(\t\"g\n\x15SendHeartbeatResponse\x12\x35\n\x11lease_expire_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x63\x61ncel_task_ids\x18\x02 \x03(\t\"?\n\x16\x44\x65registerAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gent_token\x18\x02 \x01(\t\"\x19\n\x17\x44\x65registerAgentResponse\"#\n\x0fGetAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"5\n\x10GetAgentResponse\x12!\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x12.hivewire.v1.Agent\"S\n RegistryServiceListAgentsRequest\x12/\n\x07request\x18\x01 \x01(\x0b\x32\x1e.hivewire.v1.ListAgentsRequest\"V\n!RegistryServiceListAgentsResponse\x12\x31\n\x08response\x18\x01 \x01(\x0b\x32\x1f.hivewire.v1.ListAgentsResponse\"\x14\n\x12WatchAgentsRequest\"\x8c\x01\n\x13WatchAgentsResponse\x12(\n\x06\x63hange\x18\x01 \x01(\x0e\x32\x18.hivewire.v1.AgentChange\x12!\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x12.hivewire.v1.Agent\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x94\x01\n\x0b\x41gentChange\x12\x1c\n\x18\x41GENT_CHANGE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x41GENT_CHANGE_SNAPSHOT\x10\x01\x12\x17\n\x13\x41GENT_CHANGE_SYNCED\x10\x02\x12\x19\n\x15\x41GENT_CHANGE_UPSERTED\x10\x03\x12\x18\n\x14\x41GENT_CHANGE_REMOVED\x10\x04\x32\xa9\x04\n\x0fRegistryService\x12V\n\rRegisterAgent\x12!.hivewire.v1.RegisterAgentRequest\x1a\".hivewire.v1.RegisterAgentResponse\x12V\n\rSendHeartbeat\x12!.hivewire.v1.SendHeartbeatRequest\x1a\".hivewire.v1.SendHeartbeatResponse\x12\\\n\x0f\x44\x65registerAgent\x12#.hivewire.v1.DeregisterAgentRequest\x1a$.hivewire.v1.DeregisterAgentResponse\x12G\n\x08GetAgent\x12\x1c.hivewire.v1.GetAgentRequest\x1a\x1d.hivewire.v1.GetAgentResponse\x12k\n\nListAgents\x12-.hivewire.v1.RegistryServiceListAgentsRequest\x1a..hivewire.v1.RegistryServiceListAgentsResponse\x12R\n\x0bWatchAgents\x12\x1f.hivewire.v1.WatchAgentsRequest\x1a .hivewire.v1.WatchAgentsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahivewire/v1/registry.proto\x12\x0bhivewire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17hivewire/v1/agent.proto\x1a\x1ahivewire/v1/operator.proto\"\xc1\x01\n\x14RegisterAgentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x02 \x03(\t\x12\x17\n\x0fmax_concurrency\x18\x03 \x01(\x05\x12=\n\x06labels\x18\x04 \x03(\x0b\x32-.hivewire.v1.RegisterAgentRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xdd\x01\n\x15RegisterAgentResponse\x12!\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x12.hivewire.v1.Agent\x12\x13\n\x0b\x61gent_token\x18\x02 \x01(\t\x12\x31\n\x0elease_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0cinbox_stream\x18\x04 \x01(\t\x12\x13\n\x0binbox_group\x18\x05 \x01(\t\x12\x16\n\x0eresults_stream\x18\x06 \x01(\t\x12\x16\n\x0eredis_username\x18\x07 \x01(\t\"|\n\x14SendHeartbeatRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gent_token\x18\x02 \x01(\t\x12\x11\n\tin_flight\x18\x03 \x01(\x05\x12\x10\n\x08\x64raining\x18\x04 \x01(\x08\x12\x18\n\x10running_task_ids\x18\x05 \x03(\t\"v\n\x15SendHeartbeatResponse\x12\x35\n\x11lease_expire_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x63\x61ncel_task_ids\x18\x02 \x03(\t\x12\r\n\x05\x64rain\x18\x10 \x01(\x08\"?\n\x16\x44\x65registerAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gent_token\x18\x02 \x01(\t\"\x19\n\x17\x44\x65registerAgentResponse\"#\n\x0fGetAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"5\n\x10GetAgentResponse\x12!\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x12.hivewire.v1.Agent\"S\n RegistryServiceListAgentsRequest\x12/\n\x07request\x18\x01 \x01(\x0b\x32\x1e.hivewire.v1.ListAgentsRequest\"V\n!RegistryServiceListAgentsResponse\x12\x31\n\x08response\x18\x01 \x01(\x0b\x32\x1f.hivewire.v1.ListAgentsResponse\"\x14\n\x12WatchAgentsRequest\"\x8c\x01\n\x13WatchAgentsResponse\x12(\n\x06\x63hange\x18\x01 \x01(\x0e\x32\x18.hivewire.v1.AgentChange\x12!\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x12.hivewire.v1.Agent\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x94\x01\n\x0b\x41gentChange\x12\x1c\n\x18\x41GENT_CHANGE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x41GENT_CHANGE_SNAPSHOT\x10\x01\x12\x17\n\x13\x41GENT_CHANGE_SYNCED\x10\x02\x12\x19\n\x15\x41GENT_CHANGE_UPSERTED\x10\x03\x12\x18\n\x14\x41GENT_CHANGE_REMOVED\x10\x04\x32\x96\x05\n\x0fRegistryService\x12V\n\rRegisterAgent\x12!.hivewire.v1.RegisterAgentRequest\x1a\".hivewire.v1.RegisterAgentResponse\x12V\n\rSendHeartbeat\x12!.hivewire.v1.SendHeartbeatRequest\x1a\".hivewire.v1.SendHeartbeatResponse\x12\\\n\x0f\x44\x65registerAgent\x12#.hivewire.v1.DeregisterAgentRequest\x1a$.hivewire.v1.DeregisterAgentResponse\x12G\n\x08GetAgent\x12\x1c.hivewire.v1.GetAgentRequest\x1a\x1d.hivewire.v1.GetAgentResponse\x12k\n\nListAgents\x12-.hivewire.v1.RegistryServiceListAgentsRequest\x1a..hivewire.v1.RegistryServiceListAgentsResponse\x12R\n\x0bWatchAgents\x12\x1f.hivewire.v1.WatchAgentsRequest\x1a .hivewire.v1.WatchAgentsResponse0\x01\x12k\n\nDrainAgent\x12-.hivewire.v1.RegistryServiceDrainAgentRequest\x1a..hivewire.v1.RegistryServiceDrainAgentResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,34 +37,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REGISTERAGENTREQUEST_LABELSENTRY']._loaded_options = None
   _globals['_REGISTERAGENTREQUEST_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_AGENTCHANGE']._serialized_start=1307
-  _globals['_AGENTCHANGE']._serialized_end=1455
-  _globals['_REGISTERAGENTREQUEST']._serialized_start=134
-  _globals['_REGISTERAGENTREQUEST']._serialized_end=327
-  _globals['_REGISTERAGENTREQUEST_LABELSENTRY']._serialized_start=282
-  _globals['_REGISTERAGENTREQUEST_LABELSENTRY']._serialized_end=327
-  _globals['_REGISTERAGENTRESPONSE']._serialized_start=330
-  _globals['_REGISTERAGENTRESPONSE']._serialized_end=551
-  _globals['_SENDHEARTBEATREQUEST']._serialized_start=553
-  _globals['_SENDHEARTBEATREQUEST']._serialized_end=677
-  _globals['_SENDHEARTBEATRESPONSE']._serialized_start=679
-  _globals['_SENDHEARTBEATRESPONSE']._serialized_end=782
-  _globals['_DEREGISTERAGENTREQUEST']._serialized_start=784
-  _globals['_DEREGISTERAGENTREQUEST']._serialized_end=847
-  _globals['_DEREGISTERAGENTRESPONSE']._serialized_start=849
-  _globals['_DEREGISTERAGENTRESPONSE']._serialized_end=874
-  _globals['_GETAGENTREQUEST']._serialized_start=876
-  _globals['_GETAGENTREQUEST']._serialized_end=911
-  _globals['_GETAGENTRESPONSE']._serialized_start=913
-  _globals['_GETAGENTRESPONSE']._serialized_end=966
-  _globals['_REGISTRYSERVICELISTAGENTSREQUEST']._serialized_start=968
-  _globals['_REGISTRYSERVICELISTAGENTSREQUEST']._serialized_end=1051
-  _globals['_REGISTRYSERVICELISTAGENTSRESPONSE']._serialized_start=1053
-  _globals['_REGISTRYSERVICELISTAGENTSRESPONSE']._serialized_end=1139
-  _globals['_WATCHAGENTSREQUEST']._serialized_start=1141
-  _globals['_WATCHAGENTSREQUEST']._serialized_end=1161
-  _globals['_WATCHAGENTSRESPONSE']._serialized_start=1164
-  _globals['_WATCHAGENTSRESPONSE']._serialized_end=1304
-  _globals['_REGISTRYSERVICE']._serialized_start=1458
-  _globals['_REGISTRYSERVICE']._serialized_end=2011
+  _globals['_AGENTCHANGE']._serialized_start=1350
+  _globals['_AGENTCHANGE']._serialized_end=1498
+  _globals['_REGISTERAGENTREQUEST']._serialized_start=162
+  _globals['_REGISTERAGENTREQUEST']._serialized_end=355
+  _globals['_REGISTERAGENTREQUEST_LABELSENTRY']._serialized_start=310
+  _globals['_REGISTERAGENTREQUEST_LABELSENTRY']._serialized_end=355
+  _globals['_REGISTERAGENTRESPONSE']._serialized_start=358
+  _globals['_REGISTERAGENTRESPONSE']._serialized_end=579
+  _globals['_SENDHEARTBEATREQUEST']._serialized_start=581
+  _globals['_SENDHEARTBEATREQUEST']._serialized_end=705
+  _globals['_SENDHEARTBEATRESPONSE']._serialized_start=707
+  _globals['_SENDHEARTBEATRESPONSE']._serialized_end=825
+  _globals['_DEREGISTERAGENTREQUEST']._serialized_start=827
+  _globals['_DEREGISTERAGENTREQUEST']._serialized_end=890
+  _globals['_DEREGISTERAGENTRESPONSE']._serialized_start=892
+  _globals['_DEREGISTERAGENTRESPONSE']._serialized_end=917
+  _globals['_GETAGENTREQUEST']._serialized_start=919
+  _globals['_GETAGENTREQUEST']._serialized_end=954
+  _globals['_GETAGENTRESPONSE']._serialized_start=956
+  _globals['_GETAGENTRESPONSE']._serialized_end=1009
+  _globals['_REGISTRYSERVICELISTAGENTSREQUEST']._serialized_start=1011
+  _globals['_REGISTRYSERVICELISTAGENTSREQUEST']._serialized_end=1094
+  _globals['_REGISTRYSERVICELISTAGENTSRESPONSE']._serialized_start=1096
+  _globals['_REGISTRYSERVICELISTAGENTSRESPONSE']._serialized_end=1182
+  _globals['_WATCHAGENTSREQUEST']._serialized_start=1184
+  _globals['_WATCHAGENTSREQUEST']._serialized_end=1204
+  _globals['_WATCHAGENTSRESPONSE']._serialized_start=1207
+  _globals['_WATCHAGENTSRESPONSE']._serialized_end=1347
+  _globals['_REGISTRYSERVICE']._serialized_start=1501
+  _globals['_REGISTRYSERVICE']._serialized_end=2163
 # @@protoc_insertion_point(module_scope)

@@ -214,6 +214,11 @@ class SendHeartbeatResponse(_message.Message):
 
     LEASE_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     CANCEL_TASK_IDS_FIELD_NUMBER: _builtins.int
+    DRAIN_FIELD_NUMBER: _builtins.int
+    drain: _builtins.bool
+    """True when the agent was drained remotely (DrainAgent): it should take no new work, finish
+    what it holds and exit, as on SIGTERM.
+    """
     @_builtins.property
     def lease_expire_time(self) -> _timestamp_pb2.Timestamp:
         """When the renewed lease runs out."""
@@ -227,10 +232,11 @@ class SendHeartbeatResponse(_message.Message):
         *,
         lease_expire_time: _timestamp_pb2.Timestamp | None = ...,
         cancel_task_ids: _abc.Iterable[_builtins.str] | None = ...,
+        drain: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["lease_expire_time", b"lease_expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_task_ids", b"cancel_task_ids", "lease_expire_time", b"lease_expire_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_task_ids", b"cancel_task_ids", "drain", b"drain", "lease_expire_time", b"lease_expire_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from hivewire.v1 import operator_pb2 as hivewire_dot_v1_dot_operator__pb2
 from hivewire.v1 import registry_pb2 as hivewire_dot_v1_dot_registry__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -65,6 +66,11 @@ class RegistryServiceStub:
                 request_serializer=hivewire_dot_v1_dot_registry__pb2.WatchAgentsRequest.SerializeToString,
                 response_deserializer=hivewire_dot_v1_dot_registry__pb2.WatchAgentsResponse.FromString,
                 _registered_method=True)
+        self.DrainAgent = channel.unary_unary(
+                '/hivewire.v1.RegistryService/DrainAgent',
+                request_serializer=hivewire_dot_v1_dot_operator__pb2.RegistryServiceDrainAgentRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_operator__pb2.RegistryServiceDrainAgentResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -113,6 +119,14 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DrainAgent(self, request, context):
+        """DrainAgent marks a live agent DRAINING (an operator's request): no new work is assigned to
+        it, and its next heartbeat response tells it to drain.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,6 +159,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.WatchAgents,
                     request_deserializer=hivewire_dot_v1_dot_registry__pb2.WatchAgentsRequest.FromString,
                     response_serializer=hivewire_dot_v1_dot_registry__pb2.WatchAgentsResponse.SerializeToString,
+            ),
+            'DrainAgent': grpc.unary_unary_rpc_method_handler(
+                    servicer.DrainAgent,
+                    request_deserializer=hivewire_dot_v1_dot_operator__pb2.RegistryServiceDrainAgentRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_operator__pb2.RegistryServiceDrainAgentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -310,6 +329,33 @@ class RegistryService:
             '/hivewire.v1.RegistryService/WatchAgents',
             hivewire_dot_v1_dot_registry__pb2.WatchAgentsRequest.SerializeToString,
             hivewire_dot_v1_dot_registry__pb2.WatchAgentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DrainAgent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.RegistryService/DrainAgent',
+            hivewire_dot_v1_dot_operator__pb2.RegistryServiceDrainAgentRequest.SerializeToString,
+            hivewire_dot_v1_dot_operator__pb2.RegistryServiceDrainAgentResponse.FromString,
             options,
             channel_credentials,
             insecure,

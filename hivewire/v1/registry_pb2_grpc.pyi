@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from grpc import aio as _aio
+from hivewire.v1 import operator_pb2 as _operator_pb2
 from hivewire.v1 import registry_pb2 as _registry_pb2
 import abc as _abc_1
 import grpc as _grpc
@@ -45,6 +46,10 @@ class RegistryServiceStub:
     """ListAgents pages through agents."""
     WatchAgents: _grpc.UnaryStreamMultiCallable[_registry_pb2.WatchAgentsRequest, _registry_pb2.WatchAgentsResponse]
     """WatchAgents streams a snapshot of every agent, a SYNCED marker, then each change as it happens."""
+    DrainAgent: _grpc.UnaryUnaryMultiCallable[_operator_pb2.RegistryServiceDrainAgentRequest, _operator_pb2.RegistryServiceDrainAgentResponse]
+    """DrainAgent marks a live agent DRAINING (an operator's request): no new work is assigned to
+    it, and its next heartbeat response tells it to drain.
+    """
 
 @_typing.type_check_only
 class RegistryServiceAsyncStub(RegistryServiceStub):
@@ -63,6 +68,10 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     """ListAgents pages through agents."""
     WatchAgents: _aio.UnaryStreamMultiCallable[_registry_pb2.WatchAgentsRequest, _registry_pb2.WatchAgentsResponse]  # type: ignore[assignment]
     """WatchAgents streams a snapshot of every agent, a SYNCED marker, then each change as it happens."""
+    DrainAgent: _aio.UnaryUnaryMultiCallable[_operator_pb2.RegistryServiceDrainAgentRequest, _operator_pb2.RegistryServiceDrainAgentResponse]  # type: ignore[assignment]
+    """DrainAgent marks a live agent DRAINING (an operator's request): no new work is assigned to
+    it, and its next heartbeat response tells it to drain.
+    """
 
 class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
     """RegistryService tracks agents: registration, leases renewed by heartbeats, and membership changes."""
@@ -114,5 +123,15 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_registry_pb2.WatchAgentsResponse], _abc.AsyncIterator[_registry_pb2.WatchAgentsResponse]]:
         """WatchAgents streams a snapshot of every agent, a SYNCED marker, then each change as it happens."""
+
+    @_abc_1.abstractmethod
+    def DrainAgent(
+        self,
+        request: _operator_pb2.RegistryServiceDrainAgentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.RegistryServiceDrainAgentResponse, _abc.Awaitable[_operator_pb2.RegistryServiceDrainAgentResponse]]:
+        """DrainAgent marks a live agent DRAINING (an operator's request): no new work is assigned to
+        it, and its next heartbeat response tells it to drain.
+        """
 
 def add_RegistryServiceServicer_to_server(servicer: RegistryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -44,6 +44,10 @@ class _TaskStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaskState.V
     """Terminal: cancelled by a client."""
     TASK_STATE_TIMED_OUT: _TaskState.ValueType  # 7
     """Terminal: a deadline passed before the task finished."""
+    TASK_STATE_SCHEDULED: _TaskState.ValueType  # 8
+    """Submitted with a start delay (start_after or start_at): waits until scheduled_time, then
+    becomes PENDING.
+    """
 
 class TaskState(_TaskState, metaclass=_TaskStateEnumTypeWrapper):
     """TaskState is where a task is in its life: PENDING -> ASSIGNED -> RUNNING -> a terminal state."""
@@ -64,6 +68,10 @@ TASK_STATE_CANCELLED: TaskState.ValueType  # 6
 """Terminal: cancelled by a client."""
 TASK_STATE_TIMED_OUT: TaskState.ValueType  # 7
 """Terminal: a deadline passed before the task finished."""
+TASK_STATE_SCHEDULED: TaskState.ValueType  # 8
+"""Submitted with a start delay (start_after or start_at): waits until scheduled_time, then
+becomes PENDING.
+"""
 Global___TaskState: _TypeAlias = TaskState  # noqa: Y015
 
 @_typing.final
@@ -124,6 +132,7 @@ class Task(_message.Message):
     FAIRNESS_WEIGHT_FIELD_NUMBER: _builtins.int
     PARENT_TASK_ID_FIELD_NUMBER: _builtins.int
     TENANT_FIELD_NUMBER: _builtins.int
+    SCHEDULED_TIME_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Server-assigned id (32 lowercase hex characters)."""
     capability: _builtins.str
@@ -218,6 +227,12 @@ class Task(_message.Message):
         unset means no limit.
         """
 
+    @_builtins.property
+    def scheduled_time(self) -> _timestamp_pb2.Timestamp:
+        """When a delayed task (start_after / start_at) becomes due to start: it is SCHEDULED until
+        then, PENDING after. Unset for a task submitted without a delay.
+        """
+
     def __init__(
         self,
         *,
@@ -253,10 +268,11 @@ class Task(_message.Message):
         fairness_weight: _builtins.int = ...,
         parent_task_id: _builtins.str = ...,
         tenant: _builtins.str = ...,
+        scheduled_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assign_time", b"assign_time", "attempt_timeout", b"attempt_timeout", "create_time", b"create_time", "end_time", b"end_time", "heartbeat_timeout", b"heartbeat_timeout", "progress", b"progress", "progress_timeout", b"progress_timeout", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assign_time", b"assign_time", "attempt_timeout", b"attempt_timeout", "create_time", b"create_time", "end_time", b"end_time", "heartbeat_timeout", b"heartbeat_timeout", "progress", b"progress", "progress_timeout", b"progress_timeout", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "scheduled_time", b"scheduled_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "assign_time", b"assign_time", "attempt", b"attempt", "attempt_timeout", b"attempt_timeout", "capability", b"capability", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "fairness_key", b"fairness_key", "fairness_weight", b"fairness_weight", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "output_bytes", b"output_bytes", "output_dropped_bytes", b"output_dropped_bytes", "parent_task_id", b"parent_task_id", "payload", b"payload", "priority", b"priority", "progress", b"progress", "progress_timeout", b"progress_timeout", "request_id", b"request_id", "required_labels", b"required_labels", "result", b"result", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_time", b"start_time", "state", b"state", "step_id", b"step_id", "task_id", b"task_id", "tenant", b"tenant", "trace_id", b"trace_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "assign_time", b"assign_time", "attempt", b"attempt", "attempt_timeout", b"attempt_timeout", "capability", b"capability", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "fairness_key", b"fairness_key", "fairness_weight", b"fairness_weight", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "output_bytes", b"output_bytes", "output_dropped_bytes", b"output_dropped_bytes", "parent_task_id", b"parent_task_id", "payload", b"payload", "priority", b"priority", "progress", b"progress", "progress_timeout", b"progress_timeout", "request_id", b"request_id", "required_labels", b"required_labels", "result", b"result", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "scheduled_time", b"scheduled_time", "start_time", b"start_time", "state", b"state", "step_id", b"step_id", "task_id", b"task_id", "tenant", b"tenant", "trace_id", b"trace_id", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -304,6 +320,8 @@ class SubmitTaskRequest(_message.Message):
     FAIRNESS_WEIGHT_FIELD_NUMBER: _builtins.int
     PARENT_TASK_ID_FIELD_NUMBER: _builtins.int
     PARENT_ATTEMPT_TOKEN_FIELD_NUMBER: _builtins.int
+    START_AFTER_FIELD_NUMBER: _builtins.int
+    START_AT_FIELD_NUMBER: _builtins.int
     capability: _builtins.str
     """Capability the task needs; lowercase letters, digits, '.', '_', '-', ':' (1-64 characters)."""
     payload: _builtins.bytes
@@ -361,6 +379,18 @@ class SubmitTaskRequest(_message.Message):
         means no limit. Catches a handler that hangs while its agent still heartbeats.
         """
 
+    @_builtins.property
+    def start_after(self) -> _duration_pb2.Duration:
+        """Start no earlier than this long after submission (at most 365 days). The task waits in
+        state SCHEDULED. Exclusive with start_at.
+        """
+
+    @_builtins.property
+    def start_at(self) -> _timestamp_pb2.Timestamp:
+        """Start no earlier than this time (at most 365 days ahead; a past time means now). The task
+        waits in state SCHEDULED. Exclusive with start_after.
+        """
+
     def __init__(
         self,
         *,
@@ -380,10 +410,12 @@ class SubmitTaskRequest(_message.Message):
         fairness_weight: _builtins.int = ...,
         parent_task_id: _builtins.str = ...,
         parent_attempt_token: _builtins.str = ...,
+        start_after: _duration_pb2.Duration | None = ...,
+        start_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "heartbeat_timeout", b"heartbeat_timeout", "progress_timeout", b"progress_timeout", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "heartbeat_timeout", b"heartbeat_timeout", "progress_timeout", b"progress_timeout", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_after", b"start_after", "start_at", b"start_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "fairness_key", b"fairness_key", "fairness_weight", b"fairness_weight", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "parent_attempt_token", b"parent_attempt_token", "parent_task_id", b"parent_task_id", "payload", b"payload", "priority", b"priority", "progress_timeout", b"progress_timeout", "request_id", b"request_id", "required_labels", b"required_labels", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "fairness_key", b"fairness_key", "fairness_weight", b"fairness_weight", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "parent_attempt_token", b"parent_attempt_token", "parent_task_id", b"parent_task_id", "payload", b"payload", "priority", b"priority", "progress_timeout", b"progress_timeout", "request_id", b"request_id", "required_labels", b"required_labels", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_after", b"start_after", "start_at", b"start_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

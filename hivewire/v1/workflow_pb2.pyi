@@ -191,6 +191,8 @@ class WorkflowStepSpec(_message.Message):
     TIMEOUT_OUTCOME_FIELD_NUMBER: _builtins.int
     TIMEOUT_OUTPUT_FIELD_NUMBER: _builtins.int
     SLEEP_FIELD_NUMBER: _builtins.int
+    START_AFTER_FIELD_NUMBER: _builtins.int
+    START_AT_FIELD_NUMBER: _builtins.int
     step_id: _builtins.str
     """Id of the step, unique in the workflow (same rules as a capability name)."""
     capability: _builtins.str
@@ -239,6 +241,18 @@ class WorkflowStepSpec(_message.Message):
         and map_over must be empty). The wake time is kept in Redis, so it survives restarts.
         """
 
+    @_builtins.property
+    def start_after(self) -> _duration_pb2.Duration:
+        """Start the step's tasks no earlier than this long after the step becomes ready (its
+        dependencies succeeded); at most 365 days. Exclusive with start_at.
+        """
+
+    @_builtins.property
+    def start_at(self) -> _timestamp_pb2.Timestamp:
+        """Start the step's tasks no earlier than this time (at most 365 days ahead). Exclusive with
+        start_after.
+        """
+
     def __init__(
         self,
         *,
@@ -258,10 +272,12 @@ class WorkflowStepSpec(_message.Message):
         timeout_outcome: Global___SignalTimeoutOutcome.ValueType = ...,
         timeout_output: _builtins.bytes = ...,
         sleep: _duration_pb2.Duration | None = ...,
+        start_after: _duration_pb2.Duration | None = ...,
+        start_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "signal_timeout", b"signal_timeout", "sleep", b"sleep"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "signal_timeout", b"signal_timeout", "sleep", b"sleep", "start_after", b"start_after", "start_at", b"start_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "depends_on", b"depends_on", "fairness_key", b"fairness_key", "fairness_weight", b"fairness_weight", "map_over", b"map_over", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "required_labels", b"required_labels", "signal_timeout", b"signal_timeout", "sleep", b"sleep", "step_id", b"step_id", "timeout_outcome", b"timeout_outcome", "timeout_output", b"timeout_output", "wait_for_signal", b"wait_for_signal"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "depends_on", b"depends_on", "fairness_key", b"fairness_key", "fairness_weight", b"fairness_weight", "map_over", b"map_over", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "required_labels", b"required_labels", "signal_timeout", b"signal_timeout", "sleep", b"sleep", "start_after", b"start_after", "start_at", b"start_at", "step_id", b"step_id", "timeout_outcome", b"timeout_outcome", "timeout_output", b"timeout_output", "wait_for_signal", b"wait_for_signal"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -71,6 +71,11 @@ class Keys:
         return f"{self.prefix}pending-capabilities"
 
     @property
+    def paused_queues(self) -> str:
+        """Hash capability -> when an operator paused its queue (ms): nothing is assigned."""
+        return f"{self.prefix}paused-queues"
+
+    @property
     def tasks_index(self) -> str:
         """Sorted set of every task id by submission sequence."""
         return f"{self.prefix}tasks"
@@ -104,7 +109,8 @@ class Keys:
 
     @property
     def due(self) -> str:
-        """Sorted set of task ids waiting for a retry backoff, scored by due time (ms)."""
+        """Sorted set of task ids waiting for a retry backoff or a delayed start (SCHEDULED),
+        scored by due time (ms)."""
         return f"{self.prefix}due"
 
     @property
@@ -349,6 +355,7 @@ def script_key_names() -> dict[str, str]:
         "K_TENANT_TASKS": k.tenant_tasks_prefix,
         "K_TENANT_WORKFLOWS": k.tenant_workflows_prefix,
         "K_SCHEDULE": k.schedule_prefix,
+        "K_DUE": k.due,
     }
     return {name: key.removeprefix(k.prefix) for name, key in named.items()}
 
@@ -382,7 +389,7 @@ def key_patterns(k: Keys) -> dict[str, str]:
         "agent_changes", "results", "events", "dead_letters", "workflow_updates",
         "workflows_index", "workflows_finished", "workflow_seq", "hook_due", "hook_entries",
         "task_counters", "chaos_executions", "hook_events_lost", "workflow_timers",
-        "schedules_index", "schedules_due",
+        "schedules_index", "schedules_due", "paused_queues",
     )  # fmt: skip
     return {
         **{name: f"{prefix}*" for name, prefix in families.items()},

@@ -77,6 +77,7 @@ SERVICE_GRANTS: dict[str, Grant] = {
             "workflow_request", "task_counters", "workflow_timers", "task_children",
             "tenant_tasks", "tenant_workflows",
             "schedule", "schedules_index", "schedules_due",
+            "paused_queues",
         ),
         read=("agent", "live_agents", "offline_agents", "leases", "hook_events_lost"),
     ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
+from hivewire.core.clock import now_ms
 from hivewire.v1 import task_pb2, workflow_pb2
 from hivewire_services.common import principal
 from hivewire_services.common.config import SubmissionSettings
@@ -14,6 +15,7 @@ from hivewire_services.common.validation import (
     check_capability,
     check_fairness,
     check_labels,
+    check_start_delay,
 )
 
 MAX_PRIORITY = 100
@@ -41,6 +43,9 @@ class ValidTask:
     progress_timeout_ms: int = 0
     fairness_key: str = ""
     fairness_weight: int = 1
+    start_after_ms: int = 0
+    start_at_ms: int = 0
+    """A delayed start (epoch ms; 0 for none): the task waits SCHEDULED until then."""
 
 
 _DURATIONS = (
@@ -88,6 +93,7 @@ def validate_task(
     s2s, heartbeat, backoff, backoff_max, progress = (
         _positive_ms(req, name, where) for name in _DURATIONS
     )
+    start_after_ms, start_at_ms = start_delay(req, where)
     return ValidTask(
         capability=capability,
         payload=payload,
@@ -103,6 +109,8 @@ def validate_task(
         progress_timeout_ms=progress,
         fairness_key=req.fairness_key or principal.current().tenant,
         fairness_weight=fairness_weight,
+        start_after_ms=start_after_ms,
+        start_at_ms=start_at_ms,
     )
 
 
@@ -126,6 +134,14 @@ def check_priority_and_attempts(msg: TaskFields, where: str) -> None:
 def attempt_timeout_ms(msg: TaskFields, where: str) -> int:
     """attempt_timeout in milliseconds, 0 when unset; positive and at most 30 days if set."""
     return _positive_ms(msg, "attempt_timeout", where)
+
+
+def start_delay(msg: TaskFields, where: str) -> tuple[int, int]:
+    """(start_after ms, start_at epoch ms) of a task or step, 0 for unset (validation's
+    check_start_delay: exclusive, bounded, a past start_at means now)."""
+    after = msg.start_after.ToMilliseconds() if msg.HasField("start_after") else None
+    at = msg.start_at.ToMilliseconds() if msg.HasField("start_at") else None
+    return check_start_delay(after, at, now_ms(), where)
 
 
 def _positive_ms(msg: TaskFields, name: str, where: str) -> int:

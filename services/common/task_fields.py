@@ -33,6 +33,8 @@ class NewTask(NamedTuple):
     tenant: str = ""  # '' for the default tenant (tenancy.stored)
     fairness_key: str = ""
     fairness_weight: int = 1
+    due_ms: int = 0
+    """A delayed start (epoch ms): later than the script's now, the task is created SCHEDULED."""
 
 
 TASK_FIELDS: tuple[str, ...] = (

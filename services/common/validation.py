@@ -19,6 +19,8 @@ MAX_STREAM_ID_PART = 2**64 - 1
 MAX_FAIRNESS_WEIGHT = 100
 _STREAM_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
 StreamId = tuple[int, int]
+MAX_START_DELAY_MS = 365 * 24 * 3600 * 1000
+"""How far ahead a delayed task (start_after, start_at) may be scheduled."""
 
 
 def check_id(value: str, field: str) -> str:
@@ -110,6 +112,33 @@ def parse_sequence_token(token: str, field: str = "page_token") -> int | None:
     return int(token)
 
 
+def check_start_delay(
+    after_ms: int | None, at_ms: int | None, now_ms: int, where: str = ""
+) -> tuple[int, int]:
+    """A delayed start: (start_after ms, start_at epoch ms), 0 for unset. At most one of them
+    may be set (None for unset); start_after must not be negative, and neither may reach more
+    than MAX_START_DELAY_MS ahead. A start_at in the past means start now (0)."""
+    if after_ms is not None and at_ms is not None:
+        raise InvalidArgument(
+            f"set at most one of {where}start_after and {where}start_at",
+            field=f"{where}start_at",
+        )
+    days = MAX_START_DELAY_MS // (24 * 3600 * 1000)
+    if after_ms is not None:
+        if not 0 <= after_ms <= MAX_START_DELAY_MS:
+            raise InvalidArgument(
+                f"{where}start_after must be 0 to {days} days", field=f"{where}start_after"
+            )
+        return after_ms, 0
+    if at_ms is not None:
+        if at_ms - now_ms > MAX_START_DELAY_MS:
+            raise InvalidArgument(
+                f"{where}start_at must be at most {days} days ahead", field=f"{where}start_at"
+            )
+        return 0, at_ms if at_ms > now_ms else 0
+    return 0, 0
+
+
 def check_page_size(value: int, field: str = "page_size", default: int = 100) -> int:
     """0 means the default; otherwise 1..1000."""
     if value == 0:
@@ -125,6 +154,7 @@ __all__ = [
     "check_id",
     "check_labels",
     "check_page_size",
+    "check_start_delay",
     "parse_sequence_token",
     "parse_stream_id",
 ]

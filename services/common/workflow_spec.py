@@ -10,7 +10,11 @@ from hivewire.v1 import workflow_pb2
 from hivewire_services.common import principal
 from hivewire_services.common.config import SubmissionSettings
 from hivewire_services.common.errors import FieldViolation, HivewireError, InvalidArgument
-from hivewire_services.common.submission import attempt_timeout_ms, check_priority_and_attempts
+from hivewire_services.common.submission import (
+    attempt_timeout_ms,
+    check_priority_and_attempts,
+    start_delay,
+)
 from hivewire_services.common.validation import (
     MAX_REQUEST_ID,
     check_capability,
@@ -58,6 +62,10 @@ class StepDef:
     def runs_task(self) -> bool:
         """False for signal and sleep steps, which the engine resolves itself."""
         return not (self.wait_for_signal or self.sleep_ms)
+    start_after_ms: int = 0
+    """A delayed start, counted from when the step becomes ready (0 for none)."""
+    start_at_ms: int = 0
+    """A delayed start at a time (epoch ms; 0 for none)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,6 +90,8 @@ class StepDef:
             "priority": self.priority,
             "fairness_key": self.fairness_key,
             "fairness_weight": self.fairness_weight,
+            "start_after_ms": self.start_after_ms,
+            "start_at_ms": self.start_at_ms,
         }
 
     @staticmethod
@@ -104,6 +114,8 @@ class StepDef:
             timeout_outcome=d.get("timeout_outcome", 0),
             timeout_output=d.get("timeout_output", ""),
             sleep_ms=d.get("sleep_ms", 0),
+            start_after_ms=d.get("start_after_ms", 0),
+            start_at_ms=d.get("start_at_ms", 0),
         )
 
 
@@ -197,6 +209,7 @@ def _step(
         check_labels(spec.required_labels, f"{where}required_labels")
         timeout_ms = attempt_timeout_ms(spec, where)
         weight = check_fairness(spec.fairness_key, spec.fairness_weight, where)
+        start_after_ms, start_at_ms = start_delay(spec, where)
         deps = list(dict.fromkeys(spec.depends_on))
         if spec.map_over and spec.map_over not in deps:
             deps.insert(0, spec.map_over)
@@ -213,6 +226,8 @@ def _step(
             fairness_key=spec.fairness_key or fairness_key,
             fairness_weight=weight,
             **(waits or {}),
+            start_after_ms=start_after_ms,
+            start_at_ms=start_at_ms,
         )
     except HivewireError as exc:
         bad.extend(exc.violations or [FieldViolation(where.rstrip("."), exc.message)])

@@ -20,6 +20,7 @@ from hivewire_services.coordinator.schedules.store import ScheduleStore
 from hivewire_services.coordinator.service import CoordinatorService
 from hivewire_services.coordinator.tasks.agent_cache import AgentCache
 from hivewire_services.coordinator.tasks.metrics_feed import MetricsFeed
+from hivewire_services.coordinator.tasks.queues import Queues
 from hivewire_services.coordinator.tasks.reclaim import Reclaimer
 from hivewire_services.coordinator.tasks.results import ResultsConsumer
 from hivewire_services.coordinator.tasks.scheduler import Scheduler
@@ -88,6 +89,9 @@ class CoordinatorServer(ServiceProcess[CoordinatorSettings]):
         service = CoordinatorService(self.store, self.settings, on_retried=self._wake)
         service.workflows = self.workflows
         service.schedules = self.schedules
+        service.queues = Queues(
+            self.redis, self.keys, self.settings, cache.capabilities, self._wake
+        )
         server = await self.owned.serve(
             listen,
             lambda s: coordinator_pb2_grpc.add_CoordinatorServiceServicer_to_server(service, s),

@@ -8,7 +8,14 @@ from typing import Any, Protocol, TypeAlias, TypeVar
 from google.protobuf import message_factory
 from google.protobuf.message import Message
 
-from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, schedule_pb2, task_pb2, workflow_pb2
+from hivewire.v1 import (
+    coordinator_pb2,
+    coordinator_pb2_grpc,
+    operator_pb2,
+    schedule_pb2,
+    task_pb2,
+    workflow_pb2,
+)
 from hivewire_services.common.servicer_attrs import RpcAttribute
 from hivewire_services.common.submission import ValidTask, validate_batch, validate_task
 from hivewire_services.common.task_parent import check_parent, no_parents
@@ -17,6 +24,7 @@ from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.schedules.firing import ScheduleFiring
 from hivewire_services.coordinator.tasks.children import ChildTasks
 from hivewire_services.coordinator.tasks.dead_letters import DeadLetters
+from hivewire_services.coordinator.tasks.queues import Queues
 from hivewire_services.coordinator.tasks.store import TaskStore
 from hivewire_services.coordinator.workflows.engine import WorkflowEngine
 
@@ -51,11 +59,12 @@ class enveloped(RpcAttribute[Envelope[Req]]):  # noqa: N801 (used as a decorator
 
 
 class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
-    """Tasks, dead letters, workflows and schedules; the server sets `workflows` and
-    `schedules` before serving."""
+    """Tasks, dead letters, workflows, schedules and queues; the server sets `workflows`,
+    `schedules` and `queues` before serving."""
 
     workflows: WorkflowEngine
     schedules: ScheduleFiring
+    queues: Queues
 
     def __init__(
         self, store: TaskStore, settings: CoordinatorSettings, on_retried: Callable[[], None]
@@ -230,3 +239,22 @@ class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
     ) -> schedule_pb2.DeleteScheduleResponse:
         await self.schedules.store.delete(request.name)
         return schedule_pb2.DeleteScheduleResponse()
+
+    @enveloped
+    async def PauseQueue(
+        self, request: operator_pb2.PauseQueueRequest
+    ) -> operator_pb2.PauseQueueResponse:
+        return operator_pb2.PauseQueueResponse(queue=await self.queues.pause(request.capability))
+
+    @enveloped
+    async def ResumeQueue(
+        self, request: operator_pb2.ResumeQueueRequest
+    ) -> operator_pb2.ResumeQueueResponse:
+        queue = await self.queues.resume(request.capability)
+        return operator_pb2.ResumeQueueResponse(queue=queue)
+
+    @enveloped
+    async def ListQueues(
+        self, request: operator_pb2.ListQueuesRequest
+    ) -> operator_pb2.ListQueuesResponse:
+        return operator_pb2.ListQueuesResponse(queues=await self.queues.list())

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from google.protobuf import duration_pb2
 
-from hivewire.v1 import agent_pb2, command_pb2, event_pb2, task_pb2, workflow_pb2
+from hivewire.v1 import agent_pb2, command_pb2, event_pb2, operator_pb2, task_pb2, workflow_pb2
 from hivewire_services.common import tenancy
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.submission import validate_batch, validate_task
@@ -178,3 +178,18 @@ def event_subscription(req: event_pb2.StreamEventsRequest) -> tuple[EventFilter,
         schedule=req.schedule,
     )
     return flt, since
+
+
+def queue_capability(
+    req: operator_pb2.PauseQueueRequest | operator_pb2.ResumeQueueRequest,
+    settings: GatewaySettings,
+) -> None:
+    check_capability(req.capability)
+
+
+def nothing(req: operator_pb2.ListQueuesRequest, settings: GatewaySettings) -> None:
+    """A request without fields to check."""
+
+
+def drain_agent(req: operator_pb2.DrainAgentRequest, settings: GatewaySettings) -> None:
+    check_id(req.agent_id, "agent_id")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from hivewire.core.clock import duration_from_seconds, ts_from_ms
-from hivewire.v1 import agent_pb2, registry_pb2, registry_pb2_grpc
+from hivewire.v1 import agent_pb2, operator_pb2, registry_pb2, registry_pb2_grpc
 from hivewire_services.common.agent_checks import check_running_ids, validate_registration
 from hivewire_services.common.errors import InvalidArgument, Unauthenticated
 from hivewire_services.common.keys import INBOX_GROUP, Keys
@@ -71,12 +71,22 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         if request.in_flight < 0:
             raise InvalidArgument("in_flight must not be negative", field="in_flight")
         running = check_running_ids(request.running_task_ids)
-        expire_ms = await self.store.heartbeat(
+        expire_ms, drain = await self.store.heartbeat(
             request.agent_id, request.agent_token, draining=request.draining
         )
         cancel = await self._task_leases.renew(request.agent_id, running)
         return registry_pb2.SendHeartbeatResponse(
-            lease_expire_time=ts_from_ms(expire_ms), cancel_task_ids=cancel
+            lease_expire_time=ts_from_ms(expire_ms), cancel_task_ids=cancel, drain=drain
+        )
+
+    async def DrainAgent(
+        self, request: operator_pb2.RegistryServiceDrainAgentRequest, context: Context
+    ) -> operator_pb2.RegistryServiceDrainAgentResponse:
+        """An operator's drain: the agent gets no new work and is told to drain."""
+        check_id(request.request.agent_id, "agent_id")
+        agent = await self.store.drain(request.request.agent_id)
+        return operator_pb2.RegistryServiceDrainAgentResponse(
+            response=operator_pb2.DrainAgentResponse(agent=agent)
         )
 
     async def DeregisterAgent(

@@ -42,7 +42,9 @@ class AgentStore(RedisStore[RegistrySettings]):
 
     def __init__(self, redis: Redis, keys: Keys, settings: RegistrySettings) -> None:
         super().__init__(redis, keys, settings)
-        self._register, self._heartbeat = self.scripts(_HERE, "register", "heartbeat")
+        self._register, self._heartbeat, self._drain = self.scripts(
+            _HERE, "register", "heartbeat", "drain"
+        )
         offline_lib = (_HERE / "offline.lua",)
         self._deregister, self._expire = self.scripts(
             _HERE, "deregister", "expire", libs=offline_lib
@@ -96,8 +98,9 @@ class AgentStore(RedisStore[RegistrySettings]):
         )
         return Registration(await self.get(agent_id), token)
 
-    async def heartbeat(self, agent_id: str, token: str, *, draining: bool) -> int:
-        """Renew the lease; returns the new lease expiry (ms)."""
+    async def heartbeat(self, agent_id: str, token: str, *, draining: bool) -> tuple[int, bool]:
+        """Renew the lease; returns the new lease expiry (ms) and whether an operator drained
+        the agent (DrainAgent)."""
         now = now_ms()
         expire = now + self.lease_ms
         result = await self._heartbeat(
@@ -112,8 +115,19 @@ class AgentStore(RedisStore[RegistrySettings]):
                 registry_pb2.AGENT_CHANGE_UPSERTED,
             ],
         )
+        if result == b"DRAIN":
+            return expire, True
         _raise_for(result, agent_id)
-        return expire
+        return expire, False
+
+    async def drain(self, agent_id: str) -> agent_pb2.Agent:
+        """Mark a live agent DRAINING for an operator; idempotent."""
+        result = await self._drain(
+            keys=[self.keys.agent(agent_id), self.keys.agent_changes],
+            args=[agent_id, CHANGES_MAXLEN, registry_pb2.AGENT_CHANGE_UPSERTED],
+        )
+        _raise_for(result, agent_id)
+        return await self.get(agent_id)
 
     async def deregister(self, agent_id: str, token: str) -> None:
         """Take the agent offline for good; idempotent for an agent already offline."""

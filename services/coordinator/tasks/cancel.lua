@@ -1,4 +1,5 @@
--- Cancel a task that has not finished. A pending task leaves its queue; an assigned or running
+-- Cancel a task that has not finished. A pending task leaves its queue, a scheduled (delayed)
+-- one the due set; an assigned or running
 -- one is marked CANCELLED at once. Its agent learns of it from its next heartbeat response and
 -- stops the handler; the slot stays held until the agent reports back or the attempt's lease
 -- runs out.
@@ -9,7 +10,9 @@ local C = context()
 local t = load_task(C, ARGV[8])
 if not t.state then return 0 end
 local state = t.state
-if state ~= TASK_STATE_PENDING and not is_live(t) then return state end
+if state ~= TASK_STATE_PENDING and state ~= TASK_STATE_SCHEDULED and not is_live(t) then
+  return state
+end
 dequeue(C.prefix, t, false)
 redis.call('ZREM', C.due, t.id)
 redis.call('ZREM', C.attempt_deadlines, t.id)

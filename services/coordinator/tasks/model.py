@@ -61,6 +61,7 @@ _TIMES = (
     ("backoff_ms", "retry_initial_backoff"),
     ("backoff_max_ms", "retry_max_backoff"),
     ("progress_ms", "progress_timeout"),
+    ("due_ms", "scheduled_time"),
 )
 
 
@@ -119,7 +120,9 @@ def task_from_new(
         task_id=new.task_id,
         capability=new.capability,
         payload=payload,
-        state=task_pb2.TASK_STATE_PENDING,
+        state=task_pb2.TASK_STATE_SCHEDULED
+        if new.due_ms > create_ms
+        else task_pb2.TASK_STATE_PENDING,
         max_attempts=new.max_attempts,
         priority=new.priority,
         required_labels=labels,

@@ -53,7 +53,7 @@ end
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', C.start_deadlines, '-inf', C.now, 'LIMIT', 0, limit)) do
   local t = load_task(C, id)
   redis.call('ZREM', C.start_deadlines, id)
-  if t.state == TASK_STATE_PENDING then
+  if t.state == TASK_STATE_PENDING or t.state == TASK_STATE_SCHEDULED then
     dequeue(C.prefix, t, false)
     redis.call('ZREM', C.due, id)
     local why = 'not started before its schedule-to-start deadline'

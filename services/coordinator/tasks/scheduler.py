@@ -97,7 +97,7 @@ class Scheduler:
         self.settings = settings
         self.cache = cache
         self._assign = scripts.Assign(redis, keys, settings)
-        self._promote = scripts.Promote(redis, keys)
+        self._promote = scripts.Promote(redis, keys, settings)
         self._peek = scripts.Peek(redis, keys)
         self._on_deadline = on_deadline
         self.alarm = Alarm(settings.scheduler_interval)
@@ -122,8 +122,8 @@ class Scheduler:
                 await backoff.failed("scheduler pass", exc)
 
     async def promote_due(self) -> int:
-        """Move tasks whose retry backoff has passed back to their pending queue; the alarm
-        is set for the next one still waiting."""
+        """Move tasks whose retry backoff or delayed start has passed to their pending queue;
+        the alarm is set for the next one still waiting."""
         batch = self.settings.scheduler_batch
         moved, next_due = await self._promote(now_ms(), batch)
         self.alarm.at(next_due)
@@ -132,12 +132,19 @@ class Scheduler:
         return moved
 
     async def schedule_once(self) -> int:
-        """One pass over every capability with live agents; returns assignments applied."""
+        """One pass over every capability with live agents and a queue no operator paused;
+        returns assignments applied."""
         caps = self.cache.capabilities()
         if not caps:
             return 0
-        raw_load = cast(dict[bytes, bytes], await self.redis.hgetall(self.keys.agent_load))
-        load = {k.decode(): int(v) for k, v in raw_load.items()}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.keys.agent_load)
+            pipe.hgetall(self.keys.paused_queues)
+            raw_load, raw_paused = await pipe.execute()
+        if raw_paused:
+            paused = {c.decode() for c in cast(dict[bytes, bytes], raw_paused)}
+            caps = [c for c in caps if c not in paused]
+        load = {k.decode(): int(v) for k, v in cast(dict[bytes, bytes], raw_load).items()}
         wanted: list[tuple[str, list[CachedAgent], int]] = []
         for cap in caps:
             agents = self.cache.for_capability(cap)

@@ -127,16 +127,18 @@ class Submit:
 
 
 class Promote:
-    """promote.lua: move up to `limit` tasks whose backoff passed back to their queues;
+    """promote.lua: move up to `limit` tasks whose backoff or delayed start passed to their queues;
     (how many, when the next waiting one is due in epoch ms or None)."""
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, settings: CoordinatorSettings) -> None:
         self.keys = keys
+        self.settings = settings
         self._script = tasklua.register(redis, "promote", context=False)
 
     async def __call__(self, now: int, limit: int) -> tuple[int, int | None]:
         moved, next_due = await self._script(
-            keys=[self.keys.due], args=[self.keys.prefix, now, limit]
+            keys=[self.keys.due, self.keys.events],
+            args=[self.keys.prefix, now, limit, self.settings.events_maxlen],
         )
         return int(moved), due_ms(next_due)
 

@@ -98,11 +98,16 @@ class TaskStore(RedisStore[CoordinatorSettings]):
                 tenant=tenant,
                 fairness_key=spec.fairness_key,
                 fairness_weight=spec.fairness_weight,
+                due_ms=due_time(now, spec.start_after_ms, spec.start_at_ms),
             )
             rows.append(scripts.SubmitRow(new, request_key, spec.payload))
         ids = await self._submit(now, rows)
         self._on_submitted()
-        deadlines = [now + spec.schedule_to_start_ms for spec in specs if spec.schedule_to_start_ms]
+        deadlines = [
+            max(now, row.task.due_ms) + spec.schedule_to_start_ms
+            for spec, row in zip(specs, rows, strict=True)
+            if spec.schedule_to_start_ms
+        ]
         if deadlines and self._on_deadline is not None:
             self._on_deadline(min(deadlines))
         out: list[task_pb2.Task] = []
@@ -219,6 +224,12 @@ class TaskStore(RedisStore[CoordinatorSettings]):
 def _not_found(task_id: str) -> NotFound:
     """The one answer for a task that does not exist or that the caller may not see."""
     return NotFound(f"task {task_id} not found", reason="TASK_NOT_FOUND")
+
+
+def due_time(now: int, start_after_ms: int, start_at_ms: int) -> int:
+    """When a delayed task may start (epoch ms), 0 when it may start now."""
+    due = max(now + start_after_ms if start_after_ms else 0, start_at_ms)
+    return due if due > now else 0
 
 
 def _new_task_ids(n: int) -> list[str]:

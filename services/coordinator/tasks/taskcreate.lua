@@ -96,17 +96,28 @@ end
 
 -- Create a PENDING task: its hash (the NEW_TASK fields of `row`, an array in NEW_TASK order, read
 -- by the NEW_TASK_* indexes; a nil field means its default), pending queue entry, indexes, start
--- deadline, SUBMITTED event.
+-- deadline, SUBMITTED event. A task with a due time (due_ms) still ahead is created SCHEDULED
+-- instead: it waits in the due set (promote.lua queues it then) and emits TASK_SCHEDULED.
 local function create_task(row, payload)
   local prefix, now = ARGV[1], tonumber(ARGV[2])
   local id, capability = row[NEW_TASK_TASK_ID], row[NEW_TASK_CAPABILITY]
   local seq = redis.call('INCR', KEYS[3])
-  local tag = enqueue(prefix, {id = id, capability = capability,
-    priority = row[NEW_TASK_PRIORITY], fairness_key = row[NEW_TASK_FAIRNESS_KEY],
-    fairness_weight = row[NEW_TASK_FAIRNESS_WEIGHT]})
-  local hash = {'payload', payload, 'state', TASK_STATE_PENDING, 'attempt', 0, 'seq', seq,
-    'create_ms', now, 'fair_tag', tag}
-  local n = 12
+  local due = tonumber(row[NEW_TASK_DUE_MS]) or 0
+  local state, event = TASK_STATE_PENDING, EVENT_TYPE_TASK_SUBMITTED
+  if due > now then
+    state, event = TASK_STATE_SCHEDULED, EVENT_TYPE_TASK_SCHEDULED
+  end
+  local hash = {'payload', payload, 'state', state, 'attempt', 0, 'seq', seq,
+    'create_ms', now}
+  local n = 10
+  if state == TASK_STATE_PENDING then
+    -- A delayed task is queued (and takes its fair turn) when promote.lua finds it due.
+    hash[11] = 'fair_tag'
+    hash[12] = enqueue(prefix, {id = id, capability = capability,
+      priority = row[NEW_TASK_PRIORITY], fairness_key = row[NEW_TASK_FAIRNESS_KEY],
+      fairness_weight = row[NEW_TASK_FAIRNESS_WEIGHT]})
+    n = 12
+  end
   -- The id comes first (task_fields.NewTask): it names the hash and is no field of it.
   for i = NEW_TASK_TASK_ID + 1, NEW_TASK_WIDTH do
     local value = row[i]
@@ -120,13 +131,17 @@ local function create_task(row, payload)
   if tenant and tenant ~= '' then
     redis.call('ZADD', prefix .. K_TENANT_TASKS .. tenant, seq, id)
   end
+  if state == TASK_STATE_SCHEDULED then
+    redis.call('ZADD', prefix .. K_DUE, due, id)
+  end
   redis.call('ZADD', KEYS[2], seq, id)
-  redis.call('ZADD', prefix .. K_TASKS_BY_STATE .. TASK_STATE_PENDING, seq, id)
+  redis.call('ZADD', prefix .. K_TASKS_BY_STATE .. state, seq, id)
+  -- Schedule-to-start counts from when the task may start: its due time if delayed.
   local s2s_ms = tonumber(row[NEW_TASK_S2S_MS]) or 0
   if s2s_ms > 0 then
-    redis.call('ZADD', KEYS[4], now + s2s_ms, id)
+    redis.call('ZADD', KEYS[4], math.max(now, due) + s2s_ms, id)
   end
-  emit_event(KEYS[1], ARGV[3], {type = EVENT_TYPE_TASK_SUBMITTED, ms = now, task_id = id,
-    capability = capability, state = TASK_STATE_PENDING, workflow_id = row[NEW_TASK_WORKFLOW_ID],
+  emit_event(KEYS[1], ARGV[3], {type = event, ms = now, task_id = id,
+    capability = capability, state = state, workflow_id = row[NEW_TASK_WORKFLOW_ID],
     step_id = row[NEW_TASK_STEP_ID], tenant = tenant})
 end

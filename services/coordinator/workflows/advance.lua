@@ -49,6 +49,7 @@ for _ = 1, nops do
         row[NEW_TASK_STEP_ID], row[NEW_TASK_TENANT] = sid, w[5] or nil
         row[NEW_TASK_FAIRNESS_KEY] = ARGV[b + LAUNCH_OP_FAIRNESS_KEY]
         row[NEW_TASK_FAIRNESS_WEIGHT] = ARGV[b + LAUNCH_OP_FAIRNESS_WEIGHT]
+        row[NEW_TASK_DUE_MS] = ARGV[b + LAUNCH_OP_DUE_MS]
         create_task(row, payload)
         redis.call('HSET', wk, 'x:' .. tid, sid .. ',' .. i)
         ids[#ids + 1] = tid

@@ -15,6 +15,7 @@ from hivewire_services.common.redis import Redis
 from hivewire_services.common.workflow_spec import WorkflowDef, steps_to_json
 from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.tasks import tasklua
+from hivewire_services.coordinator.tasks.store import due_time
 from hivewire_services.coordinator.tasks.tasklua import REQUEST_ID_TTL_SECONDS, Arg
 from hivewire_services.coordinator.workflows.plan import Plan
 
@@ -34,9 +35,11 @@ class LaunchOp(NamedTuple):
     fairness_key: str
     fairness_weight: int
     ntasks: int
+    due_ms: int = 0
+    """A delayed start (epoch ms; 0 for none): the step's tasks are created SCHEDULED."""
 
 
-def encode_plan(plan: Plan) -> list[Arg]:
+def encode_plan(plan: Plan, now: int) -> list[Arg]:
     """advance.lua's ops: their count, then each op's letter and values (see the script)."""
     ops: list[Arg] = []
     n = 0
@@ -48,6 +51,7 @@ def encode_plan(plan: Plan) -> list[Arg]:
         head = LaunchOp(
             s.step_id, s.capability, s.priority, s.max_attempts, labels, s.timeout_ms, is_map,
             s.fairness_key, s.fairness_weight, len(launch.inputs),
+            due_time(now, s.start_after_ms, s.start_at_ms),
         )  # fmt: skip
         ops += ["L", *head]
         for payload in launch.inputs:
@@ -141,7 +145,7 @@ class WorkflowScripts:
             args=[
                 *tasklua.creation_args(self.keys, self.settings, now),
                 workflow_id,
-                *encode_plan(plan),
+                *encode_plan(plan, now),
             ],
         )
         return int(got)

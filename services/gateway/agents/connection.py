@@ -161,7 +161,7 @@ class Connection:
         while (running := self._next_beat) is not None:
             self._next_beat = None
             try:
-                cancel = await self._deps.registrar.heartbeat(
+                cancel, drain = await self._deps.registrar.heartbeat(
                     identity.agent_id,
                     identity.token,
                     in_flight=len(self._slots),
@@ -178,6 +178,8 @@ class Connection:
                 continue
             if cancel:  # dropped past a bound: the next heartbeat repeats it
                 self._outbox.cancel(cancel)
+            if drain and not self._draining:
+                self._outbox.drain()
 
     async def _drain(self) -> None:
         """No more inbox reads; the registry hears it at once."""

@@ -120,8 +120,9 @@ class Registrar:
 
     async def heartbeat(
         self, agent_id: str, token: str, *, in_flight: int, draining: bool, running: list[str]
-    ) -> list[str]:
-        """Renew the agent's lease and its running attempts'; the tasks to cancel."""
+    ) -> tuple[list[str], bool]:
+        """Renew the agent's lease and its running attempts'; the tasks to cancel, and whether
+        an operator drained the agent."""
         reply = await self._registry.SendHeartbeat(
             registry_pb2.SendHeartbeatRequest(
                 agent_id=agent_id,
@@ -132,7 +133,7 @@ class Registrar:
             ),
             timeout=self._timeout,
         )
-        return list(reply.cancel_task_ids)
+        return list(reply.cancel_task_ids), reply.drain
 
     async def deregister(self, identity: Identity) -> None:
         await self._registry.DeregisterAgent(

@@ -28,6 +28,7 @@ class Outbox:
         self._assignments: list[stream_pb2.TaskEnvelope] = []
         self._acks: list[pb.ResultAck] = []
         self._cancels: dict[str, None] = {}
+        self._drain: bool | None = False  # True: tell the agent it was drained; None: told
         self._max_acks = max_acks
         self._wake = asyncio.Event()
         self._sent = asyncio.Event()
@@ -53,6 +54,12 @@ class Outbox:
     def cancel(self, task_ids: list[str]) -> None:
         if not self.ended and len(self._cancels) < MAX_CANCELS:
             self._cancels.update(dict.fromkeys(task_ids))
+            self._wake.set()
+
+    def drain(self) -> None:
+        """Tell the agent it was drained (DrainAgent), once."""
+        if not self.ended and not self._drain:
+            self._drain = True
             self._wake.set()
 
     async def end(self, error: BaseException | None = None, within: float | None = None) -> None:
@@ -83,7 +90,7 @@ class Outbox:
         self.fail(None)
 
     def _pending(self) -> bool:
-        return bool(self._assignments or self._acks or self._cancels)
+        return bool(self._assignments or self._acks or self._cancels or self._drain is True)
 
     async def messages(self) -> AsyncIterator[pb.ConnectResponse]:
         """Batches as they accumulate until the end; then the error, if it ended with one."""
@@ -100,6 +107,9 @@ class Outbox:
 
     def _take(self) -> list[pb.ConnectResponse]:
         out: list[pb.ConnectResponse] = []
+        if self._drain is True:
+            out.append(pb.ConnectResponse(drain=pb.AgentDrainRequest()))
+            self._drain = None  # sent
         if self._cancels:
             out.append(pb.ConnectResponse(cancel=pb.TaskCancel(task_ids=list(self._cancels))))
             self._cancels.clear()
