@@ -62,6 +62,7 @@ class StepDef:
     def runs_task(self) -> bool:
         """False for signal and sleep steps, which the engine resolves itself."""
         return not (self.wait_for_signal or self.sleep_ms)
+
     start_after_ms: int = 0
     """A delayed start, counted from when the step becomes ready (0 for none)."""
     start_at_ms: int = 0
