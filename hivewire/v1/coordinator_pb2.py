@@ -22,61 +22,62 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from hivewire.v1 import flow_pb2 as hivewire_dot_v1_dot_flow__pb2
 from hivewire.v1 import task_pb2 as hivewire_dot_v1_dot_task__pb2
 from hivewire.v1 import workflow_pb2 as hivewire_dot_v1_dot_workflow__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dhivewire/v1/coordinator.proto\x12\x0bhivewire.v1\x1a\x16hivewire/v1/task.proto\x1a\x1ahivewire/v1/workflow.proto\"V\n#CoordinatorServiceSubmitTaskRequest\x12/\n\x07request\x18\x01 \x01(\x0b\x32\x1e.hivewire.v1.SubmitTaskRequest\"Y\n$CoordinatorServiceSubmitTaskResponse\x12\x31\n\x08response\x18\x01 \x01(\x0b\x32\x1f.hivewire.v1.SubmitTaskResponse\"X\n$CoordinatorServiceSubmitTasksRequest\x12\x30\n\x07request\x18\x01 \x01(\x0b\x32\x1f.hivewire.v1.SubmitTasksRequest\"[\n%CoordinatorServiceSubmitTasksResponse\x12\x32\n\x08response\x18\x01 \x01(\x0b\x32 .hivewire.v1.SubmitTasksResponse\"P\n CoordinatorServiceGetTaskRequest\x12,\n\x07request\x18\x01 \x01(\x0b\x32\x1b.hivewire.v1.GetTaskRequest\"S\n!CoordinatorServiceGetTaskResponse\x12.\n\x08response\x18\x01 \x01(\x0b\x32\x1c.hivewire.v1.GetTaskResponse\"T\n\"CoordinatorServiceListTasksRequest\x12.\n\x07request\x18\x01 \x01(\x0b\x32\x1d.hivewire.v1.ListTasksRequest\"W\n#CoordinatorServiceListTasksResponse\x12\x30\n\x08response\x18\x01 \x01(\x0b\x32\x1e.hivewire.v1.ListTasksResponse\"V\n#CoordinatorServiceCancelTaskRequest\x12/\n\x07request\x18\x01 \x01(\x0b\x32\x1e.hivewire.v1.CancelTaskRequest\"Y\n$CoordinatorServiceCancelTaskResponse\x12\x31\n\x08response\x18\x01 \x01(\x0b\x32\x1f.hivewire.v1.CancelTaskResponse\"`\n(CoordinatorServiceListDeadLettersRequest\x12\x34\n\x07request\x18\x01 \x01(\x0b\x32#.hivewire.v1.ListDeadLettersRequest\"c\n)CoordinatorServiceListDeadLettersResponse\x12\x36\n\x08response\x18\x01 \x01(\x0b\x32$.hivewire.v1.ListDeadLettersResponse\"`\n(CoordinatorServiceRetryDeadLetterRequest\x12\x34\n\x07request\x18\x01 \x01(\x0b\x32#.hivewire.v1.RetryDeadLetterRequest\"c\n)CoordinatorServiceRetryDeadLetterResponse\x12\x36\n\x08response\x18\x01 \x01(\x0b\x32$.hivewire.v1.RetryDeadLetterResponse\"^\n\'CoordinatorServiceSubmitWorkflowRequest\x12\x33\n\x07request\x18\x01 \x01(\x0b\x32\".hivewire.v1.SubmitWorkflowRequest\"a\n(CoordinatorServiceSubmitWorkflowResponse\x12\x35\n\x08response\x18\x01 \x01(\x0b\x32#.hivewire.v1.SubmitWorkflowResponse\"X\n$CoordinatorServiceGetWorkflowRequest\x12\x30\n\x07request\x18\x01 \x01(\x0b\x32\x1f.hivewire.v1.GetWorkflowRequest\"[\n%CoordinatorServiceGetWorkflowResponse\x12\x32\n\x08response\x18\x01 \x01(\x0b\x32 .hivewire.v1.GetWorkflowResponse\"\\\n&CoordinatorServiceListWorkflowsRequest\x12\x32\n\x07request\x18\x01 \x01(\x0b\x32!.hivewire.v1.ListWorkflowsRequest\"_\n\'CoordinatorServiceListWorkflowsResponse\x12\x34\n\x08response\x18\x01 \x01(\x0b\x32\".hivewire.v1.ListWorkflowsResponse\"^\n\'CoordinatorServiceCancelWorkflowRequest\x12\x33\n\x07request\x18\x01 \x01(\x0b\x32\".hivewire.v1.CancelWorkflowRequest\"a\n(CoordinatorServiceCancelWorkflowResponse\x12\x35\n\x08response\x18\x01 \x01(\x0b\x32#.hivewire.v1.CancelWorkflowResponse2\xc0\n\n\x12\x43oordinatorService\x12q\n\nSubmitTask\x12\x30.hivewire.v1.CoordinatorServiceSubmitTaskRequest\x1a\x31.hivewire.v1.CoordinatorServiceSubmitTaskResponse\x12t\n\x0bSubmitTasks\x12\x31.hivewire.v1.CoordinatorServiceSubmitTasksRequest\x1a\x32.hivewire.v1.CoordinatorServiceSubmitTasksResponse\x12h\n\x07GetTask\x12-.hivewire.v1.CoordinatorServiceGetTaskRequest\x1a..hivewire.v1.CoordinatorServiceGetTaskResponse\x12n\n\tListTasks\x12/.hivewire.v1.CoordinatorServiceListTasksRequest\x1a\x30.hivewire.v1.CoordinatorServiceListTasksResponse\x12q\n\nCancelTask\x12\x30.hivewire.v1.CoordinatorServiceCancelTaskRequest\x1a\x31.hivewire.v1.CoordinatorServiceCancelTaskResponse\x12\x80\x01\n\x0fListDeadLetters\x12\x35.hivewire.v1.CoordinatorServiceListDeadLettersRequest\x1a\x36.hivewire.v1.CoordinatorServiceListDeadLettersResponse\x12\x80\x01\n\x0fRetryDeadLetter\x12\x35.hivewire.v1.CoordinatorServiceRetryDeadLetterRequest\x1a\x36.hivewire.v1.CoordinatorServiceRetryDeadLetterResponse\x12}\n\x0eSubmitWorkflow\x12\x34.hivewire.v1.CoordinatorServiceSubmitWorkflowRequest\x1a\x35.hivewire.v1.CoordinatorServiceSubmitWorkflowResponse\x12t\n\x0bGetWorkflow\x12\x31.hivewire.v1.CoordinatorServiceGetWorkflowRequest\x1a\x32.hivewire.v1.CoordinatorServiceGetWorkflowResponse\x12z\n\rListWorkflows\x12\x33.hivewire.v1.CoordinatorServiceListWorkflowsRequest\x1a\x34.hivewire.v1.CoordinatorServiceListWorkflowsResponse\x12}\n\x0e\x43\x61ncelWorkflow\x12\x34.hivewire.v1.CoordinatorServiceCancelWorkflowRequest\x1a\x35.hivewire.v1.CoordinatorServiceCancelWorkflowResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dhivewire/v1/coordinator.proto\x12\x0bhivewire.v1\x1a\x16hivewire/v1/flow.proto\x1a\x16hivewire/v1/task.proto\x1a\x1ahivewire/v1/workflow.proto\"V\n#CoordinatorServiceSubmitTaskRequest\x12/\n\x07request\x18\x01 \x01(\x0b\x32\x1e.hivewire.v1.SubmitTaskRequest\"Y\n$CoordinatorServiceSubmitTaskResponse\x12\x31\n\x08response\x18\x01 \x01(\x0b\x32\x1f.hivewire.v1.SubmitTaskResponse\"X\n$CoordinatorServiceSubmitTasksRequest\x12\x30\n\x07request\x18\x01 \x01(\x0b\x32\x1f.hivewire.v1.SubmitTasksRequest\"[\n%CoordinatorServiceSubmitTasksResponse\x12\x32\n\x08response\x18\x01 \x01(\x0b\x32 .hivewire.v1.SubmitTasksResponse\"P\n CoordinatorServiceGetTaskRequest\x12,\n\x07request\x18\x01 \x01(\x0b\x32\x1b.hivewire.v1.GetTaskRequest\"S\n!CoordinatorServiceGetTaskResponse\x12.\n\x08response\x18\x01 \x01(\x0b\x32\x1c.hivewire.v1.GetTaskResponse\"T\n\"CoordinatorServiceListTasksRequest\x12.\n\x07request\x18\x01 \x01(\x0b\x32\x1d.hivewire.v1.ListTasksRequest\"W\n#CoordinatorServiceListTasksResponse\x12\x30\n\x08response\x18\x01 \x01(\x0b\x32\x1e.hivewire.v1.ListTasksResponse\"V\n#CoordinatorServiceCancelTaskRequest\x12/\n\x07request\x18\x01 \x01(\x0b\x32\x1e.hivewire.v1.CancelTaskRequest\"Y\n$CoordinatorServiceCancelTaskResponse\x12\x31\n\x08response\x18\x01 \x01(\x0b\x32\x1f.hivewire.v1.CancelTaskResponse\"`\n(CoordinatorServiceListDeadLettersRequest\x12\x34\n\x07request\x18\x01 \x01(\x0b\x32#.hivewire.v1.ListDeadLettersRequest\"c\n)CoordinatorServiceListDeadLettersResponse\x12\x36\n\x08response\x18\x01 \x01(\x0b\x32$.hivewire.v1.ListDeadLettersResponse\"`\n(CoordinatorServiceRetryDeadLetterRequest\x12\x34\n\x07request\x18\x01 \x01(\x0b\x32#.hivewire.v1.RetryDeadLetterRequest\"c\n)CoordinatorServiceRetryDeadLetterResponse\x12\x36\n\x08response\x18\x01 \x01(\x0b\x32$.hivewire.v1.RetryDeadLetterResponse\"^\n\'CoordinatorServiceSubmitWorkflowRequest\x12\x33\n\x07request\x18\x01 \x01(\x0b\x32\".hivewire.v1.SubmitWorkflowRequest\"a\n(CoordinatorServiceSubmitWorkflowResponse\x12\x35\n\x08response\x18\x01 \x01(\x0b\x32#.hivewire.v1.SubmitWorkflowResponse\"X\n$CoordinatorServiceGetWorkflowRequest\x12\x30\n\x07request\x18\x01 \x01(\x0b\x32\x1f.hivewire.v1.GetWorkflowRequest\"[\n%CoordinatorServiceGetWorkflowResponse\x12\x32\n\x08response\x18\x01 \x01(\x0b\x32 .hivewire.v1.GetWorkflowResponse\"\\\n&CoordinatorServiceListWorkflowsRequest\x12\x32\n\x07request\x18\x01 \x01(\x0b\x32!.hivewire.v1.ListWorkflowsRequest\"_\n\'CoordinatorServiceListWorkflowsResponse\x12\x34\n\x08response\x18\x01 \x01(\x0b\x32\".hivewire.v1.ListWorkflowsResponse\"^\n\'CoordinatorServiceCancelWorkflowRequest\x12\x33\n\x07request\x18\x01 \x01(\x0b\x32\".hivewire.v1.CancelWorkflowRequest\"a\n(CoordinatorServiceCancelWorkflowResponse\x12\x35\n\x08response\x18\x01 \x01(\x0b\x32#.hivewire.v1.CancelWorkflowResponse2\xbb\r\n\x12\x43oordinatorService\x12q\n\nSubmitTask\x12\x30.hivewire.v1.CoordinatorServiceSubmitTaskRequest\x1a\x31.hivewire.v1.CoordinatorServiceSubmitTaskResponse\x12t\n\x0bSubmitTasks\x12\x31.hivewire.v1.CoordinatorServiceSubmitTasksRequest\x1a\x32.hivewire.v1.CoordinatorServiceSubmitTasksResponse\x12h\n\x07GetTask\x12-.hivewire.v1.CoordinatorServiceGetTaskRequest\x1a..hivewire.v1.CoordinatorServiceGetTaskResponse\x12n\n\tListTasks\x12/.hivewire.v1.CoordinatorServiceListTasksRequest\x1a\x30.hivewire.v1.CoordinatorServiceListTasksResponse\x12q\n\nCancelTask\x12\x30.hivewire.v1.CoordinatorServiceCancelTaskRequest\x1a\x31.hivewire.v1.CoordinatorServiceCancelTaskResponse\x12\x80\x01\n\x0fListDeadLetters\x12\x35.hivewire.v1.CoordinatorServiceListDeadLettersRequest\x1a\x36.hivewire.v1.CoordinatorServiceListDeadLettersResponse\x12\x80\x01\n\x0fRetryDeadLetter\x12\x35.hivewire.v1.CoordinatorServiceRetryDeadLetterRequest\x1a\x36.hivewire.v1.CoordinatorServiceRetryDeadLetterResponse\x12}\n\x0eSubmitWorkflow\x12\x34.hivewire.v1.CoordinatorServiceSubmitWorkflowRequest\x1a\x35.hivewire.v1.CoordinatorServiceSubmitWorkflowResponse\x12t\n\x0bGetWorkflow\x12\x31.hivewire.v1.CoordinatorServiceGetWorkflowRequest\x1a\x32.hivewire.v1.CoordinatorServiceGetWorkflowResponse\x12z\n\rListWorkflows\x12\x33.hivewire.v1.CoordinatorServiceListWorkflowsRequest\x1a\x34.hivewire.v1.CoordinatorServiceListWorkflowsResponse\x12}\n\x0e\x43\x61ncelWorkflow\x12\x34.hivewire.v1.CoordinatorServiceCancelWorkflowRequest\x1a\x35.hivewire.v1.CoordinatorServiceCancelWorkflowResponse\x12w\n\x0cSetRateLimit\x12\x32.hivewire.v1.CoordinatorServiceSetRateLimitRequest\x1a\x33.hivewire.v1.CoordinatorServiceSetRateLimitResponse\x12}\n\x0eListRateLimits\x12\x34.hivewire.v1.CoordinatorServiceListRateLimitsRequest\x1a\x35.hivewire.v1.CoordinatorServiceListRateLimitsResponse\x12\x80\x01\n\x0f\x44\x65leteRateLimit\x12\x35.hivewire.v1.CoordinatorServiceDeleteRateLimitRequest\x1a\x36.hivewire.v1.CoordinatorServiceDeleteRateLimitResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hivewire.v1.coordinator_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_COORDINATORSERVICESUBMITTASKREQUEST']._serialized_start=98
-  _globals['_COORDINATORSERVICESUBMITTASKREQUEST']._serialized_end=184
-  _globals['_COORDINATORSERVICESUBMITTASKRESPONSE']._serialized_start=186
-  _globals['_COORDINATORSERVICESUBMITTASKRESPONSE']._serialized_end=275
-  _globals['_COORDINATORSERVICESUBMITTASKSREQUEST']._serialized_start=277
-  _globals['_COORDINATORSERVICESUBMITTASKSREQUEST']._serialized_end=365
-  _globals['_COORDINATORSERVICESUBMITTASKSRESPONSE']._serialized_start=367
-  _globals['_COORDINATORSERVICESUBMITTASKSRESPONSE']._serialized_end=458
-  _globals['_COORDINATORSERVICEGETTASKREQUEST']._serialized_start=460
-  _globals['_COORDINATORSERVICEGETTASKREQUEST']._serialized_end=540
-  _globals['_COORDINATORSERVICEGETTASKRESPONSE']._serialized_start=542
-  _globals['_COORDINATORSERVICEGETTASKRESPONSE']._serialized_end=625
-  _globals['_COORDINATORSERVICELISTTASKSREQUEST']._serialized_start=627
-  _globals['_COORDINATORSERVICELISTTASKSREQUEST']._serialized_end=711
-  _globals['_COORDINATORSERVICELISTTASKSRESPONSE']._serialized_start=713
-  _globals['_COORDINATORSERVICELISTTASKSRESPONSE']._serialized_end=800
-  _globals['_COORDINATORSERVICECANCELTASKREQUEST']._serialized_start=802
-  _globals['_COORDINATORSERVICECANCELTASKREQUEST']._serialized_end=888
-  _globals['_COORDINATORSERVICECANCELTASKRESPONSE']._serialized_start=890
-  _globals['_COORDINATORSERVICECANCELTASKRESPONSE']._serialized_end=979
-  _globals['_COORDINATORSERVICELISTDEADLETTERSREQUEST']._serialized_start=981
-  _globals['_COORDINATORSERVICELISTDEADLETTERSREQUEST']._serialized_end=1077
-  _globals['_COORDINATORSERVICELISTDEADLETTERSRESPONSE']._serialized_start=1079
-  _globals['_COORDINATORSERVICELISTDEADLETTERSRESPONSE']._serialized_end=1178
-  _globals['_COORDINATORSERVICERETRYDEADLETTERREQUEST']._serialized_start=1180
-  _globals['_COORDINATORSERVICERETRYDEADLETTERREQUEST']._serialized_end=1276
-  _globals['_COORDINATORSERVICERETRYDEADLETTERRESPONSE']._serialized_start=1278
-  _globals['_COORDINATORSERVICERETRYDEADLETTERRESPONSE']._serialized_end=1377
-  _globals['_COORDINATORSERVICESUBMITWORKFLOWREQUEST']._serialized_start=1379
-  _globals['_COORDINATORSERVICESUBMITWORKFLOWREQUEST']._serialized_end=1473
-  _globals['_COORDINATORSERVICESUBMITWORKFLOWRESPONSE']._serialized_start=1475
-  _globals['_COORDINATORSERVICESUBMITWORKFLOWRESPONSE']._serialized_end=1572
-  _globals['_COORDINATORSERVICEGETWORKFLOWREQUEST']._serialized_start=1574
-  _globals['_COORDINATORSERVICEGETWORKFLOWREQUEST']._serialized_end=1662
-  _globals['_COORDINATORSERVICEGETWORKFLOWRESPONSE']._serialized_start=1664
-  _globals['_COORDINATORSERVICEGETWORKFLOWRESPONSE']._serialized_end=1755
-  _globals['_COORDINATORSERVICELISTWORKFLOWSREQUEST']._serialized_start=1757
-  _globals['_COORDINATORSERVICELISTWORKFLOWSREQUEST']._serialized_end=1849
-  _globals['_COORDINATORSERVICELISTWORKFLOWSRESPONSE']._serialized_start=1851
-  _globals['_COORDINATORSERVICELISTWORKFLOWSRESPONSE']._serialized_end=1946
-  _globals['_COORDINATORSERVICECANCELWORKFLOWREQUEST']._serialized_start=1948
-  _globals['_COORDINATORSERVICECANCELWORKFLOWREQUEST']._serialized_end=2042
-  _globals['_COORDINATORSERVICECANCELWORKFLOWRESPONSE']._serialized_start=2044
-  _globals['_COORDINATORSERVICECANCELWORKFLOWRESPONSE']._serialized_end=2141
-  _globals['_COORDINATORSERVICE']._serialized_start=2144
-  _globals['_COORDINATORSERVICE']._serialized_end=3488
+  _globals['_COORDINATORSERVICESUBMITTASKREQUEST']._serialized_start=122
+  _globals['_COORDINATORSERVICESUBMITTASKREQUEST']._serialized_end=208
+  _globals['_COORDINATORSERVICESUBMITTASKRESPONSE']._serialized_start=210
+  _globals['_COORDINATORSERVICESUBMITTASKRESPONSE']._serialized_end=299
+  _globals['_COORDINATORSERVICESUBMITTASKSREQUEST']._serialized_start=301
+  _globals['_COORDINATORSERVICESUBMITTASKSREQUEST']._serialized_end=389
+  _globals['_COORDINATORSERVICESUBMITTASKSRESPONSE']._serialized_start=391
+  _globals['_COORDINATORSERVICESUBMITTASKSRESPONSE']._serialized_end=482
+  _globals['_COORDINATORSERVICEGETTASKREQUEST']._serialized_start=484
+  _globals['_COORDINATORSERVICEGETTASKREQUEST']._serialized_end=564
+  _globals['_COORDINATORSERVICEGETTASKRESPONSE']._serialized_start=566
+  _globals['_COORDINATORSERVICEGETTASKRESPONSE']._serialized_end=649
+  _globals['_COORDINATORSERVICELISTTASKSREQUEST']._serialized_start=651
+  _globals['_COORDINATORSERVICELISTTASKSREQUEST']._serialized_end=735
+  _globals['_COORDINATORSERVICELISTTASKSRESPONSE']._serialized_start=737
+  _globals['_COORDINATORSERVICELISTTASKSRESPONSE']._serialized_end=824
+  _globals['_COORDINATORSERVICECANCELTASKREQUEST']._serialized_start=826
+  _globals['_COORDINATORSERVICECANCELTASKREQUEST']._serialized_end=912
+  _globals['_COORDINATORSERVICECANCELTASKRESPONSE']._serialized_start=914
+  _globals['_COORDINATORSERVICECANCELTASKRESPONSE']._serialized_end=1003
+  _globals['_COORDINATORSERVICELISTDEADLETTERSREQUEST']._serialized_start=1005
+  _globals['_COORDINATORSERVICELISTDEADLETTERSREQUEST']._serialized_end=1101
+  _globals['_COORDINATORSERVICELISTDEADLETTERSRESPONSE']._serialized_start=1103
+  _globals['_COORDINATORSERVICELISTDEADLETTERSRESPONSE']._serialized_end=1202
+  _globals['_COORDINATORSERVICERETRYDEADLETTERREQUEST']._serialized_start=1204
+  _globals['_COORDINATORSERVICERETRYDEADLETTERREQUEST']._serialized_end=1300
+  _globals['_COORDINATORSERVICERETRYDEADLETTERRESPONSE']._serialized_start=1302
+  _globals['_COORDINATORSERVICERETRYDEADLETTERRESPONSE']._serialized_end=1401
+  _globals['_COORDINATORSERVICESUBMITWORKFLOWREQUEST']._serialized_start=1403
+  _globals['_COORDINATORSERVICESUBMITWORKFLOWREQUEST']._serialized_end=1497
+  _globals['_COORDINATORSERVICESUBMITWORKFLOWRESPONSE']._serialized_start=1499
+  _globals['_COORDINATORSERVICESUBMITWORKFLOWRESPONSE']._serialized_end=1596
+  _globals['_COORDINATORSERVICEGETWORKFLOWREQUEST']._serialized_start=1598
+  _globals['_COORDINATORSERVICEGETWORKFLOWREQUEST']._serialized_end=1686
+  _globals['_COORDINATORSERVICEGETWORKFLOWRESPONSE']._serialized_start=1688
+  _globals['_COORDINATORSERVICEGETWORKFLOWRESPONSE']._serialized_end=1779
+  _globals['_COORDINATORSERVICELISTWORKFLOWSREQUEST']._serialized_start=1781
+  _globals['_COORDINATORSERVICELISTWORKFLOWSREQUEST']._serialized_end=1873
+  _globals['_COORDINATORSERVICELISTWORKFLOWSRESPONSE']._serialized_start=1875
+  _globals['_COORDINATORSERVICELISTWORKFLOWSRESPONSE']._serialized_end=1970
+  _globals['_COORDINATORSERVICECANCELWORKFLOWREQUEST']._serialized_start=1972
+  _globals['_COORDINATORSERVICECANCELWORKFLOWREQUEST']._serialized_end=2066
+  _globals['_COORDINATORSERVICECANCELWORKFLOWRESPONSE']._serialized_start=2068
+  _globals['_COORDINATORSERVICECANCELWORKFLOWRESPONSE']._serialized_end=2165
+  _globals['_COORDINATORSERVICE']._serialized_start=2168
+  _globals['_COORDINATORSERVICE']._serialized_end=3891
 # @@protoc_insertion_point(module_scope)

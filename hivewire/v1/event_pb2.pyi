@@ -79,6 +79,12 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     """A running attempt's report added output: one event per report, with the number of chunks
     stored and the cursor of the last (the text itself is read with StreamTaskOutput).
     """
+    EVENT_TYPE_TASK_CONCURRENCY_WAITING: _EventType.ValueType  # 32
+    """A task waits for a holder of its concurrency key to end (`concurrency_key`)."""
+    EVENT_TYPE_TASK_CONCURRENCY_CANCELLED: _EventType.ValueType  # 33
+    """A task was cancelled by its concurrency strategy (`concurrency_key`, `message` says why)."""
+    EVENT_TYPE_TASK_RATE_LIMITED: _EventType.ValueType  # 34
+    """A task waits for its rate limit's window (`rate_limit`, `message` says until when)."""
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
     """EventType names what happened."""
@@ -133,6 +139,12 @@ EVENT_TYPE_TASK_OUTPUT: EventType.ValueType  # 23
 """A running attempt's report added output: one event per report, with the number of chunks
 stored and the cursor of the last (the text itself is read with StreamTaskOutput).
 """
+EVENT_TYPE_TASK_CONCURRENCY_WAITING: EventType.ValueType  # 32
+"""A task waits for a holder of its concurrency key to end (`concurrency_key`)."""
+EVENT_TYPE_TASK_CONCURRENCY_CANCELLED: EventType.ValueType  # 33
+"""A task was cancelled by its concurrency strategy (`concurrency_key`, `message` says why)."""
+EVENT_TYPE_TASK_RATE_LIMITED: EventType.ValueType  # 34
+"""A task waits for its rate limit's window (`rate_limit`, `message` says until when)."""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 @_typing.final
@@ -156,6 +168,8 @@ class Event(_message.Message):
     PROGRESS_FIELD_NUMBER: _builtins.int
     OUTPUT_CHUNKS_FIELD_NUMBER: _builtins.int
     OUTPUT_CURSOR_FIELD_NUMBER: _builtins.int
+    CONCURRENCY_KEY_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
     """Position in the events stream; pass it as since_cursor to resume after this event."""
     type: Global___EventType.ValueType
@@ -182,6 +196,10 @@ class Event(_message.Message):
     """task.output: how many chunks the report stored (the truncation marker included)."""
     output_cursor: _builtins.str
     """task.output: cursor of the last chunk stored; StreamTaskOutput resumes after it."""
+    concurrency_key: _builtins.str
+    """Concurrency key concerned (task.concurrency_* events)."""
+    rate_limit: _builtins.str
+    """Rate limit concerned (task.rate_limited)."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When it happened."""
@@ -208,10 +226,12 @@ class Event(_message.Message):
         progress: _stream_pb2.TaskProgress | None = ...,
         output_chunks: _builtins.int = ...,
         output_cursor: _builtins.str = ...,
+        concurrency_key: _builtins.str = ...,
+        rate_limit: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "attempt", b"attempt", "capability", b"capability", "cursor", b"cursor", "message", b"message", "output_chunks", b"output_chunks", "output_cursor", b"output_cursor", "progress", b"progress", "snapshot", b"snapshot", "step_id", b"step_id", "task_id", b"task_id", "task_state", b"task_state", "time", b"time", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "attempt", b"attempt", "capability", b"capability", "concurrency_key", b"concurrency_key", "cursor", b"cursor", "message", b"message", "output_chunks", b"output_chunks", "output_cursor", b"output_cursor", "progress", b"progress", "rate_limit", b"rate_limit", "snapshot", b"snapshot", "step_id", b"step_id", "task_id", b"task_id", "task_state", b"task_state", "time", b"time", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
