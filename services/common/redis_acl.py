@@ -66,7 +66,7 @@ SERVICE_GRANTS: dict[str, Grant] = {
         commands=(
             *CONNECTION, *SCRIPTS, *TRANSACTIONS, *HASH_READ, *HASH_WRITE, *ZSET_READ,
             *ZSET_WRITE, "get", "set", "del", "exists", "expire", "pexpire", "incr", "sadd",
-            "srem", "smembers", "xadd", "xtrim", *STREAM_READ, *GROUP,
+            "srem", "smembers", "scard", "xadd", "xtrim", *STREAM_READ, *GROUP,
         ),
         write=(
             "task", "pending", "pending_capabilities", "tasks_index", "tasks_by_state",
@@ -74,7 +74,8 @@ SERVICE_GRANTS: dict[str, Grant] = {
             "progress_deadlines", "output", "reclaim_agents", "finished", "agent_load", "inbox",
             "results", "events", "dead_letters", "workflow_updates", "workflow",
             "workflows_index", "workflows_by_state", "workflows_finished", "workflow_seq",
-            "workflow_request", "task_counters",
+            "workflow_request", "task_counters", "conc_holders", "conc_wait", "rate_limits",
+            "rate_usage", "rate_waiting",
         ),
         read=("agent", "live_agents", "offline_agents", "leases", "hook_events_lost"),
     ),
@@ -90,7 +91,7 @@ SERVICE_GRANTS: dict[str, Grant] = {
             "task", "tasks_index", "tasks_by_state", "pending", "pending_capabilities", "due",
             "output", "agent", "live_agents", "offline_agents", "agent_load", "events",
             "workflow", "workflows_index", "workflows_by_state", "task_counters",
-            "dead_letters", "workflow_updates",
+            "dead_letters", "workflow_updates", "rate_limits", "rate_usage", "rate_waiting",
         ),
     ),
     "hooks": Grant(

@@ -30,6 +30,12 @@ class NewTask(NamedTuple):
     backoff_ms: int = 0
     backoff_max_ms: int = 0
     progress_ms: int = 0
+    ckey: str = ""
+    """Concurrency key ('' for none), its limit and ConcurrencyStrategy (concurrency.lua)."""
+    climit: int = 0
+    cstrategy: int = 0
+    rate: str = ""
+    """Rate limit units as JSON {name: units} ('' for none; flowgate.lua)."""
 
 
 TASK_FIELDS: tuple[str, ...] = (
@@ -52,12 +58,13 @@ TASK_FIELDS: tuple[str, ...] = (
     "progress",
     "output_bytes",
     "output_dropped",
+    "waiting",
 )
 """Every field of a task hash: NewTask's, then those the scripts set as the task moves.
 
 `progress` is the current attempt's TaskProgress (bytes); `output_bytes` (present once the task
 has output) and `output_dropped` count the bytes of the output stream and those dropped past
-the limit (progress.lua)."""
+the limit (progress.lua). `waiting` says why a PENDING task is parked (flow control)."""
 
 LOADED_FIELDS: tuple[str, ...] = (
     "state",
@@ -80,6 +87,10 @@ LOADED_FIELDS: tuple[str, ...] = (
     "s2s_ms",
     "progress_ms",
     "output_bytes",
+    "ckey",
+    "climit",
+    "cstrategy",
+    "rate",
 )
 """What a transition loads (tasklib.lua load_task): never payload or result, which can be big."""
 

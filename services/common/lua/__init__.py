@@ -41,6 +41,7 @@ def constants() -> str:
     lines = []
     for enum in (
         task_pb2.TaskState,
+        task_pb2.ConcurrencyStrategy,
         event_pb2.EventType,
         agent_pb2.AgentState,
         stream_pb2.TaskOutcome,

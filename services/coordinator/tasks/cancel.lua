@@ -13,6 +13,7 @@ if state ~= TASK_STATE_PENDING and not is_live(t) then return state end
 redis.call('ZREM', C.prefix .. K_PENDING .. t.capability, t.id)
 redis.call('ZREM', C.due, t.id)
 redis.call('ZREM', C.attempt_deadlines, t.id)
+if state == TASK_STATE_PENDING then unpark(C.prefix, t) end
 finish(C, t, TASK_STATE_CANCELLED, {'error', 'cancelled by request'})
 emit(C, event_of(t, EVENT_TYPE_TASK_CANCELLED, TASK_STATE_CANCELLED, tonumber(t.attempt),
   t.agent_id, 'cancelled by request'))

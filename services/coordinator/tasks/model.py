@@ -82,6 +82,11 @@ def task_from_fields(task_id: str, v: Mapping[str, Raw]) -> task_pb2.Task:
         step_id=_text(v.get("step_id")),
         output_bytes=_int(v.get("output_bytes")),
         output_dropped_bytes=_int(v.get("output_dropped")),
+        concurrency_key=_text(v.get("ckey")),
+        concurrency_limit=_int(v.get("climit")),
+        concurrency_strategy=_int(v.get("cstrategy")),  # type: ignore[arg-type]
+        rate_limit_units=json.loads(_text(v.get("rate")) or "{}"),
+        waiting_reason=_text(v.get("waiting")),
     )
     for field, name in _TIMES:
         set_ms(task, name, _int(v.get(field)))
@@ -120,6 +125,10 @@ def task_from_new(
         workflow_id=new.workflow_id,
         trace_id=trace_id_of(new.trace_id) or new.trace_id,
         step_id=new.step_id,
+        concurrency_key=new.ckey,
+        concurrency_limit=new.climit,
+        concurrency_strategy=new.cstrategy,  # type: ignore[arg-type]
+        rate_limit_units=json.loads(new.rate or "{}"),
     )
     task.create_time.FromMilliseconds(create_ms)
     for i, name in _NEW_TIMES:

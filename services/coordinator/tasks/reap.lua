@@ -56,6 +56,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', C.start_deadlines, '-inf', C.now
   if t.state == TASK_STATE_PENDING then
     redis.call('ZREM', C.prefix .. K_PENDING .. t.capability, id)
     redis.call('ZREM', C.due, id)
+    unpark(C.prefix, t)
     local why = 'not started before its schedule-to-start deadline'
     finish(C, t, TASK_STATE_TIMED_OUT, {'error', why})
     emit(C, event_of(t, EVENT_TYPE_TASK_TIMED_OUT, TASK_STATE_TIMED_OUT, tonumber(t.attempt),

@@ -29,6 +29,7 @@ from hivewire_services.coordinator.tasks.model import (
     task_from_new,
     task_from_values,
 )
+from hivewire_services.coordinator.tasks.rate_limits import RateLimits
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class TaskStore(RedisStore[CoordinatorSettings]):
         self._on_submitted = on_submitted or (lambda: None)
         self._submit = scripts.Submit(redis, keys, settings)
         self._cancel = scripts.Cancel(redis, keys, settings)
+        self._supersede = scripts.Supersede(redis, keys, settings)
+        self.rate_limits = RateLimits(redis, keys)
         self._expire = lua.Expire(
             redis,
             keys.finished,
@@ -66,6 +69,11 @@ class TaskStore(RedisStore[CoordinatorSettings]):
 
     async def submit(self, specs: Sequence[ValidTask]) -> list[task_pb2.Task]:
         """Create tasks atomically; a known request_id yields the task it created before."""
+        if any(spec.rate_limit_units for spec in specs):
+            where = "" if len(specs) == 1 else "tasks[{}]."
+            await self.rate_limits.check_units(
+                (where.format(i), spec.rate_limit_units) for i, spec in enumerate(specs)
+            )
         now = now_ms()
         rows: list[scripts.SubmitRow] = []
         new_ids = []
@@ -95,9 +103,21 @@ class TaskStore(RedisStore[CoordinatorSettings]):
                 backoff_ms=spec.retry_initial_backoff_ms,
                 backoff_max_ms=spec.retry_max_backoff_ms,
                 progress_ms=spec.progress_timeout_ms,
+                ckey=spec.concurrency_key,
+                climit=spec.concurrency_limit,
+                cstrategy=spec.concurrency_strategy,
+                rate=json.dumps(spec.rate_limit_units) if spec.rate_limit_units else "",
             )
             rows.append(scripts.SubmitRow(new, request_key, spec.payload))
         ids = await self._submit(now, rows)
+        newest_win = [
+            task_id
+            for spec, task_id, new_id in zip(specs, ids, new_ids, strict=True)
+            if task_id == new_id
+            and spec.concurrency_strategy == task_pb2.CONCURRENCY_STRATEGY_CANCEL_IN_PROGRESS
+        ]
+        if newest_win:
+            await self._supersede(now, newest_win)
         self._on_submitted()
         deadlines = [now + spec.schedule_to_start_ms for spec in specs if spec.schedule_to_start_ms]
         if deadlines and self._on_deadline is not None:
