@@ -32,10 +32,8 @@ LOOKAHEAD = 64
 # its slots were full in Redis), the next pass comes this soon: the cache catches up meanwhile.
 REFUSED_RETRY_MS = 200
 REFUSED = (2, 3)
-# Codes of tasks flow control took out of the pending queue (flowgate.lua): the slots the
-# plan gave them are free for the tasks behind, so another pass follows at once.
+# Codes of tasks flow control took out of the pending queue (flowgate.lua).
 PARKED = (4, 5, 6)
-RATE_LIMITED = 6
 
 
 @dataclass
@@ -203,13 +201,9 @@ class Scheduler:
         if any(c in REFUSED for c in codes):
             self.alarm.at(now_ms() + REFUSED_RETRY_MS)
         if any(c in PARKED for c in codes):
-            await self._after_parking(codes)
+            # Their plan's slots are free for the tasks behind: pass again now (the pass
+            # starts with promote_due, which sets the alarm for the first rate-limited one).
+            self.alarm.now()
         self.assigned_total += len(applied)
         return len(applied)
 
-    async def _after_parking(self, codes: list[int]) -> None:
-        """Tasks left the queue for a concurrency key or a rate limit: pass again now (their
-        plan's slots are free), and wake when the first rate-limited one comes due."""
-        self.alarm.now()
-        if RATE_LIMITED in codes:
-            await self.promote_due()
