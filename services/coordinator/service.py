@@ -8,7 +8,8 @@ from typing import Any, Protocol, TypeAlias, TypeVar
 from google.protobuf import message_factory
 from google.protobuf.message import Message
 
-from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, task_pb2, workflow_pb2
+from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, flow_pb2, task_pb2, workflow_pb2
+from hivewire_services.common.rate_limits import usage_message
 from hivewire_services.common.servicer_attrs import RpcAttribute
 from hivewire_services.common.submission import ValidTask, validate_batch, validate_task
 from hivewire_services.common.workflow_spec import validate_workflow
@@ -112,6 +113,30 @@ class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
         task = await self.dead_letters.retry(request.dead_letter_id)
         self._on_retried()
         return task_pb2.RetryDeadLetterResponse(task=task)
+
+    @enveloped
+    async def SetRateLimit(
+        self, request: flow_pb2.SetRateLimitRequest
+    ) -> flow_pb2.SetRateLimitResponse:
+        limit = request.limit
+        window_ms = limit.window.ToMilliseconds() if limit.HasField("window") else 0
+        await self.store.rate_limits.set(limit.name, limit.limit, window_ms)
+        return flow_pb2.SetRateLimitResponse(limit=limit)
+
+    @enveloped
+    async def ListRateLimits(
+        self, request: flow_pb2.ListRateLimitsRequest
+    ) -> flow_pb2.ListRateLimitsResponse:
+        return flow_pb2.ListRateLimitsResponse(
+            limits=[usage_message(u) for u in await self.store.rate_limits.list()]
+        )
+
+    @enveloped
+    async def DeleteRateLimit(
+        self, request: flow_pb2.DeleteRateLimitRequest
+    ) -> flow_pb2.DeleteRateLimitResponse:
+        await self.store.rate_limits.delete(request.name)
+        return flow_pb2.DeleteRateLimitResponse()
 
     @enveloped
     async def SubmitWorkflow(

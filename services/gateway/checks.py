@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from google.protobuf import duration_pb2
 
-from hivewire.v1 import agent_pb2, command_pb2, event_pb2, task_pb2, workflow_pb2
+from hivewire.v1 import agent_pb2, command_pb2, event_pb2, flow_pb2, task_pb2, workflow_pb2
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.submission import validate_batch, validate_task
 from hivewire_services.common.validation import (
@@ -17,6 +17,7 @@ from hivewire_services.common.validation import (
     StreamId,
     check_capability,
     check_id,
+    check_name,
     check_page_size,
     parse_stream_id,
 )
@@ -159,3 +160,15 @@ def event_subscription(req: event_pb2.StreamEventsRequest) -> tuple[EventFilter,
         types=types,
     )
     return flt, since
+
+
+def set_rate_limit(req: flow_pb2.SetRateLimitRequest, settings: GatewaySettings) -> None:
+    check_name(req.limit.name, "limit.name")
+
+
+def delete_rate_limit(req: flow_pb2.DeleteRateLimitRequest, settings: GatewaySettings) -> None:
+    check_name(req.name, "name")
+
+
+def nothing(req: flow_pb2.ListRateLimitsRequest, settings: GatewaySettings) -> None:
+    """No fields to check."""

@@ -78,6 +78,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     GetWorkflow = Forward(checks.workflow_id)
     ListWorkflows = Forward(checks.list_workflows)
     CancelWorkflow = Forward(checks.workflow_id)
+    SetRateLimit = Forward(checks.set_rate_limit)
+    ListRateLimits = Forward(checks.nothing)
+    DeleteRateLimit = Forward(checks.delete_rate_limit)
 
     async def StreamTaskOutput(
         self, request: task_pb2.StreamTaskOutputRequest, context: Context

@@ -206,4 +206,3 @@ class Scheduler:
             self.alarm.now()
         self.assigned_total += len(applied)
         return len(applied)
-

@@ -14,6 +14,7 @@ from hivewire.v1 import task_pb2
 from hivewire_services.common import lua
 from hivewire_services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from hivewire_services.common.keys import Keys
+from hivewire_services.common.rate_limits import RateLimits
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.store import RedisStore
 from hivewire_services.common.submission import ValidTask
@@ -29,7 +30,6 @@ from hivewire_services.coordinator.tasks.model import (
     task_from_new,
     task_from_values,
 )
-from hivewire_services.coordinator.tasks.rate_limits import RateLimits
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Named rate limits: define, list and delete them, and check the units tasks ask for.
 
 A limit allows `limit` units per fixed window of `window_ms`, windows aligned on the epoch;
-assign.lua (flowgate.lua) takes a task's units when it assigns the task, and parks a task whose
-units do not fit in the due set until the window ends.
+the coordinator's assign.lua (flowgate.lua) takes a task's units when it assigns the task,
+and parks a task whose units do not fit in the due set until the window ends.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from hivewire.core.clock import now_ms
+from hivewire.v1 import flow_pb2
 from hivewire_services.common.errors import InvalidArgument, NotFound, ResourceExhausted
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
@@ -38,6 +39,13 @@ class RateLimitUsage:
 def _parse(raw: bytes | str) -> tuple[int, int]:
     limit, window = raw.split()
     return int(limit), int(window)
+
+
+def usage_message(u: RateLimitUsage) -> flow_pb2.RateLimitUsage:
+    msg = flow_pb2.RateLimitUsage(used=u.used, waiting_tasks=u.waiting)
+    msg.limit.name, msg.limit.limit = u.name, u.limit
+    msg.limit.window.FromMilliseconds(u.window_ms)
+    return msg
 
 
 class RateLimits:
