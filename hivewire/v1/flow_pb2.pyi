@@ -34,7 +34,7 @@ class RateLimit(_message.Message):
     """Units allowed per window (at least 1)."""
     @_builtins.property
     def window(self) -> _duration_pb2.Duration:
-        """Length of the fixed window (1 s .. 1 day)."""
+        """Length of the fixed window (100 ms .. 1 day); windows are aligned on the Unix epoch."""
 
     def __init__(
         self,

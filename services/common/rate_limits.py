@@ -62,7 +62,7 @@ class RateLimits:
                 f"limit.limit must be 1..{MAX_RATE_LIMIT_UNITS}", field="limit.limit"
             )
         if not MIN_RATE_WINDOW_MS <= window_ms <= MAX_RATE_WINDOW_MS:
-            raise InvalidArgument("limit.window must be 1 s .. 1 day", field="limit.window")
+            raise InvalidArgument("limit.window must be 100 ms .. 1 day", field="limit.window")
         exists = await self.redis.hexists(self.keys.rate_limits, name)
         if not exists and await self.redis.hlen(self.keys.rate_limits) >= MAX_RATE_LIMITS:
             raise ResourceExhausted(
