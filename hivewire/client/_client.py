@@ -12,6 +12,7 @@ from typing import Any
 
 from hivewire.client._dlq import DeadLetterMethods
 from hivewire.client._events import EventStream
+from hivewire.client._flow import RateLimitMethods
 from hivewire.client._loops import every_item, poll_state
 from hivewire.client._output import OutputMethods
 from hivewire.client._workflow import WorkflowCalls, workflow_to_dict
@@ -56,6 +57,10 @@ def _submit_request(
     retry_initial_backoff: float | None = None,
     retry_max_backoff: float | None = None,
     progress_timeout: float | None = None,
+    concurrency_key: str = "",
+    concurrency_limit: int = 0,
+    concurrency_strategy: str | int = 0,
+    rate_limit_units: Mapping[str, int] | None = None,
 ) -> task_pb2.SubmitTaskRequest:
     req = task_pb2.SubmitTaskRequest(
         capability=capability,
@@ -64,6 +69,10 @@ def _submit_request(
         max_attempts=max_attempts,
         required_labels=dict(required_labels or {}),
         request_id=request_id,
+        concurrency_key=concurrency_key,
+        concurrency_limit=concurrency_limit,
+        concurrency_strategy=concurrency_strategy_value(concurrency_strategy),
+        rate_limit_units=dict(rate_limit_units or {}),
     )
     if attempt_timeout is not None:
         req.attempt_timeout.FromNanoseconds(int(attempt_timeout * 1e9))
@@ -79,13 +88,23 @@ def _submit_request(
     return req
 
 
+def concurrency_strategy_value(strategy: str | int) -> task_pb2.ConcurrencyStrategy.ValueType:
+    """A ConcurrencyStrategy from its number or name ("queue", "cancel-in-progress",
+    "CONCURRENCY_STRATEGY_CANCEL_NEWEST", ...); ValueError for an unknown name."""
+    if isinstance(strategy, int):
+        return task_pb2.ConcurrencyStrategy.ValueType(strategy)
+    name = strategy.strip().upper().replace("-", "_")
+    prefix = "CONCURRENCY_STRATEGY_"
+    return task_pb2.ConcurrencyStrategy.Value(name if name.startswith(prefix) else prefix + name)
+
+
 def _trace_metadata() -> tuple[tuple[str, str], ...]:
     """A fresh trace for a submission made outside any span, so the task gets a trace id the
     caller knows (Task.trace_id); inside a span, the interceptor propagates that span instead."""
     return () if traceparent_of() else (("traceparent", new_traceparent()),)
 
 
-class Client(WorkflowCalls, DeadLetterMethods, OutputMethods, AsyncComponent):
+class Client(WorkflowCalls, DeadLetterMethods, OutputMethods, RateLimitMethods, AsyncComponent):
     """One channel to the gateway; every unary call has a deadline (`timeout` seconds).
 
     `addr` and `tls` default to HIVEWIRE_GATEWAY_ADDR and HIVEWIRE_TLS_*, else to the client
@@ -120,9 +139,18 @@ class Client(WorkflowCalls, DeadLetterMethods, OutputMethods, AsyncComponent):
         required_labels: Mapping[str, str] | None = None,
         request_id: str = "",
         attempt_timeout: float | None = None,
+        concurrency_key: str = "",
+        concurrency_limit: int = 0,
+        concurrency_strategy: str | int = 0,
+        rate_limit_units: Mapping[str, int] | None = None,
         **timeouts: float | None,
     ) -> task_pb2.Task:
         """Submit one task; `payload` is sent as is when bytes, else JSON-encoded.
+
+        Flow control (docs/flow-control.md): at most `concurrency_limit` (default 1) tasks
+        with `concurrency_key` run at once; `concurrency_strategy` is "queue" (default),
+        "cancel-in-progress" or "cancel-newest". `rate_limit_units` takes units from named
+        rate limits (set_rate_limit) when the task is assigned.
 
         `timeouts` (seconds): schedule_to_start_timeout, heartbeat_timeout,
         retry_initial_backoff, retry_max_backoff, progress_timeout (an attempt that reports no
@@ -136,6 +164,10 @@ class Client(WorkflowCalls, DeadLetterMethods, OutputMethods, AsyncComponent):
             required_labels=required_labels,
             request_id=request_id,
             attempt_timeout=attempt_timeout,
+            concurrency_key=concurrency_key,
+            concurrency_limit=concurrency_limit,
+            concurrency_strategy=concurrency_strategy,
+            rate_limit_units=rate_limit_units,
             **timeouts,
         )
         resp: task_pb2.SubmitTaskResponse = await self._stub.SubmitTask(
