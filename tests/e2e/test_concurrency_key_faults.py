@@ -4,6 +4,7 @@ agent killed -9 mid-task. Registry, coordinators and agents are real processes."
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 
 import pytest
@@ -33,7 +34,7 @@ def ms(ts: object) -> int:
 
 def assert_disjoint(intervals: list[tuple[int, int, str]]) -> None:
     ordered = sorted(intervals)
-    for (_, end, a), (start, _, b) in zip(ordered, ordered[1:], strict=False):
+    for (_, end, a), (start, _, b) in itertools.pairwise(ordered):
         assert end <= start, f"{a} (until {end}) overlaps {b} (from {start})"
 
 
@@ -80,8 +81,12 @@ async def test_limit_one_holds_over_agents_coordinators_and_a_kill(
         assert all(end >= 0 for _, end in holds.values()), holds
         assert_disjoint([(s, end, f"{tid}#{n}") for (tid, n), (s, end) in holds.items()])
         # The killed attempt counts (it held the key until reclaimed), and was retried.
-        assert (victim.task_id, victim.attempt) in holds
-        assert (victim.task_id, victim.attempt + 1) in holds
+        story = [
+            (event_pb2.EventType.Name(e.type), e.attempt, e.agent_id[:6], e.message)
+            for e in await driver.events(victim.task_id)
+        ]
+        assert (victim.task_id, victim.attempt) in holds, (victim, story)
+        assert (victim.task_id, victim.attempt + 1) in holds, story
         assert await redis.scard(driver.keys.conc_holders("repo:api")) == 0
         assert await redis.zcard(driver.keys.conc_wait("repo:api")) == 0
     finally:

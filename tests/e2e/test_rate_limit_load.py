@@ -63,9 +63,7 @@ async def test_rate_limit_holds_per_window_without_spinning(
     # The coordinator sleeps while tasks wait for their window: well under a tenth of a core.
     assert cpu / wall < 0.1, (cpu, wall)
     listed = await driver.stub.ListRateLimits(
-        flow_pb2.CoordinatorServiceListRateLimitsRequest(
-            request=flow_pb2.ListRateLimitsRequest()
-        ),
+        flow_pb2.CoordinatorServiceListRateLimitsRequest(request=flow_pb2.ListRateLimitsRequest()),
         timeout=5,
     )
     [usage] = listed.response.limits

@@ -40,7 +40,7 @@ async def test_unknown_limit_or_too_many_units_is_refused_and_nothing_written(
 async def test_a_task_over_the_window_waits_in_the_due_set_until_it_ends(parts: Parts) -> None:
     agent = await add_agent(parts.redis, parts.keys, parts.cache, ["echo"], max_concurrency=8)
     await parts.store.rate_limits.set("openai", 1000, 3_600_000)
-    first, second = await parts.submit("echo", 2, rate_limit_units={"openai": 600})
+    _, second = await parts.submit("echo", 2, rate_limit_units={"openai": 600})
     assert await parts.scheduler.schedule_once() == 1
     waiting = await parts.store.get(second.task_id)
     assert waiting.state == task_pb2.TASK_STATE_PENDING
