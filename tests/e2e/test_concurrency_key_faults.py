@@ -46,23 +46,24 @@ async def test_limit_one_holds_over_agents_coordinators_and_a_kill(
         procs.start_agent(name, concurrency=2)
     agents = {name: await driver.agent_id(name) for name in ("a", "b", "c")}
     try:
-        payload = json.dumps({"secs": 0.15}).encode()
+        # One long task: its agent is killed while it runs (the others are short).
+        def payload(i: int) -> bytes:
+            return json.dumps({"secs": 1.5 if i == 7 else 0.1}).encode()
+
         tasks = await asyncio.gather(
             *(
                 (driver if i % 2 else second).submit(
-                    "sleep", payload, concurrency_key="repo:api", concurrency_limit=1
+                    "sleep", payload(i), concurrency_key="repo:api", concurrency_limit=1
                 )
                 for i in range(20)
             )
         )
 
-        async def running_midway() -> task_pb2.Task | None:
-            now = [await driver.store.get(t.task_id) for t in tasks]
-            if sum(t.state == SUCCEEDED for t in now) < 5:
-                return None
-            return next((t for t in now if t.state == RUNNING), None)
+        async def long_one_running() -> task_pb2.Task | None:
+            now = await driver.store.get(tasks[7].task_id)
+            return now if now.state == RUNNING else None
 
-        victim = await eventually(running_midway, within=60, message="a task running midway")
+        victim = await eventually(long_one_running, within=60, message="the long task running")
         by_id = {agent_id: name for name, agent_id in agents.items()}
         procs.kill(by_id[victim.agent_id])
         finished = [await driver.wait_for(t.task_id, lambda t: t.state == SUCCEEDED) for t in tasks]
