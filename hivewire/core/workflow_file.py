@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from hivewire.v1 import workflow_pb2
+from hivewire.v1 import task_pb2, workflow_pb2
 
 POLICIES = {
     "": workflow_pb2.FAILURE_POLICY_UNSPECIFIED,
@@ -43,6 +43,9 @@ STEP_KEYS = frozenset(
         "max_attempts",
         "timeout",
         "priority",
+        "concurrency_key",
+        "concurrency_limit",
+        "concurrency_strategy",
     }
 )
 
@@ -79,6 +82,27 @@ def _int(value: object, field: str) -> int:
     return value
 
 
+def _concurrency(raw: Mapping[str, Any], spec: workflow_pb2.WorkflowStepSpec, where: str) -> None:
+    """concurrency_key, concurrency_limit and concurrency_strategy (queue, cancel-in-progress,
+    cancel-newest) of a step (docs/flow-control.md)."""
+    spec.concurrency_key = str(raw.get("concurrency_key", "") or "")
+    if "concurrency_limit" in raw:
+        spec.concurrency_limit = _int(raw["concurrency_limit"], f"{where}.concurrency_limit")
+    strategy = raw.get("concurrency_strategy")
+    if strategy:
+        name = str(strategy).strip().upper().replace("-", "_")
+        prefix = "CONCURRENCY_STRATEGY_"
+        try:
+            spec.concurrency_strategy = task_pb2.ConcurrencyStrategy.Value(
+                name if name.startswith(prefix) else prefix + name
+            )
+        except ValueError:
+            raise WorkflowFileError(
+                f"{where}.concurrency_strategy",
+                "must be queue, cancel-in-progress or cancel-newest",
+            ) from None
+
+
 def step_spec(raw: object, i: int) -> workflow_pb2.WorkflowStepSpec:
     """One YAML step as a WorkflowStepSpec (the server checks names, ids and the DAG)."""
     where = f"steps[{i}]"
@@ -112,6 +136,7 @@ def step_spec(raw: object, i: int) -> workflow_pb2.WorkflowStepSpec:
         spec.max_attempts = _int(raw["max_attempts"], f"{where}.max_attempts")
     if "priority" in raw:
         spec.priority = _int(raw["priority"], f"{where}.priority")
+    _concurrency(raw, spec, where)
     if raw.get("timeout") is not None:
         timeout = raw["timeout"]
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:

@@ -164,7 +164,7 @@ def validate_batch(
     return [validate_task(r, settings, f"tasks[{i}].") for i, r in enumerate(reqs)]
 
 
-def check_concurrency(msg: task_pb2.SubmitTaskRequest, where: str) -> tuple[str, int, int]:
+def check_concurrency(msg: TaskFields, where: str) -> tuple[str, int, int]:
     """(key, limit, strategy): limit 1..MAX_CONCURRENCY_LIMIT (0 means 1), strategy a known
     ConcurrencyStrategy (UNSPECIFIED means QUEUE); no limit or strategy without a key."""
     key = msg.concurrency_key

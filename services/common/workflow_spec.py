@@ -9,7 +9,11 @@ from typing import Any
 from hivewire.v1 import workflow_pb2
 from hivewire_services.common.config import SubmissionSettings
 from hivewire_services.common.errors import FieldViolation, HivewireError, InvalidArgument
-from hivewire_services.common.submission import attempt_timeout_ms, check_priority_and_attempts
+from hivewire_services.common.submission import (
+    attempt_timeout_ms,
+    check_concurrency,
+    check_priority_and_attempts,
+)
 from hivewire_services.common.validation import MAX_REQUEST_ID, check_capability, check_labels
 from hivewire_services.common.validation_json import parse_json_field
 
@@ -35,6 +39,9 @@ class StepDef:
     timeout_ms: int = 0
     map_over: str = ""
     priority: int = 0
+    concurrency_key: str = ""
+    concurrency_limit: int = 0
+    concurrency_strategy: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +54,9 @@ class StepDef:
             "timeout_ms": self.timeout_ms,
             "map_over": self.map_over,
             "priority": self.priority,
+            "concurrency_key": self.concurrency_key,
+            "concurrency_limit": self.concurrency_limit,
+            "concurrency_strategy": self.concurrency_strategy,
         }
 
     @staticmethod
@@ -61,6 +71,9 @@ class StepDef:
             timeout_ms=d["timeout_ms"],
             map_over=d["map_over"],
             priority=d["priority"],
+            concurrency_key=d.get("concurrency_key", ""),
+            concurrency_limit=d.get("concurrency_limit", 0),
+            concurrency_strategy=d.get("concurrency_strategy", 0),
         )
 
 
@@ -151,6 +164,7 @@ def _step(
         check_priority_and_attempts(spec, where)
         check_labels(spec.required_labels, f"{where}required_labels")
         timeout_ms = attempt_timeout_ms(spec, where)
+        ckey, climit, cstrategy = check_concurrency(spec, where)
         deps = list(dict.fromkeys(spec.depends_on))
         if spec.map_over and spec.map_over not in deps:
             deps.insert(0, spec.map_over)
@@ -164,6 +178,9 @@ def _step(
             timeout_ms=timeout_ms,
             map_over=spec.map_over,
             priority=spec.priority,
+            concurrency_key=ckey,
+            concurrency_limit=climit,
+            concurrency_strategy=cstrategy,
         )
     except HivewireError as exc:
         bad.extend(exc.violations or [FieldViolation(where.rstrip("."), exc.message)])

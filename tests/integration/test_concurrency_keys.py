@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 
-from hivewire.v1 import event_pb2, stream_pb2, task_pb2
+from hivewire.agent import TaskContext
+from hivewire.v1 import event_pb2, stream_pb2, task_pb2, workflow_pb2
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.submission import validate_task
 from tests.integration.coordinator_helpers import add_agent, read_inbox, send_result
+from tests.integration.stack import Stack
 from tests.integration.test_coordinator_flow import Parts
 from tests.settings import StackSettings
 
@@ -136,3 +139,29 @@ def test_bad_concurrency_fields_are_refused(
     with pytest.raises(InvalidArgument) as err:
         validate_task(req, settings)
     assert err.value.violations[0].field == field
+
+
+async def test_workflow_steps_share_a_key_with_a_limit(stack: Stack) -> None:
+    running, most = 0, 0
+
+    async def tracked(ctx: TaskContext) -> object:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        try:
+            await asyncio.sleep(0.05)  # the work: long enough for the steps to overlap if allowed
+        finally:
+            running -= 1
+        return {}
+
+    await stack.agent("worker", {"deploy": tracked}, max_concurrency=4)
+    steps = [
+        {"id": f"s{i}", "capability": "deploy", "concurrency_key": KEY, "concurrency_limit": 1}
+        for i in range(4)
+    ]
+    wf = await stack.client.submit_workflow({"name": "keyed", "steps": steps})
+    done = await stack.client.wait_workflow(wf.workflow_id, timeout=60)
+    assert done.state == workflow_pb2.WORKFLOW_STATE_SUCCEEDED, done
+    assert most == 1
+    task = await stack.client.get(done.steps[0].task_ids[0])
+    assert (task.concurrency_key, task.concurrency_limit) == (KEY, 1)

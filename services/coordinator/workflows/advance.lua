@@ -47,6 +47,10 @@ for _ = 1, nops do
         row[NEW_TASK_TIMEOUT_MS] = ARGV[b + LAUNCH_OP_TIMEOUT_MS]
         row[NEW_TASK_TRACE_ID], row[NEW_TASK_WORKFLOW_ID] = traceparent, wid
         row[NEW_TASK_STEP_ID] = sid
+        if ARGV[b + LAUNCH_OP_CKEY] ~= '' then
+          row[NEW_TASK_CKEY], row[NEW_TASK_CLIMIT] = ARGV[b + LAUNCH_OP_CKEY], ARGV[b + LAUNCH_OP_CLIMIT]
+          row[NEW_TASK_CSTRATEGY] = ARGV[b + LAUNCH_OP_CSTRATEGY]
+        end
         create_task(row, payload)
         redis.call('HSET', wk, 'x:' .. tid, sid .. ',' .. i)
         ids[#ids + 1] = tid

@@ -32,6 +32,10 @@ class LaunchOp(NamedTuple):
     timeout_ms: int
     is_map: str
     ntasks: int
+    ckey: str
+    """Concurrency key, limit and strategy ('' and 0s for none)."""
+    climit: int
+    cstrategy: int
 
 
 def encode_plan(plan: Plan) -> list[Arg]:
@@ -45,7 +49,7 @@ def encode_plan(plan: Plan) -> list[Arg]:
         is_map = "1" if s.map_over else "0"
         head = LaunchOp(
             s.step_id, s.capability, s.priority, s.max_attempts, labels, s.timeout_ms, is_map,
-            len(launch.inputs),
+            len(launch.inputs), s.concurrency_key, s.concurrency_limit, s.concurrency_strategy,
         )  # fmt: skip
         ops += ["L", *head]
         for payload in launch.inputs:
