@@ -46,6 +46,7 @@ STEP_KEYS = frozenset(
         "concurrency_key",
         "concurrency_limit",
         "concurrency_strategy",
+        "rate_limit_units",
     }
 )
 
@@ -83,11 +84,17 @@ def _int(value: object, field: str) -> int:
 
 
 def _concurrency(raw: Mapping[str, Any], spec: workflow_pb2.WorkflowStepSpec, where: str) -> None:
-    """concurrency_key, concurrency_limit and concurrency_strategy (queue, cancel-in-progress,
-    cancel-newest) of a step (docs/flow-control.md)."""
+    """concurrency_key, concurrency_limit, concurrency_strategy (queue, cancel-in-progress,
+    cancel-newest) and rate_limit_units of a step (docs/flow-control.md)."""
     spec.concurrency_key = str(raw.get("concurrency_key", "") or "")
     if "concurrency_limit" in raw:
         spec.concurrency_limit = _int(raw["concurrency_limit"], f"{where}.concurrency_limit")
+    units = raw.get("rate_limit_units", {}) or {}
+    if not isinstance(units, Mapping) or not all(
+        isinstance(n, int) and not isinstance(n, bool) for n in units.values()
+    ):
+        raise WorkflowFileError(f"{where}.rate_limit_units", "must map limit names to units")
+    spec.rate_limit_units.update({str(k): n for k, n in units.items()})
     strategy = raw.get("concurrency_strategy")
     if strategy:
         name = str(strategy).strip().upper().replace("-", "_")

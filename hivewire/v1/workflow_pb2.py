@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from hivewire.v1 import task_pb2 as hivewire_dot_v1_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahivewire/v1/workflow.proto\x12\x0bhivewire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16hivewire/v1/task.proto\"\xc1\x03\n\x10WorkflowStepSpec\x12\x0f\n\x07step_id\x18\x01 \x01(\t\x12\x12\n\ncapability\x18\x02 \x01(\t\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\x12\n\ndepends_on\x18\x04 \x03(\t\x12J\n\x0frequired_labels\x18\x05 \x03(\x0b\x32\x31.hivewire.v1.WorkflowStepSpec.RequiredLabelsEntry\x12\x14\n\x0cmax_attempts\x18\x06 \x01(\x05\x12\x32\n\x0f\x61ttempt_timeout\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08map_over\x18\x08 \x01(\t\x12\x10\n\x08priority\x18\t \x01(\x05\x12\x17\n\x0f\x63oncurrency_key\x18\x0c \x01(\t\x12\x19\n\x11\x63oncurrency_limit\x18\r \x01(\x05\x12>\n\x14\x63oncurrency_strategy\x18\x0e \x01(\x0e\x32 .hivewire.v1.ConcurrencyStrategy\x1a\x35\n\x13RequiredLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xd7\x02\n\x0cWorkflowStep\x12\x0f\n\x07step_id\x18\x01 \x01(\t\x12\x12\n\ncapability\x18\x02 \x01(\t\x12\x12\n\ndepends_on\x18\x03 \x03(\t\x12%\n\x05state\x18\x04 \x01(\x0e\x32\x16.hivewire.v1.StepState\x12\x10\n\x08task_ids\x18\x05 \x03(\t\x12\x10\n\x08\x61gent_id\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x0e\n\x06output\x18\x08 \x01(\x0c\x12\r\n\x05\x65rror\x18\t \x01(\t\x12.\n\nstart_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08map_over\x18\x0c \x01(\t\x12\x11\n\tmap_total\x18\r \x01(\x05\x12\x10\n\x08map_done\x18\x0e \x01(\x05\"\xcc\x02\n\x08Workflow\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12)\n\x05state\x18\x03 \x01(\x0e\x32\x1a.hivewire.v1.WorkflowState\x12(\n\x05steps\x18\x04 \x03(\x0b\x32\x19.hivewire.v1.WorkflowStep\x12\x32\n\x0e\x66\x61ilure_policy\x18\x05 \x01(\x0e\x32\x1a.hivewire.v1.FailurePolicy\x12\x0f\n\x07\x63ommand\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08trace_id\x18\n \x01(\t\"\xac\x01\n\x15SubmitWorkflowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12,\n\x05steps\x18\x02 \x03(\x0b\x32\x1d.hivewire.v1.WorkflowStepSpec\x12\x32\n\x0e\x66\x61ilure_policy\x18\x03 \x01(\x0e\x32\x1a.hivewire.v1.FailurePolicy\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x05 \x01(\t\"A\n\x16SubmitWorkflowResponse\x12\'\n\x08workflow\x18\x01 \x01(\x0b\x32\x15.hivewire.v1.Workflow\")\n\x12GetWorkflowRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\">\n\x13GetWorkflowResponse\x12\'\n\x08workflow\x18\x01 \x01(\x0b\x32\x15.hivewire.v1.Workflow\"h\n\x14ListWorkflowsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12)\n\x05state\x18\x03 \x01(\x0e\x32\x1a.hivewire.v1.WorkflowState\"Z\n\x15ListWorkflowsResponse\x12(\n\tworkflows\x18\x01 \x03(\x0b\x32\x15.hivewire.v1.Workflow\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\",\n\x15\x43\x61ncelWorkflowRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\"A\n\x16\x43\x61ncelWorkflowResponse\x12\'\n\x08workflow\x18\x01 \x01(\x0b\x32\x15.hivewire.v1.Workflow*\xa2\x01\n\rWorkflowState\x12\x1e\n\x1aWORKFLOW_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16WORKFLOW_STATE_RUNNING\x10\x01\x12\x1c\n\x18WORKFLOW_STATE_SUCCEEDED\x10\x02\x12\x19\n\x15WORKFLOW_STATE_FAILED\x10\x03\x12\x1c\n\x18WORKFLOW_STATE_CANCELLED\x10\x04*\xba\x01\n\tStepState\x12\x1a\n\x16STEP_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12STEP_STATE_WAITING\x10\x01\x12\x16\n\x12STEP_STATE_RUNNING\x10\x02\x12\x18\n\x14STEP_STATE_SUCCEEDED\x10\x03\x12\x15\n\x11STEP_STATE_FAILED\x10\x04\x12\x18\n\x14STEP_STATE_CANCELLED\x10\x05\x12\x16\n\x12STEP_STATE_SKIPPED\x10\x06*j\n\rFailurePolicy\x12\x1e\n\x1a\x46\x41ILURE_POLICY_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x46\x41ILURE_POLICY_FAIL_FAST\x10\x01\x12\x1b\n\x17\x46\x41ILURE_POLICY_CONTINUE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahivewire/v1/workflow.proto\x12\x0bhivewire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16hivewire/v1/task.proto\"\xc5\x04\n\x10WorkflowStepSpec\x12\x0f\n\x07step_id\x18\x01 \x01(\t\x12\x12\n\ncapability\x18\x02 \x01(\t\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\x12\n\ndepends_on\x18\x04 \x03(\t\x12J\n\x0frequired_labels\x18\x05 \x03(\x0b\x32\x31.hivewire.v1.WorkflowStepSpec.RequiredLabelsEntry\x12\x14\n\x0cmax_attempts\x18\x06 \x01(\x05\x12\x32\n\x0f\x61ttempt_timeout\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08map_over\x18\x08 \x01(\t\x12\x10\n\x08priority\x18\t \x01(\x05\x12\x17\n\x0f\x63oncurrency_key\x18\x0c \x01(\t\x12\x19\n\x11\x63oncurrency_limit\x18\r \x01(\x05\x12>\n\x14\x63oncurrency_strategy\x18\x0e \x01(\x0e\x32 .hivewire.v1.ConcurrencyStrategy\x12K\n\x10rate_limit_units\x18\x0f \x03(\x0b\x32\x31.hivewire.v1.WorkflowStepSpec.RateLimitUnitsEntry\x1a\x35\n\x13RequiredLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x35\n\x13RateLimitUnitsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xd7\x02\n\x0cWorkflowStep\x12\x0f\n\x07step_id\x18\x01 \x01(\t\x12\x12\n\ncapability\x18\x02 \x01(\t\x12\x12\n\ndepends_on\x18\x03 \x03(\t\x12%\n\x05state\x18\x04 \x01(\x0e\x32\x16.hivewire.v1.StepState\x12\x10\n\x08task_ids\x18\x05 \x03(\t\x12\x10\n\x08\x61gent_id\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x0e\n\x06output\x18\x08 \x01(\x0c\x12\r\n\x05\x65rror\x18\t \x01(\t\x12.\n\nstart_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08map_over\x18\x0c \x01(\t\x12\x11\n\tmap_total\x18\r \x01(\x05\x12\x10\n\x08map_done\x18\x0e \x01(\x05\"\xcc\x02\n\x08Workflow\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12)\n\x05state\x18\x03 \x01(\x0e\x32\x1a.hivewire.v1.WorkflowState\x12(\n\x05steps\x18\x04 \x03(\x0b\x32\x19.hivewire.v1.WorkflowStep\x12\x32\n\x0e\x66\x61ilure_policy\x18\x05 \x01(\x0e\x32\x1a.hivewire.v1.FailurePolicy\x12\x0f\n\x07\x63ommand\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08trace_id\x18\n \x01(\t\"\xac\x01\n\x15SubmitWorkflowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12,\n\x05steps\x18\x02 \x03(\x0b\x32\x1d.hivewire.v1.WorkflowStepSpec\x12\x32\n\x0e\x66\x61ilure_policy\x18\x03 \x01(\x0e\x32\x1a.hivewire.v1.FailurePolicy\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x05 \x01(\t\"A\n\x16SubmitWorkflowResponse\x12\'\n\x08workflow\x18\x01 \x01(\x0b\x32\x15.hivewire.v1.Workflow\")\n\x12GetWorkflowRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\">\n\x13GetWorkflowResponse\x12\'\n\x08workflow\x18\x01 \x01(\x0b\x32\x15.hivewire.v1.Workflow\"h\n\x14ListWorkflowsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12)\n\x05state\x18\x03 \x01(\x0e\x32\x1a.hivewire.v1.WorkflowState\"Z\n\x15ListWorkflowsResponse\x12(\n\tworkflows\x18\x01 \x03(\x0b\x32\x15.hivewire.v1.Workflow\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\",\n\x15\x43\x61ncelWorkflowRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\"A\n\x16\x43\x61ncelWorkflowResponse\x12\'\n\x08workflow\x18\x01 \x01(\x0b\x32\x15.hivewire.v1.Workflow*\xa2\x01\n\rWorkflowState\x12\x1e\n\x1aWORKFLOW_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16WORKFLOW_STATE_RUNNING\x10\x01\x12\x1c\n\x18WORKFLOW_STATE_SUCCEEDED\x10\x02\x12\x19\n\x15WORKFLOW_STATE_FAILED\x10\x03\x12\x1c\n\x18WORKFLOW_STATE_CANCELLED\x10\x04*\xba\x01\n\tStepState\x12\x1a\n\x16STEP_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12STEP_STATE_WAITING\x10\x01\x12\x16\n\x12STEP_STATE_RUNNING\x10\x02\x12\x18\n\x14STEP_STATE_SUCCEEDED\x10\x03\x12\x15\n\x11STEP_STATE_FAILED\x10\x04\x12\x18\n\x14STEP_STATE_CANCELLED\x10\x05\x12\x16\n\x12STEP_STATE_SKIPPED\x10\x06*j\n\rFailurePolicy\x12\x1e\n\x1a\x46\x41ILURE_POLICY_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x46\x41ILURE_POLICY_FAIL_FAST\x10\x01\x12\x1b\n\x17\x46\x41ILURE_POLICY_CONTINUE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,34 +36,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_WORKFLOWSTEPSPEC_REQUIREDLABELSENTRY']._loaded_options = None
   _globals['_WORKFLOWSTEPSPEC_REQUIREDLABELSENTRY']._serialized_options = b'8\001'
-  _globals['_WORKFLOWSTATE']._serialized_start=1926
-  _globals['_WORKFLOWSTATE']._serialized_end=2088
-  _globals['_STEPSTATE']._serialized_start=2091
-  _globals['_STEPSTATE']._serialized_end=2277
-  _globals['_FAILUREPOLICY']._serialized_start=2279
-  _globals['_FAILUREPOLICY']._serialized_end=2385
+  _globals['_WORKFLOWSTEPSPEC_RATELIMITUNITSENTRY']._loaded_options = None
+  _globals['_WORKFLOWSTEPSPEC_RATELIMITUNITSENTRY']._serialized_options = b'8\001'
+  _globals['_WORKFLOWSTATE']._serialized_start=2058
+  _globals['_WORKFLOWSTATE']._serialized_end=2220
+  _globals['_STEPSTATE']._serialized_start=2223
+  _globals['_STEPSTATE']._serialized_end=2409
+  _globals['_FAILUREPOLICY']._serialized_start=2411
+  _globals['_FAILUREPOLICY']._serialized_end=2517
   _globals['_WORKFLOWSTEPSPEC']._serialized_start=133
-  _globals['_WORKFLOWSTEPSPEC']._serialized_end=582
-  _globals['_WORKFLOWSTEPSPEC_REQUIREDLABELSENTRY']._serialized_start=529
-  _globals['_WORKFLOWSTEPSPEC_REQUIREDLABELSENTRY']._serialized_end=582
-  _globals['_WORKFLOWSTEP']._serialized_start=585
-  _globals['_WORKFLOWSTEP']._serialized_end=928
-  _globals['_WORKFLOW']._serialized_start=931
-  _globals['_WORKFLOW']._serialized_end=1263
-  _globals['_SUBMITWORKFLOWREQUEST']._serialized_start=1266
-  _globals['_SUBMITWORKFLOWREQUEST']._serialized_end=1438
-  _globals['_SUBMITWORKFLOWRESPONSE']._serialized_start=1440
-  _globals['_SUBMITWORKFLOWRESPONSE']._serialized_end=1505
-  _globals['_GETWORKFLOWREQUEST']._serialized_start=1507
-  _globals['_GETWORKFLOWREQUEST']._serialized_end=1548
-  _globals['_GETWORKFLOWRESPONSE']._serialized_start=1550
-  _globals['_GETWORKFLOWRESPONSE']._serialized_end=1612
-  _globals['_LISTWORKFLOWSREQUEST']._serialized_start=1614
-  _globals['_LISTWORKFLOWSREQUEST']._serialized_end=1718
-  _globals['_LISTWORKFLOWSRESPONSE']._serialized_start=1720
-  _globals['_LISTWORKFLOWSRESPONSE']._serialized_end=1810
-  _globals['_CANCELWORKFLOWREQUEST']._serialized_start=1812
-  _globals['_CANCELWORKFLOWREQUEST']._serialized_end=1856
-  _globals['_CANCELWORKFLOWRESPONSE']._serialized_start=1858
-  _globals['_CANCELWORKFLOWRESPONSE']._serialized_end=1923
+  _globals['_WORKFLOWSTEPSPEC']._serialized_end=714
+  _globals['_WORKFLOWSTEPSPEC_REQUIREDLABELSENTRY']._serialized_start=606
+  _globals['_WORKFLOWSTEPSPEC_REQUIREDLABELSENTRY']._serialized_end=659
+  _globals['_WORKFLOWSTEPSPEC_RATELIMITUNITSENTRY']._serialized_start=661
+  _globals['_WORKFLOWSTEPSPEC_RATELIMITUNITSENTRY']._serialized_end=714
+  _globals['_WORKFLOWSTEP']._serialized_start=717
+  _globals['_WORKFLOWSTEP']._serialized_end=1060
+  _globals['_WORKFLOW']._serialized_start=1063
+  _globals['_WORKFLOW']._serialized_end=1395
+  _globals['_SUBMITWORKFLOWREQUEST']._serialized_start=1398
+  _globals['_SUBMITWORKFLOWREQUEST']._serialized_end=1570
+  _globals['_SUBMITWORKFLOWRESPONSE']._serialized_start=1572
+  _globals['_SUBMITWORKFLOWRESPONSE']._serialized_end=1637
+  _globals['_GETWORKFLOWREQUEST']._serialized_start=1639
+  _globals['_GETWORKFLOWREQUEST']._serialized_end=1680
+  _globals['_GETWORKFLOWRESPONSE']._serialized_start=1682
+  _globals['_GETWORKFLOWRESPONSE']._serialized_end=1744
+  _globals['_LISTWORKFLOWSREQUEST']._serialized_start=1746
+  _globals['_LISTWORKFLOWSREQUEST']._serialized_end=1850
+  _globals['_LISTWORKFLOWSRESPONSE']._serialized_start=1852
+  _globals['_LISTWORKFLOWSRESPONSE']._serialized_end=1942
+  _globals['_CANCELWORKFLOWREQUEST']._serialized_start=1944
+  _globals['_CANCELWORKFLOWREQUEST']._serialized_end=1988
+  _globals['_CANCELWORKFLOWRESPONSE']._serialized_start=1990
+  _globals['_CANCELWORKFLOWRESPONSE']._serialized_end=2055
 # @@protoc_insertion_point(module_scope)

@@ -144,6 +144,26 @@ class WorkflowStepSpec(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class RateLimitUnitsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     STEP_ID_FIELD_NUMBER: _builtins.int
     CAPABILITY_FIELD_NUMBER: _builtins.int
     PAYLOAD_FIELD_NUMBER: _builtins.int
@@ -156,6 +176,7 @@ class WorkflowStepSpec(_message.Message):
     CONCURRENCY_KEY_FIELD_NUMBER: _builtins.int
     CONCURRENCY_LIMIT_FIELD_NUMBER: _builtins.int
     CONCURRENCY_STRATEGY_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_UNITS_FIELD_NUMBER: _builtins.int
     step_id: _builtins.str
     """Id of the step, unique in the workflow (same rules as a capability name)."""
     capability: _builtins.str
@@ -190,6 +211,12 @@ class WorkflowStepSpec(_message.Message):
     def attempt_timeout(self) -> _duration_pb2.Duration:
         """Longest one attempt may run."""
 
+    @_builtins.property
+    def rate_limit_units(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Units each of the step's tasks takes from named rate limits when assigned (as
+        SubmitTaskRequest.rate_limit_units).
+        """
+
     def __init__(
         self,
         *,
@@ -205,10 +232,11 @@ class WorkflowStepSpec(_message.Message):
         concurrency_key: _builtins.str = ...,
         concurrency_limit: _builtins.int = ...,
         concurrency_strategy: _task_pb2.ConcurrencyStrategy.ValueType = ...,
+        rate_limit_units: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "concurrency_key", b"concurrency_key", "concurrency_limit", b"concurrency_limit", "concurrency_strategy", b"concurrency_strategy", "depends_on", b"depends_on", "map_over", b"map_over", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "required_labels", b"required_labels", "step_id", b"step_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "concurrency_key", b"concurrency_key", "concurrency_limit", b"concurrency_limit", "concurrency_strategy", b"concurrency_strategy", "depends_on", b"depends_on", "map_over", b"map_over", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "rate_limit_units", b"rate_limit_units", "required_labels", b"required_labels", "step_id", b"step_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -13,6 +13,7 @@ from hivewire_services.common.submission import (
     attempt_timeout_ms,
     check_concurrency,
     check_priority_and_attempts,
+    check_rate_units,
 )
 from hivewire_services.common.validation import MAX_REQUEST_ID, check_capability, check_labels
 from hivewire_services.common.validation_json import parse_json_field
@@ -42,6 +43,7 @@ class StepDef:
     concurrency_key: str = ""
     concurrency_limit: int = 0
     concurrency_strategy: int = 0
+    rate_limit_units: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +59,7 @@ class StepDef:
             "concurrency_key": self.concurrency_key,
             "concurrency_limit": self.concurrency_limit,
             "concurrency_strategy": self.concurrency_strategy,
+            "rate_limit_units": self.rate_limit_units,
         }
 
     @staticmethod
@@ -74,6 +77,7 @@ class StepDef:
             concurrency_key=d.get("concurrency_key", ""),
             concurrency_limit=d.get("concurrency_limit", 0),
             concurrency_strategy=d.get("concurrency_strategy", 0),
+            rate_limit_units=d.get("rate_limit_units", {}),
         )
 
 
@@ -165,6 +169,7 @@ def _step(
         check_labels(spec.required_labels, f"{where}required_labels")
         timeout_ms = attempt_timeout_ms(spec, where)
         ckey, climit, cstrategy = check_concurrency(spec, where)
+        units = check_rate_units(spec.rate_limit_units, f"{where}rate_limit_units")
         deps = list(dict.fromkeys(spec.depends_on))
         if spec.map_over and spec.map_over not in deps:
             deps.insert(0, spec.map_over)
@@ -181,6 +186,7 @@ def _step(
             concurrency_key=ckey,
             concurrency_limit=climit,
             concurrency_strategy=cstrategy,
+            rate_limit_units=units,
         )
     except HivewireError as exc:
         bad.extend(exc.violations or [FieldViolation(where.rstrip("."), exc.message)])

@@ -142,7 +142,11 @@ class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
     async def SubmitWorkflow(
         self, request: workflow_pb2.SubmitWorkflowRequest
     ) -> workflow_pb2.SubmitWorkflowResponse:
-        workflow = await self.workflows.submit(validate_workflow(request, self.settings))
+        spec = validate_workflow(request, self.settings)
+        await self.store.rate_limits.check_units(
+            (f"steps[{i}].", s.rate_limit_units) for i, s in enumerate(spec.steps)
+        )
+        workflow = await self.workflows.submit(spec)
         return workflow_pb2.SubmitWorkflowResponse(workflow=workflow)
 
     @enveloped

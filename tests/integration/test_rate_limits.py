@@ -12,6 +12,7 @@ from hivewire_services.common.errors import InvalidArgument, NotFound
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from tests.integration.coordinator_helpers import add_agent
+from tests.integration.stack import Stack
 from tests.integration.test_coordinator_flow import Parts
 from tests.settings import StackSettings
 
@@ -71,3 +72,15 @@ async def test_limit_definitions_are_checked(parts: Parts) -> None:
     with pytest.raises(NotFound):
         await parts.store.rate_limits.delete("openai")
     assert await parts.store.rate_limits.list() == []
+
+
+async def test_workflow_steps_take_rate_units(stack: Stack) -> None:
+    steps = [{"id": "a", "capability": "nobody", "rate_limit_units": {"openai": 5}}]
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stack.client.submit_workflow({"name": "rated", "steps": steps})
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "rate limit 'openai' does not exist" in refused.value.details()
+    await stack.client.set_rate_limit("openai", 5, 3600)
+    wf = await stack.client.submit_workflow({"name": "rated", "steps": steps})
+    task = await stack.client.get(wf.steps[0].task_ids[0])
+    assert dict(task.rate_limit_units) == {"openai": 5}

@@ -36,6 +36,8 @@ class LaunchOp(NamedTuple):
     """Concurrency key, limit and strategy ('' and 0s for none)."""
     climit: int
     cstrategy: int
+    rate: str
+    """Rate limit units as JSON ('' for none)."""
 
 
 def encode_plan(plan: Plan) -> list[Arg]:
@@ -50,6 +52,7 @@ def encode_plan(plan: Plan) -> list[Arg]:
         head = LaunchOp(
             s.step_id, s.capability, s.priority, s.max_attempts, labels, s.timeout_ms, is_map,
             len(launch.inputs), s.concurrency_key, s.concurrency_limit, s.concurrency_strategy,
+            json.dumps(s.rate_limit_units) if s.rate_limit_units else "",
         )  # fmt: skip
         ops += ["L", *head]
         for payload in launch.inputs:
