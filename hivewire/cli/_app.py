@@ -26,6 +26,7 @@ from hivewire.cli._hints import DEFAULT_HINT_AFTER, HintAfterOpt, queued_task, w
 from hivewire.cli._hooks import hooks_app
 from hivewire.cli._output import task_output
 from hivewire.cli._queue import queue_app
+from hivewire.cli._ratelimit import parse_units, ratelimit_app
 from hivewire.cli._redis_acl import redis_acl
 from hivewire.cli._run import agent, up
 from hivewire.cli._schedule import schedule_app
@@ -58,6 +59,7 @@ app.command()(commands)
 app.command()(run)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(schedule_app, name="schedule")
+app.add_typer(ratelimit_app, name="ratelimit")
 app.add_typer(hooks_app, name="hooks")
 app.add_typer(tls_app, name="tls")
 app.add_typer(queue_app, name="queue")
@@ -120,6 +122,23 @@ def submit(
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 60.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the task as JSON.")] = False,
     hint_after: HintAfterOpt = DEFAULT_HINT_AFTER,
+    concurrency_key: Annotated[
+        str, typer.Option(help="At most --concurrency-limit tasks with this key run at once.")
+    ] = "",
+    concurrency_limit: Annotated[
+        int, typer.Option(help="Tasks with the key running at once (default 1).", min=0)
+    ] = 0,
+    concurrency_strategy: Annotated[
+        str,
+        typer.Option(
+            help="When the key is full: queue (wait), cancel-in-progress (the newest wins) or"
+            " cancel-newest (cancel this task)."
+        ),
+    ] = "",
+    rate_limit: Annotated[
+        list[str] | None,
+        typer.Option(help="Take units from a rate limit when assigned: NAME:UNITS (repeatable)."),
+    ] = None,
 ) -> None:
     """Submit a task; with --wait, exit 0 if it succeeded and 1 if not."""
     after, at = start_options(start_after, start_at)
@@ -128,11 +147,24 @@ def submit(
     except ValueError as exc:
         raise typer.BadParameter(f"not valid JSON: {exc}", param_hint="--payload") from None
     labels = key_values(label or [], "--label")
+    strategy = 0
+    if concurrency_strategy:
+        strategy = _enum_value(
+            task_pb2.ConcurrencyStrategy,
+            "CONCURRENCY_STRATEGY_",
+            concurrency_strategy,
+            "--concurrency-strategy",
+        )
+    units = parse_units(rate_limit or [], "--rate-limit")
 
     async def go(client: Client) -> task_pb2.Task:
         task = await client.submit(
             capability,
             value,
+            concurrency_key=concurrency_key,
+            concurrency_limit=concurrency_limit,
+            concurrency_strategy=strategy,
+            rate_limit_units=units,
             priority=priority,
             max_attempts=max_attempts,
             required_labels=labels,

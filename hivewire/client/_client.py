@@ -13,6 +13,7 @@ from typing import Any
 
 from hivewire.client._dlq import DeadLetterMethods
 from hivewire.client._events import EventStream
+from hivewire.client._flow import RateLimitMethods
 from hivewire.client._loops import every_item, poll_state
 from hivewire.client._operator import OperatorMethods
 from hivewire.client._output import OutputMethods
@@ -70,6 +71,10 @@ def _submit_request(
     fairness_weight: int = 0,
     start_after: float | timedelta | None = None,
     start_at: datetime | None = None,
+    concurrency_key: str = "",
+    concurrency_limit: int = 0,
+    concurrency_strategy: str | int = 0,
+    rate_limit_units: Mapping[str, int] | None = None,
 ) -> task_pb2.SubmitTaskRequest:
     req = task_pb2.SubmitTaskRequest(
         capability=capability,
@@ -80,6 +85,10 @@ def _submit_request(
         request_id=request_id,
         fairness_key=fairness_key,
         fairness_weight=fairness_weight,
+        concurrency_key=concurrency_key,
+        concurrency_limit=concurrency_limit,
+        concurrency_strategy=concurrency_strategy_value(concurrency_strategy),
+        rate_limit_units=dict(rate_limit_units or {}),
     )
     if attempt_timeout is not None:
         req.attempt_timeout.FromNanoseconds(int(attempt_timeout * 1e9))
@@ -113,6 +122,16 @@ def set_start(
         msg.start_at.FromDatetime(start_at)
 
 
+def concurrency_strategy_value(strategy: str | int) -> task_pb2.ConcurrencyStrategy.ValueType:
+    """A ConcurrencyStrategy from its number or name ("queue", "cancel-in-progress",
+    "CONCURRENCY_STRATEGY_CANCEL_NEWEST", ...); ValueError for an unknown name."""
+    if isinstance(strategy, int):
+        return task_pb2.ConcurrencyStrategy.ValueType(strategy)
+    name = strategy.strip().upper().replace("-", "_")
+    prefix = "CONCURRENCY_STRATEGY_"
+    return task_pb2.ConcurrencyStrategy.Value(name if name.startswith(prefix) else prefix + name)
+
+
 def _trace_metadata() -> tuple[tuple[str, str], ...]:
     """A fresh trace for a submission made outside any span, so the task gets a trace id the
     caller knows (Task.trace_id); inside a span, the interceptor propagates that span instead."""
@@ -120,7 +139,13 @@ def _trace_metadata() -> tuple[tuple[str, str], ...]:
 
 
 class Client(
-    WorkflowCalls, ScheduleCalls, DeadLetterMethods, OutputMethods, OperatorMethods, AsyncComponent
+    WorkflowCalls,
+    ScheduleCalls,
+    DeadLetterMethods,
+    OutputMethods,
+    OperatorMethods,
+    RateLimitMethods,
+    AsyncComponent,
 ):
     """One channel to the gateway; every unary call has a deadline (`timeout` seconds).
 
@@ -160,6 +185,10 @@ class Client(
         fairness_weight: int = 0,
         start_after: float | timedelta | None = None,
         start_at: datetime | None = None,
+        concurrency_key: str = "",
+        concurrency_limit: int = 0,
+        concurrency_strategy: str | int = 0,
+        rate_limit_units: Mapping[str, int] | None = None,
         **timeouts: float | None,
     ) -> task_pb2.Task:
         """Submit one task; `payload` is sent as is when bytes, else JSON-encoded.
@@ -169,6 +198,11 @@ class Client(
 
         A delayed task waits in state SCHEDULED until `start_after` (seconds or a timedelta)
         from now, or until `start_at` (a timezone-aware datetime); set at most one.
+
+        Flow control (docs/flow-control.md): at most `concurrency_limit` (default 1) tasks
+        with `concurrency_key` run at once; `concurrency_strategy` is "queue" (default),
+        "cancel-in-progress" or "cancel-newest". `rate_limit_units` takes units from named
+        rate limits (set_rate_limit) when the task is assigned.
 
         `timeouts` (seconds): schedule_to_start_timeout, heartbeat_timeout,
         retry_initial_backoff, retry_max_backoff, progress_timeout (an attempt that reports no
@@ -186,6 +220,10 @@ class Client(
             fairness_weight=fairness_weight,
             start_after=start_after,
             start_at=start_at,
+            concurrency_key=concurrency_key,
+            concurrency_limit=concurrency_limit,
+            concurrency_strategy=concurrency_strategy,
+            rate_limit_units=rate_limit_units,
             **timeouts,
         )
         resp: task_pb2.SubmitTaskResponse = await self._stub.SubmitTask(

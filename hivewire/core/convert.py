@@ -59,6 +59,7 @@ def enum_namer(enum: _EnumTypeWrapper[Any], prefix: str) -> Callable[[int], str]
 
 task_state_name = enum_namer(task_pb2.TaskState, "TASK_STATE_")
 agent_state_name = enum_namer(agent_pb2.AgentState, "AGENT_STATE_")
+concurrency_strategy_name = enum_namer(task_pb2.ConcurrencyStrategy, "CONCURRENCY_STRATEGY_")
 event_type_name = enum_namer(event_pb2.EventType, "EVENT_TYPE_")
 output_stream_name = enum_namer(stream_pb2.OutputStream, "OUTPUT_STREAM_")
 
@@ -107,6 +108,11 @@ _TASK_KEYS = [
     "progress",
     "output_bytes",
     "output_dropped_bytes",
+    "concurrency_key",
+    "concurrency_limit",
+    "concurrency_strategy",
+    "rate_limit_units",
+    "waiting_reason",
 ]
 
 
@@ -123,6 +129,7 @@ _TASK_CONVERT: dict[str, Callable[[Any], Any]] = {
     "payload": decode_data,
     "result": decode_data,
     "progress": progress_to_dict,
+    "concurrency_strategy": lambda s: concurrency_strategy_name(s) if s else None,
 }
 
 _AGENT_KEYS = [
@@ -154,6 +161,8 @@ _EVENT_KEYS = [
     "output_cursor",
     "schedule",
     "schedule_tick_time",
+    "concurrency_key",
+    "rate_limit",
 ]
 _EVENT_CONVERT: dict[str, Callable[[Any], Any]] = {
     "type": event_type_name,

@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 from hivewire.core.durations import parse_seconds
-from hivewire.v1 import workflow_pb2
+from hivewire.v1 import task_pb2, workflow_pb2
 
 POLICIES = {
     "": workflow_pb2.FAILURE_POLICY_UNSPECIFIED,
@@ -60,6 +60,10 @@ STEP_KEYS = frozenset(
         "timeout_output",
         "sleep",
         "start_after",
+        "concurrency_key",
+        "concurrency_limit",
+        "concurrency_strategy",
+        "rate_limit_units",
     }
 )
 OUTCOMES = {
@@ -100,6 +104,33 @@ def _int(value: object, field: str) -> int:
     return value
 
 
+def _concurrency(raw: Mapping[str, Any], spec: workflow_pb2.WorkflowStepSpec, where: str) -> None:
+    """concurrency_key, concurrency_limit, concurrency_strategy (queue, cancel-in-progress,
+    cancel-newest) and rate_limit_units of a step (docs/flow-control.md)."""
+    spec.concurrency_key = str(raw.get("concurrency_key", "") or "")
+    if "concurrency_limit" in raw:
+        spec.concurrency_limit = _int(raw["concurrency_limit"], f"{where}.concurrency_limit")
+    units = raw.get("rate_limit_units", {}) or {}
+    if not isinstance(units, Mapping) or not all(
+        isinstance(n, int) and not isinstance(n, bool) for n in units.values()
+    ):
+        raise WorkflowFileError(f"{where}.rate_limit_units", "must map limit names to units")
+    spec.rate_limit_units.update({str(k): n for k, n in units.items()})
+    strategy = raw.get("concurrency_strategy")
+    if strategy:
+        name = str(strategy).strip().upper().replace("-", "_")
+        prefix = "CONCURRENCY_STRATEGY_"
+        try:
+            spec.concurrency_strategy = task_pb2.ConcurrencyStrategy.Value(
+                name if name.startswith(prefix) else prefix + name
+            )
+        except ValueError:
+            raise WorkflowFileError(
+                f"{where}.concurrency_strategy",
+                "must be queue, cancel-in-progress or cancel-newest",
+            ) from None
+
+
 def step_spec(raw: object, i: int) -> workflow_pb2.WorkflowStepSpec:
     """One YAML step as a WorkflowStepSpec (the server checks names, ids and the DAG)."""
     where = f"steps[{i}]"
@@ -133,6 +164,7 @@ def step_spec(raw: object, i: int) -> workflow_pb2.WorkflowStepSpec:
         spec.max_attempts = _int(raw["max_attempts"], f"{where}.max_attempts")
     if "priority" in raw:
         spec.priority = _int(raw["priority"], f"{where}.priority")
+    _concurrency(raw, spec, where)
     if raw.get("timeout") is not None:
         timeout = raw["timeout"]
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:

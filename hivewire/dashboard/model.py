@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from hivewire.core.agent_states import is_live_agent
 from hivewire.core.convert import agent_state_name, event_to_dict, iso_time
-from hivewire.v1 import agent_pb2, event_pb2, stats_pb2, workflow_pb2
+from hivewire.v1 import agent_pb2, event_pb2, flow_pb2, stats_pb2, workflow_pb2
 
 HISTORY = 60  # throughput samples kept per capability (one per stats frame)
 LOG_LINES = 500  # event lines kept (and held while paused)
@@ -96,6 +96,14 @@ def compact_line(event: event_pb2.Event) -> str:
     if d["message"]:
         parts.append(d["message"][:80])
     return " ".join(parts)
+
+
+def rate_limit_text(u: flow_pb2.RateLimitUsage) -> str:
+    """A rate limit for the header: "openai 1500/200000 per 60s, 3 waiting"."""
+    text = (
+        f"{u.limit.name} {u.used}/{u.limit.limit} per {u.limit.window.ToMilliseconds() / 1000:g}s"
+    )
+    return text + (f", {u.waiting_tasks} waiting" if u.waiting_tasks else "")
 
 
 def _ms(d: object) -> str:
@@ -250,6 +258,7 @@ class DashboardModel:
             f"e2e p50 {_ms(s.end_to_end_latency.p50)} p99 {_ms(s.end_to_end_latency.p99)}",
             f"retries {s.retries} dead {s.dead_letters}",
             f"workflows {s.workflows_running}",
+            *(rate_limit_text(u) for u in s.rate_limits),
             link + (" · PAUSED" if self.paused else ""),
             f"filter '{self.filter}'" if self.filter else "",
         ]

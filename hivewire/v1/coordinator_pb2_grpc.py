@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from hivewire.v1 import coordinator_pb2 as hivewire_dot_v1_dot_coordinator__pb2
+from hivewire.v1 import flow_pb2 as hivewire_dot_v1_dot_flow__pb2
 from hivewire.v1 import operator_pb2 as hivewire_dot_v1_dot_operator__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -151,6 +152,21 @@ class CoordinatorServiceStub:
                 '/hivewire.v1.CoordinatorService/ListQueues',
                 request_serializer=hivewire_dot_v1_dot_operator__pb2.CoordinatorServiceListQueuesRequest.SerializeToString,
                 response_deserializer=hivewire_dot_v1_dot_operator__pb2.CoordinatorServiceListQueuesResponse.FromString,
+                _registered_method=True)
+        self.SetRateLimit = channel.unary_unary(
+                '/hivewire.v1.CoordinatorService/SetRateLimit',
+                request_serializer=hivewire_dot_v1_dot_flow__pb2.CoordinatorServiceSetRateLimitRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_flow__pb2.CoordinatorServiceSetRateLimitResponse.FromString,
+                _registered_method=True)
+        self.ListRateLimits = channel.unary_unary(
+                '/hivewire.v1.CoordinatorService/ListRateLimits',
+                request_serializer=hivewire_dot_v1_dot_flow__pb2.CoordinatorServiceListRateLimitsRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_flow__pb2.CoordinatorServiceListRateLimitsResponse.FromString,
+                _registered_method=True)
+        self.DeleteRateLimit = channel.unary_unary(
+                '/hivewire.v1.CoordinatorService/DeleteRateLimit',
+                request_serializer=hivewire_dot_v1_dot_flow__pb2.CoordinatorServiceDeleteRateLimitRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_flow__pb2.CoordinatorServiceDeleteRateLimitResponse.FromString,
                 _registered_method=True)
 
 
@@ -320,6 +336,27 @@ class CoordinatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetRateLimit(self, request, context):
+        """SetRateLimit creates or replaces a named rate limit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRateLimits(self, request, context):
+        """ListRateLimits lists the rate limits with their current use.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRateLimit(self, request, context):
+        """DeleteRateLimit deletes a rate limit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoordinatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -437,6 +474,21 @@ def add_CoordinatorServiceServicer_to_server(servicer, server):
                     servicer.ListQueues,
                     request_deserializer=hivewire_dot_v1_dot_operator__pb2.CoordinatorServiceListQueuesRequest.FromString,
                     response_serializer=hivewire_dot_v1_dot_operator__pb2.CoordinatorServiceListQueuesResponse.SerializeToString,
+            ),
+            'SetRateLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRateLimit,
+                    request_deserializer=hivewire_dot_v1_dot_flow__pb2.CoordinatorServiceSetRateLimitRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_flow__pb2.CoordinatorServiceSetRateLimitResponse.SerializeToString,
+            ),
+            'ListRateLimits': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRateLimits,
+                    request_deserializer=hivewire_dot_v1_dot_flow__pb2.CoordinatorServiceListRateLimitsRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_flow__pb2.CoordinatorServiceListRateLimitsResponse.SerializeToString,
+            ),
+            'DeleteRateLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRateLimit,
+                    request_deserializer=hivewire_dot_v1_dot_flow__pb2.CoordinatorServiceDeleteRateLimitRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_flow__pb2.CoordinatorServiceDeleteRateLimitResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1062,6 +1114,87 @@ class CoordinatorService:
             '/hivewire.v1.CoordinatorService/ListQueues',
             hivewire_dot_v1_dot_operator__pb2.CoordinatorServiceListQueuesRequest.SerializeToString,
             hivewire_dot_v1_dot_operator__pb2.CoordinatorServiceListQueuesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRateLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.CoordinatorService/SetRateLimit',
+            hivewire_dot_v1_dot_flow__pb2.CoordinatorServiceSetRateLimitRequest.SerializeToString,
+            hivewire_dot_v1_dot_flow__pb2.CoordinatorServiceSetRateLimitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRateLimits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.CoordinatorService/ListRateLimits',
+            hivewire_dot_v1_dot_flow__pb2.CoordinatorServiceListRateLimitsRequest.SerializeToString,
+            hivewire_dot_v1_dot_flow__pb2.CoordinatorServiceListRateLimitsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRateLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.CoordinatorService/DeleteRateLimit',
+            hivewire_dot_v1_dot_flow__pb2.CoordinatorServiceDeleteRateLimitRequest.SerializeToString,
+            hivewire_dot_v1_dot_flow__pb2.CoordinatorServiceDeleteRateLimitResponse.FromString,
             options,
             channel_credentials,
             insecure,

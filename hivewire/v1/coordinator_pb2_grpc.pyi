@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from grpc import aio as _aio
 from hivewire.v1 import coordinator_pb2 as _coordinator_pb2
+from hivewire.v1 import flow_pb2 as _flow_pb2
 from hivewire.v1 import operator_pb2 as _operator_pb2
 import abc as _abc_1
 import grpc as _grpc
@@ -82,6 +83,12 @@ class CoordinatorServiceStub:
     """ResumeQueue assigns a paused capability's tasks again."""
     ListQueues: _grpc.UnaryUnaryMultiCallable[_operator_pb2.CoordinatorServiceListQueuesRequest, _operator_pb2.CoordinatorServiceListQueuesResponse]
     """ListQueues lists the capability queues with their depth and paused flag."""
+    SetRateLimit: _grpc.UnaryUnaryMultiCallable[_flow_pb2.CoordinatorServiceSetRateLimitRequest, _flow_pb2.CoordinatorServiceSetRateLimitResponse]
+    """SetRateLimit creates or replaces a named rate limit."""
+    ListRateLimits: _grpc.UnaryUnaryMultiCallable[_flow_pb2.CoordinatorServiceListRateLimitsRequest, _flow_pb2.CoordinatorServiceListRateLimitsResponse]
+    """ListRateLimits lists the rate limits with their current use."""
+    DeleteRateLimit: _grpc.UnaryUnaryMultiCallable[_flow_pb2.CoordinatorServiceDeleteRateLimitRequest, _flow_pb2.CoordinatorServiceDeleteRateLimitResponse]
+    """DeleteRateLimit deletes a rate limit."""
 
 @_typing.type_check_only
 class CoordinatorServiceAsyncStub(CoordinatorServiceStub):
@@ -136,6 +143,12 @@ class CoordinatorServiceAsyncStub(CoordinatorServiceStub):
     """ResumeQueue assigns a paused capability's tasks again."""
     ListQueues: _aio.UnaryUnaryMultiCallable[_operator_pb2.CoordinatorServiceListQueuesRequest, _operator_pb2.CoordinatorServiceListQueuesResponse]  # type: ignore[assignment]
     """ListQueues lists the capability queues with their depth and paused flag."""
+    SetRateLimit: _aio.UnaryUnaryMultiCallable[_flow_pb2.CoordinatorServiceSetRateLimitRequest, _flow_pb2.CoordinatorServiceSetRateLimitResponse]  # type: ignore[assignment]
+    """SetRateLimit creates or replaces a named rate limit."""
+    ListRateLimits: _aio.UnaryUnaryMultiCallable[_flow_pb2.CoordinatorServiceListRateLimitsRequest, _flow_pb2.CoordinatorServiceListRateLimitsResponse]  # type: ignore[assignment]
+    """ListRateLimits lists the rate limits with their current use."""
+    DeleteRateLimit: _aio.UnaryUnaryMultiCallable[_flow_pb2.CoordinatorServiceDeleteRateLimitRequest, _flow_pb2.CoordinatorServiceDeleteRateLimitResponse]  # type: ignore[assignment]
+    """DeleteRateLimit deletes a rate limit."""
 
 class CoordinatorServiceServicer(metaclass=_abc_1.ABCMeta):
     """CoordinatorService owns tasks: accepts them, schedules them onto agents, applies results.
@@ -325,5 +338,29 @@ class CoordinatorServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.CoordinatorServiceListQueuesResponse, _abc.Awaitable[_operator_pb2.CoordinatorServiceListQueuesResponse]]:
         """ListQueues lists the capability queues with their depth and paused flag."""
+
+    @_abc_1.abstractmethod
+    def SetRateLimit(
+        self,
+        request: _flow_pb2.CoordinatorServiceSetRateLimitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_flow_pb2.CoordinatorServiceSetRateLimitResponse, _abc.Awaitable[_flow_pb2.CoordinatorServiceSetRateLimitResponse]]:
+        """SetRateLimit creates or replaces a named rate limit."""
+
+    @_abc_1.abstractmethod
+    def ListRateLimits(
+        self,
+        request: _flow_pb2.CoordinatorServiceListRateLimitsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_flow_pb2.CoordinatorServiceListRateLimitsResponse, _abc.Awaitable[_flow_pb2.CoordinatorServiceListRateLimitsResponse]]:
+        """ListRateLimits lists the rate limits with their current use."""
+
+    @_abc_1.abstractmethod
+    def DeleteRateLimit(
+        self,
+        request: _flow_pb2.CoordinatorServiceDeleteRateLimitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_flow_pb2.CoordinatorServiceDeleteRateLimitResponse, _abc.Awaitable[_flow_pb2.CoordinatorServiceDeleteRateLimitResponse]]:
+        """DeleteRateLimit deletes a rate limit."""
 
 def add_CoordinatorServiceServicer_to_server(servicer: CoordinatorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

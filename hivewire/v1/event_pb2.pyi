@@ -107,6 +107,12 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     """An operator paused a capability's queue (the event's capability): nothing is assigned."""
     EVENT_TYPE_QUEUE_RESUMED: _EventType.ValueType  # 27
     """An operator resumed a paused capability's queue."""
+    EVENT_TYPE_TASK_CONCURRENCY_WAITING: _EventType.ValueType  # 32
+    """A task waits for a holder of its concurrency key to end (`concurrency_key`)."""
+    EVENT_TYPE_TASK_CONCURRENCY_CANCELLED: _EventType.ValueType  # 33
+    """A task was cancelled by its concurrency strategy (`concurrency_key`, `message` says why)."""
+    EVENT_TYPE_TASK_RATE_LIMITED: _EventType.ValueType  # 34
+    """A task waits for its rate limit's window (`rate_limit`, `message` says until when)."""
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
     """EventType names what happened."""
@@ -189,6 +195,12 @@ EVENT_TYPE_QUEUE_PAUSED: EventType.ValueType  # 26
 """An operator paused a capability's queue (the event's capability): nothing is assigned."""
 EVENT_TYPE_QUEUE_RESUMED: EventType.ValueType  # 27
 """An operator resumed a paused capability's queue."""
+EVENT_TYPE_TASK_CONCURRENCY_WAITING: EventType.ValueType  # 32
+"""A task waits for a holder of its concurrency key to end (`concurrency_key`)."""
+EVENT_TYPE_TASK_CONCURRENCY_CANCELLED: EventType.ValueType  # 33
+"""A task was cancelled by its concurrency strategy (`concurrency_key`, `message` says why)."""
+EVENT_TYPE_TASK_RATE_LIMITED: EventType.ValueType  # 34
+"""A task waits for its rate limit's window (`rate_limit`, `message` says until when)."""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 @_typing.final
@@ -215,6 +227,8 @@ class Event(_message.Message):
     TENANT_FIELD_NUMBER: _builtins.int
     SCHEDULE_FIELD_NUMBER: _builtins.int
     SCHEDULE_TICK_TIME_FIELD_NUMBER: _builtins.int
+    CONCURRENCY_KEY_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
     """Position in the events stream; pass it as since_cursor to resume after this event."""
     type: Global___EventType.ValueType
@@ -247,6 +261,10 @@ class Event(_message.Message):
     """
     schedule: _builtins.str
     """schedule.*: the schedule concerned."""
+    concurrency_key: _builtins.str
+    """Concurrency key concerned (task.concurrency_* events)."""
+    rate_limit: _builtins.str
+    """Rate limit concerned (task.rate_limited)."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When it happened."""
@@ -280,10 +298,12 @@ class Event(_message.Message):
         tenant: _builtins.str = ...,
         schedule: _builtins.str = ...,
         schedule_tick_time: _timestamp_pb2.Timestamp | None = ...,
+        concurrency_key: _builtins.str = ...,
+        rate_limit: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress", "schedule_tick_time", b"schedule_tick_time", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "attempt", b"attempt", "capability", b"capability", "cursor", b"cursor", "message", b"message", "output_chunks", b"output_chunks", "output_cursor", b"output_cursor", "progress", b"progress", "schedule", b"schedule", "schedule_tick_time", b"schedule_tick_time", "snapshot", b"snapshot", "step_id", b"step_id", "task_id", b"task_id", "task_state", b"task_state", "tenant", b"tenant", "time", b"time", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "attempt", b"attempt", "capability", b"capability", "concurrency_key", b"concurrency_key", "cursor", b"cursor", "message", b"message", "output_chunks", b"output_chunks", "output_cursor", b"output_cursor", "progress", b"progress", "rate_limit", b"rate_limit", "schedule", b"schedule", "schedule_tick_time", b"schedule_tick_time", "snapshot", b"snapshot", "step_id", b"step_id", "task_id", b"task_id", "task_state", b"task_state", "tenant", b"tenant", "time", b"time", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

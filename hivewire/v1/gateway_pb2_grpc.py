@@ -6,6 +6,7 @@ import warnings
 from hivewire.v1 import agent_pb2 as hivewire_dot_v1_dot_agent__pb2
 from hivewire.v1 import command_pb2 as hivewire_dot_v1_dot_command__pb2
 from hivewire.v1 import event_pb2 as hivewire_dot_v1_dot_event__pb2
+from hivewire.v1 import flow_pb2 as hivewire_dot_v1_dot_flow__pb2
 from hivewire.v1 import operator_pb2 as hivewire_dot_v1_dot_operator__pb2
 from hivewire.v1 import schedule_pb2 as hivewire_dot_v1_dot_schedule__pb2
 from hivewire.v1 import stats_pb2 as hivewire_dot_v1_dot_stats__pb2
@@ -191,6 +192,21 @@ class GatewayServiceStub:
                 '/hivewire.v1.GatewayService/DrainAgent',
                 request_serializer=hivewire_dot_v1_dot_operator__pb2.DrainAgentRequest.SerializeToString,
                 response_deserializer=hivewire_dot_v1_dot_operator__pb2.DrainAgentResponse.FromString,
+                _registered_method=True)
+        self.SetRateLimit = channel.unary_unary(
+                '/hivewire.v1.GatewayService/SetRateLimit',
+                request_serializer=hivewire_dot_v1_dot_flow__pb2.SetRateLimitRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_flow__pb2.SetRateLimitResponse.FromString,
+                _registered_method=True)
+        self.ListRateLimits = channel.unary_unary(
+                '/hivewire.v1.GatewayService/ListRateLimits',
+                request_serializer=hivewire_dot_v1_dot_flow__pb2.ListRateLimitsRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_flow__pb2.ListRateLimitsResponse.FromString,
+                _registered_method=True)
+        self.DeleteRateLimit = channel.unary_unary(
+                '/hivewire.v1.GatewayService/DeleteRateLimit',
+                request_serializer=hivewire_dot_v1_dot_flow__pb2.DeleteRateLimitRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_flow__pb2.DeleteRateLimitResponse.FromString,
                 _registered_method=True)
 
 
@@ -410,6 +426,27 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetRateLimit(self, request, context):
+        """SetRateLimit creates or replaces a named rate limit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRateLimits(self, request, context):
+        """ListRateLimits lists the rate limits with their current use.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRateLimit(self, request, context):
+        """DeleteRateLimit deletes a rate limit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -562,6 +599,21 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.DrainAgent,
                     request_deserializer=hivewire_dot_v1_dot_operator__pb2.DrainAgentRequest.FromString,
                     response_serializer=hivewire_dot_v1_dot_operator__pb2.DrainAgentResponse.SerializeToString,
+            ),
+            'SetRateLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRateLimit,
+                    request_deserializer=hivewire_dot_v1_dot_flow__pb2.SetRateLimitRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_flow__pb2.SetRateLimitResponse.SerializeToString,
+            ),
+            'ListRateLimits': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRateLimits,
+                    request_deserializer=hivewire_dot_v1_dot_flow__pb2.ListRateLimitsRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_flow__pb2.ListRateLimitsResponse.SerializeToString,
+            ),
+            'DeleteRateLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRateLimit,
+                    request_deserializer=hivewire_dot_v1_dot_flow__pb2.DeleteRateLimitRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_flow__pb2.DeleteRateLimitResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1375,6 +1427,87 @@ class GatewayService:
             '/hivewire.v1.GatewayService/DrainAgent',
             hivewire_dot_v1_dot_operator__pb2.DrainAgentRequest.SerializeToString,
             hivewire_dot_v1_dot_operator__pb2.DrainAgentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRateLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/SetRateLimit',
+            hivewire_dot_v1_dot_flow__pb2.SetRateLimitRequest.SerializeToString,
+            hivewire_dot_v1_dot_flow__pb2.SetRateLimitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRateLimits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/ListRateLimits',
+            hivewire_dot_v1_dot_flow__pb2.ListRateLimitsRequest.SerializeToString,
+            hivewire_dot_v1_dot_flow__pb2.ListRateLimitsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRateLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/DeleteRateLimit',
+            hivewire_dot_v1_dot_flow__pb2.DeleteRateLimitRequest.SerializeToString,
+            hivewire_dot_v1_dot_flow__pb2.DeleteRateLimitResponse.FromString,
             options,
             channel_credentials,
             insecure,

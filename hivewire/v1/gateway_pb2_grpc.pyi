@@ -8,6 +8,7 @@ from grpc import aio as _aio
 from hivewire.v1 import agent_pb2 as _agent_pb2
 from hivewire.v1 import command_pb2 as _command_pb2
 from hivewire.v1 import event_pb2 as _event_pb2
+from hivewire.v1 import flow_pb2 as _flow_pb2
 from hivewire.v1 import operator_pb2 as _operator_pb2
 from hivewire.v1 import schedule_pb2 as _schedule_pb2
 from hivewire.v1 import stats_pb2 as _stats_pb2
@@ -104,6 +105,12 @@ class GatewayServiceStub:
     """ListQueues lists the capability queues with their depth and paused flag."""
     DrainAgent: _grpc.UnaryUnaryMultiCallable[_operator_pb2.DrainAgentRequest, _operator_pb2.DrainAgentResponse]
     """DrainAgent marks an agent DRAINING: it gets no new work, finishes what it holds, then exits."""
+    SetRateLimit: _grpc.UnaryUnaryMultiCallable[_flow_pb2.SetRateLimitRequest, _flow_pb2.SetRateLimitResponse]
+    """SetRateLimit creates or replaces a named rate limit."""
+    ListRateLimits: _grpc.UnaryUnaryMultiCallable[_flow_pb2.ListRateLimitsRequest, _flow_pb2.ListRateLimitsResponse]
+    """ListRateLimits lists the rate limits with their current use."""
+    DeleteRateLimit: _grpc.UnaryUnaryMultiCallable[_flow_pb2.DeleteRateLimitRequest, _flow_pb2.DeleteRateLimitResponse]
+    """DeleteRateLimit deletes a rate limit."""
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
@@ -174,6 +181,12 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """ListQueues lists the capability queues with their depth and paused flag."""
     DrainAgent: _aio.UnaryUnaryMultiCallable[_operator_pb2.DrainAgentRequest, _operator_pb2.DrainAgentResponse]  # type: ignore[assignment]
     """DrainAgent marks an agent DRAINING: it gets no new work, finishes what it holds, then exits."""
+    SetRateLimit: _aio.UnaryUnaryMultiCallable[_flow_pb2.SetRateLimitRequest, _flow_pb2.SetRateLimitResponse]  # type: ignore[assignment]
+    """SetRateLimit creates or replaces a named rate limit."""
+    ListRateLimits: _aio.UnaryUnaryMultiCallable[_flow_pb2.ListRateLimitsRequest, _flow_pb2.ListRateLimitsResponse]  # type: ignore[assignment]
+    """ListRateLimits lists the rate limits with their current use."""
+    DeleteRateLimit: _aio.UnaryUnaryMultiCallable[_flow_pb2.DeleteRateLimitRequest, _flow_pb2.DeleteRateLimitResponse]  # type: ignore[assignment]
+    """DeleteRateLimit deletes a rate limit."""
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     """GatewayService is the one public endpoint for clients in any language."""
@@ -421,5 +434,29 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.DrainAgentResponse, _abc.Awaitable[_operator_pb2.DrainAgentResponse]]:
         """DrainAgent marks an agent DRAINING: it gets no new work, finishes what it holds, then exits."""
+
+    @_abc_1.abstractmethod
+    def SetRateLimit(
+        self,
+        request: _flow_pb2.SetRateLimitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_flow_pb2.SetRateLimitResponse, _abc.Awaitable[_flow_pb2.SetRateLimitResponse]]:
+        """SetRateLimit creates or replaces a named rate limit."""
+
+    @_abc_1.abstractmethod
+    def ListRateLimits(
+        self,
+        request: _flow_pb2.ListRateLimitsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_flow_pb2.ListRateLimitsResponse, _abc.Awaitable[_flow_pb2.ListRateLimitsResponse]]:
+        """ListRateLimits lists the rate limits with their current use."""
+
+    @_abc_1.abstractmethod
+    def DeleteRateLimit(
+        self,
+        request: _flow_pb2.DeleteRateLimitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_flow_pb2.DeleteRateLimitResponse, _abc.Awaitable[_flow_pb2.DeleteRateLimitResponse]]:
+        """DeleteRateLimit deletes a rate limit."""
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

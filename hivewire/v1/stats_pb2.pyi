@@ -9,6 +9,7 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from hivewire.v1 import flow_pb2 as _flow_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -127,6 +128,7 @@ class Stats(_message.Message):
     WORKFLOWS_RUNNING_FIELD_NUMBER: _builtins.int
     SUBSCRIBERS_FIELD_NUMBER: _builtins.int
     TENANT_FIELD_NUMBER: _builtins.int
+    RATE_LIMITS_FIELD_NUMBER: _builtins.int
     retries: _builtins.int
     """Retries seen (since the gateway started)."""
     reclaims: _builtins.int
@@ -169,6 +171,12 @@ class Stats(_message.Message):
     def end_to_end_latency(self) -> Global___LatencyStats:
         """From submission to the end of the task."""
 
+    @_builtins.property
+    def rate_limits(self) -> _containers.RepeatedCompositeFieldContainer[_flow_pb2.RateLimitUsage]:
+        """Per rate limit, by name: the limit, its window, units used in the current window, tasks
+        waiting.
+        """
+
     def __init__(
         self,
         *,
@@ -185,10 +193,11 @@ class Stats(_message.Message):
         workflows_running: _builtins.int = ...,
         subscribers: _builtins.int = ...,
         tenant: _builtins.str = ...,
+        rate_limits: _abc.Iterable[_flow_pb2.RateLimitUsage] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["assignment_latency", b"assignment_latency", "end_to_end_latency", b"end_to_end_latency", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents_by_state", b"agents_by_state", "assignment_latency", b"assignment_latency", "capabilities", b"capabilities", "dead_letters", b"dead_letters", "end_to_end_latency", b"end_to_end_latency", "events_per_second", b"events_per_second", "reclaims", b"reclaims", "retries", b"retries", "subscribers", b"subscribers", "tasks_by_state", b"tasks_by_state", "tenant", b"tenant", "time", b"time", "workflows_running", b"workflows_running"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents_by_state", b"agents_by_state", "assignment_latency", b"assignment_latency", "capabilities", b"capabilities", "dead_letters", b"dead_letters", "end_to_end_latency", b"end_to_end_latency", "events_per_second", b"events_per_second", "rate_limits", b"rate_limits", "reclaims", b"reclaims", "retries", b"retries", "subscribers", b"subscribers", "tasks_by_state", b"tasks_by_state", "tenant", b"tenant", "time", b"time", "workflows_running", b"workflows_running"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -74,6 +74,34 @@ becomes PENDING.
 """
 Global___TaskState: _TypeAlias = TaskState  # noqa: Y015
 
+class _ConcurrencyStrategy:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ConcurrencyStrategyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ConcurrencyStrategy.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONCURRENCY_STRATEGY_UNSPECIFIED: _ConcurrencyStrategy.ValueType  # 0
+    """The default: same as CONCURRENCY_STRATEGY_QUEUE."""
+    CONCURRENCY_STRATEGY_QUEUE: _ConcurrencyStrategy.ValueType  # 1
+    """Wait in the key's FIFO (by priority, then age) until a holder ends."""
+    CONCURRENCY_STRATEGY_CANCEL_IN_PROGRESS: _ConcurrencyStrategy.ValueType  # 2
+    """The newest wins: holders (and waiters) of the key are cancelled when the task arrives."""
+    CONCURRENCY_STRATEGY_CANCEL_NEWEST: _ConcurrencyStrategy.ValueType  # 3
+    """The new task is cancelled when the key is full."""
+
+class ConcurrencyStrategy(_ConcurrencyStrategy, metaclass=_ConcurrencyStrategyEnumTypeWrapper):
+    """ConcurrencyStrategy says what happens to a task whose concurrency key is full."""
+
+CONCURRENCY_STRATEGY_UNSPECIFIED: ConcurrencyStrategy.ValueType  # 0
+"""The default: same as CONCURRENCY_STRATEGY_QUEUE."""
+CONCURRENCY_STRATEGY_QUEUE: ConcurrencyStrategy.ValueType  # 1
+"""Wait in the key's FIFO (by priority, then age) until a holder ends."""
+CONCURRENCY_STRATEGY_CANCEL_IN_PROGRESS: ConcurrencyStrategy.ValueType  # 2
+"""The newest wins: holders (and waiters) of the key are cancelled when the task arrives."""
+CONCURRENCY_STRATEGY_CANCEL_NEWEST: ConcurrencyStrategy.ValueType  # 3
+"""The new task is cancelled when the key is full."""
+Global___ConcurrencyStrategy: _TypeAlias = ConcurrencyStrategy  # noqa: Y015
+
 @_typing.final
 class Task(_message.Message):
     """Task is one unit of work for one capability."""
@@ -93,6 +121,26 @@ class Task(_message.Message):
             *,
             key: _builtins.str = ...,
             value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class RateLimitUnitsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
         ) -> None: ...
         _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -133,6 +181,11 @@ class Task(_message.Message):
     PARENT_TASK_ID_FIELD_NUMBER: _builtins.int
     TENANT_FIELD_NUMBER: _builtins.int
     SCHEDULED_TIME_FIELD_NUMBER: _builtins.int
+    CONCURRENCY_KEY_FIELD_NUMBER: _builtins.int
+    CONCURRENCY_LIMIT_FIELD_NUMBER: _builtins.int
+    CONCURRENCY_STRATEGY_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_UNITS_FIELD_NUMBER: _builtins.int
+    WAITING_REASON_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Server-assigned id (32 lowercase hex characters)."""
     capability: _builtins.str
@@ -176,6 +229,16 @@ class Task(_message.Message):
     tenant: _builtins.str
     """The tenant the task belongs to: that of the principal that submitted it (a workflow's
     tasks belong to the workflow's tenant). Work stored before tenants reads as "default".
+    """
+    concurrency_key: _builtins.str
+    """Concurrency key the task holds while ASSIGNED or RUNNING; empty for none."""
+    concurrency_limit: _builtins.int
+    """Most tasks with the key ASSIGNED or RUNNING at once."""
+    concurrency_strategy: Global___ConcurrencyStrategy.ValueType
+    """What happens when the key is full as the task comes up."""
+    waiting_reason: _builtins.str
+    """Why a PENDING task is not running yet ("waiting on concurrency key repo:api", "waiting on
+    rate limit openai until ..."); empty otherwise.
     """
     @_builtins.property
     def required_labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
@@ -233,6 +296,10 @@ class Task(_message.Message):
         then, PENDING after. Unset for a task submitted without a delay.
         """
 
+    @_builtins.property
+    def rate_limit_units(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Units the task takes from named rate limits when assigned."""
+
     def __init__(
         self,
         *,
@@ -269,10 +336,15 @@ class Task(_message.Message):
         parent_task_id: _builtins.str = ...,
         tenant: _builtins.str = ...,
         scheduled_time: _timestamp_pb2.Timestamp | None = ...,
+        concurrency_key: _builtins.str = ...,
+        concurrency_limit: _builtins.int = ...,
+        concurrency_strategy: Global___ConcurrencyStrategy.ValueType = ...,
+        rate_limit_units: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        waiting_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["assign_time", b"assign_time", "attempt_timeout", b"attempt_timeout", "create_time", b"create_time", "end_time", b"end_time", "heartbeat_timeout", b"heartbeat_timeout", "progress", b"progress", "progress_timeout", b"progress_timeout", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "scheduled_time", b"scheduled_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "assign_time", b"assign_time", "attempt", b"attempt", "attempt_timeout", b"attempt_timeout", "capability", b"capability", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "fairness_key", b"fairness_key", "fairness_weight", b"fairness_weight", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "output_bytes", b"output_bytes", "output_dropped_bytes", b"output_dropped_bytes", "parent_task_id", b"parent_task_id", "payload", b"payload", "priority", b"priority", "progress", b"progress", "progress_timeout", b"progress_timeout", "request_id", b"request_id", "required_labels", b"required_labels", "result", b"result", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "scheduled_time", b"scheduled_time", "start_time", b"start_time", "state", b"state", "step_id", b"step_id", "task_id", b"task_id", "tenant", b"tenant", "trace_id", b"trace_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "assign_time", b"assign_time", "attempt", b"attempt", "attempt_timeout", b"attempt_timeout", "capability", b"capability", "concurrency_key", b"concurrency_key", "concurrency_limit", b"concurrency_limit", "concurrency_strategy", b"concurrency_strategy", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "fairness_key", b"fairness_key", "fairness_weight", b"fairness_weight", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "output_bytes", b"output_bytes", "output_dropped_bytes", b"output_dropped_bytes", "parent_task_id", b"parent_task_id", "payload", b"payload", "priority", b"priority", "progress", b"progress", "progress_timeout", b"progress_timeout", "rate_limit_units", b"rate_limit_units", "request_id", b"request_id", "required_labels", b"required_labels", "result", b"result", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "scheduled_time", b"scheduled_time", "start_time", b"start_time", "state", b"state", "step_id", b"step_id", "task_id", b"task_id", "tenant", b"tenant", "trace_id", b"trace_id", "waiting_reason", b"waiting_reason", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -304,6 +376,26 @@ class SubmitTaskRequest(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class RateLimitUnitsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     CAPABILITY_FIELD_NUMBER: _builtins.int
     PAYLOAD_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
@@ -322,6 +414,10 @@ class SubmitTaskRequest(_message.Message):
     PARENT_ATTEMPT_TOKEN_FIELD_NUMBER: _builtins.int
     START_AFTER_FIELD_NUMBER: _builtins.int
     START_AT_FIELD_NUMBER: _builtins.int
+    CONCURRENCY_KEY_FIELD_NUMBER: _builtins.int
+    CONCURRENCY_LIMIT_FIELD_NUMBER: _builtins.int
+    CONCURRENCY_STRATEGY_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_UNITS_FIELD_NUMBER: _builtins.int
     capability: _builtins.str
     """Capability the task needs; lowercase letters, digits, '.', '_', '-', ':' (1-64 characters)."""
     payload: _builtins.bytes
@@ -349,6 +445,14 @@ class SubmitTaskRequest(_message.Message):
     """The attempt token of the parent's running attempt (the agent got it with the task):
     proves the caller runs the parent. PERMISSION_DENIED when it does not match.
     """
+    concurrency_key: _builtins.str
+    """At most concurrency_limit tasks with this key are ASSIGNED or RUNNING at once, across all
+    agents; same character set as a capability (1-64 characters). Empty: no key.
+    """
+    concurrency_limit: _builtins.int
+    """Most tasks with the key running at once (1..1000; 0 means 1 when a key is set)."""
+    concurrency_strategy: Global___ConcurrencyStrategy.ValueType
+    """What happens when the key is full (default CONCURRENCY_STRATEGY_QUEUE)."""
     @_builtins.property
     def required_labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Labels the agent must carry."""
@@ -391,6 +495,12 @@ class SubmitTaskRequest(_message.Message):
         waits in state SCHEDULED. Exclusive with start_after.
         """
 
+    @_builtins.property
+    def rate_limit_units(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Units taken from each named rate limit (SetRateLimit) when the task is assigned; each
+        at least 1 and at most the limit.
+        """
+
     def __init__(
         self,
         *,
@@ -412,10 +522,14 @@ class SubmitTaskRequest(_message.Message):
         parent_attempt_token: _builtins.str = ...,
         start_after: _duration_pb2.Duration | None = ...,
         start_at: _timestamp_pb2.Timestamp | None = ...,
+        concurrency_key: _builtins.str = ...,
+        concurrency_limit: _builtins.int = ...,
+        concurrency_strategy: Global___ConcurrencyStrategy.ValueType = ...,
+        rate_limit_units: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "heartbeat_timeout", b"heartbeat_timeout", "progress_timeout", b"progress_timeout", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_after", b"start_after", "start_at", b"start_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "fairness_key", b"fairness_key", "fairness_weight", b"fairness_weight", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "parent_attempt_token", b"parent_attempt_token", "parent_task_id", b"parent_task_id", "payload", b"payload", "priority", b"priority", "progress_timeout", b"progress_timeout", "request_id", b"request_id", "required_labels", b"required_labels", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_after", b"start_after", "start_at", b"start_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "concurrency_key", b"concurrency_key", "concurrency_limit", b"concurrency_limit", "concurrency_strategy", b"concurrency_strategy", "fairness_key", b"fairness_key", "fairness_weight", b"fairness_weight", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "parent_attempt_token", b"parent_attempt_token", "parent_task_id", b"parent_task_id", "payload", b"payload", "priority", b"priority", "progress_timeout", b"progress_timeout", "rate_limit_units", b"rate_limit_units", "request_id", b"request_id", "required_labels", b"required_labels", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_after", b"start_after", "start_at", b"start_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -10,6 +10,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from hivewire.v1 import task_pb2 as _task_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -175,6 +176,26 @@ class WorkflowStepSpec(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class RateLimitUnitsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     STEP_ID_FIELD_NUMBER: _builtins.int
     CAPABILITY_FIELD_NUMBER: _builtins.int
     PAYLOAD_FIELD_NUMBER: _builtins.int
@@ -193,6 +214,10 @@ class WorkflowStepSpec(_message.Message):
     SLEEP_FIELD_NUMBER: _builtins.int
     START_AFTER_FIELD_NUMBER: _builtins.int
     START_AT_FIELD_NUMBER: _builtins.int
+    CONCURRENCY_KEY_FIELD_NUMBER: _builtins.int
+    CONCURRENCY_LIMIT_FIELD_NUMBER: _builtins.int
+    CONCURRENCY_STRATEGY_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_UNITS_FIELD_NUMBER: _builtins.int
     step_id: _builtins.str
     """Id of the step, unique in the workflow (same rules as a capability name)."""
     capability: _builtins.str
@@ -219,6 +244,16 @@ class WorkflowStepSpec(_message.Message):
     """For a signal step with signal_timeout: what happens when it passes."""
     timeout_output: _builtins.bytes
     """For a signal step whose timeout outcome is SUCCEED: the output (JSON; empty means null)."""
+    concurrency_key: _builtins.str
+    """At most concurrency_limit tasks with this key (of any workflow or none) run at once
+    (docs/flow-control.md); empty: no key.
+    """
+    concurrency_limit: _builtins.int
+    """Most tasks with the key running at once (1..1000; 0 means 1 when a key is set)."""
+    concurrency_strategy: _task_pb2.ConcurrencyStrategy.ValueType
+    """What happens when the key is full (default CONCURRENCY_STRATEGY_QUEUE); checked when the
+    step's task comes up for assignment.
+    """
     @_builtins.property
     def depends_on(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Steps that must succeed first."""
@@ -253,6 +288,12 @@ class WorkflowStepSpec(_message.Message):
         start_after.
         """
 
+    @_builtins.property
+    def rate_limit_units(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Units each of the step's tasks takes from named rate limits when assigned (as
+        SubmitTaskRequest.rate_limit_units).
+        """
+
     def __init__(
         self,
         *,
@@ -274,10 +315,14 @@ class WorkflowStepSpec(_message.Message):
         sleep: _duration_pb2.Duration | None = ...,
         start_after: _duration_pb2.Duration | None = ...,
         start_at: _timestamp_pb2.Timestamp | None = ...,
+        concurrency_key: _builtins.str = ...,
+        concurrency_limit: _builtins.int = ...,
+        concurrency_strategy: _task_pb2.ConcurrencyStrategy.ValueType = ...,
+        rate_limit_units: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "signal_timeout", b"signal_timeout", "sleep", b"sleep", "start_after", b"start_after", "start_at", b"start_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "depends_on", b"depends_on", "fairness_key", b"fairness_key", "fairness_weight", b"fairness_weight", "map_over", b"map_over", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "required_labels", b"required_labels", "signal_timeout", b"signal_timeout", "sleep", b"sleep", "start_after", b"start_after", "start_at", b"start_at", "step_id", b"step_id", "timeout_outcome", b"timeout_outcome", "timeout_output", b"timeout_output", "wait_for_signal", b"wait_for_signal"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "concurrency_key", b"concurrency_key", "concurrency_limit", b"concurrency_limit", "concurrency_strategy", b"concurrency_strategy", "depends_on", b"depends_on", "fairness_key", b"fairness_key", "fairness_weight", b"fairness_weight", "map_over", b"map_over", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "rate_limit_units", b"rate_limit_units", "required_labels", b"required_labels", "signal_timeout", b"signal_timeout", "sleep", b"sleep", "start_after", b"start_after", "start_at", b"start_at", "step_id", b"step_id", "timeout_outcome", b"timeout_outcome", "timeout_output", b"timeout_output", "wait_for_signal", b"wait_for_signal"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -8,6 +8,7 @@ from hivewire.core.wire import INBOX_GROUP, RESULTS_GROUP
 from hivewire_services.common.validation import (
     check_capability,
     check_id,
+    check_name,
     check_schedule_name,
     check_tenant,
 )
@@ -151,6 +152,42 @@ class Keys:
     def finished(self) -> str:
         """Sorted set of terminal task ids by end time (ms), for retention."""
         return f"{self.prefix}finished"
+
+    # Flow control (docs/flow-control.md)
+    def conc_holders(self, key: str) -> str:
+        """Set of task ids holding a concurrency key (ASSIGNED or RUNNING attempts)."""
+        return f"{self.conc_holders_prefix}{check_name(key, 'concurrency_key')}"
+
+    @property
+    def conc_holders_prefix(self) -> str:
+        return f"{self.prefix}conc-holders:"
+
+    def conc_wait(self, key: str) -> str:
+        """Sorted set of PENDING task ids parked until a holder of the key ends, in pending
+        queue order (priority, then age)."""
+        return f"{self.conc_wait_prefix}{check_name(key, 'concurrency_key')}"
+
+    @property
+    def conc_wait_prefix(self) -> str:
+        return f"{self.prefix}conc-wait:"
+
+    @property
+    def rate_limits(self) -> str:
+        """Hash rate limit name -> "<limit> <window ms>"."""
+        return f"{self.prefix}rate-limits"
+
+    @property
+    def rate_usage(self) -> str:
+        """Hash rate limit name -> "<window start ms> <units used in it>"."""
+        return f"{self.prefix}rate-usage"
+
+    def rate_waiting(self, name: str) -> str:
+        """Sorted set of task ids waiting (in the due set) for the limit's next window."""
+        return f"{self.rate_waiting_prefix}{check_name(name, 'rate_limit')}"
+
+    @property
+    def rate_waiting_prefix(self) -> str:
+        return f"{self.prefix}rate-waiting:"
 
     # Agents
     def agent(self, agent_id: str) -> str:
@@ -356,6 +393,11 @@ def script_key_names() -> dict[str, str]:
         "K_TENANT_WORKFLOWS": k.tenant_workflows_prefix,
         "K_SCHEDULE": k.schedule_prefix,
         "K_DUE": k.due,
+        "K_CONC_HOLDERS": k.conc_holders_prefix,
+        "K_CONC_WAIT": k.conc_wait_prefix,
+        "K_RATE_LIMITS": k.rate_limits,
+        "K_RATE_USAGE": k.rate_usage,
+        "K_RATE_WAITING": k.rate_waiting_prefix,
     }
     return {name: key.removeprefix(k.prefix) for name, key in named.items()}
 
@@ -381,6 +423,9 @@ def key_patterns(k: Keys) -> dict[str, str]:
         "tenant_tasks": k.tenant_tasks_prefix,
         "tenant_workflows": k.tenant_workflows_prefix,
         "schedule": k.schedule_prefix,
+        "conc_holders": k.conc_holders_prefix,
+        "conc_wait": k.conc_wait_prefix,
+        "rate_waiting": k.rate_waiting_prefix,
     }
     single = (
         "pending_capabilities", "tasks_index", "task_seq", "due", "task_leases",
@@ -389,7 +434,7 @@ def key_patterns(k: Keys) -> dict[str, str]:
         "agent_changes", "results", "events", "dead_letters", "workflow_updates",
         "workflows_index", "workflows_finished", "workflow_seq", "hook_due", "hook_entries",
         "task_counters", "chaos_executions", "hook_events_lost", "workflow_timers",
-        "schedules_index", "schedules_due", "paused_queues",
+        "schedules_index", "schedules_due", "paused_queues", "rate_limits", "rate_usage",
     )  # fmt: skip
     return {
         **{name: f"{prefix}*" for name, prefix in families.items()},

@@ -66,7 +66,7 @@ SERVICE_GRANTS: dict[str, Grant] = {
         commands=(
             *CONNECTION, *SCRIPTS, *TRANSACTIONS, *HASH_READ, *HASH_WRITE, *ZSET_READ,
             *ZSET_WRITE, "get", "set", "del", "exists", "expire", "pexpire", "incr", "sadd",
-            "srem", "smembers", "xadd", "xtrim", *STREAM_READ, *GROUP,
+            "srem", "smembers", "scard", "xadd", "xtrim", *STREAM_READ, *GROUP,
         ),
         write=(
             "task", "pending", "fair", "pending_capabilities", "tasks_index", "tasks_by_state",
@@ -78,6 +78,7 @@ SERVICE_GRANTS: dict[str, Grant] = {
             "tenant_tasks", "tenant_workflows",
             "schedule", "schedules_index", "schedules_due",
             "paused_queues",
+            "conc_holders", "conc_wait", "rate_limits", "rate_usage", "rate_waiting",
         ),
         read=("agent", "live_agents", "offline_agents", "leases", "hook_events_lost"),
     ),
@@ -94,6 +95,7 @@ SERVICE_GRANTS: dict[str, Grant] = {
             "output", "agent", "live_agents", "offline_agents", "agent_load", "events",
             "workflow", "workflows_index", "workflows_by_state", "task_counters",
             "dead_letters", "workflow_updates", "tenant_tasks", "tenant_workflows",
+            "rate_limits", "rate_usage", "rate_waiting",
         ),
     ),
     "hooks": Grant(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -11,10 +12,14 @@ from hivewire_services.common import principal
 from hivewire_services.common.config import SubmissionSettings
 from hivewire_services.common.errors import InvalidArgument, ResourceExhausted
 from hivewire_services.common.validation import (
+    MAX_CONCURRENCY_LIMIT,
+    MAX_RATE_LIMIT_UNITS,
+    MAX_RATE_LIMITS_PER_TASK,
     MAX_REQUEST_ID,
     check_capability,
     check_fairness,
     check_labels,
+    check_name,
     check_start_delay,
 )
 
@@ -46,6 +51,10 @@ class ValidTask:
     start_after_ms: int = 0
     start_at_ms: int = 0
     """A delayed start (epoch ms; 0 for none): the task waits SCHEDULED until then."""
+    concurrency_key: str = ""
+    concurrency_limit: int = 0
+    concurrency_strategy: int = 0
+    rate_limit_units: dict[str, int] = field(default_factory=dict)
 
 
 _DURATIONS = (
@@ -94,7 +103,13 @@ def validate_task(
         _positive_ms(req, name, where) for name in _DURATIONS
     )
     start_after_ms, start_at_ms = start_delay(req, where)
+    ckey, climit, cstrategy = check_concurrency(req, where)
+    units = check_rate_units(req.rate_limit_units, f"{where}rate_limit_units")
     return ValidTask(
+        concurrency_key=ckey,
+        concurrency_limit=climit,
+        concurrency_strategy=cstrategy,
+        rate_limit_units=units,
         capability=capability,
         payload=payload,
         priority=priority,
@@ -170,3 +185,48 @@ def validate_batch(
             field="tasks",
         )
     return [validate_task(r, settings, f"tasks[{i}].") for i, r in enumerate(reqs)]
+
+
+def check_concurrency(msg: TaskFields, where: str) -> tuple[str, int, int]:
+    """(key, limit, strategy): limit 1..MAX_CONCURRENCY_LIMIT (0 means 1), strategy a known
+    ConcurrencyStrategy (UNSPECIFIED means QUEUE); no limit or strategy without a key."""
+    key = msg.concurrency_key
+    if not key:
+        if msg.concurrency_limit or msg.concurrency_strategy:
+            raise InvalidArgument(
+                f"{where}concurrency_key is required with a concurrency limit or strategy",
+                field=f"{where}concurrency_key",
+            )
+        return "", 0, 0
+    check_name(key, f"{where}concurrency_key")
+    limit = msg.concurrency_limit or 1
+    if not 1 <= limit <= MAX_CONCURRENCY_LIMIT:
+        raise InvalidArgument(
+            f"{where}concurrency_limit must be 1..{MAX_CONCURRENCY_LIMIT}",
+            field=f"{where}concurrency_limit",
+        )
+    strategy = int(msg.concurrency_strategy) or task_pb2.CONCURRENCY_STRATEGY_QUEUE
+    if strategy not in task_pb2.ConcurrencyStrategy.values():
+        raise InvalidArgument(
+            f"{where}concurrency_strategy {strategy} is unknown",
+            field=f"{where}concurrency_strategy",
+        )
+    return key, limit, strategy
+
+
+def check_rate_units(units: Mapping[str, int], field: str) -> dict[str, int]:
+    """Units per rate limit name: at most MAX_RATE_LIMITS_PER_TASK names, each 1..10^12 units
+    (whether the limit exists and holds that many is checked by the store)."""
+    if not units:
+        return {}
+    if len(units) > MAX_RATE_LIMITS_PER_TASK:
+        raise InvalidArgument(
+            f"{field} has more than {MAX_RATE_LIMITS_PER_TASK} entries", field=field
+        )
+    for name, n in units.items():
+        check_name(name, f"{field}[{name[:70]}]")
+        if not 1 <= n <= MAX_RATE_LIMIT_UNITS:
+            raise InvalidArgument(
+                f"{field}[{name}] must be 1..{MAX_RATE_LIMIT_UNITS}", field=f"{field}[{name}]"
+            )
+    return dict(units)

@@ -35,6 +35,12 @@ class NewTask(NamedTuple):
     fairness_weight: int = 1
     due_ms: int = 0
     """A delayed start (epoch ms): later than the script's now, the task is created SCHEDULED."""
+    ckey: str = ""
+    """Concurrency key ('' for none), its limit and ConcurrencyStrategy (concurrency.lua)."""
+    climit: int = 0
+    cstrategy: int = 0
+    rate: str = ""
+    """Rate limit units as JSON {name: units} ('' for none; flowgate.lua)."""
 
 
 TASK_FIELDS: tuple[str, ...] = (
@@ -59,13 +65,15 @@ TASK_FIELDS: tuple[str, ...] = (
     "output_dropped",
     "fair_tag",
     "parent_task_id",
+    "waiting",
 )
 """Every field of a task hash: NewTask's, then those the scripts set as the task moves.
 
 `progress` is the current attempt's TaskProgress (bytes); `output_bytes` (present once the task
 has output) and `output_dropped` count the bytes of the output stream and those dropped past
 the limit (progress.lua); `fair_tag` is the task's virtual time in its capability's fair queue
-(taskcreate.lua enqueue); `parent_task_id` names the task that spawned a child (spawn.lua)."""
+(taskcreate.lua enqueue); `parent_task_id` names the task that spawned a child (spawn.lua);
+`waiting` says why a PENDING task is parked (flow control)."""
 
 LOADED_FIELDS: tuple[str, ...] = (
     "state",
@@ -92,6 +100,10 @@ LOADED_FIELDS: tuple[str, ...] = (
     "fairness_key",
     "fairness_weight",
     "fair_tag",
+    "ckey",
+    "climit",
+    "cstrategy",
+    "rate",
 )
 """What a transition loads (tasklib.lua load_task): never payload or result, which can be big."""
 

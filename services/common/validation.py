@@ -75,6 +75,19 @@ def check_fairness(key: str, weight: int, where: str = "") -> int:
     return weight or 1
 
 
+MAX_CONCURRENCY_LIMIT = 1000
+MAX_RATE_LIMITS_PER_TASK = 8
+MAX_RATE_LIMIT_UNITS = 10**12
+MIN_RATE_WINDOW_MS = 100
+MAX_RATE_WINDOW_MS = 24 * 3600 * 1000
+MAX_RATE_LIMITS = 1000
+
+
+def check_name(value: str, field: str) -> str:
+    """A flow-control name (concurrency key, rate limit): the capability character set."""
+    return check_capability(value, field)
+
+
 def check_labels(labels: Mapping[str, str], field: str) -> None:
     """Labels: at most 32, keys like `zone` or `gpu/model`, values up to 256 characters."""
     if len(labels) > MAX_LABELS:

@@ -12,7 +12,9 @@ from hivewire_services.common.config import SubmissionSettings
 from hivewire_services.common.errors import FieldViolation, HivewireError, InvalidArgument
 from hivewire_services.common.submission import (
     attempt_timeout_ms,
+    check_concurrency,
     check_priority_and_attempts,
+    check_rate_units,
     start_delay,
 )
 from hivewire_services.common.validation import (
@@ -67,6 +69,10 @@ class StepDef:
     """A delayed start, counted from when the step becomes ready (0 for none)."""
     start_at_ms: int = 0
     """A delayed start at a time (epoch ms; 0 for none)."""
+    concurrency_key: str = ""
+    concurrency_limit: int = 0
+    concurrency_strategy: int = 0
+    rate_limit_units: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -93,6 +99,10 @@ class StepDef:
             "fairness_weight": self.fairness_weight,
             "start_after_ms": self.start_after_ms,
             "start_at_ms": self.start_at_ms,
+            "concurrency_key": self.concurrency_key,
+            "concurrency_limit": self.concurrency_limit,
+            "concurrency_strategy": self.concurrency_strategy,
+            "rate_limit_units": self.rate_limit_units,
         }
 
     @staticmethod
@@ -117,6 +127,10 @@ class StepDef:
             sleep_ms=d.get("sleep_ms", 0),
             start_after_ms=d.get("start_after_ms", 0),
             start_at_ms=d.get("start_at_ms", 0),
+            concurrency_key=d.get("concurrency_key", ""),
+            concurrency_limit=d.get("concurrency_limit", 0),
+            concurrency_strategy=d.get("concurrency_strategy", 0),
+            rate_limit_units=d.get("rate_limit_units", {}),
         )
 
 
@@ -211,6 +225,8 @@ def _step(
         timeout_ms = attempt_timeout_ms(spec, where)
         weight = check_fairness(spec.fairness_key, spec.fairness_weight, where)
         start_after_ms, start_at_ms = start_delay(spec, where)
+        ckey, climit, cstrategy = check_concurrency(spec, where)
+        units = check_rate_units(spec.rate_limit_units, f"{where}rate_limit_units")
         deps = list(dict.fromkeys(spec.depends_on))
         if spec.map_over and spec.map_over not in deps:
             deps.insert(0, spec.map_over)
@@ -229,6 +245,10 @@ def _step(
             **(waits or {}),
             start_after_ms=start_after_ms,
             start_at_ms=start_at_ms,
+            concurrency_key=ckey,
+            concurrency_limit=climit,
+            concurrency_strategy=cstrategy,
+            rate_limit_units=units,
         )
     except HivewireError as exc:
         bad.extend(exc.violations or [FieldViolation(where.rstrip("."), exc.message)])

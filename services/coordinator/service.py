@@ -11,11 +11,13 @@ from google.protobuf.message import Message
 from hivewire.v1 import (
     coordinator_pb2,
     coordinator_pb2_grpc,
+    flow_pb2,
     operator_pb2,
     schedule_pb2,
     task_pb2,
     workflow_pb2,
 )
+from hivewire_services.common.rate_limits import usage_message
 from hivewire_services.common.servicer_attrs import RpcAttribute
 from hivewire_services.common.submission import ValidTask, validate_batch, validate_task
 from hivewire_services.common.task_parent import check_parent, no_parents
@@ -139,10 +141,38 @@ class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
         return task_pb2.RetryDeadLetterResponse(task=task)
 
     @enveloped
+    async def SetRateLimit(
+        self, request: flow_pb2.SetRateLimitRequest
+    ) -> flow_pb2.SetRateLimitResponse:
+        limit = request.limit
+        window_ms = limit.window.ToMilliseconds() if limit.HasField("window") else 0
+        await self.store.rate_limits.set(limit.name, limit.limit, window_ms)
+        return flow_pb2.SetRateLimitResponse(limit=limit)
+
+    @enveloped
+    async def ListRateLimits(
+        self, request: flow_pb2.ListRateLimitsRequest
+    ) -> flow_pb2.ListRateLimitsResponse:
+        return flow_pb2.ListRateLimitsResponse(
+            limits=[usage_message(u) for u in await self.store.rate_limits.list()]
+        )
+
+    @enveloped
+    async def DeleteRateLimit(
+        self, request: flow_pb2.DeleteRateLimitRequest
+    ) -> flow_pb2.DeleteRateLimitResponse:
+        await self.store.rate_limits.delete(request.name)
+        return flow_pb2.DeleteRateLimitResponse()
+
+    @enveloped
     async def SubmitWorkflow(
         self, request: workflow_pb2.SubmitWorkflowRequest
     ) -> workflow_pb2.SubmitWorkflowResponse:
-        workflow = await self.workflows.submit(validate_workflow(request, self.settings))
+        spec = validate_workflow(request, self.settings)
+        await self.store.rate_limits.check_units(
+            (f"steps[{i}].", s.rate_limit_units) for i, s in enumerate(spec.steps)
+        )
+        workflow = await self.workflows.submit(spec)
         return workflow_pb2.SubmitWorkflowResponse(workflow=workflow)
 
     @enveloped

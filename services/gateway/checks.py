@@ -9,7 +9,15 @@ from collections.abc import Sequence
 
 from google.protobuf import duration_pb2
 
-from hivewire.v1 import agent_pb2, command_pb2, event_pb2, operator_pb2, task_pb2, workflow_pb2
+from hivewire.v1 import (
+    agent_pb2,
+    command_pb2,
+    event_pb2,
+    flow_pb2,
+    operator_pb2,
+    task_pb2,
+    workflow_pb2,
+)
 from hivewire_services.common import tenancy
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.submission import validate_batch, validate_task
@@ -19,6 +27,7 @@ from hivewire_services.common.validation import (
     StreamId,
     check_capability,
     check_id,
+    check_name,
     check_page_size,
     check_schedule_name,
     parse_stream_id,
@@ -187,9 +196,20 @@ def queue_capability(
     check_capability(req.capability)
 
 
-def nothing(req: operator_pb2.ListQueuesRequest, settings: GatewaySettings) -> None:
+def nothing(
+    req: operator_pb2.ListQueuesRequest | flow_pb2.ListRateLimitsRequest,
+    settings: GatewaySettings,
+) -> None:
     """A request without fields to check."""
 
 
 def drain_agent(req: operator_pb2.DrainAgentRequest, settings: GatewaySettings) -> None:
     check_id(req.agent_id, "agent_id")
+
+
+def set_rate_limit(req: flow_pb2.SetRateLimitRequest, settings: GatewaySettings) -> None:
+    check_name(req.limit.name, "limit.name")
+
+
+def delete_rate_limit(req: flow_pb2.DeleteRateLimitRequest, settings: GatewaySettings) -> None:
+    check_name(req.name, "name")

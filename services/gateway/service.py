@@ -103,6 +103,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         )
         return await forward(self.coordinator.CreateSchedule, envelope, self.timeout)
 
+    SetRateLimit = Forward(checks.set_rate_limit)
+    ListRateLimits = Forward(checks.nothing)
+    DeleteRateLimit = Forward(checks.delete_rate_limit)
+
     async def StreamTaskOutput(
         self, request: task_pb2.StreamTaskOutputRequest, context: Context
     ) -> AsyncIterator[task_pb2.StreamTaskOutputResponse]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -41,6 +42,7 @@ def constants() -> str:
     lines = []
     for enum in (
         task_pb2.TaskState,
+        task_pb2.ConcurrencyStrategy,
         event_pb2.EventType,
         agent_pb2.AgentState,
         stream_pb2.TaskOutcome,
@@ -62,13 +64,27 @@ def constants() -> str:
     return "\n".join(lines) + "\n"
 
 
+_LOCAL = re.compile(r"local (\w+) =")
+_WORD = re.compile(r"\b[A-Z][A-Z0-9_]*\b")
+
+
+def used_constants(body: str) -> str:
+    """The lines of constants() that `body` refers to: Lua allows a chunk at most 200 local
+    variables, and the libraries a large script combines would pass that with every constant."""
+    words = set(_WORD.findall(body))
+    lines = constants().splitlines()
+    return "\n".join(line for line in lines if _LOCAL.match(line).group(1) in words) + "\n"  # type: ignore[union-attr]
+
+
 def script_source(path: Path, libs: tuple[Path, ...] = (), layouts: Layouts | None = None) -> str:
-    """Constants, the prelude, the script's layouts, any libraries, then the script body."""
-    parts = [constants(), (_HERE / "prelude.lua").read_text()]
+    """The constants it uses, the prelude, the script's layouts, any libraries, then the
+    script body."""
+    parts = [(_HERE / "prelude.lua").read_text()]
     parts += [lua_row(name, fields) for name, fields in (layouts or {}).items()]
     parts += [lib.read_text() for lib in libs]
     parts.append(path.read_text())
-    return "\n".join(parts)
+    body = "\n".join(parts)
+    return used_constants(body) + body
 
 
 def register(

@@ -8,7 +8,8 @@
 --   ASSIGN_ROW_* indexes (scripts.py
 --   AssignRow: task_id, agent_id, attempt, token, envelope)
 -- Returns one code per assignment: 1 applied, 0 task no longer pending, 2 agent not online,
--- 3 agent has no free slot.
+-- 3 agent has no free slot, 4 parked on its full concurrency key, 5 cancelled by its
+-- concurrency strategy, 6 parked in the due set by a rate limit (flowgate.lua).
 local C = context()
 local n = tonumber(ARGV[8])
 local out = {}
@@ -22,6 +23,7 @@ for i = 0, n - 1 do
   local t = load_task(C, task_id)
   local code = 1
   local a = agents[agent_id]
+  local ok, take_or_code = false, nil
   if t.state ~= TASK_STATE_PENDING or tonumber(t.attempt) ~= attempt - 1 then
     code = 0
   else
@@ -35,11 +37,17 @@ for i = 0, n - 1 do
       code = 2
     elseif a.load >= a.max then
       code = 3
-    elseif not dequeue(C.prefix, t, true) then
-      code = 0
+    else
+      ok, take_or_code = flow_gate(C, t)
+      if not ok then
+        code = take_or_code
+      elseif not dequeue(C.prefix, t, true) then
+        code = 0
+      end
     end
   end
   if code == 1 then
+    flow_take(C, t, take_or_code)
     a.load = tonumber(redis.call('HINCRBY', C.load, agent_id, 1))
     redis.call('HSET', t.key, 'state', TASK_STATE_ASSIGNED, 'attempt', attempt,
       'agent_id', agent_id, 'token', token, 'held', agent_id, 'assign_ms', C.now, 'start_ms', '')

@@ -16,6 +16,7 @@ end
 dequeue(C.prefix, t, false)
 redis.call('ZREM', C.due, t.id)
 redis.call('ZREM', C.attempt_deadlines, t.id)
+if state == TASK_STATE_PENDING then unpark(C.prefix, t) end
 finish(C, t, TASK_STATE_CANCELLED, {'error', 'cancelled by request'})
 emit(C, event_of(t, EVENT_TYPE_TASK_CANCELLED, TASK_STATE_CANCELLED, tonumber(t.attempt),
   t.agent_id, 'cancelled by request'))

@@ -90,6 +90,11 @@ def task_from_fields(task_id: str, v: Mapping[str, Raw]) -> task_pb2.Task:
         fairness_weight=_int(v.get("fairness_weight")),
         parent_task_id=_text(v.get("parent_task_id")),
         tenant=tenant_of(v.get("tenant")),
+        concurrency_key=_text(v.get("ckey")),
+        concurrency_limit=_int(v.get("climit")),
+        concurrency_strategy=_int(v.get("cstrategy")),  # type: ignore[arg-type]
+        rate_limit_units=json.loads(_text(v.get("rate")) or "{}"),
+        waiting_reason=_text(v.get("waiting")),
     )
     for field, name in _TIMES:
         set_ms(task, name, _int(v.get(field)))
@@ -133,6 +138,10 @@ def task_from_new(
         tenant=tenant_of(new.tenant),
         fairness_key=new.fairness_key,
         fairness_weight=new.fairness_weight,
+        concurrency_key=new.ckey,
+        concurrency_limit=new.climit,
+        concurrency_strategy=new.cstrategy,  # type: ignore[arg-type]
+        rate_limit_units=json.loads(new.rate or "{}"),
     )
     task.create_time.FromMilliseconds(create_ms)
     for i, name in _NEW_TIMES:

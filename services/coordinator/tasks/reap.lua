@@ -56,6 +56,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', C.start_deadlines, '-inf', C.now
   if t.state == TASK_STATE_PENDING or t.state == TASK_STATE_SCHEDULED then
     dequeue(C.prefix, t, false)
     redis.call('ZREM', C.due, id)
+    unpark(C.prefix, t)
     local why = 'not started before its schedule-to-start deadline'
     finish(C, t, TASK_STATE_TIMED_OUT, {'error', why})
     emit(C, event_of(t, EVENT_TYPE_TASK_TIMED_OUT, TASK_STATE_TIMED_OUT, tonumber(t.attempt),

@@ -32,6 +32,8 @@ LOOKAHEAD = 64
 # its slots were full in Redis), the next pass comes this soon: the cache catches up meanwhile.
 REFUSED_RETRY_MS = 200
 REFUSED = (2, 3)
+# Codes of tasks flow control took out of the pending queue (flowgate.lua).
+PARKED = (4, 5, 6)
 
 
 @dataclass
@@ -205,5 +207,9 @@ class Scheduler:
             self._on_deadline(min(a.deadline_ms for a in applied))
         if any(c in REFUSED for c in codes):
             self.alarm.at(now_ms() + REFUSED_RETRY_MS)
+        if any(c in PARKED for c in codes):
+            # Their plan's slots are free for the tasks behind: pass again now (the pass
+            # starts with promote_due, which sets the alarm for the first rate-limited one).
+            self.alarm.now()
         self.assigned_total += len(applied)
         return len(applied)

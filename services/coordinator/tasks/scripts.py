@@ -168,14 +168,26 @@ class Peek:
 
 
 class Assign(ContextScript):
-    """assign.lua: one code per row (1 applied, 0 not pending, 2 agent offline, 3 no slot)."""
+    """assign.lua: one code per row (1 applied, 0 not pending, 2 agent offline, 3 no slot,
+    4 parked on a concurrency key, 5 cancelled by a concurrency strategy, 6 rate limited)."""
 
     name = "assign"
     layouts: ClassVar[lua.Layouts] = {"ASSIGN_ROW": AssignRow._fields}
+    extra = (tasklua.FLOWGATE,)
 
     async def __call__(self, now: int, rows: Sequence[AssignRow]) -> list[int]:
         codes = await self.call(now, (), [len(rows), *flatten(rows)])
         return [int(c) for c in codes]
+
+
+class Supersede(ContextScript):
+    """supersede.lua: CANCEL_IN_PROGRESS at submission; returns how many tasks it cancelled."""
+
+    name = "supersede"
+    extra = (tasklua.FLOWGATE,)
+
+    async def __call__(self, now: int, task_ids: Sequence[str]) -> int:
+        return int(await self.call(now, (), list(task_ids)))
 
 
 class Complete(ContextScript):

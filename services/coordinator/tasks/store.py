@@ -13,6 +13,7 @@ from hivewire.v1 import task_pb2
 from hivewire_services.common import lua, principal, tenancy
 from hivewire_services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from hivewire_services.common.keys import Keys
+from hivewire_services.common.rate_limits import RateLimits
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.store import RedisStore
 from hivewire_services.common.submission import ValidTask
@@ -54,6 +55,8 @@ class TaskStore(RedisStore[CoordinatorSettings]):
         self._on_submitted = on_submitted or (lambda: None)
         self._submit = scripts.Submit(redis, keys, settings)
         self._cancel = scripts.Cancel(redis, keys, settings)
+        self._supersede = scripts.Supersede(redis, keys, settings)
+        self.rate_limits = RateLimits(redis, keys)
         self._expire = lua.Expire(
             redis,
             keys.finished,
@@ -66,6 +69,11 @@ class TaskStore(RedisStore[CoordinatorSettings]):
 
     async def submit(self, specs: Sequence[ValidTask]) -> list[task_pb2.Task]:
         """Create tasks atomically; a known request_id yields the task it created before."""
+        if any(spec.rate_limit_units for spec in specs):
+            where = "" if len(specs) == 1 else "tasks[{}]."
+            await self.rate_limits.check_units(
+                (where.format(i), spec.rate_limit_units) for i, spec in enumerate(specs)
+            )
         now = now_ms()
         rows: list[scripts.SubmitRow] = []
         new_ids = []
@@ -99,9 +107,21 @@ class TaskStore(RedisStore[CoordinatorSettings]):
                 fairness_key=spec.fairness_key,
                 fairness_weight=spec.fairness_weight,
                 due_ms=due_time(now, spec.start_after_ms, spec.start_at_ms),
+                ckey=spec.concurrency_key,
+                climit=spec.concurrency_limit,
+                cstrategy=spec.concurrency_strategy,
+                rate=json.dumps(spec.rate_limit_units) if spec.rate_limit_units else "",
             )
             rows.append(scripts.SubmitRow(new, request_key, spec.payload))
         ids = await self._submit(now, rows)
+        newest_win = [
+            task_id
+            for spec, task_id, new_id in zip(specs, ids, new_ids, strict=True)
+            if task_id == new_id
+            and spec.concurrency_strategy == task_pb2.CONCURRENCY_STRATEGY_CANCEL_IN_PROGRESS
+        ]
+        if newest_win:
+            await self._supersede(now, newest_win)
         self._on_submitted()
         deadlines = [
             max(now, row.task.due_ms) + spec.schedule_to_start_ms

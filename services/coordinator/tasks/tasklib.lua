@@ -1,4 +1,5 @@
--- Task transitions shared by the coordinator's scripts (prepended after taskcreate.lua).
+-- Task transitions shared by the coordinator's scripts (prepended after taskcreate.lua and
+-- flowlib.lua).
 -- Every script using it takes the same leading KEYS and ARGV (see tasks/tasklua.py), read by
 -- context():
 --   KEYS[1..8]: events, agent_load, finished, dead_letters, due, task_leases,
@@ -48,6 +49,7 @@ local function release_slot(C, t)
     end
     redis.call('HSET', t.key, 'held', '')
     t.held = ''
+    if has(t.ckey) then release_key(C.prefix, t) end
   end
 end
 

@@ -16,23 +16,36 @@ from hivewire_services.coordinator.config import CoordinatorSettings
 _HERE = Path(__file__).parent
 TASKCREATE = _HERE / "taskcreate.lua"
 TASKLIB = _HERE / "tasklib.lua"
+FLOWLIB = _HERE / "flowlib.lua"
+FLOWGATE = _HERE / "flowgate.lua"
 Arg = str | bytes | int | float
 REQUEST_ID_TTL_SECONDS = 24 * 3600
 """How long a request_id (of a task or a workflow) keeps yielding what it created."""
 
 
 def register(
-    redis: Redis, name: str, layouts: lua.Layouts | None = None, *, context: bool = True
+    redis: Redis,
+    name: str,
+    layouts: lua.Layouts | None = None,
+    *,
+    context: bool = True,
+    extra: tuple[Path, ...] = (),
 ) -> AsyncScript:
-    """A task script (`<name>.lua` here) with taskcreate.lua (and tasklib.lua) prepended."""
-    return register_path(redis, _HERE / f"{name}.lua", layouts, context=context)
+    """A task script (`<name>.lua` here) with taskcreate.lua (and tasklib.lua, then `extra`
+    libraries) prepended."""
+    return register_path(redis, _HERE / f"{name}.lua", layouts, context=context, extra=extra)
 
 
 def register_path(
-    redis: Redis, path: Path, layouts: lua.Layouts | None = None, *, context: bool = True
+    redis: Redis,
+    path: Path,
+    layouts: lua.Layouts | None = None,
+    *,
+    context: bool = True,
+    extra: tuple[Path, ...] = (),
 ) -> AsyncScript:
     """A script anywhere (workflows create tasks too) with the task libraries prepended."""
-    libs = (TASKCREATE, TASKLIB) if context else (TASKCREATE,)
+    libs = (TASKCREATE, FLOWLIB, TASKLIB, *extra) if context else (TASKCREATE,)
     return lua.register(redis, path, libs=libs, layouts=layouts)
 
 
@@ -83,11 +96,13 @@ class ContextScript:
 
     name: ClassVar[str] = ""
     layouts: ClassVar[lua.Layouts] = {}
+    extra: ClassVar[tuple[Path, ...]] = ()
+    """Libraries prepended after tasklib.lua."""
 
     def __init__(self, redis: Redis, keys: Keys, settings: CoordinatorSettings) -> None:
         self.keys = keys
         self.settings = settings
-        self._script = register(redis, self.name, self.layouts)
+        self._script = register(redis, self.name, self.layouts, extra=self.extra)
         self._context_keys = context_keys(keys)
 
     async def call(self, now: int, keys: Sequence[str], args: Sequence[Arg]) -> Any:

@@ -50,6 +50,11 @@ for _ = 1, nops do
         row[NEW_TASK_FAIRNESS_KEY] = ARGV[b + LAUNCH_OP_FAIRNESS_KEY]
         row[NEW_TASK_FAIRNESS_WEIGHT] = ARGV[b + LAUNCH_OP_FAIRNESS_WEIGHT]
         row[NEW_TASK_DUE_MS] = ARGV[b + LAUNCH_OP_DUE_MS]
+        if ARGV[b + LAUNCH_OP_CKEY] ~= '' then
+          row[NEW_TASK_CKEY], row[NEW_TASK_CLIMIT] = ARGV[b + LAUNCH_OP_CKEY], ARGV[b + LAUNCH_OP_CLIMIT]
+          row[NEW_TASK_CSTRATEGY] = ARGV[b + LAUNCH_OP_CSTRATEGY]
+        end
+        if ARGV[b + LAUNCH_OP_RATE] ~= '' then row[NEW_TASK_RATE] = ARGV[b + LAUNCH_OP_RATE] end
         create_task(row, payload)
         redis.call('HSET', wk, 'x:' .. tid, sid .. ',' .. i)
         ids[#ids + 1] = tid

@@ -35,8 +35,14 @@ class LaunchOp(NamedTuple):
     fairness_key: str
     fairness_weight: int
     ntasks: int
-    due_ms: int = 0
+    due_ms: int
     """A delayed start (epoch ms; 0 for none): the step's tasks are created SCHEDULED."""
+    ckey: str
+    """Concurrency key, limit and strategy ('' and 0s for none)."""
+    climit: int
+    cstrategy: int
+    rate: str
+    """Rate limit units as JSON ('' for none)."""
 
 
 def encode_plan(plan: Plan, now: int) -> list[Arg]:
@@ -52,6 +58,8 @@ def encode_plan(plan: Plan, now: int) -> list[Arg]:
             s.step_id, s.capability, s.priority, s.max_attempts, labels, s.timeout_ms, is_map,
             s.fairness_key, s.fairness_weight, len(launch.inputs),
             due_time(now, s.start_after_ms, s.start_at_ms),
+            s.concurrency_key, s.concurrency_limit, s.concurrency_strategy,
+            json.dumps(s.rate_limit_units) if s.rate_limit_units else "",
         )  # fmt: skip
         ops += ["L", *head]
         for payload in launch.inputs:

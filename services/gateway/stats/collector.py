@@ -19,6 +19,7 @@ from hivewire.core.clock import duration_from_seconds, now_ms, ts_from_ms
 from hivewire.core.convert import enum_name
 from hivewire.v1 import agent_pb2, event_pb2, stats_pb2, task_pb2
 from hivewire_services.common.keys import Keys
+from hivewire_services.common.rate_limits import RateLimits, usage_message
 from hivewire_services.common.redis import Redis
 from hivewire_services.gateway.stats.counters import EventCounters, Percentiles
 from hivewire_services.gateway.stats.state_reader import StateReader
@@ -62,6 +63,7 @@ class StatsCollector:
         self._tenant_cache: dict[str, tuple[float, stats_pb2.Stats]] = {}
         self._subscribers = subscribers
         self._workflows_running = workflows_running
+        self._rate_limits = RateLimits(redis, keys)
         self._cached: tuple[float, stats_pb2.Stats] | None = None
         self._lock = asyncio.Lock()
         self._scanned: set[str] = set()
@@ -168,5 +170,6 @@ class StatsCollector:
         )
         if self._workflows_running is not None:
             stats.workflows_running = await self._workflows_running()
+        stats.rate_limits.extend(usage_message(u) for u in await self._rate_limits.list())
         stats.time.CopyFrom(ts_from_ms(now_ms()))
         return stats
