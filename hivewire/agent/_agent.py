@@ -32,6 +32,7 @@ from hivewire.core.defaults import (
     env_float,
 )
 from hivewire.core.lifecycle import AsyncComponent
+from hivewire.core.credentials import token_from_env
 from hivewire.core.tls import TlsConfig, tls_from_env
 from hivewire.v1 import stream_pb2
 
@@ -55,7 +56,8 @@ class Agent(AgentHooks, AsyncComponent):
     own inbox on Redis) or "grpc" (one AgentService stream to the gateway at `gateway_addr`,
     no Redis credentials); default $HIVEWIRE_AGENT_TRANSPORT. docs/agents.md compares them.
     Addresses and `tls` default to HIVEWIRE_* variables, else to the client config `hivewire up`
-    wrote (docs/security.md); `tls=PLAINTEXT` dials plaintext whatever they say.
+    wrote (docs/security.md); `tls=PLAINTEXT` dials plaintext whatever they say. `token`
+    (default HIVEWIRE_TOKEN, else the client config's) is its agent token.
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class Agent(AgentHooks, AsyncComponent):
         transport: str | None = None,
         gateway_addr: str | None = None,
         tls: TlsConfig | None = None,
+        token: str | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -85,6 +88,7 @@ class Agent(AgentHooks, AsyncComponent):
         self.registry_addr = registry_addr or client_setting("REGISTRY_ADDR", DEFAULT_REGISTRY_ADDR)
         self.redis_url = redis_url or client_setting("REDIS_URL", DEFAULT_REDIS_URL)
         self.tls = tls if tls is not None else tls_from_env()
+        self.token = token_from_env(token)
         self.running_report_after = (
             env_float("AGENT_RUNNING_REPORT_AFTER", 0.1)
             if running_report_after is None
@@ -164,6 +168,7 @@ class Agent(AgentHooks, AsyncComponent):
             self.labels,
             self.rpc_timeout,
             self.tls,
+            self.token,
         )
         if self.transport == "grpc":
             return GrpcTransport(registration, self.gateway_addr)

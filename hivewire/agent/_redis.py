@@ -127,6 +127,7 @@ class RedisTransport:
             on_cancel=view.on_cancel,
             running=running,
             tls=reg.tls,
+            token=reg.token,
         )
         try:
             await session.register(retry_for=30.0)

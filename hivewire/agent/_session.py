@@ -55,9 +55,14 @@ class Session:
         on_cancel: Callable[[list[str]], None],
         running: Callable[[], list[str]] = list,
         tls: TlsConfig = PLAINTEXT,
+        token: str = "",
     ) -> None:
         self._channel = aio_channel(
-            registry_addr, tls, options=channel_options(), interceptors=client_interceptors()
+            registry_addr,
+            tls,
+            options=channel_options(),
+            interceptors=client_interceptors(),
+            token=token,
         )
         self._stub = registry_pb2_grpc.RegistryServiceStub(self._channel)
         self._request = registry_pb2.RegisterAgentRequest(

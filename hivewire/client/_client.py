@@ -19,6 +19,7 @@ from hivewire.core.backoff import backoff
 from hivewire.core.convert import agent_to_dict, encode_payload, task_to_dict
 from hivewire.core.defaults import DEFAULT_GATEWAY_ADDR, channel_options, client_setting
 from hivewire.core.lifecycle import AsyncComponent
+from hivewire.core.credentials import token_from_env
 from hivewire.core.tls import TlsConfig, aio_channel, tls_from_env
 from hivewire.core.tracing import client_interceptors, new_traceparent, traceparent_of
 from hivewire.v1 import agent_pb2, event_pb2, gateway_pb2_grpc, stats_pb2, task_pb2
@@ -89,17 +90,27 @@ class Client(WorkflowCalls, DeadLetterMethods, OutputMethods, AsyncComponent):
     """One channel to the gateway; every unary call has a deadline (`timeout` seconds).
 
     `addr` and `tls` default to HIVEWIRE_GATEWAY_ADDR and HIVEWIRE_TLS_*, else to the client
-    config `hivewire up` wrote (docs/security.md); `tls=PLAINTEXT` dials plaintext.
+    config `hivewire up` wrote (docs/security.md); `tls=PLAINTEXT` dials plaintext. `token`
+    (default HIVEWIRE_TOKEN, else the client config's) is the API token sent on every call.
     """
 
     def __init__(
-        self, addr: str | None = None, *, timeout: float = 10.0, tls: TlsConfig | None = None
+        self,
+        addr: str | None = None,
+        *,
+        timeout: float = 10.0,
+        tls: TlsConfig | None = None,
+        token: str | None = None,
     ) -> None:
         self.addr = addr or client_setting("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR)
         self.timeout = timeout
         self.tls = tls if tls is not None else tls_from_env()
         self._channel = aio_channel(
-            self.addr, self.tls, options=channel_options(), interceptors=client_interceptors()
+            self.addr,
+            self.tls,
+            options=channel_options(),
+            interceptors=client_interceptors(),
+            token=token_from_env(token),
         )
         self._stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
 

@@ -246,6 +246,26 @@ class Keys:
         """Counter: events the hooks group lost (trimmed from the events stream unread)."""
         return f"{self.prefix}hook-events-lost"
 
+    # Authentication (services/common/auth)
+    def auth_token(self, token_id: str) -> str:
+        """Hash: one API token (name, role, tenant, capabilities, created_ms, revoked and the
+        SHA-256 of the whole token; never the token itself)."""
+        return f"{self.auth_token_prefix}{check_id(token_id, 'token_id')}"
+
+    @property
+    def auth_token_prefix(self) -> str:
+        return f"{self.prefix}auth-token:"
+
+    @property
+    def auth_token_names(self) -> str:
+        """Hash token name -> token id (names are unique)."""
+        return f"{self.prefix}auth-token-names"
+
+    @property
+    def auth_audit(self) -> str:
+        """Stream of denied calls (UNAUTHENTICATED, PERMISSION_DENIED), trimmed to a bound."""
+        return f"{self.prefix}auth-audit"
+
     # Metrics
     @property
     def task_counters(self) -> str:
@@ -299,6 +319,7 @@ def key_patterns(k: Keys) -> dict[str, str]:
         "workflows_by_state": k.workflows_by_state_prefix,
         "workflow_request": k.workflow_request_prefix,
         "hook_delivery": k.hook_delivery_prefix,
+        "auth_token": k.auth_token_prefix,
     }
     single = (
         "pending_capabilities", "tasks_index", "task_seq", "due", "task_leases",
@@ -306,7 +327,7 @@ def key_patterns(k: Keys) -> dict[str, str]:
         "finished", "live_agents", "offline_agents", "agent_seq", "leases", "agent_load",
         "agent_changes", "results", "events", "dead_letters", "workflow_updates",
         "workflows_index", "workflows_finished", "workflow_seq", "hook_due", "hook_entries",
-        "task_counters", "chaos_executions", "hook_events_lost",
+        "task_counters", "chaos_executions", "hook_events_lost", "auth_token_names", "auth_audit",
     )  # fmt: skip
     return {
         **{name: f"{prefix}*" for name, prefix in families.items()},

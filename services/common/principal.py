@@ -69,6 +69,13 @@ def current() -> Principal:
     return _current.get()
 
 
+def bind(principal: Principal) -> None:
+    """Act as `principal` for the rest of the current context, with no reset: for a streaming
+    RPC, whose handler runs in a task (and context) of its own but whose generator may be closed
+    from another context."""
+    _current.set(principal)
+
+
 @contextlib.contextmanager
 def acting_as(principal: Principal) -> Iterator[Principal]:
     """Run the block as `principal` (an RPC's caller, or a schedule's owner when it fires)."""
