@@ -15,10 +15,14 @@ from hivewire_services.common.auth.authenticator import Authenticator
 from hivewire_services.common.auth.table import is_open
 from hivewire_services.common.errors import PermissionDenied, Unauthenticated
 from hivewire_services.common.interceptors import RewrapInterceptor, Wrappers
-from hivewire_services.common.principal import acting_as, bind
+from hivewire_services.common.principal import Principal, acting_as, bind
 
 Context = Any  # grpc.aio.ServicerContext
 _DENIALS = (PermissionDenied, Unauthenticated)
+
+
+def _who(caller: Principal, acting: Principal) -> str:
+    return caller.name if acting is caller else f"{acting.name} (via {caller.name})"
 
 
 class AuthInterceptor(RewrapInterceptor):
@@ -47,7 +51,7 @@ class AuthInterceptor(RewrapInterceptor):
                 caller, acting = await self.authenticator.authorize(
                     method, context.invocation_metadata() or ()
                 )
-                name = caller.name
+                name = _who(caller, acting)
                 with acting_as(acting):
                     return await inner(request, context)
             except _DENIALS as exc:
@@ -63,7 +67,7 @@ class AuthInterceptor(RewrapInterceptor):
                 caller, acting = await self.authenticator.authorize(
                     method, context.invocation_metadata() or ()
                 )
-                name = caller.name
+                name = _who(caller, acting)
                 # The RPC runs in a task (and context) of its own: bind with no reset, as the
                 # generator may be closed from another context.
                 bind(acting)
