@@ -26,6 +26,7 @@ from hivewire.cli._hooks import hooks_app
 from hivewire.cli._output import task_output
 from hivewire.cli._redis_acl import redis_acl
 from hivewire.cli._run import agent, up
+from hivewire.cli._token import audit, token_app
 from hivewire.cli._workflow import commands, run, workflow_app, workflows
 from hivewire.client import TERMINAL_STATES, Client
 from hivewire.core.convert import agent_to_dict, event_to_dict, task_to_dict
@@ -54,6 +55,8 @@ app.command()(commands)
 app.command()(run)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(hooks_app, name="hooks")
+app.add_typer(token_app, name="token")
+app.command()(audit)
 
 
 def _enum_value(enum: Any, prefix: str, name: str, option: str) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
+from hivewire.client._tokens import TokenMethods
 from hivewire.client._dlq import DeadLetterMethods
 from hivewire.client._events import EventStream
 from hivewire.client._loops import every_item, poll_state
@@ -86,7 +87,7 @@ def _trace_metadata() -> tuple[tuple[str, str], ...]:
     return () if traceparent_of() else (("traceparent", new_traceparent()),)
 
 
-class Client(WorkflowCalls, DeadLetterMethods, OutputMethods, AsyncComponent):
+class Client(WorkflowCalls, DeadLetterMethods, OutputMethods, TokenMethods, AsyncComponent):
     """One channel to the gateway; every unary call has a deadline (`timeout` seconds).
 
     `addr` and `tls` default to HIVEWIRE_GATEWAY_ADDR and HIVEWIRE_TLS_*, else to the client
