@@ -16,7 +16,7 @@ const grpc = require("@grpc/grpc-js");
 const { Agent, AgentRefused } = require("./lib/agent");
 const { HANDLERS } = require("./lib/handlers");
 const log = require("./lib/log");
-const { CHANNEL_OPTIONS, loadAgentService } = require("./lib/proto");
+const { channelOptions, loadAgentService } = require("./lib/proto");
 
 class UsageError extends Error {}
 
@@ -90,7 +90,7 @@ function onSignals(agent) {
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const AgentService = loadAgentService(args.protos);
-  const client = new AgentService(args.gateway, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  const client = new AgentService(args.gateway, grpc.credentials.createInsecure(), channelOptions());
   const agent = new Agent({
     client,
     gateway: args.gateway,
