@@ -23,6 +23,7 @@ from hivewire.agent._redis import RedisTransport
 from hivewire.agent._task import Handler, NonRetryableError, TaskContext, run_attempt
 from hivewire.agent._tracing import processing_span, record_outcome
 from hivewire.agent._transport import TRANSPORTS, AgentView, Delivery, Registration, Transport
+from hivewire.core.credentials import token_from_env
 from hivewire.core.defaults import (
     DEFAULT_GATEWAY_ADDR,
     DEFAULT_REDIS_URL,
@@ -32,7 +33,6 @@ from hivewire.core.defaults import (
     env_float,
 )
 from hivewire.core.lifecycle import AsyncComponent
-from hivewire.core.credentials import token_from_env
 from hivewire.core.tls import TlsConfig, tls_from_env
 from hivewire.v1 import stream_pb2
 

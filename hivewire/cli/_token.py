@@ -34,9 +34,7 @@ def token_create(
 ) -> None:
     """Create a token and print it as the last line: it is shown this once."""
     caps = [c.strip() for c in capabilities.split(",") if c.strip()]
-    reply = call(
-        ctx, lambda c: c.create_token(name, role, tenant=tenant, capabilities=caps)
-    )
+    reply = call(ctx, lambda c: c.create_token(name, role, tenant=tenant, capabilities=caps))
     info = reply.info
     caps_text = f" capabilities {','.join(info.capabilities)}" if info.capabilities else ""
     typer.echo(f"created {info.name} (role {info.role}, tenant {info.tenant}{caps_text})", err=True)

@@ -133,8 +133,8 @@ class Supervisor:
             return
         auth_env = {**self._env({}), "HIVEWIRE_REDIS_URL": self.admin_url}
         auth_on = self.config.secure or env("AUTH", "").lower() == "tokens"
-        agents = self.config.demo_agents if self.config.demo else []
-        self.auth = await UpAuth.prepare(auth_on, auth_env, agents)
+        demo = self.config.demo_agents if self.config.demo else []
+        self.auth = await UpAuth.prepare(auth_on, auth_env, demo)
         if self.auth.enabled:
             self.say("tokens required; the admin token is in the client config")
         for name in SERVICES:

@@ -10,17 +10,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
-from hivewire.client._tokens import TokenMethods
 from hivewire.client._dlq import DeadLetterMethods
 from hivewire.client._events import EventStream
 from hivewire.client._loops import every_item, poll_state
 from hivewire.client._output import OutputMethods
+from hivewire.client._tokens import TokenMethods
 from hivewire.client._workflow import WorkflowCalls, workflow_to_dict
 from hivewire.core.backoff import backoff
 from hivewire.core.convert import agent_to_dict, encode_payload, task_to_dict
+from hivewire.core.credentials import token_from_env
 from hivewire.core.defaults import DEFAULT_GATEWAY_ADDR, channel_options, client_setting
 from hivewire.core.lifecycle import AsyncComponent
-from hivewire.core.credentials import token_from_env
 from hivewire.core.tls import TlsConfig, aio_channel, tls_from_env
 from hivewire.core.tracing import client_interceptors, new_traceparent, traceparent_of
 from hivewire.v1 import agent_pb2, event_pb2, gateway_pb2_grpc, stats_pb2, task_pb2

@@ -32,7 +32,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self.store = store
         self.audit = audit
 
-    async def CreateToken(
+    async def CreateToken(  # noqa: N802 - the RPC's name
         self, request: auth_pb2.CreateTokenRequest, context: Context
     ) -> auth_pb2.CreateTokenResponse:
         token, record = await self.store.create(
@@ -40,18 +40,18 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         )
         return auth_pb2.CreateTokenResponse(info=token_info(record), token=token)
 
-    async def ListTokens(
+    async def ListTokens(  # noqa: N802 - the RPC's name
         self, request: auth_pb2.ListTokensRequest, context: Context
     ) -> auth_pb2.ListTokensResponse:
         return auth_pb2.ListTokensResponse(tokens=[token_info(r) for r in await self.store.list()])
 
-    async def RevokeToken(
+    async def RevokeToken(  # noqa: N802 - the RPC's name
         self, request: auth_pb2.RevokeTokenRequest, context: Context
     ) -> auth_pb2.RevokeTokenResponse:
         await self.store.revoke(request.name)
         return auth_pb2.RevokeTokenResponse()
 
-    async def ListAuditEntries(
+    async def ListAuditEntries(  # noqa: N802 - the RPC's name
         self, request: auth_pb2.ListAuditEntriesRequest, context: Context
     ) -> auth_pb2.ListAuditEntriesResponse:
         if not 0 <= request.limit <= MAX_AUDIT:

@@ -10,9 +10,9 @@ import grpc
 from hivewire.core.result_writer import ResultWriter
 from hivewire.v1 import (
     agent_service_pb2,
+    agent_service_pb2_grpc,
     auth_pb2,
     auth_pb2_grpc,
-    agent_service_pb2_grpc,
     coordinator_pb2_grpc,
     gateway_pb2,
     gateway_pb2_grpc,

@@ -15,8 +15,8 @@ from hivewire_services.common.agent_checks import (
     validate_registration,
 )
 from hivewire_services.common.errors import InvalidArgument, PermissionDenied, Unauthenticated
-from hivewire_services.common.principal import current
 from hivewire_services.common.keys import INBOX_GROUP, Keys
+from hivewire_services.common.principal import current
 from hivewire_services.common.validation import check_capability, check_id, check_page_size
 from hivewire_services.registry.agent_users import AgentUsers
 from hivewire_services.registry.config import RegistrySettings

@@ -100,7 +100,7 @@ class AgentStore(RedisStore[RegistrySettings]):
 
     async def owner(self, agent_id: str) -> str:
         """The principal that registered the agent ("" if unknown or gone)."""
-        raw = await self.redis.hget(self.keys.agent(agent_id), "owner")
+        raw = cast("bytes | None", await self.redis.hget(self.keys.agent(agent_id), "owner"))
         return raw.decode() if raw else ""
 
     async def heartbeat(self, agent_id: str, token: str, *, draining: bool) -> int:

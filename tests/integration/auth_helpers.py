@@ -26,7 +26,7 @@ async def call(
     method: descriptor.MethodDescriptor,
     token: str | None,
     metadata: Sequence[tuple[str, str]] = (),
-    timeout: float = 1.0,
+    deadline: float = 1.0,
 ) -> grpc.StatusCode:
     """The status of calling `method` with an empty request (a stream: its first message or
     its end; a stream still open at the deadline gives DEADLINE_EXCEEDED)."""
@@ -40,20 +40,20 @@ async def call(
                 stub = channel.stream_stream(path, **kwargs)
 
                 async def nothing():  # type: ignore[no-untyped-def]
-                    await asyncio.sleep(timeout * 2)
+                    await asyncio.sleep(deadline * 2)
                     yield request
 
-                stream = stub(nothing(), metadata=md, timeout=timeout)
+                stream = stub(nothing(), metadata=md, timeout=deadline)
                 async for _ in stream:
                     break
                 return grpc.StatusCode.OK
             if method.server_streaming:
                 async for _ in channel.unary_stream(path, **kwargs)(
-                    request, metadata=md, timeout=timeout
+                    request, metadata=md, timeout=deadline
                 ):
                     break
                 return grpc.StatusCode.OK
-            await channel.unary_unary(path, **kwargs)(request, metadata=md, timeout=timeout)
+            await channel.unary_unary(path, **kwargs)(request, metadata=md, timeout=deadline)
             return grpc.StatusCode.OK
         except grpc.aio.AioRpcError as exc:
             return exc.code()

@@ -174,11 +174,15 @@ async def test_an_agent_with_a_narrow_token_cannot_connect_for_more(
     secured: Stack, store: TokenStore
 ) -> None:
     token, _ = await store.create("narrow", "agent", capabilities=["echo"])
-    ok = Agent("ok", transport="grpc", gateway_addr=secured.gateway_addr, tls=PLAINTEXT, token=token)
+    ok = Agent(
+        "ok", transport="grpc", gateway_addr=secured.gateway_addr, tls=PLAINTEXT, token=token
+    )
     ok.handler("echo")(lambda ctx: ctx.payload)
     secured.agents.append(ok)
     await ok.start()
-    async with Client(secured.gateway_addr, tls=PLAINTEXT, token=(await store.create("c", "client"))[0]) as client:
+    async with Client(
+        secured.gateway_addr, tls=PLAINTEXT, token=(await store.create("c", "client"))[0]
+    ) as client:
         task = await client.submit("echo", {"x": 1})
         done = await client.wait(task.task_id, timeout=20)
         assert done.state == task_pb2.TASK_STATE_SUCCEEDED

@@ -114,7 +114,7 @@ async def test_plaintext_off_loopback_needs_insecure(
     allowed = await serve("0.0.0.0:0", CommonSettings(insecure=True))
     servers.append(allowed)
     assert await check(f"127.0.0.1:{allowed.port}", PLAINTEXT) == OK
-    with pytest.raises(PlaintextBindError, match="without authentication.*HIVEWIRE_AUTH=tokens"):
+    with pytest.raises(PlaintextBindError, match=r"without authentication.*HIVEWIRE_AUTH=tokens"):
         await serve("0.0.0.0:0", server_settings(ca, client_auth="require"))
     secure = await serve(
         "0.0.0.0:0", dataclasses.replace(server_settings(ca, client_auth="require"), auth="tokens")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import cast
 
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.metrics import AUTH_DENIED
@@ -67,7 +68,10 @@ class Audit:
 
     async def read(self, count: int) -> list[dict[str, str]]:
         """The newest `count` entries, newest first."""
-        rows = await self.redis.xrevrange(self.keys.auth_audit, count=count)
+        rows = cast(
+            "list[tuple[bytes, dict[bytes, bytes]]]",
+            await self.redis.xrevrange(self.keys.auth_audit, count=count),
+        )
         return [
             {"id": entry_id.decode(), **{k.decode(): v.decode() for k, v in fields.items()}}
             for entry_id, fields in rows

@@ -22,7 +22,7 @@ async def issue(specs: list[str]) -> list[str]:
         store = TokenStore(redis, Keys(settings.namespace))
         lines = []
         for spec in specs:
-            name, role, caps = (spec.split(":") + [""])[:3]
+            name, role, caps = [*spec.split(":"), ""][:3]
             token, _ = await store.create(
                 name, role, capabilities=[c for c in caps.split(",") if c], replace=True
             )
@@ -36,9 +36,9 @@ def main() -> None:
     try:
         lines = asyncio.run(issue(sys.argv[1:]))
     except (HivewireError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        sys.stderr.write(f"error: {exc}\n")
         raise SystemExit(2) from None
-    print("\n".join(lines))
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from hivewire.core.clock import now_ms
 from hivewire_services.common import lua
@@ -159,7 +160,7 @@ class TokenStore:
 
     async def list(self) -> list[TokenRecord]:
         """Every token's record, by name."""
-        names = await self.redis.hgetall(self.keys.auth_token_names)
+        names = cast("dict[bytes, bytes]", await self.redis.hgetall(self.keys.auth_token_names))
         ids = [names[n].decode() for n in sorted(names)]
         async with self.redis.pipeline(transaction=False) as pipe:
             for token_id_ in ids:
@@ -172,7 +173,7 @@ class TokenStore:
         found = token_id(token)
         if found is None:
             return None
-        fields = await self.redis.hgetall(self.keys.auth_token(found))
+        fields = cast("dict[bytes, bytes]", await self.redis.hgetall(self.keys.auth_token(found)))
         stored = fields.get(b"sha256", b"").decode()
         # Constant time: the hash of a guess tells nothing about how close it came.
         if not stored or not hmac.compare_digest(stored, token_sha256(token)):
