@@ -52,6 +52,8 @@ AGENT_USERS = ("acl|setuser", "acl|deluser", "acl|users")
 
 # Every service checks tokens (read) and appends denied calls to the audit stream.
 AUTH_COMMANDS = ("hgetall", "xadd")
+# What the token scripts (create.lua, revoke.lua) run, on the gateway only.
+AUTH_ADMIN = (*SCRIPTS, "hget", "hset", "del")
 AUTH_WRITE = ("auth_audit",)
 AUTH_READ = ("auth_token", "auth_token_names")
 
@@ -114,7 +116,7 @@ for _role, _grant in SERVICE_GRANTS.items():
     _admin = _role == "gateway"
     SERVICE_GRANTS[_role] = Grant(
         commands=tuple(
-            dict.fromkeys((*_grant.commands, *AUTH_COMMANDS, *(SCRIPTS if _admin else ())))
+            dict.fromkeys((*_grant.commands, *AUTH_COMMANDS, *(AUTH_ADMIN if _admin else ())))
         ),
         write=(*_grant.write, *AUTH_WRITE, *(AUTH_READ if _admin else ())),
         read=(*_grant.read, *(() if _admin else AUTH_READ)),
