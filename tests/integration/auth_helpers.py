@@ -26,7 +26,7 @@ async def call(
     method: descriptor.MethodDescriptor,
     token: str | None,
     metadata: Sequence[tuple[str, str]] = (),
-    deadline: float = 1.0,
+    deadline: float = 3.0,
 ) -> grpc.StatusCode:
     """The status of calling `method` with an empty request (a stream: its first message or
     its end; a stream still open at the deadline gives DEADLINE_EXCEEDED)."""
