@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 
 from hivewire.agent import Agent
 from hivewire.client import Client
@@ -134,6 +135,7 @@ async def test_agent_token_capabilities_and_identity(
             registry_pb2.RegisterAgentRequest(name="a", capabilities=["echo"], max_concurrency=1),
             timeout=5,
         )
+        assert mine.agent.principal == "worker-a"
         beat = registry_pb2.SendHeartbeatRequest(
             agent_id=mine.agent.agent_id, agent_token=mine.agent_token
         )
@@ -168,6 +170,18 @@ async def test_agent_token_capabilities_and_identity(
     assert any(e["principal"] == "worker-b" and e["code"] == "PERMISSION_DENIED" for e in denied)
     assert any(e["principal"].startswith("worker-b (via") for e in denied)
     assert any("'shell'" in e["reason"] for e in denied)
+    heartbeat = "/hivewire.v1.RegistryService/SendHeartbeat"
+    counted = REGISTRY.get_sample_value(
+        "hivewire_auth_denied_total", {"method": heartbeat, "code": "PERMISSION_DENIED"}
+    )
+    assert counted is not None and counted >= 1
+    admin, _ = await store.create("ops", "admin")
+    async with aio_channel(secured.gateway_addr, PLAINTEXT, token=admin) as channel:
+        audit = await auth_pb2_grpc.AuthServiceStub(channel).ListAuditEntries(
+            auth_pb2.ListAuditEntriesRequest(limit=1000), timeout=5
+        )
+    assert len(audit.entries) == len(denied)
+    assert any(e.method == heartbeat and e.principal == "worker-b" for e in audit.entries)
 
 
 async def test_an_agent_with_a_narrow_token_cannot_connect_for_more(
