@@ -299,6 +299,7 @@ def script_key_names() -> dict[str, str]:
         "K_WORKFLOW_UPDATES": k.workflow_updates,
         "K_OUTPUT": k.output_prefix,
         "K_PROGRESS_DEADLINES": k.progress_deadlines,
+        "K_AUTH_TOKEN": k.auth_token_prefix,
     }
     return {name: key.removeprefix(k.prefix) for name, key in named.items()}
 

@@ -133,7 +133,7 @@ class TokenStore:
         created = now_ms()
         k = self.keys
         result = await self._create(
-            keys=[k.auth_token_names, k.auth_token(new_id), k.auth_token_prefix],
+            keys=[k.auth_token_names, k.auth_token(new_id)],
             args=[
                 name,
                 new_id,
@@ -143,6 +143,7 @@ class TokenStore:
                 ",".join(caps),
                 created,
                 "1" if replace else "0",
+                k.prefix,
             ],
         )
         if result == b"ALREADY_EXISTS":
@@ -153,7 +154,7 @@ class TokenStore:
         """Revoke the named token (idempotent); NOT_FOUND for an unknown name."""
         check_name(name)
         result = await self._revoke(
-            keys=[self.keys.auth_token_names, self.keys.auth_token_prefix], args=[name]
+            keys=[self.keys.auth_token_names], args=[name, self.keys.prefix]
         )
         if result == b"NOT_FOUND":
             raise NotFound(f"no token named {name!r}", field="name")
