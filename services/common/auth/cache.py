@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -16,9 +17,15 @@ DEFAULT_SIZE = 4096
 class TtlCache(Generic[V]):
     """Least recently used entries are dropped past `size`; every entry lasts `ttl` seconds."""
 
-    def __init__(self, ttl: float = DEFAULT_TTL, size: int = DEFAULT_SIZE) -> None:
+    def __init__(
+        self,
+        ttl: float = DEFAULT_TTL,
+        size: int = DEFAULT_SIZE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.ttl = ttl
         self.size = size
+        self._clock = clock
         self._entries: OrderedDict[str, tuple[float, V]] = OrderedDict()
 
     def get(self, key: str) -> V | None:
@@ -26,7 +33,7 @@ class TtlCache(Generic[V]):
         if entry is None:
             return None
         expires, value = entry
-        if time.monotonic() >= expires:
+        if self._clock() >= expires:
             del self._entries[key]
             return None
         self._entries.move_to_end(key)
@@ -35,7 +42,7 @@ class TtlCache(Generic[V]):
     def put(self, key: str, value: V) -> None:
         if self.ttl <= 0:
             return
-        self._entries[key] = (time.monotonic() + self.ttl, value)
+        self._entries[key] = (self._clock() + self.ttl, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
