@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint fmt proto proto-check bench chaos clean
+.PHONY: setup run test test-fast lint fmt proto proto-check bench bench-quick chaos clean
 
 setup: $(STAMP)
 
@@ -41,8 +41,14 @@ fmt: setup
 proto: setup
 	$(PY) scripts/gen_proto.py
 
+# The pipeline benches, then the peer table (Celery, Dramatiq, taskiq, installed by the bench
+# into bench/.peers-venv on first use); bench-quick is the peer table alone, in a few minutes.
 bench: setup
 	$(PY) -m bench
+	$(PY) -m bench.peers
+
+bench-quick: setup
+	$(PY) -m bench.peers --quick
 
 # Kill -9 agents, the coordinator and Redis under load, then prove delivery offline.
 # Options: make chaos CHAOS_ARGS="--tasks 5000 --seed 7" (see python -m bench.chaos --help).

@@ -30,7 +30,7 @@ class BenchStack:
 
 @contextlib.asynccontextmanager
 async def bench_stack(
-    agents: int = 1, agent_env: Mapping[str, str] | None = None
+    agents: int = 1, agent_env: Mapping[str, str] | None = None, target: str = AGENT_TARGET
 ) -> AsyncIterator[BenchStack]:
     """Start Redis (AOF off: we measure the pipeline, not the disk), services and `agents` agents
     (with `agent_env` on top of the stack's, e.g. HIVEWIRE_AGENT_TRANSPORT=grpc).
@@ -54,7 +54,7 @@ async def bench_stack(
             await sup.start()
             for i in range(agents):
                 proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "hivewire.cli", "agent", AGENT_TARGET,
+                    sys.executable, "-m", "hivewire.cli", "agent", target,
                     "--name", f"bench-{i}",
                     env={**os.environ, **_stack_env(sup), **(agent_env or {})},
                     stdout=asyncio.subprocess.DEVNULL,
@@ -86,4 +86,6 @@ def _stack_env(sup: Supervisor) -> dict[str, str]:
         "HIVEWIRE_GATEWAY_ADDR": sup.addrs["gateway"],
         "HIVEWIRE_REGISTRY_ADDR": sup.addrs["registry"],
         "HIVEWIRE_COORDINATOR_ADDR": sup.addrs["coordinator"],
+        # Where a bench agent's task body counts (bench/peers/hw_agent.py).
+        "BENCH_REDIS_URL": sup.admin_url,
     }

@@ -11,6 +11,7 @@ run_agent(agent)
 
 from hivewire.agent._agent import Agent, run_agent
 from hivewire.agent._context import Handler, NonRetryableError, TaskContext
+from hivewire.agent._spawn import ChildTaskFailed
 from hivewire.core.tls import PLAINTEXT, TlsConfig
 
 __all__ = [
@@ -24,4 +25,6 @@ __all__ = [
     "Handler",
     "NonRetryableError",
     "TaskContext",
+    # Raised by ctx.spawn when the child task did not succeed
+    "ChildTaskFailed",
 ]

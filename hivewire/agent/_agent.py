@@ -20,6 +20,7 @@ from collections.abc import Callable
 from hivewire.agent._grpc import GrpcTransport
 from hivewire.agent._hooks import AgentHooks
 from hivewire.agent._redis import RedisTransport
+from hivewire.agent._spawn import Spawner
 from hivewire.agent._task import Handler, NonRetryableError, TaskContext, run_attempt
 from hivewire.agent._tracing import processing_span, record_outcome
 from hivewire.agent._transport import TRANSPORTS, AgentView, Delivery, Registration, Transport
@@ -111,6 +112,8 @@ class Agent(AgentHooks, AsyncComponent):
         self._stopped = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
         self._stop_lock = asyncio.Lock()
+        # Child tasks (ctx.spawn) go through the gateway; its channel opens on the first spawn.
+        self._spawner = Spawner(self.gateway_addr, self.tls, rpc_timeout)
 
     # Handlers
     def handler(self, capability: str) -> Callable[[Handler], Handler]:
@@ -223,6 +226,7 @@ class Agent(AgentHooks, AsyncComponent):
                     logger.warning("drain grace passed; abandoning %d task(s)", len(late))
                     await asyncio.wait(late, timeout=min(1.0, max(0.1, left())))
             await transport.close(within=min(self.rpc_timeout, max(0.5, left())))
+            await self._spawner.close()
             self._transport = None
             self._stopped.set()
             logger.info("agent %s stopped", self.name)
@@ -278,7 +282,12 @@ class Agent(AgentHooks, AsyncComponent):
         assert transport is not None
         try:
             result = await run_attempt(
-                envelope, handler, transport.report, self.running_report_after, self.task_hooks
+                envelope,
+                handler,
+                transport.report,
+                self.running_report_after,
+                self.task_hooks,
+                spawner=self._spawner,
             )
         except asyncio.CancelledError:
             if envelope.task_id not in self._cancel_requested:

@@ -11,6 +11,7 @@ from typing import Any, TypeAlias
 from opentelemetry import trace
 
 from hivewire.agent._reports import TASK_LOGGER, AttemptReporter
+from hivewire.agent._spawn import Children
 from hivewire.core import tracing
 
 Handler: TypeAlias = Callable[["TaskContext"], Any]
@@ -35,6 +36,18 @@ class TaskContext:
     """The handler's span (current while it runs): add attributes and events to it."""
     reporter: AttemptReporter | None = field(default=None, compare=False, repr=False)
     """Where progress and output go (set by the agent; None: they are discarded)."""
+    children: Children | None = field(default=None, compare=False, repr=False)
+    """The attempt's child tasks (set by the agent; None: spawn is unavailable)."""
+
+    async def spawn(self, capability: str, payload: object = None, **fields: Any) -> Any:
+        """Run a child task and return its result (decoded JSON, else text): the child joins
+        this task's workflow and trace and is cancelled if this attempt ends first. Raises
+        ChildTaskFailed when the child fails, times out or is cancelled. `fields` are other
+        SubmitTaskRequest fields (priority, max_attempts, required_labels, ...). Submitted
+        through the agent's gateway (HIVEWIRE_GATEWAY_ADDR), whatever the agent's transport."""
+        if self.children is None:
+            raise RuntimeError("spawn needs a task run by an Agent")
+        return await self.children.spawn(capability, payload, **fields)
 
     async def progress(self, fraction: float | None = None, message: str | None = None) -> None:
         """Report how far the attempt has come: `fraction` 0.0..1.0, `message` what it does now

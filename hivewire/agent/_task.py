@@ -12,6 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from hivewire.agent._context import Handler, NonRetryableError, TaskContext
 from hivewire.agent._hooks import TaskHooks
 from hivewire.agent._reports import AttemptReporter, Report
+from hivewire.agent._spawn import Children, Spawner
 from hivewire.core import tracing
 from hivewire.core.clock import timestamp_now
 from hivewire.v1 import stream_pb2
@@ -91,6 +92,7 @@ async def run_attempt(
     report: Report,
     report_after: float,
     hooks: TaskHooks | None = None,
+    spawner: Spawner | None = None,
 ) -> stream_pb2.TaskResult:
     """Run one attempt and return its final TaskResult; never raises except on cancellation.
 
@@ -98,7 +100,8 @@ async def run_attempt(
     errors). If the handler is still running after `report_after` seconds and has reported
     nothing yet, STARTED is reported (short tasks skip that write). The handler's progress and
     output are sent before this returns, so they come before the result. `hooks` run around
-    the handler (hivewire.agent._hooks).
+    the handler (hivewire.agent._hooks). `spawner` lets the handler spawn child tasks
+    (ctx.spawn); those still running when the attempt ends are cancelled.
     """
     start = timestamp_now()
     if handler is None:
@@ -110,11 +113,15 @@ async def run_attempt(
         )
     started = make_result(envelope, stream_pb2.TASK_OUTCOME_STARTED, start, finished=False)
     reporter = AttemptReporter(envelope, started, report)
+    children = Children(spawner, envelope.task_id, envelope.attempt_token) if spawner else None
     try:
-        result = await _attempt(envelope, handler, reporter, report, report_after, hooks)
+        result = await _attempt(envelope, handler, reporter, report, report_after, hooks, children)
     except BaseException:
         reporter.abort()
         raise
+    finally:
+        if children is not None:
+            await children.cancel_open()
     await reporter.close()
     return result
 
@@ -126,6 +133,7 @@ async def _attempt(
     report: Report,
     report_after: float,
     hooks: TaskHooks | None,
+    children: Children | None = None,
 ) -> stream_pb2.TaskResult:
     start = reporter.start_time
     ctx = TaskContext(
@@ -136,6 +144,7 @@ async def _attempt(
         agent_id=envelope.agent_id,
         workflow_id=envelope.workflow_id,
         reporter=reporter,
+        children=children,
     )
     timeout = (
         envelope.attempt_timeout.ToTimedelta().total_seconds()

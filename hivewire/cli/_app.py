@@ -26,6 +26,7 @@ from hivewire.cli._hooks import hooks_app
 from hivewire.cli._output import task_output
 from hivewire.cli._redis_acl import redis_acl
 from hivewire.cli._run import agent, up
+from hivewire.cli._schedule import schedule_app
 from hivewire.cli._token import audit, token_app
 from hivewire.cli._workflow import commands, run, workflow_app, workflows
 from hivewire.client import TERMINAL_STATES, Client
@@ -54,6 +55,7 @@ app.command()(workflows)
 app.command()(commands)
 app.command()(run)
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(schedule_app, name="schedule")
 app.add_typer(hooks_app, name="hooks")
 app.add_typer(token_app, name="token")
 app.command()(audit)

@@ -112,7 +112,7 @@ def agents_table(agents: Sequence[agent_pb2.Agent]) -> str:
 def event_line(event: event_pb2.Event) -> str:
     d = event_to_dict(event)
     parts = [d["time"] or "-", d["type"]]
-    for key in ("task_id", "agent_id", "capability", "workflow_id"):
+    for key in ("task_id", "agent_id", "capability", "workflow_id", "schedule"):
         if d[key]:
             parts.append(f"{key.removesuffix('_id')}={d[key]}")
     if d["attempt"]:

@@ -1,7 +1,8 @@
-"""`hivewire workflow run|get|cancel`, `hivewire workflows`, `hivewire commands`, `hivewire run`."""
+"""`hivewire workflow run|get|cancel|signal|retry`, `workflows`, `commands`, `run`."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -18,11 +19,14 @@ from hivewire.client import (
     workflow_state_name,
     workflow_to_dict,
 )
-from hivewire.core.convert import decode_data, enum_name
+from hivewire.core.convert import decode_data, enum_name, iso_time
 from hivewire.core.workflow_file import WorkflowFileError, load_yaml, workflow_request
 from hivewire.v1 import command_pb2, workflow_pb2
 
 MAX_RESULT_CHARS = 2000
+WAITING_ON_TIME = frozenset(
+    {workflow_pb2.STEP_STATE_AWAITING_SIGNAL, workflow_pb2.STEP_STATE_SLEEPING}
+)
 
 workflow_app = typer.Typer(help="Run, inspect or cancel workflows.", no_args_is_help=True)
 
@@ -32,13 +36,20 @@ def workflow_detail(wf: workflow_pb2.Workflow) -> str:
     head = f"workflow {wf.workflow_id}  {workflow_state_name(wf.state)}"
     if wf.name:
         head += f"  {wf.name}"
+    if wf.retry_count:
+        head += f"  (retried {wf.retry_count}x)"
     rows = []
     for s in wf.steps:
         state = step_state_name(s.state)
+        if s.HasField("wake_time") and s.state in WAITING_ON_TIME:
+            state += f" until {iso_time(s, 'wake_time')}"
+        if s.retries:
+            state += f" (retried {s.retries}x)"
         if s.map_over:
             state += f" {s.map_done}/{s.map_total}"
         out = s.error or (short(decode_data(s.output), 50) if s.output else "")
-        rows.append([s.step_id, s.capability, state, s.agent_id[:12], str(s.attempt), out])
+        kind = s.capability or ("(signal)" if s.wait_for_signal else "(sleep)")
+        rows.append([s.step_id, kind, state, s.agent_id[:12], str(s.attempt), out])
     headers = ["STEP", "CAPABILITY", "STATE", "AGENT", "ATTEMPT", "OUTPUT / ERROR"]
     text = head + "\n" + table(headers, rows)
     # The outputs of the final steps (those nothing depends on) are the workflow's result.
@@ -118,6 +129,31 @@ _by_id_command(
     Client.get_workflow,
 )
 _by_id_command("cancel", "Cancel a running workflow and its running tasks.", Client.cancel_workflow)
+_by_id_command(
+    "retry",
+    "Re-run a FAILED or CANCELLED workflow from its failure: the steps that did not succeed"
+    " (and their dependents) run again; succeeded steps keep their outputs.",
+    Client.retry_workflow,
+)
+
+
+@workflow_app.command("signal")
+def workflow_signal(
+    ctx: typer.Context,
+    workflow_id: Annotated[str, typer.Argument(help="Workflow id.")],
+    step_id: Annotated[str, typer.Argument(help="The signal step (wait_for_signal) to release.")],
+    payload: Annotated[
+        str, typer.Option(help="JSON the step outputs (to its dependents); default null.")
+    ] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Signal a step that waits for one: it succeeds with PAYLOAD and its dependents run."""
+    if payload.strip():
+        try:
+            json.loads(payload)
+        except ValueError as exc:
+            raise typer.BadParameter(f"not valid JSON: {exc}", param_hint="--payload") from None
+    _print(call(ctx, lambda c: c.signal_workflow(workflow_id, step_id, payload.encode())), as_json)
 
 
 def workflows(

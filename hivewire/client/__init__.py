@@ -2,6 +2,8 @@
 
 from hivewire.client._client import TERMINAL_STATES, Client
 from hivewire.client._events import EventStream
+from hivewire.client._schedules import OVERLAPS as SCHEDULE_OVERLAPS
+from hivewire.client._schedules import schedule_to_dict
 from hivewire.client._workflow import (
     command_to_dict,
     step_state_name,
@@ -18,12 +20,15 @@ __all__ = [
     "EventStream",
     # Transport security: how it dials (default: HIVEWIRE_TLS_* or the discovered config)
     "PLAINTEXT",
+    # Schedule overlap policy names (skip, buffer-one, allow-all)
+    "SCHEDULE_OVERLAPS",
     "TlsConfig",
     # Conversions: plain dicts for JSON output, payload encoding
     "agent_to_dict",
     "command_to_dict",
     "encode_payload",
     "event_to_dict",
+    "schedule_to_dict",
     "step_state_name",
     "task_to_dict",
     "workflow_state_name",

@@ -14,6 +14,7 @@ from hivewire.client._dlq import DeadLetterMethods
 from hivewire.client._events import EventStream
 from hivewire.client._loops import every_item, poll_state
 from hivewire.client._output import OutputMethods
+from hivewire.client._schedules import ScheduleCalls
 from hivewire.client._tokens import TokenMethods
 from hivewire.client._workflow import WorkflowCalls, workflow_to_dict
 from hivewire.core.backoff import backoff
@@ -87,7 +88,9 @@ def _trace_metadata() -> tuple[tuple[str, str], ...]:
     return () if traceparent_of() else (("traceparent", new_traceparent()),)
 
 
-class Client(WorkflowCalls, DeadLetterMethods, OutputMethods, TokenMethods, AsyncComponent):
+class Client(
+    WorkflowCalls, ScheduleCalls, DeadLetterMethods, OutputMethods, TokenMethods, AsyncComponent
+):
     """One channel to the gateway; every unary call has a deadline (`timeout` seconds).
 
     `addr` and `tls` default to HIVEWIRE_GATEWAY_ADDR and HIVEWIRE_TLS_*, else to the client
@@ -287,6 +290,7 @@ class Client(WorkflowCalls, DeadLetterMethods, OutputMethods, TokenMethods, Asyn
         types: Iterable[event_pb2.EventType.ValueType] = (),
         since_cursor: str = "",
         resume: bool = True,
+        schedule: str = "",
     ) -> AsyncIterator[event_pb2.Event]:
         """Events as they happen (after `since_cursor` when given); runs until cancelled.
 
@@ -300,6 +304,7 @@ class Client(WorkflowCalls, DeadLetterMethods, OutputMethods, TokenMethods, Asyn
             capability=capability,
             types=list(types),
             since_cursor=since_cursor,
+            schedule=schedule,
         )
         async for frame in self.stream(req, resume=resume):
             if frame.WhichOneof("frame") == "event":

@@ -39,6 +39,7 @@ def workflow_to_dict(wf: workflow_pb2.Workflow) -> dict[str, Any]:
         "create_time": iso_time(wf, "create_time"),
         "end_time": iso_time(wf, "end_time"),
         "trace_id": wf.trace_id,
+        "retry_count": wf.retry_count,
         "steps": [
             {
                 "step_id": s.step_id,
@@ -52,6 +53,7 @@ def workflow_to_dict(wf: workflow_pb2.Workflow) -> dict[str, Any]:
                 "error": s.error,
                 "start_time": iso_time(s, "start_time"),
                 "end_time": iso_time(s, "end_time"),
+                **_wait_fields(s),
                 **(
                     {"map_over": s.map_over, "map_total": s.map_total, "map_done": s.map_done}
                     if s.map_over
@@ -61,6 +63,21 @@ def workflow_to_dict(wf: workflow_pb2.Workflow) -> dict[str, Any]:
             for s in wf.steps
         ],
     }
+
+
+def _wait_fields(s: workflow_pb2.WorkflowStep) -> dict[str, Any]:
+    """The fields of signal and sleep steps, and retries, only where they apply."""
+    out: dict[str, Any] = {}
+    if s.wait_for_signal:
+        out["wait_for_signal"] = True
+        out["signalled_by"] = s.signalled_by
+    if s.HasField("sleep"):
+        out["sleep_seconds"] = s.sleep.ToMilliseconds() / 1000
+    if s.HasField("wake_time"):
+        out["wake_time"] = iso_time(s, "wake_time")
+    if s.retries:
+        out["retries"] = s.retries
+    return out
 
 
 def command_to_dict(cmd: command_pb2.Command) -> dict[str, Any]:
@@ -136,6 +153,29 @@ class WorkflowCalls(GatewayCalls):
     async def cancel_workflow(self, workflow_id: str) -> workflow_pb2.Workflow:
         request = workflow_pb2.CancelWorkflowRequest(workflow_id=workflow_id)
         return await self._workflow_call(self._stub.CancelWorkflow, request)
+
+    async def signal_workflow(
+        self, workflow_id: str, step_id: str, payload: object = None
+    ) -> workflow_pb2.Workflow:
+        """Deliver a signal to a step waiting for one (`wait_for_signal`): the payload (JSON
+        text or bytes, or any value, encoded as JSON) becomes the step's output. Repeating a
+        delivered signal with the same payload is harmless."""
+        if isinstance(payload, bytes):
+            raw = payload
+        elif isinstance(payload, str):
+            raw = payload.encode()
+        else:
+            raw = json.dumps(payload, separators=(",", ":")).encode()
+        request = workflow_pb2.SignalWorkflowRequest(
+            workflow_id=workflow_id, step_id=step_id, payload=raw
+        )
+        return await self._workflow_call(self._stub.SignalWorkflow, request)
+
+    async def retry_workflow(self, workflow_id: str) -> workflow_pb2.Workflow:
+        """Re-run a FAILED or CANCELLED workflow from its failure: steps that did not succeed
+        (and so their dependents) run again; succeeded steps keep their tasks and outputs."""
+        request = workflow_pb2.RetryWorkflowRequest(workflow_id=workflow_id)
+        return await self._workflow_call(self._stub.RetryWorkflow, request)
 
     async def wait_workflow(
         self,

@@ -152,6 +152,8 @@ _EVENT_KEYS = [
     "progress",
     "output_chunks",
     "output_cursor",
+    "schedule",
+    "schedule_tick_time",
 ]
 _EVENT_CONVERT: dict[str, Callable[[Any], Any]] = {
     "type": event_type_name,

@@ -13,6 +13,15 @@ steps:
     capability: merge-counts
     depends_on: [count]          # a list, or one id as a string
     max_attempts: 3              # optional, like priority, timeout (s), required_labels
+  - id: approve                  # a signal step: no task; waits for `hivewire workflow signal`
+    wait_for_signal: true
+    depends_on: [merge]
+    signal_timeout: 1h           # optional; then timeout_outcome: fail (default) or succeed
+    timeout_outcome: succeed
+    timeout_output: {approved: false}   # the output when it times out with succeed
+  - id: cool-down                # a sleep step: no task; succeeds 30s after its dependencies
+    sleep: 30s
+    depends_on: [approve]
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from hivewire.core.durations import parse_seconds
 from hivewire.v1 import workflow_pb2
 
 POLICIES = {
@@ -43,8 +53,17 @@ STEP_KEYS = frozenset(
         "max_attempts",
         "timeout",
         "priority",
+        "wait_for_signal",
+        "signal_timeout",
+        "timeout_outcome",
+        "timeout_output",
+        "sleep",
     }
 )
+OUTCOMES = {
+    "fail": workflow_pb2.SIGNAL_TIMEOUT_OUTCOME_FAIL,
+    "succeed": workflow_pb2.SIGNAL_TIMEOUT_OUTCOME_SUCCEED,
+}
 
 
 class WorkflowFileError(ValueError):
@@ -117,7 +136,41 @@ def step_spec(raw: object, i: int) -> workflow_pb2.WorkflowStepSpec:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             raise WorkflowFileError(f"{where}.timeout", "must be a positive number of seconds")
         spec.attempt_timeout.FromNanoseconds(int(timeout * 1e9))
+    _wait_fields(raw, spec, where)
     return spec
+
+
+def _duration(raw: Mapping[str, Any], key: str, where: str) -> int:
+    """Nanoseconds of an optional duration key (`30s`, `5m`, a number of seconds); 0 if unset."""
+    if raw.get(key) is None:
+        return 0
+    try:
+        return int(parse_seconds(raw[key]) * 1e9)
+    except ValueError as exc:
+        raise WorkflowFileError(f"{where}.{key}", str(exc)) from None
+
+
+def _wait_fields(raw: Mapping[str, Any], spec: workflow_pb2.WorkflowStepSpec, where: str) -> None:
+    """Signal steps (wait_for_signal, signal_timeout, timeout_outcome, timeout_output) and sleep
+    steps (sleep); the server checks how they combine."""
+    signal = raw.get("wait_for_signal", False)
+    if not isinstance(signal, bool):
+        raise WorkflowFileError(f"{where}.wait_for_signal", "must be true or false")
+    spec.wait_for_signal = signal
+    if ns := _duration(raw, "signal_timeout", where):
+        spec.signal_timeout.FromNanoseconds(ns)
+    if ns := _duration(raw, "sleep", where):
+        spec.sleep.FromNanoseconds(ns)
+    outcome = str(raw.get("timeout_outcome", "") or "").strip().lower()
+    if outcome:
+        if outcome not in OUTCOMES:
+            raise WorkflowFileError(
+                f"{where}.timeout_outcome", f"{outcome!r} is not fail or succeed"
+            )
+        spec.timeout_outcome = OUTCOMES[outcome]
+    if "timeout_output" in raw:
+        text = json.dumps(raw["timeout_output"], separators=(",", ":"), ensure_ascii=False)
+        spec.timeout_output = text.encode()
 
 
 def workflow_request(

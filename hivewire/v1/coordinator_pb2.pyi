@@ -5,6 +5,7 @@ isort:skip_file
 
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from hivewire.v1 import schedule_pb2 as _schedule_pb2
 from hivewire.v1 import task_pb2 as _task_pb2
 from hivewire.v1 import workflow_pb2 as _workflow_pb2
 import builtins as _builtins
@@ -545,3 +546,435 @@ class CoordinatorServiceCancelWorkflowResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CoordinatorServiceCancelWorkflowResponse: _TypeAlias = CoordinatorServiceCancelWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceSignalWorkflowRequest(_message.Message):
+    """CoordinatorServiceSignalWorkflowRequest wraps SignalWorkflowRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> _workflow_pb2.SignalWorkflowRequest:
+        """The public request."""
+
+    def __init__(
+        self,
+        *,
+        request: _workflow_pb2.SignalWorkflowRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceSignalWorkflowRequest: _TypeAlias = CoordinatorServiceSignalWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceSignalWorkflowResponse(_message.Message):
+    """CoordinatorServiceSignalWorkflowResponse wraps SignalWorkflowResponse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def response(self) -> _workflow_pb2.SignalWorkflowResponse:
+        """The public response."""
+
+    def __init__(
+        self,
+        *,
+        response: _workflow_pb2.SignalWorkflowResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceSignalWorkflowResponse: _TypeAlias = CoordinatorServiceSignalWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceRetryWorkflowRequest(_message.Message):
+    """CoordinatorServiceRetryWorkflowRequest wraps RetryWorkflowRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> _workflow_pb2.RetryWorkflowRequest:
+        """The public request."""
+
+    def __init__(
+        self,
+        *,
+        request: _workflow_pb2.RetryWorkflowRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceRetryWorkflowRequest: _TypeAlias = CoordinatorServiceRetryWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceRetryWorkflowResponse(_message.Message):
+    """CoordinatorServiceRetryWorkflowResponse wraps RetryWorkflowResponse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def response(self) -> _workflow_pb2.RetryWorkflowResponse:
+        """The public response."""
+
+    def __init__(
+        self,
+        *,
+        response: _workflow_pb2.RetryWorkflowResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceRetryWorkflowResponse: _TypeAlias = CoordinatorServiceRetryWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceCreateScheduleRequest(_message.Message):
+    """CoordinatorServiceCreateScheduleRequest wraps CreateScheduleRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> _schedule_pb2.CreateScheduleRequest:
+        """The public request."""
+
+    def __init__(
+        self,
+        *,
+        request: _schedule_pb2.CreateScheduleRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceCreateScheduleRequest: _TypeAlias = CoordinatorServiceCreateScheduleRequest  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceCreateScheduleResponse(_message.Message):
+    """CoordinatorServiceCreateScheduleResponse wraps CreateScheduleResponse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def response(self) -> _schedule_pb2.CreateScheduleResponse:
+        """The public response."""
+
+    def __init__(
+        self,
+        *,
+        response: _schedule_pb2.CreateScheduleResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceCreateScheduleResponse: _TypeAlias = CoordinatorServiceCreateScheduleResponse  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceGetScheduleRequest(_message.Message):
+    """CoordinatorServiceGetScheduleRequest wraps GetScheduleRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> _schedule_pb2.GetScheduleRequest:
+        """The public request."""
+
+    def __init__(
+        self,
+        *,
+        request: _schedule_pb2.GetScheduleRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceGetScheduleRequest: _TypeAlias = CoordinatorServiceGetScheduleRequest  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceGetScheduleResponse(_message.Message):
+    """CoordinatorServiceGetScheduleResponse wraps GetScheduleResponse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def response(self) -> _schedule_pb2.GetScheduleResponse:
+        """The public response."""
+
+    def __init__(
+        self,
+        *,
+        response: _schedule_pb2.GetScheduleResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceGetScheduleResponse: _TypeAlias = CoordinatorServiceGetScheduleResponse  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceListSchedulesRequest(_message.Message):
+    """CoordinatorServiceListSchedulesRequest wraps ListSchedulesRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> _schedule_pb2.ListSchedulesRequest:
+        """The public request."""
+
+    def __init__(
+        self,
+        *,
+        request: _schedule_pb2.ListSchedulesRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceListSchedulesRequest: _TypeAlias = CoordinatorServiceListSchedulesRequest  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceListSchedulesResponse(_message.Message):
+    """CoordinatorServiceListSchedulesResponse wraps ListSchedulesResponse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def response(self) -> _schedule_pb2.ListSchedulesResponse:
+        """The public response."""
+
+    def __init__(
+        self,
+        *,
+        response: _schedule_pb2.ListSchedulesResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceListSchedulesResponse: _TypeAlias = CoordinatorServiceListSchedulesResponse  # noqa: Y015
+
+@_typing.final
+class CoordinatorServicePauseScheduleRequest(_message.Message):
+    """CoordinatorServicePauseScheduleRequest wraps PauseScheduleRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> _schedule_pb2.PauseScheduleRequest:
+        """The public request."""
+
+    def __init__(
+        self,
+        *,
+        request: _schedule_pb2.PauseScheduleRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServicePauseScheduleRequest: _TypeAlias = CoordinatorServicePauseScheduleRequest  # noqa: Y015
+
+@_typing.final
+class CoordinatorServicePauseScheduleResponse(_message.Message):
+    """CoordinatorServicePauseScheduleResponse wraps PauseScheduleResponse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def response(self) -> _schedule_pb2.PauseScheduleResponse:
+        """The public response."""
+
+    def __init__(
+        self,
+        *,
+        response: _schedule_pb2.PauseScheduleResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServicePauseScheduleResponse: _TypeAlias = CoordinatorServicePauseScheduleResponse  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceResumeScheduleRequest(_message.Message):
+    """CoordinatorServiceResumeScheduleRequest wraps ResumeScheduleRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> _schedule_pb2.ResumeScheduleRequest:
+        """The public request."""
+
+    def __init__(
+        self,
+        *,
+        request: _schedule_pb2.ResumeScheduleRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceResumeScheduleRequest: _TypeAlias = CoordinatorServiceResumeScheduleRequest  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceResumeScheduleResponse(_message.Message):
+    """CoordinatorServiceResumeScheduleResponse wraps ResumeScheduleResponse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def response(self) -> _schedule_pb2.ResumeScheduleResponse:
+        """The public response."""
+
+    def __init__(
+        self,
+        *,
+        response: _schedule_pb2.ResumeScheduleResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceResumeScheduleResponse: _TypeAlias = CoordinatorServiceResumeScheduleResponse  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceTriggerScheduleRequest(_message.Message):
+    """CoordinatorServiceTriggerScheduleRequest wraps TriggerScheduleRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> _schedule_pb2.TriggerScheduleRequest:
+        """The public request."""
+
+    def __init__(
+        self,
+        *,
+        request: _schedule_pb2.TriggerScheduleRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceTriggerScheduleRequest: _TypeAlias = CoordinatorServiceTriggerScheduleRequest  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceTriggerScheduleResponse(_message.Message):
+    """CoordinatorServiceTriggerScheduleResponse wraps TriggerScheduleResponse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def response(self) -> _schedule_pb2.TriggerScheduleResponse:
+        """The public response."""
+
+    def __init__(
+        self,
+        *,
+        response: _schedule_pb2.TriggerScheduleResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceTriggerScheduleResponse: _TypeAlias = CoordinatorServiceTriggerScheduleResponse  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceDeleteScheduleRequest(_message.Message):
+    """CoordinatorServiceDeleteScheduleRequest wraps DeleteScheduleRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> _schedule_pb2.DeleteScheduleRequest:
+        """The public request."""
+
+    def __init__(
+        self,
+        *,
+        request: _schedule_pb2.DeleteScheduleRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceDeleteScheduleRequest: _TypeAlias = CoordinatorServiceDeleteScheduleRequest  # noqa: Y015
+
+@_typing.final
+class CoordinatorServiceDeleteScheduleResponse(_message.Message):
+    """CoordinatorServiceDeleteScheduleResponse wraps DeleteScheduleResponse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def response(self) -> _schedule_pb2.DeleteScheduleResponse:
+        """The public response."""
+
+    def __init__(
+        self,
+        *,
+        response: _schedule_pb2.DeleteScheduleResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CoordinatorServiceDeleteScheduleResponse: _TypeAlias = CoordinatorServiceDeleteScheduleResponse  # noqa: Y015

@@ -91,6 +91,51 @@ class CoordinatorServiceStub:
                 request_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCancelWorkflowRequest.SerializeToString,
                 response_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCancelWorkflowResponse.FromString,
                 _registered_method=True)
+        self.SignalWorkflow = channel.unary_unary(
+                '/hivewire.v1.CoordinatorService/SignalWorkflow',
+                request_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceSignalWorkflowRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceSignalWorkflowResponse.FromString,
+                _registered_method=True)
+        self.RetryWorkflow = channel.unary_unary(
+                '/hivewire.v1.CoordinatorService/RetryWorkflow',
+                request_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceRetryWorkflowRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceRetryWorkflowResponse.FromString,
+                _registered_method=True)
+        self.CreateSchedule = channel.unary_unary(
+                '/hivewire.v1.CoordinatorService/CreateSchedule',
+                request_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCreateScheduleRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCreateScheduleResponse.FromString,
+                _registered_method=True)
+        self.GetSchedule = channel.unary_unary(
+                '/hivewire.v1.CoordinatorService/GetSchedule',
+                request_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceGetScheduleRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceGetScheduleResponse.FromString,
+                _registered_method=True)
+        self.ListSchedules = channel.unary_unary(
+                '/hivewire.v1.CoordinatorService/ListSchedules',
+                request_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceListSchedulesRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceListSchedulesResponse.FromString,
+                _registered_method=True)
+        self.PauseSchedule = channel.unary_unary(
+                '/hivewire.v1.CoordinatorService/PauseSchedule',
+                request_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServicePauseScheduleRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServicePauseScheduleResponse.FromString,
+                _registered_method=True)
+        self.ResumeSchedule = channel.unary_unary(
+                '/hivewire.v1.CoordinatorService/ResumeSchedule',
+                request_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceResumeScheduleRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceResumeScheduleResponse.FromString,
+                _registered_method=True)
+        self.TriggerSchedule = channel.unary_unary(
+                '/hivewire.v1.CoordinatorService/TriggerSchedule',
+                request_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceTriggerScheduleRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceTriggerScheduleResponse.FromString,
+                _registered_method=True)
+        self.DeleteSchedule = channel.unary_unary(
+                '/hivewire.v1.CoordinatorService/DeleteSchedule',
+                request_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceDeleteScheduleRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceDeleteScheduleResponse.FromString,
+                _registered_method=True)
 
 
 class CoordinatorServiceServicer:
@@ -175,6 +220,69 @@ class CoordinatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SignalWorkflow(self, request, context):
+        """SignalWorkflow delivers a signal to a waiting step.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryWorkflow(self, request, context):
+        """RetryWorkflow re-runs a failed or cancelled workflow from its failure.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateSchedule(self, request, context):
+        """CreateSchedule creates a recurring schedule (ALREADY_EXISTS for a taken name).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSchedule(self, request, context):
+        """GetSchedule returns one schedule.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSchedules(self, request, context):
+        """ListSchedules pages through schedules with their next fire times.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseSchedule(self, request, context):
+        """PauseSchedule stops a schedule's ticks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeSchedule(self, request, context):
+        """ResumeSchedule restarts a paused schedule's ticks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TriggerSchedule(self, request, context):
+        """TriggerSchedule fires a schedule now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSchedule(self, request, context):
+        """DeleteSchedule deletes a schedule.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoordinatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -232,6 +340,51 @@ def add_CoordinatorServiceServicer_to_server(servicer, server):
                     servicer.CancelWorkflow,
                     request_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCancelWorkflowRequest.FromString,
                     response_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCancelWorkflowResponse.SerializeToString,
+            ),
+            'SignalWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignalWorkflow,
+                    request_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceSignalWorkflowRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceSignalWorkflowResponse.SerializeToString,
+            ),
+            'RetryWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryWorkflow,
+                    request_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceRetryWorkflowRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceRetryWorkflowResponse.SerializeToString,
+            ),
+            'CreateSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSchedule,
+                    request_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCreateScheduleRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCreateScheduleResponse.SerializeToString,
+            ),
+            'GetSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSchedule,
+                    request_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceGetScheduleRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceGetScheduleResponse.SerializeToString,
+            ),
+            'ListSchedules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSchedules,
+                    request_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceListSchedulesRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceListSchedulesResponse.SerializeToString,
+            ),
+            'PauseSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseSchedule,
+                    request_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServicePauseScheduleRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServicePauseScheduleResponse.SerializeToString,
+            ),
+            'ResumeSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeSchedule,
+                    request_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceResumeScheduleRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceResumeScheduleResponse.SerializeToString,
+            ),
+            'TriggerSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.TriggerSchedule,
+                    request_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceTriggerScheduleRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceTriggerScheduleResponse.SerializeToString,
+            ),
+            'DeleteSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSchedule,
+                    request_deserializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceDeleteScheduleRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceDeleteScheduleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -533,6 +686,249 @@ class CoordinatorService:
             '/hivewire.v1.CoordinatorService/CancelWorkflow',
             hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCancelWorkflowRequest.SerializeToString,
             hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCancelWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignalWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.CoordinatorService/SignalWorkflow',
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceSignalWorkflowRequest.SerializeToString,
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceSignalWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.CoordinatorService/RetryWorkflow',
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceRetryWorkflowRequest.SerializeToString,
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceRetryWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.CoordinatorService/CreateSchedule',
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCreateScheduleRequest.SerializeToString,
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceCreateScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.CoordinatorService/GetSchedule',
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceGetScheduleRequest.SerializeToString,
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceGetScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSchedules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.CoordinatorService/ListSchedules',
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceListSchedulesRequest.SerializeToString,
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceListSchedulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.CoordinatorService/PauseSchedule',
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServicePauseScheduleRequest.SerializeToString,
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServicePauseScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.CoordinatorService/ResumeSchedule',
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceResumeScheduleRequest.SerializeToString,
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceResumeScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TriggerSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.CoordinatorService/TriggerSchedule',
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceTriggerScheduleRequest.SerializeToString,
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceTriggerScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.CoordinatorService/DeleteSchedule',
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceDeleteScheduleRequest.SerializeToString,
+            hivewire_dot_v1_dot_coordinator__pb2.CoordinatorServiceDeleteScheduleResponse.FromString,
             options,
             channel_credentials,
             insecure,

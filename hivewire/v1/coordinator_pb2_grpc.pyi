@@ -57,6 +57,24 @@ class CoordinatorServiceStub:
     """ListWorkflows pages through workflows."""
     CancelWorkflow: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceCancelWorkflowRequest, _coordinator_pb2.CoordinatorServiceCancelWorkflowResponse]
     """CancelWorkflow cancels a workflow."""
+    SignalWorkflow: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceSignalWorkflowRequest, _coordinator_pb2.CoordinatorServiceSignalWorkflowResponse]
+    """SignalWorkflow delivers a signal to a waiting step."""
+    RetryWorkflow: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceRetryWorkflowRequest, _coordinator_pb2.CoordinatorServiceRetryWorkflowResponse]
+    """RetryWorkflow re-runs a failed or cancelled workflow from its failure."""
+    CreateSchedule: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceCreateScheduleRequest, _coordinator_pb2.CoordinatorServiceCreateScheduleResponse]
+    """CreateSchedule creates a recurring schedule (ALREADY_EXISTS for a taken name)."""
+    GetSchedule: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceGetScheduleRequest, _coordinator_pb2.CoordinatorServiceGetScheduleResponse]
+    """GetSchedule returns one schedule."""
+    ListSchedules: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceListSchedulesRequest, _coordinator_pb2.CoordinatorServiceListSchedulesResponse]
+    """ListSchedules pages through schedules with their next fire times."""
+    PauseSchedule: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServicePauseScheduleRequest, _coordinator_pb2.CoordinatorServicePauseScheduleResponse]
+    """PauseSchedule stops a schedule's ticks."""
+    ResumeSchedule: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceResumeScheduleRequest, _coordinator_pb2.CoordinatorServiceResumeScheduleResponse]
+    """ResumeSchedule restarts a paused schedule's ticks."""
+    TriggerSchedule: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceTriggerScheduleRequest, _coordinator_pb2.CoordinatorServiceTriggerScheduleResponse]
+    """TriggerSchedule fires a schedule now."""
+    DeleteSchedule: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceDeleteScheduleRequest, _coordinator_pb2.CoordinatorServiceDeleteScheduleResponse]
+    """DeleteSchedule deletes a schedule."""
 
 @_typing.type_check_only
 class CoordinatorServiceAsyncStub(CoordinatorServiceStub):
@@ -87,6 +105,24 @@ class CoordinatorServiceAsyncStub(CoordinatorServiceStub):
     """ListWorkflows pages through workflows."""
     CancelWorkflow: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceCancelWorkflowRequest, _coordinator_pb2.CoordinatorServiceCancelWorkflowResponse]  # type: ignore[assignment]
     """CancelWorkflow cancels a workflow."""
+    SignalWorkflow: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceSignalWorkflowRequest, _coordinator_pb2.CoordinatorServiceSignalWorkflowResponse]  # type: ignore[assignment]
+    """SignalWorkflow delivers a signal to a waiting step."""
+    RetryWorkflow: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceRetryWorkflowRequest, _coordinator_pb2.CoordinatorServiceRetryWorkflowResponse]  # type: ignore[assignment]
+    """RetryWorkflow re-runs a failed or cancelled workflow from its failure."""
+    CreateSchedule: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceCreateScheduleRequest, _coordinator_pb2.CoordinatorServiceCreateScheduleResponse]  # type: ignore[assignment]
+    """CreateSchedule creates a recurring schedule (ALREADY_EXISTS for a taken name)."""
+    GetSchedule: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceGetScheduleRequest, _coordinator_pb2.CoordinatorServiceGetScheduleResponse]  # type: ignore[assignment]
+    """GetSchedule returns one schedule."""
+    ListSchedules: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceListSchedulesRequest, _coordinator_pb2.CoordinatorServiceListSchedulesResponse]  # type: ignore[assignment]
+    """ListSchedules pages through schedules with their next fire times."""
+    PauseSchedule: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServicePauseScheduleRequest, _coordinator_pb2.CoordinatorServicePauseScheduleResponse]  # type: ignore[assignment]
+    """PauseSchedule stops a schedule's ticks."""
+    ResumeSchedule: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceResumeScheduleRequest, _coordinator_pb2.CoordinatorServiceResumeScheduleResponse]  # type: ignore[assignment]
+    """ResumeSchedule restarts a paused schedule's ticks."""
+    TriggerSchedule: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceTriggerScheduleRequest, _coordinator_pb2.CoordinatorServiceTriggerScheduleResponse]  # type: ignore[assignment]
+    """TriggerSchedule fires a schedule now."""
+    DeleteSchedule: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.CoordinatorServiceDeleteScheduleRequest, _coordinator_pb2.CoordinatorServiceDeleteScheduleResponse]  # type: ignore[assignment]
+    """DeleteSchedule deletes a schedule."""
 
 class CoordinatorServiceServicer(metaclass=_abc_1.ABCMeta):
     """CoordinatorService owns tasks: accepts them, schedules them onto agents, applies results.
@@ -180,5 +216,77 @@ class CoordinatorServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_coordinator_pb2.CoordinatorServiceCancelWorkflowResponse, _abc.Awaitable[_coordinator_pb2.CoordinatorServiceCancelWorkflowResponse]]:
         """CancelWorkflow cancels a workflow."""
+
+    @_abc_1.abstractmethod
+    def SignalWorkflow(
+        self,
+        request: _coordinator_pb2.CoordinatorServiceSignalWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_coordinator_pb2.CoordinatorServiceSignalWorkflowResponse, _abc.Awaitable[_coordinator_pb2.CoordinatorServiceSignalWorkflowResponse]]:
+        """SignalWorkflow delivers a signal to a waiting step."""
+
+    @_abc_1.abstractmethod
+    def RetryWorkflow(
+        self,
+        request: _coordinator_pb2.CoordinatorServiceRetryWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_coordinator_pb2.CoordinatorServiceRetryWorkflowResponse, _abc.Awaitable[_coordinator_pb2.CoordinatorServiceRetryWorkflowResponse]]:
+        """RetryWorkflow re-runs a failed or cancelled workflow from its failure."""
+
+    @_abc_1.abstractmethod
+    def CreateSchedule(
+        self,
+        request: _coordinator_pb2.CoordinatorServiceCreateScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_coordinator_pb2.CoordinatorServiceCreateScheduleResponse, _abc.Awaitable[_coordinator_pb2.CoordinatorServiceCreateScheduleResponse]]:
+        """CreateSchedule creates a recurring schedule (ALREADY_EXISTS for a taken name)."""
+
+    @_abc_1.abstractmethod
+    def GetSchedule(
+        self,
+        request: _coordinator_pb2.CoordinatorServiceGetScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_coordinator_pb2.CoordinatorServiceGetScheduleResponse, _abc.Awaitable[_coordinator_pb2.CoordinatorServiceGetScheduleResponse]]:
+        """GetSchedule returns one schedule."""
+
+    @_abc_1.abstractmethod
+    def ListSchedules(
+        self,
+        request: _coordinator_pb2.CoordinatorServiceListSchedulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_coordinator_pb2.CoordinatorServiceListSchedulesResponse, _abc.Awaitable[_coordinator_pb2.CoordinatorServiceListSchedulesResponse]]:
+        """ListSchedules pages through schedules with their next fire times."""
+
+    @_abc_1.abstractmethod
+    def PauseSchedule(
+        self,
+        request: _coordinator_pb2.CoordinatorServicePauseScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_coordinator_pb2.CoordinatorServicePauseScheduleResponse, _abc.Awaitable[_coordinator_pb2.CoordinatorServicePauseScheduleResponse]]:
+        """PauseSchedule stops a schedule's ticks."""
+
+    @_abc_1.abstractmethod
+    def ResumeSchedule(
+        self,
+        request: _coordinator_pb2.CoordinatorServiceResumeScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_coordinator_pb2.CoordinatorServiceResumeScheduleResponse, _abc.Awaitable[_coordinator_pb2.CoordinatorServiceResumeScheduleResponse]]:
+        """ResumeSchedule restarts a paused schedule's ticks."""
+
+    @_abc_1.abstractmethod
+    def TriggerSchedule(
+        self,
+        request: _coordinator_pb2.CoordinatorServiceTriggerScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_coordinator_pb2.CoordinatorServiceTriggerScheduleResponse, _abc.Awaitable[_coordinator_pb2.CoordinatorServiceTriggerScheduleResponse]]:
+        """TriggerSchedule fires a schedule now."""
+
+    @_abc_1.abstractmethod
+    def DeleteSchedule(
+        self,
+        request: _coordinator_pb2.CoordinatorServiceDeleteScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_coordinator_pb2.CoordinatorServiceDeleteScheduleResponse, _abc.Awaitable[_coordinator_pb2.CoordinatorServiceDeleteScheduleResponse]]:
+        """DeleteSchedule deletes a schedule."""
 
 def add_CoordinatorServiceServicer_to_server(servicer: CoordinatorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -79,6 +79,26 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     """A running attempt's report added output: one event per report, with the number of chunks
     stored and the cursor of the last (the text itself is read with StreamTaskOutput).
     """
+    EVENT_TYPE_WORKFLOW_STEP_AWAITING_SIGNAL: _EventType.ValueType  # 36
+    """A signal step's dependencies are done: it waits for SignalWorkflow (step_id says which)."""
+    EVENT_TYPE_WORKFLOW_STEP_SIGNALLED: _EventType.ValueType  # 37
+    """A signal step received its signal and succeeded."""
+    EVENT_TYPE_WORKFLOW_STEP_SIGNAL_TIMED_OUT: _EventType.ValueType  # 38
+    """A signal step's signal_timeout passed: it took its timeout outcome."""
+    EVENT_TYPE_WORKFLOW_STEP_SLEEPING: _EventType.ValueType  # 39
+    """A sleep step started sleeping (message: until when, epoch ms)."""
+    EVENT_TYPE_WORKFLOW_STEP_WOKE: _EventType.ValueType  # 40
+    """A sleep step woke and succeeded."""
+    EVENT_TYPE_WORKFLOW_RETRIED: _EventType.ValueType  # 41
+    """A failed or cancelled workflow was re-run from its failure (RetryWorkflow)."""
+    EVENT_TYPE_SCHEDULE_FIRED: _EventType.ValueType  # 28
+    """A schedule fired (`schedule` names it, `task_id` or `workflow_id` the run it started)."""
+    EVENT_TYPE_SCHEDULE_SKIPPED: _EventType.ValueType  # 29
+    """A schedule's tick was skipped (or buffered) because its previous run was still active."""
+    EVENT_TYPE_SCHEDULE_UPDATED: _EventType.ValueType  # 30
+    """A schedule was created or changed (paused, resumed; `message` says which)."""
+    EVENT_TYPE_SCHEDULE_DELETED: _EventType.ValueType  # 31
+    """A schedule was deleted."""
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
     """EventType names what happened."""
@@ -133,6 +153,26 @@ EVENT_TYPE_TASK_OUTPUT: EventType.ValueType  # 23
 """A running attempt's report added output: one event per report, with the number of chunks
 stored and the cursor of the last (the text itself is read with StreamTaskOutput).
 """
+EVENT_TYPE_WORKFLOW_STEP_AWAITING_SIGNAL: EventType.ValueType  # 36
+"""A signal step's dependencies are done: it waits for SignalWorkflow (step_id says which)."""
+EVENT_TYPE_WORKFLOW_STEP_SIGNALLED: EventType.ValueType  # 37
+"""A signal step received its signal and succeeded."""
+EVENT_TYPE_WORKFLOW_STEP_SIGNAL_TIMED_OUT: EventType.ValueType  # 38
+"""A signal step's signal_timeout passed: it took its timeout outcome."""
+EVENT_TYPE_WORKFLOW_STEP_SLEEPING: EventType.ValueType  # 39
+"""A sleep step started sleeping (message: until when, epoch ms)."""
+EVENT_TYPE_WORKFLOW_STEP_WOKE: EventType.ValueType  # 40
+"""A sleep step woke and succeeded."""
+EVENT_TYPE_WORKFLOW_RETRIED: EventType.ValueType  # 41
+"""A failed or cancelled workflow was re-run from its failure (RetryWorkflow)."""
+EVENT_TYPE_SCHEDULE_FIRED: EventType.ValueType  # 28
+"""A schedule fired (`schedule` names it, `task_id` or `workflow_id` the run it started)."""
+EVENT_TYPE_SCHEDULE_SKIPPED: EventType.ValueType  # 29
+"""A schedule's tick was skipped (or buffered) because its previous run was still active."""
+EVENT_TYPE_SCHEDULE_UPDATED: EventType.ValueType  # 30
+"""A schedule was created or changed (paused, resumed; `message` says which)."""
+EVENT_TYPE_SCHEDULE_DELETED: EventType.ValueType  # 31
+"""A schedule was deleted."""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 @_typing.final
@@ -156,6 +196,9 @@ class Event(_message.Message):
     PROGRESS_FIELD_NUMBER: _builtins.int
     OUTPUT_CHUNKS_FIELD_NUMBER: _builtins.int
     OUTPUT_CURSOR_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
+    SCHEDULE_FIELD_NUMBER: _builtins.int
+    SCHEDULE_TICK_TIME_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
     """Position in the events stream; pass it as since_cursor to resume after this event."""
     type: Global___EventType.ValueType
@@ -182,6 +225,12 @@ class Event(_message.Message):
     """task.output: how many chunks the report stored (the truncation marker included)."""
     output_cursor: _builtins.str
     """task.output: cursor of the last chunk stored; StreamTaskOutput resumes after it."""
+    tenant: _builtins.str
+    """The tenant of the task or workflow the event is about (empty: the default tenant, or an
+    event about no tenant's work, such as an agent's).
+    """
+    schedule: _builtins.str
+    """schedule.*: the schedule concerned."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When it happened."""
@@ -189,6 +238,10 @@ class Event(_message.Message):
     @_builtins.property
     def progress(self) -> _stream_pb2.TaskProgress:
         """task.progress: the progress reported."""
+
+    @_builtins.property
+    def schedule_tick_time(self) -> _timestamp_pb2.Timestamp:
+        """schedule.fired/skipped: the tick (grid time) concerned."""
 
     def __init__(
         self,
@@ -208,10 +261,13 @@ class Event(_message.Message):
         progress: _stream_pb2.TaskProgress | None = ...,
         output_chunks: _builtins.int = ...,
         output_cursor: _builtins.str = ...,
+        tenant: _builtins.str = ...,
+        schedule: _builtins.str = ...,
+        schedule_tick_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress", "schedule_tick_time", b"schedule_tick_time", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "attempt", b"attempt", "capability", b"capability", "cursor", b"cursor", "message", b"message", "output_chunks", b"output_chunks", "output_cursor", b"output_cursor", "progress", b"progress", "snapshot", b"snapshot", "step_id", b"step_id", "task_id", b"task_id", "task_state", b"task_state", "time", b"time", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "attempt", b"attempt", "capability", b"capability", "cursor", b"cursor", "message", b"message", "output_chunks", b"output_chunks", "output_cursor", b"output_cursor", "progress", b"progress", "schedule", b"schedule", "schedule_tick_time", b"schedule_tick_time", "snapshot", b"snapshot", "step_id", b"step_id", "task_id", b"task_id", "task_state", b"task_state", "tenant", b"tenant", "time", b"time", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -232,6 +288,7 @@ class StreamEventsRequest(_message.Message):
     INCLUDE_SNAPSHOT_FIELD_NUMBER: _builtins.int
     HEARTBEAT_INTERVAL_FIELD_NUMBER: _builtins.int
     MAX_BATCH_FIELD_NUMBER: _builtins.int
+    SCHEDULE_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Only events of this task."""
     workflow_id: _builtins.str
@@ -248,6 +305,8 @@ class StreamEventsRequest(_message.Message):
     """When several events are waiting, send up to this many in one `events` frame (0 or 1: one
     event per `event` frame; at most 1000). Batches form only when a subscriber is behind.
     """
+    schedule: _builtins.str
+    """Only events of this schedule."""
     @_builtins.property
     def types(self) -> _containers.RepeatedScalarFieldContainer[Global___EventType.ValueType]:
         """Only events of these types (empty for all)."""
@@ -268,10 +327,11 @@ class StreamEventsRequest(_message.Message):
         include_snapshot: _builtins.bool = ...,
         heartbeat_interval: _duration_pb2.Duration | None = ...,
         max_batch: _builtins.int = ...,
+        schedule: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval", b"heartbeat_interval"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "capability", b"capability", "heartbeat_interval", b"heartbeat_interval", "include_snapshot", b"include_snapshot", "max_batch", b"max_batch", "since_cursor", b"since_cursor", "task_id", b"task_id", "types", b"types", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "capability", b"capability", "heartbeat_interval", b"heartbeat_interval", "include_snapshot", b"include_snapshot", "max_batch", b"max_batch", "schedule", b"schedule", "since_cursor", b"since_cursor", "task_id", b"task_id", "types", b"types", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

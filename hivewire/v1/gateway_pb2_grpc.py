@@ -6,6 +6,7 @@ import warnings
 from hivewire.v1 import agent_pb2 as hivewire_dot_v1_dot_agent__pb2
 from hivewire.v1 import command_pb2 as hivewire_dot_v1_dot_command__pb2
 from hivewire.v1 import event_pb2 as hivewire_dot_v1_dot_event__pb2
+from hivewire.v1 import schedule_pb2 as hivewire_dot_v1_dot_schedule__pb2
 from hivewire.v1 import stats_pb2 as hivewire_dot_v1_dot_stats__pb2
 from hivewire.v1 import task_pb2 as hivewire_dot_v1_dot_task__pb2
 from hivewire.v1 import workflow_pb2 as hivewire_dot_v1_dot_workflow__pb2
@@ -115,6 +116,16 @@ class GatewayServiceStub:
                 request_serializer=hivewire_dot_v1_dot_workflow__pb2.CancelWorkflowRequest.SerializeToString,
                 response_deserializer=hivewire_dot_v1_dot_workflow__pb2.CancelWorkflowResponse.FromString,
                 _registered_method=True)
+        self.SignalWorkflow = channel.unary_unary(
+                '/hivewire.v1.GatewayService/SignalWorkflow',
+                request_serializer=hivewire_dot_v1_dot_workflow__pb2.SignalWorkflowRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_workflow__pb2.SignalWorkflowResponse.FromString,
+                _registered_method=True)
+        self.RetryWorkflow = channel.unary_unary(
+                '/hivewire.v1.GatewayService/RetryWorkflow',
+                request_serializer=hivewire_dot_v1_dot_workflow__pb2.RetryWorkflowRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_workflow__pb2.RetryWorkflowResponse.FromString,
+                _registered_method=True)
         self.ListCommands = channel.unary_unary(
                 '/hivewire.v1.GatewayService/ListCommands',
                 request_serializer=hivewire_dot_v1_dot_command__pb2.ListCommandsRequest.SerializeToString,
@@ -124,6 +135,41 @@ class GatewayServiceStub:
                 '/hivewire.v1.GatewayService/RunCommand',
                 request_serializer=hivewire_dot_v1_dot_command__pb2.RunCommandRequest.SerializeToString,
                 response_deserializer=hivewire_dot_v1_dot_command__pb2.RunCommandResponse.FromString,
+                _registered_method=True)
+        self.CreateSchedule = channel.unary_unary(
+                '/hivewire.v1.GatewayService/CreateSchedule',
+                request_serializer=hivewire_dot_v1_dot_schedule__pb2.CreateScheduleRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_schedule__pb2.CreateScheduleResponse.FromString,
+                _registered_method=True)
+        self.GetSchedule = channel.unary_unary(
+                '/hivewire.v1.GatewayService/GetSchedule',
+                request_serializer=hivewire_dot_v1_dot_schedule__pb2.GetScheduleRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_schedule__pb2.GetScheduleResponse.FromString,
+                _registered_method=True)
+        self.ListSchedules = channel.unary_unary(
+                '/hivewire.v1.GatewayService/ListSchedules',
+                request_serializer=hivewire_dot_v1_dot_schedule__pb2.ListSchedulesRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_schedule__pb2.ListSchedulesResponse.FromString,
+                _registered_method=True)
+        self.PauseSchedule = channel.unary_unary(
+                '/hivewire.v1.GatewayService/PauseSchedule',
+                request_serializer=hivewire_dot_v1_dot_schedule__pb2.PauseScheduleRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_schedule__pb2.PauseScheduleResponse.FromString,
+                _registered_method=True)
+        self.ResumeSchedule = channel.unary_unary(
+                '/hivewire.v1.GatewayService/ResumeSchedule',
+                request_serializer=hivewire_dot_v1_dot_schedule__pb2.ResumeScheduleRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_schedule__pb2.ResumeScheduleResponse.FromString,
+                _registered_method=True)
+        self.TriggerSchedule = channel.unary_unary(
+                '/hivewire.v1.GatewayService/TriggerSchedule',
+                request_serializer=hivewire_dot_v1_dot_schedule__pb2.TriggerScheduleRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_schedule__pb2.TriggerScheduleResponse.FromString,
+                _registered_method=True)
+        self.DeleteSchedule = channel.unary_unary(
+                '/hivewire.v1.GatewayService/DeleteSchedule',
+                request_serializer=hivewire_dot_v1_dot_schedule__pb2.DeleteScheduleRequest.SerializeToString,
+                response_deserializer=hivewire_dot_v1_dot_schedule__pb2.DeleteScheduleResponse.FromString,
                 _registered_method=True)
 
 
@@ -237,6 +283,21 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SignalWorkflow(self, request, context):
+        """SignalWorkflow delivers a signal (a JSON payload) to a step waiting for one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryWorkflow(self, request, context):
+        """RetryWorkflow re-runs a failed or cancelled workflow's unfinished steps, keeping the
+        outputs of the steps that succeeded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListCommands(self, request, context):
         """ListCommands lists the custom commands (workflow templates).
         """
@@ -246,6 +307,55 @@ class GatewayServiceServicer:
 
     def RunCommand(self, request, context):
         """RunCommand starts a custom command as a workflow.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateSchedule(self, request, context):
+        """CreateSchedule creates a recurring schedule (ALREADY_EXISTS for a taken name).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSchedule(self, request, context):
+        """GetSchedule returns one schedule.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSchedules(self, request, context):
+        """ListSchedules pages through schedules with their next fire times.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseSchedule(self, request, context):
+        """PauseSchedule stops a schedule's ticks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeSchedule(self, request, context):
+        """ResumeSchedule restarts a paused schedule's ticks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TriggerSchedule(self, request, context):
+        """TriggerSchedule fires a schedule now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSchedule(self, request, context):
+        """DeleteSchedule deletes a schedule.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -329,6 +439,16 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     request_deserializer=hivewire_dot_v1_dot_workflow__pb2.CancelWorkflowRequest.FromString,
                     response_serializer=hivewire_dot_v1_dot_workflow__pb2.CancelWorkflowResponse.SerializeToString,
             ),
+            'SignalWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignalWorkflow,
+                    request_deserializer=hivewire_dot_v1_dot_workflow__pb2.SignalWorkflowRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_workflow__pb2.SignalWorkflowResponse.SerializeToString,
+            ),
+            'RetryWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryWorkflow,
+                    request_deserializer=hivewire_dot_v1_dot_workflow__pb2.RetryWorkflowRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_workflow__pb2.RetryWorkflowResponse.SerializeToString,
+            ),
             'ListCommands': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCommands,
                     request_deserializer=hivewire_dot_v1_dot_command__pb2.ListCommandsRequest.FromString,
@@ -338,6 +458,41 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.RunCommand,
                     request_deserializer=hivewire_dot_v1_dot_command__pb2.RunCommandRequest.FromString,
                     response_serializer=hivewire_dot_v1_dot_command__pb2.RunCommandResponse.SerializeToString,
+            ),
+            'CreateSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSchedule,
+                    request_deserializer=hivewire_dot_v1_dot_schedule__pb2.CreateScheduleRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_schedule__pb2.CreateScheduleResponse.SerializeToString,
+            ),
+            'GetSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSchedule,
+                    request_deserializer=hivewire_dot_v1_dot_schedule__pb2.GetScheduleRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_schedule__pb2.GetScheduleResponse.SerializeToString,
+            ),
+            'ListSchedules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSchedules,
+                    request_deserializer=hivewire_dot_v1_dot_schedule__pb2.ListSchedulesRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_schedule__pb2.ListSchedulesResponse.SerializeToString,
+            ),
+            'PauseSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseSchedule,
+                    request_deserializer=hivewire_dot_v1_dot_schedule__pb2.PauseScheduleRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_schedule__pb2.PauseScheduleResponse.SerializeToString,
+            ),
+            'ResumeSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeSchedule,
+                    request_deserializer=hivewire_dot_v1_dot_schedule__pb2.ResumeScheduleRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_schedule__pb2.ResumeScheduleResponse.SerializeToString,
+            ),
+            'TriggerSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.TriggerSchedule,
+                    request_deserializer=hivewire_dot_v1_dot_schedule__pb2.TriggerScheduleRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_schedule__pb2.TriggerScheduleResponse.SerializeToString,
+            ),
+            'DeleteSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSchedule,
+                    request_deserializer=hivewire_dot_v1_dot_schedule__pb2.DeleteScheduleRequest.FromString,
+                    response_serializer=hivewire_dot_v1_dot_schedule__pb2.DeleteScheduleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -757,6 +912,60 @@ class GatewayService:
             _registered_method=True)
 
     @staticmethod
+    def SignalWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/SignalWorkflow',
+            hivewire_dot_v1_dot_workflow__pb2.SignalWorkflowRequest.SerializeToString,
+            hivewire_dot_v1_dot_workflow__pb2.SignalWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/RetryWorkflow',
+            hivewire_dot_v1_dot_workflow__pb2.RetryWorkflowRequest.SerializeToString,
+            hivewire_dot_v1_dot_workflow__pb2.RetryWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ListCommands(request,
             target,
             options=(),
@@ -800,6 +1009,195 @@ class GatewayService:
             '/hivewire.v1.GatewayService/RunCommand',
             hivewire_dot_v1_dot_command__pb2.RunCommandRequest.SerializeToString,
             hivewire_dot_v1_dot_command__pb2.RunCommandResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/CreateSchedule',
+            hivewire_dot_v1_dot_schedule__pb2.CreateScheduleRequest.SerializeToString,
+            hivewire_dot_v1_dot_schedule__pb2.CreateScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/GetSchedule',
+            hivewire_dot_v1_dot_schedule__pb2.GetScheduleRequest.SerializeToString,
+            hivewire_dot_v1_dot_schedule__pb2.GetScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSchedules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/ListSchedules',
+            hivewire_dot_v1_dot_schedule__pb2.ListSchedulesRequest.SerializeToString,
+            hivewire_dot_v1_dot_schedule__pb2.ListSchedulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/PauseSchedule',
+            hivewire_dot_v1_dot_schedule__pb2.PauseScheduleRequest.SerializeToString,
+            hivewire_dot_v1_dot_schedule__pb2.PauseScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/ResumeSchedule',
+            hivewire_dot_v1_dot_schedule__pb2.ResumeScheduleRequest.SerializeToString,
+            hivewire_dot_v1_dot_schedule__pb2.ResumeScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TriggerSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/TriggerSchedule',
+            hivewire_dot_v1_dot_schedule__pb2.TriggerScheduleRequest.SerializeToString,
+            hivewire_dot_v1_dot_schedule__pb2.TriggerScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivewire.v1.GatewayService/DeleteSchedule',
+            hivewire_dot_v1_dot_schedule__pb2.DeleteScheduleRequest.SerializeToString,
+            hivewire_dot_v1_dot_schedule__pb2.DeleteScheduleResponse.FromString,
             options,
             channel_credentials,
             insecure,

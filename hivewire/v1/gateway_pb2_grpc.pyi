@@ -8,6 +8,7 @@ from grpc import aio as _aio
 from hivewire.v1 import agent_pb2 as _agent_pb2
 from hivewire.v1 import command_pb2 as _command_pb2
 from hivewire.v1 import event_pb2 as _event_pb2
+from hivewire.v1 import schedule_pb2 as _schedule_pb2
 from hivewire.v1 import stats_pb2 as _stats_pb2
 from hivewire.v1 import task_pb2 as _task_pb2
 from hivewire.v1 import workflow_pb2 as _workflow_pb2
@@ -70,10 +71,30 @@ class GatewayServiceStub:
     """ListWorkflows pages through workflows, newest first."""
     CancelWorkflow: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.CancelWorkflowRequest, _workflow_pb2.CancelWorkflowResponse]
     """CancelWorkflow cancels a workflow that has not finished."""
+    SignalWorkflow: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.SignalWorkflowRequest, _workflow_pb2.SignalWorkflowResponse]
+    """SignalWorkflow delivers a signal (a JSON payload) to a step waiting for one."""
+    RetryWorkflow: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.RetryWorkflowRequest, _workflow_pb2.RetryWorkflowResponse]
+    """RetryWorkflow re-runs a failed or cancelled workflow's unfinished steps, keeping the
+    outputs of the steps that succeeded.
+    """
     ListCommands: _grpc.UnaryUnaryMultiCallable[_command_pb2.ListCommandsRequest, _command_pb2.ListCommandsResponse]
     """ListCommands lists the custom commands (workflow templates)."""
     RunCommand: _grpc.UnaryUnaryMultiCallable[_command_pb2.RunCommandRequest, _command_pb2.RunCommandResponse]
     """RunCommand starts a custom command as a workflow."""
+    CreateSchedule: _grpc.UnaryUnaryMultiCallable[_schedule_pb2.CreateScheduleRequest, _schedule_pb2.CreateScheduleResponse]
+    """CreateSchedule creates a recurring schedule (ALREADY_EXISTS for a taken name)."""
+    GetSchedule: _grpc.UnaryUnaryMultiCallable[_schedule_pb2.GetScheduleRequest, _schedule_pb2.GetScheduleResponse]
+    """GetSchedule returns one schedule."""
+    ListSchedules: _grpc.UnaryUnaryMultiCallable[_schedule_pb2.ListSchedulesRequest, _schedule_pb2.ListSchedulesResponse]
+    """ListSchedules pages through schedules with their next fire times."""
+    PauseSchedule: _grpc.UnaryUnaryMultiCallable[_schedule_pb2.PauseScheduleRequest, _schedule_pb2.PauseScheduleResponse]
+    """PauseSchedule stops a schedule's ticks."""
+    ResumeSchedule: _grpc.UnaryUnaryMultiCallable[_schedule_pb2.ResumeScheduleRequest, _schedule_pb2.ResumeScheduleResponse]
+    """ResumeSchedule restarts a paused schedule's ticks."""
+    TriggerSchedule: _grpc.UnaryUnaryMultiCallable[_schedule_pb2.TriggerScheduleRequest, _schedule_pb2.TriggerScheduleResponse]
+    """TriggerSchedule fires a schedule now."""
+    DeleteSchedule: _grpc.UnaryUnaryMultiCallable[_schedule_pb2.DeleteScheduleRequest, _schedule_pb2.DeleteScheduleResponse]
+    """DeleteSchedule deletes a schedule."""
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
@@ -112,10 +133,30 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """ListWorkflows pages through workflows, newest first."""
     CancelWorkflow: _aio.UnaryUnaryMultiCallable[_workflow_pb2.CancelWorkflowRequest, _workflow_pb2.CancelWorkflowResponse]  # type: ignore[assignment]
     """CancelWorkflow cancels a workflow that has not finished."""
+    SignalWorkflow: _aio.UnaryUnaryMultiCallable[_workflow_pb2.SignalWorkflowRequest, _workflow_pb2.SignalWorkflowResponse]  # type: ignore[assignment]
+    """SignalWorkflow delivers a signal (a JSON payload) to a step waiting for one."""
+    RetryWorkflow: _aio.UnaryUnaryMultiCallable[_workflow_pb2.RetryWorkflowRequest, _workflow_pb2.RetryWorkflowResponse]  # type: ignore[assignment]
+    """RetryWorkflow re-runs a failed or cancelled workflow's unfinished steps, keeping the
+    outputs of the steps that succeeded.
+    """
     ListCommands: _aio.UnaryUnaryMultiCallable[_command_pb2.ListCommandsRequest, _command_pb2.ListCommandsResponse]  # type: ignore[assignment]
     """ListCommands lists the custom commands (workflow templates)."""
     RunCommand: _aio.UnaryUnaryMultiCallable[_command_pb2.RunCommandRequest, _command_pb2.RunCommandResponse]  # type: ignore[assignment]
     """RunCommand starts a custom command as a workflow."""
+    CreateSchedule: _aio.UnaryUnaryMultiCallable[_schedule_pb2.CreateScheduleRequest, _schedule_pb2.CreateScheduleResponse]  # type: ignore[assignment]
+    """CreateSchedule creates a recurring schedule (ALREADY_EXISTS for a taken name)."""
+    GetSchedule: _aio.UnaryUnaryMultiCallable[_schedule_pb2.GetScheduleRequest, _schedule_pb2.GetScheduleResponse]  # type: ignore[assignment]
+    """GetSchedule returns one schedule."""
+    ListSchedules: _aio.UnaryUnaryMultiCallable[_schedule_pb2.ListSchedulesRequest, _schedule_pb2.ListSchedulesResponse]  # type: ignore[assignment]
+    """ListSchedules pages through schedules with their next fire times."""
+    PauseSchedule: _aio.UnaryUnaryMultiCallable[_schedule_pb2.PauseScheduleRequest, _schedule_pb2.PauseScheduleResponse]  # type: ignore[assignment]
+    """PauseSchedule stops a schedule's ticks."""
+    ResumeSchedule: _aio.UnaryUnaryMultiCallable[_schedule_pb2.ResumeScheduleRequest, _schedule_pb2.ResumeScheduleResponse]  # type: ignore[assignment]
+    """ResumeSchedule restarts a paused schedule's ticks."""
+    TriggerSchedule: _aio.UnaryUnaryMultiCallable[_schedule_pb2.TriggerScheduleRequest, _schedule_pb2.TriggerScheduleResponse]  # type: ignore[assignment]
+    """TriggerSchedule fires a schedule now."""
+    DeleteSchedule: _aio.UnaryUnaryMultiCallable[_schedule_pb2.DeleteScheduleRequest, _schedule_pb2.DeleteScheduleResponse]  # type: ignore[assignment]
+    """DeleteSchedule deletes a schedule."""
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     """GatewayService is the one public endpoint for clients in any language."""
@@ -243,6 +284,24 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         """CancelWorkflow cancels a workflow that has not finished."""
 
     @_abc_1.abstractmethod
+    def SignalWorkflow(
+        self,
+        request: _workflow_pb2.SignalWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_workflow_pb2.SignalWorkflowResponse, _abc.Awaitable[_workflow_pb2.SignalWorkflowResponse]]:
+        """SignalWorkflow delivers a signal (a JSON payload) to a step waiting for one."""
+
+    @_abc_1.abstractmethod
+    def RetryWorkflow(
+        self,
+        request: _workflow_pb2.RetryWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_workflow_pb2.RetryWorkflowResponse, _abc.Awaitable[_workflow_pb2.RetryWorkflowResponse]]:
+        """RetryWorkflow re-runs a failed or cancelled workflow's unfinished steps, keeping the
+        outputs of the steps that succeeded.
+        """
+
+    @_abc_1.abstractmethod
     def ListCommands(
         self,
         request: _command_pb2.ListCommandsRequest,
@@ -257,5 +316,61 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_command_pb2.RunCommandResponse, _abc.Awaitable[_command_pb2.RunCommandResponse]]:
         """RunCommand starts a custom command as a workflow."""
+
+    @_abc_1.abstractmethod
+    def CreateSchedule(
+        self,
+        request: _schedule_pb2.CreateScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_schedule_pb2.CreateScheduleResponse, _abc.Awaitable[_schedule_pb2.CreateScheduleResponse]]:
+        """CreateSchedule creates a recurring schedule (ALREADY_EXISTS for a taken name)."""
+
+    @_abc_1.abstractmethod
+    def GetSchedule(
+        self,
+        request: _schedule_pb2.GetScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_schedule_pb2.GetScheduleResponse, _abc.Awaitable[_schedule_pb2.GetScheduleResponse]]:
+        """GetSchedule returns one schedule."""
+
+    @_abc_1.abstractmethod
+    def ListSchedules(
+        self,
+        request: _schedule_pb2.ListSchedulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_schedule_pb2.ListSchedulesResponse, _abc.Awaitable[_schedule_pb2.ListSchedulesResponse]]:
+        """ListSchedules pages through schedules with their next fire times."""
+
+    @_abc_1.abstractmethod
+    def PauseSchedule(
+        self,
+        request: _schedule_pb2.PauseScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_schedule_pb2.PauseScheduleResponse, _abc.Awaitable[_schedule_pb2.PauseScheduleResponse]]:
+        """PauseSchedule stops a schedule's ticks."""
+
+    @_abc_1.abstractmethod
+    def ResumeSchedule(
+        self,
+        request: _schedule_pb2.ResumeScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_schedule_pb2.ResumeScheduleResponse, _abc.Awaitable[_schedule_pb2.ResumeScheduleResponse]]:
+        """ResumeSchedule restarts a paused schedule's ticks."""
+
+    @_abc_1.abstractmethod
+    def TriggerSchedule(
+        self,
+        request: _schedule_pb2.TriggerScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_schedule_pb2.TriggerScheduleResponse, _abc.Awaitable[_schedule_pb2.TriggerScheduleResponse]]:
+        """TriggerSchedule fires a schedule now."""
+
+    @_abc_1.abstractmethod
+    def DeleteSchedule(
+        self,
+        request: _schedule_pb2.DeleteScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_schedule_pb2.DeleteScheduleResponse, _abc.Awaitable[_schedule_pb2.DeleteScheduleResponse]]:
+        """DeleteSchedule deletes a schedule."""
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hivewire/v1/stats.proto\x12\x0bhivewire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"@\n\x11WatchStatsRequest\x12+\n\x08interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\"7\n\x12WatchStatsResponse\x12!\n\x05stats\x18\x01 \x01(\x0b\x32\x12.hivewire.v1.Stats\"\xc0\x04\n\x05Stats\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12>\n\x0f\x61gents_by_state\x18\x02 \x03(\x0b\x32%.hivewire.v1.Stats.AgentsByStateEntry\x12<\n\x0etasks_by_state\x18\x03 \x03(\x0b\x32$.hivewire.v1.Stats.TasksByStateEntry\x12\x32\n\x0c\x63\x61pabilities\x18\x04 \x03(\x0b\x32\x1c.hivewire.v1.CapabilityStats\x12\x35\n\x12\x61ssignment_latency\x18\x05 \x01(\x0b\x32\x19.hivewire.v1.LatencyStats\x12\x35\n\x12\x65nd_to_end_latency\x18\x06 \x01(\x0b\x32\x19.hivewire.v1.LatencyStats\x12\x0f\n\x07retries\x18\x07 \x01(\x03\x12\x10\n\x08reclaims\x18\x08 \x01(\x03\x12\x14\n\x0c\x64\x65\x61\x64_letters\x18\t \x01(\x03\x12\x19\n\x11\x65vents_per_second\x18\n \x01(\x01\x12\x19\n\x11workflows_running\x18\x0b \x01(\x03\x12\x13\n\x0bsubscribers\x18\x0c \x01(\x03\x1a\x34\n\x12\x41gentsByStateEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x33\n\x11TasksByStateEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"i\n\x0f\x43\x61pabilityStats\x12\x12\n\ncapability\x18\x01 \x01(\t\x12\x13\n\x0bqueue_depth\x18\x02 \x01(\x03\x12\x1d\n\x15throughput_per_second\x18\x03 \x01(\x01\x12\x0e\n\x06\x61gents\x18\x04 \x01(\x03\"\x95\x01\n\x0cLatencyStats\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12&\n\x03p50\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x03p90\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x03p99\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Durationb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hivewire/v1/stats.proto\x12\x0bhivewire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"@\n\x11WatchStatsRequest\x12+\n\x08interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\"7\n\x12WatchStatsResponse\x12!\n\x05stats\x18\x01 \x01(\x0b\x32\x12.hivewire.v1.Stats\"\xd0\x04\n\x05Stats\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12>\n\x0f\x61gents_by_state\x18\x02 \x03(\x0b\x32%.hivewire.v1.Stats.AgentsByStateEntry\x12<\n\x0etasks_by_state\x18\x03 \x03(\x0b\x32$.hivewire.v1.Stats.TasksByStateEntry\x12\x32\n\x0c\x63\x61pabilities\x18\x04 \x03(\x0b\x32\x1c.hivewire.v1.CapabilityStats\x12\x35\n\x12\x61ssignment_latency\x18\x05 \x01(\x0b\x32\x19.hivewire.v1.LatencyStats\x12\x35\n\x12\x65nd_to_end_latency\x18\x06 \x01(\x0b\x32\x19.hivewire.v1.LatencyStats\x12\x0f\n\x07retries\x18\x07 \x01(\x03\x12\x10\n\x08reclaims\x18\x08 \x01(\x03\x12\x14\n\x0c\x64\x65\x61\x64_letters\x18\t \x01(\x03\x12\x19\n\x11\x65vents_per_second\x18\n \x01(\x01\x12\x19\n\x11workflows_running\x18\x0b \x01(\x03\x12\x13\n\x0bsubscribers\x18\x0c \x01(\x03\x12\x0e\n\x06tenant\x18\x1e \x01(\t\x1a\x34\n\x12\x41gentsByStateEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x33\n\x11TasksByStateEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"i\n\x0f\x43\x61pabilityStats\x12\x12\n\ncapability\x18\x01 \x01(\t\x12\x13\n\x0bqueue_depth\x18\x02 \x01(\x03\x12\x1d\n\x15throughput_per_second\x18\x03 \x01(\x01\x12\x0e\n\x06\x61gents\x18\x04 \x01(\x03\"\x95\x01\n\x0cLatencyStats\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12&\n\x03p50\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x03p90\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x03p99\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Durationb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,13 +42,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHSTATSRESPONSE']._serialized_start=171
   _globals['_WATCHSTATSRESPONSE']._serialized_end=226
   _globals['_STATS']._serialized_start=229
-  _globals['_STATS']._serialized_end=805
-  _globals['_STATS_AGENTSBYSTATEENTRY']._serialized_start=700
-  _globals['_STATS_AGENTSBYSTATEENTRY']._serialized_end=752
-  _globals['_STATS_TASKSBYSTATEENTRY']._serialized_start=754
-  _globals['_STATS_TASKSBYSTATEENTRY']._serialized_end=805
-  _globals['_CAPABILITYSTATS']._serialized_start=807
-  _globals['_CAPABILITYSTATS']._serialized_end=912
-  _globals['_LATENCYSTATS']._serialized_start=915
-  _globals['_LATENCYSTATS']._serialized_end=1064
+  _globals['_STATS']._serialized_end=821
+  _globals['_STATS_AGENTSBYSTATEENTRY']._serialized_start=716
+  _globals['_STATS_AGENTSBYSTATEENTRY']._serialized_end=768
+  _globals['_STATS_TASKSBYSTATEENTRY']._serialized_start=770
+  _globals['_STATS_TASKSBYSTATEENTRY']._serialized_end=821
+  _globals['_CAPABILITYSTATS']._serialized_start=823
+  _globals['_CAPABILITYSTATS']._serialized_end=928
+  _globals['_LATENCYSTATS']._serialized_start=931
+  _globals['_LATENCYSTATS']._serialized_end=1080
 # @@protoc_insertion_point(module_scope)

@@ -126,6 +126,7 @@ class Stats(_message.Message):
     EVENTS_PER_SECOND_FIELD_NUMBER: _builtins.int
     WORKFLOWS_RUNNING_FIELD_NUMBER: _builtins.int
     SUBSCRIBERS_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
     retries: _builtins.int
     """Retries seen (since the gateway started)."""
     reclaims: _builtins.int
@@ -138,6 +139,12 @@ class Stats(_message.Message):
     """Workflows running now."""
     subscribers: _builtins.int
     """StreamEvents subscribers on this gateway."""
+    tenant: _builtins.str
+    """The tenant these stats cover, for a caller that sees one tenant only (empty: every
+    tenant). Then tasks_by_state counts the tenant's unfinished tasks (PENDING, ASSIGNED,
+    RUNNING), queue depths its pending tasks, and rates, latencies, retries, reclaims and
+    dead letters come from its events; agents are shared and counted as for everyone.
+    """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When it was taken."""
@@ -177,10 +184,11 @@ class Stats(_message.Message):
         events_per_second: _builtins.float = ...,
         workflows_running: _builtins.int = ...,
         subscribers: _builtins.int = ...,
+        tenant: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["assignment_latency", b"assignment_latency", "end_to_end_latency", b"end_to_end_latency", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents_by_state", b"agents_by_state", "assignment_latency", b"assignment_latency", "capabilities", b"capabilities", "dead_letters", b"dead_letters", "end_to_end_latency", b"end_to_end_latency", "events_per_second", b"events_per_second", "reclaims", b"reclaims", "retries", b"retries", "subscribers", b"subscribers", "tasks_by_state", b"tasks_by_state", "time", b"time", "workflows_running", b"workflows_running"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents_by_state", b"agents_by_state", "assignment_latency", b"assignment_latency", "capabilities", b"capabilities", "dead_letters", b"dead_letters", "end_to_end_latency", b"end_to_end_latency", "events_per_second", b"events_per_second", "reclaims", b"reclaims", "retries", b"retries", "subscribers", b"subscribers", "tasks_by_state", b"tasks_by_state", "tenant", b"tenant", "time", b"time", "workflows_running", b"workflows_running"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -120,6 +120,8 @@ class Task(_message.Message):
     PROGRESS_TIMEOUT_FIELD_NUMBER: _builtins.int
     OUTPUT_BYTES_FIELD_NUMBER: _builtins.int
     OUTPUT_DROPPED_BYTES_FIELD_NUMBER: _builtins.int
+    PARENT_TASK_ID_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Server-assigned id (32 lowercase hex characters)."""
     capability: _builtins.str
@@ -152,6 +154,12 @@ class Task(_message.Message):
     """Bytes of output stored for the task (read it with StreamTaskOutput)."""
     output_dropped_bytes: _builtins.int
     """Bytes of output dropped after the task reached its output limit."""
+    parent_task_id: _builtins.str
+    """For a child task spawned by a running task (ctx.spawn): the parent's id."""
+    tenant: _builtins.str
+    """The tenant the task belongs to: that of the principal that submitted it (a workflow's
+    tasks belong to the workflow's tenant). Work stored before tenants reads as "default".
+    """
     @_builtins.property
     def required_labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Labels an agent must carry (exact match) to be given this task."""
@@ -233,10 +241,12 @@ class Task(_message.Message):
         progress_timeout: _duration_pb2.Duration | None = ...,
         output_bytes: _builtins.int = ...,
         output_dropped_bytes: _builtins.int = ...,
+        parent_task_id: _builtins.str = ...,
+        tenant: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["assign_time", b"assign_time", "attempt_timeout", b"attempt_timeout", "create_time", b"create_time", "end_time", b"end_time", "heartbeat_timeout", b"heartbeat_timeout", "progress", b"progress", "progress_timeout", b"progress_timeout", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "assign_time", b"assign_time", "attempt", b"attempt", "attempt_timeout", b"attempt_timeout", "capability", b"capability", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "output_bytes", b"output_bytes", "output_dropped_bytes", b"output_dropped_bytes", "payload", b"payload", "priority", b"priority", "progress", b"progress", "progress_timeout", b"progress_timeout", "request_id", b"request_id", "required_labels", b"required_labels", "result", b"result", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_time", b"start_time", "state", b"state", "step_id", b"step_id", "task_id", b"task_id", "trace_id", b"trace_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "assign_time", b"assign_time", "attempt", b"attempt", "attempt_timeout", b"attempt_timeout", "capability", b"capability", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "output_bytes", b"output_bytes", "output_dropped_bytes", b"output_dropped_bytes", "parent_task_id", b"parent_task_id", "payload", b"payload", "priority", b"priority", "progress", b"progress", "progress_timeout", b"progress_timeout", "request_id", b"request_id", "required_labels", b"required_labels", "result", b"result", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_time", b"start_time", "state", b"state", "step_id", b"step_id", "task_id", b"task_id", "tenant", b"tenant", "trace_id", b"trace_id", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -280,6 +290,8 @@ class SubmitTaskRequest(_message.Message):
     RETRY_INITIAL_BACKOFF_FIELD_NUMBER: _builtins.int
     RETRY_MAX_BACKOFF_FIELD_NUMBER: _builtins.int
     PROGRESS_TIMEOUT_FIELD_NUMBER: _builtins.int
+    PARENT_TASK_ID_FIELD_NUMBER: _builtins.int
+    PARENT_ATTEMPT_TOKEN_FIELD_NUMBER: _builtins.int
     capability: _builtins.str
     """Capability the task needs; lowercase letters, digits, '.', '_', '-', ':' (1-64 characters)."""
     payload: _builtins.bytes
@@ -290,6 +302,14 @@ class SubmitTaskRequest(_message.Message):
     """Attempts allowed (1..100; 0 means the server default)."""
     request_id: _builtins.str
     """Idempotency key: the same key returns the same task instead of creating another."""
+    parent_task_id: _builtins.str
+    """Spawn a child of this running task (SubmitTask only): the child joins the parent's
+    workflow and trace and is cancelled with it. Needs parent_attempt_token.
+    """
+    parent_attempt_token: _builtins.str
+    """The attempt token of the parent's running attempt (the agent got it with the task):
+    proves the caller runs the parent. PERMISSION_DENIED when it does not match.
+    """
     @_builtins.property
     def required_labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Labels the agent must carry."""
@@ -335,10 +355,12 @@ class SubmitTaskRequest(_message.Message):
         retry_initial_backoff: _duration_pb2.Duration | None = ...,
         retry_max_backoff: _duration_pb2.Duration | None = ...,
         progress_timeout: _duration_pb2.Duration | None = ...,
+        parent_task_id: _builtins.str = ...,
+        parent_attempt_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "heartbeat_timeout", b"heartbeat_timeout", "progress_timeout", b"progress_timeout", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "progress_timeout", b"progress_timeout", "request_id", b"request_id", "required_labels", b"required_labels", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "parent_attempt_token", b"parent_attempt_token", "parent_task_id", b"parent_task_id", "payload", b"payload", "priority", b"priority", "progress_timeout", b"progress_timeout", "request_id", b"request_id", "required_labels", b"required_labels", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

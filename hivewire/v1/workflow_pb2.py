@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahivewire/v1/workflow.proto\x12\x0bhivewire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcd\x02\n\x10WorkflowStepSpec\x12\x0f\n\x07step_id\x18\x01 \x01(\t\x12\x12\n\ncapability\x18\x02 \x01(\t\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\x12\n\ndepends_on\x18\x04 \x03(\t\x12J\n\x0frequired_labels\x18\x05 \x03(\x0b\x32\x31.hivewire.v1.WorkflowStepSpec.RequiredLabelsEntry\x12\x14\n\x0cmax_attempts\x18\x06 \x01(\x05\x12\x32\n\x0f\x61ttempt_timeout\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08map_over\x18\x08 \x01(\t\x12\x10\n\x08priority\x18\t \x01(\x05\x1a\x35\n\x13RequiredLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xd7\x02\n\x0cWorkflowStep\x12\x0f\n\x07step_id\x18\x01 \x01(\t\x12\x12\n\ncapability\x18\x02 \x01(\t\x12\x12\n\ndepends_on\x18\x03 \x03(\t\x12%\n\x05state\x18\x04 \x01(\x0e\x32\x16.hivewire.v1.StepState\x12\x10\n\x08task_ids\x18\x05 \x03(\t\x12\x10\n\x08\x61gent_id\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x0e\n\x06output\x18\x08 \x01(\x0c\x12\r\n\x05\x65rror\x18\t \x01(\t\x12.\n\nstart_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08map_over\x18\x0c \x01(\t\x12\x11\n\tmap_total\x18\r \x01(\x05\x12\x10\n\x08map_done\x18\x0e \x01(\x05\"\xcc\x02\n\x08Workflow\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12)\n\x05state\x18\x03 \x01(\x0e\x32\x1a.hivewire.v1.WorkflowState\x12(\n\x05steps\x18\x04 \x03(\x0b\x32\x19.hivewire.v1.WorkflowStep\x12\x32\n\x0e\x66\x61ilure_policy\x18\x05 \x01(\x0e\x32\x1a.hivewire.v1.FailurePolicy\x12\x0f\n\x07\x63ommand\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08trace_id\x18\n \x01(\t\"\xac\x01\n\x15SubmitWorkflowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12,\n\x05steps\x18\x02 \x03(\x0b\x32\x1d.hivewire.v1.WorkflowStepSpec\x12\x32\n\x0e\x66\x61ilure_policy\x18\x03 \x01(\x0e\x32\x1a.hivewire.v1.FailurePolicy\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x05 \x01(\t\"A\n\x16SubmitWorkflowResponse\x12\'\n\x08workflow\x18\x01 \x01(\x0b\x32\x15.hivewire.v1.Workflow\")\n\x12GetWorkflowRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\">\n\x13GetWorkflowResponse\x12\'\n\x08workflow\x18\x01 \x01(\x0b\x32\x15.hivewire.v1.Workflow\"h\n\x14ListWorkflowsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12)\n\x05state\x18\x03 \x01(\x0e\x32\x1a.hivewire.v1.WorkflowState\"Z\n\x15ListWorkflowsResponse\x12(\n\tworkflows\x18\x01 \x03(\x0b\x32\x15.hivewire.v1.Workflow\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\",\n\x15\x43\x61ncelWorkflowRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\"A\n\x16\x43\x61ncelWorkflowResponse\x12\'\n\x08workflow\x18\x01 \x01(\x0b\x32\x15.hivewire.v1.Workflow*\xa2\x01\n\rWorkflowState\x12\x1e\n\x1aWORKFLOW_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16WORKFLOW_STATE_RUNNING\x10\x01\x12\x1c\n\x18WORKFLOW_STATE_SUCCEEDED\x10\x02\x12\x19\n\x15WORKFLOW_STATE_FAILED\x10\x03\x12\x1c\n\x18WORKFLOW_STATE_CANCELLED\x10\x04*\xba\x01\n\tStepState\x12\x1a\n\x16STEP_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12STEP_STATE_WAITING\x10\x01\x12\x16\n\x12STEP_STATE_RUNNING\x10\x02\x12\x18\n\x14STEP_STATE_SUCCEEDED\x10\x03\x12\x15\n\x11STEP_STATE_FAILED\x10\x04\x12\x18\n\x14STEP_STATE_CANCELLED\x10\x05\x12\x16\n\x12STEP_STATE_SKIPPED\x10\x06*j\n\rFailurePolicy\x12\x1e\n\x1a\x46\x41ILURE_POLICY_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x46\x41ILURE_POLICY_FAIL_FAST\x10\x01\x12\x1b\n\x17\x46\x41ILURE_POLICY_CONTINUE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahivewire/v1/workflow.proto\x12\x0bhivewire.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x97\x04\n\x10WorkflowStepSpec\x12\x0f\n\x07step_id\x18\x01 \x01(\t\x12\x12\n\ncapability\x18\x02 \x01(\t\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\x12\n\ndepends_on\x18\x04 \x03(\t\x12J\n\x0frequired_labels\x18\x05 \x03(\x0b\x32\x31.hivewire.v1.WorkflowStepSpec.RequiredLabelsEntry\x12\x14\n\x0cmax_attempts\x18\x06 \x01(\x05\x12\x32\n\x0f\x61ttempt_timeout\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08map_over\x18\x08 \x01(\t\x12\x10\n\x08priority\x18\t \x01(\x05\x12\x17\n\x0fwait_for_signal\x18\x13 \x01(\x08\x12\x31\n\x0esignal_timeout\x18\x14 \x01(\x0b\x32\x19.google.protobuf.Duration\x12:\n\x0ftimeout_outcome\x18\x15 \x01(\x0e\x32!.hivewire.v1.SignalTimeoutOutcome\x12\x16\n\x0etimeout_output\x18\x16 \x01(\x0c\x12(\n\x05sleep\x18\x17 \x01(\x0b\x32\x19.google.protobuf.Duration\x1a\x35\n\x13RequiredLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xf0\x03\n\x0cWorkflowStep\x12\x0f\n\x07step_id\x18\x01 \x01(\t\x12\x12\n\ncapability\x18\x02 \x01(\t\x12\x12\n\ndepends_on\x18\x03 \x03(\t\x12%\n\x05state\x18\x04 \x01(\x0e\x32\x16.hivewire.v1.StepState\x12\x10\n\x08task_ids\x18\x05 \x03(\t\x12\x10\n\x08\x61gent_id\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x0e\n\x06output\x18\x08 \x01(\x0c\x12\r\n\x05\x65rror\x18\t \x01(\t\x12.\n\nstart_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08map_over\x18\x0c \x01(\t\x12\x11\n\tmap_total\x18\r \x01(\x05\x12\x10\n\x08map_done\x18\x0e \x01(\x05\x12\x17\n\x0fwait_for_signal\x18\x11 \x01(\x08\x12(\n\x05sleep\x18\x12 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\twake_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0csignalled_by\x18\x14 \x01(\t\x12\x0f\n\x07retries\x18\x15 \x01(\x05\"\xf1\x02\n\x08Workflow\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12)\n\x05state\x18\x03 \x01(\x0e\x32\x1a.hivewire.v1.WorkflowState\x12(\n\x05steps\x18\x04 \x03(\x0b\x32\x19.hivewire.v1.WorkflowStep\x12\x32\n\x0e\x66\x61ilure_policy\x18\x05 \x01(\x0e\x32\x1a.hivewire.v1.FailurePolicy\x12\x0f\n\x07\x63ommand\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08trace_id\x18\n \x01(\t\x12\x13\n\x0bretry_count\x18\r \x01(\x05\x12\x0e\n\x06tenant\x18\x0b \x01(\t\"\xac\x01\n\x15SubmitWorkflowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12,\n\x05steps\x18\x02 \x03(\x0b\x32\x1d.hivewire.v1.WorkflowStepSpec\x12\x32\n\x0e\x66\x61ilure_policy\x18\x03 \x01(\x0e\x32\x1a.hivewire.v1.FailurePolicy\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x05 \x01(\t\"A\n\x16SubmitWorkflowResponse\x12\'\n\x08workflow\x18\x01 \x01(\x0b\x32\x15.hivewire.v1.Workflow\")\n\x12GetWorkflowRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\">\n\x13GetWorkflowResponse\x12\'\n\x08workflow\x18\x01 \x01(\x0b\x32\x15.hivewire.v1.Workflow\"h\n\x14ListWorkflowsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12)\n\x05state\x18\x03 \x01(\x0e\x32\x1a.hivewire.v1.WorkflowState\"Z\n\x15ListWorkflowsResponse\x12(\n\tworkflows\x18\x01 \x03(\x0b\x32\x15.hivewire.v1.Workflow\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\",\n\x15\x43\x61ncelWorkflowRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\"A\n\x16\x43\x61ncelWorkflowResponse\x12\'\n\x08workflow\x18\x01 \x01(\x0b\x32\x15.hivewire.v1.Workflow\"N\n\x15SignalWorkflowRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0f\n\x07step_id\x18\x02 \x01(\t\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\"A\n\x16SignalWorkflowResponse\x12\'\n\x08workflow\x18\x01 \x01(\x0b\x32\x15.hivewire.v1.Workflow\"+\n\x14RetryWorkflowRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\"@\n\x15RetryWorkflowResponse\x12\'\n\x08workflow\x18\x01 \x01(\x0b\x32\x15.hivewire.v1.Workflow*\xa2\x01\n\rWorkflowState\x12\x1e\n\x1aWORKFLOW_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16WORKFLOW_STATE_RUNNING\x10\x01\x12\x1c\n\x18WORKFLOW_STATE_SUCCEEDED\x10\x02\x12\x19\n\x15WORKFLOW_STATE_FAILED\x10\x03\x12\x1c\n\x18WORKFLOW_STATE_CANCELLED\x10\x04*\xf3\x01\n\tStepState\x12\x1a\n\x16STEP_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12STEP_STATE_WAITING\x10\x01\x12\x16\n\x12STEP_STATE_RUNNING\x10\x02\x12\x18\n\x14STEP_STATE_SUCCEEDED\x10\x03\x12\x15\n\x11STEP_STATE_FAILED\x10\x04\x12\x18\n\x14STEP_STATE_CANCELLED\x10\x05\x12\x16\n\x12STEP_STATE_SKIPPED\x10\x06\x12\x1e\n\x1aSTEP_STATE_AWAITING_SIGNAL\x10\x07\x12\x17\n\x13STEP_STATE_SLEEPING\x10\x08*\x83\x01\n\x14SignalTimeoutOutcome\x12&\n\"SIGNAL_TIMEOUT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSIGNAL_TIMEOUT_OUTCOME_FAIL\x10\x01\x12\"\n\x1eSIGNAL_TIMEOUT_OUTCOME_SUCCEED\x10\x02*j\n\rFailurePolicy\x12\x1e\n\x1a\x46\x41ILURE_POLICY_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x46\x41ILURE_POLICY_FAIL_FAST\x10\x01\x12\x1b\n\x17\x46\x41ILURE_POLICY_CONTINUE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,34 +35,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_WORKFLOWSTEPSPEC_REQUIREDLABELSENTRY']._loaded_options = None
   _globals['_WORKFLOWSTEPSPEC_REQUIREDLABELSENTRY']._serialized_options = b'8\001'
-  _globals['_WORKFLOWSTATE']._serialized_start=1786
-  _globals['_WORKFLOWSTATE']._serialized_end=1948
-  _globals['_STEPSTATE']._serialized_start=1951
-  _globals['_STEPSTATE']._serialized_end=2137
-  _globals['_FAILUREPOLICY']._serialized_start=2139
-  _globals['_FAILUREPOLICY']._serialized_end=2245
+  _globals['_WORKFLOWSTATE']._serialized_start=2436
+  _globals['_WORKFLOWSTATE']._serialized_end=2598
+  _globals['_STEPSTATE']._serialized_start=2601
+  _globals['_STEPSTATE']._serialized_end=2844
+  _globals['_SIGNALTIMEOUTOUTCOME']._serialized_start=2847
+  _globals['_SIGNALTIMEOUTOUTCOME']._serialized_end=2978
+  _globals['_FAILUREPOLICY']._serialized_start=2980
+  _globals['_FAILUREPOLICY']._serialized_end=3086
   _globals['_WORKFLOWSTEPSPEC']._serialized_start=109
-  _globals['_WORKFLOWSTEPSPEC']._serialized_end=442
-  _globals['_WORKFLOWSTEPSPEC_REQUIREDLABELSENTRY']._serialized_start=389
-  _globals['_WORKFLOWSTEPSPEC_REQUIREDLABELSENTRY']._serialized_end=442
-  _globals['_WORKFLOWSTEP']._serialized_start=445
-  _globals['_WORKFLOWSTEP']._serialized_end=788
-  _globals['_WORKFLOW']._serialized_start=791
-  _globals['_WORKFLOW']._serialized_end=1123
-  _globals['_SUBMITWORKFLOWREQUEST']._serialized_start=1126
-  _globals['_SUBMITWORKFLOWREQUEST']._serialized_end=1298
-  _globals['_SUBMITWORKFLOWRESPONSE']._serialized_start=1300
-  _globals['_SUBMITWORKFLOWRESPONSE']._serialized_end=1365
-  _globals['_GETWORKFLOWREQUEST']._serialized_start=1367
-  _globals['_GETWORKFLOWREQUEST']._serialized_end=1408
-  _globals['_GETWORKFLOWRESPONSE']._serialized_start=1410
-  _globals['_GETWORKFLOWRESPONSE']._serialized_end=1472
-  _globals['_LISTWORKFLOWSREQUEST']._serialized_start=1474
-  _globals['_LISTWORKFLOWSREQUEST']._serialized_end=1578
-  _globals['_LISTWORKFLOWSRESPONSE']._serialized_start=1580
-  _globals['_LISTWORKFLOWSRESPONSE']._serialized_end=1670
-  _globals['_CANCELWORKFLOWREQUEST']._serialized_start=1672
-  _globals['_CANCELWORKFLOWREQUEST']._serialized_end=1716
-  _globals['_CANCELWORKFLOWRESPONSE']._serialized_start=1718
-  _globals['_CANCELWORKFLOWRESPONSE']._serialized_end=1783
+  _globals['_WORKFLOWSTEPSPEC']._serialized_end=644
+  _globals['_WORKFLOWSTEPSPEC_REQUIREDLABELSENTRY']._serialized_start=591
+  _globals['_WORKFLOWSTEPSPEC_REQUIREDLABELSENTRY']._serialized_end=644
+  _globals['_WORKFLOWSTEP']._serialized_start=647
+  _globals['_WORKFLOWSTEP']._serialized_end=1143
+  _globals['_WORKFLOW']._serialized_start=1146
+  _globals['_WORKFLOW']._serialized_end=1515
+  _globals['_SUBMITWORKFLOWREQUEST']._serialized_start=1518
+  _globals['_SUBMITWORKFLOWREQUEST']._serialized_end=1690
+  _globals['_SUBMITWORKFLOWRESPONSE']._serialized_start=1692
+  _globals['_SUBMITWORKFLOWRESPONSE']._serialized_end=1757
+  _globals['_GETWORKFLOWREQUEST']._serialized_start=1759
+  _globals['_GETWORKFLOWREQUEST']._serialized_end=1800
+  _globals['_GETWORKFLOWRESPONSE']._serialized_start=1802
+  _globals['_GETWORKFLOWRESPONSE']._serialized_end=1864
+  _globals['_LISTWORKFLOWSREQUEST']._serialized_start=1866
+  _globals['_LISTWORKFLOWSREQUEST']._serialized_end=1970
+  _globals['_LISTWORKFLOWSRESPONSE']._serialized_start=1972
+  _globals['_LISTWORKFLOWSRESPONSE']._serialized_end=2062
+  _globals['_CANCELWORKFLOWREQUEST']._serialized_start=2064
+  _globals['_CANCELWORKFLOWREQUEST']._serialized_end=2108
+  _globals['_CANCELWORKFLOWRESPONSE']._serialized_start=2110
+  _globals['_CANCELWORKFLOWRESPONSE']._serialized_end=2175
+  _globals['_SIGNALWORKFLOWREQUEST']._serialized_start=2177
+  _globals['_SIGNALWORKFLOWREQUEST']._serialized_end=2255
+  _globals['_SIGNALWORKFLOWRESPONSE']._serialized_start=2257
+  _globals['_SIGNALWORKFLOWRESPONSE']._serialized_end=2322
+  _globals['_RETRYWORKFLOWREQUEST']._serialized_start=2324
+  _globals['_RETRYWORKFLOWREQUEST']._serialized_end=2367
+  _globals['_RETRYWORKFLOWRESPONSE']._serialized_start=2369
+  _globals['_RETRYWORKFLOWRESPONSE']._serialized_end=2433
 # @@protoc_insertion_point(module_scope)

@@ -73,6 +73,10 @@ class _StepStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StepState.V
     """Terminal: cancelled (the workflow was cancelled, or failed fast)."""
     STEP_STATE_SKIPPED: _StepState.ValueType  # 6
     """Terminal: never ran because a dependency failed."""
+    STEP_STATE_AWAITING_SIGNAL: _StepState.ValueType  # 7
+    """A signal step whose dependencies are done: waits for SignalWorkflow (or its timeout)."""
+    STEP_STATE_SLEEPING: _StepState.ValueType  # 8
+    """A sleep step whose dependencies are done: waits until its wake time."""
 
 class StepState(_StepState, metaclass=_StepStateEnumTypeWrapper):
     """StepState is where one step is."""
@@ -91,7 +95,35 @@ STEP_STATE_CANCELLED: StepState.ValueType  # 5
 """Terminal: cancelled (the workflow was cancelled, or failed fast)."""
 STEP_STATE_SKIPPED: StepState.ValueType  # 6
 """Terminal: never ran because a dependency failed."""
+STEP_STATE_AWAITING_SIGNAL: StepState.ValueType  # 7
+"""A signal step whose dependencies are done: waits for SignalWorkflow (or its timeout)."""
+STEP_STATE_SLEEPING: StepState.ValueType  # 8
+"""A sleep step whose dependencies are done: waits until its wake time."""
 Global___StepState: _TypeAlias = StepState  # noqa: Y015
+
+class _SignalTimeoutOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SignalTimeoutOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SignalTimeoutOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SIGNAL_TIMEOUT_OUTCOME_UNSPECIFIED: _SignalTimeoutOutcome.ValueType  # 0
+    """The default: FAIL."""
+    SIGNAL_TIMEOUT_OUTCOME_FAIL: _SignalTimeoutOutcome.ValueType  # 1
+    """The step fails ("signal timed out")."""
+    SIGNAL_TIMEOUT_OUTCOME_SUCCEED: _SignalTimeoutOutcome.ValueType  # 2
+    """The step succeeds with timeout_output as its output."""
+
+class SignalTimeoutOutcome(_SignalTimeoutOutcome, metaclass=_SignalTimeoutOutcomeEnumTypeWrapper):
+    """SignalTimeoutOutcome is what a signal step does when its signal_timeout passes unsignalled."""
+
+SIGNAL_TIMEOUT_OUTCOME_UNSPECIFIED: SignalTimeoutOutcome.ValueType  # 0
+"""The default: FAIL."""
+SIGNAL_TIMEOUT_OUTCOME_FAIL: SignalTimeoutOutcome.ValueType  # 1
+"""The step fails ("signal timed out")."""
+SIGNAL_TIMEOUT_OUTCOME_SUCCEED: SignalTimeoutOutcome.ValueType  # 2
+"""The step succeeds with timeout_output as its output."""
+Global___SignalTimeoutOutcome: _TypeAlias = SignalTimeoutOutcome  # noqa: Y015
 
 class _FailurePolicy:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -152,6 +184,11 @@ class WorkflowStepSpec(_message.Message):
     ATTEMPT_TIMEOUT_FIELD_NUMBER: _builtins.int
     MAP_OVER_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
+    WAIT_FOR_SIGNAL_FIELD_NUMBER: _builtins.int
+    SIGNAL_TIMEOUT_FIELD_NUMBER: _builtins.int
+    TIMEOUT_OUTCOME_FIELD_NUMBER: _builtins.int
+    TIMEOUT_OUTPUT_FIELD_NUMBER: _builtins.int
+    SLEEP_FIELD_NUMBER: _builtins.int
     step_id: _builtins.str
     """Id of the step, unique in the workflow (same rules as a capability name)."""
     capability: _builtins.str
@@ -164,6 +201,14 @@ class WorkflowStepSpec(_message.Message):
     """For a map step: the parent step whose JSON array output it runs once per element of."""
     priority: _builtins.int
     """Higher runs first (0..100)."""
+    wait_for_signal: _builtins.bool
+    """A signal step: runs no task; once its dependencies succeed it waits for SignalWorkflow,
+    whose payload becomes its output (capability and map_over must be empty).
+    """
+    timeout_outcome: Global___SignalTimeoutOutcome.ValueType
+    """For a signal step with signal_timeout: what happens when it passes."""
+    timeout_output: _builtins.bytes
+    """For a signal step whose timeout outcome is SUCCEED: the output (JSON; empty means null)."""
     @_builtins.property
     def depends_on(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Steps that must succeed first."""
@@ -175,6 +220,16 @@ class WorkflowStepSpec(_message.Message):
     @_builtins.property
     def attempt_timeout(self) -> _duration_pb2.Duration:
         """Longest one attempt may run."""
+
+    @_builtins.property
+    def signal_timeout(self) -> _duration_pb2.Duration:
+        """For a signal step: how long to wait for the signal (unset: for ever)."""
+
+    @_builtins.property
+    def sleep(self) -> _duration_pb2.Duration:
+        """A sleep step: runs no task; succeeds this long after its dependencies did (capability
+        and map_over must be empty). The wake time is kept in Redis, so it survives restarts.
+        """
 
     def __init__(
         self,
@@ -188,10 +243,15 @@ class WorkflowStepSpec(_message.Message):
         attempt_timeout: _duration_pb2.Duration | None = ...,
         map_over: _builtins.str = ...,
         priority: _builtins.int = ...,
+        wait_for_signal: _builtins.bool = ...,
+        signal_timeout: _duration_pb2.Duration | None = ...,
+        timeout_outcome: Global___SignalTimeoutOutcome.ValueType = ...,
+        timeout_output: _builtins.bytes = ...,
+        sleep: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "signal_timeout", b"signal_timeout", "sleep", b"sleep"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "depends_on", b"depends_on", "map_over", b"map_over", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "required_labels", b"required_labels", "step_id", b"step_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "depends_on", b"depends_on", "map_over", b"map_over", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "required_labels", b"required_labels", "signal_timeout", b"signal_timeout", "sleep", b"sleep", "step_id", b"step_id", "timeout_outcome", b"timeout_outcome", "timeout_output", b"timeout_output", "wait_for_signal", b"wait_for_signal"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -217,6 +277,11 @@ class WorkflowStep(_message.Message):
     MAP_OVER_FIELD_NUMBER: _builtins.int
     MAP_TOTAL_FIELD_NUMBER: _builtins.int
     MAP_DONE_FIELD_NUMBER: _builtins.int
+    WAIT_FOR_SIGNAL_FIELD_NUMBER: _builtins.int
+    SLEEP_FIELD_NUMBER: _builtins.int
+    WAKE_TIME_FIELD_NUMBER: _builtins.int
+    SIGNALLED_BY_FIELD_NUMBER: _builtins.int
+    RETRIES_FIELD_NUMBER: _builtins.int
     step_id: _builtins.str
     """Id of the step."""
     capability: _builtins.str
@@ -237,6 +302,12 @@ class WorkflowStep(_message.Message):
     """For a map step: how many elements, and how many have finished."""
     map_done: _builtins.int
     """For a map step: elements finished so far."""
+    wait_for_signal: _builtins.bool
+    """True for a signal step."""
+    signalled_by: _builtins.str
+    """For a signalled step: the principal that signalled it."""
+    retries: _builtins.int
+    """How many times RetryWorkflow re-ran this step."""
     @_builtins.property
     def depends_on(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Steps that must succeed first."""
@@ -252,6 +323,14 @@ class WorkflowStep(_message.Message):
     @_builtins.property
     def end_time(self) -> _timestamp_pb2.Timestamp:
         """When the step ended."""
+
+    @_builtins.property
+    def sleep(self) -> _duration_pb2.Duration:
+        """For a sleep step: how long it sleeps."""
+
+    @_builtins.property
+    def wake_time(self) -> _timestamp_pb2.Timestamp:
+        """For a sleeping step, or a signal step with a timeout: when it wakes (or times out)."""
 
     def __init__(
         self,
@@ -270,10 +349,15 @@ class WorkflowStep(_message.Message):
         map_over: _builtins.str = ...,
         map_total: _builtins.int = ...,
         map_done: _builtins.int = ...,
+        wait_for_signal: _builtins.bool = ...,
+        sleep: _duration_pb2.Duration | None = ...,
+        wake_time: _timestamp_pb2.Timestamp | None = ...,
+        signalled_by: _builtins.str = ...,
+        retries: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "sleep", b"sleep", "start_time", b"start_time", "wake_time", b"wake_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "attempt", b"attempt", "capability", b"capability", "depends_on", b"depends_on", "end_time", b"end_time", "error", b"error", "map_done", b"map_done", "map_over", b"map_over", "map_total", b"map_total", "output", b"output", "start_time", b"start_time", "state", b"state", "step_id", b"step_id", "task_ids", b"task_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "attempt", b"attempt", "capability", b"capability", "depends_on", b"depends_on", "end_time", b"end_time", "error", b"error", "map_done", b"map_done", "map_over", b"map_over", "map_total", b"map_total", "output", b"output", "retries", b"retries", "signalled_by", b"signalled_by", "sleep", b"sleep", "start_time", b"start_time", "state", b"state", "step_id", b"step_id", "task_ids", b"task_ids", "wait_for_signal", b"wait_for_signal", "wake_time", b"wake_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -295,6 +379,8 @@ class Workflow(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     END_TIME_FIELD_NUMBER: _builtins.int
     TRACE_ID_FIELD_NUMBER: _builtins.int
+    RETRY_COUNT_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
     workflow_id: _builtins.str
     """Server-assigned id (32 lowercase hex characters)."""
     name: _builtins.str
@@ -309,6 +395,10 @@ class Workflow(_message.Message):
     """Client idempotency key, if any."""
     trace_id: _builtins.str
     """W3C trace id of the workflow's trace."""
+    retry_count: _builtins.int
+    """How many times RetryWorkflow re-ran the workflow from its failure."""
+    tenant: _builtins.str
+    """The tenant the workflow belongs to: that of the principal that submitted it."""
     @_builtins.property
     def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkflowStep]:
         """The steps, in submission order."""
@@ -334,10 +424,12 @@ class Workflow(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         end_time: _timestamp_pb2.Timestamp | None = ...,
         trace_id: _builtins.str = ...,
+        retry_count: _builtins.int = ...,
+        tenant: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "create_time", b"create_time", "end_time", b"end_time", "failure_policy", b"failure_policy", "name", b"name", "request_id", b"request_id", "state", b"state", "steps", b"steps", "trace_id", b"trace_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "create_time", b"create_time", "end_time", b"end_time", "failure_policy", b"failure_policy", "name", b"name", "request_id", b"request_id", "retry_count", b"retry_count", "state", b"state", "steps", b"steps", "tenant", b"tenant", "trace_id", b"trace_id", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -558,3 +650,105 @@ class CancelWorkflowResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CancelWorkflowResponse: _TypeAlias = CancelWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class SignalWorkflowRequest(_message.Message):
+    """SignalWorkflowRequest delivers a signal to a step that waits for one."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    STEP_ID_FIELD_NUMBER: _builtins.int
+    PAYLOAD_FIELD_NUMBER: _builtins.int
+    workflow_id: _builtins.str
+    """Id of the workflow."""
+    step_id: _builtins.str
+    """Id of the signal step (AWAITING_SIGNAL; FAILED_PRECONDITION otherwise)."""
+    payload: _builtins.bytes
+    """The step's output (JSON; empty means null). Repeating a delivered signal with the same
+    payload succeeds and changes nothing.
+    """
+    def __init__(
+        self,
+        *,
+        workflow_id: _builtins.str = ...,
+        step_id: _builtins.str = ...,
+        payload: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payload", b"payload", "step_id", b"step_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignalWorkflowRequest: _TypeAlias = SignalWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class SignalWorkflowResponse(_message.Message):
+    """SignalWorkflowResponse returns the workflow after the signal."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> Global___Workflow:
+        """The workflow."""
+
+    def __init__(
+        self,
+        *,
+        workflow: Global___Workflow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignalWorkflowResponse: _TypeAlias = SignalWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class RetryWorkflowRequest(_message.Message):
+    """RetryWorkflowRequest asks to re-run a FAILED or CANCELLED workflow from its failure."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    workflow_id: _builtins.str
+    """Id of the workflow."""
+    def __init__(
+        self,
+        *,
+        workflow_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryWorkflowRequest: _TypeAlias = RetryWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class RetryWorkflowResponse(_message.Message):
+    """RetryWorkflowResponse returns the workflow, RUNNING again."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> Global___Workflow:
+        """The workflow."""
+
+    def __init__(
+        self,
+        *,
+        workflow: Global___Workflow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryWorkflowResponse: _TypeAlias = RetryWorkflowResponse  # noqa: Y015

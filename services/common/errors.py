@@ -62,6 +62,10 @@ class NotFound(HivewireError, code=grpc.StatusCode.NOT_FOUND):
     """The named task, workflow, agent or dead letter does not exist."""
 
 
+class AlreadyExists(HivewireError, code=grpc.StatusCode.ALREADY_EXISTS):
+    """Something with that name exists already."""
+
+
 class FailedPrecondition(HivewireError, code=grpc.StatusCode.FAILED_PRECONDITION):
     """The resource is not in a state that allows the call (e.g. cancelling a finished task)."""
 
@@ -79,10 +83,6 @@ class Unauthenticated(
 class PermissionDenied(HivewireError, code=grpc.StatusCode.PERMISSION_DENIED):
     """The caller is known but may not do this (its role, its token's capabilities, another
     principal's agent)."""
-
-
-class AlreadyExists(HivewireError, code=grpc.StatusCode.ALREADY_EXISTS):
-    """A resource with that name exists already (a token name)."""
 
 
 class Unavailable(HivewireError, code=grpc.StatusCode.UNAVAILABLE):

@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hivewire.core.wire import INBOX_GROUP, RESULTS_GROUP
-from hivewire_services.common.validation import check_capability, check_id
+from hivewire_services.common.validation import (
+    check_capability,
+    check_id,
+    check_schedule_name,
+    check_tenant,
+)
 
 __all__ = [
     "HOOKS_GROUP",
@@ -65,6 +70,15 @@ class Keys:
     @property
     def tasks_by_state_prefix(self) -> str:
         return f"{self.prefix}tasks:"
+
+    def tenant_tasks(self, tenant: str) -> str:
+        """Sorted set of one tenant's task ids by submission sequence (tenants other than the
+        default one; the default tenant's tasks are those of tasks_index without a tenant)."""
+        return f"{self.tenant_tasks_prefix}{check_tenant(tenant)}"
+
+    @property
+    def tenant_tasks_prefix(self) -> str:
+        return f"{self.prefix}tenant-tasks:"
 
     @property
     def task_seq(self) -> str:
@@ -210,6 +224,14 @@ class Keys:
         """Sorted set of ended workflow ids by end time (ms), for retention."""
         return f"{self.prefix}workflows-finished"
 
+    def tenant_workflows(self, tenant: str) -> str:
+        """Sorted set of one tenant's workflow ids by submission sequence (as tenant_tasks)."""
+        return f"{self.tenant_workflows_prefix}{check_tenant(tenant)}"
+
+    @property
+    def tenant_workflows_prefix(self) -> str:
+        return f"{self.prefix}tenant-workflows:"
+
     @property
     def workflow_seq(self) -> str:
         return f"{self.prefix}seq:workflow"
@@ -221,6 +243,39 @@ class Keys:
     @property
     def workflow_request_prefix(self) -> str:
         return f"{self.prefix}workflow-request:"
+
+    def task_children(self, task_id: str) -> str:
+        """Set of the child tasks a running task spawned (cancelled with it)."""
+        return f"{self.task_children_prefix}{check_id(task_id, 'task_id')}"
+
+    @property
+    def task_children_prefix(self) -> str:
+        return f"{self.prefix}task-children:"
+
+    @property
+    def workflow_timers(self) -> str:
+        """Sorted set "<workflow id>/<step id>" -> when a sleep step wakes or a signal step
+        times out (ms); the workflow timer loop fires what is due."""
+        return f"{self.prefix}workflow-timers"
+
+    # Schedules
+    def schedule(self, name: str) -> str:
+        """Hash: one recurring schedule (definition, next/last fire, counts)."""
+        return f"{self.schedule_prefix}{check_schedule_name(name)}"
+
+    @property
+    def schedule_prefix(self) -> str:
+        return f"{self.prefix}schedule:"
+
+    @property
+    def schedules_index(self) -> str:
+        """Sorted set of schedule names (score 0: paged by name)."""
+        return f"{self.prefix}schedules"
+
+    @property
+    def schedules_due(self) -> str:
+        """Sorted set of schedule names by when the firing loop next looks at them (ms)."""
+        return f"{self.prefix}schedules-due"
 
     # Hooks
     def hook_delivery(self, delivery_id: str) -> str:
@@ -299,6 +354,9 @@ def script_key_names() -> dict[str, str]:
         "K_WORKFLOW_UPDATES": k.workflow_updates,
         "K_OUTPUT": k.output_prefix,
         "K_PROGRESS_DEADLINES": k.progress_deadlines,
+        "K_TENANT_TASKS": k.tenant_tasks_prefix,
+        "K_TENANT_WORKFLOWS": k.tenant_workflows_prefix,
+        "K_SCHEDULE": k.schedule_prefix,
         "K_AUTH_TOKEN": k.auth_token_prefix,
     }
     return {name: key.removeprefix(k.prefix) for name, key in named.items()}
@@ -320,6 +378,10 @@ def key_patterns(k: Keys) -> dict[str, str]:
         "workflows_by_state": k.workflows_by_state_prefix,
         "workflow_request": k.workflow_request_prefix,
         "hook_delivery": k.hook_delivery_prefix,
+        "task_children": k.task_children_prefix,
+        "tenant_tasks": k.tenant_tasks_prefix,
+        "tenant_workflows": k.tenant_workflows_prefix,
+        "schedule": k.schedule_prefix,
         "auth_token": k.auth_token_prefix,
     }
     single = (
@@ -328,7 +390,8 @@ def key_patterns(k: Keys) -> dict[str, str]:
         "finished", "live_agents", "offline_agents", "agent_seq", "leases", "agent_load",
         "agent_changes", "results", "events", "dead_letters", "workflow_updates",
         "workflows_index", "workflows_finished", "workflow_seq", "hook_due", "hook_entries",
-        "task_counters", "chaos_executions", "hook_events_lost", "auth_token_names", "auth_audit",
+        "task_counters", "chaos_executions", "hook_events_lost", "workflow_timers",
+        "schedules_index", "schedules_due", "auth_token_names", "auth_audit",
     )  # fmt: skip
     return {
         **{name: f"{prefix}*" for name, prefix in families.items()},

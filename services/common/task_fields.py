@@ -30,6 +30,7 @@ class NewTask(NamedTuple):
     backoff_ms: int = 0
     backoff_max_ms: int = 0
     progress_ms: int = 0
+    tenant: str = ""  # '' for the default tenant (tenancy.stored)
 
 
 TASK_FIELDS: tuple[str, ...] = (
@@ -52,12 +53,13 @@ TASK_FIELDS: tuple[str, ...] = (
     "progress",
     "output_bytes",
     "output_dropped",
+    "parent_task_id",
 )
 """Every field of a task hash: NewTask's, then those the scripts set as the task moves.
 
 `progress` is the current attempt's TaskProgress (bytes); `output_bytes` (present once the task
 has output) and `output_dropped` count the bytes of the output stream and those dropped past
-the limit (progress.lua)."""
+the limit (progress.lua); `parent_task_id` names the task that spawned a child (spawn.lua)."""
 
 LOADED_FIELDS: tuple[str, ...] = (
     "state",
@@ -80,6 +82,7 @@ LOADED_FIELDS: tuple[str, ...] = (
     "s2s_ms",
     "progress_ms",
     "output_bytes",
+    "tenant",
 )
 """What a transition loads (tasklib.lua load_task): never payload or result, which can be big."""
 

@@ -9,7 +9,9 @@ from hivewire_services.common.errors import FieldViolation, InvalidArgument
 
 _ID = re.compile(r"[0-9a-f]{32}")
 _CAPABILITY = re.compile(r"[a-z0-9][a-z0-9._:-]{0,63}")
+_TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,62}")
+_SCHEDULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_LABELS = 32
 MAX_LABEL_VALUE = 256
 MAX_REQUEST_ID = 256
@@ -22,6 +24,26 @@ def check_id(value: str, field: str) -> str:
     """An id is 32 lowercase hex characters."""
     if not _ID.fullmatch(value):
         raise InvalidArgument(f"{field} must be 32 lowercase hex characters", field=field)
+    return value
+
+
+def check_tenant(value: str, field: str = "tenant") -> str:
+    """Tenant names: 1-64 of letters, digits, '.', '_', '@', '-', starting with a letter or digit
+    (they name per-tenant index keys)."""
+    if not _TENANT.fullmatch(value):
+        raise InvalidArgument(
+            f"{field} {value[:70]!r} must be 1-64 of A-Z a-z 0-9 . _ @ -", field=field
+        )
+    return value
+
+
+def check_schedule_name(value: str, field: str = "name") -> str:
+    """Schedule names: letters, digits, '.', '_', '-'; 1-128 characters."""
+    if not _SCHEDULE_NAME.fullmatch(value):
+        raise InvalidArgument(
+            f"{field} must be 1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit",
+            field=field,
+        )
     return value
 
 

@@ -12,6 +12,7 @@ from hivewire_services.common.errors import FieldViolation, HivewireError, Inval
 from hivewire_services.common.submission import attempt_timeout_ms, check_priority_and_attempts
 from hivewire_services.common.validation import MAX_REQUEST_ID, check_capability, check_labels
 from hivewire_services.common.validation_json import parse_json_field
+from hivewire_services.common.workflow_waits import check_wait_fields
 
 MAX_NAME = 128
 # Field violations one error carries at most (the message names the first five).
@@ -35,8 +36,30 @@ class StepDef:
     timeout_ms: int = 0
     map_over: str = ""
     priority: int = 0
+    # A signal step (no task): waits for SignalWorkflow; optional timeout and its outcome.
+    wait_for_signal: bool = False
+    signal_timeout_ms: int = 0
+    timeout_outcome: int = 0
+    timeout_output: str = ""
+    # A sleep step (no task): succeeds this long after its dependencies.
+    sleep_ms: int = 0
+
+    @property
+    def runs_task(self) -> bool:
+        """False for signal and sleep steps, which the engine resolves itself."""
+        return not (self.wait_for_signal or self.sleep_ms)
 
     def to_json(self) -> dict[str, Any]:
+        return {
+            **self._task_json(),
+            "wait_for_signal": self.wait_for_signal,
+            "signal_timeout_ms": self.signal_timeout_ms,
+            "timeout_outcome": self.timeout_outcome,
+            "timeout_output": self.timeout_output,
+            "sleep_ms": self.sleep_ms,
+        }
+
+    def _task_json(self) -> dict[str, Any]:
         return {
             "step_id": self.step_id,
             "capability": self.capability,
@@ -61,6 +84,11 @@ class StepDef:
             timeout_ms=d["timeout_ms"],
             map_over=d["map_over"],
             priority=d["priority"],
+            wait_for_signal=d.get("wait_for_signal", False),
+            signal_timeout_ms=d.get("signal_timeout_ms", 0),
+            timeout_outcome=d.get("timeout_outcome", 0),
+            timeout_output=d.get("timeout_output", ""),
+            sleep_ms=d.get("sleep_ms", 0),
         )
 
 
@@ -146,7 +174,9 @@ def _step(
     step_def: StepDef | None = None
     try:
         check_capability(spec.step_id, f"{where}step_id")
-        check_capability(spec.capability, f"{where}capability")
+        waits = check_wait_fields(spec, where, settings)
+        if waits is None:
+            check_capability(spec.capability, f"{where}capability")
         payload = _payload(spec.payload, where, bool(spec.map_over), settings)
         check_priority_and_attempts(spec, where)
         check_labels(spec.required_labels, f"{where}required_labels")
@@ -164,6 +194,7 @@ def _step(
             timeout_ms=timeout_ms,
             map_over=spec.map_over,
             priority=spec.priority,
+            **(waits or {}),
         )
     except HivewireError as exc:
         bad.extend(exc.violations or [FieldViolation(where.rstrip("."), exc.message)])

@@ -36,6 +36,11 @@ class CoordinatorSettings(AgentLeases, TaskPathSettings):
     max_error_bytes: int = 16 * 1024
     workflow_claim_idle: float = 30.0
     workflow_sweep_interval: float = 30.0
+    # Longest sleep of the schedule loop: it wakes at the earliest due fire, and for schedules
+    # created on this coordinator; this bounds how late it hears of one created elsewhere.
+    schedule_interval: float = 5.0
+    # How often a BUFFER_ONE schedule with a buffered tick looks whether its run has ended.
+    schedule_recheck: float = 1.0
 
 
 load_coordinator_settings = CoordinatorSettings.load

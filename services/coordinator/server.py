@@ -15,6 +15,8 @@ from hivewire_services.common.process import ServiceProcess, serve
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.redis_metrics import ServiceMetrics
 from hivewire_services.coordinator.config import CoordinatorSettings, load_coordinator_settings
+from hivewire_services.coordinator.schedules.firing import ScheduleFiring
+from hivewire_services.coordinator.schedules.store import ScheduleStore
 from hivewire_services.coordinator.service import CoordinatorService
 from hivewire_services.coordinator.tasks.agent_cache import AgentCache
 from hivewire_services.coordinator.tasks.metrics_feed import MetricsFeed
@@ -50,6 +52,11 @@ class CoordinatorServer(ServiceProcess[CoordinatorSettings]):
             self.redis, self.keys, settings, self.store, f"coordinator-{self.instance}", self._wake
         )
         self.reclaimer: Reclaimer | None = None
+        self.schedules = ScheduleFiring(
+            ScheduleStore(self.redis, self.keys, settings, on_change=self._schedule_changed),
+            self.store,
+            self.workflows,
+        )
         self.metrics = ServiceMetrics(
             settings.redis_url,
             self.keys,
@@ -80,6 +87,7 @@ class CoordinatorServer(ServiceProcess[CoordinatorSettings]):
         )
         service = CoordinatorService(self.store, self.settings, on_retried=self._wake)
         service.workflows = self.workflows
+        service.schedules = self.schedules
         server = await self.owned.serve(
             listen,
             lambda s: coordinator_pb2_grpc.add_CoordinatorServiceServicer_to_server(service, s),
@@ -91,7 +99,9 @@ class CoordinatorServer(ServiceProcess[CoordinatorSettings]):
         spawn(self.results.run(), "results")
         spawn(self._retention(), "retention")
         spawn(self.workflows.run(), "workflows")
+        spawn(self.workflows.timers.run(), "workflow-timers")
         spawn(self.reclaimer.run(), "reclaimer")
+        spawn(self.schedules.run(), "schedules")
         spawn(StreamTrimmer(self.redis, self.keys, self.settings).run(), "trimmer")
         self.owned.on_stop(self.metrics.close)
         if self.metrics.start() or tracing.recording():
@@ -103,6 +113,9 @@ class CoordinatorServer(ServiceProcess[CoordinatorSettings]):
     def _wake(self) -> None:
         if self.scheduler is not None:
             self.scheduler.wake()
+
+    def _schedule_changed(self) -> None:
+        self.schedules.wake()
 
     def _deadline(self, due_ms: int) -> None:
         """A lease or deadline created here: the reclaimer wakes for it if it is the first."""

@@ -8,11 +8,14 @@ from typing import Any, Protocol, TypeAlias, TypeVar
 from google.protobuf import message_factory
 from google.protobuf.message import Message
 
-from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, task_pb2, workflow_pb2
+from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, schedule_pb2, task_pb2, workflow_pb2
 from hivewire_services.common.servicer_attrs import RpcAttribute
 from hivewire_services.common.submission import ValidTask, validate_batch, validate_task
+from hivewire_services.common.task_parent import check_parent, no_parents
 from hivewire_services.common.workflow_spec import validate_workflow
 from hivewire_services.coordinator.config import CoordinatorSettings
+from hivewire_services.coordinator.schedules.firing import ScheduleFiring
+from hivewire_services.coordinator.tasks.children import ChildTasks
 from hivewire_services.coordinator.tasks.dead_letters import DeadLetters
 from hivewire_services.coordinator.tasks.store import TaskStore
 from hivewire_services.coordinator.workflows.engine import WorkflowEngine
@@ -48,9 +51,11 @@ class enveloped(RpcAttribute[Envelope[Req]]):  # noqa: N801 (used as a decorator
 
 
 class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
-    """Tasks, dead letters and workflows; the server sets `workflows` before serving."""
+    """Tasks, dead letters, workflows and schedules; the server sets `workflows` and
+    `schedules` before serving."""
 
     workflows: WorkflowEngine
+    schedules: ScheduleFiring
 
     def __init__(
         self, store: TaskStore, settings: CoordinatorSettings, on_retried: Callable[[], None]
@@ -58,6 +63,7 @@ class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
         self.store = store
         self.settings = settings
         self.dead_letters = DeadLetters(store, store.redis, store.keys, settings)
+        self.children = ChildTasks(store.redis, store.keys, settings, store)
         # The store wakes the scheduler for what it creates; a retried dead letter is re-queued.
         self._on_retried = on_retried
 
@@ -66,13 +72,21 @@ class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
 
     @enveloped
     async def SubmitTask(self, request: task_pb2.SubmitTaskRequest) -> task_pb2.SubmitTaskResponse:
-        [task] = await self._submit([validate_task(request, self.settings)])
+        spec = validate_task(request, self.settings)
+        check_parent(request)
+        if request.parent_task_id:
+            task = await self.children.spawn(
+                spec, request.parent_task_id, request.parent_attempt_token
+            )
+        else:
+            [task] = await self._submit([spec])
         return task_pb2.SubmitTaskResponse(task=task)
 
     @enveloped
     async def SubmitTasks(
         self, request: task_pb2.SubmitTasksRequest
     ) -> task_pb2.SubmitTasksResponse:
+        no_parents(request)
         tasks = await self._submit(validate_batch(list(request.tasks), self.settings))
         return task_pb2.SubmitTasksResponse(tasks=tasks)
 
@@ -92,7 +106,9 @@ class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
 
     @enveloped
     async def CancelTask(self, request: task_pb2.CancelTaskRequest) -> task_pb2.CancelTaskResponse:
-        return task_pb2.CancelTaskResponse(task=await self.store.cancel(request.task_id))
+        task = await self.store.cancel(request.task_id)
+        await self.children.cancel_children(request.task_id)
+        return task_pb2.CancelTaskResponse(task=task)
 
     @enveloped
     async def ListDeadLetters(
@@ -135,6 +151,22 @@ class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
         return workflow_pb2.CancelWorkflowResponse(workflow=workflow)
 
     @enveloped
+    async def SignalWorkflow(
+        self, request: workflow_pb2.SignalWorkflowRequest
+    ) -> workflow_pb2.SignalWorkflowResponse:
+        workflow = await self.workflows.signal(
+            request.workflow_id, request.step_id, request.payload
+        )
+        return workflow_pb2.SignalWorkflowResponse(workflow=workflow)
+
+    @enveloped
+    async def RetryWorkflow(
+        self, request: workflow_pb2.RetryWorkflowRequest
+    ) -> workflow_pb2.RetryWorkflowResponse:
+        workflow = await self.workflows.retry(request.workflow_id)
+        return workflow_pb2.RetryWorkflowResponse(workflow=workflow)
+
+    @enveloped
     async def ListWorkflows(
         self, request: workflow_pb2.ListWorkflowsRequest
     ) -> workflow_pb2.ListWorkflowsResponse:
@@ -144,3 +176,57 @@ class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
         return workflow_pb2.ListWorkflowsResponse(
             workflows=page.workflows, next_page_token=page.next_page_token
         )
+
+    @enveloped
+    async def CreateSchedule(
+        self, request: schedule_pb2.CreateScheduleRequest
+    ) -> schedule_pb2.CreateScheduleResponse:
+        schedule = await self.schedules.store.create(request.schedule)
+        return schedule_pb2.CreateScheduleResponse(schedule=schedule)
+
+    @enveloped
+    async def GetSchedule(
+        self, request: schedule_pb2.GetScheduleRequest
+    ) -> schedule_pb2.GetScheduleResponse:
+        return schedule_pb2.GetScheduleResponse(
+            schedule=await self.schedules.store.get(request.name)
+        )
+
+    @enveloped
+    async def ListSchedules(
+        self, request: schedule_pb2.ListSchedulesRequest
+    ) -> schedule_pb2.ListSchedulesResponse:
+        page = await self.schedules.store.list(
+            page_size=request.page_size, page_token=request.page_token
+        )
+        return schedule_pb2.ListSchedulesResponse(
+            schedules=page.schedules, next_page_token=page.next_page_token
+        )
+
+    @enveloped
+    async def PauseSchedule(
+        self, request: schedule_pb2.PauseScheduleRequest
+    ) -> schedule_pb2.PauseScheduleResponse:
+        schedule = await self.schedules.store.pause(request.name)
+        return schedule_pb2.PauseScheduleResponse(schedule=schedule)
+
+    @enveloped
+    async def ResumeSchedule(
+        self, request: schedule_pb2.ResumeScheduleRequest
+    ) -> schedule_pb2.ResumeScheduleResponse:
+        schedule = await self.schedules.store.resume(request.name)
+        return schedule_pb2.ResumeScheduleResponse(schedule=schedule)
+
+    @enveloped
+    async def TriggerSchedule(
+        self, request: schedule_pb2.TriggerScheduleRequest
+    ) -> schedule_pb2.TriggerScheduleResponse:
+        schedule = await self.schedules.trigger(request.name)
+        return schedule_pb2.TriggerScheduleResponse(schedule=schedule)
+
+    @enveloped
+    async def DeleteSchedule(
+        self, request: schedule_pb2.DeleteScheduleRequest
+    ) -> schedule_pb2.DeleteScheduleResponse:
+        await self.schedules.store.delete(request.name)
+        return schedule_pb2.DeleteScheduleResponse()

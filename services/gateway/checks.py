@@ -10,16 +10,20 @@ from collections.abc import Sequence
 from google.protobuf import duration_pb2
 
 from hivewire.v1 import agent_pb2, command_pb2, event_pb2, task_pb2, workflow_pb2
+from hivewire_services.common import tenancy
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.submission import validate_batch, validate_task
+from hivewire_services.common.task_parent import check_parent, no_parents
 from hivewire_services.common.validation import (
     MAX_REQUEST_ID,
     StreamId,
     check_capability,
     check_id,
     check_page_size,
+    check_schedule_name,
     parse_stream_id,
 )
+from hivewire_services.common.validation_json import parse_json_field
 from hivewire_services.common.workflow_spec import validate_workflow
 from hivewire_services.gateway.config import GatewaySettings
 from hivewire_services.gateway.events.hub import EventFilter
@@ -33,6 +37,7 @@ def check_submit(
 ) -> None:
     """One task; `where` prefixes field names in a batch (e.g. `tasks[3].`)."""
     validate_task(req, settings, where)
+    check_parent(req)
 
 
 def check_batch(tasks: Sequence[task_pb2.SubmitTaskRequest], settings: GatewaySettings) -> None:
@@ -41,6 +46,7 @@ def check_batch(tasks: Sequence[task_pb2.SubmitTaskRequest], settings: GatewaySe
 
 
 def submit_tasks(req: task_pb2.SubmitTasksRequest, settings: GatewaySettings) -> None:
+    no_parents(req)
     check_batch(req.tasks, settings)
 
 
@@ -87,10 +93,19 @@ def task_output(req: task_pb2.StreamTaskOutputRequest) -> str:
 
 
 def workflow_id(
-    req: workflow_pb2.GetWorkflowRequest | workflow_pb2.CancelWorkflowRequest,
+    req: workflow_pb2.GetWorkflowRequest
+    | workflow_pb2.CancelWorkflowRequest
+    | workflow_pb2.RetryWorkflowRequest,
     settings: GatewaySettings,
 ) -> None:
     check_id(req.workflow_id, "workflow_id")
+
+
+def signal_workflow(req: workflow_pb2.SignalWorkflowRequest, settings: GatewaySettings) -> None:
+    check_id(req.workflow_id, "workflow_id")
+    check_capability(req.step_id, "step_id")
+    if req.payload.strip():
+        parse_json_field(req.payload, "payload", settings.max_payload_bytes)
 
 
 def list_tasks(req: task_pb2.ListTasksRequest, settings: GatewaySettings) -> None:
@@ -150,6 +165,8 @@ def event_subscription(req: event_pb2.StreamEventsRequest) -> tuple[EventFilter,
     types = frozenset(int(t) for t in req.types)
     if not types <= _EVENT_TYPES:
         raise InvalidArgument("types holds an unknown or unspecified EventType", field="types")
+    if req.schedule:
+        check_schedule_name(req.schedule, "schedule")
     since = parse_stream_id(req.since_cursor, "since_cursor") if req.since_cursor else None
     flt = EventFilter(
         task_id=req.task_id,
@@ -157,5 +174,7 @@ def event_subscription(req: event_pb2.StreamEventsRequest) -> tuple[EventFilter,
         agent_id=req.agent_id,
         capability=req.capability,
         types=types,
+        tenant=tenancy.scope(),
+        schedule=req.schedule,
     )
     return flt, since

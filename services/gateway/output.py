@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import cast
 
 from hivewire.v1 import stream_pb2, task_pb2
+from hivewire_services.common import tenancy
 from hivewire_services.common.errors import NotFound, ResourceExhausted, Unavailable
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.output import END_FIELD, chunk_of
@@ -59,9 +60,11 @@ class OutputReader:
     ) -> AsyncIterator[list[stream_pb2.OutputChunk]]:
         """Frames of consecutive chunks after the cursor `after` ('0-0': from the start).
 
-        NotFound for an unknown task; ResourceExhausted when `follow` would pass the limit.
+        NotFound for an unknown task or one of a tenant the caller does not see;
+        ResourceExhausted when `follow` would pass the limit.
         """
-        if await self._state(task_id) is None:
+        state, tenant = await self.redis.hmget(self.keys.task(task_id), ["state", "tenant"])
+        if state is None or not tenancy.visible(tenant):
             raise NotFound(f"task {task_id} not found", reason="TASK_NOT_FOUND")
         if not follow:
             async for frame in self._replay(task_id, after):

@@ -11,17 +11,20 @@ from typing import Any, TypeAlias
 from hivewire.core.clock import now_ms, ts_from_ms
 from hivewire.v1 import (
     command_pb2,
+    coordinator_pb2,
     coordinator_pb2_grpc,
     event_pb2,
     gateway_pb2_grpc,
     registry_pb2_grpc,
+    schedule_pb2,
     stats_pb2,
     task_pb2,
 )
+from hivewire_services.common import tenancy
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.workflow_spec import validate_workflow
-from hivewire_services.gateway import checks
+from hivewire_services.gateway import checks, schedules
 from hivewire_services.gateway.commands import CommandCatalog, commands_dir
 from hivewire_services.gateway.config import GatewaySettings
 from hivewire_services.gateway.events.hub import EventsHub, format_stream_id
@@ -29,7 +32,7 @@ from hivewire_services.gateway.events.snapshot import snapshot_events
 from hivewire_services.gateway.output import OutputReader
 from hivewire_services.gateway.stats.counters import SLOT_SECONDS
 from hivewire_services.gateway.stats.state_reader import StateReader
-from hivewire_services.gateway.upstream import REGISTRY, Forward
+from hivewire_services.gateway.upstream import REGISTRY, Forward, forward
 from hivewire_services.gateway.workflow_count import stats_for
 
 logger = logging.getLogger(__name__)
@@ -78,6 +81,23 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     GetWorkflow = Forward(checks.workflow_id)
     ListWorkflows = Forward(checks.list_workflows)
     CancelWorkflow = Forward(checks.workflow_id)
+    SignalWorkflow = Forward(checks.signal_workflow)
+    RetryWorkflow = Forward(checks.workflow_id)
+    GetSchedule = Forward(schedules.schedule_name)
+    ListSchedules = Forward(schedules.list_schedules)
+    PauseSchedule = Forward(schedules.schedule_name)
+    ResumeSchedule = Forward(schedules.schedule_name)
+    TriggerSchedule = Forward(schedules.schedule_name)
+    DeleteSchedule = Forward(schedules.schedule_name)
+
+    async def CreateSchedule(
+        self, request: schedule_pb2.CreateScheduleRequest, context: Context
+    ) -> schedule_pb2.CreateScheduleResponse:
+        """Checked, a command target expanded into its workflow, then forwarded."""
+        envelope = coordinator_pb2.CoordinatorServiceCreateScheduleRequest(
+            request=schedules.expand(request, self.settings)
+        )
+        return await forward(self.coordinator.CreateSchedule, envelope, self.timeout)
 
     async def StreamTaskOutput(
         self, request: task_pb2.StreamTaskOutputRequest, context: Context
@@ -166,6 +186,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             request.interval, "interval", DEFAULT_STATS_INTERVAL, 0.1, 60.0
         )
         counters = self._stats.counters
+        only = tenancy.scope()  # a client or viewer watches its tenant's stats
         per_frame = max(1, round(interval / SLOT_SECONDS))
         covered = counters.current_slot() - per_frame  # the first frame covers one interval
         next_at = time.monotonic()
@@ -179,7 +200,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                 end = max(covered + 1, counters.current_slot())
             window = min(60.0, (end - covered) * SLOT_SECONDS)
             covered = end
-            stats = await self._stats.snapshot(window, end)
+            stats = await self._stats.snapshot(window, end, only)
             yield stats_pb2.WatchStatsResponse(stats=stats)
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))

@@ -30,7 +30,7 @@ def stats_for(
         lambda: hub.subscriber_count,
         WorkflowCount(coordinator, settings.rpc_timeout),
     )
-    hub.add_listener(stats.counters.observe)
+    hub.add_listener(stats.observe)
     return stats
 
 

@@ -193,7 +193,7 @@ def test_field_lists_are_declared_once_and_reach_lua() -> None:
     lua = constants()
     assert "local NEW_TASK = {'task_id', 'capability', 'priority'," in lua
     assert "local TASK_LOADED_FIELDS = {'state', 'attempt'," in lua
-    assert "local NEW_TASK_WIDTH = 15" in lua
+    assert "local NEW_TASK_WIDTH = 16" in lua
     for i, field in enumerate(NewTask._fields, 1):
         assert f"local NEW_TASK_{field.upper()} = {i}\n" in lua
 

@@ -29,7 +29,8 @@ METHOD_ROLES: dict[str, frozenset[str]] = {
         _GATEWAY + m: _WRITE
         for m in (
             "SubmitTask", "SubmitTasks", "CancelTask", "RetryDeadLetter", "SubmitWorkflow",
-            "CancelWorkflow", "RunCommand",
+            "CancelWorkflow", "RunCommand", "SignalWorkflow", "RetryWorkflow", "CreateSchedule",
+            "PauseSchedule", "ResumeSchedule", "TriggerSchedule", "DeleteSchedule",
         )
     },
     **{
@@ -37,6 +38,7 @@ METHOD_ROLES: dict[str, frozenset[str]] = {
         for m in (
             "GetTask", "ListTasks", "StreamTaskOutput", "ListAgents", "StreamEvents",
             "WatchStats", "ListDeadLetters", "GetWorkflow", "ListWorkflows", "ListCommands",
+            "GetSchedule", "ListSchedules",
         )
     },
     # AgentService: agents over one gRPC stream.
@@ -52,7 +54,9 @@ METHOD_ROLES: dict[str, frozenset[str]] = {
         for m in (
             "SubmitTask", "SubmitTasks", "GetTask", "ListTasks", "CancelTask", "ListDeadLetters",
             "RetryDeadLetter", "SubmitWorkflow", "GetWorkflow", "ListWorkflows",
-            "CancelWorkflow",
+            "CancelWorkflow", "SignalWorkflow", "RetryWorkflow", "CreateSchedule", "GetSchedule",
+            "ListSchedules", "PauseSchedule", "ResumeSchedule", "TriggerSchedule",
+            "DeleteSchedule",
         )
     },
     # RegistryService: agents for their own lifecycle, services for the rest.

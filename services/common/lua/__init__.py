@@ -8,7 +8,7 @@ from pathlib import Path
 
 from redis.commands.core import AsyncScript
 
-from hivewire.v1 import agent_pb2, event_pb2, stream_pb2, task_pb2, workflow_pb2
+from hivewire.v1 import agent_pb2, event_pb2, schedule_pb2, stream_pb2, task_pb2, workflow_pb2
 from hivewire_services.common.keys import script_key_names
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.task_fields import lua_rows, lua_tables
@@ -47,6 +47,8 @@ def constants() -> str:
         stream_pb2.OutputStream,
         workflow_pb2.WorkflowState,
         workflow_pb2.StepState,
+        workflow_pb2.SignalTimeoutOutcome,
+        schedule_pb2.OverlapPolicy,
     ):
         for name, number in enum.items():
             lines.append(f"local {name} = {number}")
@@ -82,7 +84,8 @@ def register_common(redis: Redis, name: str) -> AsyncScript:
 
 
 class Expire:
-    """expire.lua, for one kind of record: its finished set, index, hash and state prefixes, and
+    """expire.lua, for one kind of record: its finished set, index, hash, state and per-tenant
+    index prefixes, and
     the prefixes of keys deleted with each record (`companions`, e.g. a task's output stream)."""
 
     def __init__(
@@ -92,14 +95,22 @@ class Expire:
         index: str,
         hash_prefix: str,
         state_prefix: str,
+        tenant_prefix: str,
         companions: tuple[str, ...] = (),
     ):
         self._script = register_common(redis, "expire")
         self._keys = [finished, index]
         self._prefixes = [hash_prefix, state_prefix]
+        self._tenant_prefix = tenant_prefix
         self._companions = list(companions)
 
     async def __call__(self, cutoff_ms: int, limit: int) -> int:
         """Delete up to `limit` records that ended before the cutoff; returns how many."""
-        args: list[str | int] = [*self._prefixes, cutoff_ms, limit, *self._companions]
+        args: list[str | int] = [
+            *self._prefixes,
+            cutoff_ms,
+            limit,
+            self._tenant_prefix,
+            *self._companions,
+        ]
         return int(await self._script(keys=self._keys, args=args))

@@ -42,15 +42,20 @@ end
 
 -- hivewire.v1.Event: type=2 time=3 task_id=4 workflow_id=5 agent_id=6 capability=7
 -- task_state=8 attempt=9 message=10 snapshot=11 step_id=12 progress=13 (TaskProgress bytes)
--- output_chunks=14 output_cursor=15 (cursor=1 is the stream id).
+-- output_chunks=14 output_cursor=15 schedule=16 schedule_tick_time=17 (tick_ms) tenant=22
+-- (cursor=1 is the stream id).
 local function encode_event(ev)
   local out = pb_uint(2, ev.type) .. pb_timestamp(3, ev.ms) .. pb_bytes(4, ev.task_id)
     .. pb_bytes(5, ev.workflow_id) .. pb_bytes(6, ev.agent_id) .. pb_bytes(7, ev.capability)
     .. pb_uint(8, ev.state) .. pb_uint(9, ev.attempt) .. pb_bytes(10, ev.message)
-    .. pb_bytes(12, ev.step_id)
+    .. pb_bytes(12, ev.step_id) .. pb_bytes(22, ev.tenant)
   if ev.progress or ev.output_chunks then
     out = out .. pb_bytes(13, ev.progress) .. pb_uint(14, ev.output_chunks)
       .. pb_bytes(15, ev.output_cursor)
+  end
+  if ev.schedule then
+    out = out .. pb_bytes(16, ev.schedule)
+    if ev.tick_ms then out = out .. pb_timestamp(17, ev.tick_ms) end
   end
   return out
 end

@@ -10,6 +10,7 @@ from hivewire.core.tracing import trace_id_of
 from hivewire.v1 import stream_pb2, task_pb2
 from hivewire_services.common import task_fields
 from hivewire_services.common.task_fields import NewTask
+from hivewire_services.common.tenancy import tenant_of
 
 # What a Task message shows: every hash field but the scripts' own bookkeeping.
 TASK_FIELDS = tuple(
@@ -82,6 +83,8 @@ def task_from_fields(task_id: str, v: Mapping[str, Raw]) -> task_pb2.Task:
         step_id=_text(v.get("step_id")),
         output_bytes=_int(v.get("output_bytes")),
         output_dropped_bytes=_int(v.get("output_dropped")),
+        parent_task_id=_text(v.get("parent_task_id")),
+        tenant=tenant_of(v.get("tenant")),
     )
     for field, name in _TIMES:
         set_ms(task, name, _int(v.get(field)))
@@ -120,6 +123,7 @@ def task_from_new(
         workflow_id=new.workflow_id,
         trace_id=trace_id_of(new.trace_id) or new.trace_id,
         step_id=new.step_id,
+        tenant=tenant_of(new.tenant),
     )
     task.create_time.FromMilliseconds(create_ms)
     for i, name in _NEW_TIMES:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -11,7 +10,7 @@ from typing import cast
 
 from hivewire.core.clock import now_ms
 from hivewire.v1 import task_pb2
-from hivewire_services.common import lua
+from hivewire_services.common import lua, principal, tenancy
 from hivewire_services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
@@ -61,6 +60,7 @@ class TaskStore(RedisStore[CoordinatorSettings]):
             keys.tasks_index,
             keys.task_prefix,
             keys.tasks_by_state_prefix,
+            keys.tenant_tasks_prefix,
             companions=(keys.output_prefix,),
         )
 
@@ -69,6 +69,7 @@ class TaskStore(RedisStore[CoordinatorSettings]):
         now = now_ms()
         rows: list[scripts.SubmitRow] = []
         new_ids = []
+        tenant = tenancy.creating_tenant()
         traceparents = submit_traceparents([spec.trace_id for spec in specs])
         for spec, traceparent, task_id in zip(
             specs, traceparents, _new_task_ids(len(specs)), strict=True
@@ -76,8 +77,7 @@ class TaskStore(RedisStore[CoordinatorSettings]):
             new_ids.append(task_id)
             request_key = ""
             if spec.request_id:
-                digest = hashlib.sha256(spec.request_id.encode()).hexdigest()
-                request_key = self.keys.request_id(digest)
+                request_key = self.keys.request_id(tenancy.request_digest(tenant, spec.request_id))
             labels = spec.required_labels
             new = NewTask(
                 task_id=task_id,
@@ -95,6 +95,7 @@ class TaskStore(RedisStore[CoordinatorSettings]):
                 backoff_ms=spec.retry_initial_backoff_ms,
                 backoff_max_ms=spec.retry_max_backoff_ms,
                 progress_ms=spec.progress_timeout_ms,
+                tenant=tenant,
             )
             rows.append(scripts.SubmitRow(new, request_key, spec.payload))
         ids = await self._submit(now, rows)
@@ -119,9 +120,16 @@ class TaskStore(RedisStore[CoordinatorSettings]):
     async def get(self, task_id: str) -> task_pb2.Task:
         check_id(task_id, "task_id")
         [task] = await self.get_many([task_id])
-        if task is None:
-            raise NotFound(f"task {task_id} not found", reason="TASK_NOT_FOUND")
+        if task is None or not principal.current().sees(task.tenant):
+            raise _not_found(task_id)
         return task
+
+    async def check_visible(self, task_id: str) -> None:
+        """NotFound, as for a missing task, unless the task exists and the caller sees it."""
+        check_id(task_id, "task_id")
+        state, tenant = await self.redis.hmget(self.keys.task(task_id), ["state", "tenant"])
+        if state is None or not tenancy.visible(tenant):
+            raise _not_found(task_id)
 
     async def get_many(self, task_ids: Sequence[str]) -> list[task_pb2.Task | None]:
         """Tasks by id in one round trip; None where a task does not exist."""
@@ -137,12 +145,18 @@ class TaskStore(RedisStore[CoordinatorSettings]):
     async def list(
         self, *, page_size: int, page_token: str, state: int, capability: str
     ) -> TaskPage:
-        """Newest first; filters by state (an index per state) and capability (scanned)."""
+        """Newest first; filters by state (an index per state) and capability (scanned).
+
+        A caller of one tenant walks its tenant's index (state scanned); the default tenant's
+        tasks carry no tenant and are found in the global indexes."""
         size = check_page_size(page_size)
         before = parse_sequence_token(page_token)
         index = self.keys.tasks_by_state(str(state)) if state else self.keys.tasks_index
         if state and state not in task_pb2.TaskState.values():
             raise InvalidArgument(f"unknown state {state}", field="state")
+        only = tenancy.scope()
+        if only is not None and only != principal.DEFAULT_TENANT:
+            index = self.keys.tenant_tasks(only)
         found: list[task_pb2.Task] = []
         cursor = before
         scanned = 0
@@ -164,6 +178,8 @@ class TaskStore(RedisStore[CoordinatorSettings]):
                 cursor = int(score)
                 if task is None or (capability and task.capability != capability):
                     continue
+                if (state and task.state != state) or (only and task.tenant != only):
+                    continue
                 found.append(task)
                 if len(found) == size:
                     break
@@ -171,18 +187,24 @@ class TaskStore(RedisStore[CoordinatorSettings]):
                 if len(found) < size:
                     cursor = None
                 break
-        token = str(cursor) if cursor is not None and len(found) == size else ""
+        # A page cut short by the scan bound (filters matched little) still carries the cursor.
+        token = str(cursor) if cursor is not None else ""
         return TaskPage(found, token)
 
     async def expire(self, cutoff_ms: int, limit: int = 1000) -> int:
         """Delete up to `limit` terminal tasks that ended before the cutoff; returns how many."""
         return await self._expire(cutoff_ms, limit)
 
+    def submitted(self) -> None:
+        """Tasks were created outside submit() (a spawned child): wake the scheduler."""
+        self._on_submitted()
+
     async def cancel(self, task_id: str) -> task_pb2.Task:
-        check_id(task_id, "task_id")
+        # A task's tenant never changes: checked before the script, nothing changes if unseen.
+        await self.check_visible(task_id)
         previous = await self._cancel(now_ms(), task_id)
         if previous == 0:
-            raise NotFound(f"task {task_id} not found", reason="TASK_NOT_FOUND")
+            raise _not_found(task_id)
         if previous in TERMINAL_STATES:
             name = task_pb2.TaskState.Name(cast(task_pb2.TaskState.ValueType, previous))
             raise FailedPrecondition(
@@ -190,6 +212,11 @@ class TaskStore(RedisStore[CoordinatorSettings]):
                 reason="TASK_ALREADY_FINISHED",
             )
         return await self.get(task_id)
+
+
+def _not_found(task_id: str) -> NotFound:
+    """The one answer for a task that does not exist or that the caller may not see."""
+    return NotFound(f"task {task_id} not found", reason="TASK_NOT_FOUND")
 
 
 def _new_task_ids(n: int) -> list[str]:

@@ -33,6 +33,10 @@ local function create_task(row, payload)
     end
   end
   redis.call('HSET', prefix .. K_TASK .. id, unpack(hash, 1, n))
+  local tenant = row[NEW_TASK_TENANT]
+  if tenant and tenant ~= '' then
+    redis.call('ZADD', prefix .. K_TENANT_TASKS .. tenant, seq, id)
+  end
   enqueue(prefix, capability, row[NEW_TASK_PRIORITY], seq, id)
   redis.call('ZADD', KEYS[2], seq, id)
   redis.call('ZADD', prefix .. K_TASKS_BY_STATE .. TASK_STATE_PENDING, seq, id)
@@ -42,5 +46,5 @@ local function create_task(row, payload)
   end
   emit_event(KEYS[1], ARGV[3], {type = EVENT_TYPE_TASK_SUBMITTED, ms = now, task_id = id,
     capability = capability, state = TASK_STATE_PENDING, workflow_id = row[NEW_TASK_WORKFLOW_ID],
-    step_id = row[NEW_TASK_STEP_ID]})
+    step_id = row[NEW_TASK_STEP_ID], tenant = tenant})
 end

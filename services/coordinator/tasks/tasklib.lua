@@ -73,7 +73,7 @@ end
 local function event_of(t, type, state, attempt, agent_id, message)
   return {ms = 0, type = type, task_id = t.id, workflow_id = t.workflow_id, agent_id = agent_id,
     capability = t.capability, state = state, attempt = attempt, message = message,
-    step_id = t.step_id}
+    step_id = t.step_id, tenant = t.tenant}
 end
 
 local function emit(C, ev)
@@ -138,7 +138,7 @@ local function fail_attempt(C, t, attempt, agent_id, err, retryable, jitter, imm
   finish(C, t, TASK_STATE_FAILED)
   redis.call('XADD', C.dead, 'MAXLEN', '~', C.dead_maxlen, '*', 'task_id', t.id,
     'attempt', attempt, 'agent_id', agent_id, 'capability', t.capability, 'error', err,
-    'errors', errors_json)
+    'errors', errors_json, 'tenant', t.tenant or '')
   return 'failed'
 end
 

@@ -5,7 +5,7 @@
 --      (scripts.py LaunchOp), then ntasks pairs: task_id, payload
 --   F: fail a WAITING step that cannot start (e.g. its map input is not an array)
 --   S: skip a WAITING step whose dependency failed
---   C: cancel a WAITING or RUNNING step
+--   C: cancel a WAITING, RUNNING, AWAITING_SIGNAL or SLEEPING step
 --   W: end the workflow (state, message), with its WORKFLOW_* event
 -- Nothing applies unless the workflow is RUNNING; launches stop once cancel is requested.
 -- KEYS: the taskcreate context (1..4), then workflow, pending_capabilities, workflows_running,
@@ -16,7 +16,7 @@ local prefix, now, wid = ARGV[1], tonumber(ARGV[2]), ARGV[4]
 local wk = KEYS[5]
 local p = 5
 local function nxt() local v = ARGV[p]; p = p + 1; return v end
-local w = redis.call('HMGET', wk, 'state', 'cancel', 'seq', 'traceparent')
+local w = redis.call('HMGET', wk, 'state', 'cancel', 'seq', 'traceparent', 'tenant')
 if tonumber(w[1]) ~= WORKFLOW_STATE_RUNNING then return 0 end
 local cancelling = w[2] == '1'
 -- Step tasks descend from the workflow's span: one trace per workflow.
@@ -46,7 +46,7 @@ for _ = 1, nops do
         row[NEW_TASK_LABELS], row[NEW_TASK_REQUEST_ID] = ARGV[b + LAUNCH_OP_LABELS], ''
         row[NEW_TASK_TIMEOUT_MS] = ARGV[b + LAUNCH_OP_TIMEOUT_MS]
         row[NEW_TASK_TRACE_ID], row[NEW_TASK_WORKFLOW_ID] = traceparent, wid
-        row[NEW_TASK_STEP_ID] = sid
+        row[NEW_TASK_STEP_ID], row[NEW_TASK_TENANT] = sid, w[5] or nil
         create_task(row, payload)
         redis.call('HSET', wk, 'x:' .. tid, sid .. ',' .. i)
         ids[#ids + 1] = tid
@@ -75,7 +75,8 @@ for _ = 1, nops do
   elseif op == 'C' then
     local sid = nxt()
     local st = step_state(sid)
-    if st == STEP_STATE_WAITING or st == STEP_STATE_RUNNING then
+    if st == STEP_STATE_WAITING or st == STEP_STATE_RUNNING or st == STEP_STATE_AWAITING_SIGNAL
+        or st == STEP_STATE_SLEEPING then
       applied = applied + 1
       redis.call('HSET', wk, 'st:' .. sid, STEP_STATE_CANCELLED, 't1:' .. sid, now)
     end
@@ -89,7 +90,8 @@ for _ = 1, nops do
     local types = {[WORKFLOW_STATE_SUCCEEDED] = EVENT_TYPE_WORKFLOW_SUCCEEDED,
       [WORKFLOW_STATE_FAILED] = EVENT_TYPE_WORKFLOW_FAILED,
       [WORKFLOW_STATE_CANCELLED] = EVENT_TYPE_WORKFLOW_CANCELLED}
-    emit_event(KEYS[1], ARGV[3], {type = types[to], ms = now, workflow_id = wid, message = message})
+    emit_event(KEYS[1], ARGV[3], {type = types[to], ms = now, workflow_id = wid, message = message,
+      tenant = w[5] or nil})
     return applied
   end
 end

@@ -3,7 +3,7 @@
 -- KEYS: workflows_index, workflow_seq, events, workflows_running, workflow
 -- ARGV: prefix, now_ms, events_maxlen, workflow_id, request_key, request_ttl_s, name,
 --   failure_policy, command, request_id, steps_json, n, then n step ids, then the traceparent
---   every step task descends from
+--   every step task descends from, then the tenant ('' for the default tenant)
 local prefix, now, maxlen, wid = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local request_key, ttl = ARGV[5], ARGV[6]
 if request_key ~= '' then
@@ -20,8 +20,13 @@ for i = 1, n do
   redis.call('HSET', wk, 'st:' .. ARGV[12 + i], STEP_STATE_WAITING)
 end
 redis.call('HSET', wk, 'traceparent', ARGV[13 + n] or '')
+local tenant = ARGV[14 + n] or ''
+if tenant ~= '' then
+  redis.call('HSET', wk, 'tenant', tenant)
+  redis.call('ZADD', prefix .. K_TENANT_WORKFLOWS .. tenant, seq, wid)
+end
 redis.call('ZADD', KEYS[1], seq, wid)
 redis.call('ZADD', KEYS[4], seq, wid)
 emit_event(KEYS[3], maxlen, {type = EVENT_TYPE_WORKFLOW_SUBMITTED, ms = now, workflow_id = wid,
-  message = ARGV[7]})
+  message = ARGV[7], tenant = tenant})
 return wid

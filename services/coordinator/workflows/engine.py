@@ -26,11 +26,19 @@ from hivewire_services.common.redis import REDIS_UNAVAILABLE, Redis
 from hivewire_services.common.streams import Entry, GroupOptions, StreamConsumer
 from hivewire_services.common.workflow_spec import WorkflowDef
 from hivewire_services.coordinator.config import CoordinatorSettings
+from hivewire_services.coordinator.tasks.children import ChildTasks
 from hivewire_services.coordinator.tasks.store import TaskStore
+from hivewire_services.coordinator.workflows.controls import (
+    fire_timer,
+    retry_workflow,
+    signal_step,
+)
 from hivewire_services.coordinator.workflows.inputs import InputLimits
 from hivewire_services.coordinator.workflows.plan import Plan, WorkflowRun, plan
 from hivewire_services.coordinator.workflows.store import WorkflowStore
+from hivewire_services.coordinator.workflows.timers import WorkflowTimers
 from hivewire_services.coordinator.workflows.tracing import record_workflow_advance
+from hivewire_services.coordinator.workflows.wait_scripts import WaitScripts
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +73,9 @@ class WorkflowEngine(StreamConsumer):
         self._limits = InputLimits.of(
             settings, settings.workflow_max_map, settings.workflow_max_map_bytes
         )
+        self.waits = WaitScripts(redis, keys, settings)
+        self.children = ChildTasks(redis, keys, settings, tasks)
+        self.timers = WorkflowTimers(redis, keys, self.fire, settings.workflow_sweep_interval)
         self.reconciled = 0
         self._last_sweep = float("-inf")
         self._last_expire = float("-inf")
@@ -110,12 +121,33 @@ class WorkflowEngine(StreamConsumer):
             for task_id in decided.cancel_tasks:
                 with contextlib.suppress(NotFound, FailedPrecondition):
                     await self.tasks.cancel(task_id)
+                await self.children.cancel_children(task_id)
             await self.store.advance(workflow_id, decided)
+            if decided.parks:
+                due = await self.waits.park(now_ms(), workflow_id, decided.parks)
+                self.timers.due_at(due)
             _trace_advance(run, decided)
             if decided.launches:
                 self._on_launch()
             if decided.finish is not None:
                 return
+
+    async def signal(self, workflow_id: str, step_id: str, payload: bytes) -> workflow_pb2.Workflow:
+        """Deliver a signal to a step waiting for one (controls.py checks and maps)."""
+        await signal_step(self, workflow_id, step_id, payload)
+        await self.reconcile(workflow_id)
+        return await self.store.get(workflow_id)
+
+    async def retry(self, workflow_id: str) -> workflow_pb2.Workflow:
+        """Re-run a FAILED or CANCELLED workflow from its failure."""
+        await retry_workflow(self, workflow_id)
+        await self.reconcile(workflow_id)
+        return await self.store.get(workflow_id)
+
+    async def fire(self, workflow_id: str, step_id: str) -> None:
+        """A due timer: wake the sleep step or time the signal step out, then advance."""
+        await fire_timer(self, workflow_id, step_id)
+        await self.reconcile(workflow_id)
 
     async def sweep(self) -> None:
         """Reconcile every running workflow (at start, then now and then)."""

@@ -1,8 +1,9 @@
 """Conversions between workflow hashes in Redis and WorkflowRun / hivewire.v1.Workflow.
 
 Hash fields: name, state, policy, command, request_id, steps (definition JSON), create_ms,
-end_ms, seq, cancel, error, traceparent (the workflow span every step task descends from);
-per step `st:`, `tk:`, `ag:`, `at:`, `t0:`, `t1:`, `er:`, `mt:`, `md:`, `o:` + step id
+end_ms, seq, cancel, error, traceparent (the workflow span every step task descends from), tenant,
+retries (RetryWorkflow calls); per step `st:`, `tk:`, `ag:`, `at:`, `t0:`, `t1:`, `er:`, `mt:`,
+`md:`, `o:`, `wk:` (wake / signal timeout ms), `sb:` (who signalled), `rt:` (retries) + step id
 (`mo:<step>:<i>` holds map element outputs until the map completes); per task `x:<task>` =
 "<step>,<index>" and `d:<task>` = its recorded terminal state.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 from hivewire.core.clock import set_ms
 from hivewire.core.tracing import trace_id_of
 from hivewire.v1 import workflow_pb2
+from hivewire_services.common.tenancy import tenant_of
 from hivewire_services.common.workflow_spec import WorkflowDef, steps_from_json
 from hivewire_services.coordinator.workflows.plan import StepRun, WorkflowRun
 
@@ -24,6 +26,9 @@ _STEP_FIELDS = {
     "er": ("error", str),
     "mt": ("map_total", int),
     "md": ("map_done", int),
+    "wk": ("wake_ms", int),
+    "sb": ("signalled_by", str),
+    "rt": ("retries", int),
 }
 
 
@@ -74,6 +79,8 @@ def run_from_hash(workflow_id: str, raw: dict[bytes, bytes]) -> WorkflowRun | No
         error=meta.get("error", b"").decode(),
         seq=int(meta.get("seq", b"0") or 0),
         traceparent=meta.get("traceparent", b"").decode(),
+        retry_count=int(meta.get("retries", b"0") or 0),
+        tenant=meta.get("tenant", b"").decode(),
     )
 
 
@@ -87,6 +94,8 @@ def workflow_to_proto(run: WorkflowRun) -> workflow_pb2.Workflow:
         command=run.defn.command,
         request_id=run.defn.request_id,
         trace_id=trace_id_of(run.traceparent),
+        retry_count=run.retry_count,
+        tenant=tenant_of(run.tenant),
     )
     set_ms(wf, "create_time", run.create_ms)
     set_ms(wf, "end_time", run.end_ms)
@@ -107,6 +116,12 @@ def workflow_to_proto(run: WorkflowRun) -> workflow_pb2.Workflow:
         if d.map_over and s.map_total >= 0:
             step.map_total = s.map_total
             step.map_done = s.map_done
+        step.wait_for_signal = d.wait_for_signal
+        step.signalled_by = s.signalled_by
+        step.retries = s.retries
+        if d.sleep_ms:
+            step.sleep.FromMilliseconds(d.sleep_ms)
+        set_ms(step, "wake_time", s.wake_ms)
         set_ms(step, "start_time", s.start_ms)
         set_ms(step, "end_time", s.end_ms)
     return wf

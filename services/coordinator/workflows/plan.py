@@ -29,8 +29,10 @@ SUCCEEDED = workflow_pb2.STEP_STATE_SUCCEEDED
 FAILED = workflow_pb2.STEP_STATE_FAILED
 CANCELLED = workflow_pb2.STEP_STATE_CANCELLED
 SKIPPED = workflow_pb2.STEP_STATE_SKIPPED
+AWAITING_SIGNAL = workflow_pb2.STEP_STATE_AWAITING_SIGNAL
+SLEEPING = workflow_pb2.STEP_STATE_SLEEPING
 NOT_SUCCEEDED = frozenset({FAILED, CANCELLED, SKIPPED})
-LIVE = frozenset({WAITING, RUNNING})
+LIVE = frozenset({WAITING, RUNNING, AWAITING_SIGNAL, SLEEPING})
 
 
 @dataclass
@@ -47,6 +49,9 @@ class StepRun:
     end_ms: int = 0
     map_total: int = -1
     map_done: int = 0
+    wake_ms: int = 0
+    signalled_by: str = ""
+    retries: int = 0
 
 
 @dataclass
@@ -64,6 +69,8 @@ class WorkflowRun:
     error: str = ""
     seq: int = 0
     traceparent: str = ""
+    retry_count: int = 0
+    tenant: str = ""  # as stored: '' for the default tenant
 
     def live_tasks(self) -> list[str]:
         """Tasks of RUNNING steps whose outcome is not recorded yet."""
@@ -83,8 +90,19 @@ class Launch:
 
 
 @dataclass
+class Park:
+    """A signal or sleep step whose dependencies succeeded: it waits (no task), until
+    `wait_ms` from now when positive (a signal timeout or the sleep)."""
+
+    step_id: str
+    state: int
+    wait_ms: int
+
+
+@dataclass
 class Plan:
     launches: list[Launch] = field(default_factory=list)
+    parks: list[Park] = field(default_factory=list)
     fails: list[tuple[str, str]] = field(default_factory=list)
     skips: list[str] = field(default_factory=list)
     cancels: list[str] = field(default_factory=list)
@@ -93,7 +111,9 @@ class Plan:
 
     @property
     def empty(self) -> bool:
-        return not (self.launches or self.fails or self.skips or self.cancels or self.finish)
+        return not (
+            self.launches or self.parks or self.fails or self.skips or self.cancels or self.finish
+        )
 
 
 def topo_order(defn: WorkflowDef) -> list[StepDef]:
@@ -122,6 +142,12 @@ def topo_order(defn: WorkflowDef) -> list[StepDef]:
 
 def _state_name(state: int) -> str:
     return workflow_pb2.StepState.Name(state).removeprefix("STEP_STATE_")  # type: ignore[arg-type]
+
+
+def _park(step: StepDef) -> Park:
+    if step.wait_for_signal:
+        return Park(step.step_id, AWAITING_SIGNAL, step.signal_timeout_ms)
+    return Park(step.step_id, SLEEPING, step.sleep_ms)
 
 
 def plan(run: WorkflowRun, limits: InputLimits) -> Plan:
@@ -153,6 +179,9 @@ def plan(run: WorkflowRun, limits: InputLimits) -> Plan:
         if any(d in NOT_SUCCEEDED for d in deps):
             out.skips.append(step.step_id)
             states[step.step_id] = SKIPPED
+        elif all(d == SUCCEEDED for d in deps) and not step.runs_task:
+            out.parks.append(_park(step))
+            states[step.step_id] = out.parks[-1].state
         elif all(d == SUCCEEDED for d in deps):
             try:
                 inputs = step_inputs(step, outputs, limits)
@@ -162,7 +191,7 @@ def plan(run: WorkflowRun, limits: InputLimits) -> Plan:
             else:
                 out.launches.append(Launch(step, inputs))
                 states[step.step_id] = RUNNING
-    if out.launches or out.fails or any(s in LIVE for s in states.values()):
+    if out.launches or out.parks or out.fails or any(s in LIVE for s in states.values()):
         return out
     not_ok = [sid for sid, s in states.items() if s != SUCCEEDED]
     if not not_ok:

@@ -80,7 +80,13 @@ class WorkflowScripts:
         self.running_index = keys.workflows_by_state(workflow_pb2.WORKFLOW_STATE_RUNNING)
 
     async def create(
-        self, now: int, workflow_id: str, defn: WorkflowDef, request_key: str, traceparent: str
+        self,
+        now: int,
+        workflow_id: str,
+        defn: WorkflowDef,
+        request_key: str,
+        traceparent: str,
+        tenant: str = "",
     ) -> str:
         """A new workflow's id, or the one created before for the same request key."""
         step_ids = [s.step_id for s in defn.steps]
@@ -107,6 +113,7 @@ class WorkflowScripts:
                 len(step_ids),
                 *step_ids,
                 traceparent,
+                tenant,
             ],
         )
         return got.decode() if isinstance(got, bytes) else str(got)

@@ -59,6 +59,7 @@ def task_event(task: TaskView, flt: EventFilter) -> event_pb2.Event | None:
         task_state=task.state,  # type: ignore[arg-type]
         attempt=task.attempt,
         snapshot=True,
+        tenant=task.tenant,
     )
     set_ms(event, "time", task.changed_ms)
     return event if flt.matches(event) else None
@@ -80,7 +81,7 @@ async def snapshot_events(
             if t_event is not None:
                 yield t_event
         return
-    async for view in reader.unfinished_tasks(max_tasks):
+    async for view in reader.unfinished_tasks(max_tasks, flt.tenant):
         t_event = task_event(view, flt)
         if t_event is not None:
             yield t_event

@@ -17,13 +17,16 @@ from typing import cast
 from hivewire.core.agent_states import is_live_agent
 from hivewire.core.clock import duration_from_seconds, now_ms, ts_from_ms
 from hivewire.core.convert import enum_name
-from hivewire.v1 import agent_pb2, stats_pb2, task_pb2
+from hivewire.v1 import agent_pb2, event_pb2, stats_pb2, task_pb2
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.gateway.stats.counters import EventCounters, Percentiles
 from hivewire_services.gateway.stats.state_reader import StateReader
+from hivewire_services.gateway.stats.tenant_stats import TenantCounters, tenant_base
 
 CACHE_SECONDS = 0.1
+TENANT_CACHE_SECONDS = 1.0  # a tenant's counts scan its unfinished tasks: read less often
+MAX_TENANT_CACHE = 256
 SCAN_EVERY = 10.0  # how often queues of capabilities no event named are looked for
 SCAN_LIMIT = 10_000
 MAX_AGENTS = 10_000
@@ -42,7 +45,7 @@ def _latency(p: Percentiles) -> stats_pb2.LatencyStats:
 
 
 class StatsCollector:
-    """Builds Stats messages; `counters.observe` must be registered as an events hub listener."""
+    """Builds Stats messages; `observe` must be registered as an events hub listener."""
 
     def __init__(
         self,
@@ -55,6 +58,8 @@ class StatsCollector:
         self.redis = redis
         self.keys = keys
         self.counters = EventCounters()
+        self.tenants = TenantCounters()
+        self._tenant_cache: dict[str, tuple[float, stats_pb2.Stats]] = {}
         self._subscribers = subscribers
         self._workflows_running = workflows_running
         self._cached: tuple[float, stats_pb2.Stats] | None = None
@@ -62,20 +67,46 @@ class StatsCollector:
         self._scanned: set[str] = set()
         self._scanned_at = float("-inf")
 
-    async def snapshot(self, window: float, end: int | None = None) -> stats_pb2.Stats:
-        """The current Stats; rates are over the `window` seconds of counter slots before slot
-        `end` (default: the last `window` seconds)."""
+    def observe(self, event: event_pb2.Event) -> None:
+        """Count an event (for everyone, and for its tenant)."""
+        self.counters.observe(event)
+        self.tenants.observe(event)
+
+    async def snapshot(
+        self, window: float, end: int | None = None, tenant: str | None = None
+    ) -> stats_pb2.Stats:
+        """The current Stats, of one `tenant` (None: every tenant); rates are over the
+        `window` seconds of counter slots before slot `end` (default: the last `window`
+        seconds)."""
         async with self._lock:
             if self._cached is None or time.monotonic() - self._cached[0] >= CACHE_SECONDS:
                 self._cached = (time.monotonic(), await self._build())
             base = self._cached[1]
+            counters = self.counters
+            if tenant is not None:
+                counters = self.tenants.get(tenant)
+                base = await self._tenant_base(tenant, base, counters)
         stats = stats_pb2.Stats()
         stats.CopyFrom(base)
-        throughput = self.counters.throughput(window, end)
+        throughput = counters.throughput(window, end)
         for cap in stats.capabilities:
             cap.throughput_per_second = throughput.get(cap.capability, 0.0)
-        stats.events_per_second = self.counters.events_per_second(window, end)
+        stats.events_per_second = counters.events_per_second(window, end)
         return stats
+
+    async def _tenant_base(
+        self, tenant: str, everyone: stats_pb2.Stats, counters: EventCounters
+    ) -> stats_pb2.Stats:
+        cached = self._tenant_cache.get(tenant)
+        if cached is not None and time.monotonic() - cached[0] < TENANT_CACHE_SECONDS:
+            return cached[1]
+        base = await tenant_base(self.redis, self.keys, tenant, everyone, counters)
+        base.assignment_latency.CopyFrom(_latency(counters.assignment_latency()))
+        base.end_to_end_latency.CopyFrom(_latency(counters.end_to_end_latency()))
+        if len(self._tenant_cache) >= MAX_TENANT_CACHE:
+            self._tenant_cache.clear()
+        self._tenant_cache[tenant] = (time.monotonic(), base)
+        return base
 
     async def _queued_capabilities(self) -> set[str]:
         """Capabilities with a pending queue, found by SCAN at most every SCAN_EVERY seconds."""

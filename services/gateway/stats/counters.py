@@ -60,8 +60,11 @@ def percentiles(samples: list[float]) -> Percentiles:
 class EventCounters:
     """Fed every event by the events hub (synchronously, so it never awaits)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, max_tracked: int = MAX_TRACKED
+    ) -> None:
         self._clock = clock
+        self._max_tracked = max_tracked
         self._slots = [_Slot() for _ in range(SLOTS)]
         self.retries = 0
         self.reclaims = 0
@@ -91,7 +94,7 @@ class EventCounters:
         ms = event.time.seconds * 1000 + event.time.nanos // 1_000_000
         if kind == event_pb2.EVENT_TYPE_TASK_SUBMITTED:
             self._submitted[event.task_id] = ms
-            while len(self._submitted) > MAX_TRACKED:
+            while len(self._submitted) > self._max_tracked:
                 self._submitted.popitem(last=False)
         elif kind == event_pb2.EVENT_TYPE_TASK_ASSIGNED and event.attempt == 1:
             submitted = self._submitted.get(event.task_id)

@@ -13,6 +13,7 @@ from typing import cast
 from hivewire.v1 import task_pb2
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
+from hivewire_services.common.tenancy import tenant_of
 
 CHUNK = 500
 UNFINISHED_STATES = (
@@ -23,7 +24,7 @@ UNFINISHED_STATES = (
 _AGENT_FIELDS = ("state", "capabilities", "max_concurrency", "heartbeat_ms")
 _TASK_FIELDS = (
     "state", "capability", "attempt", "agent_id", "workflow_id", "step_id",
-    "create_ms", "assign_ms", "start_ms",
+    "create_ms", "assign_ms", "start_ms", "tenant",
 )  # fmt: skip
 
 
@@ -47,6 +48,7 @@ class TaskView:
     workflow_id: str
     step_id: str
     changed_ms: int  # the latest of create, assign and start
+    tenant: str = ""  # as stored: '' for the default tenant
 
 
 def _text(raw: bytes | None) -> str:
@@ -107,8 +109,11 @@ class StateReader:
                 )
             seen += len(ids)
 
-    async def unfinished_tasks(self, limit: int) -> AsyncIterator[TaskView]:
-        """Tasks PENDING, ASSIGNED or RUNNING, oldest first per state, at most `limit`."""
+    async def unfinished_tasks(
+        self, limit: int, tenant: str | None = None
+    ) -> AsyncIterator[TaskView]:
+        """Tasks PENDING, ASSIGNED or RUNNING, oldest first per state, at most `limit`; with
+        `tenant`, only that tenant's (the others are read and skipped)."""
         sent = 0
         for state in UNFINISHED_STATES:
             index = self.keys.tasks_by_state(str(state))
@@ -118,6 +123,8 @@ class StateReader:
                 if not ids:
                     break
                 for view in await self._tasks(ids):
+                    if tenant is not None and tenant_of(view.tenant) != tenant:
+                        continue
                     if view.state == state:  # moved on since the index read: its event follows
                         sent += 1
                         yield view
@@ -133,13 +140,13 @@ class StateReader:
         rows = cast(list[list[bytes | None]], await pipe.execute())
         out = []
         for task_id, values in zip(ids, rows, strict=True):
-            state, cap, attempt, agent, wf, step, create, assign, started = values
+            state, cap, attempt, agent, wf, step, create, assign, started, tenant = values
             if state is None:
                 continue
             out.append(
                 TaskView(
                     task_id, _int(state), _text(cap), _int(attempt), _text(agent), _text(wf),
-                    _text(step), max(_int(create), _int(assign), _int(started)),
+                    _text(step), max(_int(create), _int(assign), _int(started)), _text(tenant),
                 )
             )  # fmt: skip
         return out

@@ -1,0 +1,31 @@
+-- Create a child task of a running task (ctx.spawn), only if the caller runs the parent: the
+-- parent is ASSIGNED or RUNNING and its current attempt token is the one given. The child
+-- joins the parent's workflow, tenant and trace (its workflow_id and traceparent), records
+-- parent_task_id, and is added to the parent's children set (cancelled with the parent).
+-- A repeated request_id returns the task it created before.
+-- KEYS: the taskcreate context (1..4), parent task, parent's children set
+-- ARGV: the taskcreate context (1..3), request_ttl_s, token, retention_ms, row (JSON: the
+--   NEW_TASK values, then the request key), payload, parent task id
+-- Returns {code, value}: 1 and the child id (or the earlier one), 0 no such parent, -1 wrong
+--   token, -2 the parent is not running (value: its state).
+local t = redis.call('HMGET', KEYS[5], 'state', 'token', 'workflow_id', 'trace_id', 'tenant')
+local state = tonumber(t[1])
+if not state then return {0, ''} end
+if t[2] ~= ARGV[5] then return {-1, ''} end
+if state ~= TASK_STATE_ASSIGNED and state ~= TASK_STATE_RUNNING then return {-2, tostring(state)} end
+local row = cjson.decode(ARGV[7])
+local request_key = row[NEW_TASK_WIDTH + 1]
+if request_key ~= '' then
+  local existing = redis.call('GET', request_key)
+  if existing then return {1, existing} end
+  redis.call('SET', request_key, row[NEW_TASK_TASK_ID], 'EX', ARGV[4])
+end
+row[NEW_TASK_WORKFLOW_ID] = t[3] or ''
+row[NEW_TASK_TRACE_ID] = t[4] or ''
+row[NEW_TASK_TENANT] = t[5] or ''  -- the child belongs to the parent's tenant
+create_task(row, ARGV[8])
+local id = row[NEW_TASK_TASK_ID]
+redis.call('HSET', ARGV[1] .. K_TASK .. id, 'parent_task_id', ARGV[9])
+redis.call('SADD', KEYS[6], id)
+redis.call('PEXPIRE', KEYS[6], ARGV[6])
+return {1, id}
