@@ -200,3 +200,18 @@ async def test_an_agent_with_a_narrow_token_cannot_connect_for_more(
         task = await client.submit("echo", {"x": 1})
         done = await client.wait(task.task_id, timeout=20)
         assert done.state == task_pb2.TASK_STATE_SUCCEEDED
+
+
+async def test_tokens_carry_their_tenant_through_the_gateway(
+    secured: Stack, store: TokenStore
+) -> None:
+    acme, _ = await store.create("acme-ci", "client", "acme")
+    other, _ = await store.create("globex-ci", "client", "globex")
+    admin, _ = await store.create("ops", "admin")
+    async with Client(secured.gateway_addr, tls=PLAINTEXT, token=acme) as client:
+        task = await client.submit("echo", {"n": 1})
+        assert task.tenant == "acme"
+    async with Client(secured.gateway_addr, tls=PLAINTEXT, token=other) as client:
+        assert await status_of(client.get(task.task_id)) == CODE.NOT_FOUND
+    async with Client(secured.gateway_addr, tls=PLAINTEXT, token=admin) as client:
+        assert (await client.get(task.task_id)).tenant == "acme"
