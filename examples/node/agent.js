@@ -19,7 +19,7 @@ const path = require("node:path");
 const { Agent, AgentRefused } = require("./lib/agent");
 const { HANDLERS } = require("./lib/handlers");
 const log = require("./lib/log");
-const { CHANNEL_OPTIONS, loadAgentService } = require("./lib/proto");
+const { channelOptions, loadAgentService } = require("./lib/proto");
 const { TlsSettingsError, channelCredentials } = require("./lib/tls");
 
 class UsageError extends Error {}
@@ -95,7 +95,7 @@ async function main() {
   const args = parseArgs(process.argv.slice(2));
   const AgentService = loadAgentService(args.protos);
   const { credentials, tls } = channelCredentials();
-  const client = new AgentService(args.gateway, credentials, CHANNEL_OPTIONS);
+  const client = new AgentService(args.gateway, credentials, channelOptions());
   const agent = new Agent({
     client,
     gateway: args.gateway,

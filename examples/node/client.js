@@ -12,6 +12,19 @@ const grpc = require("@grpc/grpc-js");
 const protoLoader = require("@grpc/proto-loader");
 const { channelCredentials } = require("./lib/tls");
 
+// HIVEWIRE_TOKEN, when set, goes on every call as a bearer token (docs/security.md).
+function bearerOptions(token = process.env.HIVEWIRE_TOKEN || "") {
+  if (!token) return {};
+  const bearer = (options, nextCall) =>
+    new grpc.InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        metadata.set("authorization", `Bearer ${token}`);
+        next(metadata, listener);
+      },
+    });
+  return { interceptors: [bearer] };
+}
+
 const TERMINAL = new Set([
   "TASK_STATE_SUCCEEDED",
   "TASK_STATE_FAILED",
@@ -116,7 +129,7 @@ function follow(client, taskId, seconds) {
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const GatewayService = loadGateway(args.protos);
-  const client = new GatewayService(args.addr, channelCredentials().credentials);
+  const client = new GatewayService(args.addr, channelCredentials().credentials, bearerOptions());
   try {
     const submitted = await unary(
       client,

@@ -24,6 +24,7 @@ from hivewire.agent._spawn import Spawner
 from hivewire.agent._task import Handler, NonRetryableError, TaskContext, run_attempt
 from hivewire.agent._tracing import processing_span, record_outcome
 from hivewire.agent._transport import TRANSPORTS, AgentView, Delivery, Registration, Transport
+from hivewire.core.credentials import token_from_env
 from hivewire.core.defaults import (
     DEFAULT_GATEWAY_ADDR,
     DEFAULT_REDIS_URL,
@@ -56,7 +57,8 @@ class Agent(AgentHooks, AsyncComponent):
     own inbox on Redis) or "grpc" (one AgentService stream to the gateway at `gateway_addr`,
     no Redis credentials); default $HIVEWIRE_AGENT_TRANSPORT. docs/agents.md compares them.
     Addresses and `tls` default to HIVEWIRE_* variables, else to the client config `hivewire up`
-    wrote (docs/security.md); `tls=PLAINTEXT` dials plaintext whatever they say.
+    wrote (docs/security.md); `tls=PLAINTEXT` dials plaintext whatever they say. `token`
+    (default HIVEWIRE_TOKEN, else the client config's) is its agent token.
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class Agent(AgentHooks, AsyncComponent):
         transport: str | None = None,
         gateway_addr: str | None = None,
         tls: TlsConfig | None = None,
+        token: str | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -86,6 +89,7 @@ class Agent(AgentHooks, AsyncComponent):
         self.registry_addr = registry_addr or client_setting("REGISTRY_ADDR", DEFAULT_REGISTRY_ADDR)
         self.redis_url = redis_url or client_setting("REDIS_URL", DEFAULT_REDIS_URL)
         self.tls = tls if tls is not None else tls_from_env()
+        self.token = token_from_env(token)
         self.running_report_after = (
             env_float("AGENT_RUNNING_REPORT_AFTER", 0.1)
             if running_report_after is None
@@ -110,7 +114,7 @@ class Agent(AgentHooks, AsyncComponent):
         self._reader: asyncio.Task[None] | None = None
         self._stop_lock = asyncio.Lock()
         # Child tasks (ctx.spawn) go through the gateway; its channel opens on the first spawn.
-        self._spawner = Spawner(self.gateway_addr, self.tls, rpc_timeout)
+        self._spawner = Spawner(self.gateway_addr, self.tls, rpc_timeout, token=self.token)
 
     # Handlers
     def handler(self, capability: str) -> Callable[[Handler], Handler]:
@@ -169,6 +173,7 @@ class Agent(AgentHooks, AsyncComponent):
             self.labels,
             self.rpc_timeout,
             self.tls,
+            self.token,
         )
         if self.transport == "grpc":
             return GrpcTransport(registration, self.gateway_addr)

@@ -80,6 +80,7 @@ class GrpcTransport:
             self._registration.tls,
             options=channel_options(),
             interceptors=client_interceptors(),
+            token=self._registration.token,
         )
         stub = agent_service_pb2_grpc.AgentServiceStub(self._channel)
         self._sessions = asyncio.create_task(self._run(stub), name="hivewire-agent-stream")

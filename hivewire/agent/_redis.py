@@ -128,6 +128,7 @@ class RedisTransport:
             running=running,
             tls=reg.tls,
             on_drain=view.on_drain,
+            token=reg.token,
         )
         try:
             await session.register(retry_for=30.0)

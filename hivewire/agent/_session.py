@@ -56,9 +56,14 @@ class Session:
         running: Callable[[], list[str]] = list,
         tls: TlsConfig = PLAINTEXT,
         on_drain: Callable[[], None] = lambda: None,
+        token: str = "",
     ) -> None:
         self._channel = aio_channel(
-            registry_addr, tls, options=channel_options(), interceptors=client_interceptors()
+            registry_addr,
+            tls,
+            options=channel_options(),
+            interceptors=client_interceptors(),
+            token=token,
         )
         self._stub = registry_pb2_grpc.RegistryServiceStub(self._channel)
         self._request = registry_pb2.RegisterAgentRequest(

@@ -67,10 +67,18 @@ def decode_result(raw: bytes) -> Any:
 class Spawner:
     """Submits, awaits and cancels child tasks for one agent over one gateway channel."""
 
-    def __init__(self, gateway_addr: str, tls: TlsConfig = PLAINTEXT, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        gateway_addr: str,
+        tls: TlsConfig = PLAINTEXT,
+        timeout: float = 5.0,
+        *,
+        token: str = "",
+    ) -> None:
         self.gateway_addr = gateway_addr
         self.tls = tls
         self.timeout = timeout
+        self.token = token  # the agent's token: agents may submit only children of their tasks
         self._channel: grpc.aio.Channel | None = None
         self._stub: gateway_pb2_grpc.GatewayServiceStub | None = None
 
@@ -81,6 +89,7 @@ class Spawner:
                 self.tls,
                 options=channel_options(),
                 interceptors=client_interceptors(),
+                token=self.token,
             )
             self._stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
         return self._stub

@@ -40,6 +40,8 @@ class Registration:
     rpc_timeout: float
     tls: TlsConfig = PLAINTEXT
     """How it dials Hivewire; under mTLS its client certificate is part of who it is."""
+    token: str = ""
+    """Its API token (an agent token), sent on every call; "" without authentication."""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from hivewire.core.tls import (
     PlaintextBindError,
     TlsError,
     check_plaintext_bind,
+    is_loopback,
     tls_from_env,
 )
 
@@ -184,6 +185,15 @@ def check_transport(listen: dict[str, str], *, secure: bool, insecure: bool) -> 
             )
         except PlaintextBindError as exc:
             raise typer.BadParameter(str(exc), param_hint=option) from None
+        # TLS from the environment alone is not enough off loopback: callers need tokens too.
+        tokens = secure or env("AUTH", "").strip().lower() == "tokens"
+        if not (tokens or insecure or is_loopback(addr)):
+            raise typer.BadParameter(
+                f"refusing to listen on {addr} without authentication: other machines can reach "
+                "it; pass --secure (TLS and tokens), set HIVEWIRE_AUTH=tokens, listen on "
+                "127.0.0.1, or allow it explicitly with --insecure",
+                param_hint=option,
+            )
 
 
 def _setting(

@@ -76,12 +76,13 @@ async def _poll_rpc(
     ready: Callable[[grpc.aio.Channel], Awaitable[bool]],
     what: str,
     tls: TlsConfig,
+    token: str = "",
 ) -> None:
     """Call `ready` on a channel to `addr` (TLS as `tls` says) every 0.1s until it is True (a
     failed RPC is a not yet); TimeoutError naming `what` after `limit` seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit
-    async with aio_channel(addr, tls) as channel:
+    async with aio_channel(addr, tls, token=token) as channel:
         while True:
             with contextlib.suppress(grpc.aio.AioRpcError):
                 if await ready(channel):
@@ -119,7 +120,12 @@ async def wait_agents_online(
 
 
 async def wait_agent_registered(
-    registry_addr: str, name: str, since_ms: int, limit: float, tls: TlsConfig = PLAINTEXT
+    registry_addr: str,
+    name: str,
+    since_ms: int,
+    limit: float,
+    tls: TlsConfig = PLAINTEXT,
+    token: str = "",
 ) -> None:
     """Poll the registry's ListAgents until an agent called `name` that registered at or after
     `since_ms` (epoch ms) is ONLINE: a restarted agent, not the lease of the one it replaces."""
@@ -143,4 +149,4 @@ async def wait_agent_registered(
                 return False
             token = page.next_page_token
 
-    await _poll_rpc(registry_addr, limit, registered, f"agent {name} not registered", tls)
+    await _poll_rpc(registry_addr, limit, registered, f"agent {name} not registered", tls, token)

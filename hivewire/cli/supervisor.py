@@ -22,6 +22,7 @@ from hivewire.cli.readiness import (
 )
 from hivewire.cli.redis_users import RedisUsers
 from hivewire.cli.restarts import RestartPolicy, describe_exit, keep_running
+from hivewire.cli.up_auth import UpAuth
 from hivewire.cli.up_tls import UpTls
 from hivewire.core.addr_file import METRICS, read_addr_file, write_addr_file
 from hivewire.core.client_config import remove_client_config, write_client_config
@@ -84,6 +85,7 @@ class Supervisor:
         }
         self.run_dir = config.data_dir.resolve() / "run"
         self.tls = UpTls()  # prepared by start()
+        self.auth = UpAuth()  # issued by start() once Redis runs
         # Set when Redis is given up on: nothing can work without it, so `hivewire up` stops.
         self.fatal = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -129,6 +131,12 @@ class Supervisor:
             self.say(note)
         if self.config.redis_url is None and not await self._start_redis():
             return
+        auth_env = {**self._env({}), "HIVEWIRE_REDIS_URL": self.admin_url}
+        auth_on = self.config.secure or env("AUTH", "").lower() == "tokens"
+        demo = self.config.demo_agents if self.config.demo else []
+        self.auth = await UpAuth.prepare(auth_on, auth_env, demo)
+        if self.auth.enabled:
+            self.say("tokens required; the admin token is in the client config")
         for name in SERVICES:
             if not await self._first_start(self._service(name)):
                 return
@@ -154,6 +162,7 @@ class Supervisor:
             "HIVEWIRE_REGISTRY_ADDR": self.addrs["registry"],
             "HIVEWIRE_REDIS_URL": self.redis_url,
             **self.tls.client_env(),
+            **self.auth.client_env(),
         }
 
     async def _start_redis(self) -> bool:
@@ -218,6 +227,7 @@ class Supervisor:
                 "HIVEWIRE_ADDR_FILE": str(addr_file),
                 **self._pins(name),
                 **self.tls.child_env(agent=False),
+                **self.auth.service_env(),
                 **users,
             }
 
@@ -245,12 +255,17 @@ class Supervisor:
 
         def ready(since_ms: int) -> Awaitable[None]:
             return wait_agent_registered(
-                self.addrs["registry"], name, since_ms, READY_TIMEOUT, self.tls.dial
+                self.addrs["registry"],
+                name,
+                since_ms,
+                READY_TIMEOUT,
+                self.tls.dial,
+                self.auth.admin_token,
             )
 
         child = self._child(name, [*argv, "--capabilities", capabilities], ready)
         child.agent = True
-        child.prepare = lambda: self.tls.child_env(agent=True)
+        child.prepare = lambda: {**self.tls.child_env(agent=True), **self.auth.agent_env(name)}
         return child
 
     async def _first_start(self, child: Child) -> bool:

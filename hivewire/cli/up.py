@@ -44,6 +44,9 @@ def banner(config: UpConfig, redis_url: str, gateway_addr: str) -> str:
     if config.hooks_file is not None:
         lines.insert(4, f"  hooks     {config.hooks_file}")
     if config.secure:
+        lines.insert(
+            4, f"  auth      tokens required; the admin token is in {config_path(data_dir)}"
+        )
         lines.insert(4, f"  tls       client certificates required; CA {tls_dir / 'ca.pem'}")
     if config.redis_url is None:
         passwords = config.data_dir / PASSWORDS_FILE

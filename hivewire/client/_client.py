@@ -18,9 +18,11 @@ from hivewire.client._loops import every_item, poll_state
 from hivewire.client._operator import OperatorMethods
 from hivewire.client._output import OutputMethods
 from hivewire.client._schedules import ScheduleCalls
+from hivewire.client._tokens import TokenMethods
 from hivewire.client._workflow import WorkflowCalls, workflow_to_dict
 from hivewire.core.backoff import backoff
 from hivewire.core.convert import agent_to_dict, encode_payload, task_to_dict
+from hivewire.core.credentials import token_from_env
 from hivewire.core.defaults import DEFAULT_GATEWAY_ADDR, channel_options, client_setting
 from hivewire.core.lifecycle import AsyncComponent
 from hivewire.core.tls import TlsConfig, aio_channel, tls_from_env
@@ -144,23 +146,34 @@ class Client(
     DeadLetterMethods,
     OutputMethods,
     OperatorMethods,
+    TokenMethods,
     RateLimitMethods,
     AsyncComponent,
 ):
     """One channel to the gateway; every unary call has a deadline (`timeout` seconds).
 
     `addr` and `tls` default to HIVEWIRE_GATEWAY_ADDR and HIVEWIRE_TLS_*, else to the client
-    config `hivewire up` wrote (docs/security.md); `tls=PLAINTEXT` dials plaintext.
+    config `hivewire up` wrote (docs/security.md); `tls=PLAINTEXT` dials plaintext. `token`
+    (default HIVEWIRE_TOKEN, else the client config's) is the API token sent on every call.
     """
 
     def __init__(
-        self, addr: str | None = None, *, timeout: float = 10.0, tls: TlsConfig | None = None
+        self,
+        addr: str | None = None,
+        *,
+        timeout: float = 10.0,
+        tls: TlsConfig | None = None,
+        token: str | None = None,
     ) -> None:
         self.addr = addr or client_setting("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR)
         self.timeout = timeout
         self.tls = tls if tls is not None else tls_from_env()
         self._channel = aio_channel(
-            self.addr, self.tls, options=channel_options(), interceptors=client_interceptors()
+            self.addr,
+            self.tls,
+            options=channel_options(),
+            interceptors=client_interceptors(),
+            token=token_from_env(token),
         )
         self._stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
 

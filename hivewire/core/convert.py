@@ -143,6 +143,7 @@ _AGENT_KEYS = [
     "register_time",
     "last_heartbeat_time",
     "lease_expire_time",
+    "principal",
 ]
 
 _EVENT_KEYS = [

@@ -18,6 +18,7 @@ from typing import Any
 
 import grpc
 
+from hivewire.core.credentials import bearer_interceptors
 from hivewire.core.defaults import client_setting, env
 
 CLIENT_AUTH_REQUIRE = "require"
@@ -124,8 +125,11 @@ def aio_channel(
     *,
     options: Sequence[tuple[str, Any]] | None = None,
     interceptors: Sequence[grpc.aio.ClientInterceptor] | None = None,
+    token: str = "",
 ) -> grpc.aio.Channel:
-    """A grpc.aio channel to `addr`, secure when `tls` dials TLS."""
+    """A grpc.aio channel to `addr`, secure when `tls` dials TLS; with `token`, every call sends
+    it as `authorization: Bearer <token>`."""
+    interceptors = [*(interceptors or ()), *bearer_interceptors(token)]
     credentials = tls.channel_credentials()
     if credentials is None:
         return grpc.aio.insecure_channel(addr, options=options, interceptors=interceptors)

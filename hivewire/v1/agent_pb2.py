@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hivewire/v1/agent.proto\x12\x0bhivewire.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x03\n\x05\x41gent\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x03 \x03(\t\x12\x17\n\x0fmax_concurrency\x18\x04 \x01(\x05\x12.\n\x06labels\x18\x05 \x03(\x0b\x32\x1e.hivewire.v1.Agent.LabelsEntry\x12&\n\x05state\x18\x06 \x01(\x0e\x32\x17.hivewire.v1.AgentState\x12\x11\n\tin_flight\x18\x07 \x01(\x05\x12\x31\n\rregister_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13last_heartbeat_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11lease_expire_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8f\x01\n\x11ListAgentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x12\n\ncapability\x18\x03 \x01(\t\x12&\n\x05state\x18\x04 \x01(\x0e\x32\x17.hivewire.v1.AgentState\x12\x17\n\x0finclude_offline\x18\x05 \x01(\x08\"Q\n\x12ListAgentsResponse\x12\"\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x12.hivewire.v1.Agent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*t\n\nAgentState\x12\x1b\n\x17\x41GENT_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41GENT_STATE_ONLINE\x10\x01\x12\x18\n\x14\x41GENT_STATE_DRAINING\x10\x02\x12\x17\n\x13\x41GENT_STATE_OFFLINE\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hivewire/v1/agent.proto\x12\x0bhivewire.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa6\x03\n\x05\x41gent\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x03 \x03(\t\x12\x17\n\x0fmax_concurrency\x18\x04 \x01(\x05\x12.\n\x06labels\x18\x05 \x03(\x0b\x32\x1e.hivewire.v1.Agent.LabelsEntry\x12&\n\x05state\x18\x06 \x01(\x0e\x32\x17.hivewire.v1.AgentState\x12\x11\n\tin_flight\x18\x07 \x01(\x05\x12\x31\n\rregister_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13last_heartbeat_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11lease_expire_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tprincipal\x18\x14 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8f\x01\n\x11ListAgentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x12\n\ncapability\x18\x03 \x01(\t\x12&\n\x05state\x18\x04 \x01(\x0e\x32\x17.hivewire.v1.AgentState\x12\x17\n\x0finclude_offline\x18\x05 \x01(\x08\"Q\n\x12ListAgentsResponse\x12\"\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x12.hivewire.v1.Agent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*t\n\nAgentState\x12\x1b\n\x17\x41GENT_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41GENT_STATE_ONLINE\x10\x01\x12\x18\n\x14\x41GENT_STATE_DRAINING\x10\x02\x12\x17\n\x13\x41GENT_STATE_OFFLINE\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,14 +34,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_AGENT_LABELSENTRY']._loaded_options = None
   _globals['_AGENT_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_AGENTSTATE']._serialized_start=708
-  _globals['_AGENTSTATE']._serialized_end=824
+  _globals['_AGENTSTATE']._serialized_start=727
+  _globals['_AGENTSTATE']._serialized_end=843
   _globals['_AGENT']._serialized_start=74
-  _globals['_AGENT']._serialized_end=477
-  _globals['_AGENT_LABELSENTRY']._serialized_start=432
-  _globals['_AGENT_LABELSENTRY']._serialized_end=477
-  _globals['_LISTAGENTSREQUEST']._serialized_start=480
-  _globals['_LISTAGENTSREQUEST']._serialized_end=623
-  _globals['_LISTAGENTSRESPONSE']._serialized_start=625
-  _globals['_LISTAGENTSRESPONSE']._serialized_end=706
+  _globals['_AGENT']._serialized_end=496
+  _globals['_AGENT_LABELSENTRY']._serialized_start=451
+  _globals['_AGENT_LABELSENTRY']._serialized_end=496
+  _globals['_LISTAGENTSREQUEST']._serialized_start=499
+  _globals['_LISTAGENTSREQUEST']._serialized_end=642
+  _globals['_LISTAGENTSRESPONSE']._serialized_start=644
+  _globals['_LISTAGENTSRESPONSE']._serialized_end=725
 # @@protoc_insertion_point(module_scope)

@@ -84,6 +84,7 @@ class Agent(_message.Message):
     REGISTER_TIME_FIELD_NUMBER: _builtins.int
     LAST_HEARTBEAT_TIME_FIELD_NUMBER: _builtins.int
     LEASE_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    PRINCIPAL_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
     """Server-assigned id (32 lowercase hex characters)."""
     name: _builtins.str
@@ -94,6 +95,10 @@ class Agent(_message.Message):
     """Liveness."""
     in_flight: _builtins.int
     """Tasks currently delivered and not yet finished."""
+    principal: _builtins.str
+    """The principal whose credential registered the agent (a token name; "local" without
+    authentication); only it, an admin or a service may renew, deregister or resume it.
+    """
     @_builtins.property
     def capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Capabilities the agent can run."""
@@ -127,10 +132,11 @@ class Agent(_message.Message):
         register_time: _timestamp_pb2.Timestamp | None = ...,
         last_heartbeat_time: _timestamp_pb2.Timestamp | None = ...,
         lease_expire_time: _timestamp_pb2.Timestamp | None = ...,
+        principal: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["last_heartbeat_time", b"last_heartbeat_time", "lease_expire_time", b"lease_expire_time", "register_time", b"register_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "capabilities", b"capabilities", "in_flight", b"in_flight", "labels", b"labels", "last_heartbeat_time", b"last_heartbeat_time", "lease_expire_time", b"lease_expire_time", "max_concurrency", b"max_concurrency", "name", b"name", "register_time", b"register_time", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "capabilities", b"capabilities", "in_flight", b"in_flight", "labels", b"labels", "last_heartbeat_time", b"last_heartbeat_time", "lease_expire_time", b"lease_expire_time", "max_concurrency", b"max_concurrency", "name", b"name", "principal", b"principal", "register_time", b"register_time", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

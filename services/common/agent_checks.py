@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from hivewire_services.common.errors import InvalidArgument
+from hivewire_services.common.errors import InvalidArgument, PermissionDenied
+from hivewire_services.common.principal import current
 from hivewire_services.common.validation import check_capability, check_id, check_labels
 
 MAX_NAME = 128
@@ -51,7 +52,31 @@ def validate_registration(request: Declared, prefix: str = "") -> list[str]:
             field=f"{prefix}max_concurrency",
         )
     check_labels(request.labels, f"{prefix}labels")
+    check_token_capabilities(request.capabilities, prefix)
     return list(dict.fromkeys(request.capabilities))
+
+
+def check_token_capabilities(capabilities: Sequence[str], prefix: str = "") -> None:
+    """PERMISSION_DENIED naming the capability when the caller's agent token does not allow
+    it (an agent token with no capabilities listed may register any)."""
+    principal = current()
+    if principal.role != "agent" or not principal.capabilities:
+        return
+    for i, capability in enumerate(capabilities):
+        if capability not in principal.capabilities:
+            raise PermissionDenied(
+                f"token {principal.name!r} may not register capability {capability!r} "
+                f"(it allows {', '.join(sorted(principal.capabilities))})",
+                reason="CAPABILITY_NOT_ALLOWED",
+                field=f"{prefix}capabilities[{i}]",
+            )
+
+
+def may_act_for(owner: str) -> bool:
+    """Whether the caller may heartbeat, deregister or resume an agent that `owner` (a
+    principal name) registered: its owner, an admin, or a service acting for nobody else."""
+    principal = current()
+    return principal.role in ("admin", "service") or not owner or owner == principal.name
 
 
 def check_running_ids(task_ids: Sequence[str], field: str = "running_task_ids") -> list[str]:

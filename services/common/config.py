@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Self, TypeVar
 from hivewire.core.tls import TlsConfig
 
 ENV_PREFIX = "HIVEWIRE_"
+AUTH_MODES = ("", "off", "tokens")
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,27 @@ class CommonSettings:
     tls_key: str = ""
     tls_ca: str = ""
     tls_client_auth: str = ""
-    # Allow plaintext gRPC on an address other machines reach (anything but loopback).
+    # Allow plaintext gRPC, or no authentication, on an address other machines reach.
     insecure: bool = False
+    # Authentication (docs/security.md, Tokens and roles): "tokens" requires a bearer token on
+    # every call but health and reflection; "" (the default) or "off" runs every call as the
+    # local admin, for a stack on loopback only.
+    auth: str = ""
+    # The credential the services present to each other (role service); `hivewire up` makes it.
+    service_token: str = ""
+    # How long a server trusts a token it verified before reading its record again: the most a
+    # revoke takes to reach every server.
+    auth_cache_seconds: float = 2.0
+
+    @property
+    def auth_enabled(self) -> bool:
+        """True for HIVEWIRE_AUTH=tokens (ValueError for a value that is not a mode)."""
+        mode = self.auth.strip().lower()
+        if mode not in AUTH_MODES:
+            raise ValueError(
+                f"{env_name('auth')}={self.auth!r} must be one of {', '.join(AUTH_MODES[1:])}"
+            )
+        return mode == "tokens"
 
     def rate_limit(self) -> tuple[float, int]:
         """Calls a second one caller may make on this process and its burst (0: no limit).

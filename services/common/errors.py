@@ -83,6 +83,11 @@ class Unauthenticated(
     """An agent call without a valid agent token."""
 
 
+class PermissionDenied(HivewireError, code=grpc.StatusCode.PERMISSION_DENIED):
+    """The caller is known but may not do this (its role, its token's capabilities, another
+    principal's agent)."""
+
+
 class Unavailable(HivewireError, code=grpc.StatusCode.UNAVAILABLE):
     """A dependency (Redis, an upstream service) cannot be reached right now."""
 

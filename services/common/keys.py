@@ -355,6 +355,26 @@ class Keys:
         """Counter: events the hooks group lost (trimmed from the events stream unread)."""
         return f"{self.prefix}hook-events-lost"
 
+    # Authentication (services/common/auth)
+    def auth_token(self, token_id: str) -> str:
+        """Hash: one API token (name, role, tenant, capabilities, created_ms, revoked and the
+        SHA-256 of the whole token; never the token itself)."""
+        return f"{self.auth_token_prefix}{check_id(token_id, 'token_id')}"
+
+    @property
+    def auth_token_prefix(self) -> str:
+        return f"{self.prefix}auth-token:"
+
+    @property
+    def auth_token_names(self) -> str:
+        """Hash token name -> token id (names are unique)."""
+        return f"{self.prefix}auth-token-names"
+
+    @property
+    def auth_audit(self) -> str:
+        """Stream of denied calls (UNAUTHENTICATED, PERMISSION_DENIED), trimmed to a bound."""
+        return f"{self.prefix}auth-audit"
+
     # Metrics
     @property
     def task_counters(self) -> str:
@@ -398,6 +418,7 @@ def script_key_names() -> dict[str, str]:
         "K_RATE_LIMITS": k.rate_limits,
         "K_RATE_USAGE": k.rate_usage,
         "K_RATE_WAITING": k.rate_waiting_prefix,
+        "K_AUTH_TOKEN": k.auth_token_prefix,
     }
     return {name: key.removeprefix(k.prefix) for name, key in named.items()}
 
@@ -426,6 +447,7 @@ def key_patterns(k: Keys) -> dict[str, str]:
         "conc_holders": k.conc_holders_prefix,
         "conc_wait": k.conc_wait_prefix,
         "rate_waiting": k.rate_waiting_prefix,
+        "auth_token": k.auth_token_prefix,
     }
     single = (
         "pending_capabilities", "tasks_index", "task_seq", "due", "task_leases",
@@ -435,6 +457,7 @@ def key_patterns(k: Keys) -> dict[str, str]:
         "workflows_index", "workflows_finished", "workflow_seq", "hook_due", "hook_entries",
         "task_counters", "chaos_executions", "hook_events_lost", "workflow_timers",
         "schedules_index", "schedules_due", "paused_queues", "rate_limits", "rate_usage",
+        "auth_token_names", "auth_audit",
     )  # fmt: skip
     return {
         **{name: f"{prefix}*" for name, prefix in families.items()},

@@ -56,3 +56,11 @@ def register_collector(collector: Collector) -> None:
 def unregister_collector(collector: Collector) -> None:
     with contextlib.suppress(KeyError):
         REGISTRY.unregister(collector)
+
+
+AUTH_DENIED = Counter(
+    "hivewire_auth_denied",
+    "Calls refused by authentication (UNAUTHENTICATED) or authorization (PERMISSION_DENIED), "
+    "by method and status code.",
+    ["method", "code"],
+)

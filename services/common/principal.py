@@ -41,8 +41,10 @@ class Principal:
 
     def sees(self, tenant: str) -> bool:
         """True when this principal may see work of `tenant` (stored work without a tenant
-        belongs to the default tenant)."""
-        return self.all_tenants or (tenant or DEFAULT_TENANT) == self.tenant
+        belongs to the default tenant). Agents are shared by every tenant and run their tasks:
+        they reach a task by its (unguessable) id, e.g. the children they spawned, but the
+        role table lets them list nothing."""
+        return self.all_tenants or self.role == "agent" or (tenant or DEFAULT_TENANT) == self.tenant
 
     def encode(self) -> str:
         """The on-behalf-of metadata value for this principal."""
@@ -67,6 +69,13 @@ _current: ContextVar[Principal] = ContextVar("hivewire_principal", default=LOCAL
 def current() -> Principal:
     """The principal the running RPC (or background job) acts as."""
     return _current.get()
+
+
+def bind(principal: Principal) -> None:
+    """Act as `principal` for the rest of the current context, with no reset: for a streaming
+    RPC, whose handler runs in a task (and context) of its own but whose generator may be closed
+    from another context."""
+    _current.set(principal)
 
 
 @contextlib.contextmanager

@@ -50,6 +50,13 @@ GROUP = ("xgroup|create", "xreadgroup", "xack", "xautoclaim", "xclaim", "xpendin
 # The registry makes and removes the agents' users (agent_users.py).
 AGENT_USERS = ("acl|setuser", "acl|deluser", "acl|users")
 
+# Every service checks tokens (read) and appends denied calls to the audit stream.
+AUTH_COMMANDS = ("hgetall", "xadd")
+# What the token scripts (create.lua, revoke.lua) run, on the gateway only.
+AUTH_ADMIN = (*SCRIPTS, "hget", "hset", "del")
+AUTH_WRITE = ("auth_audit",)
+AUTH_READ = ("auth_token", "auth_token_names")
+
 SERVICE_GRANTS: dict[str, Grant] = {
     "registry": Grant(
         commands=(
@@ -107,6 +114,18 @@ SERVICE_GRANTS: dict[str, Grant] = {
         read=("task", "workflow", "agent"),
     ),
 }  # fmt: skip
+
+# The token check and the audit of every server (services/common/auth); the gateway also runs
+# the admin RPCs that create and revoke tokens.
+for _role, _grant in SERVICE_GRANTS.items():
+    _admin = _role == "gateway"
+    SERVICE_GRANTS[_role] = Grant(
+        commands=tuple(
+            dict.fromkeys((*_grant.commands, *AUTH_COMMANDS, *(AUTH_ADMIN if _admin else ())))
+        ),
+        write=(*_grant.write, *AUTH_WRITE, *(AUTH_READ if _admin else ())),
+        read=(*_grant.read, *(() if _admin else AUTH_READ)),
+    )
 
 # A direct-Redis agent: its own inbox as a consumer, and (a selector) XADD on results only.
 AGENT_INBOX = (

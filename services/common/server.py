@@ -7,19 +7,28 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from hivewire.core.credentials import bearer_interceptors
 from hivewire.core.telemetry import shutdown_tracing
-from hivewire.core.tls import aio_channel, bind, check_plaintext_bind
+from hivewire.core.tls import (
+    PlaintextBindError,
+    aio_channel,
+    bind,
+    check_plaintext_bind,
+    is_loopback,
+)
 from hivewire.core.tracing import client_interceptors
+from hivewire_services.common.auth.service import server_auth
 from hivewire_services.common.config import CommonSettings, env_name
 from hivewire_services.common.inflight import InFlightLimitInterceptor
 from hivewire_services.common.interceptors import ErrorMappingInterceptor
+from hivewire_services.common.principal import LOCAL, ON_BEHALF_OF_METADATA, current
 from hivewire_services.common.rate_limit import PrincipalLimitInterceptor, PrincipalLimits
 from hivewire_services.common.redis_health import RedisGate
 from hivewire_services.common.rpc_telemetry import TelemetryServerInterceptor
@@ -48,10 +57,21 @@ def channel_options(settings: CommonSettings) -> list[tuple[str, int]]:
     ]
 
 
+def _on_behalf_of() -> list[tuple[str, str]]:
+    """Inside an RPC, the principal it runs as; outside one (background work), none: the call
+    then acts as the service itself."""
+    principal = current()
+    return [] if principal is LOCAL else [(ON_BEHALF_OF_METADATA, principal.encode())]
+
+
 def create_channel(addr: str, settings: CommonSettings) -> grpc.aio.Channel:
-    """One long-lived channel per dependency per process; close it on shutdown."""
+    """One long-lived channel per dependency per process; close it on shutdown. With
+    authentication on, every call carries the service token and the principal it acts for."""
+    interceptors: list[grpc.aio.ClientInterceptor] = list(client_interceptors())
+    if settings.auth_enabled:
+        interceptors += bearer_interceptors(settings.service_token, _on_behalf_of)
     return aio_channel(
-        addr, settings.tls, options=channel_options(settings), interceptors=client_interceptors()
+        addr, settings.tls, options=channel_options(settings), interceptors=interceptors
     )
 
 
@@ -70,6 +90,12 @@ def check_transport(listen: str, settings: CommonSettings) -> None:
         )
     tls = settings.tls
     check_plaintext_bind(listen, tls, insecure=settings.insecure, allow="HIVEWIRE_INSECURE=1")
+    if not (settings.auth_enabled or settings.insecure or is_loopback(listen)):
+        raise PlaintextBindError(
+            f"refusing to listen on {listen} without authentication: other machines can reach "
+            f"it; set {env_name('auth')}=tokens (docs/security.md, Tokens and roles), listen on "
+            "127.0.0.1, or allow it explicitly with HIVEWIRE_INSECURE=1"
+        )
     tls.server_credentials()
     tls.channel_credentials()
 
@@ -90,6 +116,7 @@ class GrpcServer:
     # The load shedding limiter (its gauges say how many calls are in flight).
     inflight: InFlightLimitInterceptor | None = None
     _wanted: bool = True
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def set_serving(self, serving: bool) -> None:
         self._wanted = serving
@@ -114,6 +141,8 @@ class GrpcServer:
         await self.server.stop(grace)
         if self.redis_gate is not None:
             await self.redis_gate.close()
+        for close in self.closers:
+            await close()
 
 
 async def create_server(
@@ -142,16 +171,22 @@ async def create_server(
     inflight = InFlightLimitInterceptor(
         settings.max_concurrent_rpcs, settings.max_concurrent_streams
     )
+    auth = server_auth(settings, service_names[0] if service_names else "")
+    interceptors: list[grpc.aio.ServerInterceptor] = [
+        TelemetryServerInterceptor(),
+        inflight,
+        ErrorMappingInterceptor(gate),
+    ]
+    if auth is not None:
+        interceptors.append(auth.interceptor)  # denials are mapped like any error
+    # Inside what binds the caller's principal: limits count per principal.
+    interceptors.append(
+        PrincipalLimitInterceptor(
+            PrincipalLimits(*settings.rate_limit(), settings.max_streams_per_principal)
+        )
+    )
     server = grpc.aio.server(
-        interceptors=[
-            TelemetryServerInterceptor(),
-            inflight,
-            # Inside whatever binds the caller's principal: limits count per principal.
-            PrincipalLimitInterceptor(
-                PrincipalLimits(*settings.rate_limit(), settings.max_streams_per_principal)
-            ),
-            ErrorMappingInterceptor(gate),
-        ],
+        interceptors=interceptors,
         options=[
             *KEEPALIVE_SERVER_OPTIONS,
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -168,9 +203,13 @@ async def create_server(
     if port == 0:
         if gate is not None:
             await gate.close()
+        if auth is not None:
+            await auth.close()
         raise OSError(f"could not bind {listen}")
     await server.start()
     grpc_server = GrpcServer(server, port, health_servicer, service_names, gate, inflight=inflight)
+    if auth is not None:
+        grpc_server.closers.append(auth.close)
     if gate is not None:
         gate.available = await gate.probe()  # a service started without Redis is not serving
         if gate.refused is not None:  # a Redis that may evict keys

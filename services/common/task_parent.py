@@ -4,15 +4,23 @@ alike at the gateway edge and in the coordinator."""
 from __future__ import annotations
 
 from hivewire.v1 import task_pb2
-from hivewire_services.common.errors import InvalidArgument
+from hivewire_services.common import principal
+from hivewire_services.common.errors import InvalidArgument, PermissionDenied
 from hivewire_services.common.validation import check_id
 
 MAX_TOKEN = 128
 
 
 def check_parent(req: task_pb2.SubmitTaskRequest) -> None:
-    """The parent fields of a SubmitTaskRequest, when set (both or neither)."""
+    """The parent fields of a SubmitTaskRequest, when set (both or neither). An agent's token
+    submits only children of the task it runs: the coordinator checks the attempt token."""
     if not req.parent_task_id and not req.parent_attempt_token:
+        if principal.current().role == "agent":
+            raise PermissionDenied(
+                "an agent submits only child tasks of the task it runs (parent_task_id and"
+                " parent_attempt_token)",
+                reason="AGENT_SUBMITS_CHILDREN_ONLY",
+            )
         return
     check_id(req.parent_task_id, "parent_task_id")
     if not req.parent_attempt_token:

@@ -11,11 +11,15 @@ from hivewire.core.result_writer import ResultWriter
 from hivewire.v1 import (
     agent_service_pb2,
     agent_service_pb2_grpc,
+    auth_pb2,
+    auth_pb2_grpc,
     coordinator_pb2_grpc,
     gateway_pb2,
     gateway_pb2_grpc,
     registry_pb2_grpc,
 )
+from hivewire_services.common.auth.audit import Audit
+from hivewire_services.common.auth.tokens import TokenStore
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.metrics import AGENT_STREAMS, DASHBOARD_SUBSCRIBERS
 from hivewire_services.common.process import ServiceProcess, serve
@@ -25,6 +29,7 @@ from hivewire_services.gateway.agents.connection import AgentDeps
 from hivewire_services.gateway.agents.identity import Registrar
 from hivewire_services.gateway.agents.inbox import BLOCK_MS
 from hivewire_services.gateway.agents.service import AgentServicer
+from hivewire_services.gateway.auth_service import AuthServicer
 from hivewire_services.gateway.config import GatewaySettings, load_gateway_settings
 from hivewire_services.gateway.events.hub import EventsHub
 from hivewire_services.gateway.output import FOLLOW_BLOCK_S, OutputReader
@@ -36,6 +41,7 @@ logger = logging.getLogger(__name__)
 # (the file defines only the service), and reflection (grpcurl describe) would not find it.
 SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
 AGENT_SERVICE_NAME = agent_service_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
+AUTH_SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 
 
 class GatewayServer(ServiceProcess[GatewaySettings]):
@@ -93,12 +99,16 @@ class GatewayServer(ServiceProcess[GatewaySettings]):
             self.output,
         )
         agents = self._agent_service(registry)
+        keys = Keys(settings.namespace)
+        tokens = AuthServicer(TokenStore(self.redis, keys), Audit(self.redis, keys, SERVICE_NAME))
 
         def register(server: grpc.aio.Server) -> None:
             gateway_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, server)
             agent_service_pb2_grpc.add_AgentServiceServicer_to_server(agents, server)
+            auth_pb2_grpc.add_AuthServiceServicer_to_server(tokens, server)
 
-        server = await self.owned.serve(listen, register, [SERVICE_NAME, AGENT_SERVICE_NAME])
+        names = [SERVICE_NAME, AGENT_SERVICE_NAME, AUTH_SERVICE_NAME]
+        server = await self.owned.serve(listen, register, names)
         DASHBOARD_SUBSCRIBERS.set_function(lambda: hub.subscriber_count)
         AGENT_STREAMS.set_function(lambda: agents.connected)
         self.metrics.start()

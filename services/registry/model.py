@@ -61,6 +61,7 @@ def agent_from_hash(
         labels={str(k): str(v) for k, v in labels.items()},
         state=_int(fields, b"state"),  # type: ignore[arg-type]
         in_flight=max(0, min(in_flight, _INT32_MAX)),
+        principal=_text(fields, b"owner"),
     )
     for field, name in (
         ("register_time", b"register_ms"),

@@ -9,9 +9,14 @@ from typing import Any, TypeAlias
 
 from hivewire.core.clock import duration_from_seconds, ts_from_ms
 from hivewire.v1 import agent_pb2, operator_pb2, registry_pb2, registry_pb2_grpc
-from hivewire_services.common.agent_checks import check_running_ids, validate_registration
-from hivewire_services.common.errors import InvalidArgument, Unauthenticated
+from hivewire_services.common.agent_checks import (
+    check_running_ids,
+    may_act_for,
+    validate_registration,
+)
+from hivewire_services.common.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from hivewire_services.common.keys import INBOX_GROUP, Keys
+from hivewire_services.common.principal import current
 from hivewire_services.common.validation import check_capability, check_id, check_page_size
 from hivewire_services.registry.agent_users import AgentUsers
 from hivewire_services.registry.config import RegistrySettings
@@ -49,7 +54,11 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     ) -> registry_pb2.RegisterAgentResponse:
         capabilities = validate_registration(request)
         registration = await self.store.register(
-            request.name, capabilities, request.max_concurrency, dict(request.labels)
+            request.name,
+            capabilities,
+            request.max_concurrency,
+            dict(request.labels),
+            owner=current().name,
         )
         agent_id = registration.agent.agent_id
         users = self.agent_users
@@ -71,6 +80,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         if request.in_flight < 0:
             raise InvalidArgument("in_flight must not be negative", field="in_flight")
         running = check_running_ids(request.running_task_ids)
+        await self._check_owner(request.agent_id)
         expire_ms, drain = await self.store.heartbeat(
             request.agent_id, request.agent_token, draining=request.draining
         )
@@ -93,10 +103,21 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.DeregisterAgentRequest, context: Context
     ) -> registry_pb2.DeregisterAgentResponse:
         check_agent(request.agent_id, request.agent_token)
+        await self._check_owner(request.agent_id)
         await self.store.deregister(request.agent_id, request.agent_token)
         if self.agent_users is not None:
             await self.agent_users.remove([request.agent_id])
         return registry_pb2.DeregisterAgentResponse()
+
+    async def _check_owner(self, agent_id: str) -> None:
+        """PERMISSION_DENIED for a principal acting for an agent another one registered."""
+        owner = await self.store.owner(agent_id)
+        if not may_act_for(owner):
+            raise PermissionDenied(
+                f"agent {agent_id} belongs to {owner!r}, not to {current().name!r}",
+                reason="AGENT_OF_ANOTHER_PRINCIPAL",
+                field="agent_id",
+            )
 
     async def GetAgent(
         self, request: registry_pb2.GetAgentRequest, context: Context

@@ -65,6 +65,7 @@ class AgentStore(RedisStore[RegistrySettings]):
         capabilities: Sequence[str],
         max_concurrency: int,
         labels: Mapping[str, str],
+        owner: str = "",
     ) -> Registration:
         """Create an ONLINE agent with a fresh id, token, lease and inbox (already validated)."""
         agent_id = uuid.uuid4().hex
@@ -94,9 +95,15 @@ class AgentStore(RedisStore[RegistrySettings]):
                 CHANGES_MAXLEN,
                 registry_pb2.AGENT_CHANGE_UPSERTED,
                 self.settings.events_maxlen,
+                owner,
             ],
         )
         return Registration(await self.get(agent_id), token)
+
+    async def owner(self, agent_id: str) -> str:
+        """The principal that registered the agent ("" if unknown or gone)."""
+        raw = cast("bytes | None", await self.redis.hget(self.keys.agent(agent_id), "owner"))
+        return raw.decode() if raw else ""
 
     async def heartbeat(self, agent_id: str, token: str, *, draining: bool) -> tuple[int, bool]:
         """Renew the lease; returns the new lease expiry (ms) and whether an operator drained

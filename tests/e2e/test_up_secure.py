@@ -26,14 +26,17 @@ def clean_env() -> dict[str, str]:
     return {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("HIVEWIRE_TLS_", "HIVEWIRE_DATA_DIR", "HIVEWIRE_GATEWAY_ADDR"))
+        if not k.startswith(
+            ("HIVEWIRE_TLS_", "HIVEWIRE_DATA_DIR", "HIVEWIRE_GATEWAY_ADDR", "HIVEWIRE_TOKEN")
+        )
     }
 
 
-def hivewire(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def hivewire(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "hivewire.cli", *args],
-        cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=120, check=False,
+        cwd=cwd, env={**clean_env(), **env}, capture_output=True, text=True, timeout=120,
+        check=False,
     )  # fmt: skip
 
 
@@ -56,6 +59,17 @@ def test_up_secure_serves_mtls_and_the_cli_here_finds_it(tmp_path: Path) -> None
         assert done.returncode == 0, done.stderr
         assert "SUCCEEDED" in done.stdout and '{"over": "mTLS"}' in done.stdout
         assert hivewire(tmp_path, "healthcheck", s.gateway).returncode == 0
+
+        # Tokens are on: the client config holds an admin token; a bad one is refused.
+        assert "HIVEWIRE_TOKEN=hw_" in (data / "client.env").read_text()
+        made = hivewire(tmp_path, "token", "create", "--role", "viewer", "--name", "dash")
+        assert made.returncode == 0, made.stderr
+        viewer = made.stdout.strip().splitlines()[-1]
+        assert hivewire(tmp_path, "agents", HIVEWIRE_TOKEN=viewer).returncode == 0
+        refused = hivewire(tmp_path, "submit", "echo", HIVEWIRE_TOKEN=viewer)
+        assert refused.returncode == 2 and "PERMISSION_DENIED" in refused.stderr
+        bogus = hivewire(tmp_path, "agents", HIVEWIRE_TOKEN="hw_nope")
+        assert bogus.returncode == 2 and "UNAUTHENTICATED" in bogus.stderr, bogus.stderr
 
         # Without the client config: plaintext, refused by the TLS gateway.
         plain = hivewire(elsewhere, "--addr", s.gateway, "agents")

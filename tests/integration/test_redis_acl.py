@@ -18,6 +18,8 @@ from hivewire.agent import TaskContext
 from hivewire.client import Client
 from hivewire.core.redis_users import agent_user_name, url_as, user_name
 from hivewire.v1 import event_pb2, registry_pb2, task_pb2, workflow_pb2
+from hivewire_services.common.auth.audit import Audit
+from hivewire_services.common.auth.tokens import TokenStore
 from hivewire_services.common.keys import INBOX_GROUP, Keys
 from hivewire_services.registry.server import RegistryServer
 from tests.integration.acl_stack import AclRedis, AclStack, acl_redis, acl_stack
@@ -127,7 +129,7 @@ async def test_each_service_user_is_refused_outside_its_grant(stack: AclStack) -
     gateway, coordinator = stack.redis.client("gateway"), stack.redis.client("coordinator")
     registry, hooks = stack.redis.client("registry"), stack.redis.client("hooks")
     try:
-        # The gateway reads task state but never writes it, and runs no script.
+        # The gateway reads task state but never writes it (its only scripts are the tokens').
         assert await gateway.hgetall(task) == {}
         await refused(gateway.hset(task, "state", "1"))
         await refused(gateway.evalsha("0" * 40, 1, task))
@@ -290,3 +292,25 @@ async def test_a_wrong_password_keeps_a_service_not_serving_and_says_why(
         assert "wrong-s3cret" not in caplog.text
     finally:
         await registry.shutdown()
+
+
+async def test_the_gateway_user_administers_tokens_and_the_others_only_check_them(
+    stack: AclStack,
+) -> None:
+    keys = Keys(stack.redis.namespace)
+    gateway, coordinator = stack.redis.client("gateway"), stack.redis.client("coordinator")
+    try:
+        admin_store = TokenStore(gateway, keys)
+        token, _ = await admin_store.create("ci", "client")
+        assert [r.name for r in await admin_store.list()] == ["ci"]
+        checking = TokenStore(coordinator, keys)
+        assert (await checking.verify(token)) is not None
+        await Audit(coordinator, keys, "coordinator").denied("/x/Y", "UNAUTHENTICATED", "test")
+        await refused(checking.create("other", "admin"))
+        await refused(coordinator.hset(keys.auth_token_names, "x", "1"))
+        await admin_store.revoke("ci")
+        assert (await checking.verify(token)) is None
+        assert await gateway.xlen(keys.auth_audit) == 1
+    finally:
+        for client in (gateway, coordinator):
+            await client.aclose()

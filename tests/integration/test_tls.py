@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import subprocess
 import sys
@@ -113,7 +114,11 @@ async def test_plaintext_off_loopback_needs_insecure(
     allowed = await serve("0.0.0.0:0", CommonSettings(insecure=True))
     servers.append(allowed)
     assert await check(f"127.0.0.1:{allowed.port}", PLAINTEXT) == OK
-    secure = await serve("0.0.0.0:0", server_settings(ca, client_auth="require"))
+    with pytest.raises(PlaintextBindError, match=r"without authentication.*HIVEWIRE_AUTH=tokens"):
+        await serve("0.0.0.0:0", server_settings(ca, client_auth="require"))
+    secure = await serve(
+        "0.0.0.0:0", dataclasses.replace(server_settings(ca, client_auth="require"), auth="tokens")
+    )
     servers.append(secure)
     assert await check(f"127.0.0.1:{secure.port}", ca.client()) == OK
 

@@ -12,6 +12,7 @@ def test_tenant_visibility_by_role() -> None:
     assert not client.sees("")  # unlabelled work is the default tenant's
     assert Principal("root", "admin", "ops").sees("globex")
     assert Principal("gateway", "service", "default").sees("acme")
+    assert Principal("builder", "agent", "builder").sees("acme")  # by id only: it lists nothing
 
 
 def test_on_behalf_of_round_trip_and_rejects_malformed() -> None:

@@ -62,11 +62,18 @@ def test_every_grant_names_known_keys_and_only_hooks_touch_hook_keys() -> None:
         assert not hook_keys or role == "hooks", role
 
 
-def test_the_gateway_runs_no_script_and_writes_only_inboxes_and_results() -> None:
+def test_the_gateway_writes_only_inboxes_results_and_tokens() -> None:
+    # Its only scripts are the token administration's (services/common/auth).
     rules = service_rules("hw", "gateway")
-    assert "+evalsha" not in rules and "+eval" not in rules
+    assert "+eval" not in rules
     written = [r for r in rules if r.startswith("~")]
-    assert written == ["~hivewire:{hw}:inbox:*", "~hivewire:{hw}:results"]
+    assert written == [
+        "~hivewire:{hw}:inbox:*",
+        "~hivewire:{hw}:results",
+        "~hivewire:{hw}:auth-audit",
+        "~hivewire:{hw}:auth-token:*",
+        "~hivewire:{hw}:auth-token-names",
+    ]
     assert "%R~hivewire:{hw}:task:*" in rules
 
 

@@ -23,6 +23,20 @@ const CHANNEL_OPTIONS = {
   "grpc.max_reconnect_backoff_ms": 5_000,
 };
 
+// Channel options with an interceptor that sends `token` (HIVEWIRE_TOKEN) as a bearer token on
+// every call, as a stack with HIVEWIRE_AUTH=tokens requires (docs/security.md).
+function channelOptions(token = process.env.HIVEWIRE_TOKEN || "") {
+  if (!token) return CHANNEL_OPTIONS;
+  const bearer = (options, nextCall) =>
+    new grpc.InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        metadata.set("authorization", `Bearer ${token}`);
+        next(metadata, listener);
+      },
+    });
+  return { ...CHANNEL_OPTIONS, interceptors: [bearer] };
+}
+
 // A stream that ends with one of these would end the same way again: the agent gives up.
 const FATAL_CODES = new Set([
   grpc.status.INVALID_ARGUMENT,
@@ -63,6 +77,7 @@ function describe(err) {
 module.exports = {
   CHANNEL_OPTIONS,
   FATAL_CODES,
+  channelOptions,
   describe,
   loadAgentService,
   millisOf,

@@ -1,0 +1,99 @@
+"""Tenant isolation through the real gateway with tokens on (HIVEWIRE_AUTH=tokens): a client of
+one tenant cannot get, list, cancel or watch another tenant's tasks and workflows, its event
+stream and stats carry only its own work, and an admin sees both."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import grpc
+import pytest
+
+from hivewire.client import Client
+from hivewire.core.tls import PLAINTEXT
+from hivewire.v1 import task_pb2
+from hivewire_services.common.auth.tokens import TokenStore
+from hivewire_services.common.keys import Keys
+from hivewire_services.common.redis import Redis
+from tests.integration.auth_helpers import SERVICE_TOKEN
+from tests.integration.conftest import MakeStack
+from tests.integration.stack import Stack
+from tests.waiting import eventually
+
+CODE = grpc.StatusCode
+
+
+@pytest.fixture
+async def secured(make_stack: MakeStack) -> Stack:
+    return await make_stack(auth="tokens", service_token=SERVICE_TOKEN, auth_cache_seconds=0.2)
+
+
+async def code_of(call: object) -> CODE:
+    try:
+        await call  # type: ignore[misc]
+    except grpc.aio.AioRpcError as exc:
+        return exc.code()
+    return CODE.OK
+
+
+async def test_tenants_see_and_change_only_their_own_work(
+    secured: Stack, redis: Redis, keys: Keys
+) -> None:
+    store = TokenStore(redis, keys)
+    acme_token, _ = await store.create("acme-ci", "client", "acme")
+    globex_token, _ = await store.create("globex-ci", "client", "globex")
+    viewer_token, _ = await store.create("globex-dash", "viewer", "globex")
+    admin_token, _ = await store.create("ops", "admin")
+    addr = secured.gateway_addr
+    async with (
+        Client(addr, tls=PLAINTEXT, token=acme_token) as acme,
+        Client(addr, tls=PLAINTEXT, token=globex_token) as globex,
+        Client(addr, tls=PLAINTEXT, token=viewer_token) as viewer,
+        Client(addr, tls=PLAINTEXT, token=admin_token) as admin,
+    ):
+        # globex watches its events from before anything is submitted.
+        seen: list[str] = []
+
+        async def watch() -> None:
+            async for event in globex.events():
+                if event.task_id:
+                    seen.append(event.task_id)
+
+        watcher = asyncio.create_task(watch())
+        try:
+            secret = await acme.submit("nobody-runs-this", {"secret": "acme only"})
+            ours = await globex.submit("nobody-runs-this", {"n": 1})
+            flow = await acme.submit_workflow([{"id": "a", "capability": "nobody-runs-this"}])
+            assert secret.tenant == "acme" and ours.tenant == "globex" and flow.tenant == "acme"
+
+            for other in (globex, viewer):
+                assert await code_of(other.get(secret.task_id)) == CODE.NOT_FOUND
+                assert await code_of(other.get_workflow(flow.workflow_id)) == CODE.NOT_FOUND
+                listed = [t.task_id async for t in other.iter_tasks()]
+                assert secret.task_id not in listed and ours.task_id in listed
+                workflows, _ = await other.list_workflows()
+                assert flow.workflow_id not in [w.workflow_id for w in workflows]
+            assert await code_of(globex.cancel(secret.task_id)) == CODE.NOT_FOUND
+            assert await code_of(globex.cancel_workflow(flow.workflow_id)) == CODE.NOT_FOUND
+            assert await code_of(viewer.cancel(ours.task_id)) == CODE.PERMISSION_DENIED
+            assert (await acme.get(secret.task_id)).state == task_pb2.TASK_STATE_PENDING
+
+            # The admin sees both tenants' work.
+            everything = {t.task_id async for t in admin.iter_tasks()}
+            assert {secret.task_id, ours.task_id} <= everything
+
+            # globex's stream shows its own task, never acme's.
+            await eventually(lambda: ours.task_id in seen, within=10.0)
+            assert secret.task_id not in seen
+
+            # Stats for globex count only its pending task.
+            async for stats in globex.watch_stats(interval=0.2):
+                if stats.tasks_by_state.get("PENDING", 0) >= 1:
+                    assert stats.tenant == "globex"
+                    assert stats.tasks_by_state["PENDING"] == 1
+                    break
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
