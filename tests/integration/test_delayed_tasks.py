@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -128,3 +129,21 @@ async def test_delayed_workflow_step_counts_from_when_it_is_ready(stack: Stack) 
     assert ms(later.create_time) >= ms(first.end_time)
     assert ms(later.start_time) >= ms(later.scheduled_time)
     assert ms(later.start_time) - ms(later.scheduled_time) <= PASS_SLACK * 1000
+
+
+async def test_a_scheduled_task_shows_in_snapshots_and_stats(stack: Stack) -> None:
+    task = await stack.client.submit("nobody-runs-this", {}, start_after=3600)
+    request = event_pb2.StreamEventsRequest(include_snapshot=True, task_id=task.task_id)
+    snapshot = []
+    async for frame in stack.client.stream(request, resume=False):
+        if frame.WhichOneof("frame") == "snapshot_complete":
+            break
+        if frame.WhichOneof("frame") == "event" and frame.event.snapshot:
+            snapshot.append(frame.event)
+    assert [(e.type, e.task_state) for e in snapshot] == [
+        (event_pb2.EVENT_TYPE_TASK_SCHEDULED, SCHEDULED)
+    ]
+    async with asyncio.timeout(15):
+        async for stats in stack.client.watch_stats(interval=0.2):
+            if stats.tasks_by_state.get("SCHEDULED", 0) >= 1:
+                break

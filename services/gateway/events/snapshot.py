@@ -15,6 +15,7 @@ from hivewire_services.gateway.stats.state_reader import (
 )
 
 _TASK_EVENT = {
+    task_pb2.TASK_STATE_SCHEDULED: event_pb2.EVENT_TYPE_TASK_SCHEDULED,
     task_pb2.TASK_STATE_PENDING: event_pb2.EVENT_TYPE_TASK_SUBMITTED,
     task_pb2.TASK_STATE_ASSIGNED: event_pb2.EVENT_TYPE_TASK_ASSIGNED,
     task_pb2.TASK_STATE_RUNNING: event_pb2.EVENT_TYPE_TASK_STARTED,

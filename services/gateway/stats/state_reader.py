@@ -17,6 +17,7 @@ from hivewire_services.common.tenancy import tenant_of
 
 CHUNK = 500
 UNFINISHED_STATES = (
+    task_pb2.TASK_STATE_SCHEDULED,
     task_pb2.TASK_STATE_PENDING,
     task_pb2.TASK_STATE_ASSIGNED,
     task_pb2.TASK_STATE_RUNNING,
@@ -112,7 +113,7 @@ class StateReader:
     async def unfinished_tasks(
         self, limit: int, tenant: str | None = None
     ) -> AsyncIterator[TaskView]:
-        """Tasks PENDING, ASSIGNED or RUNNING, oldest first per state, at most `limit`; with
+        """Tasks SCHEDULED, PENDING, ASSIGNED or RUNNING, oldest first per state, at most `limit`; with
         `tenant`, only that tenant's (the others are read and skipped)."""
         sent = 0
         for state in UNFINISHED_STATES:
