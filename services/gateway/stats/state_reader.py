@@ -113,8 +113,8 @@ class StateReader:
     async def unfinished_tasks(
         self, limit: int, tenant: str | None = None
     ) -> AsyncIterator[TaskView]:
-        """Tasks SCHEDULED, PENDING, ASSIGNED or RUNNING, oldest first per state, at most `limit`; with
-        `tenant`, only that tenant's (the others are read and skipped)."""
+        """Tasks SCHEDULED, PENDING, ASSIGNED or RUNNING, oldest first per state, at most
+        `limit`; with `tenant`, only that tenant's (the others are read and skipped)."""
         sent = 0
         for state in UNFINISHED_STATES:
             index = self.keys.tasks_by_state(str(state))
