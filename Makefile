@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint fmt proto proto-check bench bench-quick chaos clean
+.PHONY: setup run test test-fast lint fmt proto proto-check bench bench-quick bench-soak chaos clean
 
 setup: $(STAMP)
 
@@ -41,11 +41,17 @@ fmt: setup
 proto: setup
 	$(PY) scripts/gen_proto.py
 
-# The pipeline benches, then the peer table (Celery, Dramatiq, taskiq, installed by the bench
-# into bench/.peers-venv on first use); bench-quick is the peer table alone, in a few minutes.
+# The pipeline benches, the peer table (Celery, Dramatiq, taskiq, installed by the bench into
+# bench/.peers-venv on first use) and the memory after 100,000 tasks; bench-quick is the peer
+# table alone, in a few minutes.
 bench: setup
 	$(PY) -m bench
 	$(PY) -m bench.peers
+	$(PY) -m bench.soak --tasks 100000
+
+# Ten minutes at a steady 200 tasks/s, the stack's memory sampled every 30 s (bench/soak.py).
+bench-soak: setup
+	$(PY) -m bench.soak --minutes 10 --rate 200
 
 bench-quick: setup
 	$(PY) -m bench.peers --quick
