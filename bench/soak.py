@@ -15,8 +15,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from bench.peers.hw_agent import DONE
 from bench.peers.procs import rss_bytes
+from bench.peers.run import wait_done
 from bench.stack import bench_stack
 from hivewire.client import Client
 
@@ -37,10 +37,6 @@ async def _submit(client: Client, n: int) -> None:
     await client.submit_many({"capability": "noop", "payload": b"0"} for _ in range(n))
 
 
-async def _done(r: aioredis.Redis) -> int:
-    return int(await r.get(DONE) or 0)
-
-
 async def after_tasks(tasks: int) -> dict[str, Any]:
     """Run `tasks` tasks as fast as batches go; RSS per process once they all ended."""
     async with bench_stack(agents=1, target="bench.peers.hw_agent:agent") as stack:
@@ -52,10 +48,8 @@ async def after_tasks(tasks: int) -> dict[str, Any]:
                 for start in range(0, tasks, BATCH):
                     await _submit(client, min(BATCH, tasks - start))
                     # Stay at most a few batches ahead: the bench measures memory, not queues.
-                    while start - await _done(r) > 20 * BATCH:
-                        await asyncio.sleep(0.01)
-                while await _done(r) < tasks:
-                    await asyncio.sleep(0.05)
+                    await wait_done(r, start - 20 * BATCH)
+                await wait_done(r, tasks)
                 elapsed = time.perf_counter() - began
                 after = _rss_mb(stack.pids)
         finally:
@@ -72,22 +66,24 @@ async def after_tasks(tasks: int) -> dict[str, Any]:
 async def soak(minutes: float, rate: float, every: float) -> dict[str, Any]:
     """A steady `rate` of tasks/s for `minutes`; RSS per process every `every` seconds."""
     samples: list[dict[str, float]] = []
-    async with bench_stack(agents=1, target="bench.peers.hw_agent:agent") as stack:
-        async with Client(stack.gateway_addr, timeout=30.0) as client:
-            began = time.monotonic()
-            end = began + minutes * 60
-            next_sample = began
-            sent = 0
-            while (now := time.monotonic()) < end:
-                due = int((now - began) * rate)
-                if due > sent:
-                    await _submit(client, min(BATCH, due - sent))
-                    sent += min(BATCH, due - sent)
-                if now >= next_sample:
-                    samples.append({"t": round(now - began), **_rss_mb(stack.pids)})
-                    print(f"{samples[-1]['t']:>5}s  {samples[-1]['total']:.0f} MB", flush=True)
-                    next_sample += every
-                await asyncio.sleep(min(0.05, max(0.0, next_sample - time.monotonic())))
+    async with (
+        bench_stack(agents=1, target="bench.peers.hw_agent:agent") as stack,
+        Client(stack.gateway_addr, timeout=30.0) as client,
+    ):
+        began = time.monotonic()
+        end = began + minutes * 60
+        next_sample = began
+        sent = 0
+        while (now := time.monotonic()) < end:
+            due = int((now - began) * rate)
+            if due > sent:
+                await _submit(client, min(BATCH, due - sent))
+                sent += min(BATCH, due - sent)
+            if now >= next_sample:
+                samples.append({"t": round(now - began), **_rss_mb(stack.pids)})
+                print(f"{samples[-1]['t']:>5}s  {samples[-1]['total']:.0f} MB", flush=True)
+                next_sample += every
+            await asyncio.sleep(min(0.05, max(0.0, next_sample - time.monotonic())))
     warm = samples[1] if len(samples) > 2 else samples[0]
     growth = samples[-1]["total"] / warm["total"] - 1
     return {

@@ -48,7 +48,7 @@ class Row:
     p99_ms: float | None = None
 
 
-async def _wait_done(r: aioredis.Redis, n: int) -> int:
+async def wait_done(r: aioredis.Redis, n: int) -> int:
     """Wait until the DONE counter reaches n; returns how many GETs that took."""
     deadline = time.monotonic() + PHASE_TIMEOUT
     polls = 0
@@ -66,14 +66,14 @@ async def measure(
 ) -> Row:  # fmt: skip
     """Warm up, then n tasks as fast as the producer goes, then latency_n at `rate`/s."""
     await produce(WARMUP, 0)
-    await _wait_done(r, WARMUP)
+    await wait_done(r, WARMUP)
     await r.set(DONE, 0)
     procs = pids()
     calls0, rcpu0 = await redis_counters(r)
     cpu0 = cpu_seconds(procs)
     began = time.perf_counter()
     sending = asyncio.ensure_future(produce(n, 0))
-    polls = await _wait_done(r, n)
+    polls = await wait_done(r, n)
     elapsed = time.perf_counter() - began
     await sending
     cpu1 = cpu_seconds(procs)
@@ -91,7 +91,7 @@ async def measure(
         await r.set(DONE, 0)
         await r.delete(LATENCY)
         await produce(latency_n, rate)
-        await _wait_done(r, latency_n)
+        await wait_done(r, latency_n)
         delays = [float(v) * 1000 for v in await r.lrange(LATENCY, 0, -1)]
         lat = percentiles(delays)
         row.p50_ms, row.p99_ms = lat.p50_ms, lat.p99_ms
