@@ -55,7 +55,9 @@ class StaticToken:
     capabilities: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, name: str, role: str, token: str, capabilities: tuple[str, ...] = ()) -> StaticToken:
+    def of(
+        cls, name: str, role: str, token: str, capabilities: tuple[str, ...] = ()
+    ) -> StaticToken:
         found = token_id(token)
         if found is None:
             raise ValueError(f"the token of {name!r} is not a well-formed {PREFIX} token")

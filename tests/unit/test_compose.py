@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 from hivewire.cli import app
 from hivewire.cli.compose_tokens import compose_token_specs, token_file
 from hivewire.cli.demo import DEMO_AGENTS, demo_capabilities
-from hivewire.cli.up_auth import agent_token_name
 from hivewire.cli.supervisor import UpConfig
+from hivewire.cli.up_auth import agent_token_name
 from hivewire.core.defaults import DEFAULT_GATEWAY_ADDR
 from hivewire_services.common.config import CommonSettings, env_names, load_settings
 from hivewire_services.common.server import check_transport
