@@ -30,7 +30,7 @@ from hivewire.cli._ratelimit import parse_units, ratelimit_app
 from hivewire.cli._redis_acl import redis_acl
 from hivewire.cli._run import agent, up
 from hivewire.cli._schedule import schedule_app
-from hivewire.cli._tls import tls_app
+from hivewire.cli._tls import secrets_app, tls_app
 from hivewire.cli._token import audit, token_app
 from hivewire.cli._workflow import commands, run, workflow_app, workflows
 from hivewire.client import TERMINAL_STATES, Client
@@ -63,6 +63,7 @@ app.add_typer(schedule_app, name="schedule")
 app.add_typer(ratelimit_app, name="ratelimit")
 app.add_typer(hooks_app, name="hooks")
 app.add_typer(tls_app, name="tls")
+app.add_typer(secrets_app, name="secrets")
 app.add_typer(queue_app, name="queue")
 app.add_typer(token_app, name="token")
 app.command()(audit)

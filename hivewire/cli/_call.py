@@ -11,6 +11,7 @@ import typer
 
 from hivewire.cli._format import format_rpc_error
 from hivewire.client import Client
+from hivewire.core.credentials import CredentialError
 from hivewire.core.defaults import DEFAULT_GATEWAY_ADDR, client_setting
 from hivewire.core.tls import TlsError
 
@@ -38,7 +39,7 @@ def call(ctx: typer.Context, fn: Callable[[Client], Awaitable[T]], timeout: floa
     except grpc.aio.AioRpcError as exc:
         typer.echo(format_rpc_error(exc), err=True)
         raise typer.Exit(EXIT_RPC_ERROR) from None
-    except TlsError as exc:
+    except (TlsError, CredentialError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_RPC_ERROR) from None
     except TimeoutError as exc:

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from hivewire.agent import Agent, NonRetryableError, TaskContext, run_agent
+from hivewire.core.credentials import CredentialError
 from hivewire.core.logs import setup_logging
+from hivewire.core.tls import TlsError
 
 MAX_SLEEP_SECONDS = 300.0
 DEFAULT_CAPABILITIES = ("echo", "wordcount", "sleep")
@@ -183,7 +185,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         caps = list(demo_capabilities(args.name))
     else:
         caps = [c.strip() for c in args.capabilities.split(",") if c.strip()]
-    run_agent(build_agent(args.name, caps, args.concurrency))
+    try:
+        agent = build_agent(args.name, caps, args.concurrency)
+    except (TlsError, CredentialError) as exc:  # one clear line, not a traceback
+        parser.exit(2, f"error: {exc}\n")
+    run_agent(agent)
 
 
 if __name__ == "__main__":

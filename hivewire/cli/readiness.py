@@ -104,7 +104,7 @@ async def wait_serving(addr: str, limit: float, tls: TlsConfig = PLAINTEXT) -> N
 
 
 async def wait_agents_online(
-    gateway_addr: str, names: set[str], limit: float, tls: TlsConfig = PLAINTEXT
+    gateway_addr: str, names: set[str], limit: float, tls: TlsConfig = PLAINTEXT, token: str = ""
 ) -> None:
     """Poll the gateway's ListAgents until agents with these names are ONLINE."""
 
@@ -116,7 +116,7 @@ async def wait_agents_online(
         )
         return names <= {a.name for a in reply.agents}
 
-    await _poll_rpc(gateway_addr, limit, online, f"agents {sorted(names)} not ONLINE", tls)
+    await _poll_rpc(gateway_addr, limit, online, f"agents {sorted(names)} not ONLINE", tls, token)
 
 
 async def wait_agent_registered(

@@ -4,21 +4,56 @@ roles)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
 
-from hivewire.core.defaults import client_setting
+from hivewire.core.client_config import read_client_config
 
 AUTHORIZATION = "authorization"
 Extra = Callable[[], Sequence[tuple[str, str]]]
 
 
+TOKEN = "HIVEWIRE_TOKEN"
+TOKEN_FILE = "HIVEWIRE_TOKEN_FILE"
+
+
+class CredentialError(ValueError):
+    """A token file that cannot be read, or a token given twice (names the variable)."""
+
+
+def read_token_file(path: str, variable: str) -> str:
+    """The token in a file (surrounding whitespace stripped); CredentialError naming `variable`
+    and the path when it cannot be read or holds nothing."""
+    try:
+        token = Path(path).read_text().strip()
+    except OSError as exc:
+        raise CredentialError(f"{variable}={path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise CredentialError(f"{variable}={path}: not a text file") from None
+    if not token:
+        raise CredentialError(f"{variable}={path}: the file is empty")
+    return token
+
+
+def _token_of(values: Mapping[str, str]) -> str:
+    token, path = values.get(TOKEN, ""), values.get(TOKEN_FILE, "")
+    if token and path:
+        raise CredentialError(f"set one of {TOKEN} and {TOKEN_FILE}")
+    return read_token_file(path, TOKEN_FILE) if path else token
+
+
 def token_from_env(token: str | None = None) -> str:
-    """`token` if given, else HIVEWIRE_TOKEN, else the HIVEWIRE_TOKEN line of the client config
-    `hivewire up --secure` wrote; "" for none (a stack without authentication)."""
-    return token if token else client_setting("TOKEN", "")
+    """`token` if given, else HIVEWIRE_TOKEN or the file HIVEWIRE_TOKEN_FILE names, from the
+    environment, else from the client config (`hivewire up --secure`, `hivewire secrets init`);
+    "" for none (a stack without authentication). CredentialError for a file that cannot be
+    read."""
+    if token:
+        return token
+    return _token_of(os.environ) or _token_of(read_client_config())
 
 
 def bearer(token: str) -> tuple[str, str]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from functools import cached_property
 from typing import Any, ClassVar, Self, TypeVar
 
+from hivewire.core.credentials import read_token_file
 from hivewire.core.tls import TlsConfig
 
 ENV_PREFIX = "HIVEWIRE_"
@@ -58,7 +60,9 @@ class CommonSettings:
     # local admin, for a stack on loopback only.
     auth: str = ""
     # The credential the services present to each other (role service); `hivewire up` makes it.
+    # Or the file holding it (compose mounts one, so the secret is in no environment value).
     service_token: str = ""
+    service_token_file: str = ""
     # How long a server trusts a token it verified before reading its record again: the most a
     # revoke takes to reach every server.
     auth_cache_seconds: float = 2.0
@@ -72,6 +76,23 @@ class CommonSettings:
                 f"{env_name('auth')}={self.auth!r} must be one of {', '.join(AUTH_MODES[1:])}"
             )
         return mode == "tokens"
+
+    @cached_property
+    def service_credential(self) -> str:
+        """HIVEWIRE_SERVICE_TOKEN, else what HIVEWIRE_SERVICE_TOKEN_FILE holds ("" for neither;
+        ValueError naming the variable for both, or for a file that cannot be read)."""
+        if self.service_token and self.service_token_file:
+            raise ValueError(
+                f"set one of {env_name('service_token')} and {env_name('service_token_file')}"
+            )
+        if not self.service_token_file:
+            return self.service_token
+        return read_token_file(self.service_token_file, env_name("service_token_file"))
+
+    def check_files(self) -> None:
+        """Raise ValueError unless the secrets the settings name (besides TLS) can be read."""
+        if self.auth_enabled:
+            _ = self.service_credential
 
     def rate_limit(self) -> tuple[float, int]:
         """Calls a second one caller may make on this process and its burst (0: no limit).

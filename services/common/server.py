@@ -69,7 +69,7 @@ def create_channel(addr: str, settings: CommonSettings) -> grpc.aio.Channel:
     authentication on, every call carries the service token and the principal it acts for."""
     interceptors: list[grpc.aio.ClientInterceptor] = list(client_interceptors())
     if settings.auth_enabled:
-        interceptors += bearer_interceptors(settings.service_token, _on_behalf_of)
+        interceptors += bearer_interceptors(settings.service_credential, _on_behalf_of)
     return aio_channel(
         addr, settings.tls, options=channel_options(settings), interceptors=interceptors
     )
@@ -78,7 +78,8 @@ def create_channel(addr: str, settings: CommonSettings) -> grpc.aio.Channel:
 def check_transport(listen: str, settings: CommonSettings) -> None:
     """Raise (TlsError, PlaintextBindError, ValueError) unless a server may listen at `listen`
     with these settings: TLS settings that work and whose files are readable; plaintext only on
-    loopback unless HIVEWIRE_INSECURE allows it; positive concurrent RPC and stream limits."""
+    loopback unless HIVEWIRE_INSECURE allows it; positive concurrent RPC and stream limits;
+    the token files it names readable."""
     for limit in ("max_concurrent_rpcs", "max_concurrent_streams"):
         if getattr(settings, limit) < 1:
             raise ValueError(f"{env_name(limit)}={getattr(settings, limit)} must be at least 1")
@@ -98,6 +99,7 @@ def check_transport(listen: str, settings: CommonSettings) -> None:
         )
     tls.server_credentials()
     tls.channel_credentials()
+    settings.check_files()
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hivewire_services.common.auth.static_tokens import load_static_tokens
 from hivewire_services.common.config import StreamQueues, TaskPathSettings
 
 
@@ -30,6 +31,15 @@ class GatewaySettings(StreamQueues, TaskPathSettings):
     # (docs/security.md#per-caller-limits).
     gateway_rate_limit_rps: float = 1000.0
     gateway_rate_limit_burst: int = 0
+
+    # The static token file (docs/security.md, Tokens and roles): named tokens, by hash only,
+    # imported into the token store at start (upsert by name).
+    auth_tokens_file: str = ""
+
+    def check_files(self) -> None:
+        super().check_files()
+        if self.auth_tokens_file:
+            load_static_tokens(self.auth_tokens_file)
 
     def rate_limit(self) -> tuple[float, int]:
         return self.gateway_rate_limit_rps, self.gateway_rate_limit_burst

@@ -19,6 +19,7 @@ from hivewire.v1 import (
     registry_pb2_grpc,
 )
 from hivewire_services.common.auth.audit import Audit
+from hivewire_services.common.auth.static_tokens import import_static_tokens
 from hivewire_services.common.auth.tokens import TokenStore
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.metrics import AGENT_STREAMS, DASHBOARD_SUBSCRIBERS
@@ -108,6 +109,8 @@ class GatewayServer(ServiceProcess[GatewaySettings]):
             auth_pb2_grpc.add_AuthServiceServicer_to_server(tokens, server)
 
         names = [SERVICE_NAME, AGENT_SERVICE_NAME, AUTH_SERVICE_NAME]
+        if settings.auth_tokens_file:  # before serving: a healthy gateway knows every token
+            await import_static_tokens(self.redis, keys, settings.auth_tokens_file)
         server = await self.owned.serve(listen, register, names)
         DASHBOARD_SUBSCRIBERS.set_function(lambda: hub.subscriber_count)
         AGENT_STREAMS.set_function(lambda: agents.connected)

@@ -19,6 +19,14 @@ from hivewire.cli.embedded_redis import EmbeddedRedis
 from hivewire.cli.local_tls import LocalTls
 from hivewire.cli.readiness import wait_agents_online
 from hivewire.core.tls import PLAINTEXT, TlsConfig, sync_channel
+from hivewire.v1 import (
+    agent_pb2,
+    coordinator_pb2,
+    coordinator_pb2_grpc,
+    gateway_pb2_grpc,
+    registry_pb2,
+    registry_pb2_grpc,
+)
 from tests.compose_files import (
     ROOT,
     hivewire_services,
@@ -59,7 +67,8 @@ def compose_stack(
     jaeger = collector.endpoint.removeprefix("http://")
     # The README's one certificate command, run where docker-compose.yml is, as a user does.
     project = tmp_path_factory.mktemp("project")
-    [init] = [a for a in readme_compose_commands(README.read_text()) if a[1:3] == ["tls", "init"]]
+    readme = readme_compose_commands(README.read_text())
+    [init] = [a for a in readme if a[1:3] == ["secrets", "init"]]
     made = subprocess.run(
         [sys.executable, "-m", "hivewire.cli", *init[1:]], cwd=project, env=_user_env(),
         capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False,
@@ -77,7 +86,9 @@ def compose_stack(
             agents = {_agent_name(stack, name) for name in stack.services}
             client_tls = LocalTls(project / "secrets").client()
             gateway = stack.dialable["gateway"]
-            asyncio.run(wait_agents_online(gateway, agents - {""}, 60.0, client_tls))
+            admin = (project / "secrets" / "admin.token").read_text().strip()
+            online = wait_agents_online(gateway, agents - {""}, 60.0, client_tls, admin)
+            asyncio.run(online)
             yield stack
         finally:
             stack.stop()
@@ -170,3 +181,48 @@ def probe_with(addr: str, tls: TlsConfig) -> tuple[bool, str]:
         except grpc.RpcError as exc:
             return False, str(exc.code())  # a failed call is also a grpc.Call
         return reply.status == health_pb2.HealthCheckResponse.SERVING, str(reply.status)
+
+
+def test_every_service_requires_a_token(compose_stack: ComposeStack) -> None:
+    """With the client certificate but no token, or a wrong one, every service refuses a call
+    with UNAUTHENTICATED; the admin token of client.env is let in."""
+    secrets = compose_stack.project / "secrets"
+    admin = (secrets / "admin.token").read_text().strip()
+    wrong = admin[:-4] + ("0000" if not admin.endswith("0000") else "1111")
+    client = LocalTls(secrets).client()
+    for name in ("registry", "coordinator", "gateway"):
+        for token in ("", wrong):
+            assert list_call(compose_stack, name, client, token) == "UNAUTHENTICATED", name
+    assert list_call(compose_stack, "gateway", client, admin) == "OK"
+    # The CLI with a token file that cannot be read: one clear line, exit 2.
+    env = {**_user_env(), "HIVEWIRE_TOKEN_FILE": str(secrets / "missing.token")}
+    out = subprocess.run(
+        [sys.executable, "-m", "hivewire.cli", "agents"], cwd=compose_stack.project, env=env,
+        capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False,
+    )  # fmt: skip
+    assert out.returncode == 2, out
+    assert "HIVEWIRE_TOKEN_FILE=" in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def _call(channel: grpc.Channel, service: str, metadata: list[tuple[str, str]]) -> object:
+    if service == "registry":
+        registry = registry_pb2_grpc.RegistryServiceStub(channel)
+        request = registry_pb2.RegistryServiceListAgentsRequest()
+        return registry.ListAgents(request, timeout=5, metadata=metadata)
+    if service == "coordinator":
+        coordinator = coordinator_pb2_grpc.CoordinatorServiceStub(channel)
+        listing = coordinator_pb2.CoordinatorServiceListTasksRequest()
+        return coordinator.ListTasks(listing, timeout=5, metadata=metadata)
+    gateway = gateway_pb2_grpc.GatewayServiceStub(channel)
+    return gateway.ListAgents(agent_pb2.ListAgentsRequest(), timeout=5, metadata=metadata)
+
+
+def list_call(stack: ComposeStack, service: str, tls: TlsConfig, token: str) -> str:
+    """The status code (name) of a listing call on `service`, with `token` if any."""
+    metadata = [("authorization", f"Bearer {token}")] if token else []
+    with sync_channel(stack.dialable[service], tls) as channel:
+        try:
+            _call(channel, service, metadata)
+        except grpc.RpcError as exc:
+            return str(exc.code().name)  # a failed call is also a grpc.Call
+    return "OK"

@@ -18,12 +18,15 @@ from cryptography import x509
 from typer.testing import CliRunner
 
 from hivewire.cli import app
+from hivewire.cli.compose_tokens import compose_token_specs, token_file
 from hivewire.cli.demo import DEMO_AGENTS, demo_capabilities
 from hivewire.cli.supervisor import UpConfig
+from hivewire.cli.up_auth import agent_token_name
 from hivewire.core.defaults import DEFAULT_GATEWAY_ADDR
 from hivewire_services.common.config import CommonSettings, env_names, load_settings
 from hivewire_services.common.server import check_transport
 from hivewire_services.gateway.commands import CommandCatalog
+from hivewire_services.gateway.config import GatewaySettings
 from tests.compose_files import ROOT, load_compose, parse_dockerfile, readme_compose_commands
 from tests.settings import SERVICE_SETTINGS
 
@@ -40,7 +43,11 @@ AGENTS = ("agent-1", "agent-2")
 # The container health probe: grpc and the health stubs only, not the CLI.
 PROBE = ["python", "-m", "hivewire.core.healthprobe"]
 # Read by the agent SDK itself (hivewire.core.defaults), not by any service's settings.
-SDK_VARIABLES = {"HIVEWIRE_AGENT_METRICS_PORT", "HIVEWIRE_AGENT_RUNNING_REPORT_AFTER"}
+SDK_VARIABLES = {
+    "HIVEWIRE_AGENT_METRICS_PORT",
+    "HIVEWIRE_AGENT_RUNNING_REPORT_AFTER",
+    "HIVEWIRE_TOKEN_FILE",
+}
 
 
 @pytest.fixture(scope="module")
@@ -228,7 +235,7 @@ def test_the_cert_command_makes_files_the_services_accept(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     readme = readme_compose_commands((ROOT / "README.md").read_text())
-    [init] = [argv for argv in readme if argv[1:3] == ["tls", "init"]]
+    [init] = [argv for argv in readme if argv[1:3] == ["secrets", "init"]]
     result = CliRunner().invoke(app, init[1:])
     assert result.exit_code == 0, result.output
     for name in OURS:
@@ -250,9 +257,49 @@ def test_the_cert_command_makes_files_the_services_accept(
         for t in GRPC_SERVICES
     }
     assert dialed <= set(names.get_values_for_type(x509.DNSName))
-    # The host's CLI, run where the command ran, finds the client certificate.
+    # The host's CLI, run where the command ran, finds the client certificate and the admin
+    # token.
     client_env = (tmp_path / ".hivewire" / "client.env").read_text()
     assert f"HIVEWIRE_TLS_CERT={tmp_path / 'secrets' / 'client.pem'}" in client_env
+    admin = (tmp_path / "secrets" / "admin.token").read_text().strip()
+    assert f"HIVEWIRE_TOKEN={admin}\n" in client_env
+    # Every token file is its owner's alone; the static token file holds hashes, no secret.
+    static = (tmp_path / "secrets" / "tokens.json").read_text()
+    for path in (tmp_path / "secrets").glob("*.token"):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+        assert path.read_text().strip() not in static, path
+    assert (tmp_path / "secrets" / "tokens.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_tokens_everywhere_each_container_mounting_only_its_own(
+    services: dict[str, Any],
+) -> None:
+    token_mounts = {
+        name: {c: h for c, h in _mounts(services[name]).items() if not h.endswith(".pem")}
+        for name in OURS
+    }
+    for name in GRPC_SERVICES:
+        env = _env(services[name])
+        settings = load_settings(SERVICE_SETTINGS[name], env)
+        assert settings.auth_enabled, name
+        assert not settings.service_token, "the service token is mounted, not in the environment"
+        wanted = {settings.service_token_file: "./secrets/service.token"}
+        if name == "gateway":  # the one that imports the static token file (and may write it)
+            assert isinstance(settings, GatewaySettings)
+            wanted[settings.auth_tokens_file] = "./secrets/tokens.json"
+        assert token_mounts[name] == wanted, name
+    for name in AGENTS:
+        env = _env(services[name])
+        assert "HIVEWIRE_TOKEN" not in env and "HIVEWIRE_SERVICE_TOKEN_FILE" not in env, name
+        agent = _agent_name(services[name])
+        wanted = {env["HIVEWIRE_TOKEN_FILE"]: f"./secrets/{token_file(agent_token_name(agent))}"}
+        assert token_mounts[name] == wanted, name
+        assert services[name]["depends_on"]["gateway"]["condition"] == "service_healthy", name
+    # The static token file names the agent tokens with the capabilities of DEMO_AGENTS.
+    specs = {name: (role, caps) for name, role, caps in compose_token_specs()}
+    assert specs["admin"] == ("admin", ())
+    for agent, caps in DEMO_AGENTS.items():
+        assert specs[agent_token_name(agent)] == ("agent", caps)
 
 
 def test_dependencies_wait_for_health(services: dict[str, Any]) -> None:

@@ -31,7 +31,7 @@ def server_auth(settings: CommonSettings, service: str) -> ServerAuth | None:
     keys = Keys(settings.namespace)
     authenticator = Authenticator(
         TokenStore(redis, keys),
-        settings.service_token,
+        settings.service_credential,
         TtlCache(ttl=settings.auth_cache_seconds),
     )
     return ServerAuth(redis, AuthInterceptor(authenticator, Audit(redis, keys, service)))

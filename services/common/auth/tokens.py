@@ -7,16 +7,14 @@ Verification reads the record by the id inside the token and compares hashes in 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
-import secrets
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
+from hivewire.core.api_tokens import PREFIX, new_token, token_id, token_sha256
 from hivewire.core.clock import now_ms
 from hivewire_services.common import lua
 from hivewire_services.common.errors import AlreadyExists, InvalidArgument, NotFound
@@ -26,28 +24,11 @@ from hivewire_services.common.redis import Redis
 from hivewire_services.common.validation import check_capability
 
 _HERE = Path(__file__).parent
-PREFIX = "hw_"
-_TOKEN = re.compile(r"hw_([0-9a-f]{32})_([0-9a-f]{64})")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 MAX_CAPABILITIES = 64
 # Roles a token may be created with; `service` credentials come from HIVEWIRE_SERVICE_TOKEN.
 TOKEN_ROLES = tuple(r for r in ROLES if r != "service")
-
-
-def new_token() -> tuple[str, str]:
-    """A fresh (id, token): 128 random bits of id, 256 of secret."""
-    token_id = uuid.uuid4().hex
-    return token_id, f"{PREFIX}{token_id}_{secrets.token_hex(32)}"
-
-
-def token_sha256(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def token_id(token: str) -> str | None:
-    """The id inside a well-formed token, else None."""
-    match = _TOKEN.fullmatch(token)
-    return match.group(1) if match else None
+__all__ = ["PREFIX", "TokenRecord", "TokenStore", "new_token", "token_id", "token_sha256"]
 
 
 def check_name(value: str, field: str = "name") -> str:
