@@ -330,7 +330,14 @@ async def test_node_agent_connects_over_mtls(tmp_path: Path) -> None:
     _ensure_node_modules()
     with hivewire_up(tmp_path / "data", _no_tls_env(), args=("--secure",)) as secure:
         client_tls = LocalTls(tmp_path / "data" / "tls").client()
-        env = {**_no_tls_env(), **tls_env(client_tls)}
+        # --secure turns tokens on: the admin token `up` wrote issues the Node agent its own.
+        admin = re.search(
+            r"^HIVEWIRE_TOKEN=(\S+)$", (tmp_path / "data" / "client.env").read_text(), re.M
+        )
+        assert admin is not None
+        async with Client(secure.gateway, tls=client_tls, token=admin.group(1)) as client:
+            made = await client.create_token("node-upper", "agent", capabilities=["upper"])
+        env = {**_no_tls_env(), **tls_env(client_tls), "HIVEWIRE_TOKEN": made.token}
         node = await _node_process(
             env, "--gateway", secure.gateway, "--capability", "upper", "--label", "runtime=node"
         )
@@ -338,7 +345,7 @@ async def test_node_agent_connects_over_mtls(tmp_path: Path) -> None:
         try:
             agent_id = (await node.line(r"registered as agent ([0-9a-f]{32})")).group(1)
             assert "(TLS)" in node.log()
-            async with Client(secure.gateway, tls=client_tls) as client:
+            async with Client(secure.gateway, tls=client_tls, token=admin.group(1)) as client:
                 task_id = await _submit(client, "upper", {"text": "over tls"})
                 done = await client.wait(task_id, timeout=60)
             assert (done.state, done.agent_id) == (task_pb2.TASK_STATE_SUCCEEDED, agent_id)
