@@ -161,9 +161,9 @@ async def test_submit_sends_json_rows_in_new_task_order_then_payloads(redis: Red
 async def test_peek_returns_rows_by_task_id(redis: Redis) -> None:
     peek = scripts.Peek(redis, KEYS)
     rec = recording(peek, [[b"t1", b"0", b"{}", b"p", None, b"0", b"tp", b"0", b"500"], []])
-    got = await peek([("echo", 3), ("resize", 1)])
+    got = await peek([("echo", 3, 2), ("resize", 1, 1)])
     assert rec.keys == [KEYS.pending("echo"), KEYS.pending("resize")]
-    assert rec.args == [KEYS.prefix, 3, 1]
+    assert rec.args == [KEYS.prefix, 3, 2, 1, 1]
     assert got == [{"t1": PeekedTask(b"0", b"{}", b"p", None, b"0", b"tp", b"0", b"500")}, {}]
 
 

@@ -155,7 +155,7 @@ class Scheduler:
                 wanted.append((cap, agents, min(free, self.settings.scheduler_batch)))
         if not wanted:
             return 0
-        queues = await self._peek([(cap, free + LOOKAHEAD) for cap, _, free in wanted])
+        queues = await self._peek([(cap, free + LOOKAHEAD, free) for cap, _, free in wanted])
         assignments: list[Assignment] = []
         now = now_ms()
         for (cap, agents, free), rows in zip(wanted, queues, strict=True):

@@ -144,16 +144,19 @@ class Promote:
 
 
 class Peek:
-    """peek.lua: per (capability, count), the head of its pending queue by task id."""
+    """peek.lua: per (capability, count, free), the head of its pending queue by task id: at
+    most `count` tasks, and no more once `free` tasks without labels are read."""
 
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self.keys = keys
         self._script = lua.register(redis, _HERE / "peek.lua")
 
-    async def __call__(self, queues: Sequence[tuple[str, int]]) -> list[dict[str, PeekedTask]]:
+    async def __call__(
+        self, queues: Sequence[tuple[str, int, int]]
+    ) -> list[dict[str, PeekedTask]]:
         raw = await self._script(
-            keys=[self.keys.pending(cap) for cap, _ in queues],
-            args=[self.keys.prefix, *(count for _, count in queues)],
+            keys=[self.keys.pending(cap) for cap, _, _ in queues],
+            args=[self.keys.prefix, *(n for _, count, free in queues for n in (count, free))],
         )
         width = 1 + len(PeekedTask._fields)
         # tuple.__new__ is PeekedTask._make without its length check (the width is exact):
