@@ -4,8 +4,18 @@
 -- KEYS: due, events
 -- ARGV: prefix, now_ms, limit, events_maxlen
 -- Returns {tasks moved, due time (ms) of the earliest task still waiting, or -1}.
-local prefix, now, limit = ARGV[1], ARGV[2], ARGV[3]
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
+local prefix, now, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
+-- One read finds both the due tasks and the first one still waiting (its score is the reply).
+local head = redis.call('ZRANGE', KEYS[1], 0, limit, 'WITHSCORES')
+local ids, next_due = {}, '-1'
+for i = 1, #head, 2 do
+  if #ids < limit and tonumber(head[i + 1]) <= tonumber(now) then
+    ids[#ids + 1] = head[i]
+  else
+    next_due = head[i + 1]
+    break
+  end
+end
 for _, task_id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], task_id)
   local tk = prefix .. K_TASK .. task_id
@@ -29,5 +39,4 @@ for _, task_id in ipairs(ids) do
     end
   end
 end
-local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {#ids, head[2] or '-1'}
+return {#ids, next_due}
