@@ -31,10 +31,10 @@ async def _snapshot(r: aioredis.Redis) -> tuple[dict[str, int], float]:
 
 async def _phase(name: str, r: aioredis.Redis, client: Client, n: int, batch: int) -> None:
     await r.set(DONE, 0)
-    calls0, cpu0 = await _snapshot(r)
+    calls0, _ = await _snapshot(r)
     await _hivewire_produce(client, n, 0, 1, batch)
     polls = await _wait_done(r, n)
-    calls1, cpu1 = await _snapshot(r)
+    calls1, _ = await _snapshot(r)
     # The probe's own commands: the SET, the GET polls, the INFO calls.
     own = {"set": 1, "get": polls, "info": 2}
     delta = {k: calls1.get(k, 0) - calls0.get(k, 0) - own.get(k, 0) for k in calls1}
@@ -59,9 +59,9 @@ async def main(argv: list[str]) -> None:
         await _wait_done(r, 50)
         await _phase("unary", r, client, args.n, 1)
         await _phase(f"batches of {args.batch}", r, client, args.n, args.batch)
-        calls0, cpu0 = await _snapshot(r)
+        calls0, _ = await _snapshot(r)
         await asyncio.sleep(5)  # idle on purpose: what the stack sends with nothing to do
-        calls1, cpu1 = await _snapshot(r)
+        calls1, _ = await _snapshot(r)
         idle = (sum(calls1.values()) - sum(calls0.values()) - 2) / 5
         print(f"idle: {idle:.1f} commands/s")
         for cmd in sorted(calls1, key=lambda k: calls0.get(k, 0) - calls1[k])[:8]:
