@@ -15,7 +15,8 @@ import sys
 
 import redis.asyncio as aioredis
 
-from bench.peers.run import DONE, _hivewire_produce, _wait_done
+from bench.peers.hw_agent import DONE
+from bench.peers.run import _hivewire_produce, _wait_done
 from bench.stack import bench_stack
 from hivewire.client import Client
 
@@ -31,10 +32,10 @@ async def _snapshot(r: aioredis.Redis) -> tuple[dict[str, int], float]:
 
 async def _phase(name: str, r: aioredis.Redis, client: Client, n: int, batch: int) -> None:
     await r.set(DONE, 0)
-    calls0, _ = await _snapshot(r)
+    calls0, cpu0 = await _snapshot(r)
     await _hivewire_produce(client, n, 0, 1, batch)
     polls = await _wait_done(r, n)
-    calls1, _ = await _snapshot(r)
+    calls1, cpu1 = await _snapshot(r)
     # The probe's own commands: the SET, the GET polls, the INFO calls.
     own = {"set": 1, "get": polls, "info": 2}
     delta = {k: calls1.get(k, 0) - calls0.get(k, 0) - own.get(k, 0) for k in calls1}
