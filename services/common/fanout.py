@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypedDict, TypeVar, cast
@@ -75,6 +76,7 @@ class ReadOptions(TypedDict, total=False):
     count: int
     block_ms: int
     max_backoff: float
+    listener_pace: float
 
 
 class FanoutHub(Generic[T]):
@@ -98,6 +100,7 @@ class FanoutHub(Generic[T]):
         max_backoff: float = 5.0,
         max_subscribers: int | None = None,
         on_overflow: Callable[[], None] | None = None,
+        listener_pace: float = 0.0,
     ) -> None:
         self.redis = redis
         self.key = key
@@ -114,6 +117,11 @@ class FanoutHub(Generic[T]):
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
+        # With listeners only (no subscriber waiting for each item), a read that found items
+        # is followed by this pause (cut short by a subscriber registering), so a busy stream
+        # costs a few reads a second instead of one per wake-up.
+        self.listener_pace = listener_pace
+        self._subscribed = asyncio.Event()
 
     @property
     def subscriber_count(self) -> int:
@@ -161,6 +169,7 @@ class FanoutHub(Generic[T]):
                 reason="TOO_MANY_SUBSCRIBERS",
             )
         self._subscribers.add(sub)
+        self._subscribed.set()
         return self.position
 
     def unregister(self, sub: Subscriber[T]) -> None:
@@ -194,10 +203,18 @@ class FanoutHub(Generic[T]):
                         self._dispatch(await self._convert(entries))
                     self.position = entries[-1][0]
                 backoff.reset()
+                full = any(len(entries) >= self.count for _key, entries in reply or ())
+                if reply and not full and self.listener_pace and not self._subscribers:
+                    await self._pace()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 await backoff.failed(f"{self.service} fan-out of {self.key}", exc)
+
+    async def _pace(self) -> None:
+        self._subscribed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._subscribed.wait(), self.listener_pace)
 
     def _dispatch(self, items: list[T]) -> None:
         for item in items:

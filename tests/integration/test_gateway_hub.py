@@ -83,3 +83,37 @@ async def test_reader_recovers_from_a_redis_restart(
         await hub.stop()
         await redis.aclose()
         server.stop()
+
+
+async def _xreads(redis: Redis) -> int:
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_xread", {}).get("calls", 0))
+
+
+async def test_listeners_alone_are_paced_until_a_subscriber_comes(redis: Redis, keys: Keys) -> None:
+    hub = EventsHub(redis, keys.events, queue_size=100, block_ms=200, listener_pace=30.0)
+    heard: list[str] = []
+    hub.add_listener(lambda event: heard.append(event.message))
+    hub.start()
+    try:
+        await hub.ready()
+        await _xadd(redis, keys.events, "first")
+        await eventually(lambda: heard == ["first"], message="the listener heard the first")
+        # The hub now pauses (30 s): writes meanwhile cost no read each.
+        before = await _xreads(redis)
+        written = [await _xadd(redis, keys.events, f"e{i}") for i in range(20)]
+        assert await _xreads(redis) - before <= 1
+        # A subscriber cuts the pause short: from the hub's position (after "first") it and
+        # the listener get everything at once, not 30 s later.
+        sub = hub.subscribe(EventFilter(), None)
+        await sub.open()
+        try:
+            last = await _xadd(redis, keys.events, "live")
+            events = aiter(sub)
+            got = [(await asyncio.wait_for(anext(events), 5)).cursor for _ in range(21)]
+            assert got == [*written, last]
+            assert heard == ["first", *(f"e{i}" for i in range(20)), "live"]
+        finally:
+            sub.close()
+    finally:
+        await hub.stop()

@@ -158,13 +158,27 @@ async def test_submit_sends_json_rows_in_new_task_order_then_payloads(redis: Red
     assert rec.args[6:] == [b"p1", b"p2"]
 
 
-async def test_peek_returns_rows_by_task_id(redis: Redis) -> None:
-    peek = scripts.Peek(redis, KEYS)
-    rec = recording(peek, [[b"t1", b"0", b"{}", b"p", None, b"0", b"tp", b"0", b"500"], []])
-    got = await peek([("echo", 3), ("resize", 1)])
-    assert rec.keys == [KEYS.pending("echo"), KEYS.pending("resize")]
-    assert rec.args == [KEYS.prefix, 3, 1]
-    assert got == [{"t1": PeekedTask(b"0", b"{}", b"p", None, b"0", b"tp", b"0", b"500")}, {}]
+async def test_peek_sends_agents_per_capability_and_returns_rows_by_task_id(
+    redis: Redis,
+) -> None:
+    peek = scripts.Peek(redis, KEYS, SETTINGS)
+    row = [b"t1", b"0", b"{}", b"p", None, b"0", b"tp", b"0", b"500"]
+    rec = recording(peek, [2, b"1700", [b"a1", b"3"], row, []])
+    got = await peek(9, 512, 100, 64, [("echo", [("a1", 4), ("a2", 1)]), ("resize", [])])
+    assert rec.keys == [
+        KEYS.due, KEYS.events, KEYS.agent_load, KEYS.paused_queues,
+        KEYS.pending("echo"), KEYS.pending("resize"),
+    ]  # fmt: skip
+    assert rec.args == [
+        KEYS.prefix, 9, 512, SETTINGS.events_maxlen, 100, 64,
+        "echo", 2, "a1", 4, "a2", 1, "resize", 0,
+    ]  # fmt: skip
+    assert got == scripts.PassRead(
+        2,
+        1700,
+        {"a1": 3},
+        [{"t1": PeekedTask(b"0", b"{}", b"p", None, b"0", b"tp", b"0", b"500")}, {}],
+    )
 
 
 async def test_advance_encodes_the_plan_after_the_creation_context(redis: Redis) -> None:

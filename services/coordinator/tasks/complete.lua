@@ -46,20 +46,21 @@ for i = 0, n - 1 do
       why = 'duplicate result (task already ' .. TASK_STATE_NAMES[t.state] .. ')'
     end
   else
-    release_slot(C, t)
+    release_slot(C, t, true)  -- each branch below writes held = '' with its HSET
     end_attempt(C, t)
     applied = applied + 1
     if outcome == TASK_OUTCOME_SUCCEEDED then
-      finish(C, t, TASK_STATE_SUCCEEDED, {'result', result, 'error', '', 'start_ms', start_ms})
+      finish(C, t, TASK_STATE_SUCCEEDED,
+        {'result', result, 'error', '', 'start_ms', start_ms, 'held', ''})
       ev.type, ev.state = EVENT_TYPE_TASK_SUCCEEDED, TASK_STATE_SUCCEEDED
       emit(C, ev)
     elseif outcome == TASK_OUTCOME_CANCELLED then
-      finish(C, t, TASK_STATE_CANCELLED, {'error', err})
+      finish(C, t, TASK_STATE_CANCELLED, {'error', err, 'held', ''})
       ev.type, ev.state, ev.message = EVENT_TYPE_TASK_CANCELLED, TASK_STATE_CANCELLED, err
       emit(C, ev)
     else
       local retryable = outcome == TASK_OUTCOME_FAILED
-      redis.call('HSET', t.key, 'start_ms', start_ms)
+      redis.call('HSET', t.key, 'start_ms', start_ms, 'held', '')
       local r = fail_attempt(C, t, attempt, agent_id, err, retryable, jitter, false)
       emit_failure(C, t, r, attempt, agent_id, err)
       if r == 'retry' then retried = retried + 1 else failed = failed + 1 end

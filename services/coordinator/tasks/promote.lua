@@ -1,33 +1,8 @@
--- Move tasks whose due time has passed from the due set to their pending queue: retries whose
--- backoff passed (already PENDING) and delayed tasks (SCHEDULED: they become PENDING, with a
--- TASK_DUE event).
+-- Move tasks whose due time has passed from the due set to their pending queue
+-- (promotelib.lua promote_due).
 -- KEYS: due, events
 -- ARGV: prefix, now_ms, limit, events_maxlen
 -- Returns {tasks moved, due time (ms) of the earliest task still waiting, or -1}.
-local prefix, now, limit = ARGV[1], ARGV[2], ARGV[3]
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
-for _, task_id in ipairs(ids) do
-  redis.call('ZREM', KEYS[1], task_id)
-  local tk = prefix .. K_TASK .. task_id
-  local t = redis.call('HMGET', tk, 'state', 'capability', 'priority', 'seq', 'workflow_id',
-    'step_id', 'fairness_key', 'fairness_weight', 'fair_tag', 'tenant')
-  local state = tonumber(t[1])
-  if state == TASK_STATE_SCHEDULED then
-    redis.call('HSET', tk, 'state', TASK_STATE_PENDING)
-    redis.call('ZREM', prefix .. K_TASKS_BY_STATE .. TASK_STATE_SCHEDULED, task_id)
-    redis.call('ZADD', prefix .. K_TASKS_BY_STATE .. TASK_STATE_PENDING, t[4], task_id)
-    emit_event(KEYS[2], ARGV[4], {type = EVENT_TYPE_TASK_DUE, ms = tonumber(now),
-      task_id = task_id, capability = t[2], state = TASK_STATE_PENDING, workflow_id = t[5],
-      step_id = t[6], tenant = t[10]})
-    state = TASK_STATE_PENDING
-  end
-  if state == TASK_STATE_PENDING then
-    local tag = enqueue(prefix, {id = task_id, capability = t[2], priority = t[3],
-      fairness_key = t[7], fairness_weight = t[8], fair_tag = t[9]})
-    if not t[9] then
-      redis.call('HSET', tk, 'fair_tag', tag)  -- queued for the first time (a delayed task)
-    end
-  end
-end
-local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {#ids, head[2] or '-1'}
+local moved, next_due = promote_due(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]),
+  tonumber(ARGV[3]), ARGV[4])
+return {moved, next_due}

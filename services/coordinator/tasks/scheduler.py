@@ -100,7 +100,7 @@ class Scheduler:
         self.cache = cache
         self._assign = scripts.Assign(redis, keys, settings)
         self._promote = scripts.Promote(redis, keys, settings)
-        self._peek = scripts.Peek(redis, keys)
+        self._peek = scripts.Peek(redis, keys, settings)
         self._on_deadline = on_deadline
         self.alarm = Alarm(settings.scheduler_interval)
         self.assigned_total = 0
@@ -113,8 +113,8 @@ class Scheduler:
         while True:
             await self.alarm.wait()
             try:
-                await self.promote_due()
-                while await self.schedule_once() >= self.settings.scheduler_batch:
+                # Each pass promotes the tasks come due first, in the call that reads the queues.
+                while await self.schedule_once(promote=True) >= self.settings.scheduler_batch:
                     pass  # a full batch: more may be waiting
                 backoff.reset()
             except asyncio.CancelledError:
@@ -133,34 +133,40 @@ class Scheduler:
             self.alarm.now()  # more may be due already
         return moved
 
-    async def schedule_once(self) -> int:
-        """One pass over every capability with live agents and a queue no operator paused;
-        returns assignments applied."""
+    async def schedule_once(self, promote: bool = False) -> int:
+        """One pass over every capability with live agents and a queue no operator paused
+        (after promote_due's work when `promote`); returns assignments applied."""
+        batch = self.settings.scheduler_batch
         caps = self.cache.capabilities()
-        if not caps:
+        if not caps and not promote:
             return 0
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(self.keys.agent_load)
-            pipe.hgetall(self.keys.paused_queues)
-            raw_load, raw_paused = await pipe.execute()
-        if raw_paused:
-            paused = {c.decode() for c in cast(dict[bytes, bytes], raw_paused)}
-            caps = [c for c in caps if c not in paused]
-        load = {k.decode(): int(v) for k, v in cast(dict[bytes, bytes], raw_load).items()}
-        wanted: list[tuple[str, list[CachedAgent], int]] = []
-        for cap in caps:
-            agents = self.cache.for_capability(cap)
-            free = sum(max(0, a.max_concurrency - load.get(a.agent_id, 0)) for a in agents)
-            if free:
-                wanted.append((cap, agents, min(free, self.settings.scheduler_batch)))
-        if not wanted:
-            return 0
-        queues = await self._peek([(cap, free + LOOKAHEAD) for cap, _, free in wanted])
+        agents_of = {cap: self.cache.for_capability(cap) for cap in caps}
+        read = await self._peek(
+            now_ms(),
+            batch if promote else 0,
+            batch,
+            LOOKAHEAD,
+            [(cap, [(a.agent_id, a.max_concurrency) for a in agents_of[cap]]) for cap in caps],
+        )
+        if promote:
+            self.alarm.at(read.next_due)
+            if read.promoted >= batch:
+                self.alarm.now()  # more may be due already
+        load = read.load
+        # Free slots as the pass found them (plan takes slots from `load` as it goes).
+        free = {
+            cap: min(
+                batch, sum(max(0, a.max_concurrency - load.get(a.agent_id, 0)) for a in agents)
+            )
+            for cap, agents in agents_of.items()
+        }
         assignments: list[Assignment] = []
         now = now_ms()
-        for (cap, agents, free), rows in zip(wanted, queues, strict=True):
+        for cap, rows in zip(caps, read.queues, strict=True):
+            if not rows:
+                continue
             tasks = [(task_id, _labels(row.labels)) for task_id, row in rows.items()]
-            for task_id, agent_id in plan(tasks, agents, load)[:free]:
+            for task_id, agent_id in plan(tasks, agents_of[cap], load)[: free[cap]]:
                 assignments.append(self._prepare(task_id, agent_id, cap, rows[task_id], now))
         if not assignments:
             return 0

@@ -133,7 +133,9 @@ class Promote:
     def __init__(self, redis: Redis, keys: Keys, settings: CoordinatorSettings) -> None:
         self.keys = keys
         self.settings = settings
-        self._script = tasklua.register(redis, "promote", context=False)
+        self._script = tasklua.register(
+            redis, "promote", context=False, extra=(tasklua.PROMOTELIB,)
+        )
 
     async def __call__(self, now: int, limit: int) -> tuple[int, int | None]:
         moved, next_due = await self._script(
@@ -143,28 +145,63 @@ class Promote:
         return int(moved), due_ms(next_due)
 
 
+class PassRead(NamedTuple):
+    """What a scheduling pass read (peek.lua)."""
+
+    promoted: int
+    next_due: int | None
+    """When the earliest task still in the due set is due (epoch ms), None when none is."""
+    load: dict[str, int]
+    """Slots taken per agent id."""
+    queues: list[dict[str, PeekedTask]]
+    """Per capability asked for, the head of its queue by task id (empty when it has no free
+    slot, nothing pending, or is paused)."""
+
+
 class Peek:
-    """peek.lua: per (capability, count), the head of its pending queue by task id."""
+    """peek.lua: promote due tasks (up to `promote` of them), read the agents' load, then per
+    capability with free slots and not paused the head of its queue: at most `free + lookahead`
+    tasks, and no more once `free` tasks without labels are read (free: the slots its agents
+    have free, at most `batch`)."""
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, settings: CoordinatorSettings) -> None:
         self.keys = keys
-        self._script = lua.register(redis, _HERE / "peek.lua")
+        self.settings = settings
+        self._script = tasklua.register(redis, "peek", context=False, extra=(tasklua.PROMOTELIB,))
 
-    async def __call__(self, queues: Sequence[tuple[str, int]]) -> list[dict[str, PeekedTask]]:
-        raw = await self._script(
-            keys=[self.keys.pending(cap) for cap, _ in queues],
-            args=[self.keys.prefix, *(count for _, count in queues)],
+    async def __call__(
+        self,
+        now: int,
+        promote: int,
+        batch: int,
+        lookahead: int,
+        caps: Sequence[tuple[str, Sequence[tuple[str, int]]]],
+    ) -> PassRead:
+        """`caps`: per capability its name and its agents' (agent id, max_concurrency)."""
+        args: list[Arg] = [
+            self.keys.prefix, now, promote, self.settings.events_maxlen, batch, lookahead,
+        ]  # fmt: skip
+        for cap, agents in caps:
+            args += [cap, len(agents)]
+            for agent_id, max_concurrency in agents:
+                args += [agent_id, max_concurrency]
+        keys = [self.keys.due, self.keys.events, self.keys.agent_load, self.keys.paused_queues]
+        raw = cast(
+            list[object],
+            await self._script(keys=keys + [self.keys.pending(c) for c, _ in caps], args=args),
         )
+        flat_load = cast(list[bytes], raw[2])
+        load = {flat_load[i].decode(): int(flat_load[i + 1]) for i in range(0, len(flat_load), 2)}
         width = 1 + len(PeekedTask._fields)
-        # tuple.__new__ is PeekedTask._make without its length check (the width is exact):
-        # a scheduling pass peeks a lookahead beyond its free slots, so this runs per row.
-        return [
+        # tuple.__new__ is PeekedTask._make without its length check (the width is exact).
+        queues = [
             {
                 cast(bytes, flat[i]).decode(): tuple.__new__(PeekedTask, flat[i + 1 : i + width])
                 for i in range(0, len(flat), width)
             }
-            for flat in cast(list[list[bytes | None]], raw)
+            for flat in cast(list[list[bytes | None]], raw[3:])
         ]
+        return PassRead(int(cast(int, raw[0])), due_ms(raw[1]), load, queues)
 
 
 class Assign(ContextScript):

@@ -41,13 +41,14 @@ local function lease_ms(C, t)
   return ms
 end
 
--- Free the agent slot an attempt holds, once.
-local function release_slot(C, t)
+-- Free the agent slot an attempt holds, once. With `held_later` the caller writes
+-- `held = ''` itself, with the task's next HSET in the same script (one command less).
+local function release_slot(C, t, held_later)
   if t.held and t.held ~= '' then
     if tonumber(redis.call('HINCRBY', C.load, t.held, -1)) < 0 then
       redis.call('HSET', C.load, t.held, 0)
     end
-    redis.call('HSET', t.key, 'held', '')
+    if not held_later then redis.call('HSET', t.key, 'held', '') end
     t.held = ''
     if has(t.ckey) then release_key(C.prefix, t) end
   end

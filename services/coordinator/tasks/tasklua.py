@@ -18,6 +18,7 @@ TASKCREATE = _HERE / "taskcreate.lua"
 TASKLIB = _HERE / "tasklib.lua"
 FLOWLIB = _HERE / "flowlib.lua"
 FLOWGATE = _HERE / "flowgate.lua"
+PROMOTELIB = _HERE / "promotelib.lua"
 Arg = str | bytes | int | float
 REQUEST_ID_TTL_SECONDS = 24 * 3600
 """How long a request_id (of a task or a workflow) keeps yielding what it created."""
@@ -44,8 +45,9 @@ def register_path(
     context: bool = True,
     extra: tuple[Path, ...] = (),
 ) -> AsyncScript:
-    """A script anywhere (workflows create tasks too) with the task libraries prepended."""
-    libs = (TASKCREATE, FLOWLIB, TASKLIB, *extra) if context else (TASKCREATE,)
+    """A script anywhere (workflows create tasks too) with the task libraries prepended (only
+    taskcreate.lua and `extra` without the tasklib context)."""
+    libs = (TASKCREATE, FLOWLIB, TASKLIB, *extra) if context else (TASKCREATE, *extra)
     return lua.register(redis, path, libs=libs, layouts=layouts)
 
 
