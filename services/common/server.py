@@ -27,7 +27,11 @@ from hivewire.core.tracing import client_interceptors
 from hivewire_services.common.auth.service import server_auth
 from hivewire_services.common.config import CommonSettings, env_name
 from hivewire_services.common.inflight import InFlightLimitInterceptor
-from hivewire_services.common.interceptors import ErrorMappingInterceptor
+from hivewire_services.common.interceptors import (
+    ChainInterceptor,
+    ErrorMappingInterceptor,
+    RewrapInterceptor,
+)
 from hivewire_services.common.principal import LOCAL, ON_BEHALF_OF_METADATA, current
 from hivewire_services.common.rate_limit import PrincipalLimitInterceptor, PrincipalLimits
 from hivewire_services.common.redis_health import RedisGate
@@ -172,21 +176,21 @@ async def create_server(
         settings.max_concurrent_rpcs, settings.max_concurrent_streams
     )
     auth = server_auth(settings, service_names[0] if service_names else "")
-    interceptors: list[grpc.aio.ServerInterceptor] = [
+    layers: list[RewrapInterceptor] = [
         TelemetryServerInterceptor(),
         inflight,
         ErrorMappingInterceptor(gate),
     ]
     if auth is not None:
-        interceptors.append(auth.interceptor)  # denials are mapped like any error
+        layers.append(auth.interceptor)  # denials are mapped like any error
     # Inside what binds the caller's principal: limits count per principal.
-    interceptors.append(
+    layers.append(
         PrincipalLimitInterceptor(
             PrincipalLimits(*settings.rate_limit(), settings.max_streams_per_principal)
         )
     )
     server = grpc.aio.server(
-        interceptors=interceptors,
+        interceptors=[ChainInterceptor(layers)],
         options=[
             *KEEPALIVE_SERVER_OPTIONS,
             ("grpc.max_send_message_length", settings.max_message_bytes),
