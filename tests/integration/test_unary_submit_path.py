@@ -41,3 +41,10 @@ async def test_concurrent_unary_submits_each_get_their_own_task(stack: Stack) ->
         stored = await stack.client.get(task.task_id)
         assert stored.payload == payload
         assert task.payload == payload
+
+
+async def test_concurrent_submits_of_one_request_id_get_one_task(stack: Stack) -> None:
+    tasks = await asyncio.gather(
+        *(stack.client.submit("echo", b"same", request_id="once") for _ in range(8))
+    )
+    assert len({t.task_id for t in tasks}) == 1
