@@ -14,7 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from hivewire.core.credentials import bearer_interceptors
+from hivewire.core.credentials import bearer, bearer_interceptors
 from hivewire.core.telemetry import shutdown_tracing
 from hivewire.core.tls import (
     PlaintextBindError,
@@ -23,7 +23,7 @@ from hivewire.core.tls import (
     check_plaintext_bind,
     is_loopback,
 )
-from hivewire.core.tracing import client_interceptors
+from hivewire.core.tracing import client_interceptors, trace_metadata
 from hivewire_services.common.auth.service import server_auth
 from hivewire_services.common.config import CommonSettings, env_name
 from hivewire_services.common.inflight import InFlightLimitInterceptor
@@ -68,15 +68,40 @@ def _on_behalf_of() -> list[tuple[str, str]]:
     return [] if principal is LOCAL else [(ON_BEHALF_OF_METADATA, principal.encode())]
 
 
-def create_channel(addr: str, settings: CommonSettings) -> grpc.aio.Channel:
+def create_channel(
+    addr: str, settings: CommonSettings, *, intercepted: bool = True
+) -> grpc.aio.Channel:
     """One long-lived channel per dependency per process; close it on shutdown. With
-    authentication on, every call carries the service token and the principal it acts for."""
-    interceptors: list[grpc.aio.ClientInterceptor] = list(client_interceptors())
-    if settings.auth_enabled:
-        interceptors += bearer_interceptors(settings.service_token, _on_behalf_of)
+    authentication on, every call carries the service token and the principal it acts for.
+
+    Without `intercepted` the channel has no client interceptors: its callers pass
+    `outbound_metadata(settings)()` with each call themselves (an intercepted grpc.aio call
+    costs an asyncio task and several awaits more, on every call).
+    """
+    interceptors: list[grpc.aio.ClientInterceptor] = []
+    if intercepted:
+        interceptors += client_interceptors()
+        if settings.auth_enabled:
+            interceptors += bearer_interceptors(settings.service_token, _on_behalf_of)
     return aio_channel(
         addr, settings.tls, options=channel_options(settings), interceptors=interceptors
     )
+
+
+def outbound_metadata(settings: CommonSettings) -> Callable[[], list[tuple[str, str]]]:
+    """What the interceptors of `create_channel` add to a call, as metadata to pass with a call
+    on a channel without them: the current trace context and, with authentication on, the
+    service token and the principal the call acts for. No CLIENT span is made."""
+    token = bearer(settings.service_token) if settings.auth_enabled else None
+
+    def metadata() -> list[tuple[str, str]]:
+        out = trace_metadata()
+        if token is not None and settings.service_token:
+            out.append(token)
+            out += _on_behalf_of()
+        return out
+
+    return metadata
 
 
 def check_transport(listen: str, settings: CommonSettings) -> None:
