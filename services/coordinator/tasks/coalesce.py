@@ -98,6 +98,13 @@ class SubmitCoalescer:
         try:
             with principal.acting_as(batch[0][0]):
                 outcomes = await self._submit_each([spec for _, spec, _ in batch])
+            for (_, _, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():  # the caller left; its task exists as for an uncoalesced call
+                    continue
+                if isinstance(outcome, NotFound):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
         except asyncio.CancelledError:
             for _, _, future in batch:
                 future.cancel()
@@ -106,11 +113,3 @@ class SubmitCoalescer:
             for _, _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
-            return
-        for (_, _, future), outcome in zip(batch, outcomes, strict=True):
-            if future.done():  # the caller left; its task exists as for an uncoalesced call
-                continue
-            if isinstance(outcome, NotFound):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
