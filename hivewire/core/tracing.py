@@ -93,15 +93,17 @@ def trace_id_of(traceparent: str) -> str:
     return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else ""
 
 
-def _with_context(metadata: Sequence[tuple[str, str | bytes]] | None) -> list[Any]:
-    """`metadata` plus the current trace context (traceparent, and baggage if any)."""
-    out: list[Any] = list(metadata or ())
+def trace_metadata() -> list[tuple[str, str]]:
+    """The current trace context as call metadata (traceparent, and baggage if any); [] when
+    there is none."""
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
-    if not carrier.get("traceparent"):
-        return out
-    out.extend(carrier.items())
-    return out
+    return list(carrier.items()) if carrier.get("traceparent") else []
+
+
+def _with_context(metadata: Sequence[tuple[str, str | bytes]] | None) -> list[Any]:
+    """`metadata` plus the current trace context (traceparent, and baggage if any)."""
+    return [*(metadata or ()), *trace_metadata()]
 
 
 def _details(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:

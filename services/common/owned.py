@@ -52,9 +52,10 @@ class Owned:
         """Call `stop` after the loops are cancelled and before the server stops."""
         self._stops.append(stop)
 
-    def channel(self, addr: str) -> grpc.aio.Channel:
-        """A long-lived channel to a dependency, closed after the server stopped."""
-        channel = create_channel(addr, self.settings)
+    def channel(self, addr: str, *, intercepted: bool = True) -> grpc.aio.Channel:
+        """A long-lived channel to a dependency, closed after the server stopped
+        (`create_channel`)."""
+        channel = create_channel(addr, self.settings, intercepted=intercepted)
         self._channels.append(channel)
         return channel
 

@@ -128,6 +128,8 @@ class PrincipalLimitInterceptor(RewrapInterceptor):
         if details.method.startswith(UNLIMITED_PREFIXES):
             return (lambda inner: inner), (lambda inner: inner)
         limits = self.limits
+        if limits.rate <= 0:  # no rate: unary calls have nothing to count
+            return (lambda inner: inner), (lambda inner: _limit_stream(inner, limits))
         return (lambda inner: _limit_unary(inner, limits)), (
             lambda inner: _limit_stream(inner, limits)
         )

@@ -14,7 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from hivewire.core.credentials import bearer_interceptors
+from hivewire.core.credentials import bearer, bearer_interceptors
 from hivewire.core.telemetry import shutdown_tracing
 from hivewire.core.tls import (
     PlaintextBindError,
@@ -23,11 +23,15 @@ from hivewire.core.tls import (
     check_plaintext_bind,
     is_loopback,
 )
-from hivewire.core.tracing import client_interceptors
+from hivewire.core.tracing import client_interceptors, trace_metadata
 from hivewire_services.common.auth.service import server_auth
 from hivewire_services.common.config import CommonSettings, env_name
 from hivewire_services.common.inflight import InFlightLimitInterceptor
-from hivewire_services.common.interceptors import ErrorMappingInterceptor
+from hivewire_services.common.interceptors import (
+    ChainInterceptor,
+    ErrorMappingInterceptor,
+    RewrapInterceptor,
+)
 from hivewire_services.common.principal import LOCAL, ON_BEHALF_OF_METADATA, current
 from hivewire_services.common.rate_limit import PrincipalLimitInterceptor, PrincipalLimits
 from hivewire_services.common.redis_health import RedisGate
@@ -64,15 +68,41 @@ def _on_behalf_of() -> list[tuple[str, str]]:
     return [] if principal is LOCAL else [(ON_BEHALF_OF_METADATA, principal.encode())]
 
 
-def create_channel(addr: str, settings: CommonSettings) -> grpc.aio.Channel:
+def create_channel(
+    addr: str, settings: CommonSettings, *, intercepted: bool = True
+) -> grpc.aio.Channel:
     """One long-lived channel per dependency per process; close it on shutdown. With
-    authentication on, every call carries the service token and the principal it acts for."""
-    interceptors: list[grpc.aio.ClientInterceptor] = list(client_interceptors())
-    if settings.auth_enabled:
-        interceptors += bearer_interceptors(settings.service_credential, _on_behalf_of)
+    authentication on, every call carries the service token and the principal it acts for.
+
+    Without `intercepted` the channel has no client interceptors: its callers pass
+    `outbound_metadata(settings)()` with each call themselves (an intercepted grpc.aio call
+    costs an asyncio task and several awaits more, on every call).
+    """
+    interceptors: list[grpc.aio.ClientInterceptor] = []
+    if intercepted:
+        interceptors += client_interceptors()
+        if settings.auth_enabled:
+            interceptors += bearer_interceptors(settings.service_credential, _on_behalf_of)
     return aio_channel(
         addr, settings.tls, options=channel_options(settings), interceptors=interceptors
     )
+
+
+def outbound_metadata(settings: CommonSettings) -> Callable[[], list[tuple[str, str]]]:
+    """What the interceptors of `create_channel` add to a call, as metadata to pass with a call
+    on a channel without them: the current trace context and, with authentication on, the
+    service token and the principal the call acts for. No CLIENT span is made."""
+    credential = settings.service_credential if settings.auth_enabled else ""
+    token = bearer(credential) if credential else None
+
+    def metadata() -> list[tuple[str, str]]:
+        out = trace_metadata()
+        if token is not None:
+            out.append(token)
+            out += _on_behalf_of()
+        return out
+
+    return metadata
 
 
 def check_transport(listen: str, settings: CommonSettings) -> None:
@@ -174,21 +204,21 @@ async def create_server(
         settings.max_concurrent_rpcs, settings.max_concurrent_streams
     )
     auth = server_auth(settings, service_names[0] if service_names else "")
-    interceptors: list[grpc.aio.ServerInterceptor] = [
+    layers: list[RewrapInterceptor] = [
         TelemetryServerInterceptor(),
         inflight,
         ErrorMappingInterceptor(gate),
     ]
     if auth is not None:
-        interceptors.append(auth.interceptor)  # denials are mapped like any error
+        layers.append(auth.interceptor)  # denials are mapped like any error
     # Inside what binds the caller's principal: limits count per principal.
-    interceptors.append(
+    layers.append(
         PrincipalLimitInterceptor(
             PrincipalLimits(*settings.rate_limit(), settings.max_streams_per_principal)
         )
     )
     server = grpc.aio.server(
-        interceptors=interceptors,
+        interceptors=[ChainInterceptor(layers)],
         options=[
             *KEEPALIVE_SERVER_OPTIONS,
             ("grpc.max_send_message_length", settings.max_message_bytes),

@@ -25,6 +25,7 @@ from hivewire_services.common.workflow_spec import validate_workflow
 from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.schedules.firing import ScheduleFiring
 from hivewire_services.coordinator.tasks.children import ChildTasks
+from hivewire_services.coordinator.tasks.coalesce import SubmitCoalescer
 from hivewire_services.coordinator.tasks.dead_letters import DeadLetters
 from hivewire_services.coordinator.tasks.queues import Queues
 from hivewire_services.coordinator.tasks.store import TaskStore
@@ -77,6 +78,7 @@ class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
         self.children = ChildTasks(store.redis, store.keys, settings, store)
         # The store wakes the scheduler for what it creates; a retried dead letter is re-queued.
         self._on_retried = on_retried
+        self.unary_submits = SubmitCoalescer(store.submit_each, settings.max_batch)
 
     async def _submit(self, specs: list[ValidTask]) -> list[task_pb2.Task]:
         return await self.store.submit(specs)
@@ -89,8 +91,10 @@ class CoordinatorService(coordinator_pb2_grpc.CoordinatorServiceServicer):
             task = await self.children.spawn(
                 spec, request.parent_task_id, request.parent_attempt_token
             )
-        else:
+        elif spec.rate_limit_units:  # its units are checked (and refused) on its own
             [task] = await self._submit([spec])
+        else:
+            task = await self.unary_submits.submit(spec)
         return task_pb2.SubmitTaskResponse(task=task)
 
     @enveloped

@@ -26,6 +26,7 @@ from hivewire_services.common.metrics import AGENT_STREAMS, DASHBOARD_SUBSCRIBER
 from hivewire_services.common.process import ServiceProcess, serve
 from hivewire_services.common.redis import Redis, create_redis
 from hivewire_services.common.redis_metrics import ServiceMetrics
+from hivewire_services.common.server import outbound_metadata
 from hivewire_services.gateway.agents.connection import AgentDeps
 from hivewire_services.gateway.agents.identity import Registrar
 from hivewire_services.gateway.agents.inbox import BLOCK_MS
@@ -35,6 +36,7 @@ from hivewire_services.gateway.config import GatewaySettings, load_gateway_setti
 from hivewire_services.gateway.events.hub import EventsHub
 from hivewire_services.gateway.output import FOLLOW_BLOCK_S, OutputReader
 from hivewire_services.gateway.service import GatewayServicer
+from hivewire_services.gateway.upstream import Direct
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +73,25 @@ class GatewayServer(ServiceProcess[GatewaySettings]):
             (),
         )
 
+    def _direct(self) -> Direct:
+        """Stubs on channels without client interceptors for forwarded unary calls."""
+        settings = self.settings
+        return Direct(
+            cast(
+                "coordinator_pb2_grpc.CoordinatorServiceAsyncStub",
+                coordinator_pb2_grpc.CoordinatorServiceStub(
+                    self.owned.channel(settings.coordinator_addr, intercepted=False)
+                ),
+            ),
+            cast(
+                "registry_pb2_grpc.RegistryServiceAsyncStub",
+                registry_pb2_grpc.RegistryServiceStub(
+                    self.owned.channel(settings.registry_addr, intercepted=False)
+                ),
+            ),
+            outbound_metadata(settings),
+        )
+
     async def _start(self, listen: str) -> int:
         settings = self.settings
         coordinator_channel = self.owned.channel(settings.coordinator_addr)
@@ -98,6 +119,7 @@ class GatewayServer(ServiceProcess[GatewaySettings]):
             registry,
             hub,
             self.output,
+            self._direct(),
         )
         agents = self._agent_service(registry)
         keys = Keys(settings.namespace)

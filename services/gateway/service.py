@@ -32,7 +32,7 @@ from hivewire_services.gateway.events.snapshot import snapshot_events
 from hivewire_services.gateway.output import OutputReader
 from hivewire_services.gateway.stats.counters import SLOT_SECONDS
 from hivewire_services.gateway.stats.state_reader import StateReader
-from hivewire_services.gateway.upstream import REGISTRY, Forward, forward
+from hivewire_services.gateway.upstream import REGISTRY, Direct, Forward, forward
 from hivewire_services.gateway.workflow_count import stats_for
 
 logger = logging.getLogger(__name__)
@@ -59,10 +59,12 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         registry: registry_pb2_grpc.RegistryServiceAsyncStub,
         hub: EventsHub,
         output: OutputReader,
+        direct: Direct | None = None,
     ) -> None:
         self.settings = settings
         self.coordinator = coordinator
         self.registry = registry
+        self.direct = direct
         self.timeout = settings.rpc_timeout
         self._hub = hub
         self._output = output

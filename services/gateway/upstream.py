@@ -10,6 +10,7 @@ from typing import Any, Protocol, TypeVar
 from google.protobuf import message_factory
 from google.protobuf.message import Message
 
+from hivewire.core.tracing import recording
 from hivewire.v1 import coordinator_pb2, coordinator_pb2_grpc, registry_pb2, registry_pb2_grpc
 from hivewire_services.common.servicer_attrs import RpcAttribute
 from hivewire_services.gateway.config import GatewaySettings
@@ -27,15 +28,29 @@ class Enveloped(Protocol[T_co]):
 
 
 async def forward(
-    call: Callable[..., Awaitable[Enveloped[T]]], envelope: Message, deadline: float
+    call: Callable[..., Awaitable[Enveloped[T]]],
+    envelope: Message,
+    deadline: float,
+    metadata: list[tuple[str, str]] | None = None,
 ) -> T:
     """Send `envelope` through the stub method `call` with a deadline; the public reply inside.
 
     An upstream error propagates as AioRpcError: the error interceptor passes its code and
     rich details through unchanged.
     """
-    reply = await call(envelope, timeout=deadline)
+    reply = await call(envelope, timeout=deadline, metadata=metadata)
     return reply.response
+
+
+@dataclass(frozen=True)
+class Direct:
+    """The upstream stubs on channels without client interceptors, and the metadata those
+    would add (server.outbound_metadata): forwarded unary calls go this way while no span is
+    recorded, sparing each call grpc.aio's interceptor machinery."""
+
+    coordinator: coordinator_pb2_grpc.CoordinatorServiceAsyncStub
+    registry: registry_pb2_grpc.RegistryServiceAsyncStub
+    metadata: Callable[[], list[tuple[str, str]]]
 
 
 class Edge(Protocol):
@@ -45,6 +60,7 @@ class Edge(Protocol):
     coordinator: coordinator_pb2_grpc.CoordinatorServiceAsyncStub
     registry: registry_pb2_grpc.RegistryServiceAsyncStub
     timeout: float
+    direct: Direct | None
 
 
 @dataclass(frozen=True)
@@ -91,6 +107,11 @@ class Forward(RpcAttribute[Req]):
 
     async def send(self, servicer: Edge, request: Req) -> Any:
         """Forward `request` without this RPC's edge check: the caller checked it otherwise."""
-        stub = getattr(servicer, self._upstream.stub)
         envelope = self._envelope(request=request)
+        direct = servicer.direct
+        if direct is not None and not recording():
+            stub = getattr(direct, self._upstream.stub)
+            call = getattr(stub, self._rpc)
+            return await forward(call, envelope, servicer.timeout, direct.metadata())
+        stub = getattr(servicer, self._upstream.stub)
         return await forward(getattr(stub, self._rpc), envelope, servicer.timeout)

@@ -69,6 +69,16 @@ class TaskStore(RedisStore[CoordinatorSettings]):
 
     async def submit(self, specs: Sequence[ValidTask]) -> list[task_pb2.Task]:
         """Create tasks atomically; a known request_id yields the task it created before."""
+        out: list[task_pb2.Task] = []
+        for outcome in await self.submit_each(specs):
+            if isinstance(outcome, NotFound):
+                raise outcome
+            out.append(outcome)
+        return out
+
+    async def submit_each(self, specs: Sequence[ValidTask]) -> list[task_pb2.Task | NotFound]:
+        """`submit`, with the outcome of each row: its task, or NotFound for a request_id whose
+        task expired (callers whose rows are batched together fail only for their own row)."""
         if any(spec.rate_limit_units for spec in specs):
             where = "" if len(specs) == 1 else "tasks[{}]."
             await self.rate_limits.check_units(
@@ -130,16 +140,19 @@ class TaskStore(RedisStore[CoordinatorSettings]):
         ]
         if deadlines and self._on_deadline is not None:
             self._on_deadline(min(deadlines))
-        out: list[task_pb2.Task] = []
+        out: list[task_pb2.Task | NotFound] = []
         known = [i for i, (got, new) in enumerate(zip(ids, new_ids, strict=True)) if got != new]
         existing = await self.get_many([ids[i] for i in known]) if known else []
         by_index = dict(zip(known, existing, strict=True))
         for i, (spec, row) in enumerate(zip(specs, rows, strict=True)):
             if i in by_index:
                 earlier = by_index[i]
-                if earlier is None:  # expired by retention while its request_id lived on
-                    raise NotFound(f"task {ids[i]} of request_id {spec.request_id!r} expired")
-                out.append(earlier)
+                # None: expired by retention while its request_id lived on
+                out.append(
+                    earlier
+                    if earlier is not None
+                    else NotFound(f"task {ids[i]} of request_id {spec.request_id!r} expired")
+                )
                 continue
             out.append(task_from_new(row.task, row.payload, now, spec.required_labels))
         return out
