@@ -19,7 +19,7 @@ const path = require("node:path");
 const { Agent, AgentRefused } = require("./lib/agent");
 const { HANDLERS } = require("./lib/handlers");
 const log = require("./lib/log");
-const { channelOptions, loadAgentService } = require("./lib/proto");
+const { TokenSettingsError, channelOptions, loadAgentService } = require("./lib/proto");
 const { TlsSettingsError, channelCredentials } = require("./lib/tls");
 
 class UsageError extends Error {}
@@ -122,7 +122,7 @@ main().then(
       process.stderr.write(`error: ${err.message}\n${USAGE}\n`);
       process.exit(2);
     }
-    if (err instanceof TlsSettingsError) {
+    if (err instanceof TlsSettingsError || err instanceof TokenSettingsError) {
       process.stderr.write(`error: ${err.message}\n`);
       process.exit(2);
     }

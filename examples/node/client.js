@@ -10,10 +10,12 @@
 const path = require("node:path");
 const grpc = require("@grpc/grpc-js");
 const protoLoader = require("@grpc/proto-loader");
+const { envToken } = require("./lib/proto");
 const { channelCredentials } = require("./lib/tls");
 
-// HIVEWIRE_TOKEN, when set, goes on every call as a bearer token (docs/security.md).
-function bearerOptions(token = process.env.HIVEWIRE_TOKEN || "") {
+// HIVEWIRE_TOKEN (or the file HIVEWIRE_TOKEN_FILE names), when set, goes on every call as a
+// bearer token (docs/security.md).
+function bearerOptions(token = envToken()) {
   if (!token) return {};
   const bearer = (options, nextCall) =>
     new grpc.InterceptingCall(nextCall(options), {

@@ -42,8 +42,8 @@ class Principal:
     def sees(self, tenant: str) -> bool:
         """True when this principal may see work of `tenant` (stored work without a tenant
         belongs to the default tenant). Agents are shared by every tenant and run their tasks:
-        they reach a task by its (unguessable) id, e.g. the children they spawned, but the
-        role table lets them list nothing."""
+        the task store lets them reach only the children they spawned, and the role table lets
+        them list nothing."""
         return self.all_tenants or self.role == "agent" or (tenant or DEFAULT_TENANT) == self.tenant
 
     def encode(self) -> str:

@@ -337,7 +337,9 @@ async def test_node_agent_connects_over_mtls(tmp_path: Path) -> None:
         assert admin is not None
         async with Client(secure.gateway, tls=client_tls, token=admin.group(1)) as client:
             made = await client.create_token("node-upper", "agent", capabilities=["upper"])
-        env = {**_no_tls_env(), **tls_env(client_tls), "HIVEWIRE_TOKEN": made.token}
+        token_file = tmp_path / "node-upper.token"
+        token_file.write_text(made.token + "\n")
+        env = {**_no_tls_env(), **tls_env(client_tls), "HIVEWIRE_TOKEN_FILE": str(token_file)}
         node = await _node_process(
             env, "--gateway", secure.gateway, "--capability", "upper", "--label", "runtime=node"
         )
@@ -373,3 +375,9 @@ async def test_node_agent_refuses_tls_settings_that_cannot_work(tmp_path: Path) 
     assert await node.exit_code() == 2
     await pump
     assert "HIVEWIRE_TLS_CA" not in node.log() and "cannot read it" in node.log()
+    no_token = {**_no_tls_env(), "HIVEWIRE_TOKEN_FILE": str(tmp_path / "missing.token")}
+    node = await _node_process(no_token, "--capability", "upper")
+    pump = asyncio.create_task(_pump(node.process, node.lines))
+    assert await node.exit_code() == 2
+    await pump
+    assert "HIVEWIRE_TOKEN_FILE=" in node.log() and "ENOENT" in node.log(), node.log()

@@ -1,6 +1,7 @@
 """Tenant isolation through the real gateway with tokens on (HIVEWIRE_AUTH=tokens): a client of
 one tenant cannot get, list, cancel or watch another tenant's tasks and workflows, its event
-stream and stats carry only its own work, and an admin sees both."""
+stream and stats carry only its own work, and an admin sees both. An agent's token reaches
+only the child tasks it spawned."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import contextlib
 import grpc
 import pytest
 
+from hivewire.agent import Agent, TaskContext
 from hivewire.client import Client
 from hivewire.core.tls import PLAINTEXT
 from hivewire.v1 import task_pb2
@@ -97,3 +99,53 @@ async def test_tenants_see_and_change_only_their_own_work(
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+
+
+async def test_an_agent_reaches_only_the_children_it_spawned(
+    secured: Stack, redis: Redis, keys: Keys
+) -> None:
+    store = TokenStore(redis, keys)
+    planner_token, _ = await store.create("planner", "agent")
+    other_token, _ = await store.create("other-worker", "agent")
+    client_token, _ = await store.create("acme-ci", "client", "acme")
+    children: list[str] = []
+
+    async def plan(ctx: TaskContext) -> object:
+        return {"child": await ctx.spawn("double", {"n": 2})}
+
+    def double(ctx: TaskContext) -> int:
+        children.append(ctx.task_id)
+        return int(ctx.json()["n"]) * 2
+
+    agent = Agent(
+        "planner",
+        transport="grpc",
+        gateway_addr=secured.gateway_addr,
+        tls=PLAINTEXT,
+        token=planner_token,
+    )
+    agent.handler("plan")(plan)
+    agent.handler("double")(double)
+    secured.agents.append(agent)
+    await agent.start()
+    addr = secured.gateway_addr
+    async with (
+        Client(addr, tls=PLAINTEXT, token=client_token) as acme,
+        Client(addr, tls=PLAINTEXT, token=planner_token) as planner,
+        Client(addr, tls=PLAINTEXT, token=other_token) as other,
+    ):
+        done = await acme.submit_and_wait("plan", {}, timeout=30)
+        assert done.state == task_pb2.TASK_STATE_SUCCEEDED, done
+        assert done.result == b'{"child":4}'
+        [child] = children
+        assert (await acme.get(child)).tenant == "acme"
+        # The spawner's token reads its child; another agent's token reaches neither the child
+        # nor the client's task, and cancels nothing.
+        assert (await planner.get(child)).parent_task_id == done.task_id
+        assert await code_of(planner.get(done.task_id)) == CODE.NOT_FOUND
+        pending = await acme.submit("nobody-runs-this", {"secret": 1})
+        for task_id in (child, done.task_id, pending.task_id):
+            assert await code_of(other.get(task_id)) == CODE.NOT_FOUND
+        assert await code_of(other.cancel(pending.task_id)) == CODE.NOT_FOUND
+        assert await code_of(planner.cancel(pending.task_id)) == CODE.NOT_FOUND
+        assert (await acme.get(pending.task_id)).state == task_pb2.TASK_STATE_PENDING

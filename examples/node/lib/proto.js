@@ -2,6 +2,7 @@
 // few conversions the protocol needs: Durations in, Timestamps out, status codes.
 "use strict";
 
+const fs = require("node:fs");
 const grpc = require("@grpc/grpc-js");
 const protoLoader = require("@grpc/proto-loader");
 
@@ -23,9 +24,30 @@ const CHANNEL_OPTIONS = {
   "grpc.max_reconnect_backoff_ms": 5_000,
 };
 
-// Channel options with an interceptor that sends `token` (HIVEWIRE_TOKEN) as a bearer token on
-// every call, as a stack with HIVEWIRE_AUTH=tokens requires (docs/security.md).
-function channelOptions(token = process.env.HIVEWIRE_TOKEN || "") {
+// The token from the environment, as the Python SDK reads it: HIVEWIRE_TOKEN, or the file
+// HIVEWIRE_TOKEN_FILE names (surrounding whitespace stripped; a secret mounted by compose or
+// Kubernetes); "" for none. Throws, naming the variable, when both are set or the file cannot
+// be read or is empty.
+class TokenSettingsError extends Error {}
+
+function envToken(env = process.env) {
+  const token = env.HIVEWIRE_TOKEN || "";
+  const file = env.HIVEWIRE_TOKEN_FILE || "";
+  if (token && file) throw new TokenSettingsError("set one of HIVEWIRE_TOKEN and HIVEWIRE_TOKEN_FILE");
+  if (!file) return token;
+  let text;
+  try {
+    text = fs.readFileSync(file, "utf8").trim();
+  } catch (err) {
+    throw new TokenSettingsError(`HIVEWIRE_TOKEN_FILE=${file}: ${err.code || err.message}`);
+  }
+  if (!text) throw new TokenSettingsError(`HIVEWIRE_TOKEN_FILE=${file}: the file is empty`);
+  return text;
+}
+
+// Channel options with an interceptor that sends `token` (HIVEWIRE_TOKEN or _FILE) as a bearer
+// token on every call, as a stack with HIVEWIRE_AUTH=tokens requires (docs/security.md).
+function channelOptions(token = envToken()) {
   if (!token) return CHANNEL_OPTIONS;
   const bearer = (options, nextCall) =>
     new grpc.InterceptingCall(nextCall(options), {
@@ -77,8 +99,10 @@ function describe(err) {
 module.exports = {
   CHANNEL_OPTIONS,
   FATAL_CODES,
+  TokenSettingsError,
   channelOptions,
   describe,
+  envToken,
   loadAgentService,
   millisOf,
   timestampNow,

@@ -13,6 +13,7 @@ import grpc
 
 from hivewire.core.clock import now_ms
 from hivewire.v1 import task_pb2
+from hivewire_services.common import principal
 from hivewire_services.common.errors import (
     FailedPrecondition,
     HivewireError,
@@ -56,7 +57,8 @@ class ChildTasks:
         task_id = uuid.uuid4().hex
         request_key = ""
         if spec.request_id:
-            digest = hashlib.sha256(spec.request_id.encode()).hexdigest()
+            # Scoped by the parent: one parent's request_id never yields another's child.
+            digest = hashlib.sha256(f"{parent_id}\0{spec.request_id}".encode()).hexdigest()
             request_key = self.keys.request_id(digest)
         new = NewTask(
             task_id=task_id,
@@ -93,6 +95,7 @@ class ChildTasks:
                     row,
                     spec.payload,
                     parent_id,
+                    principal.current().name,
                 ],
             ),
         )

@@ -3,10 +3,12 @@
 -- joins the parent's workflow, tenant and trace (its workflow_id and traceparent) and its
 -- fairness key and weight, records parent_task_id, and is added to the parent's children set
 -- (cancelled with the parent).
+-- The child records who spawned it (spawned_by: the caller's principal name): an agent may
+-- read and cancel only the children it spawned.
 -- A repeated request_id returns the task it created before.
 -- KEYS: the taskcreate context (1..4), parent task, parent's children set
 -- ARGV: the taskcreate context (1..3), request_ttl_s, token, retention_ms, row (JSON: the
---   NEW_TASK values, then the request key), payload, parent task id
+--   NEW_TASK values, then the request key), payload, parent task id, spawner's principal name
 -- Returns {code, value}: 1 and the child id (or the earlier one), 0 no such parent, -1 wrong
 --   token, -2 the parent is not running (value: its state).
 local t = redis.call('HMGET', KEYS[5], 'state', 'token', 'workflow_id', 'trace_id',
@@ -30,7 +32,7 @@ row[NEW_TASK_FAIRNESS_WEIGHT] = t[6] or row[NEW_TASK_FAIRNESS_WEIGHT]
 row[NEW_TASK_TENANT] = t[7] or ''  -- the child belongs to the parent's tenant
 create_task(row, ARGV[8])
 local id = row[NEW_TASK_TASK_ID]
-redis.call('HSET', ARGV[1] .. K_TASK .. id, 'parent_task_id', ARGV[9])
+redis.call('HSET', ARGV[1] .. K_TASK .. id, 'parent_task_id', ARGV[9], 'spawned_by', ARGV[10])
 redis.call('SADD', KEYS[6], id)
 redis.call('PEXPIRE', KEYS[6], ARGV[6])
 return {1, id}

@@ -162,13 +162,19 @@ class TaskStore(RedisStore[CoordinatorSettings]):
         [task] = await self.get_many([task_id])
         if task is None or not principal.current().sees(task.tenant):
             raise _not_found(task_id)
+        if principal.current().role == "agent":
+            spawner = await self.redis.hget(self.keys.task(task_id), "spawned_by")
+            if not _reaches(spawner):
+                raise _not_found(task_id)
         return task
 
     async def check_visible(self, task_id: str) -> None:
         """NotFound, as for a missing task, unless the task exists and the caller sees it."""
         check_id(task_id, "task_id")
-        state, tenant = await self.redis.hmget(self.keys.task(task_id), ["state", "tenant"])
-        if state is None or not tenancy.visible(tenant):
+        state, tenant, spawner = await self.redis.hmget(
+            self.keys.task(task_id), ["state", "tenant", "spawned_by"]
+        )
+        if state is None or not tenancy.visible(tenant) or not _reaches(spawner):
             raise _not_found(task_id)
 
     async def get_many(self, task_ids: Sequence[str]) -> list[task_pb2.Task | None]:
@@ -252,6 +258,16 @@ class TaskStore(RedisStore[CoordinatorSettings]):
                 reason="TASK_ALREADY_FINISHED",
             )
         return await self.get(task_id)
+
+
+def _reaches(spawned_by: bytes | str | None) -> bool:
+    """An agent reaches (reads, cancels) only the child tasks its principal spawned; every
+    other role is held to its tenant alone."""
+    who = principal.current()
+    if who.role != "agent":
+        return True
+    name = spawned_by.decode() if isinstance(spawned_by, bytes) else spawned_by
+    return name == who.name
 
 
 def _not_found(task_id: str) -> NotFound:
