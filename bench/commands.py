@@ -16,7 +16,7 @@ import sys
 import redis.asyncio as aioredis
 
 from bench.peers.hw_agent import DONE
-from bench.peers.run import _hivewire_produce, _wait_done
+from bench.peers.run import _hivewire_produce, wait_done
 from bench.stack import bench_stack
 from hivewire.client import Client
 
@@ -37,7 +37,7 @@ async def _phase(name: str, r: aioredis.Redis, client: Client, n: int, batch: in
     await r.set(DONE, 0)
     calls0, cpu0, script0 = await _snapshot(r)
     await _hivewire_produce(client, n, 0, 1, batch)
-    polls = await _wait_done(r, n)
+    polls = await wait_done(r, n)
     calls1, cpu1, script1 = await _snapshot(r)
     # The probe's own commands: the SET, the GET polls, the INFO calls.
     own = {"set": 1, "get": polls, "info": 2}
@@ -63,7 +63,7 @@ async def main(argv: list[str]) -> None:
         stack_cm.push_async_callback(r.aclose)
         client = await stack_cm.enter_async_context(Client(stack.gateway_addr, timeout=30.0))
         await _hivewire_produce(client, 50, 0, 1, 1)  # warm up
-        await _wait_done(r, 50)
+        await wait_done(r, 50)
         await _phase("unary", r, client, args.n, 1)
         await _phase(f"batches of {args.batch}", r, client, args.n, args.batch)
         calls0, _, _ = await _snapshot(r)

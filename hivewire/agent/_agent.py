@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import signal
 from collections.abc import Callable
@@ -48,10 +49,18 @@ READER_STOP_TIMEOUT = 7.0
 # much, is kept for what comes after the tasks: cancelling the late ones, deregistering.
 STOP_RESERVE_S = 2.0
 DEFAULT_DRAIN_GRACE_S = 25.0
+# Slots when max_concurrency is not given. Coroutine handlers share the event loop and mostly
+# wait (on a model, an API, a subprocess), so an agent whose handlers are all `async def` runs
+# up to 100 tasks at once (Hatchet's default slots; taskiq's max_async_tasks). A blocking
+# handler takes a thread of its own for the whole attempt, so an agent with any sync handler
+# gets few slots: more would hold tasks that other agents could run.
+DEFAULT_ASYNC_CONCURRENCY = 100
+DEFAULT_SYNC_CONCURRENCY = 4
 
 
 class Agent(AgentHooks, AsyncComponent):
-    """A worker process: handlers by capability, run with at most `max_concurrency` at once.
+    """A worker process: handlers by capability, run with at most `max_concurrency` at once
+    (default: 100 when every handler is `async def`, else 4).
 
     `transport` is how it reaches Hivewire: "redis" (default; the registry over gRPC and its
     own inbox on Redis) or "grpc" (one AgentService stream to the gateway at `gateway_addr`,
@@ -65,7 +74,7 @@ class Agent(AgentHooks, AsyncComponent):
         self,
         name: str,
         *,
-        max_concurrency: int = 4,
+        max_concurrency: int | None = None,
         labels: dict[str, str] | None = None,
         registry_addr: str | None = None,
         redis_url: str | None = None,
@@ -77,14 +86,14 @@ class Agent(AgentHooks, AsyncComponent):
         tls: TlsConfig | None = None,
         token: str | None = None,
     ) -> None:
-        if max_concurrency < 1:
-            raise ValueError("max_concurrency must be at least 1")
         self.transport = transport or env("AGENT_TRANSPORT", "redis")
         if self.transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {TRANSPORTS}, not {self.transport!r}")
         self.gateway_addr = gateway_addr or client_setting("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR)
         self.name = name
-        self.max_concurrency = max_concurrency
+        self._max_concurrency: int | None = None
+        if max_concurrency is not None:
+            self.max_concurrency = max_concurrency
         self.labels = dict(labels or {})
         self.registry_addr = registry_addr or client_setting("REGISTRY_ADDR", DEFAULT_REGISTRY_ADDR)
         self.redis_url = redis_url or client_setting("REDIS_URL", DEFAULT_REDIS_URL)
@@ -132,6 +141,23 @@ class Agent(AgentHooks, AsyncComponent):
         self.handler(capability)(fn)
 
     @property
+    def max_concurrency(self) -> int:
+        """The agent's slots: as given, else DEFAULT_ASYNC_CONCURRENCY when every handler is a
+        coroutine function and DEFAULT_SYNC_CONCURRENCY otherwise (fixed once it registers)."""
+        if self._max_concurrency is not None:
+            return self._max_concurrency
+        handlers = self._handlers.values()
+        if handlers and all(inspect.iscoroutinefunction(fn) for fn in handlers):
+            return DEFAULT_ASYNC_CONCURRENCY
+        return DEFAULT_SYNC_CONCURRENCY
+
+    @max_concurrency.setter
+    def max_concurrency(self, value: int) -> None:
+        if value < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self._max_concurrency = value
+
+    @property
     def capabilities(self) -> list[str]:
         return sorted(self._handlers)
 
@@ -166,6 +192,7 @@ class Agent(AgentHooks, AsyncComponent):
         )
 
     def _make_transport(self) -> Transport:
+        self._max_concurrency = self.max_concurrency  # what it registers with, from now on
         registration = Registration(
             self.name,
             self.capabilities,

@@ -124,6 +124,29 @@ def test_handler_names_are_checked() -> None:
         build_agent("demo", ["nope"])
 
 
+def test_default_slots_follow_the_handlers() -> None:
+    async def fetch(ctx: TaskContext) -> None:
+        return None
+
+    def crunch(ctx: TaskContext) -> None:
+        return None
+
+    agent = Agent("x")
+    agent.add_handler("fetch", fetch)
+    assert agent.max_concurrency == 100  # coroutines share the loop
+    agent.add_handler("crunch", crunch)
+    assert agent.max_concurrency == 4  # a blocking handler holds a thread per task
+    assert Agent("y", max_concurrency=7).max_concurrency == 7
+    with pytest.raises(ValueError, match="at least 1"):
+        Agent("z", max_concurrency=0)
+    # Fixed once it registers: a handler added later does not change the registered slots.
+    only_async = Agent("w")
+    only_async.add_handler("fetch", fetch)
+    only_async._make_transport()
+    only_async.add_handler("crunch", crunch)
+    assert only_async.max_concurrency == 100
+
+
 def test_wordcount() -> None:
     ctx = TaskContext("a", 1, "wordcount", b'{"text": "To be, or NOT to be!"}', "b")
     assert wordcount(ctx) == {"words": 6, "counts": {"to": 2, "be": 2, "or": 1, "not": 1}}
