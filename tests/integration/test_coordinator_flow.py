@@ -29,7 +29,11 @@ class Parts:
         self.cache = AgentCache(channel, on_change=lambda: None)
         self.store = TaskStore(redis, keys, settings)
         self.scheduler = Scheduler(redis, keys, settings, self.cache)
-        self.results = ResultsConsumer(redis, keys, settings, "test", on_applied=lambda: None)
+        self.wakes = 0  # how often the results consumer woke the scheduler
+        self.results = ResultsConsumer(redis, keys, settings, "test", on_applied=self._woken)
+
+    def _woken(self) -> None:
+        self.wakes += 1
 
     async def submit(self, capability: str, n: int = 1, **kw: object) -> list[task_pb2.Task]:
         reqs = [task_pb2.SubmitTaskRequest(capability=capability, **kw) for _ in range(n)]  # type: ignore[arg-type]
@@ -99,6 +103,28 @@ async def test_never_more_than_free_slots_and_least_loaded_first(parts: Parts) -
     await parts.drain_results()
     assert await parts.scheduler.schedule_once() == 1
     assert len(await read_inbox(parts.redis, parts.keys, b)) == 1
+
+
+async def test_results_wake_the_scheduler_only_when_work_waits(parts: Parts) -> None:
+    agent = await add_agent(parts.redis, parts.keys, parts.cache, ["echo"], max_concurrency=1)
+    await parts.submit("echo", n=2)
+    assert await parts.scheduler.schedule_once() == 1
+    [first] = await read_inbox(parts.redis, parts.keys, agent)
+    await send_result(parts.redis, parts.keys, first)
+    await parts.drain_results()
+    assert parts.wakes == 1  # the second task waits for the freed slot
+    assert await parts.scheduler.schedule_once() == 1
+    [second] = await read_inbox(parts.redis, parts.keys, agent)
+    await send_result(parts.redis, parts.keys, second)
+    await parts.drain_results()
+    assert parts.wakes == 1  # nothing waits: no scheduler pass for nothing
+    [task] = await parts.submit("echo", max_attempts=2)
+    assert await parts.scheduler.schedule_once() == 1
+    [third] = await read_inbox(parts.redis, parts.keys, agent)
+    await send_result(parts.redis, parts.keys, third, stream_pb2.TASK_OUTCOME_FAILED, error="x")
+    await parts.drain_results()
+    assert parts.wakes == 2  # a retry waits in the due set: the scheduler must learn its time
+    assert (await parts.store.get(task.task_id)).state == task_pb2.TASK_STATE_PENDING
 
 
 async def test_priority_then_age(parts: Parts) -> None:

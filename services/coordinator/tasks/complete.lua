@@ -10,7 +10,9 @@
 --   COMPLETE_ROW_* indexes (scripts.py
 --   CompleteRow: entry_id, task_id, attempt, token, agent_id, outcome, result, error, start_ms,
 --   end_ms, jitter (0..1))
--- Returns {applied, ignored, retried, failed, foreign} (ignored counts the foreign ones too).
+-- Returns {applied, ignored, retried, failed, foreign, pending} (ignored counts the foreign
+-- ones too; pending: PENDING tasks after the batch, so the caller wakes the scheduler for the
+-- freed slots only when something waits for one).
 local C = context()
 local results, group, n = KEYS[9], ARGV[8], tonumber(ARGV[9])
 local applied, ignored, retried, failed, foreign = 0, 0, 0, 0, 0
@@ -73,4 +75,5 @@ for i = 0, n - 1 do
   end
 end
 ack_and_delete(results, group, entry_ids)
-return {applied, ignored, retried, failed, foreign}
+local pending = redis.call('ZCARD', C.prefix .. K_TASKS_BY_STATE .. TASK_STATE_PENDING)
+return {applied, ignored, retried, failed, foreign, pending}

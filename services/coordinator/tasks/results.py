@@ -109,9 +109,13 @@ class ResultsConsumer(StreamConsumer):
                 self.progress_counts[name] += value
         if not n:
             return
+        retried_before = self.counts["retried"]
         spans = start_result_spans(results)  # not ended (so not exported) if the call fails
         reply = await self._complete(now, RESULTS_GROUP, body)
         end_result_spans(spans)
-        for name, value in zip(self.counts, reply, strict=True):
+        *counts, pending = reply
+        for name, value in zip(self.counts, counts, strict=True):
             self.counts[name] += int(value)
-        self._on_applied()
+        # Freed slots matter only to tasks waiting for one; a retry's due time sets the alarm.
+        if pending or self.counts["retried"] > retried_before:
+            self._on_applied()
