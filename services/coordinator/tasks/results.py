@@ -109,13 +109,13 @@ class ResultsConsumer(StreamConsumer):
                 self.progress_counts[name] += value
         if not n:
             return
-        retried_before = self.counts["retried"]
         spans = start_result_spans(results)  # not ended (so not exported) if the call fails
         reply = await self._complete(now, RESULTS_GROUP, body)
         end_result_spans(spans)
         *counts, pending = reply
-        for name, value in zip(self.counts, counts, strict=True):
+        got = dict(zip(self.counts, counts, strict=True))
+        for name, value in got.items():
             self.counts[name] += int(value)
         # Freed slots matter only to tasks waiting for one; a retry's due time sets the alarm.
-        if pending or self.counts["retried"] > retried_before:
+        if pending or got["retried"]:
             self._on_applied()
