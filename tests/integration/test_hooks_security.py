@@ -30,7 +30,12 @@ from tests.settings import StackSettings
 from tests.waiting import eventually
 
 FAILED = event_pb2.EVENT_TYPE_TASK_FAILED
-DUMP_ENV = "import json, os, sys; json.dump(dict(os.environ), open(sys.argv[1], 'w'))"
+# Written to a temporary name then renamed: the test waits for the file to exist, and must
+# never find it created but not yet written.
+DUMP_ENV = (
+    "import json, os, sys; p = sys.argv[1]; f = open(p + '.tmp', 'w');"
+    " json.dump(dict(os.environ), f); f.close(); os.replace(p + '.tmp', p)"
+)
 EVENT_VARIABLES = {
     "HIVEWIRE_EVENT_TYPE",
     "HIVEWIRE_EVENT_CURSOR",
