@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import threading
-from pathlib import Path
 from queue import Empty, Queue
 
 import grpc
@@ -17,10 +15,9 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from hivewire.client import Client
 from tests.e2e.conftest import Stack
+from tests.e2e.node_modules import NODE_DIR, ensure_node_modules
 
 pytestmark = pytest.mark.e2e
-
-NODE_DIR = Path(__file__).resolve().parents[2] / "examples" / "node"
 
 
 def _lines(process: subprocess.Popen[str]) -> Queue[str]:
@@ -76,16 +73,8 @@ async def test_watch_tails_filtered_events_as_json(stack: Stack) -> None:
                 process.wait(30)
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not on PATH")
 def test_node_client_submits_waits_and_streams(stack: Stack) -> None:
-    if not (NODE_DIR / "node_modules" / "@grpc" / "grpc-js").exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.skip("npm is not on PATH")
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--silent"],
-            cwd=NODE_DIR, check=True, timeout=600,
-        )  # fmt: skip
+    ensure_node_modules()
     run = subprocess.run(
         ["node", "client.js", "--addr", stack.gateway, "--capability", "wordcount",
          "--payload", '{"text": "to be or not to be"}', "--timeout", "60"],
