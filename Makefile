@@ -17,11 +17,16 @@ $(STAMP): pyproject.toml
 run: setup
 	$(VENV)/bin/hivewire up --demo
 
+# Test files run in parallel, each whole in one worker (its module fixtures start once): most
+# tests wait on processes and sockets, so three workers on two cores take a third of the time.
+TEST_WORKERS ?= 3
+PYTEST := $(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PYTEST)
 
 test-fast: setup
-	$(PY) -m pytest -q -p no:cacheprovider -m "not e2e"
+	$(PYTEST) -m "not e2e"
 
 node_modules/.bin/buf: package.json
 	npm install --no-audit --no-fund --silent
