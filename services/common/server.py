@@ -26,6 +26,7 @@ from hivewire.core.tls import (
 from hivewire.core.tracing import client_interceptors, trace_metadata
 from hivewire_services.common.auth.service import server_auth
 from hivewire_services.common.config import CommonSettings, env_name
+from hivewire_services.common.generic_handlers import generic_only
 from hivewire_services.common.inflight import InFlightLimitInterceptor
 from hivewire_services.common.interceptors import (
     ChainInterceptor,
@@ -225,9 +226,11 @@ async def create_server(
             ("grpc.max_receive_message_length", settings.max_message_bytes),
         ],
     )
-    register(server)
+    handlers = generic_only(server)
+    register(handlers)
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, handlers)
+    # Reflection checks for a grpc.aio.Server (its one method stays registered).
     reflection.enable_server_reflection(
         [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
