@@ -52,8 +52,8 @@ AGENT_USERS = ("acl|setuser", "acl|deluser", "acl|users")
 
 # Every service checks tokens (read) and appends denied calls to the audit stream.
 AUTH_COMMANDS = ("hgetall", "xadd")
-# What the token scripts (create.lua, revoke.lua) run, on the gateway only.
-AUTH_ADMIN = (*SCRIPTS, "hget", "hset", "del")
+# What the token scripts (create.lua, revoke.lua, import.lua, forget.lua) run, on the gateway only.
+AUTH_ADMIN = (*SCRIPTS, "hget", "hset", "hdel", "del")
 AUTH_WRITE = ("auth_audit",)
 AUTH_READ = ("auth_token", "auth_token_names")
 

@@ -16,9 +16,11 @@ from redis.exceptions import AuthenticationError, NoPermissionError, ResponseErr
 
 from hivewire.agent import TaskContext
 from hivewire.client import Client
+from hivewire.core.api_tokens import StaticToken, dump_static_tokens, new_token
 from hivewire.core.redis_users import agent_user_name, url_as, user_name
 from hivewire.v1 import event_pb2, registry_pb2, task_pb2, workflow_pb2
 from hivewire_services.common.auth.audit import Audit
+from hivewire_services.common.auth.static_tokens import import_static_tokens
 from hivewire_services.common.auth.tokens import TokenStore
 from hivewire_services.common.keys import INBOX_GROUP, Keys
 from hivewire_services.registry.server import RegistryServer
@@ -295,7 +297,7 @@ async def test_a_wrong_password_keeps_a_service_not_serving_and_says_why(
 
 
 async def test_the_gateway_user_administers_tokens_and_the_others_only_check_them(
-    stack: AclStack,
+    stack: AclStack, tmp_path: Path
 ) -> None:
     keys = Keys(stack.redis.namespace)
     gateway, coordinator = stack.redis.client("gateway"), stack.redis.client("coordinator")
@@ -311,6 +313,15 @@ async def test_the_gateway_user_administers_tokens_and_the_others_only_check_the
         await admin_store.revoke("ci")
         assert (await checking.verify(token)) is None
         assert await gateway.xlen(keys.auth_audit) == 1
+        # The static token file: imported, then dropped from the file, as the gateway's user.
+        bot = new_token()[1]
+        path = tmp_path / "tokens.json"
+        path.write_text(dump_static_tokens([StaticToken.of("bot", "agent", bot)]))
+        assert await import_static_tokens(gateway, keys, str(path)) == 1
+        assert (await checking.verify(bot)) is not None
+        path.write_text(dump_static_tokens([]))
+        assert await import_static_tokens(gateway, keys, str(path)) == 1
+        assert (await checking.verify(bot)) is None
     finally:
         for client in (gateway, coordinator):
             await client.aclose()

@@ -1,6 +1,6 @@
 """The static token file imported into a real Redis: its tokens verify with the role, tenant
 and capabilities it names; importing again changes nothing (a revoke sticks); a new token under
-a name replaces the old one."""
+a name replaces the old one; a token the file no longer names stops working."""
 
 from __future__ import annotations
 
@@ -59,3 +59,24 @@ async def test_a_new_token_under_a_name_replaces_the_old_one(
     record = await store.verify(new)
     assert record is not None and record.name == "ci" and not record.revoked
     assert [r.name for r in await store.list()] == ["ci"]
+
+
+async def test_a_token_the_file_no_longer_names_stops_working(
+    redis: Redis, keys: Keys, tmp_path: Path
+) -> None:
+    store = TokenStore(redis, keys)
+    kept, dropped = new_token()[1], new_token()[1]
+    path = tmp_path / "tokens.json"
+    both = [StaticToken.of("ci", "client", kept), StaticToken.of("old-bot", "agent", dropped)]
+    assert await import_static_tokens(redis, keys, _write(path, both)) == 2
+    # A token made through the API is no file's business, whatever the file says.
+    made, _ = await store.create("ops", "viewer")
+    assert await store.verify(dropped) is not None
+
+    assert await import_static_tokens(redis, keys, _write(path, both[:1])) == 1
+    assert await store.verify(dropped) is None
+    assert await store.verify(kept) is not None
+    assert await store.verify(made) is not None
+    assert sorted(r.name for r in await store.list()) == ["ci", "ops"]
+    # Nothing left to remove: importing again changes nothing.
+    assert await import_static_tokens(redis, keys, str(path)) == 0

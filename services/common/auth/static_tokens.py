@@ -3,13 +3,16 @@ the gateway imports into the token store when it starts, upserting each by name,
 can make its tokens before any service runs (`hivewire secrets init`, docs/security.md).
 
 Importing is idempotent: an entry already there is kept as it is (its revoked flag too); an
-entry whose id changed replaces the old token, which stops working.
+entry whose id changed replaces the old token, which stops working; a token an earlier import
+made that the file no longer names is removed, so it stops working too (tokens made through the
+API are never touched).
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import cast
 
 from hivewire.core.api_tokens import StaticToken, parse_static_tokens
 from hivewire.core.clock import now_ms
@@ -43,11 +46,13 @@ def load_static_tokens(path: str) -> list[StaticToken]:
 
 
 async def import_static_tokens(redis: Redis, keys: Keys, path: str) -> int:
-    """Upsert every entry of the file into the token store; how many were new or changed."""
+    """Upsert every entry of the file into the token store, then remove the file's earlier
+    tokens it no longer names; how many were new, changed or removed."""
     script = lua.register(redis, _HERE / "import.lua")
     changed = 0
     created = now_ms()
-    for entry in load_static_tokens(path):
+    entries = load_static_tokens(path)
+    for entry in entries:
         result = await script(
             keys=[keys.auth_token_names, keys.auth_token(entry.id)],
             args=[
@@ -62,5 +67,26 @@ async def import_static_tokens(redis: Redis, keys: Keys, path: str) -> int:
             ],
         )
         changed += result == b"IMPORTED"
-    logger.info("imported %d new or changed tokens from %s", changed, path)
-    return changed
+    removed = await _forget_unnamed(redis, keys, {e.name for e in entries})
+    logger.info(
+        "imported %d new or changed tokens from %s; removed %d it no longer names",
+        changed,
+        path,
+        len(removed),
+    )
+    return changed + len(removed)
+
+
+async def _forget_unnamed(redis: Redis, keys: Keys, named: set[str]) -> list[str]:
+    """Remove the tokens an earlier import made whose names the file no longer holds."""
+    script = lua.register(redis, _HERE / "forget.lua")
+    names = cast("dict[bytes, bytes]", await redis.hgetall(keys.auth_token_names))
+    removed = []
+    for name in sorted(n.decode() for n in names):
+        if name in named:
+            continue
+        result = await script(keys=[keys.auth_token_names], args=[name, keys.prefix])
+        if result == b"REMOVED":
+            logger.warning("token %r is no longer in the static token file: removed", name)
+            removed.append(name)
+    return removed
