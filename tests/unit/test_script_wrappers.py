@@ -227,7 +227,8 @@ def test_row_layouts_reach_lua_as_index_constants(path: str, layouts: lua.Layout
     """A row type's field order is the ARGV layout: each field is a generated index, and every
     row index a script reads is one of those (a typo would be an undefined global in Redis)."""
     script = SERVICES / "coordinator" / path
-    source = lua.script_source(script, (tasklua.TASKCREATE, tasklua.TASKLIB), layouts)
+    libs = (tasklua.TASKCREATE, tasklua.TASKLIB, tasklua.FLOWGATE, tasklua.ASSIGNLIB)
+    source = lua.script_source(script, libs, layouts)
     for name, fields in {**layouts, **lua_rows()}.items():
         index = {f"{name}_{f.upper()}": i for i, f in enumerate(fields, 1)}
         index[f"{name}_WIDTH"] = len(fields)

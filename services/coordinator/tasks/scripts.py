@@ -210,7 +210,7 @@ class Assign(ContextScript):
 
     name = "assign"
     layouts: ClassVar[lua.Layouts] = {"ASSIGN_ROW": AssignRow._fields}
-    extra = (tasklua.FLOWGATE,)
+    extra = (tasklua.FLOWGATE, tasklua.ASSIGNLIB)
 
     async def __call__(self, now: int, rows: Sequence[AssignRow]) -> list[int]:
         codes = await self.call(now, (), [len(rows), *flatten(rows)])
