@@ -8,7 +8,7 @@ from hivewire.v1 import task_pb2
 from hivewire_services.common.submission import ValidTask
 from hivewire_services.common.task_fields import PeekedTask
 from hivewire_services.coordinator.tasks.scheduler import Assignment, Scheduler, plan
-from hivewire_services.coordinator.tasks.scripts import SubmitRow
+from hivewire_services.coordinator.tasks.scripts import AssignRow, Submit, SubmitRow
 
 APPLIED = 1
 """The submit script's code for an offer it assigned (otherwise an assign.lua code, or -1 when
@@ -87,3 +87,18 @@ class EagerDispatch:
             if load >= 0:
                 self.scheduler.load[a.row.agent_id] = load
         return applied
+
+
+async def submit_with_offers(
+    eager: EagerDispatch | None,
+    submit: Submit,
+    now: int,
+    specs: Sequence[ValidTask],
+    rows: Sequence[SubmitRow],
+) -> tuple[list[str], dict[str, AssignRow]]:
+    """submit.lua with the offers of `eager` (none without it): per row the task id it yields,
+    and the offers it applied by task id."""
+    offers = eager.offers(specs, rows, now) if eager is not None else []
+    done = await submit(now, rows, [a.row for a in offers])
+    applied = eager.settle(offers, done.codes, done.loads) if eager is not None else []
+    return done.ids, {a.row.task_id: a.row for a in applied}

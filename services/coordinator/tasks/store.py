@@ -22,7 +22,7 @@ from hivewire_services.common.validation import check_id, check_page_size, parse
 from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.tasks import scripts
 from hivewire_services.coordinator.tasks.dispatch_tracing import submit_traceparents
-from hivewire_services.coordinator.tasks.eager import EagerDispatch
+from hivewire_services.coordinator.tasks.eager import EagerDispatch, submit_with_offers
 from hivewire_services.coordinator.tasks.model import (
     STATE_AT,
     TASK_FIELDS,
@@ -128,12 +128,7 @@ class TaskStore(RedisStore[CoordinatorSettings]):
                 rate=json.dumps(spec.rate_limit_units) if spec.rate_limit_units else "",
             )
             rows.append(scripts.SubmitRow(new, request_key, spec.payload))
-        eager = self.eager
-        offers = eager.offers(specs, rows, now) if eager is not None else []
-        done = await self._submit(now, rows, [a.row for a in offers])
-        ids = done.ids
-        applied = eager.settle(offers, done.codes, done.loads) if eager is not None else []
-        assigned = {a.row.task_id: a.row for a in applied}
+        ids, assigned = await submit_with_offers(self.eager, self._submit, now, specs, rows)
         newest_win = [
             task_id
             for spec, task_id, new_id in zip(specs, ids, new_ids, strict=True)
