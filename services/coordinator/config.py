@@ -21,6 +21,9 @@ class CoordinatorSettings(AgentLeases, TaskPathSettings):
     # Longest sleeps of the timed loops: they wake when work arrives or comes due.
     scheduler_interval: float = 30.0
     scheduler_batch: int = 512
+    # Assign a submitted task in the submit call itself when an agent has room and nothing
+    # waits ahead of it (tasks/eager.py); off, every task waits for a scheduling pass.
+    eager_dispatch: bool = True
     results_batch: int = 512
     results_claim_idle: float = 30.0
     reclaim_interval: float = 15.0

@@ -19,6 +19,7 @@ from hivewire_services.coordinator.schedules.firing import ScheduleFiring
 from hivewire_services.coordinator.schedules.store import ScheduleStore
 from hivewire_services.coordinator.service import CoordinatorService
 from hivewire_services.coordinator.tasks.agent_cache import AgentCache
+from hivewire_services.coordinator.tasks.eager import EagerDispatch
 from hivewire_services.coordinator.tasks.metrics_feed import MetricsFeed
 from hivewire_services.coordinator.tasks.queues import Queues
 from hivewire_services.coordinator.tasks.reclaim import Reclaimer
@@ -75,6 +76,8 @@ class CoordinatorServer(ServiceProcess[CoordinatorSettings]):
         self.scheduler = Scheduler(
             self.redis, self.keys, self.settings, cache, on_deadline=self._deadline
         )
+        if self.settings.eager_dispatch:
+            self.store.eager = EagerDispatch(self.scheduler)
         self.results = ResultsConsumer(
             self.redis, self.keys, self.settings, f"coordinator-{self.instance}", self._wake
         )

@@ -143,19 +143,24 @@ async def test_reap_cancel_retry_dead_and_count_events(redis: Redis) -> None:
     assert rec.args == ["metrics", 2, b"1-0", "submitted|echo", b"2-0", ""]
 
 
-async def test_submit_sends_json_rows_in_new_task_order_then_payloads(redis: Redis) -> None:
+async def test_submit_sends_json_rows_in_new_task_order_then_payloads_then_offers(
+    redis: Redis,
+) -> None:
     submit = scripts.Submit(redis, KEYS, SETTINGS)
-    rec = recording(submit, [b"t1", b"t0"])
+    rec = recording(submit, [[b"t1", b"t0"], [1], [b"2"]])
     task = NewTask("t1", "echo", 5, 3, "{}", "", 0, "tp", "", "", s2s_ms=1000)
     rows = [scripts.SubmitRow(task, "", b"p1"), scripts.SubmitRow(task, "req-key", b"p2")]
-    assert await submit(8, rows) == ["t1", "t0"]
-    assert rec.keys == tasklua.creation_keys(KEYS)
-    assert rec.args[:3] == [KEYS.prefix, 8, SETTINGS.events_maxlen]
-    assert rec.args[3:5] == [tasklua.REQUEST_ID_TTL_SECONDS, 2]
-    table = json.loads(rec.args[5])
+    offer = scripts.AssignRow("t1", "g1", 1, "tok", b"env")
+    assert await submit(8, rows, [offer]) == scripts.Submitted(["t1", "t0"], [1], [2])
+    assert rec.keys == [
+        *tasklua.context_keys(KEYS), KEYS.tasks_index, KEYS.task_seq, KEYS.paused_queues,
+    ]  # fmt: skip
+    assert rec.args[:CONTEXT] == tasklua.context_args(KEYS, SETTINGS, 8)
+    assert rec.args[CONTEXT : CONTEXT + 2] == [tasklua.REQUEST_ID_TTL_SECONDS, 2]
+    table = json.loads(rec.args[CONTEXT + 2])
     assert table[1] == [*map(str, task), "req-key"]  # text: cheaper for cjson and HSET
     assert dict(zip(NewTask._fields, table[0], strict=False))["s2s_ms"] == "1000"
-    assert rec.args[6:] == [b"p1", b"p2"]
+    assert rec.args[CONTEXT + 3 :] == [b"p1", b"p2", 1, "t1", "g1", 1, "tok", b"env"]
 
 
 async def test_peek_sends_agents_per_capability_and_returns_rows_by_task_id(
@@ -218,7 +223,7 @@ LAYOUTS = [
     ("tasks/reclaim.lua", scripts.Reclaim.layouts),
     ("tasks/metrics_feed.lua", {"COUNT_ROW": scripts.CountRow._fields}),
     ("workflows/advance.lua", {"LAUNCH_OP": wf_scripts.LaunchOp._fields}),
-    ("tasks/submit.lua", {}),
+    ("tasks/submit.lua", scripts.Submit.layouts),
 ]
 
 
@@ -227,7 +232,8 @@ def test_row_layouts_reach_lua_as_index_constants(path: str, layouts: lua.Layout
     """A row type's field order is the ARGV layout: each field is a generated index, and every
     row index a script reads is one of those (a typo would be an undefined global in Redis)."""
     script = SERVICES / "coordinator" / path
-    source = lua.script_source(script, (tasklua.TASKCREATE, tasklua.TASKLIB), layouts)
+    libs = (tasklua.TASKCREATE, tasklua.TASKLIB, tasklua.FLOWGATE, tasklua.ASSIGNLIB)
+    source = lua.script_source(script, libs, layouts)
     for name, fields in {**layouts, **lua_rows()}.items():
         index = {f"{name}_{f.upper()}": i for i, f in enumerate(fields, 1)}
         index[f"{name}_WIDTH"] = len(fields)

@@ -47,10 +47,12 @@ local function leave_pending(C, t)
   return dequeue(C.prefix, t, false)
 end
 
--- The concurrency key of t: nil when it has a free place, else the assign code.
-local function gate_key(C, t)
+-- The concurrency key of t: nil when it has a free place, else the assign code (with `probe`,
+-- the code it would park t with, changing nothing).
+local function gate_key(C, t, probe)
   local limit = tonumber(t.climit) or 1
   if redis.call('SCARD', C.prefix .. K_CONC_HOLDERS .. t.ckey) < limit then return nil end
+  if probe then return CODE_PARKED_ON_KEY end
   local strategy = tonumber(t.cstrategy)
   if strategy == CONCURRENCY_STRATEGY_CANCEL_IN_PROGRESS then
     supersede(C, t)  -- the cancelled holders free their places as their attempts end
@@ -69,8 +71,9 @@ end
 
 -- Fixed windows aligned on the epoch: "<limit> <window ms>" and "<window start> <used>".
 -- Returns nil and the new usage per limit when every limit of t has room, else the assign
--- code after parking t in the due set until the window that blocks it ends.
-local function gate_rate(C, t)
+-- code after parking t in the due set until the window that blocks it ends (with `probe`, the
+-- code alone, changing nothing).
+local function gate_rate(C, t, probe)
   local units = cjson.decode(t.rate)
   local limits, usage = C.prefix .. K_RATE_LIMITS, C.prefix .. K_RATE_USAGE
   local take, until_ms, blocking = {}, 0, nil
@@ -94,6 +97,7 @@ local function gate_rate(C, t)
     end
   end
   if until_ms == 0 then return nil, take end
+  if probe then return CODE_RATE_LIMITED end
   if not leave_pending(C, t) then return 0 end
   redis.call('ZADD', C.due, until_ms, t.id)
   for name, _ in pairs(units) do
@@ -105,15 +109,16 @@ local function gate_rate(C, t)
   return CODE_RATE_LIMITED
 end
 
--- Whether t may be assigned now (true, and what to take on assignment), else its assign code.
+-- Whether t may be assigned now (true, and what to take on assignment), else its assign code;
+-- with `probe` a task held back is not parked (nor its key's older holders superseded).
 -- Tasks without a key or rate units cost nothing here.
-local function flow_gate(C, t)
+local function flow_gate(C, t, probe)
   if has(t.ckey) then
-    local code = gate_key(C, t)
+    local code = gate_key(C, t, probe)
     if code then return false, code end
   end
   if has(t.rate) then
-    local code, take = gate_rate(C, t)
+    local code, take = gate_rate(C, t, probe)
     if code then return false, code end
     return true, take
   end

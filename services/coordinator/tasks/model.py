@@ -148,3 +148,11 @@ def task_from_new(
         if new[i]:
             getattr(task, name).FromMilliseconds(new[i])
     return task
+
+
+def assigned_at(task: task_pb2.Task, agent_id: str, assign_ms: int) -> None:
+    """A task `task_from_new` built, as its first attempt's assignment (eager dispatch) left it."""
+    task.state = task_pb2.TASK_STATE_ASSIGNED
+    task.attempt = 1
+    task.agent_id = agent_id
+    task.assign_time.FromMilliseconds(assign_ms)

@@ -104,6 +104,9 @@ class Scheduler:
         self._on_deadline = on_deadline
         self.alarm = Alarm(settings.scheduler_interval)
         self.assigned_total = 0
+        # Slots taken per agent: the last pass's read plus what was assigned here since (and
+        # what eager dispatch's submit calls read). An estimate for proposing: Redis decides.
+        self.load: dict[str, int] = {}
 
     def wake(self) -> None:
         self.alarm.now()
@@ -153,6 +156,7 @@ class Scheduler:
             if read.promoted >= batch:
                 self.alarm.now()  # more may be due already
         load = read.load
+        self.load = dict(load)
         # Free slots as the pass found them (plan takes slots from `load` as it goes).
         free = {
             cap: min(
@@ -167,14 +171,15 @@ class Scheduler:
                 continue
             tasks = [(task_id, _labels(row.labels)) for task_id, row in rows.items()]
             for task_id, agent_id in plan(tasks, agents_of[cap], load)[: free[cap]]:
-                assignments.append(self._prepare(task_id, agent_id, cap, rows[task_id], now))
+                assignments.append(self.prepare(task_id, agent_id, cap, rows[task_id], now))
         if not assignments:
             return 0
         return await self._apply(assignments, now)
 
-    def _prepare(
+    def prepare(
         self, task_id: str, agent_id: str, capability: str, row: PeekedTask, now: int
     ) -> Assignment:
+        """The next attempt of a pending task on an agent: token, envelope, dispatch span."""
         attempt = int(row.attempt or 0) + 1
         token = secrets.token_hex(16)
         envelope = stream_pb2.TaskEnvelope(
@@ -209,13 +214,20 @@ class Scheduler:
         codes = await self._assign(now, [a.row for a in assignments])
         end_dispatch([a.span for a in assignments], codes)  # a failed call drops its spans
         applied = [a for a, c in zip(assignments, codes, strict=True) if c == 1]
-        if applied and self._on_deadline is not None:
-            self._on_deadline(min(a.deadline_ms for a in applied))
+        self.dispatched(applied)
+        for a in applied:
+            self.load[a.row.agent_id] = self.load.get(a.row.agent_id, 0) + 1
         if any(c in REFUSED for c in codes):
             self.alarm.at(now_ms() + REFUSED_RETRY_MS)
         if any(c in PARKED for c in codes):
             # Their plan's slots are free for the tasks behind: pass again now (the pass
             # starts with promote_due, which sets the alarm for the first rate-limited one).
             self.alarm.now()
-        self.assigned_total += len(applied)
         return len(applied)
+
+    def dispatched(self, applied: list[Assignment]) -> None:
+        """Assignments applied (by a pass or a submit): the reclaimer hears of their first
+        deadline; they count in assigned_total."""
+        if applied and self._on_deadline is not None:
+            self._on_deadline(min(a.deadline_ms for a in applied))
+        self.assigned_total += len(applied)

@@ -93,37 +93,46 @@ class CountRow(NamedTuple):
     """The counter field to increment ('' counts nothing)."""
 
 
-def submit_args(
-    keys: Keys, settings: CoordinatorSettings, now: int, rows: Sequence[SubmitRow]
-) -> list[Arg]:
-    """ARGV of submit.lua: the text columns as one JSON array (far cheaper for redis-py to pack
-    than an argument each), numbers as text too (Lua parses and formats numbers slowly: the
-    hash stores text anyway), then the payloads as bytes."""
-    table = [[*map(str, row.task), row.request_key] for row in rows]
-    return [
-        *tasklua.creation_args(keys, settings, now),
-        REQUEST_ID_TTL_SECONDS,
-        len(rows),
-        json.dumps(table, ensure_ascii=False).encode(),
-        *(row.payload for row in rows),
-    ]
+class Submitted(NamedTuple):
+    """What one submit.lua call did."""
+
+    ids: list[str]
+    """Per row the id created, or the earlier one of its request_id."""
+    codes: list[int]
+    """Per offer its assign code (Assign's codes; -1 when not tried)."""
+    loads: list[int]
+    """Per offer the slots its agent has taken after the call (-1 when not read)."""
 
 
-class Submit:
-    """submit.lua: create tasks; returns per row the id created, or the earlier one of its
-    request_id."""
+class Submit(ContextScript):
+    """submit.lua: create tasks, then assign those offered an agent (eager dispatch) where
+    nothing waits ahead of them.
 
-    def __init__(self, redis: Redis, keys: Keys, settings: CoordinatorSettings) -> None:
-        self.keys = keys
-        self.settings = settings
-        self._script = tasklua.register(redis, "submit", context=False)
-        self._keys = tasklua.creation_keys(keys)
+    ARGV: the text columns as one JSON array (far cheaper for redis-py to pack than an argument
+    each), numbers as text too (Lua parses and formats numbers slowly: the hash stores text
+    anyway), then the payloads as bytes, then the offers."""
 
-    async def __call__(self, now: int, rows: Sequence[SubmitRow]) -> list[str]:
-        raw = await self._script(
-            keys=self._keys, args=submit_args(self.keys, self.settings, now, rows)
+    name = "submit"
+    layouts: ClassVar[lua.Layouts] = {"ASSIGN_ROW": AssignRow._fields}
+    extra = (tasklua.FLOWGATE, tasklua.ASSIGNLIB)
+
+    async def __call__(
+        self, now: int, rows: Sequence[SubmitRow], offers: Sequence[AssignRow] = ()
+    ) -> Submitted:
+        table = [[*map(str, row.task), row.request_key] for row in rows]
+        args: list[Arg] = [
+            REQUEST_ID_TTL_SECONDS,
+            len(rows),
+            json.dumps(table, ensure_ascii=False).encode(),
+            *(row.payload for row in rows),
+            len(offers),
+            *flatten(offers),
+        ]
+        keys = [self.keys.tasks_index, self.keys.task_seq, self.keys.paused_queues]
+        ids, codes, loads = await self.call(now, keys, args)
+        return Submitted(
+            [r.decode() for r in ids], [int(c) for c in codes], [int(n) for n in loads]
         )
-        return [r.decode() for r in cast(list[bytes], raw)]
 
 
 class Promote:
@@ -210,7 +219,7 @@ class Assign(ContextScript):
 
     name = "assign"
     layouts: ClassVar[lua.Layouts] = {"ASSIGN_ROW": AssignRow._fields}
-    extra = (tasklua.FLOWGATE,)
+    extra = (tasklua.FLOWGATE, tasklua.ASSIGNLIB)
 
     async def __call__(self, now: int, rows: Sequence[AssignRow]) -> list[int]:
         codes = await self.call(now, (), [len(rows), *flatten(rows)])

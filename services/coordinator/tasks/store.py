@@ -22,10 +22,12 @@ from hivewire_services.common.validation import check_id, check_page_size, parse
 from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.tasks import scripts
 from hivewire_services.coordinator.tasks.dispatch_tracing import submit_traceparents
+from hivewire_services.coordinator.tasks.eager import EagerDispatch, submit_with_offers
 from hivewire_services.coordinator.tasks.model import (
     STATE_AT,
     TASK_FIELDS,
     TERMINAL_STATES,
+    assigned_at,
     task_from_new,
     task_from_values,
 )
@@ -54,6 +56,9 @@ class TaskStore(RedisStore[CoordinatorSettings]):
         # Hears of every submitted batch, whoever submitted it (the scheduler wakes for it).
         self._on_submitted = on_submitted or (lambda: None)
         self._submit = scripts.Submit(redis, keys, settings)
+        # Set by the coordinator once its scheduler runs: tasks an agent has room for are then
+        # assigned by the submit itself (eager.py); without it every task waits for a pass.
+        self.eager: EagerDispatch | None = None
         self._cancel = scripts.Cancel(redis, keys, settings)
         self._supersede = scripts.Supersede(redis, keys, settings)
         self.rate_limits = RateLimits(redis, keys)
@@ -123,7 +128,7 @@ class TaskStore(RedisStore[CoordinatorSettings]):
                 rate=json.dumps(spec.rate_limit_units) if spec.rate_limit_units else "",
             )
             rows.append(scripts.SubmitRow(new, request_key, spec.payload))
-        ids = await self._submit(now, rows)
+        ids, assigned = await submit_with_offers(self.eager, self._submit, now, specs, rows)
         newest_win = [
             task_id
             for spec, task_id, new_id in zip(specs, ids, new_ids, strict=True)
@@ -132,11 +137,12 @@ class TaskStore(RedisStore[CoordinatorSettings]):
         ]
         if newest_win:
             await self._supersede(now, newest_win)
-        self._on_submitted()
+        if len(assigned) < len(rows):
+            self._on_submitted()  # the scheduler takes the tasks not assigned already
         deadlines = [
             max(now, row.task.due_ms) + spec.schedule_to_start_ms
             for spec, row in zip(specs, rows, strict=True)
-            if spec.schedule_to_start_ms
+            if spec.schedule_to_start_ms and row.task.task_id not in assigned
         ]
         if deadlines and self._on_deadline is not None:
             self._on_deadline(min(deadlines))
@@ -154,7 +160,10 @@ class TaskStore(RedisStore[CoordinatorSettings]):
                     else NotFound(f"task {ids[i]} of request_id {spec.request_id!r} expired")
                 )
                 continue
-            out.append(task_from_new(row.task, row.payload, now, spec.required_labels))
+            task = task_from_new(row.task, row.payload, now, spec.required_labels)
+            if (offer := assigned.get(row.task.task_id)) is not None:
+                assigned_at(task, offer.agent_id, now)
+            out.append(task)
         return out
 
     async def get(self, task_id: str) -> task_pb2.Task:

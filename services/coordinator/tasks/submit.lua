@@ -1,12 +1,41 @@
--- Create a batch of tasks atomically (taskcreate.lua create_task).
+-- Create a batch of tasks atomically (taskcreate.lua create_task), then assign at once the new
+-- tasks the coordinator offered an agent (eager dispatch: assignlib.lua assign_task, every
+-- check of assign.lua made here too).
 -- A repeated request_id returns the task it created before instead of a new one.
--- KEYS: the taskcreate context (1..4)
--- ARGV: the taskcreate context (1..3), request_ttl_s, n, rows, then the n payloads;
+-- An offer is tried only where nothing waits ahead of its task: no task has come due without
+-- being queued yet (promote.lua), the capability's queue was empty before this batch and is not
+-- paused. Its tasks are then tried in queue order (priority, fair turns), as a scheduling pass
+-- takes them, until one is not assigned: that one and those behind it stay PENDING, and flow
+-- control only probes (the scheduler parks a task held back, as without an offer).
+-- KEYS: the tasklib context (1..8), tasks_index, task_seq, paused_queues
+-- ARGV: the tasklib context (1..7), request_ttl_s, n, rows, then the n payloads, then m and m
+--   offers, each an ASSIGN_ROW (scripts.py AssignRow, attempt 1);
 --   rows is a JSON array of n rows: the NEW_TASK values (NEW_TASK_* indexes), then the request
 --   key ('' for none)
---   (built by scripts.submit)
-local ttl, n = ARGV[4], tonumber(ARGV[5])
-local rows = cjson.decode(ARGV[6])
+--   (built by scripts.Submit)
+-- Returns {per row the id created or the earlier one of its request_id, per offer its assign
+-- code (-1: not tried), per offer its agent's load after the call (-1: not read)}.
+local C = context()
+CREATE_INDEX, CREATE_SEQ, CREATE_STARTS = 9, 10, 8
+local ttl, n = ARGV[8], tonumber(ARGV[9])
+local rows = cjson.decode(ARGV[10])
+local m = tonumber(ARGV[11 + n])
+local offer_at = {}  -- task id -> ARGV offset of its offer
+for j = 0, m - 1 do
+  local b = 11 + n + j * ASSIGN_ROW_WIDTH
+  offer_at[ARGV[b + ASSIGN_ROW_TASK_ID]] = b
+end
+local open, caps = {}, {}
+if m > 0 and #redis.call('ZRANGEBYSCORE', C.due, '-inf', C.now, 'LIMIT', 0, 1) == 0 then
+  for i = 1, n do
+    local cap = rows[i][NEW_TASK_CAPABILITY]
+    if open[cap] == nil and offer_at[rows[i][NEW_TASK_TASK_ID]] then
+      open[cap] = redis.call('ZCARD', C.prefix .. K_PENDING .. cap) == 0
+        and redis.call('HEXISTS', KEYS[11], cap) == 0
+      if open[cap] then caps[#caps + 1] = cap end
+    end
+  end
+end
 local out = {}
 for i = 1, n do
   local r = rows[i]
@@ -22,8 +51,25 @@ for i = 1, n do
     if request_key ~= '' then
       redis.call('SET', request_key, task_id, 'EX', ttl)
     end
-    create_task(r, ARGV[6 + i])
+    create_task(r, ARGV[10 + i])
     out[#out + 1] = task_id
   end
 end
-return out
+local codes, agents = {}, {}
+for _, cap in ipairs(caps) do
+  -- The queue holds tasks of this batch alone: it was empty before.
+  for _, id in ipairs(redis.call('ZRANGE', C.prefix .. K_PENDING .. cap, 0, -1)) do
+    local b = offer_at[id]
+    if not b then break end
+    codes[id] = assign_task(C, agents, b, true)
+    if codes[id] ~= 1 then break end
+  end
+end
+local offer_codes, loads = {}, {}
+for j = 0, m - 1 do
+  local b = 11 + n + j * ASSIGN_ROW_WIDTH
+  local a = agents[ARGV[b + ASSIGN_ROW_AGENT_ID]]
+  offer_codes[j + 1] = codes[ARGV[b + ASSIGN_ROW_TASK_ID]] or -1
+  loads[j + 1] = a and a.load or -1
+end
+return {out, offer_codes, loads}

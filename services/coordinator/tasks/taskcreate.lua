@@ -3,6 +3,9 @@
 -- the same leading KEYS and ARGV (see creation_keys/creation_args in scripts.py):
 --   KEYS[1..4]: events, tasks_index, task_seq, start_deadlines
 --   ARGV[1..3]: prefix, now_ms, events_maxlen
+-- A script that takes the tasklib context instead (its KEYS[1] and ARGV[1..3] are the same)
+-- points create_task at its own places of the other three keys (submit.lua).
+local CREATE_INDEX, CREATE_SEQ, CREATE_STARTS = 2, 3, 4
 
 -- The pending queue of a capability is one sorted set in fair order: priority first (higher
 -- first), then a virtual time (`tag`) that takes turns across fairness keys (weighted fair
@@ -101,7 +104,7 @@ end
 local function create_task(row, payload)
   local prefix, now = ARGV[1], tonumber(ARGV[2])
   local id, capability = row[NEW_TASK_TASK_ID], row[NEW_TASK_CAPABILITY]
-  local seq = redis.call('INCR', KEYS[3])
+  local seq = redis.call('INCR', KEYS[CREATE_SEQ])
   local due = tonumber(row[NEW_TASK_DUE_MS]) or 0
   local state, event = TASK_STATE_PENDING, EVENT_TYPE_TASK_SUBMITTED
   if due > now then
@@ -134,12 +137,12 @@ local function create_task(row, payload)
   if state == TASK_STATE_SCHEDULED then
     redis.call('ZADD', prefix .. K_DUE, due, id)
   end
-  redis.call('ZADD', KEYS[2], seq, id)
+  redis.call('ZADD', KEYS[CREATE_INDEX], seq, id)
   redis.call('ZADD', prefix .. K_TASKS_BY_STATE .. state, seq, id)
   -- Schedule-to-start counts from when the task may start: its due time if delayed.
   local s2s_ms = tonumber(row[NEW_TASK_S2S_MS]) or 0
   if s2s_ms > 0 then
-    redis.call('ZADD', KEYS[4], math.max(now, due) + s2s_ms, id)
+    redis.call('ZADD', KEYS[CREATE_STARTS], math.max(now, due) + s2s_ms, id)
   end
   emit_event(KEYS[1], ARGV[3], {type = event, ms = now, task_id = id,
     capability = capability, state = state, workflow_id = row[NEW_TASK_WORKFLOW_ID],

@@ -18,6 +18,7 @@ TASKCREATE = _HERE / "taskcreate.lua"
 TASKLIB = _HERE / "tasklib.lua"
 FLOWLIB = _HERE / "flowlib.lua"
 FLOWGATE = _HERE / "flowgate.lua"
+ASSIGNLIB = _HERE / "assignlib.lua"
 PROMOTELIB = _HERE / "promotelib.lua"
 Arg = str | bytes | int | float
 REQUEST_ID_TTL_SECONDS = 24 * 3600
