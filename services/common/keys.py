@@ -248,6 +248,12 @@ class Keys:
         return f"{self.prefix}dead-letters"
 
     @property
+    def ended_parents(self) -> str:
+        """Stream of tasks with children that ended in a state other than SUCCEEDED (field
+        task_id), consumed by the coordinators, which cancel those children (children.py)."""
+        return f"{self.prefix}ended-parents"
+
+    @property
     def workflow_updates(self) -> str:
         """Stream of workflow tasks that reached a terminal state (fields task_id,
         workflow_id, step_id, state), consumed by the workflow engine's consumer group."""
@@ -407,6 +413,7 @@ def script_key_names() -> dict[str, str]:
         "K_WORKFLOW": k.workflow_prefix,
         "K_WORKFLOWS_BY_STATE": k.workflows_by_state_prefix,
         "K_WORKFLOW_UPDATES": k.workflow_updates,
+        "K_ENDED_PARENTS": k.ended_parents,
         "K_OUTPUT": k.output_prefix,
         "K_PROGRESS_DEADLINES": k.progress_deadlines,
         "K_TENANT_TASKS": k.tenant_tasks_prefix,
@@ -453,7 +460,7 @@ def key_patterns(k: Keys) -> dict[str, str]:
         "pending_capabilities", "tasks_index", "task_seq", "due", "task_leases",
         "start_deadlines", "attempt_deadlines", "progress_deadlines", "reclaim_agents",
         "finished", "live_agents", "offline_agents", "agent_seq", "leases", "agent_load",
-        "agent_changes", "results", "events", "dead_letters", "workflow_updates",
+        "agent_changes", "results", "events", "dead_letters", "workflow_updates", "ended_parents",
         "workflows_index", "workflows_finished", "workflow_seq", "hook_due", "hook_entries",
         "task_counters", "chaos_executions", "hook_events_lost", "workflow_timers",
         "schedules_index", "schedules_due", "paused_queues", "rate_limits", "rate_usage",

@@ -79,7 +79,7 @@ SERVICE_GRANTS: dict[str, Grant] = {
             "task", "pending", "fair", "pending_capabilities", "tasks_index", "tasks_by_state",
             "task_seq", "request", "due", "task_leases", "start_deadlines", "attempt_deadlines",
             "progress_deadlines", "output", "reclaim_agents", "finished", "agent_load", "inbox",
-            "results", "events", "dead_letters", "workflow_updates", "workflow",
+            "results", "events", "dead_letters", "workflow_updates", "ended_parents", "workflow",
             "workflows_index", "workflows_by_state", "workflows_finished", "workflow_seq",
             "workflow_request", "task_counters", "workflow_timers", "task_children",
             "tenant_tasks", "tenant_workflows",

@@ -66,13 +66,15 @@ TASK_FIELDS: tuple[str, ...] = (
     "fair_tag",
     "parent_task_id",
     "waiting",
+    "children",
 )
 """Every field of a task hash: NewTask's, then those the scripts set as the task moves.
 
 `progress` is the current attempt's TaskProgress (bytes); `output_bytes` (present once the task
 has output) and `output_dropped` count the bytes of the output stream and those dropped past
 the limit (progress.lua); `fair_tag` is the task's virtual time in its capability's fair queue
-(taskcreate.lua enqueue); `parent_task_id` names the task that spawned a child (spawn.lua);
+(taskcreate.lua enqueue); `parent_task_id` names the task that spawned a child (spawn.lua),
+`children` marks a task that spawned some;
 `waiting` says why a PENDING task is parked (flow control)."""
 
 LOADED_FIELDS: tuple[str, ...] = (
@@ -104,6 +106,7 @@ LOADED_FIELDS: tuple[str, ...] = (
     "climit",
     "cstrategy",
     "rate",
+    "children",
 )
 """What a transition loads (tasklib.lua load_task): never payload or result, which can be big."""
 

@@ -20,6 +20,7 @@ from hivewire_services.coordinator.schedules.store import ScheduleStore
 from hivewire_services.coordinator.service import CoordinatorService
 from hivewire_services.coordinator.tasks.agent_cache import AgentCache
 from hivewire_services.coordinator.tasks.eager import EagerDispatch
+from hivewire_services.coordinator.tasks.ended_parents import EndedParents
 from hivewire_services.coordinator.tasks.metrics_feed import MetricsFeed
 from hivewire_services.coordinator.tasks.queues import Queues
 from hivewire_services.coordinator.tasks.reclaim import Reclaimer
@@ -104,6 +105,14 @@ class CoordinatorServer(ServiceProcess[CoordinatorSettings]):
         spawn(cache.run(), "agent-cache")
         spawn(self.scheduler.run(), "scheduler")
         spawn(self.results.run(), "results")
+        ended = EndedParents(
+            self.redis,
+            self.keys,
+            f"coordinator-{self.instance}",
+            service.children,
+            self.settings.results_claim_idle,
+        )
+        spawn(ended.run(), "ended-parents")
         spawn(self._retention(), "retention")
         spawn(self.workflows.run(), "workflows")
         spawn(self.workflows.timers.run(), "workflow-timers")

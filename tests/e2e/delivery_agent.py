@@ -1,7 +1,9 @@
 """A test agent process for the delivery fault tests: `python -m tests.e2e.delivery_agent NAME`.
 
 Handlers: `sleep` sleeps payload["secs"] then returns {"agent": NAME, "attempt": n};
-`echo` sleeps the same, then returns {"echo": payload, "agent": NAME}; `poison` always raises.
+`echo` sleeps the same, then returns {"echo": payload, "agent": NAME}; `poison` always raises;
+`parent` spawns a `sleep` child with its payload (through HIVEWIRE_GATEWAY_ADDR) and returns
+the child's result.
 Configured through HIVEWIRE_* like any agent (HIVEWIRE_AGENT_TRANSPORT=grpc: over a gateway).
 """
 
@@ -32,6 +34,10 @@ def build(name: str, max_concurrency: int) -> Agent:
     @agent.handler("poison")
     async def poison(ctx: TaskContext) -> None:
         raise RuntimeError("poison pill")
+
+    @agent.handler("parent")
+    async def parent(ctx: TaskContext) -> Any:
+        return await ctx.spawn("sleep", ctx.json())
 
     return agent
 

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.e2e
 RUNNING = task_pb2.TASK_STATE_RUNNING
 SUCCEEDED = task_pb2.TASK_STATE_SUCCEEDED
 FAILED = task_pb2.TASK_STATE_FAILED
+CANCELLED = task_pb2.TASK_STATE_CANCELLED
 
 
 def secs(n: float) -> bytes:
@@ -242,3 +243,31 @@ async def test_coordinator_kill9_under_load_then_restart(
     finally:
         await driver.close()
         procs.close()
+
+
+async def test_a_parent_lost_with_its_agent_has_its_children_cancelled(
+    procs: Processes, driver: Driver
+) -> None:
+    """The agent running a parent dies while its child runs: the parent fails coordinator-side
+    (its one attempt lost), and the coordinator cancels the child, which nobody waits for."""
+    procs.env["HIVEWIRE_GATEWAY_ADDR"] = await procs.start_gateway()
+    procs.start_agent("a")
+    a = await driver.agent_id("a")
+    parent = await driver.submit("parent", secs(120), max_attempts=1)
+    children = driver.keys.task_children(parent.task_id)
+
+    async def spawned() -> str | None:
+        ids = await driver.redis.smembers(children)
+        return next(iter(ids)).decode() if ids else None
+
+    child_id = await eventually(spawned, message=f"the child spawned\n{procs.logs()}")
+    await driver.wait_for(child_id, lambda t: t.state == RUNNING and t.agent_id == a)
+    procs.start_agent("b")  # takes the child over once a's lease runs out
+    await driver.agent_id("b")
+    procs.kill("a")
+    done = await driver.wait_for(parent.task_id, lambda t: t.state == FAILED)
+    assert done.attempt == 1, done
+    child = await driver.wait_for(child_id, lambda t: t.state == CANCELLED)
+    assert child.parent_task_id == parent.task_id
+    assert "TASK_CANCELLED" in types(await driver.events(child_id)), procs.logs()
+    assert await driver.redis.xlen(driver.keys.ended_parents) == 0  # handled and deleted

@@ -16,7 +16,7 @@ from hivewire_services.common.tenancy import tenant_of
 TASK_FIELDS = tuple(
     f.encode()
     for f in task_fields.TASK_FIELDS
-    if f not in {"seq", "token", "held", "errors", "fair_tag"}
+    if f not in {"seq", "token", "held", "errors", "fair_tag", "children"}
 )
 STATE_AT = TASK_FIELDS.index(b"state")
 _FIELD_NAMES = tuple(f.decode() for f in TASK_FIELDS)

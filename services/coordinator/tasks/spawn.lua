@@ -2,7 +2,8 @@
 -- parent is ASSIGNED or RUNNING and its current attempt token is the one given. The child
 -- joins the parent's workflow, tenant and trace (its workflow_id and traceparent) and its
 -- fairness key and weight, records parent_task_id, and is added to the parent's children set
--- (cancelled with the parent).
+-- (cancelled with the parent; the parent is marked `children`, so tasklib.lua's finish names
+-- it on the ended-parents stream if it ends in any state but SUCCEEDED).
 -- The child records who spawned it (spawned_by: the caller's principal name): an agent may
 -- read and cancel only the children it spawned.
 -- A repeated request_id returns the task it created before.
@@ -34,5 +35,6 @@ create_task(row, ARGV[8])
 local id = row[NEW_TASK_TASK_ID]
 redis.call('HSET', ARGV[1] .. K_TASK .. id, 'parent_task_id', ARGV[9], 'spawned_by', ARGV[10])
 redis.call('SADD', KEYS[6], id)
+redis.call('HSET', KEYS[5], 'children', '1')  -- its end, unless SUCCEEDED, cancels them (finish)
 redis.call('PEXPIRE', KEYS[6], ARGV[6])
 return {1, id}

@@ -98,6 +98,8 @@ end
 -- Enter a terminal state, with its bookkeeping (indexes, retention, workflow notice). A task
 -- with output gets an `end` entry in its output stream, so followers (the gateway's
 -- StreamTaskOutput) wake up and stop; retention deletes the stream with the hash (expire.lua).
+-- A task that spawned children and ends in any state but SUCCEEDED is named on the
+-- ended-parents stream: a coordinator cancels its unfinished children (children.py).
 local function finish(C, t, to, fields)
   redis.call('HSET', t.key, 'state', to, 'end_ms', C.now, unpack(fields or {}))
   move_index(C, t, to)
@@ -107,6 +109,10 @@ local function finish(C, t, to, fields)
   notify_workflow(C.prefix, t.workflow_id, t.step_id, t.id, to)
   if t.output_bytes then
     redis.call('XADD', C.prefix .. K_OUTPUT .. t.id, '*', 'end', to)
+  end
+  if t.children and to ~= TASK_STATE_SUCCEEDED then  -- spawn.lua marks a parent
+    redis.call('XADD', C.prefix .. K_ENDED_PARENTS, 'MAXLEN', '~', C.maxlen, '*',
+      'task_id', t.id)
   end
 end
 
