@@ -187,6 +187,21 @@ async def test_a_silent_stream_ends_after_a_lease_and_keeps_its_identity(
     assert event_pb2.EVENT_TYPE_AGENT_DEREGISTERED not in mine
 
 
+async def test_a_half_close_without_a_drain_leaves_the_agent_registered(
+    channel: grpc.aio.Channel, redis: Redis, keys: Keys
+) -> None:
+    """A broken connection looks like a half-close to the gateway: it must not deregister (or
+    drain) an agent that is about to resume, so only a drained agent leaves."""
+    raw = RawAgent(channel)
+    await raw.open()
+    await raw.call.done_writing()
+    err = await raw.ended()
+    assert err is not None and err.code() == grpc.StatusCode.FAILED_PRECONDITION, err
+    assert "drain" in (err.details() or "")
+    state = await redis.hget(keys.agent(raw.agent_id), "state")
+    assert int(state or 0) == agent_pb2.AGENT_STATE_ONLINE
+
+
 async def test_drain_then_half_close_deregisters_and_ends_ok(
     channel: grpc.aio.Channel, redis: Redis, keys: Keys
 ) -> None:

@@ -1,9 +1,10 @@
 """One agent's AgentService stream on the gateway, from hello to its end.
 
 hello awaited -> open (assignments flow, never more unfinished than the agent's slots) ->
-draining (no more inbox reads) -> closing (the agent half-closed: its reports are stored, it is
-deregistered, the stream ends OK). A stream that breaks just ends: the identity keeps its lease
-until it runs out, so the agent can resume on any gateway. docs/agents.md is the protocol.
+draining (no more inbox reads) -> closing (the agent half-closed after its drain: its reports
+are stored, it is deregistered, the stream ends OK). A stream that breaks just ends: the
+identity keeps its lease until it runs out, so the agent can resume on any gateway.
+docs/agents.md is the protocol.
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ import grpc
 from hivewire.core.background import cancel_and_wait
 from hivewire.core.result_writer import ResultWriter
 from hivewire.v1 import agent_service_pb2 as pb
-from hivewire_services.common.errors import HivewireError, InvalidArgument, Unavailable
+from hivewire_services.common.errors import (
+    FailedPrecondition,
+    HivewireError,
+    InvalidArgument,
+    Unavailable,
+)
 from hivewire_services.common.redis import Redis
 from hivewire_services.gateway.agents.identity import LOST_CODES, Identity, Registrar, welcome_of
 from hivewire_services.gateway.agents.inbox import Inbox, InboxGone
@@ -144,6 +150,19 @@ class Connection:
         except TimeoutError:
             self.fail(
                 DeadlineExceeded(f"no message from the agent for {silence:g}s", reason="SILENT")
+            )
+            return
+        if not self._draining:
+            # A broken connection ends the requests as a half-close does (grpc.aio hands this
+            # task EOF before it cancels the call), and leaving undrained would deregister an
+            # agent that is about to resume: only an agent that drained first leaves. The
+            # identity keeps its lease either way.
+            self.fail(
+                FailedPrecondition(
+                    "the agent half-closed without draining first; send drain, wait for the "
+                    "acks, then half-close",
+                    reason="HALF_CLOSE_WITHOUT_DRAIN",
+                )
             )
             return
         await self._close_session()
