@@ -101,8 +101,10 @@ class ResultsConsumer(StreamConsumer):
                 )
             )
         if bad:
-            await self.redis.xack(self.keys.results, RESULTS_GROUP, *bad)
-            await self.redis.xdel(self.keys.results, *bad)
+            async with self.redis.pipeline(transaction=True) as pipe:  # never acked, not deleted
+                pipe.xack(self.keys.results, RESULTS_GROUP, *bad)
+                pipe.xdel(self.keys.results, *bad)
+                await pipe.execute()
         if reports:
             reply = await self._progress(now, RESULTS_GROUP, reports)
             for name, value in zip(self.progress_counts, reply, strict=True):

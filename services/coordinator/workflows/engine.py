@@ -199,8 +199,12 @@ class WorkflowEngine(StreamConsumer):
                 logger.exception("workflow %s could not advance", wid)
         entry_ids = [e[0] for e in entries]
         if entry_ids:
-            await self.redis.xack(self.keys.workflow_updates, WORKFLOW_GROUP, *entry_ids)
-            await self.redis.xdel(self.keys.workflow_updates, *entry_ids)
+            # In one MULTI: a coordinator killed between the two would leave entries acknowledged
+            # yet never deleted (no consumer reads them again).
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.xack(self.keys.workflow_updates, WORKFLOW_GROUP, *entry_ids)
+                pipe.xdel(self.keys.workflow_updates, *entry_ids)
+                await pipe.execute()
 
 
 def _trace_advance(run: WorkflowRun, decided: Plan) -> None:
