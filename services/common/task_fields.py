@@ -107,6 +107,10 @@ LOADED_FIELDS: tuple[str, ...] = (
     "cstrategy",
     "rate",
     "children",
+    "request_id",
+    "labels",
+    "due_ms",
+    "waiting",
 )
 """What a transition loads (tasklib.lua load_task): never payload or result, which can be big."""
 
