@@ -253,7 +253,11 @@ async def test_node_agent_resumes_and_resends_after_a_broken_stream(
         # task's run has to be caught: the assignment reaches the agent, its reports do not.
         proxy.hold_upstream()
         lost = await _submit(client, "count", {"to": 2, "delay_ms": 100})
-        await node.line(rf"task {lost} attempt 1 SUCCEEDED")
+        try:
+            await node.line(rf"task {lost} attempt 1 SUCCEEDED")
+        except AssertionError as exc:
+            task = await client.get(lost)
+            raise AssertionError(f"{exc}\nthe task: {task}\nthe stack:\n{stack.log()}") from None
         assert (await client.get(lost)).state == task_pb2.TASK_STATE_ASSIGNED
         proxy.cut()
         done = await client.wait(lost, timeout=60)
