@@ -81,6 +81,15 @@ async def ensure_group(redis: Redis, stream: str, group: str, start_id: str = "0
             raise
 
 
+async def ack_and_delete(redis: Redis, stream: str, group: str, entry_ids: Sequence[bytes]) -> None:
+    """XACK and XDEL handled entries in one MULTI: a process killed between the two would leave
+    entries acknowledged yet never deleted, which no consumer reads again."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.xack(stream, group, *entry_ids)
+        pipe.xdel(stream, *entry_ids)
+        await pipe.execute()
+
+
 def is_nogroup(exc: ResponseError) -> bool:
     return str(exc).startswith("NOGROUP")
 

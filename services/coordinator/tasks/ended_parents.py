@@ -13,7 +13,7 @@ import logging
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
-from hivewire_services.common.streams import Entry, GroupOptions, StreamConsumer
+from hivewire_services.common.streams import Entry, GroupOptions, StreamConsumer, ack_and_delete
 from hivewire_services.coordinator.tasks.children import ChildTasks
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,4 @@ class EndedParents(StreamConsumer):
                 logger.info("task %s ended: cancelled %d of its children", parent, cancelled)
             self.cancelled += cancelled
         ids = [entry_id for entry_id, _ in entries]
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self.keys.ended_parents, GROUP, *ids)
-            pipe.xdel(self.keys.ended_parents, *ids)
-            await pipe.execute()
+        await ack_and_delete(self.redis, self.keys.ended_parents, GROUP, ids)

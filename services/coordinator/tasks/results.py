@@ -14,7 +14,7 @@ from hivewire.v1 import stream_pb2
 from hivewire_services.common.errors import InvalidArgument
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
-from hivewire_services.common.streams import Entry, GroupOptions, StreamConsumer
+from hivewire_services.common.streams import Entry, GroupOptions, StreamConsumer, ack_and_delete
 from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.tasks import scripts
 from hivewire_services.coordinator.tasks.dispatch_tracing import (
@@ -101,10 +101,7 @@ class ResultsConsumer(StreamConsumer):
                 )
             )
         if bad:
-            async with self.redis.pipeline(transaction=True) as pipe:  # never acked, not deleted
-                pipe.xack(self.keys.results, RESULTS_GROUP, *bad)
-                pipe.xdel(self.keys.results, *bad)
-                await pipe.execute()
+            await ack_and_delete(self.redis, self.keys.results, RESULTS_GROUP, bad)
         if reports:
             reply = await self._progress(now, RESULTS_GROUP, reports)
             for name, value in zip(self.progress_counts, reply, strict=True):

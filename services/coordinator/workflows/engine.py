@@ -23,7 +23,7 @@ from hivewire.v1 import workflow_pb2
 from hivewire_services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import REDIS_UNAVAILABLE, Redis
-from hivewire_services.common.streams import Entry, GroupOptions, StreamConsumer
+from hivewire_services.common.streams import Entry, GroupOptions, StreamConsumer, ack_and_delete
 from hivewire_services.common.workflow_spec import WorkflowDef
 from hivewire_services.coordinator.config import CoordinatorSettings
 from hivewire_services.coordinator.tasks.children import ChildTasks
@@ -199,12 +199,7 @@ class WorkflowEngine(StreamConsumer):
                 logger.exception("workflow %s could not advance", wid)
         entry_ids = [e[0] for e in entries]
         if entry_ids:
-            # In one MULTI: a coordinator killed between the two would leave entries acknowledged
-            # yet never deleted (no consumer reads them again).
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.xack(self.keys.workflow_updates, WORKFLOW_GROUP, *entry_ids)
-                pipe.xdel(self.keys.workflow_updates, *entry_ids)
-                await pipe.execute()
+            await ack_and_delete(self.redis, self.keys.workflow_updates, WORKFLOW_GROUP, entry_ids)
 
 
 def _trace_advance(run: WorkflowRun, decided: Plan) -> None:
