@@ -201,6 +201,44 @@ async def test_stale_duplicate_and_forged_results_are_ignored(parts: Parts) -> N
     assert int(await parts.redis.hget(parts.keys.agent_load, agent)) == 0
 
 
+async def test_a_succeeded_task_keeps_only_the_fields_that_say_something(parts: Parts) -> None:
+    """A finished task is most of what Redis holds: its empty result and error, its attempt
+    token and its queue bookkeeping go (every reader takes them as empty), and a report that
+    comes after its success is still taken as late, not applied."""
+    agent = await add_agent(parts.redis, parts.keys, parts.cache, ["flaky"])
+    [task] = await parts.submit("flaky", max_attempts=2)
+    await parts.scheduler.schedule_once()
+    [env] = await read_inbox(parts.redis, parts.keys, agent)
+    await send_result(parts.redis, parts.keys, env, stream_pb2.TASK_OUTCOME_FAILED, error="boom")
+    await parts.drain_results()
+    assert (await parts.store.get(task.task_id)).error == "boom"
+    await eventually(parts.scheduler.promote_due, within=10, message="the retry promoted")
+    assert await parts.scheduler.schedule_once() == 1
+    [env2] = await read_inbox(parts.redis, parts.keys, agent)
+    key = parts.keys.task(task.task_id)
+    assert await parts.redis.hget(key, "token") == env2.attempt_token.encode()
+    await send_result(parts.redis, parts.keys, env2)  # succeeded, empty result
+    await parts.drain_results()
+    fields = set(await parts.redis.hkeys(key))
+    assert not fields & {b"token", b"result", b"error", b"held", b"fair_tag"}, fields
+    done = await parts.store.get(task.task_id)
+    assert (done.state, done.result, done.error, done.attempt, done.agent_id) == (
+        task_pb2.TASK_STATE_SUCCEEDED,
+        b"",
+        "",  # the first attempt's error went with the success
+        2,
+        agent,
+    )
+    await send_result(parts.redis, parts.keys, env2, result=b"again")
+    await send_result(parts.redis, parts.keys, env2, stream_pb2.TASK_OUTCOME_FAILED, error="x")
+    await parts.drain_results()
+    after = await parts.store.get(task.task_id)
+    assert (after.state, after.result, after.error) == (task_pb2.TASK_STATE_SUCCEEDED, b"", "")
+    ignored = [e for e in await parts.events() if e.type == event_pb2.EVENT_TYPE_RESULT_IGNORED]
+    assert [e.message for e in ignored] == ["duplicate result (task already SUCCEEDED)"] * 2
+    assert int(await parts.redis.hget(parts.keys.agent_load, agent)) == 0
+
+
 async def test_results_from_another_agent_with_the_right_token_are_ignored(parts: Parts) -> None:
     agent = await add_agent(parts.redis, parts.keys, parts.cache, ["echo"])
     thief = await add_agent(parts.redis, parts.keys, parts.cache, ["other"])

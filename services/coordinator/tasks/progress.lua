@@ -76,7 +76,8 @@ for _ = 1, n do
     why = 'unknown task'
   elseif tonumber(t.attempt) ~= attempt then
     why = 'progress report for superseded attempt ' .. attempt .. ' (current ' .. t.attempt .. ')'
-  elseif t.token ~= token then
+  elseif t.token ~= token and (t.token or t.state ~= TASK_STATE_SUCCEEDED) then
+    -- (a SUCCEEDED task keeps no token: tasklib.lua drop_defaults)
     why = 'wrong attempt token'
   elseif t.agent_id ~= agent_id then
     why = 'progress report from an agent other than the assignee ' .. (t.agent_id or '')

@@ -16,7 +16,9 @@ local t = redis.call('HMGET', KEYS[5], 'state', 'token', 'workflow_id', 'trace_i
   'fairness_key', 'fairness_weight', 'tenant')
 local state = tonumber(t[1])
 if not state then return {0, ''} end
-if t[2] ~= ARGV[5] then return {-1, ''} end
+-- A SUCCEEDED parent keeps no token (tasklib.lua drop_defaults): it is not running, as any
+-- finished parent is to its last attempt.
+if t[2] ~= ARGV[5] and (t[2] or state ~= TASK_STATE_SUCCEEDED) then return {-1, ''} end
 if state ~= TASK_STATE_ASSIGNED and state ~= TASK_STATE_RUNNING then return {-2, tostring(state)} end
 local row = cjson.decode(ARGV[7])
 local request_key = row[NEW_TASK_WIDTH + 1]

@@ -101,9 +101,12 @@ end
 -- finished tasks kept for the retention period are most of Redis's memory). `fair_tag` is
 -- queue bookkeeping: a task queued again (a dead letter retried) takes a fresh turn. `held`
 -- goes only once the attempt's slot is released: a cancelled live attempt keeps it until its
--- agent reports or its lease runs out.
-local function drop_defaults(t)
-  local gone, n = {}, 0
+-- agent reports or its lease runs out. A SUCCEEDED task drops its attempt `token` too: no
+-- attempt of it can run again, and complete.lua and progress.lua take a late report for it
+-- as late without comparing tokens (spawn.lua refuses it as it refuses a wrong token). `gone`:
+-- fields the caller already knows are at their defaults (finish's empty result and error).
+local function drop_defaults(t, gone)
+  local n = #gone
   for _, f in ipairs({'backoff_ms', 'backoff_max_ms', 'hb_ms', 'timeout_ms', 's2s_ms',
       'progress_ms', 'due_ms', 'climit', 'cstrategy'}) do
     if t[f] == '0' then n = n + 1; gone[n] = f end
@@ -114,6 +117,9 @@ local function drop_defaults(t)
   end
   if t.labels == '{}' then n = n + 1; gone[n] = 'labels' end
   if t.fair_tag then n = n + 1; gone[n] = 'fair_tag' end
+  if t.state == TASK_STATE_SUCCEEDED and (t.held or '') == '' and t.token then
+    n = n + 1; gone[n] = 'token'
+  end
   if n > 0 then redis.call('HDEL', t.key, unpack(gone, 1, n)) end
 end
 
@@ -123,7 +129,20 @@ end
 -- A task that spawned children and ends in any state but SUCCEEDED is named on the
 -- ended-parents stream: a coordinator cancels its unfinished children (children.py).
 local function finish(C, t, to, fields)
-  redis.call('HSET', t.key, 'state', to, 'end_ms', C.now, unpack(fields or {}))
+  -- An empty result or error is not written but cleared (an earlier attempt's error may be
+  -- there): every reader takes a missing one as empty.
+  local set, empty = {'state', to, 'end_ms', C.now}, {}
+  fields = fields or {}
+  for i = 1, #fields, 2 do
+    local f, v = fields[i], fields[i + 1]
+    if v == '' and (f == 'result' or f == 'error') then
+      empty[#empty + 1] = f
+    else
+      local k = #set
+      set[k + 1], set[k + 2] = f, v
+    end
+  end
+  redis.call('HSET', t.key, unpack(set))
   move_index(C, t, to)
   t.state = to
   redis.call('ZADD', C.finished, C.now, t.id)
@@ -132,7 +151,7 @@ local function finish(C, t, to, fields)
   if t.output_bytes then
     redis.call('XADD', C.prefix .. K_OUTPUT .. t.id, '*', 'end', to)
   end
-  drop_defaults(t)
+  drop_defaults(t, empty)
   if t.children and to ~= TASK_STATE_SUCCEEDED then  -- spawn.lua marks a parent
     redis.call('XADD', C.prefix .. K_ENDED_PARENTS, 'MAXLEN', '~', C.maxlen, '*',
       'task_id', t.id)
