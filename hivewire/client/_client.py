@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from hivewire.client._direct import DirectCalls
 from hivewire.client._dlq import DeadLetterMethods
 from hivewire.client._events import EventStream
 from hivewire.client._flow import RateLimitMethods
@@ -168,17 +169,20 @@ class Client(
         self.addr = addr or client_setting("GATEWAY_ADDR", DEFAULT_GATEWAY_ADDR)
         self.timeout = timeout
         self.tls = tls if tls is not None else tls_from_env()
+        token = token_from_env(token)
         self._channel = aio_channel(
             self.addr,
             self.tls,
             options=channel_options(),
             interceptors=client_interceptors(),
-            token=token_from_env(token),
+            token=token,
         )
         self._stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
+        self._direct = DirectCalls(self.addr, self.tls, token)
 
     async def close(self) -> None:
         await self._channel.close()
+        await self._direct.close()
 
     async def _exit(self) -> None:
         await self.close()
@@ -239,9 +243,15 @@ class Client(
             rate_limit_units=rate_limit_units,
             **timeouts,
         )
-        resp: task_pb2.SubmitTaskResponse = await self._stub.SubmitTask(
-            req, timeout=self.timeout, metadata=_trace_metadata()
-        )
+        resp: task_pb2.SubmitTaskResponse
+        if self._direct.usable():
+            resp = await self._direct.stub.SubmitTask(
+                req, timeout=self.timeout, metadata=self._direct.metadata()
+            )
+        else:
+            resp = await self._stub.SubmitTask(
+                req, timeout=self.timeout, metadata=_trace_metadata()
+            )
         return resp.task
 
     async def submit_many(
@@ -251,11 +261,16 @@ class Client(
         reqs = [
             t if isinstance(t, task_pb2.SubmitTaskRequest) else _submit_request(**t) for t in tasks
         ]
-        resp = await self._stub.SubmitTasks(
-            task_pb2.SubmitTasksRequest(tasks=reqs),
-            timeout=self.timeout,
-            metadata=_trace_metadata(),
-        )
+        request = task_pb2.SubmitTasksRequest(tasks=reqs)
+        resp: task_pb2.SubmitTasksResponse
+        if self._direct.usable():
+            resp = await self._direct.stub.SubmitTasks(
+                request, timeout=self.timeout, metadata=self._direct.metadata()
+            )
+        else:
+            resp = await self._stub.SubmitTasks(
+                request, timeout=self.timeout, metadata=_trace_metadata()
+            )
         return list(resp.tasks)
 
     async def get(self, task_id: str) -> task_pb2.Task:

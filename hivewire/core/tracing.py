@@ -51,6 +51,14 @@ def recording() -> bool:
     return _recording
 
 
+def provider_records() -> bool:
+    """recording(), asked again while it says no (a program may install its provider after it
+    made a client); a provider once installed stays (the API refuses to replace it)."""
+    if not recording():
+        refresh_recording()
+    return recording()
+
+
 def refresh_recording() -> None:
     """Forget recording()'s cached answer (after trace.set_tracer_provider)."""
     global _recording

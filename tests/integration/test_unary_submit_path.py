@@ -7,6 +7,7 @@ import asyncio
 
 import grpc
 
+from hivewire.client import Client
 from hivewire.core import tracing
 from hivewire.v1 import gateway_pb2_grpc, task_pb2
 from tests.integration.stack import Stack
@@ -31,6 +32,27 @@ async def test_a_callers_trace_id_reaches_its_task_with_tracing_off(stack: Stack
     # Without trace context a task still gets a trace id of its own.
     assert len(plain.task.trace_id) == 32
     assert plain.task.trace_id != reply.task.trace_id
+
+
+async def test_the_client_submits_past_its_interceptors_with_the_trace_it_is_in(
+    stack: Stack,
+) -> None:
+    """With no tracer provider the SDK's submits skip the channel interceptors (client/_direct.py)
+    and still carry the caller's trace context; without one each submission starts a trace."""
+    assert not tracing.provider_records()
+    given = tracing.new_traceparent()
+    async with Client(stack.gateway_addr) as client:
+        token = tracing.attach(tracing.context_of(given))  # type: ignore[arg-type]
+        try:
+            one = await client.submit("echo", b"x")
+            [many] = await client.submit_many([{"capability": "echo", "payload": b"y"}])
+        finally:
+            tracing.detach(token)
+        fresh = await client.submit("echo", b"z")
+        # The intercepted channel was never dialled: every call above went the direct way.
+        assert client._channel.get_state() == grpc.ChannelConnectivity.IDLE
+    assert one.trace_id == many.trace_id == tracing.trace_id_of(given)
+    assert len(fresh.trace_id) == 32 and fresh.trace_id != one.trace_id
 
 
 async def test_concurrent_unary_submits_each_get_their_own_task(stack: Stack) -> None:
