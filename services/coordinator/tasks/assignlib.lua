@@ -9,11 +9,12 @@
 -- to the agent's inbox.
 -- `agents` holds the agents met in this script call ({online, max, load}: nothing else changes
 -- them meanwhile). With `probe`, a task flow control holds back is left in its queue as it was
--- (a scheduling pass parks it); without, it is parked (flowgate.lua).
+-- (a scheduling pass parks it); without, it is parked (flowgate.lua). An `unqueued` task
+-- (submit.lua: created in this call, in no queue nor by-state index yet) is not dequeued.
 -- Returns 1 applied, 0 task no longer pending, 2 agent not online, 3 agent has no free slot,
 -- 4 parked on its full concurrency key, 5 cancelled by its concurrency strategy, 6 parked in the
 -- due set by a rate limit (with `probe`, 4 and 6 mean it would have been).
-local function assign_task(C, agents, b, probe)
+local function assign_task(C, agents, b, probe, unqueued)
   local task_id, agent_id = ARGV[b + ASSIGN_ROW_TASK_ID], ARGV[b + ASSIGN_ROW_AGENT_ID]
   local attempt = tonumber(ARGV[b + ASSIGN_ROW_ATTEMPT])
   local t = load_task(C, task_id)
@@ -29,7 +30,7 @@ local function assign_task(C, agents, b, probe)
   if a.load >= a.max then return 3 end
   local ok, take_or_code = flow_gate(C, t, probe)
   if not ok then return take_or_code end
-  if not dequeue(C.prefix, t, true) then return 0 end
+  if not unqueued and not dequeue(C.prefix, t, true) then return 0 end
   flow_take(C, t, take_or_code)
   a.load = tonumber(redis.call('HINCRBY', C.load, agent_id, 1))
   redis.call('HSET', t.key, 'state', TASK_STATE_ASSIGNED, 'attempt', attempt,
@@ -38,7 +39,11 @@ local function assign_task(C, agents, b, probe)
   if attempt > 1 then
     redis.call('HDEL', t.key, 'progress')  -- an earlier attempt's progress is not this one's
   end
-  move_index(C, t, TASK_STATE_ASSIGNED)
+  if unqueued then
+    redis.call('ZADD', C.prefix .. K_TASKS_BY_STATE .. TASK_STATE_ASSIGNED, t.seq, task_id)
+  else
+    move_index(C, t, TASK_STATE_ASSIGNED)
+  end
   redis.call('ZADD', C.leases, C.now + lease_ms(C, t), task_id)
   clear_start_deadline(C, t)
   -- The agent enforces attempt_timeout from when it starts the handler and reports the

@@ -7,6 +7,10 @@
 -- paused. Its tasks are then tried in queue order (priority, fair turns), as a scheduling pass
 -- takes them, until one is not assigned: that one and those behind it stay PENDING, and flow
 -- control only probes (the scheduler parks a task held back, as without an offer).
+-- When a capability's tasks in the batch share one priority and fairness key, queue order is
+-- batch order: each is assigned as it is created, without the queue entry, fair turn and
+-- PENDING index entry a scheduling pass would add and take away again (one submitted task:
+-- 10 Redis commands fewer); the first one not assigned is queued as create_task would have.
 -- KEYS: the tasklib context (1..8), tasks_index, task_seq, paused_queues
 -- ARGV: the tasklib context (1..7), request_ttl_s, n, rows, then the n payloads, then m and m
 --   offers, each an ASSIGN_ROW (scripts.py AssignRow, attempt 1);
@@ -36,7 +40,22 @@ if m > 0 and #redis.call('ZRANGEBYSCORE', C.due, '-inf', C.now, 'LIMIT', 0, 1) =
     end
   end
 end
-local out = {}
+-- How each open capability's offered tasks are tried: 'direct' (as they are created) when its
+-- rows share a priority and fairness key, else 'queue' (in queue order once all are created).
+local mode, order_of = {}, {}
+for i = 1, n do
+  local cap = rows[i][NEW_TASK_CAPABILITY]
+  if open[cap] then
+    local order = tostring(rows[i][NEW_TASK_PRIORITY]) .. ' '
+      .. tostring(rows[i][NEW_TASK_FAIRNESS_KEY])
+    if order_of[cap] == nil then
+      order_of[cap], mode[cap] = order, 'direct'
+    elseif order_of[cap] ~= order then
+      mode[cap] = 'queue'
+    end
+  end
+end
+local out, codes, agents = {}, {}, {}
 for i = 1, n do
   local r = rows[i]
   local task_id = r[NEW_TASK_TASK_ID]
@@ -51,18 +70,30 @@ for i = 1, n do
     if request_key ~= '' then
       redis.call('SET', request_key, task_id, 'EX', ttl)
     end
-    create_task(r, ARGV[10 + i])
+    local cap, b = r[NEW_TASK_CAPABILITY], offer_at[task_id]
+    if mode[cap] == 'direct' and b then
+      local seq = create_task(r, ARGV[10 + i], true)
+      codes[task_id] = assign_task(C, agents, b, true, true)
+      if codes[task_id] ~= 1 then
+        queue_created(r, seq)
+        mode[cap] = 'stopped'  -- those behind it wait for it
+      end
+    else
+      if mode[cap] == 'direct' then mode[cap] = 'stopped' end  -- no offer: it heads the queue
+      create_task(r, ARGV[10 + i])
+    end
     out[#out + 1] = task_id
   end
 end
-local codes, agents = {}, {}
 for _, cap in ipairs(caps) do
-  -- The queue holds tasks of this batch alone: it was empty before.
-  for _, id in ipairs(redis.call('ZRANGE', C.prefix .. K_PENDING .. cap, 0, -1)) do
-    local b = offer_at[id]
-    if not b then break end
-    codes[id] = assign_task(C, agents, b, true)
-    if codes[id] ~= 1 then break end
+  if mode[cap] == 'queue' then
+    -- The queue holds tasks of this batch alone: it was empty before.
+    for _, id in ipairs(redis.call('ZRANGE', C.prefix .. K_PENDING .. cap, 0, -1)) do
+      local b = offer_at[id]
+      if not b then break end
+      codes[id] = assign_task(C, agents, b, true)
+      if codes[id] ~= 1 then break end
+    end
   end
 end
 local offer_codes, loads = {}, {}

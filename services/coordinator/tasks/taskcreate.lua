@@ -101,7 +101,9 @@ end
 -- by the NEW_TASK_* indexes; a nil field means its default), pending queue entry, indexes, start
 -- deadline, SUBMITTED event. A task with a due time (due_ms) still ahead is created SCHEDULED
 -- instead: it waits in the due set (promote.lua queues it then) and emits TASK_SCHEDULED.
-local function create_task(row, payload)
+-- With `unqueued` a PENDING task is neither queued nor in the by-state index: the caller assigns
+-- it at once (submit.lua) or else queues it with queue_created. Returns the task's seq.
+local function create_task(row, payload, unqueued)
   local prefix, now = ARGV[1], tonumber(ARGV[2])
   local id, capability = row[NEW_TASK_TASK_ID], row[NEW_TASK_CAPABILITY]
   local seq = redis.call('INCR', KEYS[CREATE_SEQ])
@@ -113,12 +115,17 @@ local function create_task(row, payload)
   local hash = {'payload', payload, 'state', state, 'attempt', 0, 'seq', seq,
     'create_ms', now}
   local n = 10
-  if state == TASK_STATE_PENDING then
+  unqueued = unqueued and state == TASK_STATE_PENDING
+  if state == TASK_STATE_PENDING and not unqueued then
     -- A delayed task is queued (and takes its fair turn) when promote.lua finds it due.
     hash[11] = 'fair_tag'
     hash[12] = enqueue(prefix, {id = id, capability = capability,
       priority = row[NEW_TASK_PRIORITY], fairness_key = row[NEW_TASK_FAIRNESS_KEY],
       fairness_weight = row[NEW_TASK_FAIRNESS_WEIGHT]})
+    n = 12
+  elseif unqueued then
+    -- It heads its queue, which was empty: a retry of it goes back to the head (enqueue).
+    hash[11], hash[12] = 'fair_tag', 0
     n = 12
   end
   -- The id comes first (task_fields.NewTask): it names the hash and is no field of it.
@@ -138,7 +145,9 @@ local function create_task(row, payload)
     redis.call('ZADD', prefix .. K_DUE, due, id)
   end
   redis.call('ZADD', KEYS[CREATE_INDEX], seq, id)
-  redis.call('ZADD', prefix .. K_TASKS_BY_STATE .. state, seq, id)
+  if not unqueued then
+    redis.call('ZADD', prefix .. K_TASKS_BY_STATE .. state, seq, id)
+  end
   -- Schedule-to-start counts from when the task may start: its due time if delayed.
   local s2s_ms = tonumber(row[NEW_TASK_S2S_MS]) or 0
   if s2s_ms > 0 then
@@ -147,4 +156,16 @@ local function create_task(row, payload)
   emit_event(KEYS[1], ARGV[3], {type = event, ms = now, task_id = id,
     capability = capability, state = state, workflow_id = row[NEW_TASK_WORKFLOW_ID],
     step_id = row[NEW_TASK_STEP_ID], tenant = tenant})
+  return seq
+end
+
+-- Queue a task create_task made `unqueued` (its assignment did not go through), as create_task
+-- would have: its fair turn, pending queue entry and by-state index entry.
+local function queue_created(row, seq)
+  local prefix, id = ARGV[1], row[NEW_TASK_TASK_ID]
+  local tag = enqueue(prefix, {id = id, capability = row[NEW_TASK_CAPABILITY],
+    priority = row[NEW_TASK_PRIORITY], fairness_key = row[NEW_TASK_FAIRNESS_KEY],
+    fairness_weight = row[NEW_TASK_FAIRNESS_WEIGHT]})
+  redis.call('HSET', prefix .. K_TASK .. id, 'fair_tag', tag)
+  redis.call('ZADD', prefix .. K_TASKS_BY_STATE .. TASK_STATE_PENDING, seq, id)
 end
