@@ -7,7 +7,7 @@ import time
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
-__all__ = ["duration_from_seconds", "now_ms", "set_ms", "timestamp_now", "ts_from_ms"]
+__all__ = ["duration_from_seconds", "ms_of", "now_ms", "set_ms", "timestamp_now", "ts_from_ms"]
 
 
 def now_ms() -> int:
@@ -36,3 +36,14 @@ def set_ms(msg: Message, field: str, ms: int) -> None:
     """Set a Timestamp or Duration field from milliseconds; zero (not recorded) leaves it unset."""
     if ms:
         getattr(msg, field).FromMilliseconds(ms)
+
+
+def ms_of(msg: Message, field: str) -> int | None:
+    """A Timestamp or Duration field in milliseconds; None when it is unset or no valid time
+    (a Timestamp whose nanos are out of range: protobuf raises ValueError reading it)."""
+    if not msg.HasField(field):
+        return None
+    try:
+        return int(getattr(msg, field).ToMilliseconds())
+    except ValueError:
+        return None

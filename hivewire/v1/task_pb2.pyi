@@ -418,6 +418,7 @@ class SubmitTaskRequest(_message.Message):
     CONCURRENCY_LIMIT_FIELD_NUMBER: _builtins.int
     CONCURRENCY_STRATEGY_FIELD_NUMBER: _builtins.int
     RATE_LIMIT_UNITS_FIELD_NUMBER: _builtins.int
+    TRACEPARENT_FIELD_NUMBER: _builtins.int
     capability: _builtins.str
     """Capability the task needs; lowercase letters, digits, '.', '_', '-', ':' (1-64 characters)."""
     payload: _builtins.bytes
@@ -453,6 +454,11 @@ class SubmitTaskRequest(_message.Message):
     """Most tasks with the key running at once (1..1000; 0 means 1 when a key is set)."""
     concurrency_strategy: Global___ConcurrencyStrategy.ValueType
     """What happens when the key is full (default CONCURRENCY_STRATEGY_QUEUE)."""
+    traceparent: _builtins.str
+    """W3C traceparent of the trace the task joins (55 characters, version 00); empty: the call's
+    trace context, else a new trace. Lets one SubmitTasks call carry tasks of different traces
+    (the SDKs send concurrent submits together this way).
+    """
     @_builtins.property
     def required_labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Labels the agent must carry."""
@@ -526,10 +532,11 @@ class SubmitTaskRequest(_message.Message):
         concurrency_limit: _builtins.int = ...,
         concurrency_strategy: Global___ConcurrencyStrategy.ValueType = ...,
         rate_limit_units: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        traceparent: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "heartbeat_timeout", b"heartbeat_timeout", "progress_timeout", b"progress_timeout", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_after", b"start_after", "start_at", b"start_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "concurrency_key", b"concurrency_key", "concurrency_limit", b"concurrency_limit", "concurrency_strategy", b"concurrency_strategy", "fairness_key", b"fairness_key", "fairness_weight", b"fairness_weight", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "parent_attempt_token", b"parent_attempt_token", "parent_task_id", b"parent_task_id", "payload", b"payload", "priority", b"priority", "progress_timeout", b"progress_timeout", "rate_limit_units", b"rate_limit_units", "request_id", b"request_id", "required_labels", b"required_labels", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_after", b"start_after", "start_at", b"start_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_timeout", b"attempt_timeout", "capability", b"capability", "concurrency_key", b"concurrency_key", "concurrency_limit", b"concurrency_limit", "concurrency_strategy", b"concurrency_strategy", "fairness_key", b"fairness_key", "fairness_weight", b"fairness_weight", "heartbeat_timeout", b"heartbeat_timeout", "max_attempts", b"max_attempts", "parent_attempt_token", b"parent_attempt_token", "parent_task_id", b"parent_task_id", "payload", b"payload", "priority", b"priority", "progress_timeout", b"progress_timeout", "rate_limit_units", b"rate_limit_units", "request_id", b"request_id", "required_labels", b"required_labels", "retry_initial_backoff", b"retry_initial_backoff", "retry_max_backoff", b"retry_max_backoff", "schedule_to_start_timeout", b"schedule_to_start_timeout", "start_after", b"start_after", "start_at", b"start_at", "traceparent", b"traceparent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

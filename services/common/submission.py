@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
-from hivewire.core.clock import now_ms
+from hivewire.core.clock import ms_of, now_ms
+from hivewire.core.tracing import context_of
 from hivewire.v1 import task_pb2, workflow_pb2
 from hivewire_services.common import principal
 from hivewire_services.common.config import SubmissionSettings
@@ -126,7 +127,25 @@ def validate_task(
         fairness_weight=fairness_weight,
         start_after_ms=start_after_ms,
         start_at_ms=start_at_ms,
+        trace_id=check_traceparent(req.traceparent, f"{where}traceparent"),
     )
+
+
+TRACEPARENT_LENGTH = 55
+
+
+def check_traceparent(traceparent: str, field_name: str) -> str:
+    """A task's own traceparent ('' for none): a valid W3C version-00 one."""
+    if traceparent and (
+        len(traceparent) != TRACEPARENT_LENGTH
+        or not traceparent.startswith("00-")
+        or context_of(traceparent) is None
+    ):
+        raise InvalidArgument(
+            f"{field_name} is not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)",
+            field=field_name,
+        )
+    return traceparent
 
 
 MAX_DURATION_MS = 30 * 24 * 3600 * 1000
@@ -155,7 +174,12 @@ def start_delay(msg: TaskFields, where: str) -> tuple[int, int]:
     """(start_after ms, start_at epoch ms) of a task or step, 0 for unset (validation's
     check_start_delay: exclusive, bounded, a past start_at means now)."""
     after = msg.start_after.ToMilliseconds() if msg.HasField("start_after") else None
-    at = msg.start_at.ToMilliseconds() if msg.HasField("start_at") else None
+    at = ms_of(msg, "start_at")
+    if at is None and msg.HasField("start_at"):
+        raise InvalidArgument(
+            f"{where}start_at is not a valid timestamp (nanos 0..999,999,999)",
+            field=f"{where}start_at",
+        )
     return check_start_delay(after, at, now_ms(), where)
 
 

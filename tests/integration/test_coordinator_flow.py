@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
+from hivewire.core.wire import RESULT_FIELD
 from hivewire.v1 import event_pb2, stream_pb2, task_pb2
 from hivewire_services.common.events import decode_entry
 from hivewire_services.common.keys import Keys
@@ -237,6 +238,30 @@ async def test_a_succeeded_task_keeps_only_the_fields_that_say_something(parts: 
     ignored = [e for e in await parts.events() if e.type == event_pb2.EVENT_TYPE_RESULT_IGNORED]
     assert [e.message for e in ignored] == ["duplicate result (task already SUCCEEDED)"] * 2
     assert int(await parts.redis.hget(parts.keys.agent_load, agent)) == 0
+
+
+async def test_a_result_with_times_that_are_no_valid_timestamps_is_applied(parts: Parts) -> None:
+    """An agent's malformed start or end time (nanos out of range) is dropped, not its result."""
+    agent = await add_agent(parts.redis, parts.keys, parts.cache, ["echo"])
+    [task] = await parts.submit("echo")
+    await parts.scheduler.schedule_once()
+    [env] = await read_inbox(parts.redis, parts.keys, agent)
+    msg = stream_pb2.TaskResult(
+        task_id=env.task_id,
+        attempt=env.attempt,
+        attempt_token=env.attempt_token,
+        agent_id=env.agent_id,
+        outcome=stream_pb2.TASK_OUTCOME_SUCCEEDED,
+        result=b"ok",
+    )
+    msg.start_time.seconds, msg.start_time.nanos = 1, 1_000_000_000
+    msg.end_time.seconds, msg.end_time.nanos = 5, -1
+    await parts.redis.xadd(parts.keys.results, {RESULT_FIELD: msg.SerializeToString()})
+    await parts.drain_results()
+    done = await parts.store.get(task.task_id)
+    assert (done.state, done.result) == (task_pb2.TASK_STATE_SUCCEEDED, b"ok")
+    assert not done.HasField("start_time")
+    assert await parts.redis.xlen(parts.keys.results) == 0
 
 
 async def test_results_from_another_agent_with_the_right_token_are_ignored(parts: Parts) -> None:

@@ -50,3 +50,38 @@ def test_bad_durations_name_their_field(name: str, seconds: int) -> None:
     with pytest.raises(InvalidArgument) as err:
         validate_batch([task_pb2.SubmitTaskRequest(capability="x"), req], SubmissionSettings())
     assert [v.field for v in err.value.violations] == [f"tasks[1].{name}"]
+
+
+@pytest.mark.parametrize("seconds, nanos", [(3600, -1), (0, 1_000_000_000)])
+def test_a_start_at_that_is_no_valid_time_is_named(seconds: int, nanos: int) -> None:
+    req = task_pb2.SubmitTaskRequest(capability="x")
+    req.start_at.seconds, req.start_at.nanos = seconds, nanos
+    with pytest.raises(InvalidArgument) as err:
+        validate_batch([task_pb2.SubmitTaskRequest(capability="x"), req], SubmissionSettings())
+    assert [v.field for v in err.value.violations] == ["tasks[1].start_at"]
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        "not-a-traceparent",
+        "00-" + "0" * 32 + "-" + "1" * 16 + "-01",  # all-zero trace id
+        "00-" + "A" * 32 + "-" + "1" * 16 + "-01",  # upper case
+        "01-" + "a" * 32 + "-" + "1" * 16 + "-01-extra",
+    ],
+)
+def test_a_task_traceparent_must_be_a_w3c_one(traceparent: str) -> None:
+    req = task_pb2.SubmitTaskRequest(capability="x", traceparent=traceparent)
+    with pytest.raises(InvalidArgument) as err:
+        validate_task(req, SubmissionSettings())
+    assert [v.field for v in err.value.violations] == ["traceparent"]
+
+
+def test_a_task_traceparent_is_kept() -> None:
+    given = "00-" + "a" * 32 + "-" + "1" * 16 + "-01"
+    req = task_pb2.SubmitTaskRequest(capability="x", traceparent=given)
+    assert validate_task(req, SubmissionSettings()).trace_id == given
+    assert (
+        validate_task(task_pb2.SubmitTaskRequest(capability="x"), SubmissionSettings()).trace_id
+        == ""
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from hivewire.core.clock import ms_of
 from hivewire.v1 import stream_pb2
 from hivewire_services.coordinator.tasks.scripts import ProgressReport, ProgressRow
 
@@ -40,9 +41,8 @@ def progress_report(entry_id: bytes, result: stream_pb2.TaskResult, now: int) ->
         stamped = stamped_progress(result.progress, now)
         progress, message = stamped.SerializeToString(), stamped.message
     chunks = [chunk_bytes(c, now) for c in result.output]
-    start_ms: int | str = (
-        result.start_time.ToMilliseconds() if result.HasField("start_time") else now
-    )
+    reported = ms_of(result, "start_time")
+    start_ms: int | str = now if reported is None else reported
     row = ProgressRow(
         entry_id,
         result.task_id,

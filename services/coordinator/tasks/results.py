@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from google.protobuf.message import DecodeError
 
-from hivewire.core.clock import now_ms
+from hivewire.core.clock import ms_of, now_ms
 from hivewire.core.wire import RESULT_FIELD, RESULTS_GROUP
 from hivewire.v1 import stream_pb2
 from hivewire_services.common.errors import InvalidArgument
@@ -95,8 +95,8 @@ class ResultsConsumer(StreamConsumer):
                     result.outcome,
                     result.result,
                     result.error,
-                    result.start_time.ToMilliseconds() if result.HasField("start_time") else "",
-                    result.end_time.ToMilliseconds() if result.HasField("end_time") else "",
+                    _ms_or_empty(result, "start_time"),
+                    _ms_or_empty(result, "end_time"),
                     random.random(),
                 )
             )
@@ -118,3 +118,10 @@ class ResultsConsumer(StreamConsumer):
         # Freed slots matter only to tasks waiting for one; a retry's due time sets the alarm.
         if pending or got["retried"]:
             self._on_applied()
+
+
+def _ms_or_empty(result: stream_pb2.TaskResult, field: str) -> int | str:
+    """A reported time in ms, '' when unset or invalid (an agent's bad clock fields are not
+    worth losing its result over)."""
+    ms = ms_of(result, field)
+    return "" if ms is None else ms
