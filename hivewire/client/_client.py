@@ -7,7 +7,7 @@ async with Client() as client:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +19,7 @@ from hivewire.client._loops import every_item, poll_state
 from hivewire.client._operator import OperatorMethods
 from hivewire.client._output import OutputMethods
 from hivewire.client._schedules import ScheduleCalls
+from hivewire.client._submits import SubmitBatcher
 from hivewire.client._tokens import TokenMethods
 from hivewire.client._workflow import WorkflowCalls, workflow_to_dict
 from hivewire.core.backoff import backoff
@@ -179,8 +180,10 @@ class Client(
         )
         self._stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
         self._direct = DirectCalls(self.addr, self.tls, token)
+        self._submits = SubmitBatcher(self._submit_one, self._submit_each)
 
     async def close(self) -> None:
+        await self._submits.close()
         await self._channel.close()
         await self._direct.close()
 
@@ -243,16 +246,30 @@ class Client(
             rate_limit_units=rate_limit_units,
             **timeouts,
         )
-        resp: task_pb2.SubmitTaskResponse
         if self._direct.usable():
-            resp = await self._direct.stub.SubmitTask(
-                req, timeout=self.timeout, metadata=self._direct.metadata()
-            )
-        else:
-            resp = await self._stub.SubmitTask(
-                req, timeout=self.timeout, metadata=_trace_metadata()
-            )
+            # Its own trace, whichever call carries it (_submits.py: concurrent submits share).
+            req.traceparent = traceparent_of() or new_traceparent()
+            return await self._submits.submit(req)
+        resp: task_pb2.SubmitTaskResponse = await self._stub.SubmitTask(
+            req, timeout=self.timeout, metadata=_trace_metadata()
+        )
         return resp.task
+
+    async def _submit_one(self, req: task_pb2.SubmitTaskRequest) -> task_pb2.Task:
+        resp: task_pb2.SubmitTaskResponse = await self._direct.stub.SubmitTask(
+            req, timeout=self.timeout, metadata=self._direct.metadata(req.traceparent)
+        )
+        return resp.task
+
+    async def _submit_each(self, reqs: Sequence[task_pb2.SubmitTaskRequest]) -> list[task_pb2.Task]:
+        """Submits that waited for one in flight, in one call (each names its own trace; the
+        call's server spans join the first one's)."""
+        resp: task_pb2.SubmitTasksResponse = await self._direct.stub.SubmitTasks(
+            task_pb2.SubmitTasksRequest(tasks=reqs),
+            timeout=self.timeout,
+            metadata=self._direct.metadata(reqs[0].traceparent),
+        )
+        return list(resp.tasks)
 
     async def submit_many(
         self, tasks: Iterable[Mapping[str, Any] | task_pb2.SubmitTaskRequest]

@@ -25,10 +25,11 @@ class DirectCalls:
         """Whether a call may skip the interceptors: no span would be recorded for it."""
         return not provider_records()
 
-    def metadata(self) -> tuple[tuple[str, str], ...]:
-        """The caller's trace context (else a fresh trace, so the task's trace id is new) and
-        the token."""
-        return (("traceparent", traceparent_of() or new_traceparent()), *self._auth)
+    def metadata(self, traceparent: str = "") -> tuple[tuple[str, str], ...]:
+        """`traceparent`, else the caller's trace context (else a fresh trace, so the task's
+        trace id is new), and the token."""
+        traceparent = traceparent or traceparent_of() or new_traceparent()
+        return (("traceparent", traceparent), *self._auth)
 
     async def close(self) -> None:
         await self._channel.close()

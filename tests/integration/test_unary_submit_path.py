@@ -70,3 +70,66 @@ async def test_concurrent_submits_of_one_request_id_get_one_task(stack: Stack) -
         *(stack.client.submit("echo", b"same", request_id="once") for _ in range(8))
     )
     assert len({t.task_id for t in tasks}) == 1
+
+
+async def test_concurrent_submits_share_calls_and_keep_their_own_traces(stack: Stack) -> None:
+    """Submits made while one is in flight go together as one SubmitTasks call
+    (client/_submits.py); each task keeps its caller's trace."""
+    async with Client(stack.gateway_addr) as client:
+
+        async def submit_in_trace(i: int) -> tuple[str, task_pb2.Task]:
+            given = tracing.new_traceparent()
+            token = tracing.attach(tracing.context_of(given))  # type: ignore[arg-type]
+            try:
+                return given, await client.submit("echo", f"p{i}".encode())
+            finally:
+                tracing.detach(token)
+
+        results = await asyncio.gather(*(submit_in_trace(i) for i in range(30)))
+        assert client._submits.batches >= 1  # the first went alone, the rest waited for it
+        for i, (given, task) in enumerate(results):
+            assert task.trace_id == tracing.trace_id_of(given)
+            stored = await client.get(task.task_id)
+            assert (stored.payload, stored.trace_id) == (f"p{i}".encode(), task.trace_id)
+        untraced = await asyncio.gather(*(client.submit("echo", b"") for _ in range(10)))
+        assert len({t.trace_id for t in untraced}) == 10  # each a trace of its own
+
+
+async def test_a_bad_submit_among_concurrent_ones_fails_alone(stack: Stack) -> None:
+    """A refused request in a coalesced call fails its own caller only: nothing of the atomic
+    batch was created, so each request was sent again on its own."""
+    async with Client(stack.gateway_addr) as client:
+        first = asyncio.ensure_future(client.submit("echo", b"first"))
+        await asyncio.sleep(0)  # in flight: the next ones wait and go together
+        outcomes = await asyncio.gather(
+            client.submit("echo", b"good"),
+            client.submit("Not A Capability!", b"bad"),
+            client.submit("echo", b"limited", rate_limit_units={"no-such-limit": 1}),
+            client.submit("echo", b"good2"),
+            return_exceptions=True,
+        )
+        assert (await first).payload == b"first"
+        assert client._submits.batches == 1
+    good, bad, limited, good2 = outcomes
+    assert isinstance(good, task_pb2.Task) and good.payload == b"good"
+    assert isinstance(good2, task_pb2.Task) and good2.payload == b"good2"
+    assert isinstance(bad, grpc.aio.AioRpcError)
+    assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT and "capability" in (bad.details() or "")
+    assert isinstance(limited, grpc.aio.AioRpcError)
+    assert limited.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "no-such-limit" in (limited.details() or "")
+
+
+async def test_a_submit_given_up_while_it_waits_is_never_sent(stack: Stack) -> None:
+    async with Client(stack.gateway_addr) as client:
+        first = asyncio.ensure_future(client.submit("echo", b"first"))
+        await asyncio.sleep(0)
+        waiting = asyncio.ensure_future(client.submit("echo", b"given-up"))
+        await asyncio.sleep(0)
+        waiting.cancel()
+        await first
+        after = await client.submit("echo", b"after")  # the client goes on as before
+        assert after.payload == b"after"
+        assert client._submits.batches == 0
+        payloads = {t.payload async for t in client.iter_tasks(capability="echo")}
+    assert b"given-up" not in payloads and {b"first", b"after"} <= payloads
