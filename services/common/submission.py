@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from hivewire.core.clock import ms_of, now_ms
-from hivewire.core.tracing import context_of
+from hivewire.core.tracing import context_of, traceparent_of
 from hivewire.v1 import task_pb2, workflow_pb2
 from hivewire_services.common import principal
 from hivewire_services.common.config import SubmissionSettings
@@ -127,11 +127,23 @@ def validate_task(
         fairness_weight=fairness_weight,
         start_after_ms=start_after_ms,
         start_at_ms=start_at_ms,
-        trace_id=check_traceparent(req.traceparent, f"{where}traceparent"),
+        trace_id=own_traceparent(req.traceparent, f"{where}traceparent"),
     )
 
 
 TRACEPARENT_LENGTH = 55
+
+
+def own_traceparent(traceparent: str, field_name: str) -> str:
+    """The traceparent a task is stored with when its request names one: the current span's
+    when that is in the same trace (the request came in its own trace, so the task descends
+    from the submitting RPC's span, as without the field), else the one named."""
+    traceparent = check_traceparent(traceparent, field_name)
+    if traceparent:
+        current = traceparent_of()
+        if current and current[3:35] == traceparent[3:35]:
+            return current
+    return traceparent
 
 
 def check_traceparent(traceparent: str, field_name: str) -> str:

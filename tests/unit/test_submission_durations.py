@@ -85,3 +85,20 @@ def test_a_task_traceparent_is_kept() -> None:
         validate_task(task_pb2.SubmitTaskRequest(capability="x"), SubmissionSettings()).trace_id
         == ""
     )
+
+
+def test_a_task_traceparent_in_the_calls_own_trace_keeps_the_calls_span() -> None:
+    """Named and current in one trace: the task descends from the current (submitting RPC's)
+    span, as when the request names none; in another trace, the named one wins."""
+    from hivewire.core import tracing
+
+    named = "00-" + "a" * 32 + "-" + "1" * 16 + "-01"
+    same_trace = "00-" + "a" * 32 + "-" + "2" * 16 + "-01"
+    other_trace = "00-" + "b" * 32 + "-" + "3" * 16 + "-01"
+    req = task_pb2.SubmitTaskRequest(capability="x", traceparent=named)
+    for current, kept in ((same_trace, same_trace), (other_trace, named)):
+        token = tracing.attach(tracing.context_of(current))  # type: ignore[arg-type]
+        try:
+            assert validate_task(req, SubmissionSettings()).trace_id == kept
+        finally:
+            tracing.detach(token)
