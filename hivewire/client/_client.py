@@ -19,7 +19,6 @@ from hivewire.client._loops import every_item, poll_state
 from hivewire.client._operator import OperatorMethods
 from hivewire.client._output import OutputMethods
 from hivewire.client._schedules import ScheduleCalls
-from hivewire.client._submits import SubmitBatcher
 from hivewire.client._tokens import TokenMethods
 from hivewire.client._workflow import WorkflowCalls, workflow_to_dict
 from hivewire.core.backoff import backoff
@@ -27,6 +26,7 @@ from hivewire.core.convert import agent_to_dict, encode_payload, task_to_dict
 from hivewire.core.credentials import token_from_env
 from hivewire.core.defaults import DEFAULT_GATEWAY_ADDR, channel_options, client_setting
 from hivewire.core.lifecycle import AsyncComponent
+from hivewire.core.submits import submit_coalescer
 from hivewire.core.tls import TlsConfig, aio_channel, tls_from_env
 from hivewire.core.tracing import client_interceptors, new_traceparent, traceparent_of
 from hivewire.v1 import (
@@ -180,7 +180,8 @@ class Client(
         )
         self._stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
         self._direct = DirectCalls(self.addr, self.tls, token)
-        self._submits = SubmitBatcher(self._submit_one, self._submit_each)
+        # Submits made while one is in flight go together (hivewire/core/submits.py).
+        self._submits = submit_coalescer(self._submit_one, self._submit_each)
 
     async def close(self) -> None:
         await self._submits.close()
@@ -247,9 +248,9 @@ class Client(
             **timeouts,
         )
         if self._direct.usable():
-            # Its own trace, whichever call carries it (_submits.py: concurrent submits share).
+            # Its own trace, whichever call carries it (concurrent submits share calls).
             req.traceparent = traceparent_of() or new_traceparent()
-            return await self._submits.submit(req)
+            return await self._submits.call(req)
         resp: task_pb2.SubmitTaskResponse = await self._stub.SubmitTask(
             req, timeout=self.timeout, metadata=_trace_metadata()
         )
@@ -261,7 +262,9 @@ class Client(
         )
         return resp.task
 
-    async def _submit_each(self, reqs: Sequence[task_pb2.SubmitTaskRequest]) -> list[task_pb2.Task]:
+    async def _submit_each(
+        self, _key: object, reqs: Sequence[task_pb2.SubmitTaskRequest]
+    ) -> list[task_pb2.Task]:
         """Submits that waited for one in flight, in one call (each names its own trace; the
         call's server spans join the first one's)."""
         resp: task_pb2.SubmitTasksResponse = await self._direct.stub.SubmitTasks(

@@ -67,7 +67,19 @@ async def send_result(
     token: str | None = None,
 ) -> None:
     """Append the TaskResult an agent would send for an envelope."""
-    msg = stream_pb2.TaskResult(
+    msg = result_of(envelope, outcome, result, error, token)
+    await redis.xadd(keys.results, {RESULT_FIELD: msg.SerializeToString()})
+
+
+def result_of(
+    envelope: stream_pb2.TaskEnvelope,
+    outcome: int = stream_pb2.TASK_OUTCOME_SUCCEEDED,
+    result: bytes = b"",
+    error: str = "",
+    token: str | None = None,
+) -> stream_pb2.TaskResult:
+    """The TaskResult an agent would send for an envelope (its token unless `token`)."""
+    return stream_pb2.TaskResult(
         task_id=envelope.task_id,
         attempt=envelope.attempt,
         attempt_token=envelope.attempt_token if token is None else token,
@@ -76,4 +88,3 @@ async def send_result(
         result=result,
         error=error,
     )
-    await redis.xadd(keys.results, {RESULT_FIELD: msg.SerializeToString()})

@@ -17,7 +17,7 @@ from hivewire_services.coordinator.tasks.agent_cache import AgentCache
 from hivewire_services.coordinator.tasks.results import ResultsConsumer
 from hivewire_services.coordinator.tasks.scheduler import Scheduler
 from hivewire_services.coordinator.tasks.store import TaskStore
-from tests.integration.coordinator_helpers import add_agent, read_inbox, send_result
+from tests.integration.coordinator_helpers import add_agent, read_inbox, result_of, send_result
 from tests.settings import StackSettings
 from tests.waiting import eventually
 
@@ -157,13 +157,21 @@ async def test_required_labels_route_and_do_not_block(parts: Parts) -> None:
     assert (await parts.store.get(needs_tpu.task_id)).state == task_pb2.TASK_STATE_PENDING
 
 
-async def test_failures_retry_then_dead_letter(parts: Parts) -> None:
-    agent = await add_agent(parts.redis, parts.keys, parts.cache, ["fail"])
-    [task] = await parts.submit("fail", max_attempts=2)
+async def first_attempt_failed(
+    parts: Parts, capability: str, error: str
+) -> tuple[str, task_pb2.Task, stream_pb2.TaskEnvelope]:
+    """An agent, and a task of two attempts whose first one it failed with `error`."""
+    agent = await add_agent(parts.redis, parts.keys, parts.cache, [capability])
+    [task] = await parts.submit(capability, max_attempts=2)
     await parts.scheduler.schedule_once()
     [env] = await read_inbox(parts.redis, parts.keys, agent)
-    await send_result(parts.redis, parts.keys, env, stream_pb2.TASK_OUTCOME_FAILED, error="boom 1")
+    await send_result(parts.redis, parts.keys, env, stream_pb2.TASK_OUTCOME_FAILED, error=error)
     await parts.drain_results()
+    return agent, task, env
+
+
+async def test_failures_retry_then_dead_letter(parts: Parts) -> None:
+    agent, task, env = await first_attempt_failed(parts, "fail", "boom 1")
     retrying = await parts.store.get(task.task_id)
     assert retrying.state == task_pb2.TASK_STATE_PENDING
     assert retrying.error == "boom 1"
@@ -206,12 +214,7 @@ async def test_a_succeeded_task_keeps_only_the_fields_that_say_something(parts: 
     """A finished task is most of what Redis holds: its empty result and error, its attempt
     token and its queue bookkeeping go (every reader takes them as empty), and a report that
     comes after its success is still taken as late, not applied."""
-    agent = await add_agent(parts.redis, parts.keys, parts.cache, ["flaky"])
-    [task] = await parts.submit("flaky", max_attempts=2)
-    await parts.scheduler.schedule_once()
-    [env] = await read_inbox(parts.redis, parts.keys, agent)
-    await send_result(parts.redis, parts.keys, env, stream_pb2.TASK_OUTCOME_FAILED, error="boom")
-    await parts.drain_results()
+    agent, task, _ = await first_attempt_failed(parts, "flaky", "boom")
     assert (await parts.store.get(task.task_id)).error == "boom"
     await eventually(parts.scheduler.promote_due, within=10, message="the retry promoted")
     assert await parts.scheduler.schedule_once() == 1
@@ -246,14 +249,7 @@ async def test_a_result_with_times_that_are_no_valid_timestamps_is_applied(parts
     [task] = await parts.submit("echo")
     await parts.scheduler.schedule_once()
     [env] = await read_inbox(parts.redis, parts.keys, agent)
-    msg = stream_pb2.TaskResult(
-        task_id=env.task_id,
-        attempt=env.attempt,
-        attempt_token=env.attempt_token,
-        agent_id=env.agent_id,
-        outcome=stream_pb2.TASK_OUTCOME_SUCCEEDED,
-        result=b"ok",
-    )
+    msg = result_of(env, result=b"ok")
     msg.start_time.seconds, msg.start_time.nanos = 1, 1_000_000_000
     msg.end_time.seconds, msg.end_time.nanos = 5, -1
     await parts.redis.xadd(parts.keys.results, {RESULT_FIELD: msg.SerializeToString()})
