@@ -262,9 +262,7 @@ class Client(
         )
         return resp.task
 
-    async def _submit_each(
-        self, _key: object, reqs: Sequence[task_pb2.SubmitTaskRequest]
-    ) -> list[task_pb2.Task]:
+    async def _submit_each(self, reqs: Sequence[task_pb2.SubmitTaskRequest]) -> list[task_pb2.Task]:
         """Submits that waited for one in flight, in one call (each names its own trace; the
         call's server spans join the first one's)."""
         resp: task_pb2.SubmitTasksResponse = await self._direct.stub.SubmitTasks(

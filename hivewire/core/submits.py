@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 import grpc
 
@@ -32,9 +33,7 @@ PER_REQUEST = frozenset(
 )
 
 SendOne = Callable[[task_pb2.SubmitTaskRequest], Awaitable[task_pb2.Task]]
-SendMany = Callable[
-    [Hashable, Sequence[task_pb2.SubmitTaskRequest]], Awaitable[Sequence[task_pb2.Task]]
-]
+SendMany = Callable[[Sequence[task_pb2.SubmitTaskRequest]], Awaitable[Sequence[task_pb2.Task]]]
 
 
 def submit_coalescer(
@@ -42,22 +41,28 @@ def submit_coalescer(
     send_many: SendMany,
     *,
     key: Callable[[], Hashable] = lambda: None,
+    acting: Callable[[Hashable], AbstractContextManager[object]] = lambda _: nullcontext(),
     name: str = "hivewire-submits",
 ) -> Coalescer[task_pb2.SubmitTaskRequest, task_pb2.Task]:
     """A Coalescer of SubmitTask requests: alone through `send_one` (SubmitTask), together
-    through `send_many(key, requests)` (SubmitTasks as the key's caller)."""
+    through `send_many` (SubmitTasks). A waiting call's `key()` (its caller) groups batches, and
+    every call a batch makes, whether SubmitTasks or SubmitTask (a batch of one, a request
+    resent alone), runs inside `acting(key)`: the drain runs in whichever context released it,
+    not the waiting callers'."""
 
     async def send_batch(
         key: Hashable, requests: list[task_pb2.SubmitTaskRequest]
     ) -> Sequence[task_pb2.Task | BaseException]:
-        if len(requests) == 1:
-            return [await send_one(requests[0])]
-        try:
-            return await send_many(key, requests)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() not in PER_REQUEST:
-                raise
-        return await asyncio.gather(*(send_one(r) for r in requests), return_exceptions=True)
+        with acting(key):
+            if len(requests) == 1:
+                return [await send_one(requests[0])]
+            try:
+                return await send_many(requests)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in PER_REQUEST:
+                    raise
+            # gather's tasks copy this context: each runs as the key's caller too.
+            return await asyncio.gather(*(send_one(r) for r in requests), return_exceptions=True)
 
     return Coalescer(
         send_one,

@@ -121,6 +121,7 @@ class GatewayServer(ServiceProcess[GatewaySettings]):
             self.output,
             self._direct(),
         )
+        self.submits = servicer.submits  # its batch count shows the coalescing (tests)
         agents = self._agent_service(registry)
         keys = Keys(settings.namespace)
         tokens = AuthServicer(TokenStore(self.redis, keys), Audit(self.redis, keys, SERVICE_NAME))

@@ -32,6 +32,7 @@ from hivewire_services.gateway.events.snapshot import snapshot_events
 from hivewire_services.gateway.output import OutputReader
 from hivewire_services.gateway.stats.counters import SLOT_SECONDS
 from hivewire_services.gateway.stats.state_reader import StateReader
+from hivewire_services.gateway.submits import CoalescedSubmit, gateway_submits
 from hivewire_services.gateway.upstream import REGISTRY, Direct, Forward, forward
 from hivewire_services.gateway.workflow_count import stats_for
 
@@ -69,9 +70,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self._hub = hub
         self._output = output
         self._stats = stats_for(hub, settings, coordinator)
+        self.submits = gateway_submits(self, type(self).SubmitTask, type(self).SubmitTasks)
 
     # Checked, then forwarded to the upstream RPC of the same name.
-    SubmitTask = Forward(checks.check_submit)
+    SubmitTask = CoalescedSubmit()
     SubmitTasks = Forward(checks.submit_tasks)
     GetTask = Forward(checks.task_id)
     ListTasks = Forward(checks.list_tasks)

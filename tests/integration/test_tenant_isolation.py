@@ -14,7 +14,7 @@ import pytest
 from hivewire.agent import Agent, TaskContext
 from hivewire.client import Client
 from hivewire.core.tls import PLAINTEXT
-from hivewire.v1 import task_pb2
+from hivewire.v1 import gateway_pb2_grpc, task_pb2
 from hivewire_services.common.auth.tokens import TokenStore
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
@@ -149,3 +149,36 @@ async def test_an_agent_reaches_only_the_children_it_spawned(
         assert await code_of(other.cancel(pending.task_id)) == CODE.NOT_FOUND
         assert await code_of(planner.cancel(pending.task_id)) == CODE.NOT_FOUND
         assert (await acme.get(pending.task_id)).state == task_pb2.TASK_STATE_PENDING
+
+
+async def test_submits_the_gateway_sends_together_stay_with_their_callers_tenant(
+    secured: Stack, redis: Redis, keys: Keys
+) -> None:
+    """Raw SubmitTask calls (as a Node or grpcurl client makes them) that arrive while one is in
+    flight go to the coordinator in batches, each batch of one caller only
+    (services/gateway/submits.py)."""
+    store = TokenStore(redis, keys)
+    tokens = {t: (await store.create(f"{t}-ci", "client", t))[0] for t in ("acme", "globex")}
+    assert secured.gateway is not None
+    async with grpc.aio.insecure_channel(secured.gateway_addr) as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+
+        async def submit(tenant: str, n: int) -> task_pb2.Task:
+            request = task_pb2.SubmitTaskRequest(capability="nobody-runs-this", payload=b"%d" % n)
+            auth = [("authorization", f"Bearer {tokens[tenant]}")]
+            return (await stub.SubmitTask(request, metadata=auth, timeout=10)).task
+
+        # A lone globex call waiting behind acme's goes as a batch of one, sent by the drain
+        # that acme's call started: still as globex.
+        first = asyncio.ensure_future(submit("acme", 0))
+        await asyncio.sleep(0)
+        lone = await submit("globex", 0)
+        assert ((await first).tenant, lone.tenant) == ("acme", "globex")
+        first = asyncio.ensure_future(submit("acme", 0))
+        await asyncio.sleep(0)
+        callers = [("acme" if i % 2 else "globex", i) for i in range(1, 21)]
+        tasks = await asyncio.gather(*(submit(t, i) for t, i in callers))
+        assert (await first).tenant == "acme"
+    assert [(t.tenant, t.payload) for t in tasks] == [(t, b"%d" % i) for t, i in callers]
+    assert len({t.trace_id for t in tasks}) == len(tasks)  # each its own trace
+    assert secured.gateway.submits.batches >= 2  # at least one batch per tenant
