@@ -153,6 +153,8 @@ async def run_peer(system: str, python: Path, n: int, latency_n: int, rate: floa
 HIVEWIRE_MODES = {
     "hivewire unary": (1, 1),
     "hivewire unary, 16 in flight": (16, 1),
+    # 16 clients, each one call at a time (16 web workers, say): the gateway coalesces them.
+    "hivewire unary, 16 clients": (-16, 1),
     "hivewire batches of 100": (1, 100),
 }
 
@@ -191,11 +193,17 @@ async def _hivewire_produce(
             size = min(batch, n - start)
             await client.submit_many({"capability": "noop", "payload": b"0"} for _ in range(size))
         return
-    share = [n // in_flight + (1 if i < n % in_flight else 0) for i in range(in_flight)]
+    # in_flight < 0: that many callers, each with a client of its own (one call at a time).
+    callers = abs(in_flight)
+    share = [n // callers + (1 if i < n % callers else 0) for i in range(callers)]
 
     async def caller(count: int) -> None:
-        for _ in range(count):
-            await client.submit("noop", b"0")
+        async with contextlib.AsyncExitStack() as own:
+            c = client
+            if in_flight < 0:
+                c = await own.enter_async_context(Client(client.addr, timeout=client.timeout))
+            for _ in range(count):
+                await c.submit("noop", b"0")
 
     await asyncio.gather(*(caller(c) for c in share))
 

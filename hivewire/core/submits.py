@@ -5,7 +5,7 @@ the coordinator); hivewire/core/coalesce.py does the waiting. SubmitTasks is ato
 batch is refused for what one of its requests holds (a bad field, an unknown rate limit, an
 expired request_id's task), nothing was created, and each request is sent again on its own, so
 every caller gets its own task or its own error, as without coalescing. Any other failure (the
-peer unreachable, a deadline, a refused caller) is every caller's.
+peer unreachable, a deadline, a caller not allowed) is every caller's.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ PER_REQUEST = frozenset(
         grpc.StatusCode.FAILED_PRECONDITION,
         grpc.StatusCode.OUT_OF_RANGE,
         grpc.StatusCode.ALREADY_EXISTS,
+        # A payload or a batch over a limit (a server whose HIVEWIRE_MAX_BATCH is below
+        # MAX_BATCH), a spent rate limit: refused before anything was written.
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
     }
 )
 
@@ -42,6 +45,7 @@ def submit_coalescer(
     *,
     key: Callable[[], Hashable] = lambda: None,
     acting: Callable[[Hashable], AbstractContextManager[object]] = lambda _: nullcontext(),
+    max_batch: int = MAX_BATCH,
     name: str = "hivewire-submits",
 ) -> Coalescer[task_pb2.SubmitTaskRequest, task_pb2.Task]:
     """A Coalescer of SubmitTask requests: alone through `send_one` (SubmitTask), together
@@ -67,7 +71,7 @@ def submit_coalescer(
     return Coalescer(
         send_one,
         send_batch,
-        max_batch=MAX_BATCH,
+        max_batch=min(max_batch, MAX_BATCH),
         key=key,
         size=lambda request: request.ByteSize(),
         max_bytes=MAX_BATCH_BYTES,

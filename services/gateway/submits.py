@@ -60,5 +60,6 @@ def gateway_submits(servicer: SubmitEdge, one: Forward[Any], many: Forward[Any])
         return principal.acting_as(cast(Principal, who))
 
     return submit_coalescer(
-        send_one, send_many, key=principal.current, acting=acting, name="gateway-submits"
-    )
+        send_one, send_many, key=principal.current, acting=acting,
+        max_batch=servicer.settings.max_batch, name="gateway-submits",
+    )  # fmt: skip

@@ -10,6 +10,7 @@ import grpc
 from hivewire.client import Client
 from hivewire.core import tracing
 from hivewire.v1 import gateway_pb2_grpc, task_pb2
+from tests.integration.conftest import MakeStack
 from tests.integration.stack import Stack
 
 
@@ -133,3 +134,16 @@ async def test_a_submit_given_up_while_it_waits_is_never_sent(stack: Stack) -> N
         assert client._submits.batches == 0
         payloads = {t.payload async for t in client.iter_tasks(capability="echo")}
     assert b"given-up" not in payloads and {b"first", b"after"} <= payloads
+
+
+async def test_coalesced_submits_fit_a_gateway_with_a_smaller_batch_limit(
+    make_stack: MakeStack,
+) -> None:
+    """A batch over the server's HIVEWIRE_MAX_BATCH is refused whole (RESOURCE_EXHAUSTED), so
+    its requests go again one by one, and the gateway sends those on in batches it allows."""
+    small = await make_stack(max_batch=3)
+    async with Client(small.gateway_addr) as client:
+        tasks = await asyncio.gather(*(client.submit("echo", b"%d" % i) for i in range(12)))
+        assert client._submits.batches >= 1
+    assert [t.payload for t in tasks] == [b"%d" % i for i in range(12)]
+    assert small.gateway is not None and small.gateway.submits.batches >= 1
