@@ -109,7 +109,8 @@ async def test_heartbeat_renews_running_tasks_and_cancels_others(
         assert [(r.task_id, r.outcome) for r in final] == [
             (dropped, stream_pb2.TASK_OUTCOME_CANCELLED)
         ]
-        assert agent.in_flight == 1
+        # The cancelled attempt leaves the count once it has ended, just after its report.
+        await eventually(lambda: agent.in_flight == 1, within=10, message="one attempt left")
 
 
 async def test_dead_reader_stops_heartbeats_and_the_lease_runs_out(
