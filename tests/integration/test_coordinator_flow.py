@@ -224,7 +224,8 @@ async def test_a_succeeded_task_keeps_only_the_fields_that_say_something(parts: 
     await send_result(parts.redis, parts.keys, env2)  # succeeded, empty result
     await parts.drain_results()
     fields = set(await parts.redis.hkeys(key))
-    assert not fields & {b"token", b"result", b"error", b"held", b"fair_tag"}, fields
+    spent = {b"token", b"result", b"error", b"held", b"fair_tag", b"seq", b"priority"}
+    assert not fields & (spent | {b"fairness_key", b"fairness_weight"}), fields
     done = await parts.store.get(task.task_id)
     assert (done.state, done.result, done.error, done.attempt, done.agent_id) == (
         task_pb2.TASK_STATE_SUCCEEDED,
@@ -233,6 +234,10 @@ async def test_a_succeeded_task_keeps_only_the_fields_that_say_something(parts: 
         2,
         agent,
     )
+    # Read back as they were: the tenant's key (none here: the default tenant's), weight 1.
+    assert (done.priority, done.fairness_key, done.fairness_weight) == (0, "default", 1)
+    listed = await parts.store.list(page_size=10, page_token="", state=0, capability="flaky")
+    assert [t.task_id for t in listed.tasks] == [task.task_id]
     await send_result(parts.redis, parts.keys, env2, result=b"again")
     await send_result(parts.redis, parts.keys, env2, stream_pb2.TASK_OUTCOME_FAILED, error="x")
     await parts.drain_results()
@@ -258,6 +263,22 @@ async def test_a_result_with_times_that_are_no_valid_timestamps_is_applied(parts
     assert (done.state, done.result) == (task_pb2.TASK_STATE_SUCCEEDED, b"ok")
     assert not done.HasField("start_time")
     assert await parts.redis.xlen(parts.keys.results) == 0
+
+
+async def test_a_succeeded_task_keeps_the_queue_fields_it_set(parts: Parts) -> None:
+    agent = await add_agent(parts.redis, parts.keys, parts.cache, ["echo"])
+    [task] = await parts.submit("echo", priority=5, fairness_key="k", fairness_weight=3)
+    await parts.scheduler.schedule_once()
+    [env] = await read_inbox(parts.redis, parts.keys, agent)
+    await send_result(parts.redis, parts.keys, env, result=b"ok")
+    await parts.drain_results()
+    done = await parts.store.get(task.task_id)
+    assert (done.state, done.priority, done.fairness_key, done.fairness_weight) == (
+        task_pb2.TASK_STATE_SUCCEEDED,
+        5,
+        "k",
+        3,
+    )
 
 
 async def test_results_from_another_agent_with_the_right_token_are_ignored(parts: Parts) -> None:

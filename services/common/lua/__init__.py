@@ -11,6 +11,7 @@ from redis.commands.core import AsyncScript
 
 from hivewire.v1 import agent_pb2, event_pb2, schedule_pb2, stream_pb2, task_pb2, workflow_pb2
 from hivewire_services.common.keys import script_key_names
+from hivewire_services.common.principal import DEFAULT_TENANT
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.task_fields import lua_rows, lua_tables
 
@@ -58,6 +59,7 @@ def constants() -> str:
         f"[{n}] = '{name.removeprefix('TASK_STATE_')}'" for name, n in task_pb2.TaskState.items()
     )
     lines.append(f"local TASK_STATE_NAMES = {{{names}}}")
+    lines.append(f"local DEFAULT_TENANT = {DEFAULT_TENANT!r}")  # work stored without a tenant
     lines += [f"local {name} = {key!r}" for name, key in script_key_names().items()]
     lines += [lua_list(name, items) for name, items in lua_tables().items()]
     lines += [lua_row(name, fields) for name, fields in lua_rows().items()]

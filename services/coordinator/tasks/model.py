@@ -86,8 +86,9 @@ def task_from_fields(task_id: str, v: Mapping[str, Raw]) -> task_pb2.Task:
         step_id=_text(v.get("step_id")),
         output_bytes=_int(v.get("output_bytes")),
         output_dropped_bytes=_int(v.get("output_dropped")),
-        fairness_key=_text(v.get("fairness_key")),
-        fairness_weight=_int(v.get("fairness_weight")),
+        # A SUCCEEDED task drops both at their defaults (tasklib.lua drop_defaults).
+        fairness_key=_text(v.get("fairness_key")) or tenant_of(v.get("tenant")),
+        fairness_weight=_int(v.get("fairness_weight")) or 1,
         parent_task_id=_text(v.get("parent_task_id")),
         tenant=tenant_of(v.get("tenant")),
         concurrency_key=_text(v.get("ckey")),

@@ -117,8 +117,18 @@ local function drop_defaults(t, gone)
   end
   if t.labels == '{}' then n = n + 1; gone[n] = 'labels' end
   if t.fair_tag then n = n + 1; gone[n] = 'fair_tag' end
-  if t.state == TASK_STATE_SUCCEEDED and (t.held or '') == '' and t.token then
-    n = n + 1; gone[n] = 'token'
+  if t.state == TASK_STATE_SUCCEEDED and (t.held or '') == '' then
+    -- Nothing re-queues or re-indexes a SUCCEEDED task: its queue order (seq, priority, its
+    -- fair turns' key and weight at their defaults) is spent. Readers take a missing
+    -- fairness key as the tenant's and a missing weight as 1 (tasks/model.py).
+    if t.token then n = n + 1; gone[n] = 'token' end
+    if t.seq then n = n + 1; gone[n] = 'seq' end
+    if t.priority == '0' then n = n + 1; gone[n] = 'priority' end
+    if t.fairness_weight == '1' then n = n + 1; gone[n] = 'fairness_weight' end
+    if t.fairness_key and t.fairness_key == ((t.tenant and t.tenant ~= '') and t.tenant
+        or DEFAULT_TENANT) then
+      n = n + 1; gone[n] = 'fairness_key'
+    end
   end
   if n > 0 then redis.call('HDEL', t.key, unpack(gone, 1, n)) end
 end
