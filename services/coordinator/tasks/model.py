@@ -137,8 +137,8 @@ def task_from_new(
         trace_id=trace_id_of(new.trace_id) or new.trace_id,
         step_id=new.step_id,
         tenant=tenant_of(new.tenant),
-        fairness_key=new.fairness_key,
-        fairness_weight=new.fairness_weight,
+        fairness_key=new.fairness_key or tenant_of(new.tenant),
+        fairness_weight=new.fairness_weight or 1,
         concurrency_key=new.ckey,
         concurrency_limit=new.climit,
         concurrency_strategy=new.cstrategy,  # type: ignore[arg-type]
