@@ -234,6 +234,15 @@ async def test_a_delayed_task_is_not_dispatched(parts: Parts) -> None:
     assert parts.wakes == 1  # the scheduler sets its alarm for the due time
 
 
+async def test_a_delayed_task_in_a_batch_does_not_hold_back_those_behind_it(parts: Parts) -> None:
+    """It waits in the due set, not at the head of the queue: the next task is assigned."""
+    await add_agent(parts.redis, parts.keys, parts.cache, ["echo"], max_concurrency=2)
+    delayed = task_pb2.SubmitTaskRequest(capability="echo")
+    delayed.start_after.seconds = 60
+    later, now = await parts.submit_batch([delayed, task_pb2.SubmitTaskRequest(capability="echo")])
+    assert (later.state, now.state) == (task_pb2.TASK_STATE_SCHEDULED, ASSIGNED)
+
+
 async def test_a_full_concurrency_key_leaves_the_task_for_the_scheduler(parts: Parts) -> None:
     agent = await add_agent(parts.redis, parts.keys, parts.cache, ["echo"], max_concurrency=4)
     kw: dict[str, object] = {"concurrency_key": "k", "concurrency_limit": 1}

@@ -79,7 +79,10 @@ for i = 1, n do
         mode[cap] = 'stopped'  -- those behind it wait for it
       end
     else
-      if mode[cap] == 'direct' then mode[cap] = 'stopped' end  -- no offer: it heads the queue
+      -- Not offered: it heads the queue, unless it is delayed (it waits in the due set).
+      if mode[cap] == 'direct' and (tonumber(r[NEW_TASK_DUE_MS]) or 0) <= C.now then
+        mode[cap] = 'stopped'
+      end
       create_task(r, ARGV[10 + i])
     end
     out[#out + 1] = task_id
