@@ -25,7 +25,11 @@ class CoordinatorSettings(AgentLeases, TaskPathSettings):
     # waits ahead of it (tasks/eager.py); off, every task waits for a scheduling pass.
     eager_dispatch: bool = True
     results_batch: int = 512
-    results_claim_idle: float = 30.0
+    # Results a coordinator read and died before applying are taken over after this idle time.
+    # Well under task_lease_seconds: the attempt's lease, no longer renewed once its agent is
+    # done, must not run out first, or the reaper re-runs a task whose result is waiting.
+    # Applying a result twice changes nothing (complete.lua fences by attempt and token).
+    results_claim_idle: float = 5.0
     reclaim_interval: float = 15.0
     dead_letters_maxlen: int = 100_000
     task_retention_seconds: float = 7 * 24 * 3600.0

@@ -1,4 +1,5 @@
-"""Coordinators killed with SIGKILL mid-workflow: the next resumes it, each step applied once."""
+"""Coordinators killed with SIGKILL mid-workflow: the next resumes it, each step applied once;
+a result a killed coordinator read but never applied is taken over, not run again."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -16,7 +18,8 @@ import pytest
 
 from hivewire.agent import TaskContext
 from hivewire.core.addr_file import read_addr_file, remove_addr_file
-from hivewire.v1 import workflow_pb2
+from hivewire.core.wire import RESULTS_GROUP
+from hivewire.v1 import task_pb2, workflow_pb2
 from hivewire_services.common.config import env_name
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
@@ -152,3 +155,58 @@ async def test_kill_9_mid_workflow_then_resume_applies_each_step_once(
     ids = [i.decode() for i in await redis.zrange(keys.tasks_index, 0, -1)]
     owners = [await redis.hget(keys.task(t), "workflow_id") for t in ids]
     assert owners.count(wf.workflow_id.encode()) == N + 2
+
+
+@pytest.mark.timeout(120)
+async def test_a_result_a_dead_coordinator_read_is_applied_before_the_lease_runs_out(
+    outside: Stack, redis: Redis, keys: Keys, tmp_path: Path
+) -> None:
+    """A coordinator reads a result and dies before applying it: the next one takes the entry
+    over (HIVEWIRE_RESULTS_CLAIM_IDLE, 5 s by default) long before the finished attempt's
+    lease (30 s, no longer renewed) runs out, so the task is not run again."""
+    release = asyncio.Event()
+    runs: Counter[str] = Counter()
+
+    async def hold(ctx: TaskContext) -> str:
+        runs[ctx.task_id] += 1
+        await release.wait()
+        return "done"
+
+    addr_file = tmp_path / "coordinator.addr"
+    procs = [
+        spawn(dataclasses.replace(outside.settings, coordinator_addr="127.0.0.1:0"), addr_file)
+    ]
+    try:
+        await outside.start_gateway(coordinator_addr=await reported(procs[0], addr_file))
+        await wait_serving(outside)
+        await outside.agent("a", {"hold": hold})
+        task = await outside.client.submit("hold", b"")
+        await eventually(lambda: runs[task.task_id] == 1, within=30, message="the task running")
+        procs[0].send_signal(signal.SIGKILL)
+        procs[0].wait(10)
+        release.set()  # its result lands with no coordinator reading
+
+        async def read_by_the_dead() -> bool:
+            reply = await redis.xreadgroup(
+                RESULTS_GROUP, "coordinator-dead", {keys.results: ">"}, count=10
+            )
+            return bool(reply)
+
+        await eventually(read_by_the_dead, within=30, message="the result read, never applied")
+        began = time.monotonic()
+        procs.append(spawn(outside.settings, addr_file))
+        await reported(procs[-1], addr_file)
+
+        async def succeeded() -> bool:
+            state = await redis.hget(keys.task(task.task_id), "state")
+            return int(state or 0) == task_pb2.TASK_STATE_SUCCEEDED
+
+        await eventually(succeeded, within=20, message="the result applied")
+        assert time.monotonic() - began < 20
+        assert runs[task.task_id] == 1
+        assert await redis.hget(keys.task(task.task_id), "attempt") == b"1"
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(20)
