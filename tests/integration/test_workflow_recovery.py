@@ -4,6 +4,7 @@ a result a killed coordinator read but never applied is taken over, not run agai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -78,6 +80,27 @@ async def wait_serving(stack: Stack) -> None:
     await eventually(serving, within=30, message="the coordinator serving")
 
 
+@contextlib.asynccontextmanager
+async def coordinators(
+    outside: Stack, tmp_path: Path
+) -> AsyncIterator[tuple[list[subprocess.Popen[bytes]], Path]]:
+    """A first coordinator process, the gateway dialling its port (the next ones the test
+    spawns bind that port again), and its address file; every one is stopped at the end."""
+    addr_file = tmp_path / "coordinator.addr"
+    procs = [
+        spawn(dataclasses.replace(outside.settings, coordinator_addr="127.0.0.1:0"), addr_file)
+    ]
+    try:
+        await outside.start_gateway(coordinator_addr=await reported(procs[0], addr_file))
+        await wait_serving(outside)
+        yield procs, addr_file
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(20)
+
+
 @pytest.mark.timeout(240)
 async def test_kill_9_mid_workflow_then_resume_applies_each_step_once(
     outside: Stack, redis: Redis, keys: Keys, tmp_path: Path
@@ -101,14 +124,7 @@ async def test_kill_9_mid_workflow_then_resume_applies_each_step_once(
     def worked() -> int:
         return sum(v for k, v in runs.items() if k.startswith("work:"))
 
-    addr_file = tmp_path / "coordinator.addr"
-    procs = [
-        spawn(dataclasses.replace(outside.settings, coordinator_addr="127.0.0.1:0"), addr_file)
-    ]
-    try:
-        # The gateway dials the first coordinator's port; the next ones bind that port again.
-        await outside.start_gateway(coordinator_addr=await reported(procs[0], addr_file))
-        await wait_serving(outside)
+    async with coordinators(outside, tmp_path) as (procs, addr_file):
         agents = [
             await outside.agent("a", {"gen": gen, "work": work, "total": total}, max_concurrency=2),
             await outside.agent("b", {"work": work}, max_concurrency=2),
@@ -143,11 +159,6 @@ async def test_kill_9_mid_workflow_then_resume_applies_each_step_once(
 
         # Every notification is acknowledged, by the coordinator still running.
         await eventually(drained, message="workflow updates acknowledged")
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(20)
     assert done.state == workflow_pb2.WORKFLOW_STATE_SUCCEEDED, done
     assert done.steps[2].output == str(sum(2 * i for i in range(N))).encode()
     assert runs == {"gen": 1, "total": 1, **{f"work:{i}": 1 for i in range(N)}}
@@ -172,13 +183,7 @@ async def test_a_result_a_dead_coordinator_read_is_applied_before_the_lease_runs
         await release.wait()
         return "done"
 
-    addr_file = tmp_path / "coordinator.addr"
-    procs = [
-        spawn(dataclasses.replace(outside.settings, coordinator_addr="127.0.0.1:0"), addr_file)
-    ]
-    try:
-        await outside.start_gateway(coordinator_addr=await reported(procs[0], addr_file))
-        await wait_serving(outside)
+    async with coordinators(outside, tmp_path) as (procs, addr_file):
         await outside.agent("a", {"hold": hold})
         task = await outside.client.submit("hold", b"")
         await eventually(lambda: runs[task.task_id] == 1, within=30, message="the task running")
@@ -205,8 +210,3 @@ async def test_a_result_a_dead_coordinator_read_is_applied_before_the_lease_runs
         assert time.monotonic() - began < 20
         assert runs[task.task_id] == 1
         assert await redis.hget(keys.task(task.task_id), "attempt") == b"1"
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(20)
