@@ -72,8 +72,9 @@ SERVICE_GRANTS: dict[str, Grant] = {
     "coordinator": Grant(
         commands=(
             *CONNECTION, *SCRIPTS, *TRANSACTIONS, *HASH_READ, *HASH_WRITE, *ZSET_READ,
-            *ZSET_WRITE, "get", "set", "del", "exists", "expire", "pexpire", "incr", "sadd",
-            "srem", "smembers", "scard", "srandmember", "xadd", "xtrim", *STREAM_READ, *GROUP,
+            *ZSET_WRITE, "get", "set", "del", "exists", "expire", "pexpire", "incr", "incrby",
+            "sadd", "srem", "smembers", "scard", "srandmember", "xadd", "xtrim", *STREAM_READ,
+            *GROUP,
         ),
         write=(
             "task", "pending", "fair", "pending_capabilities", "tasks_index", "tasks_by_state",

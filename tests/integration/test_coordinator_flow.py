@@ -281,6 +281,54 @@ async def test_a_succeeded_task_keeps_the_queue_fields_it_set(parts: Parts) -> N
     )
 
 
+async def test_a_new_task_stores_only_the_fields_that_say_something(parts: Parts) -> None:
+    """Options at their defaults are not written at creation (a smaller hash is cheaper for
+    every script that touches it) and read back as their defaults; options that are set are
+    kept, and a batch takes its sequence numbers with one INCRBY."""
+
+    async def calls(command: str) -> int:
+        stats = await parts.redis.info("commandstats")
+        return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+    incr, incrby = await calls("incr"), await calls("incrby")
+    plain = await parts.submit("echo", n=3)
+    assert (await calls("incr"), await calls("incrby")) == (incr, incrby + 1)
+    seqs = [int(await parts.redis.hget(parts.keys.task(t.task_id), "seq")) for t in plain]
+    assert seqs == list(range(seqs[0], seqs[0] + 3))
+    fields = set(await parts.redis.hkeys(parts.keys.task(plain[0].task_id)))
+    defaults = {b"timeout_ms", b"s2s_ms", b"hb_ms", b"backoff_ms", b"backoff_max_ms"}
+    defaults |= {b"progress_ms", b"due_ms", b"climit", b"cstrategy", b"workflow_id"}
+    defaults |= {b"step_id", b"tenant", b"ckey", b"rate", b"request_id", b"labels"}
+    assert not fields & defaults, fields & defaults
+    assert {b"capability", b"priority", b"max_attempts", b"trace_id", b"state"} <= fields
+    got = await parts.store.get(plain[0].task_id)
+    assert (got.priority, got.max_attempts, dict(got.required_labels), got.request_id) == (
+        0,
+        parts.settings.default_max_attempts,
+        {},
+        "",
+    )
+    assert not got.HasField("attempt_timeout")
+    [told] = await parts.submit(
+        "echo",
+        required_labels={"gpu": "a100"},
+        request_id="r-1",
+        attempt_timeout={"seconds": 7},
+        concurrency_key="k",
+    )
+    kept = await parts.redis.hmget(
+        parts.keys.task(told.task_id), ["labels", "request_id", "timeout_ms", "ckey", "climit"]
+    )
+    assert kept == [b'{"gpu": "a100"}', b"r-1", b"7000", b"k", b"1"]
+    again = await parts.store.get(told.task_id)
+    assert (dict(again.required_labels), again.request_id, again.concurrency_key) == (
+        {"gpu": "a100"},
+        "r-1",
+        "k",
+    )
+    assert again.attempt_timeout.seconds == 7
+
+
 async def test_results_from_another_agent_with_the_right_token_are_ignored(parts: Parts) -> None:
     agent = await add_agent(parts.redis, parts.keys, parts.cache, ["echo"])
     thief = await add_agent(parts.redis, parts.keys, parts.cache, ["other"])

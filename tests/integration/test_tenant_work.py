@@ -244,5 +244,5 @@ async def test_local_callers_work_in_the_default_tenant_through_the_gateway(
     assert task.tenant == "default"
     got = await stack.client.get(task.task_id)
     assert got.tenant == "default"
-    assert await redis.hget(keys.task(task.task_id), "tenant") == b""  # stored as no tenant
+    assert await redis.hget(keys.task(task.task_id), "tenant") is None  # no tenant stored
     assert await redis.zcard(keys.tenant_tasks("default")) == 0  # found via the global index

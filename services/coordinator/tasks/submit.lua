@@ -56,6 +56,7 @@ for i = 1, n do
   end
 end
 local out, codes, agents = {}, {}, {}
+reserve_seqs(n)
 for i = 1, n do
   local r = rows[i]
   local task_id = r[NEW_TASK_TASK_ID]

@@ -103,10 +103,40 @@ end
 -- instead: it waits in the due set (promote.lua queues it then) and emits TASK_SCHEDULED.
 -- With `unqueued` a PENDING task is neither queued nor in the by-state index: the caller assigns
 -- it at once (submit.lua) or else queues it with queue_created. Returns the task's seq.
+-- Sequence numbers reserved by reserve_seqs, handed out by create_task: [seq_next, seq_last].
+local seq_next, seq_last = 1, 0
+
+-- Reserve `n` sequence numbers with one INCRBY, for a batch about to create up to `n` tasks
+-- (a row answered by an earlier request_id leaves a gap: seqs order tasks, they need not be
+-- dense).
+local function reserve_seqs(n)
+  if n > 0 then
+    seq_last = tonumber(redis.call('INCRBY', KEYS[CREATE_SEQ], n))
+    seq_next = seq_last - n + 1
+  end
+end
+
+-- NewTask fields written only when they say something: at their default ('' or 0, labels
+-- '{}') they are left out, as tasklib.lua drop_defaults leaves them out of an ended task, and
+-- every reader takes a missing one as its default. A hash of fewer fields is cheaper for every
+-- script that reads or writes it.
+local function is_default_field(name, value)
+  if value == '' or value == 0 or value == '0' then
+    return name ~= 'priority' and name ~= 'max_attempts' and name ~= 'fairness_key'
+      and name ~= 'fairness_weight' and name ~= 'capability' and name ~= 'trace_id'
+  end
+  return name == 'labels' and value == '{}'
+end
+
 local function create_task(row, payload, unqueued)
   local prefix, now = ARGV[1], tonumber(ARGV[2])
   local id, capability = row[NEW_TASK_TASK_ID], row[NEW_TASK_CAPABILITY]
-  local seq = redis.call('INCR', KEYS[CREATE_SEQ])
+  local seq
+  if seq_next <= seq_last then
+    seq, seq_next = seq_next, seq_next + 1
+  else
+    seq = redis.call('INCR', KEYS[CREATE_SEQ])
+  end
   local due = tonumber(row[NEW_TASK_DUE_MS]) or 0
   local state, event = TASK_STATE_PENDING, EVENT_TYPE_TASK_SUBMITTED
   if due > now then
@@ -131,7 +161,7 @@ local function create_task(row, payload, unqueued)
   -- The id comes first (task_fields.NewTask): it names the hash and is no field of it.
   for i = NEW_TASK_TASK_ID + 1, NEW_TASK_WIDTH do
     local value = row[i]
-    if value ~= nil then
+    if value ~= nil and not is_default_field(NEW_TASK[i], value) then
       hash[n + 1], hash[n + 2] = NEW_TASK[i], value
       n = n + 2
     end

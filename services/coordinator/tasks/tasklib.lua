@@ -95,9 +95,10 @@ local function mark_started(C, t, ev, start_ms)
   end
 end
 
--- Fields a task keeps after it ends only when they say something: at their defaults they read
--- the same when absent (every reader, Lua or Python, takes a missing field as its default),
--- and dropping them takes a finished task's hash from about 744 to about 490 bytes (the
+-- Fields a task keeps after it ends only when they say something (create_task does not write
+-- the NewTask ones at their defaults; a task created by an earlier version still has them):
+-- at their defaults they read the same when absent (every reader, Lua or Python, takes a
+-- missing field as its default), and dropping them takes a finished task's hash from about 744 to about 490 bytes (the
 -- finished tasks kept for the retention period are most of Redis's memory). `fair_tag` is
 -- queue bookkeeping: a task queued again (a dead letter retried) takes a fresh turn. `held`
 -- goes only once the attempt's slot is released: a cancelled live attempt keeps it until its
