@@ -1,10 +1,17 @@
-"""Loopback addresses for tests: whether one is open, and one that refuses connections."""
+"""Loopback addresses for tests: whether one is open, and one that refuses connections; how a
+test stops a `hivewire up` it started."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import signal
 import socket
 from collections.abc import Iterator
+
+# A supervisor stops its children in order on SIGTERM; SIGKILL would leave them running (each
+# child is in a process group of its own), so a failed test would leak a whole stack.
+STOP_WITHIN = 60.0
 
 
 def addr_open(addr: str) -> bool:
@@ -21,3 +28,16 @@ def refusing_addr() -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         yield f"127.0.0.1:{s.getsockname()[1]}"
+
+
+async def stop_up(proc: asyncio.subprocess.Process) -> None:
+    """Stop a `hivewire up` subprocess that may still run (a test failed before stopping it):
+    SIGTERM, so it stops its children, and SIGKILL only if it does not exit in STOP_WITHIN."""
+    if proc.returncode is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), STOP_WITHIN)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()

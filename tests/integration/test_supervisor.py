@@ -13,7 +13,7 @@ from hivewire.cli.readiness import running_addrs, up_command
 from hivewire.client import Client, task_to_dict
 from hivewire.core.addr_file import METRICS
 from hivewire.core.metrics_server import ANY_PORT
-from tests.up import addr_open
+from tests.up import addr_open, stop_up
 
 READY = b"hivewire is ready"
 
@@ -68,9 +68,7 @@ async def test_up_demo_runs_a_task_and_stops_cleanly(tmp_path: Path) -> None:
         seen.append(rest)
         assert await proc.wait() == 0, b"".join(seen).decode(errors="replace")
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await stop_up(proc)
     output = b"".join(seen).decode(errors="replace")
     for prefix in ("[registry] ", "[coordinator] ", "[gateway] ", "[demo-1] ", "[demo-2] "):
         assert prefix in output

@@ -18,7 +18,7 @@ from hivewire_services.common.keys import HOOKS_GROUP, Keys
 from hivewire_services.common.redis import Redis, create_redis
 from tests.integration.hooks_helpers import HOOK_TYPES
 from tests.integration.test_supervisor import READY, read_until
-from tests.up import addr_open
+from tests.up import addr_open, stop_up
 from tests.waiting import eventually
 
 
@@ -73,9 +73,7 @@ async def test_up_with_a_hooks_file_runs_the_hooks_runner(tmp_path: Path) -> Non
         seen.append(await asyncio.wait_for(proc.stdout.read(), 60))
         assert await proc.wait() == 0, b"".join(seen).decode(errors="replace")
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await stop_up(proc)
     output = b"".join(seen).decode(errors="replace")
     assert "[hooks] " in output and "hooks runner stopped" in output
     assert not any(addr_open(a) for a in addrs.values())

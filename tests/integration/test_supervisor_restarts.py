@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2
 from hivewire.cli.readiness import running_addrs, up_command
 from hivewire.client import Client, task_to_dict
 from tests.integration.test_supervisor import READY
-from tests.up import addr_open
+from tests.up import addr_open, stop_up
 from tests.waiting import eventually, health_reaches
 
 STOP_LIMIT = 60.0
@@ -74,9 +74,7 @@ async def hivewire_up(data_dir: Path, *args: str) -> AsyncIterator[Up]:
         await up.printed(READY.decode(), within=90)
         yield up
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await stop_up(proc)
         await asyncio.wait_for(reader, 10)
 
 
