@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from bench import grpc_floor
 from bench.peers import env, report
 from bench.peers.run import PEERS, run_bare, run_hivewire, run_peer
 
@@ -25,6 +26,7 @@ async def compare(
     for peer in peers:
         rows.append(await run_peer(peer, python, tasks, latency_tasks, rate))
     rows += await run_hivewire(tasks, latency_tasks, rate)
+    floor = await grpc_floor.measure()
     return {
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "cpus": os.cpu_count(),
@@ -32,6 +34,7 @@ async def compare(
         "latency_tasks": latency_tasks,
         "latency_rate": rate,
         "rows": [asdict(r) for r in rows],
+        "grpc_floor": floor,
     }
 
 

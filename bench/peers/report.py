@@ -91,6 +91,23 @@ def targets(rows: list[dict[str, Any]]) -> list[tuple[str, bool, str]]:
     return out
 
 
+def floor(result: dict[str, Any]) -> list[str]:
+    """The grpc.aio floor under the unary path (bench/grpc_floor.py), beside Celery's rate."""
+    f = result.get("grpc_floor")
+    celery = next((r for r in result["rows"] if r["system"] == "celery"), None)
+    if not f or celery is None:
+        return []
+    calls = f["calls_per_s"]
+    return [
+        f"The floor under one caller's unary submits: one grpc.aio unary call at a time to a "
+        f"server that does nothing, in its own process, runs at {calls:,.0f} calls/s "
+        f"(p50 {f['p50_ms']:.2f} ms), {calls / celery['tasks_per_s']:.2f}x Celery's tasks/s. "
+        "A Hivewire submit is two such calls in a row (client -> gateway -> coordinator) and "
+        "a script, so it cannot beat half of that.",
+        "",
+    ]
+
+
 def markdown(result: dict[str, Any]) -> list[str]:
     rows = result["rows"]
     lines = [
@@ -104,6 +121,7 @@ def markdown(result: dict[str, Any]) -> list[str]:
         "",
         *ratios(rows),
         "",
+        *floor(result),
         "| target | met | this run |",
         "| --- | :---: | ---: |",
     ]

@@ -1,0 +1,96 @@
+"""The floor under any unary path: one grpc.aio unary call at a time to a server that does
+nothing, in a process of its own (as the gateway and the coordinator are), on loopback.
+
+    python -m bench.grpc_floor [-n 3000]
+
+A Hivewire unary submit makes two such calls in a row (client -> gateway -> coordinator) and
+runs a script, so no change to the submit path makes it cheaper than twice this floor; the
+peer table quotes it next to Celery's rate (bench/peers/report.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from typing import Any
+
+import grpc
+
+from bench.measure import percentiles
+
+METHOD = "/bench.Floor/Echo"
+WARMUP = 300
+STARTUP_TIMEOUT = 30.0
+
+
+def _same(b: bytes) -> bytes:
+    return b
+
+
+async def _serve() -> None:
+    """The echo server: prints its port, then serves until killed."""
+    server = grpc.aio.server()
+
+    async def echo(request: bytes, _context: Any) -> bytes:
+        return request
+
+    handler = grpc.unary_unary_rpc_method_handler(
+        echo, request_deserializer=_same, response_serializer=_same
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("bench.Floor", {"Echo": handler}),)
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    print(port, flush=True)
+    await server.wait_for_termination()
+
+
+async def measure(n: int = 3000) -> dict[str, float]:
+    """Calls per second and latency percentiles (ms) of `n` sequential no-op calls."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.grpc_floor", "--serve", stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), STARTUP_TIMEOUT)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{int(line)}") as channel:
+            call = channel.unary_unary(
+                METHOD, request_serializer=_same, response_deserializer=_same
+            )
+            body = b"x" * 64  # about a no-op SubmitTaskRequest
+            for _ in range(WARMUP):
+                await call(body, timeout=5.0)
+            took = []
+            began = time.perf_counter()
+            for _ in range(n):
+                t0 = time.perf_counter()
+                await call(body, timeout=5.0)
+                took.append(time.perf_counter() - t0)
+            elapsed = time.perf_counter() - began
+    finally:
+        proc.kill()
+        await proc.wait()
+    p = percentiles([t * 1000 for t in took])
+    return {"calls_per_s": n / elapsed, "p50_ms": p.p50_ms, "p99_ms": p.p99_ms}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.grpc_floor", description=__doc__)
+    parser.add_argument("-n", type=int, default=3000)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        asyncio.run(_serve())
+        return
+    result = asyncio.run(measure(args.n))
+    print(
+        f"one grpc.aio unary call at a time: {result['calls_per_s']:,.0f} calls/s, "
+        f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
