@@ -125,18 +125,21 @@ async def test_a_task_submitted_to_an_idle_agent_is_assigned_by_the_submit(parts
 
 async def test_a_task_assigned_by_its_submit_never_enters_the_queue(parts: Parts) -> None:
     """Assigned as it is created: no pending entry, fair turn or PENDING index entry is written
-    to be taken away again in the same call (what makes an eager unary submit 10 Redis commands
-    cheaper); a task the agent has no room for is queued as before, with its fair turn."""
+    to be taken away again in the same call, and the new hash is not read back (what makes an
+    eager unary submit 11 Redis commands cheaper); a task the agent has no room for is queued as
+    before, with its fair turn."""
     await add_agent(parts.redis, parts.keys, parts.cache, ["echo"], max_concurrency=1)
 
     async def calls(command: str) -> int:
         stats = await parts.redis.info("commandstats")
         return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
 
-    zrem, zrange = await calls("zrem"), await calls("zrange")
+    zrem, zrange, hmget = await calls("zrem"), await calls("zrange"), await calls("hmget")
     [task] = await parts.submit("echo")
     assert task.state == ASSIGNED
     assert (await calls("zrem"), await calls("zrange")) == (zrem, zrange)
+    # One HMGET, the agent's: the task just written is not read back.
+    assert await calls("hmget") == hmget + 1
     assert not await parts.redis.exists(parts.keys.fair("echo"))
     assert await parts.redis.zscore(parts.keys.tasks_by_state(str(ASSIGNED)), task.task_id)
     assert await parts.redis.zscore(parts.keys.tasks_by_state(str(PENDING)), task.task_id) is None

@@ -9,15 +9,17 @@
 -- to the agent's inbox.
 -- `agents` holds the agents met in this script call ({online, max, load}: nothing else changes
 -- them meanwhile). With `probe`, a task flow control holds back is left in its queue as it was
--- (a scheduling pass parks it); without, it is parked (flowgate.lua). An `unqueued` task
--- (submit.lua: created in this call, in no queue nor by-state index yet) is not dequeued.
+-- (a scheduling pass parks it); without, it is parked (flowgate.lua). A `created` task
+-- (submit.lua: created in this call by create_task, which returns it as load_task would read
+-- it, in no queue nor by-state index yet) is neither read nor dequeued.
 -- Returns 1 applied, 0 task no longer pending, 2 agent not online, 3 agent has no free slot,
 -- 4 parked on its full concurrency key, 5 cancelled by its concurrency strategy, 6 parked in the
 -- due set by a rate limit (with `probe`, 4 and 6 mean it would have been).
-local function assign_task(C, agents, b, probe, unqueued)
+local function assign_task(C, agents, b, probe, created)
   local task_id, agent_id = ARGV[b + ASSIGN_ROW_TASK_ID], ARGV[b + ASSIGN_ROW_AGENT_ID]
   local attempt = tonumber(ARGV[b + ASSIGN_ROW_ATTEMPT])
-  local t = load_task(C, task_id)
+  local unqueued = created ~= nil
+  local t = created or load_task(C, task_id)
   if t.state ~= TASK_STATE_PENDING or tonumber(t.attempt) ~= attempt - 1 then return 0 end
   local a = agents[agent_id]
   if not a then

@@ -9,8 +9,9 @@
 -- control only probes (the scheduler parks a task held back, as without an offer).
 -- When a capability's tasks in the batch share one priority and fairness key, queue order is
 -- batch order: each is assigned as it is created, without the queue entry, fair turn and
--- PENDING index entry a scheduling pass would add and take away again (one submitted task:
--- 10 Redis commands fewer); the first one not assigned is queued as create_task would have.
+-- PENDING index entry a scheduling pass would add and take away again, nor a read of the hash
+-- just written (one submitted task: 11 Redis commands fewer); the first one not assigned is
+-- queued as create_task would have.
 -- KEYS: the tasklib context (1..8), tasks_index, task_seq, paused_queues
 -- ARGV: the tasklib context (1..7), request_ttl_s, n, rows, then the n payloads, then m and m
 --   offers, each an ASSIGN_ROW (scripts.py AssignRow, attempt 1);
@@ -73,8 +74,8 @@ for i = 1, n do
     end
     local cap, b = r[NEW_TASK_CAPABILITY], offer_at[task_id]
     if mode[cap] == 'direct' and b then
-      local seq = create_task(r, ARGV[10 + i], true)
-      codes[task_id] = assign_task(C, agents, b, true, true)
+      local seq, created = create_task(r, ARGV[10 + i], true)
+      codes[task_id] = assign_task(C, agents, b, true, created)
       if codes[task_id] ~= 1 then
         queue_created(r, seq)
         mode[cap] = 'stopped'  -- those behind it wait for it

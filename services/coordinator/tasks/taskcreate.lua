@@ -102,7 +102,8 @@ end
 -- deadline, SUBMITTED event. A task with a due time (due_ms) still ahead is created SCHEDULED
 -- instead: it waits in the due set (promote.lua queues it then) and emits TASK_SCHEDULED.
 -- With `unqueued` a PENDING task is neither queued nor in the by-state index: the caller assigns
--- it at once (submit.lua) or else queues it with queue_created. Returns the task's seq.
+-- it at once (submit.lua) or else queues it with queue_created. Returns the task's seq, and for
+-- an unqueued task the task as load_task would read it (no read: it was just written).
 -- Sequence numbers reserved by reserve_seqs, handed out by create_task: [seq_next, seq_last].
 local seq_next, seq_last = 1, 0
 
@@ -186,7 +187,12 @@ local function create_task(row, payload, unqueued)
   emit_event(KEYS[1], ARGV[3], {type = event, ms = now, task_id = id,
     capability = capability, state = state, workflow_id = row[NEW_TASK_WORKFLOW_ID],
     step_id = row[NEW_TASK_STEP_ID], tenant = tenant})
-  return seq
+  if not unqueued then return seq end
+  -- The task as tasklib.lua load_task would read it back (its caller assigns it at once).
+  local t = {key = prefix .. K_TASK .. id, id = id}
+  for i = 1, n, 2 do t[hash[i]] = hash[i + 1] end
+  t.payload = nil
+  return seq, t
 end
 
 -- Queue a task create_task made `unqueued` (its assignment did not go through), as create_task
