@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from bench.chaos.checker import Accepted, Record, TaskRow
 from hivewire_services.common.events import decode_entry
-from hivewire_services.common.keys import Keys
+from hivewire_services.common.keys import Keys, task_state_indexes
 from hivewire_services.common.redis import Redis
 
 PAGE = 5000
@@ -22,7 +22,9 @@ def read_ledger(path: Path) -> list[Accepted]:
 
 
 async def load_record(redis: Redis, keys: Keys, accepted: Sequence[Accepted]) -> Record:
-    indexed = {m.decode() for m in cast(list[bytes], await redis.zrange(keys.tasks_index, 0, -1))}
+    indexed: set[str] = set()
+    for index in task_state_indexes(keys):  # together they hold every task
+        indexed |= {m.decode() for m in cast(list[bytes], await redis.zrange(index, 0, -1))}
     ids = sorted(indexed | {a.task_id for a in accepted})
     tasks: dict[str, TaskRow | None] = {}
     for start in range(0, len(ids), PAGE):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hivewire.core.wire import INBOX_GROUP, RESULTS_GROUP
+from hivewire.v1 import task_pb2
 from hivewire_services.common.validation import (
     check_capability,
     check_id,
@@ -20,10 +21,13 @@ __all__ = [
     "Keys",
     "key_patterns",
     "script_key_names",
+    "task_state_indexes",
 ]
 
 HOOKS_GROUP = "hooks"
 """Consumer group of the hooks runners on the events stream."""
+
+TASK_STATES = tuple(s for s in task_pb2.TaskState.values() if s != task_pb2.TASK_STATE_UNSPECIFIED)
 
 
 @dataclass(frozen=True)
@@ -78,10 +82,13 @@ class Keys:
 
     @property
     def tasks_index(self) -> str:
-        """Sorted set of every task id by submission sequence."""
+        """The all-tasks index of earlier versions, no longer written: the per-state indexes
+        (task_state_indexes) together hold every task once. Retention still removes the
+        entries earlier versions wrote."""
         return f"{self.prefix}tasks"
 
     def tasks_by_state(self, state_name: str) -> str:
+        """Sorted set of the ids of the tasks in one state (its number) by submission sequence."""
         return f"{self.prefix}tasks:{state_name}"
 
     @property
@@ -393,6 +400,11 @@ class Keys:
         """Hash task id -> handler executions, written by the chaos harness's agents
         (`make chaos`) so its offline checker can compare work done with results applied."""
         return f"{self.prefix}chaos-executions"
+
+
+def task_state_indexes(keys: Keys) -> list[str]:
+    """Every state's index (Keys.tasks_by_state): together every task, each in one of them."""
+    return [keys.tasks_by_state(str(state)) for state in TASK_STATES]
 
 
 def script_key_names() -> dict[str, str]:

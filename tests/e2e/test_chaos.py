@@ -15,7 +15,7 @@ from bench.chaos.stack import NAMESPACE
 from hivewire.cli.embedded_redis import EmbeddedRedis
 from hivewire.v1 import event_pb2
 from hivewire_services.common.events import decode_entry
-from hivewire_services.common.keys import Keys
+from hivewire_services.common.keys import Keys, task_state_indexes
 from hivewire_services.common.redis import create_redis
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.timeout(400)]
@@ -63,7 +63,8 @@ async def tamper(workdir: Path) -> None:
     client = create_redis(redis.url)
     try:
         await client.delete(keys.task(accepted[0].task_id))
-        await client.zrem(keys.tasks_index, accepted[0].task_id)
+        for index in task_state_indexes(keys):
+            await client.zrem(index, accepted[0].task_id)
         for entry_id, fields in await client.xrange(keys.events):
             event = decode_entry(entry_id, fields)
             if event.task_id == accepted[1].task_id and (

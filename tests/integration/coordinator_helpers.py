@@ -7,9 +7,18 @@ import uuid
 
 from hivewire.core.wire import ENVELOPE_FIELD, INBOX_GROUP, RESULT_FIELD
 from hivewire.v1 import agent_pb2, registry_pb2, stream_pb2
-from hivewire_services.common.keys import Keys
+from hivewire_services.common.keys import Keys, task_state_indexes
 from hivewire_services.common.redis import Redis
 from hivewire_services.coordinator.tasks.agent_cache import AgentCache
+
+
+async def all_task_ids(redis: Redis, keys: Keys) -> list[str]:
+    """Every task id in submission order: the per-state indexes together, read in one MULTI."""
+    async with redis.pipeline(transaction=True) as pipe:
+        for index in task_state_indexes(keys):
+            pipe.zrange(index, 0, -1, withscores=True)
+        found = await pipe.execute()
+    return [m.decode() for m, _ in sorted((r for rows in found for r in rows), key=lambda r: r[1])]
 
 
 async def add_agent(

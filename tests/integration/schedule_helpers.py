@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import itertools
-from typing import cast
 
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
+from tests.integration.coordinator_helpers import all_task_ids
 
 
 async def scheduled_ticks(redis: Redis, keys: Keys, name: str) -> list[int]:
     """The grid ticks (epoch ms) of every task schedule `name` started, in creation order
     (each fire's request_id is `schedule:<name>:<tick>`)."""
-    ids = [i.decode() for i in cast(list[bytes], await redis.zrange(keys.tasks_index, 0, -1))]
+    ids = await all_task_ids(redis, keys)
     prefix = f"schedule:{name}:"
     ticks = []
     for task_id in ids:

@@ -16,6 +16,7 @@ from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.submission import validate_batch, validate_task
 from hivewire_services.coordinator.tasks.store import TaskStore
+from tests.integration.coordinator_helpers import all_task_ids
 from tests.settings import StackSettings
 
 
@@ -83,6 +84,33 @@ async def test_list_pages_newest_first_with_filters(
     assert err.value.violations[0].field == "page_token"
 
 
+async def test_list_without_a_state_pages_through_every_state_in_order(
+    store: TaskStore, settings: StackSettings, redis: Redis, keys: Keys
+) -> None:
+    """No all-tasks index is kept: a listing without a state merges the per-state indexes,
+    newest first, each task once, across pages."""
+    created = await store.submit([spec(settings, capability="echo") for _ in range(8)])  # type: ignore[misc]
+    for task in created[1::3]:
+        await store.cancel(task.task_id)
+    assert await redis.exists(keys.tasks_index) == 0
+    states = {t.task_id: t.state for t in await store.get_many([t.task_id for t in created])}
+    assert set(states.values()) == {task_pb2.TASK_STATE_PENDING, task_pb2.TASK_STATE_CANCELLED}
+    seen: list[str] = []
+    token = ""
+    while True:
+        page = await store.list(page_size=3, page_token=token, state=0, capability="")
+        assert len(page.tasks) <= 3
+        seen += [t.task_id for t in page.tasks]
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == [t.task_id for t in reversed(created)]
+    cancelled = await store.list(
+        page_size=100, page_token="", state=task_pb2.TASK_STATE_CANCELLED, capability=""
+    )
+    assert [t.task_id for t in cancelled.tasks] == [t.task_id for t in reversed(created[1::3])]
+
+
 async def test_cancel_pending_then_finished(
     store: TaskStore, settings: StackSettings, redis: Redis, keys: Keys
 ) -> None:
@@ -109,7 +137,7 @@ async def test_finished_tasks_expire_after_retention(
     with pytest.raises(NotFound):
         await store.get(done.task_id)
     assert await redis.zcard(cancelled_index) == 0
-    assert await redis.zscore(keys.tasks_index, done.task_id) is None
+    assert await all_task_ids(redis, keys) == [live.task_id]
     assert await redis.zcard(keys.finished) == 0
     assert (await store.get(live.task_id)).state == task_pb2.TASK_STATE_PENDING
 

@@ -12,6 +12,7 @@ from hivewire.agent import ChildTaskFailed, NonRetryableError, TaskContext
 from hivewire.v1 import task_pb2, workflow_pb2
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
+from tests.integration.coordinator_helpers import all_task_ids
 from tests.integration.stack import Stack
 from tests.waiting import eventually
 
@@ -101,7 +102,7 @@ async def test_only_the_running_parent_attempt_may_spawn(
         )
         return (await stub.SubmitTask(req, timeout=5)).task
 
-    before = await redis.zcard(keys.tasks_index)
+    before = await all_task_ids(redis, keys)
     for parent, token, code in [
         (task.task_id, "not-the-token", grpc.StatusCode.PERMISSION_DENIED),
         ("f" * 32, "x", grpc.StatusCode.NOT_FOUND),
@@ -110,7 +111,7 @@ async def test_only_the_running_parent_attempt_may_spawn(
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await spawn(parent, token)
         assert err.value.code() == code
-    assert await redis.zcard(keys.tasks_index) == before  # nothing written
+    assert await all_task_ids(redis, keys) == before  # nothing written
     token = (await redis.hget(keys.task(task.task_id), "token")).decode()
     child = await spawn(task.task_id, token)
     assert child.parent_task_id == task.task_id

@@ -11,7 +11,7 @@ from hivewire.v1 import event_pb2, task_pb2
 from hivewire_services.common.errors import InvalidArgument, NotFound
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
-from tests.integration.coordinator_helpers import add_agent
+from tests.integration.coordinator_helpers import add_agent, all_task_ids
 from tests.integration.stack import Stack
 from tests.integration.test_coordinator_flow import Parts
 from tests.settings import StackSettings
@@ -35,7 +35,7 @@ async def test_unknown_limit_or_too_many_units_is_refused_and_nothing_written(
     with pytest.raises(InvalidArgument) as big:
         await parts.submit("echo", rate_limit_units={"openai": 1001})
     assert "more than rate limit 'openai' allows" in big.value.message
-    assert await parts.redis.zcard(parts.keys.tasks_index) == 0
+    assert await all_task_ids(parts.redis, parts.keys) == []
 
 
 async def test_a_task_over_the_window_waits_in_the_due_set_until_it_ends(parts: Parts) -> None:

@@ -20,7 +20,7 @@ from hivewire_services.coordinator.tasks.results import ResultsConsumer
 from hivewire_services.coordinator.tasks.scheduler import Scheduler
 from hivewire_services.coordinator.tasks.store import TaskStore
 from hivewire_services.coordinator.workflows.engine import WORKFLOW_GROUP, WorkflowEngine
-from tests.integration.coordinator_helpers import add_agent, read_inbox, send_result
+from tests.integration.coordinator_helpers import add_agent, all_task_ids, read_inbox, send_result
 from tests.settings import StackSettings
 
 
@@ -34,7 +34,7 @@ class Parts:
         self.engine = WorkflowEngine(redis, keys, settings, self.tasks, "test", lambda: None)
 
     async def task_count(self) -> int:
-        return int(await self.redis.zcard(self.keys.tasks_index))
+        return len(await all_task_ids(self.redis, self.keys))
 
     async def drain_results(self) -> None:
         await self.results.ensure_group()

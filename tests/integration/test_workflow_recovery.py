@@ -26,6 +26,7 @@ from hivewire_services.common.config import env_name
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
 from tests.integration.conftest import MakeStack
+from tests.integration.coordinator_helpers import all_task_ids
 from tests.integration.stack import Stack
 from tests.settings import StackSettings
 from tests.waiting import eventually
@@ -163,7 +164,7 @@ async def test_kill_9_mid_workflow_then_resume_applies_each_step_once(
     assert done.steps[2].output == str(sum(2 * i for i in range(N))).encode()
     assert runs == {"gen": 1, "total": 1, **{f"work:{i}": 1 for i in range(N)}}
     # Exactly one task per step and element was ever created: no launch happened twice.
-    ids = [i.decode() for i in await redis.zrange(keys.tasks_index, 0, -1)]
+    ids = await all_task_ids(redis, keys)
     owners = [await redis.hget(keys.task(t), "workflow_id") for t in ids]
     assert owners.count(wf.workflow_id.encode()) == N + 2
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+import heapq
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -12,7 +14,7 @@ from hivewire.core.clock import now_ms
 from hivewire.v1 import task_pb2
 from hivewire_services.common import lua, principal, tenancy
 from hivewire_services.common.errors import FailedPrecondition, InvalidArgument, NotFound
-from hivewire_services.common.keys import Keys
+from hivewire_services.common.keys import Keys, task_state_indexes
 from hivewire_services.common.rate_limits import RateLimits
 from hivewire_services.common.redis import Redis
 from hivewire_services.common.store import RedisStore
@@ -31,6 +33,9 @@ from hivewire_services.coordinator.tasks.model import (
     task_from_new,
     task_from_values,
 )
+
+_Rows = list[tuple[bytes, float]]
+"""(member, score) pairs of a sorted set."""
 
 
 @dataclass(frozen=True)
@@ -206,23 +211,17 @@ class TaskStore(RedisStore[CoordinatorSettings]):
         tasks carry no tenant and are found in the global indexes."""
         size = check_page_size(page_size)
         before = parse_sequence_token(page_token)
-        index = self.keys.tasks_by_state(str(state)) if state else self.keys.tasks_index
         if state and state not in task_pb2.TaskState.values():
             raise InvalidArgument(f"unknown state {state}", field="state")
+        indexes = [self.keys.tasks_by_state(str(state))] if state else task_state_indexes(self.keys)
         only = tenancy.scope()
         if only is not None and only != principal.DEFAULT_TENANT:
-            index = self.keys.tenant_tasks(only)
+            indexes = [self.keys.tenant_tasks(only)]
         found: list[task_pb2.Task] = []
         cursor = before
         scanned = 0
         while len(found) < size and scanned < size * 20:
-            max_score = f"({cursor}" if cursor is not None else "+inf"
-            rows = cast(
-                list[tuple[bytes, float]],
-                await self.redis.zrevrangebyscore(
-                    index, max_score, "-inf", start=0, num=size, withscores=True
-                ),
-            )
+            rows = await self._newest(indexes, cursor, size)
             if not rows:
                 cursor = None
                 break
@@ -245,6 +244,18 @@ class TaskStore(RedisStore[CoordinatorSettings]):
         # A page cut short by the scan bound (filters matched little) still carries the cursor.
         token = str(cursor) if cursor is not None else ""
         return TaskPage(found, token)
+
+    async def _newest(self, indexes: Sequence[str], before: int | None, size: int) -> _Rows:
+        """The `size` newest entries scored below `before` across `indexes`, newest first; read
+        in one MULTI, so a task moving between state indexes is seen in one of them."""
+        max_score = f"({before}" if before is not None else "+inf"
+        async with self.redis.pipeline(transaction=len(indexes) > 1) as pipe:
+            for index in indexes:
+                pipe.zrevrangebyscore(index, max_score, "-inf", start=0, num=size, withscores=True)
+            found = cast("builtins.list[_Rows]", await pipe.execute())
+        if len(found) == 1:
+            return found[0]
+        return heapq.nlargest(size, (row for rows in found for row in rows), key=lambda r: r[1])
 
     async def expire(self, cutoff_ms: int, limit: int = 1000) -> int:
         """Delete up to `limit` terminal tasks that ended before the cutoff; returns how many."""

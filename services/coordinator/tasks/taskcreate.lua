@@ -175,7 +175,8 @@ local function create_task(row, payload, unqueued)
   if state == TASK_STATE_SCHEDULED then
     redis.call('ZADD', prefix .. K_DUE, due, id)
   end
-  redis.call('ZADD', KEYS[CREATE_INDEX], seq, id)
+  -- No all-tasks index (KEYS[CREATE_INDEX], kept in the layout, is no longer written): the
+  -- per-state indexes together hold every task once (store.py list merges them).
   if not unqueued then
     redis.call('ZADD', prefix .. K_TASKS_BY_STATE .. state, seq, id)
   end
