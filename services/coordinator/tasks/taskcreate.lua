@@ -97,13 +97,6 @@ local function dequeue(prefix, t, served)
   return true
 end
 
--- Create a PENDING task: its hash (the NEW_TASK fields of `row`, an array in NEW_TASK order, read
--- by the NEW_TASK_* indexes; a nil field means its default), pending queue entry, indexes, start
--- deadline, SUBMITTED event. A task with a due time (due_ms) still ahead is created SCHEDULED
--- instead: it waits in the due set (promote.lua queues it then) and emits TASK_SCHEDULED.
--- With `unqueued` a PENDING task is neither queued nor in the by-state index: the caller assigns
--- it at once (submit.lua) or else queues it with queue_created. Returns the task's seq, and for
--- an unqueued task the task as load_task would read it (no read: it was just written).
 -- Sequence numbers reserved by reserve_seqs, handed out by create_task: [seq_next, seq_last].
 local seq_next, seq_last = 1, 0
 
@@ -129,6 +122,13 @@ local function is_default_field(name, value)
   return name == 'labels' and value == '{}'
 end
 
+-- Create a PENDING task: its hash (the NEW_TASK fields of `row`, an array in NEW_TASK order, read
+-- by the NEW_TASK_* indexes; a nil field means its default), pending queue entry, indexes, start
+-- deadline, SUBMITTED event. A task with a due time (due_ms) still ahead is created SCHEDULED
+-- instead: it waits in the due set (promote.lua queues it then) and emits TASK_SCHEDULED.
+-- With `unqueued` a PENDING task is neither queued nor in the by-state index: the caller assigns
+-- it at once (submit.lua) or else queues it with queue_created. Returns the task's seq, and for
+-- an unqueued task the task as load_task would read it (no read: it was just written).
 local function create_task(row, payload, unqueued)
   local prefix, now = ARGV[1], tonumber(ARGV[2])
   local id, capability = row[NEW_TASK_TASK_ID], row[NEW_TASK_CAPABILITY]
