@@ -19,10 +19,11 @@ from tests.settings import StackSettings
 from tests.waiting import eventually
 
 BATCHES, PER_BATCH = 100, 20
-# How far a reader may fall behind before it is cut off: 256 events is 0.6 s of this traffic
-# (64, 0.15 s, cut off a healthy reader once when a loaded 2-core box paused it), while the
-# stalled subscriber still overflows after about a quarter of the 2,000 events.
-QUEUE_SIZE = 256
+# How far a reader may fall behind before it is cut off: 1,024 events is 2.4 s of this traffic
+# (64 and then 256, 0.6 s, each cut off a healthy reader once when a loaded 2-core box paused
+# it: the second time with two whole suites running at once), while the stalled subscriber still
+# overflows (its queue plus the 64 KiB HTTP/2 window hold about 1,300 of the 2,000 events).
+QUEUE_SIZE = 1024
 
 
 async def test_stalled_subscriber_is_cut_off_while_nine_keep_receiving(
