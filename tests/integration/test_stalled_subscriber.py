@@ -64,10 +64,12 @@ async def test_stalled_subscriber_is_cut_off_while_nine_keep_receiving(
         every_id = [i for ids, _ in written for i in ids]
         for got in results:
             assert got == every_id  # all of them, in order, none twice
-        # In time: every batch reached every reader within a few seconds of being written,
-        # though the stalled subscriber held nothing back (a generous bound on a busy box).
+        # In time: every batch reached every reader within seconds of being written, though
+        # the stalled subscriber was never read until now. A bound for a busy box: 5 s was
+        # passed once (5.3 s) with two whole suites running at once on 2 cores; readers held
+        # back by the stalled one would wait for its cut-off and the gather's 60 s.
         lags = [seen[ids[-1]] - at for ids, at in written for seen in arrivals]
-        assert max(lags) < 5.0, max(lags)
+        assert max(lags) < 15.0, max(lags)
         assert gateway.hub is not None
         await eventually(lambda: gateway.hub is not None and gateway.hub.subscriber_count == 9)
 
