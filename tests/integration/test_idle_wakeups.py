@@ -4,7 +4,6 @@ time with safety passes five minutes apart, and an idle stack sends Redis few co
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Coroutine
@@ -13,6 +12,7 @@ from typing import Any
 import grpc
 import pytest
 
+from hivewire.core.background import cancel_and_wait
 from hivewire.v1 import stream_pb2, task_pb2
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.redis import Redis
@@ -39,11 +39,9 @@ def sleepy(settings: StackSettings) -> StackSettings:
 async def loops() -> AsyncIterator[list[asyncio.Task[None]]]:
     running: list[asyncio.Task[None]] = []
     yield running
-    for task in running:
-        task.cancel()
-    for task in running:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    # As the services stop their loops: redis-py can swallow a cancel that lands inside a
+    # command, and a loop that lost it sleeps on to its next due time (a teardown hung 120 s).
+    await cancel_and_wait(running)
 
 
 @pytest.fixture
