@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 
 from bench.measure import percentiles
+from hivewire_services.common.server import run
 
 METHOD = "/bench.Floor/Echo"
 WARMUP = 300
@@ -83,7 +84,7 @@ def main() -> None:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        asyncio.run(_serve())
+        run(_serve)  # on the services' event loop (uvloop), as the gateway and coordinator
         return
     result = asyncio.run(measure(args.n))
     print(
