@@ -35,7 +35,9 @@ async def test_agent_kill9_mid_task_completes_on_another_agent(
 ) -> None:
     procs.start_agent("a")
     a = await driver.agent_id("a")
-    task = await driver.submit("sleep", secs(2))
+    # Long enough that agent a is still running it once b has registered, even on a slow
+    # machine (2 s was not, once, with two suites running at once on 2 cores).
+    task = await driver.submit("sleep", secs(6))
     await driver.wait_for(task.task_id, lambda t: t.state == RUNNING and t.agent_id == a)
     procs.start_agent("b")
     b = await driver.agent_id("b")
