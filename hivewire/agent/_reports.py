@@ -61,15 +61,16 @@ class AttemptReporter:
     def __init__(
         self,
         envelope: stream_pb2.TaskEnvelope,
-        start: stream_pb2.TaskResult,
+        start: Timestamp,
         report: Report,
         *,
         interval: float = FLUSH_INTERVAL,
         max_buffered: int = MAX_BUFFERED_BYTES,
     ) -> None:
-        """`start` is the attempt's STARTED result: each report copies its ids and start time."""
+        """`start` is when the attempt started: each report carries it and the attempt's ids."""
         self._envelope = envelope
-        self.started = start
+        self._start = start
+        self._started: stream_pb2.TaskResult | None = None
         self._report = report
         self._interval = interval
         self._max_buffered = max_buffered
@@ -90,7 +91,22 @@ class AttemptReporter:
     @property
     def start_time(self) -> Timestamp:
         """When the attempt started."""
-        return self.started.start_time
+        return self._start
+
+    @property
+    def started(self) -> stream_pb2.TaskResult:
+        """The attempt's STARTED report (built when first needed: most attempts never send it)."""
+        if self._started is None:
+            e = self._envelope
+            self._started = stream_pb2.TaskResult(
+                task_id=e.task_id,
+                attempt=e.attempt,
+                attempt_token=e.attempt_token,
+                agent_id=e.agent_id,
+                outcome=stream_pb2.TASK_OUTCOME_STARTED,
+                start_time=self._start,
+            )
+        return self._started
 
     # What the handler calls
     async def progress(self, fraction: float | None, message: str | None) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import inspect
 import json
 from dataclasses import replace
@@ -36,9 +38,8 @@ def make_result(
     *,
     result: bytes = b"",
     error: str = "",
-    finished: bool = True,
 ) -> stream_pb2.TaskResult:
-    msg = stream_pb2.TaskResult(
+    return stream_pb2.TaskResult(
         task_id=envelope.task_id,
         attempt=envelope.attempt,
         attempt_token=envelope.attempt_token,
@@ -47,10 +48,8 @@ def make_result(
         result=result,
         error=error,
         start_time=start,
+        end_time=timestamp_now(),
     )
-    if finished:
-        msg.end_time.CopyFrom(timestamp_now())
-    return msg
 
 
 async def _call(handler: Handler, ctx: TaskContext) -> object:
@@ -63,8 +62,14 @@ async def _call(handler: Handler, ctx: TaskContext) -> object:
         return await _invoke(handler, replace(ctx, span=span))
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_async(handler: Handler) -> bool:
+    """Whether `handler` is a coroutine function (asked once per handler, not per attempt)."""
+    return inspect.iscoroutinefunction(handler)
+
+
 async def _invoke(handler: Handler, ctx: TaskContext) -> object:
-    if inspect.iscoroutinefunction(handler):
+    if _is_async(handler):
         return await handler(ctx)
     value = await asyncio.to_thread(handler, ctx)
     if inspect.isawaitable(value):
@@ -111,8 +116,7 @@ async def run_attempt(
             start,
             error=f"UnknownCapability: no handler for {envelope.capability!r}",
         )
-    started = make_result(envelope, stream_pb2.TASK_OUTCOME_STARTED, start, finished=False)
-    reporter = AttemptReporter(envelope, started, report)
+    reporter = AttemptReporter(envelope, start, report)
     children = Children(spawner, envelope.task_id, envelope.attempt_token) if spawner else None
     try:
         result = await _attempt(envelope, handler, reporter, report, report_after, hooks, children)
@@ -164,7 +168,8 @@ async def _attempt(
     timer = asyncio.get_running_loop().call_later(report_after, report_started)
     returned = False
     try:
-        async with asyncio.timeout(timeout or None):
+        # No deadline, no Timeout object: most attempts have none.
+        async with asyncio.timeout(timeout) if timeout else contextlib.nullcontext():
             try:
                 value = await _run_handler(handler, ctx, hooks)
                 returned = True

@@ -8,9 +8,11 @@ growing span tree.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -20,6 +22,19 @@ from hivewire.agent._metrics import AGENT_TASK_DURATION, AGENT_TASKS
 from hivewire.core import tracing
 from hivewire.core.convert import enum_name
 from hivewire.v1 import stream_pb2
+
+
+# The labelled series, looked up once per capability (and outcome), not once per attempt.
+@functools.lru_cache(maxsize=1024)
+def _duration(capability: str) -> Any:
+    return AGENT_TASK_DURATION.labels(capability)
+
+
+@functools.lru_cache(maxsize=1024)
+def _outcomes(capability: str, outcome: stream_pb2.TaskOutcome.ValueType) -> Any:
+    return AGENT_TASKS.labels(
+        capability, enum_name(stream_pb2.TaskOutcome, outcome, "TASK_OUTCOME_")
+    )
 
 
 def _attributes(envelope: stream_pb2.TaskEnvelope, inbox: str) -> dict[str, str | int]:
@@ -65,7 +80,7 @@ def processing_span(envelope: stream_pb2.TaskEnvelope, inbox: str) -> Iterator[S
             yield span
     finally:
         tracing.current_task_id.reset(token)
-        AGENT_TASK_DURATION.labels(envelope.capability).observe(time.perf_counter() - start)
+        _duration(envelope.capability).observe(time.perf_counter() - start)
 
 
 def record_outcome(result: stream_pb2.TaskResult, envelope: stream_pb2.TaskEnvelope) -> None:
@@ -73,11 +88,11 @@ def record_outcome(result: stream_pb2.TaskResult, envelope: stream_pb2.TaskEnvel
     result (untraced, the envelope's traceparent passes through so the coordinator can still
     parent its span)."""
     span = trace.get_current_span()
-    name = enum_name(stream_pb2.TaskOutcome, result.outcome, "TASK_OUTCOME_")
-    AGENT_TASKS.labels(envelope.capability, name).inc()
+    _outcomes(envelope.capability, result.outcome).inc()
     if not span.is_recording():
         result.traceparent = envelope.traceparent
         return
+    name = enum_name(stream_pb2.TaskOutcome, result.outcome, "TASK_OUTCOME_")
     result.traceparent = tracing.traceparent_of(trace.set_span_in_context(span))
     span.set_attribute(tracing.OUTCOME, name)
     if result.outcome not in (stream_pb2.TASK_OUTCOME_SUCCEEDED, stream_pb2.TASK_OUTCOME_CANCELLED):

@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from hivewire.agent import TaskContext
 from hivewire.agent._reports import MAX_CHUNK_CHARS, AttemptReporter, split_lines
@@ -91,7 +92,7 @@ async def test_a_short_quiet_handler_sends_nothing() -> None:
 async def test_a_slow_transport_holds_the_handler_back() -> None:
     sent = Sent()
     sent.open.clear()  # the first report never completes until opened
-    reporter = AttemptReporter(envelope(), stream_pb2.TaskResult(), sent, max_buffered=1000)
+    reporter = AttemptReporter(envelope(), Timestamp(), sent, max_buffered=1000)
     written = 0
 
     async def write() -> None:
@@ -145,7 +146,7 @@ async def test_a_progress_report_stands_for_started() -> None:
 
 
 async def test_bad_arguments_are_refused() -> None:
-    reporter = AttemptReporter(envelope(), stream_pb2.TaskResult(), Sent())
+    reporter = AttemptReporter(envelope(), Timestamp(), Sent())
     with pytest.raises(ValueError, match="fraction"):
         await reporter.progress(1.5, None)
     with pytest.raises(ValueError, match="stream"):
