@@ -71,8 +71,9 @@ class ResultWriter:
     async def write(
         self, results_stream: str, result: stream_pb2.TaskResult, receipt: Receipt | None = None
     ) -> bool:
-        """`submit` and wait for the write (a cancelled caller does not cancel the write)."""
-        return await asyncio.shield(self.submit(results_stream, result, receipt))
+        """`submit` and wait for the write. A cancelled caller does not cancel the write: the
+        flusher task writes it, and only this caller's future is cancelled."""
+        return await self.submit(results_stream, result, receipt)
 
     async def close(self) -> None:
         """Wait for what was handed in to be written (or given up)."""

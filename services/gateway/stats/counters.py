@@ -75,36 +75,57 @@ class EventCounters:
         self._assignment: deque[tuple[float, float]] = deque(maxlen=MAX_SAMPLES)
         self._end_to_end: deque[tuple[float, float]] = deque(maxlen=MAX_SAMPLES)
 
-    def observe(self, event: event_pb2.Event) -> None:
-        now = self._clock()
+    def observe(self, event: event_pb2.Event, now: float | None = None) -> None:
+        t = event.time
+        self.count(
+            self._clock() if now is None else now,
+            event.type,
+            event.task_id,
+            event.capability,
+            t.seconds * 1000 + t.nanos // 1_000_000,
+            event.attempt,
+        )
+
+    def count(
+        self,
+        now: float,
+        kind: int,
+        task_id: str,
+        capability: str,
+        ms: int,
+        attempt: int,
+    ) -> None:
+        """`observe` with the event's fields read already (the collector reads them once for
+        every counter it feeds)."""
         slot = self._slot(now)
         slot.events += 1
         self.events += 1
-        kind = event.type
         if kind == event_pb2.EVENT_TYPE_TASK_RETRYING:
             self.retries += 1
         elif kind == event_pb2.EVENT_TYPE_TASK_RECLAIMED:
             self.reclaims += 1
         elif kind == event_pb2.EVENT_TYPE_TASK_DEAD_LETTERED:
             self.dead_letters += 1
-        if not event.task_id:
+        if not task_id:
             return
-        if event.capability and len(self.capabilities) < MAX_CAPABILITIES:
-            self.capabilities.add(event.capability)
-        ms = event.time.seconds * 1000 + event.time.nanos // 1_000_000
+        if capability and len(self.capabilities) < MAX_CAPABILITIES:
+            self.capabilities.add(capability)
         if kind == event_pb2.EVENT_TYPE_TASK_SUBMITTED:
-            self._submitted[event.task_id] = ms
+            self._submitted[task_id] = ms
             while len(self._submitted) > self._max_tracked:
                 self._submitted.popitem(last=False)
-        elif kind == event_pb2.EVENT_TYPE_TASK_ASSIGNED and event.attempt == 1:
-            submitted = self._submitted.get(event.task_id)
+        elif kind == event_pb2.EVENT_TYPE_TASK_ASSIGNED and attempt == 1:
+            submitted = self._submitted.get(task_id)
             if submitted is not None:
                 self._assignment.append((now, max(0, ms - submitted) / 1000))
         elif kind in _FINISHED:
-            slot.finished[event.capability] += 1
-            submitted = self._submitted.pop(event.task_id, None)
+            slot.finished[capability] += 1
+            submitted = self._submitted.pop(task_id, None)
             if submitted is not None:
                 self._end_to_end.append((now, max(0, ms - submitted) / 1000))
+
+    def clock(self) -> float:
+        return self._clock()
 
     def current_slot(self) -> int:
         """Index of the slot filling now; slots before it are complete."""

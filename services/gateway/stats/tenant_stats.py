@@ -31,9 +31,12 @@ class TenantCounters:
         self._by_tenant: OrderedDict[str, EventCounters] = OrderedDict()
 
     def observe(self, event: event_pb2.Event) -> None:
-        if not (event.task_id or event.workflow_id):
-            return  # about no tenant's work (an agent's)
-        tenant = tenant_of(event.tenant)
+        if event.task_id or event.workflow_id:  # else about no tenant's work (an agent's)
+            self.of(event.tenant).observe(event)
+
+    def of(self, raw_tenant: str) -> EventCounters:
+        """The counters of the tenant an event names, made (and the oldest dropped) if new."""
+        tenant = tenant_of(raw_tenant)
         counters = self._by_tenant.get(tenant)
         if counters is None:
             counters = self._by_tenant[tenant] = EventCounters(max_tracked=MAX_TENANT_TRACKED)
@@ -41,7 +44,7 @@ class TenantCounters:
                 self._by_tenant.popitem(last=False)
         else:
             self._by_tenant.move_to_end(tenant)
-        counters.observe(event)
+        return counters
 
     def get(self, tenant: str) -> EventCounters:
         """The tenant's counters (empty ones, not kept, when it had no event lately)."""
