@@ -32,3 +32,31 @@ async def test_lua_event_round_trips(redis: Redis, keys: Keys, tmp_path: Path) -
     assert event.agent_id == ""
     assert event.message == "héllo \x00 bytes"
     assert event.cursor == entry_id.decode()
+
+
+async def test_lua_varints_at_every_length_round_trip(
+    redis: Redis, keys: Keys, tmp_path: Path
+) -> None:
+    """Times, counts and lengths of 1 to 6 varint bytes (the encoder unrolls them)."""
+    body = tmp_path / "emit.lua"
+    body.write_text(
+        "emit_event(KEYS[1], 100, {type=EVENT_TYPE_TASK_STARTED, ms=tonumber(ARGV[1]),"
+        " task_id='t', attempt=tonumber(ARGV[2]), message=ARGV[3]})"
+    )
+    script = lua.register(redis, body)
+    seconds = [1, 127, 128, 16_383, 16_384, 2**21, 2**28 - 1, 2**28, 2**35 - 1, 2**35, 253_402_300_799]
+    cases = [
+        (s * 1000 + ms, attempt, "m" * length)
+        for s, ms, attempt, length in zip(
+            seconds,
+            [0, 1, 999, 128, 500, 16, 999, 0, 7, 999, 3],
+            [1, 127, 128, 16_383, 16_384, 2**21 - 1, 2**21, 2**28, 2**31 - 1, 2, 3],
+            [0, 1, 127, 128, 200, 16_383, 16_384, 20_000, 5, 6, 7],
+            strict=True,
+        )
+    ]
+    for ms, attempt, message in cases:
+        await script(keys=[keys.events], args=[ms, attempt, message])
+    entries = await redis.xrange(keys.events)
+    got = [decode_entry(entry_id, fields) for entry_id, fields in entries]
+    assert [(e.time.ToMilliseconds(), e.attempt, e.message) for e in got] == cases

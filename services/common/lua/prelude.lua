@@ -9,16 +9,27 @@
 -- table cost about 36 us of Redis CPU per call, more than most scripts' own work).
 local char = string.char
 
+-- Unrolled for up to 6 bytes (every id, time and count an event carries; seconds since 1970
+-- take 5): about 5x cheaper than a loop filling a table, and each event encodes two or more.
 local function pb_varint(n)
-  if n >= 0 and n < 128 then return char(n) end
-  local out = {}
-  repeat
-    local b = n % 128
-    n = math.floor(n / 128)
-    if n > 0 then b = b + 128 end
-    out[#out + 1] = char(b)
-  until n == 0
-  return table.concat(out)
+  if n < 128 then return char(n) end
+  local floor = math.floor
+  local a = n % 128 + 128
+  n = floor(n / 128)
+  if n < 128 then return char(a, n) end
+  local b = n % 128 + 128
+  n = floor(n / 128)
+  if n < 128 then return char(a, b, n) end
+  local c = n % 128 + 128
+  n = floor(n / 128)
+  if n < 128 then return char(a, b, c, n) end
+  local d = n % 128 + 128
+  n = floor(n / 128)
+  if n < 128 then return char(a, b, c, d, n) end
+  local e = n % 128 + 128
+  n = floor(n / 128)
+  if n < 128 then return char(a, b, c, d, e, n) end
+  return char(a, b, c, d, e) .. pb_varint(n)
 end
 
 local function pb_uint(field, n)
