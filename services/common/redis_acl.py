@@ -76,16 +76,19 @@ SERVICE_GRANTS: dict[str, Grant] = {
             "sadd", "srem", "smembers", "scard", "srandmember", "xadd", "xtrim", *STREAM_READ,
             *GROUP,
         ),
+        # Redis tries a key against the patterns in this order, on every command a script
+        # runs: the keys every task's life writes come first (about 0.5 µs of Redis CPU
+        # per command when they came 20th).
         write=(
-            "task", "pending", "fair", "pending_capabilities", "tasks_index", "tasks_by_state",
-            "task_seq", "request", "due", "task_leases", "start_deadlines", "attempt_deadlines",
-            "progress_deadlines", "output", "reclaim_agents", "finished", "agent_load", "inbox",
-            "results", "events", "dead_letters", "workflow_updates", "ended_parents", "workflow",
+            "task", "tasks_by_state", "events", "task_leases", "agent_load", "inbox",
+            "finished", "pending", "fair", "results", "task_seq", "due", "paused_queues",
+            "pending_capabilities", "tasks_index", "request", "start_deadlines",
+            "attempt_deadlines", "progress_deadlines", "output", "reclaim_agents",
+            "dead_letters", "workflow_updates", "ended_parents", "workflow",
             "workflows_index", "workflows_by_state", "workflows_finished", "workflow_seq",
             "workflow_request", "task_counters", "workflow_timers", "task_children",
             "tenant_tasks", "tenant_workflows",
             "schedule", "schedules_index", "schedules_due",
-            "paused_queues",
             "conc_holders", "conc_wait", "rate_limits", "rate_usage", "rate_waiting",
         ),
         read=("agent", "live_agents", "offline_agents", "leases", "hook_events_lost"),
