@@ -73,6 +73,20 @@ async def test_an_idle_call_goes_at_once_and_alone() -> None:
     assert [b for _, b in store.batches] == [[b"x"]]
 
 
+async def test_calls_made_in_one_turn_of_the_loop_go_together() -> None:
+    """Callers woken together (as a batch's callers are when it returns) make one batch, not
+    one call alone and then the rest."""
+    store = Store()
+    store.gate.set()
+    coalescer = SubmitCoalescer(store.submit_each, max_batch=10)
+    tasks = await asyncio.gather(*(coalescer.submit(spec(p)) for p in "abcd"))
+    assert [t.payload for t in tasks] == [b"a", b"b", b"c", b"d"]
+    assert [b for _, b in store.batches] == [[b"a", b"b", b"c", b"d"]]
+    again = await asyncio.gather(*(coalescer.submit(spec(p)) for p in "ef"))
+    assert [t.payload for t in again] == [b"e", b"f"]
+    assert [b for _, b in store.batches][1:] == [[b"e", b"f"]]
+
+
 async def test_calls_arriving_while_one_is_in_flight_share_one_batch() -> None:
     store = Store()
     coalescer = SubmitCoalescer(store.submit_each, max_batch=3)

@@ -1,7 +1,8 @@
 """Unary submissions coalesced: concurrent SubmitTask calls share one submit script call.
 
 hivewire/core/coalesce.py does the waiting: a call that finds no submission in flight is sent
-at once, alone (an idle system adds no latency); calls that arrive while one is in flight wait
+after one turn of the event loop, with any made in that turn (an idle system adds
+microseconds); calls that arrive while one is in flight wait
 for it, then go together as one batch (at most `max_batch` rows, all of one principal: the store
 creates a batch as its caller's tenant). The waiting list holds only RPCs in flight, so the
 server's bound on concurrent unary calls bounds it too.
