@@ -44,7 +44,19 @@ async def test_lua_varints_at_every_length_round_trip(
         " task_id='t', attempt=tonumber(ARGV[2]), message=ARGV[3]})"
     )
     script = lua.register(redis, body)
-    seconds = [1, 127, 128, 16_383, 16_384, 2**21, 2**28 - 1, 2**28, 2**35 - 1, 2**35, 253_402_300_799]
+    seconds = [
+        1,
+        127,
+        128,
+        16_383,
+        16_384,
+        2**21,
+        2**28 - 1,
+        2**28,
+        2**35 - 1,
+        2**35,
+        253_402_300_799,
+    ]
     cases = [
         (s * 1000 + ms, attempt, "m" * length)
         for s, ms, attempt, length in zip(
