@@ -47,11 +47,12 @@ proto: setup
 	$(PY) scripts/gen_proto.py
 
 # The pipeline benches, the peer table (Celery, Dramatiq, taskiq, installed by the bench into
-# bench/.peers-venv on first use) and the memory after 100,000 tasks; bench-quick is the peer
-# table alone, in a few minutes.
+# bench/.peers-venv on first use), where a unary submit's enqueue -> start goes, and the memory
+# after 100,000 tasks; bench-quick is the peer table alone, in a few minutes.
 bench: setup
 	$(PY) -m bench
 	$(PY) -m bench.peers
+	$(PY) -m bench.latency_path
 	$(PY) -m bench.soak --tasks 100000
 
 # Ten minutes at a steady 200 tasks/s, the stack's memory sampled every 30 s (bench/soak.py).

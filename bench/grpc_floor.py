@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -22,6 +24,7 @@ from bench.measure import percentiles
 from hivewire_services.common.server import run
 
 METHOD = "/bench.Floor/Echo"
+NOW = b"now"
 WARMUP = 300
 STARTUP_TIMEOUT = 30.0
 
@@ -35,7 +38,8 @@ async def _serve() -> None:
     server = grpc.aio.server()
 
     async def echo(request: bytes, _context: Any) -> bytes:
-        return request
+        # b"now": when the call reached the handler (bench/latency_path.py's one-way floor).
+        return repr(time.time()).encode() if request == NOW else request
 
     handler = grpc.unary_unary_rpc_method_handler(
         echo, request_deserializer=_same, response_serializer=_same
@@ -49,8 +53,9 @@ async def _serve() -> None:
     await server.wait_for_termination()
 
 
-async def measure(n: int = 3000) -> dict[str, float]:
-    """Calls per second and latency percentiles (ms) of `n` sequential no-op calls."""
+@contextlib.asynccontextmanager
+async def echo_server() -> AsyncIterator[Any]:
+    """The echo server in a process of its own, and a unary call to it (bytes -> bytes)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.grpc_floor", "--serve", stdout=asyncio.subprocess.PIPE
     )
@@ -58,22 +63,39 @@ async def measure(n: int = 3000) -> dict[str, float]:
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), STARTUP_TIMEOUT)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{int(line)}") as channel:
-            call = channel.unary_unary(
-                METHOD, request_serializer=_same, response_deserializer=_same
-            )
-            body = b"x" * 64  # about a no-op SubmitTaskRequest
-            for _ in range(WARMUP):
-                await call(body, timeout=5.0)
-            took = []
-            began = time.perf_counter()
-            for _ in range(n):
-                t0 = time.perf_counter()
-                await call(body, timeout=5.0)
-                took.append(time.perf_counter() - t0)
-            elapsed = time.perf_counter() - began
+            yield channel.unary_unary(METHOD, request_serializer=_same, response_deserializer=_same)
     finally:
         proc.kill()
         await proc.wait()
+
+
+async def one_way(n: int = 300, every: float = 0.01) -> list[float]:
+    """Seconds from sending a call to its handler starting, `n` calls `every` seconds apart
+    (both processes idle in between, as in the latency phase of the peer table)."""
+    async with echo_server() as call:
+        for _ in range(WARMUP // 10):
+            await call(NOW, timeout=5.0)
+        out = []
+        for _ in range(n):
+            sent = time.time()
+            out.append(float(await call(NOW, timeout=5.0)) - sent)
+            await asyncio.sleep(every)
+    return out
+
+
+async def measure(n: int = 3000) -> dict[str, float]:
+    """Calls per second and latency percentiles (ms) of `n` sequential no-op calls."""
+    async with echo_server() as call:
+        body = b"x" * 64  # about a no-op SubmitTaskRequest
+        for _ in range(WARMUP):
+            await call(body, timeout=5.0)
+        took = []
+        began = time.perf_counter()
+        for _ in range(n):
+            t0 = time.perf_counter()
+            await call(body, timeout=5.0)
+            took.append(time.perf_counter() - t0)
+        elapsed = time.perf_counter() - began
     p = percentiles([t * 1000 for t in took])
     return {"calls_per_s": n / elapsed, "p50_ms": p.p50_ms, "p99_ms": p.p99_ms}
 
