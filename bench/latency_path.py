@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
+import os
 import re
 import sys
 import time
+from pathlib import Path
 
 import redis.asyncio as aioredis
 
@@ -36,6 +39,7 @@ from bench.peers.run import wait_done
 from bench.stack import bench_stack
 from hivewire.client import Client
 
+RESULTS = Path(__file__).parent / "results"
 TARGET = "bench.peers.hw_agent:agent"
 EVERY_S = 0.01
 WARMUP = 50
@@ -111,14 +115,27 @@ async def main(argv: list[str]) -> None:
     to_script, to_handler = split(lines)
     hop = await grpc_floor.one_way()
 
-    def show(name: str, seconds: list[float]) -> None:
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    lines_out = [
+        f"# Where a unary submit's enqueue -> start goes ({when}, {os.cpu_count()} CPUs)",
+        "",
+        f"{len(to_script)} no-op submits one at a time, {EVERY_S * 1000:.0f} ms apart, one agent"
+        " (`python -m bench.latency_path`; MONITOR on, which slows Redis a little).",
+        "",
+        "| segment | p50 ms | p99 ms |",
+        "| --- | ---: | ---: |",
+    ]
+    for name, seconds in (
+        ("enqueue -> submit script at Redis (2 gRPC hops + services)", to_script),
+        ("submit script -> handler's first command at Redis", to_handler),
+        ("one grpc.aio hop, client send -> server handler (floor)", hop),
+    ):
         p = percentiles([s * 1000 for s in seconds])
-        print(f"  {name:<58} p50 {p.p50_ms:5.2f}  p99 {p.p99_ms:5.2f} ms")
-
-    print(f"enqueue -> start of {len(to_script)} unary submits, {EVERY_S * 1000:.0f} ms apart:")
-    show("enqueue -> submit script at Redis (2 gRPC hops + services)", to_script)
-    show("submit script -> handler's first command at Redis", to_handler)
-    show("one grpc.aio hop, client send -> server handler (floor)", hop)
+        lines_out.append(f"| {name} | {p.p50_ms:.2f} | {p.p99_ms:.2f} |")
+    text = "\n".join(lines_out) + "\n"
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latency_path.md").write_text(text)
 
 
 if __name__ == "__main__":
