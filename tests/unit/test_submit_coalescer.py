@@ -149,6 +149,24 @@ async def test_a_caller_that_left_is_not_sent() -> None:
     assert [b for _, b in store.batches] == [[b"a"], [b"stays"]]
 
 
+async def test_a_caller_that_leaves_during_its_turn_frees_the_coalescer() -> None:
+    """Cancelled in the loop turn it yields before sending: nothing is sent for it, and the
+    calls made in that turn still go, together."""
+    store = Store()
+    store.gate.set()
+    coalescer = SubmitCoalescer(store.submit_each, max_batch=10)
+    left = asyncio.create_task(coalescer.submit(spec("left")))
+    others = [asyncio.create_task(coalescer.submit(spec(p))) for p in "ab"]
+    await asyncio.sleep(0)  # every call has started; the first yields its turn
+    left.cancel()
+    done = await asyncio.wait_for(asyncio.gather(*others), 5)
+    assert [t.payload for t in done] == [b"a", b"b"]
+    assert left.cancelled()
+    assert [b for _, b in store.batches] == [[b"a", b"b"]]
+    later = await asyncio.wait_for(coalescer.submit(spec("later")), 5)  # not stuck busy
+    assert later.payload == b"later"
+
+
 async def test_each_task_keeps_its_callers_trace_id() -> None:
     store = Store()
     coalescer = SubmitCoalescer(store.submit_each, max_batch=10)
