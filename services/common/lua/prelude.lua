@@ -55,11 +55,25 @@ end
 -- task_state=8 attempt=9 message=10 snapshot=11 step_id=12 progress=13 (TaskProgress bytes)
 -- output_chunks=14 output_cursor=15 schedule=16 schedule_tick_time=17 (tick_ms)
 -- concurrency_key=18 rate_limit=19 tenant=22 (cursor=1 is the stream id).
+-- Every task emits about three events, so the common fields are written with their keys as
+-- string literals ('\34' is field 4, length-delimited: 4 * 8 + 2) in one concatenation: about
+-- a third cheaper than building each piece with pb_bytes and pb_uint.
 local function encode_event(ev)
-  local out = pb_uint(2, ev.type) .. pb_timestamp(3, ev.ms) .. pb_bytes(4, ev.task_id)
-    .. pb_bytes(5, ev.workflow_id) .. pb_bytes(6, ev.agent_id) .. pb_bytes(7, ev.capability)
-    .. pb_uint(8, ev.state) .. pb_uint(9, ev.attempt) .. pb_bytes(10, ev.message)
-    .. pb_bytes(12, ev.step_id) .. pb_bytes(22, ev.tenant)
+  local ms = tonumber(ev.ms)
+  local nanos = (ms % 1000) * 1000000
+  local ts = '\8' .. pb_varint(math.floor(ms / 1000))
+  if nanos > 0 then ts = ts .. '\16' .. pb_varint(nanos) end
+  local kind, state, attempt = tonumber(ev.type) or 0, tonumber(ev.state) or 0,
+    tonumber(ev.attempt) or 0
+  local task_id, agent_id, capability = ev.task_id or '', ev.agent_id or '', ev.capability or ''
+  local out = (kind ~= 0 and '\16' .. pb_varint(kind) or '') .. '\26' .. char(#ts) .. ts
+    .. (task_id ~= '' and '\34' .. pb_varint(#task_id) .. task_id or '')
+    .. pb_bytes(5, ev.workflow_id)
+    .. (agent_id ~= '' and '\50' .. pb_varint(#agent_id) .. agent_id or '')
+    .. (capability ~= '' and '\58' .. pb_varint(#capability) .. capability or '')
+    .. (state ~= 0 and '\64' .. pb_varint(state) or '')
+    .. (attempt ~= 0 and '\72' .. pb_varint(attempt) or '')
+    .. pb_bytes(10, ev.message) .. pb_bytes(12, ev.step_id) .. pb_bytes(22, ev.tenant)
   if ev.progress or ev.output_chunks then
     out = out .. pb_bytes(13, ev.progress) .. pb_uint(14, ev.output_chunks)
       .. pb_bytes(15, ev.output_cursor)
