@@ -17,13 +17,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from hivewire.core.clock import timestamp_now
 from hivewire.v1 import stream_pb2
 
-__all__ = ["AttemptReporter", "Report"]
+__all__ = ["AttemptReporter", "Report", "attempt_result"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,24 @@ STREAMS = {
     "stderr": stream_pb2.OUTPUT_STREAM_STDERR,
     "log": stream_pb2.OUTPUT_STREAM_LOG,
 }
+
+
+def attempt_result(
+    envelope: stream_pb2.TaskEnvelope,
+    outcome: stream_pb2.TaskOutcome.ValueType,
+    start: Timestamp,
+    **fields: Any,
+) -> stream_pb2.TaskResult:
+    """A report on the envelope's attempt (its ids): `outcome`, `start` and any other `fields`."""
+    return stream_pb2.TaskResult(
+        task_id=envelope.task_id,
+        attempt=envelope.attempt,
+        attempt_token=envelope.attempt_token,
+        agent_id=envelope.agent_id,
+        outcome=outcome,
+        start_time=start,
+        **fields,
+    )
 
 
 def split_lines(text: str) -> list[str]:
@@ -97,14 +116,8 @@ class AttemptReporter:
     def started(self) -> stream_pb2.TaskResult:
         """The attempt's STARTED report (built when first needed: most attempts never send it)."""
         if self._started is None:
-            e = self._envelope
-            self._started = stream_pb2.TaskResult(
-                task_id=e.task_id,
-                attempt=e.attempt,
-                attempt_token=e.attempt_token,
-                agent_id=e.agent_id,
-                outcome=stream_pb2.TASK_OUTCOME_STARTED,
-                start_time=self._start,
+            self._started = attempt_result(
+                self._envelope, stream_pb2.TASK_OUTCOME_STARTED, self._start
             )
         return self._started
 

@@ -13,7 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from hivewire.agent._context import Handler, NonRetryableError, TaskContext
 from hivewire.agent._hooks import TaskHooks
-from hivewire.agent._reports import AttemptReporter, Report
+from hivewire.agent._reports import AttemptReporter, Report, attempt_result
 from hivewire.agent._spawn import Children, Spawner
 from hivewire.core import tracing
 from hivewire.core.clock import timestamp_now
@@ -39,16 +39,9 @@ def make_result(
     result: bytes = b"",
     error: str = "",
 ) -> stream_pb2.TaskResult:
-    return stream_pb2.TaskResult(
-        task_id=envelope.task_id,
-        attempt=envelope.attempt,
-        attempt_token=envelope.attempt_token,
-        agent_id=envelope.agent_id,
-        outcome=outcome,
-        result=result,
-        error=error,
-        start_time=start,
-        end_time=timestamp_now(),
+    """The attempt's final result, ended now."""
+    return attempt_result(
+        envelope, outcome, start, result=result, error=error, end_time=timestamp_now()
     )
 
 
