@@ -56,9 +56,18 @@ async def _call(handler: Handler, ctx: TaskContext) -> object:
 
 
 @functools.lru_cache(maxsize=1024)
-def _is_async(handler: Handler) -> bool:
-    """Whether `handler` is a coroutine function (asked once per handler, not per attempt)."""
+def _is_async_cached(handler: Handler) -> bool:
     return inspect.iscoroutinefunction(handler)
+
+
+def _is_async(handler: Handler) -> bool:
+    """Whether `handler` is a coroutine function (asked once per handler, not per attempt;
+    a handler that cannot be a cache key, a callable object without a hash, is asked each
+    time)."""
+    try:
+        return _is_async_cached(handler)
+    except TypeError:
+        return inspect.iscoroutinefunction(handler)
 
 
 async def _invoke(handler: Handler, ctx: TaskContext) -> object:

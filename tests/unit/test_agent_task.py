@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from typing import Any
 
@@ -58,6 +59,19 @@ async def test_sync_handler_runs_in_a_thread() -> None:
 
     result, _ = await run(handler)
     assert result.result == b"sync"
+
+
+async def test_a_callable_object_without_a_hash_is_a_handler_too() -> None:
+    @dataclasses.dataclass  # eq=True: instances have no hash
+    class Handler:
+        reply: str
+
+        def __call__(self, ctx: TaskContext) -> str:
+            return self.reply
+
+    result, _ = await run(Handler("object"))
+    assert result.outcome == stream_pb2.TASK_OUTCOME_SUCCEEDED
+    assert result.result == b"object"
 
 
 @pytest.mark.parametrize(
