@@ -21,7 +21,7 @@ from hivewire.v1 import agent_pb2, event_pb2, stats_pb2, task_pb2
 from hivewire_services.common.keys import Keys
 from hivewire_services.common.rate_limits import RateLimits, usage_message
 from hivewire_services.common.redis import Redis
-from hivewire_services.gateway.stats.counters import EventCounters, Percentiles
+from hivewire_services.gateway.stats.counters import EventCounters, Percentiles, counted_fields
 from hivewire_services.gateway.stats.state_reader import StateReader
 from hivewire_services.gateway.stats.tenant_stats import TenantCounters, tenant_base
 
@@ -71,19 +71,11 @@ class StatsCollector:
 
     def observe(self, event: event_pb2.Event) -> None:
         """Count an event (for everyone, and for its tenant), its fields read once for both."""
-        t = event.time
-        task_id = event.task_id
-        seen = (
-            self.counters.clock(),
-            event.type,
-            task_id,
-            event.capability,
-            t.seconds * 1000 + t.nanos // 1_000_000,
-            event.attempt,
-        )
-        self.counters.count(*seen)
-        if task_id or event.workflow_id:  # else about no tenant's work (an agent's)
-            self.tenants.of(event.tenant).count(*seen)
+        fields = counted_fields(event)
+        now = self.counters.clock()
+        self.counters.count(now, *fields)
+        if fields[1] or event.workflow_id:  # a task id, or else about no tenant's work
+            self.tenants.of(event.tenant).count(now, *fields)
 
     async def snapshot(
         self, window: float, end: int | None = None, tenant: str | None = None

@@ -57,6 +57,21 @@ def percentiles(samples: list[float]) -> Percentiles:
     return Percentiles(len(ordered), rank(0.50), rank(0.90), rank(0.99))
 
 
+CountedFields = tuple[int, str, str, int, int]
+"""What EventCounters.count reads of an event: type, task id, capability, time (ms), attempt."""
+
+
+def counted_fields(event: event_pb2.Event) -> CountedFields:
+    t = event.time
+    return (
+        event.type,
+        event.task_id,
+        event.capability,
+        t.seconds * 1000 + t.nanos // 1_000_000,
+        event.attempt,
+    )
+
+
 class EventCounters:
     """Fed every event by the events hub (synchronously, so it never awaits)."""
 
@@ -75,16 +90,8 @@ class EventCounters:
         self._assignment: deque[tuple[float, float]] = deque(maxlen=MAX_SAMPLES)
         self._end_to_end: deque[tuple[float, float]] = deque(maxlen=MAX_SAMPLES)
 
-    def observe(self, event: event_pb2.Event, now: float | None = None) -> None:
-        t = event.time
-        self.count(
-            self._clock() if now is None else now,
-            event.type,
-            event.task_id,
-            event.capability,
-            t.seconds * 1000 + t.nanos // 1_000_000,
-            event.attempt,
-        )
+    def observe(self, event: event_pb2.Event) -> None:
+        self.count(self._clock(), *counted_fields(event))
 
     def count(
         self,
