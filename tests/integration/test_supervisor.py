@@ -13,7 +13,7 @@ from hivewire.cli.readiness import running_addrs, up_command
 from hivewire.client import Client, task_to_dict
 from hivewire.core.addr_file import METRICS
 from hivewire.core.metrics_server import ANY_PORT
-from tests.up import addr_open, stop_up
+from tests.up import still_running, stop_up, up_pids
 
 READY = b"hivewire is ready"
 
@@ -52,6 +52,8 @@ async def test_up_demo_runs_a_task_and_stops_cleanly(tmp_path: Path) -> None:
         await asyncio.wait_for(read_until(proc.stdout, READY, seen), 60)
         addrs = running_addrs(tmp_path / "data")
         assert set(addrs) == {"redis", "gateway", "registry", "coordinator"}
+        pids = up_pids(tmp_path / "data")
+        assert {"redis", "gateway", "registry", "coordinator", "demo-1", "demo-2"} <= set(pids)
         metrics = running_addrs(tmp_path / "data", METRICS)
         assert set(metrics) == {"gateway", "registry"}
         assert "hivewire_agents" in await asyncio.to_thread(scrape, metrics["registry"])
@@ -72,5 +74,5 @@ async def test_up_demo_runs_a_task_and_stops_cleanly(tmp_path: Path) -> None:
     output = b"".join(seen).decode(errors="replace")
     for prefix in ("[registry] ", "[coordinator] ", "[gateway] ", "[demo-1] ", "[demo-2] "):
         assert prefix in output
-    assert not any(addr_open(a) for a in [*addrs.values(), *metrics.values()])
+    assert not still_running(pids)
     assert (tmp_path / "data").is_dir()

@@ -18,7 +18,7 @@ from hivewire_services.common.keys import HOOKS_GROUP, Keys
 from hivewire_services.common.redis import Redis, create_redis
 from tests.integration.hooks_helpers import HOOK_TYPES
 from tests.integration.test_supervisor import READY, read_until
-from tests.up import addr_open, stop_up
+from tests.up import addr_open, still_running, stop_up, up_pids
 from tests.waiting import eventually
 
 
@@ -55,6 +55,7 @@ async def test_up_with_a_hooks_file_runs_the_hooks_runner(tmp_path: Path) -> Non
         await asyncio.wait_for(read_until(proc.stdout, READY, seen), 90)
         addrs = running_addrs(tmp_path / "data")
         assert addr_open(addrs["hooks"])
+        pids = up_pids(tmp_path / "data")
         async with Client(addrs["gateway"]) as client:
             # echo first: the runner reads events in order, so once the wordcount hook has
             # settled and nothing is pending, an echo hook (if the filter let one through) ran.
@@ -76,7 +77,7 @@ async def test_up_with_a_hooks_file_runs_the_hooks_runner(tmp_path: Path) -> Non
         await stop_up(proc)
     output = b"".join(seen).decode(errors="replace")
     assert "[hooks] " in output and "hooks runner stopped" in output
-    assert not any(addr_open(a) for a in addrs.values())
+    assert not still_running(pids)
 
 
 def test_up_refuses_an_invalid_hooks_file(tmp_path: Path) -> None:

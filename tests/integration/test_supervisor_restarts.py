@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2
 from hivewire.cli.readiness import running_addrs, up_command
 from hivewire.client import Client, task_to_dict
 from tests.integration.test_supervisor import READY
-from tests.up import addr_open, stop_up
+from tests.up import still_running, stop_up, up_pids
 from tests.waiting import eventually, health_reaches
 
 STOP_LIMIT = 60.0
@@ -86,6 +86,7 @@ async def test_a_crash_looping_child_is_given_up_on_and_the_rest_keeps_serving(
     limits = ["--max-restarts", "2", "--restart-window", "60", "--restart-delay", "0.1"]
     async with hivewire_up(tmp_path / "data", "--demo", "--hooks-file", str(hooks), *limits) as up:
         services = {k: v for k, v in running_addrs(up.data_dir).items() if k != "redis"}
+        pids = up_pids(up.data_dir)
         # A real failure mode: the hooks file gets broken, then the runner dies; every restart
         # reads the broken file and exits 2.
         hooks.write_text("hooks:\n  - name: note\n    on: task.nope\n    command: ['true']\n")
@@ -99,7 +100,7 @@ async def test_a_crash_looping_child_is_given_up_on_and_the_rest_keeps_serving(
         assert "(restart 1 of 2 in 60s)" in out and "(restart 2 of 2 in 60s)" in out
         assert "restart 3 of" not in out and "hooks is back" not in out
         assert not (up.data_dir / "run" / "hooks.pid").exists()
-        assert not addr_open(services.pop("hooks"))
+        del services["hooks"]
         assert up.proc.returncode is None
         await health_reaches(services, health_pb2.HealthCheckResponse.SERVING)
         async with Client(services["gateway"]) as client:
@@ -107,7 +108,7 @@ async def test_a_crash_looping_child_is_given_up_on_and_the_rest_keeps_serving(
         assert task_to_dict(task)["state"] == "SUCCEEDED"
         assert task_to_dict(task)["result"] == {"still": "serving"}
         assert await up.interrupt() == 0, up.output
-    assert not any(addr_open(a) for a in services.values())
+    assert not still_running(pids)
 
 
 async def test_ctrl_c_while_a_child_waits_to_restart_stops_everything_without_restarting(
@@ -115,7 +116,7 @@ async def test_ctrl_c_while_a_child_waits_to_restart_stops_everything_without_re
 ) -> None:
     # The first restart waits 30-60 s (backoff with jitter), far longer than a stop takes.
     async with hivewire_up(tmp_path / "data", "--restart-delay", "60") as up:
-        addrs = running_addrs(up.data_dir)
+        pids = up_pids(up.data_dir)
         os.kill(up.pid("gateway"), signal.SIGKILL)
         waiting = "[hivewire] gateway exited with -9 (signal SIGKILL); restarting in"
         await up.printed(waiting)
@@ -123,13 +124,13 @@ async def test_ctrl_c_while_a_child_waits_to_restart_stops_everything_without_re
     after = up.output.split(waiting, 1)[1]
     assert_stopped_in_order(after.split("[hivewire] stopping", 1)[1], "coordinator", "registry")
     assert "gateway is back" not in after and "[gateway]" not in after, after
-    assert not any(addr_open(a) for a in addrs.values())
+    assert not still_running(pids)
     assert sorted(p.name for p in (up.data_dir / "run").iterdir()) == []
 
 
 async def test_giving_up_on_redis_stops_everything_with_exit_1(tmp_path: Path) -> None:
     async with hivewire_up(tmp_path / "data", "--max-restarts", "0") as up:
-        addrs = running_addrs(up.data_dir)
+        pids = up_pids(up.data_dir)
         os.kill(up.pid("redis"), signal.SIGKILL)
         status = await asyncio.wait_for(up.proc.wait(), STOP_LIMIT)
     assert status == 1, up.output
@@ -139,4 +140,4 @@ async def test_giving_up_on_redis_stops_everything_with_exit_1(tmp_path: Path) -
     ) in up.output
     stopping = up.output.split("[hivewire] stopping", 1)[1]
     assert_stopped_in_order(stopping, "gateway", "coordinator", "registry")
-    assert not any(addr_open(a) for a in addrs.values())
+    assert not still_running(pids)
